@@ -10,7 +10,7 @@ function testFiles(dir) {
 }
 
 const only = process.argv.slice(2);
-const files = testFiles('dist/test').filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+const files = testFiles(join(process.env.SUPRA_DIST ?? 'dist', 'test')).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
 let failed = false;
 for (const backend of (process.env.SUPRA_TEST_BACKENDS ?? 'wasm,native').split(',')) {
   console.log(`\n# supra tests on backend: ${backend}`);
