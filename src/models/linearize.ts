@@ -1,0 +1,69 @@
+// Linearize: turn a softmax teacher into a SUPRA model. Every teacher weight is kept; each attention layer
+// gains the kernel feature map (kernel_q, plus kernel_k under GQA) and, optionally, qk-norm gains.
+import { Mt19937 } from '../core/random.js';
+import type { Decay, ModelConfig, QkNorm, SupraSettings } from '../io/config.js';
+import { SUPRA_ARCHITECTURE } from '../io/config.js';
+
+export interface LinearizeOptions {
+  qk_norm?: QkNorm;
+  qk_norm_eps?: number;
+  decay?: Decay;
+  group_norm_eps?: number;
+  /** Seed of the kernel initialisation (torch.Generator().manual_seed(seed) in the reference). */
+  seed?: number;
+}
+
+export interface NewSupraTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export function supraSettings(options: LinearizeOptions = {}): SupraSettings {
+  return {
+    qk_norm: options.qk_norm ?? 'none',
+    qk_norm_eps: options.qk_norm_eps ?? 1e-5,
+    decay: options.decay ?? 'lightning',
+    group_norm_eps: options.group_norm_eps ?? 1e-5,
+  };
+}
+
+/** The SUPRA config for a teacher config: the teacher's fields plus the "supra" object. */
+export function supraConfig(teacher: ModelConfig, options: LinearizeOptions = {}): ModelConfig {
+  if (teacher.supra) throw new Error('supra: this model is already a SUPRA model');
+  const supra = supraSettings(options);
+  const raw = { ...teacher.raw, architectures: [SUPRA_ARCHITECTURE], model_type: 'supra', supra };
+  return { ...teacher, architecture: SUPRA_ARCHITECTURE, model_type: 'supra', supra, raw };
+}
+
+/**
+ * The new SUPRA parameters for a teacher config, initialised as the reference does: PyTorch's nn.Linear
+ * default U(±1/√fan_in) for weight and bias, drawn from one seeded generator in the order
+ * kernel_q.weight, kernel_q.bias, kernel_k.weight, kernel_k.bias, layer by layer. qk-norm gains start at 1.
+ * Under GQA keys get their own kernel (applied before the kv heads are repeated); otherwise q and k share one.
+ */
+export function initSupraParams(config: ModelConfig, options: LinearizeOptions = {}): NewSupraTensor[] {
+  const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: D } = config;
+  const qkNorm = options.qk_norm ?? config.supra?.qk_norm ?? 'none';
+  const rng = new Mt19937(options.seed ?? 0);
+  const out: NewSupraTensor[] = [];
+  const linearInit = (prefix: string, width: number) => {
+    const bound = 1 / Math.sqrt(width);
+    const weight = new Float32Array(width * width);
+    const bias = new Float32Array(width);
+    rng.fillUniform(weight, -bound, bound);
+    rng.fillUniform(bias, -bound, bound);
+    out.push({ name: `${prefix}.weight`, shape: [width, width], data: weight });
+    out.push({ name: `${prefix}.bias`, shape: [width], data: bias });
+  };
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const p = `model.layers.${l}.self_attn`;
+    linearInit(`${p}.kernel_q`, H * D);
+    if (Hkv !== H) linearInit(`${p}.kernel_k`, Hkv * D);
+    if (qkNorm !== 'none') {
+      out.push({ name: `${p}.q_norm.weight`, shape: [H * D], data: new Float32Array(H * D).fill(1) });
+      out.push({ name: `${p}.k_norm.weight`, shape: [H * D], data: new Float32Array(H * D).fill(1) });
+    }
+  }
+  return out;
+}
