@@ -16,7 +16,8 @@ for (const backend of (process.env.SUPRA_TEST_BACKENDS ?? 'wasm,native').split('
   console.log(`\n# supra tests on backend: ${backend}`);
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
     stdio: 'inherit',
-    env: { ...process.env, SUPRA_BACKEND: backend },
+    // In CI (CI=true, where .ci/run installs OpenBLAS) a native backend that failed to build is a failure.
+    env: { ...process.env, SUPRA_BACKEND: backend, SUPRA_REQUIRE_NATIVE: process.env.SUPRA_REQUIRE_NATIVE ?? (process.env.CI ? '1' : '') },
   });
   if (r.status !== 0) failed = true;
 }

@@ -4,9 +4,19 @@
 //
 // Matrix products go to the selected backend (wasm SIMD or OpenBLAS); the other kernels run in the
 // shared wasm module.
-// NOTE: the bodies below are the plain-JS reference; the wasm module replaces them, keeping signatures.
+//
+// Each kernel checks its array lengths, then runs in kernels.wasm (assembly/ops.ts) on the calling
+// thread or, when large, split across the worker pool (src/core/wasm/runtime.ts). Arena arrays are
+// used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
+// live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
 import type { GemmArgs } from './backend.js';
+import { allocF32 } from './memory.js';
+import { beginCall, endCall, parallelFor, ptr } from './wasm/runtime.js';
+
+function checkCount(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: ${name} must be a non-negative integer, got ${v}`);
+}
 
 // ---------------------------------------------------------------- matmul
 
@@ -41,56 +51,83 @@ export function linearBackward(
 
 /** out = a + b */
 export function add(a: Float32Array, b: Float32Array, out: Float32Array, n = out.length): void {
-  for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+  checkCount('add: n', n);
+  beginCall();
+  const args = [ptr(a, n, 'add: a', 'in'), ptr(b, n, 'add: b', 'in'), ptr(out, n, 'add: out', 'out')];
+  parallelFor('add', args, n, 1);
+  endCall();
 }
 
 /** y += alpha·x */
 export function axpy(alpha: number, x: Float32Array, y: Float32Array, n = y.length): void {
-  for (let i = 0; i < n; i++) y[i]! += alpha * x[i]!;
+  checkCount('axpy: n', n);
+  beginCall();
+  parallelFor('axpy', [alpha, ptr(x, n, 'axpy: x', 'in'), ptr(y, n, 'axpy: y', 'inout')], n, 1);
+  endCall();
 }
 
 /** x *= s, in place */
 export function scale(x: Float32Array, s: number, n = x.length): void {
-  for (let i = 0; i < n; i++) x[i]! *= s;
+  checkCount('scale: n', n);
+  beginCall();
+  parallelFor('scale', [ptr(x, n, 'scale: x', 'inout'), s], n, 1);
+  endCall();
 }
 
 /** out = a ⊙ b */
 export function mul(a: Float32Array, b: Float32Array, out: Float32Array, n = out.length): void {
-  for (let i = 0; i < n; i++) out[i] = a[i]! * b[i]!;
+  checkCount('mul: n', n);
+  beginCall();
+  const args = [ptr(a, n, 'mul: a', 'in'), ptr(b, n, 'mul: b', 'in'), ptr(out, n, 'mul: out', 'out')];
+  parallelFor('mul', args, n, 1);
+  endCall();
 }
 
 /** y[r, :] += bias */
 export function addBias(y: Float32Array, bias: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) y[o + c]! += bias[c]!;
-  }
+  checkCount('addBias: rows', rows);
+  checkCount('addBias: cols', cols);
+  beginCall();
+  const args = [ptr(y, rows * cols, 'addBias: y', 'inout'), ptr(bias, cols, 'addBias: bias', 'in'), cols];
+  parallelFor('addBias', args, rows, cols);
+  endCall();
 }
 
 /** db += Σ_r dy[r, :] */
 export function sumRowsInto(db: Float32Array, dy: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) db[c]! += dy[o + c]!;
-  }
+  checkCount('sumRowsInto: rows', rows);
+  checkCount('sumRowsInto: cols', cols);
+  beginCall();
+  // split by columns: each thread sums whole columns, so no two threads add into the same db entry
+  const args = [ptr(db, cols, 'sumRowsInto: db', 'inout'), ptr(dy, rows * cols, 'sumRowsInto: dy', 'in'), rows, cols];
+  parallelFor('sumRows', args, cols, rows);
+  endCall();
 }
 
 /** y = max(x, 0) (y may be x) */
 export function relu(x: Float32Array, y: Float32Array, n = y.length): void {
-  for (let i = 0; i < n; i++) y[i] = x[i]! > 0 ? x[i]! : 0;
+  checkCount('relu: n', n);
+  beginCall();
+  parallelFor('relu', [ptr(x, n, 'relu: x', 'in'), ptr(y, n, 'relu: y', 'out')], n, 1);
+  endCall();
 }
 
 /** dx = dy ⊙ [y > 0] (dx may be dy) */
 export function reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, n = dx.length): void {
-  for (let i = 0; i < n; i++) dx[i] = y[i]! > 0 ? dy[i]! : 0;
+  checkCount('reluBackward: n', n);
+  beginCall();
+  const args = [ptr(dy, n, 'reluBackward: dy', 'in'), ptr(y, n, 'reluBackward: y', 'in'), ptr(dx, n, 'reluBackward: dx', 'out')];
+  parallelFor('reluBackward', args, n, 1);
+  endCall();
 }
 
 /** out = silu(gate) ⊙ up, silu(g) = g·σ(g) */
 export function swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n = out.length): void {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i]!;
-    out[i] = (g / (1 + Math.exp(-g))) * up[i]!;
-  }
+  checkCount('swiglu: n', n);
+  beginCall();
+  const args = [ptr(gate, n, 'swiglu: gate', 'in'), ptr(up, n, 'swiglu: up', 'in'), ptr(out, n, 'swiglu: out', 'out')];
+  parallelFor('swiglu', args, n, 4); // exp and a division per element
+  endCall();
 }
 
 /** dgate, dup (overwritten) from dout */
@@ -98,13 +135,15 @@ export function swigluBackward(
   dout: Float32Array, gate: Float32Array, up: Float32Array,
   dgate: Float32Array, dup: Float32Array, n = dout.length,
 ): void {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i]!;
-    const s = 1 / (1 + Math.exp(-g));
-    const d = dout[i]!;
-    dup[i] = d * g * s;
-    dgate[i] = d * up[i]! * s * (1 + g * (1 - s));
-  }
+  checkCount('swigluBackward: n', n);
+  beginCall();
+  const args = [
+    ptr(dout, n, 'swigluBackward: dout', 'in'), ptr(gate, n, 'swigluBackward: gate', 'in'),
+    ptr(up, n, 'swigluBackward: up', 'in'), ptr(dgate, n, 'swigluBackward: dgate', 'out'),
+    ptr(dup, n, 'swigluBackward: dup', 'out'),
+  ];
+  parallelFor('swigluBackward', args, n, 4);
+  endCall();
 }
 
 // ---------------------------------------------------------------- norms
@@ -114,15 +153,15 @@ export function rmsnorm(
   x: Float32Array, w: Float32Array | null, out: Float32Array, rstd: Float32Array,
   rows: number, dim: number, eps: number,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * dim;
-    let ss = 0;
-    for (let i = 0; i < dim; i++) ss += x[o + i]! * x[o + i]!;
-    const s = 1 / Math.sqrt(ss / dim + eps);
-    rstd[r] = s;
-    if (w) for (let i = 0; i < dim; i++) out[o + i] = x[o + i]! * s * w[i]!;
-    else for (let i = 0; i < dim; i++) out[o + i] = x[o + i]! * s;
-  }
+  checkCount('rmsnorm: rows', rows);
+  checkCount('rmsnorm: dim', dim);
+  beginCall();
+  const args = [
+    ptr(x, rows * dim, 'rmsnorm: x', 'in'), w ? ptr(w, dim, 'rmsnorm: w', 'in') : 0,
+    ptr(out, rows * dim, 'rmsnorm: out', 'out'), ptr(rstd, rows, 'rmsnorm: rstd', 'out'), dim, eps,
+  ];
+  parallelFor('rmsnorm', args, rows, dim);
+  endCall();
 }
 
 /** dx (overwritten, or accumulated with accumulateDx) and dw (accumulated) of rmsnorm. */
@@ -130,22 +169,18 @@ export function rmsnormBackward(
   dout: Float32Array, x: Float32Array, w: Float32Array | null, rstd: Float32Array,
   dx: Float32Array, dw: Float32Array | null, rows: number, dim: number, accumulateDx = false,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * dim;
-    const s = rstd[r]!;
-    let dot = 0; // Σ dout·w·x
-    for (let i = 0; i < dim; i++) {
-      const gw = w ? dout[o + i]! * w[i]! : dout[o + i]!;
-      dot += gw * x[o + i]!;
-      if (dw) dw[i]! += dout[o + i]! * x[o + i]! * s;
-    }
-    const c = (dot * s * s * s) / dim;
-    for (let i = 0; i < dim; i++) {
-      const gw = w ? dout[o + i]! * w[i]! : dout[o + i]!;
-      const v = gw * s - c * x[o + i]!;
-      dx[o + i] = accumulateDx ? dx[o + i]! + v : v;
-    }
-  }
+  checkCount('rmsnormBackward: rows', rows);
+  checkCount('rmsnormBackward: dim', dim);
+  beginCall();
+  const pd = ptr(dout, rows * dim, 'rmsnormBackward: dout', 'in');
+  const px = ptr(x, rows * dim, 'rmsnormBackward: x', 'in');
+  const pw = w ? ptr(w, dim, 'rmsnormBackward: w', 'in') : 0;
+  const pr = ptr(rstd, rows, 'rmsnormBackward: rstd', 'in');
+  const pdx = ptr(dx, rows * dim, 'rmsnormBackward: dx', accumulateDx ? 'inout' : 'out');
+  // dx by rows; dw (a sum over rows) by columns, so threads never add into the same entry
+  parallelFor('rmsnormBackwardDx', [pd, px, pw, pr, pdx, dim, accumulateDx ? 1 : 0], rows, 2 * dim);
+  if (dw) parallelFor('rmsnormBackwardDw', [pd, px, pr, ptr(dw, dim, 'rmsnormBackward: dw', 'inout'), rows, dim], dim, 2 * rows);
+  endCall();
 }
 
 /**
@@ -156,17 +191,17 @@ export function groupnorm(
   x: Float32Array, out: Float32Array, rstd: Float32Array,
   rows: number, groups: number, size: number, eps: number,
 ): void {
-  for (let r = 0; r < rows * groups; r++) {
-    const o = r * size;
-    let mean = 0;
-    for (let i = 0; i < size; i++) mean += x[o + i]!;
-    mean /= size;
-    let v = 0;
-    for (let i = 0; i < size; i++) v += (x[o + i]! - mean) ** 2;
-    const s = 1 / Math.sqrt(v / size + eps);
-    rstd[r] = s;
-    for (let i = 0; i < size; i++) out[o + i] = (x[o + i]! - mean) * s;
-  }
+  checkCount('groupnorm: rows', rows);
+  checkCount('groupnorm: groups', groups);
+  checkCount('groupnorm: size', size);
+  const count = rows * groups;
+  beginCall();
+  const args = [
+    ptr(x, count * size, 'groupnorm: x', 'in'), ptr(out, count * size, 'groupnorm: out', 'out'),
+    ptr(rstd, count, 'groupnorm: rstd', 'out'), size, eps,
+  ];
+  parallelFor('groupnorm', args, count, 2 * size);
+  endCall();
 }
 
 /** dx (overwritten) of groupnorm, from its output y and rstd. */
@@ -174,19 +209,17 @@ export function groupnormBackward(
   dout: Float32Array, y: Float32Array, rstd: Float32Array, dx: Float32Array,
   rows: number, groups: number, size: number,
 ): void {
-  for (let r = 0; r < rows * groups; r++) {
-    const o = r * size;
-    let sd = 0;
-    let sdy = 0;
-    for (let i = 0; i < size; i++) {
-      sd += dout[o + i]!;
-      sdy += dout[o + i]! * y[o + i]!;
-    }
-    sd /= size;
-    sdy /= size;
-    const s = rstd[r]!;
-    for (let i = 0; i < size; i++) dx[o + i] = s * (dout[o + i]! - sd - y[o + i]! * sdy);
-  }
+  checkCount('groupnormBackward: rows', rows);
+  checkCount('groupnormBackward: groups', groups);
+  checkCount('groupnormBackward: size', size);
+  const count = rows * groups;
+  beginCall();
+  const args = [
+    ptr(dout, count * size, 'groupnormBackward: dout', 'in'), ptr(y, count * size, 'groupnormBackward: y', 'in'),
+    ptr(rstd, count, 'groupnormBackward: rstd', 'in'), ptr(dx, count * size, 'groupnormBackward: dx', 'out'), size,
+  ];
+  parallelFor('groupnormBackward', args, count, 2 * size);
+  endCall();
 }
 
 // ---------------------------------------------------------------- rotary embeddings
@@ -197,8 +230,9 @@ export function groupnormBackward(
  */
 export function ropeTables(positions: number, dim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
   const half = dim / 2;
-  const cos = new Float32Array(positions * half);
-  const sin = new Float32Array(positions * half);
+  // in the arena, so rope() reads them in place
+  const cos = allocF32(positions * half);
+  const sin = allocF32(positions * half);
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / dim);
   for (let p = 0; p < positions; p++) {
@@ -220,24 +254,20 @@ export function rope(
   x: Float32Array, cos: Float32Array, sin: Float32Array,
   batch: number, tokens: number, heads: number, dim: number, start: number, inverse = false,
 ): void {
-  const half = dim / 2;
-  const sgn = inverse ? -1 : 1;
-  for (let b = 0; b < batch; b++) {
-    for (let t = 0; t < tokens; t++) {
-      const tab = (start + t) * half;
-      for (let h = 0; h < heads; h++) {
-        const o = ((b * tokens + t) * heads + h) * dim;
-        for (let i = 0; i < half; i++) {
-          const c = cos[tab + i]!;
-          const s = sgn * sin[tab + i]!;
-          const x1 = x[o + i]!;
-          const x2 = x[o + i + half]!;
-          x[o + i] = x1 * c - x2 * s;
-          x[o + i + half] = x2 * c + x1 * s;
-        }
-      }
-    }
+  for (const [name, v] of [['batch', batch], ['tokens', tokens], ['heads', heads], ['dim', dim], ['start', start]] as const) {
+    checkCount(`rope: ${name}`, v);
   }
+  if (dim % 2 !== 0) throw new RangeError(`supra: rope: dim must be even, got ${dim}`);
+  const half = dim / 2;
+  const rows = batch * tokens;
+  beginCall();
+  const tableLen = (start + tokens) * half;
+  const args = [
+    ptr(x, rows * heads * dim, 'rope: x', 'inout'), ptr(cos, tableLen, 'rope: cos table', 'in'),
+    ptr(sin, tableLen, 'rope: sin table', 'in'), tokens, heads, dim, start, inverse ? -1 : 1,
+  ];
+  if (rows > 0) parallelFor('rope', args, rows, heads * dim);
+  endCall();
 }
 
 // ---------------------------------------------------------------- softmax and losses
@@ -250,44 +280,36 @@ export function rope(
 export function softmax(
   x: Float32Array, rows: number, cols: number, causal = false, tq = rows, offset = 0,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    const valid = causal ? Math.min(cols, (r % tq) + 1 + offset) : cols;
-    let mx = -Infinity;
-    for (let i = 0; i < valid; i++) if (x[o + i]! > mx) mx = x[o + i]!;
-    let sum = 0;
-    for (let i = 0; i < valid; i++) {
-      const e = Math.exp(x[o + i]! - mx);
-      x[o + i] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let i = 0; i < valid; i++) x[o + i]! *= inv;
-    for (let i = valid; i < cols; i++) x[o + i] = 0;
-  }
+  checkCount('softmax: rows', rows);
+  checkCount('softmax: cols', cols);
+  if (causal && !(Number.isInteger(tq) && tq >= 1)) throw new RangeError(`supra: softmax: tq must be a positive integer, got ${tq}`);
+  beginCall();
+  const args = [ptr(x, rows * cols, 'softmax: x', 'inout'), cols, causal ? 1 : 0, causal ? tq : 1, offset];
+  parallelFor('softmax', args, rows, 4 * cols);
+  endCall();
 }
 
 /** dx = y ⊙ (dy − Σ dy·y) per row (dx may be dy). */
 export function softmaxBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let dot = 0;
-    for (let i = 0; i < cols; i++) dot += dy[o + i]! * y[o + i]!;
-    for (let i = 0; i < cols; i++) dx[o + i] = y[o + i]! * (dy[o + i]! - dot);
-  }
+  checkCount('softmaxBackward: rows', rows);
+  checkCount('softmaxBackward: cols', cols);
+  beginCall();
+  const args = [
+    ptr(dy, rows * cols, 'softmaxBackward: dy', 'in'), ptr(y, rows * cols, 'softmaxBackward: y', 'in'),
+    ptr(dx, rows * cols, 'softmaxBackward: dx', 'out'), cols,
+  ];
+  parallelFor('softmaxBackward', args, rows, 2 * cols);
+  endCall();
 }
 
 /** out = log_softmax(x) per row. */
 export function logSoftmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let mx = -Infinity;
-    for (let i = 0; i < cols; i++) if (x[o + i]! > mx) mx = x[o + i]!;
-    let sum = 0;
-    for (let i = 0; i < cols; i++) sum += Math.exp(x[o + i]! - mx);
-    const lse = mx + Math.log(sum);
-    for (let i = 0; i < cols; i++) out[o + i] = x[o + i]! - lse;
-  }
+  checkCount('logSoftmax: rows', rows);
+  checkCount('logSoftmax: cols', cols);
+  beginCall();
+  const args = [ptr(x, rows * cols, 'logSoftmax: x', 'in'), ptr(out, rows * cols, 'logSoftmax: out', 'out'), cols];
+  parallelFor('logSoftmax', args, rows, 4 * cols);
+  endCall();
 }
 
 /**
@@ -299,30 +321,24 @@ export function crossEntropy(
   logits: Float32Array, targets: Int32Array, rows: number, vocab: number,
   dlogits: Float32Array | null = null, zLoss = 0,
 ): { loss: number; count: number } {
+  checkCount('crossEntropy: rows', rows);
+  checkCount('crossEntropy: vocab', vocab);
+  if (targets.length < rows) throw new RangeError(`supra: crossEntropy: targets has ${targets.length} entries, need ${rows}`);
   let count = 0;
-  for (let r = 0; r < rows; r++) if (targets[r] !== -100) count++;
-  let total = 0;
-  const inv = count > 0 ? 1 / count : 0;
   for (let r = 0; r < rows; r++) {
-    const o = r * vocab;
     const t = targets[r]!;
-    if (t === -100) {
-      if (dlogits) dlogits.fill(0, o, o + vocab);
-      continue;
-    }
-    if (t < 0 || t >= vocab) throw new RangeError(`supra: target ${t} outside vocab ${vocab}`);
-    let mx = -Infinity;
-    for (let i = 0; i < vocab; i++) if (logits[o + i]! > mx) mx = logits[o + i]!;
-    let sum = 0;
-    for (let i = 0; i < vocab; i++) sum += Math.exp(logits[o + i]! - mx);
-    const lse = mx + Math.log(sum);
-    total += lse - logits[o + t]! + zLoss * lse * lse;
-    if (dlogits) {
-      const zg = 1 + 2 * zLoss * lse;
-      for (let i = 0; i < vocab; i++) dlogits[o + i] = Math.exp(logits[o + i]! - lse) * zg * inv;
-      dlogits[o + t]! -= inv;
-    }
+    if (t === -100) continue;
+    if (!(t >= 0 && t < vocab)) throw new RangeError(`supra: target ${t} outside vocab ${vocab}`);
+    count++;
   }
+  const inv = count > 0 ? 1 / count : 0;
+  beginCall();
+  const args = [
+    ptr(logits, rows * vocab, 'crossEntropy: logits', 'in'), ptr(targets, rows, 'crossEntropy: targets', 'in'), vocab,
+    dlogits ? ptr(dlogits, rows * vocab, 'crossEntropy: dlogits', 'out') : 0, zLoss, inv,
+  ];
+  const total = parallelFor('crossEntropy', args, rows, 4 * vocab, true);
+  endCall();
   return { loss: total * inv, count };
 }
 
@@ -330,33 +346,58 @@ export function crossEntropy(
 
 /** out[i, :] = table[ids[i], :] */
 export function embedding(ids: Int32Array, table: Float32Array, out: Float32Array, n: number, dim: number): void {
+  checkCount('embedding: n', n);
+  checkCount('embedding: dim', dim);
+  if (ids.length < n) throw new RangeError(`supra: embedding: ids has ${ids.length} entries, need ${n}`);
+  const vocab = dim > 0 ? Math.floor(table.length / dim) : 0;
   for (let i = 0; i < n; i++) {
     const id = ids[i]!;
-    out.set(table.subarray(id * dim, id * dim + dim), i * dim);
+    if (!(id >= 0 && id < vocab)) throw new RangeError(`supra: embedding: token id ${id} outside the table's ${vocab} rows`);
   }
+  beginCall();
+  const args = [ptr(ids, n, 'embedding: ids', 'in'), ptr(table, vocab * dim, 'embedding: table', 'in'), ptr(out, n * dim, 'embedding: out', 'out'), dim];
+  parallelFor('embedding', args, n, dim);
+  endCall();
 }
 
 /** dtable[ids[i], :] += dout[i, :] (scatter-add, accumulates). */
 export function embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: Float32Array, n: number, dim: number): void {
+  checkCount('embeddingBackward: n', n);
+  checkCount('embeddingBackward: dim', dim);
+  if (ids.length < n) throw new RangeError(`supra: embeddingBackward: ids has ${ids.length} entries, need ${n}`);
+  const vocab = dim > 0 ? Math.floor(dtable.length / dim) : 0;
   for (let i = 0; i < n; i++) {
-    const o = ids[i]! * dim;
-    for (let j = 0; j < dim; j++) dtable[o + j]! += dout[i * dim + j]!;
+    const id = ids[i]!;
+    if (!(id >= 0 && id < vocab)) throw new RangeError(`supra: embeddingBackward: token id ${id} outside the table's ${vocab} rows`);
   }
+  beginCall();
+  // split by columns: repeated ids then never race
+  const args = [
+    ptr(ids, n, 'embeddingBackward: ids', 'in'), ptr(dout, n * dim, 'embeddingBackward: dout', 'in'),
+    ptr(dtable, vocab * dim, 'embeddingBackward: dtable', 'inout'), n, dim,
+  ];
+  parallelFor('embeddingBackward', args, dim, n);
+  endCall();
 }
 
 // ---------------------------------------------------------------- reductions and optimizer
 
 /** Σ x² */
 export function sumSquares(x: Float32Array, n = x.length): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
+  checkCount('sumSquares: n', n);
+  beginCall();
+  const s = parallelFor('sumSquares', [ptr(x, n, 'sumSquares: x', 'in')], n, 1, true);
+  endCall();
   return s;
 }
 
 /** True when every value is finite. */
 export function allFinite(x: Float32Array, n = x.length): boolean {
-  for (let i = 0; i < n; i++) if (!Number.isFinite(x[i]!)) return false;
-  return true;
+  checkCount('allFinite: n', n);
+  beginCall();
+  const bad = parallelFor('anyNonFinite', [ptr(x, n, 'allFinite: x', 'in')], n, 1, true); // chunks with a NaN/inf
+  endCall();
+  return bad === 0;
 }
 
 /**
@@ -367,16 +408,14 @@ export function adamw(
   p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
   lr: number, b1: number, b2: number, eps: number, wd: number, step: number, n = p.length,
 ): void {
+  checkCount('adamw: n', n);
   const bc1 = 1 - Math.pow(b1, step);
   const bc2 = 1 - Math.pow(b2, step);
-  for (let i = 0; i < n; i++) {
-    let pi = p[i]! * (1 - lr * wd);
-    const gi = g[i]!;
-    const mi = b1 * m[i]! + (1 - b1) * gi;
-    const vi = b2 * v[i]! + (1 - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    pi -= (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
-    p[i] = pi;
-  }
+  beginCall();
+  const args = [
+    ptr(p, n, 'adamw: p', 'inout'), ptr(g, n, 'adamw: g', 'in'), ptr(m, n, 'adamw: m', 'inout'),
+    ptr(v, n, 'adamw: v', 'inout'), lr, b1, b2, eps, wd, bc1, bc2,
+  ];
+  parallelFor('adamw', args, n, 4);
+  endCall();
 }

@@ -1,5 +1,5 @@
 // Hugging Face config.json for the Llama family (Llama, Mistral, Qwen2) and supra's own SUPRA folders.
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const TEACHER_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
@@ -32,14 +32,31 @@ export interface ModelConfig {
   tie_word_embeddings: boolean;
   /** q/k/v projections carry biases (Qwen2, or Llama's attention_bias). */
   attention_bias: boolean;
+  /** o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Optional so literals stay valid. */
+  o_proj_bias?: boolean;
   max_position_embeddings: number;
   bos_token_id: number | null;
   eos_token_id: number | number[] | null;
   /** Present for SUPRA models. */
   supra: SupraSettings | null;
+  /** Mistral/Qwen2 sliding-window attention span (null: full attention). Optional so literals stay valid. */
+  sliding_window?: number | null;
   /** The parsed file as read, so saving keeps fields supra does not use. */
   raw: Record<string, unknown>;
 }
+
+const DEFAULT_MODEL_TYPE: Record<string, string> = {
+  LlamaForCausalLM: 'llama',
+  MistralForCausalLM: 'mistral',
+  Qwen2ForCausalLM: 'qwen2',
+};
+
+// transformers' config defaults where a field is absent
+const DEFAULT_MAX_POSITIONS: Record<string, number> = {
+  LlamaForCausalLM: 2048,
+  MistralForCausalLM: 4096 * 32,
+  Qwen2ForCausalLM: 32768,
+};
 
 function fail(path: string, msg: string): never {
   throw new Error(`supra: ${path}: ${msg}`);
@@ -72,18 +89,50 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   const heads = int(raw, 'num_attention_heads', path);
   const kvHeads = int(raw, 'num_key_value_heads', path, heads);
   if (heads % kvHeads !== 0) fail(path, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  if ((raw.head_dim === undefined || raw.head_dim === null) && hidden % heads !== 0) {
+    fail(path, `hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}, and no head_dim is given`);
+  }
   const headDim = int(raw, 'head_dim', path, hidden / heads);
   if (headDim % 2 !== 0) fail(path, `head_dim ${headDim} must be even for RoPE`);
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') fail(path, `hidden_act "${String(act)}" is not supported (SwiGLU needs "silu")`);
   if (raw.rope_scaling !== undefined && raw.rope_scaling !== null) {
-    fail(path, `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported`);
+    // {"rope_type": "default"} (or the older "type") is plain RoPE; anything else changes the angles
+    const rs = raw.rope_scaling as Record<string, unknown>;
+    const kind = typeof rs === 'object' ? (rs.rope_type ?? rs.type) : undefined;
+    if (kind !== 'default') fail(path, `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported`);
   }
+  for (const key of ['tie_word_embeddings', 'attention_bias', 'use_sliding_window']) {
+    if (raw[key] !== undefined && raw[key] !== null && typeof raw[key] !== 'boolean') {
+      fail(path, `field "${key}" must be true or false, got ${JSON.stringify(raw[key])}`);
+    }
+  }
+  const eos = raw.eos_token_id;
+  const isId = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (eos !== undefined && eos !== null && !isId(eos) && !(Array.isArray(eos) && eos.every(isId))) {
+    fail(path, `field "eos_token_id" must be a token id or a list of ids, got ${JSON.stringify(eos)}`);
+  }
+  if (raw.bos_token_id !== undefined && raw.bos_token_id !== null && !isId(raw.bos_token_id)) {
+    fail(path, `field "bos_token_id" must be a token id, got ${JSON.stringify(raw.bos_token_id)}`);
+  }
+
   const qwen = architecture === 'Qwen2ForCausalLM' || raw.model_type === 'qwen2';
+  const mistral = architecture === 'MistralForCausalLM' || raw.model_type === 'mistral';
+  if (raw.mlp_bias === true) fail(path, 'mlp_bias is not supported (the MLP projections are bias-free)');
+  // HF: Qwen2 has q/k/v biases and a bias-free o_proj; Mistral has none; Llama's attention_bias puts a
+  // bias on all four projections
+  const llamaBias = !qwen && !mistral && raw.attention_bias === true;
+  // Mistral v0.1 sets sliding_window; Qwen2 only uses its sliding_window when use_sliding_window is
+  // true; Llama has no sliding window at all
+  let slidingWindow: number | null = null;
+  const usesWindow = qwen ? raw.use_sliding_window === true : mistral;
+  if (usesWindow && raw.sliding_window !== undefined && raw.sliding_window !== null) {
+    slidingWindow = int(raw, 'sliding_window', path);
+  }
   let supra: SupraSettings | null = null;
   if (architecture === SUPRA_ARCHITECTURE) {
     const s = raw.supra as Record<string, unknown> | undefined;
-    if (!s || typeof s !== 'object') fail(path, 'SupraForCausalLM config lacks its "supra" object');
+    if (!s || typeof s !== 'object' || Array.isArray(s)) fail(path, 'SupraForCausalLM config lacks its "supra" object');
     const qk = s.qk_norm ?? 'none';
     const decay = s.decay ?? 'lightning';
     if (qk !== 'none' && qk !== 'rms' && qk !== 'layernorm') fail(path, `supra.qk_norm must be none|rms|layernorm, got ${JSON.stringify(qk)}`);
@@ -97,7 +146,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   }
   return {
     architecture,
-    model_type: typeof raw.model_type === 'string' ? raw.model_type : 'llama',
+    model_type: typeof raw.model_type === 'string' ? raw.model_type : DEFAULT_MODEL_TYPE[architecture] ?? 'llama',
     vocab_size: int(raw, 'vocab_size', path),
     hidden_size: hidden,
     intermediate_size: int(raw, 'intermediate_size', path),
@@ -108,11 +157,13 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     rms_norm_eps: num(raw, 'rms_norm_eps', path, 1e-6),
     rope_theta: num(raw, 'rope_theta', path, 10000),
     tie_word_embeddings: raw.tie_word_embeddings === undefined ? false : raw.tie_word_embeddings === true,
-    attention_bias: qwen ? true : raw.attention_bias === true,
-    max_position_embeddings: int(raw, 'max_position_embeddings', path, 2048),
+    attention_bias: qwen || llamaBias,
+    o_proj_bias: llamaBias,
+    max_position_embeddings: int(raw, 'max_position_embeddings', path, DEFAULT_MAX_POSITIONS[architecture] ?? 2048),
     bos_token_id: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
     eos_token_id: (raw.eos_token_id as number | number[] | undefined) ?? null,
     supra,
+    sliding_window: slidingWindow,
     raw,
   };
 }
@@ -128,4 +179,66 @@ export function loadConfig(dir: string): ModelConfig {
     fail(path, `not valid JSON: ${(e as Error).message}`);
   }
   return parseConfig(raw as Record<string, unknown>, path);
+}
+
+/**
+ * The config.json object for a resolved config: the raw fields as read, with every resolved field written
+ * over them (so supra's changes, e.g. a new architecture or SUPRA settings, win) and fields HF does not
+ * know left alone.
+ */
+export function configToJson(config: ModelConfig, options: { torch_dtype?: string } = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config.raw };
+  out.architectures = [config.architecture];
+  out.model_type = config.model_type;
+  out.vocab_size = config.vocab_size;
+  out.hidden_size = config.hidden_size;
+  out.intermediate_size = config.intermediate_size;
+  out.num_hidden_layers = config.num_hidden_layers;
+  out.num_attention_heads = config.num_attention_heads;
+  out.num_key_value_heads = config.num_key_value_heads;
+  out.head_dim = config.head_dim;
+  out.rms_norm_eps = config.rms_norm_eps;
+  out.rope_theta = config.rope_theta;
+  out.tie_word_embeddings = config.tie_word_embeddings;
+  out.attention_bias = config.attention_bias;
+  out.max_position_embeddings = config.max_position_embeddings;
+  out.bos_token_id = config.bos_token_id;
+  out.eos_token_id = config.eos_token_id;
+  if (config.sliding_window !== undefined) {
+    const qwenLike = config.architecture === 'Qwen2ForCausalLM' || config.model_type === 'qwen2';
+    const mistralLike = config.architecture === 'MistralForCausalLM' || config.model_type === 'mistral';
+    if (config.sliding_window !== null) {
+      out.sliding_window = config.sliding_window;
+      if (qwenLike) out.use_sliding_window = true;
+    } else if (qwenLike) {
+      if (out.use_sliding_window === true) out.use_sliding_window = false; // keep the unused span as read
+    } else if (mistralLike) {
+      out.sliding_window = null;
+    } // Llama: the field means nothing, leave it as read
+  }
+  if (config.supra) out.supra = { ...config.supra };
+  else delete out.supra;
+  if (options.torch_dtype !== undefined) out.torch_dtype = options.torch_dtype;
+  return out;
+}
+
+/**
+ * Write `<dir>/config.json` from a resolved config (see configToJson), through a temp file, fsync and
+ * rename so the folder never holds a half-written config. The result is checked by parsing it back.
+ * Returns the path written.
+ */
+export function saveConfig(dir: string, config: ModelConfig, options: { torch_dtype?: string } = {}): string {
+  const path = join(dir, 'config.json');
+  const json = configToJson(config, options);
+  parseConfig(json, path); // refuse to write a config supra itself could not read back
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(json, null, 2) + '\n');
+  const fd = openSync(tmp, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  return path;
 }

@@ -1,35 +1,507 @@
-// safetensors reading. (Minimal first version: the I/O work hardens validation, adds the writer,
-// sharded folders and streaming reads.)
-import { readFileSync } from 'node:fs';
+// safetensors files: a validating, streaming reader and an atomic, streaming writer.
+//
+// Layout: 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON
+//   { "__metadata__": {string: string}?, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, ... }
+// then the data area; offsets are relative to its start (byte 8 + N).
+//
+// Reading never holds a file twice: the header is read with fs.readSync, then each tensor's bytes go
+// straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
+// chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  bf16ToF32Array,
+  f16ToF32Array,
+  f32ToBf16Array,
+  f32ToF16Array,
+} from './dtype.js';
 
-export type DType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64';
+export type DType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8' | 'BOOL';
+
+/** Bytes per element of each dtype this reader understands. */
+export const DTYPE_SIZE: Readonly<Record<DType, number>> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I32: 4,
+  I64: 8,
+  U8: 1,
+  BOOL: 1,
+};
+
+const FLOAT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'F64']);
+
+export function isFloatDType(dtype: DType): boolean {
+  return FLOAT_DTYPES.has(dtype);
+}
 
 export interface StoredTensor {
   dtype: DType;
   shape: number[];
-  /** Values as float32 (floats) or int32 (integers). */
+  /** Values as float32 (F32, F16, BF16, F64) or int32 (I32, I64 within int32 range, U8, BOOL). */
   data: Float32Array | Int32Array;
 }
 
-export function readSafetensors(path: string): Map<string, StoredTensor> {
-  const buf = readFileSync(path);
-  const headerLen = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<
-    string,
-    { dtype: DType; shape: number[]; data_offsets: [number, number] }
-  >;
-  const base = 8 + headerLen;
-  const out = new Map<string, StoredTensor>();
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [s, e] = info.data_offsets;
-    const bytes = buf.subarray(base + s, base + e);
-    const n = info.shape.reduce((a, b) => a * b, 1);
-    let data: Float32Array | Int32Array;
-    if (info.dtype === 'F32') data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + n * 4));
-    else if (info.dtype === 'I32') data = new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + n * 4));
-    else throw new Error(`${path}: ${name}: dtype ${info.dtype} not supported yet`);
-    out.set(name, { dtype: info.dtype, shape: info.shape, data });
+export interface TensorInfo {
+  dtype: DType;
+  shape: number[];
+  /** Number of elements (product of shape; 1 for a scalar). */
+  numel: number;
+  /** Byte range inside the data area. */
+  begin: number;
+  end: number;
+}
+
+/** Header bounds: HF rejects headers over 100 MB, so do we. */
+export const MAX_HEADER_BYTES = 100_000_000;
+/** Conversion chunk for F16/BF16/F64/integers, in bytes (a multiple of 8). */
+const CHUNK_BYTES = 1 << 20;
+/** Largest single read/write; Node caps one call at 2^31-1 bytes. */
+const MAX_IO_BYTES = 1 << 30;
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('supra: safetensors I/O assumes a little-endian host');
+}
+
+function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+/** Read exactly `length` bytes at `position` into `dest` (looping over short reads). */
+function readFully(fd: number, dest: Uint8Array, position: number, path: string, what: string): void {
+  let done = 0;
+  while (done < dest.length) {
+    const want = Math.min(dest.length - done, MAX_IO_BYTES);
+    const got = readSync(fd, dest, done, want, position + done);
+    if (got === 0) throw new Error(`supra: ${path}: unexpected end of file while reading ${what}`);
+    done += got;
   }
-  return out;
+}
+
+function writeFully(fd: number, src: Uint8Array): void {
+  let done = 0;
+  while (done < src.length) {
+    const want = Math.min(src.length - done, MAX_IO_BYTES);
+    done += writeSync(fd, src, done, want);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isNonNegInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Parse and validate a header; `dataBytes` is the size of the data area. Exported for tests/tools. */
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  dataBytes: number,
+  path: string,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    throw new Error(`supra: ${path}: header is not valid UTF-8`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`supra: ${path}: header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!isPlainObject(json)) throw new Error(`supra: ${path}: header must be a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`);
+
+  const metadata: Record<string, string> = {};
+  const tensors = new Map<string, TensorInfo>();
+  for (const [name, entry] of Object.entries(json)) {
+    if (name === '__metadata__') {
+      if (!isPlainObject(entry)) throw new Error(`supra: ${path}: __metadata__ must be an object of strings`);
+      for (const [k, v] of Object.entries(entry)) {
+        if (typeof v !== 'string') throw new Error(`supra: ${path}: __metadata__ key '${k}' must be a string, got ${JSON.stringify(v)}`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `supra: ${path}: tensor '${name}'`;
+    if (!isPlainObject(entry)) throw new Error(`${where}: entry must be an object with dtype, shape, data_offsets`);
+    const dtype = entry.dtype;
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) {
+      throw new Error(`${where}: unknown dtype ${JSON.stringify(dtype)} (supra reads ${Object.keys(DTYPE_SIZE).join(', ')})`);
+    }
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      throw new Error(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegInt)) {
+      throw new Error(`${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) throw new Error(`${where}: data_offsets [${begin},${end}] end before begin`);
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    const size = DTYPE_SIZE[dtype as DType];
+    if (!Number.isSafeInteger(numel * size)) throw new Error(`${where}: shape ${shapeStr(shape as number[])} is too large`);
+    if (end - begin !== numel * size) {
+      throw new Error(
+        `${where} declares ${end - begin} bytes but shape ${shapeStr(shape as number[])} of ${dtype} needs ${numel * size}`,
+      );
+    }
+    if (end > dataBytes) {
+      throw new Error(
+        `${where}: data_offsets [${begin},${end}] lie outside the data area of ${dataBytes} bytes (file truncated?)`,
+      );
+    }
+    tensors.set(name, { dtype: dtype as DType, shape: [...(shape as number[])], numel, begin, end });
+  }
+
+  // No two tensors may share bytes. Empty tensors own no bytes and cannot overlap anything.
+  const ranges = [...tensors].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
+  for (let i = 1; i < ranges.length; i++) {
+    const [prevName, prev] = ranges[i - 1]!;
+    const [name, cur] = ranges[i]!;
+    if (cur.begin < prev.end) {
+      throw new Error(
+        `supra: ${path}: tensor '${name}' bytes [${cur.begin},${cur.end}] overlap tensor '${prevName}' [${prev.begin},${prev.end}]`,
+      );
+    }
+  }
+  return { tensors, metadata };
+}
+
+/** An open safetensors file: validated header, tensors read on demand. */
+export class SafetensorsFile {
+  readonly path: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Absolute file offset of the data area. */
+  readonly dataStart: number;
+  private fd: number;
+  private readonly tensors: Map<string, TensorInfo>;
+
+  private constructor(path: string, fd: number, dataStart: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
+    this.path = path;
+    this.fd = fd;
+    this.dataStart = dataStart;
+    this.tensors = tensors;
+    this.metadata = metadata;
+  }
+
+  /** Open and validate; throws an Error naming the file and the problem. */
+  static open(path: string): SafetensorsFile {
+    if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a safetensors file)`);
+    const fd = openSync(path, 'r');
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) throw new Error(`supra: ${path}: not a regular file (expected a safetensors file)`);
+      const fileSize = stat.size;
+      if (fileSize < 8) {
+        throw new Error(`supra: ${path}: truncated: ${fileSize} bytes, a safetensors file starts with an 8-byte header length`);
+      }
+      const lenBytes = new Uint8Array(8);
+      readFully(fd, lenBytes, 0, path, 'the header length');
+      const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
+      if (headerLen > BigInt(MAX_HEADER_BYTES)) {
+        throw new Error(`supra: ${path}: header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+      }
+      if (headerLen > BigInt(fileSize - 8)) {
+        throw new Error(`supra: ${path}: header length ${headerLen} is larger than the ${fileSize - 8} bytes after it (file truncated?)`);
+      }
+      const n = Number(headerLen);
+      if (n < 2) throw new Error(`supra: ${path}: header of ${n} bytes cannot hold a JSON object`);
+      const headerBytes = new Uint8Array(n);
+      readFully(fd, headerBytes, 8, path, 'the header');
+      const dataStart = 8 + n;
+      const { tensors, metadata } = parseSafetensorsHeader(headerBytes, fileSize - dataStart, path);
+      return new SafetensorsFile(path, fd, dataStart, tensors, metadata);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Tensor names in the order the header lists them. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  /** dtype, shape, numel and byte range of a tensor (a copy: safe to keep or modify). */
+  info(name: string): TensorInfo {
+    const t = this.entry(name);
+    return { ...t, shape: [...t.shape] };
+  }
+
+  private entry(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`supra: ${this.path}: no tensor '${name}'`);
+    return t;
+  }
+
+  private checkOpen(): void {
+    if (this.fd < 0) throw new Error(`supra: ${this.path}: file is closed`);
+  }
+
+  /** The tensor's stored bytes, unconverted (for copying tensors between files). */
+  readRaw(name: string, dest?: Uint8Array): Uint8Array {
+    this.checkOpen();
+    const t = this.entry(name);
+    const bytes = dest ?? new Uint8Array(t.end - t.begin);
+    if (bytes.length !== t.end - t.begin) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.end - t.begin} bytes, destination holds ${bytes.length}`);
+    }
+    readFully(this.fd, bytes, this.dataStart + t.begin, this.path, `tensor '${name}'`);
+    return bytes;
+  }
+
+  /**
+   * Read a float tensor into `dest` (float32, exactly numel long; may be an arena buffer).
+   * F32 bytes land directly in dest; F16/BF16/F64 pass through one bounded chunk buffer.
+   */
+  readInto(name: string, dest: Float32Array): Float32Array {
+    this.checkOpen();
+    const t = this.entry(name);
+    if (!isFloatDType(t.dtype)) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not a float tensor (use readI32)`);
+    }
+    if (dest.length !== t.numel) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values (shape ${shapeStr(t.shape)}), destination holds ${dest.length}`);
+    }
+    const start = this.dataStart + t.begin;
+    const what = `tensor '${name}'`;
+    if (t.dtype === 'F32') {
+      readFully(this.fd, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength), start, this.path, what);
+      return dest;
+    }
+    const size = DTYPE_SIZE[t.dtype];
+    const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+    const perChunk = chunk.length / size;
+    const destBits = new Uint32Array(dest.buffer, dest.byteOffset, dest.length);
+    for (let i = 0; i < t.numel; i += perChunk) {
+      const count = Math.min(perChunk, t.numel - i);
+      const bytes = chunk.subarray(0, count * size);
+      readFully(this.fd, bytes, start + i * size, this.path, what);
+      if (t.dtype === 'F16') f16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
+      else if (t.dtype === 'BF16') bf16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
+      else dest.set(new Float64Array(chunk.buffer, 0, count), i); // F64 -> F32 rounds to nearest
+    }
+    return dest;
+  }
+
+  /** A fresh float32 array (ordinary heap) holding the tensor. */
+  readF32(name: string): Float32Array {
+    return this.readInto(name, new Float32Array(this.entry(name).numel));
+  }
+
+  /** Read an integer tensor (I32, I64, U8, BOOL) as int32. I64 values outside int32 are an error. */
+  readI32(name: string, dest?: Int32Array): Int32Array {
+    this.checkOpen();
+    const t = this.entry(name);
+    if (isFloatDType(t.dtype)) throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not an integer tensor (use readF32)`);
+    const out = dest ?? new Int32Array(t.numel);
+    if (out.length !== t.numel) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values, destination holds ${out.length}`);
+    }
+    const start = this.dataStart + t.begin;
+    const what = `tensor '${name}'`;
+    if (t.dtype === 'I32') {
+      readFully(this.fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), start, this.path, what);
+      return out;
+    }
+    const size = DTYPE_SIZE[t.dtype];
+    const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+    const perChunk = chunk.length / size;
+    for (let i = 0; i < t.numel; i += perChunk) {
+      const count = Math.min(perChunk, t.numel - i);
+      readFully(this.fd, chunk.subarray(0, count * size), start + i * size, this.path, what);
+      if (t.dtype === 'I64') {
+        const v = new BigInt64Array(chunk.buffer, 0, count);
+        for (let j = 0; j < count; j++) {
+          const x = v[j]!;
+          if (x < -2147483648n || x > 2147483647n) {
+            throw new Error(`supra: ${this.path}: tensor '${name}' element ${i + j} = ${x} does not fit in int32`);
+          }
+          out[i + j] = Number(x);
+        }
+      } else {
+        // U8 and BOOL: one byte each
+        out.set(chunk.subarray(0, count), i);
+      }
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+/** Read every tensor of a file into heap arrays: floats as float32, integers as int32. */
+export function readSafetensors(path: string): Map<string, StoredTensor> {
+  const file = SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, StoredTensor>();
+    for (const name of file.names()) {
+      const { dtype, shape } = file.info(name);
+      out.set(name, { dtype, shape: [...shape], data: isFloatDType(dtype) ? file.readF32(name) : file.readI32(name) });
+    }
+    return out;
+  } finally {
+    file.close();
+  }
+}
+
+// ---- writer ----------------------------------------------------------------------------------
+
+export type WriteDType = 'F32' | 'F16' | 'BF16' | 'I32';
+
+export interface TensorToWrite {
+  name: string;
+  shape: readonly number[];
+  /** Float32Array for F32/F16/BF16 (converted on write), Int32Array for I32. */
+  data: Float32Array | Int32Array;
+  /** Stored dtype; default F32 for float data, I32 for int data. */
+  dtype?: WriteDType;
+}
+
+export type TensorsToWrite =
+  | ReadonlyMap<string, Omit<TensorToWrite, 'name'>>
+  | ReadonlyArray<TensorToWrite>;
+
+export interface WriteOptions {
+  /** Called after each tensor is written (bytes so far, total bytes); throwing aborts the write. */
+  onProgress?: (bytesWritten: number, totalBytes: number) => void;
+}
+
+/** Normalise a Map or Array of tensors into a validated list. */
+export function tensorList(tensors: TensorsToWrite, path: string, defaultDType?: WriteDType): Array<Required<TensorToWrite>> {
+  const entries: TensorToWrite[] = tensors instanceof Map
+    ? [...(tensors as ReadonlyMap<string, Omit<TensorToWrite, 'name'>>)].map(([name, t]) => ({ ...t, name }))
+    : [...(tensors as ReadonlyArray<TensorToWrite>)];
+  const seen = new Set<string>();
+  return entries.map((t) => {
+    const where = `supra: ${path}: tensor '${t.name}'`;
+    if (typeof t.name !== 'string' || t.name.length === 0 || t.name === '__metadata__') {
+      throw new Error(`supra: ${path}: invalid tensor name ${JSON.stringify(t.name)}`);
+    }
+    if (seen.has(t.name)) throw new Error(`${where} appears twice`);
+    seen.add(t.name);
+    if (!Array.isArray(t.shape) || !t.shape.every(isNonNegInt)) {
+      throw new Error(`${where}: shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+    }
+    const isInt = t.data instanceof Int32Array;
+    if (!isInt && !(t.data instanceof Float32Array)) throw new Error(`${where}: data must be a Float32Array or Int32Array`);
+    const dtype: WriteDType = t.dtype ?? (isInt ? 'I32' : defaultDType ?? 'F32');
+    if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'I32') {
+      throw new Error(`${where}: cannot write dtype ${JSON.stringify(dtype)} (F32, F16, BF16, I32)`);
+    }
+    if (isInt !== (dtype === 'I32')) throw new Error(`${where}: ${isInt ? 'Int32Array' : 'Float32Array'} data cannot be stored as ${dtype}`);
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel !== t.data.length) {
+      throw new Error(`${where}: shape ${shapeStr(t.shape)} holds ${numel} values, data has ${t.data.length}`);
+    }
+    return { name: t.name, shape: [...t.shape], data: t.data, dtype };
+  });
+}
+
+/** Bytes a tensor takes on disk. */
+export function storedBytes(numel: number, dtype: WriteDType): number {
+  return numel * DTYPE_SIZE[dtype];
+}
+
+/** The header bytes HF would write: JSON padded with spaces so the data area starts 8-aligned. */
+function encodeHeader(list: ReadonlyArray<Required<TensorToWrite>>, metadata: Record<string, string> | undefined): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of list) {
+    const bytes = storedBytes(t.data.length, t.dtype);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(0x20);
+  padded.set(json);
+  return padded;
+}
+
+/**
+ * Write a safetensors file in one streaming pass. It is written to `<path>.tmp-<pid>`, fsynced and then
+ * renamed, so `path` only ever holds a complete file (the old one or the new one).
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: TensorsToWrite,
+  metadata?: Record<string, string>,
+  options: WriteOptions = {},
+): void {
+  const list = tensorList(tensors, path);
+  if (metadata) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new Error(`supra: ${path}: metadata '${k}' must be a string`);
+    }
+  }
+  const header = encodeHeader(list, metadata);
+  const totalBytes = list.reduce((s, t) => s + storedBytes(t.data.length, t.dtype), 0);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  let ok = false;
+  try {
+    const lenBytes = new Uint8Array(8);
+    new DataView(lenBytes.buffer).setBigUint64(0, BigInt(header.length), true);
+    writeFully(fd, lenBytes);
+    writeFully(fd, header);
+    let written = 0;
+    let chunk: Uint16Array | null = null;
+    for (const t of list) {
+      if (t.dtype === 'F32' || t.dtype === 'I32') {
+        writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      } else {
+        chunk ??= new Uint16Array(CHUNK_BYTES / 2);
+        const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+        const convert = t.dtype === 'F16' ? f32ToF16Array : f32ToBf16Array;
+        for (let i = 0; i < bits.length; i += chunk.length) {
+          const count = Math.min(chunk.length, bits.length - i);
+          convert(bits.subarray(i, i + count), chunk);
+          writeFully(fd, new Uint8Array(chunk.buffer, 0, count * 2));
+        }
+      }
+      written += storedBytes(t.data.length, t.dtype);
+      options.onProgress?.(written, totalBytes);
+    }
+    fsyncSync(fd);
+    ok = true;
+  } finally {
+    closeSync(fd);
+    if (!ok) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // the temp file may already be gone; the original error matters more
+      }
+    }
+  }
+  renameSync(tmp, path);
+  syncDir(dirname(path));
+}
+
+/** fsync a directory so a rename survives a power cut (not supported everywhere: best effort). */
+export function syncDir(dir: string): void {
+  let fd = -1;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // some platforms/filesystems refuse fsync on directories; the rename itself is still atomic
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }

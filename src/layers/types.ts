@@ -2,6 +2,10 @@
 // The token mixer is softmax attention in the teacher and SUPRA linear attention in the linearized model;
 // everything else is shared.
 
+import type { ModelConfig } from '../io/config.js';
+import type { ParamStore } from './params.js';
+import type { Workspace } from './workspace.js';
+
 /** A parameter and its gradient, both arena buffers. Names are the HF / safetensors names. */
 export interface Param {
   readonly name: string;
@@ -36,3 +40,29 @@ export interface TokenMixer {
   /** Release activation buffers kept for backward. */
   freeActivations(): void;
 }
+
+// ---------------------------------------------------------------- building mixers (added by the decoder)
+
+/** What a mixer factory gets for one layer. */
+export interface MixerContext {
+  readonly config: ModelConfig;
+  /** Layer index, 0-based. */
+  readonly layer: number;
+  /** Name prefix of the mixer's parameters: `model.layers.${layer}.self_attn`. */
+  readonly prefix: string;
+  /**
+   * Where the mixer declares its parameters (`store.add(`${prefix}.q_proj.weight`, [out, in])`). The
+   * decoder loads them by name afterwards; gradient buffers may be attached later, so read `param.grad`
+   * at backward time (see gradOf in params.ts), never cache it at construction.
+   */
+  readonly store: ParamStore;
+  /**
+   * Scratch buffers shared by every layer of the model: for values needed only within one forward or
+   * backward call (decode steps, backward temporaries). Activations kept for backward must go in the
+   * mixer's own buffers. Prefix names with the mixer's kind ('attn.', 'supra.') to avoid clashes.
+   */
+  readonly scratch: Workspace;
+}
+
+/** Builds the token mixer of one layer. Registered per architecture in mixers.ts. */
+export type MixerFactory = (ctx: MixerContext) => TokenMixer;

@@ -1,8 +1,13 @@
 // Linearize: turn a softmax teacher into a SUPRA model. Every teacher weight is kept; each attention layer
 // gains the kernel feature map (kernel_q, plus kernel_k under GQA) and, optionally, qk-norm gains.
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Mt19937 } from '../core/random.js';
+import { saveCheckpoint } from '../io/checkpoint.js';
 import type { Decay, ModelConfig, QkNorm, SupraSettings } from '../io/config.js';
-import { SUPRA_ARCHITECTURE } from '../io/config.js';
+import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
+import { checkpointConfig, copyTokenizerFiles, readCheckpointTensors } from './convert.js';
+import { DecoderLM } from './decoder.js';
 
 export interface LinearizeOptions {
   qk_norm?: QkNorm;
@@ -66,4 +71,62 @@ export function initSupraParams(config: ModelConfig, options: LinearizeOptions =
     }
   }
   return out;
+}
+
+/**
+ * linearize(teacher, options): a new SUPRA model holding a copy of every teacher weight plus freshly
+ * initialised kernels. The teacher is left untouched.
+ */
+export function linearize(teacher: DecoderLM, options: LinearizeOptions = {}): DecoderLM {
+  const model = new DecoderLM(supraConfig(teacher.config, options));
+  const fresh = new Map(initSupraParams(teacher.config, options).map((t) => [t.name, t]));
+  for (const p of model.params()) {
+    const src = fresh.get(p.name)?.data ?? teacher.param(p.name).data;
+    if (src.length !== p.data.length) throw new Error(`supra: linearize: ${p.name} has ${src.length} values, expected ${p.data.length}`);
+    p.data.set(src);
+  }
+  return model;
+}
+
+export interface LinearizeFolderOptions extends LinearizeOptions {
+  /** Stored dtype of the written weights; default: F32. */
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+/**
+ * `supra linearize <teacher-dir> --out <dir>`: read a teacher folder (safetensors, sharded, or a PyTorch
+ * .bin), add the SUPRA parameters, and write a SUPRA folder: config.json with the "supra" settings,
+ * model.safetensors with the teacher's names plus the kernels, and the tokenizer files copied across.
+ */
+export function linearizeFolder(teacherDir: string, outDir: string, options: LinearizeFolderOptions = {}): { config: ModelConfig; files: string[] } {
+  const { tensors, dir } = readCheckpointTensors(teacherDir);
+  if (resolve(outDir) === resolve(dir)) throw new Error(`supra: linearize: the output folder ${outDir} is the teacher's folder; choose a new one`);
+  const teacher = checkpointConfig(dir, tensors);
+  const config = supraConfig(teacher, options);
+  // Build the model once to check every tensor the SUPRA model needs is present with its shape.
+  const expected = new DecoderLM(config);
+  const fresh = initSupraParams(teacher, options);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  try {
+    const freshNames = new Set(fresh.map((t) => t.name));
+    for (const p of expected.params()) {
+      if (freshNames.has(p.name)) continue;
+      const t = tensors.get(p.name);
+      if (!t) throw new Error(`supra: ${teacherDir}: missing tensor ${p.name}`);
+      if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${teacherDir}: tensor ${p.name} holds integers, expected floats`);
+      if (t.shape.join(',') !== p.shape.join(',')) {
+        throw new Error(`supra: ${teacherDir}: tensor ${p.name} has shape [${t.shape.join(', ')}], the config expects [${p.shape.join(', ')}]`);
+      }
+      out.set(p.name, { shape: [...t.shape], data: t.data });
+    }
+  } finally {
+    expected.free();
+  }
+  for (const t of fresh) out.set(t.name, { shape: t.shape, data: t.data });
+  mkdirSync(outDir, { recursive: true });
+  const files = saveCheckpoint(outDir, out, { dtype: options.dtype ?? 'F32' });
+  const torchDtype = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[options.dtype ?? 'F32'];
+  files.push(saveConfig(outDir, config, { torch_dtype: torchDtype }));
+  files.push(...copyTokenizerFiles(dir, outDir));
+  return { config, files };
 }

@@ -1,6 +1,172 @@
-// Placeholder until the OpenBLAS add-on lands: reports itself unavailable so select.ts falls back to wasm.
-import type { Backend } from '../backend.js';
+// The native backend: sgemm through OpenBLAS, in a Node add-on (native/addon.cc) that scripts/build-native.mjs
+// compiles at `npm install` when OpenBLAS is present. When the add-on is missing or fails to load,
+// createNativeBackend says why and select.ts falls back to wasm.
+//
+// Environment, read once when the add-on loads:
+//   SUPRA_THREADS=n                OpenBLAS threads (openblas_set_num_threads); default: OpenBLAS's own
+//                                  choice (OPENBLAS_NUM_THREADS, else one per core)
+//   SUPRA_OPENBLAS_CORETYPE=name   kernels to use (Haswell, SkylakeX, Zen, ...) or `auto` for CPU detection,
+//                                  overriding an OPENBLAS_CORETYPE preset; see docs/native-backend.md
+//   SUPRA_NATIVE_ADDON=path        load the add-on from this file instead of native/build/Release/
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend, GemmArgs } from '../backend.js';
 
-export function createNativeBackend(): { ok: true; backend: Backend } | { ok: false; reason: string } {
-  return { ok: false, reason: 'the OpenBLAS add-on is not built' };
+/** What the add-on exports (see native/addon.cc). */
+interface Addon {
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    beta: number,
+    a: Float32Array,
+    lda: number,
+    strideA: number,
+    b: Float32Array,
+    ldb: number,
+    strideB: number,
+    c: Float32Array,
+    ldc: number,
+    strideC: number,
+    batch: number,
+  ): void;
+  info(): { corename: string; config: string; threads: number; procs: number; parallel: number };
+  setThreads(n: number): number;
+}
+
+export interface NativeInfo {
+  /** Kernels OpenBLAS runs: its CPU detection, or OPENBLAS_CORETYPE when that was set at load. */
+  corename: string;
+  /** openblas_get_config(): version and build options. */
+  config: string;
+  threads: number;
+  procs: number;
+  /** 0: single-threaded OpenBLAS build, 1: pthreads, 2: OpenMP. */
+  parallel: number;
+  /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
+  coretypeEnv: string;
+  addonPath: string;
+}
+
+export interface NativeBackend extends Backend {
+  readonly name: 'native';
+  info(): NativeInfo;
+  /** Sets the OpenBLAS thread count; returns the count now in effect. */
+  setThreads(n: number): number;
+}
+
+export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; reason: string };
+
+/** The folder holding package.json, found by walking up from this module (works from any dist folder). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('supra: cannot find package.json above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+/** Where the add-on is loaded from: SUPRA_NATIVE_ADDON, else the node-gyp output in native/build. */
+export function defaultAddonPath(): string {
+  const env = process.env.SUPRA_NATIVE_ADDON;
+  return env ? resolve(env) : join(packageRoot(), 'native', 'build', 'Release', 'supra_native.node');
+}
+
+/** SUPRA_THREADS as a positive integer, or undefined when unset. */
+function threadsFromEnv(): number | undefined {
+  const raw = process.env.SUPRA_THREADS;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`supra: SUPRA_THREADS must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+// OpenBLAS picks its kernels once, when the dynamic loader maps it (its constructor reads
+// OPENBLAS_CORETYPE with getenv). process.env writes go through setenv, so setting the variable here,
+// before the add-on (and with it libopenblas) is dlopen'ed, is enough.
+function applyCoretypeChoice(): void {
+  const choice = process.env.SUPRA_OPENBLAS_CORETYPE;
+  if (choice === undefined || choice === '') return;
+  if (choice.toLowerCase() === 'auto') delete process.env.OPENBLAS_CORETYPE;
+  else process.env.OPENBLAS_CORETYPE = choice;
+}
+
+const loaded = new Map<string, NativeResult>();
+
+function load(addonPath: string): NativeResult {
+  if (!existsSync(addonPath)) {
+    return {
+      ok: false,
+      reason: `the OpenBLAS add-on is not built (no ${addonPath}; install libopenblas-dev and run npm install)`,
+    };
+  }
+  applyCoretypeChoice();
+  const coretypeEnv = process.env.OPENBLAS_CORETYPE ?? '';
+  let addon: Addon;
+  try {
+    addon = createRequire(import.meta.url)(addonPath) as Addon;
+  } catch (err) {
+    return { ok: false, reason: `the OpenBLAS add-on failed to load (${(err as Error).message.split('\n')[0]})` };
+  }
+  const threads = threadsFromEnv();
+  if (threads !== undefined) addon.setThreads(threads);
+  let threadCount = addon.info().threads;
+
+  function sgemm(g: GemmArgs): void {
+    // Packed leading dimensions by default (backend.ts leadingDims), spelled out to avoid an object per call.
+    addon.sgemm(
+      g.transA,
+      g.transB,
+      g.m,
+      g.n,
+      g.k,
+      g.alpha ?? 1,
+      g.beta ?? 0,
+      g.a,
+      g.lda ?? (g.transA ? g.m : g.k),
+      g.strideA ?? 0,
+      g.b,
+      g.ldb ?? (g.transB ? g.k : g.n),
+      g.strideB ?? 0,
+      g.c,
+      g.ldc ?? g.n,
+      g.strideC ?? 0,
+      g.batch ?? 1,
+    );
+  }
+
+  const backend: NativeBackend = {
+    name: 'native',
+    get threads() {
+      return threadCount;
+    },
+    sgemm,
+    info: () => ({ ...addon.info(), coretypeEnv, addonPath }),
+    setThreads(n: number): number {
+      threadCount = addon.setThreads(n);
+      return threadCount;
+    },
+  };
+  return { ok: true, backend };
+}
+
+/**
+ * The OpenBLAS backend, or why it is unavailable. Loads the add-on once per path; later calls return
+ * the same backend. `addonPath` overrides where it is looked for (tests use a missing one).
+ */
+export function createNativeBackend(options: { addonPath?: string } = {}): NativeResult {
+  const addonPath = options.addonPath ? resolve(options.addonPath) : defaultAddonPath();
+  let result = loaded.get(addonPath);
+  if (!result) {
+    result = load(addonPath);
+    loaded.set(addonPath, result);
+  }
+  return result;
 }

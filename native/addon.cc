@@ -1,0 +1,241 @@
+// supra's native backend: row-major sgemm on Float32Arrays through OpenBLAS's cblas_sgemm.
+//
+// One call computes C = alpha * op(A) * op(B) + beta * C for `batch` products, reading and writing the
+// callers' arrays in place. The arrays may live on an ordinary ArrayBuffer or on the arena's
+// SharedArrayBuffer (a shared WebAssembly.Memory); napi_get_typedarray_info hands back the data
+// pointer for both. Every argument is checked here, so a bad call throws a RangeError/TypeError
+// naming the problem instead of letting BLAS read or write out of bounds.
+//
+// JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
+// (src/core/native/backend.ts fills in the defaults), info(), setThreads(n).
+
+#include <napi.h>
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace {
+
+constexpr double kMaxBlasInt = 2147483647.0; // Debian's OpenBLAS uses 32-bit integers
+
+// Raw N-API calls on the hot path: one call per argument, no wrapper objects.
+bool ReadNumber(napi_env env, napi_value v, const char* name, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    Napi::TypeError::New(env, std::string("supra native sgemm: ") + name + " must be a number")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// A non-negative integer that fits BLAS's int (dimensions, leading dimensions, batch).
+bool ReadDim(napi_env env, napi_value v, const char* name, int64_t* out) {
+  double d;
+  if (!ReadNumber(env, v, name, &d)) return false;
+  if (!(d >= 0 && d <= kMaxBlasInt && std::floor(d) == d)) {
+    Napi::RangeError::New(env, std::string("supra native sgemm: ") + name +
+                                   " must be an integer in [0, 2^31), got " + std::to_string(d))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// A non-negative integer offset in floats (batch strides), up to 2^53.
+bool ReadStride(napi_env env, napi_value v, const char* name, int64_t* out) {
+  double d;
+  if (!ReadNumber(env, v, name, &d)) return false;
+  if (!(d >= 0 && d <= 9007199254740992.0 && std::floor(d) == d)) {
+    Napi::RangeError::New(env, std::string("supra native sgemm: ") + name +
+                                   " must be a non-negative integer, got " + std::to_string(d))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+bool ReadBool(napi_env env, napi_value v, const char* name, bool* out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) {
+    Napi::TypeError::New(env, std::string("supra native sgemm: ") + name + " must be a boolean")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+struct F32View {
+  float* data;
+  int64_t length; // in floats
+};
+
+bool ReadF32(napi_env env, napi_value v, const char* name, F32View* out) {
+  // one call: it fails on anything that is not a typed array, and hands back the data pointer for
+  // views of SharedArrayBuffers (the arena) and ArrayBuffers alike
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float32_array) {
+    Napi::TypeError::New(env, std::string("supra native sgemm: ") + name + " must be a Float32Array")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  out->data = static_cast<float*>(data);
+  out->length = static_cast<int64_t>(length);
+  return true;
+}
+
+// Checks one operand (stored rows x cols, leading dimension ld, `batch` entries `stride` apart) and
+// returns the floats the whole call touches in *extent (0 when it touches none).
+bool CheckOperand(napi_env env, const char* name, const F32View& view, int64_t rows, int64_t cols, int64_t ld,
+                  int64_t stride, int64_t batch, int64_t* extent) {
+  if (ld < cols) {
+    Napi::RangeError::New(env, std::string("supra native sgemm: ld") + name + " = " + std::to_string(ld) +
+                                   " is smaller than the " + std::to_string(cols) + " columns " + name +
+                                   " is stored with")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *extent = 0;
+  if (rows == 0 || cols == 0 || batch == 0) return true;
+  // In doubles: exact up to 2^53, and anything past that is far beyond any array, so no overflow.
+  const double need = static_cast<double>(batch - 1) * static_cast<double>(stride) +
+                      static_cast<double>(rows - 1) * static_cast<double>(ld) + static_cast<double>(cols);
+  if (need > static_cast<double>(view.length)) {
+    Napi::RangeError::New(env, std::string("supra native sgemm: ") + name + " has " +
+                                   std::to_string(view.length) + " floats but the call reads " +
+                                   (need > 9007199254740992.0 ? std::string("past them")
+                                                              : std::to_string(static_cast<int64_t>(need))) +
+                                   " (" + std::to_string(batch) + " x " + std::to_string(rows) + "x" +
+                                   std::to_string(cols) + ", ld " + std::to_string(ld) + ", stride " +
+                                   std::to_string(stride) + ")")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *extent = static_cast<int64_t>(need);
+  return true;
+}
+
+bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
+  if (np == 0 || nq == 0) return false;
+  return p < q + nq && q < p + np;
+}
+
+// One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
+// OpenBLAS's gemm driver would pack a whole operand for one row of output.
+void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
+             const float* B, int ldb, float* C, int ldc) {
+  if (k > 0 && m == 1) {
+    // C (1 x n) = alpha * x * op(B) + beta * C, with x the single row of op(A).
+    const int incx = transA ? lda : 1;
+    if (transB) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, B, ldb, A, incx, beta, C, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, B, ldb, A, incx, beta, C, 1);
+    return;
+  }
+  if (k > 0 && n == 1) {
+    // C (m x 1, ldc apart) = alpha * op(A) * x + beta * C, with x the single column of op(B).
+    const int incx = transB ? 1 : ldb;
+    if (transA) cblas_sgemv(CblasRowMajor, CblasTrans, k, m, alpha, A, lda, B, incx, beta, C, ldc);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, alpha, A, lda, B, incx, beta, C, ldc);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
+  constexpr size_t kArgs = 17;
+  size_t argc = kArgs;
+  napi_value argv[kArgs];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  if (argc != kArgs) {
+    Napi::TypeError::New(env, "supra native sgemm: expected 17 arguments, got " + std::to_string(argc))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  bool transA, transB;
+  int64_t m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch;
+  double alpha, beta;
+  F32View a, b, c;
+  if (!ReadBool(env, argv[0], "transA", &transA) || !ReadBool(env, argv[1], "transB", &transB) ||
+      !ReadDim(env, argv[2], "m", &m) || !ReadDim(env, argv[3], "n", &n) || !ReadDim(env, argv[4], "k", &k) ||
+      !ReadNumber(env, argv[5], "alpha", &alpha) || !ReadNumber(env, argv[6], "beta", &beta) ||
+      !ReadF32(env, argv[7], "a", &a) || !ReadDim(env, argv[8], "lda", &lda) ||
+      !ReadStride(env, argv[9], "strideA", &strideA) || !ReadF32(env, argv[10], "b", &b) ||
+      !ReadDim(env, argv[11], "ldb", &ldb) || !ReadStride(env, argv[12], "strideB", &strideB) ||
+      !ReadF32(env, argv[13], "c", &c) || !ReadDim(env, argv[14], "ldc", &ldc) ||
+      !ReadStride(env, argv[15], "strideC", &strideC) || !ReadDim(env, argv[16], "batch", &batch)) {
+    return nullptr;
+  }
+  // Stored shapes: A is m x k (k x m when transposed), B is k x n (n x k), C is m x n.
+  int64_t extentA, extentB, extentC;
+  if (!CheckOperand(env, "A", a, transA ? k : m, transA ? m : k, lda, strideA, batch, &extentA) ||
+      !CheckOperand(env, "B", b, transB ? n : k, transB ? k : n, ldb, strideB, batch, &extentB) ||
+      !CheckOperand(env, "C", c, m, n, ldc, strideC, batch, &extentC)) {
+    return nullptr;
+  }
+  if (extentC == 0) return nullptr; // nothing to write
+  // BLAS forbids C aliasing an input; the result would silently be wrong.
+  if (Overlaps(c.data, extentC, a.data, extentA) || Overlaps(c.data, extentC, b.data, extentB)) {
+    Napi::RangeError::New(env, "supra native sgemm: C overlaps A or B in memory")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  // BLAS wants every leading dimension >= 1, even when that operand is empty (k = 0).
+  if (lda < 1) lda = 1;
+  if (ldb < 1) ldb = 1;
+  if (ldc < 1) ldc = 1;
+  for (int64_t i = 0; i < batch; i++) {
+    GemmOne(transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+            static_cast<float>(alpha), static_cast<float>(beta), a.data + i * strideA, static_cast<int>(lda),
+            b.data + i * strideB, static_cast<int>(ldb), c.data + i * strideC, static_cast<int>(ldc));
+  }
+  return nullptr;
+}
+
+// Which kernels OpenBLAS picked (OPENBLAS_CORETYPE or CPU detection) and how many threads it uses.
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("corename", Napi::String::New(env, openblas_get_corename()));
+  out.Set("config", Napi::String::New(env, openblas_get_config()));
+  out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
+  out.Set("procs", Napi::Number::New(env, openblas_get_num_procs()));
+  // 0: single-threaded build, 1: pthreads, 2: OpenMP
+  out.Set("parallel", Napi::Number::New(env, openblas_get_parallel()));
+  return out;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "supra native setThreads: expected one number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double want = info[0].As<Napi::Number>().DoubleValue();
+  if (!(want >= 1 && want <= 1024 && std::floor(want) == want)) {
+    Napi::RangeError::New(env, "supra native setThreads: thread count must be an integer in [1, 1024], got " +
+                                   std::to_string(want))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  openblas_set_num_threads(static_cast<int>(want));
+  return Napi::Number::New(env, openblas_get_num_threads());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  napi_value sgemm;
+  napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &sgemm);
+  exports.Set("sgemm", Napi::Value(env, sgemm));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  return exports;
+}
+
+} // namespace
+
+NODE_API_MODULE(supra_native, Init)

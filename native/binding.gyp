@@ -1,0 +1,15 @@
+{
+  # Built by scripts/build-native.mjs (npm install) with the node-gyp that ships with npm.
+  "targets": [
+    {
+      "target_name": "supra_native",
+      "sources": ["addon.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node -p \"process.env.SUPRA_OPENBLAS_INCLUDE_DIRS || ''\")"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "libraries": ["<!@(node -p \"process.env.SUPRA_OPENBLAS_LIBS || '-lopenblas'\")"]
+    }
+  ]
+}

@@ -1,0 +1,39 @@
+// Small helpers shared by the CLI commands: option parsing with clear errors, and typed option readers.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
+
+export class UsageError extends Error {}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parse argv for one command; unknown options and missing values become UsageErrors. */
+export function parse<T extends Options>(argv: string[], options: T, command: string): Parsed<T> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true as const });
+  } catch (e) {
+    throw new UsageError(`supra ${command}: ${(e as Error).message}`);
+  }
+}
+
+export function intOption(value: string | undefined, name: string, dflt: number, min = 0): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+export function floatOption(value: string | undefined, name: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
+  return n;
+}
+
+export function choiceOption<T extends string>(value: string | undefined, name: string, choices: readonly T[], dflt: T): T {
+  if (value === undefined) return dflt;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}

@@ -1,0 +1,567 @@
+// The open_lm checkpoint layout of the paper authors' released Mistral-SUPRA (TRI-ML/linear_open_lm),
+// mapped to and from supra's own (Hugging Face style) tensor names.
+//
+// open_lm name (the HF wrapper prefixes "model.")      supra name
+//   tok_embeddings.weight                              model.embed_tokens.weight
+//   layers.N.attention_norm.weight                     model.layers.N.input_layernorm.weight
+//   layers.N.attention.in_proj.weight                  rows [q_proj; k_proj; v_proj] of self_attn
+//   layers.N.attention.out_proj.weight                 model.layers.N.self_attn.o_proj.weight
+//   layers.N.attention._totrain_embed.{weight,bias}    model.layers.N.self_attn.kernel_q.{weight,bias}
+//   layers.N.attention._totrain_embed_kv.{weight,bias} model.layers.N.self_attn.kernel_k.{weight,bias} (GQA only)
+//   layers.N.attention._totrain_q_norm.weight          model.layers.N.self_attn.q_norm.weight (qk-norm only)
+//   layers.N.attention._totrain_k_norm.weight          model.layers.N.self_attn.k_norm.weight (qk-norm only)
+//   layers.N.attention.pos_embed.inv_freq              (RoPE buffer: checked against rope_theta, then dropped)
+//   layers.N.ffn_norm.weight                           model.layers.N.post_attention_layernorm.weight
+//   layers.N.feed_forward.w12.weight                   rows [gate_proj; up_proj] of mlp
+//   layers.N.feed_forward.w3.weight                    model.layers.N.mlp.down_proj.weight
+//   norm.weight                                        model.norm.weight
+//   output.weight                                      lm_head.weight (absent when embeddings are tied)
+//
+// No row permutation is involved: open_lm applies RoPE in the rotate-half convention, as HF does, and in
+// SUPRA it is applied after the kernel anyway. open_lm's value head size equals the q/k one, so the
+// in_proj split needs no head counts: q is the first H·D rows, k and v share the rest equally.
+import { parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
+
+/** A float tensor as the readers return it (dtype is informational). */
+export interface FloatTensor {
+  dtype: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Anything with a shape and float data (StoredTensor, TorchTensor, FloatTensor). */
+export interface TensorLike {
+  dtype?: string;
+  shape: readonly number[];
+  data: Float32Array | Int32Array;
+}
+
+export interface ToOpenLmOptions {
+  /** Prefix every name with "model." as the released HF wrapper does. Default true. */
+  prefix?: boolean;
+  /** Also write layers.N.attention.pos_embed.inv_freq (a persistent buffer a strict open_lm load expects). Default true. */
+  rotaryBuffers?: boolean;
+}
+
+const LAYER_RE = /^layers\.(\d+)\.(.+)$/;
+
+function fail(msg: string): never {
+  throw new Error(`supra: open_lm: ${msg}`);
+}
+
+function shapeStr(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function asFloat(name: string, t: TensorLike): FloatTensor {
+  if (!(t.data instanceof Float32Array)) fail(`tensor ${name} holds integers; expected floats`);
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (n !== t.data.length) fail(`tensor ${name}: shape ${shapeStr(t.shape)} holds ${n} values, data has ${t.data.length}`);
+  return { dtype: t.dtype ?? 'F32', shape: [...t.shape], data: t.data };
+}
+
+/** Rows [begin, end) of a 2-D tensor, as a view (no copy). */
+function rows(t: FloatTensor, begin: number, end: number): FloatTensor {
+  const cols = t.shape[1]!;
+  return { dtype: t.dtype, shape: [end - begin, cols], data: t.data.subarray(begin * cols, end * cols) };
+}
+
+/** Concatenate 2-D tensors along rows (a new array). */
+function concatRows(parts: FloatTensor[], name: string): FloatTensor {
+  const cols = parts[0]!.shape[1]!;
+  for (const p of parts) if (p.shape.length !== 2 || p.shape[1] !== cols) fail(`cannot build ${name}: parts have shapes ${parts.map((q) => shapeStr(q.shape)).join(', ')}`);
+  const total = parts.reduce((s, p) => s + p.shape[0]!, 0);
+  const data = new Float32Array(total * cols);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { dtype: parts[0]!.dtype, shape: [total, cols], data };
+}
+
+/** RoPE inverse frequencies as open_lm computes them: float32 1 / theta^(arange(0, d, 2) / d). */
+export function ropeInvFreq(dim: number, theta: number): Float32Array {
+  const out = new Float32Array(dim / 2);
+  const base = Math.fround(theta);
+  for (let i = 0; i < dim / 2; i++) {
+    const e = Math.fround((2 * i) / dim);
+    out[i] = Math.fround(1 / Math.fround(Math.pow(base, e)));
+  }
+  return out;
+}
+
+/** Remove the HF wrapper's "model." (or DDP's "module.") prefix; returns names relative to the Transformer. */
+export function stripOpenLmPrefix<T>(tensors: ReadonlyMap<string, T>): { tensors: Map<string, T>; prefix: string } {
+  const names = [...tensors.keys()];
+  for (const prefix of ['model.', 'module.']) {
+    if (names.length > 0 && names.every((n) => n.startsWith(prefix))) {
+      const stripped = new Map<string, T>();
+      for (const [n, t] of tensors) stripped.set(n.slice(prefix.length), t);
+      // "model.layers.0.self_attn..." is supra/HF naming, not open_lm
+      if (looksOpenLm(stripped.keys())) return { tensors: stripped, prefix };
+    }
+  }
+  return { tensors: new Map(tensors), prefix: '' };
+}
+
+function looksOpenLm(names: Iterable<string>): boolean {
+  for (const n of names) if (n === 'tok_embeddings.weight' || /^layers\.\d+\.(attention|feed_forward|attention_norm|ffn_norm)\./.test(n)) return true;
+  return false;
+}
+
+/** True when the names are open_lm's (with or without the "model."/"module." prefix). */
+export function isOpenLmLayout(names: Iterable<string>): boolean {
+  const list = [...names];
+  return looksOpenLm(list) || looksOpenLm(list.map((n) => n.replace(/^(model|module)\./, '')));
+}
+
+interface Dims {
+  hidden: number;
+  vocab: number;
+  layers: number;
+  intermediate: number;
+  qRows: number; // H·D
+  kvRows: number; // Hkv·D
+  kernelRows: number | null; // H·Dk, null when there are no kernels
+  kernelKvRows: number | null; // Hkv·Dk, null when keys share kernel_q
+  qkNorm: boolean;
+  tied: boolean;
+  headDim: number | null;
+  ropeTheta: number | null;
+}
+
+/**
+ * Convert open_lm names to supra names. `config` (recommended) fixes head counts and head size and makes
+ * every shape checked against it; without one they are inferred (q is H·D = hidden rows, as open_lm
+ * requires, k and v split the rest). Tensors split out of in_proj / w12 are views into the input arrays.
+ */
+export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: ModelConfig): Map<string, FloatTensor> {
+  const { tensors } = stripOpenLmPrefix(input);
+  if (!looksOpenLm(tensors.keys())) {
+    const sample = [...input.keys()].slice(0, 3).join(', ');
+    fail(`these tensors are not in the open_lm layout (no tok_embeddings.weight or layers.N.attention.*; found ${sample || 'none'})`);
+  }
+  const used = new Set<string>();
+  const take = (name: string): FloatTensor => {
+    const t = tensors.get(name);
+    if (!t) fail(`missing tensor ${name}`);
+    used.add(name);
+    return asFloat(name, t);
+  };
+  const maybe = (name: string): FloatTensor | null => (tensors.has(name) ? take(name) : null);
+  const expect = (name: string, t: FloatTensor, shape: number[]) => {
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      fail(`tensor ${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+    }
+  };
+
+  // ---- dimensions: from the tensors, cross-checked against the config --------------------------
+  const emb = take('tok_embeddings.weight');
+  if (emb.shape.length !== 2) fail(`tok_embeddings.weight has shape ${shapeStr(emb.shape)}, expected [vocab, hidden]`);
+  const [vocab, hidden] = emb.shape as [number, number];
+  const layerIds = new Set<number>();
+  for (const n of tensors.keys()) {
+    const m = LAYER_RE.exec(n);
+    if (m) layerIds.add(Number(m[1]));
+  }
+  const layers = layerIds.size;
+  for (let l = 0; l < layers; l++) if (!layerIds.has(l)) fail(`layer indices are not contiguous: layers.${l} is missing (found ${[...layerIds].sort((a, b) => a - b).join(', ')})`);
+  const inProj0 = tensors.get('layers.0.attention.in_proj.weight');
+  const w12_0 = tensors.get('layers.0.feed_forward.w12.weight');
+  if (!inProj0 || !w12_0) fail('missing layers.0.attention.in_proj.weight or layers.0.feed_forward.w12.weight');
+  const hasKernels = tensors.has('layers.0.attention._totrain_embed.weight');
+  // q has H·D rows: the kernel's input width when there is a kernel, else hidden (open_lm's D = dim / H)
+  const qRows0 = hasKernels ? tensors.get('layers.0.attention._totrain_embed.weight')!.shape[1] ?? hidden : hidden;
+  const dims: Dims = {
+    hidden,
+    vocab,
+    layers,
+    intermediate: w12_0.shape[0]! / 2,
+    qRows: qRows0,
+    kvRows: (inProj0.shape[0]! - qRows0) / 2,
+    kernelRows: hasKernels ? tensors.get('layers.0.attention._totrain_embed.weight')!.shape[0]! : null,
+    kernelKvRows: tensors.has('layers.0.attention._totrain_embed_kv.weight') ? tensors.get('layers.0.attention._totrain_embed_kv.weight')!.shape[0]! : null,
+    qkNorm: tensors.has('layers.0.attention._totrain_q_norm.weight'),
+    // without a config, an output.weight bit-identical to the embedding is a tied model saved under both names
+    tied: !tensors.has('output.weight') || sameValues(asFloat('output.weight', tensors.get('output.weight')!).data, emb.data),
+    headDim: null,
+    ropeTheta: null,
+  };
+  if (config) {
+    const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: D } = config;
+    const check = (what: string, have: number, want: number) => {
+      if (have !== want) fail(`the checkpoint's ${what} is ${have}, but the config says ${want}`);
+    };
+    check('hidden size (tok_embeddings.weight columns)', hidden, config.hidden_size);
+    check('vocab size (tok_embeddings.weight rows)', vocab, config.vocab_size);
+    check('layer count', layers, config.num_hidden_layers);
+    dims.qRows = H * D;
+    dims.kvRows = Hkv * D;
+    dims.intermediate = config.intermediate_size;
+    dims.headDim = D;
+    dims.ropeTheta = config.rope_theta;
+    if (config.attention_bias) fail('the config has q/k/v biases (attention_bias), which open_lm checkpoints do not hold');
+    if (config.supra) {
+      if (!hasKernels) fail('the config is a SUPRA config but layers.0.attention._totrain_embed.weight is missing');
+      // kernels are square per head (Dk = D), as in the reference and every supra model
+      dims.kernelRows = H * D;
+      dims.kernelKvRows = Hkv !== H ? Hkv * D : null;
+      dims.qkNorm = config.supra.qk_norm !== 'none';
+    } else if (hasKernels) {
+      fail('the checkpoint has SUPRA kernels (_totrain_embed) but the config is not a SUPRA config');
+    }
+    if (!config.tie_word_embeddings && dims.tied) fail('the config has untied embeddings but the checkpoint has no output.weight');
+    dims.tied = config.tie_word_embeddings;
+  }
+  if (!Number.isInteger(dims.kvRows) || dims.kvRows <= 0) fail(`layers.0.attention.in_proj.weight has ${inProj0.shape[0]} rows, which is not q (${dims.qRows}) plus two equal k/v blocks`);
+  if (!Number.isInteger(dims.intermediate) || dims.intermediate <= 0) fail(`layers.0.feed_forward.w12.weight has an odd row count ${w12_0.shape[0]}`);
+
+  // ---- per-tensor mapping --------------------------------------------------------------------
+  const out = new Map<string, FloatTensor>();
+  out.set('model.embed_tokens.weight', emb);
+  const { qRows, kvRows, intermediate: I } = dims;
+  for (let l = 0; l < layers; l++) {
+    const src = `layers.${l}.`;
+    const dst = `model.layers.${l}.`;
+    const attnNorm = take(`${src}attention_norm.weight`);
+    expect(`${src}attention_norm.weight`, attnNorm, [hidden]);
+    out.set(`${dst}input_layernorm.weight`, attnNorm);
+
+    const inProj = take(`${src}attention.in_proj.weight`);
+    expect(`${src}attention.in_proj.weight`, inProj, [qRows + 2 * kvRows, hidden]);
+    out.set(`${dst}self_attn.q_proj.weight`, rows(inProj, 0, qRows));
+    out.set(`${dst}self_attn.k_proj.weight`, rows(inProj, qRows, qRows + kvRows));
+    out.set(`${dst}self_attn.v_proj.weight`, rows(inProj, qRows + kvRows, qRows + 2 * kvRows));
+    const outProj = take(`${src}attention.out_proj.weight`);
+    expect(`${src}attention.out_proj.weight`, outProj, [hidden, qRows]);
+    out.set(`${dst}self_attn.o_proj.weight`, outProj);
+
+    if (dims.kernelRows !== null) {
+      const kq = take(`${src}attention._totrain_embed.weight`);
+      expect(`${src}attention._totrain_embed.weight`, kq, [dims.kernelRows, qRows]);
+      const kqb = take(`${src}attention._totrain_embed.bias`);
+      expect(`${src}attention._totrain_embed.bias`, kqb, [dims.kernelRows]);
+      out.set(`${dst}self_attn.kernel_q.weight`, kq);
+      out.set(`${dst}self_attn.kernel_q.bias`, kqb);
+      if (dims.kernelKvRows !== null) {
+        const kk = take(`${src}attention._totrain_embed_kv.weight`);
+        expect(`${src}attention._totrain_embed_kv.weight`, kk, [dims.kernelKvRows, kvRows]);
+        const kkb = take(`${src}attention._totrain_embed_kv.bias`);
+        expect(`${src}attention._totrain_embed_kv.bias`, kkb, [dims.kernelKvRows]);
+        out.set(`${dst}self_attn.kernel_k.weight`, kk);
+        out.set(`${dst}self_attn.kernel_k.bias`, kkb);
+      } else if (kvRows !== qRows) {
+        fail(`${src}attention: k has ${kvRows} rows and q ${qRows} (GQA) but there is no _totrain_embed_kv`);
+      }
+      if (dims.qkNorm) {
+        for (const [o, s] of [['q_norm', '_totrain_q_norm'], ['k_norm', '_totrain_k_norm']] as const) {
+          const g = take(`${src}attention.${s}.weight`);
+          expect(`${src}attention.${s}.weight`, g, [dims.kernelRows]); // k_norm is applied after repeat_kv
+          out.set(`${dst}self_attn.${o}.weight`, g);
+        }
+      }
+    }
+    const invFreq = maybe(`${src}attention.pos_embed.inv_freq`);
+    if (invFreq) checkInvFreq(`${src}attention.pos_embed.inv_freq`, invFreq, dims);
+
+    const ffnNorm = take(`${src}ffn_norm.weight`);
+    expect(`${src}ffn_norm.weight`, ffnNorm, [hidden]);
+    out.set(`${dst}post_attention_layernorm.weight`, ffnNorm);
+    const w12 = take(`${src}feed_forward.w12.weight`);
+    expect(`${src}feed_forward.w12.weight`, w12, [2 * I, hidden]);
+    out.set(`${dst}mlp.gate_proj.weight`, rows(w12, 0, I)); // xformers SwiGLU: silu(first half) * second half
+    out.set(`${dst}mlp.up_proj.weight`, rows(w12, I, 2 * I));
+    const w3 = take(`${src}feed_forward.w3.weight`);
+    expect(`${src}feed_forward.w3.weight`, w3, [hidden, I]);
+    out.set(`${dst}mlp.down_proj.weight`, w3);
+  }
+  const norm = take('norm.weight');
+  expect('norm.weight', norm, [hidden]);
+  out.set('model.norm.weight', norm);
+  const head = maybe('output.weight');
+  if (head) {
+    expect('output.weight', head, [vocab, hidden]);
+    if (dims.tied) {
+      // a tied open_lm model saves both names for the one matrix
+      if (head.data !== emb.data && !sameValues(head.data, emb.data)) fail('the config ties embeddings but output.weight differs from tok_embeddings.weight');
+    } else {
+      out.set('lm_head.weight', head);
+    }
+  }
+  const unexpected = [...tensors.keys()].filter((n) => !used.has(n));
+  if (unexpected.length > 0) {
+    fail(`unexpected tensors (${unexpected.length}): ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', ...' : ''}`);
+  }
+  return out;
+}
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
+  return true;
+}
+
+function checkInvFreq(name: string, t: FloatTensor, dims: Dims): void {
+  if (t.shape.length !== 1) fail(`${name} has shape ${shapeStr(t.shape)}, expected [head_dim / 2]`);
+  const d = t.shape[0]! * 2;
+  if (dims.headDim !== null && d !== dims.headDim) fail(`${name} covers a head size of ${d}, but the config's head_dim is ${dims.headDim}`);
+  if (dims.ropeTheta !== null) {
+    const want = ropeInvFreq(d, dims.ropeTheta);
+    for (let i = 0; i < want.length; i++) {
+      if (Math.abs(t.data[i]! - want[i]!) > 1e-4 * want[i]!) {
+        fail(`${name}[${i}] = ${t.data[i]} does not match rope_theta ${dims.ropeTheta} (expected ${want[i]}); the config's rope_theta is wrong for this checkpoint`);
+      }
+    }
+  }
+}
+
+/** rope theta implied by an inv_freq buffer (inv_freq[i] = theta^(-2i/d)), rounded to 6 significant digits. */
+export function ropeThetaFromInvFreq(invFreq: Float32Array): number | null {
+  if (invFreq.length < 2 || !(invFreq[1]! > 0 && invFreq[1]! < 1)) return null;
+  const d = invFreq.length * 2;
+  const theta = Math.pow(invFreq[1]!, -d / 2);
+  return Number(theta.toPrecision(6));
+}
+
+/**
+ * Convert supra names to open_lm names for `config`. Every expected tensor must be present with its
+ * shape; anything else is an error. in_proj and w12 are new arrays; the rest are the input arrays.
+ */
+export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelConfig, options: ToOpenLmOptions = {}): Map<string, FloatTensor> {
+  const prefix = options.prefix === false ? '' : 'model.';
+  const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: D, hidden_size: hidden, intermediate_size: I, vocab_size: V } = config;
+  const used = new Set<string>();
+  const take = (name: string, shape: number[]): FloatTensor => {
+    const t = input.get(name);
+    if (!t) fail(`missing tensor ${name}`);
+    used.add(name);
+    const f = asFloat(name, t);
+    if (f.shape.length !== shape.length || f.shape.some((s, i) => s !== shape[i])) fail(`tensor ${name} has shape ${shapeStr(f.shape)}, expected ${shapeStr(shape)}`);
+    return f;
+  };
+  if (config.attention_bias) fail('open_lm has no q/k/v biases; this config (attention_bias / Qwen2) cannot be exported to open_lm');
+  const out = new Map<string, FloatTensor>();
+  const put = (name: string, t: FloatTensor) => out.set(prefix + name, t);
+  const emb = take('model.embed_tokens.weight', [V, hidden]);
+  put('tok_embeddings.weight', emb);
+  const supra = config.supra;
+  const invFreq = options.rotaryBuffers === false ? null : ropeInvFreq(D, config.rope_theta);
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const src = `model.layers.${l}.`;
+    const dst = `layers.${l}.`;
+    put(`${dst}attention_norm.weight`, take(`${src}input_layernorm.weight`, [hidden]));
+    const q = take(`${src}self_attn.q_proj.weight`, [H * D, hidden]);
+    const k = take(`${src}self_attn.k_proj.weight`, [Hkv * D, hidden]);
+    const v = take(`${src}self_attn.v_proj.weight`, [Hkv * D, hidden]);
+    put(`${dst}attention.in_proj.weight`, concatRows([q, k, v], `${dst}attention.in_proj.weight`));
+    put(`${dst}attention.out_proj.weight`, take(`${src}self_attn.o_proj.weight`, [hidden, H * D]));
+    if (supra) {
+      put(`${dst}attention._totrain_embed.weight`, take(`${src}self_attn.kernel_q.weight`, [H * D, H * D]));
+      put(`${dst}attention._totrain_embed.bias`, take(`${src}self_attn.kernel_q.bias`, [H * D]));
+      if (Hkv !== H) {
+        put(`${dst}attention._totrain_embed_kv.weight`, take(`${src}self_attn.kernel_k.weight`, [Hkv * D, Hkv * D]));
+        put(`${dst}attention._totrain_embed_kv.bias`, take(`${src}self_attn.kernel_k.bias`, [Hkv * D]));
+      }
+      if (supra.qk_norm !== 'none') {
+        put(`${dst}attention._totrain_q_norm.weight`, take(`${src}self_attn.q_norm.weight`, [H * D]));
+        put(`${dst}attention._totrain_k_norm.weight`, take(`${src}self_attn.k_norm.weight`, [H * D]));
+      }
+    }
+    if (invFreq) put(`${dst}attention.pos_embed.inv_freq`, { dtype: 'F32', shape: [D / 2], data: invFreq });
+    put(`${dst}ffn_norm.weight`, take(`${src}post_attention_layernorm.weight`, [hidden]));
+    const gate = take(`${src}mlp.gate_proj.weight`, [I, hidden]);
+    const up = take(`${src}mlp.up_proj.weight`, [I, hidden]);
+    put(`${dst}feed_forward.w12.weight`, concatRows([gate, up], `${dst}feed_forward.w12.weight`));
+    put(`${dst}feed_forward.w3.weight`, take(`${src}mlp.down_proj.weight`, [hidden, I]));
+  }
+  put('norm.weight', take('model.norm.weight', [hidden]));
+  // open_lm's tied model registers the one matrix under both names, so a strict load wants both
+  put('output.weight', config.tie_word_embeddings ? emb : take('lm_head.weight', [V, hidden]));
+  const unexpected = [...input.keys()].filter((n) => !used.has(n));
+  if (unexpected.length > 0) {
+    fail(`tensors open_lm has no place for (${unexpected.length}): ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', ...' : ''}`);
+  }
+  return out;
+}
+
+// ---- configs -------------------------------------------------------------------------------------
+
+/** open_lm's params as saved by its HF wrapper (OpenLMConfig) or as a model_configs/*.json file. */
+export type OpenLmParams = Record<string, unknown>;
+
+/** True when a config.json is open_lm's rather than a transformers one. */
+export function isOpenLmConfig(raw: Record<string, unknown>): boolean {
+  const archs = raw.architectures;
+  if (raw.model_type === 'openlm') return true;
+  if (Array.isArray(archs) && archs.some((a) => typeof a === 'string' && /^OpenLM/i.test(a))) return true;
+  return raw.hidden_size === undefined && (raw.dim !== undefined || raw.hidden_dim !== undefined) && raw.n_heads !== undefined;
+}
+
+/**
+ * An HF-style ModelConfig (SupraForCausalLM for a linear-attention model, LlamaForCausalLM otherwise) for
+ * open_lm params, with dimensions the params lack taken from the tensors (names with or without "model.").
+ *
+ * Field mapping (first found wins; fields are looked up at the top level, then under "params_args_dict"
+ * and "params"):
+ *   dim | hidden_dim -> hidden_size          n_layers -> num_hidden_layers     n_heads -> num_attention_heads
+ *   n_heads_kv | n_kv_heads | num_kv_heads -> num_key_value_heads (else inferred from in_proj, else n_heads)
+ *   vocab_size -> vocab_size                 norm_eps -> rms_norm_eps (and supra.qk_norm_eps, as open_lm)
+ *   seq_len -> max_position_embeddings       weight_tying -> tie_word_embeddings (else: no output.weight)
+ *   apply_qk_norm | qk_norm -> supra.qk_norm "rms" (open_lm's qk-norms use the block norm class, RMS)
+ *   use_decay=false -> decay "none"; use_retnet_slopes -> decay "retnet"; else "lightning"
+ *   intermediate size: from feed_forward.w12 rows / 2, else intermediate_size | ffn_dim, else open_lm's
+ *   SwiGLU rule 256 * ceil((8 * dim / 3) / 256)
+ * Assumptions, documented because the params do not say: rope_theta is 10000 (open_lm hard-codes it) unless
+ * a rope_theta field or an inv_freq buffer says otherwise; head_dim = dim / n_heads (open_lm's rule);
+ * the GroupNorm eps is 1e-5 (nn.GroupNorm's default, as open_lm uses); hidden_act is silu (SwiGLU).
+ * Unsupported settings (a non-RMS block norm, decay_start, a kernel size other than the head size,
+ * non-rotary positions, GELU feed-forward) are refused with an error.
+ */
+export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string, TensorLike>, path = 'config.json'): ModelConfig {
+  const bad = (msg: string): never => {
+    throw new Error(`supra: ${path}: open_lm config: ${msg}`);
+  };
+  const scopes = [params, params.params_args_dict, params.params].filter((s): s is Record<string, unknown> => typeof s === 'object' && s !== null && !Array.isArray(s));
+  const get = (...keys: string[]): unknown => {
+    for (const s of scopes) for (const k of keys) if (s[k] !== undefined && s[k] !== null) return s[k];
+    return undefined;
+  };
+  const int = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const t = tensors ? stripOpenLmPrefix(tensors).tensors : new Map<string, TensorLike>();
+  const shapeOf = (name: string) => t.get(name)?.shape;
+
+  const embShape = shapeOf('tok_embeddings.weight');
+  const hiddenField = get('dim', 'hidden_dim', 'hidden_size');
+  const hidden = hiddenField !== undefined ? int(hiddenField, 'dim') : embShape ? embShape[1]! : bad('no "dim" field and no tok_embeddings.weight to infer it from');
+  if (embShape && embShape[1] !== hidden) bad(`dim is ${hidden} but tok_embeddings.weight has ${embShape[1]} columns`);
+  const heads = int(get('n_heads', 'num_attention_heads') ?? bad('no "n_heads" field: the head count cannot be inferred from the tensors'), 'n_heads');
+  if (hidden % heads !== 0) bad(`dim ${hidden} is not a multiple of n_heads ${heads}`);
+  const headDim = hidden / heads;
+  let layers = get('n_layers', 'num_hidden_layers') as number | undefined;
+  if (layers === undefined) {
+    let maxLayer = -1;
+    for (const n of t.keys()) {
+      const m = LAYER_RE.exec(n);
+      if (m) maxLayer = Math.max(maxLayer, Number(m[1]));
+    }
+    if (maxLayer < 0) bad('no "n_layers" field and no layer tensors to count');
+    layers = maxLayer + 1;
+  }
+  layers = int(layers, 'n_layers');
+  let kvHeads = get('n_heads_kv', 'n_kv_heads', 'num_kv_heads', 'num_key_value_heads') as number | undefined;
+  const inProj = shapeOf('layers.0.attention.in_proj.weight');
+  if (kvHeads === undefined && inProj) kvHeads = (inProj[0]! - hidden) / 2 / headDim;
+  kvHeads = int(kvHeads ?? heads, 'n_heads_kv');
+  let vocab = get('vocab_size') as number | undefined;
+  if (embShape) {
+    if (vocab !== undefined && vocab !== embShape[0]) bad(`vocab_size is ${vocab} but tok_embeddings.weight has ${embShape[0]} rows`);
+    vocab = embShape[0];
+  }
+  vocab = int(vocab ?? bad('no "vocab_size" field and no tok_embeddings.weight'), 'vocab_size');
+  const w12 = shapeOf('layers.0.feed_forward.w12.weight');
+  const intermediate = int(
+    w12 ? w12[0]! / 2 : get('intermediate_size', 'ffn_dim') ?? 256 * Math.ceil(Math.floor((8 * hidden) / 3) / 256),
+    'intermediate size',
+  );
+
+  const normType = String(get('norm_type', 'model_norm') ?? 'rms_norm');
+  if (!/rms/i.test(normType)) bad(`norm_type "${normType}": supra's blocks use RMSNorm (Llama/Mistral); only an RMS norm_type can be imported`);
+  const ffnType = String(get('ffn_type') ?? 'swiglu');
+  if (!/^swiglu/.test(ffnType)) bad(`ffn_type "${ffnType}" is not supported (SwiGLU only)`);
+  const posType = String(get('positional_embedding_type') ?? 'rotary');
+  if (posType !== 'rotary') bad(`positional_embedding_type "${posType}" is not supported (rotary, the rotate-half convention, only)`);
+  if (get('post_embed_norm') === true) bad('post_embed_norm is not supported');
+  if (get('decay_start') !== undefined) bad(`decay_start ${JSON.stringify(get('decay_start'))} is not supported (the slopes start at their default)`);
+  for (const key of ['qk_head_dim', 'v_head_dim']) {
+    const v = get(key);
+    if (v !== undefined && v !== headDim) bad(`${key} ${JSON.stringify(v)} differs from dim / n_heads = ${headDim}; supra needs square kernels`);
+  }
+  const normEps = get('norm_eps', 'rms_norm_eps') ?? 1e-5;
+  if (typeof normEps !== 'number' || !(normEps > 0)) bad(`norm_eps must be a positive number, got ${JSON.stringify(normEps)}`);
+
+  let ropeTheta = get('rope_theta') as number | undefined;
+  const invFreq = t.get('layers.0.attention.pos_embed.inv_freq');
+  if (ropeTheta === undefined && invFreq && invFreq.data instanceof Float32Array) ropeTheta = ropeThetaFromInvFreq(invFreq.data) ?? undefined;
+  ropeTheta ??= 10000;
+
+  const tyingField = get('weight_tying', 'tie_word_embeddings');
+  const tied = typeof tyingField === 'boolean' ? tyingField : tensors ? !t.has('output.weight') : false;
+
+  const attnName = String(get('attn_name') ?? '');
+  const hasKernels = t.has('layers.0.attention._totrain_embed.weight');
+  const linear = /linear/.test(attnName) || hasKernels;
+  const qkField = get('apply_qk_norm', 'qk_norm');
+  const qkNormOn = typeof qkField === 'boolean' ? qkField : t.has('layers.0.attention._totrain_q_norm.weight');
+  // open_lm builds the qk-norms with the block norm class, which is RMS here
+  const qkNorm: QkNorm = qkNormOn ? 'rms' : 'none';
+  const decay = get('use_decay') === false ? 'none' : get('use_retnet_slopes') === true ? 'retnet' : 'lightning';
+
+  const raw: Record<string, unknown> = {
+    architectures: [linear ? SUPRA_ARCHITECTURE : 'LlamaForCausalLM'],
+    model_type: linear ? 'supra' : 'llama',
+    vocab_size: vocab,
+    hidden_size: hidden,
+    intermediate_size: intermediate,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    rms_norm_eps: normEps,
+    rope_theta: ropeTheta,
+    tie_word_embeddings: tied,
+    max_position_embeddings: get('seq_len', 'max_position_embeddings') ?? 2048,
+    hidden_act: 'silu',
+    attention_bias: false,
+  };
+  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id', 'torch_dtype']) {
+    const v = get(key);
+    if (v !== undefined) raw[key] = v;
+  }
+  if (linear) raw.supra = { qk_norm: qkNorm, qk_norm_eps: normEps, decay, group_norm_eps: 1e-5 };
+  return parseConfig(raw, path);
+}
+
+/** open_lm params (OpenLMConfig fields, flat) for a supra ModelConfig: what convert writes beside open_lm weights. */
+export function toOpenLmParams(config: ModelConfig): OpenLmParams {
+  if (config.head_dim * config.num_attention_heads !== config.hidden_size) {
+    fail(`open_lm requires head_dim * n_heads == dim (${config.head_dim} * ${config.num_attention_heads} != ${config.hidden_size})`);
+  }
+  const supra = config.supra;
+  if (supra && supra.qk_norm === 'layernorm') fail('open_lm uses the block norm type (RMS) for qk-norm; a gain-only layernorm qk-norm cannot be expressed');
+  const params: OpenLmParams = {
+    architectures: ['OpenLMForCausalLM'],
+    model_type: 'openlm',
+    dim: config.hidden_size,
+    n_layers: config.num_hidden_layers,
+    n_heads: config.num_attention_heads,
+    n_heads_kv: config.num_key_value_heads,
+    vocab_size: config.vocab_size,
+    norm_eps: config.rms_norm_eps,
+    seq_len: config.max_position_embeddings,
+    weight_tying: config.tie_word_embeddings,
+    norm_type: 'rms_norm',
+    ffn_type: 'swiglu_torch',
+    positional_embedding_type: 'rotary',
+    post_embed_norm: false,
+    intermediate_size: config.intermediate_size,
+    rope_theta: config.rope_theta,
+    attn_name: supra ? 'linear_attn' : 'torch_attn',
+    apply_qk_norm: supra ? supra.qk_norm !== 'none' : false,
+    qk_head_dim: config.head_dim,
+    v_head_dim: config.head_dim,
+  };
+  if (supra) {
+    params.use_decay = supra.decay !== 'none';
+    params.use_retnet_slopes = supra.decay === 'retnet';
+    params.decay_start = null;
+  }
+  if (config.bos_token_id !== null) params.bos_token_id = config.bos_token_id;
+  if (config.eos_token_id !== null) params.eos_token_id = config.eos_token_id;
+  return params;
+}

@@ -1,0 +1,95 @@
+// One decoder layer of the Llama family:
+//   h_mid = h_in + mixer(input_layernorm(h_in));  h_out = h_mid + mlp(post_attention_layernorm(h_mid)).
+// The mixer is any TokenMixer (softmax attention, SUPRA); the rest is shared.
+import { add } from '../core/ops.js';
+import { MLP } from './mlp.js';
+import { RMSNorm } from './norm.js';
+import type { MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
+import { Workspace } from './workspace.js';
+
+export class DecoderLayer {
+  readonly inputNorm: RMSNorm;
+  readonly mixer: TokenMixer;
+  readonly postNorm: RMSNorm;
+  readonly mlp: MLP;
+  private readonly hidden: number;
+  private readonly scratch: Workspace;
+  // Kept for backward: the normed inputs of mixer and MLP (which keep references to them), the two
+  // rstd vectors, the mid residual, and h_in (a buffer of the caller).
+  private readonly acts = new Workspace();
+  private hIn: Float32Array | null = null;
+  private rows = 0;
+
+  constructor(ctx: MixerContext, mixerFactory: MixerFactory) {
+    const c = ctx.config;
+    const p = `model.layers.${ctx.layer}`;
+    this.hidden = c.hidden_size;
+    this.scratch = ctx.scratch;
+    this.inputNorm = new RMSNorm(ctx.store, `${p}.input_layernorm`, c.hidden_size, c.rms_norm_eps);
+    this.mixer = mixerFactory(ctx);
+    this.postNorm = new RMSNorm(ctx.store, `${p}.post_attention_layernorm`, c.hidden_size, c.rms_norm_eps);
+    this.mlp = new MLP(ctx.store, `${p}.mlp`, c.hidden_size, c.intermediate_size, c.raw.mlp_bias === true, ctx.scratch);
+  }
+
+  /**
+   * hIn [B, T, hidden] → hOut. Without a state this is a training forward over whole sequences: hIn must
+   * stay untouched until backward and hOut must be another buffer. With a state (decoding) nothing is
+   * kept and hOut may be hIn.
+   */
+  forward(hIn: Float32Array, hOut: Float32Array, B: number, T: number, state: MixerState | null = null): void {
+    const rows = B * T;
+    const n = rows * this.hidden;
+    const keep = state === null;
+    if (keep && hIn === hOut) throw new Error('supra: a training forward of a decoder layer needs separate input and output buffers');
+    const ws = keep ? this.acts : this.scratch;
+    const pre = keep ? '' : 'block.';
+    const n1 = ws.get(pre + 'norm1', n);
+    const rstd1 = ws.get(pre + 'rstd1', rows);
+    const hMid = keep ? this.acts.get('mid', n) : hOut;
+    const n2 = ws.get(pre + 'norm2', n);
+    const rstd2 = ws.get(pre + 'rstd2', rows);
+    const branch = this.scratch.get('block.branch', n);
+
+    this.inputNorm.forward(hIn, n1, rstd1, rows);
+    this.mixer.forward(n1, branch, B, T, state);
+    add(hIn, branch, hMid, n);
+    this.postNorm.forward(hMid, n2, rstd2, rows);
+    this.mlp.forward(n2, branch, rows, keep);
+    add(hMid, branch, hOut, n);
+    if (keep) {
+      this.hIn = hIn;
+      this.rows = rows;
+    } else {
+      this.hIn = null;
+    }
+  }
+
+  /** dh: d loss/d h_out on entry, d loss/d h_in on return (in place). Parameter gradients accumulate. */
+  backward(dh: Float32Array): void {
+    const hIn = this.hIn;
+    if (!hIn) throw new Error('supra: decoder layer backward without a training forward before it');
+    const rows = this.rows;
+    const n = rows * this.hidden;
+    const rstd1 = this.acts.get('rstd1', rows);
+    const hMid = this.acts.get('mid', n);
+    const rstd2 = this.acts.get('rstd2', rows);
+    const dnorm = this.scratch.get('block.dnorm', n);
+    // MLP branch: dh_mid = dh + postNorm'ᵀ(mlp'ᵀ(dh))
+    this.mlp.backward(dh, dnorm);
+    this.postNorm.backward(dnorm, hMid, rstd2, dh, rows, true);
+    // mixer branch: dh_in = dh_mid + inputNorm'ᵀ(mixer'ᵀ(dh_mid))
+    this.mixer.backward(dh, dnorm);
+    this.inputNorm.backward(dnorm, hIn, rstd1, dh, rows, true);
+  }
+
+  params(): Param[] {
+    return [this.inputNorm.weight, ...this.mixer.params(), this.postNorm.weight, ...this.mlp.params()];
+  }
+
+  freeActivations(): void {
+    this.acts.free();
+    this.mixer.freeActivations();
+    this.mlp.freeActivations();
+    this.hIn = null;
+  }
+}

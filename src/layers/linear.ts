@@ -1,0 +1,42 @@
+// A linear layer y = x·Wᵀ + b over arena parameters (W stored [out, in] as in PyTorch/HF).
+// It keeps no activations: the caller passes the input again to backward (llm.c style).
+import { linear, linearBackward } from '../core/ops.js';
+import { gradOf, type ParamStore } from './params.js';
+import type { Param } from './types.js';
+
+export class Linear {
+  constructor(
+    readonly weight: Param,
+    readonly bias: Param | null,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
+    if (weight.shape[0] !== outFeatures || weight.shape[1] !== inFeatures) {
+      throw new Error(`supra: ${weight.name} is [${weight.shape.join(', ')}], a linear layer ${inFeatures}→${outFeatures} needs [${outFeatures}, ${inFeatures}]`);
+    }
+  }
+
+  /** Declare `${name}.weight` [out, in] (and `${name}.bias` [out]) in the store. */
+  static create(store: ParamStore, name: string, inFeatures: number, outFeatures: number, bias: boolean): Linear {
+    const w = store.add(`${name}.weight`, [outFeatures, inFeatures]);
+    const b = bias ? store.add(`${name}.bias`, [outFeatures]) : null;
+    return new Linear(w, b, inFeatures, outFeatures);
+  }
+
+  /** y[rows, out] = x[rows, in]·Wᵀ + b (y overwritten). */
+  forward(x: Float32Array, y: Float32Array, rows: number): void {
+    linear(x, this.weight.data, this.bias ? this.bias.data : null, y, rows, this.inFeatures, this.outFeatures);
+  }
+
+  /** dx = dy·W (overwritten, or added with accumulateDx; skipped when dx is null); dW, db accumulate. */
+  backward(dy: Float32Array, x: Float32Array, dx: Float32Array | null, rows: number, accumulateDx = false): void {
+    linearBackward(
+      dy, x, this.weight.data, dx, gradOf(this.weight), this.bias ? gradOf(this.bias) : null,
+      rows, this.inFeatures, this.outFeatures, accumulateDx,
+    );
+  }
+
+  params(): Param[] {
+    return this.bias ? [this.weight, this.bias] : [this.weight];
+  }
+}

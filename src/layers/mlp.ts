@@ -1,0 +1,77 @@
+// The SwiGLU MLP of the Llama family: down(silu(gate(x)) ⊙ up(x)).
+import { swiglu, swigluBackward } from '../core/ops.js';
+import { Linear } from './linear.js';
+import type { ParamStore } from './params.js';
+import type { Param } from './types.js';
+import { Workspace } from './workspace.js';
+
+export class MLP {
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
+  // Kept for backward: the input (a buffer of the caller) and the two projections. The product
+  // silu(gate)⊙up is recomputed in backward instead of kept, saving a [rows, ffn] buffer per layer.
+  private readonly acts = new Workspace();
+  private x: Float32Array | null = null;
+  private rows = 0;
+
+  /** prefix: `model.layers.N.mlp`. */
+  constructor(
+    store: ParamStore, prefix: string,
+    readonly hidden: number, readonly ffn: number, bias: boolean,
+    private readonly scratch: Workspace,
+  ) {
+    this.gate = Linear.create(store, `${prefix}.gate_proj`, hidden, ffn, bias);
+    this.up = Linear.create(store, `${prefix}.up_proj`, hidden, ffn, bias);
+    this.down = Linear.create(store, `${prefix}.down_proj`, ffn, hidden, bias);
+  }
+
+  /**
+   * out[rows, hidden] = mlp(x) (overwritten). With keep (training) x must stay untouched until backward;
+   * without it (decoding) nothing is kept.
+   */
+  forward(x: Float32Array, out: Float32Array, rows: number, keep = true): void {
+    const n = rows * this.ffn;
+    const g = keep ? this.acts.get('gate', n) : this.scratch.get('mlp.gate', n);
+    const u = keep ? this.acts.get('up', n) : this.scratch.get('mlp.up', n);
+    const a = this.scratch.get('mlp.act', n);
+    this.gate.forward(x, g, rows);
+    this.up.forward(x, u, rows);
+    swiglu(g, u, a, n);
+    this.down.forward(a, out, rows);
+    if (keep) {
+      this.x = x;
+      this.rows = rows;
+    } else {
+      this.x = null;
+    }
+  }
+
+  /** dout → dx (overwritten, or added with accumulateDx); parameter gradients accumulate. */
+  backward(dout: Float32Array, dx: Float32Array, accumulateDx = false): void {
+    const x = this.x;
+    if (!x) throw new Error('supra: MLP.backward without a training forward before it');
+    const rows = this.rows;
+    const n = rows * this.ffn;
+    const g = this.acts.get('gate', n);
+    const u = this.acts.get('up', n);
+    const a = this.scratch.get('mlp.act', n);
+    const da = this.scratch.get('mlp.dact', n);
+    const dg = this.scratch.get('mlp.dgate', n);
+    const du = this.scratch.get('mlp.dup', n);
+    swiglu(g, u, a, n); // recompute the down projection's input
+    this.down.backward(dout, a, da, rows);
+    swigluBackward(da, g, u, dg, du, n);
+    this.gate.backward(dg, x, dx, rows, accumulateDx);
+    this.up.backward(du, x, dx, rows, true);
+  }
+
+  params(): Param[] {
+    return [...this.gate.params(), ...this.up.params(), ...this.down.params()];
+  }
+
+  freeActivations(): void {
+    this.acts.free();
+    this.x = null;
+  }
+}

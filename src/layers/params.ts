@@ -1,0 +1,149 @@
+// The parameter store: every parameter of a model by its HF / safetensors name, each an arena buffer
+// allocated once, with its gradient buffer beside it. Gradients are allocated on first need
+// (enableGrads), so a model loaded for inference holds no gradient memory.
+import { allocF32, free } from '../core/memory.js';
+import type { StoredTensor } from '../io/safetensors.js';
+import type { Param } from './types.js';
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/** Named tensors to load from: a checkpoint folder (io/checkpoint.ts Checkpoint fits) or a map in memory. */
+export interface TensorSource {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): { dtype: string; shape: number[] };
+  /** Read a float tensor into dest (numel long), as float32. */
+  readInto(name: string, dest: Float32Array): Float32Array;
+  /** The file holding a tensor, for error messages. */
+  fileOf?(name: string): string;
+}
+
+/** A TensorSource over tensors already in memory (readSafetensors' map, or tests). */
+export function mapSource(tensors: ReadonlyMap<string, StoredTensor>): TensorSource {
+  const get = (name: string): StoredTensor => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`supra: no tensor named ${name}`);
+    return t;
+  };
+  return {
+    names: () => [...tensors.keys()],
+    has: (name) => tensors.has(name),
+    info: (name) => get(name),
+    readInto: (name, dest) => {
+      const t = get(name);
+      if (!(t.data instanceof Float32Array)) throw new Error(`supra: tensor ${name} holds integers (${t.dtype}), expected floats`);
+      if (t.data.length !== dest.length) throw new Error(`supra: tensor ${name} has ${t.data.length} values, destination holds ${dest.length}`);
+      dest.set(t.data);
+      return dest;
+    },
+  };
+}
+
+class ArenaParam implements Param {
+  grad: Float32Array | null = null;
+  constructor(
+    readonly name: string,
+    readonly shape: number[],
+    readonly data: Float32Array,
+  ) {}
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The gradient buffer of a parameter; a clear error when the model was not set up for training. */
+export function gradOf(p: Param): Float32Array {
+  if (!p.grad) throw new Error(`supra: ${p.name} has no gradient buffer (call enableGrads() on the model before backward)`);
+  return p.grad;
+}
+
+export class ParamStore {
+  private readonly byName = new Map<string, Param>();
+  private gradsOn = false;
+
+  /** A new zero parameter. Names are unique. */
+  add(name: string, shape: number[]): Param {
+    if (this.byName.has(name)) throw new Error(`supra: parameter ${name} declared twice`);
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
+    }
+    const p = new ArenaParam(name, [...shape], allocF32(numel(shape)));
+    if (this.gradsOn) p.grad = allocF32(p.data.length);
+    this.byName.set(name, p);
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  get(name: string): Param {
+    const p = this.byName.get(name);
+    if (!p) throw new Error(`supra: no parameter named ${name}`);
+    return p;
+  }
+
+  /** Every parameter, in declaration order (embeddings, layer by layer, final norm, head). */
+  list(): Param[] {
+    return [...this.byName.values()];
+  }
+
+  /** Total number of parameter values. */
+  numel(): number {
+    let n = 0;
+    for (const p of this.byName.values()) n += p.data.length;
+    return n;
+  }
+
+  get gradsEnabled(): boolean {
+    return this.gradsOn;
+  }
+
+  /** Allocate every gradient buffer (zeroed). Idempotent. */
+  enableGrads(): void {
+    this.gradsOn = true;
+    for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32(p.data.length);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.byName.values()) p.grad?.fill(0);
+  }
+
+  /**
+   * Fill every parameter from `source` by name, converting half-precision tensors to float32. Each
+   * parameter must be present with its exact shape; errors name the file and the tensor. Returns the
+   * names in the source that no parameter takes, for the caller to report.
+   */
+  load(source: TensorSource, sourceName: string): { unexpected: string[] } {
+    const missing: string[] = [];
+    for (const p of this.byName.values()) {
+      if (!source.has(p.name)) {
+        missing.push(p.name);
+        continue;
+      }
+      const file = source.fileOf ? source.fileOf(p.name) : sourceName;
+      const { dtype, shape } = source.info(p.name);
+      const sameShape = shape.length === p.shape.length && shape.every((d, i) => d === p.shape[i]);
+      if (!sameShape) {
+        throw new Error(`supra: ${file}: tensor ${p.name} has shape [${shape.join(', ')}], the config expects [${p.shape.join(', ')}]`);
+      }
+      if (!FLOAT_DTYPES.has(dtype)) throw new Error(`supra: ${file}: tensor ${p.name} has dtype ${dtype}, expected a float tensor`);
+      source.readInto(p.name, p.data);
+    }
+    if (missing.length > 0) {
+      const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
+      throw new Error(`supra: ${sourceName}: missing tensor${missing.length > 1 ? 's' : ''} ${shown}`);
+    }
+    return { unexpected: source.names().filter((n) => !this.byName.has(n)) };
+  }
+
+  free(): void {
+    for (const p of this.byName.values()) {
+      free(p.data);
+      if (p.grad) free(p.grad);
+      p.grad = null;
+    }
+    this.byName.clear();
+  }
+}

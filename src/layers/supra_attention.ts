@@ -1,0 +1,484 @@
+// The SUPRA token mixer: the teacher's q/k/v/o projections around linear attention.
+//
+//   q, k, v = q_proj(x), k_proj(x), v_proj(x)
+//   q̃ = relu(kernel_q(q)),  k̃ = relu(kernel_k(k))      (kernel_k is kernel_q itself when Hkv = H)
+//   k̃, v = repeat_kv(k̃), repeat_kv(v)                   (query head h reads kv head ⌊h / (H/Hkv)⌋)
+//   [qk-norm] q̃ = q_norm(q̃), k̃ = k_norm(k̃)             (over all H·Dk channels; 'rms' or gain-only 'layernorm')
+//   q̃, k̃ = RoPE(q̃), RoPE(k̃)
+//   o = linear_attention(q̃, k̃, v)                        (decay γ_h per head, scale 1/√Dk, no denominator)
+//   out = o_proj(GroupNorm(o))                           (one group per head, no affine)
+//
+// Forward and backward side by side. Rows are tokens: [B·T, features] ("token-major"); the attention
+// itself runs head-major [B, H, T, D] (see linear_attention.ts).
+import * as ops from '../core/ops.js';
+import { allocF32, free } from '../core/memory.js';
+import type { ModelConfig, SupraSettings } from '../io/config.js';
+import { LinearAttention, decaySlopes } from './linear_attention.js';
+import { ropeTable, type RopeTable } from './rope.js';
+import type { MixerState, Param, TokenMixer } from './types.js';
+import { Workspace } from './workspace.js';
+
+export type AttentionForm = 'chunked' | 'parallel' | 'recurrent';
+
+export interface SupraMixerOptions {
+  /**
+   * How a whole sequence is computed (default 'chunked'). With a state: 'recurrent' steps token by
+   * token; 'chunked' and 'parallel' run the chunked form from the state.
+   */
+  form?: AttentionForm;
+  /** Tokens per chunk of the chunked form (default 64). */
+  chunkSize?: number;
+  /**
+   * Scratch buffers shared with the other layers (MixerContext.scratch), for values that live within
+   * one call: decoding steps and backward temporaries. Default: the mixer's own.
+   */
+  scratch?: Workspace;
+}
+
+/** Declares (or looks up) a parameter of the given HF name and shape. */
+export type GetParam = (name: string, shape: number[]) => Param;
+
+/** The recurrent state of one SUPRA layer for B sequences: [B, H, Dk, Dv], already multiplied by γ. */
+export class SupraState implements MixerState {
+  position = 0;
+  readonly data: Float32Array;
+
+  constructor(
+    readonly batch: number,
+    readonly heads: number,
+    readonly dk: number,
+    readonly dv: number,
+  ) {
+    this.data = allocF32(batch * heads * dk * dv);
+  }
+
+  bytes(): number {
+    return this.data.byteLength;
+  }
+
+  reset(): void {
+    this.data.fill(0);
+    this.position = 0;
+  }
+
+  free(): void {
+    free(this.data);
+  }
+}
+
+// ---------------------------------------------------------------- layout helpers (data movement only)
+
+/** dst[b, h, t, :] = src[b, t, ⌊h/rep⌋, :] — token-major [B, T, H/rep, D] to head-major [B, H, T, D]. */
+function toHeadMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
+  const Hs = H / rep;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const hs = (h / rep) | 0;
+      let d = (b * H + h) * T * D;
+      for (let t = 0; t < T; t++, d += D) {
+        const s = ((b * T + t) * Hs + hs) * D;
+        for (let i = 0; i < D; i++) dst[d + i] = src[s + i]!;
+      }
+    }
+  }
+}
+
+/** dst[b, t, hs, :] = Σ_{h: ⌊h/rep⌋ = hs} src[b, h, t, :] — the backward of toHeadMajor (overwrites). */
+function toTokenMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
+  const Hs = H / rep;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let hs = 0; hs < Hs; hs++) {
+        const d = ((b * T + t) * Hs + hs) * D;
+        const s0 = ((b * H + hs * rep) * T + t) * D;
+        for (let i = 0; i < D; i++) dst[d + i] = src[s0 + i]!;
+        for (let r = 1; r < rep; r++) {
+          const s = s0 + r * T * D;
+          for (let i = 0; i < D; i++) dst[d + i]! += src[s + i]!;
+        }
+      }
+    }
+  }
+}
+
+/** dst[n, h, :] = src[n, ⌊h/rep⌋, :] — repeat_kv within token-major rows. */
+function repeatHeads(src: Float32Array, dst: Float32Array, rows: number, H: number, rep: number, D: number): void {
+  const Hs = H / rep;
+  for (let n = 0; n < rows; n++) {
+    for (let h = 0; h < H; h++) {
+      const s = (n * Hs + ((h / rep) | 0)) * D;
+      const d = (n * H + h) * D;
+      for (let i = 0; i < D; i++) dst[d + i] = src[s + i]!;
+    }
+  }
+}
+
+/** dst[n, hs, :] = Σ_r src[n, hs·rep + r, :] — the backward of repeatHeads (overwrites). */
+function sumRepeatedHeads(src: Float32Array, dst: Float32Array, rows: number, H: number, rep: number, D: number): void {
+  const Hs = H / rep;
+  for (let n = 0; n < rows; n++) {
+    for (let hs = 0; hs < Hs; hs++) {
+      const d = (n * Hs + hs) * D;
+      const s0 = (n * H + hs * rep) * D;
+      for (let i = 0; i < D; i++) dst[d + i] = src[s0 + i]!;
+      for (let r = 1; r < rep; r++) {
+        const s = s0 + r * D;
+        for (let i = 0; i < D; i++) dst[d + i]! += src[s + i]!;
+      }
+    }
+  }
+}
+
+/** y[r, :] = x[r, :] ⊙ w (a per-channel gain; y may be x). */
+function mulRows(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let c = 0; c < cols; c++) y[o + c] = x[o + c]! * w[c]!;
+  }
+}
+
+/** dw[c] += Σ_r dy[r, c]·x[r, c] (the gain's gradient). */
+function accumulateGainGrad(dy: Float32Array, x: Float32Array, dw: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let c = 0; c < cols; c++) dw[c]! += dy[o + c]! * x[o + c]!;
+  }
+}
+
+function gradOf(p: Param): Float32Array {
+  if (!p.grad) throw new Error(`supra: ${p.name} has no gradient buffer (the model was built for inference; enable gradients before backward)`);
+  return p.grad;
+}
+
+// ---------------------------------------------------------------- the mixer
+
+export class SupraAttention implements TokenMixer {
+  readonly layer: number;
+  readonly hidden: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number; // D = Dv
+  readonly kernelDim: number; // Dk
+  readonly settings: SupraSettings;
+  readonly ropeTheta: number;
+  readonly attention: LinearAttention;
+  form: AttentionForm;
+
+  // teacher projections
+  readonly qProj: Param;
+  readonly kProj: Param;
+  readonly vProj: Param;
+  readonly oProj: Param;
+  readonly qBias: Param | null;
+  readonly kBias: Param | null;
+  readonly vBias: Param | null;
+  readonly oBias: Param | null;
+  // SUPRA parameters
+  readonly kernelQ: Param;
+  readonly kernelQBias: Param;
+  /** The key kernel: its own layer under GQA, kernel_q itself (shared) when Hkv = H. */
+  readonly kernelK: Param;
+  readonly kernelKBias: Param;
+  readonly qNorm: Param | null;
+  readonly kNorm: Param | null;
+
+  private readonly rope: RopeTable;
+  // activations kept from a training forward to its backward, and scratch for one call
+  private readonly acts = new Workspace();
+  private readonly scratch: Workspace;
+  private x: Float32Array | null = null; // the training forward's input (the caller keeps it intact)
+  // the (B, T) of the activations kept for backward, or null
+  private saved: { B: number; T: number } | null = null;
+  // the (B, T) and buffers of the last forward, for internals()
+  private last: { B: number; T: number; keep: boolean } | null = null;
+
+  constructor(config: ModelConfig, getParam: GetParam, layer: number, options: SupraMixerOptions = {}) {
+    if (!config.supra) throw new Error(`supra: layer ${layer}: a SUPRA mixer needs config.supra (architecture SupraForCausalLM)`);
+    this.layer = layer;
+    this.settings = config.supra;
+    this.hidden = config.hidden_size;
+    this.heads = config.num_attention_heads;
+    this.kvHeads = config.num_key_value_heads;
+    this.headDim = config.head_dim;
+    this.kernelDim = config.head_dim; // the kernels are square (Dk = D), as in the reference
+    this.ropeTheta = config.rope_theta;
+    if (this.heads % this.kvHeads !== 0) throw new Error(`supra: layer ${layer}: ${this.heads} heads is not a multiple of ${this.kvHeads} kv heads`);
+    if (this.kernelDim % 2 !== 0) throw new Error(`supra: layer ${layer}: kernel dim ${this.kernelDim} must be even for RoPE`);
+    const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const p = `model.layers.${layer}.self_attn`;
+    this.qProj = getParam(`${p}.q_proj.weight`, [H * D, hidden]);
+    this.kProj = getParam(`${p}.k_proj.weight`, [Hkv * D, hidden]);
+    this.vProj = getParam(`${p}.v_proj.weight`, [Hkv * D, hidden]);
+    this.oProj = getParam(`${p}.o_proj.weight`, [hidden, H * D]);
+    this.qBias = config.attention_bias ? getParam(`${p}.q_proj.bias`, [H * D]) : null;
+    this.kBias = config.attention_bias ? getParam(`${p}.k_proj.bias`, [Hkv * D]) : null;
+    this.vBias = config.attention_bias ? getParam(`${p}.v_proj.bias`, [Hkv * D]) : null;
+    // Qwen2 has biases on q/k/v only; Llama's attention_bias also puts one on o_proj.
+    const qwen = config.architecture === 'Qwen2ForCausalLM' || config.model_type === 'qwen2';
+    this.oBias = config.attention_bias && !qwen ? getParam(`${p}.o_proj.bias`, [hidden]) : null;
+    this.kernelQ = getParam(`${p}.kernel_q.weight`, [H * Dk, H * D]);
+    this.kernelQBias = getParam(`${p}.kernel_q.bias`, [H * Dk]);
+    if (Hkv !== H) {
+      this.kernelK = getParam(`${p}.kernel_k.weight`, [Hkv * Dk, Hkv * D]);
+      this.kernelKBias = getParam(`${p}.kernel_k.bias`, [Hkv * Dk]);
+    } else {
+      this.kernelK = this.kernelQ;
+      this.kernelKBias = this.kernelQBias;
+    }
+    const qk = this.settings.qk_norm;
+    this.qNorm = qk !== 'none' ? getParam(`${p}.q_norm.weight`, [H * Dk]) : null;
+    this.kNorm = qk !== 'none' ? getParam(`${p}.k_norm.weight`, [H * Dk]) : null;
+    this.attention = new LinearAttention({
+      heads: H, dk: Dk, dv: D, slopes: decaySlopes(H, this.settings.decay), chunkSize: options.chunkSize ?? 64,
+    });
+    this.form = options.form ?? 'chunked';
+    this.rope = ropeTable(this.ropeTheta, Dk);
+    this.scratch = options.scratch ?? this.acts;
+  }
+
+  /** A buffer of n floats: kept for backward (the mixer's own) or for this call only (shared scratch). */
+  private buf(name: string, n: number, keep: boolean): Float32Array {
+    return keep ? this.acts.get(name, n) : this.scratch.get(`supra.${name}`, n);
+  }
+
+  get chunkSize(): number {
+    return this.attention.chunkSize;
+  }
+
+  setChunkSize(chunk: number): void {
+    this.attention.setChunkSize(chunk);
+  }
+
+  params(): Param[] {
+    const list = [this.qProj, this.qBias, this.kProj, this.kBias, this.vProj, this.vBias, this.oProj, this.oBias,
+      this.kernelQ, this.kernelQBias, this.kernelK, this.kernelKBias, this.qNorm, this.kNorm];
+    return [...new Set(list.filter((p): p is Param => p !== null))];
+  }
+
+  newState(B: number): SupraState {
+    return new SupraState(B, this.heads, this.kernelDim, this.headDim);
+  }
+
+  /**
+   * The layer-internal values of the last forward, for inspection: q̃, k̃ (after relu, qk-norm, RoPE;
+   * k̃ repeated) and v (repeated) [B, H, T, D], attnRaw [B, H, T, Dv] before GroupNorm, attnGn
+   * [B, T, H·Dv] after it. Valid until the next call of this mixer (after a decoding step, until the
+   * next call of any layer sharing its scratch).
+   */
+  internals(): { q: Float32Array; k: Float32Array; v: Float32Array; attnRaw: Float32Array; attnGn: Float32Array; B: number; T: number } {
+    if (!this.last) throw new Error('supra: no forward has run yet');
+    const { B, T, keep } = this.last;
+    const { heads: H, kernelDim: Dk, headDim: D } = this;
+    const n = B * T;
+    return {
+      q: this.buf('qt', n * H * Dk, keep), k: this.buf('kt', n * H * Dk, keep), v: this.buf('vt', n * H * D, keep),
+      attnRaw: this.buf('oRaw', n * H * D, keep), attnGn: this.buf('gn', n * H * D, keep), B, T,
+    };
+  }
+
+  forward(x: Float32Array, out: Float32Array, B: number, T: number, state?: MixerState | null): void {
+    const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const N = B * T;
+    const rep = H / Hkv;
+    if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) throw new RangeError(`supra: layer ${this.layer}: bad batch shape B = ${B}, T = ${T}`);
+    if (x.length < N * hidden || out.length < N * hidden) {
+      throw new RangeError(`supra: layer ${this.layer}: x/out hold ${x.length}/${out.length} values, expected ${N * hidden} for [${B}, ${T}, ${hidden}]`);
+    }
+    let supraState: SupraState | null = null;
+    if (state) {
+      if (!(state instanceof SupraState) || state.batch !== B || state.heads !== H || state.dk !== Dk || state.dv !== D) {
+        throw new Error(`supra: layer ${this.layer}: the state was not made by this layer's newState(${B})`);
+      }
+      supraState = state;
+    }
+    // A training forward (no state) keeps what backward needs; a decoding step keeps nothing.
+    const keep = supraState === null;
+    const start = supraState ? supraState.position : 0;
+    const { cos, sin } = this.rope.get(start + T);
+
+    // projections
+    const q = this.buf('q', N * H * D, keep);
+    const k = this.buf('k', N * Hkv * D, keep);
+    const v = this.buf('v', N * Hkv * D, keep);
+    ops.linear(x, this.qProj.data, this.qBias?.data ?? null, q, N, hidden, H * D);
+    ops.linear(x, this.kProj.data, this.kBias?.data ?? null, k, N, hidden, Hkv * D);
+    ops.linear(x, this.vProj.data, this.vBias?.data ?? null, v, N, hidden, Hkv * D);
+
+    // kernel feature maps: one linear layer over all heads, then ReLU (kept: relu backward reads it)
+    const qf = this.buf('qf', N * H * Dk, keep);
+    const kf = this.buf('kf', N * Hkv * Dk, keep);
+    ops.linear(q, this.kernelQ.data, this.kernelQBias.data, qf, N, H * D, H * Dk);
+    ops.relu(qf, qf);
+    ops.linear(k, this.kernelK.data, this.kernelKBias.data, kf, N, Hkv * D, Hkv * Dk);
+    ops.relu(kf, kf);
+
+    // repeat_kv on the key features (before qk-norm, which spans all H·Dk channels)
+    let kr = kf;
+    if (rep > 1) {
+      kr = this.buf('kr', N * H * Dk, keep);
+      repeatHeads(kf, kr, N, H, rep, Dk);
+    }
+
+    // qk-norm, then RoPE (in place on the normed copies)
+    const qrot = this.buf('qrot', N * H * Dk, false);
+    const krot = this.buf('krot', N * H * Dk, false);
+    this.qkNormForward(qf, this.qNorm, qrot, 'q', N, keep);
+    this.qkNormForward(kr, this.kNorm, krot, 'k', N, keep);
+    ops.rope(qrot, cos, sin, B, T, H, Dk, start);
+    ops.rope(krot, cos, sin, B, T, H, Dk, start);
+
+    // head-major for the attention
+    const qt = this.buf('qt', N * H * Dk, keep);
+    const kt = this.buf('kt', N * H * Dk, keep);
+    const vt = this.buf('vt', N * H * D, keep);
+    toHeadMajor(qrot, qt, B, T, H, 1, Dk);
+    toHeadMajor(krot, kt, B, T, H, 1, Dk);
+    toHeadMajor(v, vt, B, T, H, rep, D);
+
+    const oRaw = this.buf('oRaw', N * H * D, keep);
+    if (supraState) {
+      // single tokens always step recurrently (the same math, no chunk workspace)
+      if (this.form === 'recurrent' || T === 1) this.attention.forwardRecurrent(qt, kt, vt, oRaw, B, T, supraState.data);
+      else this.attention.forwardChunked(qt, kt, vt, oRaw, B, T, supraState.data, false);
+      supraState.position += T;
+    } else if (this.form === 'parallel') this.attention.forwardParallel(qt, kt, vt, oRaw, B, T);
+    else if (this.form === 'recurrent') this.attention.forwardRecurrent(qt, kt, vt, oRaw, B, T, null);
+    else this.attention.forwardChunked(qt, kt, vt, oRaw, B, T, null, true);
+
+    // GroupNorm per head (token-major), then o_proj
+    const oTok = this.buf('oTok', N * H * D, false);
+    const gn = this.buf('gn', N * H * D, keep);
+    const gnRstd = this.buf('gnRstd', N * H, keep);
+    toTokenMajor(oRaw, oTok, B, T, H, 1, D);
+    ops.groupnorm(oTok, gn, gnRstd, N, H, D, this.settings.group_norm_eps);
+    ops.linear(gn, this.oProj.data, this.oBias?.data ?? null, out, N, H * D, hidden);
+
+    this.last = { B, T, keep };
+    // a decoding step uses only scratch, so the activations of an earlier training forward stay valid
+    if (keep) {
+      this.saved = { B, T };
+      this.x = x;
+    }
+  }
+
+  private qkNormForward(x: Float32Array, gain: Param | null, y: Float32Array, which: 'q' | 'k', N: number, keep: boolean): void {
+    const C = this.heads * this.kernelDim;
+    const kind = this.settings.qk_norm;
+    if (kind === 'none' || !gain) {
+      y.set(x.subarray(0, N * C));
+      return;
+    }
+    const rstd = this.buf(`${which}NormRstd`, N, keep);
+    if (kind === 'rms') ops.rmsnorm(x, gain.data, y, rstd, N, C, this.settings.qk_norm_eps);
+    else {
+      // gain-only LayerNorm: standardize over all H·Dk channels (one group), then the gain
+      const hat = this.buf(`${which}NormHat`, N * C, keep);
+      ops.groupnorm(x, hat, rstd, N, 1, C, this.settings.qk_norm_eps);
+      mulRows(hat, gain.data, y, N, C);
+    }
+  }
+
+  /** dx (overwritten) of the qk-norm from dy; the gain's gradient is accumulated. */
+  private qkNormBackward(dy: Float32Array, x: Float32Array, gain: Param | null, dx: Float32Array, which: 'q' | 'k', N: number): void {
+    const C = this.heads * this.kernelDim;
+    const kind = this.settings.qk_norm;
+    if (kind === 'none' || !gain) {
+      dx.set(dy.subarray(0, N * C));
+      return;
+    }
+    const rstd = this.buf(`${which}NormRstd`, N, true);
+    if (kind === 'rms') ops.rmsnormBackward(dy, x, gain.data, rstd, dx, gradOf(gain), N, C);
+    else {
+      const hat = this.buf(`${which}NormHat`, N * C, true);
+      const dhat = this.buf('dNormHat', N * C, false);
+      accumulateGainGrad(dy, hat, gradOf(gain), N, C);
+      mulRows(dy, gain.data, dhat, N, C);
+      ops.groupnormBackward(dhat, hat, rstd, dx, N, 1, C);
+    }
+  }
+
+  backward(dout: Float32Array, dx: Float32Array): void {
+    const x = this.x;
+    if (!this.saved || !x) throw new Error(`supra: layer ${this.layer}: backward needs a training forward (no state) first`);
+    const { B, T } = this.saved;
+    const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const N = B * T;
+    const rep = H / Hkv;
+    if (dout.length < N * hidden || dx.length < N * hidden) {
+      throw new RangeError(`supra: layer ${this.layer}: dout/dx hold ${dout.length}/${dx.length} values, expected ${N * hidden}`);
+    }
+    const { cos, sin } = this.rope.get(T);
+    const tmp = (name: string, n: number) => this.buf(name, n, false);
+
+    // o_proj and GroupNorm
+    const gn = this.buf('gn', N * H * D, true);
+    const gnRstd = this.buf('gnRstd', N * H, true);
+    const dgn = tmp('dgn', N * H * D);
+    ops.linearBackward(dout, gn, this.oProj.data, dgn, gradOf(this.oProj), this.oBias ? gradOf(this.oBias) : null, N, H * D, hidden);
+    const doTok = tmp('doTok', N * H * D);
+    ops.groupnormBackward(dgn, gn, gnRstd, doTok, N, H, D);
+    const doRaw = tmp('doRaw', N * H * D);
+    toHeadMajor(doTok, doRaw, B, T, H, 1, D);
+
+    // linear attention
+    const qt = this.buf('qt', N * H * Dk, true);
+    const kt = this.buf('kt', N * H * Dk, true);
+    const vt = this.buf('vt', N * H * D, true);
+    const dqt = tmp('dqt', N * H * Dk);
+    const dkt = tmp('dkt', N * H * Dk);
+    const dvt = tmp('dvt', N * H * D);
+    this.attention.backward(qt, kt, vt, doRaw, dqt, dkt, dvt, B, T);
+
+    // back to token-major (summing the repeated v heads); RoPE backward is the rotation by −angle
+    const dqrot = tmp('dqrot', N * H * Dk);
+    const dkrot = tmp('dkrot', N * H * Dk);
+    const dv = tmp('dv', N * Hkv * D);
+    toTokenMajor(dqt, dqrot, B, T, H, 1, Dk);
+    toTokenMajor(dkt, dkrot, B, T, H, 1, Dk);
+    toTokenMajor(dvt, dv, B, T, H, rep, D);
+    ops.rope(dqrot, cos, sin, B, T, H, Dk, 0, true);
+    ops.rope(dkrot, cos, sin, B, T, H, Dk, 0, true);
+
+    // qk-norm
+    const qf = this.buf('qf', N * H * Dk, true);
+    const kf = this.buf('kf', N * Hkv * Dk, true);
+    const kr = rep > 1 ? this.buf('kr', N * H * Dk, true) : kf;
+    const dqf = tmp('dqf', N * H * Dk);
+    const dkr = tmp('dkr', N * H * Dk);
+    this.qkNormBackward(dqrot, qf, this.qNorm, dqf, 'q', N);
+    this.qkNormBackward(dkrot, kr, this.kNorm, dkr, 'k', N);
+
+    // repeat_kv backward, then ReLU and the kernels (a shared kernel sums both uses: dW accumulates)
+    let dkf = dkr;
+    if (rep > 1) {
+      dkf = tmp('dkf', N * Hkv * Dk);
+      sumRepeatedHeads(dkr, dkf, N, H, rep, Dk);
+    }
+    ops.reluBackward(dqf, qf, dqf);
+    ops.reluBackward(dkf, kf, dkf);
+    const q = this.buf('q', N * H * D, true);
+    const k = this.buf('k', N * Hkv * D, true);
+    const dq = tmp('dq', N * H * D);
+    const dk = tmp('dk', N * Hkv * D);
+    ops.linearBackward(dqf, q, this.kernelQ.data, dq, gradOf(this.kernelQ), gradOf(this.kernelQBias), N, H * D, H * Dk);
+    ops.linearBackward(dkf, k, this.kernelK.data, dk, gradOf(this.kernelK), gradOf(this.kernelKBias), N, Hkv * D, Hkv * Dk);
+
+    // projections: dx = dq·Wq + dk·Wk + dv·Wv
+    ops.linearBackward(dq, x, this.qProj.data, dx, gradOf(this.qProj), this.qBias ? gradOf(this.qBias) : null, N, hidden, H * D);
+    ops.linearBackward(dk, x, this.kProj.data, dx, gradOf(this.kProj), this.kBias ? gradOf(this.kBias) : null, N, hidden, Hkv * D, true);
+    ops.linearBackward(dv, x, this.vProj.data, dx, gradOf(this.vProj), this.vBias ? gradOf(this.vBias) : null, N, hidden, Hkv * D, true);
+  }
+
+  freeActivations(): void {
+    this.acts.free();
+    this.attention.free();
+    this.saved = null;
+    this.last = null;
+    this.x = null;
+  }
+}
+
+/** The SUPRA mixer of layer `layer`; getParam declares (or finds) each parameter by its HF name. */
+export function createSupraMixer(config: ModelConfig, getParam: GetParam, layer: number, options: SupraMixerOptions = {}): SupraAttention {
+  return new SupraAttention(config, getParam, layer, options);
+}

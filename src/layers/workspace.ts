@@ -1,0 +1,40 @@
+// Named arena buffers that are allocated once and reused (llm.c style). A buffer is (re)allocated only
+// when a call needs more room than it has, e.g. a larger (B, T); otherwise the same memory is handed
+// back, so a training loop at fixed (B, T) allocates nothing after its first step.
+//
+// A view handed out stays valid until the same name is asked for with a larger size (or free()); take
+// views afresh at the start of each call and do not keep them across calls of other code.
+import { allocF32, free } from '../core/memory.js';
+
+export class Workspace {
+  private readonly buffers = new Map<string, Float32Array>();
+
+  /** `n` floats under `name`. Contents are whatever the last user left: kernels must overwrite. */
+  get(name: string, n: number): Float32Array {
+    let buf = this.buffers.get(name);
+    if (!buf || buf.length < n) {
+      if (buf) free(buf);
+      buf = allocF32(n);
+      this.buffers.set(name, buf);
+    }
+    return buf.length === n ? buf : buf.subarray(0, n);
+  }
+
+  /** `n` int32 values under `name` (token ids, targets), sharing the same storage scheme. */
+  getI32(name: string, n: number): Int32Array {
+    const f = this.get(name, n);
+    return new Int32Array(f.buffer, f.byteOffset, n);
+  }
+
+  /** Bytes held. */
+  bytes(): number {
+    let total = 0;
+    for (const b of this.buffers.values()) total += b.byteLength;
+    return total;
+  }
+
+  free(): void {
+    for (const b of this.buffers.values()) free(b);
+    this.buffers.clear();
+  }
+}

@@ -1,0 +1,144 @@
+// Loading in the shape transformers.js users know:
+//   const model = await AutoModelForCausalLM.from_pretrained(dir, { backend: 'wasm' });
+//   const { logits } = await model.forward({ input_ids });   // logits: Tensor [B, T, V]
+//   const tokenizer = await AutoTokenizer.from_pretrained(dir);
+// `dir` is a local Hugging Face folder: config.json plus model.safetensors or a sharded index.
+import type { BackendName } from '../core/backend.js';
+import { setBackend } from '../core/select.js';
+import { Tensor } from '../core/tensor.js';
+import { openCheckpoint } from '../io/checkpoint.js';
+import { loadConfig, type ModelConfig } from '../io/config.js';
+import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.js';
+import { DecoderLM, type DecoderOptions } from './decoder.js';
+
+export interface FromPretrainedOptions extends DecoderOptions {
+  /** Compute backend for the whole process (as setBackend); default: the current one. */
+  backend?: BackendName;
+  /** Throw instead of warning when the checkpoint holds tensors the model does not use. Default false. */
+  strict?: boolean;
+}
+
+/**
+ * Build the decoder a folder's config.json describes and fill its parameters from the folder's
+ * checkpoint. Every parameter must be present with its shape (errors name the file and tensor); tensors
+ * the model does not use are reported in `unexpected` (and warned about, or rejected when strict).
+ */
+export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): { model: DecoderLM; unexpected: string[] } {
+  const config = loadConfig(dir);
+  const model = new DecoderLM(config, options);
+  const ckpt = openCheckpoint(dir);
+  try {
+    const { unexpected } = model.store.load(ckpt, ckpt.files.length === 1 ? ckpt.files[0]! : dir);
+    if (unexpected.length > 0) {
+      const shown = unexpected.slice(0, 8).join(', ') + (unexpected.length > 8 ? `, … (${unexpected.length} in all)` : '');
+      const msg = `supra: ${dir}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the checkpoint not used by ${config.architecture}: ${shown}`;
+      if (options.strict) throw new Error(msg);
+      process.emitWarning(msg);
+    }
+    return { model, unexpected };
+  } catch (e) {
+    model.free();
+    throw e;
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** Token ids as transformers.js passes them: a Tensor-like {data, dims} ([B, T] or [T]) or nested arrays. */
+export type InputIds = { data: ArrayLike<number | bigint>; dims: readonly number[] } | number[][] | number[];
+
+/** ids → (flat int32, B, T), with clear errors for ragged or non-integer input. */
+export function toIdBatch(input: InputIds): { ids: Int32Array; B: number; T: number } {
+  if (Array.isArray(input)) {
+    if (input.length === 0) throw new Error('supra: input_ids is empty');
+    const rows: number[][] = Array.isArray(input[0]) ? (input as number[][]) : [input as number[]];
+    const T = rows[0]!.length;
+    if (T === 0) throw new Error('supra: input_ids has empty rows');
+    const ids = new Int32Array(rows.length * T);
+    rows.forEach((r, b) => {
+      if (!Array.isArray(r) || r.length !== T) throw new Error(`supra: input_ids row ${b} has ${Array.isArray(r) ? r.length : 'no'} tokens, row 0 has ${T} (pad to one length)`);
+      r.forEach((v, t) => (ids[b * T + t] = checkedId(v, b * T + t)));
+    });
+    return { ids, B: rows.length, T };
+  }
+  const dims = input.dims;
+  if (dims.length !== 1 && dims.length !== 2) throw new Error(`supra: input_ids must have dims [B, T] or [T], got [${dims.join(', ')}]`);
+  const B = dims.length === 2 ? dims[0]! : 1;
+  const T = dims[dims.length - 1]!;
+  if (input.data.length !== B * T || B * T === 0) throw new Error(`supra: input_ids dims [${dims.join(', ')}] do not match its ${input.data.length} values`);
+  const ids = new Int32Array(B * T);
+  for (let i = 0; i < B * T; i++) ids[i] = checkedId(Number(input.data[i]!), i);
+  return { ids, B, T };
+}
+
+function checkedId(v: number, i: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new Error(`supra: input_ids[${i}] = ${v} is not a token id`);
+  return v;
+}
+
+export interface CausalLMInputs {
+  input_ids: InputIds;
+  /** Accepted for compatibility; padding (zeros) is not supported and is rejected. */
+  attention_mask?: { data: ArrayLike<number | bigint> } | number[][] | number[];
+  /** Also return the residual stream: L + 1 tensors [B, T, hidden] (the last one before the final norm). */
+  output_hidden_states?: boolean;
+}
+
+export interface CausalLMOutput {
+  logits: Tensor;
+  hidden_states?: Tensor[];
+}
+
+/** A loaded causal LM, the counterpart of transformers.js' PreTrainedModel. */
+export class CausalLM {
+  constructor(
+    readonly model: DecoderLM,
+    readonly path: string,
+    /** Checkpoint tensors the model did not use. */
+    readonly unexpectedTensors: string[] = [],
+  ) {}
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  /** Logits of every position (copied out of the arena, so they stay valid). */
+  async forward(inputs: CausalLMInputs): Promise<CausalLMOutput> {
+    const { ids, B, T } = toIdBatch(inputs.input_ids);
+    if (inputs.attention_mask !== undefined) {
+      const m = inputs.attention_mask;
+      const flat: ArrayLike<number | bigint> = Array.isArray(m) ? (m as (number | number[])[]).flat() : (m as { data: ArrayLike<number | bigint> }).data;
+      for (let i = 0; i < flat.length; i++) {
+        if (Number(flat[i]) !== 1) throw new Error('supra: attention_mask with padding (zeros) is not supported; run unpadded sequences');
+      }
+    }
+    const V = this.config.vocab_size;
+    const logits = this.model.forward(ids, B, T);
+    const out: CausalLMOutput = { logits: new Tensor(Float32Array.from(logits), [B, T, V]) };
+    if (inputs.output_hidden_states) {
+      out.hidden_states = this.model.hiddenStates().map((h) => new Tensor(Float32Array.from(h), [B, T, this.config.hidden_size]));
+    }
+    return out;
+  }
+
+  /** Release the model's arena memory now. */
+  dispose(): void {
+    this.model.free();
+  }
+}
+
+export const AutoModelForCausalLM = {
+  /** Load a local Hugging Face folder (Llama, Mistral, Qwen2, or a SUPRA model saved by supra). */
+  async from_pretrained(dir: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
+    if (options.backend) setBackend(options.backend);
+    const { model, unexpected } = loadDecoder(dir, options);
+    return new CausalLM(model, dir, unexpected);
+  },
+};
+
+export const AutoTokenizer = {
+  /** The folder's tokenizer.json (with tokenizer_config.json), see io/tokenizer.ts. */
+  async from_pretrained(dir: string): Promise<LoadedTokenizer> {
+    return loadTokenizer(dir);
+  },
+};

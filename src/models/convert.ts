@@ -1,0 +1,159 @@
+// `supra convert`: move a checkpoint between supra's own layout (HF names, model.safetensors) and the
+// open_lm layout of the paper authors' released Mistral-SUPRA, reading safetensors or PyTorch .bin files.
+//
+// Input: a folder (config.json plus model.safetensors, a safetensors index, pytorch_model.bin, or a
+// pytorch_model.bin.index.json with its shards) or a single weights file (its folder's config.json is
+// used). The layout is detected from the tensor names; config.json may be transformers' or open_lm's.
+// Output: a new folder with config.json (HF style for 'supra', open_lm params for 'open_lm'), the
+// weights in the requested dtype, and the input's tokenizer/generation files copied alongside.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { parseConfig, type ModelConfig } from '../io/config.js';
+import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { readTorchCheckpoint, writeTorchCheckpoint } from '../io/torch.js';
+
+export type ConvertFormat = 'supra' | 'open_lm';
+export type ConvertDType = 'f32' | 'bf16' | 'f16';
+
+export interface ConvertOptions {
+  format: ConvertFormat;
+  /** Stored dtype of the output weights. Default f32. */
+  dtype?: ConvertDType;
+  /** Output container: model.safetensors (default) or a PyTorch pytorch_model.bin. */
+  container?: 'safetensors' | 'pytorch';
+}
+
+export interface ConvertResult {
+  /** Layout the input was detected to be in. */
+  inputLayout: ConvertFormat;
+  config: ModelConfig;
+  files: string[];
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
+const DTYPES = { f32: 'F32', bf16: 'BF16', f16: 'F16' } as const;
+
+/** Copy the tokenizer and generation files of a model folder into another; returns the files written. */
+export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
+  const written: string[] = [];
+  for (const f of TOKENIZER_FILES) {
+    const src = join(fromDir, f);
+    if (existsSync(src)) {
+      copyFileSync(src, join(toDir, basename(f)));
+      written.push(join(toDir, f));
+    }
+  }
+  return written;
+}
+
+function readWeightsFile(path: string): Map<string, TensorLike> {
+  return /\.safetensors$/.test(path) ? readSafetensors(path) : readTorchCheckpoint(path);
+}
+
+/** Tensors of pytorch_model.bin shards listed by pytorch_model.bin.index.json. */
+function readTorchShards(indexPath: string): Map<string, TensorLike> {
+  let json: { weight_map?: Record<string, unknown> };
+  try {
+    json = JSON.parse(readFileSync(indexPath, 'utf8')) as typeof json;
+  } catch (e) {
+    throw new Error(`supra: ${indexPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const map = json.weight_map;
+  if (!map || typeof map !== 'object') throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
+  const files = [...new Set(Object.values(map))];
+  const out = new Map<string, TensorLike>();
+  for (const f of files) {
+    if (typeof f !== 'string' || isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new Error(`supra: ${indexPath}: bad shard name ${JSON.stringify(f)}`);
+    const shard = readTorchCheckpoint(join(dirname(indexPath), f));
+    for (const [name, t] of shard) {
+      if (map[name] !== f) throw new Error(`supra: ${indexPath}: tensor '${name}' is in shard '${f}' but the index says ${JSON.stringify(map[name])}`);
+      out.set(name, t);
+    }
+  }
+  for (const name of Object.keys(map)) if (!out.has(name)) throw new Error(`supra: ${indexPath}: tensor '${name}' is in no shard`);
+  return out;
+}
+
+/** Every tensor of a checkpoint folder or file (safetensors, sharded safetensors, .bin, sharded .bin). */
+export function readCheckpointTensors(inPath: string): { tensors: Map<string, TensorLike>; dir: string } {
+  if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
+  if (!statSync(inPath).isDirectory()) return { tensors: readWeightsFile(inPath), dir: dirname(inPath) };
+  const dir = inPath;
+  if (existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'))) {
+    const ckpt = openCheckpoint(dir);
+    try {
+      const tensors = new Map<string, TensorLike>();
+      for (const name of ckpt.names()) {
+        const info = ckpt.info(name);
+        const isInt = info.dtype.startsWith('I') || info.dtype === 'U8' || info.dtype === 'BOOL';
+        tensors.set(name, { dtype: info.dtype, shape: [...info.shape], data: isInt ? ckpt.readI32(name) : ckpt.readF32(name) });
+      }
+      return { tensors, dir };
+    } finally {
+      ckpt.close();
+    }
+  }
+  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchCheckpoint(join(dir, 'pytorch_model.bin')), dir };
+  if (existsSync(join(dir, 'pytorch_model.bin.index.json'))) return { tensors: readTorchShards(join(dir, 'pytorch_model.bin.index.json')), dir };
+  throw new Error(`supra: ${dir}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json`);
+}
+
+/** The model config for a checkpoint: transformers' config.json, or open_lm's mapped to HF fields. */
+export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, TensorLike>): ModelConfig {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (a config.json is needed to know the head counts)`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`supra: ${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
+}
+
+function writeJson(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, path);
+}
+
+/**
+ * Convert `inPath` into `outDir` (created if needed; it must not be the input folder) in the requested
+ * layout and dtype. All tensors are held in memory as float32 during the conversion.
+ */
+export function convertCheckpoint(inPath: string, outDir: string, options: ConvertOptions): ConvertResult {
+  if (options.format !== 'supra' && options.format !== 'open_lm') throw new Error(`supra: convert: format must be 'supra' or 'open_lm', got ${JSON.stringify(options.format)}`);
+  const dtypeName = options.dtype ?? 'f32';
+  const dtype = DTYPES[dtypeName];
+  if (!dtype) throw new Error(`supra: convert: dtype must be f32, bf16 or f16, got ${JSON.stringify(options.dtype)}`);
+  const { tensors, dir } = readCheckpointTensors(inPath);
+  if (resolve(outDir) === resolve(dir)) throw new Error(`supra: convert: the output folder ${outDir} is the input folder; choose a new one`);
+  const config = checkpointConfig(dir, tensors);
+  const inputLayout: ConvertFormat = isOpenLmLayout(tensors.keys()) ? 'open_lm' : 'supra';
+  // everything goes through supra names, which validates shapes on the way in
+  const supra = inputLayout === 'open_lm' ? fromOpenLm(tensors, config) : tensors;
+  const out = options.format === 'open_lm' ? toOpenLm(supra, config) : supra;
+  for (const [name, t] of out) {
+    if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${inPath}: tensor ${name} holds integers; supra checkpoints hold only float tensors`);
+  }
+  const plain = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: t.data as Float32Array }]));
+
+  mkdirSync(outDir, { recursive: true });
+  const files: string[] = [];
+  if (options.container === 'pytorch') {
+    const path = join(outDir, 'pytorch_model.bin');
+    writeTorchCheckpoint(path, plain, { dtype });
+    files.push(path);
+  } else {
+    files.push(...saveCheckpoint(outDir, plain, { dtype }));
+  }
+  const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
+  const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
+  const configPath = join(outDir, 'config.json');
+  writeJson(configPath, configOut);
+  files.push(configPath);
+  files.push(...copyTokenizerFiles(dir, outDir));
+  return { inputLayout, config, files };
+}

@@ -1,0 +1,241 @@
+// The decoder-only language model of the Llama family (Llama, Mistral, Qwen2) and of SUPRA models:
+// embeddings → layers (norm → token mixer → residual, norm → SwiGLU MLP → residual) → final norm →
+// lm_head (its own matrix, or the embedding matrix when tied). llm.c style: parameters and gradients
+// are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
+// that size and reused; every forward has its backward beside it.
+import { crossEntropy, embedding, embeddingBackward } from '../core/ops.js';
+import type { ModelConfig } from '../io/config.js';
+import { DecoderLayer } from '../layers/block.js';
+import { Linear } from '../layers/linear.js';
+import { mixerFactoryFor } from '../layers/mixers.js';
+import { RMSNorm } from '../layers/norm.js';
+import { gradOf, ParamStore } from '../layers/params.js';
+import type { MixerFactory, MixerState, Param } from '../layers/types.js';
+import { Workspace } from '../layers/workspace.js';
+
+export interface DecoderOptions {
+  /** Builds each layer's token mixer; default: the one registered for config.architecture. */
+  mixerFactory?: MixerFactory;
+}
+
+export interface LossOptions {
+  /** Adds zLoss · mean(logsumexp²) (the paper's recipe uses 1e-4). Default 0. */
+  zLoss?: number;
+  /**
+   * Targets [B·T] for each position (−100 = ignored). Default: next-token targets ids[:, 1:] with the
+   * last position of every row ignored.
+   */
+  targets?: Int32Array;
+}
+
+/** Decoding state of a whole model for B sequences: one MixerState per layer. */
+export class DecoderState {
+  position = 0;
+  constructor(readonly batch: number, readonly layers: MixerState[]) {}
+
+  bytes(): number {
+    return this.layers.reduce((s, l) => s + l.bytes(), 0);
+  }
+
+  free(): void {
+    for (const l of this.layers) l.free();
+  }
+}
+
+export class DecoderLM {
+  readonly config: ModelConfig;
+  readonly store = new ParamStore();
+  readonly embedTokens: Param;
+  readonly layers: DecoderLayer[] = [];
+  readonly norm: RMSNorm;
+  readonly lmHead: Linear;
+  private readonly scratch = new Workspace(); // shared by all layers, contents live within one call
+  private readonly acts = new Workspace(); // kept from a training forward to its backward
+  private B = 0;
+  private T = 0;
+  private haveActs = false;
+  private haveLossGrad = false;
+
+  constructor(config: ModelConfig, options: DecoderOptions = {}) {
+    this.config = config;
+    const factory = options.mixerFactory ?? mixerFactoryFor(config);
+    const C = config.hidden_size;
+    const V = config.vocab_size;
+    this.embedTokens = this.store.add('model.embed_tokens.weight', [V, C]);
+    for (let l = 0; l < config.num_hidden_layers; l++) {
+      const ctx = { config, layer: l, prefix: `model.layers.${l}.self_attn`, store: this.store, scratch: this.scratch };
+      this.layers.push(new DecoderLayer(ctx, factory));
+    }
+    this.norm = new RMSNorm(this.store, 'model.norm', C, config.rms_norm_eps);
+    // Tied: the head is the embedding matrix itself, so its gradient sums both uses.
+    this.lmHead = config.tie_word_embeddings
+      ? new Linear(this.embedTokens, null, C, V)
+      : Linear.create(this.store, 'lm_head', C, V, false);
+  }
+
+  /** Every parameter (a tied head is not listed twice). */
+  params(): Param[] {
+    return this.store.list();
+  }
+
+  param(name: string): Param {
+    return this.store.get(name);
+  }
+
+  /** Allocate the gradient buffers (done by loss/backward on first use). */
+  enableGrads(): void {
+    this.store.enableGrads();
+  }
+
+  zeroGrad(): void {
+    this.store.zeroGrad();
+  }
+
+  /** Copy ids into an arena buffer, checking their count and range. */
+  private stageIds(ws: Workspace, name: string, ids: ArrayLike<number>, B: number, T: number): Int32Array {
+    if (!Number.isInteger(B) || !Number.isInteger(T) || B <= 0 || T <= 0) throw new Error(`supra: bad batch shape B = ${B}, T = ${T}`);
+    if (ids.length !== B * T) throw new Error(`supra: ${ids.length} token ids given for B·T = ${B}·${T} = ${B * T}`);
+    const V = this.config.vocab_size;
+    const out = ws.getI32(name, B * T);
+    for (let i = 0; i < B * T; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`supra: token id ${id} at position ${i} is outside the vocabulary [0, ${V})`);
+      out[i] = id;
+    }
+    return out;
+  }
+
+  /**
+   * Training forward of B whole sequences of T tokens (positions 0 … T−1): logits [B, T, V]. The
+   * returned view and every activation stay valid until the next forward of this model.
+   */
+  forward(ids: ArrayLike<number>, B: number, T: number): Float32Array {
+    const c = this.config;
+    const C = c.hidden_size, V = c.vocab_size, L = this.layers.length;
+    const rows = B * T;
+    const idsBuf = this.stageIds(this.acts, 'ids', ids, B, T);
+    const residual = this.residuals(rows);
+    embedding(idsBuf, this.embedTokens.data, residual[0]!, rows, C);
+    for (let l = 0; l < L; l++) this.layers[l]!.forward(residual[l]!, residual[l + 1]!, B, T, null);
+    const normed = this.acts.get('norm', rows * C);
+    const rstd = this.acts.get('rstd', rows);
+    this.norm.forward(residual[L]!, normed, rstd, rows);
+    const logits = this.acts.get('logits', rows * V);
+    this.lmHead.forward(normed, logits, rows);
+    this.B = B;
+    this.T = T;
+    this.haveActs = true;
+    this.haveLossGrad = false;
+    return logits;
+  }
+
+  private residuals(rows: number): Float32Array[] {
+    const n = rows * this.config.hidden_size;
+    return Array.from({ length: this.layers.length + 1 }, (_, l) => this.acts.get(`h${l}`, n));
+  }
+
+  /**
+   * The residual stream of the last forward: [L + 1] views of [B, T, hidden]; i = 0 the embeddings,
+   * i = l + 1 the output of layer l (the last one before the final norm).
+   */
+  hiddenStates(): Float32Array[] {
+    if (!this.haveActs) throw new Error('supra: hiddenStates() needs a forward first');
+    return this.residuals(this.B * this.T);
+  }
+
+  /**
+   * Forward, then the mean cross-entropy (next-token by default) and its gradient d loss/d logits,
+   * kept for backward(). Returns the loss (including the z-loss term when asked).
+   */
+  loss(ids: ArrayLike<number>, B: number, T: number, options: LossOptions = {}): number {
+    const logits = this.forward(ids, B, T);
+    const rows = B * T, V = this.config.vocab_size;
+    let targets: Int32Array;
+    if (options.targets) {
+      if (options.targets.length !== rows) throw new Error(`supra: ${options.targets.length} targets given for B·T = ${rows}`);
+      targets = options.targets;
+    } else {
+      const idsBuf = this.acts.getI32('ids', rows);
+      targets = this.acts.getI32('targets', rows);
+      for (let b = 0; b < B; b++) {
+        targets.set(idsBuf.subarray(b * T + 1, b * T + T), b * T);
+        targets[b * T + T - 1] = -100;
+      }
+    }
+    const dlogits = this.acts.get('dlogits', rows * V);
+    const { loss } = crossEntropy(logits, targets, rows, V, dlogits, options.zLoss ?? 0);
+    this.haveLossGrad = true;
+    return loss;
+  }
+
+  /**
+   * Backward of the last forward from d loss/d logits [B, T, V] (default: the one loss() wrote).
+   * Every parameter's gradient accumulates (call zeroGrad() between steps).
+   */
+  backward(dlogits?: Float32Array): void {
+    if (!this.haveActs) throw new Error('supra: backward() needs a forward (or loss) first');
+    const c = this.config;
+    const C = c.hidden_size, V = c.vocab_size, L = this.layers.length;
+    const rows = this.B * this.T;
+    let dl: Float32Array;
+    if (dlogits) {
+      if (dlogits.length !== rows * V) throw new Error(`supra: dlogits has ${dlogits.length} values, expected B·T·V = ${rows * V}`);
+      dl = dlogits;
+    } else {
+      if (!this.haveLossGrad) throw new Error('supra: backward() without dlogits needs loss() first');
+      dl = this.acts.get('dlogits', rows * V);
+    }
+    this.store.enableGrads();
+    const residual = this.residuals(rows);
+    const normed = this.acts.get('norm', rows * C);
+    const rstd = this.acts.get('rstd', rows);
+    const dnormed = this.scratch.get('dec.dnorm', rows * C);
+    const dh = this.scratch.get('dec.dh', rows * C);
+    this.lmHead.backward(dl, normed, dnormed, rows);
+    this.norm.backward(dnormed, residual[L]!, rstd, dh, rows);
+    for (let l = L - 1; l >= 0; l--) this.layers[l]!.backward(dh);
+    embeddingBackward(this.acts.getI32('ids', rows), dh, gradOf(this.embedTokens), rows, C);
+  }
+
+  /** A fresh decoding state for B sequences. */
+  newState(B: number): DecoderState {
+    return new DecoderState(B, this.layers.map((l) => l.mixer.newState(B)));
+  }
+
+  /**
+   * Incremental decoding: T new tokens per sequence (a prefill, then single tokens) continuing `state`.
+   * Returns their logits [B, T, V], valid until the next step of this model.
+   */
+  step(ids: ArrayLike<number>, B: number, T: number, state: DecoderState): Float32Array {
+    if (state.batch !== B) throw new Error(`supra: decoding state was made for batch ${state.batch}, step called with B = ${B}`);
+    const c = this.config;
+    const C = c.hidden_size, V = c.vocab_size;
+    const rows = B * T;
+    const idsBuf = this.stageIds(this.scratch, 'dec.ids', ids, B, T);
+    const h = this.scratch.get('dec.h', rows * C);
+    embedding(idsBuf, this.embedTokens.data, h, rows, C);
+    for (let l = 0; l < this.layers.length; l++) this.layers[l]!.forward(h, h, B, T, state.layers[l]!);
+    const normed = this.scratch.get('dec.norm', rows * C);
+    const rstd = this.scratch.get('dec.rstd', rows);
+    this.norm.forward(h, normed, rstd, rows);
+    const logits = this.scratch.get('dec.logits', rows * V);
+    this.lmHead.forward(normed, logits, rows);
+    state.position += T;
+    return logits;
+  }
+
+  /** Release the activations kept for backward (they come back on the next forward). */
+  freeActivations(): void {
+    this.acts.free();
+    for (const l of this.layers) l.freeActivations();
+    this.haveActs = false;
+    this.haveLossGrad = false;
+  }
+
+  /** Release every buffer: parameters, gradients, activations. The model is unusable afterwards. */
+  free(): void {
+    this.freeActivations();
+    this.scratch.free();
+    this.store.free();
+  }
+}

@@ -1,0 +1,194 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTokenizer } from '../src/io/tokenizer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'supra-io-tok-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+let counter = 0;
+
+const SPACE = '\u2581'; // ▁, SentencePiece's word boundary
+
+/**
+ * A tiny Llama-2-style tokenizer.json built by hand: SentencePiece BPE with byte fallback.
+ * ids: <unk>=0 <s>=1 </s>=2, <0x00>..<0xFF> = 3..258, then characters and merged pieces, then an
+ * added chat token <|im_end|>.
+ */
+function tinyTokenizer(): { json: Record<string, unknown>; vocab: Record<string, number>; imEnd: number } {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  const merges: Array<[string, string]> = [
+    ['l', 'l'],
+    [SPACE, 'h'],
+    ['e', 'll'],
+    [`${SPACE}h`, 'ell'],
+    [`${SPACE}hell`, 'o'],
+    [SPACE, 'w'],
+    ['o', 'r'],
+    [`${SPACE}w`, 'or'],
+    ['l', 'd'],
+    [`${SPACE}wor`, 'ld'],
+  ];
+  for (const piece of [SPACE, 'h', 'e', 'l', 'o', 'w', 'r', 'd', ...merges.map(([a, b]) => a + b)]) {
+    if (!(piece in vocab)) vocab[piece] = Object.keys(vocab).length;
+  }
+  const imEnd = Object.keys(vocab).length;
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>'), special(imEnd, '<|im_end|>')],
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: SPACE },
+        { type: 'Replace', pattern: { String: ' ' }, content: SPACE },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map(([a, b]) => `${a} ${b}`),
+    },
+  };
+  return { json, vocab, imEnd };
+}
+
+const TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>{% endfor %}";
+
+function folder(files: Record<string, unknown>): string {
+  const dir = join(root, `t${counter++}`);
+  mkdirSync(dir);
+  for (const [name, content] of Object.entries(files)) {
+    writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  }
+  return dir;
+}
+
+function errorOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  assert.fail('no error');
+}
+
+test('encode/decode with a hand-built SentencePiece BPE: merges, BOS, byte fallback', () => {
+  const { json, vocab, imEnd } = tinyTokenizer();
+  const dir = folder({
+    'tokenizer.json': json,
+    'tokenizer_config.json': {
+      bos_token: '<s>',
+      eos_token: { content: '</s>', lstrip: false, normalized: false, rstrip: false, single_word: false, __type: 'AddedToken' },
+      unk_token: '<unk>',
+      pad_token: null,
+      clean_up_tokenization_spaces: false,
+      chat_template: TEMPLATE,
+    },
+    'config.json': { bos_token_id: 1, eos_token_id: [2, imEnd] },
+  });
+  const tok = loadTokenizer(dir);
+  assert.deepEqual(tok.encode('hello world'), [1, vocab[`${SPACE}hello`], vocab[`${SPACE}world`]]);
+  assert.deepEqual(tok.encode('hello world', { add_special_tokens: false }), [vocab[`${SPACE}hello`], vocab[`${SPACE}world`]]);
+  // "hold": no merge makes "▁hold" (ld merges but ▁h+o+ld stays apart)
+  assert.deepEqual(tok.encode('hold', { add_special_tokens: false }), [vocab[`${SPACE}h`], vocab.o, vocab.ld]);
+  // characters outside the vocabulary fall back to their UTF-8 bytes: é = C3 A9, ! = 21
+  const ids = tok.encode('hello é!', { add_special_tokens: false });
+  assert.deepEqual(ids, [vocab[`${SPACE}hello`], vocab[SPACE], 3 + 0xc3, 3 + 0xa9, 3 + 0x21]);
+  assert.equal(tok.decode(ids), 'hello é!');
+  // the added chat token is matched whole and is special
+  const chat = tok.encode('world<|im_end|>', { add_special_tokens: false });
+  assert.deepEqual(chat, [vocab[`${SPACE}world`], imEnd]);
+  assert.equal(tok.decode([1, ...chat], { skip_special_tokens: true }), 'world');
+  assert.equal(tok.decode([1, ...chat], { skip_special_tokens: false }), '<s> world<|im_end|>');
+  assert.equal(tok.decode([]), '');
+  assert.match(errorOf(() => tok.decode([imEnd + 1])), /tokenizer\.json: cannot decode token id \d+/);
+
+  assert.equal(tok.bos_token_id, 1);
+  assert.equal(tok.eos_token_id, 2);
+  assert.deepEqual(tok.eos_token_ids, [2, imEnd], 'eos ids from tokenizer_config.json and config.json');
+  assert.equal(tok.pad_token_id, null);
+  assert.equal(tok.unk_token_id, 0);
+  assert.equal(tok.vocab_size, imEnd + 1);
+  assert.equal(tok.chat_template, TEMPLATE);
+  assert.equal(tok.tokenToId(`${SPACE}hello`), vocab[`${SPACE}hello`]);
+  assert.equal(tok.idToToken(vocab.ld!), 'ld');
+  assert.equal(tok.tokenToId('not-a-token'), null);
+});
+
+test('special ids fall back to config.json / generation_config.json; chat_template.jinja is read', () => {
+  const { json, imEnd } = tinyTokenizer();
+  const dir = folder({
+    'tokenizer.json': json,
+    'config.json': { bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 },
+    'generation_config.json': { eos_token_id: [2, imEnd] },
+    'chat_template.jinja': TEMPLATE,
+  });
+  const tok = loadTokenizer(dir);
+  assert.equal(tok.bos_token_id, 1);
+  assert.deepEqual(tok.eos_token_ids, [2, imEnd]);
+  assert.equal(tok.pad_token_id, 0);
+  assert.equal(tok.chat_template, TEMPLATE);
+  // without any of them
+  const bare = loadTokenizer(folder({ 'tokenizer.json': json }));
+  assert.equal(bare.bos_token_id, null);
+  assert.equal(bare.eos_token_id, null);
+  assert.deepEqual(bare.eos_token_ids, []);
+  assert.equal(bare.chat_template, null);
+  assert.deepEqual(bare.encode('hello').slice(0, 1), [1], 'the post-processor still adds <s>');
+  // a list of named templates: "default" is the one used
+  const named = loadTokenizer(folder({
+    'tokenizer.json': json,
+    'tokenizer_config.json': { chat_template: [{ name: 'tool_use', template: 'T' }, { name: 'default', template: TEMPLATE }] },
+  }));
+  assert.equal(named.chat_template, TEMPLATE);
+});
+
+test('missing or broken tokenizer files give errors naming the path', () => {
+  const empty = folder({});
+  assert.equal(
+    errorOf(() => loadTokenizer(empty)),
+    `supra: ${join(empty, 'tokenizer.json')}: not found (expected a Hugging Face tokenizer.json in ${empty})`,
+  );
+  const broken = folder({ 'tokenizer.json': '{"model": {' });
+  assert.match(errorOf(() => loadTokenizer(broken)), new RegExp(`${join(broken, 'tokenizer.json')}: not valid JSON`));
+  const noModel = folder({ 'tokenizer.json': { version: '1.0' } });
+  assert.match(errorOf(() => loadTokenizer(noModel)), /tokenizer\.json: missing "model"/);
+  const { json } = tinyTokenizer();
+  const badConfig = folder({ 'tokenizer.json': json, 'tokenizer_config.json': '{"bos_token": ' });
+  assert.match(errorOf(() => loadTokenizer(badConfig)), /tokenizer_config\.json: not valid JSON/);
+  const unknownBos = folder({ 'tokenizer.json': json, 'tokenizer_config.json': { bos_token: '<bos>' } });
+  assert.match(errorOf(() => loadTokenizer(unknownBos)), /tokenizer_config\.json: bos_token '<bos>' is not in the vocabulary of .*tokenizer\.json/);
+});

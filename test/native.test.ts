@@ -1,0 +1,328 @@
+// The OpenBLAS backend against a float64 reference. Runs when the add-on loaded; skipped with the reason
+// otherwise, unless SUPRA_REQUIRE_NATIVE=1 makes a missing add-on a failure. The fallback tests (missing
+// add-on, build without OpenBLAS) always run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GemmArgs } from '../src/core/backend.js';
+import { allocF32, free, inArena } from '../src/core/memory.js';
+import { createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
+
+const native = createNativeBackend();
+const required = process.env.SUPRA_REQUIRE_NATIVE === '1';
+const skip = native.ok || required ? false : `native backend not loaded: ${native.reason}`;
+
+function backend(): NativeBackend {
+  if (!native.ok) assert.fail(`SUPRA_REQUIRE_NATIVE=1 but the native backend did not load: ${native.reason}`);
+  return native.backend;
+}
+
+// Deterministic uniform values in [-1, 1).
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+type Alloc = (n: number) => Float32Array;
+const arena: Alloc = (n) => allocF32(n);
+const plain: Alloc = (n) => new Float32Array(n);
+// a view that starts 3 floats into an ordinary buffer, to catch a lost byteOffset
+const offsetPlain: Alloc = (n) => new Float32Array(new ArrayBuffer(4 * (n + 3)), 12, n);
+
+function filled(alloc: Alloc, n: number, next: () => number): Float32Array {
+  const x = alloc(n);
+  for (let i = 0; i < n; i++) x[i] = next();
+  return x;
+}
+
+// float64 reference with the GemmArgs semantics: batches in order, packed leading dims by default.
+function referenceGemm(g: GemmArgs): Float64Array {
+  const lda = g.lda ?? (g.transA ? g.m : g.k);
+  const ldb = g.ldb ?? (g.transB ? g.k : g.n);
+  const ldc = g.ldc ?? g.n;
+  const alpha = g.alpha ?? 1;
+  const beta = g.beta ?? 0;
+  const c = Float64Array.from(g.c);
+  for (let bi = 0; bi < (g.batch ?? 1); bi++) {
+    const oa = bi * (g.strideA ?? 0);
+    const ob = bi * (g.strideB ?? 0);
+    const oc = bi * (g.strideC ?? 0);
+    for (let i = 0; i < g.m; i++) {
+      for (let j = 0; j < g.n; j++) {
+        let sum = 0;
+        for (let p = 0; p < g.k; p++) {
+          const av = g.transA ? g.a[oa + p * lda + i]! : g.a[oa + i * lda + p]!;
+          const bv = g.transB ? g.b[ob + j * ldb + p]! : g.b[ob + p * ldb + j]!;
+          sum += av * bv;
+        }
+        const idx = oc + i * ldc + j;
+        c[idx] = beta === 0 ? alpha * sum : alpha * sum + beta * c[idx]!;
+      }
+    }
+  }
+  return c;
+}
+
+function assertClose(got: Float32Array, want: Float64Array, what: string): void {
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i]!) && Number.isNaN(got[i]!)) continue; // padding C was filled with
+    const tol = 1e-5 * (8 + Math.abs(want[i]!));
+    if (!(Math.abs(got[i]! - want[i]!) <= tol)) {
+      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]}`);
+    }
+  }
+}
+
+test('native backend loads and reports OpenBLAS', { skip }, () => {
+  const be = backend();
+  const info = be.info();
+  assert.equal(be.name, 'native');
+  assert.match(info.config, /OpenBLAS/);
+  assert.ok(info.corename.length > 0);
+  assert.ok(be.threads >= 1 && be.threads === info.threads);
+});
+
+test('sgemm matches float64 for every transpose, alpha/beta, leading dim and array kind', { skip }, () => {
+  const be = backend();
+  const next = rng(1);
+  // [m, n, k]: general, single row and single column (the sgemv paths), a dot product, an attention-like block
+  const shapes: Array<[number, number, number]> = [
+    [5, 7, 9],
+    [1, 13, 17],
+    [11, 1, 6],
+    [1, 1, 5],
+    [33, 16, 40],
+  ];
+  const allocs: Array<[string, Alloc]> = [
+    ['arena', arena],
+    ['plain', plain],
+    ['offset', offsetPlain],
+  ];
+  let calls = 0;
+  for (const [m, n, k] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const [alpha, beta] of [
+          [1, 0],
+          [0.5, -2],
+          [1, 1],
+        ] as const) {
+          for (const pad of [0, 3]) {
+            for (const [kind, alloc] of allocs) {
+              const rowsA = transA ? k : m;
+              const colsA = transA ? m : k;
+              const rowsB = transB ? n : k;
+              const colsB = transB ? k : n;
+              const lda = colsA + pad;
+              const ldb = colsB + pad;
+              const ldc = n + pad;
+              const a = filled(alloc, rowsA * lda, next);
+              const b = filled(alloc === arena ? plain : alloc, rowsB * ldb, next); // mix arena and plain
+              const c = filled(alloc, m * ldc, next);
+              // beta = 0 must overwrite C, even NaN
+              if (beta === 0) c.fill(NaN);
+              const g: GemmArgs = { transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc };
+              if (pad === 0) {
+                delete g.lda;
+                delete g.ldb;
+                delete g.ldc;
+              }
+              const want = referenceGemm(g);
+              be.sgemm(g);
+              assertClose(c, want, `${m}x${n}x${k} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta} pad=${pad} ${kind}`);
+              calls++;
+              if (alloc === arena) {
+                assert.ok(inArena(a));
+                free(a);
+                free(c);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  assert.equal(calls, 5 * 4 * 3 * 2 * 3);
+});
+
+test('batched sgemm follows strideA/B/C, including broadcast and accumulate', { skip }, () => {
+  const be = backend();
+  const next = rng(2);
+  const [m, n, k, batch] = [6, 5, 4, 3];
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      // padded strides: entries do not touch; A in the arena, B plain
+      const strideA = m * k + 7;
+      const strideB = k * n + 2;
+      const strideC = m * n + 5;
+      const a = filled(arena, batch * strideA, next);
+      const b = filled(plain, batch * strideB, next);
+      const c = filled(arena, batch * strideC, next);
+      const g: GemmArgs = { transA, transB, m, n, k, a, b, c, alpha: 1.5, beta: 0.25, batch, strideA, strideB, strideC };
+      const want = referenceGemm(g);
+      be.sgemm(g);
+      assertClose(c, want, `batch transA=${transA} transB=${transB}`);
+      free(a);
+      free(c);
+    }
+  }
+  // B shared by every entry (strideB 0), and C accumulating every entry (strideC 0, beta 1): dW += sum_b X_b^T dY_b
+  const a = filled(plain, batch * m * k, next);
+  const b = filled(plain, k * n, next);
+  const c = filled(plain, m * n, next);
+  const g: GemmArgs = { transA: false, transB: false, m, n, k, a, b, c, beta: 1, batch, strideA: m * k, strideB: 0, strideC: 0 };
+  const want = referenceGemm(g);
+  be.sgemm(g);
+  assertClose(c, want, 'accumulate over batch');
+});
+
+test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {
+  const be = backend();
+  const c = Float32Array.from([1, 2, 3, 4, 5, 6]);
+  be.sgemm({ transA: false, transB: false, m: 2, n: 3, k: 0, a: new Float32Array(0), b: new Float32Array(0), c, beta: 2 });
+  assert.deepEqual(Array.from(c), [2, 4, 6, 8, 10, 12]);
+  be.sgemm({ transA: false, transB: false, m: 2, n: 3, k: 0, a: new Float32Array(0), b: new Float32Array(0), c });
+  assert.deepEqual(Array.from(c), [0, 0, 0, 0, 0, 0]);
+  const untouched = Float32Array.from([7, 7]);
+  be.sgemm({ transA: false, transB: false, m: 0, n: 2, k: 3, a: new Float32Array(0), b: new Float32Array(6), c: untouched });
+  be.sgemm({ transA: true, transB: true, m: 1, n: 2, k: 3, a: new Float32Array(3), b: new Float32Array(6), c: untouched, batch: 0 });
+  assert.deepEqual(Array.from(untouched), [7, 7]);
+});
+
+test('bad calls throw a clear error instead of touching memory', { skip }, () => {
+  const be = backend();
+  const ok: GemmArgs = {
+    transA: false,
+    transB: false,
+    m: 4,
+    n: 3,
+    k: 2,
+    a: new Float32Array(8),
+    b: new Float32Array(6),
+    c: new Float32Array(12),
+  };
+  be.sgemm(ok); // the baseline is valid
+  const bad: Array<[string, Partial<GemmArgs> | Record<string, unknown>, RegExp]> = [
+    ['A too short', { a: new Float32Array(7) }, /A has 7 floats but the call reads 8/],
+    ['B too short for transB', { transB: true, b: new Float32Array(5) }, /B has 5 floats/],
+    ['C too short', { c: new Float32Array(11) }, /C has 11 floats/],
+    ['lda below the columns', { lda: 1, a: new Float32Array(100) }, /ldA = 1 is smaller than the 2 columns/],
+    ['ldc below n', { ldc: 2 }, /ldC = 2 is smaller than the 3 columns/],
+    ['batch past the end', { batch: 2, strideC: 12, strideA: 0, strideB: 0 }, /C has 12 floats but the call reads 24/],
+    ['huge stride', { batch: 2, strideA: 2 ** 50 }, /A has 8 floats but the call reads 1125899906842632 /],
+    ['stride past 2^53', { batch: 3, strideA: 2 ** 53 }, /A has 8 floats but the call reads past them/],
+    ['negative m', { m: -1 }, /m must be an integer/],
+    ['fractional k', { k: 1.5 }, /k must be an integer/],
+    ['NaN n', { n: NaN }, /n must be an integer/],
+    ['negative stride', { batch: 2, strideB: -6 }, /strideB must be a non-negative integer/],
+    ['Float64Array', { a: new Float64Array(8) }, /a must be a Float32Array/],
+    ['plain array', { b: [1, 2, 3, 4, 5, 6] }, /b must be a Float32Array/],
+    ['transA not boolean', { transA: 1 }, /transA must be a boolean/],
+    ['alpha not a number', { alpha: '2' }, /alpha must be a number/],
+  ];
+  for (const [what, change, message] of bad) {
+    assert.throws(() => be.sgemm({ ...ok, ...change } as GemmArgs), message, what);
+  }
+  // C may not alias an input: BLAS would silently compute garbage
+  const shared = new Float32Array(30);
+  assert.throws(
+    () => be.sgemm({ ...ok, a: shared.subarray(0, 8), c: shared.subarray(4, 16) }),
+    /C overlaps A or B/,
+  );
+  be.sgemm({ ...ok, a: shared.subarray(0, 8), c: shared.subarray(8, 20) }); // adjacent is fine
+});
+
+test('thread count can be changed and results do not depend on it', { skip }, () => {
+  const be = backend();
+  const before = be.threads;
+  const next = rng(3);
+  const [m, n, k] = [96, 80, 64];
+  const a = filled(plain, m * k, next);
+  const b = filled(plain, k * n, next);
+  const c1 = new Float32Array(m * n);
+  const c2 = new Float32Array(m * n);
+  assert.equal(be.setThreads(1), 1);
+  assert.equal(be.threads, 1);
+  be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c1 });
+  be.setThreads(Math.max(2, before));
+  be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c2 });
+  assertClose(c1, Float64Array.from(c2), 'threads 1 vs many');
+  assert.throws(() => be.setThreads(0), /thread count must be an integer/);
+  be.setThreads(before);
+  assert.equal(be.threads, before);
+});
+
+// Children: OpenBLAS reads OPENBLAS_CORETYPE and thread settings once, at load.
+const nativeModuleUrl = new URL('../src/core/native/backend.js', import.meta.url).href;
+const selectModuleUrl = new URL('../src/core/select.js', import.meta.url).href;
+
+function childInfo(env: Record<string, string | undefined>): { corename: string; coretypeEnv: string; threads: number } {
+  const script =
+    `import { createNativeBackend } from ${JSON.stringify(nativeModuleUrl)};` +
+    `const r = createNativeBackend(); if (!r.ok) throw new Error(r.reason);` +
+    `console.log(JSON.stringify(r.backend.info()));`;
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: childEnv });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { corename: string; coretypeEnv: string; threads: number };
+}
+
+test('SUPRA_OPENBLAS_CORETYPE picks the kernels (or auto-detects over a preset), SUPRA_THREADS the threads', {
+  skip: skip || (process.arch !== 'x64' ? 'coretype names are for x86-64' : false),
+}, () => {
+  backend();
+  const detected = childInfo({ OPENBLAS_CORETYPE: undefined, SUPRA_OPENBLAS_CORETYPE: undefined });
+  assert.equal(detected.coretypeEnv, '');
+  const preset = childInfo({ OPENBLAS_CORETYPE: 'Prescott', SUPRA_OPENBLAS_CORETYPE: undefined, SUPRA_THREADS: '1' });
+  assert.equal(preset.corename, 'Prescott');
+  assert.equal(preset.threads, 1);
+  const chosen = childInfo({ OPENBLAS_CORETYPE: 'Prescott', SUPRA_OPENBLAS_CORETYPE: 'Nehalem' });
+  assert.equal(chosen.corename, 'Nehalem');
+  const auto = childInfo({ OPENBLAS_CORETYPE: 'Prescott', SUPRA_OPENBLAS_CORETYPE: 'auto' });
+  assert.equal(auto.corename, detected.corename);
+  assert.equal(auto.coretypeEnv, '');
+});
+
+test('a missing add-on reports why, and select.ts falls back to wasm with one warning', () => {
+  const missing = join(tmpdir(), 'supra-no-such-addon', 'supra_native.node');
+  const r = createNativeBackend({ addonPath: missing });
+  assert.equal(r.ok, false);
+  assert.ok(!r.ok && r.reason.includes(missing), !r.ok ? r.reason : '');
+  // a file that is there but is no add-on (say, built against a library since removed)
+  const dir = mkdtempSync(join(tmpdir(), 'supra-bad-addon-'));
+  const broken = join(dir, 'supra_native.node');
+  writeFileSync(broken, 'not a shared object');
+  const rb = createNativeBackend({ addonPath: broken });
+  rmSync(dir, { recursive: true, force: true });
+  assert.ok(!rb.ok && /failed to load/.test(rb.reason), !rb.ok ? rb.reason : 'loaded a broken add-on');
+
+  const script =
+    `import { getBackend, setBackend } from ${JSON.stringify(selectModuleUrl)};` +
+    `const first = getBackend().name; const second = setBackend('native').name; console.log(first, second);`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, SUPRA_BACKEND: 'native', SUPRA_NATIVE_ADDON: missing },
+  });
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout.trim(), 'wasm wasm');
+  const warnings = child.stderr.split('\n').filter((l) => l.includes('native backend unavailable'));
+  assert.equal(warnings.length, 1, child.stderr);
+  assert.ok(warnings[0]!.includes('not built'), warnings[0]);
+});
+
+test('the install-time build succeeds without OpenBLAS and says why', () => {
+  const script = join(packageRoot(), 'scripts', 'build-native.mjs');
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, SUPRA_NO_OPENBLAS: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, r.stdout);
+  assert.match(lines[0]!, /^supra: native backend not built: .*; supra will use the wasm backend$/);
+});
