@@ -1,0 +1,39 @@
+// npm run bench: the speed figures of supra on this machine, for each backend.
+//   node dist/bench/main.js [--quick]
+import { setBackend, getBackend } from '../src/core/select.js';
+import { benchSgemm } from './sgemm.js';
+import { benchNative } from './native.js';
+import { benchPrefill, benchRecurrentDecode, benchTrainStep } from './model.js';
+
+const quick = process.argv.includes('--quick');
+const reps = quick ? 1 : 3;
+
+function section(title: string): void {
+  console.log(`\n== ${title} ==`);
+}
+
+section('sgemm, wasm backend');
+setBackend('wasm');
+benchSgemm([1, 2], quick ? 2 : 5);
+
+section('sgemm, native backend (OpenBLAS) against OpenBLAS called directly from C');
+let nativeOk = true;
+try {
+  benchNative({ rounds: quick ? 1 : 3, coretypes: quick ? [] : undefined });
+} catch (e) {
+  nativeOk = false;
+  console.log(`  skipped: ${(e as Error).message}`);
+}
+
+for (const backend of nativeOk ? (['wasm', 'native'] as const) : (['wasm'] as const)) {
+  setBackend(backend);
+  section(`configuration S on ${getBackend().name} (${getBackend().threads} threads)`);
+  const teacher = benchTrainStep('teacher', reps);
+  const supra = benchTrainStep('supra', reps);
+  console.log(`training forward+backward, B=8 T=256: teacher ${teacher.toFixed(0)} tokens/s, SUPRA (chunked) ${supra.toFixed(0)} tokens/s`);
+  console.log(`SUPRA recurrent decode, batch 1: ${benchRecurrentDecode(quick ? 64 : 256).toFixed(0)} tokens/s`);
+  const prefill = benchPrefill(quick ? [1024, 4096] : [1024, 4096, 16384], quick ? 1 : 2);
+  console.log(`SUPRA chunked prefill, batch 1: ${prefill.map((p) => `${p.length} tokens: ${p.tokensPerS.toFixed(0)} tokens/s`).join(', ')}`);
+  const first = prefill[0]!.tokensPerS, last = prefill[prefill.length - 1]!.tokensPerS;
+  console.log(`  prefill tokens/s at ${prefill[prefill.length - 1]!.length} / at ${prefill[0]!.length}: ${(last / first).toFixed(2)} (1.00 = cost linear in length)`);
+}

@@ -1,0 +1,103 @@
+// Model-level throughput on configuration S (vocab 4096, hidden 256, 4 layers, 4 heads, 4 kv heads,
+// intermediate 704): training forward+backward tokens/s for the teacher and the SUPRA model (chunked), and
+// SUPRA chunked prefill tokens/s against length, which must be flat (cost linear in length).
+import { Mt19937 } from '../src/core/random.js';
+import { parseConfig, type ModelConfig } from '../src/io/config.js';
+import { DecoderLM } from '../src/models/decoder.js';
+import { supraConfig } from '../src/models/linearize.js';
+
+export const CONFIG_S = {
+  architectures: ['LlamaForCausalLM'],
+  vocab_size: 4096,
+  hidden_size: 256,
+  intermediate_size: 704,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 65536,
+  tie_word_embeddings: false,
+};
+
+export function configS(kind: 'teacher' | 'supra'): ModelConfig {
+  const teacher = parseConfig({ ...CONFIG_S }, 'configuration S');
+  return kind === 'teacher' ? teacher : supraConfig(teacher);
+}
+
+/** A model of configuration S with small random weights (speed does not depend on their values). */
+export function randomModel(config: ModelConfig, seed = 0): DecoderLM {
+  const model = new DecoderLM(config);
+  const rng = new Mt19937(seed);
+  for (const p of model.params()) {
+    if (p.shape.length === 1) p.data.fill(1);
+    else rng.fillUniform(p.data, -0.05, 0.05);
+  }
+  return model;
+}
+
+function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  const rng = new Mt19937(seed);
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = rng.nextU32() % vocab;
+  return ids;
+}
+
+/** Best-of-reps seconds of fn after one warm-up call. */
+export function bestSeconds(fn: () => void, reps: number): number {
+  fn();
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return best;
+}
+
+/** Training forward + loss + backward tokens/s (B = 8, T = 256), no optimizer step. */
+export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 256): number {
+  const model = randomModel(configS(kind));
+  model.enableGrads();
+  const ids = randomIds(B * T, 4096, 1);
+  const s = bestSeconds(() => {
+    model.zeroGrad();
+    model.loss(ids, B, T);
+    model.backward();
+  }, reps);
+  model.free();
+  return (B * T) / s;
+}
+
+/** SUPRA chunked prefill tokens/s (batch 1) at each length. */
+export function benchPrefill(lengths = [1024, 4096, 16384], reps = 2): Array<{ length: number; tokensPerS: number }> {
+  const model = randomModel(configS('supra'));
+  const out = lengths.map((length) => {
+    const ids = randomIds(length, 4096, 2);
+    const s = bestSeconds(() => {
+      const state = model.newState(1);
+      model.step(ids, 1, length, state);
+      state.free();
+    }, reps);
+    return { length, tokensPerS: length / s };
+  });
+  model.free();
+  return out;
+}
+
+/** Recurrent decode tokens/s at batch 1 after a short prompt. */
+export function benchRecurrentDecode(steps = 256): number {
+  const model = randomModel(configS('supra'));
+  const state = model.newState(1);
+  model.step(randomIds(16, 4096, 3), 1, 16, state);
+  const one = new Int32Array(1);
+  const s = bestSeconds(() => {
+    for (let i = 0; i < steps; i++) {
+      one[0] = i % 4096;
+      model.step(one, 1, 1, state);
+    }
+  }, 2);
+  state.free();
+  model.free();
+  return steps / s;
+}
