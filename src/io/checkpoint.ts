@@ -1,6 +1,7 @@
 // Hugging Face checkpoint folders: one model.safetensors, or shards listed by model.safetensors.index.json
 // ({"metadata": {"total_size": N}, "weight_map": {tensor name: shard file}}). openCheckpoint presents
 // either as one name -> tensor source; saveCheckpoint writes either, choosing by size.
+import { writeJsonAtomic } from './atomic.js';
 import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync, fsyncSync, openSync, closeSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import {
@@ -163,18 +164,6 @@ export interface SaveCheckpointOptions {
 function shardName(i: number, n: number): string {
   const pad = (k: number) => String(k).padStart(5, '0');
   return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
-}
-
-function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  const fd = openSync(tmp, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
 
 function removeIfPresent(path: string): void {

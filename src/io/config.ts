@@ -1,5 +1,6 @@
 // Hugging Face config.json for the Llama family (Llama, Mistral, Qwen2) and supra's own SUPRA folders.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeJsonAtomic } from './atomic.js';
 import { join } from 'node:path';
 
 export const TEACHER_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
@@ -231,14 +232,6 @@ export function saveConfig(dir: string, config: ModelConfig, options: { torch_dt
   const path = join(dir, 'config.json');
   const json = configToJson(config, options);
   parseConfig(json, path); // refuse to write a config supra itself could not read back
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(json, null, 2) + '\n');
-  const fd = openSync(tmp, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeJsonAtomic(path, json);
   return path;
 }

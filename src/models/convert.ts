@@ -8,6 +8,7 @@
 // weights in the requested dtype, and the input's tokenizer/generation files copied alongside.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { writeJsonAtomic } from '../io/atomic.js';
 import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { parseConfig, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
@@ -113,12 +114,6 @@ export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, Tenso
   return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
 }
 
-function writeJson(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
-}
-
 /**
  * Convert `inPath` into `outDir` (created if needed; it must not be the input folder) in the requested
  * layout and dtype. All tensors are held in memory as float32 during the conversion.
@@ -152,7 +147,7 @@ export function convertCheckpoint(inPath: string, outDir: string, options: Conve
   const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
   const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
   const configPath = join(outDir, 'config.json');
-  writeJson(configPath, configOut);
+  writeJsonAtomic(configPath, configOut);
   files.push(configPath);
   files.push(...copyTokenizerFiles(dir, outDir));
   return { inputLayout, config, files };
