@@ -1,0 +1,445 @@
+// Tokenized, packed training data served from a binary cache (implements src/train/batches.ts).
+//
+// Building the cache (once per inputs + tokenizer + settings):
+//   documents are streamed one at a time (readers.ts), each encoded without special tokens and followed
+//   by EOS, and appended to one of two token files: the validation split (a seeded choice of whole
+//   documents) or the training split. Ids are buffered 1M at a time and written as uint16 when every id
+//   fits (vocab_size <= 65536), else uint32, in the host's byte order (part of the cache key). A small JSON index records the
+//   counts and the hash of everything that went in. All three files are written under temporary names
+//   and renamed; the index is renamed last, so an index on disk always describes complete token files.
+//
+// Packing (at read time, so one cache serves any seqLen): a split's T tokens give
+//   count = floor((T - 1) / seqLen) sequences; sequence i is tokens [i*seqLen, i*seqLen + seqLen + 1).
+//   Inputs are its first seqLen tokens, targets its last seqLen (the same shifted by one). Consecutive
+//   sequences share one token, so every token at positions 1..count*seqLen is a target exactly once;
+//   the last < seqLen tokens are dropped. Sequences run across document boundaries, marked by EOS.
+//
+// Order: epoch e visits the training sequences in a Fisher–Yates permutation drawn from
+//   Mt19937(seed + e). Validation sequences are served in file order.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { endianness, homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Mt19937 } from '../../core/random.js';
+import { loadTokenizer } from '../../io/tokenizer.js';
+import type { DataPosition, TokenBatches } from '../batches.js';
+import { embeddedCorpusVersion } from './corpus.js';
+import { expandInputs } from './files.js';
+import { newReadStats, readDocuments, type ReadStats } from './readers.js';
+
+/** Bumped whenever the cache layout or the tokenization rules change, so old caches are not reused. */
+const CACHE_VERSION = 1;
+const WRITE_CHUNK_TOKENS = 1 << 20;
+
+export interface TokenDataOptions {
+  /** Files, folders, globs, or `@embedded` (the built-in corpus). */
+  data: readonly string[];
+  /** A Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json); the model's tokenizer. */
+  tokenizerDir: string;
+  /** Tokens per training example (the model sees seqLen inputs and seqLen targets). */
+  seqLen: number;
+  /** Chooses the validation documents and the shuffling. */
+  seed: number;
+  /** Fraction of documents held out for validation, in [0, 1). Default 0.02; when > 0, at least one document. */
+  validationFraction?: number;
+  /** Text field of .jsonl records / column of .parquet files. Default "text". */
+  textField?: string;
+  /** .txt files: one document per file ('file', default) or per blank-line-separated paragraph. */
+  txtSplit?: 'file' | 'paragraph';
+  /** Where token caches live. Default $SUPRA_CACHE_DIR, else $XDG_CACHE_HOME/supra/tokens, else ~/.cache/supra/tokens. */
+  cacheDir?: string;
+  /** Progress messages (cache reuse, tokenization progress). */
+  log?: (message: string) => void;
+}
+
+export interface SplitIndex {
+  /** File name of the split's tokens, relative to the index. */
+  file: string;
+  documents: number;
+  tokens: number;
+}
+
+/** The JSON index beside the token files. */
+export interface TokenCacheIndex {
+  format: 'supra-token-cache';
+  version: number;
+  hash: string;
+  dtype: 'uint16' | 'uint32';
+  eosId: number;
+  vocabSize: number;
+  inputs: string[];
+  files: number;
+  embedded: boolean;
+  settings: { textField: string; txtSplit: 'file' | 'paragraph'; validationFraction: number; seed: number };
+  train: SplitIndex;
+  validation: SplitIndex;
+  read: ReadStats;
+}
+
+export interface TokenCache {
+  dir: string;
+  indexPath: string;
+  index: TokenCacheIndex;
+  /** True when an existing cache matched the hash and nothing was tokenized. */
+  reused: boolean;
+}
+
+export function defaultCacheDir(): string {
+  if (process.env.SUPRA_CACHE_DIR) return resolve(process.env.SUPRA_CACHE_DIR);
+  const base = process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache');
+  return join(base, 'supra', 'tokens');
+}
+
+function checkOptions(o: TokenDataOptions): { validationFraction: number; seed: number } {
+  const validationFraction = o.validationFraction ?? 0.02;
+  if (!(validationFraction >= 0 && validationFraction < 1)) throw new Error(`supra: validationFraction must be in [0, 1), got ${validationFraction}`);
+  if (!Number.isInteger(o.seqLen) || o.seqLen < 1) throw new Error(`supra: seqLen must be a positive integer, got ${o.seqLen}`);
+  if (!Number.isSafeInteger(o.seed)) throw new Error(`supra: seed must be an integer, got ${o.seed}`);
+  return { validationFraction, seed: o.seed };
+}
+
+function sha256(parts: Array<string | Uint8Array>): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+/** The tokenizer as loadTokenizer sees it: tokenizer.json plus the configs its special ids come from. */
+function tokenizerHash(dir: string): string {
+  const parts: Array<string | Uint8Array> = [];
+  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json', 'chat_template.jinja']) {
+    const path = join(dir, name);
+    parts.push(name, existsSync(path) ? readFileSync(path) : '<absent>');
+  }
+  return sha256(parts);
+}
+
+/**
+ * The cache key: every data file by path, size and modification time (content is not re-read; touching a
+ * file invalidates), the embedded corpus version, the tokenizer files' content, and the settings that
+ * change the token files. seqLen is not part of it: packing happens at read time.
+ */
+function cacheKey(o: TokenDataOptions, files: string[], embedded: boolean, settings: TokenCacheIndex['settings']): string {
+  const fileKeys = files.map((f) => {
+    const s = statSync(f);
+    return [f, s.size, s.mtimeMs];
+  });
+  return sha256([
+    JSON.stringify({
+      version: CACHE_VERSION,
+      endianness: endianness(),
+      files: fileKeys,
+      embedded: embedded ? embeddedCorpusVersion() : null,
+      tokenizer: tokenizerHash(o.tokenizerDir),
+      settings,
+    }),
+  ]);
+}
+
+/** Appends token ids to a temporary file in fixed-size chunks; `commit` renames it into place. */
+class TokenFileWriter {
+  private readonly fd: number;
+  private readonly buffer: Uint16Array | Uint32Array;
+  private used = 0;
+  tokens = 0;
+  documents = 0;
+
+  constructor(
+    private readonly tmpPath: string,
+    private readonly finalPath: string,
+    dtype: 'uint16' | 'uint32',
+  ) {
+    this.fd = openSync(tmpPath, 'w');
+    this.buffer = dtype === 'uint16' ? new Uint16Array(WRITE_CHUNK_TOKENS) : new Uint32Array(WRITE_CHUNK_TOKENS);
+  }
+
+  /** One document's ids followed by EOS. */
+  appendDocument(ids: readonly number[], eos: number): void {
+    for (const id of ids) this.push(id);
+    this.push(eos);
+    this.documents++;
+  }
+
+  private push(id: number): void {
+    if (this.used === this.buffer.length) this.flush();
+    this.buffer[this.used++] = id;
+    this.tokens++;
+  }
+
+  private flush(): void {
+    const bytes = new Uint8Array(this.buffer.buffer, 0, this.used * this.buffer.BYTES_PER_ELEMENT);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    this.used = 0;
+  }
+
+  commit(): void {
+    this.flush();
+    closeSync(this.fd);
+    renameSync(this.tmpPath, this.finalPath);
+  }
+
+  abort(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    rmSync(this.tmpPath, { force: true });
+  }
+}
+
+function readIndex(path: string): TokenCacheIndex | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as TokenCacheIndex;
+  } catch {
+    return null; // a damaged index is rebuilt, not trusted
+  }
+}
+
+function tokenFileMatches(dir: string, split: SplitIndex, bytesPerToken: number): boolean {
+  const path = join(dir, split.file);
+  return existsSync(path) && statSync(path).size === split.tokens * bytesPerToken;
+}
+
+/**
+ * Tokenize the inputs into the cache, or find an existing cache built from the same inputs, tokenizer
+ * and settings. Streams: one document at a time in memory, plus a 1M-token write buffer per split.
+ * Errors: an empty data set (no non-empty document), an empty training split, a tokenizer without EOS.
+ */
+export async function prepareTokenCache(options: TokenDataOptions): Promise<TokenCache> {
+  const { validationFraction, seed } = checkOptions(options);
+  const log = options.log ?? (() => {});
+  const { files, embedded } = expandInputs(options.data);
+  const settings: TokenCacheIndex['settings'] = {
+    textField: options.textField ?? 'text',
+    txtSplit: options.txtSplit ?? 'file',
+    validationFraction,
+    seed,
+  };
+  const tokenizer = loadTokenizer(options.tokenizerDir);
+  const eos = tokenizer.eos_token_id;
+  if (eos === null) throw new Error(`supra: ${options.tokenizerDir}: the tokenizer has no eos token (needed to separate documents)`);
+  const dtype = tokenizer.vocab_size <= 65536 ? 'uint16' : 'uint32';
+  const bytesPerToken = dtype === 'uint16' ? 2 : 4;
+
+  const hash = cacheKey(options, files, embedded, settings);
+  const dir = resolve(options.cacheDir ?? defaultCacheDir());
+  const name = hash.slice(0, 24);
+  const indexPath = join(dir, `${name}.json`);
+  const existing = readIndex(indexPath);
+  if (
+    existing !== null &&
+    existing.hash === hash &&
+    existing.version === CACHE_VERSION &&
+    tokenFileMatches(dir, existing.train, bytesPerToken) &&
+    tokenFileMatches(dir, existing.validation, bytesPerToken)
+  ) {
+    log(`data: reusing token cache ${indexPath} (${existing.train.tokens} training, ${existing.validation.tokens} validation tokens)`);
+    return { dir, indexPath, index: existing, reused: true };
+  }
+
+  mkdirSync(dir, { recursive: true });
+  const tmpTag = `tmp-${process.pid}-${Date.now()}`;
+  const trainFile = `${name}.train.bin`;
+  const validationFile = `${name}.validation.bin`;
+  const train = new TokenFileWriter(join(dir, `${trainFile}.${tmpTag}`), join(dir, trainFile), dtype);
+  const validation = new TokenFileWriter(join(dir, `${validationFile}.${tmpTag}`), join(dir, validationFile), dtype);
+  const stats = newReadStats();
+  try {
+    // Each document draws one number: below validationFraction it is held out. The latest training
+    // document is kept back until the next one arrives, so if no draw selected any document the last
+    // one can still become the (required) validation document.
+    const splitRng = new Mt19937((seed ^ 0x5bd1e995) >>> 0);
+    let pendingTrain: number[] | null = null;
+    let lastLog = Date.now();
+    for await (const doc of readDocuments(options.data, { textField: settings.textField, txtSplit: settings.txtSplit }, stats)) {
+      // vocab_size is one more than the largest id, so uint16 always fits
+      const ids = tokenizer.encode(doc.text, { add_special_tokens: false });
+      if (splitRng.random() < validationFraction) {
+        validation.appendDocument(ids, eos);
+      } else {
+        if (pendingTrain !== null) train.appendDocument(pendingTrain, eos);
+        pendingTrain = ids;
+      }
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        log(`data: tokenized ${stats.documents} documents, ${train.tokens + validation.tokens} tokens`);
+      }
+    }
+    if (stats.documents === 0) {
+      throw new Error(
+        `supra: empty data set: no documents in ${options.data.join(', ')} ` +
+          `(${stats.files} files read, ${stats.emptyFiles} empty files and ${stats.emptyDocuments} empty records skipped)`,
+      );
+    }
+    if (pendingTrain !== null) {
+      if (validationFraction > 0 && validation.documents === 0) validation.appendDocument(pendingTrain, eos);
+      else train.appendDocument(pendingTrain, eos);
+    }
+    if (train.documents === 0) {
+      throw new Error(`supra: ${options.data.join(', ')}: all ${stats.documents} documents went to validation; need at least one training document (lower validationFraction or add data)`);
+    }
+    train.commit();
+    validation.commit();
+  } catch (e) {
+    train.abort();
+    validation.abort();
+    throw e;
+  }
+
+  const index: TokenCacheIndex = {
+    format: 'supra-token-cache',
+    version: CACHE_VERSION,
+    hash,
+    dtype,
+    eosId: eos,
+    vocabSize: tokenizer.vocab_size,
+    inputs: [...options.data],
+    files: files.length,
+    embedded,
+    settings,
+    train: { file: trainFile, documents: train.documents, tokens: train.tokens },
+    validation: { file: validationFile, documents: validation.documents, tokens: validation.tokens },
+    read: stats,
+  };
+  const tmpIndex = `${indexPath}.${tmpTag}`;
+  writeFileSync(tmpIndex, JSON.stringify(index, null, 2) + '\n');
+  renameSync(tmpIndex, indexPath);
+  log(
+    `data: tokenized ${stats.documents} documents (${stats.characters} characters) into ${train.tokens} training and ` +
+      `${validation.tokens} validation tokens (${validation.documents} validation documents); cache ${indexPath}`,
+  );
+  return { dir, indexPath, index, reused: false };
+}
+
+/** Sequences of seqLen + 1 tokens, overlapping by one, in a split of `tokens` tokens. */
+export function sequenceCount(tokens: number, seqLen: number): number {
+  return tokens < seqLen + 1 ? 0 : Math.floor((tokens - 1) / seqLen);
+}
+
+/** The order of the training sequences in one epoch: a Fisher–Yates shuffle from Mt19937(seed + epoch). */
+export function epochPermutation(count: number, seed: number, epoch: number): Uint32Array {
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  const rng = new Mt19937((seed + epoch) >>> 0);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(rng.random() * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+/**
+ * TokenBatches over a token cache. Reads each sequence from disk at its offset (fs.readSync), so memory
+ * stays at one batch plus the epoch's permutation (4 bytes per training sequence).
+ */
+export class TokenDataset implements TokenBatches {
+  readonly seqLen: number;
+  readonly trainSequences: number;
+  readonly trainTokens: number;
+  readonly validationTokens: number;
+  readonly validationSequences: number;
+  readonly cache: TokenCache;
+  private readonly seed: number;
+  private readonly bytesPerToken: number;
+  private trainFd: number | null;
+  private validationFd: number | null;
+  /** One sequence as read from disk, viewed in the token width (host byte order, as written). */
+  private readonly scratch: Uint8Array;
+  private readonly scratchTokens: Uint16Array | Uint32Array;
+  private epoch = 0;
+  private cursor = 0;
+  private order: Uint32Array;
+
+  constructor(cache: TokenCache, seqLen: number, seed: number) {
+    if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`supra: seqLen must be a positive integer, got ${seqLen}`);
+    const { index, dir } = cache;
+    this.cache = cache;
+    this.seqLen = seqLen;
+    this.seed = seed;
+    this.bytesPerToken = index.dtype === 'uint16' ? 2 : 4;
+    this.trainTokens = index.train.tokens;
+    this.validationTokens = index.validation.tokens;
+    this.trainSequences = sequenceCount(index.train.tokens, seqLen);
+    this.validationSequences = sequenceCount(index.validation.tokens, seqLen);
+    if (this.trainSequences === 0) {
+      throw new Error(`supra: the training split has ${index.train.tokens} tokens, fewer than seqLen + 1 = ${seqLen + 1}; add data or lower seqLen (cache ${cache.indexPath})`);
+    }
+    this.trainFd = openSync(join(dir, index.train.file), 'r');
+    this.validationFd = openSync(join(dir, index.validation.file), 'r');
+    const expected = index.train.tokens * this.bytesPerToken;
+    if (fstatSync(this.trainFd).size !== expected) throw new Error(`supra: ${join(dir, index.train.file)}: size does not match its index ${cache.indexPath}`);
+    this.scratch = new Uint8Array((seqLen + 1) * this.bytesPerToken);
+    this.scratchTokens = this.bytesPerToken === 2 ? new Uint16Array(this.scratch.buffer) : new Uint32Array(this.scratch.buffer);
+    this.order = epochPermutation(this.trainSequences, seed, 0);
+  }
+
+  /** Copy sequence `index` of a split into out[offset .. offset + seqLen + 1). */
+  private readSequence(fd: number | null, index: number, out: Int32Array, offset: number): void {
+    if (fd === null) throw new Error('supra: the token dataset is closed');
+    const n = this.seqLen + 1;
+    const want = n * this.bytesPerToken;
+    let done = 0;
+    while (done < want) {
+      const got = readSync(fd, this.scratch, done, want - done, index * this.seqLen * this.bytesPerToken + done);
+      if (got === 0) throw new Error(`supra: token cache ${this.cache.indexPath}: file ended early (truncated?)`);
+      done += got;
+    }
+    out.set(this.scratchTokens, offset);
+  }
+
+  nextTrain(batch: number): Int32Array {
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`supra: batch must be a positive integer, got ${batch}`);
+    const n = this.seqLen + 1;
+    const out = new Int32Array(batch * n);
+    for (let b = 0; b < batch; b++) {
+      if (this.cursor === this.trainSequences) {
+        this.epoch++;
+        this.cursor = 0;
+        this.order = epochPermutation(this.trainSequences, this.seed, this.epoch);
+      }
+      this.readSequence(this.trainFd, this.order[this.cursor++]!, out, b * n);
+    }
+    return out;
+  }
+
+  position(): DataPosition {
+    return { epoch: this.epoch, cursor: this.cursor, seed: this.seed };
+  }
+
+  restore(p: DataPosition): void {
+    if (p.seed !== this.seed) throw new Error(`supra: cannot restore a data position saved with seed ${p.seed} into data opened with seed ${this.seed}`);
+    if (!Number.isInteger(p.epoch) || p.epoch < 0) throw new Error(`supra: bad data position: epoch ${p.epoch}`);
+    if (!Number.isInteger(p.cursor) || p.cursor < 0 || p.cursor > this.trainSequences) {
+      throw new Error(`supra: bad data position: cursor ${p.cursor} outside 0..${this.trainSequences} (was the data or seqLen changed?)`);
+    }
+    if (p.epoch !== this.epoch) this.order = epochPermutation(this.trainSequences, this.seed, p.epoch);
+    this.epoch = p.epoch;
+    this.cursor = p.cursor;
+  }
+
+  validation(maxSequences?: number): { ids: Int32Array; count: number } {
+    const count = Math.min(this.validationSequences, maxSequences ?? Infinity);
+    const n = this.seqLen + 1;
+    const ids = new Int32Array(count * n);
+    for (let i = 0; i < count; i++) this.readSequence(this.validationFd, i, ids, i * n);
+    return { ids, count };
+  }
+
+  close(): void {
+    if (this.trainFd !== null) closeSync(this.trainFd);
+    if (this.validationFd !== null) closeSync(this.validationFd);
+    this.trainFd = null;
+    this.validationFd = null;
+  }
+}
+
+/** Build or reuse the token cache for `options`, then serve it: the pipeline's entry point. */
+export async function openTokenBatches(options: TokenDataOptions): Promise<TokenDataset> {
+  const cache = await prepareTokenCache(options);
+  return new TokenDataset(cache, options.seqLen, options.seed);
+}
