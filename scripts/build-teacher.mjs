@@ -1,0 +1,57 @@
+// npm run build:teacher — reproduce the embedded teacher in assets/teacher:
+//   1. pretrain a small Llama-style GQA model from scratch on the embedded corpus (supra train),
+//   2. store its final weights as BF16 with the tokenizer (supra convert),
+//   3. keep the exact command, the metrics log and the final validation perplexity beside it.
+// The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
+// Options: --out <run dir> (default runs/teacher), --resume, --tokens N (default below).
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const run = opt('out', 'runs/teacher');
+const asset = 'assets/teacher';
+const cli = join(process.env.SUPRA_DIST ?? 'dist', 'src/cli/main.js');
+
+const trainArgs = [
+  'train', '--init', 'assets/teacher-config.json', '--tokenizer', asset, '--data', '@embedded',
+  '--out', run, '--tokens', opt('tokens', '2500000'), '--seq-len', '256', '--batch-size', '8',
+  '--lr', '1e-3', '--min-lr', '1e-4', '--warmup-steps', '100', '--seed', '0',
+  '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--keep', '2',
+  '--log-every', '10', '--backend', process.env.SUPRA_BACKEND ?? 'native',
+];
+if (argv.includes('--resume')) trainArgs.push('--resume');
+
+function supra(args) {
+  console.log(`$ supra ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+supra(trainArgs);
+const tmp = `${asset}.tmp-${process.pid}`;
+supra(['convert', join(run, 'final'), '--out', tmp, '--dtype', 'bf16']);
+for (const f of ['model.safetensors', 'config.json']) {
+  copyFileSync(join(tmp, f), join(asset, f));
+}
+spawnSync('rm', ['-rf', tmp]);
+copyFileSync(join(run, 'metrics.jsonl'), join(asset, 'metrics.jsonl'));
+const evals = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.val_loss !== undefined);
+const last = evals[evals.length - 1];
+const card = {
+  command: `node scripts/build-teacher.mjs ${argv.join(' ')}`.trim(),
+  supra_train: `supra ${trainArgs.join(' ')}`,
+  seed: 0,
+  final_step: last?.step,
+  final_val_loss: last?.val_loss,
+  final_val_ppl: last?.val_ppl,
+  stored_dtype: 'bfloat16',
+  built: new Date().toISOString(),
+};
+writeFileSync(join(asset, 'training.json'), JSON.stringify(card, null, 2) + '\n');
+console.log(`teacher written to ${asset}: val_ppl ${last?.val_ppl}`);
+if (!existsSync(join(asset, 'tokenizer.json'))) console.warn('note: no tokenizer.json in assets/teacher; run scripts/train-tokenizer.mjs');

@@ -1,0 +1,89 @@
+// supra train end to end: text → token cache → a tiny model trained from --init → final/ folder; SIGINT
+// and --resume through the command line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadDecoder } from '../src/models/auto.js';
+import { readLatest } from '../src/train/checkpoint.js';
+import { MetricsLog } from '../src/train/metrics.js';
+import { charTokenizerFiles, tinyConfig } from './helpers/train-data.js';
+
+const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+
+/** A workspace: tokenizer folder, tiny config (vocab 128), a text file of repeated sentences. */
+function workspace(): { root: string; args: string[] } {
+  const root = mkdtempSync(join(tmpdir(), 'supra-train-cli-'));
+  const tok = join(root, 'tok');
+  mkdirSync(tok);
+  for (const [name, text] of Object.entries(charTokenizerFiles())) writeFileSync(join(tok, name), text);
+  writeFileSync(join(root, 'config.json'), JSON.stringify(tinyConfig({ vocab: 128 })));
+  const paragraphs = Array.from({ length: 60 }, (_, i) => `the cat sat on the mat ${i % 3}. the dog ate the log.`);
+  writeFileSync(join(root, 'text.txt'), paragraphs.join('\n\n'));
+  const args = [
+    '--init', join(root, 'config.json'), '--tokenizer', tok, '--data', join(root, 'text.txt'), '--txt-split', 'paragraph',
+    '--validation-fraction', '0.1', '--cache-dir', join(root, 'cache'), '--seq-len', '16', '--batch-size', '4', '--lr', '1e-2',
+  ];
+  return { root, args };
+}
+
+test('supra train --init: trains, evaluates, checkpoints and writes a final folder from_pretrained loads', () => {
+  const { root, args } = workspace();
+  try {
+    const out = join(root, 'out');
+    const r = spawnSync(process.execPath, [cli, 'train', ...args, '--out', out, '--steps', '30', '--warmup-steps', '3', '--save-every', '10', '--eval-every', '10', '--eval-sequences', '4'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /step 30\/30 \| loss \d\.\d{4} \| lr \d\.\d\de-\d+ \| .* tok\/s \| ETA/);
+    assert.match(r.stdout, /completed: step 30\/30, 1,920 tokens, val_loss \d\.\d{4} → \d\.\d{4}/);
+    const log = MetricsLog.read(join(out, 'metrics.jsonl'));
+    const vals = log.filter((l) => l.val_loss !== undefined);
+    assert.deepEqual(vals.map((l) => l.step), [0, 10, 20, 30]);
+    assert.ok(vals[3]!.val_loss! < 0.6 * vals[0]!.val_loss!, `val loss ${vals[0]!.val_loss} → ${vals[3]!.val_loss}`);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) assert.ok(existsSync(join(out, 'final', f)), f);
+    loadDecoder(join(out, 'final'), { strict: true }).model.free();
+    assert.equal(readLatest(out)!.name, 'checkpoint-30');
+    assert.ok(existsSync(join(out, 'checkpoint-30', 'tokenizer.json')));
+    // usage errors
+    const bad = spawnSync(process.execPath, [cli, 'train', ...args, '--out', join(root, 'o2')], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /needs a budget: --tokens N/);
+    const used = spawnSync(process.execPath, [cli, 'train', ...args, '--out', out, '--steps', '5'], { encoding: 'utf8' });
+    assert.equal(used.status, 1);
+    assert.match(used.stderr, /already holds a training run/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('supra train: Ctrl-C saves and exits 130; --resume continues from the checkpoint', async () => {
+  const { root, args } = workspace();
+  try {
+    const out = join(root, 'out');
+    const child = spawn(process.execPath, [cli, 'train', ...args, '--out', out, '--steps', '100000', '--save-every', '0', '--eval-sequences', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '', sent = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!sent && /step +3\/100000/.test(stdout)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    clearTimeout(timer);
+    assert.equal(code, 130, stderr);
+    assert.match(stdout, /interrupted at step \d+\/100000; continue with --resume/);
+    const step = readLatest(out)!.step;
+    assert.ok(step >= 3);
+    const r = spawnSync(process.execPath, [cli, 'train', '--out', out, '--resume', '--stop-at', String(step + 2), '--quiet'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readLatest(out)!.step, step + 2);
+    assert.equal(MetricsLog.read(join(out, 'metrics.jsonl')).length, step + 2);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
