@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gqaDir, maxAbsDiff } from './helpers/fixture.js';
-import { AutoModelForCausalLM } from '../src/models/auto.js';
+import { AutoModelForCausalLM } from '../src/api.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');

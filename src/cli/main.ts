@@ -10,9 +10,16 @@ interface Command {
 }
 
 const commands: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.js')).command,
   linearize: async () => (await import('./linearize.js')).command,
   convert: async () => (await import('./convert.js')).command,
   info: async () => (await import('./info.js')).command,
+  train: async () => (await import('./train.js')).command,
+  probe: async () => (await import('./probe.js')).command,
+  analyze: async () => (await import('./analyze.js')).command,
+  serve: async () => (await import('./serve.js')).command,
+  eval: async () => (await import('./eval.js')).command,
+  generate: async () => (await import('./generate.js')).command,
 };
 
 async function usage(): Promise<string> {

@@ -1,14 +1,10 @@
-// Loading in the shape transformers.js users know:
-//   const model = await AutoModelForCausalLM.from_pretrained(dir, { backend: 'wasm' });
-//   const { logits } = await model.forward({ input_ids });   // logits: Tensor [B, T, V]
-//   const tokenizer = await AutoTokenizer.from_pretrained(dir);
-// `dir` is a local Hugging Face folder: config.json plus model.safetensors or a sharded index.
+// Loading a decoder from a local Hugging Face folder (config.json plus model.safetensors or a sharded
+// index), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
+// transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
+// src/api.ts, above generation.
 import type { BackendName } from '../core/backend.js';
-import { setBackend } from '../core/select.js';
-import { Tensor } from '../core/tensor.js';
 import { openCheckpoint } from '../io/checkpoint.js';
-import { loadConfig, type ModelConfig } from '../io/config.js';
-import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.js';
+import { loadConfig } from '../io/config.js';
 import { DecoderLM, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
@@ -75,70 +71,3 @@ function checkedId(v: number, i: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new Error(`supra: input_ids[${i}] = ${v} is not a token id`);
   return v;
 }
-
-export interface CausalLMInputs {
-  input_ids: InputIds;
-  /** Accepted for compatibility; padding (zeros) is not supported and is rejected. */
-  attention_mask?: { data: ArrayLike<number | bigint> } | number[][] | number[];
-  /** Also return the residual stream: L + 1 tensors [B, T, hidden] (the last one before the final norm). */
-  output_hidden_states?: boolean;
-}
-
-export interface CausalLMOutput {
-  logits: Tensor;
-  hidden_states?: Tensor[];
-}
-
-/** A loaded causal LM, the counterpart of transformers.js' PreTrainedModel. */
-export class CausalLM {
-  constructor(
-    readonly model: DecoderLM,
-    readonly path: string,
-    /** Checkpoint tensors the model did not use. */
-    readonly unexpectedTensors: string[] = [],
-  ) {}
-
-  get config(): ModelConfig {
-    return this.model.config;
-  }
-
-  /** Logits of every position (copied out of the arena, so they stay valid). */
-  async forward(inputs: CausalLMInputs): Promise<CausalLMOutput> {
-    const { ids, B, T } = toIdBatch(inputs.input_ids);
-    if (inputs.attention_mask !== undefined) {
-      const m = inputs.attention_mask;
-      const flat: ArrayLike<number | bigint> = Array.isArray(m) ? (m as (number | number[])[]).flat() : (m as { data: ArrayLike<number | bigint> }).data;
-      for (let i = 0; i < flat.length; i++) {
-        if (Number(flat[i]) !== 1) throw new Error('supra: attention_mask with padding (zeros) is not supported; run unpadded sequences');
-      }
-    }
-    const V = this.config.vocab_size;
-    const logits = this.model.forward(ids, B, T);
-    const out: CausalLMOutput = { logits: new Tensor(Float32Array.from(logits), [B, T, V]) };
-    if (inputs.output_hidden_states) {
-      out.hidden_states = this.model.hiddenStates().map((h) => new Tensor(Float32Array.from(h), [B, T, this.config.hidden_size]));
-    }
-    return out;
-  }
-
-  /** Release the model's arena memory now. */
-  dispose(): void {
-    this.model.free();
-  }
-}
-
-export const AutoModelForCausalLM = {
-  /** Load a local Hugging Face folder (Llama, Mistral, Qwen2, or a SUPRA model saved by supra). */
-  async from_pretrained(dir: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
-    if (options.backend) setBackend(options.backend);
-    const { model, unexpected } = loadDecoder(dir, options);
-    return new CausalLM(model, dir, unexpected);
-  },
-};
-
-export const AutoTokenizer = {
-  /** The folder's tokenizer.json (with tokenizer_config.json), see io/tokenizer.ts. */
-  async from_pretrained(dir: string): Promise<LoadedTokenizer> {
-    return loadTokenizer(dir);
-  },
-};

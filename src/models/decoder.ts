@@ -28,6 +28,11 @@ export interface LossOptions {
   targets?: Int32Array;
 }
 
+export interface StepOptions {
+  /** Compute logits for the last new token of each sequence only: step returns [B, V]. Default false. */
+  lastOnly?: boolean;
+}
+
 /** Decoding state of a whole model for B sequences: one MixerState per layer. */
 export class DecoderState {
   position = 0;
@@ -204,9 +209,11 @@ export class DecoderLM {
 
   /**
    * Incremental decoding: T new tokens per sequence (a prefill, then single tokens) continuing `state`.
-   * Returns their logits [B, T, V], valid until the next step of this model.
+   * Returns their logits [B, T, V], valid until the next step of this model. With `lastOnly` only the
+   * last new token of each sequence goes through the final norm and lm_head, and the result is [B, V]:
+   * what generation needs after a prefill (for a long prompt lm_head over every token would dominate).
    */
-  step(ids: ArrayLike<number>, B: number, T: number, state: DecoderState): Float32Array {
+  step(ids: ArrayLike<number>, B: number, T: number, state: DecoderState, options: StepOptions = {}): Float32Array {
     if (state.batch !== B) throw new Error(`supra: decoding state was made for batch ${state.batch}, step called with B = ${B}`);
     const c = this.config;
     const C = c.hidden_size, V = c.vocab_size;
@@ -215,11 +222,19 @@ export class DecoderLM {
     const h = this.scratch.get('dec.h', rows * C);
     embedding(idsBuf, this.embedTokens.data, h, rows, C);
     for (let l = 0; l < this.layers.length; l++) this.layers[l]!.forward(h, h, B, T, state.layers[l]!);
-    const normed = this.scratch.get('dec.norm', rows * C);
-    const rstd = this.scratch.get('dec.rstd', rows);
-    this.norm.forward(h, normed, rstd, rows);
-    const logits = this.scratch.get('dec.logits', rows * V);
-    this.lmHead.forward(normed, logits, rows);
+    let last = h;
+    let outRows = rows;
+    if (options.lastOnly && T > 1) {
+      // gather h[b, T−1, :] of every sequence into B contiguous rows
+      last = this.scratch.get('dec.hlast', B * C);
+      for (let b = 0; b < B; b++) last.set(h.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
+      outRows = B;
+    }
+    const normed = this.scratch.get('dec.norm', outRows * C);
+    const rstd = this.scratch.get('dec.rstd', outRows);
+    this.norm.forward(last, normed, rstd, outRows);
+    const logits = this.scratch.get('dec.logits', outRows * V);
+    this.lmHead.forward(normed, logits, outRows);
     state.position += T;
     return logits;
   }

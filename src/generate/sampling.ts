@@ -1,0 +1,151 @@
+// Choosing the next token from a row of logits, as Hugging Face's generate does: the repetition penalty
+// first (a logits processor), then greedy argmax, or the sampling warpers in HF's order (temperature,
+// top-k, top-p) and one draw from a seeded generator.
+import { Mt19937 } from '../core/random.js';
+
+export interface SamplingOptions {
+  /** Sample instead of taking the argmax. Default false (greedy). */
+  do_sample?: boolean;
+  /** Divide the logits by this before sampling. Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (ties with the k-th kept); 0 = no limit. Default 50, as HF. */
+  top_k?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches top_p. Default 1 (off). */
+  top_p?: number;
+  /** HF's repetition penalty: > 1 discourages tokens already in the context. Default 1 (off). */
+  repetition_penalty?: number;
+}
+
+export interface ResolvedSampling {
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+}
+
+/** Defaults filled in and every value checked (errors name the option). */
+export function resolveSampling(o: SamplingOptions): ResolvedSampling {
+  const doSample = o.do_sample ?? false;
+  const temperature = o.temperature ?? 1;
+  const topK = o.top_k ?? 50;
+  const topP = o.top_p ?? 1;
+  const repetitionPenalty = o.repetition_penalty ?? 1;
+  if (!(Number.isFinite(temperature) && temperature > 0)) throw new RangeError(`supra: temperature must be a number > 0, got ${temperature}`);
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`supra: top_k must be an integer ≥ 0, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`supra: top_p must be in (0, 1], got ${topP}`);
+  if (!(Number.isFinite(repetitionPenalty) && repetitionPenalty > 0)) throw new RangeError(`supra: repetition_penalty must be a number > 0, got ${repetitionPenalty}`);
+  return { doSample, temperature, topK, topP, repetitionPenalty };
+}
+
+/**
+ * HF's RepetitionPenaltyLogitsProcessor, in place: for every token id in `present` (each once), a positive
+ * logit is divided by the penalty and a negative one multiplied by it.
+ */
+export function applyRepetitionPenalty(logits: Float32Array, present: ArrayLike<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (let i = 0; i < present.length; i++) {
+    const id = present[i]!;
+    const x = logits[id]!;
+    logits[id] = x < 0 ? x * penalty : x / penalty;
+  }
+}
+
+/** Index of the largest value (the first one on ties, as torch.argmax). */
+export function argmax(x: Float32Array): number {
+  let best = 0;
+  let bestValue = x[0]!;
+  for (let i = 1; i < x.length; i++) {
+    if (x[i]! > bestValue) {
+      bestValue = x[i]!;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * A seeded Mt19937 that counts its draws, so a snapshot can store (seed, draws) and a restored generator
+ * continues exactly where the saved one was (replaying the draws costs microseconds per thousand tokens).
+ */
+export class SeededRandom {
+  private rng: Mt19937;
+  private count = 0;
+
+  constructor(readonly seed: number, draws = 0) {
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`supra: seed must be an integer in [0, 2^32), got ${seed}`);
+    if (!Number.isInteger(draws) || draws < 0) throw new RangeError(`supra: bad generator draw count ${draws}`);
+    this.rng = new Mt19937(seed);
+    for (let i = 0; i < draws; i++) this.next();
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.count++;
+    return this.rng.random();
+  }
+
+  /** Draws taken since seeding. */
+  get draws(): number {
+    return this.count;
+  }
+}
+
+/** A fresh random seed for sampling without one (kept with the state, so a snapshot still reproduces). */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+/**
+ * Sample one token from `logits` (modified in place: scaled by 1/temperature, masked by top-k/top-p).
+ * `sorted` is scratch of at least logits.length floats.
+ */
+export function sampleToken(logits: Float32Array, s: ResolvedSampling, rng: SeededRandom, sorted: Float32Array): number {
+  const V = logits.length;
+  if (s.temperature !== 1) {
+    const inv = 1 / s.temperature;
+    for (let i = 0; i < V; i++) logits[i]! *= inv;
+  }
+  // Everything below `threshold` is dropped. The k-th largest value and the top-p cut-off both come from
+  // one sort of a copy (native typed-array sort).
+  let threshold = -Infinity;
+  const needSort = (s.topK > 0 && s.topK < V) || s.topP < 1;
+  let sortedView: Float32Array | null = null;
+  if (needSort) {
+    sortedView = sorted.subarray(0, V);
+    sortedView.set(logits);
+    sortedView.sort(); // ascending
+  }
+  if (s.topK > 0 && s.topK < V) threshold = sortedView![V - s.topK]!;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+  if (max === -Infinity || Number.isNaN(max)) throw new Error('supra: cannot sample: every logit is -Infinity or NaN');
+  if (s.topP < 1) {
+    // Walk down from the most likely token; keep tokens until their cumulative probability reaches top_p
+    // (HF keeps a token when the mass strictly before it is below top_p; at least one is kept).
+    let total = 0;
+    for (let i = 0; i < V; i++) if (logits[i]! >= threshold) total += Math.exp(logits[i]! - max);
+    let mass = 0;
+    for (let j = V - 1; j >= 0; j--) {
+      const x = sortedView![j]!;
+      if (x < threshold) break;
+      mass += Math.exp(x - max) / total;
+      if (mass >= s.topP) {
+        threshold = Math.max(threshold, x);
+        break;
+      }
+    }
+  }
+  let total = 0;
+  for (let i = 0; i < V; i++) if (logits[i]! >= threshold) total += Math.exp(logits[i]! - max);
+  const target = rng.next() * total;
+  let acc = 0;
+  let last = -1;
+  for (let i = 0; i < V; i++) {
+    if (logits[i]! < threshold) continue;
+    acc += Math.exp(logits[i]! - max);
+    last = i;
+    if (acc > target) return i;
+  }
+  return last; // round-off: the target fell past the last kept token
+}
