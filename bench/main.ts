@@ -1,9 +1,12 @@
 // npm run bench: the speed figures of supra on this machine, for each backend.
-//   node dist/bench/main.js [--quick]
+//   node dist/bench/main.js [--quick] [--no-serve]
+// --quick: fewer repetitions, shorter contexts (the teacher's 32k prefill alone takes minutes).
 import { setBackend, getBackend } from '../src/core/select.js';
 import { benchSgemm } from './sgemm.js';
 import { benchNative } from './native.js';
 import { benchPrefill, benchRecurrentDecode, benchTrainStep } from './model.js';
+import { benchDecode } from './decode.js';
+import { benchServe } from './serve.js';
 
 const quick = process.argv.includes('--quick');
 const reps = quick ? 1 : 3;
@@ -36,4 +39,13 @@ for (const backend of nativeOk ? (['wasm', 'native'] as const) : (['wasm'] as co
   console.log(`SUPRA chunked prefill, batch 1: ${prefill.map((p) => `${p.length} tokens: ${p.tokensPerS.toFixed(0)} tokens/s`).join(', ')}`);
   const first = prefill[0]!.tokensPerS, last = prefill[prefill.length - 1]!.tokensPerS;
   console.log(`  prefill tokens/s at ${prefill[prefill.length - 1]!.length} / at ${prefill[0]!.length}: ${(last / first).toFixed(2)} (1.00 = cost linear in length)`);
+}
+
+setBackend('wasm');
+section('decode against context, batch 1, configuration S (wasm): the teacher grows, SUPRA stays flat');
+await benchDecode({ contexts: quick ? [256, 2048] : [256, 2048, 8192, 32768], steps: quick ? 16 : 32 });
+
+if (!process.argv.includes('--no-serve')) {
+  section('supra serve under load on loopback (SUPRA, configuration S, wasm)');
+  await benchServe({ seconds: quick ? 4 : 10, connections: 8 });
 }
