@@ -77,7 +77,8 @@ export function initSupraParams(config: ModelConfig, options: LinearizeOptions =
  * linearize(teacher, options): a new SUPRA model holding a copy of every teacher weight plus freshly
  * initialised kernels. The teacher is left untouched.
  */
-export function linearize(teacher: DecoderLM, options: LinearizeOptions = {}): DecoderLM {
+export function linearize(source: DecoderLM | { readonly model: DecoderLM }, options: LinearizeOptions = {}): DecoderLM {
+  const teacher = source instanceof DecoderLM ? source : source.model;
   const model = new DecoderLM(supraConfig(teacher.config, options));
   const fresh = new Map(initSupraParams(teacher.config, options).map((t) => [t.name, t]));
   for (const p of model.params()) {
