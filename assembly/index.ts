@@ -1,12 +1,13 @@
 // Entry of the SIMD kernel module (compiled by scripts/build-wasm.mjs into src/core/wasm/kernels.wasm).
 // It imports the arena's shared memory and keeps no data of its own there: no static data, no heap,
 // no stack in linear memory, so every worker thread can instantiate it on the same memory.
-export { sgemmBlock, sgemmTiles, WORK_FLOATS, MR, NR, KC, MC, NC } from './sgemm';
+export { sgemmBlock, sgemmSmallM, sgemmTiles, WORK_FLOATS, MR, NR, KC, MC, NC, SMALL_M } from './sgemm';
 export {
   add, axpy, scale, mul, relu, reluBackward, swiglu, swigluBackward, addBias, sumRows,
   rmsnorm, rmsnormBackwardDx, rmsnormBackwardDw, groupnorm, groupnormBackward, rope,
   softmax, softmaxBackward, logSoftmax, crossEntropy, embedding, embeddingBackward,
   sumSquares, anyNonFinite, adamw,
+  toHeadMajor, toTokenMajor, mulBlocks, mulRows, gainGrad, scaleRowsByDecay, decayBlocks, linearAttentionStep,
 } from './ops';
 export { log64 } from './vmath';
 

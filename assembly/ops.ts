@@ -542,3 +542,201 @@ export function adamw(
     store<f32>(at(p, i), pi - ((lr / bc1) * mi) / (Mathf.sqrt(vi / bc2) + eps));
   }
 }
+
+// ---------------------------------------------------------------- layouts and linear attention
+
+/** Copies n floats (regions do not overlap). */
+// @ts-ignore: decorator
+@inline function copyRow(src: usize, dst: usize, n: i32): void {
+  memory.copy(dst, src, <usize>n << 2);
+}
+
+/**
+ * Head-major from token-major with repeated heads: dst[b, h, t, :] = src[b, t, ⌊h/rep⌋, :] for the
+ * (b, h) pairs u = b·heads + h in [lo, hi). src is [B, T, heads/rep, D], dst [B, heads, T, D].
+ */
+export function toHeadMajor(src: usize, dst: usize, tokens: i32, heads: i32, rep: i32, dim: i32, lo: i32, hi: i32): void {
+  const hs = heads / rep;
+  const rowBytes = <usize>dim << 2;
+  for (let u = lo; u < hi; u++) {
+    const b = u / heads;
+    const h = u - b * heads;
+    let s = src + (<usize>(b * tokens) * <usize>hs + <usize>(h / rep)) * rowBytes;
+    let d = dst + <usize>u * <usize>tokens * rowBytes;
+    const step = <usize>hs * rowBytes;
+    for (let t = 0; t < tokens; t++) {
+      copyRow(s, d, dim);
+      s += step;
+      d += rowBytes;
+    }
+  }
+}
+
+/**
+ * The backward of toHeadMajor (overwrites): dst[b, t, g, :] = Σ_{r < rep} src[b, g·rep + r, t, :] for
+ * the (b, g) pairs u = b·(heads/rep) + g in [lo, hi), summed in order of r.
+ */
+export function toTokenMajor(src: usize, dst: usize, tokens: i32, heads: i32, rep: i32, dim: i32, lo: i32, hi: i32): void {
+  const hs = heads / rep;
+  const rowBytes = <usize>dim << 2;
+  const headBytes = <usize>tokens * rowBytes;
+  for (let u = lo; u < hi; u++) {
+    const b = u / hs;
+    const g = u - b * hs;
+    const s0 = src + <usize>(b * heads + g * rep) * headBytes;
+    let d = dst + (<usize>(b * tokens) * <usize>hs + <usize>g) * rowBytes;
+    const step = <usize>hs * rowBytes;
+    for (let t = 0; t < tokens; t++) {
+      const st = s0 + <usize>t * rowBytes;
+      copyRow(st, d, dim);
+      for (let r = 1; r < rep; r++) add(d, st + <usize>r * headBytes, d, 0, dim);
+      d += step;
+    }
+  }
+}
+
+/** x[u·size : (u+1)·size] ⊙= pattern for blocks u in [lo, hi) (a per-head pattern repeated over the batch). */
+export function mulBlocks(x: usize, pattern: usize, size: i32, lo: i32, hi: i32): void {
+  for (let u = lo; u < hi; u++) {
+    const xb = x + <usize>u * <usize>size * 4;
+    mul(xb, pattern, xb, 0, size);
+  }
+}
+
+/** y[r, :] = x[r, :] ⊙ w for rows [lo, hi) (y may be x). */
+export function mulRows(x: usize, w: usize, y: usize, cols: i32, lo: i32, hi: i32): void {
+  for (let r = lo; r < hi; r++) {
+    const o = <usize>r * <usize>cols * 4;
+    mul(x + o, w, y + o, 0, cols);
+  }
+}
+
+/** dw[c] += Σ_r dy[r, c]·x[r, c] for columns [lo, hi), rows summed in order. */
+export function gainGrad(dy: usize, x: usize, dw: usize, rows: i32, cols: i32, lo: i32, hi: i32): void {
+  const rowBytes = <usize>cols << 2;
+  let c = lo;
+  for (; c + 4 <= hi; c += 4) {
+    let s = f32x4.splat(0);
+    let pd = at(dy, c), px = at(x, c);
+    for (let r = 0; r < rows; r++) {
+      s = f32x4.add(s, f32x4.mul(v128.load(pd), v128.load(px)));
+      pd += rowBytes;
+      px += rowBytes;
+    }
+    v128.store(at(dw, c), f32x4.add(v128.load(at(dw, c)), s));
+  }
+  for (; c < hi; c++) {
+    let s: f32 = 0;
+    let pd = at(dy, c), px = at(x, c);
+    for (let r = 0; r < rows; r++) {
+      s += load<f32>(pd) * load<f32>(px);
+      pd += rowBytes;
+      px += rowBytes;
+    }
+    store<f32>(at(dw, c), load<f32>(at(dw, c)) + s);
+  }
+}
+
+/**
+ * Per-head decay of rows: dst[u, i, :] = src[u·srcStride + i·cols + :] · f_h(i) for heads u in [lo, hi),
+ * rows i < rows, f_h(i) = mult·powers[h·powStride + e(i)] (powers float64; e(i) = i, or from − i when
+ * from ≥ 0), h = u mod heads. dst is packed [U, rows, cols].
+ */
+export function scaleRowsByDecay(
+  src: usize, srcStride: i32, dst: usize, heads: i32, rows: i32, cols: i32,
+  powers: usize, powStride: i32, mult: f64, from: i32, lo: i32, hi: i32,
+): void {
+  for (let u = lo; u < hi; u++) {
+    const pw = powers + <usize>((u % heads) * powStride) * 8;
+    const so = src + <usize>u * <usize>srcStride * 4;
+    const d0 = dst + <usize>u * <usize>rows * <usize>cols * 4;
+    for (let i = 0; i < rows; i++) {
+      const f = <f32>(mult * load<f64>(pw + <usize>(from >= 0 ? from - i : i) * 8));
+      const o = <usize>i * <usize>cols * 4;
+      scaleInto(so + o, d0 + o, f, cols);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function scaleInto(src: usize, dst: usize, f: f32, n: i32): void {
+  const vf = f32x4.splat(f);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(at(dst, i), f32x4.mul(v128.load(at(src, i)), vf));
+  for (; i < n; i++) store<f32>(at(dst, i), load<f32>(at(src, i)) * f);
+}
+
+/** x[u] *= powers[(u mod heads)·powStride + n] (float64, applied as f32) for blocks u of `size` floats in [lo, hi). */
+export function decayBlocks(x: usize, size: i32, heads: i32, powers: usize, powStride: i32, n: i32, lo: i32, hi: i32): void {
+  for (let u = lo; u < hi; u++) {
+    const f = <f32>load<f64>(powers + <usize>((u % heads) * powStride + n) * 8);
+    const xb = x + <usize>u * <usize>size * 4;
+    scaleInto(xb, xb, f, size);
+  }
+}
+
+/**
+ * Recurrent linear attention for heads u in [lo, hi) over `tokens` steps, as the reference's
+ * recurrent_forward: S' = S + scale·k_tᵀ v_t; o_t = q_t·S'; S ← γ·S'. q, k are [U, tokens, dk], v, o
+ * [U, tokens, dv], state [U, dk, dv]; γ = powers[(u mod heads)·powStride + 1] (float64, applied as f32).
+ * One pass over the state per token, 16 columns at a time.
+ */
+export function linearAttentionStep(
+  q: usize, k: usize, v: usize, o: usize, state: usize, heads: i32, tokens: i32, dk: i32, dv: i32, scale: f32,
+  powers: usize, powStride: i32, lo: i32, hi: i32,
+): void {
+  const dvb = <usize>dv << 2;
+  const vscale = f32x4.splat(scale);
+  for (let u = lo; u < hi; u++) {
+    const g = <f32>load<f64>(powers + <usize>((u % heads) * powStride + 1) * 8);
+    const vg = f32x4.splat(g);
+    const S = state + <usize>u * <usize>dk * dvb;
+    for (let t = 0; t < tokens; t++) {
+      const row = <usize>u * <usize>tokens + <usize>t;
+      const qt = q + row * (<usize>dk << 2);
+      const kt = k + row * (<usize>dk << 2);
+      const vt = v + row * dvb;
+      const ot = o + row * dvb;
+      let j = 0;
+      for (; j + 16 <= dv; j += 16) {
+        const jo = <usize>j << 2;
+        const v0 = v128.load(vt + jo), v1 = v128.load(vt + jo, 16), v2 = v128.load(vt + jo, 32), v3 = v128.load(vt + jo, 48);
+        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+        let sp = S + jo;
+        for (let p = 0; p < dk; p++) {
+          const kp = f32x4.mul(v128.load32_splat(kt + (<usize>p << 2)), vscale);
+          const qp = v128.load32_splat(qt + (<usize>p << 2));
+          const s0 = f32x4.add(v128.load(sp), f32x4.mul(kp, v0));
+          const s1 = f32x4.add(v128.load(sp, 16), f32x4.mul(kp, v1));
+          const s2 = f32x4.add(v128.load(sp, 32), f32x4.mul(kp, v2));
+          const s3 = f32x4.add(v128.load(sp, 48), f32x4.mul(kp, v3));
+          o0 = f32x4.add(o0, f32x4.mul(qp, s0));
+          o1 = f32x4.add(o1, f32x4.mul(qp, s1));
+          o2 = f32x4.add(o2, f32x4.mul(qp, s2));
+          o3 = f32x4.add(o3, f32x4.mul(qp, s3));
+          v128.store(sp, f32x4.mul(s0, vg));
+          v128.store(sp, f32x4.mul(s1, vg), 16);
+          v128.store(sp, f32x4.mul(s2, vg), 32);
+          v128.store(sp, f32x4.mul(s3, vg), 48);
+          sp += dvb;
+        }
+        v128.store(ot + jo, o0);
+        v128.store(ot + jo, o1, 16);
+        v128.store(ot + jo, o2, 32);
+        v128.store(ot + jo, o3, 48);
+      }
+      for (; j < dv; j++) {
+        const vj = load<f32>(vt + (<usize>j << 2));
+        let acc: f32 = 0;
+        let sp = S + (<usize>j << 2);
+        for (let p = 0; p < dk; p++) {
+          const s = load<f32>(sp) + load<f32>(kt + (<usize>p << 2)) * scale * vj;
+          acc += load<f32>(qt + (<usize>p << 2)) * s;
+          store<f32>(sp, s * g);
+          sp += dvb;
+        }
+        store<f32>(ot + (<usize>j << 2), acc);
+      }
+    }
+  }
+}

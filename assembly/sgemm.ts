@@ -5,9 +5,11 @@
 //
 // Why 4×8: V8 (TurboFan) has 15 usable xmm registers and schedules all loads of a loop body before
 // its arithmetic, so accumulators + loaded values + one temporary must fit in 15: 8 + 6 + 1 here.
-// 5×8, 6×8 and k-unrolled variants spill and measured 25–40% slower; without relaxed SIMD there is no
-// FMA, so mul and add are separate instructions. The 4×8 loop runs ~6 cycles per k step on Zen 4
-// (about 41 GFLOP/s at 3.7 GHz): it is bound by instruction dispatch, not the FP pipes.
+// 5×8, 6×8 and k-unrolled variants spill and measured 25–40% slower. In SIMD128 there is no FMA, so
+// mul and add are separate instructions: the 4×8 loop runs ~6 cycles per k step on Zen 4 (about
+// 40 GFLOP/s on one core here), bound by instruction dispatch. The FMA build (kernels-fma.wasm, relaxed
+// SIMD, see madd) fuses them and is bound by the FMA pipes instead: 50–51 GFLOP/s on the same core.
+// Products of m ≤ 4 rows (decoding) skip all this: see sgemmSmallM.
 // Blocking: KC = 512 (a B micro-panel of 16 KiB stays in L1), MC = 64 (A block 128 KiB in L2),
 // NC = 512 (B block 1 MiB). KC 128–512, MC 64–256, NC 512–1024 were all within 3% of each other.
 //
@@ -21,8 +23,11 @@ export const NC: i32 = 512;
 /** floats of scratch one thread needs: packed A block, packed B block, one edge tile */
 export const WORK_FLOATS: i32 = MC * KC + KC * NC + MR * NR;
 
+// c + a·b. The FMA build (kernels-fma.wasm, relaxed SIMD) fuses it into one instruction: the 4×8 loop
+// then issues 14 instead of 22 instructions per k step.
 // @ts-ignore: decorator
 @inline function madd(c: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
 }
 
@@ -271,6 +276,142 @@ export function sgemmBlock(
   }
 }
 
+// ---------------------------------------------------------------- small m (GEMV-like products)
+//
+// With m ≤ SMALL_M rows (a decoding step: one token per sequence) packing costs as much as the product
+// itself (every element of B is packed to be used m times), so these products run unpacked. Each C
+// element is summed in an order fixed by the shape alone (never by the tile it falls in), so any
+// thread split gives the same bits.
+
+export const SMALL_M: i32 = 4;
+
+// @ts-ignore: decorator
+@inline function hsum4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// @ts-ignore: decorator
+@inline function storeC(q: usize, acc: f32, alpha: f32, beta: f32): void {
+  store<f32>(q, beta == 0 ? alpha * acc : alpha * acc + beta * load<f32>(q));
+}
+
+/**
+ * Σ_p x[p]·y[p] over k contiguous floats: four lanes over the first k & ~3 (summed pairwise), then the
+ * rest in order. Every dot product of the small-m path is summed this way.
+ */
+/** Σ_{p in [from, k)} x[p]·y[p], in order (the last k mod 4 steps of a dot product). */
+// @ts-ignore: decorator
+@inline function tail(x: usize, y: usize, from: i32, k: i32): f32 {
+  let s: f32 = 0;
+  for (let p = from; p < k; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(y + (<usize>p << 2));
+  return s;
+}
+
+/**
+ * Σ_p x[p]·y[p] over k contiguous floats: four lanes over the first k & ~3 (summed pairwise), plus the
+ * rest summed in order. Every dot product of the small-m path is summed this way.
+ */
+// @ts-ignore: decorator
+@inline function dot(x: usize, y: usize, k: i32): f32 {
+  // one sequential stream through y (a weight row: prefetch-friendly), four independent chains
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const k16 = k & ~15;
+  let p = 0;
+  for (; p < k16; p += 16) {
+    const o = <usize>p << 2;
+    a0 = madd(a0, v128.load(x + o), v128.load(y + o));
+    a1 = madd(a1, v128.load(x + o, 16), v128.load(y + o, 16));
+    a2 = madd(a2, v128.load(x + o, 32), v128.load(y + o, 32));
+    a3 = madd(a3, v128.load(x + o, 48), v128.load(y + o, 48));
+  }
+  const k4 = k & ~3;
+  for (; p < k4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(y + (<usize>p << 2)));
+  return hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + tail(x, y, k4, k);
+}
+
+/**
+ * C[0:m, 0:n] = alpha·op(A)·op(B) + beta·C for m ≤ SMALL_M without packing. op(B) stored n×k (transB,
+ * a PyTorch weight): dot products of A rows with four B rows at a time; stored k×n: rows of B scaled
+ * and summed, 16 columns at a time. A transposed A is first copied to rows in `work` (m·k floats).
+ */
+export function sgemmSmallM(
+  transA: bool, transB: bool, m: i32, n: i32, k: i32, alpha: f32,
+  a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0) {
+    scaleC(m, n, beta, c, ldc);
+    return;
+  }
+  const ldcb = <usize>ldc << 2;
+  const ldbb = <usize>ldb << 2;
+  let arow = a;
+  let ldab = <usize>lda << 2;
+  if (transA) {
+    // op(A)[i][p] = a[p·lda + i]: gather the m rows
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) store<f32>(work + (<usize>(i * k + p) << 2), load<f32>(a + (<usize>p * <usize>lda + <usize>i) * 4));
+    }
+    arow = work;
+    ldab = <usize>k << 2;
+  }
+  if (transB) {
+    // one weight row at a time: a single sequential stream through B, which the prefetcher follows
+    // (interleaving 4–8 rows ran 2–3× slower from L3)
+    for (let j = 0; j < n; j++) {
+      const bj = b + <usize>j * ldbb;
+      for (let i = 0; i < m; i++) storeC(c + <usize>i * ldcb + (<usize>j << 2), dot(arow + <usize>i * ldab, bj, k), alpha, beta);
+    }
+    return;
+  }
+  // B stored k×n: C[i, j] = Σ_p op(A)[i][p]·B[p][j], summed over p in order in every lane
+  const va = f32x4.splat(alpha), vb = f32x4.splat(beta);
+  for (let i = 0; i < m; i++) {
+    const x = arow + <usize>i * ldab;
+    const ci = c + <usize>i * ldcb;
+    let j = 0;
+    for (; j + 16 <= n; j += 16) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let bp = b + (<usize>j << 2);
+      for (let p = 0; p < k; p++) {
+        const xs = v128.load32_splat(x + (<usize>p << 2));
+        s0 = madd(s0, xs, v128.load(bp));
+        s1 = madd(s1, xs, v128.load(bp, 16));
+        s2 = madd(s2, xs, v128.load(bp, 32));
+        s3 = madd(s3, xs, v128.load(bp, 48));
+        bp += ldbb;
+      }
+      const q = ci + (<usize>j << 2);
+      if (beta == 0) {
+        v128.store(q, f32x4.mul(va, s0));
+        v128.store(q, f32x4.mul(va, s1), 16);
+        v128.store(q, f32x4.mul(va, s2), 32);
+        v128.store(q, f32x4.mul(va, s3), 48);
+      } else {
+        v128.store(q, madd(f32x4.mul(va, s0), vb, v128.load(q)));
+        v128.store(q, madd(f32x4.mul(va, s1), vb, v128.load(q, 16)), 16);
+        v128.store(q, madd(f32x4.mul(va, s2), vb, v128.load(q, 32)), 32);
+        v128.store(q, madd(f32x4.mul(va, s3), vb, v128.load(q, 48)), 48);
+      }
+    }
+    for (; j < n; j++) {
+      let s: f32 = 0;
+      let bp = b + (<usize>j << 2);
+      for (let p = 0; p < k; p++) {
+        s += load<f32>(x + (<usize>p << 2)) * load<f32>(bp);
+        bp += ldbb;
+      }
+      storeC(ci + (<usize>j << 2), s, alpha, beta);
+    }
+  }
+}
+
+/** True when a product of this shape runs on the small-m path (a transposed A must fit in work). */
+// @ts-ignore: decorator
+@inline function useSmallM(transA: bool, m: i32, k: i32): bool {
+  return m <= SMALL_M && (!transA || m * k <= WORK_FLOATS);
+}
+
 /**
  * The unit of work the thread pool hands out: tiles [lo, hi) of a batched product whose C is cut in
  * tilesM × tilesN tiles of tileM × tileN per batch entry (tile t: batch t / (tilesM·tilesN), then
@@ -283,6 +424,7 @@ export function sgemmTiles(
   tileM: i32, tileN: i32, tilesM: i32, tilesN: i32, lo: i32, hi: i32, work: usize,
 ): void {
   const perBatch = tilesM * tilesN;
+  const small = useSmallM(transA, m, k); // decided on the whole product's shape, never the tile's
   for (let t = lo; t < hi; t++) {
     const bi = t / perBatch;
     const r = t - bi * perBatch;
@@ -297,6 +439,7 @@ export function sgemmTiles(
     const at = transA ? ab + (<usize>i0 << 2) : ab + <usize>i0 * <usize>lda * 4;
     const bt = transB ? bb + <usize>j0 * <usize>ldb * 4 : bb + (<usize>j0 << 2);
     const ct = cb + (<usize>i0 * <usize>ldc + <usize>j0) * 4;
-    sgemmBlock(transA, transB, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, work);
+    if (small) sgemmSmallM(transA, transB, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, work);
+    else sgemmBlock(transA, transB, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, work);
   }
 }

@@ -4,7 +4,7 @@
 import { setBackend, getBackend } from '../src/core/select.js';
 import { benchSgemm } from './sgemm.js';
 import { benchNative } from './native.js';
-import { benchPrefill, benchRecurrentDecode, benchTrainStep } from './model.js';
+import { benchPrefill, benchRecurrentDecode, benchTrainStep, benchUptrainStep } from './model.js';
 import { benchDecode } from './decode.js';
 import { benchServe } from './serve.js';
 
@@ -34,6 +34,7 @@ for (const backend of nativeOk ? (['wasm', 'native'] as const) : (['wasm'] as co
   const teacher = benchTrainStep('teacher', reps);
   const supra = benchTrainStep('supra', reps);
   console.log(`training forward+backward, B=8 T=256: teacher ${teacher.toFixed(0)} tokens/s, SUPRA (chunked) ${supra.toFixed(0)} tokens/s`);
+  console.log(`SUPRA uptraining step (forward+backward+AdamW), B=8 T=256: ${benchUptrainStep(reps).toFixed(0)} tokens/s`);
   console.log(`SUPRA recurrent decode, batch 1: ${benchRecurrentDecode(quick ? 64 : 256).toFixed(0)} tokens/s`);
   const prefill = benchPrefill(quick ? [1024, 4096] : [1024, 4096, 16384], quick ? 1 : 2);
   console.log(`SUPRA chunked prefill, batch 1: ${prefill.map((p) => `${p.length} tokens: ${p.tokensPerS.toFixed(0)} tokens/s`).join(', ')}`);

@@ -5,6 +5,7 @@ import { Mt19937 } from '../src/core/random.js';
 import { parseConfig, type ModelConfig } from '../src/io/config.js';
 import { DecoderLM } from '../src/models/decoder.js';
 import { supraConfig } from '../src/models/linearize.js';
+import { AdamW } from '../src/train/adamw.js';
 
 export const CONFIG_S = {
   architectures: ['LlamaForCausalLM'],
@@ -55,18 +56,29 @@ export function bestSeconds(fn: () => void, reps: number): number {
   return best;
 }
 
-/** Training forward + loss + backward tokens/s (B = 8, T = 256), no optimizer step. */
-export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 256): number {
+/**
+ * Training tokens/s (B = 8, T = 256): forward + loss + backward, and with `optimizer` an AdamW update of
+ * every parameter as well (the full uptraining step).
+ */
+export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 256, optimizer = false): number {
   const model = randomModel(configS(kind));
   model.enableGrads();
+  const adamw = optimizer ? new AdamW(model.params(), { lr: 1e-5 }) : null;
   const ids = randomIds(B * T, 4096, 1);
   const s = bestSeconds(() => {
     model.zeroGrad();
     model.loss(ids, B, T);
     model.backward();
+    adamw?.step();
   }, reps);
+  adamw?.free();
   model.free();
   return (B * T) / s;
+}
+
+/** The SUPRA uptraining step (forward + backward + AdamW) tokens/s at B = 8, T = 256. */
+export function benchUptrainStep(reps = 3, B = 8, T = 256): number {
+  return benchTrainStep('supra', reps, B, T, true);
 }
 
 /** SUPRA chunked prefill tokens/s (batch 1) at each length. */

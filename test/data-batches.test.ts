@@ -2,26 +2,20 @@
 // corpora written here and the embedded tokenizer (assets/teacher).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { epochPermutation, openTokenBatches, prepareTokenCache, sequenceCount, TokenDataset, type TokenCache, type TokenDataOptions } from '../src/train/data/dataset.js';
+import { tempRoot, freshDirs } from './helpers/tmp.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'); // dist-*/test -> repo
 const TOKENIZER = join(repoRoot, 'assets', 'teacher');
 const tokenizer = loadTokenizer(TOKENIZER);
 const EOS = tokenizer.eos_token_id!;
 
-const root = mkdtempSync(join(tmpdir(), 'supra-data-batches-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-function freshDir(): string {
-  const dir = join(root, `case${counter++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const root = tempRoot('supra-data-batches-');
+const freshDir = freshDirs(root, 'case');
 
 /** A .jsonl corpus of `n` distinct documents of varying length. */
 function writeCorpus(dir: string, n: number, name = 'corpus.jsonl'): { path: string; docs: string[] } {

@@ -2,21 +2,14 @@
 // src/train/data/readers.ts, on tiny files written here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expandInputs, globToRegExp } from '../src/train/data/files.js';
 import { newReadStats, readDocuments, type ReadOptions, type ReadStats } from '../src/train/data/readers.js';
+import { tempRoot, freshDirs } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-data-readers-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-
-function freshDir(): string {
-  const dir = join(root, `case${counter++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const root = tempRoot('supra-data-readers-');
+const freshDir = freshDirs(root, 'case');
 
 async function readAll(inputs: string[], options: ReadOptions = {}): Promise<{ texts: string[]; sources: string[]; stats: ReadStats }> {
   const stats = newReadStats();

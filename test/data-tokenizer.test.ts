@@ -2,19 +2,18 @@
 // scripts/train-tokenizer.mjs): supra's loader must agree with Hugging Face's Rust tokenizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { brownDocument, brownDocuments, detokenizeBrown, embeddedCorpus, nlpCorpusDocuments, writeEmbeddedCorpus } from '../src/train/data/corpus.js';
 import { newReadStats, readDocuments } from '../src/train/data/readers.js';
+import { tempRoot } from './helpers/tmp.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'); // dist-*/test -> repo
 const TOKENIZER = join(repoRoot, 'assets', 'teacher');
-const root = mkdtempSync(join(tmpdir(), 'supra-data-tok-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('supra-data-tok-');
 
 // Hugging Face's Rust tokenizer through its Node binding (a devDependency), the reference implementation.
 interface RustTokenizer {

@@ -13,7 +13,7 @@ import { linearizeFolder } from '../src/models/linearize.js';
 import { documentNll } from '../src/eval/perplexity.js';
 import { Progress, formatTable, fixed } from '../src/eval/report.js';
 import { evaluateTask, loadTask, makeScorer } from '../src/eval/tasks.js';
-import { freshDir, sampleDir, teacherFolder } from './eval-helpers.js';
+import { freshDir, sampleDir, teacherFolder } from './helpers/eval.js';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 const supra = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });

@@ -8,7 +8,7 @@ import { loadDecoder } from '../src/models/auto.js';
 import { linearize } from '../src/models/linearize.js';
 import { combine, documentNll, slidingWindows, toRow, tokenLogProbs } from '../src/eval/perplexity.js';
 import { gqaDir } from './helpers/fixture.js';
-import { charTokenizer, logProbRef, preferAModel, preferLogProbs } from './eval-helpers.js';
+import { charTokenizer, logProbRef, preferAModel, preferLogProbs } from './helpers/eval.js';
 
 const tok = charTokenizer();
 const TEXT = 'The kettle began to sing as the water boiled. She poured it over the leaves and waited.';

@@ -12,7 +12,8 @@ import {
   parseTaskSpec, requestsFor, type McDoc, type Task,
 } from '../src/eval/tasks.js';
 import { gqaDir } from './helpers/fixture.js';
-import { BOS, sampleDir, charTokenizer, chars, freshDir, logProbRef, preferAModel, preferLogProbs } from './eval-helpers.js';
+import { BOS, sampleDir, charTokenizer, chars, freshDir, logProbRef, preferAModel, preferLogProbs } from './helpers/eval.js';
+import { errorOf } from './helpers/errors.js';
 
 const tok = charTokenizer();
 
@@ -20,15 +21,6 @@ function jsonl(name: string, records: unknown[]): string {
   const path = join(freshDir(), name);
   writeFileSync(path, records.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n');
   return path;
-}
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('no error');
 }
 
 /** The requests of a doc without few-shot examples. */

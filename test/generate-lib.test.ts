@@ -3,8 +3,7 @@
 // snapshots (continue = uninterrupted; refused for another model or a damaged file).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as safetensorsModule from '../src/io/safetensors.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
@@ -17,14 +16,14 @@ import { applyRepetitionPenalty, argmax, resolveSampling, sampleToken, SeededRan
 import { loadState, saveState } from '../src/generate/snapshot.js';
 import type { DecoderLM } from '../src/models/decoder.js';
 import { gqaDir } from './helpers/fixture.js';
+import { tempRoot } from './helpers/tmp.js';
 
 const expected = readSafetensors(join(gqaDir, 'expected.safetensors'));
 const inputs = JSON.parse(readFileSync(join(gqaDir, 'inputs.json'), 'utf8')) as { prompt_for_greedy: number[][]; greedy_new_tokens: number };
 const prompt = inputs.prompt_for_greedy[0]!;
 const N = inputs.greedy_new_tokens;
 const teacherDir = join(gqaDir, 'teacher');
-const tmp = mkdtempSync(join(tmpdir(), 'supra-gen-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempRoot('supra-gen-');
 
 function teacher(): DecoderLM {
   return loadDecoder(teacherDir).model;

@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
@@ -15,39 +14,16 @@ import { generate } from '../src/generate/generate.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { linearizeFolder } from '../src/models/linearize.js';
 import { gqaDir } from './helpers/fixture.js';
+import { tempRoot } from './helpers/tmp.js';
+import { byteTokenizerJson, writeTokenizer } from './helpers/tokenizers.js';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-const tmp = mkdtempSync(join(tmpdir(), 'supra-gentext-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-
-/** GPT-2's byte → printable character map. */
-function byteChars(): string[] {
-  const direct: number[] = [];
-  for (let b = 33; b <= 126; b++) direct.push(b);
-  for (let b = 161; b <= 172; b++) direct.push(b);
-  for (let b = 174; b <= 255; b++) direct.push(b);
-  const out: string[] = new Array<string>(256);
-  let extra = 0;
-  for (let b = 0; b < 256; b++) out[b] = String.fromCodePoint(direct.includes(b) ? b : 256 + extra++);
-  return out;
-}
-
-/** A byte-level BPE tokenizer.json with no merges: token id = byte value, so ids 0..255. */
-function writeByteTokenizer(dir: string): void {
-  const vocab: Record<string, number> = {};
-  byteChars().forEach((c, b) => (vocab[c] = b));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
-    pre_tokenizer: byteLevel, post_processor: null, decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
-  }));
-}
+const tmp = tempRoot('supra-gentext-');
 
 const teacherDir = join(tmp, 'teacher');
 mkdirSync(teacherDir);
 for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(gqaDir, 'teacher', f), join(teacherDir, f));
-writeByteTokenizer(teacherDir);
+writeTokenizer(teacherDir, byteTokenizerJson());
 const supraDir = join(tmp, 'supra');
 linearizeFolder(teacherDir, supraDir, { seed: 1000 }); // copies the tokenizer; the fixture's SUPRA kernels
 const tokenizer = loadTokenizer(teacherDir);

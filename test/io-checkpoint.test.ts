@@ -1,31 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
 import { allocF32, free } from '../src/core/memory.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src/io/dtype.js';
 import { openCheckpoint, saveCheckpoint, INDEX_FILE, SINGLE_FILE } from '../src/io/checkpoint.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
+import { errorOf } from './helpers/errors.js';
+import { tempRoot, freshDirs } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-io-ckpt-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-let dirCounter = 0;
-function freshDir(): string {
-  const d = join(root, `d${dirCounter++}`);
-  mkdirSync(d);
-  return d;
-}
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('no error');
-}
+const root = tempRoot('supra-io-ckpt-');
+const freshDir = freshDirs(root);
 
 /** The fixture teacher as a list of tensors to write. */
 function teacherTensors(): TensorToWrite[] {

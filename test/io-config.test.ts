@@ -1,30 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
 import { configToJson, loadConfig, parseConfig, saveConfig, SUPRA_ARCHITECTURE } from '../src/io/config.js';
+import { errorOf } from './helpers/errors.js';
+import { tempRoot, freshDirs } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-io-config-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
+const root = tempRoot('supra-io-config-');
+const freshDir = freshDirs(root, 'c');
 
 /** A folder holding config.json with the given object (or raw text). */
 function folderWith(config: unknown): string {
-  const dir = join(root, `c${counter++}`);
-  mkdirSync(dir);
+  const dir = freshDir();
   writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config, null, 2));
   return dir;
-}
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('no error');
 }
 
 // Field values as published in the models' config.json files on the Hub.

@@ -3,8 +3,7 @@
 // config mapping round-trips, and bad checkpoints fail with clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
 import { parseConfig, type ModelConfig } from '../src/io/config.js';
@@ -22,18 +21,10 @@ import {
   type TensorLike,
 } from '../src/io/open_lm.js';
 import { convertCheckpoint } from '../src/models/convert.js';
+import { errorOf } from './helpers/errors.js';
+import { tempRoot } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-io-openlm-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('expected an error');
-}
+const root = tempRoot('supra-io-openlm-');
 
 const teacherRaw = JSON.parse(readFileSync(join(gqaDir, 'teacher', 'config.json'), 'utf8')) as Record<string, unknown>;
 

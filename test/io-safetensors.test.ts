@@ -20,9 +20,9 @@ import {
   bf16ToF32Array,
 } from '../src/io/dtype.js';
 import { SafetensorsFile, readSafetensors, writeSafetensors, MAX_HEADER_BYTES } from '../src/io/safetensors.js';
+import { tempRoot } from './helpers/tmp.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'supra-io-st-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempRoot('supra-io-st-');
 let fileCounter = 0;
 
 /** A hand-made safetensors file: header object (or raw header text), data bytes, optional header-length lie. */

@@ -1,15 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTokenizer } from '../src/io/tokenizer.js';
+import { errorOf } from './helpers/errors.js';
+import { tempRoot, freshDirs } from './helpers/tmp.js';
+import { bpeTokenizerJson, LLAMA_SPECIALS, SPACE } from './helpers/tokenizers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-io-tok-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-
-const SPACE = '\u2581'; // ▁, SentencePiece's word boundary
+const root = tempRoot('supra-io-tok-');
+const freshDir = freshDirs(root, 't');
 
 /**
  * A tiny Llama-2-style tokenizer.json built by hand: SentencePiece BPE with byte fallback.
@@ -35,74 +34,27 @@ function tinyTokenizer(): { json: Record<string, unknown>; vocab: Record<string,
     if (!(piece in vocab)) vocab[piece] = Object.keys(vocab).length;
   }
   const imEnd = Object.keys(vocab).length;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const json = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>'), special(imEnd, '<|im_end|>')],
-    normalizer: {
-      type: 'Sequence',
-      normalizers: [
-        { type: 'Prepend', prepend: SPACE },
-        { type: 'Replace', pattern: { String: ' ' }, content: SPACE },
-      ],
-    },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '<s>', type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab,
-      merges: merges.map(([a, b]) => `${a} ${b}`),
-    },
-  };
+  const json = bpeTokenizerJson({
+    vocab,
+    merges: merges.map(([a, b]) => `${a} ${b}`),
+    specials: [...LLAMA_SPECIALS, [imEnd, '<|im_end|>']],
+    bosInFront: true,
+    bosBeforeSecond: true,
+    sentencePiece: true,
+    byteFallback: true,
+    fuseUnk: true,
+  });
   return { json, vocab, imEnd };
 }
 
 const TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>{% endfor %}";
 
 function folder(files: Record<string, unknown>): string {
-  const dir = join(root, `t${counter++}`);
-  mkdirSync(dir);
+  const dir = freshDir();
   for (const [name, content] of Object.entries(files)) {
     writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
   }
   return dir;
-}
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('no error');
 }
 
 test('encode/decode with a hand-built SentencePiece BPE: merges, BOS, byte fallback', () => {

@@ -3,28 +3,19 @@
 // refusal of malicious pickles, and clear errors on corrupt archives.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { readTorchCheckpoint, writeTorchCheckpoint } from '../src/io/torch.js';
 import { unpickle } from '../src/io/pickle.js';
 import { ZipReader, ZipWriter, crc32, crc32Table } from '../src/io/zip.js';
 import { f32ToBf16, bf16ToF32, f32ToF16, f16ToF32 } from '../src/io/dtype.js';
+import { errorOf } from './helpers/errors.js';
+import { tempRoot } from './helpers/tmp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'supra-io-torch-'));
-process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('supra-io-torch-');
 let counter = 0;
 const fresh = (ext = '.bin') => join(root, `f${counter++}${ext}`);
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  assert.fail('expected an error');
-}
 
 // ---- independent helpers: bitwise CRC-32 and raw byte builders --------------------------------------
 

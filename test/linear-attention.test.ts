@@ -5,17 +5,7 @@ import { toArena, allocF32 } from '../src/core/memory.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { LinearAttention, decayGammas, decaySlopes, lightningSlopes } from '../src/layers/linear_attention.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/random.js';
 
 function randn(n: number, r: () => number, scale = 1, nonneg = false): Float64Array {
   const out = new Float64Array(n);

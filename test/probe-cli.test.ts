@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gqaDir } from './helpers/fixture.js';
+import { bpeTokenizerJson, LLAMA_SPECIALS, writeTokenizer } from './helpers/tokenizers.js';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 const supra = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -14,13 +15,7 @@ const supra = (...args: string[]) => spawnSync(process.execPath, [cli, ...args],
 function writeCharTokenizer(dir: string): void {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   for (let c = 32; c < 127; c++) vocab[String.fromCharCode(c)] = Object.keys(vocab).length;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
-  }));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
+  writeTokenizer(dir, bpeTokenizerJson({ vocab, specials: LLAMA_SPECIALS }), { bos_token: '<s>', eos_token: '</s>' });
 }
 
 test('supra probe and supra analyze write JSON, PNG and SVG for the fixture teacher and its SUPRA model', () => {

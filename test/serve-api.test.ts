@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gqaDir } from './helpers/fixture.js';
-import { call, parseEvents, TEMPLATE, writeModelFolder, writeTinyTokenizer } from './serve-fixture.js';
+import { call, parseEvents, TEMPLATE, writeModelFolder, writeTinyTokenizer } from './helpers/serve.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { loadTokenizer, type LoadedTokenizer } from '../src/io/tokenizer.js';
 import { loadDecoder } from '../src/models/auto.js';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
-import { call, writeTinyTokenizer } from './serve-fixture.js';
+import { call, writeTinyTokenizer } from './helpers/serve.js';
 import { loadTokenizer, type LoadedTokenizer } from '../src/io/tokenizer.js';
 import { loadDecoder } from '../src/models/auto.js';
 import type { DecoderLM } from '../src/models/decoder.js';

@@ -10,6 +10,7 @@ import { decaySlopes } from '../src/layers/linear_attention.js';
 import { ParamStore, mapSource } from '../src/layers/params.js';
 import { createSupraMixer, SupraAttention, type AttentionForm } from '../src/layers/supra_attention.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { rng } from './helpers/random.js';
 
 // ---------------------------------------------------------------- the fixture's layer 0
 
@@ -127,16 +128,6 @@ function tinyConfig(c: Tiny): ModelConfig {
   });
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
 
 type P64 = Map<string, Float64Array>;

@@ -419,3 +419,130 @@ export function adamw(
   parallelFor('adamw', args, n, 4);
   endCall();
 }
+
+// ---------------------------------------------------------------- head layouts and linear attention
+
+function checkHeads(name: string, heads: number, rep: number): void {
+  if (!Number.isInteger(rep) || rep < 1 || heads % rep !== 0) throw new RangeError(`supra: ${name}: ${heads} heads is not a multiple of rep ${rep}`);
+}
+
+/**
+ * Token-major [B, T, H/rep, D] to head-major [B, H, T, D], repeating each source head rep times:
+ * dst[b, h, t, :] = src[b, t, ⌊h/rep⌋, :]. With T = 1 this is repeat_kv on rows.
+ */
+export function toHeadMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
+  for (const [name, v] of [['B', B], ['T', T], ['H', H], ['D', D]] as const) checkCount(`toHeadMajor: ${name}`, v);
+  checkHeads('toHeadMajor', H, rep);
+  const n = B * T * H * D;
+  beginCall();
+  const args = [ptr(src, n / rep, 'toHeadMajor: src', 'in'), ptr(dst, n, 'toHeadMajor: dst', 'out'), T, H, rep, D];
+  if (n > 0) parallelFor('toHeadMajor', args, B * H, T * D);
+  endCall();
+}
+
+/**
+ * The backward of toHeadMajor (overwrites): dst[b, t, g, :] = Σ_{r < rep} src[b, g·rep + r, t, :],
+ * head-major [B, H, T, D] back to token-major [B, T, H/rep, D].
+ */
+export function toTokenMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
+  for (const [name, v] of [['B', B], ['T', T], ['H', H], ['D', D]] as const) checkCount(`toTokenMajor: ${name}`, v);
+  checkHeads('toTokenMajor', H, rep);
+  const n = B * T * H * D;
+  beginCall();
+  const args = [ptr(src, n, 'toTokenMajor: src', 'in'), ptr(dst, n / rep, 'toTokenMajor: dst', 'out'), T, H, rep, D];
+  if (n > 0) parallelFor('toTokenMajor', args, (B * H) / rep, T * D * rep);
+  endCall();
+}
+
+/** x[u, :] ⊙= pattern for `blocks` consecutive blocks of `size` floats (a per-head pattern over a batch). */
+export function mulBlocks(x: Float32Array, pattern: Float32Array, blocks: number, size: number): void {
+  checkCount('mulBlocks: blocks', blocks);
+  checkCount('mulBlocks: size', size);
+  beginCall();
+  const args = [ptr(x, blocks * size, 'mulBlocks: x', 'inout'), ptr(pattern, size, 'mulBlocks: pattern', 'in'), size];
+  parallelFor('mulBlocks', args, blocks, size);
+  endCall();
+}
+
+/** y[r, :] = x[r, :] ⊙ w, a per-channel gain (y may be x). Its backward: mulRows(dy, w) and gainGrad. */
+export function mulRows(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, cols: number): void {
+  checkCount('mulRows: rows', rows);
+  checkCount('mulRows: cols', cols);
+  beginCall();
+  const args = [ptr(x, rows * cols, 'mulRows: x', 'in'), ptr(w, cols, 'mulRows: w', 'in'), ptr(y, rows * cols, 'mulRows: y', 'out'), cols];
+  parallelFor('mulRows', args, rows, cols);
+  endCall();
+}
+
+/** dw[c] += Σ_r dy[r, c]·x[r, c] (the gradient of the gain of mulRows; accumulates). */
+export function gainGrad(dy: Float32Array, x: Float32Array, dw: Float32Array, rows: number, cols: number): void {
+  checkCount('gainGrad: rows', rows);
+  checkCount('gainGrad: cols', cols);
+  beginCall();
+  // split by columns, so no two threads add into the same dw entry
+  const args = [ptr(dy, rows * cols, 'gainGrad: dy', 'in'), ptr(x, rows * cols, 'gainGrad: x', 'in'), ptr(dw, cols, 'gainGrad: dw', 'inout'), rows, cols];
+  parallelFor('gainGrad', args, cols, 2 * rows);
+  endCall();
+}
+
+/**
+ * Per-head decay of rows, for U = BH heads: dst[u, i, :] = src[u·srcStride + i·cols + :] · mult ·
+ * powers[(u mod H)·powStride + e(i)], e(i) = i, or from − i when from ≥ 0 (rows i < rows). dst is packed
+ * [U, rows, cols]; powers (float64) hold γ_h^n.
+ */
+export function scaleRowsByDecay(
+  src: Float32Array, srcStride: number, dst: Float32Array, U: number, H: number, rows: number, cols: number,
+  powers: Float64Array, powStride: number, mult: number, from: number,
+): void {
+  for (const [name, v] of [['srcStride', srcStride], ['U', U], ['H', H], ['rows', rows], ['cols', cols], ['powStride', powStride]] as const) {
+    checkCount(`scaleRowsByDecay: ${name}`, v);
+  }
+  if (U === 0 || rows === 0) return;
+  if (from >= 0 && from < rows - 1) throw new RangeError(`supra: scaleRowsByDecay: from ${from} would give negative exponents`);
+  const maxExp = from >= 0 ? from : rows - 1;
+  beginCall();
+  const args = [
+    ptr(src, (U - 1) * srcStride + rows * cols, 'scaleRowsByDecay: src', 'in'), srcStride,
+    ptr(dst, U * rows * cols, 'scaleRowsByDecay: dst', 'out'), H, rows, cols,
+    ptr(powers, (H - 1) * powStride + maxExp + 1, 'scaleRowsByDecay: powers', 'in'), powStride, mult, from,
+  ];
+  parallelFor('scaleRowsByDecay', args, U, rows * cols);
+  endCall();
+}
+
+/** x[u] *= powers[(u mod H)·powStride + n] for U = BH consecutive blocks of `size` floats (decays states by γ_h^n). */
+export function decayBlocks(x: Float32Array, U: number, H: number, size: number, powers: Float64Array, powStride: number, n: number): void {
+  for (const [name, v] of [['U', U], ['H', H], ['size', size], ['powStride', powStride], ['n', n]] as const) checkCount(`decayBlocks: ${name}`, v);
+  if (U === 0) return;
+  beginCall();
+  const args = [
+    ptr(x, U * size, 'decayBlocks: x', 'inout'), size, H,
+    ptr(powers, (H - 1) * powStride + n + 1, 'decayBlocks: powers', 'in'), powStride, n,
+  ];
+  parallelFor('decayBlocks', args, U, size);
+  endCall();
+}
+
+/**
+ * Recurrent linear attention over T tokens for U = BH heads, the reference's recurrent_forward:
+ * S' = S + scale·k_tᵀ v_t; o_t = q_t·S'; S ← γ_h·S', with γ_h = powers[(u mod H)·powStride + 1].
+ * q, k [U, T, Dk]; v, o [U, T, Dv] (o overwritten); state [U, Dk, Dv] advanced in place.
+ */
+export function linearAttentionStep(
+  q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, state: Float32Array,
+  U: number, H: number, T: number, Dk: number, Dv: number, scale: number, powers: Float64Array, powStride: number,
+): void {
+  for (const [name, v2] of [['U', U], ['H', H], ['T', T], ['Dk', Dk], ['Dv', Dv], ['powStride', powStride]] as const) {
+    checkCount(`linearAttentionStep: ${name}`, v2);
+  }
+  if (U === 0 || T === 0) return;
+  beginCall();
+  const args = [
+    ptr(q, U * T * Dk, 'linearAttentionStep: q', 'in'), ptr(k, U * T * Dk, 'linearAttentionStep: k', 'in'),
+    ptr(v, U * T * Dv, 'linearAttentionStep: v', 'in'), ptr(o, U * T * Dv, 'linearAttentionStep: o', 'out'),
+    ptr(state, U * Dk * Dv, 'linearAttentionStep: state', 'inout'), H, T, Dk, Dv, scale,
+    ptr(powers, (H - 1) * powStride + 2, 'linearAttentionStep: powers', 'in'), powStride,
+  ];
+  parallelFor('linearAttentionStep', args, U, 3 * T * Dk * Dv);
+  endCall();
+}

@@ -3,6 +3,7 @@
 // canvas of width × height), then either written as SVG text or rasterized into an RGBA buffer (lines,
 // rectangles, and text in a built-in 5×7 bitmap font) and encoded as PNG with node:zlib's deflate.
 import { deflateSync } from 'node:zlib';
+import { crc32 } from '../io/zip.js';
 
 // ---------------------------------------------------------------- public types
 
@@ -451,22 +452,8 @@ function rasterize(scene: Scene, scale: number): Raster {
 
 // ---------------------------------------------------------------- PNG
 
-let crcTable: Uint32Array | null = null;
-
-/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as PNG chunks use. */
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320): PNG chunks use the same one as zip.
+export { crc32 };
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);

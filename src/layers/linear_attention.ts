@@ -58,37 +58,6 @@ export function decayGammas(heads: number, decay: Decay): Float64Array {
   return decaySlopes(heads, decay).map((s) => Math.exp(-s));
 }
 
-// ---------------------------------------------------------------- layout and scaling helpers
-
-/**
- * dst[bh, i, :] = src[bh, i, :] · mult · γ_h^(e(i)) for rows i < rows, with e(i) = i, or e(i) = from − i
- * when from ≥ 0. src rows are at srcStride floats per head (a chunk view); dst is packed [BH, rows, cols].
- * The exponents are never negative, so every factor is ≤ 1.
- */
-function scaleRowsByDecay(
-  src: Float32Array, srcStride: number, dst: Float32Array, BH: number, H: number, rows: number, cols: number,
-  powers: Float64Array, powStride: number, mult: number, from: number,
-): void {
-  for (let bh = 0; bh < BH; bh++) {
-    const pw = (bh % H) * powStride;
-    const so = bh * srcStride;
-    const d0 = bh * rows * cols;
-    for (let i = 0; i < rows; i++) {
-      const f = mult * powers[pw + (from >= 0 ? from - i : i)]!;
-      const s = so + i * cols;
-      const d = d0 + i * cols;
-      for (let c = 0; c < cols; c++) dst[d + c] = src[s + c]! * f;
-    }
-  }
-}
-
-/** state[bh] *= γ_h^n for each of the BH heads. */
-function decayStates(state: Float32Array, BH: number, H: number, size: number, powers: Float64Array, powStride: number, n: number): void {
-  for (let bh = 0; bh < BH; bh++) {
-    ops.scale(state.subarray(bh * size, (bh + 1) * size), powers[(bh % H) * powStride + n]!);
-  }
-}
-
 // ---------------------------------------------------------------- the operator
 
 export interface LinearAttentionOptions {
@@ -113,8 +82,10 @@ export class LinearAttention {
   readonly scale: number;
   private chunk: number;
 
-  // γ_h^n for n = 0..chunk (powStride = chunk + 1), in float64
-  private powers = new Float64Array(0);
+  // γ_h^n for n = 0..chunk (powStride = chunk + 1), in float64, in the arena (the kernels read them);
+  // powersBlock is the arena block under them
+  private powersBlock: Float32Array | null = null;
+  private powers: Float64Array = new Float64Array(0);
   private powStride = 0;
   // workspace for (B, T, chunk)
   private wsKey = '';
@@ -156,7 +127,9 @@ export class LinearAttention {
     if (chunk === this.chunk) return;
     this.chunk = chunk;
     this.powStride = chunk + 1;
-    this.powers = new Float64Array(this.heads * this.powStride);
+    if (this.powersBlock) free(this.powersBlock);
+    this.powersBlock = allocF32(2 * this.heads * this.powStride);
+    this.powers = new Float64Array(this.powersBlock.buffer, this.powersBlock.byteOffset, this.heads * this.powStride);
     for (let h = 0; h < this.heads; h++) {
       // exp(−slope·n) directly: no repeated products, no negative exponents
       for (let n = 0; n <= chunk; n++) this.powers[h * this.powStride + n] = Math.exp(-this.slopes[h]! * n);
@@ -224,11 +197,7 @@ export class LinearAttention {
   /** S[b, h] ⊙= scale·γ_h^(i−j) (masked to j ≤ i), for an L×L chunk of a T-token sequence. */
   private applyDecay(S: Float32Array, B: number, T: number, L: number): void {
     const decay = L === Math.min(this.chunk, T) ? this.decayFull! : this.decayTail!;
-    const hll = this.heads * L * L;
-    for (let b = 0; b < B; b++) {
-      const view = S.subarray(b * hll, (b + 1) * hll);
-      ops.mul(view, decay, view, hll);
-    }
+    ops.mulBlocks(S, decay, B, this.heads * L * L);
   }
 
   /**
@@ -272,7 +241,7 @@ export class LinearAttention {
       // inter-chunk: o_i += γ^i · q_i · C (C already carries one γ)
       if (!stateIsZero) {
         const Qd = this.rowsA!;
-        scaleRowsByDecay(Qc, T * Dk, Qd, BH, H, L, Dk, this.powers, this.powStride, 1, -1);
+        ops.scaleRowsByDecay(Qc, T * Dk, Qd, BH, H, L, Dk, this.powers, this.powStride, 1, -1);
         ops.matmul({
           transA: false, transB: false, m: L, n: Dv, k: Dk,
           a: Qd, lda: Dk, strideA: L * Dk, b: carried, ldb: Dv, strideB: Dk * Dv, c: Oc, ldc: Dv, strideC: T * Dv,
@@ -285,9 +254,9 @@ export class LinearAttention {
         next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
         next.set(carried);
       }
-      decayStates(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
+      ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
       const Kd = this.rowsA!;
-      scaleRowsByDecay(Kc, T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
+      ops.scaleRowsByDecay(Kc, T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Kd, lda: Dk, strideA: L * Dk, b: Vc, ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
@@ -317,11 +286,7 @@ export class LinearAttention {
     }
     const S = this.parScores!;
     ops.matmul({ transA: false, transB: true, m: T, n: T, k: Dk, a: q, b: k, c: S, batch: B * H, strideA: T * Dk, strideB: T * Dk, strideC: T * T });
-    const htt = H * T * T;
-    for (let b = 0; b < B; b++) {
-      const view = S.subarray(b * htt, (b + 1) * htt);
-      ops.mul(view, this.parDecay!, view, htt);
-    }
+    ops.mulBlocks(S, this.parDecay!, B, H * T * T);
     ops.matmul({ transA: false, transB: false, m: T, n: Dv, k: T, a: S, b: v, c: o, batch: B * H, strideA: T * T, strideB: T * Dv, strideC: T * Dv });
     this.statesValid = false;
   }
@@ -343,22 +308,8 @@ export class LinearAttention {
       S = this.dState!;
       S.fill(0);
     }
-    for (let t = 0; t < T; t++) {
-      const qt = q.subarray(t * Dk);
-      const kt = k.subarray(t * Dk);
-      const vt = v.subarray(t * Dv);
-      // S' = C + scale·k_tᵀ v_t (an outer product per head)
-      ops.matmul({
-        transA: true, transB: false, m: Dk, n: Dv, k: 1, alpha: this.scale, beta: 1,
-        a: kt, lda: Dk, strideA: T * Dk, b: vt, ldb: Dv, strideB: T * Dv, c: S, ldc: Dv, strideC: Dk * Dv, batch: BH,
-      });
-      // o_t = q_t · S'
-      ops.matmul({
-        transA: false, transB: false, m: 1, n: Dv, k: Dk,
-        a: qt, lda: Dk, strideA: T * Dk, b: S, ldb: Dv, strideB: Dk * Dv, c: o.subarray(t * Dv), ldc: Dv, strideC: T * Dv, batch: BH,
-      });
-      decayStates(S, BH, H, Dk * Dv, this.powers, this.powStride, 1);
-    }
+    // one kernel call: per head and token, one pass over the state (add kᵀv, read o, decay)
+    ops.linearAttentionStep(q, k, v, o, S, BH, H, T, Dk, Dv, this.scale, this.powers, this.powStride);
     this.statesValid = false;
   }
 
@@ -373,9 +324,9 @@ export class LinearAttention {
       const L = Math.min(chunk, T - s);
       const next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
       next.set(this.states!.subarray(n * stateSize, (n + 1) * stateSize));
-      decayStates(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
+      ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
       const Kd = this.rowsA!;
-      scaleRowsByDecay(k.subarray(s * Dk), T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
+      ops.scaleRowsByDecay(k.subarray(s * Dk), T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Kd, lda: Dk, strideA: L * Dk, b: v.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
@@ -421,7 +372,7 @@ export class LinearAttention {
         transA: true, transB: false, m: L, n: Dv, k: L,
         a: S, lda: L, strideA: L * L, b: dOc, ldb: Dv, strideB: T * Dv, c: dVc, ldc: Dv, strideC: T * Dv, batch: BH,
       });
-      scaleRowsByDecay(Kc, T * Dk, rows, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
+      ops.scaleRowsByDecay(Kc, T * Dk, rows, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: false, transB: false, m: L, n: Dv, k: Dk,
         a: rows, lda: Dk, strideA: L * Dk, b: G, ldb: Dv, strideB: Dk * Dv, c: dVc, ldc: Dv, strideC: T * Dv, batch: BH, beta: 1,
@@ -441,19 +392,19 @@ export class LinearAttention {
         a: S, lda: L, strideA: L * L, b: Qc, ldb: Dk, strideB: T * Dk, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH,
       });
       // inter-chunk: dQ_i += γ^i·dO_i·C_nᵀ
-      scaleRowsByDecay(dOc, T * Dv, dOd, BH, H, L, Dv, this.powers, this.powStride, 1, -1);
+      ops.scaleRowsByDecay(dOc, T * Dv, dOd, BH, H, L, Dv, this.powers, this.powStride, 1, -1);
       ops.matmul({
         transA: false, transB: true, m: L, n: Dk, k: Dv,
         a: dOd, lda: Dv, strideA: L * Dv, b: Cn, ldb: Dv, strideB: Dk * Dv, c: dQc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
       });
       // state path into k: dK_j += scale·γ^(L−j)·v_j·Gᵀ
-      scaleRowsByDecay(Vc, T * Dv, rows, BH, H, L, Dv, this.powers, this.powStride, this.scale, L);
+      ops.scaleRowsByDecay(Vc, T * Dv, rows, BH, H, L, Dv, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: false, transB: true, m: L, n: Dk, k: Dv,
         a: rows, lda: Dv, strideA: L * Dv, b: G, ldb: Dv, strideB: Dk * Dv, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
       });
       // G for the state entering this chunk: γ^L·G + Σ_i γ^i q_iᵀ dO_i
-      decayStates(G, BH, H, Dk * Dv, this.powers, this.powStride, L);
+      ops.decayBlocks(G, BH, H, Dk * Dv, this.powers, this.powStride, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Qc, lda: Dk, strideA: T * Dk, b: dOd, ldb: Dv, strideB: L * Dv, c: G, ldc: Dv, strideC: Dk * Dv, batch: BH, beta: 1,

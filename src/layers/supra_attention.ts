@@ -66,85 +66,6 @@ export class SupraState implements MixerState {
   }
 }
 
-// ---------------------------------------------------------------- layout helpers (data movement only)
-
-/** dst[b, h, t, :] = src[b, t, ⌊h/rep⌋, :] — token-major [B, T, H/rep, D] to head-major [B, H, T, D]. */
-function toHeadMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
-  const Hs = H / rep;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const hs = (h / rep) | 0;
-      let d = (b * H + h) * T * D;
-      for (let t = 0; t < T; t++, d += D) {
-        const s = ((b * T + t) * Hs + hs) * D;
-        for (let i = 0; i < D; i++) dst[d + i] = src[s + i]!;
-      }
-    }
-  }
-}
-
-/** dst[b, t, hs, :] = Σ_{h: ⌊h/rep⌋ = hs} src[b, h, t, :] — the backward of toHeadMajor (overwrites). */
-function toTokenMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
-  const Hs = H / rep;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      for (let hs = 0; hs < Hs; hs++) {
-        const d = ((b * T + t) * Hs + hs) * D;
-        const s0 = ((b * H + hs * rep) * T + t) * D;
-        for (let i = 0; i < D; i++) dst[d + i] = src[s0 + i]!;
-        for (let r = 1; r < rep; r++) {
-          const s = s0 + r * T * D;
-          for (let i = 0; i < D; i++) dst[d + i]! += src[s + i]!;
-        }
-      }
-    }
-  }
-}
-
-/** dst[n, h, :] = src[n, ⌊h/rep⌋, :] — repeat_kv within token-major rows. */
-function repeatHeads(src: Float32Array, dst: Float32Array, rows: number, H: number, rep: number, D: number): void {
-  const Hs = H / rep;
-  for (let n = 0; n < rows; n++) {
-    for (let h = 0; h < H; h++) {
-      const s = (n * Hs + ((h / rep) | 0)) * D;
-      const d = (n * H + h) * D;
-      for (let i = 0; i < D; i++) dst[d + i] = src[s + i]!;
-    }
-  }
-}
-
-/** dst[n, hs, :] = Σ_r src[n, hs·rep + r, :] — the backward of repeatHeads (overwrites). */
-function sumRepeatedHeads(src: Float32Array, dst: Float32Array, rows: number, H: number, rep: number, D: number): void {
-  const Hs = H / rep;
-  for (let n = 0; n < rows; n++) {
-    for (let hs = 0; hs < Hs; hs++) {
-      const d = (n * Hs + hs) * D;
-      const s0 = (n * H + hs * rep) * D;
-      for (let i = 0; i < D; i++) dst[d + i] = src[s0 + i]!;
-      for (let r = 1; r < rep; r++) {
-        const s = s0 + r * D;
-        for (let i = 0; i < D; i++) dst[d + i]! += src[s + i]!;
-      }
-    }
-  }
-}
-
-/** y[r, :] = x[r, :] ⊙ w (a per-channel gain; y may be x). */
-function mulRows(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) y[o + c] = x[o + c]! * w[c]!;
-  }
-}
-
-/** dw[c] += Σ_r dy[r, c]·x[r, c] (the gain's gradient). */
-function accumulateGainGrad(dy: Float32Array, x: Float32Array, dw: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) dw[c]! += dy[o + c]! * x[o + c]!;
-  }
-}
-
 function gradOf(p: Param): Float32Array {
   if (!p.grad) throw new Error(`supra: ${p.name} has no gradient buffer (the model was built for inference; enable gradients before backward)`);
   return p.grad;
@@ -316,7 +237,7 @@ export class SupraAttention implements TokenMixer {
     let kr = kf;
     if (rep > 1) {
       kr = this.buf('kr', N * H * Dk, keep);
-      repeatHeads(kf, kr, N, H, rep, Dk);
+      ops.toHeadMajor(kf, kr, N, 1, H, rep, Dk); // repeat_kv on rows
     }
 
     // qk-norm, then RoPE (in place on the normed copies)
@@ -331,9 +252,9 @@ export class SupraAttention implements TokenMixer {
     const qt = this.buf('qt', N * H * Dk, keep);
     const kt = this.buf('kt', N * H * Dk, keep);
     const vt = this.buf('vt', N * H * D, keep);
-    toHeadMajor(qrot, qt, B, T, H, 1, Dk);
-    toHeadMajor(krot, kt, B, T, H, 1, Dk);
-    toHeadMajor(v, vt, B, T, H, rep, D);
+    ops.toHeadMajor(qrot, qt, B, T, H, 1, Dk);
+    ops.toHeadMajor(krot, kt, B, T, H, 1, Dk);
+    ops.toHeadMajor(v, vt, B, T, H, rep, D);
 
     const oRaw = this.buf('oRaw', N * H * D, keep);
     if (supraState) {
@@ -349,7 +270,7 @@ export class SupraAttention implements TokenMixer {
     const oTok = this.buf('oTok', N * H * D, false);
     const gn = this.buf('gn', N * H * D, keep);
     const gnRstd = this.buf('gnRstd', N * H, keep);
-    toTokenMajor(oRaw, oTok, B, T, H, 1, D);
+    ops.toTokenMajor(oRaw, oTok, B, T, H, 1, D);
     ops.groupnorm(oTok, gn, gnRstd, N, H, D, this.settings.group_norm_eps);
     ops.linear(gn, this.oProj.data, this.oBias?.data ?? null, out, N, H * D, hidden);
 
@@ -374,7 +295,7 @@ export class SupraAttention implements TokenMixer {
       // gain-only LayerNorm: standardize over all H·Dk channels (one group), then the gain
       const hat = this.buf(`${which}NormHat`, N * C, keep);
       ops.groupnorm(x, hat, rstd, N, 1, C, this.settings.qk_norm_eps);
-      mulRows(hat, gain.data, y, N, C);
+      ops.mulRows(hat, gain.data, y, N, C);
     }
   }
 
@@ -391,8 +312,8 @@ export class SupraAttention implements TokenMixer {
     else {
       const hat = this.buf(`${which}NormHat`, N * C, true);
       const dhat = this.buf('dNormHat', N * C, false);
-      accumulateGainGrad(dy, hat, gradOf(gain), N, C);
-      mulRows(dy, gain.data, dhat, N, C);
+      ops.gainGrad(dy, hat, gradOf(gain), N, C);
+      ops.mulRows(dy, gain.data, dhat, N, C);
       ops.groupnormBackward(dhat, hat, rstd, dx, N, 1, C);
     }
   }
@@ -418,7 +339,7 @@ export class SupraAttention implements TokenMixer {
     const doTok = tmp('doTok', N * H * D);
     ops.groupnormBackward(dgn, gn, gnRstd, doTok, N, H, D);
     const doRaw = tmp('doRaw', N * H * D);
-    toHeadMajor(doTok, doRaw, B, T, H, 1, D);
+    ops.toHeadMajor(doTok, doRaw, B, T, H, 1, D);
 
     // linear attention
     const qt = this.buf('qt', N * H * Dk, true);
@@ -433,9 +354,9 @@ export class SupraAttention implements TokenMixer {
     const dqrot = tmp('dqrot', N * H * Dk);
     const dkrot = tmp('dkrot', N * H * Dk);
     const dv = tmp('dv', N * Hkv * D);
-    toTokenMajor(dqt, dqrot, B, T, H, 1, Dk);
-    toTokenMajor(dkt, dkrot, B, T, H, 1, Dk);
-    toTokenMajor(dvt, dv, B, T, H, rep, D);
+    ops.toTokenMajor(dqt, dqrot, B, T, H, 1, Dk);
+    ops.toTokenMajor(dkt, dkrot, B, T, H, 1, Dk);
+    ops.toTokenMajor(dvt, dv, B, T, H, rep, D);
     ops.rope(dqrot, cos, sin, B, T, H, Dk, 0, true);
     ops.rope(dkrot, cos, sin, B, T, H, Dk, 0, true);
 
@@ -452,7 +373,7 @@ export class SupraAttention implements TokenMixer {
     let dkf = dkr;
     if (rep > 1) {
       dkf = tmp('dkf', N * Hkv * Dk);
-      sumRepeatedHeads(dkr, dkf, N, H, rep, Dk);
+      ops.toTokenMajor(dkr, dkf, N, 1, H, rep, Dk); // sums the repeated heads
     }
     ops.reluBackward(dqf, qf, dqf);
     ops.reluBackward(dkf, kf, dkf);

@@ -11,6 +11,7 @@ import { decodeTokens } from '../generate/generate.js';
 import { GenerationState } from '../generate/state.js';
 import { KVCache } from '../layers/attention.js';
 import type { DecoderLM, DecoderState } from '../models/decoder.js';
+import type { SamplingParams } from './request.js';
 
 export interface TokenChoice {
   id: number;
@@ -22,20 +23,11 @@ export interface TokenLogprob extends TokenChoice {
   top: TokenChoice[];
 }
 
-export interface RunOptions {
+export interface RunOptions extends SamplingParams {
   /** Compute the prompt tokens' logprobs with this many alternatives each; null: only prefill. */
   promptLogprobs: number | null;
   /** Alternatives reported with each generated token; null: no logprobs (logprob is NaN). */
   logprobs: number | null;
-  maxTokens: number;
-  /** 0 = greedy. */
-  temperature: number;
-  topP: number;
-  /** 0 = no limit. */
-  topK: number;
-  repetitionPenalty: number;
-  /** Any integer (reduced mod 2^32); null = a random seed. */
-  seed: number | null;
   /** Generation ends when one of these is produced (it is counted, not passed to onToken). */
   stopTokenIds: readonly number[];
 }

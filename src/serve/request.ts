@@ -9,8 +9,8 @@ export type Body = Record<string, unknown>;
 /** A prompt as sent: text to tokenize, or token ids. */
 export type PromptInput = { text: string } | { ids: number[] };
 
-/** Sampling and stopping, common to both endpoints. */
-export interface GenerationParams {
+/** How many tokens and how to sample them: what a request asks for and what the engine runs with. */
+export interface SamplingParams {
   maxTokens: number;
   /** 0 = greedy. */
   temperature: number;
@@ -18,7 +18,12 @@ export interface GenerationParams {
   /** 0 = no limit. */
   topK: number;
   repetitionPenalty: number;
+  /** Any integer (reduced mod 2^32); null = a random seed. */
   seed: number | null;
+}
+
+/** Sampling and stopping, common to both endpoints. */
+export interface GenerationParams extends SamplingParams {
   stop: string[];
   ignoreEos: boolean;
   stream: boolean;

@@ -2,6 +2,7 @@
 // (consecutive sequences share one boundary token), shuffled per epoch by Mt19937(seed + epoch).
 import { Mt19937 } from '../../src/core/random.js';
 import type { DataPosition, TokenBatches } from '../../src/train/batches.js';
+import { charTokenizerJson } from './tokenizers.js';
 
 export class MemoryBatches implements TokenBatches {
   readonly trainSequences: number;
@@ -108,20 +109,7 @@ export function tinyConfig(options: { supra?: boolean; vocab?: number; tied?: bo
  * c → c (a BPE vocabulary with no merges), so ids fit a 128-token model.
  */
 export function charTokenizerFiles(): Record<string, string> {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2, '\n': 10 };
-  for (let c = 32; c < 127; c++) vocab[String.fromCharCode(c)] = c;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const tokenizer = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: null,
-    pre_tokenizer: null,
-    post_processor: null,
-    decoder: null,
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
-  };
+  const tokenizer = charTokenizerJson();
   return {
     'tokenizer.json': JSON.stringify(tokenizer),
     'tokenizer_config.json': JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' }),

@@ -13,6 +13,12 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, GemmArgs } from '../backend.js';
+import { inArena } from '../memory.js';
+import { sgemmWasm } from '../wasm/backend.js';
+
+function isArenaF32(x: unknown): x is Float32Array {
+  return x instanceof Float32Array && inArena(x);
+}
 
 /** What the add-on exports (see native/addon.cc). */
 interface Addon {
@@ -120,6 +126,14 @@ function load(addonPath: string): NativeResult {
   let threadCount = addon.info().threads;
 
   function sgemm(g: GemmArgs): void {
+    // Decoding products (m ≤ 4 rows, arena buffers) run on the wasm kernels' unpacked path: as fast as
+    // OpenBLAS's on one core, and no OpenBLAS threads waking (or spinning) against the wasm pool on a
+    // busy 2-core machine. Measured, configuration S decode on 2 shared cores: 300–460 tokens/s through
+    // OpenBLAS, ~1000 this way.
+    if (g.m <= 4 && isArenaF32(g.a) && isArenaF32(g.b) && isArenaF32(g.c)) {
+      sgemmWasm(g);
+      return;
+    }
     // Packed leading dimensions by default (backend.ts leadingDims), spelled out to avoid an object per call.
     addon.sgemm(
       g.transA,

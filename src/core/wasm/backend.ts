@@ -10,6 +10,13 @@ import { beginCall, endCall, getPool, kernels, ptr } from './runtime.js';
  * (4.2 MFLOP) 106 µs alone and 71 µs on two.
  */
 export const GEMM_PARALLEL_FLOPS = 4e6;
+/**
+ * The threshold for products of m ≤ SMALL_M rows. Measured on 2 shared cores, decoding configuration S:
+ * splitting the 256×256 and 704×256 projections across threads made each slower (waking a worker costs
+ * more than the 5–20 µs they take); splitting the 4096×256 lm_head paid.
+ */
+export const GEMV_PARALLEL_FLOPS = 2 ** 20;
+const SMALL_M = 4;
 /** Tiles per thread, so a core slowed by other work hands its share to the others. */
 const TILES_PER_THREAD = 3;
 const MR = 4;
@@ -81,7 +88,10 @@ export function sgemmWasm(g: GemmArgs): void {
   const flops = 2 * m * n * k * batch;
   const ta = transA ? 1 : 0;
   const tb = transB ? 1 : 0;
-  if (pool.threads === 1 || flops < GEMM_PARALLEL_FLOPS) {
+  // Products of m ≤ 4 rows (decoding) run unpacked (sgemmSmallM), bound by streaming B from cache or
+  // memory: a second core brings its own bandwidth, which pays from a lower size than packed products.
+  const small = m <= SMALL_M && (!transA || m * k <= pool.workFloats); // as useSmallM in sgemm.ts
+  if (pool.threads === 1 || flops < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
     kernels().sgemmTiles(ta, tb, m, n, k, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, strideC,
       m, n, 1, 1, 0, batch, pool.workPtr(0));
   } else {

@@ -1,6 +1,7 @@
 // The compiled SIMD kernel module (assembly/ → kernels.wasm, built by scripts/build-wasm.mjs and
 // committed). Compiled once per process; each thread instantiates it on the arena's shared memory.
 import { readFileSync, existsSync } from 'node:fs';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 
 /** The exports of kernels.wasm. Pointers are byte offsets in the arena memory; lo/hi a work range. */
@@ -46,31 +47,85 @@ export interface KernelExports {
     p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number, wd: number,
     bc1: number, bc2: number, lo: number, hi: number,
   ): void;
+  sgemmSmallM(
+    transA: number, transB: number, m: number, n: number, k: number, alpha: number,
+    a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, work: number,
+  ): void;
+  toHeadMajor(src: number, dst: number, tokens: number, heads: number, rep: number, dim: number, lo: number, hi: number): void;
+  toTokenMajor(src: number, dst: number, tokens: number, heads: number, rep: number, dim: number, lo: number, hi: number): void;
+  mulBlocks(x: number, pattern: number, size: number, lo: number, hi: number): void;
+  mulRows(x: number, w: number, y: number, cols: number, lo: number, hi: number): void;
+  gainGrad(dy: number, x: number, dw: number, rows: number, cols: number, lo: number, hi: number): void;
+  scaleRowsByDecay(
+    src: number, srcStride: number, dst: number, heads: number, rows: number, cols: number,
+    powers: number, powStride: number, mult: number, from: number, lo: number, hi: number,
+  ): void;
+  decayBlocks(x: number, size: number, heads: number, powers: number, powStride: number, n: number, lo: number, hi: number): void;
+  linearAttentionStep(
+    q: number, k: number, v: number, o: number, state: number, heads: number, tokens: number, dk: number, dv: number,
+    scale: number, powers: number, powStride: number, lo: number, hi: number,
+  ): void;
   expInto(x: number, out: number, n: number): void;
   log64(x: number): number;
   WORK_FLOATS: WebAssembly.Global;
   MR: WebAssembly.Global;
   NR: WebAssembly.Global;
+  SMALL_M: WebAssembly.Global;
 }
 
 // kernels.wasm sits beside this file when running from src/, and in src/core/wasm of the repository
 // when running the tsc output (dist*/src/core/wasm/ → four levels up).
-const candidates = [new URL('./kernels.wasm', import.meta.url), new URL('../../../../src/core/wasm/kernels.wasm', import.meta.url)];
+function candidates(file: string): URL[] {
+  return [new URL(`./${file}`, import.meta.url), new URL(`../../../../src/core/wasm/${file}`, import.meta.url)];
+}
+
+function readKernelFile(file: string): Uint8Array<ArrayBuffer> | null {
+  const found = candidates(file).find((u) => existsSync(fileURLToPath(u)));
+  return found ? new Uint8Array(readFileSync(fileURLToPath(found))) : null;
+}
 
 let compiled: WebAssembly.Module | undefined;
+let compiledVariant: 'fma' | 'simd' = 'simd';
+
+/**
+ * kernels-fma.wasm (sgemm with relaxed SIMD's fused multiply-add, ~1.4× faster products) where the
+ * engine runs it: Node 22+ by default; Node 20 once V8's --experimental-wasm-relaxed-simd is set, which
+ * is done here (the flag only adds instructions; engine flags are process-wide, so worker threads see
+ * it too). SUPRA_WASM_FMA=0 keeps the plain SIMD128 build.
+ */
+function fmaBytes(): Uint8Array<ArrayBuffer> | null {
+  if (process.env.SUPRA_WASM_FMA === '0') return null;
+  const bytes = readKernelFile('kernels-fma.wasm');
+  if (!bytes) return null;
+  if (WebAssembly.validate(bytes)) return bytes;
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return null;
+  }
+  return WebAssembly.validate(bytes) ? bytes : null;
+}
 
 export function kernelModule(): WebAssembly.Module {
   if (!compiled) {
-    const found = candidates.find((u) => existsSync(fileURLToPath(u)));
-    if (!found) {
+    const fma = fmaBytes();
+    const bytes = fma ?? readKernelFile('kernels.wasm');
+    if (!bytes) {
       throw new Error(
-        `supra: kernels.wasm not found (looked in ${candidates.map((u) => fileURLToPath(u)).join(', ')}); ` +
+        `supra: kernels.wasm not found (looked in ${candidates('kernels.wasm').map((u) => fileURLToPath(u)).join(', ')}); ` +
           'run `node scripts/build-wasm.mjs`',
       );
     }
-    compiled = new WebAssembly.Module(readFileSync(fileURLToPath(found)));
+    compiled = new WebAssembly.Module(bytes);
+    compiledVariant = fma ? 'fma' : 'simd';
   }
   return compiled;
+}
+
+/** Which build of the kernels runs: 'fma' (relaxed-SIMD multiply-add in sgemm) or 'simd'. */
+export function kernelVariant(): 'fma' | 'simd' {
+  kernelModule();
+  return compiledVariant;
 }
 
 export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {

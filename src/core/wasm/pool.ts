@@ -44,6 +44,7 @@ export const POOL_KERNELS = [
   'addBias', 'sumRows', 'rmsnorm', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'groupnorm', 'groupnormBackward',
   'rope', 'softmax', 'softmaxBackward', 'logSoftmax', 'crossEntropy', 'embedding', 'embeddingBackward',
   'sumSquares', 'anyNonFinite', 'adamw',
+  'toHeadMajor', 'toTokenMajor', 'mulBlocks', 'mulRows', 'gainGrad', 'scaleRowsByDecay', 'decayBlocks', 'linearAttentionStep',
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
 

@@ -44,9 +44,11 @@ export function setThreads(n: number): void {
 // ---------------------------------------------------------------- staging
 
 type Mode = 'in' | 'out' | 'inout';
+type KernelArray = Float32Array | Int32Array | Float64Array;
 interface Staged {
-  user: Float32Array | Int32Array;
-  temp: Float32Array | Int32Array;
+  user: KernelArray;
+  temp: KernelArray;
+  block: Float32Array | Int32Array; // the arena block under temp, freed after the call
   count: number;
   copyBack: boolean;
 }
@@ -54,7 +56,7 @@ const staged: Staged[] = [];
 
 /** Start a kernel call: drop temporaries a failed call may have left behind. */
 export function beginCall(): void {
-  for (const s of staged) free(s.temp);
+  for (const s of staged) free(s.block);
   staged.length = 0;
 }
 
@@ -63,22 +65,28 @@ export function beginCall(): void {
  * arrays are used in place; others are copied into a temporary arena buffer ('in'/'inout') and copied
  * back by endCall ('out'/'inout').
  */
-export function ptr(arr: Float32Array | Int32Array, count: number, name: string, mode: Mode): number {
+export function ptr(arr: KernelArray, count: number, name: string, mode: Mode): number {
   if (arr.length < count) {
     throw new RangeError(`supra: ${name} has ${arr.length} elements, the call needs ${count}`);
   }
   if (inArena(arr)) return arr.byteOffset;
-  const temp = arr instanceof Int32Array ? allocI32(count) : allocF32(count);
-  if (mode !== 'out') temp.set(count === arr.length ? arr : arr.subarray(0, count));
-  staged.push({ user: arr, temp, count, copyBack: mode !== 'in' });
+  let temp: KernelArray;
+  let block: Float32Array | Int32Array;
+  if (arr instanceof Int32Array) temp = block = allocI32(count);
+  else if (arr instanceof Float64Array) {
+    block = allocF32(2 * count);
+    temp = new Float64Array(block.buffer, block.byteOffset, count);
+  } else temp = block = allocF32(count);
+  if (mode !== 'out') (temp as Float64Array).set((count === arr.length ? arr : arr.subarray(0, count)) as Float64Array);
+  staged.push({ user: arr, temp, block, count, copyBack: mode !== 'in' });
   return temp.byteOffset;
 }
 
 /** Finish a kernel call: copy staged outputs back and free the temporaries. */
 export function endCall(): void {
   for (const s of staged) {
-    if (s.copyBack) s.user.set(s.temp.subarray(0, s.count));
-    free(s.temp);
+    if (s.copyBack) (s.user as Float64Array).set(s.temp.subarray(0, s.count) as Float64Array);
+    free(s.block);
   }
   staged.length = 0;
 }

@@ -1,55 +1,27 @@
 // Shared by the eval tests: a character-level tokenizer (one token per ASCII character, id = char code,
 // so token counts are character counts and every id fits the fixture's 256-token vocabulary), a model
 // that prefers the letter "a" by a known margin, and an independent float64 log-softmax.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../src/io/config.js';
-import { loadTokenizer, type LoadedTokenizer } from '../src/io/tokenizer.js';
-import { DecoderLM } from '../src/models/decoder.js';
-import { gqaDir } from './helpers/fixture.js';
+import { parseConfig } from '../../src/io/config.js';
+import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.js';
+import { DecoderLM } from '../../src/models/decoder.js';
+import { gqaDir } from './fixture.js';
+import { tempRoot, freshDirs } from './tmp.js';
+import { charTokenizerJson, writeTokenizer } from './tokenizers.js';
 
-export const tmpRoot = mkdtempSync(join(tmpdir(), 'supra-eval-'));
-process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
-let counter = 0;
+export const tmpRoot = tempRoot('supra-eval-');
+export const freshDir = freshDirs(tmpRoot);
 
-export function freshDir(): string {
-  const dir = join(tmpRoot, `d${counter++}`);
-  mkdirSync(dir);
-  return dir;
-}
-
-/** The project's sample task and text files (the compiled tests live in <dist>/test). */
-export const sampleDir = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'test', 'fixtures-eval');
+/** The project's sample task and text files (this helper compiles to <dist>/test/helpers). */
+export const sampleDir = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'test', 'fixtures-eval');
 
 export const BOS = 1, EOS = 2;
 
-/** tokenizer.json: <unk>=0 <s>=1 </s>=2, "\n"=10, printable ASCII c = c; no merges; <s> added in front. */
-export function charTokenizerJson(): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': BOS, '</s>': EOS, '\n': 10 };
-  for (let c = 32; c < 127; c++) vocab[String.fromCharCode(c)] = c;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  return {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: [special(0, '<unk>'), special(BOS, '<s>'), special(EOS, '</s>')],
-    normalizer: null, pre_tokenizer: null, decoder: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [BOS], tokens: ['<s>'] } },
-    },
-    model: {
-      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
-    },
-  };
-}
-
+/** The character tokenizer (<unk>=0 <s>=BOS </s>=EOS, "\n"=10, ASCII c = c, <s> added in front) into dir. */
 export function writeCharTokenizer(dir: string): void {
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(charTokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' }));
+  writeTokenizer(dir, charTokenizerJson({ bosInFront: true }), { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' });
 }
 
 export function charTokenizer(): LoadedTokenizer {

@@ -3,9 +3,9 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { gqaDir } from './helpers/fixture.js';
+import { gqaDir } from './fixture.js';
+import { bpeTokenizerJson, LLAMA_SPECIALS, SPACE } from './tokenizers.js';
 
-const SPACE = '\u2581';
 export const TEMPLATE =
   "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
 
@@ -27,47 +27,7 @@ export function tinyTokenizerJson(): Record<string, unknown> {
   const common = 'etaoinshrdlcumwfgypb';
   for (const a of common) for (const b of common) add(a, b);
   if (Object.keys(vocab).length !== 256) throw new Error('tiny tokenizer: vocabulary is not 256 entries');
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: {
-      type: 'Sequence',
-      normalizers: [
-        { type: 'Prepend', prepend: SPACE },
-        { type: 'Replace', pattern: { String: ' ' }, content: SPACE },
-      ],
-    },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  return bpeTokenizerJson({ vocab, merges, specials: LLAMA_SPECIALS, bosInFront: true, sentencePiece: true, fuseUnk: true });
 }
 
 /** Write tokenizer.json (+ tokenizer_config.json, with the chat template when asked) into dir. */
