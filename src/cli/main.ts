@@ -20,6 +20,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.js')).command,
   eval: async () => (await import('./eval.js')).command,
   generate: async () => (await import('./generate.js')).command,
+  bench: async () => (await import('./bench.js')).command,
 };
 
 async function usage(): Promise<string> {

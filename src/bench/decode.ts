@@ -1,7 +1,7 @@
 // Decode speed and memory against context length, batch 1, configuration S (vocab 4096, hidden 256,
 // 4 layers, 4 heads, 4 kv heads, intermediate 704, random weights): the teacher with its KV cache and
 // the SUPRA model with its fixed-size state.
-//   node --expose-gc dist/bench/decode.js [--contexts 256,2048,8192,32768] [--steps 32] [--teacher-max 32768]
+//   node --expose-gc dist/src/bench/decode.js [--contexts 256,2048,8192,32768] [--steps 32] [--teacher-max 32768]
 // For each context the state is built by prefilling (SUPRA: the chunked form; the teacher: pieces, so
 // its [H, piece, context] scores stay bounded), then ~32 greedy tokens go through the real generation
 // loop (decodeTokens: logits copy, argmax, bookkeeping) and, separately, bare DecoderLM.step calls.
@@ -9,14 +9,16 @@
 // state is small, a copy is kept at each context and the contexts are then timed interleaved, round
 // after round, so other work on the machine weighs on all of them alike (the flatness ratio uses that).
 // From code: `await benchDecode({ contexts, steps, teacherMax, kinds, log })` returns the rows.
-import { arenaStats } from '../src/core/memory.js';
-import { getBackend } from '../src/core/select.js';
-import { Mt19937 } from '../src/core/random.js';
-import { decodeTokens } from '../src/generate/generate.js';
-import { GenerationState } from '../src/generate/state.js';
-import type { DecoderLM } from '../src/models/decoder.js';
-import type { SupraState } from '../src/layers/supra_attention.js';
-import { configS, randomModel } from './model.js';
+import { arenaStats } from '../core/memory.js';
+import { getBackend } from '../core/select.js';
+import { Mt19937 } from '../core/random.js';
+import { decodeTokens } from '../generate/generate.js';
+import { GenerationState } from '../generate/state.js';
+import type { DecoderLM } from '../models/decoder.js';
+import type { SupraState } from '../layers/supra_attention.js';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CONFIG_S, configS, randomModel, type RawConfig } from './model.js';
 
 export interface DecodeRow {
   kind: 'teacher' | 'supra';
@@ -45,6 +47,12 @@ export interface BenchDecodeOptions {
   /** Longest context the teacher is run at (its prefill is quadratic). Default: the longest context. */
   teacherMax?: number;
   kinds?: Array<'teacher' | 'supra'>;
+  /** Rounds of the interleaved SUPRA timing (each 16 tokens per context). Default 8. */
+  interleavedRounds?: number;
+  /** Tokens generated on a throw-away state first (JIT, scratch buffers, workers). Default 256. */
+  warmupTokens?: number;
+  /** The model's config.json object. Default: configuration S. */
+  config?: RawConfig;
   log?: (line: string) => void;
 }
 
@@ -81,14 +89,23 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function benchKind(kind: 'teacher' | 'supra', contexts: number[], steps: number, log: (l: string) => void): Promise<DecodeRow[]> {
-  const model: DecoderLM = randomModel(configS(kind));
+interface KindSettings {
+  steps: number;
+  interleavedRounds: number;
+  warmupTokens: number;
+  config: RawConfig;
+  log: (line: string) => void;
+}
+
+async function benchKind(kind: 'teacher' | 'supra', contexts: number[], k: KindSettings): Promise<DecodeRow[]> {
+  const { steps, log } = k;
+  const model: DecoderLM = randomModel(configS(kind, k.config));
   const V = model.config.vocab_size;
   const rng = new Mt19937(9);
   // warm-up (JIT, scratch buffers, worker start) on a throw-away state
   const warm = new GenerationState(model, 1);
   warm.append([[1, 2, 3, 4, 5, 6, 7, 8]]);
-  for (const _ of decodeTokens(warm, { max_new_tokens: 256, eos_token_id: null }));
+  for (const _ of decodeTokens(warm, { max_new_tokens: k.warmupTokens, eos_token_id: null }));
   warm.free();
   const state = new GenerationState(model, 1);
   const rows: DecodeRow[] = [];
@@ -133,11 +150,11 @@ async function benchKind(kind: 'teacher' | 'supra', contexts: number[], steps: n
       // Other work on the machine comes and goes; interleave the contexts over several rounds so it hits
       // them alike, and take each context's best round (median within a round).
       const best = clones.map(() => Infinity);
-      for (let round = 0; round < INTERLEAVED_ROUNDS; round++) {
+      for (let round = 0; round < k.interleavedRounds; round++) {
         clones.forEach((c, i) => (best[i] = Math.min(best[i]!, median(loopMs(c, 16)))));
       }
       rows.forEach((r, i) => (r.interleavedMsPerToken = best[i]));
-      log(`  ${kind} interleaved (best of ${INTERLEAVED_ROUNDS} rounds of 16 tokens): ` +
+      log(`  ${kind} interleaved (best of ${k.interleavedRounds} rounds of 16 tokens): ` +
         rows.map((r) => `${r.context}: ${r.interleavedMsPerToken!.toFixed(3)} ms`).join(', '));
     }
   } finally {
@@ -149,7 +166,6 @@ async function benchKind(kind: 'teacher' | 'supra', contexts: number[], steps: n
 }
 
 const MiB = 2 ** 20;
-const INTERLEAVED_ROUNDS = 8;
 
 function formatRow(r: DecodeRow): string {
   return `  ${r.kind.padEnd(7)} ${String(r.context).padStart(6)}  ${r.msPerToken.toFixed(3).padStart(8)}  ${r.bestMsPerToken.toFixed(3).padStart(7)}  ${r.stepMsPerToken.toFixed(3).padStart(8)}  ` +
@@ -164,12 +180,15 @@ export async function benchDecode(options: BenchDecodeOptions = {}): Promise<Dec
   const log = options.log ?? ((l: string) => console.log(l));
   const teacherMax = options.teacherMax ?? Math.max(...contexts);
   const kinds = options.kinds ?? ['supra', 'teacher'];
-  log(`decode, batch 1, configuration S, backend ${getBackend().name} (${getBackend().threads} threads), ${steps} tokens per context`);
+  const settings: KindSettings = {
+    steps, log, interleavedRounds: options.interleavedRounds ?? 8, warmupTokens: options.warmupTokens ?? 256, config: options.config ?? CONFIG_S,
+  };
+  log(`decode, batch 1, ${settings.config === CONFIG_S ? 'configuration S' : 'bench configuration'}, backend ${getBackend().name} (${getBackend().threads} threads), ${steps} tokens per context`);
   log('  model   context  ms/token  best ms   step ms  tokens/s  state MiB  arena MiB  RSS MiB  prefill s');
   const rows: DecodeRow[] = [];
   for (const kind of kinds) {
     const cs = kind === 'teacher' ? contexts.filter((c) => c <= teacherMax) : contexts;
-    rows.push(...(await benchKind(kind, cs, steps, log)));
+    rows.push(...(await benchKind(kind, cs, settings)));
   }
   for (const kind of kinds) {
     const r = rows.filter((x) => x.kind === kind);
@@ -182,8 +201,8 @@ export async function benchDecode(options: BenchDecodeOptions = {}): Promise<Dec
   return rows;
 }
 
-// run directly: node dist/bench/decode.js [--contexts a,b,c] [--steps n] [--teacher-max n] [--only supra|teacher]
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!)) {
+// run directly: node dist/src/bench/decode.js [--contexts a,b,c] [--steps n] [--teacher-max n] [--only supra|teacher]
+if (process.argv[1] && pathToFileURL(resolve(process.argv[1])).href === import.meta.url) {
   const arg = (name: string): string | undefined => {
     const i = process.argv.indexOf(name);
     return i >= 0 ? process.argv[i + 1] : undefined;

@@ -1,10 +1,10 @@
-// OpenBLAS called directly from C: the ceiling the native backend is measured against (bench/native.ts
+// OpenBLAS called directly from C: the ceiling the native backend is measured against (src/bench/native.ts
 // compiles this with `cc -O2 ... -lopenblas` and runs it).
 //
 //   openblas-direct THREADS MIN_SECONDS SHAPE...     SHAPE = m,n,k,transA,transB (transX is 0 or 1)
 //
 // Prints `corename <name>`, `config <string>`, then per shape `m n k transA transB best_seconds gflops`.
-// Timing matches bench/native.ts: after a warm-up call, samples (one call, or a group of calls lasting
+// Timing matches src/bench/native.ts: after a warm-up call, samples (one call, or a group of calls lasting
 // about 1 ms for small shapes) repeat until MIN_SECONDS have passed (at least 3); the fastest counts.
 #include <cblas.h>
 #include <stdio.h>

@@ -4,15 +4,16 @@
 // process memory before and after. The server and the clients share this process (and its event loop),
 // as a single-process deployment with a local client would.
 //
-//   node dist/bench/serve.js [--seconds 10] [--connections 8] [--kind supra|teacher] [--max-tokens 16]
+//   node dist/src/bench/serve.js [--seconds 10] [--connections 8] [--kind supra|teacher] [--max-tokens 16]
 //                            [--prompt-tokens 32] [--concurrency 4] [--workload generate|score]
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Mt19937 } from '../src/core/random.js';
-import { arenaStats } from '../src/core/memory.js';
-import { getBackend } from '../src/core/select.js';
-import { createSupraServer } from '../src/serve/server.js';
-import { configS, randomModel } from './model.js';
+import { Mt19937 } from '../core/random.js';
+import { arenaStats } from '../core/memory.js';
+import { getBackend } from '../core/select.js';
+import { createSupraServer } from '../serve/server.js';
+import { configS, randomModel, type RawConfig } from './model.js';
 
 /** The part of autocannon's result this bench reads (the package ships no types). */
 interface AutocannonResult {
@@ -41,8 +42,11 @@ export interface ServeBenchOptions {
   concurrency?: number;
   /** generate: greedy completions; score: echo + logprobs 1 + max_tokens 0 (lm-eval's loglikelihood). */
   workload?: 'generate' | 'score';
+  /** The model's config.json object. Default: configuration S. */
+  config?: RawConfig;
   /** Print the figures (default true). */
   print?: boolean;
+  log?: (line: string) => void;
 }
 
 export interface ServeBenchResult {
@@ -78,9 +82,15 @@ export async function benchServe(options: ServeBenchOptions = {}): Promise<Serve
   const promptTokens = options.promptTokens ?? 32;
   const workload = options.workload ?? 'generate';
   const require = createRequire(import.meta.url);
-  const autocannon = require('autocannon') as Autocannon;
+  let autocannon: Autocannon;
+  try {
+    autocannon = require('autocannon') as Autocannon;
+  } catch (e) {
+    // a development dependency: an installed package may not have it
+    throw new Error(`supra: the serve load test needs the autocannon package (npm install autocannon): ${(e as Error).message.split('\n')[0]}`);
+  }
 
-  const model = randomModel(configS(kind));
+  const model = randomModel(configS(kind, options.config));
   const server = createSupraServer({ model, modelId: `config-S-${kind}`, concurrency: options.concurrency ?? 4, queueSize: 256, maxTokens: Math.max(maxTokens, 1) });
   const { url } = await server.listen(0, '127.0.0.1');
   const rng = new Mt19937(1);
@@ -141,16 +151,16 @@ export async function benchServe(options: ServeBenchOptions = {}): Promise<Serve
     arenaLiveBeforeMiB: a0.liveBytes / MiB,
     arenaLiveAfterMiB: a1.liveBytes / MiB,
   };
-  if (options.print ?? true) printServeBench(out);
+  if (options.print ?? true) printServeBench(out, options.log);
   return out;
 }
 
-export function printServeBench(r: ServeBenchResult): void {
+export function printServeBench(r: ServeBenchResult, log: (line: string) => void = (l) => console.log(l)): void {
   const what = r.workload === 'score' ? 'scoring (echo + logprobs, max_tokens 0)' : 'greedy completions';
-  console.log(`serve, configuration S ${r.kind}, ${what}, ${r.connections} clients for ${r.seconds.toFixed(1)} s on ${r.backend}:`);
-  console.log(`  ${r.requests} requests, ${r.requestsPerS.toFixed(1)} req/s, ${r.generatedTokensPerS.toFixed(0)} generated tokens/s, ${r.promptTokensPerS.toFixed(0)} prompt tokens/s`);
-  console.log(`  latency p50 ${r.latencyP50Ms.toFixed(0)} ms, p99 ${r.latencyP99Ms.toFixed(0)} ms; errors ${r.errors} (non-2xx ${r.non2xx})`);
-  console.log(`  memory: rss ${r.rssBeforeMiB.toFixed(1)} → ${r.rssAfterMiB.toFixed(1)} MiB, JS heap ${r.heapBeforeMiB.toFixed(1)} → ${r.heapAfterMiB.toFixed(1)} MiB, arena live ${r.arenaLiveBeforeMiB.toFixed(1)} → ${r.arenaLiveAfterMiB.toFixed(1)} MiB`);
+  log(`serve, configuration S ${r.kind}, ${what}, ${r.connections} clients for ${r.seconds.toFixed(1)} s on ${r.backend}:`);
+  log(`  ${r.requests} requests, ${r.requestsPerS.toFixed(1)} req/s, ${r.generatedTokensPerS.toFixed(0)} generated tokens/s, ${r.promptTokensPerS.toFixed(0)} prompt tokens/s`);
+  log(`  latency p50 ${r.latencyP50Ms.toFixed(0)} ms, p99 ${r.latencyP99Ms.toFixed(0)} ms; errors ${r.errors} (non-2xx ${r.non2xx})`);
+  log(`  memory: rss ${r.rssBeforeMiB.toFixed(1)} → ${r.rssAfterMiB.toFixed(1)} MiB, JS heap ${r.heapBeforeMiB.toFixed(1)} → ${r.heapAfterMiB.toFixed(1)} MiB, arena live ${r.arenaLiveBeforeMiB.toFixed(1)} → ${r.arenaLiveAfterMiB.toFixed(1)} MiB`);
 }
 
 function flag(name: string): string | undefined {
@@ -158,7 +168,7 @@ function flag(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const num = (name: string) => (flag(name) === undefined ? undefined : Number(flag(name)));
   await benchServe({
     kind: (flag('kind') as 'supra' | 'teacher' | undefined) ?? 'supra',

@@ -1,11 +1,11 @@
 // Model-level throughput on configuration S (vocab 4096, hidden 256, 4 layers, 4 heads, 4 kv heads,
 // intermediate 704): training forward+backward tokens/s for the teacher and the SUPRA model (chunked), and
 // SUPRA chunked prefill tokens/s against length, which must be flat (cost linear in length).
-import { Mt19937 } from '../src/core/random.js';
-import { parseConfig, type ModelConfig } from '../src/io/config.js';
-import { DecoderLM } from '../src/models/decoder.js';
-import { supraConfig } from '../src/models/linearize.js';
-import { AdamW } from '../src/train/adamw.js';
+import { Mt19937 } from '../core/random.js';
+import { parseConfig, type ModelConfig } from '../io/config.js';
+import { DecoderLM } from '../models/decoder.js';
+import { supraConfig } from '../models/linearize.js';
+import { AdamW } from '../train/adamw.js';
 
 export const CONFIG_S = {
   architectures: ['LlamaForCausalLM'],
@@ -21,8 +21,11 @@ export const CONFIG_S = {
   tie_word_embeddings: false,
 };
 
-export function configS(kind: 'teacher' | 'supra'): ModelConfig {
-  const teacher = parseConfig({ ...CONFIG_S }, 'configuration S');
+/** A Hugging Face style config.json object; the benches default to CONFIG_S, tests pass tiny ones. */
+export type RawConfig = Record<string, unknown>;
+
+export function configS(kind: 'teacher' | 'supra', raw: RawConfig = CONFIG_S): ModelConfig {
+  const teacher = parseConfig({ ...raw }, raw === CONFIG_S ? 'configuration S' : 'bench configuration');
   return kind === 'teacher' ? teacher : supraConfig(teacher);
 }
 
@@ -60,11 +63,11 @@ export function bestSeconds(fn: () => void, reps: number): number {
  * Training tokens/s (B = 8, T = 256): forward + loss + backward, and with `optimizer` an AdamW update of
  * every parameter as well (the full uptraining step).
  */
-export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 256, optimizer = false): number {
-  const model = randomModel(configS(kind));
+export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 256, optimizer = false, raw: RawConfig = CONFIG_S): number {
+  const model = randomModel(configS(kind, raw));
   model.enableGrads();
   const adamw = optimizer ? new AdamW(model.params(), { lr: 1e-5 }) : null;
-  const ids = randomIds(B * T, 4096, 1);
+  const ids = randomIds(B * T, model.config.vocab_size, 1);
   const s = bestSeconds(() => {
     model.zeroGrad();
     model.loss(ids, B, T);
@@ -77,15 +80,15 @@ export function benchTrainStep(kind: 'teacher' | 'supra', reps = 3, B = 8, T = 2
 }
 
 /** The SUPRA uptraining step (forward + backward + AdamW) tokens/s at B = 8, T = 256. */
-export function benchUptrainStep(reps = 3, B = 8, T = 256): number {
-  return benchTrainStep('supra', reps, B, T, true);
+export function benchUptrainStep(reps = 3, B = 8, T = 256, raw: RawConfig = CONFIG_S): number {
+  return benchTrainStep('supra', reps, B, T, true, raw);
 }
 
 /** SUPRA chunked prefill tokens/s (batch 1) at each length. */
-export function benchPrefill(lengths = [1024, 4096, 16384], reps = 2): Array<{ length: number; tokensPerS: number }> {
-  const model = randomModel(configS('supra'));
+export function benchPrefill(lengths = [1024, 4096, 16384], reps = 2, raw: RawConfig = CONFIG_S): Array<{ length: number; tokensPerS: number }> {
+  const model = randomModel(configS('supra', raw));
   const out = lengths.map((length) => {
-    const ids = randomIds(length, 4096, 2);
+    const ids = randomIds(length, model.config.vocab_size, 2);
     const s = bestSeconds(() => {
       const state = model.newState(1);
       model.step(ids, 1, length, state);
@@ -98,14 +101,14 @@ export function benchPrefill(lengths = [1024, 4096, 16384], reps = 2): Array<{ l
 }
 
 /** Recurrent decode tokens/s at batch 1 after a short prompt. */
-export function benchRecurrentDecode(steps = 256): number {
-  const model = randomModel(configS('supra'));
+export function benchRecurrentDecode(steps = 256, raw: RawConfig = CONFIG_S): number {
+  const model = randomModel(configS('supra', raw));
   const state = model.newState(1);
-  model.step(randomIds(16, 4096, 3), 1, 16, state);
+  model.step(randomIds(16, model.config.vocab_size, 3), 1, 16, state);
   const one = new Int32Array(1);
   const s = bestSeconds(() => {
     for (let i = 0; i < steps; i++) {
-      one[0] = i % 4096;
+      one[0] = i % model.config.vocab_size;
       model.step(one, 1, 1, state);
     }
   }, 2);

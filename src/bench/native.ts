@@ -1,8 +1,8 @@
-// Native backend sgemm GFLOP/s beside the same OpenBLAS called directly from C (bench/openblas-direct.c,
+// Native backend sgemm GFLOP/s beside the same OpenBLAS called directly from C (src/bench/openblas-direct.c,
 // compiled here with cc), and the effect of OPENBLAS_CORETYPE (each preset in a child process, because
 // OpenBLAS picks its kernels once, when it loads).
 //
-//   node dist/bench/native.js [--seconds 0.3] [--rounds 3] [--no-coretypes] [--coretypes Haswell,SkylakeX,...]
+//   node dist/src/bench/native.js [--seconds 0.3] [--rounds 3] [--no-coretypes] [--coretypes Haswell,SkylakeX,...]
 //
 // --seconds is the minimum time per measurement; every figure is the best of --rounds measurements.
 import { spawnSync } from 'node:child_process';
@@ -10,9 +10,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GemmArgs } from '../src/core/backend.js';
-import { allocF32, free } from '../src/core/memory.js';
-import { createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
+import type { GemmArgs } from '../core/backend.js';
+import { allocF32, free } from '../core/memory.js';
+import { createNativeBackend, packageRoot, type NativeBackend } from '../core/native/backend.js';
 
 export interface GemmShape {
   label: string;
@@ -67,7 +67,7 @@ export interface NativeBenchReport {
 
 const flops = (s: GemmShape): number => 2 * s.m * s.n * s.k;
 
-/** Seconds per call, timed as bench/openblas-direct.c does: warm-up, ~1 ms groups for small calls, fastest sample. */
+/** Seconds per call, timed as src/bench/openblas-direct.c does: warm-up, ~1 ms groups for small calls, fastest sample. */
 function timeCall(call: () => void, minSeconds: number): number {
   call(); // warm-up
   let t0 = process.hrtime.bigint();
@@ -101,9 +101,9 @@ function timeNative(be: NativeBackend, s: GemmShape, minSeconds: number): number
   return seconds;
 }
 
-/** Compiles bench/openblas-direct.c; returns the binary, or why it could not. */
+/** Compiles src/bench/openblas-direct.c; returns the binary, or why it could not. */
 function compileDirect(dir: string): { ok: true; exe: string } | { ok: false; reason: string } {
-  const src = join(packageRoot(), 'bench', 'openblas-direct.c');
+  const src = join(packageRoot(), 'src', 'bench', 'openblas-direct.c');
   const exe = join(dir, 'openblas-direct');
   const pc = spawnSync('pkg-config', ['--cflags', '--libs', 'openblas'], { encoding: 'utf8' });
   const flags = pc.status === 0 ? pc.stdout.trim().split(/\s+/).filter(Boolean) : ['-lopenblas'];
@@ -160,17 +160,18 @@ const num = (x: number | undefined, w: number): string => (x === undefined ? '-'
 
 /** Measures and prints native vs direct OpenBLAS sgemm, then the OPENBLAS_CORETYPE table. */
 export function benchNative(
-  options: { seconds?: number; rounds?: number; coretypes?: string[]; shapes?: GemmShape[] } = {},
+  options: { seconds?: number; rounds?: number; coretypes?: string[]; shapes?: GemmShape[]; log?: (line: string) => void } = {},
 ): NativeBenchReport {
   const minSeconds = options.seconds ?? 0.3;
   const rounds = options.rounds ?? 3;
   const shapes = options.shapes ?? NATIVE_BENCH_SHAPES;
+  const log = options.log ?? ((l: string) => console.log(l));
   const loaded = createNativeBackend();
   if (!loaded.ok) throw new Error(`supra: native bench: ${loaded.reason}`);
   const be = loaded.backend;
   const info = be.info();
-  console.log(`native backend: ${info.config}`);
-  console.log(
+  log(`native backend: ${info.config}`);
+  log(
     `  corename ${info.corename} (OPENBLAS_CORETYPE ${info.coretypeEnv === '' ? 'unset: CPU detection' : `= ${info.coretypeEnv}`}), ` +
       `${info.threads} threads, add-on ${info.addonPath}`,
   );
@@ -182,7 +183,7 @@ export function benchNative(
     const direct = compileDirect(dir);
     if (!direct.ok) {
       directSkipped = direct.reason;
-      console.log(`  direct C comparison skipped: ${direct.reason}`);
+      log(`  direct C comparison skipped: ${direct.reason}`);
     }
     // Rounds, and within a round each shape directly then natively, best of each: a burst of load from
     // other work on the shared cores then hits both sides alike instead of one.
@@ -206,20 +207,20 @@ export function benchNative(
     rmSync(dir, { recursive: true, force: true });
   }
 
-  console.log(`\n${pad('shape (m×k · k×n)', 30)} ${'native'.padStart(9)} ${'direct'.padStart(9)}  ratio   native µs/call`);
+  log(`\n${pad('shape (m×k · k×n)', 30)} ${'native'.padStart(9)} ${'direct'.padStart(9)}  ratio   native µs/call`);
   for (const r of results) {
     const ratio = r.directGflops ? (r.nativeGflops / r.directGflops).toFixed(2) : '-';
-    console.log(
+    log(
       `${pad(r.shape.label, 30)} ${num(r.nativeGflops, 9)} ${num(r.directGflops, 9)}  ${ratio.padStart(5)}   ${(r.nativeSeconds * 1e6).toFixed(2)}`,
     );
   }
-  console.log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm)');
+  log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm)');
 
   const coretypes: CoretypeResult[] = [];
   const presets = options.coretypes ?? (process.arch === 'x64' ? CORETYPE_PRESETS : []);
   if (presets.length > 0) {
-    console.log(`\nOPENBLAS_CORETYPE (native sgemm GFLOP/s, square n; each preset in fresh processes, best of ${rounds})`);
-    console.log(`${pad('preset', 12)} ${pad('corename', 12)} ${CORETYPE_SIZES.map((n) => `n=${n}`.padStart(9)).join(' ')}`);
+    log(`\nOPENBLAS_CORETYPE (native sgemm GFLOP/s, square n; each preset in fresh processes, best of ${rounds})`);
+    log(`${pad('preset', 12)} ${pad('corename', 12)} ${CORETYPE_SIZES.map((n) => `n=${n}`.padStart(9)).join(' ')}`);
     // Presets take turns over the rounds, best of each, so a burst of load does not land on one preset.
     const all = ['unset', ...presets];
     for (let round = 0; round < rounds; round++) {
@@ -231,7 +232,7 @@ export function benchNative(
       });
     }
     for (const r of coretypes) {
-      console.log(`${pad(r.preset, 12)} ${pad(r.corename, 12)} ${r.gflops.map((g) => num(g, 9)).join(' ')}`);
+      log(`${pad(r.preset, 12)} ${pad(r.corename, 12)} ${r.gflops.map((g) => num(g, 9)).join(' ')}`);
     }
   }
   return { corename: info.corename, config: info.config, threads: info.threads, shapes: results, directSkipped, coretypes };

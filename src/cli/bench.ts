@@ -1,0 +1,92 @@
+// supra bench: the speed figures of this machine in one report (see src/bench/report.ts), optionally
+// saved as JSON and as line plots (decode ms/token and state memory against context, prefill tokens/s
+// against length).
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { intOption, parse, UsageError } from './args.js';
+import { parseBackendName } from '../core/select.js';
+import type { BackendName } from '../core/backend.js';
+import { defaultBenchSettings, runBenchReport, writeBenchFiles, type BenchSettings } from '../bench/report.js';
+
+const USAGE = `supra bench [--quick] [--serve] [--json FILE] [--out DIR] [--backends wasm,native]
+    [--contexts 256,2048,8192,32768] [--teacher-max N] [--lengths 1024,4096,16384] [--no-sgemm]
+    [--serve-seconds 10] [--serve-connections 8]
+
+  --quick                fewer repetitions, shorter contexts and lengths, no OPENBLAS_CORETYPE table
+  --serve                also run the loopback load test of supra serve (autocannon)
+  --json FILE            write every figure as JSON (atomically)
+  --out DIR              write the plots there: decode_ms_per_token, decode_state_memory,
+                         prefill_tokens_per_s (.png and .svg)
+  --backends LIST        backends for the training/prefill sections (default wasm,native; native is
+                         skipped with a note when the add-on is missing); decode and serve run on the first
+  --contexts LIST        decode contexts (default 256,2048,8192,32768; --quick 256,2048)
+  --teacher-max N        longest context the teacher decodes at (its prefill is quadratic)
+  --lengths LIST         SUPRA prefill lengths (default 1024,4096,16384; --quick 1024,4096)
+  --no-sgemm             skip the sgemm tables (wasm and native)
+  --serve-seconds N      seconds of load (default 10; --quick 4)
+  --serve-connections N  concurrent clients (default 8)`;
+
+function intList(value: string | undefined, name: string, min: number): number[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').filter((s) => s.trim() !== '').map((s) => intOption(s.trim(), name, 0, min));
+  if (list.length === 0) throw new UsageError(`--${name} needs a comma-separated list of integers, got "${value}"`);
+  return [...list].sort((a, b) => a - b);
+}
+
+/** The report settings for the command's options (exported for the tests). */
+export function benchSettingsFromArgs(argv: string[], log?: (line: string) => void): { settings: BenchSettings; json?: string; out?: string } {
+  const { values, positionals } = parse(
+    argv,
+    {
+      quick: { type: 'boolean' }, serve: { type: 'boolean' }, json: { type: 'string' }, out: { type: 'string', short: 'o' },
+      backends: { type: 'string' }, contexts: { type: 'string' }, 'teacher-max': { type: 'string' }, lengths: { type: 'string' },
+      'no-sgemm': { type: 'boolean' }, 'serve-seconds': { type: 'string' }, 'serve-connections': { type: 'string' },
+    },
+    'bench',
+  );
+  if (positionals.length > 0) throw new UsageError(`supra bench takes no positional arguments, got "${positionals.join(' ')}"`);
+  const quick = values.quick ?? false;
+  const settings = defaultBenchSettings(quick, log);
+  if (values.backends !== undefined) {
+    const names = values.backends.split(',').filter(Boolean);
+    if (names.length === 0) throw new UsageError('--backends needs wasm, native or both');
+    let backends: BackendName[];
+    try {
+      backends = names.map((n) => parseBackendName(n, '--backends'));
+    } catch (e) {
+      throw new UsageError((e as Error).message.replace(/^supra: /, ''));
+    }
+    settings.backends = [...new Set(backends)];
+  }
+  const contexts = intList(values.contexts, 'contexts', 1);
+  if (contexts) settings.decode.contexts = contexts;
+  if (values['teacher-max'] !== undefined) settings.decode.teacherMax = intOption(values['teacher-max'], 'teacher-max', 0, 1);
+  const lengths = intList(values.lengths, 'lengths', 1);
+  if (lengths) settings.prefill.lengths = lengths;
+  if (values['no-sgemm']) {
+    settings.sgemm = null;
+    settings.native = null;
+  }
+  if (values.serve) {
+    settings.serve = {
+      seconds: intOption(values['serve-seconds'], 'serve-seconds', quick ? 4 : 10, 1),
+      connections: intOption(values['serve-connections'], 'serve-connections', 8, 1),
+    };
+  } else if (values['serve-seconds'] !== undefined || values['serve-connections'] !== undefined) {
+    throw new UsageError('--serve-seconds and --serve-connections go with --serve');
+  }
+  return { settings, json: values.json && resolve(values.json), out: values.out && resolve(values.out) };
+}
+
+export const command = {
+  summary: 'measure speed: sgemm GFLOP/s, training and prefill tokens/s, decode ms/token and memory against context',
+  usage: USAGE,
+  async run(argv: string[]): Promise<void> {
+    const { settings, json, out } = benchSettingsFromArgs(argv);
+    // make the folders now, so a bad path fails before minutes of measuring rather than after
+    if (json) mkdirSync(dirname(json), { recursive: true });
+    if (out) mkdirSync(out, { recursive: true });
+    const report = await runBenchReport(settings);
+    for (const f of writeBenchFiles(report, { json, outDir: out })) console.log(`wrote ${f}`);
+  },
+};
