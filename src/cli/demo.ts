@@ -66,9 +66,11 @@ export const command = {
     const { model: teacher } = loadDecoder(teacherDir);
     const data = await openTokenBatches({ data: values.data ?? ['@embedded'], tokenizerDir: teacherDir, seqLen, seed, log });
     log(`data: ${data.trainTokens.toLocaleString('en-US')} training tokens, ${data.validationTokens.toLocaleString('en-US')} validation tokens`);
+    let scoredTokens = 0;
     const ppl = (model: Parameters<typeof evaluate>[0]) => {
       const r = evaluate(model, data, evalSequences, batchSize);
       if (!r) throw new Error('supra: demo: the data has no validation split to measure perplexity on');
+      scoredTokens = r.tokens;
       return Math.exp(r.loss);
     };
     const teacherPpl = ppl(teacher);
@@ -104,7 +106,7 @@ export const command = {
       teacher: teacherDir,
       backend: getBackend().name,
       threads: getBackend().threads,
-      validation_tokens_scored: Math.min(evalSequences, data.validation(evalSequences).count) * seqLen,
+      validation_tokens_scored: scoredTokens,
       perplexity: { teacher: teacherPpl, supra_linearized: beforePpl, supra_uptrained: afterPpl },
       ratio_to_teacher: afterPpl / teacherPpl,
       uptraining: {
