@@ -218,6 +218,48 @@ test('--train-only kernels: every non-kernel parameter stays bit-identical, the 
   }
 });
 
+test('kernelsFirstSteps: a two-step schedule trains the kernels alone first, then everything; teacher moments start late', async () => {
+  const out = tmp('two-step');
+  try {
+    const config = parseConfig(tinyConfig({ supra: true }));
+    const model = initRandom(config, 5);
+    const before = new Map(model.params().map((p) => [p.name, Float32Array.from(p.data)]));
+    const snapshots: Map<string, Float32Array>[] = [];
+    const norms: number[] = [];
+    const r = await train({
+      model, data: tinyData(), out, steps: 5, batchSize: 2, lr: 1e-2, kernelsFirstSteps: 3, quiet: true, evalSequences: 0, saveEvery: 0,
+      hooks: {
+        beforeUpdate: (_step, m, info) => {
+          norms.push(info.gradNorm);
+          snapshots.push(new Map(m.params().map((p) => [p.name, Float32Array.from(p.data)])));
+        },
+      },
+    });
+    assert.equal(r.status, 'completed');
+    assert.equal(r.settings.kernelsFirstSteps, 3);
+    const same = (a: Float32Array, b: Float32Array) => a.every((v, i) => Object.is(v, b[i]));
+    // before step 3's update (after steps 0-2) only the kernels have moved
+    for (const [name, old] of before) {
+      const at3 = snapshots[3]!.get(name)!;
+      if (isKernelParam(name)) assert.ok(!same(at3, old), `${name} should have trained in the first step`);
+      else assert.ok(same(at3, old), `${name} changed during the kernels-only steps`);
+    }
+    // after the run everything has moved
+    for (const p of model.params()) assert.ok(!same(p.data, before.get(p.name)!), `${p.name} never trained`);
+    assert.ok(norms.every((n) => Number.isFinite(n) && n > 0));
+    // the optimizer state saved with the run: teacher weights took 2 steps, the kernels 5
+    const moments = readSafetensors(join(r.checkpoint!, 'optimizer.safetensors'));
+    assert.equal(moments.get('step.model.layers.0.mlp.up_proj.weight')!.data[0], 2);
+    assert.equal(moments.get('step.model.layers.0.self_attn.kernel_q.weight')!.data[0], 5);
+    const bad = tmp('two-step-bad');
+    await assert.rejects(train({ model, data: tinyData(), out: bad, steps: 3, kernelsFirstSteps: 3, quiet: true }), /leaves no step/);
+    rmSync(bad, { recursive: true, force: true });
+    model.free();
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('a non-finite gradient skips the step (no update) and is counted; --max-skips in a row stops the run', async () => {
   const out = tmp('nan');
   try {

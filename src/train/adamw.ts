@@ -74,9 +74,11 @@ export class AdamW {
   /**
    * One update of every parameter that has a gradient (a parameter without one is skipped, as PyTorch
    * skips grad None, and its step count does not advance). Non-finite gradients are an error.
+   * `only` limits the update to some groups; the others keep their weights, moments and step counts.
    */
-  step(): void {
+  step(only?: (group: ResolvedGroup) => boolean): void {
     for (const g of this.groups) {
+      if (only && !only(g)) continue;
       checkHyper(g, g.name);
       for (const p of g.params) {
         if (!p.grad) continue;

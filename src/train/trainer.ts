@@ -71,6 +71,12 @@ export interface Recipe {
   zLoss: number;
   /** 'kernels': only the new SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm) are updated. */
   trainOnly: TrainOnly;
+  /**
+   * A two-step schedule: for the first N optimizer steps only the new SUPRA parameters are updated (as
+   * trainOnly 'kernels'), then every parameter. One lr schedule spans both; the teacher weights' AdamW
+   * moments start when they start training. 0 (the default): no first step.
+   */
+  kernelsFirstSteps: number;
   /** Seed of a random initialisation or of --linearize's kernels. */
   seed: number;
 }
@@ -86,6 +92,7 @@ export const TRAIN_DEFAULTS = {
   gradClip: 1,
   zLoss: 1e-4,
   trainOnly: 'all' as TrainOnly,
+  kernelsFirstSteps: 0,
   seed: 0,
   saveEvery: 1000,
   keep: 3,
@@ -287,7 +294,7 @@ function loadConfigFile(path: string): ModelConfig {
 /** Settings that define the computation: a resumed run must use the same ones. */
 const RECIPE_KEYS = [
   'batchSize', 'gradAccum', 'seqLen', 'totalSteps', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'betas', 'eps',
-  'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'seed',
+  'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
 ] as const;
 
 function positiveInt(v: number, name: string, min = 1): number {
@@ -335,6 +342,7 @@ function resolveSettings(o: TrainOptions, seqLen: number, modelSource: string, t
     gradClip: nonNegative(o.gradClip ?? d.gradClip, 'gradClip'),
     zLoss: nonNegative(o.zLoss ?? d.zLoss, 'zLoss'),
     trainOnly: o.trainOnly ?? d.trainOnly,
+    kernelsFirstSteps: positiveInt(o.kernelsFirstSteps ?? d.kernelsFirstSteps, 'kernelsFirstSteps', 0),
     seed: positiveInt(o.seed ?? d.seed, 'seed', 0),
     saveEvery: positiveInt(o.saveEvery ?? d.saveEvery, 'saveEvery', 0),
     keep: positiveInt(o.keep ?? d.keep, 'keep'),
@@ -346,6 +354,8 @@ function resolveSettings(o: TrainOptions, seqLen: number, modelSource: string, t
     data: o.dataSettings ?? null,
   };
   if (s.trainOnly !== 'all' && s.trainOnly !== 'kernels') throw new Error(`supra: train: trainOnly must be "all" or "kernels", got ${JSON.stringify(s.trainOnly)}`);
+  if (s.kernelsFirstSteps > 0 && s.trainOnly !== 'all') throw new Error('supra: train: kernelsFirstSteps is a two-step schedule for trainOnly "all"; with trainOnly "kernels" every step trains only the kernels');
+  if (s.kernelsFirstSteps > 0 && s.kernelsFirstSteps >= s.totalSteps) throw new RangeError(`supra: train: kernelsFirstSteps ${s.kernelsFirstSteps} leaves no step to train everything (${s.totalSteps} steps in all)`);
   if (s.minLr > s.lr) throw new RangeError(`supra: train: minLr ${s.minLr} is above lr ${s.lr}`);
   checkSchedule(baseSchedule(s));
   return s;
@@ -364,7 +374,8 @@ function mergeResumed(saved: TrainSettings, o: TrainOptions): TrainSettings {
     batchSize: o.batchSize, gradAccum: o.gradAccum, seqLen: o.seqLen,
     totalSteps: o.steps ?? (o.tokens !== undefined ? Math.floor(o.tokens / tokensPerStep) : undefined),
     lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, kernelLr: o.kernelLr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay,
-    decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly, seed: o.seed,
+    decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly,
+    kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed,
   };
   for (const key of RECIPE_KEYS) {
     const v = explicit[key];
@@ -374,6 +385,7 @@ function mergeResumed(saved: TrainSettings, o: TrainOptions): TrainSettings {
   }
   return {
     ...saved,
+    kernelsFirstSteps: saved.kernelsFirstSteps ?? 0, // runs saved before the option existed
     saveEvery: positiveInt(o.saveEvery ?? saved.saveEvery, 'saveEvery', 0),
     keep: positiveInt(o.keep ?? saved.keep, 'keep'),
     evalEvery: positiveInt(o.evalEvery ?? saved.evalEvery, 'evalEvery', 0),
@@ -406,8 +418,8 @@ function buildOptimizer(model: DecoderLM, s: TrainSettings): Groups {
     if (!buckets.has(key)) buckets.set(key, []);
     buckets.get(key)!.push(p);
   }
-  if (s.trainOnly === 'kernels' && kernelCount === 0) {
-    throw new Error(`supra: train: trainOnly "kernels" needs a SUPRA model, but ${model.config.architecture} has no kernel parameters (use --linearize)`);
+  if ((s.trainOnly === 'kernels' || s.kernelsFirstSteps > 0) && kernelCount === 0) {
+    throw new Error(`supra: train: ${s.trainOnly === 'kernels' ? 'trainOnly "kernels"' : 'kernelsFirstSteps'} needs a SUPRA model, but ${model.config.architecture} has no kernel parameters (use --linearize)`);
   }
   const groups: ParamGroup[] = [...buckets].map(([name, params]) => ({
     name,
@@ -535,6 +547,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     throw e;
   }
   const { optimizer, trained, kernelGroups } = groups;
+  const kernelParams = optimizer.groups.filter((g) => kernelGroups.has(g.name)).flatMap((g) => g.params);
+  // the two-step schedule's first step clips and updates the kernels alone
+  const updatedAt = (step: number) => (step < s.kernelsFirstSteps ? kernelParams : trained);
   const schedule = baseSchedule(s);
   const kernelSchedule = scaledSchedule(schedule, s.kernelLr);
 
@@ -600,6 +615,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         `data: ${data.trainTokens.toLocaleString('en')} training tokens (${((s.totalSteps * s.tokensPerStep) / Math.max(1, data.trainTokens)).toFixed(2)} epochs)\n` +
         `  lr ${s.lr} → ${s.minLr} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${s.kernelLr}` : ''}; AdamW β (${s.betas.join(', ')}), wd ${s.weightDecay}` +
         `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip || 'off'}; z-loss ${s.zLoss}; train ${s.trainOnly}` +
+        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
         (latest ? `\n  resuming from ${latest.dir} at step ${step}` : ''),
     );
     if (!latest && s.evalSequences > 0) {
@@ -628,19 +644,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       const loss = lossSum / accum;
       o.hooks?.afterBackward?.(step, model);
+      const updated = updatedAt(step);
       let sumSq = 0;
-      for (const p of trained) sumSq += sumSquares(p.grad!);
+      for (const p of updated) sumSq += sumSquares(p.grad!);
       const gradNorm = Math.sqrt(sumSq) / accum;
       const lr = lrAt(step, schedule);
       const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
       if (ok) {
         const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
         const factor = clipCoef / accum;
-        if (factor !== 1) for (const p of trained) scale(p.grad!, factor);
+        if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
         o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
         const kernelLr = lrAt(step, kernelSchedule);
         for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
-        optimizer.step();
+        optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
         consecutive = 0;
       } else {
         skipped++;
