@@ -23,7 +23,7 @@ test('supra linearize writes a folder that from_pretrained loads, with the refer
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     assert.deepEqual(config.architectures, ['SupraForCausalLM']);
     assert.equal(config.model_type, 'supra');
-    assert.deepEqual(config.supra, { qk_norm: 'none', qk_norm_eps: 1e-5, decay: 'lightning', group_norm_eps: 1e-5 });
+    assert.deepEqual(config.supra, { qk_norm: 'none', qk_norm_eps: 1e-5, decay: 'lightning', group_norm_eps: 1e-5, normalization: 'group_norm', normalizer_eps: 1e-6 });
     const kernels = readSafetensors(join(gqaDir, 'supra_kernels.safetensors'));
     const saved = readSafetensors(join(out, 'model.safetensors'));
     for (const [name, t] of kernels) assert.deepEqual(Array.from(saved.get(name)!.data), Array.from(t.data), name);

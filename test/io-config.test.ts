@@ -167,7 +167,7 @@ test('saveConfig writes raw fields plus supra updates, atomically, and reads bac
   const supra = {
     ...teacher,
     architecture: SUPRA_ARCHITECTURE,
-    supra: { qk_norm: 'rms' as const, qk_norm_eps: 1e-5, decay: 'lightning' as const, group_norm_eps: 1e-5 },
+    supra: { qk_norm: 'rms' as const, qk_norm_eps: 1e-5, decay: 'lightning' as const, group_norm_eps: 1e-5, normalization: 'group_norm' as const, normalizer_eps: 1e-6 },
   };
   const dir = join(root, 'saved');
   mkdirSync(dir);

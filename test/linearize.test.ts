@@ -42,7 +42,7 @@ test('supraConfig keeps the teacher fields and records the settings', () => {
   assert.equal(c.architecture, 'SupraForCausalLM');
   assert.deepEqual(c.raw.architectures, ['SupraForCausalLM']);
   assert.equal(c.raw.model_type, 'supra');
-  assert.deepEqual(c.supra, { qk_norm: 'rms', qk_norm_eps: 1e-5, decay: 'retnet', group_norm_eps: 1e-5 });
+  assert.deepEqual(c.supra, { qk_norm: 'rms', qk_norm_eps: 1e-5, decay: 'retnet', group_norm_eps: 1e-5, normalization: 'group_norm', normalizer_eps: 1e-6 });
   assert.equal(c.raw.rope_theta, 10000);
   assert.throws(() => supraConfig(c), /already a SUPRA model/);
 });

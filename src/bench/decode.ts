@@ -64,6 +64,7 @@ function cloneSupraState(src: GenerationState): GenerationState {
   src.decoder.layers.forEach((l, i) => {
     const from = l as SupraState, to = copy.decoder.layers[i] as SupraState;
     to.data.set(from.data);
+    if (from.normalizer) to.normalizer!.set(from.normalizer);
     to.position = from.position;
   });
   copy.decoder.position = src.decoder.position;

@@ -37,3 +37,9 @@ export function choiceOption<T extends string>(value: string | undefined, name: 
   }
   return value as T;
 }
+
+/** --normalization group-norm|sum (the spelling on the command line) as the config's 'group_norm' | 'sum'. */
+export function normalizationOption(value: string | undefined): 'group_norm' | 'sum' {
+  const choice = choiceOption(value, 'normalization', ['group-norm', 'sum'] as const, 'group-norm');
+  return choice === 'group-norm' ? 'group_norm' : 'sum';
+}

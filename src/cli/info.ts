@@ -16,7 +16,10 @@ export const command = {
     console.log(`${dir}: ${c.architecture}`);
     console.log(`  layers ${c.num_hidden_layers}, hidden ${c.hidden_size}, heads ${c.num_attention_heads} (kv ${c.num_key_value_heads}), head_dim ${c.head_dim}, ffn ${c.intermediate_size}, vocab ${c.vocab_size}`);
     console.log(`  rope_theta ${c.rope_theta}, rms_norm_eps ${c.rms_norm_eps}, tied embeddings ${c.tie_word_embeddings}`);
-    if (c.supra) console.log(`  supra: decay ${c.supra.decay}, qk_norm ${c.supra.qk_norm}, group_norm_eps ${c.supra.group_norm_eps}`);
+    if (c.supra) {
+      const norm = c.supra.normalization === 'sum' ? `normalization sum (T2R-style), normalizer_eps ${c.supra.normalizer_eps}` : `group_norm_eps ${c.supra.group_norm_eps}`;
+      console.log(`  supra: decay ${c.supra.decay}, qk_norm ${c.supra.qk_norm}, ${norm}`);
+    }
     console.log(`  ${tensors.size} tensors, ${(n / 1e6).toFixed(3)} M parameters`);
     if (values.tensors) for (const [name, t] of tensors) console.log(`    ${name} ${t.dtype} [${t.shape.join(', ')}]`);
     const b = getBackend();

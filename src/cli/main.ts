@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.js')).command,
   generate: async () => (await import('./generate.js')).command,
   bench: async () => (await import('./bench.js')).command,
+  experiments: async () => (await import('./experiments.js')).command,
 };
 
 async function usage(): Promise<string> {

@@ -1,6 +1,6 @@
 // supra train: train a softmax teacher or a SUPRA model on text (see src/train/trainer.ts for the recipe).
 import { resolve } from 'node:path';
-import { choiceOption, floatOption, intOption, parse, UsageError } from './args.js';
+import { choiceOption, floatOption, intOption, normalizationOption, parse, UsageError } from './args.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
 import { EMBEDDED_INPUT } from '../train/data/files.js';
@@ -12,12 +12,13 @@ const usage = [
   '       [--lr 3e-4] [--min-lr lr/10] [--warmup-steps min(1000, steps/10)] [--kernel-lr lr] [--beta1 0.9] [--beta2 0.95]',
   '       [--eps 1e-8] [--weight-decay 0.1] [--decay-norms-biases true|false] [--grad-clip 1] [--z-loss 1e-4]',
   '       [--train-only all|kernels] [--kernels-first-steps 0] [--seed 0] [--qk-norm none|rms|layernorm] [--decay lightning|retnet|none]',
+  '       [--normalization group-norm|sum]',
   '       [--save-every 1000] [--keep 3] [--eval-every 0] [--eval-sequences 64] [--max-skips 10] [--stop-at STEP]',
   '       [--validation-fraction 0.02] [--text-field text] [--txt-split file|paragraph] [--cache-dir DIR]',
   '       [--resume] [--quiet] [--log-every 1]',
   '',
   'The model: --model a teacher or SUPRA folder (--linearize: make the teacher a SUPRA model first, kernels',
-  'seeded by --seed), or --init a config.json for a random initialisation (HF Llama: N(0, 0.02) weights, unit',
+  'seeded by --seed; --normalization sum: the T2R-style denominator instead of GroupNorm), or --init a config.json for a random initialisation (HF Llama: N(0, 0.02) weights, unit',
   'norms; SUPRA kernels as linearize); --seed also picks the validation documents and the data order.',
   'The budget: steps = tokens / (batch-size · seq-len · grad-accum). --train-only kernels updates only the new',
   'SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm); --kernel-lr gives them their own peak lr.',
@@ -79,6 +80,7 @@ export const command = {
         seed: { type: 'string' },
         'qk-norm': { type: 'string' },
         decay: { type: 'string' },
+        normalization: { type: 'string' },
         'save-every': { type: 'string' },
         keep: { type: 'string' },
         'eval-every': { type: 'string' },
@@ -115,7 +117,9 @@ export const command = {
       const given = [values.model, values.init].filter((v) => v !== undefined).length;
       if (given !== 1) throw new UsageError('train needs exactly one of --model <dir> (a teacher or SUPRA folder) and --init <config.json>');
       if (values.linearize && !values.model) throw new UsageError('--linearize needs --model <teacher-dir>');
-      if (!values.linearize && (values['qk-norm'] !== undefined || values.decay !== undefined)) throw new UsageError('--qk-norm and --decay choose the SUPRA layers of --linearize; a SUPRA folder or config already sets them');
+      if (!values.linearize && (values['qk-norm'] !== undefined || values.decay !== undefined || values.normalization !== undefined)) {
+        throw new UsageError('--qk-norm, --decay and --normalization choose the SUPRA layers of --linearize; a SUPRA folder or config already sets them');
+      }
       if (!values.data || values.data.length === 0) throw new UsageError('train needs --data <files, folder, glob or @embedded>');
       const tokenizerDir = values.tokenizer ?? values.model;
       if (!tokenizerDir) throw new UsageError('--init needs --tokenizer <dir> (a folder with tokenizer.json) to read the data');
@@ -144,6 +148,7 @@ export const command = {
         ? {
             qk_norm: choiceOption(values['qk-norm'], 'qk-norm', ['none', 'rms', 'layernorm'] as const, 'none'),
             decay: choiceOption(values.decay, 'decay', ['lightning', 'retnet', 'none'] as const, 'lightning'),
+            normalization: normalizationOption(values.normalization),
           }
         : undefined,
       tokenizerDir: values.tokenizer ?? values.model,

@@ -222,6 +222,53 @@ export function groupnormBackward(
   endCall();
 }
 
+// ---------------------------------------------------------------- per-row denominators
+
+// The 'sum' normalization of linear attention (the T2R-style ablation): each (token, head) row of the
+// numerator divided by its own denominator. Plain TypeScript: one pass over the attention output, small
+// beside the products around it, so not worth a wasm kernel.
+
+function checkLength(name: string, arr: ArrayLike<number>, count: number): void {
+  if (arr.length < count) throw new RangeError(`supra: ${name} has ${arr.length} elements, the call needs ${count}`);
+}
+
+/** y[r, :] = x[r, :] / (z[r] + eps) for rows × cols values (y may be x). */
+export function divideRows(x: Float32Array, z: Float32Array, eps: number, y: Float32Array, rows: number, cols: number): void {
+  checkCount('divideRows: rows', rows);
+  checkCount('divideRows: cols', cols);
+  checkLength('divideRows: x', x, rows * cols);
+  checkLength('divideRows: z', z, rows);
+  checkLength('divideRows: y', y, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const d = z[r]! + eps;
+    for (let c = r * cols, end = c + cols; c < end; c++) y[c] = x[c]! / d;
+  }
+}
+
+/**
+ * Backward of divideRows from its output y: dx = dy / (z + eps) (overwritten; dx may be dy) and
+ * dz[r] = −Σ_c dy[r, c]·y[r, c] / (z[r] + eps) (overwritten), since ∂y/∂z = −y/(z + eps).
+ */
+export function divideRowsBackward(
+  dy: Float32Array, y: Float32Array, z: Float32Array, eps: number, dx: Float32Array, dz: Float32Array,
+  rows: number, cols: number,
+): void {
+  checkCount('divideRowsBackward: rows', rows);
+  checkCount('divideRowsBackward: cols', cols);
+  checkLength('divideRowsBackward: dy', dy, rows * cols);
+  checkLength('divideRowsBackward: y', y, rows * cols);
+  checkLength('divideRowsBackward: z', z, rows);
+  checkLength('divideRowsBackward: dx', dx, rows * cols);
+  checkLength('divideRowsBackward: dz', dz, rows);
+  for (let r = 0; r < rows; r++) {
+    const d = z[r]! + eps;
+    let dot = 0; // read dy before dx (which may be dy) is written
+    for (let c = r * cols, end = c + cols; c < end; c++) dot += dy[c]! * y[c]!;
+    for (let c = r * cols, end = c + cols; c < end; c++) dx[c] = dy[c]! / d;
+    dz[r] = -dot / d;
+  }
+}
+
 // ---------------------------------------------------------------- rotary embeddings
 
 /**

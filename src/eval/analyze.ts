@@ -254,8 +254,19 @@ export function supraAttention(model: DecoderLM, ids: ArrayLike<number>): Attent
     model.layers.forEach((layer, l) => {
       const mixer = layer.mixer;
       if (!(mixer instanceof SupraAttention)) throw new Error(`supra: analyze: layer ${l} of --model is not SUPRA attention (is --model a SUPRA folder?)`);
-      const { q, k } = mixer.internals();
-      maps.push(decayedScores(q, k, mixer.attention.slopes, mixer.heads, T, mixer.kernelDim));
+      const { q, k, denominator } = mixer.internals();
+      const heads = decayedScores(q, k, mixer.attention.slopes, mixer.heads, T, mixer.kernelDim);
+      // normalization 'sum' (T2R-style): the weights are the scores over the layer's own denominator z[t, h]
+      if (denominator) {
+        const eps = mixer.settings.normalizer_eps;
+        heads.forEach((a, h) => {
+          for (let t = 0; t < T; t++) {
+            const z = denominator[t * mixer.heads + h]! + eps;
+            for (let j = 0; j <= t; j++) a[t * T + j]! /= z;
+          }
+        });
+      }
+      maps.push(heads);
     });
   } finally {
     model.freeActivations();
@@ -353,7 +364,7 @@ export interface AnalysisResult {
 
 export const DEFINITIONS: Record<string, string> = {
   teacher: 'P[t,j] = softmax_j(q_t.k_j/sqrt(D)) over j <= t (q, k after RoPE; GQA heads share kv head floor(h/(H/Hkv)))',
-  model: 'A[t,j] = exp(-slope_h (t-j)) q~_t.k~_j / sqrt(Dk) for j <= t, 0 above the diagonal (q~, k~ after relu, qk-norm, RoPE); no denominator',
+  model: 'A[t,j] = exp(-slope_h (t-j)) q~_t.k~_j / sqrt(Dk) for j <= t, 0 above the diagonal (q~, k~ after relu, qk-norm, RoPE); no denominator (normalization "sum": divided by the layer\'s denominator z_t + eps)',
   rownorm: 'each row divided by |sum of the row| (rows summing to 0 left unchanged); for the teacher this changes nothing',
   cosine: '<P, A>_F / (||P||_F ||A||_F) over the flattened T x T matrices',
   svDistance: '|| s(P)/||s(P)||_2 - s(A)/||s(A)||_2 ||_2 with s(M) the singular values of M in descending order (Householder bidiagonalization + Golub-Kahan bisection, float64); 0 = proportional spectra, max sqrt(2)',

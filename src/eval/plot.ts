@@ -28,6 +28,9 @@ export interface LinePlot {
   yMax?: number;
   /** A horizontal reference line (e.g. chance level), drawn dashed. */
   hline?: { y: number; label: string };
+  /** Logarithmic axes (ticks at 1, 2, 5 × 10^k); values ≤ 0 are skipped like NaN. */
+  xLog?: boolean;
+  yLog?: boolean;
 }
 
 export interface Heatmap {
@@ -135,12 +138,42 @@ function finiteRange(values: Iterable<number>): [number, number] {
   return lo <= hi ? [lo, hi] : [0, 1];
 }
 
-function layoutLinePlot(p: LinePlot): Scene {
-  const width = p.width ?? 640, height = p.height ?? 400;
-  if (p.series.length === 0) throw new Error(`supra: plot '${p.title}': no series to draw`);
-  for (const s of p.series) {
-    if (s.x.length !== s.y.length) throw new Error(`supra: plot '${p.title}': series '${s.name}' has ${s.x.length} x values and ${s.y.length} y values`);
+/** Ticks of a log axis over [10^lo, 10^hi] in log10 units: 1, 2, 5 × 10^k (every decade when that is too many). */
+function logTicks(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  const mantissas = hi - lo > 4 ? [1] : [1, 2, 5];
+  for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
+    for (const m of mantissas) {
+      const t = k + Math.log10(m);
+      if (t >= lo - 1e-9 && t <= hi + 1e-9) out.push(t);
+    }
   }
+  return out.length >= 2 ? out : niceTicks(lo, hi);
+}
+
+/** A plot on log axes as the same plot on linear axes of log10 values (the tick labels undo it). */
+function toLogAxes(p: LinePlot): LinePlot {
+  const lg = (v: number) => (v > 0 ? Math.log10(v) : NaN);
+  return {
+    ...p,
+    series: p.series.map((s) => ({ ...s, x: p.xLog ? s.x.map(lg) : s.x, y: p.yLog ? s.y.map(lg) : s.y })),
+    yMin: p.yLog && p.yMin !== undefined ? lg(p.yMin) : p.yMin,
+    yMax: p.yLog && p.yMax !== undefined ? lg(p.yMax) : p.yMax,
+    hline: p.hline && p.yLog ? { ...p.hline, y: lg(p.hline.y) } : p.hline,
+  };
+}
+
+function layoutLinePlot(plot: LinePlot): Scene {
+  const width = plot.width ?? 640, height = plot.height ?? 400;
+  if (plot.series.length === 0) throw new Error(`supra: plot '${plot.title}': no series to draw`);
+  for (const s of plot.series) {
+    if (s.x.length !== s.y.length) throw new Error(`supra: plot '${plot.title}': series '${s.name}' has ${s.x.length} x values and ${s.y.length} y values`);
+  }
+  const p = plot.xLog || plot.yLog ? toLogAxes(plot) : plot;
+  const xTicks = (lo: number, hi: number) => (p.xLog ? logTicks(lo, hi) : niceTicks(lo, hi));
+  const yTicks = (lo: number, hi: number) => (p.yLog ? logTicks(lo, hi) : niceTicks(lo, hi));
+  const xText = (t: number) => formatNumber(p.xLog ? Number((10 ** t).toPrecision(6)) : t);
+  const yText = (t: number) => formatNumber(p.yLog ? Number((10 ** t).toPrecision(6)) : t);
   const shapes: Shape[] = [{ kind: 'rect', x: 0, y: 0, w: width, h: height, fill: WHITE, stroke: null }];
   // plot area: room for the title above, tick labels and axis labels left and below
   const left = 70, right = 20, top = 40, bottom = 50;
@@ -160,17 +193,17 @@ function layoutLinePlot(p: LinePlot): Scene {
   const sy = (y: number) => top + ph - ((y - y0) / (y1 - y0)) * ph;
 
   // grid and ticks
-  for (const t of niceTicks(x0, x1)) {
+  for (const t of xTicks(x0, x1)) {
     const x = sx(t);
     shapes.push({ kind: 'line', points: [[x, top], [x, top + ph]], color: GRID, width: 1, dashed: false });
     shapes.push({ kind: 'line', points: [[x, top + ph], [x, top + ph + 4]], color: BLACK, width: 1, dashed: false });
-    shapes.push({ kind: 'text', x, y: top + ph + 13, text: formatNumber(t), size: 'small', anchor: 'middle', color: BLACK, vertical: false });
+    shapes.push({ kind: 'text', x, y: top + ph + 13, text: xText(t), size: 'small', anchor: 'middle', color: BLACK, vertical: false });
   }
-  for (const t of niceTicks(y0, y1)) {
+  for (const t of yTicks(y0, y1)) {
     const y = sy(t);
     shapes.push({ kind: 'line', points: [[left, y], [left + pw, y]], color: GRID, width: 1, dashed: false });
     shapes.push({ kind: 'line', points: [[left - 4, y], [left, y]], color: BLACK, width: 1, dashed: false });
-    shapes.push({ kind: 'text', x: left - 7, y, text: formatNumber(t), size: 'small', anchor: 'end', color: BLACK, vertical: false });
+    shapes.push({ kind: 'text', x: left - 7, y, text: yText(t), size: 'small', anchor: 'end', color: BLACK, vertical: false });
   }
   shapes.push({ kind: 'rect', x: left, y: top, w: pw, h: ph, fill: null, stroke: BLACK });
   if (p.hline && Number.isFinite(p.hline.y) && p.hline.y >= y0 && p.hline.y <= y1) {

@@ -125,12 +125,7 @@ export function cloneState(state: DecoderState): DecoderState {
       c.position = s.position;
       return c;
     }
-    if (s instanceof SupraState) {
-      const c = new SupraState(s.batch, s.heads, s.dk, s.dv);
-      c.data.set(s.data);
-      c.position = s.position;
-      return c;
-    }
+    if (s instanceof SupraState) return s.clone(); // the 'sum' denominator state too
     throw new Error('supra: cloneState: a layer state is neither a KV cache nor a SUPRA state');
   });
   const out = new DecoderState(state.batch, layers);
@@ -180,6 +175,11 @@ export function probePlot(r: ProbeResult, names = { teacher: 'teacher (softmax)'
   }
   if (r.chance !== undefined) plot.hline = { y: r.chance, label: r.probe === 'copy' ? 'uniform guess' : 'chance' };
   return plot;
+}
+
+/** Which models a probe runs: both, or only the model when no teacher is given (its series stay empty). */
+function whoRuns(teacher: DecoderLM | null): ('teacher' | 'model')[] {
+  return teacher ? ['teacher', 'model'] : ['model'];
 }
 
 function timed(f: () => void): number {
@@ -245,7 +245,7 @@ function copyScores(model: DecoderLM, d: CopyData, span: number): { second: numb
   return { second: mean(second), first: mean(first) };
 }
 
-export function copyProbe(teacher: DecoderLM, model: DecoderLM, options: CopyOptions = {}): ProbeResult {
+export function copyProbe(teacher: DecoderLM | null, model: DecoderLM, options: CopyOptions = {}): ProbeResult {
   const V = model.config.vocab_size;
   const seed = options.seed ?? 0, samples = options.samples ?? 8, span = options.span ?? 16;
   const gaps = options.gaps ?? [0, 8, 32, 128, 512];
@@ -258,9 +258,9 @@ export function copyProbe(teacher: DecoderLM, model: DecoderLM, options: CopyOpt
   const seconds = { teacher: 0, model: 0 };
   gaps.forEach((gap, i) => {
     const d = copyData(mixSeed(seed, 1, i), samples, span, gap, range);
-    for (const who of ['teacher', 'model'] as const) {
+    for (const who of whoRuns(teacher)) {
       seconds[who] += timed(() => {
-        const s = copyScores(who === 'teacher' ? teacher : model, d, span);
+        const s = copyScores(who === 'teacher' ? teacher! : model, d, span);
         result[who].secondCopyLoss.push(s.second);
         result[who].firstCopyLoss.push(s.first);
       });
@@ -349,7 +349,7 @@ function mqarScores(model: DecoderLM, d: MqarData): { accuracy: number; logProb:
   return { accuracy: correct / n, logProb: lp / n };
 }
 
-export function mqarProbe(teacher: DecoderLM, model: DecoderLM, options: MqarOptions = {}): ProbeResult {
+export function mqarProbe(teacher: DecoderLM | null, model: DecoderLM, options: MqarOptions = {}): ProbeResult {
   const V = model.config.vocab_size;
   const seed = options.seed ?? 0, samples = options.samples ?? 16;
   const pairs = options.pairs ?? [4, 8, 16, 32, 64];
@@ -359,9 +359,9 @@ export function mqarProbe(teacher: DecoderLM, model: DecoderLM, options: MqarOpt
   const seconds = { teacher: 0, model: 0 };
   pairs.forEach((n, i) => {
     const d = mqarData(mixSeed(seed, 3, i), samples, n, Math.min(options.queries ?? n, n), range);
-    for (const who of ['teacher', 'model'] as const) {
+    for (const who of whoRuns(teacher)) {
       seconds[who] += timed(() => {
-        const s = mqarScores(who === 'teacher' ? teacher : model, d);
+        const s = mqarScores(who === 'teacher' ? teacher! : model, d);
         result[who].accuracy.push(s.accuracy);
         result[who].logProb.push(s.logProb);
       });
@@ -488,7 +488,7 @@ export function candidateLogLikelihoods(model: DecoderLM, prompt: number[], cand
   }
 }
 
-export function passkeyProbe(teacher: DecoderLM, model: DecoderLM, tok: TextTokenizer, options: PasskeyOptions = {}): ProbeResult {
+export function passkeyProbe(teacher: DecoderLM | null, model: DecoderLM, tok: TextTokenizer, options: PasskeyOptions = {}): ProbeResult {
   const seed = options.seed ?? 0, samples = options.samples ?? 2, distractors = options.distractors ?? 4;
   const lengths = options.lengths ?? [128, 256, 512];
   const depths = options.depths ?? [0, 0.25, 0.5, 0.75, 1];
@@ -507,8 +507,8 @@ export function passkeyProbe(teacher: DecoderLM, model: DecoderLM, tok: TextToke
         if (id >= V) throw new Error(`supra: passkey probe: the tokenizer produced id ${id}, outside the model's vocabulary of ${V}`);
       }
     }
-    for (const who of ['teacher', 'model'] as const) {
-      const m = who === 'teacher' ? teacher : model;
+    for (const who of whoRuns(teacher)) {
+      const m = who === 'teacher' ? teacher! : model;
       seconds[who] += timed(() => {
         const perDepth: number[] = [];
         const margins: number[] = [];

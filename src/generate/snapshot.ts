@@ -3,6 +3,7 @@
 //
 // File (written atomically by writeSafetensors):
 //   state.layer.N  F32 [B, H, Dk, Dv]  layer N's recurrent state (already × γ, as SupraState holds it)
+//   state.layer.N.normalizer  F32 [B, H, Dk]  normalization 'sum' only: the denominator's state (× γ too)
 //   tokens         I32 [B, L]          every token of the context (all of them consumed)
 //   logits         F32 [B, V]          the next-token logits after them
 //   __metadata__   format "supra-state/1", position, batch, layers, vocab_size, architecture,
@@ -43,10 +44,15 @@ export function modelFingerprint(model: ModelLike, fresh = false): string {
   if (cached && !fresh) return cached;
   const c = m.config;
   const h = createHash('sha256');
+  // GroupNorm models hash their settings as before the normalization option existed: their snapshots stay valid
+  const s = c.supra;
+  const supra = s && s.normalization === 'group_norm'
+    ? { qk_norm: s.qk_norm, qk_norm_eps: s.qk_norm_eps, decay: s.decay, group_norm_eps: s.group_norm_eps }
+    : s ?? null;
   h.update(JSON.stringify({
     architecture: c.architecture, vocab_size: c.vocab_size, hidden_size: c.hidden_size, layers: c.num_hidden_layers,
     heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, head_dim: c.head_dim, ffn: c.intermediate_size,
-    rope_theta: c.rope_theta, rms_norm_eps: c.rms_norm_eps, tie: c.tie_word_embeddings, supra: c.supra ?? null,
+    rope_theta: c.rope_theta, rms_norm_eps: c.rms_norm_eps, tie: c.tie_word_embeddings, supra,
   }));
   const sample = new Float32Array(SAMPLE + 2 * EDGE);
   for (const p of m.params()) {
@@ -96,7 +102,10 @@ export function saveState(path: string, model: ModelLike, state: GenerationState
   const tokens = new Int32Array(B * L);
   state.tokens.forEach((row, b) => tokens.set(row, b * L));
   const tensors = [
-    ...layers.map((s, i) => ({ name: `state.layer.${i}`, shape: [s.batch, s.heads, s.dk, s.dv], data: s.data })),
+    ...layers.flatMap((s, i) => [
+      { name: `state.layer.${i}`, shape: [s.batch, s.heads, s.dk, s.dv], data: s.data },
+      ...(s.normalizer ? [{ name: `state.layer.${i}.normalizer`, shape: [s.batch, s.heads, s.dk], data: s.normalizer }] : []),
+    ]),
     { name: 'tokens', shape: [B, L], data: tokens },
     { name: 'logits', shape: [B, V], data: logits },
   ];
@@ -134,6 +143,16 @@ export function loadState(path: string, model: ModelLike): GenerationState {
     if (meta.format !== STATE_FORMAT) {
       throw new Error(`supra: ${path}: not a supra state snapshot (metadata format is ${JSON.stringify(meta.format ?? null)}, expected "${STATE_FORMAT}")`);
     }
+    // the layout: a 'sum' model carries a denominator state per layer, a GroupNorm model none
+    if (c.supra) {
+      const want = c.supra.normalization === 'sum';
+      if (file.has('state.layer.0.normalizer') !== want) {
+        throw new Error(
+          `supra: ${path}: the snapshot ${want ? 'lacks' : 'holds'} denominator states (state.layer.N.normalizer), ` +
+            `but this model's normalization is ${c.supra.normalization} (snapshots of 'sum' models have them, of 'group_norm' models not)`,
+        );
+      }
+    }
     const fp = modelFingerprint(m);
     if (meta.model_fingerprint !== fp) {
       throw new Error(`supra: ${path}: the snapshot is from another model (${meta.architecture ?? 'unknown'}, fingerprint ${String(meta.model_fingerprint).slice(0, 12)}…), not this ${c.architecture} (fingerprint ${fp.slice(0, 12)}…)`);
@@ -162,6 +181,15 @@ export function loadState(path: string, model: ModelLike): GenerationState {
         if (file.info(name).dtype !== 'F32') throw new Error(`supra: ${path}: tensor ${name} must be F32`);
         file.readInto(name, s.data);
         read.push({ name, data: s.data });
+        const zName = `${name}.normalizer`;
+        if (s.normalizer) {
+          expectShape(zName, [B, s.heads, s.dk]);
+          if (file.info(zName).dtype !== 'F32') throw new Error(`supra: ${path}: tensor ${zName} must be F32`);
+          file.readInto(zName, s.normalizer);
+          read.push({ name: zName, data: s.normalizer });
+        } else if (file.has(zName)) {
+          throw new Error(`supra: ${path}: tensor ${zName} is not part of this model's state (normalization ${c.supra?.normalization ?? 'none'})`);
+        }
       });
       expectShape('tokens', [B, position]);
       expectShape('logits', [B, V]);

@@ -8,6 +8,11 @@ export const SUPRA_ARCHITECTURE = 'SupraForCausalLM';
 
 export type QkNorm = 'none' | 'rms' | 'layernorm';
 export type Decay = 'lightning' | 'retnet' | 'none';
+/**
+ * How the linear-attention output is normalized per head: 'group_norm' (SUPRA: GroupNorm, no
+ * denominator) or 'sum' (T2R-style ablation: divided by the decayed sum Σ γ^(t−j) q̃_t·k̃_j/√Dk, no GroupNorm).
+ */
+export type Normalization = 'group_norm' | 'sum';
 
 /** The SUPRA settings saved in config.json under "supra". */
 export interface SupraSettings {
@@ -15,6 +20,10 @@ export interface SupraSettings {
   qk_norm_eps: number;
   decay: Decay;
   group_norm_eps: number;
+  /** 'group_norm' (default, SUPRA) or 'sum' (T2R-style denominator). */
+  normalization: Normalization;
+  /** Added to the 'sum' denominator (unused by 'group_norm'). */
+  normalizer_eps: number;
 }
 
 /** A decoder config with every field resolved (HF defaults filled in). */
@@ -138,11 +147,16 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     const decay = s.decay ?? 'lightning';
     if (qk !== 'none' && qk !== 'rms' && qk !== 'layernorm') fail(path, `supra.qk_norm must be none|rms|layernorm, got ${JSON.stringify(qk)}`);
     if (decay !== 'lightning' && decay !== 'retnet' && decay !== 'none') fail(path, `supra.decay must be lightning|retnet|none, got ${JSON.stringify(decay)}`);
+    // absent: GroupNorm, as every SUPRA folder written before the option existed
+    const normalization = s.normalization ?? 'group_norm';
+    if (normalization !== 'group_norm' && normalization !== 'sum') fail(path, `supra.normalization must be group_norm|sum, got ${JSON.stringify(normalization)}`);
     supra = {
       qk_norm: qk,
       qk_norm_eps: num(s, 'qk_norm_eps', path, 1e-5),
       decay,
       group_norm_eps: num(s, 'group_norm_eps', path, 1e-5),
+      normalization,
+      normalizer_eps: num(s, 'normalizer_eps', path, 1e-6),
     };
   }
   return {

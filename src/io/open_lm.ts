@@ -534,6 +534,7 @@ export function toOpenLmParams(config: ModelConfig): OpenLmParams {
   }
   const supra = config.supra;
   if (supra && supra.qk_norm === 'layernorm') fail('open_lm uses the block norm type (RMS) for qk-norm; a gain-only layernorm qk-norm cannot be expressed');
+  if (supra && supra.normalization !== 'group_norm') fail(`open_lm's linear attention uses GroupNorm; normalization "${supra.normalization}" cannot be expressed`);
   const params: OpenLmParams = {
     architectures: ['OpenLMForCausalLM'],
     model_type: 'openlm',

@@ -8,6 +8,9 @@
 //   o = linear_attention(q̃, k̃, v)                        (decay γ_h per head, scale 1/√Dk, no denominator)
 //   out = o_proj(GroupNorm(o))                           (one group per head, no affine)
 //
+// normalization 'sum' (the paper's T2R-style ablation) replaces the GroupNorm by the classic denominator:
+// o_t = N_t / (z_t + eps), z_t = Σ_{j≤t} γ^(t−j) (u_q,t·u_k,j)/√Dk over the un-rotated features u (≥ 0).
+//
 // Forward and backward side by side. Rows are tokens: [B·T, features] ("token-major"); the attention
 // itself runs head-major [B, H, T, D] (see linear_attention.ts).
 import * as ops from '../core/ops.js';
@@ -38,31 +41,49 @@ export interface SupraMixerOptions {
 /** Declares (or looks up) a parameter of the given HF name and shape. */
 export type GetParam = (name: string, shape: number[]) => Param;
 
-/** The recurrent state of one SUPRA layer for B sequences: [B, H, Dk, Dv], already multiplied by γ. */
+/**
+ * The recurrent state of one SUPRA layer for B sequences: [B, H, Dk, Dv], already multiplied by γ. With
+ * normalization 'sum' also the denominator's state [B, H, Dk] (its Dv = 1), already × γ as well.
+ */
 export class SupraState implements MixerState {
   position = 0;
   readonly data: Float32Array;
+  /** The 'sum' denominator's state [B, H, Dk]; null under GroupNorm. */
+  readonly normalizer: Float32Array | null;
 
   constructor(
     readonly batch: number,
     readonly heads: number,
     readonly dk: number,
     readonly dv: number,
+    withNormalizer = false,
   ) {
     this.data = allocF32(batch * heads * dk * dv);
+    this.normalizer = withNormalizer ? allocF32(batch * heads * dk) : null;
   }
 
   bytes(): number {
-    return this.data.byteLength;
+    return this.data.byteLength + (this.normalizer?.byteLength ?? 0);
   }
 
   reset(): void {
     this.data.fill(0);
+    this.normalizer?.fill(0);
     this.position = 0;
+  }
+
+  /** A new state with the same shape, contents and position. */
+  clone(): SupraState {
+    const c = new SupraState(this.batch, this.heads, this.dk, this.dv, this.normalizer !== null);
+    c.data.set(this.data);
+    if (this.normalizer) c.normalizer!.set(this.normalizer);
+    c.position = this.position;
+    return c;
   }
 
   free(): void {
     free(this.data);
+    if (this.normalizer) free(this.normalizer);
   }
 }
 
@@ -83,6 +104,8 @@ export class SupraAttention implements TokenMixer {
   readonly settings: SupraSettings;
   readonly ropeTheta: number;
   readonly attention: LinearAttention;
+  /** normalization 'sum': the denominator, the same operator with v ≡ 1 (Dv = 1); null under GroupNorm. */
+  readonly normalizer: LinearAttention | null;
   form: AttentionForm;
 
   // teacher projections
@@ -146,12 +169,17 @@ export class SupraAttention implements TokenMixer {
       this.kernelK = this.kernelQ;
       this.kernelKBias = this.kernelQBias;
     }
+    const norm = this.settings.normalization;
+    if (norm !== 'group_norm' && norm !== 'sum') throw new Error(`supra: layer ${layer}: unknown normalization "${String(norm)}" (expected group_norm or sum)`);
+    if (norm === 'sum' && !(Number.isFinite(this.settings.normalizer_eps) && this.settings.normalizer_eps > 0)) {
+      throw new Error(`supra: layer ${layer}: normalizer_eps must be a finite number > 0, got ${this.settings.normalizer_eps}`);
+    }
     const qk = this.settings.qk_norm;
     this.qNorm = qk !== 'none' ? getParam(`${p}.q_norm.weight`, [H * Dk]) : null;
     this.kNorm = qk !== 'none' ? getParam(`${p}.k_norm.weight`, [H * Dk]) : null;
-    this.attention = new LinearAttention({
-      heads: H, dk: Dk, dv: D, slopes: decaySlopes(H, this.settings.decay), chunkSize: options.chunkSize ?? 64,
-    });
+    const slopes = decaySlopes(H, this.settings.decay);
+    this.attention = new LinearAttention({ heads: H, dk: Dk, dv: D, slopes, chunkSize: options.chunkSize ?? 64 });
+    this.normalizer = norm === 'sum' ? new LinearAttention({ heads: H, dk: Dk, dv: 1, slopes, chunkSize: options.chunkSize ?? 64 }) : null;
     this.form = options.form ?? 'chunked';
     this.rope = ropeTable(this.ropeTheta, Dk);
     this.scratch = options.scratch ?? this.acts;
@@ -168,6 +196,7 @@ export class SupraAttention implements TokenMixer {
 
   setChunkSize(chunk: number): void {
     this.attention.setChunkSize(chunk);
+    this.normalizer?.setChunkSize(chunk);
   }
 
   params(): Param[] {
@@ -177,24 +206,44 @@ export class SupraAttention implements TokenMixer {
   }
 
   newState(B: number): SupraState {
-    return new SupraState(B, this.heads, this.kernelDim, this.headDim);
+    return new SupraState(B, this.heads, this.kernelDim, this.headDim, this.normalizer !== null);
   }
 
   /**
    * The layer-internal values of the last forward, for inspection: q̃, k̃ (after relu, qk-norm, RoPE;
    * k̃ repeated) and v (repeated) [B, H, T, D], attnRaw [B, H, T, Dv] before GroupNorm, attnGn
-   * [B, T, H·Dv] after it. Valid until the next call of this mixer (after a decoding step, until the
-   * next call of any layer sharing its scratch).
+   * [B, T, H·Dv] after it (the o_proj input). Under normalization 'sum' attnRaw is the numerator N,
+   * attnGn = N / (z + eps), and denominator the z [B, T, H] (null under GroupNorm). Valid until the
+   * next call of this mixer (after a decoding step, until the next call of any layer sharing its scratch).
    */
-  internals(): { q: Float32Array; k: Float32Array; v: Float32Array; attnRaw: Float32Array; attnGn: Float32Array; B: number; T: number } {
+  internals(): {
+    q: Float32Array; k: Float32Array; v: Float32Array; attnRaw: Float32Array; attnGn: Float32Array;
+    denominator: Float32Array | null; B: number; T: number;
+  } {
     if (!this.last) throw new Error('supra: no forward has run yet');
     const { B, T, keep } = this.last;
     const { heads: H, kernelDim: Dk, headDim: D } = this;
     const n = B * T;
     return {
       q: this.buf('qt', n * H * Dk, keep), k: this.buf('kt', n * H * Dk, keep), v: this.buf('vt', n * H * D, keep),
-      attnRaw: this.buf('oRaw', n * H * D, keep), attnGn: this.buf('gn', n * H * D, keep), B, T,
+      attnRaw: this.buf('oRaw', n * H * D, keep), attnGn: this.buf('gn', n * H * D, keep),
+      denominator: this.normalizer ? this.buf('zTok', n * H, keep) : null, B, T,
     };
+  }
+
+  /**
+   * One linear attention (the numerator, or the 'sum' denominator) over the call's tokens, in the mixer's
+   * form. carried: the state to continue (advanced in place), or null for a whole sequence from 0, whose
+   * chunk states are kept for backward.
+   */
+  private attend(att: LinearAttention, q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, B: number, T: number, carried: Float32Array | null): void {
+    if (carried) {
+      // single tokens always step recurrently (the same math, no chunk workspace)
+      if (this.form === 'recurrent' || T === 1) att.forwardRecurrent(q, k, v, o, B, T, carried);
+      else att.forwardChunked(q, k, v, o, B, T, carried, false);
+    } else if (this.form === 'parallel') att.forwardParallel(q, k, v, o, B, T);
+    else if (this.form === 'recurrent') att.forwardRecurrent(q, k, v, o, B, T, null);
+    else att.forwardChunked(q, k, v, o, B, T, null, true);
   }
 
   forward(x: Float32Array, out: Float32Array, B: number, T: number, state?: MixerState | null): void {
@@ -207,7 +256,8 @@ export class SupraAttention implements TokenMixer {
     }
     let supraState: SupraState | null = null;
     if (state) {
-      if (!(state instanceof SupraState) || state.batch !== B || state.heads !== H || state.dk !== Dk || state.dv !== D) {
+      if (!(state instanceof SupraState) || state.batch !== B || state.heads !== H || state.dk !== Dk || state.dv !== D ||
+        (state.normalizer !== null) !== (this.normalizer !== null)) {
         throw new Error(`supra: layer ${this.layer}: the state was not made by this layer's newState(${B})`);
       }
       supraState = state;
@@ -245,6 +295,13 @@ export class SupraAttention implements TokenMixer {
     const krot = this.buf('krot', N * H * Dk, false);
     this.qkNormForward(qf, this.qNorm, qrot, 'q', N, keep);
     this.qkNormForward(kr, this.kNorm, krot, 'k', N, keep);
+    // 'sum': the denominator reads the features before RoPE (u ≥ 0, so z ≥ 0), head-major
+    const uq = this.normalizer ? this.buf('uq', N * H * Dk, keep) : null;
+    const uk = this.normalizer ? this.buf('uk', N * H * Dk, keep) : null;
+    if (uq && uk) {
+      ops.toHeadMajor(qrot, uq, B, T, H, 1, Dk);
+      ops.toHeadMajor(krot, uk, B, T, H, 1, Dk);
+    }
     ops.rope(qrot, cos, sin, B, T, H, Dk, start);
     ops.rope(krot, cos, sin, B, T, H, Dk, start);
 
@@ -257,21 +314,25 @@ export class SupraAttention implements TokenMixer {
     ops.toHeadMajor(v, vt, B, T, H, rep, D);
 
     const oRaw = this.buf('oRaw', N * H * D, keep);
-    if (supraState) {
-      // single tokens always step recurrently (the same math, no chunk workspace)
-      if (this.form === 'recurrent' || T === 1) this.attention.forwardRecurrent(qt, kt, vt, oRaw, B, T, supraState.data);
-      else this.attention.forwardChunked(qt, kt, vt, oRaw, B, T, supraState.data, false);
-      supraState.position += T;
-    } else if (this.form === 'parallel') this.attention.forwardParallel(qt, kt, vt, oRaw, B, T);
-    else if (this.form === 'recurrent') this.attention.forwardRecurrent(qt, kt, vt, oRaw, B, T, null);
-    else this.attention.forwardChunked(qt, kt, vt, oRaw, B, T, null, true);
+    this.attend(this.attention, qt, kt, vt, oRaw, B, T, supraState ? supraState.data : null);
 
-    // GroupNorm per head (token-major), then o_proj
+    // per-head normalization (token-major), then o_proj
     const oTok = this.buf('oTok', N * H * D, false);
-    const gn = this.buf('gn', N * H * D, keep);
-    const gnRstd = this.buf('gnRstd', N * H, keep);
+    const gn = this.buf('gn', N * H * D, keep); // the o_proj input
     ops.toTokenMajor(oRaw, oTok, B, T, H, 1, D);
-    ops.groupnorm(oTok, gn, gnRstd, N, H, D, this.settings.group_norm_eps);
+    if (this.normalizer && uq && uk) {
+      // z = the same operator on the un-rotated features with v ≡ 1; o = N / (z + eps), no GroupNorm
+      const ones = this.buf('ones', N * H, false).fill(1);
+      const z = this.buf('z', N * H, false);
+      const zTok = this.buf('zTok', N * H, keep);
+      this.attend(this.normalizer, uq, uk, ones, z, B, T, supraState ? supraState.normalizer : null);
+      ops.toTokenMajor(z, zTok, B, T, H, 1, 1);
+      ops.divideRows(oTok, zTok, this.settings.normalizer_eps, gn, N * H, D);
+    } else {
+      const gnRstd = this.buf('gnRstd', N * H, keep);
+      ops.groupnorm(oTok, gn, gnRstd, N, H, D, this.settings.group_norm_eps);
+    }
+    if (supraState) supraState.position += T;
     ops.linear(gn, this.oProj.data, this.oBias?.data ?? null, out, N, H * D, hidden);
 
     this.last = { B, T, keep };
@@ -331,13 +392,22 @@ export class SupraAttention implements TokenMixer {
     const { cos, sin } = this.rope.get(T);
     const tmp = (name: string, n: number) => this.buf(name, n, false);
 
-    // o_proj and GroupNorm
+    // o_proj and the normalization: GroupNorm, or 'sum': dN = dO/(z + eps), dz = −Σ_d dO·O/(z + eps)
     const gn = this.buf('gn', N * H * D, true);
-    const gnRstd = this.buf('gnRstd', N * H, true);
     const dgn = tmp('dgn', N * H * D);
     ops.linearBackward(dout, gn, this.oProj.data, dgn, gradOf(this.oProj), this.oBias ? gradOf(this.oBias) : null, N, H * D, hidden);
     const doTok = tmp('doTok', N * H * D);
-    ops.groupnormBackward(dgn, gn, gnRstd, doTok, N, H, D);
+    let dz: Float32Array | null = null; // head-major [B, H, T]
+    if (this.normalizer) {
+      const zTok = this.buf('zTok', N * H, true);
+      const dzTok = tmp('dzTok', N * H);
+      ops.divideRowsBackward(dgn, gn, zTok, this.settings.normalizer_eps, doTok, dzTok, N * H, D);
+      dz = tmp('dz', N * H);
+      ops.toHeadMajor(dzTok, dz, B, T, H, 1, 1);
+    } else {
+      const gnRstd = this.buf('gnRstd', N * H, true);
+      ops.groupnormBackward(dgn, gn, gnRstd, doTok, N, H, D);
+    }
     const doRaw = tmp('doRaw', N * H * D);
     ops.toHeadMajor(doTok, doRaw, B, T, H, 1, D);
 
@@ -359,6 +429,22 @@ export class SupraAttention implements TokenMixer {
     ops.toTokenMajor(dvt, dv, B, T, H, rep, D);
     ops.rope(dqrot, cos, sin, B, T, H, Dk, 0, true);
     ops.rope(dkrot, cos, sin, B, T, H, Dk, 0, true);
+
+    // 'sum': the denominator's gradients on the un-rotated features join the numerator's after RoPE
+    if (this.normalizer && dz) {
+      const uq = this.buf('uq', N * H * Dk, true);
+      const uk = this.buf('uk', N * H * Dk, true);
+      const ones = tmp('ones', N * H).fill(1);
+      const duq = tmp('duq', N * H * Dk);
+      const duk = tmp('duk', N * H * Dk);
+      const dones = tmp('dones', N * H); // v ≡ 1 is a constant: its gradient is dropped
+      this.normalizer.backward(uq, uk, ones, dz, duq, duk, dones, B, T);
+      const duTok = tmp('duTok', N * H * Dk);
+      ops.toTokenMajor(duq, duTok, B, T, H, 1, Dk);
+      ops.axpy(1, duTok, dqrot, N * H * Dk);
+      ops.toTokenMajor(duk, duTok, B, T, H, 1, Dk);
+      ops.axpy(1, duTok, dkrot, N * H * Dk);
+    }
 
     // qk-norm
     const qf = this.buf('qf', N * H * Dk, true);
@@ -393,6 +479,7 @@ export class SupraAttention implements TokenMixer {
   freeActivations(): void {
     this.acts.free();
     this.attention.free();
+    this.normalizer?.free();
     this.saved = null;
     this.last = null;
     this.x = null;

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Mt19937 } from '../core/random.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
-import type { Decay, ModelConfig, QkNorm, SupraSettings } from '../io/config.js';
+import type { Decay, ModelConfig, Normalization, QkNorm, SupraSettings } from '../io/config.js';
 import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
 import { checkpointConfig, copyTokenizerFiles, readCheckpointTensors } from './convert.js';
 import { DecoderLM } from './decoder.js';
@@ -14,6 +14,10 @@ export interface LinearizeOptions {
   qk_norm_eps?: number;
   decay?: Decay;
   group_norm_eps?: number;
+  /** 'group_norm' (SUPRA, default) or 'sum' (the T2R-style ablation: sum denominator, no GroupNorm). */
+  normalization?: Normalization;
+  /** Added to the 'sum' denominator (default 1e-6). */
+  normalizer_eps?: number;
   /** Seed of the kernel initialisation (torch.Generator().manual_seed(seed) in the reference). */
   seed?: number;
 }
@@ -30,6 +34,8 @@ export function supraSettings(options: LinearizeOptions = {}): SupraSettings {
     qk_norm_eps: options.qk_norm_eps ?? 1e-5,
     decay: options.decay ?? 'lightning',
     group_norm_eps: options.group_norm_eps ?? 1e-5,
+    normalization: options.normalization ?? 'group_norm',
+    normalizer_eps: options.normalizer_eps ?? 1e-6,
   };
 }
 

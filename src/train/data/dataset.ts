@@ -40,6 +40,11 @@ export interface TokenDataOptions {
   seqLen: number;
   /** Chooses the validation documents and the shuffling. */
   seed: number;
+  /**
+   * Shuffles the training sequences instead of `seed` (which then only picks the validation split), so
+   * runs can vary their data order while keeping one held-out set. Default: seed.
+   */
+  shuffleSeed?: number;
   /** Fraction of documents held out for validation, in [0, 1). Default 0.02; when > 0, at least one document. */
   validationFraction?: number;
   /** Text field of .jsonl records / column of .parquet files. Default "text". */
@@ -441,5 +446,7 @@ export class TokenDataset implements TokenBatches {
 /** Build or reuse the token cache for `options`, then serve it: the pipeline's entry point. */
 export async function openTokenBatches(options: TokenDataOptions): Promise<TokenDataset> {
   const cache = await prepareTokenCache(options);
-  return new TokenDataset(cache, options.seqLen, options.seed);
+  const shuffleSeed = options.shuffleSeed ?? options.seed;
+  if (!Number.isSafeInteger(shuffleSeed)) throw new Error(`supra: shuffleSeed must be an integer, got ${shuffleSeed}`);
+  return new TokenDataset(cache, options.seqLen, shuffleSeed);
 }

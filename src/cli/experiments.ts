@@ -1,0 +1,190 @@
+// supra experiments (npm run experiments): the small-scale reproduction of the paper's findings. Plans
+// the runs (src/experiments/plan.ts), runs the missing ones as child processes (`--jobs` at a time,
+// longest first), then writes docs/results.md from every run's result.json. Interrupt it at any time:
+// finished runs are kept (cached by their settings) and an interrupted run resumes from its checkpoint.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, mkdirSync, createWriteStream } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { intOption, parse, UsageError } from './args.js';
+import { getBackend } from '../core/select.js';
+import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
+import { embeddedCorpusVersion } from '../train/data/corpus.js';
+import { openTokenBatches } from '../train/data/index.js';
+import { EVAL_DEFAULTS, STUDY_DEFAULTS, runCost, runKey, studyPlan, type RunSpec, type StudyOptions } from '../experiments/plan.js';
+import { executeRun, RESULT_FILE, type RunResult } from '../experiments/run.js';
+import { writeReport } from '../experiments/report.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const DATA_INPUTS = ['@embedded'];
+const SPLIT_SEED = 0; // the teacher's own split: its validation documents were held out from its pretraining
+
+const usage =
+  'supra experiments [--out runs/experiments] [--report docs/results.md] [--jobs N] [--seeds 0,1] [--only <substring>]\n' +
+  '       [--list] [--report-only] [--keep-models]';
+
+function parseSeeds(value: string | undefined): number[] {
+  if (value === undefined) return STUDY_DEFAULTS.seeds;
+  const seeds = value.split(',').map((s) => Number(s.trim()));
+  if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UsageError(`--seeds must be non-negative integers separated by commas, got "${value}"`);
+  return seeds;
+}
+
+interface Planned {
+  spec: RunSpec;
+  key: string;
+  dir: string;
+}
+
+function readResult(p: Planned): RunResult | null {
+  const path = join(p.dir, RESULT_FILE);
+  if (!existsSync(path)) return null;
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8')) as RunResult;
+    return r.key === p.key ? r : null;
+  } catch (e) {
+    throw new Error(`supra: ${path}: unreadable result (${(e as Error).message}); delete it to redo the run`);
+  }
+}
+
+/** Run one planned run in a child process; its output lines are prefixed with the run's id. */
+function runChild(p: Planned, argv: string[], threads: number): Promise<number> {
+  return new Promise((resolveExit, reject) => {
+    mkdirSync(p.dir, { recursive: true });
+    const log = createWriteStream(join(p.dir, 'log.txt'), { flags: 'a' });
+    const child = spawn(process.execPath, [MAIN, 'experiments', '--worker', p.spec.id, '--backend', getBackend().name, ...argv], {
+      env: { ...process.env, SUPRA_THREADS: String(threads) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const pipe = (stream: NodeJS.ReadableStream, out: NodeJS.WritableStream) => {
+      let buffered = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        log.write(chunk);
+        buffered += chunk.replace(/\r/g, '\n');
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const line of lines) if (line.trim()) out.write(`[${p.spec.id}] ${line}\n`);
+      });
+    };
+    pipe(child.stdout!, process.stdout);
+    pipe(child.stderr!, process.stderr);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      log.end();
+      resolveExit(code ?? (signal ? 130 : 1));
+    });
+  });
+}
+
+export const command = {
+  summary: 'reproduce the paper\'s findings at small scale: budget curve, from scratch, ablations, probes → docs/results.md',
+  usage,
+  async run(argv: string[]): Promise<void> {
+    const { values } = parse(
+      argv,
+      {
+        out: { type: 'string' }, report: { type: 'string' }, jobs: { type: 'string' }, seeds: { type: 'string' },
+        only: { type: 'string' }, list: { type: 'boolean' }, 'report-only': { type: 'boolean' }, 'keep-models': { type: 'boolean' },
+        worker: { type: 'string' },
+      },
+      'experiments',
+    );
+    const out = resolve(values.out ?? 'runs/experiments');
+    const reportPath = resolve(values.report ?? 'docs/results.md');
+    const teacherDir = EMBEDDED_TEACHER_DIR;
+    const teacherTokens = teacherPretrainingTokens(teacherDir);
+    if (!teacherTokens) throw new Error(`supra: ${teacherDir}/training.json does not record the teacher's pretraining tokens`);
+    const study: StudyOptions = { ...STUDY_DEFAULTS, seeds: parseSeeds(values.seeds), teacherTokens };
+    const evalSettings = EVAL_DEFAULTS;
+    // what else defines a result: the teacher's weights (its training record) and the corpus
+    const context = { teacher: readFileSync(join(teacherDir, 'training.json'), 'utf8'), corpus: embeddedCorpusVersion(), inputs: DATA_INPUTS, splitSeed: SPLIT_SEED };
+    const planned: Planned[] = studyPlan(study).map((spec) => {
+      const key = runKey(spec, evalSettings, context);
+      return { spec, key, dir: join(out, `${spec.id}-${key.slice(0, 8)}`) };
+    });
+    const passOn = [
+      ...(values.out ? ['--out', out] : []), ...(values.seeds ? ['--seeds', values.seeds] : []),
+      ...(values['keep-models'] ? ['--keep-models'] : []),
+    ];
+
+    if (values.worker) {
+      const p = planned.find((x) => x.spec.id === values.worker);
+      if (!p) throw new UsageError(`--worker: no run named ${values.worker} in the plan`);
+      await executeRun(p.spec, {
+        teacherDir, dir: p.dir, key: p.key, evalSettings, backend: `${getBackend().name} (${getBackend().threads} threads)`,
+        data: { inputs: DATA_INPUTS, splitSeed: SPLIT_SEED }, keepModel: values['keep-models'] === true,
+        log: (m) => console.log(m),
+      });
+      return;
+    }
+
+    const selected = values.only ? planned.filter((p) => p.spec.id.includes(values.only!)) : planned;
+    if (selected.length === 0) throw new UsageError(`--only ${values.only}: no run matches`);
+    const done = new Map<string, RunResult>();
+    for (const p of planned) {
+      const r = readResult(p);
+      if (r) done.set(p.spec.id, r);
+    }
+    const todo = selected.filter((p) => !done.has(p.spec.id)).sort((a, b) => runCost(b.spec) - runCost(a.spec));
+    if (values.list) {
+      for (const p of planned) console.log(`${done.has(p.spec.id) ? 'done   ' : 'pending'}  ${p.spec.id.padEnd(24)} ${p.spec.tokens.toLocaleString('en-US').padStart(10)} tokens  ${p.dir}`);
+      return;
+    }
+    const cores = availableParallelism();
+    const jobs = intOption(values.jobs, 'jobs', Math.max(1, Math.min(2, cores)), 1);
+    const threads = Math.max(1, Math.floor(cores / jobs));
+    console.log(`supra experiments: ${planned.length} runs, ${done.size} cached, ${todo.length} to run (${jobs} at a time, ${threads} thread${threads > 1 ? 's' : ''} each, ${getBackend().name}); runs in ${out}`);
+
+    if (!values['report-only'] && todo.length > 0) {
+      // build the token caches once, before parallel runs could race to build them
+      for (const seqLen of [study.seqLen, evalSettings.longContext]) {
+        (await openTokenBatches({ data: DATA_INPUTS, tokenizerDir: teacherDir, seqLen, seed: SPLIT_SEED, log: (m) => console.log(m) })).close();
+      }
+      const started = performance.now();
+      let next = 0;
+      let failed: string[] = [];
+      let interrupted = false;
+      process.on('SIGINT', () => {
+        interrupted = true; // the children got the signal too: each saves a checkpoint and exits
+      });
+      const worker = async () => {
+        while (!interrupted && next < todo.length) {
+          const p = todo[next++]!;
+          const t0 = performance.now();
+          const code = await runChild(p, passOn, threads);
+          const r = code === 0 ? readResult(p) : null;
+          if (r) {
+            done.set(p.spec.id, r);
+            console.log(`[${p.spec.id}] done in ${((performance.now() - t0) / 1000).toFixed(0)} s: val ppl ${r.valPpl.toFixed(2)} (${done.size}/${planned.length})`);
+          } else if (code === 130) interrupted = true;
+          else failed.push(`${p.spec.id} (exit ${code}; log: ${join(p.dir, 'log.txt')})`);
+        }
+      };
+      await Promise.all(Array.from({ length: jobs }, worker));
+      console.log(`ran ${todo.length} runs in ${((performance.now() - started) / 60000).toFixed(1)} min`);
+      if (interrupted) {
+        console.log('interrupted: finished runs are kept and an interrupted run resumes from its checkpoint; run the same command again');
+        process.exit(130);
+      }
+      if (failed.length) {
+        failed = [...new Set(failed)];
+        throw new Error(`supra: experiments: ${failed.length} run(s) failed: ${failed.join('; ')}`);
+      }
+    }
+    const missing = planned.filter((p) => !done.has(p.spec.id));
+    if (missing.length) {
+      console.log(`not writing ${reportPath}: ${missing.length} runs have no result yet (${missing.slice(0, 5).map((p) => p.spec.id).join(', ')}${missing.length > 5 ? ', …' : ''})`);
+      if (values.only) return;
+      process.exitCode = 1;
+      return;
+    }
+    const files = writeReport({
+      study, evalSettings, results: done, reportPath,
+      command: 'npm run experiments',
+      environment: `runs on the ${[...new Set([...done.values()].map((r) => r.backend))].join(' / ')} backend, ${cores} cores, Node ${process.versions.node}`,
+    });
+    for (const f of files) console.log(`wrote ${f}`);
+  },
+};

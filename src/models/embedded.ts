@@ -1,0 +1,21 @@
+// The embedded default: the small teacher this project pretrains itself (assets/teacher, made by
+// `npm run build:teacher`), shipped in the package so the main job runs without any download.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const EMBEDDED_TEACHER_DIR = fileURLToPath(new URL('../../../assets/teacher', import.meta.url));
+
+/** Tokens a teacher was pretrained on, when its folder records them (training.json's supra train command). */
+export function teacherPretrainingTokens(dir: string): number | null {
+  const card = join(dir, 'training.json');
+  if (!existsSync(card)) return null;
+  let parsed: { supra_train?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(card, 'utf8')) as { supra_train?: unknown };
+  } catch (e) {
+    throw new Error(`supra: ${card}: not valid JSON (${(e as Error).message})`);
+  }
+  const m = /--tokens (\d+)/.exec(String(parsed.supra_train ?? ''));
+  return m ? Number(m[1]) : null;
+}

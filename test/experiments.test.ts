@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EVAL_DEFAULTS, STUDY_DEFAULTS, runKey, studyPlan, type RunSpec, type StudyOptions } from '../src/experiments/plan.js';
+import { writeReport } from '../src/experiments/report.js';
+import type { RunResult } from '../src/experiments/run.js';
+
+const study: StudyOptions = { ...STUDY_DEFAULTS, teacherTokens: 2_500_000 };
+
+test('the study plan: the teacher, budget curves, from scratch, ablations, per seed; budgets in tokens', () => {
+  const plan = studyPlan(study);
+  assert.equal(plan[0]!.id, 'teacher');
+  assert.equal(new Set(plan.map((r) => r.id)).size, plan.length, 'ids are unique');
+  // per seed: 6 uptrain (0% + 5 budgets), 5 scratch, 5 ablations; the full budget once
+  assert.equal(plan.length, 1 + 2 * (6 + 5 + 5) + 1);
+  const byId = new Map(plan.map((r) => [r.id, r]));
+  assert.equal(byId.get('uptrain-5pct-s1')!.tokens, 125_000);
+  assert.equal(byId.get('scratch-100pct-s0')!.tokens, 2_500_000);
+  assert.ok(!byId.has('scratch-100pct-s1'), 'the full budget runs for the first seed only by default');
+  assert.equal(studyPlan({ ...study, scratchBudgetSeeds: 2 }).filter((r) => r.id.startsWith('scratch-100pct')).length, 2);
+  assert.deepEqual(byId.get('ablation-t2r-s0')!.linearize, { normalization: 'sum', decay: 'none' });
+  assert.deepEqual(byId.get('ablation-retnet-s0')!.linearize, { decay: 'retnet' });
+  assert.equal(byId.get('ablation-kernels-only-s0')!.recipe.trainOnly, 'kernels');
+  const steps = Math.floor(125_000 / (8 * 256));
+  assert.equal(byId.get('ablation-two-step-s0')!.recipe.kernelsFirstSteps, Math.round(steps * 0.25));
+  assert.equal(byId.get('uptrain-5pct-s0')!.recipe.kernelsFirstSteps, 0);
+  assert.equal(byId.get('uptrain-1pct-s0')!.recipe.warmupSteps, 1);
+  assert.equal(byId.get('scratch-100pct-s0')!.recipe.warmupSteps, 100);
+  assert.throws(() => studyPlan({ ...study, budgets: [0.01] }), /less than two steps/);
+});
+
+test('a run is cached by its settings: the key changes with the spec, the measurements and the context', () => {
+  const spec = studyPlan(study).find((r) => r.id === 'uptrain-5pct-s0')!;
+  const key = runKey(spec, EVAL_DEFAULTS, { teacher: 'a' });
+  assert.equal(runKey({ ...spec }, EVAL_DEFAULTS, { teacher: 'a' }), key);
+  assert.equal(runKey({ ...spec, id: 'renamed' }, EVAL_DEFAULTS, { teacher: 'a' }), key, 'the name is not a setting');
+  assert.notEqual(runKey({ ...spec, recipe: { ...spec.recipe, lr: 2e-3 } }, EVAL_DEFAULTS, { teacher: 'a' }), key);
+  assert.notEqual(runKey(spec, { ...EVAL_DEFAULTS, longSequences: 8 }, { teacher: 'a' }), key);
+  assert.notEqual(runKey(spec, EVAL_DEFAULTS, { teacher: 'b' }), key);
+});
+
+/** A synthetic result: perplexity from a function of the run, everything else plausible. */
+function fakeResult(spec: RunSpec, valPpl: number, diverged = false): RunResult {
+  const steps = Math.floor(spec.tokens / 2048);
+  return {
+    id: spec.id, key: 'k', spec, valLoss: Math.log(valPpl), valPpl, validationTokens: 85_000,
+    training: spec.tokens > 0
+      ? { steps, tokens: steps * 2048, tokensPerSecond: 1500, seconds: steps, skippedSteps: diverged ? 10 : 0, diverged, losses: Array.from({ length: steps }, (_, i) => 6 - i / steps) }
+      : null,
+    longContext: { buckets: EVAL_DEFAULTS.positionBuckets, loss: spec.kind === 'teacher' ? [5.5, 4.8, 4.7, 6.0] : [5.6, 5.2, 5.1, 5.1], sequences: 32 },
+    probes: {
+      copy: { gaps: [0, 8, 32, 128, 512], secondCopyLoss: [8, 8, 8, 8, 8], firstCopyLoss: [8.2, 8.2, 8.2, 8.2, 8.2], uniform: 8.2 },
+      mqar: { pairs: [4, 8, 16, 32, 64], accuracy: [0, 0, 0, 0, 0], chance: 1 / 1800 },
+      passkey: { lengths: [128, 256, 512], accuracy: [0.3, 0.2, 0.2], chance: 0.2 },
+    },
+    attention: spec.kind === 'teacher' ? null : { cosineRaw: 0.2, cosineRownorm: 0.4, svDistanceRaw: 0.5, svDistanceRownorm: 0.3, perLayerCosineRownorm: [0.4, 0.4] },
+    seconds: 10, backend: 'wasm (2 threads)', finishedAt: '2026-11-24T00:00:00Z',
+  };
+}
+
+test('the report: tables, figures and conclusions decided by the numbers', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'supra-report-'));
+  try {
+    const plan = studyPlan(study);
+    const render = (scratchFactor: number) => {
+      const results = new Map<string, RunResult>();
+      for (const spec of plan) {
+        let ppl = spec.kind === 'teacher' ? 120 : spec.kind === 'uptrain' ? 140 + 1000 / (1 + spec.budgetPct) : (2000 * scratchFactor) / Math.sqrt(spec.budgetPct);
+        if (spec.variant === 't2r') ppl = 900;
+        ppl += spec.seed; // a seed spread
+        results.set(spec.id, fakeResult(spec, ppl, spec.variant === 't2r' && spec.seed === 0));
+      }
+      const reportPath = join(dir, `results-${scratchFactor}.md`);
+      const files = writeReport({ study, evalSettings: EVAL_DEFAULTS, results, reportPath, command: 'test', environment: 'test' });
+      for (const f of files) assert.ok(existsSync(f), f);
+      return readFileSync(reportPath, 'utf8');
+    };
+    const md = render(1);
+    for (const heading of ['## 1. Uptraining budget', '## 2. Ablations', '## 3. Loss by position', '## 4. In-context probes', "## 5. The paper's findings"]) {
+      assert.ok(md.includes(heading), heading);
+    }
+    assert.match(md, /\| 5% \| 125,000 \| 307\.2 \(306\.7–307\.7\)/, 'budget row with the seed range');
+    assert.match(md, /beats training the same linear model from scratch on a small budget\. \| Uptrained below scratch \(every seed\) at 1%, 2%, 5%, 10%, 20%\. .* \| yes \|/);
+    assert.match(md, /T2R diverged in 1 of 2 runs, 10 non-finite steps skipped\. \| yes \(T2R unstable and worse\) \|/);
+    assert.match(md, /\(one seed\)/);
+    assert.match(md, /!\[Validation perplexity against budget\]\(figures\/results\/budget\.png\)/);
+    // a from-scratch model much better than the uptrained one flips the first conclusion
+    const flipped = render(0.1);
+    assert.match(flipped, /on a small budget\. \| Uptrained below scratch \(every seed\) at no budget; above it at 1%, 2%, 5%, 10%, 20%\. .* \| no \|/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
