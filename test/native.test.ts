@@ -263,7 +263,7 @@ test('thread count can be changed and results do not depend on it', { skip }, ()
 const nativeModuleUrl = new URL('../src/core/native/backend.js', import.meta.url).href;
 const selectModuleUrl = new URL('../src/core/select.js', import.meta.url).href;
 
-function childInfo(env: Record<string, string | undefined>): { corename: string; coretypeEnv: string; threads: number } {
+function childInfo(env: Record<string, string | undefined>): { corename: string; coretypeEnv: string; threadTimeoutEnv: string; threads: number } {
   const script =
     `import { createNativeBackend } from ${JSON.stringify(nativeModuleUrl)};` +
     `const r = createNativeBackend(); if (!r.ok) throw new Error(r.reason);` +
@@ -272,8 +272,14 @@ function childInfo(env: Record<string, string | undefined>): { corename: string;
   for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: childEnv });
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as { corename: string; coretypeEnv: string; threads: number };
+  return JSON.parse(r.stdout) as { corename: string; coretypeEnv: string; threadTimeoutEnv: string; threads: number };
 }
+
+test('idle OpenBLAS threads sleep at once unless OPENBLAS_THREAD_TIMEOUT says otherwise', { skip }, () => {
+  backend();
+  assert.equal(childInfo({ OPENBLAS_THREAD_TIMEOUT: undefined }).threadTimeoutEnv, '4');
+  assert.equal(childInfo({ OPENBLAS_THREAD_TIMEOUT: '20' }).threadTimeoutEnv, '20');
+});
 
 test('SUPRA_OPENBLAS_CORETYPE picks the kernels (or auto-detects over a preset), SUPRA_THREADS the threads', {
   skip: skip || (process.arch !== 'x64' ? 'coretype names are for x86-64' : false),
