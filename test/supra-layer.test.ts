@@ -11,6 +11,7 @@ import { ParamStore, mapSource } from '../src/layers/params.js';
 import { createSupraMixer, SupraAttention, type AttentionForm } from '../src/layers/supra_attention.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { rng } from './helpers/random.js';
+import { rope as referenceRope } from './helpers/reference-ops.js';
 
 // ---------------------------------------------------------------- the fixture's layer 0
 
@@ -175,15 +176,8 @@ function referenceMixer(c: Tiny, cfg: ModelConfig, P: P64, x: Float64Array, B: n
   const qn = norm(kq, g('q_norm.weight')), kn = norm(kr, g('k_norm.weight'));
   const { cos, sin } = ropeTables(T, D, c.ropeTheta);
   const rope = (a: Float64Array) => {
-    const out = new Float64Array(a.length), half = D / 2;
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
-      const o = ((b * T + t) * H + h) * D;
-      for (let i = 0; i < half; i++) {
-        const cs = cos[t * half + i]!, sn = sin[t * half + i]!;
-        out[o + i] = a[o + i]! * cs - a[o + i + half]! * sn;
-        out[o + i + half] = a[o + i + half]! * cs + a[o + i]! * sn;
-      }
-    }
+    const out = Float64Array.from(a);
+    referenceRope(out, cos, sin, B, T, H, D, 0);
     return out;
   };
   const qr = rope(qn), krr = rope(kn);

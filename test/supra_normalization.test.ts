@@ -22,6 +22,7 @@ import { loadState, saveState } from '../src/generate/snapshot.js';
 import { cloneState } from '../src/eval/probes.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { rng } from './helpers/random.js';
+import { rope as referenceRope } from './helpers/reference-ops.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 import { charTokenizerFiles, tinyConfig } from './helpers/train-data.js';
 
@@ -123,15 +124,8 @@ function reference(c: Case, W: Map<string, Float64Array>, x: Float64Array, Tn: n
   }
   const { cos, sin } = ropeTables(Tn, D, 1e4);
   const rot = (a: Float64Array) => {
-    const out = new Float64Array(a.length), half = D / 2;
-    for (let b = 0; b < B; b++) for (let t = 0; t < Tn; t++) for (let h = 0; h < H; h++) {
-      const o = ((b * Tn + t) * H + h) * D;
-      for (let i = 0; i < half; i++) {
-        const cs = cos[t * half + i]!, sn = sin[t * half + i]!;
-        out[o + i] = a[o + i]! * cs - a[o + i + half]! * sn;
-        out[o + i + half] = a[o + i + half]! * cs + a[o + i]! * sn;
-      }
-    }
+    const out = Float64Array.from(a);
+    referenceRope(out, cos, sin, B, Tn, H, D, 0);
     return out;
   };
   const qt = rot(uq), kt = rot(uk);

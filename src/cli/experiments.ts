@@ -112,11 +112,12 @@ export const command = {
     if (values.worker) {
       const p = planned.find((x) => x.spec.id === values.worker);
       if (!p) throw new UsageError(`--worker: no run named ${values.worker} in the plan`);
-      await executeRun(p.spec, {
+      const result = await executeRun(p.spec, {
         teacherDir, dir: p.dir, key: p.key, evalSettings, backend: `${getBackend().name} (${getBackend().threads} threads)`,
         data: { inputs: DATA_INPUTS, splitSeed: SPLIT_SEED }, keepModel: values['keep-models'] === true,
         log: (m) => console.log(m),
       });
+      if (!result) process.exit(130); // interrupted: the parent sees 130 and stops scheduling
       return;
     }
 
@@ -144,7 +145,7 @@ export const command = {
       }
       const started = performance.now();
       let next = 0;
-      let failed: string[] = [];
+      const failed: string[] = [];
       let interrupted = false;
       process.on('SIGINT', () => {
         interrupted = true; // the children got the signal too: each saves a checkpoint and exits
@@ -169,7 +170,6 @@ export const command = {
         process.exit(130);
       }
       if (failed.length) {
-        failed = [...new Set(failed)];
         throw new Error(`supra: experiments: ${failed.length} run(s) failed: ${failed.join('; ')}`);
       }
     }

@@ -96,8 +96,11 @@ function lossByPosition(model: DecoderLM, data: TokenBatches, count: number, buc
   return { loss: sums.map((v, b) => v / counts[b]!), sequences: n };
 }
 
-/** Train (or resume), measure and write result.json; returns the result. */
-export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunResult> {
+/**
+ * Train (or resume), measure and write result.json; returns the result, or null when training was
+ * interrupted (its checkpoint is saved; running again resumes it).
+ */
+export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunResult | null> {
   const started = performance.now();
   const ev = ctx.evalSettings;
   const { model: teacher } = loadDecoder(ctx.teacherDir);
@@ -127,7 +130,7 @@ export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunRes
         });
         if (result.status === 'interrupted') {
           ctx.log(`interrupted at step ${result.step}; the checkpoint is saved, rerun to resume`);
-          process.exit(130);
+          return null;
         }
         summary = result;
       } catch (e) {
