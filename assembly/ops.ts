@@ -72,7 +72,11 @@ export function swiglu(gate: usize, up: usize, out: usize, lo: i32, hi: i32): vo
   }
 }
 
-export function swigluBackward(dout: usize, gate: usize, up: usize, dgate: usize, dup: usize, lo: i32, hi: i32): void {
+/**
+ * The gradients of out = silu(gate)·up. With act ≠ 0 it also writes act = silu(gate)·up, the forward
+ * product, from the same sigmoid: backward recomputes it there instead of keeping it from the forward.
+ */
+export function swigluBackward(dout: usize, gate: usize, up: usize, dgate: usize, dup: usize, act: usize, lo: i32, hi: i32): void {
   const one = f32x4.splat(1);
   let i = lo;
   for (; i + 4 <= hi; i += 4) {
@@ -80,6 +84,8 @@ export function swigluBackward(dout: usize, gate: usize, up: usize, dgate: usize
     const d = v128.load(at(dout, i));
     const s = sigmoid4(g);
     const u = v128.load(at(up, i));
+    // act as swiglu computes it, to the bit
+    if (act != 0) v128.store(at(act, i), f32x4.mul(f32x4.mul(g, s), u));
     v128.store(at(dup, i), f32x4.mul(f32x4.mul(d, g), s));
     // d·up·s·(1 + g·(1 − s))
     const ds = f32x4.add(one, f32x4.mul(g, f32x4.sub(one, s)));
@@ -89,8 +95,10 @@ export function swigluBackward(dout: usize, gate: usize, up: usize, dgate: usize
     const g = load<f32>(at(gate, i));
     const d = load<f32>(at(dout, i));
     const s: f32 = 1 / (1 + exp1(-g));
+    const u = load<f32>(at(up, i));
+    if (act != 0) store<f32>(at(act, i), (g / (1 + exp1(-g))) * u);
     store<f32>(at(dup, i), d * g * s);
-    store<f32>(at(dgate, i), d * load<f32>(at(up, i)) * s * (1 + g * (1 - s)));
+    store<f32>(at(dgate, i), d * u * s * (1 + g * (1 - s)));
   }
 }
 

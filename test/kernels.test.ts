@@ -219,6 +219,12 @@ test('elementwise kernels match the reference on odd lengths, arena and heap arr
       ref.swigluBackward(d, a, b, dgRef, duRef);
       close(dg, dgRef, 1e-6, 'swigluBackward dgate');
       close(du, duRef, 1e-6, 'swigluBackward dup');
+      // with act it also writes swiglu's output, bit for bit, and the same gradients
+      const act = arena ? allocF32(n) : new Float32Array(n), dg2 = new Float32Array(n), du2 = new Float32Array(n);
+      ops.swigluBackward(d, a, b, dg2, du2, n, act);
+      ops.swiglu(a, b, out);
+      assert.deepEqual(act, out, 'swigluBackward act = swiglu');
+      assert.deepEqual([dg2, du2], [dg, du], 'swigluBackward with act: same gradients');
     }
   }
   // explicit n shorter than the arrays only touches the first n

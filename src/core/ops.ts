@@ -42,7 +42,21 @@ export function linearBackward(
   dx: Float32Array | null, dw: Float32Array, db: Float32Array | null,
   rows: number, inF: number, outF: number, accumulateDx = false,
 ): void {
-  if (dx) matmul({ transA: false, transB: false, m: rows, n: inF, k: outF, a: dy, b: w, c: dx, beta: accumulateDx ? 1 : 0 });
+  if (dx) linearBackwardInput(dy, w, dx, rows, inF, outF, accumulateDx);
+  linearBackwardParams(dy, x, dw, db, rows, inF, outF);
+}
+
+/** The input half of linearBackward: dx = dy·W (overwritten, or added with accumulateDx). */
+export function linearBackwardInput(
+  dy: Float32Array, w: Float32Array, dx: Float32Array, rows: number, inF: number, outF: number, accumulateDx = false,
+): void {
+  matmul({ transA: false, transB: false, m: rows, n: inF, k: outF, a: dy, b: w, c: dx, beta: accumulateDx ? 1 : 0 });
+}
+
+/** The parameter half of linearBackward: dW += dyᵀ·x, db += Σ_rows dy. */
+export function linearBackwardParams(
+  dy: Float32Array, x: Float32Array, dw: Float32Array, db: Float32Array | null, rows: number, inF: number, outF: number,
+): void {
   matmul({ transA: true, transB: false, m: outF, n: inF, k: rows, a: dy, b: x, c: dw, beta: 1 });
   if (db) sumRowsInto(db, dy, rows, outF);
 }
@@ -131,16 +145,20 @@ export function swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, 
 }
 
 /** dgate, dup (overwritten) from dout */
+/**
+ * dgate, dup of out = silu(gate)·up given dout. With `act` it also writes act = silu(gate)·up, bit for bit
+ * what swiglu writes, from the same sigmoid (backward needs it for the down projection's weight gradient).
+ */
 export function swigluBackward(
   dout: Float32Array, gate: Float32Array, up: Float32Array,
-  dgate: Float32Array, dup: Float32Array, n = dout.length,
+  dgate: Float32Array, dup: Float32Array, n = dout.length, act: Float32Array | null = null,
 ): void {
   checkCount('swigluBackward: n', n);
   beginCall();
   const args = [
     ptr(dout, n, 'swigluBackward: dout', 'in'), ptr(gate, n, 'swigluBackward: gate', 'in'),
     ptr(up, n, 'swigluBackward: up', 'in'), ptr(dgate, n, 'swigluBackward: dgate', 'out'),
-    ptr(dup, n, 'swigluBackward: dup', 'out'),
+    ptr(dup, n, 'swigluBackward: dup', 'out'), act ? ptr(act, n, 'swigluBackward: act', 'out') : 0,
   ];
   parallelFor('swigluBackward', args, n, 4);
   endCall();

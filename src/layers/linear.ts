@@ -1,6 +1,6 @@
 // A linear layer y = x·Wᵀ + b over arena parameters (W stored [out, in] as in PyTorch/HF).
 // It keeps no activations: the caller passes the input again to backward (llm.c style).
-import { linear, linearBackward } from '../core/ops.js';
+import { linear, linearBackward, linearBackwardInput, linearBackwardParams } from '../core/ops.js';
 import { gradOf, type ParamStore } from './params.js';
 import type { Param } from './types.js';
 
@@ -34,6 +34,16 @@ export class Linear {
       dy, x, this.weight.data, dx, gradOf(this.weight), this.bias ? gradOf(this.bias) : null,
       rows, this.inFeatures, this.outFeatures, accumulateDx,
     );
+  }
+
+  /** backward in two halves, for a caller that has x only after dx: first dx = dy·W ... */
+  backwardInput(dy: Float32Array, dx: Float32Array, rows: number, accumulateDx = false): void {
+    linearBackwardInput(dy, this.weight.data, dx, rows, this.inFeatures, this.outFeatures, accumulateDx);
+  }
+
+  /** ... then dW, db accumulate (the same products as backward, in the same order). */
+  backwardParams(dy: Float32Array, x: Float32Array, rows: number): void {
+    linearBackwardParams(dy, x, gradOf(this.weight), this.bias ? gradOf(this.bias) : null, rows, this.inFeatures, this.outFeatures);
   }
 
   params(): Param[] {

@@ -10,7 +10,8 @@ export class MLP {
   readonly up: Linear;
   readonly down: Linear;
   // Kept for backward: the input (a buffer of the caller) and the two projections. The product
-  // silu(gate)⊙up is recomputed in backward instead of kept, saving a [rows, ffn] buffer per layer.
+  // silu(gate)⊙up is recomputed in backward instead of kept, saving a [rows, ffn] buffer per layer; it
+  // comes out of the swiglu gradient kernel, which evaluates the same sigmoid anyway.
   private readonly acts = new Workspace();
   private x: Float32Array | null = null;
   private rows = 0;
@@ -59,9 +60,9 @@ export class MLP {
     const da = this.scratch.get('mlp.dact', n);
     const dg = this.scratch.get('mlp.dgate', n);
     const du = this.scratch.get('mlp.dup', n);
-    swiglu(g, u, a, n); // recompute the down projection's input
-    this.down.backward(dout, a, da, rows);
-    swigluBackward(da, g, u, dg, du, n);
+    this.down.backwardInput(dout, da, rows);
+    swigluBackward(da, g, u, dg, du, n, a); // and a = swiglu(g, u), the down projection's input
+    this.down.backwardParams(dout, a, rows);
     this.gate.backward(dg, x, dx, rows, accumulateDx);
     this.up.backward(du, x, dx, rows, true);
   }

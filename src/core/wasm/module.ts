@@ -19,7 +19,7 @@ export interface KernelExports {
   relu(x: number, y: number, lo: number, hi: number): void;
   reluBackward(dy: number, y: number, dx: number, lo: number, hi: number): void;
   swiglu(gate: number, up: number, out: number, lo: number, hi: number): void;
-  swigluBackward(dout: number, gate: number, up: number, dgate: number, dup: number, lo: number, hi: number): void;
+  swigluBackward(dout: number, gate: number, up: number, dgate: number, dup: number, act: number, lo: number, hi: number): void;
   addBias(y: number, bias: number, cols: number, lo: number, hi: number): void;
   sumRows(db: number, dy: number, rows: number, cols: number, lo: number, hi: number): void;
   rmsnorm(x: number, w: number, out: number, rstd: number, dim: number, eps: number, lo: number, hi: number): void;
