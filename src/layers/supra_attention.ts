@@ -134,7 +134,11 @@ export class SupraAttention implements TokenMixer {
   // the (B, T) of the activations kept for backward, or null
   private saved: { B: number; T: number } | null = null;
   // the (B, T) and buffers of the last forward, for internals()
-  private last: { B: number; T: number; keep: boolean } | null = null;
+  /** The last forward's shape and the buffers internals() hands out. */
+  private last: {
+    B: number; T: number; q: Float32Array; k: Float32Array; v: Float32Array;
+    attnRaw: Float32Array; attnGn: Float32Array; denominator: Float32Array | null;
+  } | null = null;
 
   constructor(config: ModelConfig, getParam: GetParam, layer: number, options: SupraMixerOptions = {}) {
     if (!config.supra) throw new Error(`supra: layer ${layer}: a SUPRA mixer needs config.supra (architecture SupraForCausalLM)`);
@@ -221,14 +225,7 @@ export class SupraAttention implements TokenMixer {
     denominator: Float32Array | null; B: number; T: number;
   } {
     if (!this.last) throw new Error('supra: no forward has run yet');
-    const { B, T, keep } = this.last;
-    const { heads: H, kernelDim: Dk, headDim: D } = this;
-    const n = B * T;
-    return {
-      q: this.buf('qt', n * H * Dk, keep), k: this.buf('kt', n * H * Dk, keep), v: this.buf('vt', n * H * D, keep),
-      attnRaw: this.buf('oRaw', n * H * D, keep), attnGn: this.buf('gn', n * H * D, keep),
-      denominator: this.normalizer ? this.buf('zTok', n * H, keep) : null, B, T,
-    };
+    return { ...this.last };
   }
 
   /**
@@ -267,21 +264,35 @@ export class SupraAttention implements TokenMixer {
     const start = supraState ? supraState.position : 0;
     const { cos, sin } = this.rope.get(start + T);
 
+    // Decoding with a shared kernel: q and k sit in one buffer, so the kernel runs once on their 2N rows
+    // and its weights stream once per token (a training forward keeps the separate products).
+    const stacked = !keep && this.kernelK === this.kernelQ;
+
     // projections
-    const q = this.buf('q', N * H * D, keep);
-    const k = this.buf('k', N * Hkv * D, keep);
+    const qk = stacked ? this.buf('qkStack', 2 * N * H * D, false) : null;
+    const q = qk ? qk.subarray(0, N * H * D) : this.buf('q', N * H * D, keep);
+    const k = qk ? qk.subarray(N * H * D) : this.buf('k', N * Hkv * D, keep);
     const v = this.buf('v', N * Hkv * D, keep);
     ops.linear(x, this.qProj.data, this.qBias?.data ?? null, q, N, hidden, H * D);
     ops.linear(x, this.kProj.data, this.kBias?.data ?? null, k, N, hidden, Hkv * D);
     ops.linear(x, this.vProj.data, this.vBias?.data ?? null, v, N, hidden, Hkv * D);
 
     // kernel feature maps: one linear layer over all heads, then ReLU (kept: relu backward reads it)
-    const qf = this.buf('qf', N * H * Dk, keep);
-    const kf = this.buf('kf', N * Hkv * Dk, keep);
-    ops.linear(q, this.kernelQ.data, this.kernelQBias.data, qf, N, H * D, H * Dk);
-    ops.relu(qf, qf);
-    ops.linear(k, this.kernelK.data, this.kernelKBias.data, kf, N, Hkv * D, Hkv * Dk);
-    ops.relu(kf, kf);
+    let qf: Float32Array, kf: Float32Array;
+    if (qk) {
+      const qkf = this.buf('qkfStack', 2 * N * H * Dk, false);
+      ops.linear(qk, this.kernelQ.data, this.kernelQBias.data, qkf, 2 * N, H * D, H * Dk);
+      ops.relu(qkf, qkf);
+      qf = qkf.subarray(0, N * H * Dk);
+      kf = qkf.subarray(N * H * Dk);
+    } else {
+      qf = this.buf('qf', N * H * Dk, keep);
+      kf = this.buf('kf', N * Hkv * Dk, keep);
+      ops.linear(q, this.kernelQ.data, this.kernelQBias.data, qf, N, H * D, H * Dk);
+      ops.relu(qf, qf);
+      ops.linear(k, this.kernelK.data, this.kernelKBias.data, kf, N, Hkv * D, Hkv * Dk);
+      ops.relu(kf, kf);
+    }
 
     // repeat_kv on the key features (before qk-norm, which spans all H·Dk channels)
     let kr = kf;
@@ -305,26 +316,28 @@ export class SupraAttention implements TokenMixer {
     ops.rope(qrot, cos, sin, B, T, H, Dk, start);
     ops.rope(krot, cos, sin, B, T, H, Dk, start);
 
-    // head-major for the attention
-    const qt = this.buf('qt', N * H * Dk, keep);
-    const kt = this.buf('kt', N * H * Dk, keep);
-    const vt = this.buf('vt', N * H * D, keep);
-    ops.toHeadMajor(qrot, qt, B, T, H, 1, Dk);
-    ops.toHeadMajor(krot, kt, B, T, H, 1, Dk);
-    ops.toHeadMajor(v, vt, B, T, H, rep, D);
+    // head-major for the attention; one token per sequence is already in that layout (a decoding step)
+    const single = T === 1 && !keep;
+    const qt = single ? qrot : this.buf('qt', N * H * Dk, keep);
+    const kt = single ? krot : this.buf('kt', N * H * Dk, keep);
+    const vt = single && rep === 1 ? v : this.buf('vt', N * H * D, keep);
+    if (qt !== qrot) ops.toHeadMajor(qrot, qt, B, T, H, 1, Dk);
+    if (kt !== krot) ops.toHeadMajor(krot, kt, B, T, H, 1, Dk);
+    if (vt !== v) ops.toHeadMajor(v, vt, B, T, H, rep, D);
 
     const oRaw = this.buf('oRaw', N * H * D, keep);
     this.attend(this.attention, qt, kt, vt, oRaw, B, T, supraState ? supraState.data : null);
 
     // per-head normalization (token-major), then o_proj
-    const oTok = this.buf('oTok', N * H * D, false);
+    const oTok = single ? oRaw : this.buf('oTok', N * H * D, false);
     const gn = this.buf('gn', N * H * D, keep); // the o_proj input
-    ops.toTokenMajor(oRaw, oTok, B, T, H, 1, D);
+    if (oTok !== oRaw) ops.toTokenMajor(oRaw, oTok, B, T, H, 1, D);
+    let zTok: Float32Array | null = null;
     if (this.normalizer && uq && uk) {
       // z = the same operator on the un-rotated features with v ≡ 1; o = N / (z + eps), no GroupNorm
       const ones = this.buf('ones', N * H, false).fill(1);
       const z = this.buf('z', N * H, false);
-      const zTok = this.buf('zTok', N * H, keep);
+      zTok = this.buf('zTok', N * H, keep);
       this.attend(this.normalizer, uq, uk, ones, z, B, T, supraState ? supraState.normalizer : null);
       ops.toTokenMajor(z, zTok, B, T, H, 1, 1);
       ops.divideRows(oTok, zTok, this.settings.normalizer_eps, gn, N * H, D);
@@ -335,7 +348,7 @@ export class SupraAttention implements TokenMixer {
     if (supraState) supraState.position += T;
     ops.linear(gn, this.oProj.data, this.oBias?.data ?? null, out, N, H * D, hidden);
 
-    this.last = { B, T, keep };
+    this.last = { B, T, q: qt, k: kt, v: vt, attnRaw: oRaw, attnGn: gn, denominator: zTok };
     // a decoding step uses only scratch, so the activations of an earlier training forward stay valid
     if (keep) {
       this.saved = { B, T };
