@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EVAL_DEFAULTS, STUDY_DEFAULTS, runKey, studyPlan, type RunSpec, type StudyOptions } from '../src/experiments/plan.js';
+import { EVAL_DEFAULTS, STUDY_DEFAULTS, runKey, studyPlan, type EvalSettings, type RunSpec, type StudyOptions } from '../src/experiments/plan.js';
 import { writeReport } from '../src/experiments/report.js';
-import type { RunResult } from '../src/experiments/run.js';
+import { executeRun, RESULT_FILE, type RunContext, type RunResult } from '../src/experiments/run.js';
+import { readLatest } from '../src/train/checkpoint.js';
+import { freshDir, teacherFolder } from './helpers/eval.js';
 
 const study: StudyOptions = { ...STUDY_DEFAULTS, teacherTokens: 2_500_000 };
 
@@ -92,4 +94,60 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('an interrupted run resumes from its checkpoint and ends with the result of an uninterrupted one', async () => {
+  const teacherDir = teacherFolder();
+  const corpus = freshDir();
+  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'then', 'it', 'ran', 'off', 'to', 'see', 'dog'];
+  for (let d = 0; d < 24; d++) {
+    const text = Array.from({ length: 90 }, (_, i) => words[(i * 7 + d * 3 + (i >> 3)) % words.length]).join(' ');
+    writeFileSync(join(corpus, `doc-${d}.txt`), text);
+  }
+  const spec: RunSpec = {
+    id: 'uptrain-tiny-s0', kind: 'uptrain', variant: 'supra', budgetPct: 1, tokens: 4 * 2 * 32, seed: 0, linearize: {},
+    recipe: { batchSize: 2, seqLen: 32, lr: 1e-3, minLr: 1e-4, warmupSteps: 1, trainOnly: 'all', kernelsFirstSteps: 0 },
+  };
+  const evalSettings: EvalSettings = {
+    validationSequences: 4, longContext: 48, longSequences: 2, positionBuckets: [[0, 16], [16, 48]],
+    probes: { copy: { samples: 1, span: 4, gaps: [0, 4] }, mqar: { samples: 2, pairs: [2] }, passkey: { samples: 1, lengths: [256] } },
+    analyzeWindows: 1, analyzeLength: 16,
+  };
+  const logs: string[] = [];
+  const stepsRun: number[] = [];
+  const context = (dir: string, interruptAt?: number): RunContext => {
+    const controller = new AbortController();
+    return {
+      teacherDir, dir, key: 'k', evalSettings, backend: 'test', log: (m) => logs.push(m), quiet: true, signal: controller.signal,
+      trainHooks: {
+        afterBackward: (step) => {
+          stepsRun.push(step);
+          if (step === interruptAt) controller.abort();
+        },
+      },
+      data: { inputs: [corpus], splitSeed: 0, cacheDir: freshDir() },
+    };
+  };
+  const whole = await executeRun(spec, context(freshDir()));
+  assert.ok(whole && whole.training, 'the uninterrupted run finishes');
+  assert.equal(whole.training.steps, 4);
+
+  // interrupted: the step under way finishes and is saved, nothing is reported
+  const dir = freshDir();
+  assert.equal(await executeRun(spec, context(dir, 1)), null); // during the second step (hooks count from 0)
+  assert.equal(readLatest(join(dir, 'train'))?.name, 'checkpoint-2');
+  assert.ok(!existsSync(join(dir, RESULT_FILE)), 'no result for an unfinished run');
+
+  // run again: it resumes at step 2 and ends exactly where the uninterrupted run did
+  logs.length = 0;
+  stepsRun.length = 0;
+  const resumed = await executeRun(spec, context(dir));
+  assert.match(logs[0]!, /^resuming /);
+  assert.deepEqual(stepsRun, [2, 3], 'only the steps left are trained');
+  assert.ok(resumed && resumed.training);
+  assert.deepEqual(resumed.training.losses, whole.training.losses);
+  assert.equal(resumed.valLoss, whole.valLoss);
+  assert.deepEqual(resumed.probes, whole.probes);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, RESULT_FILE), 'utf8')).valLoss, whole.valLoss);
+  assert.ok(!existsSync(join(dir, 'train')), 'the checkpoints go once the result is written');
 });

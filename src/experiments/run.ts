@@ -14,7 +14,7 @@ import { linearize, supraConfig } from '../models/linearize.js';
 import { readLatest } from '../train/checkpoint.js';
 import type { TokenBatches } from '../train/batches.js';
 import { openTokenBatches } from '../train/data/index.js';
-import { evaluate, initRandom, train, TrainingDiverged } from '../train/trainer.js';
+import { evaluate, initRandom, train, TrainingDiverged, type TrainHooks } from '../train/trainer.js';
 import type { EvalSettings, RunSpec } from './plan.js';
 
 export const RESULT_FILE = 'result.json';
@@ -64,6 +64,12 @@ export interface RunContext {
   log: (message: string) => void;
   /** Keep the final model folder after measuring (default: removed, the result is what the study keeps). */
   keepModel?: boolean;
+  /** Stops training like SIGINT does (the step under way finishes and is saved); executeRun returns null. */
+  signal?: AbortSignal;
+  /** The trainer's hooks (tests: interrupt at a given step). */
+  trainHooks?: TrainHooks;
+  /** No progress lines (they go to stdout otherwise). */
+  quiet?: boolean;
 }
 
 function mean(xs: readonly number[]): number {
@@ -125,7 +131,7 @@ export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunRes
           model, data, out, resume, tokens: spec.tokens, batchSize: r.batchSize, lr: r.lr, minLr: r.minLr,
           warmupSteps: r.warmupSteps, trainOnly: r.trainOnly, kernelsFirstSteps: r.kernelsFirstSteps, seed: spec.seed,
           tokenizerDir: ctx.teacherDir, evalSequences: 0, saveEvery: 50, keep: 1, logEvery: 10,
-          handleSigint: true, progressStream: process.stdout,
+          handleSigint: true, signal: ctx.signal, hooks: ctx.trainHooks, quiet: ctx.quiet, progressStream: process.stdout,
           dataSettings: { inputs: ctx.data.inputs, splitSeed: ctx.data.splitSeed, shuffleSeed: spec.seed },
         });
         if (result.status === 'interrupted') {
