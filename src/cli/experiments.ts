@@ -147,6 +147,7 @@ export const command = {
       let next = 0;
       const failed: string[] = [];
       let interrupted = false;
+      let finished = 0;
       process.on('SIGINT', () => {
         interrupted = true; // the children got the signal too: each saves a checkpoint and exits
       });
@@ -158,13 +159,14 @@ export const command = {
           const r = code === 0 ? readResult(p) : null;
           if (r) {
             done.set(p.spec.id, r);
+            finished++;
             console.log(`[${p.spec.id}] done in ${((performance.now() - t0) / 1000).toFixed(0)} s: val ppl ${r.valPpl.toFixed(2)} (${done.size}/${planned.length})`);
           } else if (code === 130) interrupted = true;
           else failed.push(`${p.spec.id} (exit ${code}; log: ${join(p.dir, 'log.txt')})`);
         }
       };
       await Promise.all(Array.from({ length: jobs }, worker));
-      console.log(`ran ${todo.length} runs in ${((performance.now() - started) / 60000).toFixed(1)} min`);
+      console.log(`finished ${finished} of ${todo.length} runs in ${((performance.now() - started) / 60000).toFixed(1)} min`);
       if (interrupted) {
         console.log('interrupted: finished runs are kept and an interrupted run resumes from its checkpoint; run the same command again');
         process.exit(130);
