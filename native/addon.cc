@@ -16,6 +16,15 @@
 #include <cstdint>
 #include <string>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SUPRA_X86 1
+#endif
+
+namespace {
+constexpr int kDecodeRows = 4; // products of at most this many rows run on DotRows* (src/core/native/backend.ts)
+}
+
 namespace {
 
 constexpr double kMaxBlasInt = 2147483647.0; // Debian's OpenBLAS uses 32-bit integers
@@ -125,10 +134,73 @@ bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
   return p < q + nq && q < p + np;
 }
 
+// Decoding products: C[i, j] = alpha * A[i, :] . B[j, :] + beta * C[i, j] for a few rows of A (one per
+// sequence) and B a weight stored n x k, with AVX-512 or AVX2+FMA (picked at load). One thread, one pass
+// over B: each weight row is used by every row of A while it is in L1. OpenBLAS's sgemv would wake its
+// threads for every product of a decoding step, which costs more than the product on a shared 2-core
+// machine; the wasm kernels' 128-bit SIMD reads B at half the width.
+#ifdef SUPRA_X86
+__attribute__((target("avx2,fma"))) void DotRowsAvx2(int m, int n, int k, float alpha, float beta, const float* A,
+                                                     int lda, const float* B, int ldb, float* C, int ldc) {
+  for (int j = 0; j < n; j++) {
+    const float* b = B + static_cast<int64_t>(j) * ldb;
+    for (int i = 0; i < m; i++) {
+      const float* a = A + static_cast<int64_t>(i) * lda;
+      __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+      int p = 0;
+      for (; p + 32 <= k; p += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(b + p), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), _mm256_loadu_ps(b + p + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), _mm256_loadu_ps(b + p + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 24), _mm256_loadu_ps(b + p + 24), s3);
+      }
+      for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(b + p), s0);
+      const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+      __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+      float sum = _mm_cvtss_f32(h);
+      for (; p < k; p++) sum += a[p] * b[p];
+      float* c = C + static_cast<int64_t>(i) * ldc + j;
+      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
+                                                     int lda, const float* B, int ldb, float* C, int ldc) {
+  for (int j = 0; j < n; j++) {
+    const float* b = B + static_cast<int64_t>(j) * ldb;
+    for (int i = 0; i < m; i++) {
+      const float* a = A + static_cast<int64_t>(i) * lda;
+      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+      int p = 0;
+      for (; p + 32 <= k; p += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), _mm512_loadu_ps(b + p + 16), s1);
+      }
+      for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), s0);
+      float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      for (; p < k; p++) sum += a[p] * b[p];
+      float* c = C + static_cast<int64_t>(i) * ldc + j;
+      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
+    }
+  }
+}
+const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
 // OpenBLAS's gemm driver would pack a whole operand for one row of output.
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
              const float* B, int ldb, float* C, int ldc) {
+#ifdef SUPRA_X86
+  if (k > 0 && m <= kDecodeRows && transB && !transA) {
+    if (kHaveAvx512) return DotRowsAvx512(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+    if (kHaveAvx2) return DotRowsAvx2(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+  }
+#endif
   if (k > 0 && m == 1) {
     // C (1 x n) = alpha * x * op(B) + beta * C, with x the single row of op(A).
     const int incx = transA ? lda : 1;
@@ -207,6 +279,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("procs", Napi::Number::New(env, openblas_get_num_procs()));
   // 0: single-threaded build, 1: pthreads, 2: OpenMP
   out.Set("parallel", Napi::Number::New(env, openblas_get_parallel()));
+#ifdef SUPRA_X86
+  out.Set("decodeKernel", Napi::String::New(env, kHaveAvx512 ? "avx512" : kHaveAvx2 ? "avx2" : "none"));
+#else
+  out.Set("decodeKernel", Napi::String::New(env, "none"));
+#endif
   return out;
 }
 

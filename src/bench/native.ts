@@ -173,7 +173,7 @@ export function benchNative(
   log(`native backend: ${info.config}`);
   log(
     `  corename ${info.corename} (OPENBLAS_CORETYPE ${info.coretypeEnv === '' ? 'unset: CPU detection' : `= ${info.coretypeEnv}`}), ` +
-      `${info.threads} threads, add-on ${info.addonPath}`,
+      `${info.threads} threads, decoding products on ${info.decodeKernel === 'none' ? 'the wasm kernels' : info.decodeKernel}, add-on ${info.addonPath}`,
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'supra-bench-native-'));

@@ -43,9 +43,12 @@ interface Addon {
     strideC: number,
     batch: number,
   ): void;
-  info(): { corename: string; config: string; threads: number; procs: number; parallel: number };
+  info(): { corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel };
   setThreads(n: number): number;
 }
+
+/** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
+export type DecodeKernel = 'avx512' | 'avx2' | 'none';
 
 export interface NativeInfo {
   /** Kernels OpenBLAS runs: its CPU detection, or OPENBLAS_CORETYPE when that was set at load. */
@@ -56,6 +59,8 @@ export interface NativeInfo {
   procs: number;
   /** 0: single-threaded OpenBLAS build, 1: pthreads, 2: OpenMP. */
   parallel: number;
+  /** Decoding products run on this kernel of the add-on ('none': on the wasm kernels). */
+  decodeKernel: DecodeKernel;
   /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
   coretypeEnv: string;
   /** OPENBLAS_THREAD_TIMEOUT as the library saw it at load (see applyThreadTimeout). */
@@ -146,12 +151,13 @@ function load(addonPath: string): NativeResult {
   if (threads !== undefined) addon.setThreads(threads);
   let threadCount = addon.info().threads;
 
+  const decodeKernel = addon.info().decodeKernel;
   function sgemm(g: GemmArgs): void {
-    // Decoding products (m ≤ 4 rows, arena buffers) run on the wasm kernels' unpacked path: as fast as
-    // OpenBLAS's on one core, and no OpenBLAS threads waking (or spinning) against the wasm pool on a
-    // busy 2-core machine. Measured, configuration S decode on 2 shared cores: 300–460 tokens/s through
-    // OpenBLAS, ~1000 this way.
-    if (g.m <= 4 && isArenaF32(g.a) && isArenaF32(g.b) && isArenaF32(g.c)) {
+    // Decoding products (m ≤ 4 rows): a weight stored n×k goes to the add-on's one-thread AVX-512/AVX2
+    // dot products (about 1.2× the decode speed of the wasm kernels, which read at half the width), other
+    // layouts to the wasm kernels' unpacked path; never to OpenBLAS, whose threads would wake for every
+    // product (measured, configuration S decode on 2 shared cores: 300–460 tokens/s through OpenBLAS).
+    if (g.m <= 4 && !(decodeKernel !== 'none' && g.transB && !g.transA) && isArenaF32(g.a) && isArenaF32(g.b) && isArenaF32(g.c)) {
       sgemmWasm(g);
       return;
     }
