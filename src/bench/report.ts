@@ -165,9 +165,11 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       });
     }
 
-    setBackend(backends[0]!);
+    // decode against context (and serve) on the backend that decoded fastest above
+    const fastest = report.models.reduce((a, b) => (b.recurrentDecodeTokensPerS > a.recurrentDecodeTokensPerS ? b : a), report.models[0]!);
+    setBackend(fastest.backend as BackendName);
     const be = getBackend();
-    section(`decode against context, batch 1, ${cfgName} (${be.name}): the teacher grows, SUPRA stays flat`);
+    section(`decode against context, batch 1, ${cfgName} (${be.name}, the faster decoder above): the teacher grows, SUPRA stays flat`);
     const rows = await benchDecode({ ...settings.decode, config: settings.config, log });
     report.decode = { backend: be.name, threads: be.threads, rows, growth: { teacher: growth(rows, 'teacher'), supra: growth(rows, 'supra') } };
 

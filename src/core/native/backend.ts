@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
-import { sgemmWasm } from '../wasm/backend.js';
+import { GEMV_PARALLEL_FLOPS, sgemmWasm } from '../wasm/backend.js';
 
 function isArenaF32(x: unknown): x is Float32Array {
   return x instanceof Float32Array && inArena(x);
@@ -152,12 +152,20 @@ function load(addonPath: string): NativeResult {
   let threadCount = addon.info().threads;
 
   const decodeKernel = addon.info().decodeKernel;
+  /**
+   * Decoding products (m ≤ 4 rows) against a weight stored n×k go to the add-on's one-thread AVX-512/AVX2
+   * dot products: about 1.2× the decode speed of the wasm kernels, which read at half the width. Short
+   * rows (k < 128: a teacher's q·Kᵀ over its cache) stay on the wasm kernels once those split the product
+   * over their threads (32k cached tokens: 22 against 30 ms per token).
+   */
+  const onDecodeKernel = (g: GemmArgs): boolean =>
+    decodeKernel !== 'none' && g.transB && !g.transA && (g.k >= 128 || 2 * g.m * g.n * g.k < GEMV_PARALLEL_FLOPS);
+
   function sgemm(g: GemmArgs): void {
-    // Decoding products (m ≤ 4 rows): a weight stored n×k goes to the add-on's one-thread AVX-512/AVX2
-    // dot products (about 1.2× the decode speed of the wasm kernels, which read at half the width), other
-    // layouts to the wasm kernels' unpacked path; never to OpenBLAS, whose threads would wake for every
-    // product (measured, configuration S decode on 2 shared cores: 300–460 tokens/s through OpenBLAS).
-    if (g.m <= 4 && !(decodeKernel !== 'none' && g.transB && !g.transA) && isArenaF32(g.a) && isArenaF32(g.b) && isArenaF32(g.c)) {
+    // Other decoding products run on the wasm kernels' unpacked path, never on OpenBLAS, whose threads
+    // would wake for every product (measured, configuration S decode on 2 shared cores: 300–460 tokens/s
+    // through OpenBLAS).
+    if (g.m <= 4 && !onDecodeKernel(g) && isArenaF32(g.a) && isArenaF32(g.b) && isArenaF32(g.c)) {
       sgemmWasm(g);
       return;
     }
