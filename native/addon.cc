@@ -22,10 +22,8 @@
 #endif
 
 namespace {
-constexpr int kDecodeRows = 4; // products of at most this many rows run on DotRows* (src/core/native/backend.ts)
-}
 
-namespace {
+constexpr int kDecodeRows = 4; // products of at most this many rows run on DotRows* (src/core/native/backend.ts)
 
 constexpr double kMaxBlasInt = 2147483647.0; // Debian's OpenBLAS uses 32-bit integers
 

@@ -59,7 +59,7 @@ export function defaultBenchSettings(quick: boolean, log: (line: string) => void
 }
 
 export interface ModelBench {
-  backend: string;
+  backend: BackendName;
   threads: number;
   batch: number;
   seqLen: number;
@@ -167,7 +167,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
 
     // decode against context (and serve) on the backend that decoded fastest above
     const fastest = report.models.reduce((a, b) => (b.recurrentDecodeTokensPerS > a.recurrentDecodeTokensPerS ? b : a), report.models[0]!);
-    setBackend(fastest.backend as BackendName);
+    setBackend(fastest.backend);
     const be = getBackend();
     section(`decode against context, batch 1, ${cfgName} (${be.name}, the faster decoder above): the teacher grows, SUPRA stays flat`);
     const rows = await benchDecode({ ...settings.decode, config: settings.config, log });

@@ -134,7 +134,6 @@ export class SupraAttention implements TokenMixer {
   // the (B, T) of the activations kept for backward, or null
   private saved: { B: number; T: number } | null = null;
   // the (B, T) and buffers of the last forward, for internals()
-  /** The last forward's shape and the buffers internals() hands out. */
   private last: {
     B: number; T: number; q: Float32Array; k: Float32Array; v: Float32Array;
     attnRaw: Float32Array; attnGn: Float32Array; denominator: Float32Array | null;

@@ -149,9 +149,9 @@ function load(addonPath: string): NativeResult {
   }
   const threads = threadsFromEnv();
   if (threads !== undefined) addon.setThreads(threads);
-  let threadCount = addon.info().threads;
+  const { threads: loadedThreads, decodeKernel } = addon.info();
+  let threadCount = loadedThreads;
 
-  const decodeKernel = addon.info().decodeKernel;
   /**
    * Decoding products (m ≤ 4 rows) against a weight stored n×k go to the add-on's one-thread AVX-512/AVX2
    * dot products: about 1.2× the decode speed of the wasm kernels, which read at half the width. Short
