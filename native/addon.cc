@@ -12,9 +12,16 @@
 #include <napi.h>
 #include <cblas.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -189,6 +196,253 @@ const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
 
+// Batched small products: the chunked linear attention's per-head products (64 x 64 x 64 in training,
+// B*H of them per call). OpenBLAS keeps a product this small on one thread (it is under its threading
+// threshold) and packs both operands for every entry, so one core idles through about a tenth of a
+// training step. Here each entry is one AVX-512 pass -- op(B) packed once as k rows of n floats, op(A)
+// broadcast from where it is stored, up to 6 rows x 64 columns of C held in registers -- and the entries
+// are shared between the calling thread and one helper thread (SmallBatchRunner). Each C value is summed
+// over k in order with one FMA per term, as OpenBLAS's kernels do.
+constexpr int kSmallMaxDim = 128; // m, n, k at most this (the pack buffer holds k x n floats)
+
+#ifdef SUPRA_X86
+template <int MR, int NV>
+__attribute__((target("avx512f"), always_inline)) inline void SmallTile(int k, const float* A, int64_t rowStep,
+                                                                        int64_t colStep, const float* P, int np,
+                                                                        float* C, int ldc, float alpha, float beta,
+                                                                        __mmask16 lastMask) {
+  __m512 acc[MR][NV];
+  _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int p = 0; p < k; p++) {
+    __m512 b[NV];
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(P + static_cast<int64_t>(p) * np + 16 * v);
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(A[r * rowStep + p * colStep]);
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int r = 0; r < MR; r++) {
+    float* c = C + static_cast<int64_t>(r) * ldc;
+    for (int v = 0; v < NV; v++) {
+      const __mmask16 mask = v == NV - 1 ? lastMask : static_cast<__mmask16>(0xFFFF);
+      __m512 x = alpha == 1.0f ? acc[r][v] : _mm512_mul_ps(va, acc[r][v]);
+      if (beta != 0) {
+        const __m512 old = _mm512_maskz_loadu_ps(mask, c + 16 * v);
+        x = _mm512_add_ps(x, beta == 1.0f ? old : _mm512_mul_ps(vb, old));
+      }
+      _mm512_mask_storeu_ps(c + 16 * v, mask, x);
+    }
+  }
+}
+
+// Rows of C for one band of up to 64 columns (NV vectors of 16), MR rows at a time: MR x NV accumulators
+// plus NV loads of B fit the 32 registers.
+template <int NV>
+__attribute__((target("avx512f"))) void SmallRows(int m, int k, const float* A, int64_t rowStep, int64_t colStep,
+                                                  const float* P, int np, float* C, int ldc, float alpha, float beta,
+                                                  __mmask16 lastMask) {
+  constexpr int MR = NV == 4 ? 6 : NV == 3 ? 8 : 12;
+  int i = 0;
+  for (; i + MR <= m; i += MR) {
+    SmallTile<MR, NV>(k, A + i * rowStep, rowStep, colStep, P, np, C + static_cast<int64_t>(i) * ldc, ldc, alpha,
+                      beta, lastMask);
+  }
+  for (; i < m; i++) {
+    SmallTile<1, NV>(k, A + i * rowStep, rowStep, colStep, P, np, C + static_cast<int64_t>(i) * ldc, ldc, alpha,
+                     beta, lastMask);
+  }
+}
+
+// out (cols x rows, packed) = the transpose of in (rows x cols, leading dimension ld), 8 x 8 blocks in
+// registers: op(B) of a product with transB, packed as rows.
+__attribute__((target("avx2"))) void TransposeInto(const float* in, int ld, int rows, int cols, float* out) {
+  int r0 = 0;
+  for (; r0 + 8 <= rows; r0 += 8) {
+    int c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) {
+      __m256 x[8], t[8];
+      for (int i = 0; i < 8; i++) x[i] = _mm256_loadu_ps(in + static_cast<int64_t>(r0 + i) * ld + c0);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x31);
+      }
+      for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + static_cast<int64_t>(c0 + i) * rows + r0, t[i]);
+    }
+    for (; c0 < cols; c0++) {
+      for (int i = 0; i < 8; i++) out[static_cast<int64_t>(c0) * rows + r0 + i] = in[static_cast<int64_t>(r0 + i) * ld + c0];
+    }
+  }
+  for (; r0 < rows; r0++) {
+    for (int c = 0; c < cols; c++) out[static_cast<int64_t>(c) * rows + r0] = in[static_cast<int64_t>(r0) * ld + c];
+  }
+}
+
+// One small product (m, n, k <= kSmallMaxDim, all >= 1); pack holds kSmallMaxDim^2 floats.
+__attribute__((target("avx512f"))) void SmallGemmAvx512(bool transA, bool transB, int m, int n, int k, float alpha,
+                                                        float beta, const float* A, int lda, const float* B, int ldb,
+                                                        float* C, int ldc, float* pack) {
+  if (transB) {
+    TransposeInto(B, ldb, n, k, pack);
+  } else {
+    for (int p = 0; p < k; p++) std::memcpy(pack + static_cast<int64_t>(p) * n, B + static_cast<int64_t>(p) * ldb, sizeof(float) * n);
+  }
+  // op(A)[i, p] is at A[i * rowStep + p * colStep]
+  const int64_t rowStep = transA ? 1 : lda, colStep = transA ? lda : 1;
+  for (int j0 = 0; j0 < n; j0 += 64) {
+    const int width = n - j0 < 64 ? n - j0 : 64;
+    const int nv = (width + 15) / 16;
+    const __mmask16 lastMask = static_cast<__mmask16>((1u << (width - 16 * (nv - 1))) - 1);
+    const float* P = pack + j0;
+    float* Cj = C + j0;
+    switch (nv) {
+      case 4: SmallRows<4>(m, k, A, rowStep, colStep, P, n, Cj, ldc, alpha, beta, lastMask); break;
+      case 3: SmallRows<3>(m, k, A, rowStep, colStep, P, n, Cj, ldc, alpha, beta, lastMask); break;
+      case 2: SmallRows<2>(m, k, A, rowStep, colStep, P, n, Cj, ldc, alpha, beta, lastMask); break;
+      default: SmallRows<1>(m, k, A, rowStep, colStep, P, n, Cj, ldc, alpha, beta, lastMask); break;
+    }
+  }
+}
+const bool kHaveSmallKernel = kHaveAvx512;
+#else
+const bool kHaveSmallKernel = false;
+#endif
+
+// One batched call's products, taken one entry at a time by whichever thread is free (a thread the OS
+// has put aside leaves its share to the other).
+struct SmallBatch {
+  bool transA, transB;
+  int m, n, k;
+  float alpha, beta;
+  const float* a;
+  int lda;
+  int64_t strideA;
+  const float* b;
+  int ldb;
+  int64_t strideB;
+  float* c;
+  int ldc;
+  int64_t strideC;
+  int64_t batch;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> left{0};
+
+  void Work(float* pack) {
+#ifdef SUPRA_X86
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < batch; i = next.fetch_add(1, std::memory_order_relaxed)) {
+      SmallGemmAvx512(transA, transB, m, n, k, alpha, beta, a + i * strideA, lda, b + i * strideB, ldb,
+                      c + i * strideC, ldc, pack);
+      left.fetch_sub(1, std::memory_order_release);
+    }
+#else
+    (void)pack;
+#endif
+  }
+};
+
+// The helper thread for SmallBatch: after a batch it spins briefly, since the attention's products come
+// back to back, then sleeps. The caller waits for the helper to acknowledge every batch it posts, so a
+// batch is never reused while the helper still reads it.
+class SmallBatchRunner {
+ public:
+  SmallBatchRunner() : thread_([this] { Loop(); }) {}
+  ~SmallBatchRunner() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_.store(true, std::memory_order_relaxed);
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  // Runs every entry of `job` on this thread and the helper; returns when all are written.
+  void Run(SmallBatch& job) {
+    job.next.store(0, std::memory_order_relaxed);
+    job.left.store(job.batch, std::memory_order_relaxed);
+    job_ = &job;
+    const uint64_t g = posted_.load(std::memory_order_relaxed) + 1;
+    {
+      std::lock_guard<std::mutex> lock(mu_); // the helper checks posted_ under the lock before it sleeps
+      posted_.store(g, std::memory_order_release);
+    }
+    cv_.notify_one();
+    job.Work(callerPack_);
+    for (uint32_t spin = 0; job.left.load(std::memory_order_acquire) != 0 || acked_.load(std::memory_order_acquire) != g; spin++) {
+      if ((spin & 1023) == 1023) std::this_thread::yield();
+      else Pause();
+    }
+  }
+
+  // One caller at a time: the add-on may be called from several threads.
+  std::mutex& busy() { return busy_; }
+
+ private:
+  static void Pause() {
+#ifdef SUPRA_X86
+    _mm_pause();
+#endif
+  }
+
+  void Loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      // spin ~50 us for the next batch, then sleep
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+      uint32_t spin = 0;
+      while (posted_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+        if ((++spin & 255) == 0 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || posted_.load(std::memory_order_relaxed) != seen; });
+          break;
+        }
+        Pause();
+      }
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = posted_.load(std::memory_order_acquire);
+      job_->Work(helperPack_);
+      acked_.store(seen, std::memory_order_release);
+    }
+  }
+
+  float callerPack_[kSmallMaxDim * kSmallMaxDim];
+  float helperPack_[kSmallMaxDim * kSmallMaxDim];
+  SmallBatch* job_ = nullptr;
+  std::atomic<uint64_t> posted_{0};
+  std::atomic<uint64_t> acked_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::mutex busy_;
+  std::thread thread_;
+};
+
+bool smallKernelOn = kHaveSmallKernel; // useSmallKernel(false) turns it off (tests, A/B runs)
+
+SmallBatchRunner& Runner() {
+  static SmallBatchRunner runner; // its thread starts with the first batched small product
+  return runner;
+}
+
+// Batched products small enough for SmallGemmAvx512, when there are two threads to share them (decoding
+// shapes keep their own path; SUPRA_THREADS=1 keeps everything on one thread, through OpenBLAS). Entries
+// must write apart: with strideC 0 (dW summed over the batch) they run one after another, in order.
+bool UseSmallBatch(int64_t m, int64_t n, int64_t k, int64_t ldc, int64_t strideC, int64_t batch) {
+  return smallKernelOn && batch >= 2 && m > kDecodeRows && m <= kSmallMaxDim && n >= 1 && n <= kSmallMaxDim &&
+         k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n && openblas_get_num_threads() >= 2;
+}
+
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
 // OpenBLAS's gemm driver would pack a whole operand for one row of output.
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
@@ -259,6 +513,32 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   if (lda < 1) lda = 1;
   if (ldb < 1) ldb = 1;
   if (ldc < 1) ldc = 1;
+  if (UseSmallBatch(m, n, k, ldc, strideC, batch)) {
+    SmallBatchRunner& runner = Runner();
+    std::unique_lock<std::mutex> lock(runner.busy(), std::try_to_lock);
+    if (lock.owns_lock()) {
+      SmallBatch job;
+      job.transA = transA;
+      job.transB = transB;
+      job.m = static_cast<int>(m);
+      job.n = static_cast<int>(n);
+      job.k = static_cast<int>(k);
+      job.alpha = static_cast<float>(alpha);
+      job.beta = static_cast<float>(beta);
+      job.a = a.data;
+      job.lda = static_cast<int>(lda);
+      job.strideA = strideA;
+      job.b = b.data;
+      job.ldb = static_cast<int>(ldb);
+      job.strideB = strideB;
+      job.c = c.data;
+      job.ldc = static_cast<int>(ldc);
+      job.strideC = strideC;
+      job.batch = batch;
+      runner.Run(job);
+      return nullptr;
+    }
+  }
   for (int64_t i = 0; i < batch; i++) {
     GemmOne(transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
             static_cast<float>(alpha), static_cast<float>(beta), a.data + i * strideA, static_cast<int>(lda),
@@ -282,6 +562,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #else
   out.Set("decodeKernel", Napi::String::New(env, "none"));
 #endif
+  out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : kHaveSmallKernel ? "off" : "none"));
   return out;
 }
 
@@ -302,12 +583,24 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, openblas_get_num_threads());
 }
 
+// useSmallKernel(on): batched small products on SmallGemmAvx512 (when the CPU has it) or on OpenBLAS.
+Napi::Value UseSmallKernel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsBoolean()) {
+    Napi::TypeError::New(env, "supra native useSmallKernel: expected one boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  smallKernelOn = kHaveSmallKernel && info[0].As<Napi::Boolean>().Value();
+  return Napi::Boolean::New(env, smallKernelOn);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_value sgemm;
   napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &sgemm);
   exports.Set("sgemm", Napi::Value(env, sgemm));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   return exports;
 }
 

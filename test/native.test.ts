@@ -189,6 +189,59 @@ test('batched sgemm follows strideA/B/C, including broadcast and accumulate', { 
   assertClose(c, want, 'accumulate over batch');
 });
 
+test('batched small products (the attention\'s per-head blocks) on the add-on\'s kernel match float64 and OpenBLAS', { skip }, () => {
+  const be = backend();
+  const kernel = be.info().smallKernel;
+  assert.ok(['avx512', 'off', 'none'].includes(kernel), kernel);
+  const next = rng(5);
+  // [m, n, k, batch]: the training shape; every row tail (6-row tiles) and column tail (masked 16-wide
+  // vectors, one to four per band); two column bands; k = 1; the largest the kernel takes (128)
+  const shapes: Array<[number, number, number, number]> = [
+    [64, 64, 64, 32],
+    [5, 7, 9, 3],
+    [17, 33, 65, 4],
+    [13, 50, 3, 5],
+    [100, 70, 128, 2],
+    [6, 16, 1, 3],
+    [128, 128, 128, 2],
+  ];
+  for (const [m, n, k, batch] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const [alpha, beta] of [[1, 0], [1, 1], [0.5, -2]] as const) {
+          const pad = (m + n + k) % 3; // some padded leading dimensions
+          const lda = (transA ? m : k) + pad;
+          const ldb = (transB ? k : n) + pad;
+          const ldc = n + pad;
+          const strideA = (transA ? k : m) * lda + 1;
+          const strideB = (transB ? n : k) * ldb + 2;
+          const strideC = m * ldc + 3;
+          const a = filled(arena, batch * strideA, next);
+          const b = filled(plain, batch * strideB, next);
+          const c0 = filled(arena, batch * strideC, next);
+          const c1 = allocF32(c0.length);
+          c1.set(c0);
+          const g = { transA, transB, m, n, k, alpha, beta, a, b, lda, ldb, ldc, batch, strideA, strideB, strideC };
+          const what = `${m}x${n}x${k} batch ${batch} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
+          const want = referenceGemm({ ...g, c: c0 });
+          be.useSmallKernel(true);
+          be.sgemm({ ...g, c: c0 });
+          assertClose(c0, want, `small kernel ${what}`);
+          be.useSmallKernel(false);
+          be.sgemm({ ...g, c: c1 });
+          assertClose(c1, Float64Array.from(c0), `OpenBLAS against the small kernel ${what}`);
+          free(a);
+          free(c0);
+          free(c1);
+        }
+      }
+    }
+  }
+  assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'off');
+  assert.equal(be.useSmallKernel(true), kernel !== 'none');
+  assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'avx512');
+});
+
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {
   const be = backend();
   const c = Float32Array.from([1, 2, 3, 4, 5, 6]);

@@ -43,12 +43,23 @@ interface Addon {
     strideC: number,
     batch: number,
   ): void;
-  info(): { corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel };
+  info(): {
+    corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
+    smallKernel: SmallKernel;
+  };
   setThreads(n: number): number;
+  useSmallKernel(on: boolean): boolean;
 }
 
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
 export type DecodeKernel = 'avx512' | 'avx2' | 'none';
+
+/**
+ * The add-on's kernel for batched small products (m, n, k ≤ 128: the chunked attention's per-head
+ * products), shared between the calling thread and one helper thread: 'avx512' when in use, 'off' when
+ * turned off (useSmallKernel(false)), 'none' when the CPU lacks AVX-512. Otherwise OpenBLAS runs them.
+ */
+export type SmallKernel = 'avx512' | 'off' | 'none';
 
 export interface NativeInfo {
   /** Kernels OpenBLAS runs: its CPU detection, or OPENBLAS_CORETYPE when that was set at load. */
@@ -61,6 +72,8 @@ export interface NativeInfo {
   parallel: number;
   /** Decoding products run on this kernel of the add-on ('none': on the wasm kernels). */
   decodeKernel: DecodeKernel;
+  /** Batched small products run on this kernel of the add-on ('off', 'none': on OpenBLAS). */
+  smallKernel: SmallKernel;
   /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
   coretypeEnv: string;
   /** OPENBLAS_THREAD_TIMEOUT as the library saw it at load (see applyThreadTimeout). */
@@ -73,6 +86,11 @@ export interface NativeBackend extends Backend {
   info(): NativeInfo;
   /** Sets the OpenBLAS thread count; returns the count now in effect. */
   setThreads(n: number): number;
+  /**
+   * Batched small products on the add-on's own kernel (true, the default where the CPU has AVX-512) or on
+   * OpenBLAS (false); returns whether the add-on's kernel is now in use.
+   */
+  useSmallKernel(on: boolean): boolean;
 }
 
 export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; reason: string };
@@ -202,6 +220,7 @@ function load(addonPath: string): NativeResult {
       threadCount = addon.setThreads(n);
       return threadCount;
     },
+    useSmallKernel: (on: boolean) => addon.useSmallKernel(on),
   };
   return { ok: true, backend };
 }
