@@ -22,6 +22,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -201,7 +203,7 @@ const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports(
 // threshold) and packs both operands for every entry, so one core idles through about a tenth of a
 // training step. Here each entry is one AVX-512 pass -- op(B) packed once as k rows of n floats, op(A)
 // broadcast from where it is stored, up to 6 rows x 64 columns of C held in registers -- and the entries
-// are shared between the calling thread and one helper thread (SmallBatchRunner). Each C value is summed
+// are shared between the calling thread and one helper thread (HelperThread). Each C value is summed
 // over k in order with one FMA per term, as OpenBLAS's kernels do.
 constexpr int kSmallMaxDim = 128; // m, n, k at most this (the pack buffer holds k x n floats)
 
@@ -320,45 +322,38 @@ const bool kHaveSmallKernel = kHaveAvx512;
 const bool kHaveSmallKernel = false;
 #endif
 
-// One batched call's products, taken one entry at a time by whichever thread is free (a thread the OS
-// has put aside leaves its share to the other).
-struct SmallBatch {
-  bool transA, transB;
-  int m, n, k;
-  float alpha, beta;
-  const float* a;
-  int lda;
-  int64_t strideA;
-  const float* b;
-  int ldb;
-  int64_t strideB;
-  float* c;
-  int ldc;
-  int64_t strideC;
-  int64_t batch;
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> left{0};
-
-  void Work(float* pack) {
-#ifdef SUPRA_X86
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < batch; i = next.fetch_add(1, std::memory_order_relaxed)) {
-      SmallGemmAvx512(transA, transB, m, n, k, alpha, beta, a + i * strideA, lda, b + i * strideB, ldb,
-                      c + i * strideC, ldc, pack);
-      left.fetch_sub(1, std::memory_order_release);
+// Work shared by the calling thread and one helper thread, item by item: whichever thread is free takes
+// the next item, so a thread the OS has put aside leaves its share to the other.
+class SharedWork {
+ public:
+  explicit SharedWork(int64_t items) : items_(items), left_(items) {}
+  virtual ~SharedWork() = default;
+  // Takes items until none are left; worker 0 is the calling thread, 1 the helper.
+  void Drain(int worker) {
+    for (int64_t i = next_.fetch_add(1, std::memory_order_relaxed); i < items_;
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      Do(i, worker);
+      left_.fetch_sub(1, std::memory_order_release);
     }
-#else
-    (void)pack;
-#endif
   }
+  bool Finished() const { return left_.load(std::memory_order_acquire) == 0; }
+
+ protected:
+  virtual void Do(int64_t item, int worker) = 0;
+
+ private:
+  const int64_t items_;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> left_;
 };
 
-// The helper thread for SmallBatch: after a batch it spins briefly, since the attention's products come
-// back to back, then sleeps. The caller waits for the helper to acknowledge every batch it posts, so a
-// batch is never reused while the helper still reads it.
-class SmallBatchRunner {
+// The helper thread: after a job it spins briefly, since the attention's products and the kernels come
+// back to back, then sleeps. The caller waits for the helper to acknowledge every job it posts, so a job
+// is never freed while the helper still reads it.
+class HelperThread {
  public:
-  SmallBatchRunner() : thread_([this] { Loop(); }) {}
-  ~SmallBatchRunner() {
+  HelperThread() : thread_([this] { Loop(); }) {}
+  ~HelperThread() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_.store(true, std::memory_order_relaxed);
@@ -367,26 +362,27 @@ class SmallBatchRunner {
     thread_.join();
   }
 
-  // Runs every entry of `job` on this thread and the helper; returns when all are written.
-  void Run(SmallBatch& job) {
-    job.next.store(0, std::memory_order_relaxed);
-    job.left.store(job.batch, std::memory_order_relaxed);
-    job_ = &job;
+  // Runs every item of `work` on this thread and the helper; returns when all are done. The caller
+  // holds busy().
+  void Run(SharedWork& work) {
+    work_ = &work;
     const uint64_t g = posted_.load(std::memory_order_relaxed) + 1;
     {
       std::lock_guard<std::mutex> lock(mu_); // the helper checks posted_ under the lock before it sleeps
       posted_.store(g, std::memory_order_release);
     }
     cv_.notify_one();
-    job.Work(callerPack_);
-    for (uint32_t spin = 0; job.left.load(std::memory_order_acquire) != 0 || acked_.load(std::memory_order_acquire) != g; spin++) {
+    work.Drain(0);
+    for (uint32_t spin = 0; !work.Finished() || acked_.load(std::memory_order_acquire) != g; spin++) {
       if ((spin & 1023) == 1023) std::this_thread::yield();
       else Pause();
     }
   }
 
-  // One caller at a time: the add-on may be called from several threads.
+  // One job at a time: the add-on may be called from several threads.
   std::mutex& busy() { return busy_; }
+  // Scratch for SmallGemmAvx512, one per worker; only while holding busy().
+  float* pack(int worker) { return worker == 0 ? callerPack_ : helperPack_; }
 
  private:
   static void Pause() {
@@ -398,7 +394,7 @@ class SmallBatchRunner {
   void Loop() {
     uint64_t seen = 0;
     for (;;) {
-      // spin ~50 us for the next batch, then sleep
+      // spin ~50 us for the next job, then sleep
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
       uint32_t spin = 0;
       while (posted_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
@@ -411,14 +407,14 @@ class SmallBatchRunner {
       }
       if (stop_.load(std::memory_order_relaxed)) return;
       seen = posted_.load(std::memory_order_acquire);
-      job_->Work(helperPack_);
+      work_->Drain(1);
       acked_.store(seen, std::memory_order_release);
     }
   }
 
   float callerPack_[kSmallMaxDim * kSmallMaxDim];
   float helperPack_[kSmallMaxDim * kSmallMaxDim];
-  SmallBatch* job_ = nullptr;
+  SharedWork* work_ = nullptr;
   std::atomic<uint64_t> posted_{0};
   std::atomic<uint64_t> acked_{0};
   std::atomic<bool> stop_{false};
@@ -428,19 +424,302 @@ class SmallBatchRunner {
   std::thread thread_;
 };
 
-bool smallKernelOn = kHaveSmallKernel; // useSmallKernel(false) turns it off (tests, A/B runs)
-
-SmallBatchRunner& Runner() {
-  static SmallBatchRunner runner; // its thread starts with the first batched small product
-  return runner;
+HelperThread& Helper() {
+  static HelperThread helper; // its thread starts with the first job
+  return helper;
 }
+
+// Two threads when OpenBLAS may use two (SUPRA_THREADS=1 keeps the add-on on one).
+bool TwoThreads() { return openblas_get_num_threads() >= 2; }
+
+// Runs `work` on this thread and, when two threads are wanted and the helper is free, the helper.
+void RunShared(SharedWork& work) {
+  if (TwoThreads()) {
+    HelperThread& helper = Helper();
+    std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
+    if (lock.owns_lock()) {
+      helper.Run(work);
+      return;
+    }
+  }
+  work.Drain(0);
+}
+
+// One batched call's products, an item per entry.
+class SmallBatch : public SharedWork {
+ public:
+  SmallBatch(HelperThread& helper, bool transA, bool transB, int m, int n, int k, float alpha, float beta,
+             const float* a, int lda, int64_t strideA, const float* b, int ldb, int64_t strideB, float* c, int ldc,
+             int64_t strideC, int64_t batch)
+      : SharedWork(batch), helper_(helper), transA_(transA), transB_(transB), m_(m), n_(n), k_(k), alpha_(alpha),
+        beta_(beta), a_(a), lda_(lda), strideA_(strideA), b_(b), ldb_(ldb), strideB_(strideB), c_(c), ldc_(ldc),
+        strideC_(strideC) {}
+
+ protected:
+  void Do(int64_t i, int worker) override {
+#ifdef SUPRA_X86
+    SmallGemmAvx512(transA_, transB_, m_, n_, k_, alpha_, beta_, a_ + i * strideA_, lda_, b_ + i * strideB_, ldb_,
+                    c_ + i * strideC_, ldc_, helper_.pack(worker));
+#else
+    (void)i;
+    (void)worker;
+#endif
+  }
+
+ private:
+  HelperThread& helper_;
+  const bool transA_, transB_;
+  const int m_, n_, k_;
+  const float alpha_, beta_;
+  const float* a_;
+  const int lda_;
+  const int64_t strideA_;
+  const float* b_;
+  const int ldb_;
+  const int64_t strideB_;
+  float* c_;
+  const int ldc_;
+  const int64_t strideC_;
+};
+
+// ---------------------------------------------------------------- wasm-exact elementwise kernels
+//
+// The exp-heavy kernels of a training step -- cross-entropy over the vocabulary, swiglu and its gradient --
+// on 16 lanes instead of the wasm module's 4 (assembly/ops.ts, assembly/vmath.ts), operation for operation:
+// the same exp polynomial with the same roundings (binding.gyp turns off FMA contraction), the same float64
+// sums in the same order, the same scalar tails per chunk of [lo, hi). The results are bit for bit the
+// wasm kernels' (test/native.test.ts checks it), so a run computes the same numbers on either backend.
+#ifdef SUPRA_X86
+// exp4 of vmath.ts. pmin(x, hi) = hi < x ? hi : x is minps(hi, x); pmax(v, lo) = v < lo ? lo : v is maxps(lo, v).
+__attribute__((target("avx512f"))) inline __m512 Exp16(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.33654f);
+  const __m512 xc = _mm512_max_ps(lo, _mm512_min_ps(_mm512_set1_ps(88.0f), x));
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), magic);
+  const __m512 n = _mm512_sub_ps(t, magic);
+  __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+  __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.9875691500e-4f), r), _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  const __m512 er = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, r2), r), _mm512_set1_ps(1.0f));
+  const __m512i scale = _mm512_add_epi32(_mm512_slli_epi32(_mm512_castps_si512(t), 23), _mm512_set1_epi32(127 << 23));
+  const __m512 y = _mm512_mul_ps(er, _mm512_castsi512_ps(scale));
+  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ); // false for NaN
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~under), y);
+}
+
+// exp1 of vmath.ts: one value through the vector path.
+__attribute__((target("avx512f"))) inline float Exp1(float x) { return _mm512_cvtss_f32(Exp16(_mm512_set1_ps(x))); }
+
+// log64 of vmath.ts.
+double Log64(double x) {
+  if (!(x > 0)) return x == 0 ? -INFINITY : NAN;
+  if (x == INFINITY) return x;
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  int e = static_cast<int>((bits >> 52) & 0x7ff);
+  if (e == 0) {
+    x *= 18014398509481984.0;
+    std::memcpy(&bits, &x, sizeof bits);
+    e = static_cast<int>((bits >> 52) & 0x7ff) - 54;
+  }
+  e -= 1023;
+  const uint64_t mantissa = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  double m;
+  std::memcpy(&m, &mantissa, sizeof m);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  const double s = (m - 1) / (m + 1);
+  const double s2 = s * s;
+  double term = s2, sum = 1;
+  for (int i = 3; i <= 23; i += 2) {
+    sum += term / static_cast<double>(i);
+    term *= s2;
+  }
+  return 2 * s * sum + static_cast<double>(e) * 0.6931471805599453;
+}
+
+// wasm's f32.max: NaN when either is NaN; of two zeros +0 unless both are -0.
+float WasmMax(float a, float b) {
+  if (a != a || b != b) return NAN;
+  if (a == b) {
+    uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    x &= y;
+    std::memcpy(&a, &x, 4);
+    return a;
+  }
+  return a > b ? a : b;
+}
+
+// rowMax of ops.ts (a maximum is a maximum in any order; NaN and the sign of a zero maximum as wasm has them).
+__attribute__((target("avx512f"))) float RowMax(const float* x, int n) {
+  __m512 vm = _mm512_set1_ps(-INFINITY);
+  __mmask16 nan = 0;
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    vm = _mm512_max_ps(vm, v);
+  }
+  if (nan) return NAN;
+  float m = _mm512_reduce_max_ps(vm);
+  for (; i < n; i++) m = WasmMax(m, x[i]);
+  if (m == 0) {
+    m = -0.0f;
+    for (int j = 0; j < n; j++) m = WasmMax(m, x[j]);
+  }
+  return m;
+}
+
+// sumExp of ops.ts: Σ e^(x − mx) in float64, the exponentials stored in out (when given). The wasm kernel
+// adds (e[4g] + e[4g+2], e[4g+1] + e[4g+3]) into two float64 lanes for each group g of four, in order, then
+// the two lanes, then the tail one by one.
+__attribute__((target("avx512f"))) double SumExp(const float* x, int n, float mx, float* out) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m128d acc = _mm_setzero_pd();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+    if (out) _mm512_storeu_ps(out + i, e);
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e)); // lanes 0..7
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    // within each group of four: (e0 + e2, e1 + e3) in the group's first two lanes
+    const __m512d pl = _mm512_add_pd(lo, _mm512_permutex_pd(lo, 0x4E));
+    const __m512d ph = _mm512_add_pd(hi, _mm512_permutex_pd(hi, 0x4E));
+    acc = _mm_add_pd(acc, _mm512_castpd512_pd128(pl));
+    acc = _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(pl), 2)));
+    acc = _mm_add_pd(acc, _mm512_castpd512_pd128(ph));
+    acc = _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(ph), 2)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    float e[4];
+    for (int j = 0; j < 4; j++) e[j] = Exp1(x[i + j] - mx);
+    if (out) std::memcpy(out + i, e, sizeof e);
+    acc = _mm_add_pd(acc, _mm_set_pd(static_cast<double>(e[1]) + static_cast<double>(e[3]),
+                                     static_cast<double>(e[0]) + static_cast<double>(e[2])));
+  }
+  double s = _mm_cvtsd_f64(acc) + _mm_cvtsd_f64(_mm_unpackhi_pd(acc, acc));
+  for (; i < n; i++) {
+    const float e = Exp1(x[i] - mx);
+    if (out) out[i] = e;
+    s += static_cast<double>(e);
+  }
+  return s;
+}
+
+__attribute__((target("avx512f"))) void ScaleRow(float* x, float s, int n) {
+  const __m512 vs = _mm512_set1_ps(s);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vs));
+  for (; i < n; i++) x[i] = x[i] * s;
+}
+
+// crossEntropy of ops.ts for rows [lo, hi).
+double CrossEntropyRows(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
+                        double inv, int64_t lo, int64_t hi) {
+  double total = 0;
+  for (int64_t r = lo; r < hi; r++) {
+    const float* xr = logits + r * vocab;
+    const int t = targets[r];
+    float* dr = dlogits ? dlogits + r * vocab : nullptr;
+    if (t == -100) {
+      if (dr) std::memset(dr, 0, sizeof(float) * vocab);
+      continue;
+    }
+    const float mx = RowMax(xr, vocab);
+    const double sum = SumExp(xr, vocab, mx, dr);
+    const double lse = static_cast<double>(mx) + Log64(sum);
+    total += lse - static_cast<double>(xr[t]) + zLoss * lse * lse;
+    if (dr) {
+      ScaleRow(dr, static_cast<float>(((1 + 2 * zLoss * lse) * inv) / sum), vocab);
+      dr[t] = dr[t] - static_cast<float>(inv);
+    }
+  }
+  return total;
+}
+
+// sigmoid4 of ops.ts: 1 / (1 + e^(−g)).
+__attribute__((target("avx512f"))) inline __m512 Sigmoid16(__m512 g) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 negated = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), _mm512_set1_epi32(INT32_MIN)));
+  return _mm512_div_ps(one, _mm512_add_ps(one, Exp16(negated)));
+}
+
+// swiglu of ops.ts on [lo, hi): the body in steps of 4 from lo (here 16 at a time, then 4), the tail scalar.
+__attribute__((target("avx512f"))) void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int64_t hi) {
+  const int64_t body = lo + (hi - lo) / 4 * 4;
+  int64_t i = lo;
+  for (; i + 16 <= body; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(g, Sigmoid16(g)), _mm512_loadu_ps(up + i)));
+  }
+  if (i < body) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (body - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(mask, gate + i);
+    _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(_mm512_mul_ps(g, Sigmoid16(g)), _mm512_maskz_loadu_ps(mask, up + i)));
+  }
+  for (i = body; i < hi; i++) out[i] = (gate[i] / (1 + Exp1(-gate[i]))) * up[i];
+}
+
+// swigluBackward of ops.ts on [lo, hi) (act may be null).
+__attribute__((target("avx512f"))) void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate,
+                                                            float* dup, float* act, int64_t lo, int64_t hi) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const int64_t body = lo + (hi - lo) / 4 * 4;
+  for (int64_t i = lo; i < body; i += 16) {
+    const __mmask16 mask = body - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (body - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(mask, gate + i);
+    const __m512 d = _mm512_maskz_loadu_ps(mask, dout + i);
+    const __m512 s = Sigmoid16(g);
+    const __m512 u = _mm512_maskz_loadu_ps(mask, up + i);
+    if (act) _mm512_mask_storeu_ps(act + i, mask, _mm512_mul_ps(_mm512_mul_ps(g, s), u));
+    _mm512_mask_storeu_ps(dup + i, mask, _mm512_mul_ps(_mm512_mul_ps(d, g), s));
+    const __m512 ds = _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, s)));
+    _mm512_mask_storeu_ps(dgate + i, mask, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, u), s), ds));
+  }
+  for (int64_t i = body; i < hi; i++) {
+    const float g = gate[i], d = dout[i], u = up[i];
+    const float s = 1 / (1 + Exp1(-g));
+    if (act) act[i] = (g / (1 + Exp1(-g))) * u;
+    dup[i] = d * g * s;
+    dgate[i] = d * u * s * (1 + g * (1 - s));
+  }
+}
+#endif
+
+// The kernels' work in the wasm runtime's chunks (src/core/wasm/runtime.ts chunkGrain): chunk c covers
+// [c·grain, min(total, (c+1)·grain)), an item each.
+class ChunkedWork : public SharedWork {
+ public:
+  ChunkedWork(int64_t total, int64_t grain) : SharedWork((total + grain - 1) / grain), total_(total), grain_(grain) {}
+
+ protected:
+  void Do(int64_t chunk, int) override {
+    const int64_t lo = chunk * grain_;
+    DoRange(chunk, lo, lo + grain_ < total_ ? lo + grain_ : total_);
+  }
+  virtual void DoRange(int64_t chunk, int64_t lo, int64_t hi) = 0;
+
+ private:
+  const int64_t total_, grain_;
+};
+
+bool smallKernelOn = kHaveSmallKernel; // useSmallKernel(false) turns it off (tests, A/B runs)
 
 // Batched products small enough for SmallGemmAvx512, when there are two threads to share them (decoding
 // shapes keep their own path; SUPRA_THREADS=1 keeps everything on one thread, through OpenBLAS). Entries
 // must write apart: with strideC 0 (dW summed over the batch) they run one after another, in order.
 bool UseSmallBatch(int64_t m, int64_t n, int64_t k, int64_t ldc, int64_t strideC, int64_t batch) {
   return smallKernelOn && batch >= 2 && m > kDecodeRows && m <= kSmallMaxDim && n >= 1 && n <= kSmallMaxDim &&
-         k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n && openblas_get_num_threads() >= 2;
+         k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n && TwoThreads();
 }
 
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
@@ -514,28 +793,13 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   if (ldb < 1) ldb = 1;
   if (ldc < 1) ldc = 1;
   if (UseSmallBatch(m, n, k, ldc, strideC, batch)) {
-    SmallBatchRunner& runner = Runner();
-    std::unique_lock<std::mutex> lock(runner.busy(), std::try_to_lock);
-    if (lock.owns_lock()) {
-      SmallBatch job;
-      job.transA = transA;
-      job.transB = transB;
-      job.m = static_cast<int>(m);
-      job.n = static_cast<int>(n);
-      job.k = static_cast<int>(k);
-      job.alpha = static_cast<float>(alpha);
-      job.beta = static_cast<float>(beta);
-      job.a = a.data;
-      job.lda = static_cast<int>(lda);
-      job.strideA = strideA;
-      job.b = b.data;
-      job.ldb = static_cast<int>(ldb);
-      job.strideB = strideB;
-      job.c = c.data;
-      job.ldc = static_cast<int>(ldc);
-      job.strideC = strideC;
-      job.batch = batch;
-      runner.Run(job);
+    HelperThread& helper = Helper();
+    std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
+    if (lock.owns_lock()) { // else another thread has the helper: OpenBLAS, below
+      SmallBatch work(helper, transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                      static_cast<float>(alpha), static_cast<float>(beta), a.data, static_cast<int>(lda), strideA,
+                      b.data, static_cast<int>(ldb), strideB, c.data, static_cast<int>(ldc), strideC, batch);
+      helper.Run(work);
       return nullptr;
     }
   }
@@ -544,6 +808,205 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
             static_cast<float>(alpha), static_cast<float>(beta), a.data + i * strideA, static_cast<int>(lda),
             b.data + i * strideB, static_cast<int>(ldb), c.data + i * strideC, static_cast<int>(ldc));
   }
+  return nullptr;
+}
+
+#ifdef SUPRA_X86
+class CrossEntropyWork : public ChunkedWork {
+ public:
+  CrossEntropyWork(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss, double inv,
+                   int64_t rows, int64_t grain)
+      : ChunkedWork(rows, grain), logits_(logits), targets_(targets), vocab_(vocab), dlogits_(dlogits), zLoss_(zLoss),
+        inv_(inv), totals_((rows + grain - 1) / grain) {}
+  // Σ over chunks, in order, of each chunk's Σ over its rows: parallelFor's reduction.
+  double Total() const {
+    double sum = 0;
+    for (double t : totals_) sum += t;
+    return sum;
+  }
+
+ protected:
+  void DoRange(int64_t chunk, int64_t lo, int64_t hi) override {
+    totals_[chunk] = CrossEntropyRows(logits_, targets_, vocab_, dlogits_, zLoss_, inv_, lo, hi);
+  }
+
+ private:
+  const float* logits_;
+  const int32_t* targets_;
+  const int vocab_;
+  float* dlogits_;
+  const double zLoss_, inv_;
+  std::vector<double> totals_;
+};
+
+class SwigluWork : public ChunkedWork {
+ public:
+  SwigluWork(const float* gate, const float* up, float* out, int64_t n, int64_t grain)
+      : ChunkedWork(n, grain), gate_(gate), up_(up), out_(out) {}
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluRange(gate_, up_, out_, lo, hi); }
+
+ private:
+  const float *gate_, *up_;
+  float* out_;
+};
+
+class SwigluBackwardWork : public ChunkedWork {
+ public:
+  SwigluBackwardWork(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
+                     int64_t n, int64_t grain)
+      : ChunkedWork(n, grain), dout_(dout), gate_(gate), up_(up), dgate_(dgate), dup_(dup), act_(act) {}
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluBackwardRange(dout_, gate_, up_, dgate_, dup_, act_, lo, hi); }
+
+ private:
+  const float *dout_, *gate_, *up_;
+  float *dgate_, *dup_, *act_;
+};
+#endif
+
+bool elementwiseOn = kHaveSmallKernel; // the same AVX-512 requirement; useElementwiseKernels(false) turns it off
+
+// Reads the arguments every elementwise kernel shares: a Float32Array of at least `need` floats (or null
+// when `optional`).
+bool ReadSpan(napi_env env, napi_value v, const char* kernel, const char* name, int64_t need, bool optional, float** out) {
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  if (optional && type == napi_null) {
+    *out = nullptr;
+    return true;
+  }
+  F32View view;
+  if (!ReadF32(env, v, name, &view)) return false;
+  if (view.length < need) {
+    Napi::RangeError::New(env, std::string("supra native ") + kernel + ": " + name + " has " + std::to_string(view.length) +
+                                   " floats, the call needs " + std::to_string(need))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = view.data;
+  return true;
+}
+
+bool ReadCount(napi_env env, napi_value v, const char* kernel, const char* name, int64_t min, int64_t* out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= static_cast<double>(min) && d <= 9007199254740992.0 && std::floor(d) == d)) {
+    Napi::RangeError::New(env, std::string("supra native ") + kernel + ": " + name + " must be an integer >= " + std::to_string(min))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+bool ElementwiseAvailable(napi_env env, const char* kernel) {
+  if (elementwiseOn) return true;
+  Napi::Error::New(env, std::string("supra native ") + kernel + ": the add-on's elementwise kernels are " +
+                            (kHaveSmallKernel ? "turned off" : "not available on this CPU (no AVX-512)"))
+      .ThrowAsJavaScriptException();
+  return false;
+}
+
+// crossEntropy(logits, targets, vocab, dlogits | null, zLoss, inv, rows, grain) -> the loss summed over rows
+napi_value CrossEntropy(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  const char* name = "crossEntropy";
+  if (argc != 8) {
+    Napi::TypeError::New(env, "supra native crossEntropy: expected 8 arguments").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  int64_t vocab, rows, grain;
+  double zLoss, inv;
+  if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[2], name, "vocab", 1, &vocab) ||
+      !ReadCount(env, argv[6], name, "rows", 0, &rows) || !ReadCount(env, argv[7], name, "grain", 1, &grain) ||
+      !ReadNumber(env, argv[4], "zLoss", &zLoss) || !ReadNumber(env, argv[5], "inv", &inv)) {
+    return nullptr;
+  }
+  float *logits, *dlogits;
+  if (!ReadSpan(env, argv[0], name, "logits", rows * vocab, false, &logits) ||
+      !ReadSpan(env, argv[3], name, "dlogits", rows * vocab, true, &dlogits)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_int32_array ||
+      static_cast<int64_t>(length) < rows) {
+    Napi::TypeError::New(env, "supra native crossEntropy: targets must be an Int32Array of at least rows entries")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const int32_t* targets = static_cast<const int32_t*>(data);
+  for (int64_t r = 0; r < rows; r++) {
+    if (targets[r] != -100 && !(targets[r] >= 0 && targets[r] < vocab)) {
+      Napi::RangeError::New(env, "supra native crossEntropy: target " + std::to_string(targets[r]) + " outside vocab " +
+                                     std::to_string(vocab))
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  double total = 0;
+#ifdef SUPRA_X86
+  CrossEntropyWork work(logits, targets, static_cast<int>(vocab), dlogits, zLoss, inv, rows, grain);
+  RunShared(work);
+  total = work.Total();
+#endif
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
+// swiglu(gate, up, out, n, grain)
+napi_value Swiglu(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  const char* name = "swiglu";
+  int64_t n, grain;
+  float *gate, *up, *out;
+  if (argc != 5) {
+    Napi::TypeError::New(env, "supra native swiglu: expected 5 arguments").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[3], name, "n", 0, &n) ||
+      !ReadCount(env, argv[4], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "gate", n, false, &gate) ||
+      !ReadSpan(env, argv[1], name, "up", n, false, &up) || !ReadSpan(env, argv[2], name, "out", n, false, &out)) {
+    return nullptr;
+  }
+#ifdef SUPRA_X86
+  SwigluWork work(gate, up, out, n, grain);
+  RunShared(work);
+#endif
+  return nullptr;
+}
+
+// swigluBackward(dout, gate, up, dgate, dup, act | null, n, grain)
+napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  const char* name = "swigluBackward";
+  int64_t n, grain;
+  float *dout, *gate, *up, *dgate, *dup, *act;
+  if (argc != 8) {
+    Napi::TypeError::New(env, "supra native swigluBackward: expected 8 arguments").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[6], name, "n", 0, &n) ||
+      !ReadCount(env, argv[7], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "dout", n, false, &dout) ||
+      !ReadSpan(env, argv[1], name, "gate", n, false, &gate) || !ReadSpan(env, argv[2], name, "up", n, false, &up) ||
+      !ReadSpan(env, argv[3], name, "dgate", n, false, &dgate) || !ReadSpan(env, argv[4], name, "dup", n, false, &dup) ||
+      !ReadSpan(env, argv[5], name, "act", n, true, &act)) {
+    return nullptr;
+  }
+#ifdef SUPRA_X86
+  SwigluBackwardWork work(dout, gate, up, dgate, dup, act, n, grain);
+  RunShared(work);
+#endif
   return nullptr;
 }
 
@@ -563,6 +1026,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("decodeKernel", Napi::String::New(env, "none"));
 #endif
   out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : kHaveSmallKernel ? "off" : "none"));
+  out.Set("elementwiseKernels", Napi::String::New(env, elementwiseOn ? "avx512" : kHaveSmallKernel ? "off" : "none"));
   return out;
 }
 
@@ -594,6 +1058,17 @@ Napi::Value UseSmallKernel(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, smallKernelOn);
 }
 
+// useElementwiseKernels(on): crossEntropy / swiglu / swigluBackward callable (when the CPU has AVX-512).
+Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsBoolean()) {
+    Napi::TypeError::New(env, "supra native useElementwiseKernels: expected one boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  elementwiseOn = kHaveSmallKernel && info[0].As<Napi::Boolean>().Value();
+  return Napi::Boolean::New(env, elementwiseOn);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_value sgemm;
   napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &sgemm);
@@ -601,6 +1076,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
+  exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
+  for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
+                          {"swigluBackward", SwigluBackward}}) {
+    napi_value f;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+    exports.Set(name, Napi::Value(env, f));
+  }
   return exports;
 }
 

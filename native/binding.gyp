@@ -9,6 +9,8 @@
         "<!@(node -p \"process.env.SUPRA_OPENBLAS_INCLUDE_DIRS || ''\")"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      # no fused multiply-adds but the explicit ones: the elementwise kernels repeat the wasm kernels' roundings
+      "cflags_cc": ["-ffp-contract=off"],
       "libraries": ["<!@(node -p \"process.env.SUPRA_OPENBLAS_LIBS || '-lopenblas'\")"]
     }
   ]

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { GemmArgs } from '../src/core/backend.js';
 import { allocF32, free, inArena } from '../src/core/memory.js';
 import { createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
+import * as ops from '../src/core/ops.js';
+import { getBackend, setBackend } from '../src/core/select.js';
 
 const native = createNativeBackend();
 const required = process.env.SUPRA_REQUIRE_NATIVE === '1';
@@ -240,6 +242,100 @@ test('batched small products (the attention\'s per-head blocks) on the add-on\'s
   assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'off');
   assert.equal(be.useSmallKernel(true), kernel !== 'none');
   assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'avx512');
+});
+
+// Same bits, or NaN in both (the payload may differ).
+function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (Object.is(got[i], want[i]) || (Number.isNaN(got[i]!) && Number.isNaN(want[i]!))) continue;
+    assert.fail(`${what}: element ${i} is ${got[i]}, the wasm kernel wrote ${want[i]}`);
+  }
+}
+
+/** Runs fn on the wasm kernels, then on the native backend's own, and returns both results. */
+function onBothKernels<T>(fn: () => T): { wasm: T; native: T } {
+  const before = getBackend().name;
+  try {
+    setBackend('wasm');
+    const wasm = fn();
+    setBackend('native');
+    assert.ok(getBackend().kernels, 'the native backend has its elementwise kernels');
+    return { wasm, native: fn() };
+  } finally {
+    setBackend(before);
+  }
+}
+
+test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kernels\' bits', { skip }, (t) => {
+  const be = backend();
+  const available = be.info().elementwiseKernels;
+  assert.ok(['avx512', 'off', 'none'].includes(available), available);
+  if (available === 'none') {
+    t.skip('no AVX-512 on this CPU: the wasm kernels run');
+    return;
+  }
+  be.useElementwiseKernels(true);
+  const next = rng(7);
+  // special values: the exp clamps (±100), infinities (a masked logit), NaN, both zeros
+  const special = [100, -100, 88.5, -87.4, -Infinity, Infinity, NaN, 0, -0];
+  const values = (n: number, spread: number, specials: boolean): Float32Array => {
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = next() * spread;
+    if (specials) for (let i = 0; i < n; i += 97) x[i] = special[(i / 97) % special.length]!;
+    return x;
+  };
+  // [rows, vocab]: whole 16-lane steps; 4-lane steps after them; a scalar tail; many chunks (grain 63)
+  for (const [rows, vocab] of [[8, 4096], [37, 1000], [5, 4099], [300, 131], [3, 2]] as const) {
+    for (const zLoss of [0, 1e-4]) {
+      for (const withGrad of [false, true]) {
+        const logits = values(rows * vocab, 12, false);
+        const targets = new Int32Array(rows).map((_, r) => (r % 7 === 3 ? -100 : (r * 131) % vocab));
+        if (rows > 4) {
+          logits[vocab + 1] = NaN; // a row whose loss is NaN
+          logits.fill(0, 2 * vocab, 3 * vocab); // a row of zeros: logsumexp = log(vocab)
+          logits[2 * vocab + 1] = -0;
+          logits[4 * vocab] = -Infinity; // a masked logit
+        }
+        const run = () => {
+          const dlogits = withGrad ? new Float32Array(rows * vocab).fill(7) : null;
+          const { loss, count } = ops.crossEntropy(logits, targets, rows, vocab, dlogits, zLoss);
+          return { loss, count, dlogits };
+        };
+        const { wasm, native } = onBothKernels(run);
+        const what = `crossEntropy ${rows}x${vocab} zLoss ${zLoss}${withGrad ? ' with gradient' : ''}`;
+        assert.ok(Object.is(native.loss, wasm.loss) || (Number.isNaN(native.loss) && Number.isNaN(wasm.loss)), `${what}: loss ${native.loss} against ${wasm.loss}`);
+        assert.equal(native.count, wasm.count);
+        if (withGrad) assertSameBits(native.dlogits!, wasm.dlogits!, what);
+      }
+    }
+  }
+  // n: shorter than a vector; a 16-lane step, a 4-lane step and a tail; several chunks of 8192 and a tail
+  for (const n of [1, 3, 23, 8192 * 3 + 5, 100_003]) {
+    const gate = values(n, 9, true);
+    const up = values(n, 3, true);
+    const dout = values(n, 2, false);
+    const { wasm, native } = onBothKernels(() => {
+      const out = new Float32Array(n);
+      ops.swiglu(gate, up, out, n);
+      const grads = [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+      ops.swigluBackward(dout, gate, up, grads[0]!, grads[1]!, n, grads[2]!);
+      ops.swigluBackward(dout, gate, up, grads[3]!, grads[4]!, n); // without act
+      return [out, ...grads];
+    });
+    ['swiglu', 'dgate', 'dup', 'act', 'dgate (no act)', 'dup (no act)'].forEach((name, i) => {
+      assertSameBits(native[i]!, wasm[i]!, `${name}, n = ${n}`);
+    });
+  }
+  // bad arguments are refused by the add-on itself, before it touches memory
+  const k = be.kernels!;
+  assert.throws(() => k.swiglu(new Float32Array(3), new Float32Array(4), new Float32Array(4), 4, 8192), /gate has 3 floats, the call needs 4/);
+  assert.throws(() => k.crossEntropy(new Float32Array(4), new Int32Array([0, 9]), 2, null, 0, 0.5, 2, 1), /target 9 outside vocab 2/);
+  assert.equal(be.useElementwiseKernels(false), false);
+  assert.equal(be.kernels, undefined);
+  assert.equal(be.info().elementwiseKernels, 'off');
+  assert.throws(() => k.swiglu(new Float32Array(4), new Float32Array(4), new Float32Array(4), 4, 8192), /turned off/);
+  assert.equal(be.useElementwiseKernels(true), true);
 });
 
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {

@@ -1,6 +1,7 @@
 // One backend interface, two implementations: `wasm` (SIMD kernels on a worker pool, the default
-// everywhere) and `native` (OpenBLAS through a Node add-on). Backends differ only in how they multiply
-// matrices; every other kernel runs in the shared wasm module (see ops.ts).
+// everywhere) and `native` (OpenBLAS through a Node add-on). Backends differ in how they multiply
+// matrices; every other kernel runs in the shared wasm module (see ops.ts), except the few a backend runs
+// itself with exactly the same arithmetic (BackendKernels: the same bits, faster).
 
 export type BackendName = 'wasm' | 'native';
 
@@ -29,11 +30,31 @@ export interface GemmArgs {
   strideC?: number;
 }
 
+/**
+ * Elementwise kernels a backend may run itself, bit for bit what the shared wasm kernels compute (same
+ * arguments as assembly/ops.ts; `grain` is the wasm runtime's chunkGrain, whose chunks fix the order of
+ * the loss sum and where the scalar tails fall). ops.ts calls them when the backend has them.
+ */
+export interface BackendKernels {
+  /** The loss summed over the rows not ignored (targets checked by the caller). */
+  crossEntropy(
+    logits: Float32Array, targets: Int32Array, vocab: number, dlogits: Float32Array | null, zLoss: number, inv: number,
+    rows: number, grain: number,
+  ): number;
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number, grain: number): void;
+  swigluBackward(
+    dout: Float32Array, gate: Float32Array, up: Float32Array, dgate: Float32Array, dup: Float32Array,
+    act: Float32Array | null, n: number, grain: number,
+  ): void;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Threads the backend computes with. */
   readonly threads: number;
   sgemm(args: GemmArgs): void;
+  /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
+  readonly kernels?: BackendKernels;
 }
 
 /** Packed leading dimensions for a GemmArgs, as BLAS would infer them. */

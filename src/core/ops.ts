@@ -12,7 +12,7 @@
 import { getBackend } from './select.js';
 import type { GemmArgs } from './backend.js';
 import { allocF32 } from './memory.js';
-import { beginCall, endCall, parallelFor, ptr } from './wasm/runtime.js';
+import { beginCall, chunkGrain, endCall, parallelFor, ptr } from './wasm/runtime.js';
 
 function checkCount(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: ${name} must be a non-negative integer, got ${v}`);
@@ -138,13 +138,17 @@ export function reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array
 /** out = silu(gate) ⊙ up, silu(g) = g·σ(g) */
 export function swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n = out.length): void {
   checkCount('swiglu: n', n);
+  const own = getBackend().kernels;
+  if (own) {
+    if (n > 0) own.swiglu(gate, up, out, n, chunkGrain(n, 4));
+    return;
+  }
   beginCall();
   const args = [ptr(gate, n, 'swiglu: gate', 'in'), ptr(up, n, 'swiglu: up', 'in'), ptr(out, n, 'swiglu: out', 'out')];
   parallelFor('swiglu', args, n, 4); // exp and a division per element
   endCall();
 }
 
-/** dgate, dup (overwritten) from dout */
 /**
  * dgate, dup of out = silu(gate)·up given dout. With `act` it also writes act = silu(gate)·up, bit for bit
  * what swiglu writes, from the same sigmoid (backward needs it for the down projection's weight gradient).
@@ -154,6 +158,11 @@ export function swigluBackward(
   dgate: Float32Array, dup: Float32Array, n = dout.length, act: Float32Array | null = null,
 ): void {
   checkCount('swigluBackward: n', n);
+  const own = getBackend().kernels;
+  if (own) {
+    if (n > 0) own.swigluBackward(dout, gate, up, dgate, dup, act, n, chunkGrain(n, 4));
+    return;
+  }
   beginCall();
   const args = [
     ptr(dout, n, 'swigluBackward: dout', 'in'), ptr(gate, n, 'swigluBackward: gate', 'in'),
@@ -397,6 +406,13 @@ export function crossEntropy(
     count++;
   }
   const inv = count > 0 ? 1 / count : 0;
+  const own = getBackend().kernels;
+  if (own) {
+    if (logits.length < rows * vocab) throw new RangeError(`supra: crossEntropy: logits has ${logits.length} values, need ${rows * vocab}`);
+    if (dlogits && dlogits.length < rows * vocab) throw new RangeError(`supra: crossEntropy: dlogits has ${dlogits.length} values, need ${rows * vocab}`);
+    const total = rows > 0 ? own.crossEntropy(logits, targets, vocab, dlogits, zLoss, inv, rows, chunkGrain(rows, 4 * vocab)) : 0;
+    return { loss: total * inv, count };
+  }
   beginCall();
   const args = [
     ptr(logits, rows * vocab, 'crossEntropy: logits', 'in'), ptr(targets, rows, 'crossEntropy: targets', 'in'), vocab,

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, GemmArgs } from '../backend.js';
+import type { Backend, BackendKernels, GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, sgemmWasm } from '../wasm/backend.js';
 
@@ -45,10 +45,14 @@ interface Addon {
   ): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
-    smallKernel: SmallKernel;
+    smallKernel: SmallKernel; elementwiseKernels: SmallKernel;
   };
   setThreads(n: number): number;
   useSmallKernel(on: boolean): boolean;
+  useElementwiseKernels(on: boolean): boolean;
+  crossEntropy: BackendKernels['crossEntropy'];
+  swiglu: BackendKernels['swiglu'];
+  swigluBackward: BackendKernels['swigluBackward'];
 }
 
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
@@ -74,6 +78,11 @@ export interface NativeInfo {
   decodeKernel: DecodeKernel;
   /** Batched small products run on this kernel of the add-on ('off', 'none': on OpenBLAS). */
   smallKernel: SmallKernel;
+  /**
+   * Cross-entropy, swiglu and its gradient run on the add-on's AVX-512 copies of the wasm kernels (the same
+   * bits; 'off', 'none': on the wasm kernels). See BackendKernels.
+   */
+  elementwiseKernels: SmallKernel;
   /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
   coretypeEnv: string;
   /** OPENBLAS_THREAD_TIMEOUT as the library saw it at load (see applyThreadTimeout). */
@@ -91,6 +100,11 @@ export interface NativeBackend extends Backend {
    * OpenBLAS (false); returns whether the add-on's kernel is now in use.
    */
   useSmallKernel(on: boolean): boolean;
+  /**
+   * Cross-entropy and swiglu on the add-on's kernels (true, the default where the CPU has AVX-512) or on the
+   * wasm kernels (false); returns whether the add-on's are now in use.
+   */
+  useElementwiseKernels(on: boolean): boolean;
 }
 
 export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; reason: string };
@@ -167,8 +181,15 @@ function load(addonPath: string): NativeResult {
   }
   const threads = threadsFromEnv();
   if (threads !== undefined) addon.setThreads(threads);
-  const { threads: loadedThreads, decodeKernel } = addon.info();
+  const { threads: loadedThreads, decodeKernel, elementwiseKernels } = addon.info();
   let threadCount = loadedThreads;
+  // The add-on's elementwise kernels, while they are on (ops.ts uses them when the backend has them).
+  const kernels: BackendKernels = {
+    crossEntropy: (...a) => addon.crossEntropy(...a),
+    swiglu: (...a) => addon.swiglu(...a),
+    swigluBackward: (...a) => addon.swigluBackward(...a),
+  };
+  let kernelsOn = elementwiseKernels === 'avx512';
 
   /**
    * Decoding products (m ≤ 4 rows) against a weight stored n×k go to the add-on's one-thread AVX-512/AVX2
@@ -221,6 +242,13 @@ function load(addonPath: string): NativeResult {
       return threadCount;
     },
     useSmallKernel: (on: boolean) => addon.useSmallKernel(on),
+    get kernels() {
+      return kernelsOn ? kernels : undefined;
+    },
+    useElementwiseKernels(on: boolean): boolean {
+      kernelsOn = addon.useElementwiseKernels(on);
+      return kernelsOn;
+    },
   };
   return { ok: true, backend };
 }

@@ -103,17 +103,26 @@ export const PARALLEL_MIN_ELEMENTS = 1 << 16;
 export const CHUNK_ELEMENTS = 1 << 15;
 
 /**
+ * Units per chunk when `total` units of about `unitElements` float touches each are split: chunk c covers
+ * [c·grain, min(total, (c+1)·grain)). It depends only on the problem size, never on the thread count.
+ */
+export function chunkGrain(total: number, unitElements: number): number {
+  let grain = Math.max(1, Math.ceil(CHUNK_ELEMENTS / Math.max(1, unitElements)));
+  if (Math.ceil(total / grain) > MAX_CHUNKS) grain = Math.ceil(total / MAX_CHUNKS);
+  return grain;
+}
+
+/**
  * Run a range kernel over units [0, total), where one unit touches about `unitElements` floats, and
- * return the sum of its per-chunk results (summed in chunk order). Chunk boundaries depend only on
- * the problem size, never on the thread count, so reductions give identical results for any count.
+ * return the sum of its per-chunk results (summed in chunk order). Chunk boundaries (chunkGrain) depend
+ * only on the problem size, never on the thread count, so reductions give identical results for any count.
  */
 export function parallelFor(kernel: PoolKernel, args: number[], total: number, unitElements: number, reduction = false): number {
   if (total <= 0) return 0;
   const ex = kernels();
   const fn = ex[kernel] as unknown as (...a: number[]) => number | undefined;
   const perUnit = Math.max(1, unitElements);
-  let grain = Math.max(1, Math.ceil(CHUNK_ELEMENTS / perUnit));
-  if (Math.ceil(total / grain) > MAX_CHUNKS) grain = Math.ceil(total / MAX_CHUNKS);
+  const grain = chunkGrain(total, perUnit);
   const chunks = Math.ceil(total / grain);
   const p = getPool();
   if (p.threads === 1 || chunks === 1 || total * perUnit < PARALLEL_MIN_ELEMENTS) {
