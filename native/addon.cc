@@ -337,6 +337,7 @@ class SharedWork {
     }
   }
   bool Finished() const { return left_.load(std::memory_order_acquire) == 0; }
+  int64_t items() const { return items_; }
 
  protected:
   virtual void Do(int64_t item, int worker) = 0;
@@ -432,9 +433,11 @@ HelperThread& Helper() {
 // Two threads when OpenBLAS may use two (SUPRA_THREADS=1 keeps the add-on on one).
 bool TwoThreads() { return openblas_get_num_threads() >= 2; }
 
-// Runs `work` on this thread and, when two threads are wanted and the helper is free, the helper.
+// Runs `work` on this thread and, when two threads are wanted, there is more than one item and the helper
+// is free, the helper. (One item: a decoding step's swiglu, where waking the helper costs more than the
+// work; the wasm runtime's chunks keep a single chunk under 64 Ki float touches the same way.)
 void RunShared(SharedWork& work) {
-  if (TwoThreads()) {
+  if (work.items() > 1 && TwoThreads()) {
     HelperThread& helper = Helper();
     std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
     if (lock.owns_lock()) {
