@@ -11,6 +11,7 @@ import { loadDecoder } from '../models/auto.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
 import { linearize } from '../models/linearize.js';
 import { openTokenBatches } from '../train/data/index.js';
+import { readLatest } from '../train/checkpoint.js';
 import { evaluate, train } from '../train/trainer.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';
@@ -72,9 +73,12 @@ export const command = {
     log(`SUPRA right after linearizing: ${beforePpl.toFixed(2)}`);
     log(`uptraining every parameter on ${tokens.toLocaleString('en-US')} tokens` + (pretrained ? ` (${((100 * tokens) / pretrained).toFixed(1)}% of the teacher's ${pretrained.toLocaleString('en-US')})` : ''));
     mkdirSync(out, { recursive: true });
+    // a second `npm start` (or one after Ctrl-C) continues the run already in `out` instead of failing
+    const earlier = readLatest(out);
+    if (earlier) log(`${out} holds an earlier demo run (${earlier.name}): resuming it; remove the folder to start over`);
     const lr = floatOption(values.lr, 'lr', 1e-3);
     const result = await train({
-      model: supra, data, out, tokens, batchSize, seqLen, lr, minLr: lr / 10,
+      model: supra, data, out, tokens, batchSize, seqLen, lr, minLr: lr / 10, resume: earlier !== null,
       tokenizerDir: teacherDir, evalSequences: 0, saveEvery: 0, keep: 1, logEvery: 10, seed, handleSigint: true,
     });
     const afterPpl = ppl(supra);
