@@ -6,8 +6,13 @@
 // pointer for both. Every argument is checked here, so a bad call throws a RangeError/TypeError
 // naming the problem instead of letting BLAS read or write out of bounds.
 //
+// Beside it, the add-on's own AVX-512 kernels where OpenBLAS is the wrong tool: decoding products (a few
+// rows against a weight), batched small products (the chunked attention's 64x64x64 blocks), and
+// cross-entropy and swiglu, bit for bit the wasm kernels' results. A helper thread shares their work.
+//
 // JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
-// (src/core/native/backend.ts fills in the defaults), info(), setThreads(n).
+// (src/core/native/backend.ts fills in the defaults), crossEntropy, swiglu, swigluBackward (BackendKernels
+// in src/core/backend.ts), info(), setThreads(n), useSmallKernel(on), useElementwiseKernels(on).
 
 #include <napi.h>
 #include <cblas.h>

@@ -479,6 +479,21 @@ test('a missing add-on reports why, and select.ts falls back to wasm with one wa
   assert.ok(warnings[0]!.includes('not built'), warnings[0]);
 });
 
+test('by default the native backend is used where the add-on loads, else wasm without a warning', () => {
+  const script = `import { getBackend } from ${JSON.stringify(selectModuleUrl)}; console.log(getBackend().name);`;
+  const run = (env: Record<string, string>) => {
+    const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+    delete childEnv.SUPRA_BACKEND;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: childEnv });
+    assert.equal(r.status, 0, r.stderr);
+    return r;
+  };
+  const missing = run({ SUPRA_NATIVE_ADDON: join(tmpdir(), 'supra-no-such-addon', 'supra_native.node') });
+  assert.equal(missing.stdout.trim(), 'wasm');
+  assert.ok(!missing.stderr.includes('native backend unavailable'), missing.stderr);
+  if (native.ok) assert.equal(run({}).stdout.trim(), 'native');
+});
+
 test('the install-time build succeeds without OpenBLAS and says why', () => {
   const script = join(packageRoot(), 'scripts', 'build-native.mjs');
   const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, SUPRA_NO_OPENBLAS: '1' } });

@@ -25,7 +25,10 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 async function usage(): Promise<string> {
-  const lines = ['usage: supra <command> [options]   (--backend wasm|native on any command)', '', 'commands:'];
+  const lines = [
+    'usage: supra <command> [options]   (--backend wasm|native on any command; default native where the OpenBLAS add-on',
+    'is built, else wasm)', '', 'commands:',
+  ];
   for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
   lines.push('', 'supra <command> --help shows the options of one command.');
   return lines.join('\n');

@@ -1,5 +1,5 @@
-// One backend interface, two implementations: `wasm` (SIMD kernels on a worker pool, the default
-// everywhere) and `native` (OpenBLAS through a Node add-on). Backends differ in how they multiply
+// One backend interface, two implementations: `wasm` (SIMD kernels on a worker pool, runs everywhere)
+// and `native` (OpenBLAS through a Node add-on, the default where it is built; see select.ts). Backends differ in how they multiply
 // matrices; every other kernel runs in the shared wasm module (see ops.ts), except the few a backend runs
 // itself with exactly the same arithmetic (BackendKernels: the same bits, faster).
 
