@@ -1,0 +1,150 @@
+// Work shared by the calling thread and one helper thread (addon.cc's batched small products and
+// elementwise kernels): whichever thread is free takes the next item.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "kernels.h"
+
+#ifdef SUPRA_X86
+#include <immintrin.h>
+#endif
+
+namespace supra {
+
+// Work shared by the calling thread and one helper thread, item by item: whichever thread is free takes
+// the next item, so a thread the OS has put aside leaves its share to the other.
+class SharedWork {
+ public:
+  explicit SharedWork(int64_t items) : items_(items), left_(items) {}
+  virtual ~SharedWork() = default;
+  // Takes items until none are left; worker 0 is the calling thread, 1 the helper.
+  void Drain(int worker) {
+    for (int64_t i = next_.fetch_add(1, std::memory_order_relaxed); i < items_;
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      Do(i, worker);
+      left_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+  bool Finished() const { return left_.load(std::memory_order_acquire) == 0; }
+  int64_t items() const { return items_; }
+
+ protected:
+  virtual void Do(int64_t item, int worker) = 0;
+
+ private:
+  const int64_t items_;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> left_;
+};
+
+// The helper thread: after a job it spins briefly, since the attention's products and the kernels come
+// back to back, then sleeps. The caller waits for the helper to acknowledge every job it posts, so a job
+// is never freed while the helper still reads it.
+class HelperThread {
+ public:
+  HelperThread() : thread_([this] { Loop(); }) {}
+  ~HelperThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_.store(true, std::memory_order_relaxed);
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  // Runs every item of `work` on this thread and the helper; returns when all are done. The caller
+  // holds busy().
+  void Run(SharedWork& work) {
+    work_ = &work;
+    const uint64_t g = posted_.load(std::memory_order_relaxed) + 1;
+    {
+      std::lock_guard<std::mutex> lock(mu_); // the helper checks posted_ under the lock before it sleeps
+      posted_.store(g, std::memory_order_release);
+    }
+    cv_.notify_one();
+    work.Drain(0);
+    for (uint32_t spin = 0; !work.Finished() || acked_.load(std::memory_order_acquire) != g; spin++) {
+      if ((spin & 1023) == 1023) std::this_thread::yield();
+      else Pause();
+    }
+  }
+
+  // One job at a time: the add-on may be called from several threads.
+  std::mutex& busy() { return busy_; }
+  // Scratch for SmallGemmAvx512, one per worker; only while holding busy().
+  float* pack(int worker) { return worker == 0 ? callerPack_ : helperPack_; }
+
+ private:
+  static void Pause() {
+#ifdef SUPRA_X86
+    _mm_pause();
+#endif
+  }
+
+  void Loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      // spin ~50 us for the next job, then sleep
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+      uint32_t spin = 0;
+      while (posted_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+        if ((++spin & 255) == 0 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || posted_.load(std::memory_order_relaxed) != seen; });
+          break;
+        }
+        Pause();
+      }
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = posted_.load(std::memory_order_acquire);
+      work_->Drain(1);
+      acked_.store(seen, std::memory_order_release);
+    }
+  }
+
+  float callerPack_[kSmallMaxDim * kSmallMaxDim];
+  float helperPack_[kSmallMaxDim * kSmallMaxDim];
+  SharedWork* work_ = nullptr;
+  std::atomic<uint64_t> posted_{0};
+  std::atomic<uint64_t> acked_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::mutex busy_;
+  std::thread thread_;
+};
+
+// The kernels' work in the wasm runtime's chunks (src/core/wasm/runtime.ts chunkGrain): chunk c covers
+// [c·grain, min(total, (c+1)·grain)), an item each.
+class ChunkedWork : public SharedWork {
+ public:
+  ChunkedWork(int64_t total, int64_t grain) : SharedWork((total + grain - 1) / grain), total_(total), grain_(grain) {}
+
+ protected:
+  void Do(int64_t chunk, int) override {
+    const int64_t lo = chunk * grain_;
+    DoRange(chunk, lo, lo + grain_ < total_ ? lo + grain_ : total_);
+  }
+  virtual void DoRange(int64_t chunk, int64_t lo, int64_t hi) = 0;
+
+ private:
+  const int64_t total_, grain_;
+};
+
+// The process's helper thread, started by the first job.
+HelperThread& Helper();
+
+// Two threads when OpenBLAS may use two (SUPRA_THREADS=1 keeps the add-on on one).
+bool TwoThreads();
+
+// Runs `work` on this thread and, when two threads are wanted, there is more than one item and the helper
+// is free, the helper.
+void RunShared(SharedWork& work);
+
+} // namespace supra

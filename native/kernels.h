@@ -1,0 +1,42 @@
+// The add-on's own compute kernels (kernels.cc), for the work OpenBLAS is the wrong tool for: decoding
+// products (a few rows against a weight), batched small products (the chunked attention's 64x64x64
+// blocks), and cross-entropy and swiglu computed exactly as the wasm kernels compute them. Plain C++ on
+// raw pointers, one thread per call; addon.cc checks the arguments and shares the work between threads.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SUPRA_X86 1
+#endif
+
+namespace supra {
+
+// SmallGemmAvx512 takes m, n, k at most this; its pack buffer holds kSmallMaxDim^2 floats.
+constexpr int kSmallMaxDim = 128;
+
+// What the CPU has, asked once (false off x86).
+bool HaveAvx512();
+bool HaveAvx2Fma();
+
+#ifdef SUPRA_X86
+// C[i, j] = alpha * A[i, :] . B[j, :] + beta * C[i, j]: a few rows of A against B stored n x k.
+void DotRowsAvx2(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb,
+                 float* C, int ldc);
+void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb,
+                   float* C, int ldc);
+
+// C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim).
+void SmallGemmAvx512(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
+                     const float* B, int ldb, float* C, int ldc, float* pack);
+
+// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit: crossEntropy (returns the rows' loss sum),
+// swiglu, swigluBackward (act may be null).
+double CrossEntropyRows(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
+                        double inv, int64_t lo, int64_t hi);
+void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int64_t hi);
+void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
+                         int64_t lo, int64_t hi);
+#endif
+
+} // namespace supra
