@@ -1,4 +1,4 @@
-// Builds the native backend (native/addon.cc against OpenBLAS) at `npm install`.
+// Builds the native backend (native/*.cc against OpenBLAS) at `npm install`.
 //
 // The add-on is optional: when OpenBLAS, a C compiler, Node's headers or node-gyp are missing, or the
 // build fails, this prints one line saying why and exits 0, and supra runs on wasm. Nothing is
