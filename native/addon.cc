@@ -62,6 +62,18 @@ bool ReadNumber(napi_env env, napi_value v, const char* name, double* out) {
   return true;
 }
 
+// Reads the call's arguments into argv (room for `count`); false, with a TypeError pending, unless there are
+// exactly that many.
+bool ReadArgs(napi_env env, napi_callback_info cbinfo, const char* fn, size_t count, napi_value* argv) {
+  size_t argc = count;
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  if (argc == count) return true;
+  Napi::TypeError::New(env, std::string("supra native ") + fn + ": expected " + std::to_string(count) +
+                                " arguments, got " + std::to_string(argc))
+      .ThrowAsJavaScriptException();
+  return false;
+}
+
 // A non-negative integer that fits BLAS's int (dimensions, leading dimensions, batch).
 bool ReadDim(napi_env env, napi_value v, const char* name, int64_t* out) {
   double d;
@@ -233,15 +245,8 @@ void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float b
 }
 
 napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
-  constexpr size_t kArgs = 17;
-  size_t argc = kArgs;
-  napi_value argv[kArgs];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  if (argc != kArgs) {
-    Napi::TypeError::New(env, "supra native sgemm: expected 17 arguments, got " + std::to_string(argc))
-        .ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  napi_value argv[17];
+  if (!ReadArgs(env, cbinfo, "sgemm", 17, argv)) return nullptr;
   bool transA, transB;
   int64_t m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch;
   double alpha, beta;
@@ -393,14 +398,9 @@ bool ElementwiseAvailable(napi_env env, const char* kernel) {
 
 // crossEntropy(logits, targets, vocab, dlogits | null, zLoss, inv, rows, grain) -> the loss summed over rows
 napi_value CrossEntropy(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
   const char* name = "crossEntropy";
-  if (argc != 8) {
-    Napi::TypeError::New(env, "supra native crossEntropy: expected 8 arguments").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  napi_value argv[8];
+  if (!ReadArgs(env, cbinfo, name, 8, argv)) return nullptr;
   int64_t vocab, rows, grain;
   double zLoss, inv;
   if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[2], name, "vocab", 1, &vocab) ||
@@ -444,17 +444,11 @@ napi_value CrossEntropy(napi_env env, napi_callback_info cbinfo) {
 
 // swiglu(gate, up, out, n, grain)
 napi_value Swiglu(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 5;
-  napi_value argv[5];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
   const char* name = "swiglu";
+  napi_value argv[5];
   int64_t n, grain;
   float *gate, *up, *out;
-  if (argc != 5) {
-    Napi::TypeError::New(env, "supra native swiglu: expected 5 arguments").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[3], name, "n", 0, &n) ||
+  if (!ReadArgs(env, cbinfo, name, 5, argv) || !ElementwiseAvailable(env, name) || !ReadCount(env, argv[3], name, "n", 0, &n) ||
       !ReadCount(env, argv[4], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "gate", n, false, &gate) ||
       !ReadSpan(env, argv[1], name, "up", n, false, &up) || !ReadSpan(env, argv[2], name, "out", n, false, &out)) {
     return nullptr;
@@ -468,17 +462,11 @@ napi_value Swiglu(napi_env env, napi_callback_info cbinfo) {
 
 // swigluBackward(dout, gate, up, dgate, dup, act | null, n, grain)
 napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
   const char* name = "swigluBackward";
+  napi_value argv[8];
   int64_t n, grain;
   float *dout, *gate, *up, *dgate, *dup, *act;
-  if (argc != 8) {
-    Napi::TypeError::New(env, "supra native swigluBackward: expected 8 arguments").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  if (!ElementwiseAvailable(env, name) || !ReadCount(env, argv[6], name, "n", 0, &n) ||
+  if (!ReadArgs(env, cbinfo, name, 8, argv) || !ElementwiseAvailable(env, name) || !ReadCount(env, argv[6], name, "n", 0, &n) ||
       !ReadCount(env, argv[7], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "dout", n, false, &dout) ||
       !ReadSpan(env, argv[1], name, "gate", n, false, &gate) || !ReadSpan(env, argv[2], name, "up", n, false, &up) ||
       !ReadSpan(env, argv[3], name, "dgate", n, false, &dgate) || !ReadSpan(env, argv[4], name, "dup", n, false, &dup) ||

@@ -9,6 +9,7 @@ import { sgemmWasm } from '../src/core/wasm/backend.js';
 import { getPool, kernels, setThreads } from '../src/core/wasm/runtime.js';
 import type { GemmArgs } from '../src/core/backend.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { centralDifferences } from './helpers/finite-diff.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -51,25 +52,14 @@ const GRAD_TOL = 2e-4; // float32 kernels vs float64 central differences; a wron
  * d/dx of L = Σ gy ⊙ f(x) by central differences in float64; f writes its output into y.
  */
 function numericGrad(x: Float64Array, gy: Float64Array, f: (x: Float64Array, y: Float64Array) => void): Float64Array {
-  const g = new Float64Array(x.length);
   const y = new Float64Array(gy.length);
-  const h = 1e-5;
   const loss = (): number => {
     f(x, y);
     let s = 0;
     for (let i = 0; i < y.length; i++) s += gy[i]! * y[i]!;
     return s;
   };
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i]!;
-    x[i] = x0 + h;
-    const lp = loss();
-    x[i] = x0 - h;
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (2 * h);
-  }
-  return g;
+  return centralDifferences(x, loss, 1e-5);
 }
 const f64 = (a: Float32Array): Float64Array => Float64Array.from(a);
 

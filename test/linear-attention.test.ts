@@ -5,6 +5,7 @@ import { toArena, allocF32 } from '../src/core/memory.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { LinearAttention, decayGammas, decaySlopes, lightningSlopes } from '../src/layers/linear_attention.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { centralDifferences } from './helpers/finite-diff.js';
 import { rng } from './helpers/random.js';
 
 function randn(n: number, r: () => number, scale = 1, nonneg = false): Float64Array {
@@ -164,20 +165,7 @@ test('backward of the chunked form matches float64 central differences, for ever
     for (let i = 0; i < o.length; i++) s += o[i]! * w[i]!;
     return s;
   };
-  const fd = (x: Float64Array) => {
-    const g = new Float64Array(x.length);
-    const eps = 1e-6;
-    for (let i = 0; i < x.length; i++) {
-      const keep = x[i]!;
-      x[i] = keep + eps;
-      const lp = loss(q, k, v);
-      x[i] = keep - eps;
-      const lm = loss(q, k, v);
-      x[i] = keep;
-      g[i] = (lp - lm) / (2 * eps);
-    }
-    return g;
-  };
+  const fd = (x: Float64Array) => centralDifferences(x, () => loss(q, k, v), 1e-6);
   const gq = fd(q), gk = fd(k), gv = fd(v);
   const la = new LinearAttention({ heads: H, dk: Dk, dv: Dv, slopes });
   const o = allocF32(B * H * T * Dv);

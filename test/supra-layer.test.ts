@@ -10,6 +10,7 @@ import { decaySlopes } from '../src/layers/linear_attention.js';
 import { ParamStore, mapSource } from '../src/layers/params.js';
 import { createSupraMixer, SupraAttention, type AttentionForm } from '../src/layers/supra_attention.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { centralDifferences } from './helpers/finite-diff.js';
 import { rng } from './helpers/random.js';
 import { rope as referenceRope } from './helpers/reference-ops.js';
 
@@ -236,19 +237,7 @@ function gradCheck(c: Tiny, seed: number): void {
   // analytic gradients (float32) against float64 central differences
   const dx = allocF32(N * C);
   mixer.backward(wOut, dx);
-  const fd = (a: Float64Array) => {
-    const gr = new Float64Array(a.length), h = 1e-6;
-    for (let i = 0; i < a.length; i++) {
-      const keep = a[i]!;
-      a[i] = keep + h;
-      const lp = loss64();
-      a[i] = keep - h;
-      const lm = loss64();
-      a[i] = keep;
-      gr[i] = (lp - lm) / (2 * h);
-    }
-    return gr;
-  };
+  const fd = (a: Float64Array) => centralDifferences(a, loss64, 1e-6);
   const report: string[] = [];
   const check = (name: string, got: Float32Array, wantG: Float64Array) => {
     const err = maxAbsDiff(got, wantG), scale = maxAbs(wantG);

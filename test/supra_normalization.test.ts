@@ -21,6 +21,7 @@ import { GenerationState } from '../src/generate/state.js';
 import { loadState, saveState } from '../src/generate/snapshot.js';
 import { cloneState } from '../src/eval/probes.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { centralDifferences } from './helpers/finite-diff.js';
 import { rng } from './helpers/random.js';
 import { rope as referenceRope } from './helpers/reference-ops.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
@@ -263,19 +264,7 @@ test("normalization 'sum': gradients of x and every parameter vs float64 finite 
       for (let i = 0; i < out.length; i++) s += out[i]! * wOut[i]!;
       return s;
     };
-    const fd = (a: Float64Array) => {
-      const g = new Float64Array(a.length), h = 1e-6;
-      for (let i = 0; i < a.length; i++) {
-        const keep = a[i]!;
-        a[i] = keep + h;
-        const lp = loss();
-        a[i] = keep - h;
-        const lm = loss();
-        a[i] = keep;
-        g[i] = (lp - lm) / (2 * h);
-      }
-      return g;
-    };
+    const fd = (a: Float64Array) => centralDifferences(a, loss, 1e-6);
     const wantX = fd(x64);
     const wantP = new Map(store.list().map((p) => [p.name, fd(P64.get(p.name)!)]));
     assert.ok(wantP.has(`${P}kernel_k.weight`) && wantP.has(`${P}kernel_q.weight`) && wantP.has(`${P}q_proj.weight`));

@@ -185,9 +185,9 @@ function load(addonPath: string): NativeResult {
   let threadCount = loadedThreads;
   // The add-on's elementwise kernels, while they are on (ops.ts uses them when the backend has them).
   const kernels: BackendKernels = {
-    crossEntropy: (...a) => addon.crossEntropy(...a),
-    swiglu: (...a) => addon.swiglu(...a),
-    swigluBackward: (...a) => addon.swigluBackward(...a),
+    crossEntropy: addon.crossEntropy,
+    swiglu: addon.swiglu,
+    swigluBackward: addon.swigluBackward,
   };
   let kernelsOn = elementwiseKernels === 'avx512';
 
