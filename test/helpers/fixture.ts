@@ -1,11 +1,11 @@
-// Where the shared reference fixture lives: ../shared/fixtures beside the repository, or SUPRA_FIXTURES.
+// Where the reference fixture lives: test/fixtures in the repository, or SUPRA_FIXTURES (another copy, e.g. ../shared/fixtures).
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/helpers -> repo
 
-export const fixturesDir = process.env.SUPRA_FIXTURES ?? join(repoRoot, '..', 'shared', 'fixtures');
+export const fixturesDir = process.env.SUPRA_FIXTURES ?? join(repoRoot, 'test', 'fixtures');
 export const gqaDir = join(fixturesDir, 'gqa');
 
 if (!existsSync(gqaDir)) {
