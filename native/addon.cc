@@ -172,10 +172,11 @@ bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
 // One batched call's products, an item per entry.
 class SmallBatch : public SharedWork {
  public:
-  SmallBatch(HelperThread& helper, bool transA, bool transB, int m, int n, int k, float alpha, float beta,
-             const float* a, int lda, int64_t strideA, const float* b, int ldb, int64_t strideB, float* c, int ldc,
-             int64_t strideC, int64_t batch)
-      : SharedWork(batch), helper_(helper), transA_(transA), transB_(transB), m_(m), n_(n), k_(k), alpha_(alpha),
+  // callerPack: the calling thread's pack buffer (the helper's own when this thread holds the helper).
+  SmallBatch(HelperThread& helper, float* callerPack, bool transA, bool transB, int m, int n, int k, float alpha,
+             float beta, const float* a, int lda, int64_t strideA, const float* b, int ldb, int64_t strideB, float* c,
+             int ldc, int64_t strideC, int64_t batch)
+      : SharedWork(batch), helper_(helper), callerPack_(callerPack), transA_(transA), transB_(transB), m_(m), n_(n), k_(k), alpha_(alpha),
         beta_(beta), a_(a), lda_(lda), strideA_(strideA), b_(b), ldb_(ldb), strideB_(strideB), c_(c), ldc_(ldc),
         strideC_(strideC) {}
 
@@ -183,7 +184,7 @@ class SmallBatch : public SharedWork {
   void Do(int64_t i, int worker) override {
 #ifdef SUPRA_X86
     SmallGemmAvx512(transA_, transB_, m_, n_, k_, alpha_, beta_, a_ + i * strideA_, lda_, b_ + i * strideB_, ldb_,
-                    c_ + i * strideC_, ldc_, helper_.pack(worker));
+                    c_ + i * strideC_, ldc_, worker == 0 ? callerPack_ : helper_.pack(worker));
 #else
     (void)i;
     (void)worker;
@@ -192,6 +193,7 @@ class SmallBatch : public SharedWork {
 
  private:
   HelperThread& helper_;
+  float* const callerPack_;
   const bool transA_, transB_;
   const int m_, n_, k_;
   const float alpha_, beta_;
@@ -208,12 +210,13 @@ class SmallBatch : public SharedWork {
 
 bool smallKernelOn = HaveAvx512(); // useSmallKernel(false) turns it off (tests, A/B runs)
 
-// Batched products small enough for SmallGemmAvx512, when there are two threads to share them (decoding
-// shapes keep their own path; SUPRA_THREADS=1 keeps everything on one thread, through OpenBLAS). Entries
-// must write apart: with strideC 0 (dW summed over the batch) they run one after another, in order.
+// Batched products small enough for SmallGemmAvx512 (decoding shapes keep their own path), on however many
+// threads there are: the kernel, not the thread count, decides the bits, so SUPRA_THREADS=1 and 2 train the
+// same model (OpenBLAS's sgemv for a one-column batch rounds differently). Entries must write apart: with
+// strideC 0 (dW summed over the batch) they run one after another, in order.
 bool UseSmallBatch(int64_t m, int64_t n, int64_t k, int64_t ldc, int64_t strideC, int64_t batch) {
   return smallKernelOn && batch >= 2 && m > kDecodeRows && m <= kSmallMaxDim && n >= 1 && n <= kSmallMaxDim &&
-         k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n && TwoThreads();
+         k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n;
 }
 
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
@@ -282,13 +285,16 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   if (UseSmallBatch(m, n, k, ldc, strideC, batch)) {
     HelperThread& helper = Helper();
     std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
-    if (lock.owns_lock()) { // else another thread has the helper: OpenBLAS, below
-      SmallBatch work(helper, transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                      static_cast<float>(alpha), static_cast<float>(beta), a.data, static_cast<int>(lda), strideA,
-                      b.data, static_cast<int>(ldb), strideB, c.data, static_cast<int>(ldc), strideC, batch);
-      helper.Run(work);
-      return nullptr;
-    }
+    // Without the helper (one thread, or another thread holds it) every entry runs here, on this thread's
+    // own pack buffer: the same kernel, so the same bits.
+    thread_local float ownPack[kSmallMaxDim * kSmallMaxDim];
+    SmallBatch work(helper, lock.owns_lock() ? helper.pack(0) : ownPack, transA, transB, static_cast<int>(m),
+                    static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), static_cast<float>(beta),
+                    a.data, static_cast<int>(lda), strideA, b.data, static_cast<int>(ldb), strideB, c.data,
+                    static_cast<int>(ldc), strideC, batch);
+    if (lock.owns_lock() && TwoThreads()) helper.Run(work);
+    else work.Drain(0);
+    return nullptr;
   }
   for (int64_t i = 0; i < batch; i++) {
     GemmOne(transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EVAL_DEFAULTS, STUDY_DEFAULTS, runKey, studyPlan, type EvalSettings, type RunSpec, type StudyOptions } from '../src/experiments/plan.js';
+import { createNativeBackend } from '../src/core/native/backend.js';
 import { writeReport } from '../src/experiments/report.js';
 import { executeRun, RESULT_FILE, type RunContext, type RunResult } from '../src/experiments/run.js';
 import { readLatest } from '../src/train/checkpoint.js';
@@ -31,6 +34,22 @@ test('the study plan: the teacher, budget curves, from scratch, ablations, per s
   assert.equal(byId.get('uptrain-1pct-s0')!.recipe.warmupSteps, 1);
   assert.equal(byId.get('scratch-100pct-s0')!.recipe.warmupSteps, 100);
   assert.throws(() => studyPlan({ ...study, budgets: [0.01] }), /less than two steps/);
+});
+
+test('supra experiments --list: a run made on one backend is not taken for the other\'s', { skip: createNativeBackend().ok ? false : 'native backend not built' }, () => {
+  const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  const out = freshDir();
+  try {
+    const dirs = ['wasm', 'native'].map((backend) => {
+      const r = spawnSync(process.execPath, [cli, 'experiments', '--list', '--out', out, '--backend', backend], { encoding: 'utf8', env: { ...process.env, SUPRA_REQUIRE_NATIVE: '' } });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split('\n').filter((l) => l.includes('uptrain-5pct-s0')).map((l) => l.trim().split(/\s+/).pop());
+    });
+    assert.equal(dirs[0]!.length, 1);
+    assert.notEqual(dirs[0]![0], dirs[1]![0], 'the backend is part of the run key');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
 
 test('a run is cached by its settings: the key changes with the spec, the measurements and the context', () => {

@@ -98,8 +98,12 @@ export const command = {
     if (!teacherTokens) throw new Error(`supra: ${teacherDir}/training.json does not record the teacher's pretraining tokens`);
     const study: StudyOptions = { ...STUDY_DEFAULTS, seeds: parseSeeds(values.seeds), teacherTokens };
     const evalSettings = EVAL_DEFAULTS;
-    // what else defines a result: the teacher's weights (its training record) and the corpus
-    const context = { teacher: readFileSync(join(teacherDir, 'training.json'), 'utf8'), corpus: embeddedCorpusVersion(), inputs: DATA_INPUTS, splitSeed: SPLIT_SEED };
+    // what else defines a result: the teacher's weights (its training record), the corpus and the backend
+    // (its products round differently); not the thread count, which changes no bit (test/train-threads)
+    const context = {
+      teacher: readFileSync(join(teacherDir, 'training.json'), 'utf8'), corpus: embeddedCorpusVersion(), inputs: DATA_INPUTS, splitSeed: SPLIT_SEED,
+      backend: getBackend().name,
+    };
     const planned: Planned[] = studyPlan(study).map((spec) => {
       const key = runKey(spec, evalSettings, context);
       return { spec, key, dir: join(out, `${spec.id}-${key.slice(0, 8)}`) };

@@ -72,7 +72,9 @@ export function writeReport(input: ReportInput): string[] {
   L.push('# Results: SUPRA at small scale');
   L.push('');
   L.push(`Made by \`${input.command}\` (${input.environment}). Every number, plot and conclusion on this page comes from that run;`);
-  L.push('rerunning it reproduces the page (finished runs are cached by their settings under `runs/experiments/`).');
+  L.push('rerunning it reproduces the page (finished runs are cached by their settings and backend under `runs/experiments/`).');
+  L.push('A seed gives the same model whatever the thread count (`--jobs` only changes the speed): every reduction runs in a fixed');
+  L.push('order. The two backends round their products differently, so a run made on one is not reused on the other.');
   L.push('');
   L.push(`**Setup.** The teacher is the embedded softmax model (assets/teacher: 7.0M parameters, 6 layers, GQA 8/4 heads), pretrained by`);
   L.push(`\`npm run build:teacher\` on ${study.teacherTokens.toLocaleString('en-US')} tokens of the embedded corpus. Budgets are percentages of those tokens.`);
