@@ -117,6 +117,11 @@ test('supra eval errors: usage (exit 2), missing files and bad lines (exit 1, na
   r = supra('eval', '--model', teacherDir, '--text', text, '--max-length', '8', '--stride', '9');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--stride 9 is larger than the window/);
+  // arguments are checked before any work: no perplexity pass is thrown away
+  r = supra('eval', '--model', teacherDir, '--text', text, '--task', `hellaswag=${join(sampleDir, 'hellaswag.jsonl')}`, '--num-fewshot', '5');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--num-fewshot 5 needs at least 6 items in the task file, .*hellaswag\.jsonl \(hellaswag\) has 3/);
+  assert.doesNotMatch(r.stdout + r.stderr, /perplexity/);
   r = supra('eval', '--help');
   assert.equal(r.status, 0);
   assert.match(r.stdout, /usage: supra eval --model <dir>/);

@@ -8,7 +8,7 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
 import { combine, DEFAULT_CHUNK, documentNll, isRecurrent, toRow, type NllResult, type PerplexityRow } from '../eval/perplexity.js';
 import { fixed, formatTable, Progress } from '../eval/report.js';
-import { evaluateTask, loadTask, makeScorer, parseTaskSpec, type Task, type TaskResult } from '../eval/tasks.js';
+import { checkFewshot, evaluateTask, loadTask, makeScorer, parseTaskSpec, type Task, type TaskResult } from '../eval/tasks.js';
 
 const USAGE =
   'supra eval --model <dir> [--text <file>...] [--task <name>=<path>]...\n' +
@@ -84,6 +84,13 @@ export const command = {
     // Read every input before the (slow) model load, so a typo fails at once.
     const textInputs = texts.map((path) => ({ path, text: readText(path) }));
     const tasks: Task[] = taskSpecs.map(({ name, path }) => loadTask(name, path));
+    for (const task of tasks) {
+      try {
+        checkFewshot(task, numFewshot);
+      } catch (e) {
+        throw new UsageError((e as Error).message.replace(/^supra: /, ''));
+      }
+    }
 
     const dir = values.model;
     const { model } = loadDecoder(dir);

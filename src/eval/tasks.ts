@@ -247,6 +247,13 @@ export function parseTaskSpec(spec: string): { name: string; path: string } {
 // ---------------------------------------------------------------- few-shot
 
 /** A seeded sampler of few-shot examples: k distinct items of n, never `exclude`. */
+/** The few-shot examples come from the task's other items: k of them need k + 1 items. */
+export function checkFewshot(task: Pick<Task, 'name' | 'path' | 'docs'>, k: number): void {
+  if (k > 0 && k > task.docs.length - 1) {
+    throw new Error(`supra: --num-fewshot ${k} needs at least ${k + 1} items in the task file, ${task.path} (${task.name}) has ${task.docs.length}`);
+  }
+}
+
 export class FewshotSampler {
   private readonly rng: Mt19937;
   constructor(seed: number) {
@@ -388,6 +395,7 @@ function stderrOf(p: number, n: number): number | null {
 
 export function evaluateTask(task: Task, score: Scorer, options: EvalOptions = {}): TaskResult {
   const k = options.numFewshot ?? 0;
+  checkFewshot(task, k);
   const n = Math.min(options.limit ?? task.docs.length, task.docs.length);
   const sampler = new FewshotSampler(options.seed ?? 1234);
   const items: ItemResult[] = [];
