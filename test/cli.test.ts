@@ -83,3 +83,17 @@ test('bad input gets a clear message and a non-zero exit', () => {
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('supra --help lines up every command, and each command help names the --backend option', () => {
+  const top = supra('--help');
+  assert.equal(top.status, 0);
+  const commandLines = top.stdout.split('\n').filter((line) => /^ {2}[a-z]+ {2,}\S/.test(line));
+  assert.ok(commandLines.length >= 12, top.stdout);
+  const columns = new Set(commandLines.map((line) => line.search(/(?<=^ {2}[a-z]+ +)\S/)));
+  assert.equal(columns.size, 1, `summaries start in different columns:\n${commandLines.join('\n')}`);
+  for (const name of ['demo', 'train', 'experiments', 'serve']) {
+    const help = supra(name, '--help');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--backend wasm\|native/, `${name} --help`);
+  }
+});

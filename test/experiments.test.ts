@@ -94,7 +94,7 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
         results.set(spec.id, fakeResult(spec, ppl, spec.variant === 't2r' && spec.seed === 0));
       }
       const reportPath = join(dir, `results-${scratchFactor}.md`);
-      const files = writeReport({ study, evalSettings: EVAL_DEFAULTS, results, reportPath, command: 'test', environment: 'test' });
+      const files = writeReport({ study, evalSettings: EVAL_DEFAULTS, results, reportPath, command: 'test', environment: 'test', teacher: { parameters: 6_524_416, layers: 6, heads: 8, kvHeads: 4 } });
       for (const f of files) assert.ok(existsSync(f), f);
       return readFileSync(reportPath, 'utf8');
     };
@@ -102,6 +102,7 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
     for (const heading of ['## 1. Uptraining budget', '## 2. Ablations', '## 3. Loss by position', '## 4. In-context probes', "## 5. The paper's findings"]) {
       assert.ok(md.includes(heading), heading);
     }
+    assert.match(md, /assets\/teacher: 6\.5M parameters, 6 layers, GQA 8\/4 heads/, 'the teacher size as given');
     assert.match(md, /\| 5% \| 125,000 \| 307\.2 \(306\.7–307\.7\)/, 'budget row with the seed range');
     assert.match(md, /beats training the same linear model from scratch on a small budget\. \| Uptrained below scratch \(every seed\) at 1%, 2%, 5%, 10%, 20%\. .* \| yes \|/);
     assert.match(md, /T2R diverged in 1 of 2 runs, 10 non-finite steps skipped\. \| yes \(T2R unstable and worse\) \|/);

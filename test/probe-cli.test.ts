@@ -36,6 +36,11 @@ test('supra probe and supra analyze write JSON, PNG and SVG for the fixture teac
     const r2 = supra('probe', 'passkey', '--teacher', teacher, '--model', model, '--out', out, '--samples', '1', '--lengths', '260', '--depths', '0.5');
     assert.equal(r2.status, 0, r2.stderr);
     assert.ok(existsSync(join(out, 'passkey.png')));
+    const rc = supra('probe', 'copy', '--teacher', teacher, '--model', model, '--out', out, '--samples', '1', '--gaps', '0,4', '--span', '4');
+    assert.equal(rc.status, 0, rc.stderr);
+    // the table names the real no-memory baseline (each model's first-copy loss), not uniform guessing as "chance"
+    assert.match(rc.stdout, /baseline without memory \(loss on the first copy, mean over gaps\): teacher \d+\.\d+, model \d+\.\d+/);
+    assert.doesNotMatch(rc.stdout, /chance/);
     const r3 = supra('probe', 'copy', '--teacher', teacher, '--model', model, '--out', out, '--gaps', 'x');
     assert.equal(r3.status, 2);
     assert.match(r3.stderr, /--gaps must be a comma-separated list/);

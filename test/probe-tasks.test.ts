@@ -128,7 +128,7 @@ test('probes score the fixture teacher and its SUPRA model through their decodin
       for (const v of r.meanMargin!) assert.ok(Number.isFinite(v));
     }
     const svg = linePlotSvg(probePlot(pk));
-    assert.ok(svg.includes('>teacher (softmax)</text>') && svg.includes('>SUPRA</text>') && svg.includes('>chance</text>'));
+    assert.ok(svg.includes('>teacher (softmax)</text>') && svg.includes('>SUPRA</text>') && svg.includes('>chance, 1/3</text>'));
   } finally {
     teacher.free();
     model.free();

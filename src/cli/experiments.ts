@@ -7,6 +7,7 @@ import { existsSync, readFileSync, mkdirSync, createWriteStream } from 'node:fs'
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkpointConfig, readCheckpointTensors } from '../models/convert.js';
 import { intOption, parse, UsageError } from './args.js';
 import { getBackend } from '../core/select.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
@@ -14,15 +15,32 @@ import { embeddedCorpusVersion } from '../train/data/corpus.js';
 import { openTokenBatches } from '../train/data/index.js';
 import { EVAL_DEFAULTS, STUDY_DEFAULTS, runCost, runKey, studyPlan, type RunSpec, type StudyOptions } from '../experiments/plan.js';
 import { executeRun, RESULT_FILE, type RunResult } from '../experiments/run.js';
-import { writeReport } from '../experiments/report.js';
+import { writeReport, type TeacherSummary } from '../experiments/report.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const DATA_INPUTS = ['@embedded'];
 const SPLIT_SEED = 0; // the teacher's own split: its validation documents were held out from its pretraining
 
-const usage =
-  'supra experiments [--out runs/experiments] [--report docs/results.md] [--jobs N] [--seeds 0,1] [--only <substring>]\n' +
-  '       [--list] [--report-only] [--keep-models]';
+const usage = `supra experiments [--out runs/experiments] [--report docs/results.md] [--jobs N] [--seeds 0,1] [--only <substring>]
+       [--list] [--report-only] [--keep-models]
+
+  --out DIR        where each run keeps its folder <run>-<key> (result.json, log.txt, checkpoints)
+  --report FILE    the results page to write once every run has a result (figures go beside it)
+  --jobs N         runs at a time (default 2, or 1 on one core); the cores are shared out as threads
+  --seeds 0,1      the seeds to run (a seed sets the initialisation and data order, never the split)
+  --only TEXT      run just the runs whose name contains TEXT (the page is written only when all are done)
+  --list           print every run, done or pending, with its folder, and stop
+  --report-only    train nothing: write the page from the results already there (exit 1 if any is missing)
+  --keep-models    keep each run's trained model (<run folder>/train) instead of deleting it after measuring`;
+
+/** The teacher's size for the results page, counted from its folder's tensors. */
+function describeTeacher(dir: string): TeacherSummary {
+  const { tensors } = readCheckpointTensors(dir);
+  const c = checkpointConfig(dir, tensors);
+  let n = 0;
+  for (const t of tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
+  return { parameters: n, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads };
+}
 
 function parseSeeds(value: string | undefined): number[] {
   if (value === undefined) return STUDY_DEFAULTS.seeds;
@@ -188,7 +206,7 @@ export const command = {
     }
     const files = writeReport({
       study, evalSettings, results: done, reportPath,
-      command: 'npm run experiments',
+      command: 'npm run experiments', teacher: describeTeacher(teacherDir),
       environment: `runs on the ${[...new Set([...done.values()].map((r) => r.backend))].join(' / ')} backend, ${cores} cores, Node ${process.versions.node}`,
     });
     for (const f of files) console.log(`wrote ${f}`);

@@ -24,12 +24,15 @@ const commands: Record<string, () => Promise<Command>> = {
   experiments: async () => (await import('./experiments.js')).command,
 };
 
+/** The one option every command takes (pulled out of argv by takeBackend before the command parses). */
+const BACKEND_HELP =
+  '--backend wasm|native  compute backend (every command); default native where the OpenBLAS add-on is built, else wasm';
+
 async function usage(): Promise<string> {
-  const lines = [
-    'usage: supra <command> [options]   (--backend wasm|native on any command; default native where the OpenBLAS add-on',
-    'is built, else wasm)', '', 'commands:',
-  ];
-  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
+  const lines = ['usage: supra <command> [options]', '', 'commands:'];
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(width)}  ${(await load()).summary}`);
+  lines.push('', `every command: ${BACKEND_HELP}`);
   lines.push('', 'supra <command> --help shows the options of one command.');
   return lines.join('\n');
 }
@@ -67,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`usage: ${command.usage}\n\n${command.summary}`);
+    console.log(`usage: ${command.usage}\n\n${command.summary}\n\nevery command:\n  ${BACKEND_HELP}`);
     return 0;
   }
   await command.run(takeBackend(rest));

@@ -53,7 +53,13 @@ function printTable(r: ProbeResult): void {
   r.x.forEach((x, i) => {
     console.log(`  ${String(x).padStart(8)}  ${r.teacher[r.metric]![i]!.toFixed(4).padStart(10)}  ${r.model[r.metric]![i]!.toFixed(4).padStart(10)}`);
   });
-  if (r.chance !== undefined) console.log(`  chance / uniform: ${r.chance.toFixed(4)}`);
+  if (r.probe === 'copy') {
+    // the no-memory baseline is each model's own loss on the first copy, not uniform guessing
+    const meanOf = (v: number[] | undefined) => (v && v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+    console.log(`  baseline without memory (loss on the first copy, mean over gaps): teacher ${meanOf(r.teacher.firstCopyLoss).toFixed(4)}, model ${meanOf(r.model.firstCopyLoss).toFixed(4)}`);
+    console.log('  (below the baseline = copying from context; a text model gives random tokens less than uniform');
+    console.log(`  probability, so its baseline can sit above the uniform guess ${r.chance!.toFixed(4)} = ln(token range))`);
+  } else if (r.chance !== undefined) console.log(`  ${r.chanceLabel ?? 'chance'}: ${r.chance.toFixed(4)}`);
   console.log(`  time: teacher ${r.seconds.teacher.toFixed(1)} s, model ${r.seconds.model.toFixed(1)} s`);
 }
 

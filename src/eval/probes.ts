@@ -147,6 +147,8 @@ export interface ProbeResult {
   model: Record<string, number[]>;
   /** Chance level of the plotted metric (uniform guessing), when it has one. */
   chance?: number;
+  /** What `chance` is, in words (plot legend and CLI table). */
+  chanceLabel?: string;
   /** Seconds spent per model. */
   seconds: { teacher: number; model: number };
 }
@@ -173,7 +175,7 @@ export function probePlot(r: ProbeResult, names = { teacher: 'teacher (softmax)'
     plot.yMin = 0;
     plot.yMax = 1;
   }
-  if (r.chance !== undefined) plot.hline = { y: r.chance, label: r.probe === 'copy' ? 'uniform guess' : 'chance' };
+  if (r.chance !== undefined) plot.hline = { y: r.chance, label: r.chanceLabel ?? 'chance' };
   return plot;
 }
 
@@ -271,7 +273,9 @@ export function copyProbe(teacher: DecoderLM | null, model: DecoderLM, options: 
     description: 'mean next-token cross-entropy (nats) over tokens 2…span of the second copy; firstCopyLoss is the same over the first copy (random tokens, the no-memory baseline)',
     settings: { seed, samples, span, gaps, range },
     xName: 'gap', x: gaps, metric: 'secondCopyLoss', teacher: result.teacher, model: result.model,
-    chance: Math.log(range.hi - range.lo), seconds,
+    // a model of text gives random tokens less than uniform probability, so its first-copy loss (the
+    // real no-memory baseline) can sit above this line
+    chance: Math.log(range.hi - range.lo), chanceLabel: `uniform guess, ln ${range.hi - range.lo}`, seconds,
   };
 }
 
@@ -373,7 +377,7 @@ export function mqarProbe(teacher: DecoderLM | null, model: DecoderLM, options: 
     description: 'fraction of queries whose value is the argmax of the full-vocabulary logits at the query key; logProb is the mean log-probability of the value',
     settings: { seed, samples, pairs, queries: options.queries ?? 'all', range },
     xName: 'pairs', x: pairs, metric: 'accuracy', teacher: result.teacher, model: result.model,
-    chance: 1 / valueCount, seconds,
+    chance: 1 / valueCount, chanceLabel: `chance, 1/${valueCount}`, seconds,
   };
 }
 
@@ -533,6 +537,6 @@ export function passkeyProbe(teacher: DecoderLM | null, model: DecoderLM, tok: T
     description: 'fraction of trials where the true 5-digit key has a higher log-likelihood after the question than every distractor key (averaged over depths); meanMargin is log p(true) − max log p(distractor)',
     settings: { seed, samples, lengths, depths, distractors, accuracyByDepth: byDepth },
     xName: 'length', x: lengths, metric: 'accuracy', teacher: out.teacher, model: out.model,
-    chance: 1 / (distractors + 1), seconds,
+    chance: 1 / (distractors + 1), chanceLabel: `chance, 1/${distractors + 1}`, seconds,
   };
 }

@@ -8,6 +8,13 @@ import { linePlotPng, linePlotSvg, type LinePlot, type Series } from '../eval/pl
 import { ABLATIONS, type EvalSettings, type StudyOptions } from './plan.js';
 import type { RunResult } from './run.js';
 
+export interface TeacherSummary {
+  parameters: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+}
+
 export interface ReportInput {
   study: StudyOptions;
   evalSettings: EvalSettings;
@@ -17,6 +24,8 @@ export interface ReportInput {
   /** The command that made it, and the wall time of the whole study (sum of run times). */
   command: string;
   environment: string;
+  /** The teacher's size, counted from its folder. */
+  teacher: TeacherSummary;
 }
 
 interface Stat {
@@ -44,6 +53,11 @@ function fmtStat(s: Stat | null, f = f1): string {
 /** a is below b for every pair of seeds (the seeds' ranges do not overlap). */
 function clearlyBelow(a: Stat | null, b: Stat | null): boolean {
   return a !== null && b !== null && a.max < b.min;
+}
+
+/** 6524416 → "6.5M". */
+function millions(n: number): string {
+  return `${(n / 1e6).toFixed(1)}M`;
 }
 
 export function writeReport(input: ReportInput): string[] {
@@ -76,7 +90,7 @@ export function writeReport(input: ReportInput): string[] {
   L.push('A seed gives the same model whatever the thread count (`--jobs` only changes the speed): every reduction runs in a fixed');
   L.push('order. The two backends round their products differently, so a run made on one is not reused on the other.');
   L.push('');
-  L.push(`**Setup.** The teacher is the embedded softmax model (assets/teacher: 7.0M parameters, 6 layers, GQA 8/4 heads), pretrained by`);
+  L.push(`**Setup.** The teacher is the embedded softmax model (assets/teacher: ${millions(input.teacher.parameters)} parameters, ${input.teacher.layers} layers, GQA ${input.teacher.heads}/${input.teacher.kvHeads} heads), pretrained by`);
   L.push(`\`npm run build:teacher\` on ${study.teacherTokens.toLocaleString('en-US')} tokens of the embedded corpus. Budgets are percentages of those tokens.`);
   L.push(`Every run uses the teacher's batch (${study.batchSize} × ${study.seqLen} tokens), AdamW β (0.9, 0.95), weight decay 0.1, clip 1, z-loss 1e-4, peak lr ${study.lr} with a`);
   L.push(`cosine to ${study.lr / 10} and a warm-up of min(100, steps/10) steps. Seeds ${seeds.join(', ')} set the kernel (or random) initialisation and the data order;`);
@@ -221,7 +235,7 @@ export function writeReport(input: ReportInput): string[] {
   L.push('## 5. The paper\'s findings beside ours');
   L.push('');
   L.push('The paper\'s numbers are at 1B–7B parameters and 10⁹–10¹¹ tokens; its Table 3 (1B) gives the direction: SUPRA uptrained');
-  L.push('57.0 HellaSwag, T2R uptrained 40.6, SUPRA from scratch 54.7. Ours is a 7M-parameter model and a 2.5M-token budget, scored by');
+  L.push(`57.0 HellaSwag, T2R uptrained 40.6, SUPRA from scratch 54.7. Ours is a ${millions(input.teacher.parameters)}-parameter model and a 2.5M-token budget, scored by`);
   L.push('validation perplexity (lower is better).');
   L.push('');
   L.push('| the paper says | what we measured | agrees? |');
