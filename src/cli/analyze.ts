@@ -3,7 +3,7 @@
 // drift of the q/k/v/o projections, as heatmaps, a line plot, and JSON.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { intOption, parse, UsageError } from './args.js';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { loadPair } from './probe.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { analyzeAttention, PROJECTIONS, type AnalysisResult } from '../eval/analyze.js';
@@ -30,18 +30,22 @@ export function analysisPlots(r: AnalysisResult): { heatmaps: Record<string, Hea
   };
 }
 
+const OPTIONS = {
+  teacher: { type: 'string', value: 'DIR', help: 'the softmax teacher' },
+  model: { type: 'string', value: 'DIR', help: 'its SUPRA model (linearized, usually uptrained)' },
+  text: { type: 'string', value: 'FILE', help: 'the text whose attention is compared' },
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'where analysis.json and the heatmaps/plot (.png, .svg) go' },
+  tokens: { type: 'string', value: 'N', help: 'tokens per window (default 128, at most 512: the SVDs are O(T³))' },
+  windows: { type: 'string', value: 'N', help: 'consecutive windows averaged (default 1)' },
+  tokenizer: { type: 'string', value: 'DIR', help: 'the tokenizer folder (default: the model, else the teacher)' },
+} satisfies OptionSpecs;
+
 export const command = {
   summary: "compare each layer/head's SUPRA attention with the teacher's softmax attention (paper App. A) and the weight drift",
-  usage: 'supra analyze --teacher <dir> --model <dir> --text <file> --out <dir> [--tokens 128] [--windows 1] [--tokenizer <dir>]',
+  usage: `supra analyze --teacher <dir> --model <dir> --text <file> --out <dir> [options]\n\n${optionsHelp(OPTIONS)}`,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values } = parse(
-      argv,
-      {
-        teacher: { type: 'string' }, model: { type: 'string' }, text: { type: 'string' }, out: { type: 'string', short: 'o' },
-        tokens: { type: 'string' }, windows: { type: 'string' }, tokenizer: { type: 'string' },
-      },
-      'analyze',
-    );
+    const { values } = parse(argv, OPTIONS, 'analyze');
     if (!values.teacher || !values.model || !values.text || !values.out) {
       throw new UsageError('analyze needs --teacher <dir>, --model <dir>, --text <file> and --out <dir>');
     }

@@ -43,3 +43,33 @@ export function normalizationOption(value: string | undefined): 'group_norm' | '
   const choice = choiceOption(value, 'normalization', ['group-norm', 'sum'] as const, 'group-norm');
   return choice === 'group-norm' ? 'group_norm' : 'sum';
 }
+
+/**
+ * One command-line option, declared once: node's parseArgs reads `type`/`short`/`multiple` (and ignores
+ * the rest), --help prints `value` and `help`, and a test checks that the README names every option.
+ */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** The value's placeholder in --help ('N', 'DIR'); none for a boolean. */
+  value?: string;
+  /** What it does and its default; '\n' starts a continuation line. */
+  help: string;
+}
+
+export type OptionSpecs = Record<string, OptionSpec>;
+
+/** The option list of a command's --help: one aligned line per option, in declaration order. */
+export function optionsHelp(specs: OptionSpecs): string {
+  const names = Object.entries(specs).map(([name, s]) => `--${name}${s.short ? `, -${s.short}` : ''}${s.value ? ` ${s.value}` : ''}`);
+  const width = Math.min(28, Math.max(...names.map((n) => n.length)));
+  return Object.values(specs)
+    .map((s, i) => {
+      const name = names[i]!;
+      const [first, ...rest] = s.help.split('\n');
+      const head = name.length > width ? `  ${name}\n  ${' '.repeat(width)}  ${first}` : `  ${name.padEnd(width)}  ${first}`;
+      return [head, ...rest.map((line) => `  ${' '.repeat(width)}  ${line}`)].join('\n');
+    })
+    .join('\n');
+}

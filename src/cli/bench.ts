@@ -3,28 +3,26 @@
 // against length).
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { intOption, parse, UsageError } from './args.js';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { parseBackendName } from '../core/select.js';
 import type { BackendName } from '../core/backend.js';
 import { defaultBenchSettings, runBenchReport, writeBenchFiles, type BenchSettings } from '../bench/report.js';
 
-const USAGE = `supra bench [--quick] [--serve] [--json FILE] [--out DIR] [--backends wasm,native]
-    [--contexts 256,2048,8192,32768] [--teacher-max N] [--lengths 1024,4096,16384] [--no-sgemm]
-    [--serve-seconds 10] [--serve-connections 8]
+const OPTIONS = {
+  quick: { type: 'boolean', help: 'fewer repetitions, shorter contexts and lengths, no OPENBLAS_CORETYPE table' },
+  serve: { type: 'boolean', help: 'also run the loopback load test of supra serve (autocannon)' },
+  json: { type: 'string', value: 'FILE', help: 'write every figure as JSON (atomically)' },
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'write the plots there: decode_ms_per_token, decode_state_memory,\nprefill_tokens_per_s (.png and .svg)' },
+  backends: { type: 'string', value: 'LIST', help: 'backends for the training/prefill sections (default wasm,native; native is\nskipped with a note when the add-on is missing); decode and serve run on the first' },
+  contexts: { type: 'string', value: 'LIST', help: 'decode contexts (default 256,2048,8192,32768; --quick 256,2048)' },
+  'teacher-max': { type: 'string', value: 'N', help: 'longest context the teacher decodes at (its prefill is quadratic)' },
+  lengths: { type: 'string', value: 'LIST', help: 'SUPRA prefill lengths (default 1024,4096,16384; --quick 1024,4096)' },
+  'no-sgemm': { type: 'boolean', help: 'skip the sgemm tables (wasm and native)' },
+  'serve-seconds': { type: 'string', value: 'N', help: 'seconds of load (default 10; --quick 4)' },
+  'serve-connections': { type: 'string', value: 'N', help: 'concurrent clients (default 8)' },
+} satisfies OptionSpecs;
 
-  --quick                fewer repetitions, shorter contexts and lengths, no OPENBLAS_CORETYPE table
-  --serve                also run the loopback load test of supra serve (autocannon)
-  --json FILE            write every figure as JSON (atomically)
-  --out DIR              write the plots there: decode_ms_per_token, decode_state_memory,
-                         prefill_tokens_per_s (.png and .svg)
-  --backends LIST        backends for the training/prefill sections (default wasm,native; native is
-                         skipped with a note when the add-on is missing); decode and serve run on the first
-  --contexts LIST        decode contexts (default 256,2048,8192,32768; --quick 256,2048)
-  --teacher-max N        longest context the teacher decodes at (its prefill is quadratic)
-  --lengths LIST         SUPRA prefill lengths (default 1024,4096,16384; --quick 1024,4096)
-  --no-sgemm             skip the sgemm tables (wasm and native)
-  --serve-seconds N      seconds of load (default 10; --quick 4)
-  --serve-connections N  concurrent clients (default 8)`;
+const USAGE = `supra bench [options]\n\n${optionsHelp(OPTIONS)}`;
 
 function intList(value: string | undefined, name: string, min: number): number[] | undefined {
   if (value === undefined) return undefined;
@@ -35,15 +33,7 @@ function intList(value: string | undefined, name: string, min: number): number[]
 
 /** The report settings for the command's options (exported for the tests). */
 export function benchSettingsFromArgs(argv: string[], log?: (line: string) => void): { settings: BenchSettings; json?: string; out?: string } {
-  const { values, positionals } = parse(
-    argv,
-    {
-      quick: { type: 'boolean' }, serve: { type: 'boolean' }, json: { type: 'string' }, out: { type: 'string', short: 'o' },
-      backends: { type: 'string' }, contexts: { type: 'string' }, 'teacher-max': { type: 'string' }, lengths: { type: 'string' },
-      'no-sgemm': { type: 'boolean' }, 'serve-seconds': { type: 'string' }, 'serve-connections': { type: 'string' },
-    },
-    'bench',
-  );
+  const { values, positionals } = parse(argv, OPTIONS, 'bench');
   if (positionals.length > 0) throw new UsageError(`supra bench takes no positional arguments, got "${positionals.join(' ')}"`);
   const quick = values.quick ?? false;
   const settings = defaultBenchSettings(quick, log);
@@ -81,6 +71,7 @@ export function benchSettingsFromArgs(argv: string[], log?: (line: string) => vo
 export const command = {
   summary: 'measure speed: sgemm GFLOP/s, training and prefill tokens/s, decode ms/token and memory against context',
   usage: USAGE,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
     const { settings, json, out } = benchSettingsFromArgs(argv);
     // make the folders now, so a bad path fails before minutes of measuring rather than after

@@ -1,7 +1,7 @@
 // supra eval --model <dir> [--text <file>...] [--task name=path]...: perplexity on text files and
 // multiple-choice accuracy (lm-evaluation-harness style) on local task files. See docs/eval.md.
 import { readFileSync } from 'node:fs';
-import { intOption, parse, UsageError } from './args.js';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -10,10 +10,21 @@ import { combine, DEFAULT_CHUNK, documentNll, isRecurrent, toRow, type NllResult
 import { fixed, formatTable, Progress } from '../eval/report.js';
 import { checkFewshot, evaluateTask, loadTask, makeScorer, parseTaskSpec, type Task, type TaskResult } from '../eval/tasks.js';
 
-const USAGE =
-  'supra eval --model <dir> [--text <file>...] [--task <name>=<path>]...\n' +
-  '       [--max-length n] [--stride n] [--chunk 1024] [--num-fewshot 0] [--limit n] [--seed 1234] [--add-bos]\n' +
-  '       [--json <file>]';
+const OPTIONS = {
+  model: { type: 'string', short: 'm', value: 'DIR', help: 'the model folder (teacher or SUPRA; tokenizer.json beside it)' },
+  text: { type: 'string', multiple: true, value: 'FILE...', help: 'perplexity of each text file (one document each); several files may follow' },
+  task: { type: 'string', multiple: true, value: 'NAME=PATH...', help: 'multiple-choice accuracy from a local .jsonl file; NAME starting hellaswag, piqa, arc,\nwinogrande or mc picks the layout, else the fields do (docs/eval.md)' },
+  'max-length': { type: 'string', value: 'N', help: 'softmax models: the sliding window (default max_position_embeddings)' },
+  stride: { type: 'string', value: 'N', help: 'softmax models: tokens between window starts (default half the window)' },
+  chunk: { type: 'string', value: 'N', help: 'SUPRA models: tokens per recurrent step (default 1024)' },
+  'num-fewshot': { type: 'string', value: 'K', help: 'solved examples before each item (default 0), drawn from the same file' },
+  limit: { type: 'string', value: 'N', help: 'evaluate the first N items of each task' },
+  seed: { type: 'string', value: 'N', help: 'picks the few-shot examples (default 1234)' },
+  'add-bos': { type: 'boolean', help: 'put BOS before every context' },
+  json: { type: 'string', value: 'FILE', help: 'also write every number as JSON (atomically)' },
+} satisfies OptionSpecs;
+
+const USAGE = `supra eval --model <dir> [--text <file>...] [--task <name>=<path>...] [options]\n\n${optionsHelp(OPTIONS)}`;
 
 /** `--text a b c` and `--task x=a y=b` take every following word up to the next option. */
 function expandLists(argv: string[], names: string[]): string[] {
@@ -45,22 +56,11 @@ function readText(path: string): string {
 export const command = {
   summary: 'perplexity on text files and multiple-choice accuracy (HellaSwag, PIQA, ARC, Winogrande, generic) from local files',
   usage: USAGE,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
     const { values, positionals } = parse(
       expandLists(argv, ['--text', '--task']),
-      {
-        model: { type: 'string', short: 'm' },
-        text: { type: 'string', multiple: true },
-        task: { type: 'string', multiple: true },
-        'max-length': { type: 'string' },
-        stride: { type: 'string' },
-        chunk: { type: 'string' },
-        'num-fewshot': { type: 'string' },
-        limit: { type: 'string' },
-        seed: { type: 'string' },
-        'add-bos': { type: 'boolean' },
-        json: { type: 'string' },
-      },
+      OPTIONS,
       'eval',
     );
     if (positionals.length > 0) throw new UsageError(`eval: unexpected argument "${positionals[0]}" (text files go after --text, tasks after --task)`);

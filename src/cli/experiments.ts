@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkpointConfig, readCheckpointTensors } from '../models/convert.js';
-import { intOption, parse, UsageError } from './args.js';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
 import { embeddedCorpusVersion } from '../train/data/corpus.js';
@@ -21,17 +21,21 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const DATA_INPUTS = ['@embedded'];
 const SPLIT_SEED = 0; // the teacher's own split: its validation documents were held out from its pretraining
 
-const usage = `supra experiments [--out runs/experiments] [--report docs/results.md] [--jobs N] [--seeds 0,1] [--only <substring>]
-       [--list] [--report-only] [--keep-models]
+const OPTIONS = {
+  out: { type: 'string', value: 'DIR', help: 'where each run keeps its folder <run>-<key> (default runs/experiments)' },
+  report: { type: 'string', value: 'FILE', help: 'the results page to write once every run has a result (default docs/results.md;\nfigures go beside it)' },
+  jobs: { type: 'string', value: 'N', help: 'runs at a time (default 2, or 1 on one core); the cores are shared out as threads' },
+  seeds: { type: 'string', value: 'LIST', help: 'the seeds to run (default 0,1): a seed sets the initialisation and data order,\nnever the split' },
+  only: { type: 'string', value: 'TEXT', help: 'run just the runs whose name contains TEXT (the page is written only when all are done)' },
+  list: { type: 'boolean', help: 'print every run, done or pending, with its folder, and stop' },
+  'report-only': { type: 'boolean', help: 'train nothing: write the page from the results already there (exit 1 if any is missing)' },
+  'keep-models': { type: 'boolean', help: "keep each run's trained model (<run folder>/train) instead of deleting it after measuring" },
+} satisfies OptionSpecs;
 
-  --out DIR        where each run keeps its folder <run>-<key> (result.json, log.txt, checkpoints)
-  --report FILE    the results page to write once every run has a result (figures go beside it)
-  --jobs N         runs at a time (default 2, or 1 on one core); the cores are shared out as threads
-  --seeds 0,1      the seeds to run (a seed sets the initialisation and data order, never the split)
-  --only TEXT      run just the runs whose name contains TEXT (the page is written only when all are done)
-  --list           print every run, done or pending, with its folder, and stop
-  --report-only    train nothing: write the page from the results already there (exit 1 if any is missing)
-  --keep-models    keep each run's trained model (<run folder>/train) instead of deleting it after measuring`;
+/** The parent's own flag for a child process (not for users, so not in --help). */
+const WORKER_OPTION = { worker: { type: 'string' } } as const;
+
+const usage = `supra experiments [options]\n\n${optionsHelp(OPTIONS)}`;
 
 /** The teacher's size for the results page, counted from its folder's tensors. */
 function describeTeacher(dir: string): TeacherSummary {
@@ -99,16 +103,9 @@ function runChild(p: Planned, argv: string[], threads: number): Promise<number> 
 export const command = {
   summary: 'reproduce the paper\'s findings at small scale: budget curve, from scratch, ablations, probes → docs/results.md',
   usage,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values } = parse(
-      argv,
-      {
-        out: { type: 'string' }, report: { type: 'string' }, jobs: { type: 'string' }, seeds: { type: 'string' },
-        only: { type: 'string' }, list: { type: 'boolean' }, 'report-only': { type: 'boolean' }, 'keep-models': { type: 'boolean' },
-        worker: { type: 'string' },
-      },
-      'experiments',
-    );
+    const { values } = parse(argv, { ...OPTIONS, ...WORKER_OPTION }, 'experiments');
     const out = resolve(values.out ?? 'runs/experiments');
     const reportPath = resolve(values.report ?? 'docs/results.md');
     const teacherDir = EMBEDDED_TEACHER_DIR;

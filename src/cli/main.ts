@@ -2,27 +2,7 @@
 // The supra command line: one subcommand per job, each in its own module.
 import { UsageError } from './args.js';
 import { setBackend, parseBackendName } from '../core/select.js';
-
-interface Command {
-  summary: string;
-  usage: string;
-  run(argv: string[]): Promise<void>;
-}
-
-const commands: Record<string, () => Promise<Command>> = {
-  demo: async () => (await import('./demo.js')).command,
-  linearize: async () => (await import('./linearize.js')).command,
-  convert: async () => (await import('./convert.js')).command,
-  info: async () => (await import('./info.js')).command,
-  train: async () => (await import('./train.js')).command,
-  probe: async () => (await import('./probe.js')).command,
-  analyze: async () => (await import('./analyze.js')).command,
-  serve: async () => (await import('./serve.js')).command,
-  eval: async () => (await import('./eval.js')).command,
-  generate: async () => (await import('./generate.js')).command,
-  bench: async () => (await import('./bench.js')).command,
-  experiments: async () => (await import('./experiments.js')).command,
-};
+import { commands } from './commands.js';
 
 /** The one option every command takes (pulled out of argv by takeBackend before the command parses). */
 const BACKEND_HELP =

@@ -2,7 +2,7 @@
 // write <out>/<probe>.json, .png and .svg, and print the table.
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { intOption, parse, UsageError } from './args.js';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
 import type { DecoderLM } from '../models/decoder.js';
@@ -63,25 +63,29 @@ function printTable(r: ProbeResult): void {
   console.log(`  time: teacher ${r.seconds.teacher.toFixed(1)} s, model ${r.seconds.model.toFixed(1)} s`);
 }
 
+const OPTIONS = {
+  teacher: { type: 'string', value: 'DIR', help: 'the softmax teacher' },
+  model: { type: 'string', value: 'DIR', help: 'the model to compare with it (its SUPRA model)' },
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'where <probe>.json, .png and .svg go' },
+  seed: { type: 'string', value: 'N', help: 'random data seed (default 0)' },
+  samples: { type: 'string', value: 'N', help: 'sequences per point (default: copy 8, mqar 16, passkey 2)' },
+  span: { type: 'string', value: 'N', help: 'copy: tokens copied (default 16)' },
+  gaps: { type: 'string', value: 'LIST', help: 'copy: gaps between the copies (default 0,8,32,128,512)' },
+  'token-range': { type: 'string', value: 'LO:HI', help: 'copy, mqar: random token ids LO…HI−1 (default: docs/probes.md)' },
+  pairs: { type: 'string', value: 'LIST', help: 'mqar: key-value pairs (default 4,8,16,32,64)' },
+  queries: { type: 'string', value: 'N', help: 'mqar: queries per sequence (default: every pair)' },
+  lengths: { type: 'string', value: 'LIST', help: 'passkey: context lengths in tokens (default 128,256,512)' },
+  depths: { type: 'string', value: 'LIST', help: 'passkey: where the key sits, 0 = start … 1 = end (default 0,0.25,0.5,0.75,1)' },
+  distractors: { type: 'string', value: 'N', help: 'passkey: wrong keys ranked against the true one (default 4)' },
+  tokenizer: { type: 'string', value: 'DIR', help: 'passkey: the tokenizer folder (default: the model, else the teacher)' },
+} satisfies OptionSpecs;
+
 export const command = {
   summary: 'probe what linearization costs: copying vs gap, passkey retrieval vs length, MQAR vs pairs (plots + JSON)',
-  usage:
-    'supra probe <copy|passkey|mqar> --teacher <dir> --model <dir> --out <dir> [--seed 0] [--samples n]\n' +
-    '       copy:    [--span 16] [--gaps 0,8,32,128,512] [--token-range lo:hi]\n' +
-    '       mqar:    [--pairs 4,8,16,32,64] [--queries n] [--token-range lo:hi]\n' +
-    '       passkey: [--lengths 128,256,512] [--depths 0,0.25,0.5,0.75,1] [--distractors 4] [--tokenizer <dir>]',
+  usage: `supra probe <copy|passkey|mqar> --teacher <dir> --model <dir> --out <dir> [options]\n\n${optionsHelp(OPTIONS)}`,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(
-      argv,
-      {
-        teacher: { type: 'string' }, model: { type: 'string' }, out: { type: 'string', short: 'o' },
-        seed: { type: 'string' }, samples: { type: 'string' },
-        span: { type: 'string' }, gaps: { type: 'string' }, 'token-range': { type: 'string' },
-        pairs: { type: 'string' }, queries: { type: 'string' },
-        lengths: { type: 'string' }, depths: { type: 'string' }, distractors: { type: 'string' }, tokenizer: { type: 'string' },
-      },
-      'probe',
-    );
+    const { values, positionals } = parse(argv, OPTIONS, 'probe');
     const probe = positionals[0];
     if (positionals.length !== 1 || !(PROBES as readonly string[]).includes(probe!)) {
       throw new UsageError(`probe takes one probe name: ${PROBES.join(', ')}`);
