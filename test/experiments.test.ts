@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVAL_DEFAULTS, STUDY_DEFAULTS, runKey, studyPlan, type EvalSettings, type RunSpec, type StudyOptions } from '../src/experiments/plan.js';
+import { availableParallelism } from 'node:os';
 import { createNativeBackend } from '../src/core/native/backend.js';
 import { writeReport } from '../src/experiments/report.js';
 import { executeRun, RESULT_FILE, type RunContext, type RunResult } from '../src/experiments/run.js';
@@ -36,17 +37,24 @@ test('the study plan: the teacher, budget curves, from scratch, ablations, per s
   assert.throws(() => studyPlan({ ...study, budgets: [0.01] }), /less than two steps/);
 });
 
-test('supra experiments --list: a run made on one backend is not taken for the other\'s', { skip: createNativeBackend().ok ? false : 'native backend not built' }, () => {
+test('supra experiments --list: a run is reused only where its bits would be the same (backend, kernels, threads)', { skip: createNativeBackend().ok ? false : 'native backend not built' }, () => {
   const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
   const out = freshDir();
   try {
-    const dirs = ['wasm', 'native'].map((backend) => {
-      const r = spawnSync(process.execPath, [cli, 'experiments', '--list', '--out', out, '--backend', backend], { encoding: 'utf8', env: { ...process.env, SUPRA_REQUIRE_NATIVE: '' } });
+    const dirOf = (backend: string, jobs: string) => {
+      const r = spawnSync(process.execPath, [cli, 'experiments', '--list', '--out', out, '--backend', backend, '--jobs', jobs], { encoding: 'utf8', env: { ...process.env, SUPRA_REQUIRE_NATIVE: '' } });
       assert.equal(r.status, 0, r.stderr);
-      return r.stdout.split('\n').filter((l) => l.includes('uptrain-5pct-s0')).map((l) => l.trim().split(/\s+/).pop());
-    });
-    assert.equal(dirs[0]!.length, 1);
-    assert.notEqual(dirs[0]![0], dirs[1]![0], 'the backend is part of the run key');
+      const dirs = r.stdout.split('\n').filter((l) => l.includes('uptrain-5pct-s0')).map((l) => l.trim().split(/\s+/).pop());
+      assert.equal(dirs.length, 1);
+      return dirs[0];
+    };
+    assert.notEqual(dirOf('wasm', '1'), dirOf('native', '1'), 'the backend is part of the run key');
+    // wasm gives the same bits on any thread count (test/train-threads), so --jobs (threads = cores / jobs) keeps the key
+    assert.equal(dirOf('wasm', '1'), dirOf('wasm', String(availableParallelism())));
+    if (availableParallelism() >= 2) {
+      // OpenBLAS's AVX2 kernels round a product split over threads differently: native keys hold the threads
+      assert.notEqual(dirOf('native', '1'), dirOf('native', String(availableParallelism())));
+    }
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

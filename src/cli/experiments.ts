@@ -113,11 +113,15 @@ export const command = {
     if (!teacherTokens) throw new Error(`supra: ${teacherDir}/training.json does not record the teacher's pretraining tokens`);
     const study: StudyOptions = { ...STUDY_DEFAULTS, seeds: parseSeeds(values.seeds), teacherTokens };
     const evalSettings = EVAL_DEFAULTS;
-    // what else defines a result: the teacher's weights (its training record), the corpus and the backend
-    // (its products round differently); not the thread count, which changes no bit (test/train-threads)
+    const cores = availableParallelism();
+    const jobs = intOption(values.jobs, 'jobs', Math.max(1, Math.min(2, cores)), 1);
+    // a worker computes with the threads its parent gave it (SUPRA_THREADS), and must find the same key
+    const threads = values.worker ? getBackend().threads : Math.max(1, Math.floor(cores / jobs));
+    // what else defines a result: the teacher's weights (its training record), the corpus, and what decides
+    // the bits of the backend's arithmetic (Backend.fingerprint: its kernels, and the threads where they matter)
     const context = {
       teacher: readFileSync(join(teacherDir, 'training.json'), 'utf8'), corpus: embeddedCorpusVersion(), inputs: DATA_INPUTS, splitSeed: SPLIT_SEED,
-      backend: getBackend().name,
+      backend: getBackend().fingerprint(threads),
     };
     const planned: Planned[] = studyPlan(study).map((spec) => {
       const key = runKey(spec, evalSettings, context);
@@ -152,9 +156,6 @@ export const command = {
       for (const p of planned) console.log(`${done.has(p.spec.id) ? 'done   ' : 'pending'}  ${p.spec.id.padEnd(24)} ${p.spec.tokens.toLocaleString('en-US').padStart(10)} tokens  ${p.dir}`);
       return;
     }
-    const cores = availableParallelism();
-    const jobs = intOption(values.jobs, 'jobs', Math.max(1, Math.min(2, cores)), 1);
-    const threads = Math.max(1, Math.floor(cores / jobs));
     console.log(`supra experiments: ${planned.length} runs, ${done.size} cached, ${todo.length} to run (${jobs} at a time, ${threads} thread${threads > 1 ? 's' : ''} each, ${getBackend().name}); runs in ${out}`);
 
     if (!values['report-only'] && todo.length > 0) {

@@ -55,6 +55,11 @@ export interface Backend {
   sgemm(args: GemmArgs): void;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
   readonly kernels?: BackendKernels;
+  /**
+   * What besides its inputs decides the bits of a computation run on `threads` threads: equal fingerprints,
+   * equal results (a cache of results keys on it). The thread count is in it only where it changes bits.
+   */
+  fingerprint(threads: number): Record<string, string | number>;
 }
 
 /** Packed leading dimensions for a GemmArgs, as BLAS would infer them. */

@@ -236,6 +236,13 @@ function load(addonPath: string): NativeResult {
       return threadCount;
     },
     sgemm,
+    // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
+    // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread
+    // (its AVX-512 sets do not), so the kernel set and the threads both decide the bits.
+    fingerprint: (threads: number) => {
+      const i = addon.info();
+      return { backend: 'native', openblas: i.corename, kernels: `${i.decodeKernel}/${i.smallKernel}/${i.elementwiseKernels}`, threads };
+    },
     info: () => ({ ...addon.info(), coretypeEnv, threadTimeoutEnv, addonPath }),
     setThreads(n: number): number {
       threadCount = addon.setThreads(n);

@@ -113,5 +113,7 @@ export function createWasmBackend(): Backend {
       return getPool().threads;
     },
     sgemm: sgemmWasm,
+    // every product and reduction splits over outputs, each summed in the same order on any thread
+    fingerprint: () => ({ backend: 'wasm' }),
   };
 }
