@@ -43,3 +43,23 @@ export function normalizationOption(value: string | undefined): 'group_norm' | '
   const choice = choiceOption(value, 'normalization', ['group-norm', 'sum'] as const, 'group-norm');
   return choice === 'group-norm' ? 'group_norm' : 'sum';
 }
+
+/** An option as parseArgs reads it, plus what --help says about it: one table serves both. */
+export type DescribedOption = Options[string] & {
+  /** The value's placeholder in --help (string options), e.g. "<dir>". */
+  value?: string;
+  help: string;
+};
+
+/** The --help lines of an option table, in its order: "--name, -s <value>" then the description. */
+export function optionsHelp(options: Readonly<Record<string, DescribedOption>>): string {
+  const entries = Object.entries(options);
+  const heads = entries.map(([name, o]) => `--${name}${o.short ? `, -${o.short}` : ''}${o.type === 'string' ? ` ${o.value ?? '<value>'}` : ''}`);
+  const width = Math.max(...heads.map((h) => h.length)) + 2;
+  return entries.map(([, o], i) => `  ${heads[i]!.padEnd(width)}${o.help}${o.multiple ? ' (repeatable)' : ''}`).join('\n');
+}
+
+/** --backend, which main.ts takes for every command: for a command's --help table. */
+export const GLOBAL_BACKEND_OPTION: DescribedOption = {
+  type: 'string', value: 'wasm|native', help: 'compute backend, on any command (default native where the OpenBLAS add-on is built, else wasm)',
+};
