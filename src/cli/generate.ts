@@ -112,15 +112,14 @@ export const command = {
     // each setting: given here, else the snapshot's, else the default; and where it came from
     const loading = values['load-state'] !== undefined;
     const saved = state.sampling ? samplingOptionsOf(state.sampling) : null;
-    const settings = { ...SAMPLING_DEFAULTS };
+    const settings: Required<SamplingOptions> = { ...SAMPLING_DEFAULTS };
     const from = {} as Record<keyof SamplingOptions, string>;
     for (const key of Object.keys(SAMPLING_FLAGS) as Array<keyof SamplingOptions>) {
-      const value = given[key];
-      if (value !== undefined) {
-        (settings as Record<string, unknown>)[key] = value;
+      if (given[key] !== undefined) {
+        Object.assign(settings, { [key]: given[key] });
         from[key] = key === 'do_sample' && values.greedy ? '--greedy' : `--${SAMPLING_FLAGS[key]}`;
       } else if (saved) {
-        (settings as Record<string, unknown>)[key] = saved[key];
+        Object.assign(settings, { [key]: saved[key] });
         from[key] = 'snapshot';
       } else from[key] = loading ? 'default; the snapshot holds no settings' : 'default';
     }
