@@ -13,9 +13,9 @@ import { AutoModelForCausalLM } from '../src/api.js';
 import { generate, generateFromState } from '../src/generate/generate.js';
 import { GenerationState } from '../src/generate/state.js';
 import { applyRepetitionPenalty, argmax, resolveSampling, sampleToken, SeededRandom } from '../src/generate/sampling.js';
-import { loadState, saveState } from '../src/generate/snapshot.js';
+import { loadState, saveState, snapshotChecksum, STATE_FORMAT } from '../src/generate/snapshot.js';
 import type { DecoderLM } from '../src/models/decoder.js';
-import { gqaDir } from './helpers/fixture.js';
+import { gqaDir, snapshotFixturesDir } from './helpers/fixture.js';
 import { tempRoot } from './helpers/tmp.js';
 
 const expected = readSafetensors(join(gqaDir, 'expected.safetensors'));
@@ -179,19 +179,128 @@ test('a snapshot is refused for another model, a teacher, a wrong shape and a da
   const metadata = { ...meta.metadata };
   meta.close();
   const bad = [...good].map(([name, v]) => ({ name, shape: name === 'state.layer.1' ? [1, 4, 16, 8] : v.shape, data: name === 'state.layer.1' ? (v.data as Float32Array).subarray(0, 512) : v.data }));
-  writeSafetensors(join(tmp, 'shape.safetensors'), bad, metadata);
+  writeSafetensors(join(tmp, 'shape.safetensors'), bad, resigned(metadata, bad));
   assert.throws(() => loadState(join(tmp, 'shape.safetensors'), s), /shape\.safetensors: tensor state\.layer\.1 has shape \[1, 4, 16, 8\], expected \[1, 4, 16, 16\]/);
   // damaged: flip one byte in the data area; truncate; not a snapshot at all
   const bytes = readFileSync(file);
   const flipped = Buffer.from(bytes);
   flipped[flipped.length - 5]! ^= 0x40;
   writeFileSync(join(tmp, 'flip.safetensors'), flipped);
-  assert.throws(() => loadState(join(tmp, 'flip.safetensors'), s), /flip\.safetensors: the snapshot is damaged/);
+  assert.throws(() => loadState(join(tmp, 'flip.safetensors'), s), /flip\.safetensors: the snapshot is damaged or was edited/);
   writeFileSync(join(tmp, 'cut.safetensors'), bytes.subarray(0, bytes.length - 100));
   assert.throws(() => loadState(join(tmp, 'cut.safetensors'), s), /cut\.safetensors/);
   writeFileSync(join(tmp, 'junk.safetensors'), 'not a safetensors file at all');
   assert.throws(() => loadState(join(tmp, 'junk.safetensors'), s), /junk\.safetensors/);
   assert.throws(() => loadState(join(gqaDir, 'supra_kernels.safetensors'), s), /supra_kernels\.safetensors: not a supra state snapshot/);
   assert.throws(() => loadState(join(tmp, 'missing.safetensors'), s), /missing\.safetensors: not found/);
+  s.free();
+});
+
+type Tensors = Array<{ name: string; shape: number[]; data: Float32Array | Int32Array }>;
+
+/** A snapshot's metadata and tensors, to write back edited. */
+function readSnapshot(file: string): { metadata: Record<string, string>; tensors: Tensors } {
+  const f = safetensorsModule.SafetensorsFile.open(file);
+  const metadata = { ...f.metadata };
+  f.close();
+  const tensors = [...readSafetensors(file)].map(([name, v]) => ({ name, shape: v.shape, data: v.data as Float32Array | Int32Array }));
+  return { metadata, tensors };
+}
+
+/** `metadata` with a content_sha256 that matches `tensors` (a supra-state/2 file that is edited but consistent). */
+function resigned(metadata: Record<string, string>, tensors: Tensors): Record<string, string> {
+  const sum = snapshotChecksum(metadata, tensors.map((t) => ({
+    name: t.name, dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+  })));
+  return { ...metadata, content_sha256: sum };
+}
+
+const sampledOptions = { do_sample: true, temperature: 1.3, top_p: 0.95, repetition_penalty: 1.1 };
+
+test('a supra-state/2 snapshot: every header field and tensor is under its checksum; the generator is restored without replaying draws', () => {
+  const s = supraModel();
+  const full = generate(s, [prompt], { ...sampledOptions, seed: 77, max_new_tokens: 20 }).sequences[0]!;
+  const st = new GenerationState(s, 1);
+  generateFromState(st, [prompt], { ...sampledOptions, seed: 77, max_new_tokens: 8 });
+  const file = join(tmp, 'v2.safetensors');
+  saveState(file, s, st);
+  st.free();
+  const { metadata, tensors } = readSnapshot(file);
+  assert.equal(metadata.format, STATE_FORMAT);
+  assert.equal(metadata.rng, '77:8');
+  assert.deepEqual(JSON.parse(metadata.sampling!), { ...sampledOptions, top_k: 50 });
+  assert.ok(tensors.some((t) => t.name === 'rng.mt19937' && t.shape[0] === 625));
+
+  // the settings come back with the state
+  const back = loadState(file, s);
+  assert.deepEqual(back.sampling, resolveSampling(sampledOptions));
+  back.free();
+
+  // an edit of any header field is refused (the issue's case: a huge draw count must not make it spin)
+  // (a v2 file relabelled as format 1 fails format 1's check; another format name is "not a snapshot")
+  const edits: Record<string, string> = { rng: '77:1000000000000000', format: 'supra-state/1' };
+  for (const key of Object.keys(metadata)) {
+    if (key === 'content_sha256') continue;
+    const edited = join(tmp, `edit-${key}.safetensors`);
+    writeSafetensors(edited, tensors, { ...metadata, [key]: edits[key] ?? `${metadata[key]}0` });
+    const t0 = performance.now();
+    assert.throws(() => loadState(edited, s), /edit-\w+\.safetensors: the snapshot is damaged or was edited \(its (header or )?content does not match its checksum\)/, key);
+    assert.ok(performance.now() - t0 < 2000, `refusing an edited ${key} took ${performance.now() - t0} ms`);
+  }
+  // so is an edited generator state, or an extra tensor
+  const words = tensors.find((t) => t.name === 'rng.mt19937')!.data as Int32Array;
+  words[3]! ^= 1;
+  writeSafetensors(join(tmp, 'edit-mt.safetensors'), tensors, metadata);
+  assert.throws(() => loadState(join(tmp, 'edit-mt.safetensors'), s), /edit-mt\.safetensors: the snapshot is damaged or was edited/);
+  words[3]! ^= 1;
+  writeSafetensors(join(tmp, 'extra.safetensors'), [...tensors, { name: 'extra', shape: [1], data: new Float32Array(1) }], metadata);
+  assert.throws(() => loadState(join(tmp, 'extra.safetensors'), s), /extra\.safetensors: the snapshot is damaged or was edited/);
+
+  // restoring does not replay: a consistent file claiming 1e15 draws loads at once and continues exactly
+  const huge = join(tmp, 'huge-draws.safetensors');
+  writeSafetensors(huge, tensors, resigned({ ...metadata, rng: '77:1000000000000000' }, tensors));
+  const t0 = performance.now();
+  const restored = loadState(huge, s);
+  assert.ok(performance.now() - t0 < 2000, `loading took ${performance.now() - t0} ms`);
+  assert.equal(restored.rng!.draws, 1e15);
+  const cont = generateFromState(restored, [[]], { ...sampledOptions, max_new_tokens: 12 }).sequences[0]!;
+  assert.deepEqual(cont, full);
+  restored.free();
+  // a generator state no Mt19937 reaches is refused by name
+  const zero = tensors.map((t) => (t.name === 'rng.mt19937' ? { ...t, data: new Int32Array(625) } : t));
+  writeSafetensors(join(tmp, 'zero-mt.safetensors'), zero, resigned(metadata, zero));
+  assert.throws(() => loadState(join(tmp, 'zero-mt.safetensors'), s), /zero-mt\.safetensors: tensor rng\.mt19937 is not a generator state: Mt19937 state is all zero/);
+  s.free();
+});
+
+test('SeededRandom: getState and a restore continue the same sequence', () => {
+  const a = new SeededRandom(5);
+  for (let i = 0; i < 1000; i++) a.next();
+  const b = new SeededRandom(5, { draws: a.draws, words: a.getState() });
+  assert.equal(b.draws, 1000);
+  for (let i = 0; i < 700; i++) assert.equal(b.next(), a.next());
+  assert.deepEqual(SeededRandom.replay(5, 1700).getState(), a.getState());
+  assert.throws(() => new SeededRandom(5, { draws: 0, words: new Uint32Array(10) }), /625 words/);
+});
+
+test('a supra-state/1 snapshot still loads and continues; a draw count the context cannot have taken is refused at once', () => {
+  const s = supraModel();
+  const v1 = join(snapshotFixturesDir, 'v1-sampled.safetensors');
+  const full = generate(s, [prompt], { ...sampledOptions, seed: 77, max_new_tokens: 20 }).sequences[0]!;
+  const back = loadState(v1, s);
+  assert.equal(back.length, prompt.length + 8);
+  assert.equal(back.rng!.draws, 8);
+  assert.equal(back.sampling, null, 'format 1 did not store the settings');
+  assert.deepEqual(generateFromState(back, [[]], { ...sampledOptions, max_new_tokens: 12 }).sequences[0], full);
+  // its checksum covers the tensors only: an edited draw count is caught by the bound (24 tokens: ≤ 24 draws)
+  const { metadata, tensors } = readSnapshot(v1);
+  for (const [rng, ok] of [['77:24', true], ['77:25', false], ['77:1000000000000000', false], ['77:x', false]] as const) {
+    const edited = join(tmp, 'v1-edited.safetensors');
+    writeSafetensors(edited, tensors, { ...metadata, rng });
+    const t0 = performance.now();
+    if (ok) loadState(edited, s).free();
+    else assert.throws(() => loadState(edited, s), /v1-edited\.safetensors: bad metadata rng = /, rng);
+    assert.ok(performance.now() - t0 < 2000, `${rng}: ${performance.now() - t0} ms`);
+  }
   s.free();
 });

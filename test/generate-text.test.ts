@@ -13,11 +13,14 @@ import { TextStreamer } from '../src/generate/streamer.js';
 import { generate } from '../src/generate/generate.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { linearizeFolder } from '../src/models/linearize.js';
-import { gqaDir } from './helpers/fixture.js';
+import { gqaDir, snapshotFixturesDir } from './helpers/fixture.js';
 import { tempRoot } from './helpers/tmp.js';
+import { readSafetensors, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
+import { generateOptions } from '../src/cli/generate.js';
 import { byteTokenizerJson, writeTokenizer } from './helpers/tokenizers.js';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = tempRoot('supra-gentext-');
 
 const teacherDir = join(tmp, 'teacher');
@@ -29,7 +32,8 @@ linearizeFolder(teacherDir, supraDir, { seed: 1000 }); // copies the tokenizer; 
 const tokenizer = loadTokenizer(teacherDir);
 
 function supra(args: string[], input?: string) {
-  return spawnSync(process.execPath, [cli, 'generate', ...args], { encoding: 'utf8', input: input ?? '' });
+  // the timeout turns a hang into a failure (signal SIGTERM, status null)
+  return spawnSync(process.execPath, [cli, 'generate', ...args], { encoding: 'utf8', input: input ?? '', timeout: 60_000 });
 }
 
 test('the byte tokenizer maps UTF-8 bytes to ids and back', () => {
@@ -101,7 +105,7 @@ test('supra generate streams the greedy continuation; prompt file, stdin, snapsh
   const want = generate(model, [ids], { max_new_tokens: 12 }).newTokens[0]!;
   const wantSampled = generate(model, [ids], { max_new_tokens: 10, do_sample: true, seed: 3, temperature: 1.2 }).newTokens[0]!;
   model.free();
-  const wantText = tokenizer.decode(want);
+  const wantText = tokenizer.decode(want) + '\n'; // the output ends with a newline
 
   const r = supra(['--model', supraDir, '--prompt', prompt, '--max-new-tokens', '12']);
   assert.equal(r.status, 0, r.stderr);
@@ -119,19 +123,21 @@ test('supra generate streams the greedy continuation; prompt file, stdin, snapsh
   const a = supra(['--model', supraDir, '--prompt', prompt, '-n', '5', '--save-state', snap]);
   assert.equal(a.status, 0, a.stderr);
   assert.ok(existsSync(snap));
-  assert.equal(a.stdout, tokenizer.decode(want.slice(0, 5)));
+  assert.equal(a.stdout, tokenizer.decode(want.slice(0, 5)) + '\n');
   const b = supra(['--model', supraDir, '--load-state', snap, '-n', '7']);
   assert.equal(b.status, 0, b.stderr);
-  assert.equal(b.stdout, tokenizer.decode(want.slice(5)));
+  assert.equal(b.stdout, tokenizer.decode(want.slice(5)) + '\n');
+  assert.match(b.stderr, /greedy \(snapshot\), repetition_penalty 1 \(snapshot\)/);
   // sampling with a seed reproduces the library's sample, and continues across a snapshot
   const sampled = supra(['--model', supraDir, '--prompt', prompt, '-n', '10', '--do-sample', '--seed', '3', '--temperature', '1.2']);
   assert.equal(sampled.status, 0, sampled.stderr);
-  assert.equal(sampled.stdout, tokenizer.decode(wantSampled));
+  assert.equal(sampled.stdout, tokenizer.decode(wantSampled) + '\n');
   const s1 = supra(['--model', supraDir, '--prompt', prompt, '-n', '4', '--do-sample', '--seed', '3', '--temperature', '1.2', '--save-state', snap]);
-  assert.equal(s1.stdout, tokenizer.decode(wantSampled.slice(0, 4)));
+  assert.equal(s1.stdout, tokenizer.decode(wantSampled.slice(0, 4)) + '\n');
   const s2 = supra(['--model', supraDir, '--load-state', snap, '-n', '6', '--do-sample', '--temperature', '1.2']);
   assert.equal(s2.status, 0, s2.stderr);
-  assert.equal(s2.stdout, tokenizer.decode(wantSampled.slice(4)));
+  assert.equal(s2.stdout, tokenizer.decode(wantSampled.slice(4)) + '\n');
+  assert.match(s2.stderr, /sampling \(--do-sample\), temperature 1\.2 \(--temperature\), top_k 50 \(snapshot\)/);
 
   // errors: a snapshot for another model, a teacher with --save-state, no model, no tokenizer, empty prompt
   const other = join(tmp, 'other');
@@ -160,4 +166,77 @@ test('supra generate streams the greedy continuation; prompt file, stdin, snapsh
   assert.equal(badOpt.status, 2);
   assert.match(badOpt.stderr, /--top-p must be in \(0, 1\]/);
   assert.ok(readFileSync(snap).length > 0);
+});
+
+test('supra generate --load-state continues with the saved sampling settings unless overridden (--greedy, one flag); one stderr line says where each came from', () => {
+  const prompt = 'Once upon a time';
+  const ids = tokenizer.encode(prompt);
+  const sampling = { do_sample: true, temperature: 1.2, top_p: 0.9, repetition_penalty: 1.05 };
+  const { model } = loadDecoder(supraDir);
+  const wantSampled = generate(model, [ids], { ...sampling, max_new_tokens: 10, seed: 3 }).newTokens[0]!;
+  const head = wantSampled.slice(0, 4);
+  const wantGreedy = generate(model, [ids.concat(head)], { max_new_tokens: 6, repetition_penalty: 1.05 }).newTokens[0]!;
+  model.free();
+  const snap = join(tmp, 'settings.safetensors');
+  const s1 = supra(['--model', supraDir, '--prompt', prompt, '-n', '4', '--do-sample', '--seed', '3', '--temperature', '1.2', '--top-p', '0.9', '--repetition-penalty', '1.05', '--save-state', snap]);
+  assert.equal(s1.status, 0, s1.stderr);
+  assert.equal(s1.stderr, '', 'a fresh run without --verbose says nothing on stderr');
+  // nothing repeated: the snapshot's settings and generator go on, as if uninterrupted
+  const s2 = supra(['--model', supraDir, '--load-state', snap, '-n', '6']);
+  assert.equal(s2.status, 0, s2.stderr);
+  assert.equal(s2.stdout, tokenizer.decode(wantSampled.slice(4)) + '\n');
+  assert.equal(
+    s2.stderr,
+    'supra generate: sampling (snapshot), temperature 1.2 (snapshot), top_k 50 (snapshot), top_p 0.9 (snapshot), repetition_penalty 1.05 (snapshot), seed 3 after 4 draws (snapshot)\n',
+  );
+  // --greedy switches to greedy; the rest still comes from the snapshot
+  const g = supra(['--model', supraDir, '--load-state', snap, '-n', '6', '--greedy']);
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(g.stdout, tokenizer.decode(wantGreedy) + '\n');
+  assert.equal(g.stderr, 'supra generate: greedy (--greedy), repetition_penalty 1.05 (snapshot)\n');
+  // one flag overrides its setting only
+  const t = supra(['--model', supraDir, '--load-state', snap, '-n', '6', '--temperature', '0.5', '--seed', '9']);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stderr, /^supra generate: sampling \(snapshot\), temperature 0\.5 \(--temperature\), top_k 50 \(snapshot\), top_p 0\.9 \(snapshot\), repetition_penalty 1\.05 \(snapshot\), seed 9 \(--seed\)\n$/);
+  const both = supra(['--model', supraDir, '--load-state', snap, '--greedy', '--do-sample']);
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /either --do-sample or --greedy/);
+  // a supra-state/1 snapshot has no settings: the defaults, and the line says so
+  const v1 = supra(['--model', supraDir, '--load-state', join(snapshotFixturesDir, 'v1-sampled.safetensors'), '-n', '1']);
+  assert.equal(v1.status, 0, v1.stderr);
+  assert.equal(v1.stderr, 'supra generate: greedy (default; the snapshot holds no settings), repetition_penalty 1 (default; the snapshot holds no settings)\n');
+});
+
+test('supra generate refuses an edited snapshot header at once (a huge draw count does not make it spin)', () => {
+  const snap = join(tmp, 'tamper.safetensors');
+  const s1 = supra(['--model', supraDir, '--prompt', 'Once', '-n', '8', '--do-sample', '--seed', '3', '--save-state', snap]);
+  assert.equal(s1.status, 0, s1.stderr);
+  const f = SafetensorsFile.open(snap);
+  const metadata = { ...f.metadata };
+  f.close();
+  assert.equal(metadata.rng, '3:8');
+  const tensors = [...readSafetensors(snap)].map(([name, v]) => ({ name, shape: v.shape, data: v.data as Float32Array | Int32Array }));
+  const edited = join(tmp, 'tampered.safetensors');
+  writeSafetensors(edited, tensors, { ...metadata, rng: '3:1000000000000000' });
+  const t0 = performance.now();
+  const r = supra(['--model', supraDir, '--load-state', edited, '-n', '4', '--do-sample']);
+  assert.equal(r.signal, null, 'it hung');
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /tampered\.safetensors: the snapshot is damaged or was edited \(its header or content does not match its checksum\)/);
+  assert.equal(r.stdout, '');
+  assert.ok(performance.now() - t0 < 30_000);
+});
+
+test('supra generate --help and the README list every generate option', () => {
+  const help = spawnSync(process.execPath, [cli, 'generate', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### `supra generate`'), readme.indexOf('### `supra serve`'));
+  assert.ok(section.length > 0);
+  for (const [name, o] of Object.entries(generateOptions)) {
+    assert.match(help.stdout, new RegExp(`--${name}\\b`), `--help lacks --${name}`);
+    if ('short' in o) assert.match(help.stdout, new RegExp(`--${name}, -${o.short}\\b`));
+    assert.ok(section.includes(`\`--${name}`), `README's supra generate section lacks --${name}`);
+  }
+  assert.match(help.stdout, /--backend wasm\|native/);
 });

@@ -62,12 +62,12 @@ export type OptionSpecs = Record<string, OptionSpec>;
 
 /** The option list of a command's --help: one aligned line per option, in declaration order. */
 export function optionsHelp(specs: OptionSpecs): string {
-  const names = Object.entries(specs).map(([name, s]) => `--${name}${s.short ? `, -${s.short}` : ''}${s.value ? ` ${s.value}` : ''}`);
+  const names = Object.entries(specs).map(([name, s]) => `--${name}${s.short ? `, -${s.short}` : ''}${s.type === 'string' ? ` ${s.value ?? 'VALUE'}` : ''}`);
   const width = Math.min(28, Math.max(...names.map((n) => n.length)));
   return Object.values(specs)
     .map((s, i) => {
       const name = names[i]!;
-      const [first, ...rest] = s.help.split('\n');
+      const [first, ...rest] = `${s.help}${s.multiple ? ' (repeatable)' : ''}`.split('\n');
       const head = name.length > width ? `  ${name}\n  ${' '.repeat(width)}  ${first}` : `  ${name.padEnd(width)}  ${first}`;
       return [head, ...rest.map((line) => `  ${' '.repeat(width)}  ${line}`)].join('\n');
     })

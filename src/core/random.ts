@@ -8,6 +8,9 @@ export class Mt19937 {
   private readonly mt = new Uint32Array(N);
   private index = N;
 
+  /** Words in getState(): the 624-word state, then the read index. */
+  static readonly STATE_WORDS = N + 1;
+
   constructor(seed: number) {
     this.mt[0] = seed >>> 0;
     for (let i = 1; i < N; i++) {
@@ -15,6 +18,33 @@ export class Mt19937 {
       // 1812433253 * prev + i, in 32-bit arithmetic
       this.mt[i] = (Math.imul(1812433253, prev) + i) >>> 0;
     }
+  }
+
+  /** The full generator state (a copy): restoring it with fromState continues exactly here, in O(1). */
+  getState(): Uint32Array {
+    const words = new Uint32Array(N + 1);
+    words.set(this.mt);
+    words[N] = this.index;
+    return words;
+  }
+
+  /** A generator continuing from getState()'s words; a state no generator can reach is refused. */
+  static fromState(words: ArrayLike<number>): Mt19937 {
+    if (words.length !== N + 1) throw new RangeError(`supra: an Mt19937 state has ${N + 1} words, got ${words.length}`);
+    const index = words[N]!;
+    if (!Number.isInteger(index) || index < 0 || index > N) throw new RangeError(`supra: Mt19937 state index ${index} is outside [0, ${N}]`);
+    const g = new Mt19937(0);
+    let nonZero = false;
+    for (let i = 0; i < N; i++) {
+      const w = words[i]!;
+      if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new RangeError(`supra: Mt19937 state word ${i} is not a 32-bit unsigned integer (${w})`);
+      g.mt[i] = w;
+      // the period needs the top bit of word 0 or any bit of words 1..623 set
+      if (i === 0 ? (w & 0x80000000) !== 0 : w !== 0) nonZero = true;
+    }
+    if (!nonZero) throw new RangeError('supra: Mt19937 state is all zero (no generator reaches it)');
+    g.index = index;
+    return g;
   }
 
   /** The next 32 random bits, as std::mt19937 gives them. */

@@ -71,6 +71,7 @@ export function* decodeTokens(state: GenerationState, options: GenerationOptions
   const maxNew = options.max_new_tokens ?? 20;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`supra: max_new_tokens must be an integer ≥ 0, got ${maxNew}`);
   const sampling = resolveSampling(options);
+  state.sampling = sampling;
   if (options.seed !== undefined) state.rng = new SeededRandom(options.seed);
   else if (sampling.doSample && !state.rng) state.rng = new SeededRandom(randomSeed());
   const eos = eosIds(model, options);

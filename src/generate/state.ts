@@ -1,5 +1,5 @@
 // Everything needed to continue a generation: the model's decoding state (SUPRA recurrent states or KV
-// caches), every token of the context, the next-token logits, and the sampling generator.
+// caches), every token of the context, the next-token logits, the sampling generator and settings.
 //
 // Tokens are appended "pending" and fed through the model lazily, when logits are needed: a prompt goes
 // in as one prefill (in pieces, with lm_head on the last token only), each sampled token as one step.
@@ -7,7 +7,7 @@
 // with the recurrence (layers/supra_attention.ts), so this is "chunked prefill, then recurrent steps".
 import { KVCache } from '../layers/attention.js';
 import type { DecoderLM, DecoderState } from '../models/decoder.js';
-import type { SeededRandom } from './sampling.js';
+import type { ResolvedSampling, SeededRandom } from './sampling.js';
 
 /** Tokens per prefill piece; the softmax teacher shrinks it so its [H, piece, context] scores stay bounded. */
 export const PREFILL_PIECE = 512;
@@ -23,6 +23,8 @@ export class GenerationState {
   readonly logits: Float32Array;
   /** The sampling generator; null until a sampling run needs one. */
   rng: SeededRandom | null = null;
+  /** The sampling settings of the last generation from this state (a snapshot keeps them); null before one. */
+  sampling: ResolvedSampling | null = null;
   /** Per row: 1 for each token id present in the context (for the repetition penalty), and their list. */
   private readonly seenMark: Uint8Array[];
   private readonly seenList: number[][];

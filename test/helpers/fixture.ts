@@ -7,6 +7,8 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); /
 
 export const fixturesDir = process.env.SUPRA_FIXTURES ?? join(repoRoot, 'test', 'fixtures');
 export const gqaDir = join(fixturesDir, 'gqa');
+/** Snapshots written by earlier snapshot formats (test/fixtures-snapshot, always in the repository). */
+export const snapshotFixturesDir = join(repoRoot, 'test', 'fixtures-snapshot');
 
 if (!existsSync(gqaDir)) {
   throw new Error(`supra tests: reference fixture not found at ${gqaDir} (set SUPRA_FIXTURES)`);
