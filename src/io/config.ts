@@ -42,7 +42,11 @@ export interface ModelConfig {
   tie_word_embeddings: boolean;
   /** q/k/v projections carry biases (Qwen2, or Llama's attention_bias). */
   attention_bias: boolean;
-  /** o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Optional so literals stay valid. */
+  /**
+   * o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Read from config.json's
+   * "o_proj_bias" when present (supra writes it whenever attention_bias is true, so a SUPRA model made
+   * from a Qwen2 teacher keeps its bias-free o_proj). Optional so literals stay valid: see oProjBias.
+   */
   o_proj_bias?: boolean;
   max_position_embeddings: number;
   bos_token_id: number | null;
@@ -53,6 +57,13 @@ export interface ModelConfig {
   sliding_window?: number | null;
   /** The parsed file as read, so saving keeps fields supra does not use. */
   raw: Record<string, unknown>;
+}
+
+/** Whether o_proj has a bias: the config's o_proj_bias, else HF's rule (Llama's attention_bias; never Qwen2). */
+export function oProjBias(config: ModelConfig): boolean {
+  if (config.o_proj_bias !== undefined) return config.o_proj_bias;
+  const qwen = config.architecture === 'Qwen2ForCausalLM' || config.model_type === 'qwen2';
+  return config.attention_bias && !qwen;
 }
 
 const DEFAULT_MODEL_TYPE: Record<string, string> = {
@@ -112,7 +123,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     const kind = typeof rs === 'object' ? (rs.rope_type ?? rs.type) : undefined;
     if (kind !== 'default') fail(path, `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported`);
   }
-  for (const key of ['tie_word_embeddings', 'attention_bias', 'use_sliding_window']) {
+  for (const key of ['tie_word_embeddings', 'attention_bias', 'use_sliding_window', 'o_proj_bias']) {
     if (raw[key] !== undefined && raw[key] !== null && typeof raw[key] !== 'boolean') {
       fail(path, `field "${key}" must be true or false, got ${JSON.stringify(raw[key])}`);
     }
@@ -132,6 +143,8 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   // HF: Qwen2 has q/k/v biases and a bias-free o_proj; Mistral has none; Llama's attention_bias puts a
   // bias on all four projections
   const llamaBias = !qwen && !mistral && raw.attention_bias === true;
+  // supra's own field, written beside attention_bias: it survives the architecture change to SUPRA
+  const oBias = typeof raw.o_proj_bias === 'boolean' ? raw.o_proj_bias : llamaBias;
   // Mistral v0.1 sets sliding_window; Qwen2 only uses its sliding_window when use_sliding_window is
   // true; Llama has no sliding window at all
   let slidingWindow: number | null = null;
@@ -173,7 +186,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     rope_theta: num(raw, 'rope_theta', path, 10000),
     tie_word_embeddings: raw.tie_word_embeddings === undefined ? false : raw.tie_word_embeddings === true,
     attention_bias: qwen || llamaBias,
-    o_proj_bias: llamaBias,
+    o_proj_bias: oBias,
     max_position_embeddings: int(raw, 'max_position_embeddings', path, DEFAULT_MAX_POSITIONS[architecture] ?? 2048),
     bos_token_id: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
     eos_token_id: (raw.eos_token_id as number | number[] | undefined) ?? null,
@@ -216,6 +229,9 @@ export function configToJson(config: ModelConfig, options: { torch_dtype?: strin
   out.rope_theta = config.rope_theta;
   out.tie_word_embeddings = config.tie_word_embeddings;
   out.attention_bias = config.attention_bias;
+  // with attention biases the o_proj rule depends on the teacher family, which a SUPRA config no longer names
+  if (config.attention_bias) out.o_proj_bias = oProjBias(config);
+  else delete out.o_proj_bias;
   out.max_position_embeddings = config.max_position_embeddings;
   out.bos_token_id = config.bos_token_id;
   out.eos_token_id = config.eos_token_id;
