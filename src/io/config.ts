@@ -83,11 +83,23 @@ function fail(path: string, msg: string): never {
   throw new Error(`supra: ${path}: ${msg}`);
 }
 
+/**
+ * The largest size a config may give (vocab, widths, layer and head counts, positions): token ids and
+ * tensor dimensions are int32 throughout, so anything larger is a corrupt or mistyped config.
+ */
+export const MAX_CONFIG_SIZE = 0x7fffffff;
+
+/** A positive integer size no larger than MAX_CONFIG_SIZE; `what` names it in the error. */
+export function checkSize(v: unknown, what: string, path: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(path, `${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (v > MAX_CONFIG_SIZE) fail(path, `${what} = ${v} is too large (at most ${MAX_CONFIG_SIZE})`);
+  return v;
+}
+
 function int(raw: Record<string, unknown>, key: string, path: string, dflt?: number): number {
   const v = raw[key] ?? dflt;
   if (v === undefined || v === null) fail(path, `missing field "${key}"`);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(path, `field "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
+  return checkSize(v, `field "${key}"`, path);
 }
 
 function num(raw: Record<string, unknown>, key: string, path: string, dflt: number): number {
@@ -98,10 +110,17 @@ function num(raw: Record<string, unknown>, key: string, path: string, dflt: numb
 
 /** Validate and resolve a parsed config.json; `path` names the file in errors. */
 export function parseConfig(raw: Record<string, unknown>, path = 'config.json'): ModelConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, 'expected a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, `expected a JSON object, got ${describeJson(raw)}`);
   const archs = raw.architectures;
-  const architecture = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : undefined;
-  if (!architecture) fail(path, 'missing "architectures" (expected e.g. ["LlamaForCausalLM"])');
+  if (archs === undefined || archs === null) fail(path, 'missing "architectures" (expected e.g. ["LlamaForCausalLM"])');
+  // a list, as transformers writes it; a bare string is refused rather than guessed at
+  if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string') {
+    fail(path, `field "architectures" must be a list of class names such as ["LlamaForCausalLM"], got ${JSON.stringify(archs)}`);
+  }
+  const architecture = archs[0] as string;
+  if (raw.model_type !== undefined && raw.model_type !== null && typeof raw.model_type !== 'string') {
+    fail(path, `field "model_type" must be a string, got ${JSON.stringify(raw.model_type)}`);
+  }
   const known = [...TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE] as readonly string[];
   if (!known.includes(architecture)) {
     fail(path, `unknown architecture "${architecture}"; supra reads ${known.join(', ')}`);
@@ -196,8 +215,18 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   };
 }
 
-/** Read and resolve `<dir>/config.json`. */
-export function loadConfig(dir: string): ModelConfig {
+/** What a JSON value is, for errors: null, a list, a string, ... */
+function describeJson(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/**
+ * `<dir>/config.json` parsed, checked to be a JSON object (not null, a list or a scalar). Every reader
+ * of a model folder's config goes through here, transformers' and open_lm's alike.
+ */
+export function readConfigJson(dir: string): { raw: Record<string, unknown>; path: string } {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a Hugging Face config.json in ${dir})`);
   let raw: unknown;
@@ -206,7 +235,14 @@ export function loadConfig(dir: string): ModelConfig {
   } catch (e) {
     fail(path, `not valid JSON: ${(e as Error).message}`);
   }
-  return parseConfig(raw as Record<string, unknown>, path);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, `expected a JSON object, got ${describeJson(raw)}`);
+  return { raw: raw as Record<string, unknown>, path };
+}
+
+/** Read and resolve `<dir>/config.json`. */
+export function loadConfig(dir: string): ModelConfig {
+  const { raw, path } = readConfigJson(dir);
+  return parseConfig(raw, path);
 }
 
 /**

@@ -20,7 +20,7 @@
 // No row permutation is involved: open_lm applies RoPE in the rotate-half convention, as HF does, and in
 // SUPRA it is applied after the kernel anyway. open_lm's value head size equals the q/k one, so the
 // in_proj split needs no head counts: q is the first H·D rows, k and v share the rest equally.
-import { parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
+import { checkSize, parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
 
 /** A float tensor as the readers return it (dtype is informational). */
 export interface FloatTensor {
@@ -429,10 +429,7 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
     for (const s of scopes) for (const k of keys) if (s[k] !== undefined && s[k] !== null) return s[k];
     return undefined;
   };
-  const int = (v: unknown, what: string): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
+  const int = (v: unknown, what: string): number => checkSize(v, `open_lm config: ${what}`, path);
   const t = tensors ? stripOpenLmPrefix(tensors).tensors : new Map<string, TensorLike>();
   const shapeOf = (name: string) => t.get(name)?.shape;
 

@@ -10,7 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileS
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { parseConfig, type ModelConfig } from '../io/config.js';
+import { parseConfig, readConfigJson, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { readTorchCheckpoint, writeTorchCheckpoint } from '../io/torch.js';
@@ -61,8 +61,8 @@ function readTorchShards(indexPath: string): Map<string, TensorLike> {
   } catch (e) {
     throw new Error(`supra: ${indexPath}: not valid JSON (${(e as Error).message})`);
   }
-  const map = json.weight_map;
-  if (!map || typeof map !== 'object') throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
+  const map = (json as typeof json | null)?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
   const files = [...new Set(Object.values(map))];
   const out = new Map<string, TensorLike>();
   for (const f of files) {
@@ -103,14 +103,7 @@ export function readCheckpointTensors(inPath: string): { tensors: Map<string, Te
 
 /** The model config for a checkpoint: transformers' config.json, or open_lm's mapped to HF fields. */
 export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, TensorLike>): ModelConfig {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (a config.json is needed to know the head counts)`);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`supra: ${path}: not valid JSON: ${(e as Error).message}`);
-  }
+  const { raw, path } = readConfigJson(dir);
   return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
 }
 
