@@ -3,16 +3,24 @@
 // tensors against the config the same way, leaving nothing behind when they refuse.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gqaDir, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 import { saveCheckpoint } from '../src/io/checkpoint.js';
 import { readSafetensors, type StoredTensor } from '../src/io/safetensors.js';
 import { loadDecoder } from '../src/models/auto.js';
-import { convertCheckpoint } from '../src/models/convert.js';
+import { writeTorchCheckpoint } from '../src/io/torch.js';
+import { convertCheckpoint, readCheckpointTensors } from '../src/models/convert.js';
+import { errorOf } from './helpers/errors.js';
 import { linearize, linearizeFolder } from '../src/models/linearize.js';
 
+const here = dirname(fileURLToPath(import.meta.url)); // dist/test
+const repoRoot = resolve(here, '../..');
+const cli = resolve(here, '../src/cli/main.js');
+const supra = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 const fresh = freshDirs(tempRoot('supra-model-io-'));
 const teacherDir = join(gqaDir, 'teacher');
 const teacherConfig = (): Record<string, unknown> => JSON.parse(readFileSync(join(teacherDir, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -60,4 +68,54 @@ test('a Qwen2 teacher (q/k/v biases, bias-free o_proj) goes through linearize, c
     teacherModel.free();
     inMemory.free();
   }
+});
+
+/** The fixture teacher with NaN, +Inf and −Inf written into layer 0's up_proj at 17, 20 and 100. */
+function poisoned(t: Map<string, StoredTensor>): void {
+  const w = t.get('model.layers.0.mlp.up_proj.weight')!.data as Float32Array;
+  w[17] = NaN;
+  w[20] = Infinity;
+  w[100] = -Infinity;
+}
+const POISON = 'tensor model.layers.0.mlp.up_proj.weight has 3 NaN/Inf values (first at index 17)';
+
+test('NaN/Inf weights are refused at load, naming the file and the tensor (F32, BF16, pytorch_model.bin)', () => {
+  const dir = teacherFolder({}, poisoned);
+  const file = join(dir, 'model.safetensors');
+  assert.equal(errorOf(() => loadDecoder(dir)), `supra: ${file}: ${POISON}`);
+  // info, linearize and convert read through readCheckpointTensors
+  assert.equal(errorOf(() => readCheckpointTensors(dir)), `supra: ${file}: ${POISON}`);
+  const out = join(fresh(), 'out');
+  assert.equal(errorOf(() => linearizeFolder(dir, out)), `supra: ${file}: ${POISON}`);
+  assert.equal(errorOf(() => convertCheckpoint(dir, out, { format: 'open_lm' })), `supra: ${file}: ${POISON}`);
+  assert.ok(!existsSync(out), 'nothing is written');
+
+  // stored as BF16 the values come through the chunked conversion, checked chunk by chunk
+  const bf16 = fresh();
+  writeFileSync(join(bf16, 'config.json'), JSON.stringify(teacherConfig()));
+  const tensors = teacherTensors();
+  poisoned(tensors);
+  saveCheckpoint(bf16, new Map([...tensors].map(([name, t]) => [name, { shape: t.shape, data: t.data }])), { dtype: 'BF16' });
+  assert.equal(errorOf(() => loadDecoder(bf16)), `supra: ${join(bf16, 'model.safetensors')}: ${POISON}`);
+
+  // a PyTorch checkpoint
+  const bin = fresh();
+  writeFileSync(join(bin, 'config.json'), JSON.stringify(teacherConfig()));
+  writeTorchCheckpoint(join(bin, 'pytorch_model.bin'), new Map([...tensors].map(([name, t]) => [name, { shape: t.shape, data: t.data as Float32Array }])));
+  assert.equal(errorOf(() => convertCheckpoint(bin, out, { format: 'supra' })), `supra: ${join(bin, 'pytorch_model.bin')}: ${POISON}`);
+  assert.ok(!existsSync(out));
+});
+
+test('supra info and greedy generate on a folder with NaN weights: the message and exit 1', () => {
+  const dir = teacherFolder({}, poisoned);
+  const expected = `${join(dir, 'model.safetensors')}: ${POISON}`;
+  const info = supra('info', dir);
+  assert.equal(info.status, 1);
+  assert.ok(info.stderr.includes(expected), info.stderr);
+  // the fixture has a 256-token vocabulary; any byte-level tokenizer serves to get generate to the weights
+  copyFileSync(join(repoRoot, 'assets', 'teacher', 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  const gen = supra('generate', '--model', dir, '--prompt', 'a', '--max-new-tokens', '2');
+  assert.equal(gen.status, 1);
+  assert.equal(gen.stdout, '');
+  assert.ok(gen.stderr.includes(expected), gen.stderr);
 });

@@ -12,6 +12,7 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { parseConfig, readConfigJson, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { checkFinite } from '../io/dtype.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { readTorchCheckpoint, writeTorchCheckpoint } from '../io/torch.js';
 
@@ -49,8 +50,15 @@ export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
   return written;
 }
 
+/** A PyTorch checkpoint's tensors, refusing NaN/Inf weights as the safetensors readers do. */
+function readTorchWeights(path: string): Map<string, TensorLike> {
+  const tensors = readTorchCheckpoint(path);
+  for (const [name, t] of tensors) checkFinite(t.data, path, name);
+  return tensors;
+}
+
 function readWeightsFile(path: string): Map<string, TensorLike> {
-  return /\.safetensors$/.test(path) ? readSafetensors(path) : readTorchCheckpoint(path);
+  return /\.safetensors$/.test(path) ? readSafetensors(path, { requireFinite: true }) : readTorchWeights(path);
 }
 
 /** Tensors of pytorch_model.bin shards listed by pytorch_model.bin.index.json. */
@@ -67,7 +75,7 @@ function readTorchShards(indexPath: string): Map<string, TensorLike> {
   const out = new Map<string, TensorLike>();
   for (const f of files) {
     if (typeof f !== 'string' || isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new Error(`supra: ${indexPath}: bad shard name ${JSON.stringify(f)}`);
-    const shard = readTorchCheckpoint(join(dirname(indexPath), f));
+    const shard = readTorchWeights(join(dirname(indexPath), f));
     for (const [name, t] of shard) {
       if (map[name] !== f) throw new Error(`supra: ${indexPath}: tensor '${name}' is in shard '${f}' but the index says ${JSON.stringify(map[name])}`);
       out.set(name, t);
@@ -96,7 +104,7 @@ export function readCheckpointTensors(inPath: string): { tensors: Map<string, Te
       ckpt.close();
     }
   }
-  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchCheckpoint(join(dir, 'pytorch_model.bin')), dir };
+  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchWeights(join(dir, 'pytorch_model.bin')), dir };
   if (existsSync(join(dir, 'pytorch_model.bin.index.json'))) return { tensors: readTorchShards(join(dir, 'pytorch_model.bin.index.json')), dir };
   throw new Error(`supra: ${dir}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json`);
 }
