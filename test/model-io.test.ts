@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gqaDir, maxAbsDiff } from './helpers/fixture.js';
@@ -118,4 +118,72 @@ test('supra info and greedy generate on a folder with NaN weights: the message a
   assert.equal(gen.status, 1);
   assert.equal(gen.stdout, '');
   assert.ok(gen.stderr.includes(expected), gen.stderr);
+});
+
+test('convert (both directions) and linearize check the tensors against the config the same way, and write nothing when they refuse', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['missing tensor', teacherFolder({}, (t) => t.delete('model.layers.1.mlp.down_proj.weight')), /missing tensor model\.layers\.1\.mlp\.down_proj\.weight \(needed by LlamaForCausalLM/],
+    ['wrong shape', teacherFolder({}, (t) => t.set('model.norm.weight', { dtype: 'F32', shape: [32], data: new Float32Array(32).fill(1) })), /tensor model\.norm\.weight has shape \[32\], the config expects \[64\]/],
+    ['config vocab not the tensors', teacherFolder({ vocab_size: 300 }), /tensor model\.embed_tokens\.weight has shape \[256, 64\], the config expects \[300, 64\]/],
+    ['absurd config', teacherFolder({ vocab_size: 2 ** 40 }), /config\.json: field "vocab_size" = 1099511627776 is too large/],
+    ['unused tensor', teacherFolder({}, (t) => t.set('model.value_head.weight', { dtype: 'F32', shape: [4], data: new Float32Array(4) })), /1 tensor not used by LlamaForCausalLM as config\.json describes it: model\.value_head\.weight; they would be lost/],
+  ];
+  for (const [what, dir, want] of cases) {
+    for (const [how, run] of [
+      ['convert', (out: string) => convertCheckpoint(dir, out, { format: 'supra' })],
+      ['convert to open_lm', (out: string) => convertCheckpoint(dir, out, { format: 'open_lm' })],
+      ['linearize', (out: string) => linearizeFolder(dir, out)],
+    ] as const) {
+      const parent = fresh();
+      const out = join(parent, 'out');
+      assert.match(errorOf(() => run(out)), want, `${what}: ${how}`);
+      assert.deepEqual(readdirSync(parent), [], `${what}: ${how} leaves nothing behind`);
+    }
+  }
+  // the same check on the open_lm side: a tensor missing from an open_lm folder
+  const open = join(fresh(), 'open');
+  convertCheckpoint(teacherFolder(), open, { format: 'open_lm' });
+  const cut = fresh();
+  const openTensors = readSafetensors(join(open, 'model.safetensors'));
+  openTensors.delete('model.layers.0.feed_forward.w3.weight');
+  saveCheckpoint(cut, new Map([...openTensors].map(([name, t]) => [name, { shape: t.shape, data: t.data }])));
+  copyFileSync(join(open, 'config.json'), join(cut, 'config.json'));
+  assert.match(errorOf(() => convertCheckpoint(cut, join(fresh(), 'x'), { format: 'supra' })), /missing tensor layers\.0\.feed_forward\.w3\.weight/);
+
+  // RoPE inv_freq buffers of old HF Llama checkpoints are derived from rope_theta: dropped, not refused
+  const withBuffer = teacherFolder({}, (t) => t.set('model.layers.0.self_attn.rotary_emb.inv_freq', { dtype: 'F32', shape: [8], data: new Float32Array(8) }));
+  const out = join(fresh(), 'out');
+  convertCheckpoint(withBuffer, out, { format: 'supra' });
+  assert.ok(!readSafetensors(join(out, 'model.safetensors')).has('model.layers.0.self_attn.rotary_emb.inv_freq'));
+});
+
+test('convert and linearize write the output folder under a temporary name: a failure part-way leaves nothing', () => {
+  // a "tokenizer.json" that is a folder makes copying it fail after the weights and config are written
+  const dir = teacherFolder();
+  mkdirSync(join(dir, 'tokenizer.json'));
+  for (const run of [(out: string) => convertCheckpoint(dir, out, { format: 'supra' }), (out: string) => linearizeFolder(dir, out)]) {
+    const parent = fresh();
+    assert.throws(() => run(join(parent, 'out')));
+    assert.deepEqual(readdirSync(parent), []);
+  }
+  // an existing non-empty folder is never written into; an empty one is fine
+  const busy = fresh();
+  writeFileSync(join(busy, 'keep.txt'), 'x');
+  assert.match(errorOf(() => convertCheckpoint(teacherFolder(), busy, { format: 'supra' })), /already exists and is not empty/);
+  assert.deepEqual(readdirSync(busy), ['keep.txt']);
+  const empty = fresh();
+  convertCheckpoint(teacherFolder(), empty, { format: 'supra' });
+  assert.deepEqual(readdirSync(empty).sort(), ['config.json', 'model.safetensors']);
+});
+
+test('supra convert of a folder missing a tensor: the message and exit 1, no output', () => {
+  const dir = teacherFolder({}, (t) => t.delete('lm_head.weight'));
+  const out = join(fresh(), 'out');
+  const r = supra('convert', dir, '--out', out);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /missing tensor lm_head\.weight/);
+  assert.ok(!existsSync(out));
+  const usage = supra('convert', dir, '--out', out, '--open-lm-inv-freq');
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--open-lm-inv-freq only applies with --format open_lm/);
 });

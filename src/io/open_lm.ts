@@ -10,7 +10,8 @@
 //   layers.N.attention._totrain_embed_kv.{weight,bias} model.layers.N.self_attn.kernel_k.{weight,bias} (GQA only)
 //   layers.N.attention._totrain_q_norm.weight          model.layers.N.self_attn.q_norm.weight (qk-norm only)
 //   layers.N.attention._totrain_k_norm.weight          model.layers.N.self_attn.k_norm.weight (qk-norm only)
-//   layers.N.attention.pos_embed.inv_freq              (RoPE buffer: checked against rope_theta, then dropped)
+//   layers.N.attention.pos_embed.inv_freq              (RoPE buffer: read with or without it, checked against
+//                                                      rope_theta, then dropped; written only on request)
 //   layers.N.ffn_norm.weight                           model.layers.N.post_attention_layernorm.weight
 //   layers.N.feed_forward.w12.weight                   rows [gate_proj; up_proj] of mlp
 //   layers.N.feed_forward.w3.weight                    model.layers.N.mlp.down_proj.weight
@@ -39,7 +40,12 @@ export interface TensorLike {
 export interface ToOpenLmOptions {
   /** Prefix every name with "model." as the released HF wrapper does. Default true. */
   prefix?: boolean;
-  /** Also write layers.N.attention.pos_embed.inv_freq (a persistent buffer a strict open_lm load expects). Default true. */
+  /**
+   * Also write layers.N.attention.pos_embed.inv_freq. Default false: the paper's code
+   * (TRI-ML/linear_open_lm, positional_embedding/rotary.py) keeps inv_freq as a plain attribute, so
+   * load_state_dict(strict=True) on its Transformer rejects the key; upstream mlfoundations/open_lm
+   * registers it as a persistent buffer and a strict load there wants it (true).
+   */
   rotaryBuffers?: boolean;
 }
 
@@ -348,7 +354,7 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
   const emb = take('model.embed_tokens.weight', [V, hidden]);
   put('tok_embeddings.weight', emb);
   const supra = config.supra;
-  const invFreq = options.rotaryBuffers === false ? null : ropeInvFreq(D, config.rope_theta);
+  const invFreq = options.rotaryBuffers === true ? ropeInvFreq(D, config.rope_theta) : null;
   for (let l = 0; l < config.num_hidden_layers; l++) {
     const src = `model.layers.${l}.`;
     const dst = `layers.${l}.`;

@@ -7,7 +7,9 @@
 // Reading never holds a file twice: the header is read with fs.readSync, then each tensor's bytes go
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
-import { tempPathFor } from './atomic.js';
+import { syncDir, tempPathFor } from './atomic.js';
+
+export { syncDir };
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
@@ -512,17 +514,4 @@ export function writeSafetensors(
   }
   renameSync(tmp, path);
   syncDir(dirname(path));
-}
-
-/** fsync a directory so a rename survives a power cut (not supported everywhere: best effort). */
-export function syncDir(dir: string): void {
-  let fd = -1;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some platforms/filesystems refuse fsync on directories; the rename itself is still atomic
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
 }
