@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
 import { configToJson, loadConfig, parseConfig, saveConfig, SUPRA_ARCHITECTURE } from '../src/io/config.js';
+import { checkpointConfig } from '../src/models/convert.js';
 import { errorOf } from './helpers/errors.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
 
@@ -160,6 +161,32 @@ test('errors name the file: missing field, unknown architecture, invalid JSON, b
   assert.match(errorOf(() => parseConfig({ ...mistral7b, mlp_bias: true })), /mlp_bias is not supported/);
   assert.match(errorOf(() => parseConfig({ ...mistral7b, architectures: [SUPRA_ARCHITECTURE] })), /SupraForCausalLM config lacks its "supra" object/);
   assert.match(errorOf(() => parseConfig({ ...mistral7b, architectures: [SUPRA_ARCHITECTURE], supra: { qk_norm: 'l2' } })), /supra\.qk_norm must be none\|rms\|layernorm, got "l2"/);
+});
+
+test('config.json of the wrong type, or with wrong-typed or absurd fields, names the file and the field', () => {
+  // null, a list or a scalar: refused by every reader of a folder's config (HF and open_lm alike)
+  for (const [text, what] of [['null', 'null'], ['"LlamaForCausalLM"', 'string "LlamaForCausalLM"'], ['3', 'number 3']]) {
+    const d = folderWith(text);
+    const want = `supra: ${join(d, 'config.json')}: expected a JSON object, got ${what}`;
+    assert.equal(errorOf(() => loadConfig(d)), want);
+    assert.equal(errorOf(() => checkpointConfig(d, new Map())), want);
+  }
+  // architectures must be a list: a bare string is refused with what to write instead
+  const d1 = folderWith({ ...mistral7b, architectures: 'MistralForCausalLM' });
+  assert.equal(
+    errorOf(() => checkpointConfig(d1, new Map())),
+    `supra: ${join(d1, 'config.json')}: field "architectures" must be a list of class names such as ["LlamaForCausalLM"], got "MistralForCausalLM"`,
+  );
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, architectures: [] })), /field "architectures" must be a list of class names .*got \[\]/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, architectures: [7] })), /field "architectures" must be a list of class names .*got \[7\]/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, model_type: 3 })), /field "model_type" must be a string, got 3/);
+  // sizes: positive integers within int32
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, vocab_size: 2 ** 40 })), /field "vocab_size" = 1099511627776 is too large \(at most 2147483647\)/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, max_position_embeddings: 1e300 })), /field "max_position_embeddings" = 1e\+300 is too large/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, intermediate_size: 14336.5 })), /field "intermediate_size" must be a positive integer, got 14336.5/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, num_hidden_layers: -2 })), /field "num_hidden_layers" must be a positive integer, got -2/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, head_dim: '128' })), /field "head_dim" must be a positive integer, got "128"/);
+  assert.match(errorOf(() => parseConfig({ ...mistral7b, o_proj_bias: 'no' })), /field "o_proj_bias" must be true or false/);
 });
 
 test('saveConfig writes raw fields plus supra updates, atomically, and reads back the same', () => {

@@ -53,7 +53,7 @@ const rowsOf = (t: FloatTensor, begin: number, end: number) => [...t.data.subarr
 test('fixture: supra -> open_lm has the released layout with GQA concat shapes and contents', () => {
   const config = supraConfigOf(teacherRaw);
   const supra = fixtureSupra();
-  const open = toOpenLm(supra, config);
+  const open = toOpenLm(supra, config, { rotaryBuffers: true });
   // H=4, Hkv=2, D=16, hidden 64, ffn 128, vocab 256, 2 layers, untied
   for (let l = 0; l < 2; l++) {
     const p = `model.layers.${l}.`;
@@ -89,7 +89,35 @@ test('fixture: supra -> open_lm -> supra is the identity (with and without the m
   const supra = fixtureSupra();
   assertSameTensors(fromOpenLm(toOpenLm(supra, config), config), supra);
   assertSameTensors(fromOpenLm(toOpenLm(supra, config, { prefix: false }), config), supra);
-  assertSameTensors(fromOpenLm(toOpenLm(supra, config, { rotaryBuffers: false })), supra); // shapes inferred
+  assertSameTensors(fromOpenLm(toOpenLm(supra, config, { rotaryBuffers: true })), supra); // shapes inferred
+  assertSameTensors(fromOpenLm(toOpenLm(supra, config)), supra);
+});
+
+test('open_lm export matches what the paper code loads strictly: no inv_freq unless asked for', () => {
+  // TRI-ML/linear_open_lm keeps RotaryEmbedding.inv_freq as a plain attribute, so it is no state_dict key
+  const config = supraConfigOf(teacherRaw);
+  const names = [...toOpenLm(fixtureSupra(), config).keys()];
+  assert.ok(!names.some((n) => n.includes('inv_freq')), names.join(', '));
+  assert.equal(names.length, 3 + 2 * 10);
+  const withBuffers = toOpenLm(fixtureSupra(), config, { rotaryBuffers: true });
+  assert.deepEqual([...withBuffers.get('model.layers.1.attention.pos_embed.inv_freq')!.data], [...ropeInvFreq(16, 10000)]);
+  // convert: the default folder has none, --open-lm-inv-freq (openLmInvFreq) adds them; both read back
+  const supraDir = join(root, 'supra-for-invfreq');
+  mkdirSync(supraDir);
+  writeFileSync(join(supraDir, 'config.json'), JSON.stringify(config.raw));
+  writeTorchCheckpoint(join(supraDir, 'pytorch_model.bin'), new Map([...fixtureSupra()].map(([n, t]) => [n, { shape: [...t.shape], data: t.data as Float32Array }])));
+  const plainDir = join(root, 'open-plain');
+  const buffersDir = join(root, 'open-buffers');
+  convertCheckpoint(supraDir, plainDir, { format: 'open_lm' });
+  convertCheckpoint(supraDir, buffersDir, { format: 'open_lm', openLmInvFreq: true });
+  const plainNames = [...readSafetensors(join(plainDir, 'model.safetensors')).keys()];
+  assert.ok(!plainNames.some((n) => n.includes('inv_freq')));
+  assert.ok(readSafetensors(join(buffersDir, 'model.safetensors')).has('model.layers.0.attention.pos_embed.inv_freq'));
+  for (const d of [plainDir, buffersDir]) {
+    const back = join(root, `${d.split('/').pop()}-back`);
+    convertCheckpoint(d, back, { format: 'supra' });
+    assertSameTensors(readSafetensors(join(back, 'model.safetensors')), fixtureSupra());
+  }
 });
 
 test('fixture: open_lm tensors through a PyTorch zip (pytorch_model.bin) and back', () => {
@@ -133,7 +161,7 @@ test('tied embeddings, MHA (kernel_q shared by q and k) and qk-norm map both way
 
 test('open_lm params <-> HF config: the released-style config.json maps to the fixture config', () => {
   const config = supraConfigOf(teacherRaw);
-  const open = toOpenLm(fixtureSupra(), config);
+  const open = toOpenLm(fixtureSupra(), config, { rotaryBuffers: true });
   const params = toOpenLmParams(config);
   assert.ok(isOpenLmConfig(params));
   assert.ok(!isOpenLmConfig(teacherRaw));

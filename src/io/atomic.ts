@@ -1,6 +1,7 @@
 // Files are written to a temporary name, synced and renamed into place, so a crash or a kill leaves
 // either the old file or the complete new one under the real name, never a half-written file.
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 
 /** The temporary name a file is written under before it is renamed to `path`. */
 export function tempPathFor(path: string): string {
@@ -23,4 +24,45 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 /** Write a value as indented JSON to `path` atomically. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** fsync a directory so a rename survives a power cut (not supported everywhere: best effort). */
+export function syncDir(dir: string): void {
+  let fd = -1;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // some platforms/filesystems refuse fsync on directories; the rename itself is still atomic
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/**
+ * Create the folder `dir` with everything `fill` writes into the temporary folder it is given, renamed
+ * into place only once `fill` has returned: a failure (or a kill) leaves no `dir`, and the temporary
+ * folder is removed. `dir` must not exist or be an empty folder: a model is never written over another.
+ * `fill` returns the files it wrote; they are returned under their final names.
+ */
+export function writeFolderAtomic(dir: string, fill: (tmp: string) => string[]): string[] {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new Error(`supra: ${dir}: exists and is not a folder`);
+    if (readdirSync(dir).length > 0) throw new Error(`supra: ${dir}: already exists and is not empty; choose a new output folder`);
+  }
+  const tmp = tempPathFor(dir);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  let files: string[];
+  try {
+    files = fill(tmp);
+    syncDir(tmp);
+    if (existsSync(dir)) rmdirSync(dir); // the empty folder the rename replaces
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  syncDir(dirname(dir));
+  return files.map((f) => join(dir, relative(tmp, f)));
 }

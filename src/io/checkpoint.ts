@@ -62,13 +62,16 @@ export class Checkpoint {
     return this.file(name).info(name);
   }
 
-  /** Read a float tensor into dest (float32, numel long; may be an arena buffer). */
+  /**
+   * Read a float tensor into dest (float32, numel long; may be an arena buffer). These are model
+   * weights: a NaN or ±Inf is an error naming the file and tensor (found in the pass that converts).
+   */
   readInto(name: string, dest: Float32Array): Float32Array {
-    return this.file(name).readInto(name, dest);
+    return this.file(name).readInto(name, dest, { requireFinite: true });
   }
 
   readF32(name: string): Float32Array {
-    return this.file(name).readF32(name);
+    return this.file(name).readF32(name, { requireFinite: true });
   }
 
   readI32(name: string, dest?: Int32Array): Int32Array {

@@ -42,7 +42,11 @@ export interface ModelConfig {
   tie_word_embeddings: boolean;
   /** q/k/v projections carry biases (Qwen2, or Llama's attention_bias). */
   attention_bias: boolean;
-  /** o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Optional so literals stay valid. */
+  /**
+   * o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Read from config.json's
+   * "o_proj_bias" when present (supra writes it whenever attention_bias is true, so a SUPRA model made
+   * from a Qwen2 teacher keeps its bias-free o_proj). Optional so literals stay valid: see oProjBias.
+   */
   o_proj_bias?: boolean;
   max_position_embeddings: number;
   bos_token_id: number | null;
@@ -53,6 +57,13 @@ export interface ModelConfig {
   sliding_window?: number | null;
   /** The parsed file as read, so saving keeps fields supra does not use. */
   raw: Record<string, unknown>;
+}
+
+/** Whether o_proj has a bias: the config's o_proj_bias, else HF's rule (Llama's attention_bias; never Qwen2). */
+export function oProjBias(config: ModelConfig): boolean {
+  if (config.o_proj_bias !== undefined) return config.o_proj_bias;
+  const qwen = config.architecture === 'Qwen2ForCausalLM' || config.model_type === 'qwen2';
+  return config.attention_bias && !qwen;
 }
 
 const DEFAULT_MODEL_TYPE: Record<string, string> = {
@@ -72,11 +83,23 @@ function fail(path: string, msg: string): never {
   throw new Error(`supra: ${path}: ${msg}`);
 }
 
+/**
+ * The largest size a config may give (vocab, widths, layer and head counts, positions): token ids and
+ * tensor dimensions are int32 throughout, so anything larger is a corrupt or mistyped config.
+ */
+export const MAX_CONFIG_SIZE = 0x7fffffff;
+
+/** A positive integer size no larger than MAX_CONFIG_SIZE; `what` names it in the error. */
+export function checkSize(v: unknown, what: string, path: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(path, `${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (v > MAX_CONFIG_SIZE) fail(path, `${what} = ${v} is too large (at most ${MAX_CONFIG_SIZE})`);
+  return v;
+}
+
 function int(raw: Record<string, unknown>, key: string, path: string, dflt?: number): number {
   const v = raw[key] ?? dflt;
   if (v === undefined || v === null) fail(path, `missing field "${key}"`);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(path, `field "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
+  return checkSize(v, `field "${key}"`, path);
 }
 
 function num(raw: Record<string, unknown>, key: string, path: string, dflt: number): number {
@@ -87,10 +110,17 @@ function num(raw: Record<string, unknown>, key: string, path: string, dflt: numb
 
 /** Validate and resolve a parsed config.json; `path` names the file in errors. */
 export function parseConfig(raw: Record<string, unknown>, path = 'config.json'): ModelConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, 'expected a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, `expected a JSON object, got ${describeJson(raw)}`);
   const archs = raw.architectures;
-  const architecture = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : undefined;
-  if (!architecture) fail(path, 'missing "architectures" (expected e.g. ["LlamaForCausalLM"])');
+  if (archs === undefined || archs === null) fail(path, 'missing "architectures" (expected e.g. ["LlamaForCausalLM"])');
+  // a list, as transformers writes it; a bare string is refused rather than guessed at
+  if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string') {
+    fail(path, `field "architectures" must be a list of class names such as ["LlamaForCausalLM"], got ${JSON.stringify(archs)}`);
+  }
+  const architecture = archs[0] as string;
+  if (raw.model_type !== undefined && raw.model_type !== null && typeof raw.model_type !== 'string') {
+    fail(path, `field "model_type" must be a string, got ${JSON.stringify(raw.model_type)}`);
+  }
   const known = [...TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE] as readonly string[];
   if (!known.includes(architecture)) {
     fail(path, `unknown architecture "${architecture}"; supra reads ${known.join(', ')}`);
@@ -112,7 +142,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     const kind = typeof rs === 'object' ? (rs.rope_type ?? rs.type) : undefined;
     if (kind !== 'default') fail(path, `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported`);
   }
-  for (const key of ['tie_word_embeddings', 'attention_bias', 'use_sliding_window']) {
+  for (const key of ['tie_word_embeddings', 'attention_bias', 'use_sliding_window', 'o_proj_bias']) {
     if (raw[key] !== undefined && raw[key] !== null && typeof raw[key] !== 'boolean') {
       fail(path, `field "${key}" must be true or false, got ${JSON.stringify(raw[key])}`);
     }
@@ -132,6 +162,8 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   // HF: Qwen2 has q/k/v biases and a bias-free o_proj; Mistral has none; Llama's attention_bias puts a
   // bias on all four projections
   const llamaBias = !qwen && !mistral && raw.attention_bias === true;
+  // supra's own field, written beside attention_bias: it survives the architecture change to SUPRA
+  const oBias = typeof raw.o_proj_bias === 'boolean' ? raw.o_proj_bias : llamaBias;
   // Mistral v0.1 sets sliding_window; Qwen2 only uses its sliding_window when use_sliding_window is
   // true; Llama has no sliding window at all
   let slidingWindow: number | null = null;
@@ -173,7 +205,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
     rope_theta: num(raw, 'rope_theta', path, 10000),
     tie_word_embeddings: raw.tie_word_embeddings === undefined ? false : raw.tie_word_embeddings === true,
     attention_bias: qwen || llamaBias,
-    o_proj_bias: llamaBias,
+    o_proj_bias: oBias,
     max_position_embeddings: int(raw, 'max_position_embeddings', path, DEFAULT_MAX_POSITIONS[architecture] ?? 2048),
     bos_token_id: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
     eos_token_id: (raw.eos_token_id as number | number[] | undefined) ?? null,
@@ -183,8 +215,18 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   };
 }
 
-/** Read and resolve `<dir>/config.json`. */
-export function loadConfig(dir: string): ModelConfig {
+/** What a JSON value is, for errors: null, a list, a string, ... */
+function describeJson(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/**
+ * `<dir>/config.json` parsed, checked to be a JSON object (not null, a list or a scalar). Every reader
+ * of a model folder's config goes through here, transformers' and open_lm's alike.
+ */
+export function readConfigJson(dir: string): { raw: Record<string, unknown>; path: string } {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a Hugging Face config.json in ${dir})`);
   let raw: unknown;
@@ -193,7 +235,14 @@ export function loadConfig(dir: string): ModelConfig {
   } catch (e) {
     fail(path, `not valid JSON: ${(e as Error).message}`);
   }
-  return parseConfig(raw as Record<string, unknown>, path);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, `expected a JSON object, got ${describeJson(raw)}`);
+  return { raw: raw as Record<string, unknown>, path };
+}
+
+/** Read and resolve `<dir>/config.json`. */
+export function loadConfig(dir: string): ModelConfig {
+  const { raw, path } = readConfigJson(dir);
+  return parseConfig(raw, path);
 }
 
 /**
@@ -216,6 +265,9 @@ export function configToJson(config: ModelConfig, options: { torch_dtype?: strin
   out.rope_theta = config.rope_theta;
   out.tie_word_embeddings = config.tie_word_embeddings;
   out.attention_bias = config.attention_bias;
+  // with attention biases the o_proj rule depends on the teacher family, which a SUPRA config no longer names
+  if (config.attention_bias) out.o_proj_bias = oProjBias(config);
+  else delete out.o_proj_bias;
   out.max_position_embeddings = config.max_position_embeddings;
   out.bos_token_id = config.bos_token_id;
   out.eos_token_id = config.eos_token_id;

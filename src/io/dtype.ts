@@ -141,3 +141,32 @@ export function f32ToF16Array(src: Uint32Array, dst: Uint16Array): void {
     }
   }
 }
+
+// ---- non-finite values -----------------------------------------------------------------------
+
+/**
+ * How many of the float32 bit patterns are NaN or ±Inf (exponent all ones), and the index of the first
+ * (−1 when none). Works on bits, so it is one tight integer pass with no boxing.
+ */
+export function countNonFinite(bits: Uint32Array): { count: number; first: number } {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i]! & 0x7f800000) === 0x7f800000) {
+      if (count === 0) first = i;
+      count++;
+    }
+  }
+  return { count, first };
+}
+
+/** The error for a weight tensor holding NaN/Inf values. */
+export function nonFiniteError(file: string, name: string, count: number, first: number): Error {
+  return new Error(`supra: ${file}: tensor ${name} has ${count} NaN/Inf value${count === 1 ? '' : 's'} (first at index ${first})`);
+}
+
+/** Throw nonFiniteError when a float32 tensor holds a NaN or an infinity. */
+export function checkFinite(data: Float32Array, file: string, name: string): void {
+  const { count, first } = countNonFinite(new Uint32Array(data.buffer, data.byteOffset, data.length));
+  if (count > 0) throw nonFiniteError(file, name, count, first);
+}

@@ -10,7 +10,8 @@
 //   layers.N.attention._totrain_embed_kv.{weight,bias} model.layers.N.self_attn.kernel_k.{weight,bias} (GQA only)
 //   layers.N.attention._totrain_q_norm.weight          model.layers.N.self_attn.q_norm.weight (qk-norm only)
 //   layers.N.attention._totrain_k_norm.weight          model.layers.N.self_attn.k_norm.weight (qk-norm only)
-//   layers.N.attention.pos_embed.inv_freq              (RoPE buffer: checked against rope_theta, then dropped)
+//   layers.N.attention.pos_embed.inv_freq              (RoPE buffer: read with or without it, checked against
+//                                                      rope_theta, then dropped; written only on request)
 //   layers.N.ffn_norm.weight                           model.layers.N.post_attention_layernorm.weight
 //   layers.N.feed_forward.w12.weight                   rows [gate_proj; up_proj] of mlp
 //   layers.N.feed_forward.w3.weight                    model.layers.N.mlp.down_proj.weight
@@ -20,7 +21,7 @@
 // No row permutation is involved: open_lm applies RoPE in the rotate-half convention, as HF does, and in
 // SUPRA it is applied after the kernel anyway. open_lm's value head size equals the q/k one, so the
 // in_proj split needs no head counts: q is the first H·D rows, k and v share the rest equally.
-import { parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
+import { checkSize, parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
 
 /** A float tensor as the readers return it (dtype is informational). */
 export interface FloatTensor {
@@ -39,7 +40,12 @@ export interface TensorLike {
 export interface ToOpenLmOptions {
   /** Prefix every name with "model." as the released HF wrapper does. Default true. */
   prefix?: boolean;
-  /** Also write layers.N.attention.pos_embed.inv_freq (a persistent buffer a strict open_lm load expects). Default true. */
+  /**
+   * Also write layers.N.attention.pos_embed.inv_freq. Default false: the paper's code
+   * (TRI-ML/linear_open_lm, positional_embedding/rotary.py) keeps inv_freq as a plain attribute, so
+   * load_state_dict(strict=True) on its Transformer rejects the key; upstream mlfoundations/open_lm
+   * registers it as a persistent buffer and a strict load there wants it (true).
+   */
   rotaryBuffers?: boolean;
 }
 
@@ -348,7 +354,7 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
   const emb = take('model.embed_tokens.weight', [V, hidden]);
   put('tok_embeddings.weight', emb);
   const supra = config.supra;
-  const invFreq = options.rotaryBuffers === false ? null : ropeInvFreq(D, config.rope_theta);
+  const invFreq = options.rotaryBuffers === true ? ropeInvFreq(D, config.rope_theta) : null;
   for (let l = 0; l < config.num_hidden_layers; l++) {
     const src = `model.layers.${l}.`;
     const dst = `layers.${l}.`;
@@ -429,10 +435,7 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
     for (const s of scopes) for (const k of keys) if (s[k] !== undefined && s[k] !== null) return s[k];
     return undefined;
   };
-  const int = (v: unknown, what: string): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
+  const int = (v: unknown, what: string): number => checkSize(v, `open_lm config: ${what}`, path);
   const t = tensors ? stripOpenLmPrefix(tensors).tensors : new Map<string, TensorLike>();
   const shapeOf = (name: string) => t.get(name)?.shape;
 

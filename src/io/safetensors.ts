@@ -7,14 +7,18 @@
 // Reading never holds a file twice: the header is read with fs.readSync, then each tensor's bytes go
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
-import { tempPathFor } from './atomic.js';
+import { syncDir, tempPathFor } from './atomic.js';
+
+export { syncDir };
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   bf16ToF32Array,
+  countNonFinite,
   f16ToF32Array,
   f32ToBf16Array,
   f32ToF16Array,
+  nonFiniteError,
 } from './dtype.js';
 
 export type DType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8' | 'BOOL';
@@ -173,6 +177,11 @@ export function parseSafetensorsHeader(
   return { tensors, metadata };
 }
 
+export interface ReadOptions {
+  /** Refuse a float tensor holding NaN or ±Inf (model weights); off for data that may hold them. */
+  requireFinite?: boolean;
+}
+
 /** An open safetensors file: validated header, tensors read on demand. */
 export class SafetensorsFile {
   readonly path: string;
@@ -262,9 +271,11 @@ export class SafetensorsFile {
 
   /**
    * Read a float tensor into `dest` (float32, exactly numel long; may be an arena buffer).
-   * F32 bytes land directly in dest; F16/BF16/F64 pass through one bounded chunk buffer.
+   * F32 bytes land directly in dest; F16/BF16/F64 pass through one bounded chunk buffer. With
+   * `requireFinite`, a tensor holding NaN or ±Inf (after conversion) is an error naming the file, the
+   * tensor, how many and where the first is; each chunk is checked right after it is converted.
    */
-  readInto(name: string, dest: Float32Array): Float32Array {
+  readInto(name: string, dest: Float32Array, options: ReadOptions = {}): Float32Array {
     this.checkOpen();
     const t = this.entry(name);
     if (!isFloatDType(t.dtype)) {
@@ -275,28 +286,39 @@ export class SafetensorsFile {
     }
     const start = this.dataStart + t.begin;
     const what = `tensor '${name}'`;
+    const destBits = new Uint32Array(dest.buffer, dest.byteOffset, dest.length);
+    let bad = 0;
+    let firstBad = -1;
+    const tally = (from: number, count: number) => {
+      if (!options.requireFinite) return;
+      const r = countNonFinite(destBits.subarray(from, from + count));
+      if (r.count > 0 && bad === 0) firstBad = from + r.first;
+      bad += r.count;
+    };
     if (t.dtype === 'F32') {
       readFully(this.fd, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength), start, this.path, what);
-      return dest;
+      tally(0, t.numel);
+    } else {
+      const size = DTYPE_SIZE[t.dtype];
+      const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+      const perChunk = chunk.length / size;
+      for (let i = 0; i < t.numel; i += perChunk) {
+        const count = Math.min(perChunk, t.numel - i);
+        const bytes = chunk.subarray(0, count * size);
+        readFully(this.fd, bytes, start + i * size, this.path, what);
+        if (t.dtype === 'F16') f16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
+        else if (t.dtype === 'BF16') bf16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
+        else dest.set(new Float64Array(chunk.buffer, 0, count), i); // F64 -> F32 rounds to nearest (huge values become Inf)
+        tally(i, count);
+      }
     }
-    const size = DTYPE_SIZE[t.dtype];
-    const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
-    const perChunk = chunk.length / size;
-    const destBits = new Uint32Array(dest.buffer, dest.byteOffset, dest.length);
-    for (let i = 0; i < t.numel; i += perChunk) {
-      const count = Math.min(perChunk, t.numel - i);
-      const bytes = chunk.subarray(0, count * size);
-      readFully(this.fd, bytes, start + i * size, this.path, what);
-      if (t.dtype === 'F16') f16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
-      else if (t.dtype === 'BF16') bf16ToF32Array(new Uint16Array(chunk.buffer, 0, count), destBits.subarray(i, i + count));
-      else dest.set(new Float64Array(chunk.buffer, 0, count), i); // F64 -> F32 rounds to nearest
-    }
+    if (bad > 0) throw nonFiniteError(this.path, name, bad, firstBad);
     return dest;
   }
 
   /** A fresh float32 array (ordinary heap) holding the tensor. */
-  readF32(name: string): Float32Array {
-    return this.readInto(name, new Float32Array(this.entry(name).numel));
+  readF32(name: string, options: ReadOptions = {}): Float32Array {
+    return this.readInto(name, new Float32Array(this.entry(name).numel), options);
   }
 
   /** Read an integer tensor (I32, I64, U8, BOOL) as int32. I64 values outside int32 are an error. */
@@ -346,13 +368,13 @@ export class SafetensorsFile {
 }
 
 /** Read every tensor of a file into heap arrays: floats as float32, integers as int32. */
-export function readSafetensors(path: string): Map<string, StoredTensor> {
+export function readSafetensors(path: string, options: ReadOptions = {}): Map<string, StoredTensor> {
   const file = SafetensorsFile.open(path);
   try {
     const out = new Map<string, StoredTensor>();
     for (const name of file.names()) {
       const { dtype, shape } = file.info(name);
-      out.set(name, { dtype, shape: [...shape], data: isFloatDType(dtype) ? file.readF32(name) : file.readI32(name) });
+      out.set(name, { dtype, shape: [...shape], data: isFloatDType(dtype) ? file.readF32(name, options) : file.readI32(name) });
     }
     return out;
   } finally {
@@ -492,17 +514,4 @@ export function writeSafetensors(
   }
   renameSync(tmp, path);
   syncDir(dirname(path));
-}
-
-/** fsync a directory so a rename survives a power cut (not supported everywhere: best effort). */
-export function syncDir(dir: string): void {
-  let fd = -1;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some platforms/filesystems refuse fsync on directories; the rename itself is still atomic
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
 }

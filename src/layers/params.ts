@@ -62,13 +62,19 @@ export class ParamStore {
   private readonly byName = new Map<string, Param>();
   private gradsOn = false;
 
+  /**
+   * `declareOnly`: record names and shapes without allocating (every data array is empty), to learn
+   * which tensors a model of some config has without holding its weights.
+   */
+  constructor(private readonly options: { declareOnly?: boolean } = {}) {}
+
   /** A new zero parameter. Names are unique. */
   add(name: string, shape: number[]): Param {
     if (this.byName.has(name)) throw new Error(`supra: parameter ${name} declared twice`);
     for (const d of shape) {
       if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
     }
-    const p = new ArenaParam(name, [...shape], allocF32(numel(shape)));
+    const p = new ArenaParam(name, [...shape], this.options.declareOnly ? new Float32Array(0) : allocF32(numel(shape)));
     if (this.gradsOn) p.grad = allocF32(p.data.length);
     this.byName.set(name, p);
     return p;
@@ -116,6 +122,7 @@ export class ParamStore {
    * names in the source that no parameter takes, for the caller to report.
    */
   load(source: TensorSource, sourceName: string): { unexpected: string[] } {
+    if (this.options.declareOnly) throw new Error('supra: a declare-only parameter store holds no weights to load into');
     const missing: string[] = [];
     for (const p of this.byName.values()) {
       if (!source.has(p.name)) {

@@ -6,20 +6,28 @@
 // used). The layout is detected from the tensor names; config.json may be transformers' or open_lm's.
 // Output: a new folder with config.json (HF style for 'supra', open_lm params for 'open_lm'), the
 // weights in the requested dtype, and the input's tokenizer/generation files copied alongside.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.js';
+import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { parseConfig, type ModelConfig } from '../io/config.js';
+import { parseConfig, readConfigJson, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { checkFinite } from '../io/dtype.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { readTorchCheckpoint, writeTorchCheckpoint } from '../io/torch.js';
+import { parameterShapes } from './decoder.js';
 
 export type ConvertFormat = 'supra' | 'open_lm';
 export type ConvertDType = 'f32' | 'bf16' | 'f16';
 
 export interface ConvertOptions {
   format: ConvertFormat;
+  /**
+   * open_lm output only: also write layers.N.attention.pos_embed.inv_freq, the persistent buffer upstream
+   * open_lm (mlfoundations/open_lm) registers. Default false: the paper's code (TRI-ML/linear_open_lm)
+   * keeps inv_freq as a plain attribute, so its strict load_state_dict rejects the buffer.
+   */
+  openLmInvFreq?: boolean;
   /** Stored dtype of the output weights. Default f32. */
   dtype?: ConvertDType;
   /** Output container: model.safetensors (default) or a PyTorch pytorch_model.bin. */
@@ -49,8 +57,15 @@ export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
   return written;
 }
 
+/** A PyTorch checkpoint's tensors, refusing NaN/Inf weights as the safetensors readers do. */
+function readTorchWeights(path: string): Map<string, TensorLike> {
+  const tensors = readTorchCheckpoint(path);
+  for (const [name, t] of tensors) checkFinite(t.data, path, name);
+  return tensors;
+}
+
 function readWeightsFile(path: string): Map<string, TensorLike> {
-  return /\.safetensors$/.test(path) ? readSafetensors(path) : readTorchCheckpoint(path);
+  return /\.safetensors$/.test(path) ? readSafetensors(path, { requireFinite: true }) : readTorchWeights(path);
 }
 
 /** Tensors of pytorch_model.bin shards listed by pytorch_model.bin.index.json. */
@@ -61,13 +76,13 @@ function readTorchShards(indexPath: string): Map<string, TensorLike> {
   } catch (e) {
     throw new Error(`supra: ${indexPath}: not valid JSON (${(e as Error).message})`);
   }
-  const map = json.weight_map;
-  if (!map || typeof map !== 'object') throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
+  const map = (json as typeof json | null)?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
   const files = [...new Set(Object.values(map))];
   const out = new Map<string, TensorLike>();
   for (const f of files) {
     if (typeof f !== 'string' || isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new Error(`supra: ${indexPath}: bad shard name ${JSON.stringify(f)}`);
-    const shard = readTorchCheckpoint(join(dirname(indexPath), f));
+    const shard = readTorchWeights(join(dirname(indexPath), f));
     for (const [name, t] of shard) {
       if (map[name] !== f) throw new Error(`supra: ${indexPath}: tensor '${name}' is in shard '${f}' but the index says ${JSON.stringify(map[name])}`);
       out.set(name, t);
@@ -96,27 +111,77 @@ export function readCheckpointTensors(inPath: string): { tensors: Map<string, Te
       ckpt.close();
     }
   }
-  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchCheckpoint(join(dir, 'pytorch_model.bin')), dir };
+  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchWeights(join(dir, 'pytorch_model.bin')), dir };
   if (existsSync(join(dir, 'pytorch_model.bin.index.json'))) return { tensors: readTorchShards(join(dir, 'pytorch_model.bin.index.json')), dir };
   throw new Error(`supra: ${dir}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json`);
 }
 
+/** Buffers some checkpoints carry that a model derives from its config (old HF Llama: RoPE inv_freq). */
+const DERIVED_BUFFER = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+
+function sameBits(a: TensorLike['data'], b: TensorLike['data']): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+function listed(names: readonly string[]): string {
+  return names.slice(0, 8).join(', ') + (names.length > 8 ? `, … (${names.length} in all)` : '');
+}
+
+/**
+ * The one check of a checkpoint's tensors (supra names) against its config, used by convert (either
+ * direction) and linearize before anything is written: every parameter a model of `config` declares
+ * must be present, float, and of its shape; the result holds exactly those tensors. A tensor the model
+ * does not use is refused rather than dropped, since writing the folder without it would lose it
+ * silently, except what the model derives anyway: RoPE inv_freq buffers and, with tied embeddings, an
+ * lm_head.weight bit-identical to the embedding. `source` names the input in errors.
+ */
+export function checkModelTensors(config: ModelConfig, tensors: ReadonlyMap<string, TensorLike>, source: string): Map<string, TensorLike> {
+  const expected = parameterShapes(config);
+  const out = new Map<string, TensorLike>();
+  const missing: string[] = [];
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) {
+      missing.push(name);
+      continue;
+    }
+    if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${source}: tensor ${name} holds integers (${t.dtype ?? 'int'}), expected floats`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`supra: ${source}: tensor ${name} has shape [${t.shape.join(', ')}], the config expects [${shape.join(', ')}]`);
+    }
+    out.set(name, t);
+  }
+  if (missing.length > 0) {
+    throw new Error(`supra: ${source}: missing tensor${missing.length > 1 ? 's' : ''} ${listed(missing)} (needed by ${config.architecture} as config.json describes it)`);
+  }
+  const embedding = tensors.get('model.embed_tokens.weight')!;
+  const derived = (name: string, t: TensorLike) =>
+    DERIVED_BUFFER.test(name) || (name === 'lm_head.weight' && config.tie_word_embeddings && sameBits(t.data, embedding.data));
+  const unused = [...tensors].filter(([name, t]) => !expected.has(name) && !derived(name, t)).map(([name]) => name);
+  if (unused.length > 0) {
+    throw new Error(
+      `supra: ${source}: ${unused.length} tensor${unused.length > 1 ? 's' : ''} not used by ${config.architecture} as config.json describes it: ${listed(unused)}; ` +
+        'they would be lost in the output, so nothing is written (remove them from the checkpoint, or fix config.json if the model needs them)',
+    );
+  }
+  return out;
+}
+
 /** The model config for a checkpoint: transformers' config.json, or open_lm's mapped to HF fields. */
 export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, TensorLike>): ModelConfig {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (a config.json is needed to know the head counts)`);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`supra: ${path}: not valid JSON: ${(e as Error).message}`);
-  }
+  const { raw, path } = readConfigJson(dir);
   return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
 }
 
 /**
- * Convert `inPath` into `outDir` (created if needed; it must not be the input folder) in the requested
- * layout and dtype. All tensors are held in memory as float32 during the conversion.
+ * Convert `inPath` into the new folder `outDir` (absent or empty) in the requested layout and dtype. The
+ * tensors are checked against the config first (checkModelTensors), and the folder is written under a
+ * temporary name and renamed, so a refusal or failure leaves no output. All tensors are held in memory
+ * as float32 during the conversion.
  */
 export function convertCheckpoint(inPath: string, outDir: string, options: ConvertOptions): ConvertResult {
   if (options.format !== 'supra' && options.format !== 'open_lm') throw new Error(`supra: convert: format must be 'supra' or 'open_lm', got ${JSON.stringify(options.format)}`);
@@ -127,28 +192,26 @@ export function convertCheckpoint(inPath: string, outDir: string, options: Conve
   if (resolve(outDir) === resolve(dir)) throw new Error(`supra: convert: the output folder ${outDir} is the input folder; choose a new one`);
   const config = checkpointConfig(dir, tensors);
   const inputLayout: ConvertFormat = isOpenLmLayout(tensors.keys()) ? 'open_lm' : 'supra';
-  // everything goes through supra names, which validates shapes on the way in
-  const supra = inputLayout === 'open_lm' ? fromOpenLm(tensors, config) : tensors;
-  const out = options.format === 'open_lm' ? toOpenLm(supra, config) : supra;
-  for (const [name, t] of out) {
-    if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${inPath}: tensor ${name} holds integers; supra checkpoints hold only float tensors`);
-  }
+  // both directions go through supra names and the one check against the config
+  const model = checkModelTensors(config, inputLayout === 'open_lm' ? fromOpenLm(tensors, config) : tensors, inPath);
+  const out = options.format === 'open_lm' ? toOpenLm(model, config, { rotaryBuffers: options.openLmInvFreq === true }) : model;
   const plain = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: t.data as Float32Array }]));
-
-  mkdirSync(outDir, { recursive: true });
-  const files: string[] = [];
-  if (options.container === 'pytorch') {
-    const path = join(outDir, 'pytorch_model.bin');
-    writeTorchCheckpoint(path, plain, { dtype });
-    files.push(path);
-  } else {
-    files.push(...saveCheckpoint(outDir, plain, { dtype }));
-  }
   const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
   const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
-  const configPath = join(outDir, 'config.json');
-  writeJsonAtomic(configPath, configOut);
-  files.push(configPath);
-  files.push(...copyTokenizerFiles(dir, outDir));
+
+  const files = writeFolderAtomic(outDir, (tmp) => {
+    const written: string[] = [];
+    if (options.container === 'pytorch') {
+      const path = join(tmp, 'pytorch_model.bin');
+      writeTorchCheckpoint(path, plain, { dtype });
+      written.push(path);
+    } else {
+      written.push(...saveCheckpoint(tmp, plain, { dtype }));
+    }
+    const configPath = join(tmp, 'config.json');
+    writeJsonAtomic(configPath, configOut);
+    written.push(configPath, ...copyTokenizerFiles(dir, tmp));
+    return written;
+  });
   return { inputLayout, config, files };
 }

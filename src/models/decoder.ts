@@ -49,7 +49,7 @@ export class DecoderState {
 
 export class DecoderLM {
   readonly config: ModelConfig;
-  readonly store = new ParamStore();
+  readonly store: ParamStore;
   readonly embedTokens: Param;
   readonly layers: DecoderLayer[] = [];
   readonly norm: RMSNorm;
@@ -61,8 +61,10 @@ export class DecoderLM {
   private haveActs = false;
   private haveLossGrad = false;
 
-  constructor(config: ModelConfig, options: DecoderOptions = {}) {
+  /** `store`: where the parameters are declared (a declare-only store for parameterShapes). */
+  constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore()) {
     this.config = config;
+    this.store = store;
     const factory = options.mixerFactory ?? mixerFactoryFor(config);
     const C = config.hidden_size;
     const V = config.vocab_size;
@@ -252,5 +254,18 @@ export class DecoderLM {
     this.freeActivations();
     this.scratch.free();
     this.store.free();
+  }
+}
+
+/**
+ * Name → shape of every parameter a model of `config` has (a tied head is not listed), as the layers
+ * declare them, without allocating any weights: what a checkpoint for this config must hold.
+ */
+export function parameterShapes(config: ModelConfig, options: DecoderOptions = {}): Map<string, number[]> {
+  const model = new DecoderLM(config, options, new ParamStore({ declareOnly: true }));
+  try {
+    return new Map(model.params().map((p) => [p.name, [...p.shape]]));
+  } finally {
+    model.free();
   }
 }

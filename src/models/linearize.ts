@@ -1,12 +1,13 @@
 // Linearize: turn a softmax teacher into a SUPRA model. Every teacher weight is kept; each attention layer
 // gains the kernel feature map (kernel_q, plus kernel_k under GQA) and, optionally, qk-norm gains.
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { writeFolderAtomic } from '../io/atomic.js';
 import { Mt19937 } from '../core/random.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import type { Decay, ModelConfig, Normalization, QkNorm, SupraSettings } from '../io/config.js';
 import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
-import { checkpointConfig, copyTokenizerFiles, readCheckpointTensors } from './convert.js';
+import type { TensorLike } from '../io/open_lm.js';
+import { checkModelTensors, checkpointConfig, copyTokenizerFiles, readCheckpointTensors } from './convert.js';
 import { DecoderLM } from './decoder.js';
 
 export interface LinearizeOptions {
@@ -104,36 +105,24 @@ export interface LinearizeFolderOptions extends LinearizeOptions {
  * `supra linearize <teacher-dir> --out <dir>`: read a teacher folder (safetensors, sharded, or a PyTorch
  * .bin), add the SUPRA parameters, and write a SUPRA folder: config.json with the "supra" settings,
  * model.safetensors with the teacher's names plus the kernels, and the tokenizer files copied across.
+ * The teacher's tensors are checked as convert checks them (checkModelTensors: a missing, misshapen or
+ * unused tensor is refused); the new folder (absent or empty) appears only once complete.
  */
 export function linearizeFolder(teacherDir: string, outDir: string, options: LinearizeFolderOptions = {}): { config: ModelConfig; files: string[] } {
   const { tensors, dir } = readCheckpointTensors(teacherDir);
   if (resolve(outDir) === resolve(dir)) throw new Error(`supra: linearize: the output folder ${outDir} is the teacher's folder; choose a new one`);
   const teacher = checkpointConfig(dir, tensors);
   const config = supraConfig(teacher, options);
-  // Build the model once to check every tensor the SUPRA model needs is present with its shape.
-  const expected = new DecoderLM(config);
-  const fresh = initSupraParams(teacher, options);
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  try {
-    const freshNames = new Set(fresh.map((t) => t.name));
-    for (const p of expected.params()) {
-      if (freshNames.has(p.name)) continue;
-      const t = tensors.get(p.name);
-      if (!t) throw new Error(`supra: ${teacherDir}: missing tensor ${p.name}`);
-      if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${teacherDir}: tensor ${p.name} holds integers, expected floats`);
-      if (t.shape.join(',') !== p.shape.join(',')) {
-        throw new Error(`supra: ${teacherDir}: tensor ${p.name} has shape [${t.shape.join(', ')}], the config expects [${p.shape.join(', ')}]`);
-      }
-      out.set(p.name, { shape: [...t.shape], data: t.data });
-    }
-  } finally {
-    expected.free();
-  }
-  for (const t of fresh) out.set(t.name, { shape: t.shape, data: t.data });
-  mkdirSync(outDir, { recursive: true });
-  const files = saveCheckpoint(outDir, out, { dtype: options.dtype ?? 'F32' });
+  // the teacher's tensors checked as convert checks them, then the SUPRA model's: teacher plus kernels
+  const out = new Map<string, TensorLike>(checkModelTensors(teacher, tensors, teacherDir));
+  for (const t of initSupraParams(teacher, options)) out.set(t.name, { shape: t.shape, data: t.data });
+  checkModelTensors(config, out, outDir);
+  const plain = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: t.data as Float32Array }]));
   const torchDtype = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[options.dtype ?? 'F32'];
-  files.push(saveConfig(outDir, config, { torch_dtype: torchDtype }));
-  files.push(...copyTokenizerFiles(dir, outDir));
+  const files = writeFolderAtomic(outDir, (tmp) => [
+    ...saveCheckpoint(tmp, plain, { dtype: options.dtype ?? 'F32' }),
+    saveConfig(tmp, config, { torch_dtype: torchDtype }),
+    ...copyTokenizerFiles(dir, tmp),
+  ]);
   return { config, files };
 }
