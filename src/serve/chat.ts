@@ -152,7 +152,8 @@ export class ChatTemplate {
       if (child === this.child) this.stderrTail = (this.stderrTail + c.toString()).slice(-4096);
     });
     child.on('message', (m: RendererReply) => this.onReply(child, m));
-    child.on('exit', (code, signal) => this.onExit(child, code, signal));
+    // 'close' rather than 'exit': it comes after stderr is read to the end (which says whether the heap ran out)
+    child.on('close', (code, signal) => this.onExit(child, code, signal));
     child.on('error', () => this.onExit(child, null, null));
     child.send({ kind: 'setup', source: this.source, specials: this.specials, maxOutputChars: this.limits.maxOutputChars } satisfies RendererRequest);
     child.unref();

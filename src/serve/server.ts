@@ -188,10 +188,10 @@ export function createSupraServer(options: ServeOptions): SupraServer {
   // ---------------------------------------------------------------- helpers
 
   /** A request's `model`: absent or one of the served names; any other is OpenAI's 404. */
-  function checkModel(name: string | null, param: string | null = 'model'): void {
+  function checkModel(name: string | null): void {
     if (name === null || modelNames.includes(name)) return;
     const served = modelNames.map((n) => `'${n}'`).join(', ');
-    throw new ApiError(404, `The model '${name}' does not exist; this server serves ${served}.`, 'invalid_request_error', param, 'model_not_found');
+    throw new ApiError(404, `The model '${name}' does not exist; this server serves ${served}.`, 'invalid_request_error', 'model', 'model_not_found');
   }
 
   function modelObject(id: string) {
