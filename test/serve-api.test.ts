@@ -1,6 +1,7 @@
 // The OpenAI-compatible server over real HTTP on loopback, on the fixture teacher: scoring (echo +
 // logprobs) against a direct forward, greedy generation against the reference continuation, streaming,
-// seeded sampling, stop strings, batches, concurrency, chat, and the CLI.
+// seeded sampling, stop strings, batches, concurrency, chat, model names and aliases, and the CLI (its
+// help and the README list every flag and endpoint).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,7 +16,9 @@ import { loadTokenizer, type LoadedTokenizer } from '../src/io/tokenizer.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { linearize } from '../src/models/linearize.js';
 import type { DecoderLM } from '../src/models/decoder.js';
-import { createSupraServer, type SupraServer } from '../src/serve/server.js';
+import { createSupraServer, ENDPOINTS, type SupraServer } from '../src/serve/server.js';
+import { command as serveCommand, SERVE_OPTIONS } from '../src/cli/serve.js';
+import { DEFAULT_CHAT_TEMPLATE_LIMITS } from '../src/serve/chat.js';
 
 const root = mkdtempSync(join(tmpdir(), 'supra-serve-api-'));
 let model: DecoderLM;
@@ -76,6 +79,69 @@ test('GET /health and /v1/models', async () => {
   assert.equal(m.json.object, 'list');
   assert.deepEqual(m.json.data.map((d: { id: string; object: string }) => [d.id, d.object]), [['tiny', 'model']]);
   assert.equal(m.json.data[0].max_model_len, 2048);
+});
+
+test('model names: GET /v1/models/{model}; an unknown model is a 404 model_not_found on every endpoint; aliases; no model is the one model', async () => {
+  const aliased = createSupraServer({ model, tokenizer, modelId: 'tiny', modelAliases: ['gpt-3.5-turbo', 'org/tiny-v1'] });
+  try {
+    const url = (await aliased.listen(0)).url;
+    const list = await call(url, 'GET', '/v1/models');
+    assert.deepEqual(list.json.data.map((d: { id: string }) => d.id), ['tiny', 'gpt-3.5-turbo', 'org/tiny-v1']);
+    // the official client's models.retrieve: GET /v1/models/{id}, ids with a slash as they are
+    for (const id of ['tiny', 'gpt-3.5-turbo', 'org/tiny-v1', 'org%2Ftiny-v1']) {
+      const one = await call(url, 'GET', `/v1/models/${id}`);
+      assert.equal(one.status, 200, `${id}: ${one.text}`);
+      assert.equal(one.json.id, decodeURIComponent(id));
+      assert.equal(one.json.object, 'model');
+      assert.equal(one.json.root, 'tiny');
+    }
+    const notFound = {
+      error: { message: "The model 'gpt-4' does not exist; this server serves 'tiny', 'gpt-3.5-turbo', 'org/tiny-v1'.", type: 'invalid_request_error', param: 'model', code: 'model_not_found' },
+    };
+    assert.deepEqual((await call(url, 'GET', '/v1/models/gpt-4')).json, notFound);
+    assert.equal((await call(url, 'GET', '/v1/models/gpt-4')).status, 404);
+    const messages = [{ role: 'user', content: 'hi' }];
+    for (const [path, body] of [
+      ['/v1/completions', { prompt: 'hi', max_tokens: 1 }],
+      ['/v1/chat/completions', { messages, max_tokens: 1 }],
+      ['/tokenize', { prompt: 'hi' }],
+      ['/detokenize', { tokens: [5] }],
+    ] as const) {
+      const r = await call(url, 'POST', path, { ...body, model: 'gpt-4' });
+      assert.equal(r.status, 404, `${path}: ${r.text}`);
+      assert.deepEqual(r.json, notFound, path);
+      // an alias and no model at all are served by the one model; responses carry its id
+      for (const named of [{ model: 'gpt-3.5-turbo' }, {}]) {
+        const ok = await call(url, 'POST', path, { ...body, ...named });
+        assert.equal(ok.status, 200, `${path} ${JSON.stringify(named)}: ${ok.text}`);
+        if (path.startsWith('/v1/')) assert.equal(ok.json.model, 'tiny');
+      }
+    }
+  } finally {
+    await aliased.close();
+  }
+  assert.throws(() => createSupraServer({ model, modelId: 'tiny', modelAliases: ['tiny'] }), /"tiny" is given twice/);
+});
+
+test('every serve flag and endpoint is in supra serve --help and the README; the 404 lists the endpoints', async () => {
+  const readme = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### `supra serve`'), readme.indexOf('### `supra eval`'));
+  for (const flag of Object.keys(SERVE_OPTIONS)) {
+    assert.match(serveCommand.usage, new RegExp(`--${flag}\\b`), `--${flag} in --help`);
+    assert.ok(section.includes(`--${flag}`), `--${flag} in the README's serve section`);
+  }
+  // the chat template's limits as chat.ts has them
+  const t = DEFAULT_CHAT_TEMPLATE_LIMITS;
+  for (const limit of [`${t.timeoutMs / 1000} s`, `${t.maxHeapMb} MB`, `${t.maxOutputChars / 2 ** 20} Mi characters`]) {
+    assert.ok(serveCommand.usage.includes(limit) && section.includes(limit), `${limit} in --help and the README`);
+  }
+  const unknown = await call(base, 'GET', '/v1/nothing');
+  for (const e of ENDPOINTS) {
+    const name = `${e.method} ${e.path}`;
+    assert.ok(serveCommand.usage.includes(name), `${name} in --help`);
+    assert.ok(section.includes(name), `${name} in the README's serve section`);
+    assert.ok(unknown.json.error.message.includes(name), `${name} in the 404 message`);
+  }
 });
 
 test('echo + logprobs + max_tokens 0 scores the prompt: the log-softmax of a direct forward', async () => {
@@ -140,7 +206,7 @@ test("lm-eval local-completions' loglikelihood request: batch of token lists, ma
   // what lm_eval/models/openai_completions.py sends with tokenized_requests=True ...
   const [a, b] = inputs.input_ids as [number[], number[]];
   const ctxlens = [20, 25];
-  const body = { model: 'anything', prompt: [a, b.slice(0, 30)], temperature: 0, max_tokens: 1, logprobs: 1, seed: 1234, echo: true };
+  const body = { model: 'bare', prompt: [a, b.slice(0, 30)], temperature: 0, max_tokens: 1, logprobs: 1, seed: 1234, echo: true };
   const r = await call(bareBase, 'POST', '/v1/completions', body);
   assert.equal(r.status, 200, r.text);
   // ... and how it reads the answer: sorted by index, sum(token_logprobs[ctxlen:-1]), is_greedy from top_logprobs
@@ -334,7 +400,7 @@ test('supra serve: the CLI listens on loopback, answers, and shuts down on SIGTE
   const dir = join(root, 'model');
   writeModelFolder(dir);
   const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-  const child = spawn(process.execPath, [cli, 'serve', '--model', dir, '--port', '0', '--quiet', '--api-key', 'sekrit'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'serve', '--model', dir, '--port', '0', '--quiet', '--api-key', 'sekrit', '--model-alias', 'a1', '--model-alias', 'a2'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const url = await new Promise<string>((res, rej) => {
       let out = '';
@@ -353,9 +419,11 @@ test('supra serve: the CLI listens on loopback, answers, and shuts down on SIGTE
     });
     assert.equal((await call(url, 'GET', '/health')).status, 200);
     assert.equal((await call(url, 'GET', '/v1/models')).status, 401);
-    const r = await call(url, 'POST', '/v1/completions', { prompt: 'hi', max_tokens: 3 }, { Authorization: 'Bearer sekrit' });
+    const r = await call(url, 'POST', '/v1/completions', { prompt: 'hi', max_tokens: 3, model: 'a2' }, { Authorization: 'Bearer sekrit' });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.model, 'model');
+    const names = await call(url, 'GET', '/v1/models', undefined, { Authorization: 'Bearer sekrit' });
+    assert.deepEqual(names.json.data.map((d: { id: string }) => d.id), ['model', 'a1', 'a2']);
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,7 @@
 // The server under bad input and load, over real HTTP on loopback: malformed requests get 4xx in OpenAI's
 // error shape and the server stays up; the API key; a full queue answers 503; a client that disconnects
-// stops its generation; deadlines give 504; a handler exception is a 500 and serving goes on.
+// stops its generation; deadlines give 504; a handler exception is a 500 and serving goes on; a chat
+// template that loops, eats memory or writes too much fails its request while the server keeps answering.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
@@ -100,6 +101,8 @@ test('malformed requests: each gets its 4xx in OpenAI error shape, and the serve
     ['stream_options without stream', 'POST', '/v1/completions', { ...ok, stream_options: { include_usage: true } }, 400, 'stream_options'],
     ['unknown field', 'POST', '/v1/completions', { ...ok, temprature: 0.5 }, 400, 'temprature'],
     ['model is a number', 'POST', '/v1/completions', { ...ok, model: 7 }, 400, 'model'],
+    ['invalid UTF-8 in a string', 'POST', '/v1/completions', Buffer.concat([Buffer.from('{"prompt": "caf'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), 400, null],
+    ['a lone continuation byte', 'POST', '/tokenize', Buffer.concat([Buffer.from('{"prompt": "'), Buffer.from([0x80]), Buffer.from('"}')]), 400, null],
     ['chat: no messages', 'POST', '/v1/chat/completions', { max_tokens: 2 }, 400, 'messages'],
     ['chat: empty messages', 'POST', '/v1/chat/completions', { messages: [] }, 400, 'messages'],
     ['chat: bad role', 'POST', '/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] }, 400, 'messages[0].role'],
@@ -121,6 +124,7 @@ test('malformed requests: each gets its 4xx in OpenAI error shape, and the serve
     assertErrorShape(r.json, what);
     if (param !== null) assert.equal(r.json.error.param, param, `${what}: param`);
     if (status === 405) assert.ok(r.headers.allow, `${what}: Allow header`);
+    if (Buffer.isBuffer(body)) assert.equal(r.json.error.code, 'invalid_utf8', what);
   }
   // a body over the limit without Content-Length (chunked) is refused as well
   const chunked = await new Promise<number>((resolve, reject) => {
@@ -246,4 +250,68 @@ test('an exception in a handler is a 500 without internals, and serving goes on'
   assert.equal(server.stats().serverErrors, 1);
   assert.equal((await call(url, 'POST', '/v1/completions', { prompt: 'fine', max_tokens: 2 })).status, 200);
   assert.equal((await call(url, 'GET', '/health')).status, 200);
+});
+
+test('a hostile chat template: its request fails with a 500 naming the limit; /health answers meanwhile; the renderer restarts', async () => {
+  // the message content picks what the template does
+  const hostile =
+    "{% set c = messages[0]['content'] %}" +
+    "{% if c == 'spin' %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}" +
+    "{% elif c == 'grow' %}{% for i in range(100000000) %}x{% endfor %}" +
+    "{% elif c == 'long' %}{% for i in range(1000) %}0123456789{% endfor %}" +
+    "{% elif c == 'raise' %}{{ raise_exception('no ' + c) }}" +
+    "{% else %}{{ bos_token }}user: {{ c }}{{ eos_token }}assistant:{% endif %}";
+  const tok: LoadedTokenizer = { ...tokenizer, chat_template: hostile };
+  const chat = (content: string) => ({ messages: [{ role: 'user', content }], max_tokens: 2, temperature: 0 });
+  const [a, b, c] = await Promise.all([
+    start({ tokenizer: tok, chatTemplateLimits: { timeoutMs: 1000, maxOutputChars: 5000 } }),
+    // memory: no time limit to speak of, a small heap
+    start({ tokenizer: tok, chatTemplateLimits: { timeoutMs: 60_000, maxHeapMb: 32 } }),
+    // the request's deadline stops a rendering too
+    start({ tokenizer: tok, timeoutMs: 300, chatTemplateLimits: { timeoutMs: 60_000 } }),
+  ]);
+
+  // the three servers' stories run side by side (each renderer starts in its own process)
+  await Promise.all([
+    (async () => {
+      // a template that never ends: /health answers while it renders, then the request fails after the limit
+      let spinDone = 0;
+      const spinning = call(a.url, 'POST', '/v1/chat/completions', chat('spin')).then((r) => ((spinDone = Date.now()), r));
+      await new Promise((r) => setTimeout(r, 50));
+      const health = await call(a.url, 'GET', '/health', undefined, {}, 2000);
+      assert.equal(health.status, 200);
+      assert.equal(spinDone, 0, '/health answered before the rendering was stopped');
+      const spin = await spinning;
+      assert.equal(spin.status, 500, spin.text);
+      assertErrorShape(spin.json, 'spin');
+      assert.equal(spin.json.error.code, 'chat_template_timeout');
+      assert.match(spin.json.error.message, /chat template.*1000 ms/);
+
+      const long = await call(a.url, 'POST', '/v1/chat/completions', chat('long'));
+      assert.equal(long.status, 500, long.text);
+      assert.equal(long.json.error.code, 'chat_template_output_too_large');
+      assert.match(long.json.error.message, /10000 characters, more than the limit of 5000/);
+      const raised = await call(a.url, 'POST', '/v1/chat/completions', chat('raise'));
+      assert.equal(raised.status, 400, raised.text);
+      assert.equal(raised.json.error.code, 'chat_template_error');
+      // the renderer that was killed is replaced: an ordinary request renders as before
+      const fine = await call(a.url, 'POST', '/v1/chat/completions', chat('hello'));
+      assert.equal(fine.status, 200, fine.text);
+      assert.equal(fine.json.usage.prompt_tokens, tokenizer.encode('<s>user: hello</s>assistant:', { add_special_tokens: false }).length);
+    })(),
+    (async () => {
+      const grow = await call(b.url, 'POST', '/v1/chat/completions', chat('grow'));
+      assert.equal(grow.status, 500, grow.text);
+      assertErrorShape(grow.json, 'grow');
+      assert.equal(grow.json.error.code, 'chat_template_out_of_memory');
+      assert.match(grow.json.error.message, /more than 32 MB/);
+      assert.equal((await call(b.url, 'POST', '/v1/chat/completions', chat('hello'))).status, 200);
+    })(),
+    (async () => {
+      const late = await call(c.url, 'POST', '/v1/chat/completions', chat('spin'));
+      assert.equal(late.status, 504, late.text);
+      assert.equal(late.json.error.type, 'timeout_error');
+    })(),
+  ]);
+  for (const s of [a, b, c]) assert.equal(s.server.stats().active, 0);
 });

@@ -265,20 +265,20 @@ export function parseChat(body: Body, limits: { maxTokens: number }): ChatParams
 
 // ---------------------------------------------------------------- /tokenize, /detokenize (vLLM's, used by lm-eval's remote tokenizer)
 
-export function parseTokenize(body: Body): { prompt: string; addSpecialTokens: boolean } {
+export function parseTokenize(body: Body): { prompt: string; addSpecialTokens: boolean; model: string | null } {
   rejectUnknown(body, new Set(['prompt', 'add_special_tokens', 'model']));
-  optString(body, 'model');
+  const model = optString(body, 'model');
   const prompt = optString(body, 'prompt');
   if (prompt === null) throw badParam('prompt', "'prompt' is required (a string)", 'missing_required_parameter');
-  return { prompt, addSpecialTokens: bool(body, 'add_special_tokens', true) };
+  return { prompt, addSpecialTokens: bool(body, 'add_special_tokens', true), model };
 }
 
-export function parseDetokenize(body: Body): number[] {
+export function parseDetokenize(body: Body): { tokens: number[]; model: string | null } {
   rejectUnknown(body, new Set(['tokens', 'model']));
-  optString(body, 'model');
+  const model = optString(body, 'model');
   const t = body.tokens;
   if (!Array.isArray(t) || !t.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
     throw badParam('tokens', "'tokens' must be an array of token ids", 'invalid_type');
   }
-  return t as number[];
+  return { tokens: t as number[], model };
 }

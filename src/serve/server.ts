@@ -1,12 +1,8 @@
-// An OpenAI-compatible HTTP server over one DecoderLM, on node:http alone.
+// An OpenAI-compatible HTTP server over one DecoderLM, on node:http alone. The endpoints are ENDPOINTS
+// below (the route table, the 404 message, `supra serve --help` and the README list come from it).
 //
-//   GET  /health                 liveness (never needs the API key)
-//   GET  /v1/models              the one served model
-//   POST /v1/completions         text or token-id prompts (batches too), sampling, stop, stream (SSE),
-//                                echo + logprobs (prompt scoring, as lm-evaluation-harness's local-completions reads it)
-//   POST /v1/chat/completions    only when the tokenizer has a chat template (otherwise 404)
-//   GET  /tokenizer_info, POST /tokenize, POST /detokenize   vLLM's tokenizer endpoints (lm-eval's remote tokenizer)
-//
+// One model is served, under its id and any aliases: a request's `model` must be one of those names (else
+// 404 model_not_found, as OpenAI answers) or absent (it is the only model). Responses carry the id.
 // Limits: at most `concurrency` requests compute at once, interleaved token by token on the one model
 // (engine.ts); `queueSize` more wait; beyond that 503. Request bodies over maxBodyBytes get 413; prompts
 // over maxPromptTokens, max_tokens over maxTokens, or prompt + max_tokens over maxContext get 400. Each
@@ -19,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { LoadedTokenizer } from '../io/tokenizer.js';
 import type { DecoderLM } from '../models/decoder.js';
-import { ChatTemplate } from './chat.js';
+import { ChatTemplate, type ChatTemplateLimits } from './chat.js';
 import { Engine, type FinishReason, type RunOptions, type TokenChoice, type TokenLogprob } from './engine.js';
 import { ApiError, asApiError, badParam, ClientGone } from './errors.js';
 import { parseChat, parseCompletion, parseDetokenize, parseTokenize, type Body, type GenerationParams, type PromptInput } from './request.js';
@@ -30,8 +26,10 @@ export interface ServeOptions {
   model: DecoderLM;
   /** Needed for text prompts, text output, stop strings and chat; token-id prompts work without. */
   tokenizer?: LoadedTokenizer | null;
-  /** The id /v1/models reports and responses carry. Default "supra". Requests may name any model. */
+  /** The id /v1/models reports and responses carry. Default "supra". */
   modelId?: string;
+  /** More names a request's `model` may give (listed by /v1/models too). */
+  modelAliases?: readonly string[];
   /** When set, every request but GET /health needs "Authorization: Bearer <apiKey>". */
   apiKey?: string | null;
   /** Requests computing at once, interleaved token by token. Default 4. */
@@ -52,8 +50,51 @@ export interface ServeOptions {
   timeoutMs?: number;
   /** Prompt tokens per model step. Default 256. */
   prefillChunk?: number;
+  /** Time, heap and output bounds for rendering the chat template (see chat.ts for the defaults). */
+  chatTemplateLimits?: ChatTemplateLimits;
   /** One line per request (method, path, status, ms) and server errors. Default: none. */
   log?: ((line: string) => void) | null;
+}
+
+/**
+ * Every endpoint, in the order help lists them: the server's route table binds a handler to each; the 404
+ * for an unknown path, `supra serve --help` and the README list them. `{model}` matches the rest of the
+ * path (model ids may hold slashes).
+ */
+export const ENDPOINTS = [
+  { method: 'GET', path: '/health', about: 'liveness and load: {"status": "ok", model, active, queued}; never needs the API key' },
+  { method: 'GET', path: '/v1/models', about: 'the served model and its aliases (OpenAI list of model objects)' },
+  { method: 'GET', path: '/v1/models/{model}', about: 'one of them by name; any other name is a 404 model_not_found' },
+  { method: 'POST', path: '/v1/completions', about: 'text or token-id prompts (batches too), sampling, stop, stream (SSE), echo + logprobs scoring' },
+  { method: 'POST', path: '/v1/chat/completions', about: "chat through the tokenizer's chat template (404 when it has none)" },
+  { method: 'GET', path: '/tokenizer_info', about: "vLLM's: special tokens, chat template, vocabulary size, context length" },
+  { method: 'POST', path: '/tokenize', about: `vLLM's: {"prompt", "add_special_tokens"} to {"tokens", "count", "max_model_len"}` },
+  { method: 'POST', path: '/detokenize', about: `vLLM's: {"tokens"} to {"prompt"}` },
+] as const;
+
+type Endpoint = (typeof ENDPOINTS)[number];
+/** One handler per endpoint, keyed "METHOD path". */
+type HandlerTable = { [E in Endpoint as `${E['method']} ${E['path']}`]: Handler };
+
+/** "GET /v1/models/{model}" … as one line, for messages and help. */
+export function endpointList(): string {
+  return ENDPOINTS.map((e) => `${e.method} ${e.path}`).join(', ');
+}
+
+/** The path parameters when `path` matches the pattern (a trailing {name} takes the rest), else null. */
+function matchPath(pattern: string, path: string): Record<string, string> | null {
+  const brace = pattern.indexOf('{');
+  if (brace < 0) return pattern === path ? {} : null;
+  const prefix = pattern.slice(0, brace);
+  if (!path.startsWith(prefix) || path.length === prefix.length) return null;
+  const rest = path.slice(prefix.length);
+  let value = rest;
+  try {
+    value = decodeURIComponent(rest);
+  } catch {
+    // not valid percent-encoding: the name as written
+  }
+  return { [pattern.slice(brace + 1, pattern.indexOf('}'))]: value };
 }
 
 export interface ServerStats {
@@ -95,6 +136,8 @@ interface Ctx {
   req: IncomingMessage;
   res: ServerResponse;
   signal: AbortSignal;
+  /** Path parameters ({model}). */
+  params: Record<string, string>;
 }
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -117,6 +160,11 @@ export function createSupraServer(options: ServeOptions): SupraServer {
   const config = model.config;
   const tokenizer = options.tokenizer ?? null;
   const modelId = options.modelId ?? 'supra';
+  const modelNames = [modelId, ...(options.modelAliases ?? [])];
+  for (const [i, name] of modelNames.entries()) {
+    if (name.length === 0) throw new Error('supra: serve model names must not be empty');
+    if (modelNames.indexOf(name) !== i) throw new Error(`supra: serve model name "${name}" is given twice`);
+  }
   const apiKeyDigest = options.apiKey ? digest(options.apiKey) : null;
   const log = options.log ?? null;
   const limits: Limits = {
@@ -132,12 +180,30 @@ export function createSupraServer(options: ServeOptions): SupraServer {
   const engine = new Engine(model, { prefillChunk: options.prefillChunk });
   const scheduler = new Scheduler(options.concurrency ?? 4, options.queueSize ?? 64);
   const detok = new Detokenizer(tokenizer);
-  const chat = tokenizer?.chat_template ? new ChatTemplate(tokenizer.chat_template, tokenizer) : null;
+  const chat = tokenizer?.chat_template ? new ChatTemplate(tokenizer.chat_template, tokenizer, options.chatTemplateLimits) : null;
   const created = Math.floor(Date.now() / 1000);
   const eosIds = tokenizer ? tokenizer.eos_token_ids : eosOfConfig(config.eos_token_id);
   const counters = { requests: 0, rejected: 0, cancelled: 0, timedOut: 0, serverErrors: 0 };
 
   // ---------------------------------------------------------------- helpers
+
+  /** A request's `model`: absent or one of the served names; any other is OpenAI's 404. */
+  function checkModel(name: string | null): void {
+    if (name === null || modelNames.includes(name)) return;
+    const served = modelNames.map((n) => `'${n}'`).join(', ');
+    throw new ApiError(404, `The model '${name}' does not exist; this server serves ${served}.`, 'invalid_request_error', 'model', 'model_not_found');
+  }
+
+  function modelObject(id: string) {
+    return {
+      id,
+      object: 'model',
+      created,
+      owned_by: 'supra',
+      root: modelId,
+      max_model_len: Number.isFinite(limits.maxContext) ? limits.maxContext : null,
+    };
+  }
 
   function requireTokenizer(what: string, param: string | null = null): LoadedTokenizer {
     if (!tokenizer) throw new ApiError(400, `${what} needs a tokenizer, and this model folder has no tokenizer.json; send token ids`, 'invalid_request_error', param, 'tokenizer_missing');
@@ -190,20 +256,17 @@ export function createSupraServer(options: ServeOptions): SupraServer {
   };
 
   const models: Handler = async ({ res }) => {
-    sendJson(res, 200, {
-      object: 'list',
-      data: [{
-        id: modelId,
-        object: 'model',
-        created,
-        owned_by: 'supra',
-        max_model_len: Number.isFinite(limits.maxContext) ? limits.maxContext : null,
-      }],
-    });
+    sendJson(res, 200, { object: 'list', data: modelNames.map(modelObject) });
+  };
+
+  const model1: Handler = async ({ res, params }) => {
+    checkModel(params.model!);
+    sendJson(res, 200, modelObject(params.model!));
   };
 
   const completions: Handler = async (ctx) => {
     const p = parseCompletion(await readJson(ctx.req, limits.maxBodyBytes), { maxTokens: limits.maxTokens, maxBatch: limits.maxBatch });
+    checkModel(p.model);
     if (p.stop.length > 0) requireTokenizer('stop', 'stop');
     const prompts = p.prompts.map((x, i) => promptIds(x, i, p.maxTokens));
     const release = await scheduler.acquire(ctx.signal);
@@ -284,8 +347,9 @@ export function createSupraServer(options: ServeOptions): SupraServer {
       throw new ApiError(404, `The model ${modelId} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja), so /v1/chat/completions is not available; use /v1/completions.`, 'invalid_request_error', null, 'chat_template_missing');
     }
     const p = parseChat(await readJson(ctx.req, limits.maxBodyBytes), { maxTokens: limits.maxTokens });
+    checkModel(p.model);
+    const ids = await chat.encode(p.messages, ctx.signal);
     // the request's max_tokens may default to the server limit: fit it to the context instead of failing
-    const ids = chat.encode(p.messages);
     const maxTokens = Math.max(1, Math.min(p.maxTokens, limits.maxContext - ids.length));
     promptIds({ ids }, 0, maxTokens);
     const release = await scheduler.acquire(ctx.signal);
@@ -353,14 +417,16 @@ export function createSupraServer(options: ServeOptions): SupraServer {
 
   const tokenize: Handler = async ({ req, res }) => {
     const tok = requireTokenizerOr404();
-    const { prompt, addSpecialTokens } = parseTokenize(await readJson(req, limits.maxBodyBytes));
+    const { prompt, addSpecialTokens, model } = parseTokenize(await readJson(req, limits.maxBodyBytes));
+    checkModel(model);
     const tokens = tok.encode(prompt, { add_special_tokens: addSpecialTokens });
     sendJson(res, 200, { tokens, count: tokens.length, max_model_len: Number.isFinite(limits.maxContext) ? limits.maxContext : null });
   };
 
   const detokenize: Handler = async ({ req, res }) => {
     const tok = requireTokenizerOr404();
-    const tokens = parseDetokenize(await readJson(req, limits.maxBodyBytes));
+    const { tokens, model } = parseDetokenize(await readJson(req, limits.maxBodyBytes));
+    checkModel(model);
     const bad = tokens.find((t) => t >= tok.vocab_size);
     if (bad !== undefined) throw badParam('tokens', `token id ${bad} is outside the tokenizer's vocabulary [0, ${tok.vocab_size})`, 'invalid_value');
     sendJson(res, 200, { prompt: tok.decode(tokens) });
@@ -371,15 +437,30 @@ export function createSupraServer(options: ServeOptions): SupraServer {
     return tokenizer;
   }
 
-  const routes: Record<string, Record<string, Handler>> = {
-    '/health': { GET: health },
-    '/v1/models': { GET: models },
-    '/v1/completions': { POST: completions },
-    '/v1/chat/completions': { POST: chatCompletions },
-    '/tokenizer_info': { GET: tokenizerInfo },
-    '/tokenize': { POST: tokenize },
-    '/detokenize': { POST: detokenize },
+  const handlers: HandlerTable = {
+    'GET /health': health,
+    'GET /v1/models': models,
+    'GET /v1/models/{model}': model1,
+    'POST /v1/completions': completions,
+    'POST /v1/chat/completions': chatCompletions,
+    'GET /tokenizer_info': tokenizerInfo,
+    'POST /tokenize': tokenize,
+    'POST /detokenize': detokenize,
   };
+
+  /** The handler for this method and path, with its path parameters; 404 / 405 otherwise. */
+  function route(method: string, path: string, res: ServerResponse): { handler: Handler; params: Record<string, string> } {
+    const allowed: string[] = [];
+    for (const e of ENDPOINTS) {
+      const params = matchPath(e.path, path);
+      if (!params) continue;
+      if (e.method === method) return { handler: handlers[`${e.method} ${e.path}` as keyof HandlerTable], params };
+      allowed.push(e.method);
+    }
+    if (allowed.length === 0) throw new ApiError(404, `Unknown path ${path}. Endpoints: ${endpointList()}.`, 'not_found_error', null, 'unknown_url');
+    res.setHeader('Allow', allowed.join(', '));
+    throw new ApiError(405, `Method ${method} is not allowed on ${path}; use ${allowed.join(' or ')}.`, 'invalid_request_error', null, 'method_not_allowed');
+  }
 
   // ---------------------------------------------------------------- the request cycle
 
@@ -387,7 +468,7 @@ export function createSupraServer(options: ServeOptions): SupraServer {
     counters.requests++;
     const t0 = performance.now();
     const controller = new AbortController();
-    const ctx: Ctx = { req, res, signal: controller.signal };
+    const ctx: Ctx = { req, res, signal: controller.signal, params: {} };
     // the response closing before it finished means the client went away: stop its generation
     res.on('close', () => {
       if (!res.writableFinished) controller.abort(new ClientGone());
@@ -400,13 +481,8 @@ export function createSupraServer(options: ServeOptions): SupraServer {
       path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
       // the key is checked before anything else, so an unknown caller learns nothing (not even which paths exist)
       if (apiKeyDigest && path !== '/health') checkAuth(req, apiKeyDigest);
-      const route = routes[path];
-      if (!route) throw new ApiError(404, `Unknown path ${path}. Endpoints: ${Object.keys(routes).join(', ')}.`, 'not_found_error', null, 'unknown_url');
-      const handler = route[req.method ?? ''];
-      if (!handler) {
-        res.setHeader('Allow', Object.keys(route).join(', '));
-        throw new ApiError(405, `Method ${req.method} is not allowed on ${path}; use ${Object.keys(route).join(' or ')}.`, 'invalid_request_error', null, 'method_not_allowed');
-      }
+      const { handler, params } = route(req.method ?? '', path, res);
+      ctx.params = params;
       await handler(ctx);
     } catch (e) {
       fail(ctx, e);
@@ -468,6 +544,7 @@ export function createSupraServer(options: ServeOptions): SupraServer {
       return { host: addr.address, port: addr.port, url: `http://${shown}:${addr.port}` };
     },
     async close() {
+      chat?.close();
       if (!server.listening) return;
       const closed = once(server, 'close');
       server.close();
@@ -506,7 +583,9 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
-/** The request body as a JSON object: 413 past the limit, 400 when it is not JSON or not an object. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The request body as a JSON object: 413 past the limit, 400 when it is not UTF-8, not JSON or not an object. */
 async function readJson(req: IncomingMessage, limit: number): Promise<Body> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
@@ -542,9 +621,16 @@ async function readJson(req: IncomingMessage, limit: number): Promise<Body> {
     req.on('error', onGone);
     req.on('close', onClose);
   });
+  let text: string;
+  try {
+    // fatal: bytes that are not UTF-8 are refused (as training refuses them), not replaced by U+FFFD
+    text = UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new ApiError(400, 'The request body is not valid UTF-8. Send JSON encoded as UTF-8.', 'invalid_request_error', null, 'invalid_utf8');
+  }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(text);
   } catch (e) {
     throw new ApiError(400, `We could not parse the JSON body of your request (${(e as Error).message}). Send a JSON object.`, 'invalid_request_error', null, 'invalid_json');
   }

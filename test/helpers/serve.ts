@@ -55,12 +55,12 @@ export interface Reply {
 }
 
 /**
- * One HTTP request over loopback with node:http (a raw string body is sent as is). Rejects after
+ * One HTTP request over loopback with node:http (a raw string or Buffer body is sent as is). Rejects after
  * `timeoutMs` so a test can never hang.
  */
 export function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 20_000): Promise<Reply> {
   const url = new URL(path, base);
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  const payload = body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, {
       method,
