@@ -1,64 +1,42 @@
 // supra serve --model <dir>: an OpenAI-compatible HTTP server (see src/serve/server.ts).
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { floatOption, intOption, parse, UsageError, type Options } from './args.js';
+import { floatOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
 import { DEFAULT_CHAT_TEMPLATE_LIMITS } from '../serve/chat.js';
 import { createSupraServer, ENDPOINTS } from '../serve/server.js';
 
-/** The flags; HELP must describe each (the type says so), and --help and the README list them. */
+/** The flags, each with its --help line (the README lists the same; a test checks both). */
 export const SERVE_OPTIONS = {
-  model: { type: 'string' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  'api-key': { type: 'string' },
-  'model-name': { type: 'string' },
-  'model-alias': { type: 'string', multiple: true },
-  concurrency: { type: 'string' },
-  queue: { type: 'string' },
-  timeout: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  'max-prompt-tokens': { type: 'string' },
-  'max-context': { type: 'string' },
-  'max-batch': { type: 'string' },
-  'max-body-bytes': { type: 'string' },
-  'prefill-chunk': { type: 'string' },
-  quiet: { type: 'boolean' },
-} as const satisfies Options;
+  model: { type: 'string', value: 'DIR', help: 'model folder (config.json + safetensors; tokenizer.json for text prompts and chat)' },
+  host: { type: 'string', value: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
+  port: { type: 'string', value: 'N', help: 'port to listen on (default 8080; 0 picks a free port)' },
+  'api-key': { type: 'string', value: 'KEY', help: 'require "Authorization: Bearer KEY" on every endpoint but GET /health\n(or set SUPRA_API_KEY)' },
+  'model-name': { type: 'string', value: 'NAME', help: "the model's id: /v1/models lists it, responses carry it (default: the folder's name)" },
+  'model-alias': { type: 'string', multiple: true, value: 'NAME', help: "another name a request's \"model\" may give; any other name is a 404\nmodel_not_found, and a request without \"model\" gets the one served model" },
+  concurrency: { type: 'string', value: 'N', help: 'requests computing at once, interleaved token by token (default 4)' },
+  queue: { type: 'string', value: 'N', help: 'requests waiting for a slot; beyond that 503 (default 64)' },
+  timeout: { type: 'string', value: 'S', help: 'deadline per request in seconds, queueing included; then 504 (default 300)' },
+  'max-tokens': { type: 'string', value: 'N', help: 'largest max_tokens a request may ask (default 2048)' },
+  'max-prompt-tokens': { type: 'string', value: 'N', help: 'longest prompt (default: max_position_embeddings)' },
+  'max-context': { type: 'string', value: 'N', help: 'longest prompt + max_tokens (default: max_position_embeddings for softmax\nmodels, no limit for SUPRA models)' },
+  'max-batch': { type: 'string', value: 'N', help: 'prompts per /v1/completions request (default 64)' },
+  'max-body-bytes': { type: 'string', value: 'N', help: 'largest request body; larger gets 413 (default 1 MiB)' },
+  'prefill-chunk': { type: 'string', value: 'N', help: 'prompt tokens per model step (default 256)' },
+  quiet: { type: 'boolean', help: 'no per-request log lines' },
+} as const satisfies OptionSpecs;
 
 const T = DEFAULT_CHAT_TEMPLATE_LIMITS;
-/** [argument, description lines] of each flag. */
-const HELP: { [K in keyof typeof SERVE_OPTIONS]: [string, string] } = {
-  model: ['DIR', 'model folder (config.json + safetensors; tokenizer.json for text prompts and chat)'],
-  host: ['HOST', 'address to listen on (default 127.0.0.1)'],
-  port: ['N', 'port to listen on (default 8080; 0 picks a free port)'],
-  'api-key': ['KEY', 'require "Authorization: Bearer KEY" on every endpoint but GET /health\n(or set SUPRA_API_KEY)'],
-  'model-name': ['NAME', "the model's id: /v1/models lists it, responses carry it (default: the folder's name)"],
-  'model-alias': ['NAME', "another name a request's \"model\" may give (repeat for more); any other name is\na 404 model_not_found, and a request without \"model\" gets the one served model"],
-  concurrency: ['N', 'requests computing at once, interleaved token by token (default 4)'],
-  queue: ['N', 'requests waiting for a slot; beyond that 503 (default 64)'],
-  timeout: ['S', 'deadline per request in seconds, queueing included; then 504 (default 300)'],
-  'max-tokens': ['N', 'largest max_tokens a request may ask (default 2048)'],
-  'max-prompt-tokens': ['N', 'longest prompt (default: max_position_embeddings)'],
-  'max-context': ['N', 'longest prompt + max_tokens (default: max_position_embeddings for softmax\nmodels, no limit for SUPRA models)'],
-  'max-batch': ['N', 'prompts per /v1/completions request (default 64)'],
-  'max-body-bytes': ['N', 'largest request body; larger gets 413 (default 1 MiB)'],
-  'prefill-chunk': ['N', 'prompt tokens per model step (default 256)'],
-  quiet: ['', 'no per-request log lines'],
-};
 
 function serveUsage(): string {
-  const flags = Object.entries(HELP).map(([name, [arg, text]]) => [`--${name}${arg ? ` ${arg}` : ''}`, text.split('\n')] as const);
-  const width = Math.max(...flags.map(([f]) => f.length)) + 2;
-  const lines = flags.flatMap(([f, text]) => text.map((t, i) => `  ${(i === 0 ? f : '').padEnd(width)}${t}`));
   const routeWidth = Math.max(...ENDPOINTS.map((e) => e.method.length + e.path.length + 1)) + 2;
   const routes = ENDPOINTS.map((e) => `  ${`${e.method} ${e.path}`.padEnd(routeWidth)}${e.about}`);
   return [
     'supra serve --model <dir> [options]',
     '',
-    ...lines,
+    optionsHelp(SERVE_OPTIONS),
     '',
     'Endpoints:',
     ...routes,
@@ -71,6 +49,7 @@ function serveUsage(): string {
 export const command = {
   summary: 'serve a model over HTTP with an OpenAI-compatible API (completions, chat, scoring)',
   usage: serveUsage(),
+  options: SERVE_OPTIONS,
   async run(argv: string[]): Promise<void> {
     const { values, positionals } = parse(argv, SERVE_OPTIONS, 'serve');
     if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got "${positionals[0]}"); give the folder with --model`);
