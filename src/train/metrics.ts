@@ -1,6 +1,7 @@
 // Watching a run: the progress line (step, loss, lr, tokens/s, ETA) and the metrics log
 // (<out>/metrics.jsonl, one JSON object per line).
-import { appendFileSync, existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /**
  * One line of metrics.jsonl. `step` counts the updates done (1 = after the first); loss, lr and grad_norm
@@ -47,9 +48,7 @@ export class MetricsLog {
           return false;
         }
       });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
-    renameSync(tmp, this.path);
+    writeFileAtomic(this.path, kept.map((l) => l + '\n').join(''));
   }
 
   /** Every record in the file. */

@@ -158,6 +158,8 @@ export interface TrainOptions extends Partial<Recipe> {
   signal?: AbortSignal;
   /** Treat SIGINT as `signal` while training (a second SIGINT exits at once). The CLI sets it. */
   handleSigint?: boolean;
+  /** What continues an interrupted or failed run, for messages (default "--resume"; the demo gives its command). */
+  continueWith?: string;
   hooks?: TrainHooks;
 }
 
@@ -506,6 +508,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
   if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
 
+  // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
+  removeUncommitted(out, latest?.step ?? -1);
+
   let model: DecoderLM;
   let owned: boolean;
   let tokenizerDir: string | null;
@@ -521,7 +526,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (owned) model.free();
       throw e;
     }
-    removeUncommitted(out, latest.step);
     metrics.truncateAfter(latest.step);
   } else {
     const built = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
@@ -532,7 +536,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (owned) model.free();
       throw e;
     }
-    removeUncommitted(out, -1);
     metrics.truncateAfter(-1);
   }
 
@@ -578,9 +581,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     settings: s as unknown as Record<string, unknown>,
     savedAt: new Date().toISOString(),
   });
+  const advice = { continueWith: o.continueWith ?? '--resume' };
   const save = () => {
     const t0 = performance.now();
-    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep });
+    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep }, advice);
     tokenizerDir = lastCheckpoint; // earlier folders may be pruned; the newest holds the copies
     lastSaved = step;
     say(`saved ${lastCheckpoint} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
@@ -713,10 +717,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (status === 'completed' && !evals.some((e) => e.step === step)) runEval();
     if (step > lastSaved) save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(out, model, tokenizerDir);
+      finalDir = saveFinalModel(out, model, tokenizerDir, advice);
       say(`final model: ${finalDir}`);
     } else {
-      say(`${status} at step ${step}/${s.totalSteps}; continue with --resume (${lastCheckpoint})`);
+      say(`${status} at step ${step}/${s.totalSteps}; continue with ${advice.continueWith} (${lastCheckpoint})`);
     }
     const initial = evals.find((e) => e.step === 0);
     const last = evals.length > 0 ? evals[evals.length - 1]! : null;
