@@ -32,7 +32,7 @@ import {
   saveTrainingCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
-import { MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
+import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
 import { checkSchedule, lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
 
 // ---------------------------------------------------------------- options
@@ -215,6 +215,26 @@ export class TrainingDiverged extends Error {
   ) {
     super(message);
   }
+}
+
+// ---------------------------------------------------------------- the budget
+
+/** Above this many passes over the training tokens a run is warned that it mostly repeats its data. */
+export const MANY_EPOCHS = 4;
+
+/** "13.1 epochs of 19,020 training tokens": how often a budget of `tokens` reads the training split. */
+export function epochsText(tokens: number, trainTokens: number): string {
+  const epochs = tokens / Math.max(1, trainTokens);
+  return `${epochs < 10 ? epochs.toFixed(2) : epochs.toFixed(1)} epochs of ${trainTokens.toLocaleString('en-US')} training tokens`;
+}
+
+/** A warning when a budget of `tokens` passes over the training split more than MANY_EPOCHS times, else null. */
+export function repeatWarning(tokens: number, trainTokens: number): string | null {
+  if (tokens <= MANY_EPOCHS * Math.max(1, trainTokens)) return null;
+  return (
+    `warning: ${tokens.toLocaleString('en-US')} tokens = ${epochsText(tokens, trainTokens)} (more than ${MANY_EPOCHS}): ` +
+    'the model sees the same text again and again and overfits it; more data or a smaller budget (--tokens, --steps) usually gives a better model'
+  );
 }
 
 // ---------------------------------------------------------------- models
@@ -616,12 +636,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     say(
       `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
         `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${B} · seq ${T} · accum ${accum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
-        `data: ${data.trainTokens.toLocaleString('en')} training tokens (${((s.totalSteps * s.tokensPerStep) / Math.max(1, data.trainTokens)).toFixed(2)} epochs)\n` +
-        `  lr ${s.lr} → ${s.minLr} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${s.kernelLr}` : ''}; AdamW β (${s.betas.join(', ')}), wd ${s.weightDecay}` +
-        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip || 'off'}; z-loss ${s.zLoss}; train ${s.trainOnly}` +
+        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
+        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
+        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
+        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
         (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
         (latest ? `\n  resuming from ${latest.dir} at step ${step}` : ''),
     );
+    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
+    if (repeats) say(repeats);
     if (!latest && s.evalSequences > 0) {
       const v = runEval();
       if (v !== null) metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
