@@ -36,6 +36,9 @@ test('supra demo reports perplexities, and run again it resumes the run in --out
     assert.match(second.stdout, /holds an earlier demo run \(checkpoint-4\): resuming it/);
     const again = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     assert.deepEqual(again.perplexity, report.perplexity);
+    // nothing was trained the second time: the report keeps the measured throughput
+    assert.ok(report.uptraining.tokens_per_s > 0);
+    assert.equal(again.uptraining.tokens_per_s, report.uptraining.tokens_per_s);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -46,6 +46,10 @@ test('supra train --init: trains, evaluates, checkpoints and writes a final fold
     loadDecoder(join(out, 'final'), { strict: true }).model.free();
     assert.equal(readLatest(out)!.name, 'checkpoint-30');
     assert.ok(existsSync(join(out, 'checkpoint-30', 'tokenizer.json')));
+    // resuming the finished run trains nothing: the rate shown is the one measured, not 0
+    const again = spawnSync(process.execPath, [cli, 'train', '--out', out, '--resume'], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /completed: step 30\/30, 1,920 tokens, val_loss \d\.\d{4} → \d\.\d{4}, [1-9]\d* tok\/s \(measured earlier\)/);
     // usage errors
     const bad = spawnSync(process.execPath, [cli, 'train', ...args, '--out', join(root, 'o2')], { encoding: 'utf8' });
     assert.equal(bad.status, 2);

@@ -192,7 +192,9 @@ export const command = {
         const val = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
         console.log(
           `${result.status}: step ${result.step}/${result.totalSteps}, ${result.tokens.toLocaleString('en')} tokens, ` +
-            `val_loss ${val(result.initialValLoss)} → ${val(result.finalValLoss)}, ${Math.round(result.tokensPerSecond)} tok/s` +
+            `val_loss ${val(result.initialValLoss)} → ${val(result.finalValLoss)}` +
+            // a resumed finished run trains nothing: show the rate measured when it did, never "0 tok/s"
+            (result.tokensPerSecond > 0 ? `, ${Math.round(result.tokensPerSecond)} tok/s${result.stepsThisRun === 0 ? ' (measured earlier)' : ''}` : '') +
             (result.skippedSteps ? `, ${result.skippedSteps} steps skipped` : ''),
         );
       }

@@ -201,8 +201,13 @@ export interface TrainResult {
   checkpoint: string | null;
   /** <out>/final, when the run completed. */
   finalDir: string | null;
-  /** Mean training throughput of this run (evaluation and saving excluded). */
+  /**
+   * Mean training throughput (evaluation and saving excluded) of this call; when it trained no step (a
+   * finished run resumed), that of the earlier runs, from the checkpoint; 0 only when nothing was ever trained.
+   */
   tokensPerSecond: number;
+  /** Optimizer steps this call ran (0 when a finished run is resumed). */
+  stepsThisRun: number;
   settings: TrainSettings;
 }
 
@@ -758,7 +763,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       skippedSteps: skipped,
       checkpoint: lastCheckpoint,
       finalDir,
-      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : 0,
+      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : elapsedBefore > 0 ? (latest?.state.tokens ?? 0) / elapsedBefore : 0,
+      stepsThisRun: step - (latest?.step ?? 0),
       settings: s,
     };
   } finally {
