@@ -12,9 +12,18 @@ import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedd
 import { linearize } from '../models/linearize.js';
 import { openTokenBatches } from '../train/data/index.js';
 import { readLatest } from '../train/checkpoint.js';
-import { evaluate, train } from '../train/trainer.js';
+import { epochsText, evaluate, train } from '../train/trainer.js';
+import { formatNumber } from '../train/metrics.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';
+
+/** The budget when neither --tokens nor the teacher's training.json (for --budget) gives one. */
+const DEFAULT_TOKENS = 250_000;
+
+/** An argument as a POSIX shell reads it back (quoted when it holds anything but safe characters). */
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
 
 export const command = {
   summary: 'the main job: linearize a teacher, uptrain it on text, report perplexities and a recurrent sample (npm start)',
@@ -48,7 +57,13 @@ export const command = {
     const seed = intOption(values.seed, 'seed', 0);
     const pretrained = teacherPretrainingTokens(teacherDir);
     const budget = floatOption(values.budget, 'budget', 0.1);
-    const tokens = intOption(values.tokens, 'tokens', pretrained ? Math.round(budget * pretrained) : 250_000, 1);
+    const tokens = intOption(values.tokens, 'tokens', pretrained ? Math.round(budget * pretrained) : DEFAULT_TOKENS, 1);
+    const budgetSource =
+      values.tokens !== undefined ? '--tokens'
+      : pretrained ? `--budget ${formatNumber(budget)} × the teacher's ${pretrained.toLocaleString('en-US')} pretraining tokens; --tokens sets it`
+      : `default budget: the teacher has no training.json; --tokens sets it`;
+    // the command that continues this run: the demo resumes the run in --out when run again
+    const again = ['supra', 'demo', ...argv].map(shellWord).join(' ');
     const started = performance.now();
     const log = (s: string) => console.log(s);
 
@@ -57,6 +72,7 @@ export const command = {
     const { model: teacher } = loadDecoder(teacherDir);
     const data = await openTokenBatches({ data: values.data ?? ['@embedded'], tokenizerDir: teacherDir, seqLen, seed, log });
     log(`data: ${data.trainTokens.toLocaleString('en-US')} training tokens, ${data.validationTokens.toLocaleString('en-US')} validation tokens`);
+    log(`training on ${tokens.toLocaleString('en-US')} tokens (${budgetSource}) = ${epochsText(tokens, data.trainTokens)}`);
     let scoredTokens = 0;
     const ppl = (model: Parameters<typeof evaluate>[0]) => {
       const r = evaluate(model, data, evalSequences, batchSize);
@@ -71,7 +87,6 @@ export const command = {
     teacher.free();
     const beforePpl = ppl(supra);
     log(`SUPRA right after linearizing: ${beforePpl.toFixed(2)}`);
-    log(`uptraining every parameter on ${tokens.toLocaleString('en-US')} tokens` + (pretrained ? ` (${((100 * tokens) / pretrained).toFixed(1)}% of the teacher's ${pretrained.toLocaleString('en-US')})` : ''));
     mkdirSync(out, { recursive: true });
     // a second `npm start` (or one after Ctrl-C) continues the run already in `out` instead of failing
     const earlier = readLatest(out);
@@ -80,7 +95,15 @@ export const command = {
     const result = await train({
       model: supra, data, out, tokens, batchSize, seqLen, lr, minLr: lr / 10, resume: earlier !== null,
       tokenizerDir: teacherDir, evalSequences: 0, saveEvery: 0, keep: 1, logEvery: 10, seed, handleSigint: true,
+      continueWith: `the same command (${again}): it resumes the run in ${out}`,
     });
+    if (result.status !== 'completed') {
+      // a half-trained model gets no report: it would read like a finished result
+      log(`demo ${result.status} at step ${result.step}/${result.totalSteps}: no report written; continue with: ${again}`);
+      supra.free();
+      data.close();
+      process.exit(130); // stopped by SIGINT, as train
+    }
     const afterPpl = ppl(supra);
     log(`SUPRA after uptraining: ${afterPpl.toFixed(2)}`);
 

@@ -76,15 +76,15 @@ export function formatDuration(seconds: number): string {
 
 /**
  * A setting or measurement as people write it: at most 4 significant digits, so float noise disappears
- * (3e-4 / 10 = 0.000029999999999999997 → "3e-5"), and the exponent form below 0.001 and from 1e6, as
- * such values are typed on the command line (3e-4, 1e-8). 0.95 → "0.95", 1 → "1".
+ * (3e-4 / 10 = 0.000029999999999999997 → "3e-5"), and the exponent form below 0.01 and from 1e6, as
+ * such values are typed on the command line (1e-3, 3e-4, 1e-8). 0.95 → "0.95", 1 → "1".
  */
 export function formatNumber(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   if (x === 0) return '0';
   const rounded = Number(x.toPrecision(4));
   const a = Math.abs(rounded);
-  return a < 1e-3 || a >= 1e6 ? rounded.toExponential().replace('e+', 'e') : String(rounded);
+  return a < 1e-2 || a >= 1e6 ? rounded.toExponential().replace('e+', 'e') : String(rounded);
 }
 
 /** 12345 → "12.3k". */
