@@ -24,11 +24,11 @@ const commands: Record<string, () => Promise<Command>> = {
   experiments: async () => (await import('./experiments.js')).command,
 };
 
+/** Options every command takes (taken from argv here, before the command parses its own). */
+const GLOBAL_OPTIONS = '--backend wasm|native (default native where the OpenBLAS add-on is built, else wasm), --help';
+
 async function usage(): Promise<string> {
-  const lines = [
-    'usage: supra <command> [options]   (--backend wasm|native on any command; default native where the OpenBLAS add-on',
-    'is built, else wasm)', '', 'commands:',
-  ];
+  const lines = ['usage: supra <command> [options]', `every command takes ${GLOBAL_OPTIONS}`, '', 'commands:'];
   for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
   lines.push('', 'supra <command> --help shows the options of one command.');
   return lines.join('\n');
@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`usage: ${command.usage}\n\n${command.summary}`);
+    console.log(`usage: ${command.usage}\n\n${command.summary}\n\nevery command also takes ${GLOBAL_OPTIONS}`);
     return 0;
   }
   await command.run(takeBackend(rest));
