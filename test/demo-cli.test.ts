@@ -1,25 +1,32 @@
 // supra demo (npm start) on a tiny budget: the report, and a second run that resumes instead of failing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+const teacher = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
+const readme = resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md');
+
+/** A small JSONL corpus of 120 short documents. */
+function writeDocs(path: string): void {
+  const words = ['the', 'jury', 'said', 'that', 'city', 'election', 'was', 'held', 'in', 'county', 'court', 'report'];
+  const lines: string[] = [];
+  for (let d = 0; d < 120; d++) {
+    const text = Array.from({ length: 30 }, (_, i) => words[(d * 7 + i * 5) % words.length]).join(' ');
+    lines.push(JSON.stringify({ text: `${text}.` }));
+  }
+  writeFileSync(path, lines.join('\n') + '\n');
+}
 
 test('supra demo reports perplexities, and run again it resumes the run in --out with the same report', () => {
   const root = mkdtempSync(join(tmpdir(), 'supra-demo-'));
   try {
-    const words = ['the', 'jury', 'said', 'that', 'city', 'election', 'was', 'held', 'in', 'county', 'court', 'report'];
-    const lines: string[] = [];
-    for (let d = 0; d < 120; d++) {
-      const text = Array.from({ length: 30 }, (_, i) => words[(d * 7 + i * 5) % words.length]).join(' ');
-      lines.push(JSON.stringify({ text: `${text}.` }));
-    }
     const data = join(root, 'docs.jsonl');
-    writeFileSync(data, lines.join('\n') + '\n');
+    writeDocs(data);
     const out = join(root, 'demo');
     const args = [cli, 'demo', '--data', data, '--out', out, '--tokens', '128', '--seq-len', '16', '--batch-size', '2',
       '--eval-sequences', '2', '--max-new-tokens', '3'];
@@ -27,6 +34,8 @@ test('supra demo reports perplexities, and run again it resumes the run in --out
     const first = spawnSync(process.execPath, args, { encoding: 'utf8', env });
     assert.equal(first.status, 0, first.stderr);
     assert.doesNotMatch(first.stdout, /earlier demo run/);
+    assert.match(first.stdout, /training on 128 tokens \(--tokens\) = 0\.\d\d epochs of [\d,]+ training tokens/);
+    assert.doesNotMatch(first.stdout, /warning/);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     assert.equal(report.uptraining.steps, 4);
     for (const key of ['teacher', 'supra_linearized', 'supra_uptrained']) assert.ok(Number.isFinite(report.perplexity[key]), key);
@@ -36,7 +45,55 @@ test('supra demo reports perplexities, and run again it resumes the run in --out
     assert.match(second.stdout, /holds an earlier demo run \(checkpoint-4\): resuming it/);
     const again = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     assert.deepEqual(again.perplexity, report.perplexity);
+    // nothing was trained the second time: the report keeps the measured throughput
+    assert.ok(report.uptraining.tokens_per_s > 0);
+    assert.equal(again.uptraining.tokens_per_s, report.uptraining.tokens_per_s);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('supra demo: the default budget is said with its epochs and a warning; Ctrl-C writes no report, says the command that continues, exits 130', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'supra-demo-int-'));
+  try {
+    // a teacher folder without training.json: the demo falls back to its default budget
+    const bare = join(root, 'teacher');
+    mkdirSync(bare);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(teacher, f), join(bare, f));
+    const data = join(root, 'docs.jsonl');
+    writeDocs(data);
+    const out = join(root, 'demo');
+    const args = ['demo', '--teacher', bare, '--data', data, '--out', out, '--seq-len', '16', '--batch-size', '2', '--eval-sequences', '2'];
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SUPRA_CACHE_DIR: join(root, 'cache') } });
+    let stdout = '', stderr = '', sent = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!sent && /step +20\//.test(stdout)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    clearTimeout(timer);
+    assert.equal(code, 130, stderr + stdout);
+    assert.match(stdout, /training on 250,000 tokens \(default budget: the teacher has no training\.json; --tokens sets it\) = [\d.]+ epochs of [\d,]+ training tokens/);
+    assert.match(stdout, /warning: 249,984 tokens = [\d.]+ epochs of [\d,]+ training tokens \(more than 4\)/);
+    const command = `supra demo --teacher ${bare} --data ${data} --out ${out} --seq-len 16 --batch-size 2 --eval-sequences 2`;
+    assert.ok(stdout.includes(`no report written; continue with: ${command}`), stdout);
+    assert.doesNotMatch(stdout, /\| model \||SUPRA after uptraining/);
+    assert.ok(!existsSync(join(out, 'report.json')));
+    assert.match(readFileSync(join(out, 'latest'), 'utf8'), /^checkpoint-\d+\n$/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('supra demo --help lists every demo option and --backend; the README holds the same usage', async () => {
+  const { command } = await import('../src/cli/demo.js');
+  const r = spawnSync(process.execPath, [cli, 'demo', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const flag of [...Object.keys(command.flags), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from demo --help`);
+  assert.ok(readFileSync(readme, 'utf8').includes(command.usage), 'README.md holds the text of supra demo --help');
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -197,6 +197,66 @@ test('an aborted signal saves a checkpoint at the current step and returns "inte
     const rest = await train(base(out, { resume: true }));
     assert.equal(rest.status, 'completed');
     assert.equal(rest.losses.length, 6);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a save that fails (full disk) removes its partial files, names the path and what is intact; --resume continues', async () => {
+  const reference = tmp('ref-full');
+  const expected = (await train(base(reference, { saveEvery: 2 }))).losses;
+  rmSync(reference, { recursive: true, force: true });
+  const cases: [string, RegExp][] = [
+    ['files@4', /^supra: could not save checkpoint to (\S+)\/checkpoint-4: no space left on device; removed the partial save; \1\/latest \(checkpoint-2, step 2\) is intact; free space and rerun with --resume$/],
+    ['latest@4', /^supra: could not save checkpoint to (\S+)\/checkpoint-4: no space left on device; removed the partial save; \1\/latest \(checkpoint-2, step 2\) is intact; free space and rerun with --resume$/],
+    ['final', /^supra: could not save the final model to (\S+)\/final: no space left on device; removed the partial save; \1\/latest \(checkpoint-6, step 6\) is intact; free space and rerun with --resume$/],
+  ];
+  for (const [spec, message] of cases) {
+    const out = tmp('full');
+    try {
+      process.env.SUPRA_TEST_SAVE_FAIL = spec;
+      try {
+        await assert.rejects(train(base(out, { saveEvery: 2 })), (e: Error) => {
+          assert.match(e.message, message);
+          assert.equal((e as Error & { cause?: { code?: string } }).cause?.code, 'ENOSPC');
+          return true;
+        });
+      } finally {
+        delete process.env.SUPRA_TEST_SAVE_FAIL;
+      }
+      const names = readdirSync(out);
+      assert.ok(!names.some((n) => n.includes('.tmp-') || n.startsWith('.trash-')), `partial files left: ${names.join(', ')}`);
+      if (spec !== 'final') assert.ok(!names.includes('checkpoint-4'), 'the uncommitted checkpoint-4 is removed');
+      assert.ok(!names.includes('final'));
+      const r = await train(base(out, { saveEvery: 2, resume: true }));
+      assert.equal(r.status, 'completed');
+      assert.deepEqual(r.losses, expected);
+      assert.ok(existsSync(join(out, 'final', 'model.safetensors')));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+  // a first save that fails says that no checkpoint exists yet
+  const out = tmp('full-first');
+  try {
+    process.env.SUPRA_TEST_SAVE_FAIL = 'files@2';
+    await assert.rejects(train(base(out, { saveEvery: 2 })), /checkpoint-2: no space left on device; removed the partial save; no earlier checkpoint was saved; free space and rerun$/);
+  } finally {
+    delete process.env.SUPRA_TEST_SAVE_FAIL;
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('starting or resuming a run removes temp files a killed run left (temp folders, latest.tmp-<pid>)', async () => {
+  const out = tmp('stale');
+  try {
+    await train(base(out, { stopAt: 2, saveEvery: 2 }));
+    mkdirSync(join(out, '.tmp-checkpoint-4-99999'));
+    writeFileSync(join(out, '.tmp-checkpoint-4-99999', 'model.safetensors'), Buffer.alloc(1024));
+    writeFileSync(join(out, 'latest.tmp-99999'), 'checkpoint-4\n');
+    writeFileSync(join(out, 'metrics.jsonl.tmp-99999'), '');
+    await train(base(out, { resume: true, stopAt: 3 }));
+    assert.deepEqual(readdirSync(out).filter((n) => n.includes('tmp')), []);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,10 @@ test('supra train --init: trains, evaluates, checkpoints and writes a final fold
     loadDecoder(join(out, 'final'), { strict: true }).model.free();
     assert.equal(readLatest(out)!.name, 'checkpoint-30');
     assert.ok(existsSync(join(out, 'checkpoint-30', 'tokenizer.json')));
+    // resuming the finished run trains nothing: the rate shown is the one measured, not 0
+    const again = spawnSync(process.execPath, [cli, 'train', '--out', out, '--resume'], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /completed: step 30\/30, 1,920 tokens, val_loss \d\.\d{4} → \d\.\d{4}, [1-9]\d* tok\/s \(measured earlier\)/);
     // usage errors
     const bad = spawnSync(process.execPath, [cli, 'train', ...args, '--out', join(root, 'o2')], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
@@ -86,4 +90,13 @@ test('supra train: Ctrl-C saves and exits 130; --resume continues from the check
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('supra train --help lists every train option and --backend; the README holds the same usage', async () => {
+  const { command } = await import('../src/cli/train.js');
+  const r = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const flag of [...Object.keys(command.flags), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from train --help`);
+  const readme = resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md');
+  assert.ok(readFileSync(readme, 'utf8').includes(command.usage), 'README.md holds the text of supra train --help');
 });

@@ -416,3 +416,27 @@ test('progress: one line redrawn with \\r on a terminal, plain lines otherwise',
   new ProgressLine(pipe.stream).update(info);
   assert.deepEqual(pipe.chunks, ['step   5/100 | loss 2.5000 | lr 3.00e-4 | 12.3k tok/s | ETA 1m15s\n']);
 });
+
+test('the run header writes numbers for people and says the epochs; a run that repeats its data > 4 times is warned', async () => {
+  const out = tmp('header');
+  const run = async (steps: number, extra: Record<string, unknown> = {}) => {
+    const chunks: string[] = [];
+    const stream = Object.assign(new PassThrough(), { isTTY: false, write: (c: string) => (chunks.push(c), true) });
+    rmSync(out, { recursive: true, force: true });
+    // 400 training tokens; a step reads 2 · 16 = 32
+    await train({ init: tinyConfig(), data: new MemoryBatches(repeatedText(400, 23, 32), repeatedText(600, 23, 32), 16, 0), out, steps, batchSize: 2, evalSequences: 0, progressStream: stream, ...extra });
+    return chunks.join('');
+  };
+  try {
+    const few = await run(2, { kernelLr: 1e-3 });
+    // 3e-4 / 10 is 0.000029999999999999997 in floating point
+    assert.match(few, /lr 3e-4 → 3e-5 \(warm-up 0, cosine\); AdamW β \(0\.9, 0\.95\), eps 1e-8, wd 0\.1; clip 1; z-loss 1e-4; train all/);
+    assert.match(few, /2 steps × 32 tokens \(batch 2 · seq 16 · accum 1\) = 64 tokens; 0\.16 epochs of 400 training tokens/);
+    assert.doesNotMatch(few, /warning/);
+    assert.doesNotMatch(await run(50), /warning/); // exactly 4 epochs
+    const many = await run(63);
+    assert.match(many, /warning: 2,016 tokens = 5\.04 epochs of 400 training tokens \(more than 4\): the model sees the same text again and again/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

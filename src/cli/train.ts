@@ -1,6 +1,6 @@
 // supra train: train a softmax teacher or a SUPRA model on text (see src/train/trainer.ts for the recipe).
 import { resolve } from 'node:path';
-import { choiceOption, floatOption, intOption, normalizationOption, parse, UsageError } from './args.js';
+import { choiceOption, floatOption, intOption, normalizationOption, parse, UsageError, type Options } from './args.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
 import { EMBEDDED_INPUT } from '../train/data/files.js';
@@ -26,7 +26,9 @@ const usage = [
   'Writes <out>/checkpoint-<step> (a model folder plus optimizer.safetensors and trainer_state.json) every',
   '--save-every steps and at the end, <out>/latest naming the newest, <out>/metrics.jsonl, and the final model',
   'as a plain folder <out>/final. --resume continues <out>/latest exactly (model, recipe and data settings come',
-  'from the checkpoint). Ctrl-C saves a checkpoint and exits (130); a second Ctrl-C quits at once.',
+  'from the checkpoint). Ctrl-C saves a checkpoint and exits (130); a second Ctrl-C quits at once. A save that',
+  'fails (a full disk) removes its partial files and says which checkpoint is intact. The header gives the',
+  'epochs the budget makes of the training tokens, with a warning above 4 (the model would mostly see repeats).',
 ].join('\n');
 
 function boolOption(value: string | undefined, name: string): boolean | undefined {
@@ -45,57 +47,57 @@ function maybeInt(value: string | undefined, name: string, min = 0): number | un
   return value === undefined ? undefined : intOption(value, name, 0, min);
 }
 
+/** The command's options: parsed from this table, and each must be in the usage (a test checks it and the README). */
+const flags = {
+  model: { type: 'string' },
+  init: { type: 'string' },
+  linearize: { type: 'boolean' },
+  tokenizer: { type: 'string' },
+  data: { type: 'string', multiple: true },
+  out: { type: 'string', short: 'o' },
+  resume: { type: 'boolean' },
+  tokens: { type: 'string' },
+  steps: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'seq-len': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  lr: { type: 'string' },
+  'min-lr': { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  'kernel-lr': { type: 'string' },
+  beta1: { type: 'string' },
+  beta2: { type: 'string' },
+  eps: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'decay-norms-biases': { type: 'string' },
+  'grad-clip': { type: 'string' },
+  'z-loss': { type: 'string' },
+  'train-only': { type: 'string' },
+  'kernels-first-steps': { type: 'string' },
+  seed: { type: 'string' },
+  'qk-norm': { type: 'string' },
+  decay: { type: 'string' },
+  normalization: { type: 'string' },
+  'save-every': { type: 'string' },
+  keep: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'eval-sequences': { type: 'string' },
+  'max-skips': { type: 'string' },
+  'stop-at': { type: 'string' },
+  'validation-fraction': { type: 'string' },
+  'text-field': { type: 'string' },
+  'txt-split': { type: 'string' },
+  'cache-dir': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  'log-every': { type: 'string' },
+} satisfies Options;
+
 export const command = {
   summary: 'train or uptrain a teacher or SUPRA model (AdamW, warm-up + cosine, z-loss; atomic checkpoints, --resume)',
   usage,
+  flags,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(
-      argv,
-      {
-        model: { type: 'string' },
-        init: { type: 'string' },
-        linearize: { type: 'boolean' },
-        tokenizer: { type: 'string' },
-        data: { type: 'string', multiple: true },
-        out: { type: 'string', short: 'o' },
-        resume: { type: 'boolean' },
-        tokens: { type: 'string' },
-        steps: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'seq-len': { type: 'string' },
-        'grad-accum': { type: 'string' },
-        lr: { type: 'string' },
-        'min-lr': { type: 'string' },
-        'warmup-steps': { type: 'string' },
-        'kernel-lr': { type: 'string' },
-        beta1: { type: 'string' },
-        beta2: { type: 'string' },
-        eps: { type: 'string' },
-        'weight-decay': { type: 'string' },
-        'decay-norms-biases': { type: 'string' },
-        'grad-clip': { type: 'string' },
-        'z-loss': { type: 'string' },
-        'train-only': { type: 'string' },
-        'kernels-first-steps': { type: 'string' },
-        seed: { type: 'string' },
-        'qk-norm': { type: 'string' },
-        decay: { type: 'string' },
-        normalization: { type: 'string' },
-        'save-every': { type: 'string' },
-        keep: { type: 'string' },
-        'eval-every': { type: 'string' },
-        'eval-sequences': { type: 'string' },
-        'max-skips': { type: 'string' },
-        'stop-at': { type: 'string' },
-        'validation-fraction': { type: 'string' },
-        'text-field': { type: 'string' },
-        'txt-split': { type: 'string' },
-        'cache-dir': { type: 'string' },
-        quiet: { type: 'boolean', short: 'q' },
-        'log-every': { type: 'string' },
-      },
-      'train',
-    );
+    const { values, positionals } = parse(argv, flags, 'train');
     if (positionals.length > 0) throw new UsageError(`train takes no positional arguments (got ${positionals.join(' ')}); the model is --model <dir> or --init <config.json>`);
     if (!values.out) throw new UsageError('train needs --out <dir> for checkpoints and the final model');
     const out = resolve(values.out);
@@ -192,7 +194,9 @@ export const command = {
         const val = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
         console.log(
           `${result.status}: step ${result.step}/${result.totalSteps}, ${result.tokens.toLocaleString('en')} tokens, ` +
-            `val_loss ${val(result.initialValLoss)} → ${val(result.finalValLoss)}, ${Math.round(result.tokensPerSecond)} tok/s` +
+            `val_loss ${val(result.initialValLoss)} → ${val(result.finalValLoss)}` +
+            // a resumed finished run trains nothing: show the rate measured when it did, never "0 tok/s"
+            (result.tokensPerSecond > 0 ? `, ${Math.round(result.tokensPerSecond)} tok/s${result.stepsThisRun === 0 ? ' (measured earlier)' : ''}` : '') +
             (result.skippedSteps ? `, ${result.skippedSteps} steps skipped` : ''),
         );
       }

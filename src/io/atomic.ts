@@ -8,17 +8,30 @@ export function tempPathFor(path: string): string {
   return `${path}.tmp-${process.pid}`;
 }
 
-/** Write text or bytes to `path` atomically (temp file, fsync, rename). */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = tempPathFor(path);
-  writeFileSync(tmp, data);
-  const fd = openSync(tmp, 'r+');
+/** fsync one file (its data reaches the disk before a rename makes it visible). */
+export function syncFile(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, path);
+}
+
+/**
+ * Write text or bytes to `path` atomically (temp file, fsync, rename). When the write fails (a full
+ * disk) the temp file is removed, so nothing partial stays behind and `path` keeps its old content.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(path);
+  try {
+    writeFileSync(tmp, data);
+    syncFile(tmp);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Write a value as indented JSON to `path` atomically. */

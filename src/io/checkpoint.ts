@@ -2,7 +2,7 @@
 // ({"metadata": {"total_size": N}, "weight_map": {tensor name: shard file}}). openCheckpoint presents
 // either as one name -> tensor source; saveCheckpoint writes either, choosing by size.
 import { writeJsonAtomic } from './atomic.js';
-import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync, fsyncSync, openSync, closeSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import {
   SafetensorsFile,

@@ -6,8 +6,9 @@
 // into place; only then is <out>/latest (one line: the folder's name) replaced, itself through a temp
 // file and a rename. A crash at any moment therefore leaves `latest` naming a complete checkpoint (the
 // new one or the previous one). Old checkpoints beyond the newest K are removed after `latest` moves.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { syncFile, writeFileAtomic } from '../io/atomic.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import { saveConfig } from '../io/config.js';
 import { readSafetensors, syncDir, writeSafetensors } from '../io/safetensors.js';
@@ -21,7 +22,8 @@ export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const FINAL_DIR = 'final';
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
-const TEMP_RE = /^\.(tmp|trash)-/;
+// temp folders of a save (.tmp-checkpoint-<step>-<pid>, .trash-…) and temp files of an atomic write (latest.tmp-<pid>)
+const TEMP_RE = /^\.(tmp|trash)-|\.tmp-\d+$/;
 
 /** Everything besides weights and optimizer moments that a resumed run needs (trainer_state.json). */
 export interface TrainerState {
@@ -58,24 +60,6 @@ export interface CheckpointRef {
   step: number;
   name: string;
   dir: string;
-}
-
-/** fsync one file. */
-function syncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Write a small file through a temp file, fsync and rename, so `path` is always whole. */
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  syncFile(tmp);
-  renameSync(tmp, path);
 }
 
 /**
@@ -132,41 +116,126 @@ export interface SaveTrainingOptions {
   keep: number;
 }
 
-/** Save <out>/checkpoint-<state.step> atomically, point `latest` at it, prune old ones. Returns its folder. */
-export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions): string {
+/**
+ * Test hook: SUPRA_TEST_SAVE_FAIL=<phase>@<step> makes the save of checkpoint-<step> (or of the final
+ * model: SUPRA_TEST_SAVE_FAIL=final) fail as a full disk would, with the error fs gives (code ENOSPC). Phases:
+ * "files" (the weights are written, the optimizer state is not), "latest" (the folder is in place,
+ * `latest` is being written), "final". Lets tests check the clean-up without filling a real disk.
+ */
+function testFailure(phase: 'files' | 'latest' | 'final', step: number): void {
+  const spec = process.env.SUPRA_TEST_SAVE_FAIL;
+  if (!spec || spec !== (phase === 'final' ? phase : `${phase}@${step}`)) return;
+  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+}
+
+/** The cause of a failed write in words ("no space left on device"), without fs's code prefix. */
+function failureReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const known: Record<string, string> = {
+    ENOSPC: 'no space left on device',
+    EDQUOT: 'disk quota exceeded',
+    EROFS: 'read-only file system',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EIO: 'input/output error',
+  };
+  if (err && typeof err.code === 'string' && known[err.code]) return known[err.code]!;
+  return String(err?.message ?? e).replace(/^supra: /, '');
+}
+
+/** How to carry on after a failed save, for the error message. */
+export interface SaveFailureAdvice {
+  /** What continues the run from `latest`: "--resume" (train), or the demo's command line. */
+  continueWith: string;
+}
+
+/**
+ * A save that failed: remove what it wrote (the temp folder, and the new folder when `latest` does not
+ * name it yet) and throw an error that names the path, the cause and what is still safe.
+ */
+function saveFailed(out: string, what: string, dest: string, partial: string[], e: unknown, advice: SaveFailureAdvice): never {
+  const removed: string[] = [];
+  for (const p of partial) {
+    try {
+      if (existsSync(p)) {
+        rmSync(p, { recursive: true, force: true });
+        removed.push(p);
+      }
+    } catch {
+      // leave it to the next start (removeUncommitted); the error below matters more
+    }
+  }
+  let intact: string;
+  try {
+    const latest = readLatest(out);
+    intact = latest ? `${join(out, LATEST_FILE)} (${latest.name}, step ${latest.step}) is intact` : 'no earlier checkpoint was saved';
+  } catch {
+    intact = `${join(out, LATEST_FILE)} is unchanged`;
+  }
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'free space and ' : 'fix that and ';
+  const next = intact.startsWith('no earlier') ? 'rerun' : `rerun with ${advice.continueWith}`;
+  const cleanup = removed.length > 0 ? '; removed the partial save' : '';
+  const error = new Error(`supra: could not save ${what} to ${dest}: ${failureReason(e)}${cleanup}; ${intact}; ${fix}${next}`);
+  (error as Error & { cause?: unknown }).cause = e;
+  throw error;
+}
+
+/** By default a failed save advises the train command's way to continue. */
+const DEFAULT_ADVICE: SaveFailureAdvice = { continueWith: '--resume' };
+
+/**
+ * Save <out>/checkpoint-<state.step> atomically, point `latest` at it, prune old ones. Returns its folder.
+ * A failed save (a full disk) removes its partial files and throws an error saying what is intact.
+ */
+export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advice: SaveFailureAdvice = DEFAULT_ADVICE): string {
   const step = o.state.step;
   const name = `checkpoint-${step}`;
   const dest = join(out, name);
   const tmp = join(out, `.tmp-${name}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  writeModelFiles(tmp, o.model, o.tokenizerDir);
-  testPause('files', step);
-  const moments = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [k, v] of o.optimizer.stateTensors()) moments.set(k, { shape: [v.length], data: v });
-  // a model trained with no optimizer state yet (every step skipped) still gets a valid file
-  if (moments.size === 0) moments.set('__empty__', { shape: [0], data: new Float32Array(0) });
-  writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, { format: 'supra-adamw' });
-  // trainer_state.json last: its presence marks a complete folder
-  writeFileAtomic(join(tmp, TRAINER_STATE_FILE), stateJson(o.state));
-  syncDir(tmp);
-  renameIntoPlace(out, tmp, dest);
-  testPause('latest', step);
-  writeFileAtomic(join(out, LATEST_FILE), name + '\n');
-  syncDir(out);
+  let renamed = false;
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    writeModelFiles(tmp, o.model, o.tokenizerDir);
+    testPause('files', step);
+    testFailure('files', step);
+    const moments = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [k, v] of o.optimizer.stateTensors()) moments.set(k, { shape: [v.length], data: v });
+    // a model trained with no optimizer state yet (every step skipped) still gets a valid file
+    if (moments.size === 0) moments.set('__empty__', { shape: [0], data: new Float32Array(0) });
+    writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, { format: 'supra-adamw' });
+    // trainer_state.json last: its presence marks a complete folder
+    writeFileAtomic(join(tmp, TRAINER_STATE_FILE), stateJson(o.state));
+    syncDir(tmp);
+    renameIntoPlace(out, tmp, dest);
+    renamed = true;
+    testPause('latest', step);
+    testFailure('latest', step);
+    writeFileAtomic(join(out, LATEST_FILE), name + '\n');
+    syncDir(out);
+  } catch (e) {
+    // before `latest` names it, the new folder is uncommitted: remove it too
+    saveFailed(out, 'checkpoint', dest, renamed ? [tmp, dest] : [tmp], e, advice);
+  }
   pruneCheckpoints(out, o.keep, step);
   return dest;
 }
 
 /** Write the final model as a plain folder <out>/final (temp folder + rename, like checkpoints). */
-export function saveFinalModel(out: string, model: DecoderLM, tokenizerDir: string | null): string {
+export function saveFinalModel(out: string, model: DecoderLM, tokenizerDir: string | null, advice: SaveFailureAdvice = DEFAULT_ADVICE): string {
   const dest = join(out, FINAL_DIR);
   const tmp = join(out, `.tmp-${FINAL_DIR}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  writeModelFiles(tmp, model, tokenizerDir);
-  syncDir(tmp);
-  renameIntoPlace(out, tmp, dest);
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    writeModelFiles(tmp, model, tokenizerDir);
+    testFailure('final', 0);
+    syncDir(tmp);
+    renameIntoPlace(out, tmp, dest);
+  } catch (e) {
+    saveFailed(out, 'the final model', dest, [tmp], e, advice);
+  }
   return dest;
 }
 

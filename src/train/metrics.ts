@@ -1,6 +1,7 @@
 // Watching a run: the progress line (step, loss, lr, tokens/s, ETA) and the metrics log
 // (<out>/metrics.jsonl, one JSON object per line).
-import { appendFileSync, existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /**
  * One line of metrics.jsonl. `step` counts the updates done (1 = after the first); loss, lr and grad_norm
@@ -47,9 +48,7 @@ export class MetricsLog {
           return false;
         }
       });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
-    renameSync(tmp, this.path);
+    writeFileAtomic(this.path, kept.map((l) => l + '\n').join(''));
   }
 
   /** Every record in the file. */
@@ -73,6 +72,19 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * A setting or measurement as people write it: at most 4 significant digits, so float noise disappears
+ * (3e-4 / 10 = 0.000029999999999999997 → "3e-5"), and the exponent form below 0.01 and from 1e6, as
+ * such values are typed on the command line (1e-3, 3e-4, 1e-8). 0.95 → "0.95", 1 → "1".
+ */
+export function formatNumber(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return '0';
+  const rounded = Number(x.toPrecision(4));
+  const a = Math.abs(rounded);
+  return a < 1e-2 || a >= 1e6 ? rounded.toExponential().replace('e+', 'e') : String(rounded);
 }
 
 /** 12345 → "12.3k". */

@@ -32,7 +32,7 @@ import {
   saveTrainingCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
-import { MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
+import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
 import { checkSchedule, lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
 
 // ---------------------------------------------------------------- options
@@ -158,6 +158,8 @@ export interface TrainOptions extends Partial<Recipe> {
   signal?: AbortSignal;
   /** Treat SIGINT as `signal` while training (a second SIGINT exits at once). The CLI sets it. */
   handleSigint?: boolean;
+  /** What continues an interrupted or failed run, for messages (default "--resume"; the demo gives its command). */
+  continueWith?: string;
   hooks?: TrainHooks;
 }
 
@@ -199,8 +201,13 @@ export interface TrainResult {
   checkpoint: string | null;
   /** <out>/final, when the run completed. */
   finalDir: string | null;
-  /** Mean training throughput of this run (evaluation and saving excluded). */
+  /**
+   * Mean training throughput (evaluation and saving excluded) of this call; when it trained no step (a
+   * finished run resumed), that of the earlier runs, from the checkpoint; 0 only when nothing was ever trained.
+   */
   tokensPerSecond: number;
+  /** Optimizer steps this call ran (0 when a finished run is resumed). */
+  stepsThisRun: number;
   settings: TrainSettings;
 }
 
@@ -213,6 +220,26 @@ export class TrainingDiverged extends Error {
   ) {
     super(message);
   }
+}
+
+// ---------------------------------------------------------------- the budget
+
+/** Above this many passes over the training tokens a run is warned that it mostly repeats its data. */
+export const MANY_EPOCHS = 4;
+
+/** "13.1 epochs of 19,020 training tokens": how often a budget of `tokens` reads the training split. */
+export function epochsText(tokens: number, trainTokens: number): string {
+  const epochs = tokens / Math.max(1, trainTokens);
+  return `${epochs < 10 ? epochs.toFixed(2) : epochs.toFixed(1)} epochs of ${trainTokens.toLocaleString('en-US')} training tokens`;
+}
+
+/** A warning when a budget of `tokens` passes over the training split more than MANY_EPOCHS times, else null. */
+export function repeatWarning(tokens: number, trainTokens: number): string | null {
+  if (tokens <= MANY_EPOCHS * Math.max(1, trainTokens)) return null;
+  return (
+    `warning: ${tokens.toLocaleString('en-US')} tokens = ${epochsText(tokens, trainTokens)} (more than ${MANY_EPOCHS}): ` +
+    'the model sees the same text again and again and overfits it; more data or a smaller budget (--tokens, --steps) usually gives a better model'
+  );
 }
 
 // ---------------------------------------------------------------- models
@@ -506,6 +533,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
   if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
 
+  // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
+  removeUncommitted(out, latest?.step ?? -1);
+
   let model: DecoderLM;
   let owned: boolean;
   let tokenizerDir: string | null;
@@ -521,7 +551,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (owned) model.free();
       throw e;
     }
-    removeUncommitted(out, latest.step);
     metrics.truncateAfter(latest.step);
   } else {
     const built = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
@@ -532,7 +561,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (owned) model.free();
       throw e;
     }
-    removeUncommitted(out, -1);
     metrics.truncateAfter(-1);
   }
 
@@ -578,9 +606,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     settings: s as unknown as Record<string, unknown>,
     savedAt: new Date().toISOString(),
   });
+  const advice = { continueWith: o.continueWith ?? '--resume' };
   const save = () => {
     const t0 = performance.now();
-    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep });
+    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep }, advice);
     tokenizerDir = lastCheckpoint; // earlier folders may be pruned; the newest holds the copies
     lastSaved = step;
     say(`saved ${lastCheckpoint} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
@@ -612,12 +641,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     say(
       `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
         `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${B} · seq ${T} · accum ${accum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
-        `data: ${data.trainTokens.toLocaleString('en')} training tokens (${((s.totalSteps * s.tokensPerStep) / Math.max(1, data.trainTokens)).toFixed(2)} epochs)\n` +
-        `  lr ${s.lr} → ${s.minLr} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${s.kernelLr}` : ''}; AdamW β (${s.betas.join(', ')}), wd ${s.weightDecay}` +
-        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip || 'off'}; z-loss ${s.zLoss}; train ${s.trainOnly}` +
+        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
+        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
+        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
+        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
         (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
         (latest ? `\n  resuming from ${latest.dir} at step ${step}` : ''),
     );
+    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
+    if (repeats) say(repeats);
     if (!latest && s.evalSequences > 0) {
       const v = runEval();
       if (v !== null) metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
@@ -713,10 +745,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (status === 'completed' && !evals.some((e) => e.step === step)) runEval();
     if (step > lastSaved) save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(out, model, tokenizerDir);
+      finalDir = saveFinalModel(out, model, tokenizerDir, advice);
       say(`final model: ${finalDir}`);
     } else {
-      say(`${status} at step ${step}/${s.totalSteps}; continue with --resume (${lastCheckpoint})`);
+      say(`${status} at step ${step}/${s.totalSteps}; continue with ${advice.continueWith} (${lastCheckpoint})`);
     }
     const initial = evals.find((e) => e.step === 0);
     const last = evals.length > 0 ? evals[evals.length - 1]! : null;
@@ -731,7 +763,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       skippedSteps: skipped,
       checkpoint: lastCheckpoint,
       finalDir,
-      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : 0,
+      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : elapsedBefore > 0 ? (latest?.state.tokens ?? 0) / elapsedBefore : 0,
+      stepsThisRun: step - (latest?.step ?? 0),
       settings: s,
     };
   } finally {
