@@ -94,6 +94,6 @@ test('supra demo --help lists every demo option and --backend; the README holds 
   const { command } = await import('../src/cli/demo.js');
   const r = spawnSync(process.execPath, [cli, 'demo', '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  for (const flag of [...Object.keys(command.flags), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from demo --help`);
+  for (const flag of [...Object.keys(command.options), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from demo --help`);
   assert.ok(readFileSync(readme, 'utf8').includes(command.usage), 'README.md holds the text of supra demo --help');
 });

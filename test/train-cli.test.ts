@@ -96,7 +96,7 @@ test('supra train --help lists every train option and --backend; the README hold
   const { command } = await import('../src/cli/train.js');
   const r = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  for (const flag of [...Object.keys(command.flags), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from train --help`);
+  for (const flag of [...Object.keys(command.options), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from train --help`);
   const readme = resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md');
   assert.ok(readFileSync(readme, 'utf8').includes(command.usage), 'README.md holds the text of supra train --help');
 });

@@ -1,12 +1,12 @@
 // The table of supra's subcommands, each loaded on demand from its own module.
-import type { OptionSpecs } from './args.js';
+import type { Options } from './args.js';
 
 export interface Command {
   summary: string;
   /** The synopsis and the option list, as --help prints them. */
   usage: string;
-  /** Every option the command parses, with its help line: the one source of its --help list. */
-  options?: OptionSpecs;
+  /** Every option the command parses: the table it parses with, which its --help lists (test/cli). */
+  options: Options;
   run(argv: string[]): Promise<void>;
 }
 

@@ -1,23 +1,24 @@
 // supra convert <in> --out <dir> [--format supra|open_lm] [--dtype f32|bf16|f16] [--open-lm-inv-freq]
-import { choiceOption, parse, UsageError } from './args.js';
+import { choiceOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { convertCheckpoint } from '../models/convert.js';
+
+const OPTIONS = {
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'the folder to write: new or empty; it appears only once complete' },
+  format: { type: 'string', value: 'supra|open_lm', help: "the layout to write (default supra: HF names; open_lm: the paper's code)" },
+  dtype: { type: 'string', value: 'f32|bf16|f16', help: 'weight type written (default f32)' },
+  container: { type: 'string', value: 'safetensors|pytorch', help: 'model.safetensors or pytorch_model.bin (default safetensors)' },
+  'open-lm-inv-freq': { type: 'boolean', help: "with --format open_lm: also write each layer's RoPE buffer pos_embed.inv_freq\n(upstream open_lm registers it; the paper's TRI-ML/linear_open_lm does not, and a strict\nload_state_dict there rejects it, so it is left out by default). Input is read either way." },
+} satisfies OptionSpecs;
 
 export const command = {
   summary: "convert between supra's layout and the open_lm layout of the released Mistral-SUPRA (safetensors or pytorch_model.bin)",
   usage:
-    'supra convert <in-dir-or-file> --out <dir> [--format supra|open_lm] [--dtype f32|bf16|f16] [--container safetensors|pytorch]\n' +
-    '       [--open-lm-inv-freq]\n' +
-    '--out must be a new (or empty) folder; it appears only once complete. The tensors are checked against\n' +
-    'config.json first: a missing or misshapen tensor, or one the model does not use, is an error.\n' +
-    '--open-lm-inv-freq (with --format open_lm) also writes layers.N.attention.pos_embed.inv_freq, the RoPE\n' +
-    'buffer upstream open_lm registers; by default it is left out, as the paper\'s code (TRI-ML/linear_open_lm)\n' +
-    'keeps it as a plain attribute and a strict load_state_dict there rejects it. Input is read either way.',
+    `supra convert <in-dir-or-file> --out <dir> [options]\n\n${optionsHelp(OPTIONS)}\n\n` +
+    'The tensors are checked against config.json first: a missing or misshapen tensor, or one the model does\n' +
+    'not use, is an error.',
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(
-      argv,
-      { out: { type: 'string', short: 'o' }, format: { type: 'string' }, dtype: { type: 'string' }, container: { type: 'string' }, 'open-lm-inv-freq': { type: 'boolean' } },
-      'convert',
-    );
+    const { values, positionals } = parse(argv, OPTIONS, 'convert');
     if (positionals.length !== 1) throw new UsageError('convert takes one input folder or weights file');
     if (!values.out) throw new UsageError('convert needs --out <dir>');
     const format = choiceOption(values.format, 'format', ['supra', 'open_lm'] as const, 'supra');

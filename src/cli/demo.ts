@@ -43,7 +43,7 @@ const flags = {
 
 export const command = {
   summary: 'the main job: linearize a teacher, uptrain it on text, report perplexities and a recurrent sample (npm start)',
-  flags,
+  options: flags,
   usage: [
     'supra demo [--teacher <dir>] [--data <files|dir|glob|@embedded>] [--out runs/demo] [--tokens N | --budget 0.1]',
     '       [--lr 1e-3] [--batch-size 8] [--seq-len 256] [--eval-sequences 128] [--seed 0] [--prompt "..."] [--max-new-tokens 48]',

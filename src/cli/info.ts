@@ -1,13 +1,18 @@
 // supra info <dir>: what a checkpoint folder holds, and which backend would run it.
-import { parse, UsageError } from './args.js';
+import { optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { checkpointConfig, readCheckpointTensors } from '../models/convert.js';
 
+const OPTIONS = {
+  tensors: { type: 'boolean', help: 'also list every tensor: name, type, shape' },
+} satisfies OptionSpecs;
+
 export const command = {
   summary: "describe a model folder: architecture, sizes, SUPRA settings, tensors, and the compute backend",
-  usage: 'supra info <dir> [--tensors]',
+  usage: `supra info <dir> [options]\n\n${optionsHelp(OPTIONS)}`,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(argv, { tensors: { type: 'boolean' } }, 'info');
+    const { values, positionals } = parse(argv, OPTIONS, 'info');
     if (positionals.length !== 1) throw new UsageError('info takes one model folder');
     const { tensors, dir } = readCheckpointTensors(positionals[0]!);
     const c = checkpointConfig(dir, tensors);

@@ -1,31 +1,25 @@
 // supra linearize <teacher-dir> --out <dir>
-import { choiceOption, intOption, floatOption, normalizationOption, parse, UsageError } from './args.js';
+import { choiceOption, intOption, floatOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { linearizeFolder } from '../models/linearize.js';
+
+const OPTIONS = {
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'the SUPRA folder to write (new or empty; it appears only once complete)' },
+  'qk-norm': { type: 'string', value: 'none|rms|layernorm', help: 'normalize the kernel outputs φ(q), φ(k) before RoPE (default none)' },
+  'qk-norm-eps': { type: 'string', value: 'EPS', help: 'its epsilon (default 1e-5)' },
+  decay: { type: 'string', value: 'lightning|retnet|none', help: 'the fixed per-head decay γ (default lightning: ALiBi slopes)' },
+  'group-norm-eps': { type: 'string', value: 'EPS', help: 'GroupNorm epsilon (default 1e-5)' },
+  normalization: { type: 'string', value: 'group-norm|sum', help: 'group-norm (SUPRA, default) or sum: the T2R-style ablation, the classic linear-attention\ndenominator instead of GroupNorm (with --decay none, T2R proper)' },
+  'normalizer-eps': { type: 'string', value: 'EPS', help: 'with --normalization sum: the denominator epsilon (default 1e-6)' },
+  seed: { type: 'string', value: 'N', help: 'seeds the new kernels, PyTorch nn.Linear default U(±1/√fan_in) (default 0)' },
+  dtype: { type: 'string', value: 'f32|bf16|f16', help: 'weight type written (default f32)' },
+} satisfies OptionSpecs;
 
 export const command = {
   summary: 'turn a Llama/Mistral/Qwen2 teacher folder into a SUPRA (linear attention RNN) folder',
-  usage:
-    'supra linearize <teacher-dir> --out <dir> [--qk-norm none|rms|layernorm] [--decay lightning|retnet|none]\n' +
-    '       [--normalization group-norm|sum] [--group-norm-eps 1e-5] [--normalizer-eps 1e-6] [--qk-norm-eps 1e-5]\n' +
-    '       [--seed 0] [--dtype f32|bf16|f16]\n' +
-    '--normalization sum is the T2R-style ablation: the classic linear-attention denominator instead of\n' +
-    'GroupNorm (with --decay none, T2R proper).',
+  usage: `supra linearize <teacher-dir> --out <dir> [options]\n\n${optionsHelp(OPTIONS)}`,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(
-      argv,
-      {
-        out: { type: 'string', short: 'o' },
-        'qk-norm': { type: 'string' },
-        'qk-norm-eps': { type: 'string' },
-        decay: { type: 'string' },
-        'group-norm-eps': { type: 'string' },
-        normalization: { type: 'string' },
-        'normalizer-eps': { type: 'string' },
-        seed: { type: 'string' },
-        dtype: { type: 'string' },
-      },
-      'linearize',
-    );
+    const { values, positionals } = parse(argv, OPTIONS, 'linearize');
     if (positionals.length !== 1) throw new UsageError('linearize takes one teacher folder, e.g. supra linearize ./teacher --out ./supra');
     if (!values.out) throw new UsageError('linearize needs --out <dir> for the SUPRA folder');
     const dtype = choiceOption(values.dtype, 'dtype', ['f32', 'bf16', 'f16'] as const, 'f32');

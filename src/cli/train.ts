@@ -95,7 +95,7 @@ const flags = {
 export const command = {
   summary: 'train or uptrain a teacher or SUPRA model (AdamW, warm-up + cosine, z-loss; atomic checkpoints, --resume)',
   usage,
-  flags,
+  options: flags,
   async run(argv: string[]): Promise<void> {
     const { values, positionals } = parse(argv, flags, 'train');
     if (positionals.length > 0) throw new UsageError(`train takes no positional arguments (got ${positionals.join(' ')}); the model is --model <dir> or --init <config.json>`);
