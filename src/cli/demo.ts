@@ -15,12 +15,14 @@ import { readLatest } from '../train/checkpoint.js';
 import { evaluate, train } from '../train/trainer.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';
+import { DATA_FLAGS, DATA_FLAGS_HELP, DATA_FLAGS_USAGE, dataOptionsFromFlags } from './data-options.js';
 
 export const command = {
   summary: 'the main job: linearize a teacher, uptrain it on text, report perplexities and a recurrent sample (npm start)',
   usage:
     'supra demo [--teacher <dir>] [--data <files|dir|glob|@embedded>] [--out runs/demo] [--tokens N | --budget 0.1]\n' +
-    '       [--lr 1e-3] [--batch-size 8] [--seq-len 256] [--eval-sequences 128] [--seed 0] [--prompt "..."] [--max-new-tokens 48]',
+    '       [--lr 1e-3] [--batch-size 8] [--seq-len 256] [--eval-sequences 128] [--seed 0] [--prompt "..."] [--max-new-tokens 48]\n' +
+    `       ${DATA_FLAGS_USAGE}\n\n${DATA_FLAGS_HELP}`,
   async run(argv: string[]): Promise<void> {
     const { values } = parse(
       argv,
@@ -37,6 +39,7 @@ export const command = {
         seed: { type: 'string' },
         prompt: { type: 'string' },
         'max-new-tokens': { type: 'string' },
+        ...DATA_FLAGS,
       },
       'demo',
     );
@@ -55,7 +58,7 @@ export const command = {
     log(`supra demo on ${getBackend().name} (${getBackend().threads} threads)`);
     log(`teacher: ${teacherDir}`);
     const { model: teacher } = loadDecoder(teacherDir);
-    const data = await openTokenBatches({ data: values.data ?? ['@embedded'], tokenizerDir: teacherDir, seqLen, seed, log });
+    const data = await openTokenBatches(dataOptionsFromFlags(values.data ?? ['@embedded'], values, { tokenizerDir: teacherDir, seqLen, seed, log }));
     log(`data: ${data.trainTokens.toLocaleString('en-US')} training tokens, ${data.validationTokens.toLocaleString('en-US')} validation tokens`);
     let scoredTokens = 0;
     const ppl = (model: Parameters<typeof evaluate>[0]) => {
