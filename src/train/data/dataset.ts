@@ -370,7 +370,8 @@ function tokenFileMatches(dir: string, split: SplitIndex, bytesPerToken: number)
 
 /**
  * Tokenize the inputs into the cache, or find an existing cache built from the same inputs, tokenizer
- * and settings. Streams: one document at a time in memory, plus a 1M-token write buffer per split.
+ * and settings. Streams: one document (or 1 MiB part of a long .txt document, tokenized in pieces) at a time
+ * in memory, plus a 1M-token write buffer per split. SIGINT/SIGTERM while tokenizing: see cleanUpOnSignals.
  * Errors: an empty data set (no non-empty document), an empty training split, a tokenizer without EOS.
  */
 export async function prepareTokenCache(options: TokenDataOptions): Promise<TokenCache> {
