@@ -97,3 +97,18 @@ test('supra --help lines up every command, and each command help names the --bac
     assert.match(help.stdout, /--backend wasm\|native/, `${name} --help`);
   }
 });
+
+test('every command lists every option it parses in its --help, and the README copies of --help are current', async () => {
+  const { commands } = await import('../src/cli/commands.js');
+  const readme = readFileSync(resolve(dirname(cli), '../../../README.md'), 'utf8');
+  for (const [name, load] of Object.entries(commands)) {
+    const command = await load();
+    const help = supra(name, '--help');
+    assert.equal(help.status, 0, `${name} --help`);
+    for (const option of Object.keys(command.options)) {
+      assert.match(help.stdout, new RegExp(`--${option}(?![\\w-])`), `supra ${name} --help lacks --${option}`);
+    }
+    const copy = new RegExp('^`supra ' + name + ' --help`[^\\n]*\\n\\n```text\\n([\\s\\S]*?)\\n```', 'm').exec(readme);
+    if (copy) assert.equal(copy[1], command.usage, `README's copy of supra ${name} --help is stale: run node scripts/readme-usage.mjs`);
+  }
+});

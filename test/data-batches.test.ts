@@ -2,11 +2,12 @@
 // corpora written here and the embedded tokenizer (assets/teacher).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { epochPermutation, openTokenBatches, prepareTokenCache, sequenceCount, TokenDataset, type TokenCache, type TokenDataOptions } from '../src/train/data/dataset.js';
+import { DocumentEncoder, epochPermutation, openTokenBatches, pieceCut, prepareTokenCache, sequenceCount, TokenDataset, type TokenCache, type TokenDataOptions } from '../src/train/data/dataset.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'); // dist-*/test -> repo
@@ -282,4 +283,121 @@ test('errors: an empty data set, and a training split too short for one sequence
   writeFileSync(join(short, 'a.txt'), 'Tiny.');
   writeFileSync(join(short, 'b.txt'), 'Also tiny.');
   await assert.rejects(openTokenBatches(options([short], join(short, '.cache'), { seqLen: 64 })), /training split has \d+ tokens, fewer than seqLen \+ 1 = 65/);
+});
+
+test('a long document is tokenized in pieces cut where a word starts, giving the ids of the whole document', () => {
+  // README and docs/data.md: prose, code, tables, digits, double spaces, newlines, non-ASCII marks
+  const text = (readFileSync(join(repoRoot, 'README.md'), 'utf8') + readFileSync(join(repoRoot, 'docs', 'data.md'), 'utf8')).slice(0, 60_000);
+  const whole = tokenizer.encode(text, { add_special_tokens: false });
+  const pieces: number[][] = [];
+  const encoder = new DocumentEncoder(tokenizer, (ids) => pieces.push(ids), 1000);
+  for (let i = 0; i < text.length; i += 777) encoder.add(text.slice(i, i + 777)); // parts as a reader gives them
+  encoder.finish();
+  assert.ok(pieces.length >= 25, `${pieces.length} pieces`);
+  assert.deepEqual(pieces.flat(), whole);
+
+  // a document up to the piece size is encoded whole, in one call
+  const short: number[][] = [];
+  const shortEncoder = new DocumentEncoder(tokenizer, (ids) => short.push(ids), 2000);
+  shortEncoder.add(text.slice(0, 1500));
+  shortEncoder.add(text.slice(1500, 2000));
+  shortEncoder.finish();
+  assert.deepEqual(short, [tokenizer.encode(text.slice(0, 2000), { add_special_tokens: false })]);
+
+  // the cut: before " word" after a non-space; else after whitespace; never inside a surrogate pair
+  assert.equal(pieceCut('one two three', 9), 7);
+  assert.equal(pieceCut('one (two) 42', 11), 10); // no space before a letter: after the last whitespace
+  assert.equal(pieceCut('😀😀😀😀', 5), 4);
+  const noSpaces = 'あいう😀'.repeat(600);
+  const cjk: number[][] = [];
+  const cjkEncoder = new DocumentEncoder(tokenizer, (ids) => cjk.push(ids), 1001);
+  cjkEncoder.add(noSpaces);
+  cjkEncoder.finish();
+  assert.ok(cjk.length >= 2);
+  assert.equal(tokenizer.decode(cjk.flat()), noSpaces);
+});
+
+test('txtSplit auto: a lone .txt file is read as paragraphs, several files whole; one document names what to change', async () => {
+  const dir = freshDir();
+  const paragraphs = Array.from({ length: 40 }, (_, i) => `Paragraph ${i} about the river and the stone.`);
+  writeFileSync(join(dir, 'notes.txt'), paragraphs.join('\n\n') + '\n');
+  const lone = await prepareTokenCache(options([join(dir, 'notes.txt')], join(dir, 'cache')));
+  assert.equal(lone.index.settings.txtSplit, 'paragraph');
+  assert.equal(lone.index.train.documents + lone.index.validation.documents, 40);
+  const explicit = await prepareTokenCache(options([join(dir, 'notes.txt')], join(dir, 'cache'), { txtSplit: 'paragraph' }));
+  assert.ok(explicit.reused, 'auto and the mode it chose share one cache');
+
+  const two = freshDir();
+  writeFileSync(join(two, 'a.txt'), 'First file.');
+  writeFileSync(join(two, 'b.txt'), 'Second file.');
+  const files = await prepareTokenCache(options([two], join(two, '.cache')));
+  assert.equal(files.index.settings.txtSplit, 'file');
+  assert.equal(files.index.train.documents + files.index.validation.documents, 2);
+
+  writeFileSync(join(dir, 'one.txt'), 'A single paragraph.\nStill the same one.\n');
+  await assert.rejects(
+    prepareTokenCache(options([join(dir, 'one.txt')], join(dir, 'cache'))),
+    /all 1 documents went to validation; need at least one training document \(with validationFraction above 0 the one document is held out: add data, or set validationFraction 0/,
+  );
+  await assert.rejects(
+    prepareTokenCache(options([join(dir, 'one.txt')], join(dir, 'cache'), { txtSplit: 'file', settingName: (s) => `--${s}` })),
+    /held out: add data, split \.txt files into paragraphs \(--txtSplit paragraph\), or set --validationFraction 0/,
+  );
+});
+
+/** A corpus big enough that tokenizing it takes seconds (so a signal lands in the middle). */
+function writeBigCorpus(dir: string): string {
+  const words = ['river', 'stone', 'light', 'quiet', 'market', 'winter', 'garden', 'letter', 'engine', 'orange'];
+  const lines = Array.from({ length: 4000 }, (_, i) => JSON.stringify({ text: Array.from({ length: 150 }, (_, j) => words[(i + j * j) % 10]).join(' ') }));
+  const path = join(dir, 'big.jsonl');
+  writeFileSync(path, lines.join('\n'));
+  return path;
+}
+
+const datasetModule = resolve(dirname(fileURLToPath(import.meta.url)), '../src/train/data/dataset.js');
+
+test('SIGINT or SIGTERM while tokenizing removes the temporary files, says nothing was cached, exits 130 / 143', async () => {
+  const dir = freshDir();
+  const data = writeBigCorpus(dir);
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const cache = join(dir, `cache-${signal}`);
+    const script = `import { prepareTokenCache } from ${JSON.stringify(datasetModule)};
+      await prepareTokenCache({ data: [${JSON.stringify(data)}], tokenizerDir: ${JSON.stringify(TOKENIZER)}, seqLen: 8, seed: 0, cacheDir: ${JSON.stringify(cache)} });
+      console.log('finished');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (status) => r(status)));
+    const started = Date.now();
+    while (!(existsSync(cache) && readdirSync(cache).some((f) => f.includes('.tmp-')))) {
+      assert.ok(Date.now() - started < 20_000, `no temporary files appeared: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // well into tokenizing
+    child.kill(signal);
+    const status = await exited;
+    assert.equal(stdout, '', 'interrupted before it finished');
+    assert.equal(status, code, stderr);
+    assert.match(stderr, new RegExp(`${signal === 'SIGINT' ? 'interrupted' : 'terminated'} while tokenizing .*big\\.jsonl: nothing was cached`));
+    assert.deepEqual(readdirSync(cache), [], 'no temporary files, no index');
+  }
+});
+
+test('temporary files of a cache build whose process died are removed by the next build; a live one is kept', async () => {
+  const dir = freshDir();
+  const { path } = writeCorpus(dir, 20);
+  const cache = join(dir, 'cache');
+  const gone = spawnSync(process.execPath, ['-e', '']).pid!; // a process that has exited
+  const key = '0123456789abcdef01234567';
+  const stale = [`${key}.train.bin.tmp-${gone}-1`, `${key}.validation.bin.tmp-${gone}-1`, `${key}.json.tmp-${gone}-1`];
+  const live = `${key}.train.bin.tmp-${process.pid}-1`;
+  const unrelated = `notes.tmp-${gone}-1`;
+  cpSync(path, join(cache, 'placeholder')); // creates the folder
+  for (const f of [...stale, live, unrelated]) writeFileSync(join(cache, f), 'partial');
+  await prepareTokenCache(options([path], cache));
+  const left = readdirSync(cache);
+  for (const f of stale) assert.ok(!left.includes(f), `${f} removed`);
+  assert.ok(left.includes(live) && left.includes(unrelated), 'files of a live process and files not ours are kept');
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expandInputs, globToRegExp } from '../src/train/data/files.js';
-import { newReadStats, readDocuments, type ReadOptions, type ReadStats } from '../src/train/data/readers.js';
+import { fileText, newReadStats, readDocuments, type ReadOptions, type ReadStats } from '../src/train/data/readers.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
 
 const root = tempRoot('supra-data-readers-');
@@ -177,6 +177,83 @@ test('txt: empty and whitespace-only files are skipped and counted; non-UTF-8 is
   writeFileSync(bad, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])); // "café" in Latin-1
   await assert.rejects(readAll([bad]), (e: Error) => e.message.includes(bad) && /not valid UTF-8 \(bad byte at offset 3\)/.test(e.message));
   await assert.rejects(readAll([bad], { txtSplit: 'paragraph' }), (e: Error) => e.message.includes(`${bad}:1`) && /UTF-8/.test(e.message));
+});
+
+/** Documents as the readers give them, parts joined (a long .txt document comes in parts). */
+async function readWhole(inputs: string[], options: ReadOptions = {}): Promise<{ docs: string[]; parts: number[][]; stats: ReadStats }> {
+  const stats = newReadStats();
+  const docs: string[] = [];
+  const parts: number[][] = [];
+  let open: string[] = [];
+  for await (const d of readDocuments(inputs, options, stats)) {
+    open.push(d.text);
+    if (d.continues) continue;
+    docs.push(open.join(''));
+    parts.push(open.map((t) => t.length));
+    open = [];
+  }
+  assert.equal(open.length, 0, 'the last part does not continue');
+  return { docs, parts, stats };
+}
+
+/** Paragraphs as the line-by-line rule defines them: non-blank lines (trailing '\r' dropped) joined by '\n'. */
+function paragraphsOf(text: string): string[] {
+  const out: string[] = [];
+  let current: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '') {
+      if (current.length > 0) out.push(current.join('\n'));
+      current = [];
+    } else current.push(line);
+  }
+  if (current.length > 0) out.push(current.join('\n'));
+  return out;
+}
+
+test('txt: a long file or line is never held whole: it comes in parts of about 1 MiB, whole-file and paragraph alike', async () => {
+  const dir = freshDir();
+  const MiB = 1 << 20;
+  // a first paragraph whose CRLF straddles the first 1 MiB read, a blank line of spaces, then one 2 MB line
+  // of multi-byte characters (some cut by the reads), a blank line and a short last paragraph without newline
+  const first = 'short line\n' + 'w'.repeat(MiB - 1 - 11) + '\r\n';
+  const long = 'naïve café — 😀 words '.repeat(80_000);
+  const content = first + '  \r\n' + long + '\n\nthe end\r';
+  const path = join(dir, 'big.txt');
+  writeFileSync(path, content);
+
+  const whole = await readWhole([path], { txtSplit: 'file' });
+  assert.deepEqual(whole.docs, [content]);
+  assert.ok(whole.parts[0]!.length >= 3 && whole.parts[0]!.every((n) => n <= MiB), `parts ${whole.parts[0]}`);
+  assert.equal(whole.stats.documents, 1);
+  assert.equal(whole.stats.characters, content.length);
+
+  for (const split of ['paragraph', 'auto'] as const) {
+    const paragraphs = await readWhole([path], { txtSplit: split });
+    assert.deepEqual(paragraphs.docs, paragraphsOf(content), split);
+    assert.equal(paragraphs.docs[1], long);
+    assert.ok(paragraphs.parts[1]!.length >= 2 && paragraphs.parts[1]!.every((n) => n <= 2 * MiB), `${split}: parts ${paragraphs.parts[1]}`);
+    assert.equal(paragraphs.stats.documents, 3);
+    assert.equal(paragraphs.stats.characters, paragraphsOf(content).join('').length);
+  }
+});
+
+test('txt: fileText decodes across read edges without splitting a character; bad UTF-8 names the line and file offset', () => {
+  const dir = freshDir();
+  const text = 'aé€😀\nb\r\n'.repeat(50);
+  const path = join(dir, 'chars.txt');
+  writeFileSync(path, text);
+  for (const size of [4, 5, 7]) {
+    const pieces = [...fileText(path, size)];
+    assert.equal(pieces.join(''), text, `pieces of ${size} bytes`);
+    assert.ok(pieces.length > 10);
+  }
+  const bad = join(dir, 'bad.txt');
+  writeFileSync(bad, Buffer.concat([Buffer.from('ab\ncd\nef'), Buffer.from([0xff]), Buffer.from('gh')]));
+  assert.throws(() => [...fileText(bad, 4)], (e: Error) => e.message.includes(`${bad}:3: not valid UTF-8 (bad byte at offset 8)`));
+  const cut = join(dir, 'cut.txt');
+  writeFileSync(cut, Buffer.from([0x61, 0xe2, 0x82])); // a 3-byte character missing its last byte at the end
+  assert.throws(() => [...fileText(cut, 4)], /cut\.txt:1: not valid UTF-8 \(bad byte at offset 1\)/);
 });
 
 // ---- .jsonl ----

@@ -90,6 +90,31 @@ test('supra demo: the default budget is said with its epochs and a warning; Ctrl
   }
 });
 
+test('supra demo on one .txt file reads it as paragraphs; it takes the data flags of train, and errors name them', () => {
+  const root = mkdtempSync(join(tmpdir(), 'supra-demo-txt-'));
+  try {
+    const paragraphs = Array.from({ length: 40 }, (_, i) => `The jury said that the city election ${i} was held in the county court.`);
+    const notes = join(root, 'notes.txt');
+    writeFileSync(notes, paragraphs.join('\n\n') + '\n');
+    const args = ['--out', join(root, 'demo'), '--tokens', '32', '--seq-len', '16', '--batch-size', '2', '--eval-sequences', '2', '--max-new-tokens', '3', '--cache-dir', join(root, 'cache')];
+    const r = spawnSync(process.execPath, [cli, 'demo', '--data', notes, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /data: tokenized 40 documents/);
+
+    const one = join(root, 'one.txt');
+    writeFileSync(one, 'A single paragraph of notes.\n');
+    const failed = spawnSync(process.execPath, [cli, 'demo', '--data', one, ...args], { encoding: 'utf8' });
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /all 1 documents went to validation; .*or set --validation-fraction 0/);
+    assert.doesNotMatch(failed.stderr, /validationFraction/);
+
+    const help = spawnSync(process.execPath, [cli, 'demo', '--help'], { encoding: 'utf8' });
+    for (const flag of ['--validation-fraction', '--text-field', '--txt-split', '--cache-dir']) assert.ok(help.stdout.includes(flag), flag);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('supra demo --help lists every demo option and --backend; the README holds the same usage', async () => {
   const { command } = await import('../src/cli/demo.js');
   const r = spawnSync(process.execPath, [cli, 'demo', '--help'], { encoding: 'utf8' });

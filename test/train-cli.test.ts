@@ -30,6 +30,32 @@ function workspace(): { root: string; args: string[] } {
   return { root, args };
 }
 
+test('supra train on one .txt file with default data settings reads it as paragraphs; data errors name the flags', () => {
+  const { root } = workspace();
+  try {
+    const base = ['--init', join(root, 'config.json'), '--tokenizer', join(root, 'tok'), '--cache-dir', join(root, 'cache'), '--seq-len', '16', '--batch-size', '4'];
+    const r = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'text.txt'), '--out', join(root, 'out'), '--steps', '2'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /data: tokenized 60 documents/);
+
+    writeFileSync(join(root, 'one.txt'), 'one paragraph only, no blank line in it.\nthe same paragraph.\n');
+    const one = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'one.txt'), '--out', join(root, 'o1'), '--steps', '2'], { encoding: 'utf8' });
+    assert.equal(one.status, 1);
+    assert.match(one.stderr, /all 1 documents went to validation; .*with --validation-fraction above 0 the one document is held out: add data, or set --validation-fraction 0/);
+    const whole = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'one.txt'), '--txt-split', 'file', '--out', join(root, 'o2'), '--steps', '2'], { encoding: 'utf8' });
+    assert.match(whole.stderr, /split \.txt files into paragraphs \(--txt-split paragraph\)/);
+    const fraction = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'text.txt'), '--validation-fraction', '1.5', '--out', join(root, 'o3'), '--steps', '2'], { encoding: 'utf8' });
+    assert.match(fraction.stderr, /--validation-fraction must be in \[0, 1\), got 1\.5/);
+    const seqLen = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'one.txt'), '--validation-fraction', '0', '--seq-len', '4000', '--out', join(root, 'o4'), '--steps', '2'], { encoding: 'utf8' });
+    assert.match(seqLen.stderr, /fewer than --seq-len \+ 1 = 4001; add data or lower --seq-len/);
+    for (const e of [one.stderr, whole.stderr, fraction.stderr, seqLen.stderr]) assert.doesNotMatch(e, /validationFraction|txtSplit|seqLen/);
+    const help = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
+    assert.match(help.stdout, /\[--validation-fraction 0\.02\] \[--text-field text\] \[--txt-split auto\|file\|paragraph\] \[--cache-dir DIR\]/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('supra train --init: trains, evaluates, checkpoints and writes a final folder from_pretrained loads', () => {
   const { root, args } = workspace();
   try {

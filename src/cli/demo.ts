@@ -16,6 +16,7 @@ import { epochsText, evaluate, train } from '../train/trainer.js';
 import { formatNumber } from '../train/metrics.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';
+import { DATA_FLAGS, DATA_FLAGS_HELP, DATA_FLAGS_USAGE, dataOptionsFromFlags } from './data-options.js';
 
 /** The budget when neither --tokens nor the teacher's training.json (for --budget) gives one. */
 const DEFAULT_TOKENS = 250_000;
@@ -39,6 +40,7 @@ const flags = {
   seed: { type: 'string' },
   prompt: { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  ...DATA_FLAGS,
 } satisfies Options;
 
 export const command = {
@@ -47,12 +49,14 @@ export const command = {
   usage: [
     'supra demo [--teacher <dir>] [--data <files|dir|glob|@embedded>] [--out runs/demo] [--tokens N | --budget 0.1]',
     '       [--lr 1e-3] [--batch-size 8] [--seq-len 256] [--eval-sequences 128] [--seed 0] [--prompt "..."] [--max-new-tokens 48]',
+    `       ${DATA_FLAGS_USAGE}`,
     '',
     'The teacher defaults to the embedded one (assets/teacher), the data to @embedded. The budget: --tokens N, or',
     `--budget × the teacher's pretraining tokens when its folder records them (training.json), else ${DEFAULT_TOKENS.toLocaleString('en-US')}`,
     'tokens; the demo says the budget and its epochs before training, and warns above 4 epochs. Ctrl-C saves a',
     'checkpoint, writes no report, prints the command that continues and exits 130: run the same command again',
     'and it resumes the run in --out (remove the folder to start over).',
+    DATA_FLAGS_HELP,
   ].join('\n'),
   async run(argv: string[]): Promise<void> {
     const { values } = parse(argv, flags, 'demo');
@@ -77,7 +81,7 @@ export const command = {
     log(`supra demo on ${getBackend().name} (${getBackend().threads} threads)`);
     log(`teacher: ${teacherDir}`);
     const { model: teacher } = loadDecoder(teacherDir);
-    const data = await openTokenBatches({ data: values.data ?? ['@embedded'], tokenizerDir: teacherDir, seqLen, seed, log });
+    const data = await openTokenBatches(dataOptionsFromFlags(values.data ?? ['@embedded'], values, { tokenizerDir: teacherDir, seqLen, seed, log }));
     log(`data: ${data.trainTokens.toLocaleString('en-US')} training tokens, ${data.validationTokens.toLocaleString('en-US')} validation tokens`);
     log(`training on ${tokens.toLocaleString('en-US')} tokens (${budgetSource}) = ${epochsText(tokens, data.trainTokens)}`);
     let scoredTokens = 0;

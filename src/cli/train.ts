@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { choiceOption, floatOption, intOption, normalizationOption, parse, UsageError, type Options } from './args.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
-import { EMBEDDED_INPUT } from '../train/data/files.js';
+import { CLI_SETTING_NAMES, DATA_FLAGS, DATA_FLAGS_HELP, DATA_FLAGS_USAGE, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
 import { TRAIN_DEFAULTS, train, type TrainOptions } from '../train/trainer.js';
 
 const usage = [
@@ -14,7 +14,7 @@ const usage = [
   '       [--train-only all|kernels] [--kernels-first-steps 0] [--seed 0] [--qk-norm none|rms|layernorm] [--decay lightning|retnet|none]',
   '       [--normalization group-norm|sum]',
   '       [--save-every 1000] [--keep 3] [--eval-every 0] [--eval-sequences 64] [--max-skips 10] [--stop-at STEP]',
-  '       [--validation-fraction 0.02] [--text-field text] [--txt-split file|paragraph] [--cache-dir DIR]',
+  `       ${DATA_FLAGS_USAGE}`,
   '       [--resume] [--quiet] [--log-every 1]',
   '',
   'The model: --model a teacher or SUPRA folder (--linearize: make the teacher a SUPRA model first, kernels',
@@ -29,6 +29,7 @@ const usage = [
   'from the checkpoint). Ctrl-C saves a checkpoint and exits (130); a second Ctrl-C quits at once. A save that',
   'fails (a full disk) removes its partial files and says which checkpoint is intact. The header gives the',
   'epochs the budget makes of the training tokens, with a warning above 4 (the model would mostly see repeats).',
+  DATA_FLAGS_HELP,
 ].join('\n');
 
 function boolOption(value: string | undefined, name: string): boolean | undefined {
@@ -84,10 +85,7 @@ const flags = {
   'eval-sequences': { type: 'string' },
   'max-skips': { type: 'string' },
   'stop-at': { type: 'string' },
-  'validation-fraction': { type: 'string' },
-  'text-field': { type: 'string' },
-  'txt-split': { type: 'string' },
-  'cache-dir': { type: 'string' },
+  ...DATA_FLAGS,
   quiet: { type: 'boolean', short: 'q' },
   'log-every': { type: 'string' },
 } satisfies Options;
@@ -111,8 +109,8 @@ export const command = {
     const savedData = latest?.state.settings.data as (TokenDataOptions & { cacheDir?: string }) | null | undefined;
     if (latest) {
       if (!savedData) throw new Error(`supra: ${latest.dir}: the run was not started by supra train (no data settings); resume it from code with train()`);
-      dataOptions = { ...savedData, cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : savedData.cacheDir, log };
-      if (values.data && JSON.stringify(values.data.map(resolveInput)) !== JSON.stringify(savedData.data)) {
+      dataOptions = { ...savedData, cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : savedData.cacheDir, log, settingName: CLI_SETTING_NAMES };
+      if (values.data && JSON.stringify(values.data.map(resolveDataInput)) !== JSON.stringify(savedData.data)) {
         throw new UsageError(`--resume: --data ${values.data.join(' ')} differs from the checkpoint's run (${savedData.data.join(' ')})`);
       }
     } else {
@@ -125,20 +123,15 @@ export const command = {
       if (!values.data || values.data.length === 0) throw new UsageError('train needs --data <files, folder, glob or @embedded>');
       const tokenizerDir = values.tokenizer ?? values.model;
       if (!tokenizerDir) throw new UsageError('--init needs --tokenizer <dir> (a folder with tokenizer.json) to read the data');
-      dataOptions = {
-        data: values.data.map(resolveInput),
+      dataOptions = dataOptionsFromFlags(values.data, values, {
         tokenizerDir: resolve(tokenizerDir),
         seqLen: intOption(values['seq-len'], 'seq-len', 256, 1),
         seed: intOption(values.seed, 'seed', TRAIN_DEFAULTS.seed),
-        validationFraction: floatOption(values['validation-fraction'], 'validation-fraction', 0.02),
-        textField: values['text-field'] ?? 'text',
-        txtSplit: choiceOption(values['txt-split'], 'txt-split', ['file', 'paragraph'] as const, 'file'),
-        cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : undefined,
         log,
-      };
+      });
     }
     const data = await openTokenBatches(dataOptions);
-    const { log: _log, ...dataSettings } = dataOptions;
+    const { log: _log, settingName: _settingName, ...dataSettings } = dataOptions;
 
     const beta1 = maybeFloat(values.beta1, 'beta1');
     const beta2 = maybeFloat(values.beta2, 'beta2');
@@ -206,8 +199,3 @@ export const command = {
     if (status === 'interrupted') process.exit(130); // the checkpoint is saved; 130 = stopped by SIGINT
   },
 };
-
-/** Data inputs are stored resolved, so --resume from another directory finds them. */
-function resolveInput(input: string): string {
-  return input === EMBEDDED_INPUT || /[*?[]/.test(input) ? input : resolve(input);
-}

@@ -3,10 +3,13 @@
 // Building the cache (once per inputs + tokenizer + settings):
 //   documents are streamed one at a time (readers.ts), each encoded without special tokens and followed
 //   by EOS, and appended to one of two token files: the validation split (a seeded choice of whole
-//   documents) or the training split. Ids are buffered 1M at a time and written as uint16 when every id
+//   documents) or the training split. A document longer than TOKENIZE_PIECE_CHARS is encoded in pieces
+//   cut where a word starts (pieceCut), so neither its text nor its tokenizer state is ever held whole. Ids are buffered 1M at a time and written as uint16 when every id
 //   fits (vocab_size <= 65536), else uint32, in the host's byte order (part of the cache key). A small JSON index records the
 //   counts and the hash of everything that went in. All three files are written under temporary names
 //   and renamed; the index is renamed last, so an index on disk always describes complete token files.
+//   SIGINT/SIGTERM while tokenizing removes the temporary files; those of a process that died anyway
+//   (SIGKILL, power loss) are removed by the next run.
 //
 // Packing (at read time, so one cache serves any seqLen): a split's T tokens give
 //   count = floor((T - 1) / seqLen) sequences; sequence i is tokens [i*seqLen, i*seqLen + seqLen + 1).
@@ -17,19 +20,25 @@
 // Order: epoch e visits the training sequences in a Fisher–Yates permutation drawn from
 //   Mt19937(seed + e). Validation sequences are served in file order.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { endianness, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Mt19937 } from '../../core/random.js';
-import { loadTokenizer } from '../../io/tokenizer.js';
+import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import type { DataPosition, TokenBatches } from '../batches.js';
 import { embeddedCorpusVersion } from './corpus.js';
 import { expandInputs } from './files.js';
-import { newReadStats, readDocuments, type ReadStats } from './readers.js';
+import { newReadStats, readDocuments, resolveTxtSplit, type ReadStats, type SettingName, type TxtSplit } from './readers.js';
 
 /** Bumped whenever the cache layout or the tokenization rules change, so old caches are not reused. */
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 const WRITE_CHUNK_TOKENS = 1 << 20;
+
+/** The defaults of TokenDataOptions, also shown by the CLI's --help. */
+export const DATA_DEFAULTS = { validationFraction: 0.02, textField: 'text', txtSplit: 'auto' as TxtSplit };
+
+/** Documents longer than this many UTF-16 code units are tokenized in pieces (see pieceCut). */
+export const TOKENIZE_PIECE_CHARS = 1 << 20;
 
 export interface TokenDataOptions {
   /** Files, folders, globs, or `@embedded` (the built-in corpus). */
@@ -49,12 +58,17 @@ export interface TokenDataOptions {
   validationFraction?: number;
   /** Text field of .jsonl records / column of .parquet files. Default "text". */
   textField?: string;
-  /** .txt files: one document per file ('file', default) or per blank-line-separated paragraph. */
-  txtSplit?: 'file' | 'paragraph';
+  /**
+   * .txt files: one document per file ('file') or per blank-line-separated paragraph ('paragraph');
+   * 'auto' (default): 'paragraph' when the data is a single .txt file, else 'file'.
+   */
+  txtSplit?: TxtSplit;
   /** Where token caches live. Default $SUPRA_CACHE_DIR, else $XDG_CACHE_HOME/supra/tokens, else ~/.cache/supra/tokens. */
   cacheDir?: string;
   /** Progress messages (cache reuse, tokenization progress). */
   log?: (message: string) => void;
+  /** How error messages name the settings; default the names above (the CLI passes its flags). */
+  settingName?: SettingName;
 }
 
 export interface SplitIndex {
@@ -95,11 +109,14 @@ export function defaultCacheDir(): string {
   return join(base, 'supra', 'tokens');
 }
 
+const nameOf = (o: { settingName?: SettingName }): SettingName => o.settingName ?? ((setting) => setting);
+
 function checkOptions(o: TokenDataOptions): { validationFraction: number; seed: number } {
-  const validationFraction = o.validationFraction ?? 0.02;
-  if (!(validationFraction >= 0 && validationFraction < 1)) throw new Error(`supra: validationFraction must be in [0, 1), got ${validationFraction}`);
-  if (!Number.isInteger(o.seqLen) || o.seqLen < 1) throw new Error(`supra: seqLen must be a positive integer, got ${o.seqLen}`);
-  if (!Number.isSafeInteger(o.seed)) throw new Error(`supra: seed must be an integer, got ${o.seed}`);
+  const name = nameOf(o);
+  const validationFraction = o.validationFraction ?? DATA_DEFAULTS.validationFraction;
+  if (!(validationFraction >= 0 && validationFraction < 1)) throw new Error(`supra: ${name('validationFraction')} must be in [0, 1), got ${validationFraction}`);
+  if (!Number.isInteger(o.seqLen) || o.seqLen < 1) throw new Error(`supra: ${name('seqLen')} must be a positive integer, got ${o.seqLen}`);
+  if (!Number.isSafeInteger(o.seed)) throw new Error(`supra: ${name('seed')} must be an integer, got ${o.seed}`);
   return { validationFraction, seed: o.seed };
 }
 
@@ -141,28 +158,61 @@ function cacheKey(o: TokenDataOptions, files: string[], embedded: boolean, setti
   ]);
 }
 
-/** Appends token ids to a temporary file in fixed-size chunks; `commit` renames it into place. */
+/**
+ * Appends token ids to a temporary file in fixed-size chunks; `commit` renames it into place. A document
+ * is written as it is tokenized (startDocument, append..., endDocument), never held whole.
+ */
 class TokenFileWriter {
   private readonly fd: number;
   private readonly buffer: Uint16Array | Uint32Array;
   private used = 0;
+  /** Tokens already in the file (the rest of `tokens` is in the buffer). */
+  private written = 0;
+  /** Where the latest document starts, in tokens. */
+  private documentStart = 0;
   tokens = 0;
   documents = 0;
 
   constructor(
-    private readonly tmpPath: string,
+    readonly tmpPath: string,
     private readonly finalPath: string,
     dtype: 'uint16' | 'uint32',
   ) {
-    this.fd = openSync(tmpPath, 'w');
+    this.fd = openSync(tmpPath, 'w+');
     this.buffer = dtype === 'uint16' ? new Uint16Array(WRITE_CHUNK_TOKENS) : new Uint32Array(WRITE_CHUNK_TOKENS);
   }
 
-  /** One document's ids followed by EOS. */
-  appendDocument(ids: readonly number[], eos: number): void {
+  startDocument(): void {
+    this.documentStart = this.tokens;
+  }
+
+  append(ids: readonly number[]): void {
     for (const id of ids) this.push(id);
+  }
+
+  /** Ends the document with EOS. */
+  endDocument(eos: number): void {
     this.push(eos);
     this.documents++;
+  }
+
+  /** Moves the latest document (startDocument..endDocument) to the end of `other`, in chunks. */
+  moveLastDocumentTo(other: TokenFileWriter): void {
+    this.flush();
+    other.flush();
+    const width = this.buffer.BYTES_PER_ELEMENT;
+    const chunk = Buffer.alloc(WRITE_CHUNK_TOKENS * width);
+    for (let at = this.documentStart * width; at < this.tokens * width; ) {
+      const n = readSync(this.fd, chunk, 0, Math.min(chunk.length, this.tokens * width - at), at);
+      if (n === 0) throw new Error(`supra: ${this.tmpPath}: ended early while moving a document`);
+      other.writeBytes(chunk.subarray(0, n));
+      at += n;
+    }
+    other.tokens += this.tokens - this.documentStart;
+    other.documents++;
+    ftruncateSync(this.fd, this.documentStart * width);
+    this.tokens = this.written = this.documentStart;
+    this.documents--;
   }
 
   private push(id: number): void {
@@ -171,10 +221,15 @@ class TokenFileWriter {
     this.tokens++;
   }
 
-  private flush(): void {
-    const bytes = new Uint8Array(this.buffer.buffer, 0, this.used * this.buffer.BYTES_PER_ELEMENT);
+  private writeBytes(bytes: Uint8Array): void {
+    const width = this.buffer.BYTES_PER_ELEMENT;
     let done = 0;
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, this.written * width + done);
+    this.written += bytes.length / width;
+  }
+
+  private flush(): void {
+    this.writeBytes(new Uint8Array(this.buffer.buffer, 0, this.used * this.buffer.BYTES_PER_ELEMENT));
     this.used = 0;
   }
 
@@ -194,6 +249,111 @@ class TokenFileWriter {
   }
 }
 
+const WHITESPACE = /\s/;
+const LETTER = /\p{L}/u;
+
+/**
+ * Where to cut `text` for piecewise tokenization, at most `pieceChars` in: before the last space that
+ * follows a non-space and precedes a letter ("word| word"). The pre-tokenizers of byte-level BPE (the
+ * GPT-2 and Llama 3 regexes) and Metaspace start a pre-token there and never let one run across it, so
+ * the pieces give exactly the ids of the whole text. Text without such a space (scripts written without
+ * spaces, long runs of symbols) is cut after its last whitespace, else anywhere outside a surrogate pair;
+ * there the ids near the cut may differ from whole-text tokenization.
+ */
+export function pieceCut(text: string, pieceChars: number): number {
+  const limit = Math.min(pieceChars, text.length - 1);
+  let lastWhitespace = -1;
+  for (let i = limit; i >= 1; i--) {
+    if (text.charCodeAt(i) !== 0x20) {
+      if (lastWhitespace < 0 && WHITESPACE.test(text[i]!)) lastWhitespace = i;
+      continue;
+    }
+    if (lastWhitespace < 0) lastWhitespace = i;
+    if (!WHITESPACE.test(text[i - 1]!) && LETTER.test(text[i + 1]!)) return i;
+  }
+  if (lastWhitespace >= 0 && lastWhitespace + 1 < text.length) return lastWhitespace + 1;
+  const code = text.charCodeAt(limit - 1);
+  return code >= 0xd800 && code < 0xdc00 ? limit - 1 : limit; // do not separate a surrogate pair
+}
+
+/**
+ * Tokenizes one document given in parts: a document of up to `pieceChars` code units is encoded whole
+ * (as it always was); a longer one in pieces cut by pieceCut, each handed to `emit` as soon as it is encoded.
+ */
+export class DocumentEncoder {
+  private pending = '';
+
+  constructor(
+    private readonly tokenizer: Pick<LoadedTokenizer, 'encode'>,
+    private readonly emit: (ids: number[]) => void,
+    private readonly pieceChars = TOKENIZE_PIECE_CHARS,
+  ) {}
+
+  /** The next part of the document. */
+  add(text: string): void {
+    this.pending = this.pending.length === 0 ? text : this.pending + text;
+    while (this.pending.length > this.pieceChars) {
+      const cut = pieceCut(this.pending, this.pieceChars);
+      this.emit(this.encode(this.pending.slice(0, cut)));
+      this.pending = this.pending.slice(cut);
+    }
+  }
+
+  /** The document ended: encode what is left. */
+  finish(): void {
+    if (this.pending.length > 0) this.emit(this.encode(this.pending));
+    this.pending = '';
+  }
+
+  private encode(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false });
+  }
+}
+
+const TEMP_FILE = /^[0-9a-f]{24}\.(?:train\.bin|validation\.bin|json)\.tmp-(\d+)-\d+$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
+/** Remove the temporary files of cache builds whose process is gone (killed before it could clean up). */
+function removeStaleTempFiles(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const match = TEMP_FILE.exec(name);
+    if (match && !processAlive(Number(match[1]))) rmSync(join(dir, name), { force: true });
+  }
+}
+
+/**
+ * While the cache is built: SIGINT or SIGTERM that nothing else listens for (so it would end the process
+ * and leave the temporary files) runs `cleanup`, says so on stderr and exits 130 / 143 instead. Returns
+ * the function that removes the handlers.
+ */
+function cleanUpOnSignals(cleanup: () => void, what: string): () => void {
+  const installed: Array<[NodeJS.Signals, () => void]> = [];
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    if (process.listenerCount(signal) > 0) continue; // the program handles it itself
+    const handler = () => {
+      cleanup();
+      process.stderr.write(`\nsupra: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'} while tokenizing ${what}: nothing was cached (the next run tokenizes again)\n`);
+      process.exit(code);
+    };
+    process.on(signal, handler);
+    installed.push([signal, handler]);
+  }
+  return () => {
+    for (const [signal, handler] of installed) process.off(signal, handler);
+  };
+}
+
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
 function readIndex(path: string): TokenCacheIndex | null {
   if (!existsSync(path)) return null;
   try {
@@ -210,16 +370,19 @@ function tokenFileMatches(dir: string, split: SplitIndex, bytesPerToken: number)
 
 /**
  * Tokenize the inputs into the cache, or find an existing cache built from the same inputs, tokenizer
- * and settings. Streams: one document at a time in memory, plus a 1M-token write buffer per split.
+ * and settings. Streams: one document (or 1 MiB part of a long .txt document, tokenized in pieces) at a time
+ * in memory, plus a 1M-token write buffer per split. SIGINT/SIGTERM while tokenizing: see cleanUpOnSignals.
  * Errors: an empty data set (no non-empty document), an empty training split, a tokenizer without EOS.
  */
 export async function prepareTokenCache(options: TokenDataOptions): Promise<TokenCache> {
   const { validationFraction, seed } = checkOptions(options);
   const log = options.log ?? (() => {});
-  const { files, embedded } = expandInputs(options.data);
+  const name = nameOf(options);
+  const expanded = expandInputs(options.data);
+  const { files, embedded } = expanded;
   const settings: TokenCacheIndex['settings'] = {
-    textField: options.textField ?? 'text',
-    txtSplit: options.txtSplit ?? 'file',
+    textField: options.textField ?? DATA_DEFAULTS.textField,
+    txtSplit: resolveTxtSplit(options.txtSplit ?? DATA_DEFAULTS.txtSplit, expanded),
     validationFraction,
     seed,
   };
@@ -231,8 +394,9 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
 
   const hash = cacheKey(options, files, embedded, settings);
   const dir = resolve(options.cacheDir ?? defaultCacheDir());
-  const name = hash.slice(0, 24);
-  const indexPath = join(dir, `${name}.json`);
+  removeStaleTempFiles(dir);
+  const key = hash.slice(0, 24);
+  const indexPath = join(dir, `${key}.json`);
   const existing = readIndex(indexPath);
   if (
     existing !== null &&
@@ -247,26 +411,40 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
 
   mkdirSync(dir, { recursive: true });
   const tmpTag = `tmp-${process.pid}-${Date.now()}`;
-  const trainFile = `${name}.train.bin`;
-  const validationFile = `${name}.validation.bin`;
+  const trainFile = `${key}.train.bin`;
+  const validationFile = `${key}.validation.bin`;
   const train = new TokenFileWriter(join(dir, `${trainFile}.${tmpTag}`), join(dir, trainFile), dtype);
   const validation = new TokenFileWriter(join(dir, `${validationFile}.${tmpTag}`), join(dir, validationFile), dtype);
+  const abort = () => {
+    train.abort();
+    validation.abort();
+  };
+  const removeSignalHandlers = cleanUpOnSignals(abort, options.data.join(', '));
   const stats = newReadStats();
   try {
-    // Each document draws one number: below validationFraction it is held out. The latest training
-    // document is kept back until the next one arrives, so if no draw selected any document the last
-    // one can still become the (required) validation document.
+    // Each document draws one number: below validationFraction it is held out. If no draw selected any
+    // document, the last training document becomes the (required) validation document at the end.
     const splitRng = new Mt19937((seed ^ 0x5bd1e995) >>> 0);
-    let pendingTrain: number[] | null = null;
+    let split: TokenFileWriter | null = null; // where the document being read goes
+    // vocab_size is one more than the largest id, so uint16 always fits
+    const encoder = new DocumentEncoder(tokenizer, (ids) => split!.append(ids));
     let lastLog = Date.now();
-    for await (const doc of readDocuments(options.data, { textField: settings.textField, txtSplit: settings.txtSplit }, stats)) {
-      // vocab_size is one more than the largest id, so uint16 always fits
-      const ids = tokenizer.encode(doc.text, { add_special_tokens: false });
-      if (splitRng.random() < validationFraction) {
-        validation.appendDocument(ids, eos);
-      } else {
-        if (pendingTrain !== null) train.appendDocument(pendingTrain, eos);
-        pendingTrain = ids;
+    let lastYield = Date.now();
+    const readOptions = { textField: settings.textField, txtSplit: settings.txtSplit, settingName: options.settingName };
+    for await (const part of readDocuments(options.data, readOptions, stats)) {
+      if (split === null) {
+        split = splitRng.random() < validationFraction ? validation : train;
+        split.startDocument();
+      }
+      encoder.add(part.text);
+      if (!part.continues) {
+        encoder.finish();
+        split.endDocument(eos);
+        split = null;
+      }
+      if (Date.now() - lastYield > 50) {
+        await yieldToEventLoop(); // lets SIGINT and SIGTERM arrive
+        lastYield = Date.now();
       }
       if (Date.now() - lastLog > 10_000) {
         lastLog = Date.now();
@@ -279,19 +457,23 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
           `(${stats.files} files read, ${stats.emptyFiles} empty files and ${stats.emptyDocuments} empty records skipped)`,
       );
     }
-    if (pendingTrain !== null) {
-      if (validationFraction > 0 && validation.documents === 0) validation.appendDocument(pendingTrain, eos);
-      else train.appendDocument(pendingTrain, eos);
-    }
+    if (validationFraction > 0 && validation.documents === 0) train.moveLastDocumentTo(validation);
     if (train.documents === 0) {
-      throw new Error(`supra: ${options.data.join(', ')}: all ${stats.documents} documents went to validation; need at least one training document (lower validationFraction or add data)`);
+      const advice =
+        stats.documents === 1
+          ? `with ${name('validationFraction')} above 0 the one document is held out: add data, ` +
+            (settings.txtSplit === 'file' && files.some((f) => f.toLowerCase().endsWith('.txt')) ? `split .txt files into paragraphs (${name('txtSplit')} paragraph), ` : '') +
+            `or set ${name('validationFraction')} 0 (no validation set)`
+          : `lower ${name('validationFraction')} or add data`;
+      throw new Error(`supra: ${options.data.join(', ')}: all ${stats.documents} documents went to validation; need at least one training document (${advice})`);
     }
     train.commit();
     validation.commit();
   } catch (e) {
-    train.abort();
-    validation.abort();
+    abort();
     throw e;
+  } finally {
+    removeSignalHandlers();
   }
 
   const index: TokenCacheIndex = {
@@ -360,8 +542,8 @@ export class TokenDataset implements TokenBatches {
   private cursor = 0;
   private order: Uint32Array;
 
-  constructor(cache: TokenCache, seqLen: number, seed: number) {
-    if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`supra: seqLen must be a positive integer, got ${seqLen}`);
+  constructor(cache: TokenCache, seqLen: number, seed: number, settingName: SettingName = (setting) => setting) {
+    if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`supra: ${settingName('seqLen')} must be a positive integer, got ${seqLen}`);
     const { index, dir } = cache;
     this.cache = cache;
     this.seqLen = seqLen;
@@ -372,7 +554,7 @@ export class TokenDataset implements TokenBatches {
     this.trainSequences = sequenceCount(index.train.tokens, seqLen);
     this.validationSequences = sequenceCount(index.validation.tokens, seqLen);
     if (this.trainSequences === 0) {
-      throw new Error(`supra: the training split has ${index.train.tokens} tokens, fewer than seqLen + 1 = ${seqLen + 1}; add data or lower seqLen (cache ${cache.indexPath})`);
+      throw new Error(`supra: the training split has ${index.train.tokens} tokens, fewer than ${settingName('seqLen')} + 1 = ${seqLen + 1}; add data or lower ${settingName('seqLen')} (cache ${cache.indexPath})`);
     }
     this.trainFd = openSync(join(dir, index.train.file), 'r');
     this.validationFd = openSync(join(dir, index.validation.file), 'r');
@@ -447,6 +629,6 @@ export class TokenDataset implements TokenBatches {
 export async function openTokenBatches(options: TokenDataOptions): Promise<TokenDataset> {
   const cache = await prepareTokenCache(options);
   const shuffleSeed = options.shuffleSeed ?? options.seed;
-  if (!Number.isSafeInteger(shuffleSeed)) throw new Error(`supra: shuffleSeed must be an integer, got ${shuffleSeed}`);
-  return new TokenDataset(cache, options.seqLen, shuffleSeed);
+  if (!Number.isSafeInteger(shuffleSeed)) throw new Error(`supra: ${nameOf(options)('shuffleSeed')} must be an integer, got ${shuffleSeed}`);
+  return new TokenDataset(cache, options.seqLen, shuffleSeed, nameOf(options));
 }

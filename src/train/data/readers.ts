@@ -13,19 +13,38 @@
 //                                                                      -> emptyFiles
 //     - a .jsonl/.parquet record whose text is "", only whitespace, or null -> emptyDocuments
 //   ignored silently: blank lines in .jsonl, files in a folder whose extension is not a data format.
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+//
+// Memory: .txt files are read 1 MiB at a time and a long document comes in parts (TextDocument.continues);
+// a .jsonl line and a .parquet value are held whole.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import { embeddedCorpus } from './corpus.js';
-import { expandInputs, formatOf } from './files.js';
+import { expandInputs, formatOf, type ExpandedInputs } from './files.js';
 
 export interface ReadOptions {
   /** The field holding the text in .jsonl objects and the column in .parquet files. Default "text". */
   textField?: string;
   /**
-   * How a .txt file becomes documents: 'file' (default), the whole file is one document; 'paragraph',
-   * each run of non-blank lines is a document (blank lines separate documents).
+   * How a .txt file becomes documents: 'file', the whole file is one document; 'paragraph', each run of
+   * non-blank lines is a document (blank lines separate documents); 'auto' (default), 'paragraph' when
+   * the inputs are a single .txt file (one document could not be split into training and validation),
+   * else 'file'.
    */
-  txtSplit?: 'file' | 'paragraph';
+  txtSplit?: TxtSplit;
+  /** How error messages name a setting; default its name here (the CLI passes its flag names). */
+  settingName?: SettingName;
+}
+
+/** The settings error messages advise changing, named as the caller spells them (`--text-field` on the command line). */
+export type SettingName = (setting: 'textField' | 'txtSplit' | 'validationFraction' | 'seqLen' | 'seed' | 'shuffleSeed') => string;
+
+export type TxtSplit = 'auto' | 'file' | 'paragraph';
+
+/** What 'auto' means for these inputs: paragraphs when they are one .txt file and nothing else. */
+export function resolveTxtSplit(split: TxtSplit | undefined, inputs: ExpandedInputs): 'file' | 'paragraph' {
+  if (split === 'file' || split === 'paragraph') return split;
+  const loneTxt = !inputs.embedded && inputs.files.length === 1 && formatOf(inputs.files[0]!) === 'txt';
+  return loneTxt ? 'paragraph' : 'file';
 }
 
 export interface ReadStats {
@@ -42,8 +61,15 @@ export function newReadStats(): ReadStats {
   return { files: 0, documents: 0, characters: 0, emptyFiles: 0, emptyDocuments: 0 };
 }
 
+/**
+ * A document, or a part of one: a long .txt document (a whole file, or a paragraph) comes in parts of
+ * about 1 MiB, each but the last with `continues: true`, so it is never held whole; the document is the
+ * concatenation of its parts. Other documents come whole.
+ */
 export interface TextDocument {
   text: string;
+  /** The document goes on in the next item. */
+  continues?: boolean;
   /** Where it came from, for messages: `path`, `path:line` or `path#row`. */
   source: string;
 }
@@ -116,40 +142,145 @@ function isBlank(s: string): boolean {
   return s.trim() === '';
 }
 
-function* readTxt(path: string, split: 'file' | 'paragraph', stats: ReadStats): Generator<TextDocument> {
-  if (split === 'file') {
-    const text = decodeUtf8(readFileSync(path), path); // one document per file: held whole anyway
-    if (isBlank(text)) {
-      stats.emptyFiles++;
-      return;
-    }
-    yield { text, source: path };
-    return;
+/** Where the last complete UTF-8 character of bytes[0..length) ends: a character cut by the read is left for the next one. */
+function completeUtf8End(bytes: Uint8Array, length: number): number {
+  for (let i = length - 1; i >= 0 && i >= length - 4; i--) {
+    const b = bytes[i]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: look further back for the lead byte
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf5 ? 4 : 1;
+    return i + n > length ? i : length;
   }
-  let paragraph: string[] = [];
-  let firstLine = 0;
-  let any = false;
-  for (const { bytes, line } of fileLines(path)) {
-    const text = decodeUtf8(bytes, `${path}:${line}`);
-    if (isBlank(text)) {
-      if (paragraph.length > 0) {
-        any = true;
-        yield { text: paragraph.join('\n'), source: `${path}:${firstLine}` };
-        paragraph = [];
+  return length;
+}
+
+/**
+ * A file's text in pieces of about `pieceBytes` bytes, decoded as UTF-8 without splitting a character,
+ * so a file of any size (one long line included) is never held whole. Bad UTF-8 is an error naming the
+ * line and the file's byte offset.
+ */
+export function* fileText(path: string, pieceBytes = READ_CHUNK): Generator<string> {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(pieceBytes + 4);
+    let carried = 0; // bytes of a character cut by the previous read, now at buffer[0..carried)
+    let position = 0; // file offset of buffer[0]
+    let line = 1; // line number at buffer[0]
+    for (;;) {
+      const n = readSync(fd, buffer, carried, pieceBytes, position + carried);
+      const length = carried + n;
+      const end = n === 0 ? length : completeUtf8End(buffer, length);
+      if (end === 0 && n === 0) return;
+      const bytes = buffer.subarray(0, end);
+      let text: string;
+      try {
+        text = utf8.decode(bytes);
+      } catch {
+        const bad = firstBadUtf8(bytes);
+        let badLine = line;
+        for (let i = bytes.indexOf(0x0a); i >= 0 && i < bad; i = bytes.indexOf(0x0a, i + 1)) badLine++;
+        throw new Error(`supra: ${path}:${badLine}: not valid UTF-8 (bad byte at offset ${position + bad}); training text must be UTF-8`);
       }
-      continue;
+      for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) line++;
+      if (text.length > 0) yield text;
+      if (n === 0) return;
+      buffer.copy(buffer, 0, end, length);
+      carried = length - end;
+      position += end;
     }
-    if (paragraph.length === 0) firstLine = line;
-    paragraph.push(text);
+  } finally {
+    closeSync(fd);
   }
-  if (paragraph.length > 0) {
-    any = true;
-    yield { text: paragraph.join('\n'), source: `${path}:${firstLine}` };
+}
+
+/**
+ * One .txt file as a single document, verbatim, in parts of about 1 MiB (`continues` on all but the
+ * last), so a long file is never held whole. A file of whitespace only is skipped.
+ */
+function* readTxtWhole(path: string, stats: ReadStats): Generator<TextDocument> {
+  let previous: string | null = null;
+  let blankStart = ''; // leading whitespace, held until some text shows the file is not blank
+  for (let text of fileText(path)) {
+    if (previous === null) {
+      blankStart += text;
+      if (isBlank(blankStart)) continue;
+      text = blankStart;
+      blankStart = '';
+    } else {
+      yield { text: previous, source: path, continues: true };
+    }
+    previous = text;
   }
+  if (previous === null) stats.emptyFiles++;
+  else yield { text: previous, source: path };
+}
+
+/**
+ * Paragraphs of a .txt file: runs of non-blank lines joined with '\n' (a line's trailing '\r' dropped),
+ * separated by blank lines (empty or whitespace only). Streamed: a paragraph longer than about 1 MiB
+ * comes in parts (`continues`), so even one huge line is never held whole.
+ */
+function* readTxtParagraphs(path: string, stats: ReadStats): Generator<TextDocument> {
+  let out = ''; // text of the open paragraph not yet yielded
+  let open = false; // a paragraph has started
+  let source = path;
+  let any = false;
+  let line = 1;
+  let held = ''; // the current line while it is blank so far, or a trailing '\r' that may end it
+  let lineIsText = false; // the current line has non-whitespace, so it belongs to the paragraph
+  const addToLine = (segment: string) => {
+    let s = held + segment;
+    held = '';
+    if (!lineIsText) {
+      if (isBlank(s)) {
+        held = s;
+        return;
+      }
+      lineIsText = true;
+      if (open) out += '\n';
+      else {
+        open = true;
+        any = true;
+        source = `${path}:${line}`;
+      }
+    }
+    if (s.endsWith('\r')) {
+      held = '\r';
+      s = s.slice(0, -1);
+    }
+    out += s;
+  };
+  /** The current line ended; returns the finished paragraph when the line was blank. */
+  const endLine = (): TextDocument | null => {
+    const blank = !lineIsText;
+    held = '';
+    lineIsText = false;
+    line++;
+    if (!blank || !open) return null;
+    const paragraph = { text: out, source };
+    out = '';
+    open = false;
+    return paragraph;
+  };
+  for (const text of fileText(path)) {
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      addToLine(text.slice(start, nl));
+      const paragraph = endLine();
+      if (paragraph) yield paragraph;
+      start = nl + 1;
+    }
+    addToLine(text.slice(start));
+    if (out.length >= READ_CHUNK) {
+      yield { text: out, source, continues: true };
+      out = '';
+    }
+  }
+  if (lineIsText) endLine();
+  if (open) yield { text: out, source };
   if (!any) stats.emptyFiles++;
 }
 
-function* readJsonl(path: string, field: string, stats: ReadStats): Generator<TextDocument> {
+function* readJsonl(path: string, field: string, fieldSetting: string, stats: ReadStats): Generator<TextDocument> {
   let any = false;
   for (const { bytes, line } of fileLines(path)) {
     const where = `${path}:${line}`;
@@ -167,7 +298,7 @@ function* readJsonl(path: string, field: string, stats: ReadStats): Generator<Te
     }
     if (!(field in record)) {
       const keys = Object.keys(record);
-      throw new Error(`supra: ${where}: no "${field}" field (fields: ${keys.length ? keys.join(', ') : 'none'}); choose the text field with textField / --text-field`);
+      throw new Error(`supra: ${where}: no "${field}" field (fields: ${keys.length ? keys.join(', ') : 'none'}); choose the text field with ${fieldSetting}`);
     }
     const text = (record as Record<string, unknown>)[field];
     if (text === null || (typeof text === 'string' && isBlank(text))) {
@@ -184,7 +315,7 @@ function* readJsonl(path: string, field: string, stats: ReadStats): Generator<Te
  * A .parquet file's text column, one row group at a time (a big file is never held whole). Strings are
  * taken as raw bytes from hyparquet and decoded here, so bad UTF-8 is an error instead of U+FFFD.
  */
-async function* readParquet(path: string, column: string, stats: ReadStats): AsyncGenerator<TextDocument> {
+async function* readParquet(path: string, column: string, columnSetting: string, stats: ReadStats): AsyncGenerator<TextDocument> {
   if (statSync(path).size === 0) {
     stats.emptyFiles++;
     return;
@@ -198,7 +329,7 @@ async function* readParquet(path: string, column: string, stats: ReadStats): Asy
   }
   const columns = parquetSchema(metadata).children.map((c) => c.element.name);
   if (!columns.includes(column)) {
-    throw new Error(`supra: ${path}: no column "${column}" (columns: ${columns.join(', ') || 'none'}); choose the text column with textField / --text-field`);
+    throw new Error(`supra: ${path}: no column "${column}" (columns: ${columns.join(', ') || 'none'}); choose the text column with ${columnSetting}`);
   }
   const element = parquetSchema(metadata).children.find((c) => c.element.name === column)!.element;
   if (element.type !== 'BYTE_ARRAY') {
@@ -246,7 +377,7 @@ async function* readParquet(path: string, column: string, stats: ReadStats): Asy
   if (!any) stats.emptyFiles++;
 }
 
-/** Documents of one file, by its extension. */
+/** Documents of one file, by its extension ('auto' txtSplit reads a .txt file whole: see readDocuments). */
 export async function* readFile(path: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<TextDocument> {
   const field = options.textField ?? 'text';
   const format = formatOf(path);
@@ -256,12 +387,13 @@ export async function* readFile(path: string, options: ReadOptions, stats: ReadS
     return;
   }
   let docs: Iterable<TextDocument> | AsyncIterable<TextDocument>;
-  if (format === 'txt') docs = readTxt(path, options.txtSplit ?? 'file', stats);
-  else if (format === 'jsonl') docs = readJsonl(path, field, stats);
-  else if (format === 'parquet') docs = readParquet(path, field, stats);
+  const fieldSetting = (options.settingName ?? ((s) => s))('textField');
+  if (format === 'txt') docs = options.txtSplit === 'paragraph' ? readTxtParagraphs(path, stats) : readTxtWhole(path, stats);
+  else if (format === 'jsonl') docs = readJsonl(path, field, fieldSetting, stats);
+  else if (format === 'parquet') docs = readParquet(path, field, fieldSetting, stats);
   else throw new Error(`supra: ${path}: unknown data format`);
   for await (const d of docs) {
-    stats.documents++;
+    if (!d.continues) stats.documents++;
     stats.characters += d.text.length;
     yield d;
   }
@@ -270,11 +402,14 @@ export async function* readFile(path: string, options: ReadOptions, stats: ReadS
 /**
  * Every document of the inputs (files, folders, globs, `@embedded`), in a fixed order: inputs in the
  * order given, files within a folder or glob sorted by path, the embedded corpus last. Only one document
- * (and for .parquet one row group) is in memory at a time. Counts go to `stats`.
+ * (a part of a long .txt document; for .parquet one row group) is in memory at a time. Counts go to `stats`
+ * (`documents` counts whole documents, not parts).
  */
 export async function* readDocuments(inputs: readonly string[], options: ReadOptions = {}, stats: ReadStats = newReadStats()): AsyncGenerator<TextDocument> {
-  const { files, embedded } = expandInputs(inputs);
-  for (const path of files) yield* readFile(path, options, stats);
+  const expanded = expandInputs(inputs);
+  const { files, embedded } = expanded;
+  const fileOptions = { ...options, txtSplit: resolveTxtSplit(options.txtSplit, expanded) };
+  for (const path of files) yield* readFile(path, fileOptions, stats);
   if (embedded) {
     let i = 0;
     for (const text of embeddedCorpus()) {
