@@ -37,6 +37,13 @@ const WORKER_OPTION = { worker: { type: 'string' } } as const;
 
 const usage = `supra experiments [options]\n\n${optionsHelp(OPTIONS)}`;
 
+/** "native (1 thread, OpenBLAS Haswell)" for the results page. */
+function describeBackend(f: Record<string, string | number>): string {
+  const threads = f.threads === undefined ? '' : `${f.threads} thread${f.threads === 1 ? '' : 's'}`;
+  const details = [threads, f.openblas === undefined ? '' : `OpenBLAS ${f.openblas}`].filter(Boolean).join(', ');
+  return details ? `${f.backend} (${details})` : String(f.backend);
+}
+
 /** The teacher's size for the results page, counted from its folder's tensors. */
 function describeTeacher(dir: string): TeacherSummary {
   const { tensors } = readCheckpointTensors(dir);
@@ -136,7 +143,7 @@ export const command = {
       const p = planned.find((x) => x.spec.id === values.worker);
       if (!p) throw new UsageError(`--worker: no run named ${values.worker} in the plan`);
       const result = await executeRun(p.spec, {
-        teacherDir, dir: p.dir, key: p.key, evalSettings, backend: `${getBackend().name} (${getBackend().threads} threads)`,
+        teacherDir, dir: p.dir, key: p.key, evalSettings, backend: describeBackend(getBackend().fingerprint(getBackend().threads)),
         data: { inputs: DATA_INPUTS, splitSeed: SPLIT_SEED }, keepModel: values['keep-models'] === true,
         log: (m) => console.log(m),
       });

@@ -86,9 +86,10 @@ export function writeReport(input: ReportInput): string[] {
   L.push('# Results: SUPRA at small scale');
   L.push('');
   L.push(`Made by \`${input.command}\` (${input.environment}). Every number, plot and conclusion on this page comes from that run;`);
-  L.push('rerunning it reproduces the page (finished runs are cached by their settings and backend under `runs/experiments/`).');
-  L.push('A seed gives the same model whatever the thread count (`--jobs` only changes the speed): every reduction runs in a fixed');
-  L.push('order. The two backends round their products differently, so a run made on one is not reused on the other.');
+  L.push('rerunning it reproduces the page. Finished runs are cached under `runs/experiments/` by their settings and by what decides');
+  L.push("the backend's bits: on wasm a seed gives the same model whatever the thread count (`--jobs` only changes the speed), as every");
+  L.push("reduction runs in a fixed order; on native, OpenBLAS's AVX2 kernel sets (Haswell, Zen) round a product they split over threads");
+  L.push('differently, so its kernel set and the thread count are in the key too, and a run is redone rather than reused when they change.');
   L.push('');
   L.push(`**Setup.** The teacher is the embedded softmax model (assets/teacher: ${millions(input.teacher.parameters)} parameters, ${input.teacher.layers} layers, GQA ${input.teacher.heads}/${input.teacher.kvHeads} heads), pretrained by`);
   L.push(`\`npm run build:teacher\` on ${study.teacherTokens.toLocaleString('en-US')} tokens of the embedded corpus. Budgets are percentages of those tokens.`);
