@@ -507,3 +507,19 @@ test('atomic write: a process killed mid-write never leaves a partial file under
 
 // the compiled test lives in <dist>/test; keep the import path used by the child valid
 assert.ok(existsSync(resolve(dirname(fileURLToPath(import.meta.url)), '../src/io/safetensors.js')));
+
+test('atomic writes create a missing output folder (README commands write under runs/ on a fresh clone)', async () => {
+  const { writeJsonAtomic } = await import('../src/io/atomic.js');
+  const root = mkdtempSync(join(tmpdir(), 'supra-newdir-'));
+  try {
+    const json = join(root, 'a', 'b', 'eval.json');
+    writeJsonAtomic(json, { ok: 1 });
+    assert.deepEqual(JSON.parse(readFileSync(json, 'utf8')), { ok: 1 });
+    const st = join(root, 'c', 'story.state');
+    writeSafetensors(st, new Map([['x', { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }]]));
+    assert.deepEqual(Array.from(readSafetensors(st).get('x')!.data as Float32Array), [1, 2]);
+    assert.deepEqual(readdirSync(join(root, 'c')), ['story.state'], 'no temporary file left');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

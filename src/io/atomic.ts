@@ -8,6 +8,12 @@ export function tempPathFor(path: string): string {
   return `${path}.tmp-${process.pid}`;
 }
 
+/** The temporary name for writing `path`, with `path`'s folder created: outputs may go to a new folder. */
+export function newTempPath(path: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  return tempPathFor(path);
+}
+
 /** fsync one file (its data reaches the disk before a rename makes it visible). */
 export function syncFile(path: string): void {
   const fd = openSync(path, 'r');
@@ -23,7 +29,7 @@ export function syncFile(path: string): void {
  * disk) the temp file is removed, so nothing partial stays behind and `path` keeps its old content.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = tempPathFor(path);
+  const tmp = newTempPath(path);
   try {
     writeFileSync(tmp, data);
     syncFile(tmp);

@@ -7,7 +7,7 @@
 // Reading never holds a file twice: the header is read with fs.readSync, then each tensor's bytes go
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
-import { syncDir, tempPathFor } from './atomic.js';
+import { newTempPath, syncDir } from './atomic.js';
 
 export { syncDir };
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
@@ -474,7 +474,7 @@ export function writeSafetensors(
   }
   const header = encodeHeader(list, metadata);
   const totalBytes = list.reduce((s, t) => s + storedBytes(t.data.length, t.dtype), 0);
-  const tmp = tempPathFor(path);
+  const tmp = newTempPath(path);
   const fd = openSync(tmp, 'w');
   let ok = false;
   try {

@@ -8,7 +8,7 @@
 // Writer: stored entries only (what PyTorch writes), data aligned to 64 bytes like PyTorch does (padding in
 // the local header's extra field), zip64 records when an offset or size passes 4 GiB, written to a
 // temporary name and renamed into place on finish so a crash never leaves a half-written file.
-import { tempPathFor } from './atomic.js';
+import { newTempPath } from './atomic.js';
 import { closeSync, fsyncSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 
@@ -359,7 +359,7 @@ export class ZipWriter {
     this.align = options.align ?? 64;
     if (!Number.isInteger(this.align) || this.align < 1 || this.align > 4096) throw new Error(`supra: ${path}: zip: alignment ${this.align} must be an integer in 1..4096`);
     this.forceZip64 = options.zip64 === 'force';
-    this.tmpPath = tempPathFor(path);
+    this.tmpPath = newTempPath(path);
     this.fd = openSync(this.tmpPath, 'w');
   }
 
