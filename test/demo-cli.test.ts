@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 const teacher = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
-const readme = resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md');
 
 /** A small JSONL corpus of 120 short documents. */
 function writeDocs(path: string): void {
@@ -113,12 +112,4 @@ test('supra demo on one .txt file reads it as paragraphs; it takes the data flag
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-});
-
-test('supra demo --help lists every demo option and --backend; the README holds the same usage', async () => {
-  const { command } = await import('../src/cli/demo.js');
-  const r = spawnSync(process.execPath, [cli, 'demo', '--help'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  for (const flag of [...Object.keys(command.options), 'backend']) assert.match(r.stdout, new RegExp(`--${flag}(?![\\w-])`), `--${flag} missing from demo --help`);
-  assert.ok(readFileSync(readme, 'utf8').includes(command.usage), 'README.md holds the text of supra demo --help');
 });
