@@ -89,6 +89,28 @@ test('supra demo: the default budget is said with its epochs and a warning; Ctrl
   }
 });
 
+test('supra demo: a validation split shorter than one sequence is named with the flags that fix it, before any work', () => {
+  const root = mkdtempSync(join(tmpdir(), 'supra-demo-shortval-'));
+  try {
+    const paragraphs = Array.from({ length: 60 }, (_, i) => `The jury said that the city election ${i} was held in the county court.`);
+    const notes = join(root, 'notes.txt');
+    writeFileSync(notes, paragraphs.join('\n\n') + '\n');
+    const args = ['--data', notes, '--out', join(root, 'demo'), '--tokens', '32', '--batch-size', '2', '--eval-sequences', '2', '--cache-dir', join(root, 'cache')];
+    // about 15 validation tokens: not one sequence of 64 + 1
+    const short = spawnSync(process.execPath, [cli, 'demo', ...args, '--seq-len', '64'], { encoding: 'utf8' });
+    assert.equal(short.status, 1, short.stderr);
+    assert.match(short.stderr, /validation split has \d+ tokens, fewer than --seq-len \+ 1 = 65/);
+    assert.match(short.stderr, /--validation-fraction/);
+    const none = spawnSync(process.execPath, [cli, 'demo', ...args, '--seq-len', '16', '--validation-fraction', '0'], { encoding: 'utf8' });
+    assert.equal(none.status, 1, none.stderr);
+    assert.match(none.stderr, /--validation-fraction 0 holds no validation split; the demo measures perplexity on one/);
+    assert.doesNotMatch(short.stdout + none.stdout, /teacher validation perplexity/);
+    assert.equal(existsSync(join(root, 'demo')), false, 'nothing written');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('supra demo on one .txt file reads it as paragraphs; it takes the data flags of train, and errors name them', () => {
   const root = mkdtempSync(join(tmpdir(), 'supra-demo-txt-'));
   try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -519,6 +519,22 @@ test('atomic writes create a missing output folder (README commands write under 
     writeSafetensors(st, new Map([['x', { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }]]));
     assert.deepEqual(Array.from(readSafetensors(st).get('x')!.data as Float32Array), [1, 2]);
     assert.deepEqual(readdirSync(join(root, 'c')), ['story.state'], 'no temporary file left');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('an atomic write to a path that is a folder is refused up front, naming it, with no temporary file left', async () => {
+  const { writeJsonAtomic } = await import('../src/io/atomic.js');
+  const root = mkdtempSync(join(tmpdir(), 'supra-isdir-'));
+  try {
+    const folder = join(root, 'story.state');
+    mkdirSync(folder);
+    const tensors = new Map([['x', { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) }]]);
+    assert.throws(() => writeSafetensors(folder, tensors), (e: Error) => e.message.includes(folder) && /is a folder/.test(e.message));
+    assert.throws(() => writeJsonAtomic(folder, { ok: 1 }), (e: Error) => e.message.includes(folder) && /is a folder/.test(e.message));
+    assert.deepEqual(readdirSync(root), ['story.state'], 'no temporary file left beside it');
+    assert.deepEqual(readdirSync(folder), [], 'nothing written into it');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
 import { linearize } from '../models/linearize.js';
-import { openTokenBatches } from '../train/data/index.js';
+import { openTokenBatches, sequenceCount } from '../train/data/index.js';
 import { readLatest } from '../train/checkpoint.js';
 import { epochsText, evaluate, train } from '../train/trainer.js';
 import { formatNumber } from '../train/metrics.js';
@@ -83,6 +83,14 @@ export const command = {
     const { model: teacher } = loadDecoder(teacherDir);
     const data = await openTokenBatches(dataOptionsFromFlags(values.data ?? ['@embedded'], values, { tokenizerDir: teacherDir, seqLen, seed, log }));
     log(`data: ${data.trainTokens.toLocaleString('en-US')} training tokens, ${data.validationTokens.toLocaleString('en-US')} validation tokens`);
+    // the report is validation perplexity: say before any work when there is not one sequence to score
+    if (data.validationTokens === 0) throw new Error('supra: demo: --validation-fraction 0 holds no validation split; the demo measures perplexity on one');
+    if (sequenceCount(data.validationTokens, seqLen) === 0) {
+      throw new Error(
+        `supra: demo: the validation split has ${data.validationTokens} tokens, fewer than --seq-len + 1 = ${seqLen + 1}; ` +
+          'raise --validation-fraction, lower --seq-len or add data',
+      );
+    }
     log(`training on ${tokens.toLocaleString('en-US')} tokens (${budgetSource}) = ${epochsText(tokens, data.trainTokens)}`);
     let scoredTokens = 0;
     const ppl = (model: Parameters<typeof evaluate>[0]) => {

@@ -8,8 +8,12 @@ export function tempPathFor(path: string): string {
   return `${path}.tmp-${process.pid}`;
 }
 
-/** The temporary name for writing `path`, with `path`'s folder created: outputs may go to a new folder. */
+/**
+ * The temporary name for writing `path`, with `path`'s folder created: outputs may go to a new folder.
+ * A `path` that is a folder is refused here, before any work is written (the rename would fail after).
+ */
 export function newTempPath(path: string): string {
+  if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`supra: ${path}: is a folder; give a file name to write`);
   mkdirSync(dirname(path), { recursive: true });
   return tempPathFor(path);
 }
