@@ -50,7 +50,8 @@ test('supra train on one .txt file with default data settings reads it as paragr
     assert.match(seqLen.stderr, /fewer than --seq-len \+ 1 = 4001; add data or lower --seq-len/);
     for (const e of [one.stderr, whole.stderr, fraction.stderr, seqLen.stderr]) assert.doesNotMatch(e, /validationFraction|txtSplit|seqLen/);
     const help = spawnSync(process.execPath, [cli, 'train', '--help'], { encoding: 'utf8' });
-    assert.match(help.stdout, /\[--validation-fraction 0\.02\] \[--text-field text\] \[--txt-split auto\|file\|paragraph\] \[--cache-dir DIR\]/);
+    assert.match(help.stdout, /--validation-fraction F +share of the documents held out for validation \(default 0\.02\)/);
+    assert.match(help.stdout, /--txt-split auto\|file\|paragraph\n +a .txt file is one document/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -63,7 +63,7 @@ export type OptionSpecs = Record<string, OptionSpec>;
 /** The option list of a command's --help: one aligned line per option, in declaration order. */
 export function optionsHelp(specs: OptionSpecs): string {
   const names = Object.entries(specs).map(([name, s]) => `--${name}${s.short ? `, -${s.short}` : ''}${s.type === 'string' ? ` ${s.value ?? 'VALUE'}` : ''}`);
-  const width = Math.min(28, Math.max(...names.map((n) => n.length)));
+  const width = Math.min(24, Math.max(...names.map((n) => n.length)));
   return Object.values(specs)
     .map((s, i) => {
       const name = names[i]!;

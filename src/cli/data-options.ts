@@ -1,30 +1,20 @@
 // The training-data flags shared by `supra train` and `supra demo`: declared once here for parsing,
 // --help and the library options they become, so both commands take the same flags with the same defaults.
 import { resolve } from 'node:path';
-import { choiceOption, floatOption } from './args.js';
+import { choiceOption, floatOption, type OptionSpecs } from './args.js';
 import { DATA_DEFAULTS, type TokenDataOptions } from '../train/data/dataset.js';
 import { EMBEDDED_INPUT } from '../train/data/files.js';
 import type { SettingName } from '../train/data/readers.js';
 
-/** parseArgs declarations of the data flags (besides --data, whose default differs between commands). */
-export const DATA_FLAGS = {
-  'validation-fraction': { type: 'string' },
-  'text-field': { type: 'string' },
-  'txt-split': { type: 'string' },
-  'cache-dir': { type: 'string' },
-} as const;
-
 const TXT_SPLITS = ['auto', 'file', 'paragraph'] as const;
 
-/** The data flags as --help shows them, with the library's defaults. */
-export const DATA_FLAGS_USAGE =
-  `[--validation-fraction ${DATA_DEFAULTS.validationFraction}] [--text-field ${DATA_DEFAULTS.textField}] ` +
-  `[--txt-split ${DATA_DEFAULTS.txtSplit}|${TXT_SPLITS.filter((s) => s !== DATA_DEFAULTS.txtSplit).join('|')}] [--cache-dir DIR]`;
-
-/** One line for --help on what the data flags do. */
-export const DATA_FLAGS_HELP =
-  '--txt-split auto (default) reads a lone .txt file as paragraphs (blank-line separated), other .txt files whole;\n' +
-  '--validation-fraction 0 holds nothing out. Tokens are cached in --cache-dir (default $SUPRA_CACHE_DIR or ~/.cache/supra/tokens).';
+/** The data flags (besides --data, whose default differs between commands), with their --help lines. */
+export const DATA_FLAGS = {
+  'validation-fraction': { type: 'string', value: 'F', help: `share of the documents held out for validation (default ${DATA_DEFAULTS.validationFraction})` },
+  'text-field': { type: 'string', value: 'NAME', help: `the text field of .jsonl records / column of .parquet files (default ${DATA_DEFAULTS.textField})` },
+  'txt-split': { type: 'string', value: TXT_SPLITS.join('|'), help: 'a .txt file is one document (file) or one per blank-line-separated paragraph;\nauto (default): paragraphs for a lone .txt file, else whole files' },
+  'cache-dir': { type: 'string', value: 'DIR', help: 'where token caches live (default $SUPRA_CACHE_DIR, else ~/.cache/supra/tokens)' },
+} as const satisfies OptionSpecs;
 
 /** The library's settings as messages from the command line name them: the flags. */
 export const CLI_SETTING_NAMES: SettingName = (setting) =>

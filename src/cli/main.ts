@@ -6,7 +6,7 @@ import { commands } from './commands.js';
 
 /** The one option every command takes (pulled out of argv by takeBackend before the command parses). */
 const BACKEND_HELP =
-  '--backend wasm|native  compute backend (every command); default native where the OpenBLAS add-on is built, else wasm';
+  '--backend wasm|native  compute backend: native (default where the OpenBLAS add-on is built) or wasm';
 
 async function usage(): Promise<string> {
   const lines = ['usage: supra <command> [options]', '', 'commands:'];
@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`usage: ${command.usage}\n\n${command.summary}\n\nevery command:\n  ${BACKEND_HELP}`);
+    console.log(`${command.summary}\n\nusage: ${command.usage}\n\nevery command:\n  ${BACKEND_HELP}`);
     return 0;
   }
   await command.run(takeBackend(rest));

@@ -1,35 +1,63 @@
 // supra train: train a softmax teacher or a SUPRA model on text (see src/train/trainer.ts for the recipe).
 import { resolve } from 'node:path';
-import { choiceOption, floatOption, intOption, normalizationOption, parse, UsageError, type Options } from './args.js';
+import { choiceOption, floatOption, intOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
-import { CLI_SETTING_NAMES, DATA_FLAGS, DATA_FLAGS_HELP, DATA_FLAGS_USAGE, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
+import { CLI_SETTING_NAMES, DATA_FLAGS, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
 import { TRAIN_DEFAULTS, train, type TrainOptions } from '../train/trainer.js';
+import { formatNumber } from '../train/metrics.js';
+
+const OPTIONS = {
+  model: { type: 'string', value: 'DIR', help: 'a teacher or SUPRA model folder to train' },
+  linearize: { type: 'boolean', help: 'make the --model teacher a SUPRA model first (kernels seeded by --seed)' },
+  init: { type: 'string', value: 'CONFIG', help: 'a config.json for a random initialisation instead (HF Llama: N(0, 0.02) weights,\nunit norms; SUPRA kernels as linearize)' },
+  tokenizer: { type: 'string', value: 'DIR', help: 'with --init: the folder with tokenizer.json' },
+  data: { type: 'string', multiple: true, value: 'INPUT', help: 'files, folders, globs or @embedded (docs/data.md)' },
+  out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoints, metrics.jsonl and the final model go here' },
+  resume: { type: 'boolean', help: 'continue <out>/latest exactly (model, recipe and data settings come from it)' },
+  tokens: { type: 'string', value: 'N', help: 'the budget in tokens: steps = tokens / (batch-size · seq-len · grad-accum)' },
+  steps: { type: 'string', value: 'N', help: 'or the budget in optimizer steps' },
+  'batch-size': { type: 'string', value: 'N', help: `sequences per micro-batch (default ${TRAIN_DEFAULTS.batchSize})` },
+  'seq-len': { type: 'string', value: 'N', help: 'tokens per sequence (default 256)' },
+  'grad-accum': { type: 'string', value: 'N', help: `micro-batches per optimizer step (default ${TRAIN_DEFAULTS.gradAccum})` },
+  lr: { type: 'string', value: 'LR', help: `peak learning rate (default ${formatNumber(TRAIN_DEFAULTS.lr)})` },
+  'min-lr': { type: 'string', value: 'LR', help: 'where the cosine ends (default lr/10)' },
+  'warmup-steps': { type: 'string', value: 'N', help: 'linear warm-up steps (default min(1000, steps/10))' },
+  'kernel-lr': { type: 'string', value: 'LR', help: 'peak lr of the new SUPRA parameters (default --lr)' },
+  beta1: { type: 'string', value: 'B', help: `AdamW β1 (default ${TRAIN_DEFAULTS.betas[0]})` },
+  beta2: { type: 'string', value: 'B', help: `AdamW β2 (default ${TRAIN_DEFAULTS.betas[1]})` },
+  eps: { type: 'string', value: 'EPS', help: `AdamW epsilon (default ${formatNumber(TRAIN_DEFAULTS.eps)})` },
+  'weight-decay': { type: 'string', value: 'W', help: `decoupled weight decay (default ${TRAIN_DEFAULTS.weightDecay})` },
+  'decay-norms-biases': { type: 'string', value: 'true|false', help: `also decay norm weights and biases (default ${TRAIN_DEFAULTS.decayNormsAndBiases})` },
+  'grad-clip': { type: 'string', value: 'NORM', help: `clip the gradient's global norm (default ${TRAIN_DEFAULTS.gradClip})` },
+  'z-loss': { type: 'string', value: 'W', help: `weight of the z-loss, log²Z (default ${formatNumber(TRAIN_DEFAULTS.zLoss)})` },
+  'train-only': { type: 'string', value: 'all|kernels', help: 'kernels: update only the new SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm)\n(default all)' },
+  'kernels-first-steps': { type: 'string', value: 'N', help: 'a two-step schedule: kernels only for the first N steps, then every parameter\n(default 0)' },
+  seed: { type: 'string', value: 'N', help: `initialisation, validation documents and data order (default ${TRAIN_DEFAULTS.seed})` },
+  'qk-norm': { type: 'string', value: 'none|rms|layernorm', help: 'with --linearize or --init: as supra linearize' },
+  decay: { type: 'string', value: 'lightning|retnet|none', help: 'with --linearize or --init: as supra linearize' },
+  normalization: { type: 'string', value: 'group-norm|sum', help: 'with --linearize or --init: sum is the T2R-style denominator instead of GroupNorm' },
+  'save-every': { type: 'string', value: 'N', help: `a checkpoint every N steps, and one at the end (default ${TRAIN_DEFAULTS.saveEvery})` },
+  keep: { type: 'string', value: 'N', help: `checkpoints kept (default ${TRAIN_DEFAULTS.keep})` },
+  'eval-every': { type: 'string', value: 'N', help: `validation loss every N steps; 0: at the end only (default ${TRAIN_DEFAULTS.evalEvery})` },
+  'eval-sequences': { type: 'string', value: 'N', help: `validation sequences per evaluation (default ${TRAIN_DEFAULTS.evalSequences})` },
+  'max-skips': { type: 'string', value: 'N', help: `steps with non-finite gradients skipped before the run stops (default ${TRAIN_DEFAULTS.maxSkips})` },
+  'stop-at': { type: 'string', value: 'STEP', help: 'stop (with a checkpoint) at this step, keeping the schedule of the whole budget' },
+  ...DATA_FLAGS,
+  quiet: { type: 'boolean', short: 'q', help: 'no per-step lines' },
+  'log-every': { type: 'string', value: 'N', help: `a progress line every N steps (default ${TRAIN_DEFAULTS.logEvery})` },
+} as const satisfies OptionSpecs;
 
 const usage = [
-  'supra train (--model <dir> [--linearize] | --init <config.json> --tokenizer <dir>) --data <files|dir|glob|@embedded> --out <dir>',
-  '       [--tokens N | --steps N] [--batch-size 8] [--seq-len 256] [--grad-accum 1]',
-  '       [--lr 3e-4] [--min-lr lr/10] [--warmup-steps min(1000, steps/10)] [--kernel-lr lr] [--beta1 0.9] [--beta2 0.95]',
-  '       [--eps 1e-8] [--weight-decay 0.1] [--decay-norms-biases true|false] [--grad-clip 1] [--z-loss 1e-4]',
-  '       [--train-only all|kernels] [--kernels-first-steps 0] [--seed 0] [--qk-norm none|rms|layernorm] [--decay lightning|retnet|none]',
-  '       [--normalization group-norm|sum]',
-  '       [--save-every 1000] [--keep 3] [--eval-every 0] [--eval-sequences 64] [--max-skips 10] [--stop-at STEP]',
-  `       ${DATA_FLAGS_USAGE}`,
-  '       [--resume] [--quiet] [--log-every 1]',
+  'supra train (--model <dir> [--linearize] | --init <config.json> --tokenizer <dir>) --data <input>... --out <dir> [options]',
   '',
-  'The model: --model a teacher or SUPRA folder (--linearize: make the teacher a SUPRA model first, kernels',
-  'seeded by --seed; --normalization sum: the T2R-style denominator instead of GroupNorm), or --init a config.json for a random initialisation (HF Llama: N(0, 0.02) weights, unit',
-  'norms; SUPRA kernels as linearize); --seed also picks the validation documents and the data order.',
-  'The budget: steps = tokens / (batch-size · seq-len · grad-accum). --train-only kernels updates only the new',
-  'SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm); --kernel-lr gives them their own peak lr.',
-  '--kernels-first-steps N: a two-step schedule, kernels only for the first N steps, then every parameter.',
-  'Writes <out>/checkpoint-<step> (a model folder plus optimizer.safetensors and trainer_state.json) every',
-  '--save-every steps and at the end, <out>/latest naming the newest, <out>/metrics.jsonl, and the final model',
-  'as a plain folder <out>/final. --resume continues <out>/latest exactly (model, recipe and data settings come',
-  'from the checkpoint). Ctrl-C saves a checkpoint and exits (130); a second Ctrl-C quits at once. A save that',
-  'fails (a full disk) removes its partial files and says which checkpoint is intact. The header gives the',
-  'epochs the budget makes of the training tokens, with a warning above 4 (the model would mostly see repeats).',
-  DATA_FLAGS_HELP,
+  optionsHelp(OPTIONS),
+  '',
+  'Writes <out>/checkpoint-<step> (a model folder plus optimizer.safetensors and trainer_state.json), <out>/latest',
+  'naming the newest, <out>/metrics.jsonl, and the final model as a plain folder <out>/final. Ctrl-C saves a',
+  'checkpoint and exits (130); a second Ctrl-C quits at once. A save that fails (a full disk) removes its partial',
+  'files and says which checkpoint is intact. The header gives the epochs the budget makes of the training',
+  'tokens, with a warning above 4 (the model would mostly see repeats).',
 ].join('\n');
 
 function boolOption(value: string | undefined, name: string): boolean | undefined {
@@ -48,54 +76,13 @@ function maybeInt(value: string | undefined, name: string, min = 0): number | un
   return value === undefined ? undefined : intOption(value, name, 0, min);
 }
 
-/** The command's options: parsed from this table, and each must be in the usage (a test checks it and the README). */
-const flags = {
-  model: { type: 'string' },
-  init: { type: 'string' },
-  linearize: { type: 'boolean' },
-  tokenizer: { type: 'string' },
-  data: { type: 'string', multiple: true },
-  out: { type: 'string', short: 'o' },
-  resume: { type: 'boolean' },
-  tokens: { type: 'string' },
-  steps: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'seq-len': { type: 'string' },
-  'grad-accum': { type: 'string' },
-  lr: { type: 'string' },
-  'min-lr': { type: 'string' },
-  'warmup-steps': { type: 'string' },
-  'kernel-lr': { type: 'string' },
-  beta1: { type: 'string' },
-  beta2: { type: 'string' },
-  eps: { type: 'string' },
-  'weight-decay': { type: 'string' },
-  'decay-norms-biases': { type: 'string' },
-  'grad-clip': { type: 'string' },
-  'z-loss': { type: 'string' },
-  'train-only': { type: 'string' },
-  'kernels-first-steps': { type: 'string' },
-  seed: { type: 'string' },
-  'qk-norm': { type: 'string' },
-  decay: { type: 'string' },
-  normalization: { type: 'string' },
-  'save-every': { type: 'string' },
-  keep: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'eval-sequences': { type: 'string' },
-  'max-skips': { type: 'string' },
-  'stop-at': { type: 'string' },
-  ...DATA_FLAGS,
-  quiet: { type: 'boolean', short: 'q' },
-  'log-every': { type: 'string' },
-} satisfies Options;
 
 export const command = {
   summary: 'train or uptrain a teacher or SUPRA model (AdamW, warm-up + cosine, z-loss; atomic checkpoints, --resume)',
   usage,
-  options: flags,
+  options: OPTIONS,
   async run(argv: string[]): Promise<void> {
-    const { values, positionals } = parse(argv, flags, 'train');
+    const { values, positionals } = parse(argv, OPTIONS, 'train');
     if (positionals.length > 0) throw new UsageError(`train takes no positional arguments (got ${positionals.join(' ')}); the model is --model <dir> or --init <config.json>`);
     if (!values.out) throw new UsageError('train needs --out <dir> for checkpoints and the final model');
     const out = resolve(values.out);
