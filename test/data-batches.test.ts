@@ -161,7 +161,7 @@ test('validation split: whole documents, disjoint, deterministic by seed, at lea
   assert.equal(s.index.train.documents, 2);
   // one document cannot be split
   const one = writeCorpus(freshDir(), 1);
-  await assert.rejects(prepareTokenCache(options([one.path], join(dir, 'cache-one'))), /need at least one training document/);
+  await assert.rejects(prepareTokenCache(options([one.path], join(dir, 'cache-one'))), /the data is one document, and it went to validation, leaving none to train on: add data, or set validationFraction 0/);
   await assert.rejects(prepareTokenCache(options([one.path], join(dir, 'cache-one'), { validationFraction: 1 })), /validationFraction must be in \[0, 1\)/);
 });
 
@@ -337,11 +337,11 @@ test('txtSplit auto: a lone .txt file is read as paragraphs, several files whole
   writeFileSync(join(dir, 'one.txt'), 'A single paragraph.\nStill the same one.\n');
   await assert.rejects(
     prepareTokenCache(options([join(dir, 'one.txt')], join(dir, 'cache'))),
-    /all 1 documents went to validation; need at least one training document \(with validationFraction above 0 the one document is held out: add data, or set validationFraction 0/,
+    /one\.txt: the data is one document \(the text has no blank line, so it is one paragraph\), and it went to validation, leaving none to train on: add data or blank lines between paragraphs, or set validationFraction 0/,
   );
   await assert.rejects(
     prepareTokenCache(options([join(dir, 'one.txt')], join(dir, 'cache'), { txtSplit: 'file', settingName: (s) => `--${s}` })),
-    /held out: add data, split \.txt files into paragraphs \(--txtSplit paragraph\), or set --validationFraction 0/,
+    /the data is one document, and it went to validation, leaving none to train on: add data, split \.txt files into paragraphs with --txtSplit paragraph, or set --validationFraction 0/,
   );
 });
 

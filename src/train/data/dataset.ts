@@ -459,13 +459,17 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
     }
     if (validationFraction > 0 && validation.documents === 0) train.moveLastDocumentTo(validation);
     if (train.documents === 0) {
-      const advice =
-        stats.documents === 1
-          ? `with ${name('validationFraction')} above 0 the one document is held out: add data, ` +
-            (settings.txtSplit === 'file' && files.some((f) => f.toLowerCase().endsWith('.txt')) ? `split .txt files into paragraphs (${name('txtSplit')} paragraph), ` : '') +
-            `or set ${name('validationFraction')} 0 (no validation set)`
-          : `lower ${name('validationFraction')} or add data`;
-      throw new Error(`supra: ${options.data.join(', ')}: all ${stats.documents} documents went to validation; need at least one training document (${advice})`);
+      if (stats.documents > 1) {
+        throw new Error(`supra: ${options.data.join(', ')}: all ${stats.documents} documents went to validation; need at least one training document (lower ${name('validationFraction')} or add data)`);
+      }
+      const txt = files.some((f) => f.toLowerCase().endsWith('.txt'));
+      // a lone .txt read as paragraphs with no blank line in it: say so, it is the usual first try
+      const why = txt && settings.txtSplit === 'paragraph' ? ' (the text has no blank line, so it is one paragraph)' : '';
+      const split = txt && settings.txtSplit === 'file' ? `, split .txt files into paragraphs with ${name('txtSplit')} paragraph` : '';
+      throw new Error(
+        `supra: ${options.data.join(', ')}: the data is one document${why}, and it went to validation, leaving none to train on: ` +
+          `add data${why ? ' or blank lines between paragraphs' : ''}${split}, or set ${name('validationFraction')} 0 to train without a validation set`,
+      );
     }
     train.commit();
     validation.commit();
