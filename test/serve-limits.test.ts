@@ -260,6 +260,7 @@ test('a hostile chat template: its request fails with a 500 naming the limit; /h
     "{% elif c == 'grow' %}{% for i in range(100000000) %}x{% endfor %}" +
     "{% elif c == 'long' %}{% for i in range(1000) %}0123456789{% endfor %}" +
     "{% elif c == 'raise' %}{{ raise_exception('no ' + c) }}" +
+    "{% elif c == 'broken' %}{{ messages() }}" +
     "{% else %}{{ bos_token }}user: {{ c }}{{ eos_token }}assistant:{% endif %}";
   const tok: LoadedTokenizer = { ...tokenizer, chat_template: hostile };
   const chat = (content: string) => ({ messages: [{ role: 'user', content }], max_tokens: 2, temperature: 0 });
@@ -294,6 +295,12 @@ test('a hostile chat template: its request fails with a 500 naming the limit; /h
       const raised = await call(a.url, 'POST', '/v1/chat/completions', chat('raise'));
       assert.equal(raised.status, 400, raised.text);
       assert.equal(raised.json.error.code, 'chat_template_error');
+      assert.match(raised.json.error.message, /rejected these messages: no raise/);
+      // a template that fails on its own is the model's fault, not the client's: 500
+      const broken = await call(a.url, 'POST', '/v1/chat/completions', chat('broken'));
+      assert.equal(broken.status, 500, broken.text);
+      assert.equal(broken.json.error.type, 'server_error');
+      assert.match(broken.json.error.message, /chat template .*failed while rendering/);
       // the renderer that was killed is replaced: an ordinary request renders as before
       const fine = await call(a.url, 'POST', '/v1/chat/completions', chat('hello'));
       assert.equal(fine.status, 200, fine.text);

@@ -35,8 +35,12 @@ export type RendererRequest =
 export type RendererReply =
   | { kind: 'ready' }
   | { kind: 'text'; text: string }
+  /** The template called raise_exception: it refuses these messages (the client's error). */
   | { kind: 'rejected'; message: string }
-  | { kind: 'too_long'; length: number };
+  /** The template itself failed (a bug in it, or a string past the engine's limit): the server's error. */
+  | { kind: 'failed'; message: string }
+  /** Output past maxOutputChars; length null: past what the JS engine can hold in one string. */
+  | { kind: 'too_long'; length: number | null };
 
 interface Job {
   request: RendererRequest & { kind: 'render' };
@@ -183,8 +187,10 @@ export class ChatTemplate {
     if (m.kind === 'text') this.settle(job, null, m.text);
     else if (m.kind === 'rejected') {
       this.settle(job, new ApiError(400, `The chat template rejected these messages: ${m.message}`, 'invalid_request_error', 'messages', 'chat_template_error'));
+    } else if (m.kind === 'failed') {
+      this.settle(job, new ApiError(500, `${TEMPLATE_SOURCE} failed while rendering: ${m.message}`, 'server_error', null, 'chat_template_error'));
     } else {
-      this.settle(job, new ApiError(500, `${TEMPLATE_SOURCE} rendered ${m.length} characters, more than the limit of ${this.limits.maxOutputChars}.`, 'server_error', null, 'chat_template_output_too_large'));
+      this.settle(job, new ApiError(500, `${TEMPLATE_SOURCE} rendered ${m.length ?? 'more than the JavaScript engine can hold in one string of'} characters, more than the limit of ${this.limits.maxOutputChars}.`, 'server_error', null, 'chat_template_output_too_large'));
     }
     this.pump();
   }
