@@ -37,6 +37,11 @@ test('supra train on one .txt file with default data settings reads it as paragr
     const r = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'text.txt'), '--out', join(root, 'out'), '--steps', '2'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /data: tokenized 60 documents/);
+    assert.doesNotMatch(r.stderr, /warning: the validation split/);
+    // a validation split shorter than one sequence: training runs, and says why there is no validation loss
+    const short = spawnSync(process.execPath, [cli, 'train', ...base, '--seq-len', '200', '--data', join(root, 'text.txt'), '--out', join(root, 'o5'), '--steps', '1'], { encoding: 'utf8' });
+    assert.equal(short.status, 0, short.stderr + short.stdout);
+    assert.match(short.stderr, /warning: the validation split has \d+ tokens, fewer than --seq-len \+ 1 = 201, so no validation loss can be measured/);
 
     writeFileSync(join(root, 'one.txt'), 'one paragraph only, no blank line in it.\nthe same paragraph.\n');
     const one = spawnSync(process.execPath, [cli, 'train', ...base, '--data', join(root, 'one.txt'), '--out', join(root, 'o1'), '--steps', '2'], { encoding: 'utf8' });

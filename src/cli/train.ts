@@ -119,6 +119,13 @@ export const command = {
     }
     const data = await openTokenBatches(dataOptions);
     const { log: _log, settingName: _settingName, ...dataSettings } = dataOptions;
+    if (data.validationTokens > 0 && data.validationTokens < dataOptions.seqLen + 1) {
+      // not an error (training works without it), but every val_loss would read n/a without saying why
+      console.error(
+        `supra train: warning: the validation split has ${data.validationTokens} tokens, fewer than --seq-len + 1 = ${dataOptions.seqLen + 1}, ` +
+          'so no validation loss can be measured; raise --validation-fraction, lower --seq-len or add data',
+      );
+    }
 
     const beta1 = maybeFloat(values.beta1, 'beta1');
     const beta2 = maybeFloat(values.beta2, 'beta2');
