@@ -187,3 +187,9 @@ test('supra convert of a folder missing a tensor: the message and exit 1, no out
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--open-lm-inv-freq only applies with --format open_lm/);
 });
+
+test('a config that disagrees with its weights (vocab_size 2^31 − 1) is named at load, before any memory is taken', () => {
+  const dir = teacherFolder({ vocab_size: 2 ** 31 - 1 });
+  const e = errorOf(() => loadDecoder(dir));
+  assert.match(e, /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[256, \d+\], .*config\.json expects \[2147483647, \d+\]/);
+});

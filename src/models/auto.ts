@@ -2,10 +2,11 @@
 // index), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
 // transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
 // src/api.ts, above generation.
+import { join } from 'node:path';
 import type { BackendName } from '../core/backend.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { loadConfig } from '../io/config.js';
-import { DecoderLM, type DecoderOptions } from './decoder.js';
+import { DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
   /** Compute backend for the whole process (as setBackend); default: the current one. */
@@ -21,8 +22,23 @@ export interface FromPretrainedOptions extends DecoderOptions {
  */
 export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): { model: DecoderLM; unexpected: string[] } {
   const config = loadConfig(dir);
-  const model = new DecoderLM(config, options);
   const ckpt = openCheckpoint(dir);
+  let model: DecoderLM;
+  try {
+    // the weights' shapes against the config before any memory is taken: a config that disagrees with
+    // its weights (a vocab_size of 2^31) is named here, not met as an arena of terabytes
+    for (const [name, shape] of parameterShapes(config, options)) {
+      if (!ckpt.has(name)) continue; // the load below lists every missing tensor
+      const found = ckpt.info(name).shape;
+      if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
+        throw new Error(`supra: ${ckpt.fileOf(name)}: tensor ${name} has shape [${found.join(', ')}], ${join(dir, 'config.json')} expects [${shape.join(', ')}]`);
+      }
+    }
+    model = new DecoderLM(config, options);
+  } catch (e) {
+    ckpt.close();
+    throw e;
+  }
   try {
     const { unexpected } = model.store.load(ckpt, ckpt.files.length === 1 ? ckpt.files[0]! : dir);
     if (unexpected.length > 0) {
