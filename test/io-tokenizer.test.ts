@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTokenizer } from '../src/io/tokenizer.js';
+import { ChatTemplate } from '../src/serve/chat.js';
 import { errorOf } from './helpers/errors.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
 import { bpeTokenizerJson, LLAMA_SPECIALS, SPACE } from './helpers/tokenizers.js';
@@ -113,6 +114,10 @@ test('special ids fall back to config.json / generation_config.json; chat_templa
   assert.deepEqual(tok.eos_token_ids, [2, imEnd]);
   assert.equal(tok.pad_token_id, 0);
   assert.equal(tok.chat_template, TEMPLATE);
+  assert.equal(tok.chat_template_file, join(dir, 'chat_template.jinja'));
+  // a template that does not parse stops the server at start-up, naming its file
+  const broken = { ...tok, chat_template: '{% if %}' };
+  assert.match(errorOf(() => new ChatTemplate(broken.chat_template, broken)), new RegExp(`${join(dir, 'chat_template.jinja')}: the chat template does not parse`));
   // without any of them
   const bare = loadTokenizer(folder({ 'tokenizer.json': json }));
   assert.equal(bare.bos_token_id, null);

@@ -30,6 +30,8 @@ export interface LoadedTokenizer {
   vocab_size: number;
   /** The Jinja chat template, when the folder has one. */
   chat_template: string | null;
+  /** The file it came from (tokenizer_config.json, chat_template.jinja or chat_template.json), for errors. */
+  chat_template_file?: string;
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -62,25 +64,25 @@ function ids(v: unknown): number[] {
   return [];
 }
 
-function chatTemplate(dir: string, tokConfig: Record<string, unknown>, tokConfigPath: string): string | null {
+function chatTemplate(dir: string, tokConfig: Record<string, unknown>, tokConfigPath: string): { template: string; file: string } | null {
   const t = tokConfig.chat_template;
-  if (typeof t === 'string') return t;
+  if (typeof t === 'string') return { template: t, file: tokConfigPath };
   if (Array.isArray(t)) {
     // several named templates: [{name, template}]; the one called "default" is what transformers uses
     const named = t.filter((x): x is { name: string; template: string } =>
       typeof x === 'object' && x !== null && typeof x.name === 'string' && typeof x.template === 'string');
     const pick = named.find((x) => x.name === 'default') ?? named[0];
     if (!pick) throw new Error(`supra: ${tokConfigPath}: chat_template list has no {name, template} entry`);
-    return pick.template;
+    return { template: pick.template, file: tokConfigPath };
   }
   if (t !== undefined && t !== null) throw new Error(`supra: ${tokConfigPath}: chat_template must be a string`);
   // newer transformers save the template beside the config
   const jinja = join(dir, 'chat_template.jinja');
-  if (existsSync(jinja)) return readFileSync(jinja, 'utf8');
+  if (existsSync(jinja)) return { template: readFileSync(jinja, 'utf8'), file: jinja };
   const json = join(dir, 'chat_template.json');
   if (existsSync(json)) {
     const c = readJson(json).chat_template;
-    if (typeof c === 'string') return c;
+    if (typeof c === 'string') return { template: c, file: json };
   }
   return null;
 }
@@ -141,6 +143,7 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   let maxId = -1;
   for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
 
+  const template = chatTemplate(dir, tokConfig, tokConfigPath);
   return {
     encode(text: string, options: EncodeOptions = {}): number[] {
       return tok.encode(text, { add_special_tokens: options.add_special_tokens ?? true }).ids;
@@ -162,6 +165,7 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
     pad_token_id: pad,
     unk_token_id: unk,
     vocab_size: maxId + 1,
-    chat_template: chatTemplate(dir, tokConfig, tokConfigPath),
+    chat_template: template?.template ?? null,
+    ...(template ? { chat_template_file: template.file } : {}),
   };
 }

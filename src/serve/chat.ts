@@ -70,7 +70,7 @@ export class ChatTemplate {
     try {
       new Template(source);
     } catch (e) {
-      throw new Error(`supra: the tokenizer's chat_template does not parse: ${(e as Error).message}`);
+      throw new Error(`supra: ${tokenizer.chat_template_file ?? "the tokenizer's chat_template"}: the chat template does not parse: ${(e as Error).message}`);
     }
     this.limits = { ...DEFAULT_CHAT_TEMPLATE_LIMITS, ...limits };
     const { timeoutMs, maxHeapMb, maxOutputChars } = this.limits;
