@@ -1,7 +1,8 @@
 // supra demo (npm start) on a tiny budget: the report, and a second run that resumes instead of failing.
 import { test } from 'node:test';
+import { interruptWhen } from './helpers/interrupt.js';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -63,19 +64,7 @@ test('supra demo: the default budget is said with its epochs and a warning; Ctrl
     writeDocs(data);
     const out = join(root, 'demo');
     const args = ['demo', '--teacher', bare, '--data', data, '--out', out, '--seq-len', '16', '--batch-size', '2', '--eval-sequences', '2'];
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SUPRA_CACHE_DIR: join(root, 'cache') } });
-    let stdout = '', stderr = '', sent = false;
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      if (!sent && /step +20\//.test(stdout)) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-    clearTimeout(timer);
+    const { code, stdout, stderr } = await interruptWhen([cli, ...args], /step +20\//, { ...process.env, SUPRA_CACHE_DIR: join(root, 'cache') });
     assert.equal(code, 130, stderr + stdout);
     assert.match(stdout, /training on 250,000 tokens \(default budget: the teacher has no training\.json; --tokens sets it\) = [\d.]+ epochs of [\d,]+ training tokens/);
     assert.match(stdout, /warning: 249,984 tokens = [\d.]+ epochs of [\d,]+ training tokens \(more than 4\)/);

@@ -191,5 +191,5 @@ test('supra convert of a folder missing a tensor: the message and exit 1, no out
 test('a config that disagrees with its weights (vocab_size 2^31 − 1) is named at load, before any memory is taken', () => {
   const dir = teacherFolder({ vocab_size: 2 ** 31 - 1 });
   const e = errorOf(() => loadDecoder(dir));
-  assert.match(e, /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[256, \d+\], .*config\.json expects \[2147483647, \d+\]/);
+  assert.match(e, /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[256, \d+\], the config expects \[2147483647, \d+\]/);
 });

@@ -1,8 +1,9 @@
 // supra train end to end: text → token cache → a tiny model trained from --init → final/ folder; SIGINT
 // and --resume through the command line.
 import { test } from 'node:test';
+import { interruptWhen } from './helpers/interrupt.js';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -98,19 +99,7 @@ test('supra train: Ctrl-C saves and exits 130; --resume continues from the check
   const { root, args } = workspace();
   try {
     const out = join(root, 'out');
-    const child = spawn(process.execPath, [cli, 'train', ...args, '--out', out, '--steps', '100000', '--save-every', '0', '--eval-sequences', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '', sent = false;
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      if (!sent && /step +3\/100000/.test(stdout)) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-    clearTimeout(timer);
+    const { code, stdout, stderr } = await interruptWhen([cli, 'train', ...args, '--out', out, '--steps', '100000', '--save-every', '0', '--eval-sequences', '0'], /step +3\/100000/);
     assert.equal(code, 130, stderr);
     assert.match(stdout, /interrupted at step \d+\/100000; continue with --resume/);
     const step = readLatest(out)!.step;

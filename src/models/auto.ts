@@ -2,7 +2,6 @@
 // index), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
 // transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
 // src/api.ts, above generation.
-import { join } from 'node:path';
 import type { BackendName } from '../core/backend.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { loadConfig } from '../io/config.js';
@@ -31,7 +30,7 @@ export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): {
       if (!ckpt.has(name)) continue; // the load below lists every missing tensor
       const found = ckpt.info(name).shape;
       if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
-        throw new Error(`supra: ${ckpt.fileOf(name)}: tensor ${name} has shape [${found.join(', ')}], ${join(dir, 'config.json')} expects [${shape.join(', ')}]`);
+        throw new Error(`supra: ${ckpt.fileOf(name)}: tensor ${name} has shape [${found.join(', ')}], the config expects [${shape.join(', ')}]`);
       }
     }
     model = new DecoderLM(config, options);
