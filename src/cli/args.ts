@@ -46,7 +46,7 @@ export function normalizationOption(value: string | undefined): 'group_norm' | '
 
 /**
  * One command-line option, declared once: node's parseArgs reads `type`/`short`/`multiple` (and ignores
- * the rest), --help prints `value` and `help`, and a test checks that the README names every option.
+ * the rest), --help prints `value` and `help` (test/cli checks every parsed option is in --help).
  */
 export interface OptionSpec {
   type: 'string' | 'boolean';

@@ -7,7 +7,8 @@ import { existsSync, readFileSync, mkdirSync, createWriteStream } from 'node:fs'
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkpointConfig, readCheckpointTensors } from '../models/convert.js';
+import { loadConfig } from '../io/config.js';
+import { parameterShapes } from '../models/decoder.js';
 import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
@@ -44,12 +45,11 @@ function describeBackend(f: Record<string, string | number>): string {
   return details ? `${f.backend} (${details})` : String(f.backend);
 }
 
-/** The teacher's size for the results page, counted from its folder's tensors. */
+/** The teacher's size for the results page, from its config (the model's own parameter shapes; no weights read). */
 function describeTeacher(dir: string): TeacherSummary {
-  const { tensors } = readCheckpointTensors(dir);
-  const c = checkpointConfig(dir, tensors);
+  const c = loadConfig(dir);
   let n = 0;
-  for (const t of tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
+  for (const shape of parameterShapes(c).values()) n += shape.reduce((a, b) => a * b, 1);
   return { parameters: n, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads };
 }
 

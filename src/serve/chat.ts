@@ -90,8 +90,9 @@ export class ChatTemplate {
   }
 
   /**
-   * The prompt text for these messages. A template error (e.g. raise_exception on a bad role order) is a
-   * 400; a template past its time, memory or output limit is a 500; an aborted signal rejects with its reason.
+   * The prompt text for these messages. The template's raise_exception (e.g. on a bad role order) is a 400;
+   * a template that fails on its own or passes its time, memory or output limit is a 500; an aborted signal
+   * rejects with its reason.
    */
   render(messages: readonly ChatMessage[], signal: AbortSignal, addGenerationPrompt = true): Promise<string> {
     return new Promise<string>((resolve, reject) => {
