@@ -45,9 +45,10 @@ export interface ModelConfig {
   /**
    * o_proj carries a bias (Llama with attention_bias; never Qwen2 or Mistral). Read from config.json's
    * "o_proj_bias" when present (supra writes it whenever attention_bias is true, so a SUPRA model made
-   * from a Qwen2 teacher keeps its bias-free o_proj). Optional so literals stay valid: see oProjBias.
+   * from a Qwen2 teacher keeps its bias-free o_proj), else from the architecture by parseConfig: the
+   * layers read this field and attention_bias, never the architecture name.
    */
-  o_proj_bias?: boolean;
+  o_proj_bias: boolean;
   max_position_embeddings: number;
   bos_token_id: number | null;
   eos_token_id: number | number[] | null;
@@ -57,13 +58,6 @@ export interface ModelConfig {
   sliding_window?: number | null;
   /** The parsed file as read, so saving keeps fields supra does not use. */
   raw: Record<string, unknown>;
-}
-
-/** Whether o_proj has a bias: the config's o_proj_bias, else HF's rule (Llama's attention_bias; never Qwen2). */
-export function oProjBias(config: ModelConfig): boolean {
-  if (config.o_proj_bias !== undefined) return config.o_proj_bias;
-  const qwen = config.architecture === 'Qwen2ForCausalLM' || config.model_type === 'qwen2';
-  return config.attention_bias && !qwen;
 }
 
 const DEFAULT_MODEL_TYPE: Record<string, string> = {
@@ -266,7 +260,7 @@ export function configToJson(config: ModelConfig, options: { torch_dtype?: strin
   out.tie_word_embeddings = config.tie_word_embeddings;
   out.attention_bias = config.attention_bias;
   // with attention biases the o_proj rule depends on the teacher family, which a SUPRA config no longer names
-  if (config.attention_bias) out.o_proj_bias = oProjBias(config);
+  if (config.attention_bias) out.o_proj_bias = config.o_proj_bias;
   else delete out.o_proj_bias;
   out.max_position_embeddings = config.max_position_embeddings;
   out.bos_token_id = config.bos_token_id;

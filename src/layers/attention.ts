@@ -8,7 +8,6 @@
 import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
 import { Linear } from './linear.js';
-import { oProjBias } from '../io/config.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { MixerContext, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
@@ -102,7 +101,7 @@ export class SoftmaxAttention implements TokenMixer {
     this.scratch = ctx.scratch;
     // Qwen2 has biases on q/k/v only; Llama's attention_bias also puts one on o_proj.
     const qkvBias = c.attention_bias;
-    const oBias = oProjBias(c);
+    const oBias = c.o_proj_bias;
     const H = this.heads, K = this.kvHeads, D = this.headDim, C = this.hidden;
     this.qProj = Linear.create(ctx.store, `${ctx.prefix}.q_proj`, C, H * D, qkvBias);
     this.kProj = Linear.create(ctx.store, `${ctx.prefix}.k_proj`, C, K * D, qkvBias);

@@ -16,7 +16,6 @@
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
-import { oProjBias } from '../io/config.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { MixerState, Param, TokenMixer } from './types.js';
@@ -162,7 +161,7 @@ export class SupraAttention implements TokenMixer {
     this.kBias = config.attention_bias ? getParam(`${p}.k_proj.bias`, [Hkv * D]) : null;
     this.vBias = config.attention_bias ? getParam(`${p}.v_proj.bias`, [Hkv * D]) : null;
     // Qwen2 has biases on q/k/v only; Llama's attention_bias also puts one on o_proj.
-    this.oBias = oProjBias(config) ? getParam(`${p}.o_proj.bias`, [hidden]) : null;
+    this.oBias = config.o_proj_bias ? getParam(`${p}.o_proj.bias`, [hidden]) : null;
     this.kernelQ = getParam(`${p}.kernel_q.weight`, [H * Dk, H * D]);
     this.kernelQBias = getParam(`${p}.kernel_q.bias`, [H * Dk]);
     if (Hkv !== H) {
