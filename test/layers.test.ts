@@ -194,9 +194,9 @@ function referenceAttention(attn: SoftmaxAttention, config: ModelConfig, x: Floa
     const q: Float64Array[] = [], k: Float64Array[] = [], v: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const r = b * T + t;
-      q.push(proj(attn.qProj.weight.data, bias(attn.qProj), H * D, r));
-      k.push(proj(attn.kProj.weight.data, bias(attn.kProj), K * D, r));
-      v.push(proj(attn.vProj.weight.data, bias(attn.vProj), K * D, r));
+      q.push(proj(attn.proj.q.weight.data, bias(attn.proj.q), H * D, r));
+      k.push(proj(attn.proj.k.weight.data, bias(attn.proj.k), K * D, r));
+      v.push(proj(attn.proj.v.weight.data, bias(attn.proj.v), K * D, r));
       rot(q[t]!, H, t);
       rot(k[t]!, K, t);
     }
@@ -214,7 +214,7 @@ function referenceAttention(attn: SoftmaxAttention, config: ModelConfig, x: Floa
         const z = e.reduce((a, c) => a + c, 0);
         for (let u = 0; u <= t; u++) for (let i = 0; i < D; i++) y[h * D + i]! += (e[u]! / z) * v[u]![j * D + i]!;
       }
-      const ow = attn.oProj.weight.data, ob = bias(attn.oProj);
+      const ow = attn.proj.o.weight.data, ob = bias(attn.proj.o);
       for (let o = 0; o < C; o++) {
         let s = ob ? ob[o]! : 0;
         for (let i = 0; i < H * D; i++) s += ow[o * H * D + i]! * y[i]!;

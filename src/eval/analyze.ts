@@ -210,8 +210,8 @@ export function teacherAttention(teacher: DecoderLM, ids: ArrayLike<number>): At
       const mixer = layer.mixer;
       if (!(mixer instanceof SoftmaxAttention)) throw new Error(`supra: analyze: layer ${l} of the teacher is not softmax attention (is --teacher a SUPRA model?)`);
       layer.inputNorm.forward(hidden[l]!, x, rstd, T);
-      mixer.qProj.forward(x, q, T);
-      mixer.kProj.forward(x, k, T);
+      mixer.proj.q.forward(x, q, T);
+      mixer.proj.k.forward(x, k, T);
       ops.rope(q, cos, sin, 1, T, H, D, 0);
       ops.rope(k, cos, sin, 1, T, Hkv, D, 0);
       const heads: Float64Array[] = [];

@@ -1,5 +1,5 @@
-// Softmax attention of the Llama family as a TokenMixer: q/k/v projections (biases for Qwen2 or
-// attention_bias), rotate_half RoPE on q and k, grouped-query attention (query head h reads kv head
+// Softmax attention of the Llama family as a TokenMixer: q/k/v projections (biases as the config says,
+// see projections.ts), rotate_half RoPE on q and k, grouped-query attention (query head h reads kv head
 // h / (H/Hkv)), causal softmax of q·k/sqrt(head_dim), o_proj. Decoding keeps a KV cache per layer.
 //
 // Layouts: q [B, T, H, D], k and v [B, T, Hkv, D] (rows of the projections, untouched); the scores
@@ -7,7 +7,7 @@
 // query head, reading the heads in place through leading dimensions and strides.
 import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
-import { Linear } from './linear.js';
+import { AttentionProjections } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { MixerContext, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
@@ -69,10 +69,7 @@ export class KVCache implements MixerState {
 }
 
 export class SoftmaxAttention implements TokenMixer {
-  readonly qProj: Linear;
-  readonly kProj: Linear;
-  readonly vProj: Linear;
-  readonly oProj: Linear;
+  readonly proj: AttentionProjections;
   readonly heads: number;
   readonly kvHeads: number;
   readonly headDim: number;
@@ -99,14 +96,7 @@ export class SoftmaxAttention implements TokenMixer {
     this.scale = 1 / Math.sqrt(this.headDim);
     this.rope = ropeTable(c.rope_theta, this.headDim);
     this.scratch = ctx.scratch;
-    // Qwen2 has biases on q/k/v only; Llama's attention_bias also puts one on o_proj.
-    const qkvBias = c.attention_bias;
-    const oBias = c.o_proj_bias;
-    const H = this.heads, K = this.kvHeads, D = this.headDim, C = this.hidden;
-    this.qProj = Linear.create(ctx.store, `${ctx.prefix}.q_proj`, C, H * D, qkvBias);
-    this.kProj = Linear.create(ctx.store, `${ctx.prefix}.k_proj`, C, K * D, qkvBias);
-    this.vProj = Linear.create(ctx.store, `${ctx.prefix}.v_proj`, C, K * D, qkvBias);
-    this.oProj = Linear.create(ctx.store, `${ctx.prefix}.o_proj`, H * D, C, oBias);
+    this.proj = new AttentionProjections(c, (name, shape) => ctx.store.add(name, shape), ctx.prefix);
     // Mistral's sliding window changes nothing while every sequence fits in it; beyond, we refuse.
     const sw = c.raw.sliding_window;
     const useSw = c.raw.use_sliding_window !== false;
@@ -125,7 +115,7 @@ export class SoftmaxAttention implements TokenMixer {
       const y = this.acts.get('y', rows * H * D);
       this.project(x, q, k, v, B, T, 0);
       this.attend(q, k, v, T, B, T, T, probs, y);
-      this.oProj.forward(y, out, rows);
+      this.proj.o.forward(y, out, rows);
       this.x = x;
       this.B = B;
       this.T = T;
@@ -144,7 +134,7 @@ export class SoftmaxAttention implements TokenMixer {
     this.project(x, q, k, v, B, T, start);
     state.append(k, v, T);
     this.attend(q, state.k, state.v, state.capacity, B, T, Tk, probs, y);
-    this.oProj.forward(y, out, rows);
+    this.proj.o.forward(y, out, rows);
     state.position = Tk;
   }
 
@@ -159,9 +149,9 @@ export class SoftmaxAttention implements TokenMixer {
   /** q, k, v of T tokens at positions start … start+T−1, with RoPE applied to q and k. */
   private project(x: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, start: number): void {
     const rows = B * T;
-    this.qProj.forward(x, q, rows);
-    this.kProj.forward(x, k, rows);
-    this.vProj.forward(x, v, rows);
+    this.proj.q.forward(x, q, rows);
+    this.proj.k.forward(x, k, rows);
+    this.proj.v.forward(x, v, rows);
     const { cos, sin } = this.rope.get(start + T);
     rope(q, cos, sin, B, T, this.heads, this.headDim, start);
     rope(k, cos, sin, B, T, this.kvHeads, this.headDim, start);
@@ -216,7 +206,7 @@ export class SoftmaxAttention implements TokenMixer {
     const dk = this.scratch.get('attn.dk', rows * K * D);
     const dv = this.scratch.get('attn.dv', rows * K * D);
 
-    this.oProj.backward(dout, y, dy, rows);
+    this.proj.o.backward(dout, y, dy, rows);
     for (let h = 0; h < H; h++) {
       const j = Math.floor(h / G);
       const first = h % G === 0; // the first query head of a group overwrites dk/dv, the others add
@@ -263,9 +253,9 @@ export class SoftmaxAttention implements TokenMixer {
     const { cos, sin } = this.rope.get(T);
     rope(dq, cos, sin, B, T, H, D, 0, true);
     rope(dk, cos, sin, B, T, K, D, 0, true);
-    this.qProj.backward(dq, x, dx, rows);
-    this.kProj.backward(dk, x, dx, rows, true);
-    this.vProj.backward(dv, x, dx, rows, true);
+    this.proj.q.backward(dq, x, dx, rows);
+    this.proj.k.backward(dk, x, dx, rows, true);
+    this.proj.v.backward(dv, x, dx, rows, true);
   }
 
   newState(B: number): KVCache {
@@ -273,7 +263,7 @@ export class SoftmaxAttention implements TokenMixer {
   }
 
   params(): Param[] {
-    return [...this.qProj.params(), ...this.kProj.params(), ...this.vProj.params(), ...this.oProj.params()];
+    return this.proj.params();
   }
 
   freeActivations(): void {

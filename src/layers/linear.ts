@@ -1,7 +1,13 @@
 // A linear layer y = x·Wᵀ + b over arena parameters (W stored [out, in] as in PyTorch/HF).
 // It keeps no activations: the caller passes the input again to backward (llm.c style).
+//
+// Every projection of the model (attention q/k/v/o and SUPRA's kernels, the MLP, lm_head) goes through
+// this class, so it is the one place that reads a projection weight's storage, forward and backward:
+// float32 arena buffers today; BF16 or int8 weights, weights outside the arena and an optional LoRA
+// adapter belong here, not in the layers.
 import { linear, linearBackward, linearBackwardInput, linearBackwardParams } from '../core/ops.js';
 import { gradOf, type ParamStore } from './params.js';
+import type { GetParam } from './projections.js';
 import type { Param } from './types.js';
 
 export class Linear {
@@ -18,8 +24,13 @@ export class Linear {
 
   /** Declare `${name}.weight` [out, in] (and `${name}.bias` [out]) in the store. */
   static create(store: ParamStore, name: string, inFeatures: number, outFeatures: number, bias: boolean): Linear {
-    const w = store.add(`${name}.weight`, [outFeatures, inFeatures]);
-    const b = bias ? store.add(`${name}.bias`, [outFeatures]) : null;
+    return Linear.declare((n, shape) => store.add(n, shape), name, inFeatures, outFeatures, bias);
+  }
+
+  /** `${name}.weight` [out, in], then `${name}.bias` [out], from getParam (which may return shared ones). */
+  static declare(getParam: GetParam, name: string, inFeatures: number, outFeatures: number, bias: boolean): Linear {
+    const w = getParam(`${name}.weight`, [outFeatures, inFeatures]);
+    const b = bias ? getParam(`${name}.bias`, [outFeatures]) : null;
     return new Linear(w, b, inFeatures, outFeatures);
   }
 
