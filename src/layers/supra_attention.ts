@@ -16,7 +16,10 @@
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
+import { Linear } from './linear.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
+import { gradOf } from './params.js';
+import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
@@ -37,9 +40,6 @@ export interface SupraMixerOptions {
    */
   scratch?: Workspace;
 }
-
-/** Declares (or looks up) a parameter of the given HF name and shape. */
-export type GetParam = (name: string, shape: number[]) => Param;
 
 /**
  * The recurrent state of one SUPRA layer for B sequences: [B, H, Dk, Dv], already multiplied by γ. With
@@ -87,11 +87,6 @@ export class SupraState implements MixerState {
   }
 }
 
-function gradOf(p: Param): Float32Array {
-  if (!p.grad) throw new Error(`supra: ${p.name} has no gradient buffer (the model was built for inference; enable gradients before backward)`);
-  return p.grad;
-}
-
 // ---------------------------------------------------------------- the mixer
 
 export class SupraAttention implements TokenMixer {
@@ -108,21 +103,12 @@ export class SupraAttention implements TokenMixer {
   readonly normalizer: LinearAttention | null;
   form: AttentionForm;
 
-  // teacher projections
-  readonly qProj: Param;
-  readonly kProj: Param;
-  readonly vProj: Param;
-  readonly oProj: Param;
-  readonly qBias: Param | null;
-  readonly kBias: Param | null;
-  readonly vBias: Param | null;
-  readonly oBias: Param | null;
+  /** The teacher's q/k/v/o projections. */
+  readonly proj: AttentionProjections;
   // SUPRA parameters
-  readonly kernelQ: Param;
-  readonly kernelQBias: Param;
-  /** The key kernel: its own layer under GQA, kernel_q itself (shared) when Hkv = H. */
-  readonly kernelK: Param;
-  readonly kernelKBias: Param;
+  readonly kernelQ: Linear;
+  /** The key kernel: its own layer under GQA, the kernelQ object itself (shared) when Hkv = H. */
+  readonly kernelK: Linear;
   readonly qNorm: Param | null;
   readonly kNorm: Param | null;
 
@@ -151,26 +137,11 @@ export class SupraAttention implements TokenMixer {
     this.ropeTheta = config.rope_theta;
     if (this.heads % this.kvHeads !== 0) throw new Error(`supra: layer ${layer}: ${this.heads} heads is not a multiple of ${this.kvHeads} kv heads`);
     if (this.kernelDim % 2 !== 0) throw new Error(`supra: layer ${layer}: kernel dim ${this.kernelDim} must be even for RoPE`);
-    const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const { heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
     const p = `model.layers.${layer}.self_attn`;
-    this.qProj = getParam(`${p}.q_proj.weight`, [H * D, hidden]);
-    this.kProj = getParam(`${p}.k_proj.weight`, [Hkv * D, hidden]);
-    this.vProj = getParam(`${p}.v_proj.weight`, [Hkv * D, hidden]);
-    this.oProj = getParam(`${p}.o_proj.weight`, [hidden, H * D]);
-    this.qBias = config.attention_bias ? getParam(`${p}.q_proj.bias`, [H * D]) : null;
-    this.kBias = config.attention_bias ? getParam(`${p}.k_proj.bias`, [Hkv * D]) : null;
-    this.vBias = config.attention_bias ? getParam(`${p}.v_proj.bias`, [Hkv * D]) : null;
-    // Qwen2 has biases on q/k/v only; Llama's attention_bias also puts one on o_proj.
-    this.oBias = config.o_proj_bias ? getParam(`${p}.o_proj.bias`, [hidden]) : null;
-    this.kernelQ = getParam(`${p}.kernel_q.weight`, [H * Dk, H * D]);
-    this.kernelQBias = getParam(`${p}.kernel_q.bias`, [H * Dk]);
-    if (Hkv !== H) {
-      this.kernelK = getParam(`${p}.kernel_k.weight`, [Hkv * Dk, Hkv * D]);
-      this.kernelKBias = getParam(`${p}.kernel_k.bias`, [Hkv * Dk]);
-    } else {
-      this.kernelK = this.kernelQ;
-      this.kernelKBias = this.kernelQBias;
-    }
+    this.proj = new AttentionProjections(config, getParam, p, 'weights-first');
+    this.kernelQ = Linear.declare(getParam, `${p}.kernel_q`, H * D, H * Dk, true);
+    this.kernelK = Hkv !== H ? Linear.declare(getParam, `${p}.kernel_k`, Hkv * D, Hkv * Dk, true) : this.kernelQ;
     const norm = this.settings.normalization;
     if (norm !== 'group_norm' && norm !== 'sum') throw new Error(`supra: layer ${layer}: unknown normalization "${String(norm)}" (expected group_norm or sum)`);
     if (norm === 'sum' && !(Number.isFinite(this.settings.normalizer_eps) && this.settings.normalizer_eps > 0)) {
@@ -202,8 +173,7 @@ export class SupraAttention implements TokenMixer {
   }
 
   params(): Param[] {
-    const list = [this.qProj, this.qBias, this.kProj, this.kBias, this.vProj, this.vBias, this.oProj, this.oBias,
-      this.kernelQ, this.kernelQBias, this.kernelK, this.kernelKBias, this.qNorm, this.kNorm];
+    const list = [...this.proj.params(), ...this.kernelQ.params(), ...this.kernelK.params(), this.qNorm, this.kNorm];
     return [...new Set(list.filter((p): p is Param => p !== null))];
   }
 
@@ -271,24 +241,24 @@ export class SupraAttention implements TokenMixer {
     const q = qk ? qk.subarray(0, N * H * D) : this.buf('q', N * H * D, keep);
     const k = qk ? qk.subarray(N * H * D) : this.buf('k', N * Hkv * D, keep);
     const v = this.buf('v', N * Hkv * D, keep);
-    ops.linear(x, this.qProj.data, this.qBias?.data ?? null, q, N, hidden, H * D);
-    ops.linear(x, this.kProj.data, this.kBias?.data ?? null, k, N, hidden, Hkv * D);
-    ops.linear(x, this.vProj.data, this.vBias?.data ?? null, v, N, hidden, Hkv * D);
+    this.proj.q.forward(x, q, N);
+    this.proj.k.forward(x, k, N);
+    this.proj.v.forward(x, v, N);
 
     // kernel feature maps: one linear layer over all heads, then ReLU (kept: relu backward reads it)
     let qf: Float32Array, kf: Float32Array;
     if (qk) {
       const qkf = this.buf('qkfStack', 2 * N * H * Dk, false);
-      ops.linear(qk, this.kernelQ.data, this.kernelQBias.data, qkf, 2 * N, H * D, H * Dk);
+      this.kernelQ.forward(qk, qkf, 2 * N);
       ops.relu(qkf, qkf);
       qf = qkf.subarray(0, N * H * Dk);
       kf = qkf.subarray(N * H * Dk);
     } else {
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
-      ops.linear(q, this.kernelQ.data, this.kernelQBias.data, qf, N, H * D, H * Dk);
+      this.kernelQ.forward(q, qf, N);
       ops.relu(qf, qf);
-      ops.linear(k, this.kernelK.data, this.kernelKBias.data, kf, N, Hkv * D, Hkv * Dk);
+      this.kernelK.forward(k, kf, N);
       ops.relu(kf, kf);
     }
 
@@ -344,7 +314,7 @@ export class SupraAttention implements TokenMixer {
       ops.groupnorm(oTok, gn, gnRstd, N, H, D, this.settings.group_norm_eps);
     }
     if (supraState) supraState.position += T;
-    ops.linear(gn, this.oProj.data, this.oBias?.data ?? null, out, N, H * D, hidden);
+    this.proj.o.forward(gn, out, N);
 
     this.last = { B, T, q: qt, k: kt, v: vt, attnRaw: oRaw, attnGn: gn, denominator: zTok };
     // a decoding step uses only scratch, so the activations of an earlier training forward stay valid
@@ -406,7 +376,7 @@ export class SupraAttention implements TokenMixer {
     // o_proj and the normalization: GroupNorm, or 'sum': dN = dO/(z + eps), dz = −Σ_d dO·O/(z + eps)
     const gn = this.buf('gn', N * H * D, true);
     const dgn = tmp('dgn', N * H * D);
-    ops.linearBackward(dout, gn, this.oProj.data, dgn, gradOf(this.oProj), this.oBias ? gradOf(this.oBias) : null, N, H * D, hidden);
+    this.proj.o.backward(dout, gn, dgn, N);
     const doTok = tmp('doTok', N * H * D);
     let dz: Float32Array | null = null; // head-major [B, H, T]
     if (this.normalizer) {
@@ -478,13 +448,13 @@ export class SupraAttention implements TokenMixer {
     const k = this.buf('k', N * Hkv * D, true);
     const dq = tmp('dq', N * H * D);
     const dk = tmp('dk', N * Hkv * D);
-    ops.linearBackward(dqf, q, this.kernelQ.data, dq, gradOf(this.kernelQ), gradOf(this.kernelQBias), N, H * D, H * Dk);
-    ops.linearBackward(dkf, k, this.kernelK.data, dk, gradOf(this.kernelK), gradOf(this.kernelKBias), N, Hkv * D, Hkv * Dk);
+    this.kernelQ.backward(dqf, q, dq, N);
+    this.kernelK.backward(dkf, k, dk, N);
 
     // projections: dx = dq·Wq + dk·Wk + dv·Wv
-    ops.linearBackward(dq, x, this.qProj.data, dx, gradOf(this.qProj), this.qBias ? gradOf(this.qBias) : null, N, hidden, H * D);
-    ops.linearBackward(dk, x, this.kProj.data, dx, gradOf(this.kProj), this.kBias ? gradOf(this.kBias) : null, N, hidden, Hkv * D, true);
-    ops.linearBackward(dv, x, this.vProj.data, dx, gradOf(this.vProj), this.vBias ? gradOf(this.vBias) : null, N, hidden, Hkv * D, true);
+    this.proj.q.backward(dq, x, dx, N);
+    this.proj.k.backward(dk, x, dx, N, true);
+    this.proj.v.backward(dv, x, dx, N, true);
   }
 
   freeActivations(): void {
