@@ -215,6 +215,12 @@ test('saveConfig writes raw fields plus supra updates, atomically, and reads bac
   assert.equal(back.supra!.qk_norm, 'rms');
   assert.equal(back.attention_bias, true, 'the Qwen2 biases survive the architecture change');
 
+  // an o_proj bias without q/k/v biases is written too, so it survives a save and load
+  const llama = parseConfig({ ...qwen2_05b, architectures: ['LlamaForCausalLM'], model_type: 'llama' });
+  const oOnly = parseConfig(configToJson({ ...llama, o_proj_bias: true }));
+  assert.equal(oOnly.attention_bias, false);
+  assert.equal(oOnly.o_proj_bias, true);
+
   // back to a teacher: the supra object is dropped
   const plain = configToJson({ ...back, architecture: 'Qwen2ForCausalLM', supra: null });
   assert.equal(plain.supra, undefined);

@@ -213,6 +213,9 @@ test('fromOpenLm errors: missing, unexpected, wrong shape, wrong theta, config m
   assert.match(errorOf(() => toOpenLm(supra, config)), /missing tensor model\.layers\.0\.self_attn\.kernel_k\.weight/);
   const supra2 = fixtureSupra().set('model.layers.0.self_attn.q_proj.bias', { dtype: 'F32', shape: [64], data: new Float32Array(64) });
   assert.match(errorOf(() => toOpenLm(supra2, config)), /no place for \(1\): model\.layers\.0\.self_attn\.q_proj\.bias/);
+  // an o_proj bias (o_proj_bias without q/k/v biases) has no place in open_lm either way
+  assert.match(errorOf(() => toOpenLm(fixtureSupra(), { ...config, o_proj_bias: true })), /open_lm has no o_proj bias/);
+  assert.match(errorOf(() => fromOpenLm(open, { ...config, o_proj_bias: true })), /has an o_proj bias \(o_proj_bias\), which open_lm checkpoints do not hold/);
 });
 
 test('convertCheckpoint: supra folder -> open_lm (pytorch_model.bin) -> supra folder, values and config preserved', () => {

@@ -259,8 +259,9 @@ export function configToJson(config: ModelConfig, options: { torch_dtype?: strin
   out.rope_theta = config.rope_theta;
   out.tie_word_embeddings = config.tie_word_embeddings;
   out.attention_bias = config.attention_bias;
-  // with attention biases the o_proj rule depends on the teacher family, which a SUPRA config no longer names
-  if (config.attention_bias) out.o_proj_bias = config.o_proj_bias;
+  // with attention biases the o_proj rule depends on the teacher family, which a SUPRA config no longer
+  // names; an o_proj bias without q/k/v biases (a hand-written config) must be written too, or it is lost
+  if (config.attention_bias || config.o_proj_bias) out.o_proj_bias = config.o_proj_bias;
   else delete out.o_proj_bias;
   out.max_position_embeddings = config.max_position_embeddings;
   out.bos_token_id = config.bos_token_id;

@@ -208,6 +208,7 @@ export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: Mode
     dims.headDim = D;
     dims.ropeTheta = config.rope_theta;
     if (config.attention_bias) fail('the config has q/k/v biases (attention_bias), which open_lm checkpoints do not hold');
+    if (config.o_proj_bias) fail('the config has an o_proj bias (o_proj_bias), which open_lm checkpoints do not hold');
     if (config.supra) {
       if (!hasKernels) fail('the config is a SUPRA config but layers.0.attention._totrain_embed.weight is missing');
       // kernels are square per head (Dk = D), as in the reference and every supra model
@@ -349,6 +350,7 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
     return f;
   };
   if (config.attention_bias) fail('open_lm has no q/k/v biases; this config (attention_bias / Qwen2) cannot be exported to open_lm');
+  if (config.o_proj_bias) fail('open_lm has no o_proj bias; this config (o_proj_bias) cannot be exported to open_lm');
   const out = new Map<string, FloatTensor>();
   const put = (name: string, t: FloatTensor) => out.set(prefix + name, t);
   const emb = take('model.embed_tokens.weight', [V, hidden]);
