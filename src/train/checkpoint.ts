@@ -6,12 +6,12 @@
 // into place; only then is <out>/latest (one line: the folder's name) replaced, itself through a temp
 // file and a rename. A crash at any moment therefore leaves `latest` naming a complete checkpoint (the
 // new one or the previous one). Old checkpoints beyond the newest K are removed after `latest` moves.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { syncFile, writeFileAtomic } from '../io/atomic.js';
+import { emptyTempFolder, renameFolderIntoPlace, syncFile, writeFileAtomic } from '../io/atomic.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import { saveConfig } from '../io/config.js';
-import { readSafetensors, syncDir, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { copyTokenizerFiles } from '../models/convert.js';
 import type { DecoderLM } from '../models/decoder.js';
 import type { AdamW } from './adamw.js';
@@ -90,20 +90,6 @@ export function writeModelFiles(dir: string, model: DecoderLM, tokenizerDir: str
 function stateJson(state: TrainerState): string {
   // JSON has no NaN: skipped steps' losses become null
   return JSON.stringify(state, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n';
-}
-
-/** Put a finished temp folder at `dest`, replacing (after the rename) a stale folder of that name. */
-function renameIntoPlace(out: string, tmp: string, dest: string): void {
-  if (existsSync(dest)) {
-    const trash = join(out, `.trash-${Date.now()}-${process.pid}`);
-    renameSync(dest, trash);
-    renameSync(tmp, dest);
-    syncDir(out);
-    rmSync(trash, { recursive: true, force: true });
-  } else {
-    renameSync(tmp, dest);
-  }
-  syncDir(out);
 }
 
 export interface SaveTrainingOptions {
@@ -195,8 +181,7 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
   const tmp = join(out, `.tmp-${name}-${process.pid}`);
   let renamed = false;
   try {
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    emptyTempFolder(tmp);
     writeModelFiles(tmp, o.model, o.tokenizerDir);
     testPause('files', step);
     testFailure('files', step);
@@ -207,13 +192,11 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
     writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, { format: 'supra-adamw' });
     // trainer_state.json last: its presence marks a complete folder
     writeFileAtomic(join(tmp, TRAINER_STATE_FILE), stateJson(o.state));
-    syncDir(tmp);
-    renameIntoPlace(out, tmp, dest);
+    renameFolderIntoPlace(tmp, dest);
     renamed = true;
     testPause('latest', step);
     testFailure('latest', step);
     writeFileAtomic(join(out, LATEST_FILE), name + '\n');
-    syncDir(out);
   } catch (e) {
     // before `latest` names it, the new folder is uncommitted: remove it too
     saveFailed(out, 'checkpoint', dest, renamed ? [tmp, dest] : [tmp], e, advice);
@@ -227,12 +210,10 @@ export function saveFinalModel(out: string, model: DecoderLM, tokenizerDir: stri
   const dest = join(out, FINAL_DIR);
   const tmp = join(out, `.tmp-${FINAL_DIR}-${process.pid}`);
   try {
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    emptyTempFolder(tmp);
     writeModelFiles(tmp, model, tokenizerDir);
     testFailure('final', 0);
-    syncDir(tmp);
-    renameIntoPlace(out, tmp, dest);
+    renameFolderIntoPlace(tmp, dest);
   } catch (e) {
     saveFailed(out, 'the final model', dest, [tmp], e, advice);
   }
