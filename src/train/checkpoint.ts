@@ -63,17 +63,18 @@ export interface CheckpointRef {
 }
 
 /**
- * Test hook: SUPRA_TEST_SAVE_PAUSE=<phase>@<step> stops the save of checkpoint-<step> at <phase> for up
- * to a minute, after announcing it on stderr, so a test can SIGKILL the process mid-save. Phases:
- * "files" (the weights are written, optimizer and trainer state are not), "latest" (the folder is in
- * place, `latest` still names the previous one).
+ * Where a save stands when its hook is called: "files" (the weights are written into the temporary
+ * folder, the optimizer and trainer state are not), "latest" (the checkpoint folder is in place, `latest`
+ * still names the previous one), "final" (the final model's files are written, the folder not yet renamed).
  */
-function testPause(phase: 'files' | 'latest', step: number): void {
-  const spec = process.env.SUPRA_TEST_SAVE_PAUSE;
-  if (!spec || spec !== `${phase}@${step}`) return;
-  process.stderr.write(`supra-test: save of checkpoint-${step} paused at ${phase}\n`);
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-}
+export type SavePhase = 'files' | 'latest' | 'final';
+
+/**
+ * Called as a save reaches each phase, with the folder being saved (<out>/checkpoint-<step> or
+ * <out>/final). A throw fails the save as a write error would (its partial files are removed). Tests use
+ * it to stop a save where a kill or a full disk would hurt most.
+ */
+export type SaveHook = (phase: SavePhase, dest: string) => void;
 
 /** The model's parameters as tensors to write (arena views, written in place). */
 function modelTensors(model: DecoderLM): Map<string, { shape: number[]; data: Float32Array }> {
@@ -100,18 +101,8 @@ export interface SaveTrainingOptions {
   tokenizerDir: string | null;
   /** Keep this many newest checkpoints (≥ 1). */
   keep: number;
-}
-
-/**
- * Test hook: SUPRA_TEST_SAVE_FAIL=<phase>@<step> makes the save of checkpoint-<step> (or of the final
- * model: SUPRA_TEST_SAVE_FAIL=final) fail as a full disk would, with the error fs gives (code ENOSPC). Phases:
- * "files" (the weights are written, the optimizer state is not), "latest" (the folder is in place,
- * `latest` is being written), "final". Lets tests check the clean-up without filling a real disk.
- */
-function testFailure(phase: 'files' | 'latest' | 'final', step: number): void {
-  const spec = process.env.SUPRA_TEST_SAVE_FAIL;
-  if (!spec || spec !== (phase === 'final' ? phase : `${phase}@${step}`)) return;
-  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  /** Called at each phase of the save (see SaveHook). */
+  onPhase?: SaveHook;
 }
 
 /** The cause of a failed write in words ("no space left on device"), without fs's code prefix. */
@@ -183,8 +174,7 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
   try {
     emptyTempFolder(tmp);
     writeModelFiles(tmp, o.model, o.tokenizerDir);
-    testPause('files', step);
-    testFailure('files', step);
+    o.onPhase?.('files', dest);
     const moments = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [k, v] of o.optimizer.stateTensors()) moments.set(k, { shape: [v.length], data: v });
     // a model trained with no optimizer state yet (every step skipped) still gets a valid file
@@ -194,8 +184,7 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
     writeFileAtomic(join(tmp, TRAINER_STATE_FILE), stateJson(o.state));
     renameFolderIntoPlace(tmp, dest);
     renamed = true;
-    testPause('latest', step);
-    testFailure('latest', step);
+    o.onPhase?.('latest', dest);
     writeFileAtomic(join(out, LATEST_FILE), name + '\n');
   } catch (e) {
     // before `latest` names it, the new folder is uncommitted: remove it too
@@ -206,13 +195,19 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
 }
 
 /** Write the final model as a plain folder <out>/final (temp folder + rename, like checkpoints). */
-export function saveFinalModel(out: string, model: DecoderLM, tokenizerDir: string | null, advice: SaveFailureAdvice = DEFAULT_ADVICE): string {
+export function saveFinalModel(
+  out: string,
+  model: DecoderLM,
+  tokenizerDir: string | null,
+  advice: SaveFailureAdvice = DEFAULT_ADVICE,
+  onPhase?: SaveHook,
+): string {
   const dest = join(out, FINAL_DIR);
   const tmp = join(out, `.tmp-${FINAL_DIR}-${process.pid}`);
   try {
     emptyTempFolder(tmp);
     writeModelFiles(tmp, model, tokenizerDir);
-    testFailure('final', 0);
+    onPhase?.('final', dest);
     renameFolderIntoPlace(tmp, dest);
   } catch (e) {
     saveFailed(out, 'the final model', dest, [tmp], e, advice);
