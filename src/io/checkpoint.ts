@@ -4,7 +4,8 @@
 // first, as transformers does): model.safetensors, model.safetensors.index.json, pytorch_model.bin,
 // pytorch_model.bin.index.json. openCheckpoint presents any of them as one name -> tensor source, read
 // lazily (tensor by tensor, straight into the caller's memory for safetensors); saveCheckpoint writes
-// safetensors, one file or shards, choosing by size.
+// safetensors, one file or shards, choosing by size. A new weight format is a class with TensorFile's
+// methods and one LAYOUTS entry: detection, shard indexes and the checks stay here.
 import { syncDir, writeJsonAtomic } from './atomic.js';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -41,7 +42,7 @@ export interface TensorShape {
 }
 
 /** One file of named tensors: SafetensorsFile or TorchFile. */
-interface TensorFile {
+export interface TensorFile {
   readonly path: string;
   names(): string[];
   info(name: string): TensorShape;
