@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { gqaDir } from './helpers/fixture.js';
 import { allocF32, free } from '../src/core/memory.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src/io/dtype.js';
-import { openCheckpoint, saveCheckpoint, INDEX_FILE, SINGLE_FILE } from '../src/io/checkpoint.js';
+import { openCheckpoint, readCheckpointTensors, saveCheckpoint, INDEX_FILE, SINGLE_FILE, TORCH_FILE, TORCH_INDEX_FILE } from '../src/io/checkpoint.js';
+import { writeTorchCheckpoint } from '../src/io/torch.js';
+import { loadDecoder } from '../src/models/auto.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
 import { errorOf } from './helpers/errors.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
@@ -47,7 +49,7 @@ test('openCheckpoint on the fixture teacher: one file, every tensor readable int
 
 test('a folder without weights names the folder and what was expected', () => {
   const dir = freshDir();
-  assert.equal(errorOf(() => openCheckpoint(dir)), `supra: no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
+  assert.equal(errorOf(() => openCheckpoint(dir)), `supra: ${dir}: no ${SINGLE_FILE}, ${INDEX_FILE}, ${TORCH_FILE} or ${TORCH_INDEX_FILE}`);
   assert.match(errorOf(() => openCheckpoint(join(dir, 'nothing-here'))), /nothing-here: not a folder/);
 });
 
@@ -131,82 +133,135 @@ test('saveCheckpoint metadata includes format=pt, and integer tensors stay I32',
   assert.match(errorOf(() => saveCheckpoint(dir, [])), /no tensors to save/);
 });
 
-// ---- a broken sharded folder is refused with a precise message ------------------------------------
+// ---- a broken sharded folder is refused with a precise message, in either format ------------------
 
-function shardedFolder(): { dir: string; index: { metadata: object; weight_map: Record<string, string> } } {
+const FORMATS = [
+  { name: 'safetensors', ext: 'safetensors', indexFile: INDEX_FILE },
+  { name: 'pytorch', ext: 'bin', indexFile: TORCH_INDEX_FILE },
+] as const;
+type Format = (typeof FORMATS)[number];
+
+/** Write one shard in the format's container. */
+function writeShard(format: Format, path: string, tensors: { name: string; shape: number[]; data: Float32Array }[]): void {
+  if (format.name === 'safetensors') writeSafetensors(path, tensors);
+  else writeTorchCheckpoint(path, new Map(tensors.map((t) => [t.name, { shape: t.shape, data: t.data }])));
+}
+
+function shardedFolder(format: Format = FORMATS[0]): { dir: string; index: { metadata: object; weight_map: Record<string, string> } } {
   const dir = freshDir();
-  writeSafetensors(join(dir, 'a.safetensors'), [
+  const [a, b] = [`a.${format.ext}`, `b.${format.ext}`];
+  writeShard(format, join(dir, a), [
     { name: 'x', shape: [2], data: new Float32Array([1, 2]) },
     { name: 'y', shape: [1], data: new Float32Array([3]) },
   ]);
-  writeSafetensors(join(dir, 'b.safetensors'), [{ name: 'z', shape: [1], data: new Float32Array([4]) }]);
-  const index = { metadata: { total_size: 16 }, weight_map: { x: 'a.safetensors', y: 'a.safetensors', z: 'b.safetensors' } };
-  writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
+  writeShard(format, join(dir, b), [{ name: 'z', shape: [1], data: new Float32Array([4]) }]);
+  const index = { metadata: { total_size: 16 }, weight_map: { x: a, y: a, z: b } };
+  writeFileSync(join(dir, format.indexFile), JSON.stringify(index));
   return { dir, index };
 }
 
-test('a hand-made sharded folder opens and reads across shards', () => {
-  const { dir } = shardedFolder();
-  const ckpt = openCheckpoint(dir);
-  try {
-    assert.deepEqual(ckpt.names(), ['x', 'y', 'z']);
-    assert.deepEqual(Array.from(ckpt.readF32('z')), [4]);
-    assert.equal(ckpt.fileOf('z'), join(dir, 'b.safetensors'));
-  } finally {
-    ckpt.close();
-  }
-});
+for (const format of FORMATS) {
+  test(`a hand-made sharded folder opens and reads across shards (${format.name})`, () => {
+    const { dir } = shardedFolder(format);
+    const ckpt = openCheckpoint(dir);
+    try {
+      assert.equal(ckpt.format, format.name);
+      assert.equal(ckpt.sharded, true);
+      assert.deepEqual(ckpt.names(), ['x', 'y', 'z']);
+      assert.deepEqual(Array.from(ckpt.readF32('z')), [4]);
+      assert.equal(ckpt.fileOf('z'), join(dir, `b.${format.ext}`));
+    } finally {
+      ckpt.close();
+    }
+  });
 
-test('sharded folder validation: missing shard, duplicates, disagreement, bad index', () => {
-  {
-    const { dir, index } = shardedFolder();
-    index.weight_map.z = 'c.safetensors';
-    writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
-    assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`${INDEX_FILE}: lists shard 'c\\.safetensors', but .*c\\.safetensors does not exist`));
-  }
-  {
-    const { dir } = shardedFolder();
-    writeSafetensors(join(dir, 'b.safetensors'), [
-      { name: 'z', shape: [1], data: new Float32Array([4]) },
-      { name: 'x', shape: [2], data: new Float32Array([1, 2]) },
-    ]);
-    assert.match(errorOf(() => openCheckpoint(dir)), /tensor 'x' is in two shards: .*a\.safetensors and .*b\.safetensors/);
-  }
-  {
-    const { dir, index } = shardedFolder();
-    index.weight_map.y = 'b.safetensors';
-    writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
-    assert.match(errorOf(() => openCheckpoint(dir)), /weight_map puts tensor 'y' in 'b\.safetensors', but it is in shard 'a\.safetensors'/);
-  }
-  {
-    const { dir, index } = shardedFolder();
-    delete (index.weight_map as Record<string, string>).y;
-    writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
-    assert.match(errorOf(() => openCheckpoint(dir)), /tensor 'y' is in shard 'a\.safetensors' but not in weight_map/);
-  }
-  {
-    const { dir, index } = shardedFolder();
-    index.weight_map.w = 'b.safetensors';
-    writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
-    assert.match(errorOf(() => openCheckpoint(dir)), /weight_map puts tensor 'w' in 'b\.safetensors', but that shard does not hold it/);
-  }
-  {
-    const { dir, index } = shardedFolder();
-    index.weight_map.z = '../b.safetensors';
-    writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index));
-    assert.match(errorOf(() => openCheckpoint(dir)), /weight_map\['z'\] = '\.\.\/b\.safetensors' must be a file inside the checkpoint folder/);
-  }
-  {
-    const { dir } = shardedFolder();
-    writeFileSync(join(dir, INDEX_FILE), '{"weight_map": {"x": ');
-    assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`${INDEX_FILE}: not valid JSON`));
-    writeFileSync(join(dir, INDEX_FILE), '{"metadata": {}}');
-    assert.match(errorOf(() => openCheckpoint(dir)), /expected an object with a "weight_map"/);
-  }
-  {
-    // a corrupt shard is reported with the shard's own name
-    const { dir } = shardedFolder();
-    writeFileSync(join(dir, 'b.safetensors'), Buffer.from([1, 2, 3]));
-    assert.match(errorOf(() => openCheckpoint(dir)), /b\.safetensors: truncated: 3 bytes/);
-  }
-});
+  test(`sharded folder validation: missing shard, duplicates, disagreement, bad index (${format.name})`, () => {
+    const { ext, indexFile } = format;
+    const write = (dir: string, index: object) => writeFileSync(join(dir, indexFile), JSON.stringify(index));
+    {
+      const { dir, index } = shardedFolder(format);
+      index.weight_map.z = `c.${ext}`;
+      write(dir, index);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`${indexFile}: lists shard 'c\\.${ext}', but .*c\\.${ext} does not exist`));
+    }
+    {
+      const { dir } = shardedFolder(format);
+      writeShard(format, join(dir, `b.${ext}`), [
+        { name: 'z', shape: [1], data: new Float32Array([4]) },
+        { name: 'x', shape: [2], data: new Float32Array([1, 2]) },
+      ]);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`tensor 'x' is in two shards: .*a\\.${ext} and .*b\\.${ext}`));
+    }
+    {
+      const { dir, index } = shardedFolder(format);
+      index.weight_map.y = `b.${ext}`;
+      write(dir, index);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`weight_map puts tensor 'y' in 'b\\.${ext}', but it is in shard 'a\\.${ext}'`));
+    }
+    {
+      const { dir, index } = shardedFolder(format);
+      delete (index.weight_map as Record<string, string>).y;
+      write(dir, index);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`tensor 'y' is in shard 'a\\.${ext}' but not in weight_map`));
+    }
+    {
+      const { dir, index } = shardedFolder(format);
+      index.weight_map.w = `b.${ext}`;
+      write(dir, index);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`weight_map puts tensor 'w' in 'b\\.${ext}', but that shard does not hold it`));
+    }
+    {
+      const { dir, index } = shardedFolder(format);
+      index.weight_map.z = `../b.${ext}`;
+      write(dir, index);
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`weight_map\\['z'\\] = '\\.\\./b\\.${ext}' must be a file inside the checkpoint folder`));
+    }
+    {
+      const { dir } = shardedFolder(format);
+      writeFileSync(join(dir, indexFile), '{"weight_map": {"x": ');
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`${indexFile}: not valid JSON`));
+      writeFileSync(join(dir, indexFile), '{"metadata": {}}');
+      assert.match(errorOf(() => openCheckpoint(dir)), /expected an object with a "weight_map"/);
+      writeFileSync(join(dir, indexFile), '{"weight_map": {}}');
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`${indexFile}: weight_map is empty`));
+    }
+    {
+      // a corrupt shard is reported with the shard's own name
+      const { dir } = shardedFolder(format);
+      writeFileSync(join(dir, `b.${ext}`), Buffer.from([1, 2, 3]));
+      const why = format.name === 'safetensors' ? 'truncated: 3 bytes' : 'not a PyTorch zip checkpoint';
+      assert.match(errorOf(() => openCheckpoint(dir)), new RegExp(`b\\.${ext}: ${why}`));
+    }
+  });
+
+  test(`info's reader and loadDecoder give the same tensors from one sharded ${format.name} folder`, () => {
+    const dir = freshDir();
+    writeFileSync(join(dir, 'config.json'), readFileSync(join(gqaDir, 'teacher', 'config.json')));
+    const tensors = teacherTensors() as { name: string; shape: number[]; data: Float32Array }[];
+    // three shards: the embedding, the layers, the rest
+    const groups = [tensors.slice(0, 1), tensors.slice(1, -2), tensors.slice(-2)];
+    const weightMap: Record<string, string> = {};
+    groups.forEach((group, i) => {
+      const shard = `model-0000${i + 1}-of-00003.${format.ext}`;
+      writeShard(format, join(dir, shard), group);
+      for (const t of group) weightMap[t.name] = shard;
+    });
+    writeFileSync(join(dir, format.indexFile), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+
+    const read = readCheckpointTensors(dir);
+    assert.equal(read.dir, dir);
+    assert.deepEqual([...read.tensors.keys()], tensors.map((t) => t.name));
+    const { model, unexpected } = loadDecoder(dir, { strict: true });
+    try {
+      assert.deepEqual(unexpected, []);
+      assert.equal(model.params().length, tensors.length);
+      for (const p of model.params()) {
+        const t = read.tensors.get(p.name)!;
+        assert.deepEqual(t.shape, p.shape, p.name);
+        assert.ok(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), p.name);
+      }
+    } finally {
+      model.free();
+    }
+  });
+}

@@ -9,11 +9,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gqaDir, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
-import { saveCheckpoint } from '../src/io/checkpoint.js';
+import { readCheckpointTensors, saveCheckpoint } from '../src/io/checkpoint.js';
 import { readSafetensors, type StoredTensor } from '../src/io/safetensors.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { writeTorchCheckpoint } from '../src/io/torch.js';
-import { convertCheckpoint, readCheckpointTensors } from '../src/models/convert.js';
+import { convertCheckpoint } from '../src/models/convert.js';
 import { errorOf } from './helpers/errors.js';
 import { linearize, linearizeFolder } from '../src/models/linearize.js';
 
@@ -83,7 +83,7 @@ test('NaN/Inf weights are refused at load, naming the file and the tensor (F32, 
   const dir = teacherFolder({}, poisoned);
   const file = join(dir, 'model.safetensors');
   assert.equal(errorOf(() => loadDecoder(dir)), `supra: ${file}: ${POISON}`);
-  // info, linearize and convert read through readCheckpointTensors
+  // info, linearize and convert read every tensor through readCheckpointTensors
   assert.equal(errorOf(() => readCheckpointTensors(dir)), `supra: ${file}: ${POISON}`);
   const out = join(fresh(), 'out');
   assert.equal(errorOf(() => linearizeFolder(dir, out)), `supra: ${file}: ${POISON}`);
@@ -103,6 +103,7 @@ test('NaN/Inf weights are refused at load, naming the file and the tensor (F32, 
   writeFileSync(join(bin, 'config.json'), JSON.stringify(teacherConfig()));
   writeTorchCheckpoint(join(bin, 'pytorch_model.bin'), new Map([...tensors].map(([name, t]) => [name, { shape: t.shape, data: t.data as Float32Array }])));
   assert.equal(errorOf(() => convertCheckpoint(bin, out, { format: 'supra' })), `supra: ${join(bin, 'pytorch_model.bin')}: ${POISON}`);
+  assert.equal(errorOf(() => loadDecoder(bin)), `supra: ${join(bin, 'pytorch_model.bin')}: ${POISON}`, 'from_pretrained reads .bin folders through the same reader');
   assert.ok(!existsSync(out));
 });
 

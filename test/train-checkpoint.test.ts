@@ -11,6 +11,7 @@ import { loadDecoder } from '../src/models/auto.js';
 import { listCheckpoints, readLatest } from '../src/train/checkpoint.js';
 import { MetricsLog } from '../src/train/metrics.js';
 import { train, type TrainOptions } from '../src/train/trainer.js';
+import { failSaveAt } from './helpers/save-faults.js';
 import { MemoryBatches, repeatedText, tinyConfig } from './helpers/train-data.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `supra-ckpt-${tag}-`));
@@ -90,9 +91,9 @@ interface Child {
 }
 
 /** Run the child trainer; `onOutput` sees stdout/stderr as they grow and may signal the child. */
-function runChild(args: Record<string, unknown>, env: Record<string, string>, onOutput?: (text: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Child> {
+function runChild(args: Record<string, unknown>, onOutput?: (text: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Child> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [childScript, JSON.stringify(args)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [childScript, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
     const look = () => onOutput?.(stdout + stderr, (s) => child.kill(s));
     child.stdout.on('data', (d: Buffer) => {
@@ -126,7 +127,7 @@ test('SIGKILL during a save never leaves a broken latest checkpoint, and the run
     const out = tmp(`kill-${phase}`);
     try {
       let killed = false;
-      const c = await runChild({ out, saveEvery: 2, quiet: true }, { SUPRA_TEST_SAVE_PAUSE: `${phase}@4` }, (text, kill) => {
+      const c = await runChild({ out, saveEvery: 2, quiet: true, pauseSave: `${phase}@4` }, (text, kill) => {
         if (!killed && text.includes(`save of checkpoint-4 paused at ${phase}`)) {
           killed = true;
           kill('SIGKILL');
@@ -142,7 +143,7 @@ test('SIGKILL during a save never leaves a broken latest checkpoint, and the run
       assert.equal(latest.state.step, 2);
       loadDecoder(latest.dir, { strict: true }).model.free();
       // resume (in a child too) and finish: the losses are those of the uninterrupted run
-      const r = await runChild({ out, saveEvery: 2, quiet: true, resume: true }, {});
+      const r = await runChild({ out, saveEvery: 2, quiet: true, resume: true });
       assert.equal(r.code, 0, r.stderr);
       const result = resultOf(r);
       assert.equal(result.status, 'completed');
@@ -159,7 +160,7 @@ test('SIGINT saves a checkpoint at the current step and exits 130; --resume cont
   const out = tmp('sigint');
   try {
     let sent = false;
-    const c = await runChild({ out, steps: 100000, saveEvery: 0, logEvery: 1, quiet: false }, {}, (text, kill) => {
+    const c = await runChild({ out, steps: 100000, saveEvery: 0, logEvery: 1, quiet: false }, (text, kill) => {
       if (!sent && /step +3\/100000/.test(text)) {
         sent = true;
         kill('SIGINT');
@@ -174,7 +175,7 @@ test('SIGINT saves a checkpoint at the current step and exits 130; --resume cont
     assert.equal(latest.name, `checkpoint-${result.step}`);
     assert.equal(latest.state.metrics.losses.length, result.step);
     assert.equal(MetricsLog.read(join(out, 'metrics.jsonl')).length, result.step);
-    const r = await runChild({ out, steps: 100000, resume: true, quiet: true, stopAt: result.step + 2 }, {});
+    const r = await runChild({ out, steps: 100000, resume: true, quiet: true, stopAt: result.step + 2 });
     assert.equal(r.code, 0, r.stderr);
     const resumed = resultOf(r);
     assert.equal(resumed.status, 'stopped');
@@ -214,16 +215,11 @@ test('a save that fails (full disk) removes its partial files, names the path an
   for (const [spec, message] of cases) {
     const out = tmp('full');
     try {
-      process.env.SUPRA_TEST_SAVE_FAIL = spec;
-      try {
-        await assert.rejects(train(base(out, { saveEvery: 2 })), (e: Error) => {
-          assert.match(e.message, message);
-          assert.equal((e as Error & { cause?: { code?: string } }).cause?.code, 'ENOSPC');
-          return true;
-        });
-      } finally {
-        delete process.env.SUPRA_TEST_SAVE_FAIL;
-      }
+      await assert.rejects(train(base(out, { saveEvery: 2, hooks: { duringSave: failSaveAt(spec) } })), (e: Error) => {
+        assert.match(e.message, message);
+        assert.equal((e as Error & { cause?: { code?: string } }).cause?.code, 'ENOSPC');
+        return true;
+      });
       const names = readdirSync(out);
       assert.ok(!names.some((n) => n.includes('.tmp-') || n.startsWith('.trash-')), `partial files left: ${names.join(', ')}`);
       if (spec !== 'final') assert.ok(!names.includes('checkpoint-4'), 'the uncommitted checkpoint-4 is removed');
@@ -239,10 +235,11 @@ test('a save that fails (full disk) removes its partial files, names the path an
   // a first save that fails says that no checkpoint exists yet
   const out = tmp('full-first');
   try {
-    process.env.SUPRA_TEST_SAVE_FAIL = 'files@2';
-    await assert.rejects(train(base(out, { saveEvery: 2 })), /checkpoint-2: no space left on device; removed the partial save; no earlier checkpoint was saved; free space and rerun$/);
+    await assert.rejects(
+      train(base(out, { saveEvery: 2, hooks: { duringSave: failSaveAt('files@2') } })),
+      /checkpoint-2: no space left on device; removed the partial save; no earlier checkpoint was saved; free space and rerun$/,
+    );
   } finally {
-    delete process.env.SUPRA_TEST_SAVE_FAIL;
     rmSync(out, { recursive: true, force: true });
   }
 });

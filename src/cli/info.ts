@@ -1,7 +1,8 @@
 // supra info <dir>: what a checkpoint folder holds, and which backend would run it.
 import { optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
-import { checkpointConfig, readCheckpointTensors } from '../models/convert.js';
+import { readCheckpointTensors } from '../io/checkpoint.js';
+import { checkpointConfig } from '../models/convert.js';
 
 const OPTIONS = {
   tensors: { type: 'boolean', help: 'also list every tensor: name, type, shape' },

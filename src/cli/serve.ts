@@ -10,7 +10,7 @@ import { createSupraServer, ENDPOINTS } from '../serve/server.js';
 
 /** The flags, each with its --help line (the README lists the same; a test checks both). */
 export const SERVE_OPTIONS = {
-  model: { type: 'string', value: 'DIR', help: 'model folder (config.json + safetensors; tokenizer.json for text prompts and chat)' },
+  model: { type: 'string', value: 'DIR', help: 'model folder (config.json + weights (safetensors or pytorch_model.bin); tokenizer.json for text prompts and chat)' },
   host: { type: 'string', value: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
   port: { type: 'string', value: 'N', help: 'port to listen on (default 8080; 0 picks a free port)' },
   'api-key': { type: 'string', value: 'KEY', help: 'require "Authorization: Bearer KEY" on every endpoint but GET /health\n(or set SUPRA_API_KEY)' },

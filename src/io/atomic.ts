@@ -1,5 +1,8 @@
-// Files are written to a temporary name, synced and renamed into place, so a crash or a kill leaves
-// either the old file or the complete new one under the real name, never a half-written file.
+// Files and folders are written to a temporary name, synced, renamed into place and their folder synced,
+// so a crash or a kill leaves either the old file or the complete new one under the real name, never a
+// half-written one; a failed write removes its temporary. Whole files and folders (models, training
+// checkpoints) go through the helpers here; the streaming writers (safetensors, zip) take their
+// temporary name here and sync and rename as they finish.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
@@ -29,8 +32,9 @@ export function syncFile(path: string): void {
 }
 
 /**
- * Write text or bytes to `path` atomically (temp file, fsync, rename). When the write fails (a full
- * disk) the temp file is removed, so nothing partial stays behind and `path` keeps its old content.
+ * Write text or bytes to `path` atomically (temp file, fsync, rename, fsync of the folder). When the
+ * write fails (a full disk) the temp file is removed, so nothing partial stays behind and `path` keeps
+ * its old content.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = newTempPath(path);
@@ -42,6 +46,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+  syncDir(dirname(path));
 }
 
 /** Write a value as indented JSON to `path` atomically. */
@@ -62,6 +67,32 @@ export function syncDir(dir: string): void {
   }
 }
 
+/** An empty folder at `tmp` to write into, whatever a killed earlier write left there removed first. */
+export function emptyTempFolder(tmp: string): void {
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+}
+
+/**
+ * Rename the finished folder `tmp` to `dest`: its entries are synced first and the parent folder after,
+ * so the rename survives a power cut. A folder already at `dest` is moved aside (to a .trash- name beside
+ * it) before the rename and removed after, so `dest` always names a complete folder, the old or the new.
+ */
+export function renameFolderIntoPlace(tmp: string, dest: string): void {
+  syncDir(tmp);
+  const parent = dirname(dest);
+  if (existsSync(dest)) {
+    const trash = join(parent, `.trash-${Date.now()}-${process.pid}`);
+    renameSync(dest, trash);
+    renameSync(tmp, dest);
+    syncDir(parent);
+    rmSync(trash, { recursive: true, force: true });
+  } else {
+    renameSync(tmp, dest);
+  }
+  syncDir(parent);
+}
+
 /**
  * Create the folder `dir` with everything `fill` writes into the temporary folder it is given, renamed
  * into place only once `fill` has returned: a failure (or a kill) leaves no `dir`, and the temporary
@@ -74,18 +105,15 @@ export function writeFolderAtomic(dir: string, fill: (tmp: string) => string[]):
     if (readdirSync(dir).length > 0) throw new Error(`supra: ${dir}: already exists and is not empty; choose a new output folder`);
   }
   const tmp = tempPathFor(dir);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  emptyTempFolder(tmp);
   let files: string[];
   try {
     files = fill(tmp);
-    syncDir(tmp);
-    if (existsSync(dir)) rmdirSync(dir); // the empty folder the rename replaces
-    renameSync(tmp, dir);
+    if (existsSync(dir)) rmdirSync(dir); // the empty folder the rename replaces (nothing to keep aside)
+    renameFolderIntoPlace(tmp, dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  syncDir(dirname(dir));
   return files.map((f) => join(dir, relative(tmp, f)));
 }

@@ -1,44 +1,83 @@
-// Hugging Face checkpoint folders: one model.safetensors, or shards listed by model.safetensors.index.json
-// ({"metadata": {"total_size": N}, "weight_map": {tensor name: shard file}}). openCheckpoint presents
-// either as one name -> tensor source; saveCheckpoint writes either, choosing by size.
-import { writeJsonAtomic } from './atomic.js';
+// Model folders, the one reader every command and from_pretrained go through. A folder holds its weights
+// as one file or as shards listed by an index ({"metadata": {"total_size": N}, "weight_map": {tensor
+// name: shard file}}), in safetensors or PyTorch's zip format, looked for in this order (safetensors
+// first, as transformers does): model.safetensors, model.safetensors.index.json, pytorch_model.bin,
+// pytorch_model.bin.index.json. openCheckpoint presents any of them as one name -> tensor source, read
+// lazily (tensor by tensor, straight into the caller's memory for safetensors); saveCheckpoint writes
+// safetensors, one file or shards, choosing by size. A new weight format is a class with TensorFile's
+// methods and one LAYOUTS entry: detection, shard indexes and the checks stay here.
+import { syncDir, writeJsonAtomic } from './atomic.js';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import {
+  isFloatDType,
   SafetensorsFile,
   storedBytes,
-  syncDir,
   tensorList,
   writeSafetensors,
-  type TensorInfo,
+  type DType,
+  type ReadOptions,
+  type StoredTensor,
   type TensorsToWrite,
   type TensorToWrite,
   type WriteDType,
 } from './safetensors.js';
+import { TorchFile } from './torch.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
+export const TORCH_FILE = 'pytorch_model.bin';
+export const TORCH_INDEX_FILE = 'pytorch_model.bin.index.json';
 /** transformers' default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+
+export type WeightsFormat = 'safetensors' | 'pytorch';
+
+/** A tensor's dtype (as stored) and shape. */
+export interface TensorShape {
+  dtype: DType;
+  shape: number[];
+  /** Number of elements (product of shape; 1 for a scalar). */
+  numel: number;
+}
+
+/** One file of named tensors: SafetensorsFile or TorchFile. */
+export interface TensorFile {
+  readonly path: string;
+  names(): string[];
+  info(name: string): TensorShape;
+  readInto(name: string, dest: Float32Array, options?: ReadOptions): Float32Array;
+  readF32(name: string, options?: ReadOptions): Float32Array;
+  readI32(name: string, dest?: Int32Array): Int32Array;
+  close(): void;
+}
+
+/** The weight files a folder may hold, in the order they are looked for. */
+const LAYOUTS: ReadonlyArray<{ format: WeightsFormat; single: string; index: string; open: (path: string) => TensorFile }> = [
+  { format: 'safetensors', single: SINGLE_FILE, index: INDEX_FILE, open: (path) => SafetensorsFile.open(path) },
+  { format: 'pytorch', single: TORCH_FILE, index: TORCH_INDEX_FILE, open: (path) => TorchFile.open(path) },
+];
 
 /** A folder's tensors, wherever they are stored. */
 export class Checkpoint {
   readonly dir: string;
-  /** The safetensors files, in shard order. */
+  readonly format: WeightsFormat;
+  /** The weight files, in shard order. */
   readonly files: readonly string[];
   readonly sharded: boolean;
-  private readonly shards: SafetensorsFile[];
-  private readonly where: Map<string, SafetensorsFile>;
+  private readonly shards: TensorFile[];
+  private readonly where: Map<string, TensorFile>;
 
-  constructor(dir: string, shards: SafetensorsFile[], where: Map<string, SafetensorsFile>, sharded: boolean) {
+  constructor(dir: string, format: WeightsFormat, shards: TensorFile[], where: Map<string, TensorFile>, sharded: boolean) {
     this.dir = dir;
+    this.format = format;
     this.shards = shards;
     this.files = shards.map((s) => s.path);
     this.where = where;
     this.sharded = sharded;
   }
 
-  /** Every tensor name, shard by shard in header order. */
+  /** Every tensor name: a single file's in its order, a sharded folder's in weight_map order. */
   names(): string[] {
     return [...this.where.keys()];
   }
@@ -47,7 +86,7 @@ export class Checkpoint {
     return this.where.has(name);
   }
 
-  private file(name: string): SafetensorsFile {
+  private file(name: string): TensorFile {
     const f = this.where.get(name);
     if (!f) throw new Error(`supra: ${this.dir}: checkpoint has no tensor '${name}'`);
     return f;
@@ -58,7 +97,7 @@ export class Checkpoint {
     return this.file(name).path;
   }
 
-  info(name: string): TensorInfo {
+  info(name: string): TensorShape {
     return this.file(name).info(name);
   }
 
@@ -70,6 +109,7 @@ export class Checkpoint {
     return this.file(name).readInto(name, dest, { requireFinite: true });
   }
 
+  /** A float tensor as float32 (checked as readInto does); treat it as read-only. */
   readF32(name: string): Float32Array {
     return this.file(name).readF32(name, { requireFinite: true });
   }
@@ -78,11 +118,22 @@ export class Checkpoint {
     return this.file(name).readI32(name, dest);
   }
 
+  /** Every tensor in memory, in names() order: floats as float32, integers as int32. */
+  readAll(): Map<string, StoredTensor> {
+    const out = new Map<string, StoredTensor>();
+    for (const name of this.names()) {
+      const { dtype, shape } = this.info(name);
+      out.set(name, { dtype, shape: [...shape], data: isFloatDType(dtype) ? this.readF32(name) : this.readI32(name) });
+    }
+    return out;
+  }
+
   close(): void {
     for (const s of this.shards) s.close();
   }
 }
 
+/** The one parser of a shard index (model.safetensors.index.json, pytorch_model.bin.index.json). */
 function readIndex(indexPath: string): Record<string, string> {
   let json: unknown;
   try {
@@ -109,30 +160,18 @@ function readIndex(indexPath: string): Record<string, string> {
   return out;
 }
 
-/**
- * Open a checkpoint folder. model.safetensors wins when present (as in transformers); otherwise the
- * index and every shard it lists are opened and cross-checked.
- */
-export function openCheckpoint(dir: string): Checkpoint {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`supra: ${dir}: not a folder (expected a checkpoint folder)`);
-  const single = join(dir, SINGLE_FILE);
-  if (existsSync(single)) {
-    const f = SafetensorsFile.open(single);
-    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), false);
-  }
-  const indexPath = join(dir, INDEX_FILE);
-  if (!existsSync(indexPath)) throw new Error(`supra: no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
+/** Open the index and every shard it lists, cross-checking the two. */
+function openSharded(dir: string, format: WeightsFormat, indexPath: string, open: (path: string) => TensorFile): Checkpoint {
   const weightMap = readIndex(indexPath);
-
   const shardNames = [...new Set(Object.values(weightMap))].sort();
   for (const s of shardNames) {
     if (!existsSync(join(dir, s))) throw new Error(`supra: ${indexPath}: lists shard '${s}', but ${join(dir, s)} does not exist`);
   }
-  const shards: SafetensorsFile[] = [];
+  const shards: TensorFile[] = [];
   try {
-    const where = new Map<string, SafetensorsFile>();
+    const where = new Map<string, TensorFile>();
     for (const s of shardNames) {
-      const f = SafetensorsFile.open(join(dir, s));
+      const f = open(join(dir, s));
       shards.push(f);
       for (const name of f.names()) {
         const other = where.get(name);
@@ -147,11 +186,52 @@ export function openCheckpoint(dir: string): Checkpoint {
       if (!where.has(name)) throw new Error(`supra: ${indexPath}: weight_map puts tensor '${name}' in '${s}', but that shard does not hold it`);
     }
     // present tensors in weight_map order (the order the index was written in)
-    const ordered = new Map<string, SafetensorsFile>(Object.keys(weightMap).map((n) => [n, where.get(n)!]));
-    return new Checkpoint(dir, shards, ordered, true);
+    const ordered = new Map<string, TensorFile>(Object.keys(weightMap).map((n) => [n, where.get(n)!]));
+    return new Checkpoint(dir, format, shards, ordered, true);
   } catch (e) {
     for (const f of shards) f.close();
     throw e;
+  }
+}
+
+function singleFile(dir: string, format: WeightsFormat, f: TensorFile): Checkpoint {
+  return new Checkpoint(dir, format, [f], new Map(f.names().map((n) => [n, f])), false);
+}
+
+/**
+ * Open a checkpoint folder: the first of model.safetensors, model.safetensors.index.json,
+ * pytorch_model.bin and pytorch_model.bin.index.json it holds (a single file wins over an index, as in
+ * transformers). A sharded folder's index and shards are cross-checked.
+ */
+export function openCheckpoint(dir: string): Checkpoint {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`supra: ${dir}: not a folder (expected a checkpoint folder)`);
+  for (const layout of LAYOUTS) {
+    const single = join(dir, layout.single);
+    if (existsSync(single)) return singleFile(dir, layout.format, layout.open(single));
+    const indexPath = join(dir, layout.index);
+    if (existsSync(indexPath)) return openSharded(dir, layout.format, indexPath, layout.open);
+  }
+  const looked = LAYOUTS.flatMap((l) => [l.single, l.index]);
+  throw new Error(`supra: ${dir}: no ${looked.slice(0, -1).join(', ')} or ${looked[looked.length - 1]}`);
+}
+
+/** Open one weights file (a .safetensors file, or else a PyTorch checkpoint) as a checkpoint of its folder. */
+export function openCheckpointFile(path: string): Checkpoint {
+  const layout = /\.safetensors$/.test(path) ? LAYOUTS[0]! : LAYOUTS[1]!;
+  return singleFile(dirname(path), layout.format, layout.open(path));
+}
+
+/**
+ * Every tensor of a checkpoint folder or of one weights file, in memory (info, convert and linearize,
+ * which need them all), with the folder (the file's, for a file) where config.json is looked for.
+ */
+export function readCheckpointTensors(inPath: string): { tensors: Map<string, StoredTensor>; dir: string } {
+  if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
+  const ckpt = statSync(inPath).isDirectory() ? openCheckpoint(inPath) : openCheckpointFile(inPath);
+  try {
+    return { tensors: ckpt.readAll(), dir: ckpt.dir };
+  } finally {
+    ckpt.close();
   }
 }
 

@@ -8,8 +8,6 @@
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
 import { newTempPath, syncDir } from './atomic.js';
-
-export { syncDir };
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {

@@ -11,7 +11,7 @@
 // Tensors are views: several may share one storage (tied weights, slices), start at an element offset and
 // have arbitrary strides; the reader materialises each as a dense row-major Float32Array.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './dtype.js';
+import { bf16ToF32Array, checkFinite, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './dtype.js';
 import { PickleWriter, isTensorRef, unpickle, type PickleValue, type StorageRef, type TensorRef } from './pickle.js';
 import { ZipReader, ZipWriter } from './zip.js';
 
@@ -217,6 +217,79 @@ export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
     return out;
   } finally {
     zip.close();
+  }
+}
+
+/**
+ * A PyTorch checkpoint opened for reading tensors by name, with SafetensorsFile's methods, so that a
+ * folder of either kind reads the same way (io/checkpoint.ts). The storages are decoded when the file is
+ * opened (readTorchCheckpoint): tensors are views into shared storages, so reading one means decoding
+ * its storage anyway.
+ */
+export class TorchFile {
+  readonly path: string;
+  private tensors: Map<string, TorchTensor> | null;
+
+  private constructor(path: string, tensors: Map<string, TorchTensor>) {
+    this.path = path;
+    this.tensors = tensors;
+  }
+
+  static open(path: string): TorchFile {
+    return new TorchFile(path, readTorchCheckpoint(path));
+  }
+
+  /** Tensor names in the state dict's order. */
+  names(): string[] {
+    return [...this.open().keys()];
+  }
+
+  has(name: string): boolean {
+    return this.open().has(name);
+  }
+
+  info(name: string): { dtype: TorchDType; shape: number[]; numel: number } {
+    const t = this.entry(name);
+    return { dtype: t.dtype, shape: [...t.shape], numel: t.data.length };
+  }
+
+  private open(): Map<string, TorchTensor> {
+    if (!this.tensors) throw new Error(`supra: ${this.path}: file is closed`);
+    return this.tensors;
+  }
+
+  private entry(name: string): TorchTensor {
+    const t = this.open().get(name);
+    if (!t) throw new Error(`supra: ${this.path}: no tensor '${name}'`);
+    return t;
+  }
+
+  /** Copy a tensor into `dest` (numel long; may be an arena buffer); `requireFinite` refuses NaN/±Inf. */
+  readInto(name: string, dest: Float32Array, options: { requireFinite?: boolean } = {}): Float32Array {
+    const t = this.entry(name);
+    if (dest.length !== t.data.length) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.data.length} values (shape [${t.shape.join(', ')}]), destination holds ${dest.length}`);
+    }
+    dest.set(t.data);
+    if (options.requireFinite) checkFinite(dest, this.path, name);
+    return dest;
+  }
+
+  /** The tensor as decoded at open (not a copy, so reading every tensor holds the model once): do not modify it. */
+  readF32(name: string, options: { requireFinite?: boolean } = {}): Float32Array {
+    const t = this.entry(name);
+    if (options.requireFinite) checkFinite(t.data, this.path, name);
+    return t.data;
+  }
+
+  /** PyTorch checkpoints hold only float tensors here (readTorchCheckpoint refuses the others). */
+  readI32(name: string): Int32Array {
+    throw new Error(`supra: ${this.path}: tensor '${name}' is ${this.entry(name).dtype}, not an integer tensor (use readF32)`);
+  }
+
+  /** Drop the decoded tensors (arrays already handed out by readF32 stay valid). */
+  close(): void {
+    this.tensors = null;
   }
 }
 

@@ -1,5 +1,5 @@
-// Loading a decoder from a local Hugging Face folder (config.json plus model.safetensors or a sharded
-// index), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
+// Loading a decoder from a local Hugging Face folder (config.json plus the weights in any layout
+// io/checkpoint.ts reads: safetensors or pytorch_model.bin, single or sharded), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
 // transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
 // src/api.ts, above generation.
 import type { BackendName } from '../core/backend.js';

@@ -3,18 +3,16 @@
 //
 // Input: a folder (config.json plus model.safetensors, a safetensors index, pytorch_model.bin, or a
 // pytorch_model.bin.index.json with its shards) or a single weights file (its folder's config.json is
-// used). The layout is detected from the tensor names; config.json may be transformers' or open_lm's.
+// used), read by io/checkpoint.ts as every command reads model folders. The layout is detected from the tensor names; config.json may be transformers' or open_lm's.
 // Output: a new folder with config.json (HF style for 'supra', open_lm params for 'open_lm'), the
 // weights in the requested dtype, and the input's tokenizer/generation files copied alongside.
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { copyFileSync, existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
-import { openCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
 import { parseConfig, readConfigJson, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
-import { checkFinite } from '../io/dtype.js';
-import { readSafetensors } from '../io/safetensors.js';
-import { readTorchCheckpoint, writeTorchCheckpoint } from '../io/torch.js';
+import { writeTorchCheckpoint } from '../io/torch.js';
 import { parameterShapes } from './decoder.js';
 
 export type ConvertFormat = 'supra' | 'open_lm';
@@ -55,65 +53,6 @@ export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
     }
   }
   return written;
-}
-
-/** A PyTorch checkpoint's tensors, refusing NaN/Inf weights as the safetensors readers do. */
-function readTorchWeights(path: string): Map<string, TensorLike> {
-  const tensors = readTorchCheckpoint(path);
-  for (const [name, t] of tensors) checkFinite(t.data, path, name);
-  return tensors;
-}
-
-function readWeightsFile(path: string): Map<string, TensorLike> {
-  return /\.safetensors$/.test(path) ? readSafetensors(path, { requireFinite: true }) : readTorchWeights(path);
-}
-
-/** Tensors of pytorch_model.bin shards listed by pytorch_model.bin.index.json. */
-function readTorchShards(indexPath: string): Map<string, TensorLike> {
-  let json: { weight_map?: Record<string, unknown> };
-  try {
-    json = JSON.parse(readFileSync(indexPath, 'utf8')) as typeof json;
-  } catch (e) {
-    throw new Error(`supra: ${indexPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const map = (json as typeof json | null)?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`supra: ${indexPath}: expected a "weight_map" of tensor name -> shard file`);
-  const files = [...new Set(Object.values(map))];
-  const out = new Map<string, TensorLike>();
-  for (const f of files) {
-    if (typeof f !== 'string' || isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new Error(`supra: ${indexPath}: bad shard name ${JSON.stringify(f)}`);
-    const shard = readTorchWeights(join(dirname(indexPath), f));
-    for (const [name, t] of shard) {
-      if (map[name] !== f) throw new Error(`supra: ${indexPath}: tensor '${name}' is in shard '${f}' but the index says ${JSON.stringify(map[name])}`);
-      out.set(name, t);
-    }
-  }
-  for (const name of Object.keys(map)) if (!out.has(name)) throw new Error(`supra: ${indexPath}: tensor '${name}' is in no shard`);
-  return out;
-}
-
-/** Every tensor of a checkpoint folder or file (safetensors, sharded safetensors, .bin, sharded .bin). */
-export function readCheckpointTensors(inPath: string): { tensors: Map<string, TensorLike>; dir: string } {
-  if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
-  if (!statSync(inPath).isDirectory()) return { tensors: readWeightsFile(inPath), dir: dirname(inPath) };
-  const dir = inPath;
-  if (existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'))) {
-    const ckpt = openCheckpoint(dir);
-    try {
-      const tensors = new Map<string, TensorLike>();
-      for (const name of ckpt.names()) {
-        const info = ckpt.info(name);
-        const isInt = info.dtype.startsWith('I') || info.dtype === 'U8' || info.dtype === 'BOOL';
-        tensors.set(name, { dtype: info.dtype, shape: [...info.shape], data: isInt ? ckpt.readI32(name) : ckpt.readF32(name) });
-      }
-      return { tensors, dir };
-    } finally {
-      ckpt.close();
-    }
-  }
-  if (existsSync(join(dir, 'pytorch_model.bin'))) return { tensors: readTorchWeights(join(dir, 'pytorch_model.bin')), dir };
-  if (existsSync(join(dir, 'pytorch_model.bin.index.json'))) return { tensors: readTorchShards(join(dir, 'pytorch_model.bin.index.json')), dir };
-  throw new Error(`supra: ${dir}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json`);
 }
 
 /** Buffers some checkpoints carry that a model derives from its config (old HF Llama: RoPE inv_freq). */

@@ -3,11 +3,11 @@
 import { resolve } from 'node:path';
 import { writeFolderAtomic } from '../io/atomic.js';
 import { Mt19937 } from '../core/random.js';
-import { saveCheckpoint } from '../io/checkpoint.js';
+import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
 import type { Decay, ModelConfig, Normalization, QkNorm, SupraSettings } from '../io/config.js';
 import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
 import type { TensorLike } from '../io/open_lm.js';
-import { checkModelTensors, checkpointConfig, copyTokenizerFiles, readCheckpointTensors } from './convert.js';
+import { checkModelTensors, checkpointConfig, copyTokenizerFiles } from './convert.js';
 import { DecoderLM } from './decoder.js';
 
 export interface LinearizeOptions {

@@ -6,12 +6,12 @@
 // into place; only then is <out>/latest (one line: the folder's name) replaced, itself through a temp
 // file and a rename. A crash at any moment therefore leaves `latest` naming a complete checkpoint (the
 // new one or the previous one). Old checkpoints beyond the newest K are removed after `latest` moves.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { syncFile, writeFileAtomic } from '../io/atomic.js';
+import { emptyTempFolder, renameFolderIntoPlace, syncFile, writeFileAtomic } from '../io/atomic.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import { saveConfig } from '../io/config.js';
-import { readSafetensors, syncDir, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { copyTokenizerFiles } from '../models/convert.js';
 import type { DecoderLM } from '../models/decoder.js';
 import type { AdamW } from './adamw.js';
@@ -63,17 +63,18 @@ export interface CheckpointRef {
 }
 
 /**
- * Test hook: SUPRA_TEST_SAVE_PAUSE=<phase>@<step> stops the save of checkpoint-<step> at <phase> for up
- * to a minute, after announcing it on stderr, so a test can SIGKILL the process mid-save. Phases:
- * "files" (the weights are written, optimizer and trainer state are not), "latest" (the folder is in
- * place, `latest` still names the previous one).
+ * Where a save stands when its hook is called: "files" (the weights are written into the temporary
+ * folder, the optimizer and trainer state are not), "latest" (the checkpoint folder is in place, `latest`
+ * still names the previous one), "final" (the final model's files are written, the folder not yet renamed).
  */
-function testPause(phase: 'files' | 'latest', step: number): void {
-  const spec = process.env.SUPRA_TEST_SAVE_PAUSE;
-  if (!spec || spec !== `${phase}@${step}`) return;
-  process.stderr.write(`supra-test: save of checkpoint-${step} paused at ${phase}\n`);
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-}
+export type SavePhase = 'files' | 'latest' | 'final';
+
+/**
+ * Called as a save reaches each phase, with the folder being saved (<out>/checkpoint-<step> or
+ * <out>/final). A throw fails the save as a write error would (its partial files are removed). Tests use
+ * it to stop a save where a kill or a full disk would hurt most.
+ */
+export type SaveHook = (phase: SavePhase, dest: string) => void;
 
 /** The model's parameters as tensors to write (arena views, written in place). */
 function modelTensors(model: DecoderLM): Map<string, { shape: number[]; data: Float32Array }> {
@@ -92,20 +93,6 @@ function stateJson(state: TrainerState): string {
   return JSON.stringify(state, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n';
 }
 
-/** Put a finished temp folder at `dest`, replacing (after the rename) a stale folder of that name. */
-function renameIntoPlace(out: string, tmp: string, dest: string): void {
-  if (existsSync(dest)) {
-    const trash = join(out, `.trash-${Date.now()}-${process.pid}`);
-    renameSync(dest, trash);
-    renameSync(tmp, dest);
-    syncDir(out);
-    rmSync(trash, { recursive: true, force: true });
-  } else {
-    renameSync(tmp, dest);
-  }
-  syncDir(out);
-}
-
 export interface SaveTrainingOptions {
   model: DecoderLM;
   optimizer: AdamW;
@@ -114,18 +101,8 @@ export interface SaveTrainingOptions {
   tokenizerDir: string | null;
   /** Keep this many newest checkpoints (≥ 1). */
   keep: number;
-}
-
-/**
- * Test hook: SUPRA_TEST_SAVE_FAIL=<phase>@<step> makes the save of checkpoint-<step> (or of the final
- * model: SUPRA_TEST_SAVE_FAIL=final) fail as a full disk would, with the error fs gives (code ENOSPC). Phases:
- * "files" (the weights are written, the optimizer state is not), "latest" (the folder is in place,
- * `latest` is being written), "final". Lets tests check the clean-up without filling a real disk.
- */
-function testFailure(phase: 'files' | 'latest' | 'final', step: number): void {
-  const spec = process.env.SUPRA_TEST_SAVE_FAIL;
-  if (!spec || spec !== (phase === 'final' ? phase : `${phase}@${step}`)) return;
-  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  /** Called at each phase of the save (see SaveHook). */
+  onPhase?: SaveHook;
 }
 
 /** The cause of a failed write in words ("no space left on device"), without fs's code prefix. */
@@ -195,11 +172,9 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
   const tmp = join(out, `.tmp-${name}-${process.pid}`);
   let renamed = false;
   try {
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    emptyTempFolder(tmp);
     writeModelFiles(tmp, o.model, o.tokenizerDir);
-    testPause('files', step);
-    testFailure('files', step);
+    o.onPhase?.('files', dest);
     const moments = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [k, v] of o.optimizer.stateTensors()) moments.set(k, { shape: [v.length], data: v });
     // a model trained with no optimizer state yet (every step skipped) still gets a valid file
@@ -207,13 +182,10 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
     writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, { format: 'supra-adamw' });
     // trainer_state.json last: its presence marks a complete folder
     writeFileAtomic(join(tmp, TRAINER_STATE_FILE), stateJson(o.state));
-    syncDir(tmp);
-    renameIntoPlace(out, tmp, dest);
+    renameFolderIntoPlace(tmp, dest);
     renamed = true;
-    testPause('latest', step);
-    testFailure('latest', step);
+    o.onPhase?.('latest', dest);
     writeFileAtomic(join(out, LATEST_FILE), name + '\n');
-    syncDir(out);
   } catch (e) {
     // before `latest` names it, the new folder is uncommitted: remove it too
     saveFailed(out, 'checkpoint', dest, renamed ? [tmp, dest] : [tmp], e, advice);
@@ -223,16 +195,20 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
 }
 
 /** Write the final model as a plain folder <out>/final (temp folder + rename, like checkpoints). */
-export function saveFinalModel(out: string, model: DecoderLM, tokenizerDir: string | null, advice: SaveFailureAdvice = DEFAULT_ADVICE): string {
+export function saveFinalModel(
+  out: string,
+  model: DecoderLM,
+  tokenizerDir: string | null,
+  advice: SaveFailureAdvice = DEFAULT_ADVICE,
+  onPhase?: SaveHook,
+): string {
   const dest = join(out, FINAL_DIR);
   const tmp = join(out, `.tmp-${FINAL_DIR}-${process.pid}`);
   try {
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    emptyTempFolder(tmp);
     writeModelFiles(tmp, model, tokenizerDir);
-    testFailure('final', 0);
-    syncDir(tmp);
-    renameIntoPlace(out, tmp, dest);
+    onPhase?.('final', dest);
+    renameFolderIntoPlace(tmp, dest);
   } catch (e) {
     saveFailed(out, 'the final model', dest, [tmp], e, advice);
   }

@@ -30,6 +30,7 @@ import {
   removeUncommitted,
   saveFinalModel,
   saveTrainingCheckpoint,
+  type SaveHook,
   type TrainerState,
 } from './checkpoint.js';
 import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
@@ -107,6 +108,8 @@ export interface TrainHooks {
   afterBackward?: (step: number, model: DecoderLM) => void;
   /** Called with the final (averaged, clipped) gradients just before the optimizer step (tests). */
   beforeUpdate?: (step: number, model: DecoderLM, info: { gradNorm: number; clipCoef: number; lr: number }) => void;
+  /** Called at each phase of every checkpoint and final save; a throw fails the save (tests: kills, full disks). */
+  duringSave?: SaveHook;
 }
 
 export interface TrainOptions extends Partial<Recipe> {
@@ -609,7 +612,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const advice = { continueWith: o.continueWith ?? '--resume' };
   const save = () => {
     const t0 = performance.now();
-    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep }, advice);
+    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep, onPhase: o.hooks?.duringSave }, advice);
     tokenizerDir = lastCheckpoint; // earlier folders may be pruned; the newest holds the copies
     lastSaved = step;
     say(`saved ${lastCheckpoint} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
@@ -745,7 +748,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (status === 'completed' && !evals.some((e) => e.step === step)) runEval();
     if (step > lastSaved) save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(out, model, tokenizerDir, advice);
+      finalDir = saveFinalModel(out, model, tokenizerDir, advice, o.hooks?.duringSave);
       say(`final model: ${finalDir}`);
     } else {
       say(`${status} at step ${step}/${s.totalSteps}; continue with ${advice.continueWith} (${lastCheckpoint})`);
