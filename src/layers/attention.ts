@@ -13,14 +13,17 @@ import { ropeTable, type RopeTable } from './rope.js';
 import type { MixerContext, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
-/** The KV cache of one attention layer for B sequences: k and v [B, capacity, Hkv, D], grown by doubling. */
+/**
+ * The KV cache of one attention layer for B sequences: k and v [B, capacity, Hkv, D], grown by doubling.
+ * queryHeads (H) sizes the attention scores of a step, which prefillBytes reports.
+ */
 export class KVCache implements MixerState {
   position = 0;
   k: Float32Array;
   v: Float32Array;
   capacity: number;
 
-  constructor(readonly batch: number, readonly rowSize: number, capacity = 64) {
+  constructor(readonly batch: number, readonly rowSize: number, readonly queryHeads: number, capacity = 64) {
     this.capacity = capacity;
     this.k = allocF32(batch * capacity * rowSize);
     this.v = allocF32(batch * capacity * rowSize);
@@ -58,6 +61,19 @@ export class KVCache implements MixerState {
 
   bytes(): number {
     return this.k.byteLength + this.v.byteLength;
+  }
+
+  /** The step's float32 scores [B, H, piece, position + piece] (attn.probs), which grow with the context. */
+  prefillBytes(piece: number, position: number): number {
+    return this.batch * this.queryHeads * piece * (position + piece) * 4;
+  }
+
+  clone(): KVCache {
+    const c = new KVCache(this.batch, this.rowSize, this.queryHeads, this.capacity);
+    c.k.set(this.k);
+    c.v.set(this.v);
+    c.position = this.position;
+    return c;
   }
 
   free(): void {
@@ -270,7 +286,7 @@ export class SoftmaxAttention implements TokenMixer {
   }
 
   newState(B: number): KVCache {
-    return new KVCache(B, this.kvHeads * this.headDim);
+    return new KVCache(B, this.kvHeads * this.headDim, this.heads);
   }
 
   params(): Param[] {
@@ -281,6 +297,7 @@ export class SoftmaxAttention implements TokenMixer {
     this.acts.free();
     this.x = null;
   }
+
 }
 
 /** The MixerFactory of softmax attention (Llama, Mistral, Qwen2). */

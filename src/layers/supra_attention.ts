@@ -19,7 +19,7 @@ import type { ModelConfig, SupraSettings } from '../io/config.js';
 import { oProjBias } from '../io/config.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerState, Param, TokenMixer } from './types.js';
+import type { MixerState, Param, StateTensor, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 export type AttentionForm = 'chunked' | 'parallel' | 'recurrent';
@@ -65,6 +65,29 @@ export class SupraState implements MixerState {
 
   bytes(): number {
     return this.data.byteLength + (this.normalizer?.byteLength ?? 0);
+  }
+
+  /** A step's memory does not depend on the position: nothing grows with the context. */
+  prefillBytes(): number {
+    return 0;
+  }
+
+  /** The state, and under normalization 'sum' its denominator's state, as supra-state/2 stores them. */
+  snapshot(): StateTensor[] {
+    const { batch, heads, dk, dv } = this;
+    return [
+      { name: '', shape: [batch, heads, dk, dv], data: this.data },
+      ...(this.normalizer ? [{ name: 'normalizer', shape: [batch, heads, dk], data: this.normalizer }] : []),
+    ];
+  }
+
+  restore(tensors: ReadonlyMap<string, Float32Array>, position: number): void {
+    for (const t of this.snapshot()) {
+      const from = tensors.get(t.name);
+      if (!from || from.length !== t.data.length) throw new Error(`supra: restoring a SUPRA state: tensor "${t.name}" is missing or has ${from?.length ?? 0} values, expected ${t.data.length}`);
+      t.data.set(from);
+    }
+    this.position = position;
   }
 
   reset(): void {

@@ -15,14 +15,41 @@ export interface Param {
   grad: Float32Array | null;
 }
 
+/** One tensor of a mixer state as a snapshot stores it: a view of the state's own memory. */
+export interface StateTensor {
+  /** '' for the state's main tensor, else a suffix (the snapshot file names it state.layer.N.<name>). */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
 /**
  * Decoding state of one mixer for a batch of sequences: the KV cache of softmax attention, or the
- * fixed-size [heads, d_k, d_v] state of SUPRA. `position` counts the tokens already seen.
+ * fixed-size [heads, d_k, d_v] state of SUPRA. `position` counts the tokens already seen. Callers above
+ * models/ use only these operations, never the concrete class.
  */
 export interface MixerState {
   position: number;
   /** Bytes this state holds now (the KV cache grows with the context; a SUPRA state does not). */
   bytes(): number;
+  /**
+   * Bytes of working memory a step of `piece` tokens from `position` needs that grow with the context
+   * (softmax attention's scores [B, H, piece, position + piece]); 0 when a step costs the same at any
+   * position (a fixed-size state). Prefill pieces are sized on it (DecoderState.prefillPiece).
+   */
+  prefillBytes(piece: number, position: number): number;
+  /** A new state with the same shape, contents and position (several continuations of one prefill). */
+  clone(): MixerState;
+  /**
+   * The tensors a state snapshot stores, in file order, as views of this state's memory. Absent on a
+   * state that is not snapshotted (the KV cache, which grows with the context).
+   */
+  snapshot?(): StateTensor[];
+  /**
+   * Set this state from tensors named and shaped as snapshot() gives them (the caller has checked the
+   * shapes), at `position`. Present exactly when snapshot() is.
+   */
+  restore?(tensors: ReadonlyMap<string, Float32Array>, position: number): void;
   free(): void;
 }
 
