@@ -10,7 +10,7 @@ import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
 import { Linear } from './linear.js';
 import { oProjBias } from '../io/config.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerContext, MixerState, Param, TokenMixer } from './types.js';
+import type { MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 /**
@@ -298,6 +298,17 @@ export class SoftmaxAttention implements TokenMixer {
     this.x = null;
   }
 
+  /** q and k (after RoPE) kept by the last training forward. */
+  attentionInternals(): SoftmaxAttentionInternals {
+    if (!this.x) throw new Error('supra: attention internals need a training forward (no state) first');
+    const { B, T, heads, kvHeads, headDim } = this;
+    const rows = B * T;
+    return {
+      kind: 'softmax', B, T, heads, kvHeads, headDim,
+      q: this.acts.get('q', rows * heads * headDim),
+      k: this.acts.get('k', rows * kvHeads * headDim),
+    };
+  }
 }
 
 /** The MixerFactory of softmax attention (Llama, Mistral, Qwen2). */

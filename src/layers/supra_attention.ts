@@ -19,7 +19,7 @@ import type { ModelConfig, SupraSettings } from '../io/config.js';
 import { oProjBias } from '../io/config.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerState, Param, StateTensor, TokenMixer } from './types.js';
+import type { LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 export type AttentionForm = 'chunked' | 'parallel' | 'recurrent';
@@ -248,6 +248,15 @@ export class SupraAttention implements TokenMixer {
   } {
     if (!this.last) throw new Error('supra: no forward has run yet');
     return { ...this.last };
+  }
+
+  /** The scores' parts (see internals()) with the per-head decay and the 'sum' denominator's eps. */
+  attentionInternals(): LinearAttentionInternals {
+    const { B, T, q, k, denominator } = this.internals();
+    return {
+      kind: 'linear', B, T, heads: this.heads, kernelDim: this.kernelDim, slopes: this.attention.slopes,
+      q, k, denominator, denominatorEps: this.settings.normalizer_eps,
+    };
   }
 
   /**

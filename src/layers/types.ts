@@ -53,6 +53,44 @@ export interface MixerState {
   free(): void;
 }
 
+/**
+ * Softmax attention as its last training forward (no state) computed it, for analysis: q [B, T, H, D] and
+ * k [B, T, Hkv, D] after RoPE; the weights are softmax_j(q_t·k_j / √D) over j ≤ t, query head h reading
+ * kv head ⌊h / (H/Hkv)⌋.
+ */
+export interface SoftmaxAttentionInternals {
+  readonly kind: 'softmax';
+  readonly B: number;
+  readonly T: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+}
+
+/**
+ * Decayed linear attention (SUPRA) as its last forward computed it, for analysis: q̃ and k̃ head-major
+ * [B, H, T, Dk] (after the feature map, qk-norm and RoPE; k̃ repeated to H heads); the scores are
+ * exp(−slopes[h](t − j)) · q̃_t·k̃_j / √Dk over j ≤ t. With a denominator (normalization 'sum') they are
+ * divided by denominator[t, h] + denominatorEps (denominator [B, T, H]); null when there is none.
+ */
+export interface LinearAttentionInternals {
+  readonly kind: 'linear';
+  readonly B: number;
+  readonly T: number;
+  readonly heads: number;
+  readonly kernelDim: number;
+  readonly slopes: ArrayLike<number>;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly denominator: Float32Array | null;
+  readonly denominatorEps: number;
+}
+
+/** What a mixer shows of its attention for analysis (eval/analyze.ts), by kind. */
+export type AttentionInternals = SoftmaxAttentionInternals | LinearAttentionInternals;
+
 export interface TokenMixer {
   /**
    * x: [B, T, hidden] (after input_layernorm) → out: [B, T, hidden] (after o_proj), overwritten.
@@ -66,6 +104,11 @@ export interface TokenMixer {
   params(): Param[];
   /** Release activation buffers kept for backward. */
   freeActivations(): void;
+  /**
+   * Its attention in the last forward, for analysis; absent on a mixer that shows none. Valid until the
+   * next call of this mixer (or of a layer sharing its scratch).
+   */
+  attentionInternals?(): AttentionInternals;
 }
 
 // ---------------------------------------------------------------- building mixers (added by the decoder)
