@@ -1,14 +1,16 @@
 // What callers above models/ do with decoding states, through MixerState alone: clone a prefilled state
-// and continue both alike, size prefill pieces on prefillBytes, snapshot and restore a SUPRA state.
+// and continue both alike, size prefill pieces on prefillBytes (and feed every token when they shrink),
+// snapshot and restore a SUPRA state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { KVCache } from '../src/layers/attention.js';
+import { KVCache, SoftmaxAttention } from '../src/layers/attention.js';
 import { SupraState } from '../src/layers/supra_attention.js';
-import type { MixerState } from '../src/layers/types.js';
+import type { MixerFactory, MixerState } from '../src/layers/types.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { DecoderState, PREFILL_STEP_BYTES, type DecoderLM } from '../src/models/decoder.js';
 import { linearize } from '../src/models/linearize.js';
+import { Engine, type TokenLogprob } from '../src/serve/engine.js';
 import { gqaDir } from './helpers/fixture.js';
 
 const prompt = [3, 17, 42, 99, 5, 200, 7, 64, 1, 128, 33, 250];
@@ -66,4 +68,43 @@ test('a SUPRA state snapshots its tensors by name and restores from them; a KV c
   const kv: MixerState = new KVCache(1, 8, 2);
   assert.equal(kv.snapshot, undefined);
   for (const x of [s, back, kv]) x.free();
+});
+
+test('the serve engine feeds every prompt token when its prefill pieces shrink', async () => {
+  // a teacher whose caches report a step beyond position 0 as too large: pieces after the first shrink to 16
+  class CostlyCache extends KVCache {
+    override prefillBytes(piece: number, position: number): number {
+      return position > 0 ? Infinity : super.prefillBytes(piece, position);
+    }
+  }
+  const costly: MixerFactory = (ctx) => {
+    const mixer = new SoftmaxAttention(ctx);
+    mixer.newState = (B) => new CostlyCache(B, mixer.kvHeads * mixer.headDim, mixer.heads);
+    return mixer;
+  };
+  const teacherDir = join(gqaDir, 'teacher');
+  const plain = loadDecoder(teacherDir).model;
+  const shrinking = loadDecoder(teacherDir, { mixerFactory: costly }).model;
+  const long = Array.from({ length: 100 }, (_, i) => (i * 37 + 11) % 256);
+  // every scored or generated token: its id and logprob
+  const run = async (m: DecoderLM, promptLogprobs: number | null) => {
+    const seen: TokenLogprob[] = [];
+    await new Engine(m, { prefillChunk: 64 }).run(
+      long,
+      { promptLogprobs, logprobs: 1, stopTokenIds: [], maxTokens: 3, temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: 1 },
+      { onPrompt: (entries) => void seen.push(...entries), onToken: (t) => (seen.push(t), true) },
+      new AbortController().signal,
+    );
+    return seen;
+  };
+  for (const promptLogprobs of [null, 1]) {
+    const want = await run(plain, promptLogprobs);
+    const got = await run(shrinking, promptLogprobs);
+    assert.equal(want.length, (promptLogprobs === null ? 0 : long.length - 1) + 3);
+    assert.deepEqual(got.map((t) => t.id), want.map((t) => t.id));
+    // other piece sizes round differently in the last bits
+    got.forEach((t, i) => assert.ok(Math.abs(t.logprob - want[i]!.logprob) < 1e-5, `token ${i}: ${t.logprob} vs ${want[i]!.logprob}`));
+  }
+  plain.free();
+  shrinking.free();
 });

@@ -97,10 +97,11 @@ export class Engine {
       // ---- prompt
       const chunk = wantPrompt ? scoreRows : this.prefillChunk;
       const entries: TokenLogprob[] = [];
-      for (let start = 0; start < T; start += chunk) {
+      // a softmax teacher's pieces shrink as its scores over the context grow (DecoderState.prefillPiece),
+      // so the next piece starts where this one ended, not `chunk` further
+      for (let start = 0, n = 0; start < T; start += n) {
         if (start > 0) await this.turn(signal);
-        // a softmax teacher's pieces shrink as its scores over the context grow (DecoderState.prefillPiece)
-        const n = Math.min(state.prefillPiece(start, chunk), T - start);
+        n = Math.min(state.prefillPiece(start, chunk), T - start);
         const ids = prompt.slice(start, start + n);
         this.steps++;
         if (promptLp) {
