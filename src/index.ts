@@ -16,10 +16,13 @@ export type { BaseStreamer, TextStreamerOptions, DecodingTokenizer } from './gen
 export { saveState, loadState, modelFingerprint, STATE_FORMAT } from './generate/snapshot.js';
 export { samplingOptionsOf } from './generate/sampling.js';
 export type { SamplingOptions, ResolvedSampling } from './generate/sampling.js';
-export { registerMixer, mixerFactoryFor } from './layers/mixers.js';
+export { registerMixer, mixerFactoryFor, declareParam } from './layers/mixers.js';
 export { SoftmaxAttention, KVCache } from './layers/attention.js';
 export { ParamStore } from './layers/params.js';
-export type { Param, MixerState, TokenMixer, MixerContext, MixerFactory } from './layers/types.js';
+export type {
+  Param, MixerState, StateTensor, TokenMixer, MixerContext, MixerFactory,
+  AttentionInternals, SoftmaxAttentionInternals, LinearAttentionInternals,
+} from './layers/types.js';
 export { linearize, linearizeFolder, initSupraParams, supraConfig } from './models/linearize.js';
 export type { LinearizeOptions, LinearizeFolderOptions } from './models/linearize.js';
 export { convertCheckpoint } from './models/convert.js';

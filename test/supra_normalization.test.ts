@@ -19,7 +19,6 @@ import type { DecoderLM } from '../src/models/decoder.js';
 import { generate, generateFromState } from '../src/generate/generate.js';
 import { GenerationState } from '../src/generate/state.js';
 import { loadState, saveState } from '../src/generate/snapshot.js';
-import { cloneState } from '../src/eval/probes.js';
 import { gqaDir, maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { centralDifferences } from './helpers/finite-diff.js';
 import { rng } from './helpers/random.js';
@@ -347,7 +346,7 @@ test("a 'sum' model: snapshot and continue gives the uninterrupted run; a snapsh
   const V = s.config.vocab_size;
   const state = s.newState(1);
   s.step(prompt, 1, prompt.length, state);
-  const copy = cloneState(state);
+  const copy = state.clone();
   const a = Float32Array.from(s.step([77], 1, 1, state).subarray(0, V));
   const b = Float32Array.from(s.step([77], 1, 1, copy).subarray(0, V));
   assert.deepEqual(Array.from(b), Array.from(a));

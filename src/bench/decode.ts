@@ -15,7 +15,6 @@ import { Mt19937 } from '../core/random.js';
 import { decodeTokens } from '../generate/generate.js';
 import { GenerationState } from '../generate/state.js';
 import type { DecoderLM } from '../models/decoder.js';
-import type { SupraState } from '../layers/supra_attention.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CONFIG_S, configS, randomModel, type RawConfig } from './model.js';
@@ -56,18 +55,11 @@ export interface BenchDecodeOptions {
   log?: (line: string) => void;
 }
 
-/** A copy of a SUPRA generation state (the recurrent states are small: this is what makes it cheap). */
-function cloneSupraState(src: GenerationState): GenerationState {
-  const copy = new GenerationState(src.model, src.batch);
-  copy.append(src.tokens);
+/** A copy of a generation state (cheap for SUPRA, whose recurrent states are small). */
+function cloneGeneration(src: GenerationState): GenerationState {
   const logits = src.nextLogits();
-  src.decoder.layers.forEach((l, i) => {
-    const from = l as SupraState, to = copy.decoder.layers[i] as SupraState;
-    to.data.set(from.data);
-    if (from.normalizer) to.normalizer!.set(from.normalizer);
-    to.position = from.position;
-  });
-  copy.decoder.position = src.decoder.position;
+  const copy = new GenerationState(src.model, src.batch, src.decoder.clone());
+  copy.append(src.tokens);
   copy.restoreLogits(logits);
   return copy;
 }
@@ -123,7 +115,7 @@ async function benchKind(kind: 'teacher' | 'supra', contexts: number[], k: KindS
         state.nextLogits();
       }
       const prefillSeconds = (performance.now() - t0) / 1000;
-      if (kind === 'supra') clones.push(cloneSupraState(state));
+      if (kind === 'supra') clones.push(cloneGeneration(state));
       // the generation loop, one token at a time (greedy)
       const times = loopMs(state, steps);
       // model steps alone: one token appended, fed by nextLogits (DecoderLM.step + a [V] copy)

@@ -14,11 +14,6 @@
 //
 // plus the drift of the q/k/v/o projection weights between teacher and model. Everything is computed
 // in float64 from each model's own float32 activations (its own forward of the tokens).
-import { allocF32, free } from '../core/memory.js';
-import * as ops from '../core/ops.js';
-import { SoftmaxAttention } from '../layers/attention.js';
-import { ropeTable } from '../layers/rope.js';
-import { SupraAttention } from '../layers/supra_attention.js';
 import type { DecoderLM } from '../models/decoder.js';
 
 // ---------------------------------------------------------------- metrics on small dense matrices
@@ -191,29 +186,19 @@ function checkIds(model: DecoderLM, ids: ArrayLike<number>): number {
 }
 
 /**
- * The teacher's causal softmax attention probabilities for every layer and head on one sequence. q and k
- * are recomputed from the model's own parameters and its residual stream (input_layernorm, q/k_proj,
- * RoPE), exactly as its attention layers compute them.
+ * The teacher's causal softmax attention probabilities for every layer and head on one sequence, from the
+ * q and k (after RoPE) its attention layers computed in a forward of the tokens (attentionInternals()).
  */
 export function teacherAttention(teacher: DecoderLM, ids: ArrayLike<number>): AttentionMaps {
   const T = checkIds(teacher, ids);
-  const c = teacher.config;
-  const H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, C = c.hidden_size;
-  const group = H / Hkv, scale = 1 / Math.sqrt(D);
   teacher.forward(Int32Array.from(ids), 1, T);
-  const hidden = teacher.hiddenStates();
-  const x = allocF32(T * C), rstd = allocF32(T), q = allocF32(T * H * D), k = allocF32(T * Hkv * D);
   const maps: AttentionMaps = [];
   try {
-    const { cos, sin } = ropeTable(c.rope_theta, D).get(T);
     teacher.layers.forEach((layer, l) => {
-      const mixer = layer.mixer;
-      if (!(mixer instanceof SoftmaxAttention)) throw new Error(`supra: analyze: layer ${l} of the teacher is not softmax attention (is --teacher a SUPRA model?)`);
-      layer.inputNorm.forward(hidden[l]!, x, rstd, T);
-      mixer.proj.q.forward(x, q, T);
-      mixer.proj.k.forward(x, k, T);
-      ops.rope(q, cos, sin, 1, T, H, D, 0);
-      ops.rope(k, cos, sin, 1, T, Hkv, D, 0);
+      const att = layer.mixer.attentionInternals?.();
+      if (att?.kind !== 'softmax') throw new Error(`supra: analyze: layer ${l} of the teacher is not softmax attention (is --teacher a SUPRA model?)`);
+      const { q, k, heads: H, kvHeads: Hkv, headDim: D } = att;
+      const group = H / Hkv, scale = 1 / Math.sqrt(D);
       const heads: Float64Array[] = [];
       const row = new Float64Array(T);
       for (let h = 0; h < H; h++) {
@@ -236,7 +221,6 @@ export function teacherAttention(teacher: DecoderLM, ids: ArrayLike<number>): At
       maps.push(heads);
     });
   } finally {
-    for (const b of [x, rstd, q, k]) free(b);
     teacher.freeActivations();
   }
   return maps;
@@ -244,7 +228,7 @@ export function teacherAttention(teacher: DecoderLM, ids: ArrayLike<number>): At
 
 /**
  * The SUPRA model's attention matrices A[t, j] = exp(−slope_h(t − j))·q̃_t·k̃_j/√Dk (j ≤ t, else 0) for
- * every layer and head on one sequence, from the q̃, k̃ each SUPRA layer computed (internals()).
+ * every layer and head on one sequence, from the q̃, k̃ each SUPRA layer computed (attentionInternals()).
  */
 export function supraAttention(model: DecoderLM, ids: ArrayLike<number>): AttentionMaps {
   const T = checkIds(model, ids);
@@ -252,16 +236,16 @@ export function supraAttention(model: DecoderLM, ids: ArrayLike<number>): Attent
   const maps: AttentionMaps = [];
   try {
     model.layers.forEach((layer, l) => {
-      const mixer = layer.mixer;
-      if (!(mixer instanceof SupraAttention)) throw new Error(`supra: analyze: layer ${l} of --model is not SUPRA attention (is --model a SUPRA folder?)`);
-      const { q, k, denominator } = mixer.internals();
-      const heads = decayedScores(q, k, mixer.attention.slopes, mixer.heads, T, mixer.kernelDim);
+      const att = layer.mixer.attentionInternals?.();
+      if (att?.kind !== 'linear') throw new Error(`supra: analyze: layer ${l} of --model is not SUPRA attention (is --model a SUPRA folder?)`);
+      const { q, k, denominator } = att;
+      const heads = decayedScores(q, k, att.slopes, att.heads, T, att.kernelDim);
       // normalization 'sum' (T2R-style): the weights are the scores over the layer's own denominator z[t, h]
       if (denominator) {
-        const eps = mixer.settings.normalizer_eps;
+        const eps = att.denominatorEps;
         heads.forEach((a, h) => {
           for (let t = 0; t < T; t++) {
-            const z = denominator[t * mixer.heads + h]! + eps;
+            const z = denominator[t * att.heads + h]! + eps;
             for (let j = 0; j <= t; j++) a[t * T + j]! /= z;
           }
         });

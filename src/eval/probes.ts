@@ -13,11 +13,8 @@
 // their decoding path (DecoderLM.step with a fresh state): the teacher prefills a KV cache (full causal
 // softmax attention), the SUPRA model runs the chunked form from a zero state. Nothing is kept for
 // backward.
-import { KVCache } from '../layers/attention.js';
-import { SupraState } from '../layers/supra_attention.js';
-import type { MixerState } from '../layers/types.js';
 import { Mt19937 } from '../core/random.js';
-import { DecoderState, type DecoderLM } from '../models/decoder.js';
+import type { DecoderLM } from '../models/decoder.js';
 import type { LinePlot } from './plot.js';
 
 // ---------------------------------------------------------------- shared helpers
@@ -113,24 +110,6 @@ export function runSequences(model: DecoderLM, ids: Int32Array, B: number, T: nu
       state.free();
     }
   }
-}
-
-/** A copy of a decoding state (KV caches or SUPRA states), so several continuations can share one prefill. */
-export function cloneState(state: DecoderState): DecoderState {
-  const layers = state.layers.map((s): MixerState => {
-    if (s instanceof KVCache) {
-      const c = new KVCache(s.batch, s.rowSize, s.capacity);
-      c.k.set(s.k);
-      c.v.set(s.v);
-      c.position = s.position;
-      return c;
-    }
-    if (s instanceof SupraState) return s.clone(); // the 'sum' denominator state too
-    throw new Error('supra: cloneState: a layer state is neither a KV cache nor a SUPRA state');
-  });
-  const out = new DecoderState(state.batch, layers);
-  out.position = state.position;
-  return out;
 }
 
 /** What every probe returns: the knob, one or more metrics per model, and the settings that made them. */
@@ -477,7 +456,7 @@ export function candidateLogLikelihoods(model: DecoderLM, prompt: number[], cand
       if (c.length === 0) throw new Error('supra: passkey probe: a candidate answer has no tokens');
       let lp = logProb(last, c[0]!);
       if (c.length > 1) {
-        const s = cloneState(state);
+        const s = state.clone();
         try {
           const out = model.step(Int32Array.from(c.slice(0, -1)), 1, c.length - 1, s);
           for (let i = 1; i < c.length; i++) lp += logProb(out.subarray((i - 1) * V, i * V), c[i]!);

@@ -4,6 +4,7 @@
 // File, format supra-state/2 (written atomically by writeSafetensors):
 //   state.layer.N  F32 [B, H, Dk, Dv]  layer N's recurrent state (already × γ, as SupraState holds it)
 //   state.layer.N.normalizer  F32 [B, H, Dk]  normalization 'sum' only: the denominator's state (× γ too)
+//   (in general: the tensors layer N's MixerState.snapshot() lists, named state.layer.N[.<name>])
 //   tokens         I32 [B, L]          every token of the context (all of them consumed)
 //   logits         F32 [B, V]          the next-token logits after them
 //   rng.mt19937    I32 [625]           when the state has a sampling generator: its Mt19937 words and read
@@ -26,7 +27,7 @@
 // from one of this model, without hashing gigabytes; an edit confined to unsampled elements goes unseen.
 import { createHash } from 'node:crypto';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
-import { SupraState } from '../layers/supra_attention.js';
+import type { MixerState, StateTensor } from '../layers/types.js';
 import type { DecoderLM } from '../models/decoder.js';
 import { Mt19937 } from '../core/random.js';
 import { resolveSampling, samplingOptionsOf, SeededRandom } from './sampling.js';
@@ -85,13 +86,22 @@ export function modelFingerprint(model: ModelLike, fresh = false): string {
   return fp;
 }
 
-function supraStates(state: GenerationState, what: string): SupraState[] {
+/** A layer state that can be snapshotted (MixerState.snapshot and restore). */
+type SnapshotState = MixerState & Required<Pick<MixerState, 'snapshot' | 'restore'>>;
+
+/** Every layer's state, refused (naming `what`) when one cannot be snapshotted (a KV cache). */
+function snapshotStates(state: GenerationState, what: string): SnapshotState[] {
   return state.decoder.layers.map((l, i) => {
-    if (!(l instanceof SupraState)) {
+    if (!l.snapshot || !l.restore) {
       throw new Error(`supra: ${what}: state snapshots are for SUPRA models (layer ${i} keeps a ${l.constructor.name}, the model is ${state.model.config.architecture})`);
     }
-    return l;
+    return l as SnapshotState;
   });
+}
+
+/** The file's name of tensor `t` of layer `layer`'s state. */
+function layerTensorName(layer: number, t: StateTensor): string {
+  return t.name === '' ? `state.layer.${layer}` : `state.layer.${layer}.${t.name}`;
 }
 
 /** supra-state/1's checksum: the tensor bytes of the state layers, tokens and logits, in that order. */
@@ -137,17 +147,14 @@ const bytesOf = (a: Float32Array | Int32Array): Uint8Array => new Uint8Array(a.b
 export function saveState(path: string, model: ModelLike, state: GenerationState): void {
   const m = decoderOf(model);
   if (state.model !== m) throw new Error(`supra: ${path}: this generation state belongs to another model object`);
-  const layers = supraStates(state, path);
+  const layers = snapshotStates(state, path);
   if (state.length === 0) throw new Error(`supra: ${path}: nothing to save: the state has no context yet`);
   const logits = state.nextLogits();
   const B = state.batch, L = state.length, V = m.config.vocab_size;
   const tokens = new Int32Array(B * L);
   state.tokens.forEach((row, b) => tokens.set(row, b * L));
   const tensors: Array<{ name: string; shape: number[]; data: Float32Array | Int32Array }> = [
-    ...layers.flatMap((s, i) => [
-      { name: `state.layer.${i}`, shape: [s.batch, s.heads, s.dk, s.dv], data: s.data },
-      ...(s.normalizer ? [{ name: `state.layer.${i}.normalizer`, shape: [s.batch, s.heads, s.dk], data: s.normalizer }] : []),
-    ]),
+    ...layers.flatMap((s, i) => s.snapshot().map((t) => ({ name: layerTensorName(i, t), shape: [...t.shape], data: t.data }))),
     { name: 'tokens', shape: [B, L], data: tokens },
     { name: 'logits', shape: [B, V], data: logits },
   ];
@@ -252,23 +259,26 @@ export function loadState(path: string, model: ModelLike): GenerationState {
     }
     const state = new GenerationState(m, B);
     try {
-      const layers = supraStates(state, path);
+      const layers = snapshotStates(state, path);
       const read: Array<{ name: string; data: Float32Array | Int32Array }> = [];
       layers.forEach((s, i) => {
-        const name = `state.layer.${i}`;
-        expectShape(name, [B, s.heads, s.dk, s.dv]);
-        if (file.info(name).dtype !== 'F32') throw new Error(`supra: ${path}: tensor ${name} must be F32`);
-        file.readInto(name, s.data);
-        read.push({ name, data: s.data });
-        const zName = `${name}.normalizer`;
-        if (s.normalizer) {
-          expectShape(zName, [B, s.heads, s.dk]);
-          if (file.info(zName).dtype !== 'F32') throw new Error(`supra: ${path}: tensor ${zName} must be F32`);
-          file.readInto(zName, s.normalizer);
-          read.push({ name: zName, data: s.normalizer });
-        } else if (file.has(zName)) {
-          throw new Error(`supra: ${path}: tensor ${zName} is not part of this model's state (normalization ${c.supra?.normalization ?? 'none'})`);
+        const tensors = new Map<string, Float32Array>();
+        const names = new Set<string>();
+        for (const t of s.snapshot()) {
+          const name = layerTensorName(i, t);
+          expectShape(name, [...t.shape]);
+          if (file.info(name).dtype !== 'F32') throw new Error(`supra: ${path}: tensor ${name} must be F32`);
+          const data = file.readF32(name);
+          tensors.set(t.name, data);
+          names.add(name);
+          read.push({ name, data });
         }
+        const prefix = `state.layer.${i}.`;
+        const extra = file.names().find((n) => n.startsWith(prefix) && !names.has(n));
+        if (extra !== undefined) {
+          throw new Error(`supra: ${path}: tensor ${extra} is not part of this model's state${c.supra ? ` (normalization ${c.supra.normalization})` : ''}`);
+        }
+        s.restore(tensors, position);
       });
       expectShape('tokens', [B, position]);
       expectShape('logits', [B, V]);
@@ -279,7 +289,6 @@ export function loadState(path: string, model: ModelLike): GenerationState {
       const rows = Array.from({ length: B }, (_, b) => tokens.subarray(b * position, (b + 1) * position));
       state.append(rows);
       state.decoder.position = position;
-      for (const s of layers) s.position = position;
       state.restoreLogits(logits);
       if (v1) {
         if (rng) state.rng = SeededRandom.replay(rng.seed, rng.draws);

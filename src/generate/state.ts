@@ -5,13 +5,14 @@
 // in as one prefill (in pieces, with lm_head on the last token only), each sampled token as one step.
 // A SUPRA mixer computes a multi-token step with the chunked form from its state and a single token
 // with the recurrence (layers/supra_attention.ts), so this is "chunked prefill, then recurrent steps".
-import { KVCache } from '../layers/attention.js';
 import type { DecoderLM, DecoderState } from '../models/decoder.js';
 import type { ResolvedSampling, SeededRandom } from './sampling.js';
 
-/** Tokens per prefill piece; the softmax teacher shrinks it so its [H, piece, context] scores stay bounded. */
+/**
+ * Tokens per prefill piece; a softmax teacher shrinks it so its [H, piece, context] scores stay bounded
+ * (DecoderState.prefillPiece).
+ */
 export const PREFILL_PIECE = 512;
-const MAX_SCORE_BYTES = 256 * 2 ** 20;
 
 export class GenerationState {
   readonly model: DecoderLM;
@@ -95,7 +96,7 @@ export class GenerationState {
     const V = this.model.config.vocab_size;
     while (this.position < this.length) {
       const start = this.position;
-      const n = Math.min(this.pieceSize(start), this.length - start);
+      const n = Math.min(this.decoder.prefillPiece(start, PREFILL_PIECE), this.length - start);
       const ids = new Int32Array(B * n);
       for (let b = 0; b < B; b++) {
         const row = this.tokens[b]!;
@@ -120,16 +121,6 @@ export class GenerationState {
   /** Whether nextLogits() would compute nothing. */
   get ready(): boolean {
     return this.haveLogits;
-  }
-
-  private pieceSize(start: number): number {
-    let piece = PREFILL_PIECE;
-    const first = this.decoder.layers[0];
-    if (first instanceof KVCache) {
-      const H = this.model.config.num_attention_heads;
-      while (piece > 16 && this.batch * H * piece * (start + piece) * 4 > MAX_SCORE_BYTES) piece >>= 1;
-    }
-    return piece;
   }
 
   /** Release the decoding state's arena memory. */

@@ -6,6 +6,23 @@ import { join } from 'node:path';
 export const TEACHER_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const SUPRA_ARCHITECTURE = 'SupraForCausalLM';
 
+// Architectures with a token mixer registered at run time (registerMixer in layers/mixers.ts adds them
+// here, since io/ does not import layers/). Their configs are read like a teacher's; a mixer keeps its
+// own settings under a key of its own in config.json (config.raw).
+const registeredArchitectures = new Set<string>();
+
+/** Let parseConfig accept `architecture` (called by registerMixer). */
+export function registerArchitecture(architecture: string): void {
+  if (typeof architecture !== 'string' || architecture === '') throw new Error(`supra: an architecture name must be a non-empty string, got ${JSON.stringify(architecture)}`);
+  registeredArchitectures.add(architecture);
+}
+
+/** Every architecture parseConfig accepts: the teachers, SUPRA, then the registered ones. */
+export function knownArchitectures(): string[] {
+  const builtIn: readonly string[] = [...TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE];
+  return [...builtIn, ...[...registeredArchitectures].filter((a) => !builtIn.includes(a))];
+}
+
 export type QkNorm = 'none' | 'rms' | 'layernorm';
 export type Decay = 'lightning' | 'retnet' | 'none';
 /**
@@ -115,7 +132,7 @@ export function parseConfig(raw: Record<string, unknown>, path = 'config.json'):
   if (raw.model_type !== undefined && raw.model_type !== null && typeof raw.model_type !== 'string') {
     fail(path, `field "model_type" must be a string, got ${JSON.stringify(raw.model_type)}`);
   }
-  const known = [...TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE] as readonly string[];
+  const known = knownArchitectures();
   if (!known.includes(architecture)) {
     fail(path, `unknown architecture "${architecture}"; supra reads ${known.join(', ')}`);
   }

@@ -9,17 +9,20 @@ import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
 import { AttentionProjections } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerContext, MixerState, Param, TokenMixer } from './types.js';
+import type { MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
-/** The KV cache of one attention layer for B sequences: k and v [B, capacity, Hkv, D], grown by doubling. */
+/**
+ * The KV cache of one attention layer for B sequences: k and v [B, capacity, Hkv, D], grown by doubling.
+ * queryHeads (H) sizes the attention scores of a step, which prefillBytes reports.
+ */
 export class KVCache implements MixerState {
   position = 0;
   k: Float32Array;
   v: Float32Array;
   capacity: number;
 
-  constructor(readonly batch: number, readonly rowSize: number, capacity = 64) {
+  constructor(readonly batch: number, readonly rowSize: number, readonly queryHeads: number, capacity = 64) {
     this.capacity = capacity;
     this.k = allocF32(batch * capacity * rowSize);
     this.v = allocF32(batch * capacity * rowSize);
@@ -57,6 +60,19 @@ export class KVCache implements MixerState {
 
   bytes(): number {
     return this.k.byteLength + this.v.byteLength;
+  }
+
+  /** The step's float32 scores [B, H, piece, position + piece] (attn.probs), which grow with the context. */
+  prefillBytes(piece: number, position: number): number {
+    return this.batch * this.queryHeads * piece * (position + piece) * 4;
+  }
+
+  clone(): KVCache {
+    const c = new KVCache(this.batch, this.rowSize, this.queryHeads, this.capacity);
+    c.k.set(this.k);
+    c.v.set(this.v);
+    c.position = this.position;
+    return c;
   }
 
   free(): void {
@@ -259,7 +275,7 @@ export class SoftmaxAttention implements TokenMixer {
   }
 
   newState(B: number): KVCache {
-    return new KVCache(B, this.kvHeads * this.headDim);
+    return new KVCache(B, this.kvHeads * this.headDim, this.heads);
   }
 
   params(): Param[] {
@@ -269,6 +285,18 @@ export class SoftmaxAttention implements TokenMixer {
   freeActivations(): void {
     this.acts.free();
     this.x = null;
+  }
+
+  /** q and k (after RoPE) kept by the last training forward. */
+  attentionInternals(): SoftmaxAttentionInternals {
+    if (!this.x) throw new Error('supra: attention internals need a training forward (no state) first');
+    const { B, T, heads, kvHeads, headDim } = this;
+    const rows = B * T;
+    return {
+      kind: 'softmax', B, T, heads, kvHeads, headDim,
+      q: this.acts.get('q', rows * heads * headDim),
+      k: this.acts.get('k', rows * kvHeads * headDim),
+    };
   }
 }
 

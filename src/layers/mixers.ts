@@ -1,7 +1,8 @@
 // Which token mixer a layer gets, by config.architecture: softmax attention for the teacher
 // architectures (Llama, Mistral, Qwen2) and SUPRA linear attention for SupraForCausalLM. Other mixers
-// (or other SUPRA options) can be registered, or passed to the decoder as its mixerFactory.
-import { TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE, type ModelConfig } from '../io/config.js';
+// (or other SUPRA options) can be registered, which makes model folders naming their architecture in
+// config.json loadable, or passed to the decoder as its mixerFactory.
+import { registerArchitecture, TEACHER_ARCHITECTURES, SUPRA_ARCHITECTURE, type ModelConfig } from '../io/config.js';
 import { createSoftmaxAttention } from './attention.js';
 import { createSupraMixer } from './supra_attention.js';
 import type { MixerContext, MixerFactory, Param } from './types.js';
@@ -24,8 +25,12 @@ const registry = new Map<string, MixerFactory>();
 for (const arch of TEACHER_ARCHITECTURES) registry.set(arch, createSoftmaxAttention);
 registry.set(SUPRA_ARCHITECTURE, createSupraAttention);
 
-/** Make `factory` build the mixers of every model whose config.architecture is `architecture`. */
+/**
+ * Make `factory` build the mixers of every model whose config.architecture is `architecture`; from now on
+ * a config.json with `"architectures": ["<architecture>"]` is read (see registerArchitecture).
+ */
 export function registerMixer(architecture: string, factory: MixerFactory): void {
+  registerArchitecture(architecture);
   registry.set(architecture, factory);
 }
 

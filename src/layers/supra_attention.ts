@@ -21,7 +21,7 @@ import { LinearAttention, decaySlopes } from './linear_attention.js';
 import { gradOf } from './params.js';
 import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerState, Param, TokenMixer } from './types.js';
+import type { LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 export type AttentionForm = 'chunked' | 'parallel' | 'recurrent';
@@ -64,6 +64,29 @@ export class SupraState implements MixerState {
 
   bytes(): number {
     return this.data.byteLength + (this.normalizer?.byteLength ?? 0);
+  }
+
+  /** A step's memory does not depend on the position: nothing grows with the context. */
+  prefillBytes(): number {
+    return 0;
+  }
+
+  /** The state, and under normalization 'sum' its denominator's state, as supra-state/2 stores them. */
+  snapshot(): StateTensor[] {
+    const { batch, heads, dk, dv } = this;
+    return [
+      { name: '', shape: [batch, heads, dk, dv], data: this.data },
+      ...(this.normalizer ? [{ name: 'normalizer', shape: [batch, heads, dk], data: this.normalizer }] : []),
+    ];
+  }
+
+  restore(tensors: ReadonlyMap<string, Float32Array>, position: number): void {
+    for (const t of this.snapshot()) {
+      const from = tensors.get(t.name);
+      if (!from || from.length !== t.data.length) throw new Error(`supra: restoring a SUPRA state: tensor "${t.name}" is missing or has ${from?.length ?? 0} values, expected ${t.data.length}`);
+      t.data.set(from);
+    }
+    this.position = position;
   }
 
   reset(): void {
@@ -194,6 +217,15 @@ export class SupraAttention implements TokenMixer {
   } {
     if (!this.last) throw new Error('supra: no forward has run yet');
     return { ...this.last };
+  }
+
+  /** The scores' parts (see internals()) with the per-head decay and the 'sum' denominator's eps. */
+  attentionInternals(): LinearAttentionInternals {
+    const { B, T, q, k, denominator } = this.internals();
+    return {
+      kind: 'linear', B, T, heads: this.heads, kernelDim: this.kernelDim, slopes: this.attention.slopes,
+      q, k, denominator, denominatorEps: this.settings.normalizer_eps,
+    };
   }
 
   /**

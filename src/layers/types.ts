@@ -15,16 +15,81 @@ export interface Param {
   grad: Float32Array | null;
 }
 
+/** One tensor of a mixer state as a snapshot stores it: a view of the state's own memory. */
+export interface StateTensor {
+  /** '' for the state's main tensor, else a suffix (the snapshot file names it state.layer.N.<name>). */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
 /**
  * Decoding state of one mixer for a batch of sequences: the KV cache of softmax attention, or the
- * fixed-size [heads, d_k, d_v] state of SUPRA. `position` counts the tokens already seen.
+ * fixed-size [heads, d_k, d_v] state of SUPRA. `position` counts the tokens already seen. Callers above
+ * models/ use only these operations, never the concrete class.
  */
 export interface MixerState {
   position: number;
   /** Bytes this state holds now (the KV cache grows with the context; a SUPRA state does not). */
   bytes(): number;
+  /**
+   * Bytes of working memory a step of `piece` tokens from `position` needs that grow with the context
+   * (softmax attention's scores [B, H, piece, position + piece]); 0 when a step costs the same at any
+   * position (a fixed-size state). Prefill pieces are sized on it (DecoderState.prefillPiece).
+   */
+  prefillBytes(piece: number, position: number): number;
+  /** A new state with the same shape, contents and position (several continuations of one prefill). */
+  clone(): MixerState;
+  /**
+   * The tensors a state snapshot stores, in file order, as views of this state's memory. Absent on a
+   * state that is not snapshotted (the KV cache, which grows with the context).
+   */
+  snapshot?(): StateTensor[];
+  /**
+   * Set this state from tensors named and shaped as snapshot() gives them (the caller has checked the
+   * shapes), at `position`. Present exactly when snapshot() is.
+   */
+  restore?(tensors: ReadonlyMap<string, Float32Array>, position: number): void;
   free(): void;
 }
+
+/**
+ * Softmax attention as its last training forward (no state) computed it, for analysis: q [B, T, H, D] and
+ * k [B, T, Hkv, D] after RoPE; the weights are softmax_j(q_t·k_j / √D) over j ≤ t, query head h reading
+ * kv head ⌊h / (H/Hkv)⌋.
+ */
+export interface SoftmaxAttentionInternals {
+  readonly kind: 'softmax';
+  readonly B: number;
+  readonly T: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+}
+
+/**
+ * Decayed linear attention (SUPRA) as its last forward computed it, for analysis: q̃ and k̃ head-major
+ * [B, H, T, Dk] (after the feature map, qk-norm and RoPE; k̃ repeated to H heads); the scores are
+ * exp(−slopes[h](t − j)) · q̃_t·k̃_j / √Dk over j ≤ t. With a denominator (normalization 'sum') they are
+ * divided by denominator[t, h] + denominatorEps (denominator [B, T, H]); null when there is none.
+ */
+export interface LinearAttentionInternals {
+  readonly kind: 'linear';
+  readonly B: number;
+  readonly T: number;
+  readonly heads: number;
+  readonly kernelDim: number;
+  readonly slopes: ArrayLike<number>;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly denominator: Float32Array | null;
+  readonly denominatorEps: number;
+}
+
+/** What a mixer shows of its attention for analysis (eval/analyze.ts), by kind. */
+export type AttentionInternals = SoftmaxAttentionInternals | LinearAttentionInternals;
 
 export interface TokenMixer {
   /**
@@ -39,6 +104,11 @@ export interface TokenMixer {
   params(): Param[];
   /** Release activation buffers kept for backward. */
   freeActivations(): void;
+  /**
+   * Its attention in the last forward, for analysis; absent on a mixer that shows none. Valid until the
+   * next call of this mixer (or of a layer sharing its scratch).
+   */
+  attentionInternals?(): AttentionInternals;
 }
 
 // ---------------------------------------------------------------- building mixers (added by the decoder)

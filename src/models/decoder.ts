@@ -33,6 +33,14 @@ export interface StepOptions {
   lastOnly?: boolean;
 }
 
+/**
+ * Most bytes of context-dependent working memory (MixerState.prefillBytes) one prefill step may take:
+ * a softmax teacher's [B, H, piece, context] scores grow with the context, so its pieces shrink.
+ */
+export const PREFILL_STEP_BYTES = 256 * 2 ** 20;
+/** Prefill pieces are not shrunk below this many tokens. */
+const MIN_PREFILL_PIECE = 16;
+
 /** Decoding state of a whole model for B sequences: one MixerState per layer. */
 export class DecoderState {
   position = 0;
@@ -40,6 +48,31 @@ export class DecoderState {
 
   bytes(): number {
     return this.layers.reduce((s, l) => s + l.bytes(), 0);
+  }
+
+  /**
+   * Tokens for the prefill step at `start`: `piece`, halved (down to 16) while a layer's step would need
+   * more than PREFILL_STEP_BYTES of context-dependent memory (the layers share one scratch, so the
+   * largest counts). A fixed-size state keeps `piece` at any position.
+   */
+  prefillPiece(start: number, piece: number): number {
+    const cost = (n: number): number => Math.max(...this.layers.map((l) => l.prefillBytes(n, start)));
+    while (piece > MIN_PREFILL_PIECE && cost(piece) > PREFILL_STEP_BYTES) piece >>= 1;
+    return piece;
+  }
+
+  /** A copy with the same contents and positions, so several continuations can share one prefill. */
+  clone(): DecoderState {
+    const layers: MixerState[] = [];
+    try {
+      for (const l of this.layers) layers.push(l.clone());
+    } catch (e) {
+      for (const l of layers) l.free();
+      throw e;
+    }
+    const out = new DecoderState(this.batch, layers);
+    out.position = this.position;
+    return out;
   }
 
   free(): void {

@@ -9,8 +9,7 @@ import { logSoftmax } from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import { decodeTokens } from '../generate/generate.js';
 import { GenerationState } from '../generate/state.js';
-import { KVCache } from '../layers/attention.js';
-import type { DecoderLM, DecoderState } from '../models/decoder.js';
+import type { DecoderLM } from '../models/decoder.js';
 import type { SamplingParams } from './request.js';
 
 export interface TokenChoice {
@@ -53,7 +52,6 @@ export interface EngineOptions {
 
 /** Floats of logits one scoring step may produce: keeps [chunk, V] buffers small for big vocabularies. */
 const SCORE_FLOATS = 1 << 22;
-const SCORE_BYTES = 256 * 2 ** 20;
 
 export class Engine {
   readonly vocabSize: number;
@@ -66,17 +64,6 @@ export class Engine {
     this.vocabSize = model.config.vocab_size;
     this.prefillChunk = options.prefillChunk ?? 256;
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new Error(`supra: prefillChunk must be a positive integer, got ${this.prefillChunk}`);
-  }
-
-  /**
-   * Prompt tokens for the step at `start`: a softmax teacher's [heads, piece, context] attention scores
-   * grow with the context, so its pieces shrink to keep them under SCORE_BYTES (a SUPRA state does not grow).
-   */
-  private pieceAt(state: DecoderState, start: number, piece: number): number {
-    if (!(state.layers[0] instanceof KVCache)) return piece;
-    const H = this.model.config.num_attention_heads;
-    while (piece > 16 && H * piece * (start + piece) * 4 > SCORE_BYTES) piece >>= 1;
-    return piece;
   }
 
   /** Let other requests and socket events run, then stop here if this request was aborted. */
@@ -110,9 +97,11 @@ export class Engine {
       // ---- prompt
       const chunk = wantPrompt ? scoreRows : this.prefillChunk;
       const entries: TokenLogprob[] = [];
-      for (let start = 0; start < T; start += chunk) {
+      // a softmax teacher's pieces shrink as its scores over the context grow (DecoderState.prefillPiece),
+      // so the next piece starts where this one ended, not `chunk` further
+      for (let start = 0, n = 0; start < T; start += n) {
         if (start > 0) await this.turn(signal);
-        const n = Math.min(this.pieceAt(state, start, chunk), T - start);
+        n = Math.min(state.prefillPiece(start, chunk), T - start);
         const ids = prompt.slice(start, start + n);
         this.steps++;
         if (promptLp) {
