@@ -9,6 +9,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AutoModelForCausalLM } from '../src/api.js';
 import { supraAttention } from '../src/eval/analyze.js';
+import { documentNll } from '../src/eval/perplexity.js';
 import { candidateLogLikelihoods } from '../src/eval/probes.js';
 import { generate, generateFromState } from '../src/generate/generate.js';
 import { loadState, saveState } from '../src/generate/snapshot.js';
@@ -62,6 +63,10 @@ test('a registered mixer is loaded from its model folder and matches the built-i
   const variant = loadDecoder(variantDir, { strict: true }).model;
   assert.equal(variant.config.architecture, 'SupraSumForCausalLM');
   assert.equal(variant.config.supra, null, 'a registered architecture has no "supra" block');
+  // what a model is (recurrent: no context limit, state snapshots) comes from its mixers, not its config
+  assert.equal(variant.recurrent, true);
+  const long = Array.from({ length: variant.config.max_position_embeddings + 100 }, (_, i) => prompt[i % prompt.length]!);
+  assert.deepEqual(documentNll(variant, long), documentNll(builtin, long), 'scored recurrently, as the built-in SUPRA model');
 
   // forward through the public API
   const ids = [prompt, prompt.slice().reverse()];

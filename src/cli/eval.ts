@@ -6,7 +6,7 @@ import { getBackend } from '../core/select.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
-import { combine, DEFAULT_CHUNK, documentNll, isRecurrent, toRow, type NllResult, type PerplexityRow } from '../eval/perplexity.js';
+import { combine, DEFAULT_CHUNK, documentNll, toRow, type NllResult, type PerplexityRow } from '../eval/perplexity.js';
 import { fixed, formatTable, Progress } from '../eval/report.js';
 import { checkFewshot, evaluateTask, loadTask, makeScorer, parseTaskSpec, type Task, type TaskResult } from '../eval/tasks.js';
 
@@ -96,7 +96,7 @@ export const command = {
     const { model } = loadDecoder(dir);
     try {
       const tok = loadTokenizer(dir);
-      const recurrent = isRecurrent(model);
+      const recurrent = model.recurrent;
       const maxLength = maxLengthOpt ?? model.config.max_position_embeddings;
       const stride = strideOpt ?? Math.ceil(maxLength / 2);
       if (!recurrent && stride > maxLength) throw new UsageError(`--stride ${stride} is larger than the window (--max-length ${maxLength})`);

@@ -91,9 +91,8 @@ export const command = {
     }
     const tokenizer = await AutoTokenizer.from_pretrained(dir);
     const model = await AutoModelForCausalLM.from_pretrained(dir);
-    const isSupra = model.config.supra !== null && model.config.supra !== undefined;
     for (const opt of ['save-state', 'load-state'] as const) {
-      if (values[opt] !== undefined && !isSupra) {
+      if (values[opt] !== undefined && !model.model.recurrent) {
         throw new Error(`supra: --${opt}: ${dir} is a ${model.config.architecture} (softmax attention); state snapshots are for SUPRA models`);
       }
     }

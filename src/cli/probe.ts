@@ -126,7 +126,7 @@ export const command = {
       model.free();
     }
     mkdirSync(values.out, { recursive: true });
-    const names = { teacher: 'teacher (softmax)', model: model.config.supra ? 'SUPRA' : 'model' };
+    const names = { teacher: 'teacher (softmax)', model: model.recurrent ? 'SUPRA' : 'model' };
     const plot = probePlot(result, names);
     const base = join(values.out, result.probe);
     writeFileSync(`${base}.json`, JSON.stringify({ ...result, teacherDir: values.teacher, modelDir: values.model }, null, 2) + '\n');

@@ -11,11 +11,6 @@
 import { logSoftmax } from '../core/ops.js';
 import type { DecoderLM } from '../models/decoder.js';
 
-/** A SUPRA model (linear attention with a recurrent state) rather than a softmax teacher. */
-export function isRecurrent(model: DecoderLM): boolean {
-  return model.config.supra !== null;
-}
-
 /** 'forward': one full forward of the sequence. 'recurrent': newState + step in chunks. */
 export type ScoreMode = 'forward' | 'recurrent';
 
@@ -55,7 +50,7 @@ export function tokenLogProbs(model: DecoderLM, ids: ArrayLike<number>, from: nu
   if (from === n) return out;
   const V = model.config.vocab_size;
   const inputs = n - 1;
-  const mode = options.mode ?? (isRecurrent(model) ? 'recurrent' : 'forward');
+  const mode = options.mode ?? (model.recurrent ? 'recurrent' : 'forward');
   if (mode === 'forward') {
     const logits = model.forward(Array.prototype.slice.call(ids, 0, inputs) as number[], 1, inputs);
     gatherLogProbs(logits, V, from - 1, inputs - (from - 1), ids, from, out, 0);
@@ -140,7 +135,7 @@ export function defaultMaxLength(model: DecoderLM, maxLength?: number): number {
 /** Sum of −log p(ids[t] | context) over the tokens of one document, and how many were scored. */
 export function documentNll(model: DecoderLM, ids: ArrayLike<number>, options: DocumentOptions = {}): NllResult {
   const n = ids.length;
-  const method = options.method ?? (isRecurrent(model) ? 'recurrent' : 'window');
+  const method = options.method ?? (model.recurrent ? 'recurrent' : 'window');
   if (n < 2) {
     options.onProgress?.(n, n);
     return { tokens: 0, nll: 0 };

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { Mt19937 } from '../core/random.js';
 import type { LoadedTokenizer } from '../io/tokenizer.js';
 import type { DecoderLM } from '../models/decoder.js';
-import { isRecurrent, tokenLogProbs } from './perplexity.js';
+import { tokenLogProbs } from './perplexity.js';
 
 export const TASK_LAYOUTS = ['hellaswag', 'piqa', 'arc', 'winogrande', 'mc'] as const;
 export type TaskLayout = (typeof TASK_LAYOUTS)[number];
@@ -333,7 +333,7 @@ export interface ScorerOptions extends EncodeOptions {
 export type Scorer = (context: string, continuation: string) => { logLikelihood: number; tokens: number };
 
 export function makeScorer(model: DecoderLM, tok: LoadedTokenizer, options: ScorerOptions = {}): Scorer {
-  const maxLength = options.maxLength ?? (isRecurrent(model) ? Infinity : model.config.max_position_embeddings);
+  const maxLength = options.maxLength ?? (model.recurrent ? Infinity : model.config.max_position_embeddings);
   return (context, continuation) => {
     const { contextIds, continuationIds } = encodePair(tok, context, continuation, options);
     if (continuationIds.length === 0) throw new Error(`supra: the continuation ${JSON.stringify(continuation)} encodes to no tokens after its context`);

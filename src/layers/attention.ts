@@ -85,6 +85,7 @@ export class KVCache implements MixerState {
 }
 
 export class SoftmaxAttention implements TokenMixer {
+  readonly recurrent = false;
   readonly proj: AttentionProjections;
   readonly heads: number;
   readonly kvHeads: number;

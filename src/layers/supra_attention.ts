@@ -113,6 +113,7 @@ export class SupraState implements MixerState {
 // ---------------------------------------------------------------- the mixer
 
 export class SupraAttention implements TokenMixer {
+  readonly recurrent = true;
   readonly layer: number;
   readonly hidden: number;
   readonly heads: number;

@@ -93,6 +93,12 @@ export type AttentionInternals = SoftmaxAttentionInternals | LinearAttentionInte
 
 export interface TokenMixer {
   /**
+   * Its decoding state has a fixed size (linear attention): a context of any length, at constant memory
+   * per token. False for softmax attention, whose KV cache grows and whose context ends at
+   * max_position_embeddings. Callers ask the model (DecoderLM.recurrent), never the config.
+   */
+  readonly recurrent: boolean;
+  /**
    * x: [B, T, hidden] (after input_layernorm) → out: [B, T, hidden] (after o_proj), overwritten.
    * Without a state the T tokens are a whole sequence from position 0, and activations are kept for
    * backward. With a state they continue it (positions state.position …) and the state advances.

@@ -94,6 +94,14 @@ export class DecoderLM {
   private haveActs = false;
   private haveLossGrad = false;
 
+  /**
+   * Every layer keeps a fixed-size state (a SUPRA model): no context limit, memory constant per token,
+   * state snapshots. False for a softmax teacher (or a model mixing in one softmax layer).
+   */
+  get recurrent(): boolean {
+    return this.layers.every((l) => l.mixer.recurrent);
+  }
+
   /** `store`: where the parameters are declared (a declare-only store for parameterShapes). */
   constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore()) {
     this.config = config;

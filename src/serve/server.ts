@@ -171,7 +171,7 @@ export function createSupraServer(options: ServeOptions): SupraServer {
     maxBodyBytes: positiveInt('maxBodyBytes', options.maxBodyBytes ?? 1 << 20),
     maxPromptTokens: positiveInt('maxPromptTokens', options.maxPromptTokens ?? config.max_position_embeddings),
     maxTokens: positiveInt('maxTokens', options.maxTokens ?? 2048),
-    maxContext: options.maxContext ?? (config.supra ? Infinity : config.max_position_embeddings),
+    maxContext: options.maxContext ?? (model.recurrent ? Infinity : config.max_position_embeddings),
     maxBatch: positiveInt('maxBatch', options.maxBatch ?? 64),
     timeoutMs: options.timeoutMs ?? 300_000,
   };
