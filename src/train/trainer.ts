@@ -11,16 +11,13 @@
 //   loss or grad_norm not finite → skip the step (no update), count it
 //   grads *= (1 / gradAccum) · min(1, clip / (grad_norm + 1e-6))        (torch.nn.utils.clip_grad_norm_)
 //   every group's lr from the schedule; AdamW step
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
 import { crossEntropy, scale, sumSquares } from '../core/ops.js';
-import { Mt19937 } from '../core/random.js';
-import { loadConfig, parseConfig, type ModelConfig } from '../io/config.js';
-import { openCheckpoint } from '../io/checkpoint.js';
-import { loadDecoder } from '../models/auto.js';
+import { buildModel, modelFromCheckpoint, type BuiltModel } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
-import { initSupraParams, linearize, type LinearizeOptions } from '../models/linearize.js';
+import type { LinearizeOptions } from '../models/linearize.js';
 import type { Param } from '../layers/types.js';
 import { AdamW, type ParamGroup } from './adamw.js';
 import type { TokenBatches } from './batches.js';
@@ -251,69 +248,13 @@ export function isKernelParam(name: string): boolean {
   return KERNEL_PARAM_RE.test(name);
 }
 
-/**
- * A model with random weights, as Hugging Face initialises Llama (_init_weights): every linear and
- * embedding weight N(0, initializer_range²) (config.initializer_range, default 0.02), biases 0, RMSNorm
- * gains 1; the draws come from Mt19937(seed) parameter by parameter in declaration order. SUPRA kernels
- * are initialised as linearize does (initSupraParams: nn.Linear's U(±1/√fan_in), qk-norm gains 1) with
- * the same seed.
- */
-export function initRandom(config: ModelConfig, seed: number): DecoderLM {
-  const std = typeof config.raw.initializer_range === 'number' ? config.raw.initializer_range : 0.02;
-  if (!(std > 0)) throw new Error(`supra: config: initializer_range must be positive, got ${config.raw.initializer_range}`);
-  const model = new DecoderLM(config);
-  const kernels = new Map(config.supra ? initSupraParams(config, { seed }).map((t) => [t.name, t.data]) : []);
-  const rng = new Mt19937(seed);
-  for (const p of model.params()) {
-    const k = kernels.get(p.name);
-    if (k) p.data.set(k);
-    else if (/norm\.weight$/.test(p.name)) p.data.fill(1);
-    else if (/\.bias$/.test(p.name)) p.data.fill(0);
-    else for (let i = 0; i < p.data.length; i++) p.data[i] = rng.normal() * std;
-  }
-  return model;
-}
-
-interface BuiltModel {
-  model: DecoderLM;
-  owned: boolean;
-  source: string;
-  tokenizerDir: string | null;
-}
-
-function buildModel(o: TrainOptions, seed: number): BuiltModel {
+/** The model of a fresh run, from the options (one of model and init), and where its tokenizer files are. */
+function buildRunModel(o: TrainOptions, seed: number): BuiltModel & { tokenizerDir: string | null } {
   const given = [o.model !== undefined, o.init !== undefined].filter(Boolean).length;
   if (given !== 1) throw new Error('supra: train: give exactly one of model (a folder or a DecoderLM) and init (a config)');
-  if (o.init !== undefined) {
-    if (o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
-    const config = typeof o.init === 'string' ? loadConfigFile(o.init) : parseConfig(o.init, 'init config');
-    return { model: initRandom(config, seed), owned: true, source: typeof o.init === 'string' ? `init:${resolve(o.init)}` : 'init', tokenizerDir: o.tokenizerDir ?? null };
-  }
-  let built: BuiltModel;
-  if (typeof o.model === 'string') {
-    built = { model: loadDecoder(o.model).model, owned: true, source: resolve(o.model), tokenizerDir: o.tokenizerDir ?? o.model };
-  } else {
-    built = { model: o.model!, owned: false, source: 'memory', tokenizerDir: o.tokenizerDir ?? null };
-  }
-  if (o.linearize) {
-    const lin = linearize(built.model, { ...(typeof o.linearize === 'object' ? o.linearize : {}), seed });
-    if (built.owned) built.model.free();
-    built = { ...built, model: lin, owned: true, source: `linearize:${built.source}` };
-  }
-  return built;
-}
-
-/** A config.json path, or a folder holding one. */
-function loadConfigFile(path: string): ModelConfig {
-  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a config.json or a folder holding one)`);
-  if (statSync(path).isDirectory()) return loadConfig(path);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`supra: ${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(raw as Record<string, unknown>, path);
+  if (o.init !== undefined && o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
+  const tokenizerDir = o.tokenizerDir ?? (typeof o.model === 'string' ? o.model : null);
+  return { ...buildModel(o, seed), tokenizerDir };
 }
 
 // ---------------------------------------------------------------- settings
@@ -500,20 +441,6 @@ function splitRows(seqs: Int32Array, first: number, n: number, T: number, inputs
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
-/** Load a checkpoint's weights: a fresh model, or into the caller's in-memory model. */
-function modelFromCheckpoint(dir: string, given: TrainOptions['model']): { model: DecoderLM; owned: boolean } {
-  if (given instanceof DecoderLM) {
-    const ckpt = openCheckpoint(dir);
-    try {
-      given.store.load(ckpt, dir);
-    } finally {
-      ckpt.close();
-    }
-    return { model: given, owned: false };
-  }
-  return { model: loadDecoder(dir, { strict: true }).model, owned: true };
-}
-
 /**
  * Train (or uptrain) a model for a token budget. Fresh runs write into `out` (which must not already
  * hold a run); `resume` continues <out>/latest exactly. See TrainOptions and the file header.
@@ -543,7 +470,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (latest) {
     s = mergeResumed(latest.state.settings as unknown as TrainSettings, o);
     if (s.seqLen !== seqLen) throw new Error(`supra: train --resume: the checkpoint's run used sequences of ${s.seqLen} tokens, the data gives ${seqLen}`);
-    ({ model, owned } = modelFromCheckpoint(latest.dir, o.model));
+    ({ model, owned } = modelFromCheckpoint(latest.dir, o.model instanceof DecoderLM ? o.model : undefined));
     tokenizerDir = latest.dir; // holds copies of the tokenizer files, if the run had any
     try {
       data.restore(latest.state.data);
@@ -553,7 +480,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     metrics.truncateAfter(latest.step);
   } else {
-    const built = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
+    const built = buildRunModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
     ({ model, owned, tokenizerDir } = built);
     try {
       s = resolveSettings(o, seqLen, built.source, tokenizerDir);
