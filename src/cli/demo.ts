@@ -12,7 +12,8 @@ import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedd
 import { linearize } from '../models/linearize.js';
 import { openTokenBatches, sequenceCount } from '../train/data/index.js';
 import { readLatest } from '../train/checkpoint.js';
-import { epochsText, evaluate, train } from '../train/trainer.js';
+import { epochsText } from '../train/settings.js';
+import { evaluate, train } from '../train/trainer.js';
 import { formatNumber } from '../train/metrics.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';

@@ -4,7 +4,8 @@ import { choiceOption, floatOption, intOption, normalizationOption, optionsHelp,
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
 import { CLI_SETTING_NAMES, DATA_FLAGS, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
-import { TRAIN_DEFAULTS, train, type TrainOptions } from '../train/trainer.js';
+import { TRAIN_DEFAULTS } from '../train/recipe.js';
+import { train, type TrainOptions } from '../train/trainer.js';
 import { formatNumber } from '../train/metrics.js';
 
 const OPTIONS = {

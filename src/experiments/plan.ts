@@ -12,7 +12,7 @@
 // order, never the validation split, so every model is scored on the same held-out text.
 import { createHash } from 'node:crypto';
 import type { LinearizeOptions } from '../models/linearize.js';
-import type { TrainOnly } from '../train/trainer.js';
+import type { TrainOnly } from '../train/recipe.js';
 
 /** Bump when a change to the study's code changes what a run computes, so cached runs are redone. */
 export const STUDY_VERSION = 1;

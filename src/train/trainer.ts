@@ -30,74 +30,11 @@ import {
   type TrainerState,
 } from './checkpoint.js';
 import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
-import { checkSchedule, lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
+import { TRAIN_DEFAULTS } from './recipe.js';
+import { lrAt, scaledSchedule } from './schedule.js';
+import { epochsText, mergeResumed, repeatWarning, resolveSettings, scheduleOf, type SettingsOptions, type TrainSettings } from './settings.js';
 
 // ---------------------------------------------------------------- options
-
-export type TrainOnly = 'all' | 'kernels';
-
-/**
- * The recipe (defaults in TRAIN_DEFAULTS). β, weight decay, its reach, clipping and z-loss are the paper's
- * (open_lm's); the peak lr 3e-4 with a floor of lr/10 is this project's default for small models — set
- * --lr for the model at hand (uptraining a large pretrained model wants a much smaller one).
- */
-export interface Recipe {
-  /** Sequences per micro-batch. */
-  batchSize: number;
-  /** Micro-batches per optimizer step. */
-  gradAccum: number;
-  /** Peak learning rate of the non-kernel parameters. */
-  lr: number;
-  /** The cosine's floor (default lr / 10). */
-  minLr?: number;
-  /** Linear warm-up steps (default min(1000, ⌊steps / 10⌋)). */
-  warmupSteps?: number;
-  /** Peak learning rate of the SUPRA kernel parameters (default lr). */
-  kernelLr?: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  /**
-   * Whether 1-D parameters (norm gains, biases) are decayed too. Default true, as open_lm (the paper's
-   * code) applies weight decay to every parameter; false follows GPT-2/nanoGPT (decay matrices only).
-   */
-  decayNormsAndBiases: boolean;
-  /** Clip the global gradient norm to this (0: no clipping). */
-  gradClip: number;
-  /** z-loss coefficient: adds zLoss · mean(logsumexp²). */
-  zLoss: number;
-  /** 'kernels': only the new SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm) are updated. */
-  trainOnly: TrainOnly;
-  /**
-   * A two-step schedule: for the first N optimizer steps only the new SUPRA parameters are updated (as
-   * trainOnly 'kernels'), then every parameter. One lr schedule spans both; the teacher weights' AdamW
-   * moments start when they start training. 0 (the default): no first step.
-   */
-  kernelsFirstSteps: number;
-  /** Seed of a random initialisation or of --linearize's kernels. */
-  seed: number;
-}
-
-export const TRAIN_DEFAULTS = {
-  batchSize: 8,
-  gradAccum: 1,
-  lr: 3e-4,
-  betas: [0.9, 0.95] as [number, number],
-  eps: 1e-8,
-  weightDecay: 0.1,
-  decayNormsAndBiases: true,
-  gradClip: 1,
-  zLoss: 1e-4,
-  trainOnly: 'all' as TrainOnly,
-  kernelsFirstSteps: 0,
-  seed: 0,
-  saveEvery: 1000,
-  keep: 3,
-  evalEvery: 0,
-  evalSequences: 64,
-  maxSkips: 10,
-  logEvery: 1,
-};
 
 export interface TrainHooks {
   /** Called after the gradients of a step are complete, before the finite check and the update (tests). */
@@ -106,7 +43,8 @@ export interface TrainHooks {
   beforeUpdate?: (step: number, model: DecoderLM, info: { gradNorm: number; clipCoef: number; lr: number }) => void;
 }
 
-export interface TrainOptions extends Partial<Recipe> {
+/** The model, the data, the output folder and how the run is driven; the recipe and budget: SettingsOptions. */
+export interface TrainOptions extends SettingsOptions {
   /**
    * The model: a teacher or SUPRA folder, or a DecoderLM in memory (trained in place; the caller keeps
    * ownership). Ignored on resume for folders (the model comes from the checkpoint); an in-memory model
@@ -121,28 +59,10 @@ export interface TrainOptions extends Partial<Recipe> {
   tokenizerDir?: string;
   /** The training data. Its seqLen is the sequence length. */
   data: TokenBatches;
-  /** Settings of the data source, stored in trainer_state.json so a resumed run can reopen it. */
-  dataSettings?: Record<string, unknown>;
   /** Output folder (checkpoints, metrics.jsonl, final/). */
   out: string;
   /** Continue from <out>/latest. */
   resume?: boolean;
-  /** Training budget in tokens: steps = ⌊tokens / (batchSize · seqLen · gradAccum)⌋. */
-  tokens?: number;
-  /** Or the number of optimizer steps directly. */
-  steps?: number;
-  /** Must equal data.seqLen when given. */
-  seqLen?: number;
-  /** Save a checkpoint every N steps (0: only at the end). */
-  saveEvery?: number;
-  /** Keep the newest K checkpoints. */
-  keep?: number;
-  /** Validation loss every N steps (0: only before and after training). */
-  evalEvery?: number;
-  /** Validation sequences per evaluation (0: no evaluation). */
-  evalSequences?: number;
-  /** Consecutive non-finite steps that stop the run. */
-  maxSkips?: number;
   /** Stop (saving a checkpoint) after this global step, e.g. to split a run. */
   stopAt?: number;
   /** No progress line or messages. */
@@ -158,25 +78,6 @@ export interface TrainOptions extends Partial<Recipe> {
   /** What continues an interrupted or failed run, for messages (default "--resume"; the demo gives its command). */
   continueWith?: string;
   hooks?: TrainHooks;
-}
-
-/** The resolved settings of a run, stored in trainer_state.json. */
-export interface TrainSettings extends Required<Omit<Recipe, 'minLr' | 'warmupSteps' | 'kernelLr'>> {
-  minLr: number;
-  warmupSteps: number;
-  kernelLr: number;
-  seqLen: number;
-  totalSteps: number;
-  tokensPerStep: number;
-  saveEvery: number;
-  keep: number;
-  evalEvery: number;
-  evalSequences: number;
-  maxSkips: number;
-  /** Where the model came from (folder, "init:<config>", "memory"), for the record. */
-  modelSource: string;
-  tokenizerDir: string | null;
-  data: Record<string, unknown> | null;
 }
 
 export type TrainStatus = 'completed' | 'stopped' | 'interrupted';
@@ -219,26 +120,6 @@ export class TrainingDiverged extends Error {
   }
 }
 
-// ---------------------------------------------------------------- the budget
-
-/** Above this many passes over the training tokens a run is warned that it mostly repeats its data. */
-export const MANY_EPOCHS = 4;
-
-/** "13.1 epochs of 19,020 training tokens": how often a budget of `tokens` reads the training split. */
-export function epochsText(tokens: number, trainTokens: number): string {
-  const epochs = tokens / Math.max(1, trainTokens);
-  return `${epochs < 10 ? epochs.toFixed(2) : epochs.toFixed(1)} epochs of ${trainTokens.toLocaleString('en-US')} training tokens`;
-}
-
-/** A warning when a budget of `tokens` passes over the training split more than MANY_EPOCHS times, else null. */
-export function repeatWarning(tokens: number, trainTokens: number): string | null {
-  if (tokens <= MANY_EPOCHS * Math.max(1, trainTokens)) return null;
-  return (
-    `warning: ${tokens.toLocaleString('en-US')} tokens = ${epochsText(tokens, trainTokens)} (more than ${MANY_EPOCHS}): ` +
-    'the model sees the same text again and again and overfits it; more data or a smaller budget (--tokens, --steps) usually gives a better model'
-  );
-}
-
 // ---------------------------------------------------------------- models
 
 const KERNEL_PARAM_RE = /\.(kernel_q|kernel_k|q_norm|k_norm)\./;
@@ -255,111 +136,6 @@ function buildRunModel(o: TrainOptions, seed: number): BuiltModel & { tokenizerD
   if (o.init !== undefined && o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
   const tokenizerDir = o.tokenizerDir ?? (typeof o.model === 'string' ? o.model : null);
   return { ...buildModel(o, seed), tokenizerDir };
-}
-
-// ---------------------------------------------------------------- settings
-
-/** Settings that define the computation: a resumed run must use the same ones. */
-const RECIPE_KEYS = [
-  'batchSize', 'gradAccum', 'seqLen', 'totalSteps', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'betas', 'eps',
-  'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
-] as const;
-
-function positiveInt(v: number, name: string, min = 1): number {
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`supra: train: ${name} must be an integer ≥ ${min}, got ${v}`);
-  return v;
-}
-
-function nonNegative(v: number, name: string): number {
-  if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`supra: train: ${name} must be a finite number ≥ 0, got ${v}`);
-  return v;
-}
-
-/** Fill defaults, derive the step count from the budget, check every value. */
-function resolveSettings(o: TrainOptions, seqLen: number, modelSource: string, tokenizerDir: string | null): TrainSettings {
-  const d = TRAIN_DEFAULTS;
-  const batchSize = positiveInt(o.batchSize ?? d.batchSize, 'batchSize');
-  const gradAccum = positiveInt(o.gradAccum ?? d.gradAccum, 'gradAccum');
-  const tokensPerStep = batchSize * seqLen * gradAccum;
-  let totalSteps: number;
-  if (o.steps !== undefined && o.tokens !== undefined) throw new Error('supra: train: give tokens or steps, not both');
-  if (o.steps !== undefined) totalSteps = positiveInt(o.steps, 'steps');
-  else if (o.tokens !== undefined) {
-    nonNegative(o.tokens, 'tokens');
-    totalSteps = Math.floor(o.tokens / tokensPerStep);
-    if (totalSteps < 1) {
-      throw new RangeError(`supra: train: a budget of ${o.tokens} tokens is less than one step (batch ${batchSize} · seq ${seqLen} · accum ${gradAccum} = ${tokensPerStep} tokens)`);
-    }
-  } else throw new Error('supra: train: give a budget: tokens (or steps)');
-  const lr = nonNegative(o.lr ?? d.lr, 'lr');
-  const betas = o.betas ?? d.betas;
-  const s: TrainSettings = {
-    batchSize,
-    gradAccum,
-    seqLen,
-    totalSteps,
-    tokensPerStep,
-    lr,
-    minLr: nonNegative(o.minLr ?? lr / 10, 'minLr'),
-    warmupSteps: positiveInt(o.warmupSteps ?? Math.min(1000, Math.floor(totalSteps / 10)), 'warmupSteps', 0),
-    kernelLr: nonNegative(o.kernelLr ?? lr, 'kernelLr'),
-    betas: [betas[0], betas[1]],
-    eps: nonNegative(o.eps ?? d.eps, 'eps'),
-    weightDecay: nonNegative(o.weightDecay ?? d.weightDecay, 'weightDecay'),
-    decayNormsAndBiases: o.decayNormsAndBiases ?? d.decayNormsAndBiases,
-    gradClip: nonNegative(o.gradClip ?? d.gradClip, 'gradClip'),
-    zLoss: nonNegative(o.zLoss ?? d.zLoss, 'zLoss'),
-    trainOnly: o.trainOnly ?? d.trainOnly,
-    kernelsFirstSteps: positiveInt(o.kernelsFirstSteps ?? d.kernelsFirstSteps, 'kernelsFirstSteps', 0),
-    seed: positiveInt(o.seed ?? d.seed, 'seed', 0),
-    saveEvery: positiveInt(o.saveEvery ?? d.saveEvery, 'saveEvery', 0),
-    keep: positiveInt(o.keep ?? d.keep, 'keep'),
-    evalEvery: positiveInt(o.evalEvery ?? d.evalEvery, 'evalEvery', 0),
-    evalSequences: positiveInt(o.evalSequences ?? d.evalSequences, 'evalSequences', 0),
-    maxSkips: positiveInt(o.maxSkips ?? d.maxSkips, 'maxSkips'),
-    modelSource,
-    tokenizerDir: tokenizerDir === null ? null : resolve(tokenizerDir),
-    data: o.dataSettings ?? null,
-  };
-  if (s.trainOnly !== 'all' && s.trainOnly !== 'kernels') throw new Error(`supra: train: trainOnly must be "all" or "kernels", got ${JSON.stringify(s.trainOnly)}`);
-  if (s.kernelsFirstSteps > 0 && s.trainOnly !== 'all') throw new Error('supra: train: kernelsFirstSteps is a two-step schedule for trainOnly "all"; with trainOnly "kernels" every step trains only the kernels');
-  if (s.kernelsFirstSteps > 0 && s.kernelsFirstSteps >= s.totalSteps) throw new RangeError(`supra: train: kernelsFirstSteps ${s.kernelsFirstSteps} leaves no step to train everything (${s.totalSteps} steps in all)`);
-  if (s.minLr > s.lr) throw new RangeError(`supra: train: minLr ${s.minLr} is above lr ${s.lr}`);
-  checkSchedule(baseSchedule(s));
-  return s;
-}
-
-function baseSchedule(s: TrainSettings): LrSchedule {
-  return { peak: s.lr, floor: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps };
-}
-
-/** On resume: the saved settings win; recipe values given again must agree with them. */
-function mergeResumed(saved: TrainSettings, o: TrainOptions): TrainSettings {
-  const batchSize = o.batchSize ?? saved.batchSize;
-  const gradAccum = o.gradAccum ?? saved.gradAccum;
-  const tokensPerStep = batchSize * saved.seqLen * gradAccum;
-  const explicit: Partial<Record<(typeof RECIPE_KEYS)[number], unknown>> = {
-    batchSize: o.batchSize, gradAccum: o.gradAccum, seqLen: o.seqLen,
-    totalSteps: o.steps ?? (o.tokens !== undefined ? Math.floor(o.tokens / tokensPerStep) : undefined),
-    lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, kernelLr: o.kernelLr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay,
-    decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly,
-    kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed,
-  };
-  for (const key of RECIPE_KEYS) {
-    const v = explicit[key];
-    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(saved[key])) {
-      throw new Error(`supra: train --resume: ${key} is ${JSON.stringify(v)}, the checkpoint's run used ${JSON.stringify(saved[key])} (resume with the same settings, or start a new output folder)`);
-    }
-  }
-  return {
-    ...saved,
-    kernelsFirstSteps: saved.kernelsFirstSteps ?? 0, // runs saved before the option existed
-    saveEvery: positiveInt(o.saveEvery ?? saved.saveEvery, 'saveEvery', 0),
-    keep: positiveInt(o.keep ?? saved.keep, 'keep'),
-    evalEvery: positiveInt(o.evalEvery ?? saved.evalEvery, 'evalEvery', 0),
-    evalSequences: positiveInt(o.evalSequences ?? saved.evalSequences, 'evalSequences', 0),
-    maxSkips: positiveInt(o.maxSkips ?? saved.maxSkips, 'maxSkips'),
-  };
 }
 
 // ---------------------------------------------------------------- optimizer groups
@@ -505,7 +281,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const kernelParams = optimizer.groups.filter((g) => kernelGroups.has(g.name)).flatMap((g) => g.params);
   // the two-step schedule's first step clips and updates the kernels alone
   const updatedAt = (step: number) => (step < s.kernelsFirstSteps ? kernelParams : trained);
-  const schedule = baseSchedule(s);
+  const schedule = scheduleOf(s);
   const kernelSchedule = scaledSchedule(schedule, s.kernelLr);
 
   let step = latest?.step ?? 0;
