@@ -15,7 +15,8 @@ import { linearize, supraConfig } from '../models/linearize.js';
 import { readLatest } from '../train/checkpoint.js';
 import type { TokenBatches } from '../train/batches.js';
 import { openTokenBatches } from '../train/data/index.js';
-import { evaluate, train, TrainingDiverged, type TrainHooks } from '../train/trainer.js';
+import { evaluate } from '../train/evaluate.js';
+import { train, TrainingDiverged, type TrainHooks } from '../train/trainer.js';
 import type { EvalSettings, RunSpec } from './plan.js';
 
 export const RESULT_FILE = 'result.json';

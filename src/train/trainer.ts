@@ -11,15 +11,18 @@
 //   loss or grad_norm not finite → skip the step (no update), count it
 //   grads *= (1 / gradAccum) · min(1, clip / (grad_norm + 1e-6))        (torch.nn.utils.clip_grad_norm_)
 //   every group's lr from the schedule; AdamW step
+//
+// The pieces: recipe.ts (the options, their defaults and rules), settings.ts (a run's resolved settings),
+// param-groups.ts (the AdamW groups), evaluate.ts (validation loss), checkpoint.ts (saving and reading
+// checkpoints), stop-signals.ts (Ctrl-C, abort), metrics.ts (progress line, metrics.jsonl); the model is
+// built by models/build.ts. This file: the Trainer, which starts or resumes a run and steps it.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
-import { crossEntropy, scale, sumSquares } from '../core/ops.js';
-import { buildModel, modelFromCheckpoint, type BuiltModel } from '../models/build.js';
+import { scale, sumSquares } from '../core/ops.js';
+import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
 import type { LinearizeOptions } from '../models/linearize.js';
-import type { Param } from '../layers/types.js';
-import { AdamW, type ParamGroup } from './adamw.js';
 import type { TokenBatches } from './batches.js';
 import {
   loadOptimizerState,
@@ -29,10 +32,13 @@ import {
   saveTrainingCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
+import { evaluate, splitRows } from './evaluate.js';
 import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
+import { buildOptimizer, type TrainedParams } from './param-groups.js';
 import { TRAIN_DEFAULTS } from './recipe.js';
-import { lrAt, scaledSchedule } from './schedule.js';
+import { lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
 import { epochsText, mergeResumed, repeatWarning, resolveSettings, scheduleOf, type SettingsOptions, type TrainSettings } from './settings.js';
+import { StopSignals } from './stop-signals.js';
 
 // ---------------------------------------------------------------- options
 
@@ -120,362 +126,417 @@ export class TrainingDiverged extends Error {
   }
 }
 
-// ---------------------------------------------------------------- models
+// ---------------------------------------------------------------- starting a run
 
-const KERNEL_PARAM_RE = /\.(kernel_q|kernel_k|q_norm|k_norm)\./;
+type LatestCheckpoint = NonNullable<ReturnType<typeof readLatest>>;
 
-/** The new SUPRA parameters: *.kernel_q.*, *.kernel_k.*, *.q_norm.*, *.k_norm.* */
-export function isKernelParam(name: string): boolean {
-  return KERNEL_PARAM_RE.test(name);
+/** The model and settings a run starts with, fresh or resumed. */
+interface RunStart {
+  model: DecoderLM;
+  /** Whether the run frees the model at its end (not a caller's model in memory). */
+  owned: boolean;
+  /** The folder whose tokenizer files go into checkpoints (null: none). */
+  tokenizerDir: string | null;
+  settings: TrainSettings;
 }
 
-/** The model of a fresh run, from the options (one of model and init), and where its tokenizer files are. */
-function buildRunModel(o: TrainOptions, seed: number): BuiltModel & { tokenizerDir: string | null } {
+/** A fresh run: the model the options name, and the settings from the options and the defaults. */
+function startFresh(o: TrainOptions, seqLen: number): RunStart {
   const given = [o.model !== undefined, o.init !== undefined].filter(Boolean).length;
   if (given !== 1) throw new Error('supra: train: give exactly one of model (a folder or a DecoderLM) and init (a config)');
   if (o.init !== undefined && o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
+  const { model, owned, source } = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
   const tokenizerDir = o.tokenizerDir ?? (typeof o.model === 'string' ? o.model : null);
-  return { ...buildModel(o, seed), tokenizerDir };
-}
-
-// ---------------------------------------------------------------- optimizer groups
-
-interface Groups {
-  optimizer: AdamW;
-  trained: Param[];
-  kernelGroups: Set<string>;
-}
-
-/**
- * Up to four AdamW groups: {base, kernels} × {decayed, not decayed}. With trainOnly 'kernels' the base
- * parameters are in no group, so they never change.
- */
-function buildOptimizer(model: DecoderLM, s: TrainSettings): Groups {
-  const buckets = new Map<string, Param[]>();
-  let kernelCount = 0;
-  for (const p of model.params()) {
-    const kernel = isKernelParam(p.name);
-    if (kernel) kernelCount++;
-    if (s.trainOnly === 'kernels' && !kernel) continue;
-    const decayed = s.decayNormsAndBiases || p.shape.length >= 2;
-    const key = (kernel ? 'kernels' : 'base') + (decayed ? '' : '.no_decay');
-    if (!buckets.has(key)) buckets.set(key, []);
-    buckets.get(key)!.push(p);
-  }
-  if ((s.trainOnly === 'kernels' || s.kernelsFirstSteps > 0) && kernelCount === 0) {
-    throw new Error(`supra: train: ${s.trainOnly === 'kernels' ? 'trainOnly "kernels"' : 'kernelsFirstSteps'} needs a SUPRA model, but ${model.config.architecture} has no kernel parameters (use --linearize)`);
-  }
-  const groups: ParamGroup[] = [...buckets].map(([name, params]) => ({
-    name,
-    params,
-    lr: name.startsWith('kernels') ? s.kernelLr : s.lr,
-    weightDecay: name.endsWith('.no_decay') ? 0 : s.weightDecay,
-  }));
-  const optimizer = new AdamW(groups, { betas: s.betas, eps: s.eps });
-  return { optimizer, trained: groups.flatMap((g) => g.params), kernelGroups: new Set(groups.filter((g) => g.name!.startsWith('kernels')).map((g) => g.name!)) };
-}
-
-// ---------------------------------------------------------------- evaluation
-
-/** Mean next-token cross-entropy (no z-loss) over the first `maxSequences` validation sequences. */
-export function evaluate(model: DecoderLM, data: TokenBatches, maxSequences: number, batchSize: number): { loss: number; tokens: number } | null {
-  if (maxSequences <= 0 || data.validationTokens <= 0) return null;
-  const { ids, count } = data.validation(maxSequences);
-  if (count === 0) return null;
-  const T = data.seqLen;
-  const V = model.config.vocab_size;
-  const inputs = allocI32(batchSize * T);
-  const targets = allocI32(batchSize * T);
-  let total = 0;
-  let tokens = 0;
   try {
-    for (let first = 0; first < count; first += batchSize) {
-      const n = Math.min(batchSize, count - first);
-      splitRows(ids, first, n, T, inputs, targets);
-      const logits = model.forward(inputs.subarray(0, n * T), n, T);
-      const { loss, count: c } = crossEntropy(logits, targets, n * T, V, null, 0);
-      total += loss * c;
-      tokens += c;
-    }
-  } finally {
-    free(inputs);
-    free(targets);
-  }
-  return { loss: total / tokens, tokens };
-}
-
-/** Rows [first, first + n) of [*, T + 1] sequences → inputs [n, T] and next-token targets [n, T]. */
-function splitRows(seqs: Int32Array, first: number, n: number, T: number, inputs: Int32Array, targets: Int32Array): void {
-  for (let r = 0; r < n; r++) {
-    const row = seqs.subarray((first + r) * (T + 1), (first + r + 1) * (T + 1));
-    inputs.set(row.subarray(0, T), r * T);
-    targets.set(row.subarray(1, T + 1), r * T);
-  }
-}
-
-// ---------------------------------------------------------------- the loop
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/**
- * Train (or uptrain) a model for a token budget. Fresh runs write into `out` (which must not already
- * hold a run); `resume` continues <out>/latest exactly. See TrainOptions and the file header.
- */
-export async function train(o: TrainOptions): Promise<TrainResult> {
-  const data = o.data;
-  if (!data) throw new Error('supra: train: no data given');
-  const seqLen = data.seqLen;
-  if (o.seqLen !== undefined && o.seqLen !== seqLen) throw new Error(`supra: train: seqLen ${o.seqLen} given, but the data is packed in sequences of ${seqLen}`);
-  const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
-  const progress = o.quiet ? null : new ProgressLine(o.progressStream);
-  const say = (text: string) => progress?.message(text);
-  const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
-
-  const latest = readLatest(out);
-  if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
-  if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
-
-  // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
-  removeUncommitted(out, latest?.step ?? -1);
-
-  let model: DecoderLM;
-  let owned: boolean;
-  let tokenizerDir: string | null;
-  let s: TrainSettings;
-  if (latest) {
-    s = mergeResumed(latest.state.settings as unknown as TrainSettings, o);
-    if (s.seqLen !== seqLen) throw new Error(`supra: train --resume: the checkpoint's run used sequences of ${s.seqLen} tokens, the data gives ${seqLen}`);
-    ({ model, owned } = modelFromCheckpoint(latest.dir, o.model instanceof DecoderLM ? o.model : undefined));
-    tokenizerDir = latest.dir; // holds copies of the tokenizer files, if the run had any
-    try {
-      data.restore(latest.state.data);
-    } catch (e) {
-      if (owned) model.free();
-      throw e;
-    }
-    metrics.truncateAfter(latest.step);
-  } else {
-    const built = buildRunModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
-    ({ model, owned, tokenizerDir } = built);
-    try {
-      s = resolveSettings(o, seqLen, built.source, tokenizerDir);
-    } catch (e) {
-      if (owned) model.free();
-      throw e;
-    }
-    metrics.truncateAfter(-1);
-  }
-
-  const B = s.batchSize, T = seqLen, accum = s.gradAccum;
-  let groups: Groups;
-  try {
-    model.enableGrads();
-    groups = buildOptimizer(model, s);
-    if (latest) loadOptimizerState(latest.dir, groups.optimizer);
+    return { model, owned, tokenizerDir, settings: resolveSettings(o, seqLen, source, tokenizerDir) };
   } catch (e) {
     if (owned) model.free();
     throw e;
   }
-  const { optimizer, trained, kernelGroups } = groups;
-  const kernelParams = optimizer.groups.filter((g) => kernelGroups.has(g.name)).flatMap((g) => g.params);
-  // the two-step schedule's first step clips and updates the kernels alone
-  const updatedAt = (step: number) => (step < s.kernelsFirstSteps ? kernelParams : trained);
-  const schedule = scheduleOf(s);
-  const kernelSchedule = scaledSchedule(schedule, s.kernelLr);
+}
 
-  let step = latest?.step ?? 0;
-  let tokens = latest?.state.tokens ?? 0;
-  const losses: number[] = latest ? [...latest.state.metrics.losses] : [];
-  let skipped = latest?.state.metrics.skippedSteps ?? 0;
-  let consecutive = latest?.state.metrics.consecutiveSkips ?? 0;
-  const evals: { step: number; valLoss: number }[] = latest ? [...latest.state.metrics.evals] : [];
-  const elapsedBefore = latest?.state.metrics.elapsedSeconds ?? 0;
-  let trainSeconds = 0;
-  let runTokens = 0;
-  let lastCheckpoint: string | null = latest?.dir ?? null;
-  let lastSaved = latest?.step ?? -1;
-
-  const trainerState = (): TrainerState => ({
-    format: 'supra-trainer-state',
-    version: 1,
-    step,
-    totalSteps: s.totalSteps,
-    tokens,
-    schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps, kernelLr: s.kernelLr },
-    data: data.position(),
-    rng: { seed: s.seed, drawsDuringTraining: 0 },
-    metrics: { losses, skippedSteps: skipped, consecutiveSkips: consecutive, evals, elapsedSeconds: elapsedBefore + trainSeconds },
-    settings: s as unknown as Record<string, unknown>,
-    savedAt: new Date().toISOString(),
-  });
-  const advice = { continueWith: o.continueWith ?? '--resume' };
-  const save = () => {
-    const t0 = performance.now();
-    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep }, advice);
-    tokenizerDir = lastCheckpoint; // earlier folders may be pruned; the newest holds the copies
-    lastSaved = step;
-    say(`saved ${lastCheckpoint} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
-  };
-  const runEval = (): number | null => {
-    const r = evaluate(model, data, s.evalSequences, B);
-    if (!r) return null;
-    evals.push({ step, valLoss: r.loss });
-    say(`step ${step}: val_loss ${r.loss.toFixed(4)} | val_ppl ${Math.exp(r.loss).toFixed(2)} (${r.tokens} tokens)`);
-    return r.loss;
-  };
-
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) {
-      process.stderr.write('\nsupra: second interrupt: exiting without saving\n');
-      process.exit(130);
-    }
-    interrupted = true;
-    process.stderr.write('\nsupra: interrupt: saving a checkpoint after this step (Ctrl-C again quits without saving)\n');
-  };
-  if (o.handleSigint) process.on('SIGINT', onSigint);
-  const inputs = allocI32(B * T);
-  const targets = allocI32(B * T);
-  const throughput = new Throughput();
-  let status: TrainStatus = 'completed';
+/**
+ * Resume from a checkpoint folder: its settings (options given again must agree), its weights (into the
+ * caller's model when one is given in memory) and the data stream's position.
+ */
+function resumeFrom(latest: LatestCheckpoint, o: TrainOptions, data: TokenBatches): RunStart {
+  const settings = mergeResumed(latest.state.settings as unknown as TrainSettings, o);
+  if (settings.seqLen !== data.seqLen) throw new Error(`supra: train --resume: the checkpoint's run used sequences of ${settings.seqLen} tokens, the data gives ${data.seqLen}`);
+  const { model, owned } = modelFromCheckpoint(latest.dir, o.model instanceof DecoderLM ? o.model : undefined);
   try {
-    const nTrained = trained.reduce((n, p) => n + p.data.length, 0);
-    say(
-      `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
-        `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${B} · seq ${T} · accum ${accum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
-        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
-        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
-        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
-        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
-        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
-        (latest ? `\n  resuming from ${latest.dir} at step ${step}` : ''),
-    );
-    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
-    if (repeats) say(repeats);
-    if (!latest && s.evalSequences > 0) {
-      const v = runEval();
-      if (v !== null) metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
-    }
+    data.restore(latest.state.data);
+  } catch (e) {
+    if (owned) model.free();
+    throw e;
+  }
+  // the checkpoint holds copies of the tokenizer files, if the run had any
+  return { model, owned, tokenizerDir: latest.dir, settings };
+}
 
-    while (step < s.totalSteps) {
-      if (interrupted || o.signal?.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      if (o.stopAt !== undefined && step >= o.stopAt) {
-        status = 'stopped';
-        break;
-      }
-      const t0 = performance.now();
-      model.zeroGrad();
-      let lossSum = 0;
-      for (let micro = 0; micro < accum; micro++) {
-        const seqs = data.nextTrain(B);
-        if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
-        splitRows(seqs, 0, B, T, inputs, targets);
-        lossSum += model.loss(inputs, B, T, { zLoss: s.zLoss, targets });
-        model.backward();
-      }
-      const loss = lossSum / accum;
-      o.hooks?.afterBackward?.(step, model);
-      const updated = updatedAt(step);
-      let sumSq = 0;
-      for (const p of updated) sumSq += sumSquares(p.grad!);
-      const gradNorm = Math.sqrt(sumSq) / accum;
-      const lr = lrAt(step, schedule);
-      const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
-      if (ok) {
-        const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
-        const factor = clipCoef / accum;
-        if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
-        o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
-        const kernelLr = lrAt(step, kernelSchedule);
-        for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
-        optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
-        consecutive = 0;
-      } else {
-        skipped++;
-        consecutive++;
-      }
-      step++;
-      tokens += s.tokensPerStep;
-      runTokens += s.tokensPerStep;
-      losses.push(loss);
-      const seconds = (performance.now() - t0) / 1000;
-      trainSeconds += seconds;
-      throughput.record(seconds);
-      const record: MetricsRecord = { step, loss, lr, grad_norm: gradNorm, tokens, tokens_per_s: s.tokensPerStep / seconds };
-      if (!ok) {
-        record.skipped = true;
-        say(`step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient' : 'loss'} (loss ${loss}, grad norm ${gradNorm}): step skipped (${consecutive} in a row, ${skipped} in all)`);
-        if (consecutive >= s.maxSkips) {
-          metrics.append(record);
-          throw new TrainingDiverged(
-            `supra: train: ${consecutive} consecutive steps with a non-finite loss or gradient (up to step ${step}); stopping. ` +
-              (lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint}.` : 'No checkpoint was saved.') +
-              ' Try a lower --lr, or check the data.',
-            step,
-            lastCheckpoint,
-          );
-        }
-      }
-      if (step === s.totalSteps || (s.evalEvery > 0 && step % s.evalEvery === 0)) {
-        const v = runEval();
-        if (v !== null) {
-          record.val_loss = v;
-          record.val_ppl = Math.exp(v);
-        }
-      }
-      metrics.append(record);
-      if (progress && (step % (o.logEvery ?? TRAIN_DEFAULTS.logEvery) === 0 || step === s.totalSteps)) {
-        progress.update({
-          step,
-          totalSteps: s.totalSteps,
-          loss,
-          lr,
-          tokensPerSecond: throughput.tokensPerSecond(s.tokensPerStep),
-          etaSeconds: throughput.etaSeconds(s.totalSteps - step),
-          skipped,
-        });
-      }
-      if (ok && s.saveEvery > 0 && step % s.saveEvery === 0 && step < s.totalSteps) save();
-      await yieldToEventLoop(); // lets SIGINT and abort signals arrive
-    }
-    progress?.end();
+// ---------------------------------------------------------------- the trainer
 
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * One training run in an output folder. open() starts it (fresh, or resuming <out>/latest); step() does
+ * one optimizer step with its bookkeeping (validation when due, the metrics line, the progress line, a
+ * checkpoint when due); run() steps until the budget is spent or a stop, then finishes: the last
+ * checkpoint and, when complete, the final model. train() is open() then run(). Driving it by hand
+ * (step() in your own loop, then finish()), call close() at the end.
+ */
+export class Trainer {
+  readonly model: DecoderLM;
+  readonly settings: TrainSettings;
+  /** Whether the run frees the model at its end (not a caller's model in memory). */
+  private readonly owned: boolean;
+
+  // what the run has done, across resumes (restored from and saved to trainer_state.json)
+  private stepCount: number;
+  private tokens: number;
+  private readonly losses: number[];
+  private readonly evals: { step: number; valLoss: number }[];
+  private skippedSteps: number;
+  private consecutiveSkips: number;
+  private readonly elapsedBefore: number;
+  // this call's training time and tokens (evaluation and saving excluded), for tokens/s
+  private trainSeconds = 0;
+  private runTokens = 0;
+
+  private lastCheckpoint: string | null;
+  private lastSavedStep: number;
+  private tokenizerDir: string | null;
+
+  private readonly schedule: LrSchedule;
+  private readonly kernelSchedule: LrSchedule;
+  private readonly inputs: Int32Array;
+  private readonly targets: Int32Array;
+  private readonly throughput = new Throughput();
+  private readonly advice: { continueWith: string };
+
+  private constructor(
+    private readonly options: TrainOptions,
+    readonly out: string,
+    /** The checkpoint this run resumed (null: a fresh run). */
+    readonly resumedFrom: LatestCheckpoint | null,
+    start: RunStart,
+    private readonly params: TrainedParams,
+    private readonly progress: ProgressLine | null,
+    private readonly metrics: MetricsLog,
+  ) {
+    this.model = start.model;
+    this.owned = start.owned;
+    this.settings = start.settings;
+    this.tokenizerDir = start.tokenizerDir;
+    const history = resumedFrom?.state;
+    this.stepCount = history?.step ?? 0;
+    this.tokens = history?.tokens ?? 0;
+    this.losses = history ? [...history.metrics.losses] : [];
+    this.skippedSteps = history?.metrics.skippedSteps ?? 0;
+    this.consecutiveSkips = history?.metrics.consecutiveSkips ?? 0;
+    this.evals = history ? [...history.metrics.evals] : [];
+    this.elapsedBefore = history?.metrics.elapsedSeconds ?? 0;
+    this.lastCheckpoint = resumedFrom?.dir ?? null;
+    this.lastSavedStep = resumedFrom?.step ?? -1;
+    this.schedule = scheduleOf(this.settings);
+    this.kernelSchedule = scaledSchedule(this.schedule, this.settings.kernelLr);
+    this.advice = { continueWith: options.continueWith ?? '--resume' };
+    const { batchSize, seqLen } = this.settings;
+    this.inputs = allocI32(batchSize * seqLen);
+    this.targets = allocI32(batchSize * seqLen);
+  }
+
+  /** Optimizer steps done, counting those of the earlier runs of a resumed folder. */
+  get stepsDone(): number {
+    return this.stepCount;
+  }
+
+  /**
+   * Start a run in options.out: a fresh one (the folder must not already hold a run) or, with `resume`,
+   * <out>/latest exactly. Leftovers of a killed run or a failed save are removed first.
+   */
+  static open(o: TrainOptions): Trainer {
+    const data = o.data;
+    if (!data) throw new Error('supra: train: no data given');
+    if (o.seqLen !== undefined && o.seqLen !== data.seqLen) throw new Error(`supra: train: seqLen ${o.seqLen} given, but the data is packed in sequences of ${data.seqLen}`);
+    const out = resolve(o.out);
+    mkdirSync(out, { recursive: true });
+    const progress = o.quiet ? null : new ProgressLine(o.progressStream);
+    const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
+
+    const latest = readLatest(out);
+    if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
+    if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
+    // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
+    removeUncommitted(out, latest?.step ?? -1);
+
+    const start = latest ? resumeFrom(latest, o, data) : startFresh(o, data.seqLen);
+    metrics.truncateAfter(latest?.step ?? -1); // a resumed run redoes the steps logged after its checkpoint
+    let params: TrainedParams;
+    try {
+      start.model.enableGrads();
+      params = buildOptimizer(start.model, start.settings);
+      if (latest) loadOptimizerState(latest.dir, params.optimizer);
+    } catch (e) {
+      if (start.owned) start.model.free();
+      throw e;
+    }
+    return new Trainer(o, out, latest, start, params, progress, metrics);
+  }
+
+  /** Train to the end of the budget, or until a stop (stopAt, an abort, Ctrl-C); then finish and free. */
+  async run(): Promise<TrainResult> {
+    const stop = new StopSignals(this.options.signal, this.options.handleSigint === true);
+    try {
+      this.announce();
+      if (!this.resumedFrom && this.settings.evalSequences > 0) {
+        const v = this.validate();
+        if (v !== null) this.metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
+      }
+      let status: TrainStatus = 'completed';
+      while (this.stepsDone < this.settings.totalSteps) {
+        if (stop.requested) {
+          status = 'interrupted';
+          break;
+        }
+        if (this.options.stopAt !== undefined && this.stepsDone >= this.options.stopAt) {
+          status = 'stopped';
+          break;
+        }
+        this.step();
+        await yieldToEventLoop(); // lets SIGINT and abort signals arrive
+      }
+      return this.finish(status);
+    } finally {
+      this.progress?.end();
+      stop.dispose();
+      this.close();
+    }
+  }
+
+  /**
+   * One optimizer step, then its bookkeeping: the validation loss when due (every evalEvery steps and at
+   * the last), the metrics.jsonl line, the progress line, a checkpoint when due. Returns the metrics line.
+   * Throws TrainingDiverged after maxSkips non-finite steps in a row.
+   */
+  step(): MetricsRecord {
+    const s = this.settings;
+    if (this.stepsDone >= s.totalSteps) throw new Error(`supra: train: the run has done all of its ${s.totalSteps} steps`);
+    const t0 = performance.now();
+    const { loss, gradNorm, lr, ok } = this.update();
+    if (ok) this.consecutiveSkips = 0;
+    else {
+      this.skippedSteps++;
+      this.consecutiveSkips++;
+    }
+    const step = ++this.stepCount;
+    this.tokens += s.tokensPerStep;
+    this.runTokens += s.tokensPerStep;
+    this.losses.push(loss);
+    const seconds = (performance.now() - t0) / 1000;
+    this.trainSeconds += seconds;
+    this.throughput.record(seconds);
+
+    const record: MetricsRecord = { step, loss, lr, grad_norm: gradNorm, tokens: this.tokens, tokens_per_s: s.tokensPerStep / seconds };
+    if (!ok) this.skipped(record, loss, gradNorm);
+    if (step === s.totalSteps || (s.evalEvery > 0 && step % s.evalEvery === 0)) {
+      const v = this.validate();
+      if (v !== null) {
+        record.val_loss = v;
+        record.val_ppl = Math.exp(v);
+      }
+    }
+    this.metrics.append(record);
+    if (this.progress && (step % (this.options.logEvery ?? TRAIN_DEFAULTS.logEvery) === 0 || step === s.totalSteps)) {
+      this.progress.update({
+        step,
+        totalSteps: s.totalSteps,
+        loss,
+        lr,
+        tokensPerSecond: this.throughput.tokensPerSecond(s.tokensPerStep),
+        etaSeconds: this.throughput.etaSeconds(s.totalSteps - step),
+        skipped: this.skippedSteps,
+      });
+    }
+    if (ok && s.saveEvery > 0 && step % s.saveEvery === 0 && step < s.totalSteps) this.save();
+    return record;
+  }
+
+  /**
+   * The step's arithmetic (see the file header): forward and backward over gradAccum micro-batches, the
+   * gradient norm, and when loss and norm are finite the clipped AdamW update at the schedule's lr.
+   */
+  private update(): { loss: number; gradNorm: number; lr: number; ok: boolean } {
+    const s = this.settings;
+    const { model, options: o } = this;
+    const { optimizer, trained, kernelGroups, kernelParams } = this.params;
+    const step = this.stepsDone;
+    const B = s.batchSize, T = s.seqLen, accum = s.gradAccum;
+    model.zeroGrad();
+    let lossSum = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const seqs = o.data.nextTrain(B);
+      if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
+      splitRows(seqs, 0, B, T, this.inputs, this.targets);
+      lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
+      model.backward();
+    }
+    const loss = lossSum / accum;
+    o.hooks?.afterBackward?.(step, model);
+    // the two-step schedule's first steps clip and update the kernels alone
+    const updated = step < s.kernelsFirstSteps ? kernelParams : trained;
+    let sumSq = 0;
+    for (const p of updated) sumSq += sumSquares(p.grad!);
+    const gradNorm = Math.sqrt(sumSq) / accum;
+    const lr = lrAt(step, this.schedule);
+    const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    if (ok) {
+      const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
+      const factor = clipCoef / accum;
+      if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
+      o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
+      const kernelLr = lrAt(step, this.kernelSchedule);
+      for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
+      optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
+    }
+    return { loss, gradNorm, lr, ok };
+  }
+
+  /** A skipped step: say so, and stop the run (logging the step) after maxSkips in a row. */
+  private skipped(record: MetricsRecord, loss: number, gradNorm: number): void {
+    const step = record.step;
+    record.skipped = true;
+    this.say(`step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient' : 'loss'} (loss ${loss}, grad norm ${gradNorm}): step skipped (${this.consecutiveSkips} in a row, ${this.skippedSteps} in all)`);
+    if (this.consecutiveSkips >= this.settings.maxSkips) {
+      this.metrics.append(record);
+      throw new TrainingDiverged(
+        `supra: train: ${this.consecutiveSkips} consecutive steps with a non-finite loss or gradient (up to step ${step}); stopping. ` +
+          (this.lastCheckpoint ? `The last good checkpoint is ${this.lastCheckpoint}.` : 'No checkpoint was saved.') +
+          ' Try a lower --lr, or check the data.',
+        step,
+        this.lastCheckpoint,
+      );
+    }
+  }
+
+  /** The validation loss now, recorded for this step and said; null when the run does not evaluate. */
+  validate(): number | null {
+    const r = evaluate(this.model, this.options.data, this.settings.evalSequences, this.settings.batchSize);
+    if (!r) return null;
+    this.evals.push({ step: this.stepsDone, valLoss: r.loss });
+    this.say(`step ${this.stepsDone}: val_loss ${r.loss.toFixed(4)} | val_ppl ${Math.exp(r.loss).toFixed(2)} (${r.tokens} tokens)`);
+    return r.loss;
+  }
+
+  /** Save a checkpoint of the run as it stands (see checkpoint.ts); returns its folder. */
+  save(): string {
+    const t0 = performance.now();
+    const { model, settings: s } = this;
+    const dir = saveTrainingCheckpoint(this.out, { model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep }, this.advice);
+    this.lastCheckpoint = dir;
+    this.tokenizerDir = dir; // earlier folders may be pruned; the newest holds the copies
+    this.lastSavedStep = this.stepsDone;
+    this.say(`saved ${dir} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+    return dir;
+  }
+
+  /** Everything besides weights and optimizer moments that resuming needs (trainer_state.json). */
+  private trainerState(): TrainerState {
+    const s = this.settings;
+    return {
+      format: 'supra-trainer-state',
+      version: 1,
+      step: this.stepsDone,
+      totalSteps: s.totalSteps,
+      tokens: this.tokens,
+      schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps, kernelLr: s.kernelLr },
+      data: this.options.data.position(),
+      rng: { seed: s.seed, drawsDuringTraining: 0 },
+      metrics: {
+        losses: this.losses,
+        skippedSteps: this.skippedSteps,
+        consecutiveSkips: this.consecutiveSkips,
+        evals: this.evals,
+        elapsedSeconds: this.elapsedBefore + this.trainSeconds,
+      },
+      settings: s as unknown as Record<string, unknown>,
+      savedAt: new Date().toISOString(),
+    };
+  }
+
+  /**
+   * End the run: a completed one gets its last validation loss (unless this step has one), and every run
+   * a checkpoint of its last step; a completed one also the final model folder <out>/final.
+   */
+  finish(status: TrainStatus): TrainResult {
+    this.progress?.end();
+    const s = this.settings;
+    const step = this.stepsDone;
     let finalDir: string | null = null;
-    if (status === 'completed' && !evals.some((e) => e.step === step)) runEval();
-    if (step > lastSaved) save();
+    if (status === 'completed' && !this.evals.some((e) => e.step === step)) this.validate();
+    if (step > this.lastSavedStep) this.save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(out, model, tokenizerDir, advice);
-      say(`final model: ${finalDir}`);
+      finalDir = saveFinalModel(this.out, this.model, this.tokenizerDir, this.advice);
+      this.say(`final model: ${finalDir}`);
     } else {
-      say(`${status} at step ${step}/${s.totalSteps}; continue with ${advice.continueWith} (${lastCheckpoint})`);
+      this.say(`${status} at step ${step}/${s.totalSteps}; continue with ${this.advice.continueWith} (${this.lastCheckpoint})`);
     }
-    const initial = evals.find((e) => e.step === 0);
-    const last = evals.length > 0 ? evals[evals.length - 1]! : null;
+    const initial = this.evals.find((e) => e.step === 0);
+    const last = this.evals.length > 0 ? this.evals[this.evals.length - 1]! : null;
+    const earlierTokens = this.resumedFrom?.state.tokens ?? 0;
     return {
       status,
       step,
       totalSteps: s.totalSteps,
-      tokens,
-      losses,
+      tokens: this.tokens,
+      losses: this.losses,
       initialValLoss: initial ? initial.valLoss : null,
       finalValLoss: last && last.step === step ? last.valLoss : null,
-      skippedSteps: skipped,
-      checkpoint: lastCheckpoint,
+      skippedSteps: this.skippedSteps,
+      checkpoint: this.lastCheckpoint,
       finalDir,
-      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : elapsedBefore > 0 ? (latest?.state.tokens ?? 0) / elapsedBefore : 0,
-      stepsThisRun: step - (latest?.step ?? 0),
+      tokensPerSecond: this.trainSeconds > 0 ? this.runTokens / this.trainSeconds : this.elapsedBefore > 0 ? earlierTokens / this.elapsedBefore : 0,
+      stepsThisRun: step - (this.resumedFrom?.step ?? 0),
       settings: s,
     };
-  } finally {
-    progress?.end();
-    if (o.handleSigint) process.off('SIGINT', onSigint);
-    free(inputs);
-    free(targets);
-    optimizer.free();
-    if (owned) model.free();
   }
+
+  /** Free the step buffers, the optimizer and (unless it is the caller's) the model. */
+  close(): void {
+    this.progress?.end();
+    free(this.inputs);
+    free(this.targets);
+    this.params.optimizer.free();
+    if (this.owned) this.model.free();
+  }
+
+  /** The run's header: the model, the budget and its epochs, the recipe; a warning when the budget repeats the data. */
+  private announce(): void {
+    const { model, settings: s, params } = this;
+    const data = this.options.data;
+    const nTrained = params.trained.reduce((n, p) => n + p.data.length, 0);
+    this.say(
+      `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
+        `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${s.batchSize} · seq ${s.seqLen} · accum ${s.gradAccum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
+        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
+        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${params.kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
+        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
+        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
+        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
+        (this.resumedFrom ? `\n  resuming from ${this.resumedFrom.dir} at step ${this.stepsDone}` : ''),
+    );
+    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
+    if (repeats) this.say(repeats);
+  }
+
+  private say(text: string): void {
+    this.progress?.message(text);
+  }
+}
+
+/**
+ * Train (or uptrain) a model for a token budget. Fresh runs write into `out` (which must not already
+ * hold a run); `resume` continues <out>/latest exactly. See TrainOptions, Trainer and the file header.
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  return Trainer.open(o).run();
 }
