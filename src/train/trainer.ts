@@ -181,8 +181,16 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
  * One training run in an output folder. open() starts it (fresh, or resuming <out>/latest); step() does
  * one optimizer step with its bookkeeping (validation when due, the metrics line, the progress line, a
  * checkpoint when due); run() steps until the budget is spent or a stop, then finishes: the last
- * checkpoint and, when complete, the final model. train() is open() then run(). Driving it by hand
- * (step() in your own loop, then finish()), call close() at the end.
+ * checkpoint and, when complete, the final model. train() is open() then run(). By hand, run() is:
+ *
+ *   const trainer = Trainer.open(options);
+ *   try {
+ *     trainer.start();
+ *     while (trainer.stepsDone < trainer.settings.totalSteps) trainer.step();
+ *     result = trainer.finish('completed');
+ *   } finally {
+ *     trainer.close();
+ *   }
  */
 export class Trainer {
   readonly model: DecoderLM;
@@ -212,6 +220,7 @@ export class Trainer {
   private readonly targets: Int32Array;
   private readonly throughput = new Throughput();
   private readonly advice: { continueWith: string };
+  private closed = false;
 
   private constructor(
     private readonly options: TrainOptions,
@@ -287,11 +296,7 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const stop = new StopSignals(this.options.signal, this.options.handleSigint === true);
     try {
-      this.announce();
-      if (!this.resumedFrom && this.settings.evalSequences > 0) {
-        const v = this.validate();
-        if (v !== null) this.metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
-      }
+      this.start();
       let status: TrainStatus = 'completed';
       while (this.stepsDone < this.settings.totalSteps) {
         if (stop.requested) {
@@ -310,6 +315,15 @@ export class Trainer {
       this.progress?.end();
       stop.dispose();
       this.close();
+    }
+  }
+
+  /** Say the run's header; a fresh run then measures (and logs as step 0) the validation loss before training. */
+  start(): void {
+    this.announce();
+    if (!this.resumedFrom && this.settings.evalSequences > 0) {
+      const v = this.validate();
+      if (v !== null) this.metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
     }
   }
 
@@ -500,8 +514,10 @@ export class Trainer {
     };
   }
 
-  /** Free the step buffers, the optimizer and (unless it is the caller's) the model. */
+  /** Free the step buffers, the optimizer and (unless it is the caller's) the model; once. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.progress?.end();
     free(this.inputs);
     free(this.targets);
