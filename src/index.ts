@@ -28,8 +28,10 @@ export type { LinearizeOptions, LinearizeFolderOptions } from './models/lineariz
 export { convertCheckpoint } from './models/convert.js';
 export type { ConvertOptions, ConvertResult } from './models/convert.js';
 export { AdamW } from './train/adamw.js';
-export { train, evaluate } from './train/trainer.js';
-export type { TrainOptions, TrainResult } from './train/trainer.js';
+export { train, Trainer, TrainingDiverged } from './train/trainer.js';
+export type { TrainOptions, TrainResult, TrainStatus, TrainHooks } from './train/trainer.js';
+export { evaluate } from './train/evaluate.js';
+export type { TrainSettings } from './train/settings.js';
 export { openTokenBatches, embeddedCorpus, writeEmbeddedCorpus } from './train/data/index.js';
 export type { TokenBatches, DataPosition } from './train/batches.js';
 export { loadTokenizer } from './io/tokenizer.js';

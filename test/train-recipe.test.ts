@@ -13,7 +13,10 @@ import { loadDecoder } from '../src/models/auto.js';
 import { readLatest } from '../src/train/checkpoint.js';
 import { MetricsLog, ProgressLine, progressText } from '../src/train/metrics.js';
 import { lrAt, scaledSchedule } from '../src/train/schedule.js';
-import { evaluate, initRandom, isKernelParam, train, TrainingDiverged } from '../src/train/trainer.js';
+import { initRandom } from '../src/models/build.js';
+import { evaluate } from '../src/train/evaluate.js';
+import { isKernelParam } from '../src/train/param-groups.js';
+import { train, TrainingDiverged } from '../src/train/trainer.js';
 import { gqaDir } from './helpers/fixture.js';
 import { MemoryBatches, randomTokens, repeatedText, tinyConfig } from './helpers/train-data.js';
 

@@ -30,6 +30,13 @@ export function floatOption(value: string | undefined, name: string, dflt: numbe
   return n;
 }
 
+export function boolOption(value: string | undefined, name: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new UsageError(`--${name} must be true or false, got "${value}"`);
+}
+
 export function choiceOption<T extends string>(value: string | undefined, name: string, choices: readonly T[], dflt: T): T {
   if (value === undefined) return dflt;
   if (!(choices as readonly string[]).includes(value)) {

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { floatOption, intOption, optionsHelp, parse, type OptionSpecs } from './args.js';
+import { readRecipeFlag, recipeFlags } from './recipe-options.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
@@ -12,7 +13,10 @@ import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedd
 import { linearize } from '../models/linearize.js';
 import { openTokenBatches, sequenceCount } from '../train/data/index.js';
 import { readLatest } from '../train/checkpoint.js';
-import { epochsText, evaluate, train } from '../train/trainer.js';
+import { EMBEDDED_TEACHER_RECIPE } from '../train/recipe.js';
+import { epochsText } from '../train/settings.js';
+import { evaluate } from '../train/evaluate.js';
+import { train } from '../train/trainer.js';
 import { formatNumber } from '../train/metrics.js';
 import { generate } from '../generate/generate.js';
 import { getBackend } from '../core/select.js';
@@ -20,6 +24,10 @@ import { DATA_FLAGS, dataOptionsFromFlags } from './data-options.js';
 
 /** The budget when neither --tokens nor the teacher's training.json (for --budget) gives one. */
 const DEFAULT_TOKENS = 250_000;
+/** Validation sequences each perplexity is measured on. */
+const EVAL_SEQUENCES = 128;
+/** The recipe: the embedded teacher's (the defaults with its own lr), also for a teacher of your own. */
+const RECIPE = EMBEDDED_TEACHER_RECIPE;
 
 /** An argument as a POSIX shell reads it back (quoted when it holds anything but safe characters). */
 function shellWord(arg: string): string {
@@ -33,11 +41,9 @@ const OPTIONS = {
   tokens: { type: 'string', value: 'N', help: 'the uptraining budget in tokens' },
   budget: { type: 'string', value: 'F', help: `or as a share of the teacher's pretraining tokens, when its training.json records
 them (default 0.1; without training.json the budget is ${DEFAULT_TOKENS.toLocaleString('en-US')} tokens)` },
-  lr: { type: 'string', value: 'LR', help: 'peak learning rate (default 1e-3)' },
-  'batch-size': { type: 'string', value: 'N', help: 'sequences per step (default 8)' },
-  'seq-len': { type: 'string', value: 'N', help: 'tokens per sequence (default 256)' },
-  'eval-sequences': { type: 'string', value: 'N', help: 'validation sequences each perplexity is measured on (default 128)' },
-  seed: { type: 'string', value: 'N', help: 'kernel initialisation, validation documents and data order (default 0)' },
+  ...recipeFlags(['lr', 'batchSize', 'seqLen'], RECIPE),
+  'eval-sequences': { type: 'string', value: 'N', help: `validation sequences each perplexity is measured on (default ${EVAL_SEQUENCES})` },
+  ...recipeFlags(['seed'], RECIPE),
   prompt: { type: 'string', value: 'TEXT', help: 'the prompt of the recurrent sample (default "The jury said that")' },
   'max-new-tokens': { type: 'string', value: 'N', help: 'tokens the sample generates (default 48)' },
   ...DATA_FLAGS,
@@ -60,10 +66,10 @@ export const command = {
     const { values } = parse(argv, OPTIONS, 'demo');
     const teacherDir = resolve(values.teacher ?? EMBEDDED_TEACHER_DIR);
     const out = resolve(values.out ?? 'runs/demo');
-    const seqLen = intOption(values['seq-len'], 'seq-len', 256, 2);
-    const batchSize = intOption(values['batch-size'], 'batch-size', 8, 1);
-    const evalSequences = intOption(values['eval-sequences'], 'eval-sequences', 128, 1);
-    const seed = intOption(values.seed, 'seed', 0);
+    const seqLen = readRecipeFlag(values, 'seqLen', 2) ?? RECIPE.seqLen;
+    const batchSize = readRecipeFlag(values, 'batchSize') ?? RECIPE.batchSize;
+    const evalSequences = intOption(values['eval-sequences'], 'eval-sequences', EVAL_SEQUENCES, 1);
+    const seed = readRecipeFlag(values, 'seed') ?? RECIPE.seed;
     const pretrained = teacherPretrainingTokens(teacherDir);
     const budget = floatOption(values.budget, 'budget', 0.1);
     const tokens = intOption(values.tokens, 'tokens', pretrained ? Math.round(budget * pretrained) : DEFAULT_TOKENS, 1);
@@ -108,9 +114,9 @@ export const command = {
     // a second `npm start` (or one after Ctrl-C) continues the run already in `out` instead of failing
     const earlier = readLatest(out);
     if (earlier) log(`${out} holds an earlier demo run (${earlier.name}): resuming it; remove the folder to start over`);
-    const lr = floatOption(values.lr, 'lr', 1e-3);
+    const lr = readRecipeFlag(values, 'lr') ?? RECIPE.lr;
     const result = await train({
-      model: supra, data, out, tokens, batchSize, seqLen, lr, minLr: lr / 10, resume: earlier !== null,
+      model: supra, data, out, tokens, batchSize, seqLen, lr, resume: earlier !== null,
       tokenizerDir: teacherDir, evalSequences: 0, saveEvery: 0, keep: 1, logEvery: 10, seed, handleSigint: true,
       continueWith: `the same command (${again}): it resumes the run in ${out}`,
     });

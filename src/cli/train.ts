@@ -1,11 +1,20 @@
-// supra train: train a softmax teacher or a SUPRA model on text (see src/train/trainer.ts for the recipe).
+// supra train: train a softmax teacher or a SUPRA model on text (the recipe's options: src/train/recipe.ts;
+// the training loop: src/train/trainer.ts).
 import { resolve } from 'node:path';
-import { choiceOption, floatOption, intOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { choiceOption, intOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { readRecipeFlag, readRecipeFlags, recipeFlags } from './recipe-options.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
 import { CLI_SETTING_NAMES, DATA_FLAGS, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
-import { TRAIN_DEFAULTS, train, type TrainOptions } from '../train/trainer.js';
-import { formatNumber } from '../train/metrics.js';
+import { TRAIN_DEFAULTS, type RecipeKey } from '../train/recipe.js';
+import { train, type TrainOptions } from '../train/trainer.js';
+
+/** The recipe's flags (src/train/recipe.ts), in --help order: the recipe, then the run's checkpoints and evaluations. */
+const RECIPE = [
+  'batchSize', 'seqLen', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'beta1', 'beta2', 'eps', 'weightDecay',
+  'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
+] as const satisfies readonly RecipeKey[];
+const RUN = ['saveEvery', 'keep', 'evalEvery', 'evalSequences', 'maxSkips'] as const satisfies readonly RecipeKey[];
 
 const OPTIONS = {
   model: { type: 'string', value: 'DIR', help: 'a teacher or SUPRA model folder to train' },
@@ -17,35 +26,15 @@ const OPTIONS = {
   resume: { type: 'boolean', help: 'continue <out>/latest exactly (model, recipe and data settings come from it)' },
   tokens: { type: 'string', value: 'N', help: 'the budget in tokens: steps = tokens / (batch-size · seq-len · grad-accum)' },
   steps: { type: 'string', value: 'N', help: 'or the budget in optimizer steps' },
-  'batch-size': { type: 'string', value: 'N', help: `sequences per micro-batch (default ${TRAIN_DEFAULTS.batchSize})` },
-  'seq-len': { type: 'string', value: 'N', help: 'tokens per sequence (default 256)' },
-  'grad-accum': { type: 'string', value: 'N', help: `micro-batches per optimizer step (default ${TRAIN_DEFAULTS.gradAccum})` },
-  lr: { type: 'string', value: 'LR', help: `peak learning rate (default ${formatNumber(TRAIN_DEFAULTS.lr)})` },
-  'min-lr': { type: 'string', value: 'LR', help: 'where the cosine ends (default lr/10)' },
-  'warmup-steps': { type: 'string', value: 'N', help: 'linear warm-up steps (default min(1000, steps/10))' },
-  'kernel-lr': { type: 'string', value: 'LR', help: 'peak lr of the new SUPRA parameters (default --lr)' },
-  beta1: { type: 'string', value: 'B', help: `AdamW β1 (default ${TRAIN_DEFAULTS.betas[0]})` },
-  beta2: { type: 'string', value: 'B', help: `AdamW β2 (default ${TRAIN_DEFAULTS.betas[1]})` },
-  eps: { type: 'string', value: 'EPS', help: `AdamW epsilon (default ${formatNumber(TRAIN_DEFAULTS.eps)})` },
-  'weight-decay': { type: 'string', value: 'W', help: `decoupled weight decay (default ${TRAIN_DEFAULTS.weightDecay})` },
-  'decay-norms-biases': { type: 'string', value: 'true|false', help: `also decay norm weights and biases (default ${TRAIN_DEFAULTS.decayNormsAndBiases})` },
-  'grad-clip': { type: 'string', value: 'NORM', help: `clip the gradient's global norm (default ${TRAIN_DEFAULTS.gradClip})` },
-  'z-loss': { type: 'string', value: 'W', help: `weight of the z-loss, log²Z (default ${formatNumber(TRAIN_DEFAULTS.zLoss)})` },
-  'train-only': { type: 'string', value: 'all|kernels', help: 'kernels: update only the new SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm)\n(default all)' },
-  'kernels-first-steps': { type: 'string', value: 'N', help: 'a two-step schedule: kernels only for the first N steps, then every parameter\n(default 0)' },
-  seed: { type: 'string', value: 'N', help: `initialisation, validation documents and data order (default ${TRAIN_DEFAULTS.seed})` },
+  ...recipeFlags(RECIPE),
   'qk-norm': { type: 'string', value: 'none|rms|layernorm', help: 'with --linearize or --init: as supra linearize' },
   decay: { type: 'string', value: 'lightning|retnet|none', help: 'with --linearize or --init: as supra linearize' },
   normalization: { type: 'string', value: 'group-norm|sum', help: 'with --linearize or --init: sum is the T2R-style denominator instead of GroupNorm' },
-  'save-every': { type: 'string', value: 'N', help: `a checkpoint every N steps, and one at the end (default ${TRAIN_DEFAULTS.saveEvery})` },
-  keep: { type: 'string', value: 'N', help: `checkpoints kept (default ${TRAIN_DEFAULTS.keep})` },
-  'eval-every': { type: 'string', value: 'N', help: `validation loss every N steps; 0: at the end only (default ${TRAIN_DEFAULTS.evalEvery})` },
-  'eval-sequences': { type: 'string', value: 'N', help: `validation sequences per evaluation (default ${TRAIN_DEFAULTS.evalSequences})` },
-  'max-skips': { type: 'string', value: 'N', help: `steps with non-finite gradients skipped before the run stops (default ${TRAIN_DEFAULTS.maxSkips})` },
+  ...recipeFlags(RUN),
   'stop-at': { type: 'string', value: 'STEP', help: 'stop (with a checkpoint) at this step, keeping the schedule of the whole budget' },
   ...DATA_FLAGS,
   quiet: { type: 'boolean', short: 'q', help: 'no per-step lines' },
-  'log-every': { type: 'string', value: 'N', help: `a progress line every N steps (default ${TRAIN_DEFAULTS.logEvery})` },
+  ...recipeFlags(['logEvery']),
 } as const satisfies OptionSpecs;
 
 const usage = [
@@ -60,22 +49,9 @@ const usage = [
   'tokens, with a warning above 4 (the model would mostly see repeats).',
 ].join('\n');
 
-function boolOption(value: string | undefined, name: string): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw new UsageError(`--${name} must be true or false, got "${value}"`);
-}
-
-/** An option that must be a number when given (undefined otherwise, so the trainer's default applies). */
-function maybeFloat(value: string | undefined, name: string): number | undefined {
-  return value === undefined ? undefined : floatOption(value, name, 0);
-}
-
 function maybeInt(value: string | undefined, name: string, min = 0): number | undefined {
   return value === undefined ? undefined : intOption(value, name, 0, min);
 }
-
 
 export const command = {
   summary: 'train or uptrain a teacher or SUPRA model (AdamW, warm-up + cosine, z-loss; atomic checkpoints, --resume)',
@@ -112,8 +88,8 @@ export const command = {
       if (!tokenizerDir) throw new UsageError('--init needs --tokenizer <dir> (a folder with tokenizer.json) to read the data');
       dataOptions = dataOptionsFromFlags(values.data, values, {
         tokenizerDir: resolve(tokenizerDir),
-        seqLen: intOption(values['seq-len'], 'seq-len', 256, 1),
-        seed: intOption(values.seed, 'seed', TRAIN_DEFAULTS.seed),
+        seqLen: readRecipeFlag(values, 'seqLen') ?? TRAIN_DEFAULTS.seqLen,
+        seed: readRecipeFlag(values, 'seed') ?? TRAIN_DEFAULTS.seed,
         log,
       });
     }
@@ -127,9 +103,8 @@ export const command = {
       );
     }
 
-    const beta1 = maybeFloat(values.beta1, 'beta1');
-    const beta2 = maybeFloat(values.beta2, 'beta2');
-    const trainOnly = values['train-only'] === undefined ? undefined : choiceOption(values['train-only'], 'train-only', ['all', 'kernels'] as const, 'all');
+    // the data fixes the sequence length (train() takes it from there); β1 and β2 are one setting, betas
+    const { seqLen: _seqLen, beta1, beta2, ...recipe } = readRecipeFlags(values, [...RECIPE, ...RUN, 'logEvery']);
     const options: TrainOptions = {
       model: values.model,
       init: values.init,
@@ -147,28 +122,9 @@ export const command = {
       resume: values.resume === true,
       tokens: maybeInt(values.tokens, 'tokens', 1),
       steps: maybeInt(values.steps, 'steps', 1),
-      batchSize: maybeInt(values['batch-size'], 'batch-size', 1),
-      gradAccum: maybeInt(values['grad-accum'], 'grad-accum', 1),
-      lr: maybeFloat(values.lr, 'lr'),
-      minLr: maybeFloat(values['min-lr'], 'min-lr'),
-      warmupSteps: maybeInt(values['warmup-steps'], 'warmup-steps'),
-      kernelLr: maybeFloat(values['kernel-lr'], 'kernel-lr'),
+      ...recipe,
       betas: beta1 !== undefined || beta2 !== undefined ? [beta1 ?? TRAIN_DEFAULTS.betas[0], beta2 ?? TRAIN_DEFAULTS.betas[1]] : undefined,
-      eps: maybeFloat(values.eps, 'eps'),
-      weightDecay: maybeFloat(values['weight-decay'], 'weight-decay'),
-      decayNormsAndBiases: boolOption(values['decay-norms-biases'], 'decay-norms-biases'),
-      gradClip: maybeFloat(values['grad-clip'], 'grad-clip'),
-      zLoss: maybeFloat(values['z-loss'], 'z-loss'),
-      trainOnly,
-      kernelsFirstSteps: maybeInt(values['kernels-first-steps'], 'kernels-first-steps'),
-      seed: maybeInt(values.seed, 'seed'),
-      saveEvery: maybeInt(values['save-every'], 'save-every'),
-      keep: maybeInt(values.keep, 'keep', 1),
-      evalEvery: maybeInt(values['eval-every'], 'eval-every'),
-      evalSequences: maybeInt(values['eval-sequences'], 'eval-sequences'),
-      maxSkips: maybeInt(values['max-skips'], 'max-skips', 1),
       stopAt: maybeInt(values['stop-at'], 'stop-at', 1),
-      logEvery: maybeInt(values['log-every'], 'log-every', 1),
       quiet,
       handleSigint: true,
     };

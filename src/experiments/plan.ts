@@ -12,7 +12,7 @@
 // order, never the validation split, so every model is scored on the same held-out text.
 import { createHash } from 'node:crypto';
 import type { LinearizeOptions } from '../models/linearize.js';
-import type { TrainOnly } from '../train/trainer.js';
+import { defaultMinLr, EMBEDDED_TEACHER_RECIPE, type TrainOnly } from '../train/recipe.js';
 
 /** Bump when a change to the study's code changes what a run computes, so cached runs are redone. */
 export const STUDY_VERSION = 1;
@@ -90,9 +90,9 @@ export const STUDY_DEFAULTS: Omit<StudyOptions, 'teacherTokens'> = {
   ablationBudget: 5,
   scratchBudgets: [100],
   scratchBudgetSeeds: 2,
-  batchSize: 8,
-  seqLen: 256,
-  lr: 1e-3,
+  batchSize: EMBEDDED_TEACHER_RECIPE.batchSize,
+  seqLen: EMBEDDED_TEACHER_RECIPE.seqLen,
+  lr: EMBEDDED_TEACHER_RECIPE.lr,
   twoStepFraction: 0.25,
 };
 
@@ -141,7 +141,7 @@ export function studyPlan(options: StudyOptions): RunSpec[] {
         batchSize: o.batchSize,
         seqLen: o.seqLen,
         lr: o.lr,
-        minLr: o.lr / 10,
+        minLr: defaultMinLr(o.lr),
         // the teacher's own recipe warms up for 100 steps; short budgets warm up for a tenth of theirs
         warmupSteps: Math.min(100, Math.floor(steps / 10)),
         trainOnly: extra.trainOnly ?? 'all',

@@ -5,6 +5,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { linePlotPng, linePlotSvg, type LinePlot, type Series } from '../eval/plot.js';
+import { formatNumber } from '../train/metrics.js';
+import { defaultMinLr, TRAIN_DEFAULTS } from '../train/recipe.js';
 import { ABLATIONS, type EvalSettings, type StudyOptions } from './plan.js';
 import type { RunResult } from './run.js';
 
@@ -93,8 +95,9 @@ export function writeReport(input: ReportInput): string[] {
   L.push('');
   L.push(`**Setup.** The teacher is the embedded softmax model (assets/teacher: ${millions(input.teacher.parameters)} parameters, ${input.teacher.layers} layers, GQA ${input.teacher.heads}/${input.teacher.kvHeads} heads), pretrained by`);
   L.push(`\`npm run build:teacher\` on ${study.teacherTokens.toLocaleString('en-US')} tokens of the embedded corpus. Budgets are percentages of those tokens.`);
-  L.push(`Every run uses the teacher's batch (${study.batchSize} × ${study.seqLen} tokens), AdamW β (0.9, 0.95), weight decay 0.1, clip 1, z-loss 1e-4, peak lr ${study.lr} with a`);
-  L.push(`cosine to ${study.lr / 10} and a warm-up of min(100, steps/10) steps. Seeds ${seeds.join(', ')} set the kernel (or random) initialisation and the data order;`);
+  const d = TRAIN_DEFAULTS; // the rest of every run's recipe
+  L.push(`Every run uses the teacher's batch (${study.batchSize} × ${study.seqLen} tokens), AdamW β (${d.betas.join(', ')}), weight decay ${d.weightDecay}, clip ${d.gradClip}, z-loss ${formatNumber(d.zLoss)}, peak lr ${study.lr} with a`);
+  L.push(`cosine to ${defaultMinLr(study.lr)} and a warm-up of min(100, steps/10) steps. Seeds ${seeds.join(', ')} set the kernel (or random) initialisation and the data order;`);
   L.push(`every model is scored on the same held-out validation text (${teacher.validationTokens.toLocaleString('en-US')} tokens, never trained on by the teacher either).`);
   L.push('Ranges in parentheses are min–max over the seeds.');
   L.push('');

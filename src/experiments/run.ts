@@ -9,12 +9,14 @@ import { analyzeAttention } from '../eval/analyze.js';
 import { tokenLogProbs } from '../eval/perplexity.js';
 import { copyProbe, mqarProbe, passkeyProbe } from '../eval/probes.js';
 import { loadDecoder } from '../models/auto.js';
+import { initRandom } from '../models/build.js';
 import type { DecoderLM } from '../models/decoder.js';
 import { linearize, supraConfig } from '../models/linearize.js';
 import { readLatest } from '../train/checkpoint.js';
 import type { TokenBatches } from '../train/batches.js';
 import { openTokenBatches } from '../train/data/index.js';
-import { evaluate, initRandom, train, TrainingDiverged, type TrainHooks } from '../train/trainer.js';
+import { evaluate } from '../train/evaluate.js';
+import { train, TrainingDiverged, type TrainHooks } from '../train/trainer.js';
 import type { EvalSettings, RunSpec } from './plan.js';
 
 export const RESULT_FILE = 'result.json';

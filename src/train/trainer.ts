@@ -11,18 +11,18 @@
 //   loss or grad_norm not finite → skip the step (no update), count it
 //   grads *= (1 / gradAccum) · min(1, clip / (grad_norm + 1e-6))        (torch.nn.utils.clip_grad_norm_)
 //   every group's lr from the schedule; AdamW step
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+//
+// The pieces: recipe.ts (the options, their defaults and rules), settings.ts (a run's resolved settings),
+// param-groups.ts (the AdamW groups), evaluate.ts (validation loss), checkpoint.ts (saving and reading
+// checkpoints), stop-signals.ts (Ctrl-C, abort), metrics.ts (progress line, metrics.jsonl); the model is
+// built by models/build.ts. This file: the Trainer, which starts or resumes a run and steps it.
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
-import { crossEntropy, scale, sumSquares } from '../core/ops.js';
-import { Mt19937 } from '../core/random.js';
-import { loadConfig, parseConfig, type ModelConfig } from '../io/config.js';
-import { openCheckpoint } from '../io/checkpoint.js';
-import { loadDecoder } from '../models/auto.js';
+import { scale, sumSquares } from '../core/ops.js';
+import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
-import { initSupraParams, linearize, type LinearizeOptions } from '../models/linearize.js';
-import type { Param } from '../layers/types.js';
-import { AdamW, type ParamGroup } from './adamw.js';
+import type { LinearizeOptions } from '../models/linearize.js';
 import type { TokenBatches } from './batches.js';
 import {
   loadOptimizerState,
@@ -33,75 +33,15 @@ import {
   type SaveHook,
   type TrainerState,
 } from './checkpoint.js';
+import { evaluate, splitRows } from './evaluate.js';
 import { formatNumber as num, MetricsLog, ProgressLine, Throughput, type MetricsRecord } from './metrics.js';
-import { checkSchedule, lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
+import { buildOptimizer, type TrainedParams } from './param-groups.js';
+import { TRAIN_DEFAULTS } from './recipe.js';
+import { lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
+import { epochsText, mergeResumed, repeatWarning, resolveSettings, scheduleOf, type SettingsOptions, type TrainSettings } from './settings.js';
+import { StopSignals } from './stop-signals.js';
 
 // ---------------------------------------------------------------- options
-
-export type TrainOnly = 'all' | 'kernels';
-
-/**
- * The recipe (defaults in TRAIN_DEFAULTS). β, weight decay, its reach, clipping and z-loss are the paper's
- * (open_lm's); the peak lr 3e-4 with a floor of lr/10 is this project's default for small models — set
- * --lr for the model at hand (uptraining a large pretrained model wants a much smaller one).
- */
-export interface Recipe {
-  /** Sequences per micro-batch. */
-  batchSize: number;
-  /** Micro-batches per optimizer step. */
-  gradAccum: number;
-  /** Peak learning rate of the non-kernel parameters. */
-  lr: number;
-  /** The cosine's floor (default lr / 10). */
-  minLr?: number;
-  /** Linear warm-up steps (default min(1000, ⌊steps / 10⌋)). */
-  warmupSteps?: number;
-  /** Peak learning rate of the SUPRA kernel parameters (default lr). */
-  kernelLr?: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  /**
-   * Whether 1-D parameters (norm gains, biases) are decayed too. Default true, as open_lm (the paper's
-   * code) applies weight decay to every parameter; false follows GPT-2/nanoGPT (decay matrices only).
-   */
-  decayNormsAndBiases: boolean;
-  /** Clip the global gradient norm to this (0: no clipping). */
-  gradClip: number;
-  /** z-loss coefficient: adds zLoss · mean(logsumexp²). */
-  zLoss: number;
-  /** 'kernels': only the new SUPRA parameters (kernel_q, kernel_k, q_norm, k_norm) are updated. */
-  trainOnly: TrainOnly;
-  /**
-   * A two-step schedule: for the first N optimizer steps only the new SUPRA parameters are updated (as
-   * trainOnly 'kernels'), then every parameter. One lr schedule spans both; the teacher weights' AdamW
-   * moments start when they start training. 0 (the default): no first step.
-   */
-  kernelsFirstSteps: number;
-  /** Seed of a random initialisation or of --linearize's kernels. */
-  seed: number;
-}
-
-export const TRAIN_DEFAULTS = {
-  batchSize: 8,
-  gradAccum: 1,
-  lr: 3e-4,
-  betas: [0.9, 0.95] as [number, number],
-  eps: 1e-8,
-  weightDecay: 0.1,
-  decayNormsAndBiases: true,
-  gradClip: 1,
-  zLoss: 1e-4,
-  trainOnly: 'all' as TrainOnly,
-  kernelsFirstSteps: 0,
-  seed: 0,
-  saveEvery: 1000,
-  keep: 3,
-  evalEvery: 0,
-  evalSequences: 64,
-  maxSkips: 10,
-  logEvery: 1,
-};
 
 export interface TrainHooks {
   /** Called after the gradients of a step are complete, before the finite check and the update (tests). */
@@ -112,7 +52,8 @@ export interface TrainHooks {
   duringSave?: SaveHook;
 }
 
-export interface TrainOptions extends Partial<Recipe> {
+/** The model, the data, the output folder and how the run is driven; the recipe and budget: SettingsOptions. */
+export interface TrainOptions extends SettingsOptions {
   /**
    * The model: a teacher or SUPRA folder, or a DecoderLM in memory (trained in place; the caller keeps
    * ownership). Ignored on resume for folders (the model comes from the checkpoint); an in-memory model
@@ -127,28 +68,10 @@ export interface TrainOptions extends Partial<Recipe> {
   tokenizerDir?: string;
   /** The training data. Its seqLen is the sequence length. */
   data: TokenBatches;
-  /** Settings of the data source, stored in trainer_state.json so a resumed run can reopen it. */
-  dataSettings?: Record<string, unknown>;
   /** Output folder (checkpoints, metrics.jsonl, final/). */
   out: string;
   /** Continue from <out>/latest. */
   resume?: boolean;
-  /** Training budget in tokens: steps = ⌊tokens / (batchSize · seqLen · gradAccum)⌋. */
-  tokens?: number;
-  /** Or the number of optimizer steps directly. */
-  steps?: number;
-  /** Must equal data.seqLen when given. */
-  seqLen?: number;
-  /** Save a checkpoint every N steps (0: only at the end). */
-  saveEvery?: number;
-  /** Keep the newest K checkpoints. */
-  keep?: number;
-  /** Validation loss every N steps (0: only before and after training). */
-  evalEvery?: number;
-  /** Validation sequences per evaluation (0: no evaluation). */
-  evalSequences?: number;
-  /** Consecutive non-finite steps that stop the run. */
-  maxSkips?: number;
   /** Stop (saving a checkpoint) after this global step, e.g. to split a run. */
   stopAt?: number;
   /** No progress line or messages. */
@@ -164,25 +87,6 @@ export interface TrainOptions extends Partial<Recipe> {
   /** What continues an interrupted or failed run, for messages (default "--resume"; the demo gives its command). */
   continueWith?: string;
   hooks?: TrainHooks;
-}
-
-/** The resolved settings of a run, stored in trainer_state.json. */
-export interface TrainSettings extends Required<Omit<Recipe, 'minLr' | 'warmupSteps' | 'kernelLr'>> {
-  minLr: number;
-  warmupSteps: number;
-  kernelLr: number;
-  seqLen: number;
-  totalSteps: number;
-  tokensPerStep: number;
-  saveEvery: number;
-  keep: number;
-  evalEvery: number;
-  evalSequences: number;
-  maxSkips: number;
-  /** Where the model came from (folder, "init:<config>", "memory"), for the record. */
-  modelSource: string;
-  tokenizerDir: string | null;
-  data: Record<string, unknown> | null;
 }
 
 export type TrainStatus = 'completed' | 'stopped' | 'interrupted';
@@ -225,557 +129,433 @@ export class TrainingDiverged extends Error {
   }
 }
 
-// ---------------------------------------------------------------- the budget
+// ---------------------------------------------------------------- starting a run
 
-/** Above this many passes over the training tokens a run is warned that it mostly repeats its data. */
-export const MANY_EPOCHS = 4;
+type LatestCheckpoint = NonNullable<ReturnType<typeof readLatest>>;
 
-/** "13.1 epochs of 19,020 training tokens": how often a budget of `tokens` reads the training split. */
-export function epochsText(tokens: number, trainTokens: number): string {
-  const epochs = tokens / Math.max(1, trainTokens);
-  return `${epochs < 10 ? epochs.toFixed(2) : epochs.toFixed(1)} epochs of ${trainTokens.toLocaleString('en-US')} training tokens`;
-}
-
-/** A warning when a budget of `tokens` passes over the training split more than MANY_EPOCHS times, else null. */
-export function repeatWarning(tokens: number, trainTokens: number): string | null {
-  if (tokens <= MANY_EPOCHS * Math.max(1, trainTokens)) return null;
-  return (
-    `warning: ${tokens.toLocaleString('en-US')} tokens = ${epochsText(tokens, trainTokens)} (more than ${MANY_EPOCHS}): ` +
-    'the model sees the same text again and again and overfits it; more data or a smaller budget (--tokens, --steps) usually gives a better model'
-  );
-}
-
-// ---------------------------------------------------------------- models
-
-const KERNEL_PARAM_RE = /\.(kernel_q|kernel_k|q_norm|k_norm)\./;
-
-/** The new SUPRA parameters: *.kernel_q.*, *.kernel_k.*, *.q_norm.*, *.k_norm.* */
-export function isKernelParam(name: string): boolean {
-  return KERNEL_PARAM_RE.test(name);
-}
-
-/**
- * A model with random weights, as Hugging Face initialises Llama (_init_weights): every linear and
- * embedding weight N(0, initializer_range²) (config.initializer_range, default 0.02), biases 0, RMSNorm
- * gains 1; the draws come from Mt19937(seed) parameter by parameter in declaration order. SUPRA kernels
- * are initialised as linearize does (initSupraParams: nn.Linear's U(±1/√fan_in), qk-norm gains 1) with
- * the same seed.
- */
-export function initRandom(config: ModelConfig, seed: number): DecoderLM {
-  const std = typeof config.raw.initializer_range === 'number' ? config.raw.initializer_range : 0.02;
-  if (!(std > 0)) throw new Error(`supra: config: initializer_range must be positive, got ${config.raw.initializer_range}`);
-  const model = new DecoderLM(config);
-  const kernels = new Map(config.supra ? initSupraParams(config, { seed }).map((t) => [t.name, t.data]) : []);
-  const rng = new Mt19937(seed);
-  for (const p of model.params()) {
-    const k = kernels.get(p.name);
-    if (k) p.data.set(k);
-    else if (/norm\.weight$/.test(p.name)) p.data.fill(1);
-    else if (/\.bias$/.test(p.name)) p.data.fill(0);
-    else for (let i = 0; i < p.data.length; i++) p.data[i] = rng.normal() * std;
-  }
-  return model;
-}
-
-interface BuiltModel {
+/** The model and settings a run starts with, fresh or resumed. */
+interface RunStart {
   model: DecoderLM;
+  /** Whether the run frees the model at its end (not a caller's model in memory). */
   owned: boolean;
-  source: string;
+  /** The folder whose tokenizer files go into checkpoints (null: none). */
   tokenizerDir: string | null;
+  settings: TrainSettings;
 }
 
-function buildModel(o: TrainOptions, seed: number): BuiltModel {
+/** A fresh run: the model the options name, and the settings from the options and the defaults. */
+function startFresh(o: TrainOptions, seqLen: number): RunStart {
   const given = [o.model !== undefined, o.init !== undefined].filter(Boolean).length;
   if (given !== 1) throw new Error('supra: train: give exactly one of model (a folder or a DecoderLM) and init (a config)');
-  if (o.init !== undefined) {
-    if (o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
-    const config = typeof o.init === 'string' ? loadConfigFile(o.init) : parseConfig(o.init, 'init config');
-    return { model: initRandom(config, seed), owned: true, source: typeof o.init === 'string' ? `init:${resolve(o.init)}` : 'init', tokenizerDir: o.tokenizerDir ?? null };
-  }
-  let built: BuiltModel;
-  if (typeof o.model === 'string') {
-    built = { model: loadDecoder(o.model).model, owned: true, source: resolve(o.model), tokenizerDir: o.tokenizerDir ?? o.model };
-  } else {
-    built = { model: o.model!, owned: false, source: 'memory', tokenizerDir: o.tokenizerDir ?? null };
-  }
-  if (o.linearize) {
-    const lin = linearize(built.model, { ...(typeof o.linearize === 'object' ? o.linearize : {}), seed });
-    if (built.owned) built.model.free();
-    built = { ...built, model: lin, owned: true, source: `linearize:${built.source}` };
-  }
-  return built;
-}
-
-/** A config.json path, or a folder holding one. */
-function loadConfigFile(path: string): ModelConfig {
-  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a config.json or a folder holding one)`);
-  if (statSync(path).isDirectory()) return loadConfig(path);
-  let raw: unknown;
+  if (o.init !== undefined && o.linearize) throw new Error('supra: train: linearize needs a teacher model, not init');
+  const { model, owned, source } = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
+  const tokenizerDir = o.tokenizerDir ?? (typeof o.model === 'string' ? o.model : null);
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`supra: ${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return parseConfig(raw as Record<string, unknown>, path);
-}
-
-// ---------------------------------------------------------------- settings
-
-/** Settings that define the computation: a resumed run must use the same ones. */
-const RECIPE_KEYS = [
-  'batchSize', 'gradAccum', 'seqLen', 'totalSteps', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'betas', 'eps',
-  'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
-] as const;
-
-function positiveInt(v: number, name: string, min = 1): number {
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`supra: train: ${name} must be an integer ≥ ${min}, got ${v}`);
-  return v;
-}
-
-function nonNegative(v: number, name: string): number {
-  if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`supra: train: ${name} must be a finite number ≥ 0, got ${v}`);
-  return v;
-}
-
-/** Fill defaults, derive the step count from the budget, check every value. */
-function resolveSettings(o: TrainOptions, seqLen: number, modelSource: string, tokenizerDir: string | null): TrainSettings {
-  const d = TRAIN_DEFAULTS;
-  const batchSize = positiveInt(o.batchSize ?? d.batchSize, 'batchSize');
-  const gradAccum = positiveInt(o.gradAccum ?? d.gradAccum, 'gradAccum');
-  const tokensPerStep = batchSize * seqLen * gradAccum;
-  let totalSteps: number;
-  if (o.steps !== undefined && o.tokens !== undefined) throw new Error('supra: train: give tokens or steps, not both');
-  if (o.steps !== undefined) totalSteps = positiveInt(o.steps, 'steps');
-  else if (o.tokens !== undefined) {
-    nonNegative(o.tokens, 'tokens');
-    totalSteps = Math.floor(o.tokens / tokensPerStep);
-    if (totalSteps < 1) {
-      throw new RangeError(`supra: train: a budget of ${o.tokens} tokens is less than one step (batch ${batchSize} · seq ${seqLen} · accum ${gradAccum} = ${tokensPerStep} tokens)`);
-    }
-  } else throw new Error('supra: train: give a budget: tokens (or steps)');
-  const lr = nonNegative(o.lr ?? d.lr, 'lr');
-  const betas = o.betas ?? d.betas;
-  const s: TrainSettings = {
-    batchSize,
-    gradAccum,
-    seqLen,
-    totalSteps,
-    tokensPerStep,
-    lr,
-    minLr: nonNegative(o.minLr ?? lr / 10, 'minLr'),
-    warmupSteps: positiveInt(o.warmupSteps ?? Math.min(1000, Math.floor(totalSteps / 10)), 'warmupSteps', 0),
-    kernelLr: nonNegative(o.kernelLr ?? lr, 'kernelLr'),
-    betas: [betas[0], betas[1]],
-    eps: nonNegative(o.eps ?? d.eps, 'eps'),
-    weightDecay: nonNegative(o.weightDecay ?? d.weightDecay, 'weightDecay'),
-    decayNormsAndBiases: o.decayNormsAndBiases ?? d.decayNormsAndBiases,
-    gradClip: nonNegative(o.gradClip ?? d.gradClip, 'gradClip'),
-    zLoss: nonNegative(o.zLoss ?? d.zLoss, 'zLoss'),
-    trainOnly: o.trainOnly ?? d.trainOnly,
-    kernelsFirstSteps: positiveInt(o.kernelsFirstSteps ?? d.kernelsFirstSteps, 'kernelsFirstSteps', 0),
-    seed: positiveInt(o.seed ?? d.seed, 'seed', 0),
-    saveEvery: positiveInt(o.saveEvery ?? d.saveEvery, 'saveEvery', 0),
-    keep: positiveInt(o.keep ?? d.keep, 'keep'),
-    evalEvery: positiveInt(o.evalEvery ?? d.evalEvery, 'evalEvery', 0),
-    evalSequences: positiveInt(o.evalSequences ?? d.evalSequences, 'evalSequences', 0),
-    maxSkips: positiveInt(o.maxSkips ?? d.maxSkips, 'maxSkips'),
-    modelSource,
-    tokenizerDir: tokenizerDir === null ? null : resolve(tokenizerDir),
-    data: o.dataSettings ?? null,
-  };
-  if (s.trainOnly !== 'all' && s.trainOnly !== 'kernels') throw new Error(`supra: train: trainOnly must be "all" or "kernels", got ${JSON.stringify(s.trainOnly)}`);
-  if (s.kernelsFirstSteps > 0 && s.trainOnly !== 'all') throw new Error('supra: train: kernelsFirstSteps is a two-step schedule for trainOnly "all"; with trainOnly "kernels" every step trains only the kernels');
-  if (s.kernelsFirstSteps > 0 && s.kernelsFirstSteps >= s.totalSteps) throw new RangeError(`supra: train: kernelsFirstSteps ${s.kernelsFirstSteps} leaves no step to train everything (${s.totalSteps} steps in all)`);
-  if (s.minLr > s.lr) throw new RangeError(`supra: train: minLr ${s.minLr} is above lr ${s.lr}`);
-  checkSchedule(baseSchedule(s));
-  return s;
-}
-
-function baseSchedule(s: TrainSettings): LrSchedule {
-  return { peak: s.lr, floor: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps };
-}
-
-/** On resume: the saved settings win; recipe values given again must agree with them. */
-function mergeResumed(saved: TrainSettings, o: TrainOptions): TrainSettings {
-  const batchSize = o.batchSize ?? saved.batchSize;
-  const gradAccum = o.gradAccum ?? saved.gradAccum;
-  const tokensPerStep = batchSize * saved.seqLen * gradAccum;
-  const explicit: Partial<Record<(typeof RECIPE_KEYS)[number], unknown>> = {
-    batchSize: o.batchSize, gradAccum: o.gradAccum, seqLen: o.seqLen,
-    totalSteps: o.steps ?? (o.tokens !== undefined ? Math.floor(o.tokens / tokensPerStep) : undefined),
-    lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, kernelLr: o.kernelLr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay,
-    decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly,
-    kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed,
-  };
-  for (const key of RECIPE_KEYS) {
-    const v = explicit[key];
-    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(saved[key])) {
-      throw new Error(`supra: train --resume: ${key} is ${JSON.stringify(v)}, the checkpoint's run used ${JSON.stringify(saved[key])} (resume with the same settings, or start a new output folder)`);
-    }
-  }
-  return {
-    ...saved,
-    kernelsFirstSteps: saved.kernelsFirstSteps ?? 0, // runs saved before the option existed
-    saveEvery: positiveInt(o.saveEvery ?? saved.saveEvery, 'saveEvery', 0),
-    keep: positiveInt(o.keep ?? saved.keep, 'keep'),
-    evalEvery: positiveInt(o.evalEvery ?? saved.evalEvery, 'evalEvery', 0),
-    evalSequences: positiveInt(o.evalSequences ?? saved.evalSequences, 'evalSequences', 0),
-    maxSkips: positiveInt(o.maxSkips ?? saved.maxSkips, 'maxSkips'),
-  };
-}
-
-// ---------------------------------------------------------------- optimizer groups
-
-interface Groups {
-  optimizer: AdamW;
-  trained: Param[];
-  kernelGroups: Set<string>;
-}
-
-/**
- * Up to four AdamW groups: {base, kernels} × {decayed, not decayed}. With trainOnly 'kernels' the base
- * parameters are in no group, so they never change.
- */
-function buildOptimizer(model: DecoderLM, s: TrainSettings): Groups {
-  const buckets = new Map<string, Param[]>();
-  let kernelCount = 0;
-  for (const p of model.params()) {
-    const kernel = isKernelParam(p.name);
-    if (kernel) kernelCount++;
-    if (s.trainOnly === 'kernels' && !kernel) continue;
-    const decayed = s.decayNormsAndBiases || p.shape.length >= 2;
-    const key = (kernel ? 'kernels' : 'base') + (decayed ? '' : '.no_decay');
-    if (!buckets.has(key)) buckets.set(key, []);
-    buckets.get(key)!.push(p);
-  }
-  if ((s.trainOnly === 'kernels' || s.kernelsFirstSteps > 0) && kernelCount === 0) {
-    throw new Error(`supra: train: ${s.trainOnly === 'kernels' ? 'trainOnly "kernels"' : 'kernelsFirstSteps'} needs a SUPRA model, but ${model.config.architecture} has no kernel parameters (use --linearize)`);
-  }
-  const groups: ParamGroup[] = [...buckets].map(([name, params]) => ({
-    name,
-    params,
-    lr: name.startsWith('kernels') ? s.kernelLr : s.lr,
-    weightDecay: name.endsWith('.no_decay') ? 0 : s.weightDecay,
-  }));
-  const optimizer = new AdamW(groups, { betas: s.betas, eps: s.eps });
-  return { optimizer, trained: groups.flatMap((g) => g.params), kernelGroups: new Set(groups.filter((g) => g.name!.startsWith('kernels')).map((g) => g.name!)) };
-}
-
-// ---------------------------------------------------------------- evaluation
-
-/** Mean next-token cross-entropy (no z-loss) over the first `maxSequences` validation sequences. */
-export function evaluate(model: DecoderLM, data: TokenBatches, maxSequences: number, batchSize: number): { loss: number; tokens: number } | null {
-  if (maxSequences <= 0 || data.validationTokens <= 0) return null;
-  const { ids, count } = data.validation(maxSequences);
-  if (count === 0) return null;
-  const T = data.seqLen;
-  const V = model.config.vocab_size;
-  const inputs = allocI32(batchSize * T);
-  const targets = allocI32(batchSize * T);
-  let total = 0;
-  let tokens = 0;
-  try {
-    for (let first = 0; first < count; first += batchSize) {
-      const n = Math.min(batchSize, count - first);
-      splitRows(ids, first, n, T, inputs, targets);
-      const logits = model.forward(inputs.subarray(0, n * T), n, T);
-      const { loss, count: c } = crossEntropy(logits, targets, n * T, V, null, 0);
-      total += loss * c;
-      tokens += c;
-    }
-  } finally {
-    free(inputs);
-    free(targets);
-  }
-  return { loss: total / tokens, tokens };
-}
-
-/** Rows [first, first + n) of [*, T + 1] sequences → inputs [n, T] and next-token targets [n, T]. */
-function splitRows(seqs: Int32Array, first: number, n: number, T: number, inputs: Int32Array, targets: Int32Array): void {
-  for (let r = 0; r < n; r++) {
-    const row = seqs.subarray((first + r) * (T + 1), (first + r + 1) * (T + 1));
-    inputs.set(row.subarray(0, T), r * T);
-    targets.set(row.subarray(1, T + 1), r * T);
-  }
-}
-
-// ---------------------------------------------------------------- the loop
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/** Load a checkpoint's weights: a fresh model, or into the caller's in-memory model. */
-function modelFromCheckpoint(dir: string, given: TrainOptions['model']): { model: DecoderLM; owned: boolean } {
-  if (given instanceof DecoderLM) {
-    const ckpt = openCheckpoint(dir);
-    try {
-      given.store.load(ckpt, dir);
-    } finally {
-      ckpt.close();
-    }
-    return { model: given, owned: false };
-  }
-  return { model: loadDecoder(dir, { strict: true }).model, owned: true };
-}
-
-/**
- * Train (or uptrain) a model for a token budget. Fresh runs write into `out` (which must not already
- * hold a run); `resume` continues <out>/latest exactly. See TrainOptions and the file header.
- */
-export async function train(o: TrainOptions): Promise<TrainResult> {
-  const data = o.data;
-  if (!data) throw new Error('supra: train: no data given');
-  const seqLen = data.seqLen;
-  if (o.seqLen !== undefined && o.seqLen !== seqLen) throw new Error(`supra: train: seqLen ${o.seqLen} given, but the data is packed in sequences of ${seqLen}`);
-  const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
-  const progress = o.quiet ? null : new ProgressLine(o.progressStream);
-  const say = (text: string) => progress?.message(text);
-  const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
-
-  const latest = readLatest(out);
-  if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
-  if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
-
-  // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
-  removeUncommitted(out, latest?.step ?? -1);
-
-  let model: DecoderLM;
-  let owned: boolean;
-  let tokenizerDir: string | null;
-  let s: TrainSettings;
-  if (latest) {
-    s = mergeResumed(latest.state.settings as unknown as TrainSettings, o);
-    if (s.seqLen !== seqLen) throw new Error(`supra: train --resume: the checkpoint's run used sequences of ${s.seqLen} tokens, the data gives ${seqLen}`);
-    ({ model, owned } = modelFromCheckpoint(latest.dir, o.model));
-    tokenizerDir = latest.dir; // holds copies of the tokenizer files, if the run had any
-    try {
-      data.restore(latest.state.data);
-    } catch (e) {
-      if (owned) model.free();
-      throw e;
-    }
-    metrics.truncateAfter(latest.step);
-  } else {
-    const built = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
-    ({ model, owned, tokenizerDir } = built);
-    try {
-      s = resolveSettings(o, seqLen, built.source, tokenizerDir);
-    } catch (e) {
-      if (owned) model.free();
-      throw e;
-    }
-    metrics.truncateAfter(-1);
-  }
-
-  const B = s.batchSize, T = seqLen, accum = s.gradAccum;
-  let groups: Groups;
-  try {
-    model.enableGrads();
-    groups = buildOptimizer(model, s);
-    if (latest) loadOptimizerState(latest.dir, groups.optimizer);
+    return { model, owned, tokenizerDir, settings: resolveSettings(o, seqLen, source, tokenizerDir) };
   } catch (e) {
     if (owned) model.free();
     throw e;
   }
-  const { optimizer, trained, kernelGroups } = groups;
-  const kernelParams = optimizer.groups.filter((g) => kernelGroups.has(g.name)).flatMap((g) => g.params);
-  // the two-step schedule's first step clips and updates the kernels alone
-  const updatedAt = (step: number) => (step < s.kernelsFirstSteps ? kernelParams : trained);
-  const schedule = baseSchedule(s);
-  const kernelSchedule = scaledSchedule(schedule, s.kernelLr);
+}
 
-  let step = latest?.step ?? 0;
-  let tokens = latest?.state.tokens ?? 0;
-  const losses: number[] = latest ? [...latest.state.metrics.losses] : [];
-  let skipped = latest?.state.metrics.skippedSteps ?? 0;
-  let consecutive = latest?.state.metrics.consecutiveSkips ?? 0;
-  const evals: { step: number; valLoss: number }[] = latest ? [...latest.state.metrics.evals] : [];
-  const elapsedBefore = latest?.state.metrics.elapsedSeconds ?? 0;
-  let trainSeconds = 0;
-  let runTokens = 0;
-  let lastCheckpoint: string | null = latest?.dir ?? null;
-  let lastSaved = latest?.step ?? -1;
-
-  const trainerState = (): TrainerState => ({
-    format: 'supra-trainer-state',
-    version: 1,
-    step,
-    totalSteps: s.totalSteps,
-    tokens,
-    schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps, kernelLr: s.kernelLr },
-    data: data.position(),
-    rng: { seed: s.seed, drawsDuringTraining: 0 },
-    metrics: { losses, skippedSteps: skipped, consecutiveSkips: consecutive, evals, elapsedSeconds: elapsedBefore + trainSeconds },
-    settings: s as unknown as Record<string, unknown>,
-    savedAt: new Date().toISOString(),
-  });
-  const advice = { continueWith: o.continueWith ?? '--resume' };
-  const save = () => {
-    const t0 = performance.now();
-    lastCheckpoint = saveTrainingCheckpoint(out, { model, optimizer, state: trainerState(), tokenizerDir, keep: s.keep, onPhase: o.hooks?.duringSave }, advice);
-    tokenizerDir = lastCheckpoint; // earlier folders may be pruned; the newest holds the copies
-    lastSaved = step;
-    say(`saved ${lastCheckpoint} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
-  };
-  const runEval = (): number | null => {
-    const r = evaluate(model, data, s.evalSequences, B);
-    if (!r) return null;
-    evals.push({ step, valLoss: r.loss });
-    say(`step ${step}: val_loss ${r.loss.toFixed(4)} | val_ppl ${Math.exp(r.loss).toFixed(2)} (${r.tokens} tokens)`);
-    return r.loss;
-  };
-
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) {
-      process.stderr.write('\nsupra: second interrupt: exiting without saving\n');
-      process.exit(130);
-    }
-    interrupted = true;
-    process.stderr.write('\nsupra: interrupt: saving a checkpoint after this step (Ctrl-C again quits without saving)\n');
-  };
-  if (o.handleSigint) process.on('SIGINT', onSigint);
-  const inputs = allocI32(B * T);
-  const targets = allocI32(B * T);
-  const throughput = new Throughput();
-  let status: TrainStatus = 'completed';
+/**
+ * Resume from a checkpoint folder: its settings (options given again must agree), its weights (into the
+ * caller's model when one is given in memory) and the data stream's position.
+ */
+function resumeFrom(latest: LatestCheckpoint, o: TrainOptions, data: TokenBatches): RunStart {
+  const settings = mergeResumed(latest.state.settings as unknown as TrainSettings, o);
+  if (settings.seqLen !== data.seqLen) throw new Error(`supra: train --resume: the checkpoint's run used sequences of ${settings.seqLen} tokens, the data gives ${data.seqLen}`);
+  const { model, owned } = modelFromCheckpoint(latest.dir, o.model instanceof DecoderLM ? o.model : undefined);
   try {
-    const nTrained = trained.reduce((n, p) => n + p.data.length, 0);
-    say(
-      `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
-        `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${B} · seq ${T} · accum ${accum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
-        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
-        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
-        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
-        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
-        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
-        (latest ? `\n  resuming from ${latest.dir} at step ${step}` : ''),
-    );
-    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
-    if (repeats) say(repeats);
-    if (!latest && s.evalSequences > 0) {
-      const v = runEval();
-      if (v !== null) metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
-    }
+    data.restore(latest.state.data);
+  } catch (e) {
+    if (owned) model.free();
+    throw e;
+  }
+  // the checkpoint holds copies of the tokenizer files, if the run had any
+  return { model, owned, tokenizerDir: latest.dir, settings };
+}
 
-    while (step < s.totalSteps) {
-      if (interrupted || o.signal?.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      if (o.stopAt !== undefined && step >= o.stopAt) {
-        status = 'stopped';
-        break;
-      }
-      const t0 = performance.now();
-      model.zeroGrad();
-      let lossSum = 0;
-      for (let micro = 0; micro < accum; micro++) {
-        const seqs = data.nextTrain(B);
-        if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
-        splitRows(seqs, 0, B, T, inputs, targets);
-        lossSum += model.loss(inputs, B, T, { zLoss: s.zLoss, targets });
-        model.backward();
-      }
-      const loss = lossSum / accum;
-      o.hooks?.afterBackward?.(step, model);
-      const updated = updatedAt(step);
-      let sumSq = 0;
-      for (const p of updated) sumSq += sumSquares(p.grad!);
-      const gradNorm = Math.sqrt(sumSq) / accum;
-      const lr = lrAt(step, schedule);
-      const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
-      if (ok) {
-        const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
-        const factor = clipCoef / accum;
-        if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
-        o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
-        const kernelLr = lrAt(step, kernelSchedule);
-        for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
-        optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
-        consecutive = 0;
-      } else {
-        skipped++;
-        consecutive++;
-      }
-      step++;
-      tokens += s.tokensPerStep;
-      runTokens += s.tokensPerStep;
-      losses.push(loss);
-      const seconds = (performance.now() - t0) / 1000;
-      trainSeconds += seconds;
-      throughput.record(seconds);
-      const record: MetricsRecord = { step, loss, lr, grad_norm: gradNorm, tokens, tokens_per_s: s.tokensPerStep / seconds };
-      if (!ok) {
-        record.skipped = true;
-        say(`step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient' : 'loss'} (loss ${loss}, grad norm ${gradNorm}): step skipped (${consecutive} in a row, ${skipped} in all)`);
-        if (consecutive >= s.maxSkips) {
-          metrics.append(record);
-          throw new TrainingDiverged(
-            `supra: train: ${consecutive} consecutive steps with a non-finite loss or gradient (up to step ${step}); stopping. ` +
-              (lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint}.` : 'No checkpoint was saved.') +
-              ' Try a lower --lr, or check the data.',
-            step,
-            lastCheckpoint,
-          );
-        }
-      }
-      if (step === s.totalSteps || (s.evalEvery > 0 && step % s.evalEvery === 0)) {
-        const v = runEval();
-        if (v !== null) {
-          record.val_loss = v;
-          record.val_ppl = Math.exp(v);
-        }
-      }
-      metrics.append(record);
-      if (progress && (step % (o.logEvery ?? TRAIN_DEFAULTS.logEvery) === 0 || step === s.totalSteps)) {
-        progress.update({
-          step,
-          totalSteps: s.totalSteps,
-          loss,
-          lr,
-          tokensPerSecond: throughput.tokensPerSecond(s.tokensPerStep),
-          etaSeconds: throughput.etaSeconds(s.totalSteps - step),
-          skipped,
-        });
-      }
-      if (ok && s.saveEvery > 0 && step % s.saveEvery === 0 && step < s.totalSteps) save();
-      await yieldToEventLoop(); // lets SIGINT and abort signals arrive
-    }
-    progress?.end();
+// ---------------------------------------------------------------- the trainer
 
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * One training run in an output folder. open() starts it (fresh, or resuming <out>/latest); step() does
+ * one optimizer step with its bookkeeping (validation when due, the metrics line, the progress line, a
+ * checkpoint when due); run() steps until the budget is spent or a stop, then finishes: the last
+ * checkpoint and, when complete, the final model. train() is open() then run(). By hand, run() is:
+ *
+ *   const trainer = Trainer.open(options);
+ *   try {
+ *     trainer.start();
+ *     while (trainer.stepsDone < trainer.settings.totalSteps) trainer.step();
+ *     result = trainer.finish('completed');
+ *   } finally {
+ *     trainer.close();
+ *   }
+ */
+export class Trainer {
+  readonly model: DecoderLM;
+  readonly settings: TrainSettings;
+  /** Whether the run frees the model at its end (not a caller's model in memory). */
+  private readonly owned: boolean;
+
+  // what the run has done, across resumes (restored from and saved to trainer_state.json)
+  private stepCount: number;
+  private tokens: number;
+  private readonly losses: number[];
+  private readonly evals: { step: number; valLoss: number }[];
+  private skippedSteps: number;
+  private consecutiveSkips: number;
+  private readonly elapsedBefore: number;
+  // this call's training time and tokens (evaluation and saving excluded), for tokens/s
+  private trainSeconds = 0;
+  private runTokens = 0;
+
+  private lastCheckpoint: string | null;
+  private lastSavedStep: number;
+  private tokenizerDir: string | null;
+
+  private readonly schedule: LrSchedule;
+  private readonly kernelSchedule: LrSchedule;
+  private readonly inputs: Int32Array;
+  private readonly targets: Int32Array;
+  private readonly throughput = new Throughput();
+  private readonly advice: { continueWith: string };
+  private closed = false;
+
+  private constructor(
+    private readonly options: TrainOptions,
+    readonly out: string,
+    /** The checkpoint this run resumed (null: a fresh run). */
+    readonly resumedFrom: LatestCheckpoint | null,
+    start: RunStart,
+    private readonly params: TrainedParams,
+    private readonly progress: ProgressLine | null,
+    private readonly metrics: MetricsLog,
+  ) {
+    this.model = start.model;
+    this.owned = start.owned;
+    this.settings = start.settings;
+    this.tokenizerDir = start.tokenizerDir;
+    const history = resumedFrom?.state;
+    this.stepCount = history?.step ?? 0;
+    this.tokens = history?.tokens ?? 0;
+    this.losses = history ? [...history.metrics.losses] : [];
+    this.skippedSteps = history?.metrics.skippedSteps ?? 0;
+    this.consecutiveSkips = history?.metrics.consecutiveSkips ?? 0;
+    this.evals = history ? [...history.metrics.evals] : [];
+    this.elapsedBefore = history?.metrics.elapsedSeconds ?? 0;
+    this.lastCheckpoint = resumedFrom?.dir ?? null;
+    this.lastSavedStep = resumedFrom?.step ?? -1;
+    this.schedule = scheduleOf(this.settings);
+    this.kernelSchedule = scaledSchedule(this.schedule, this.settings.kernelLr);
+    this.advice = { continueWith: options.continueWith ?? '--resume' };
+    const { batchSize, seqLen } = this.settings;
+    this.inputs = allocI32(batchSize * seqLen);
+    this.targets = allocI32(batchSize * seqLen);
+  }
+
+  /** Optimizer steps done, counting those of the earlier runs of a resumed folder. */
+  get stepsDone(): number {
+    return this.stepCount;
+  }
+
+  /**
+   * Start a run in options.out: a fresh one (the folder must not already hold a run) or, with `resume`,
+   * <out>/latest exactly. Leftovers of a killed run or a failed save are removed first.
+   */
+  static open(o: TrainOptions): Trainer {
+    const data = o.data;
+    if (!data) throw new Error('supra: train: no data given');
+    if (o.seqLen !== undefined && o.seqLen !== data.seqLen) throw new Error(`supra: train: seqLen ${o.seqLen} given, but the data is packed in sequences of ${data.seqLen}`);
+    const out = resolve(o.out);
+    mkdirSync(out, { recursive: true });
+    const progress = o.quiet ? null : new ProgressLine(o.progressStream);
+    const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
+
+    const latest = readLatest(out);
+    if (!o.resume && latest) throw new Error(`supra: train: ${out} already holds a training run (latest: ${latest.name}); resume it (--resume) or choose a new output folder`);
+    if (o.resume && !latest) throw new Error(`supra: train --resume: ${out} has no checkpoint to resume (no ${join(out, 'latest')})`);
+    // a killed run or a failed save may have left temp folders (a partial checkpoint can be most of a full disk)
+    removeUncommitted(out, latest?.step ?? -1);
+
+    const start = latest ? resumeFrom(latest, o, data) : startFresh(o, data.seqLen);
+    metrics.truncateAfter(latest?.step ?? -1); // a resumed run redoes the steps logged after its checkpoint
+    let params: TrainedParams;
+    try {
+      start.model.enableGrads();
+      params = buildOptimizer(start.model, start.settings);
+      if (latest) loadOptimizerState(latest.dir, params.optimizer);
+    } catch (e) {
+      if (start.owned) start.model.free();
+      throw e;
+    }
+    return new Trainer(o, out, latest, start, params, progress, metrics);
+  }
+
+  /** Train to the end of the budget, or until a stop (stopAt, an abort, Ctrl-C); then finish and free. */
+  async run(): Promise<TrainResult> {
+    const stop = new StopSignals(this.options.signal, this.options.handleSigint === true);
+    try {
+      this.start();
+      let status: TrainStatus = 'completed';
+      while (this.stepsDone < this.settings.totalSteps) {
+        if (stop.requested) {
+          status = 'interrupted';
+          break;
+        }
+        if (this.options.stopAt !== undefined && this.stepsDone >= this.options.stopAt) {
+          status = 'stopped';
+          break;
+        }
+        this.step();
+        await yieldToEventLoop(); // lets SIGINT and abort signals arrive
+      }
+      return this.finish(status);
+    } finally {
+      this.progress?.end();
+      stop.dispose();
+      this.close();
+    }
+  }
+
+  /** Say the run's header; a fresh run then measures (and logs as step 0) the validation loss before training. */
+  start(): void {
+    this.announce();
+    if (!this.resumedFrom && this.settings.evalSequences > 0) {
+      const v = this.validate();
+      if (v !== null) this.metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
+    }
+  }
+
+  /**
+   * One optimizer step, then its bookkeeping: the validation loss when due (every evalEvery steps and at
+   * the last), the metrics.jsonl line, the progress line, a checkpoint when due. Returns the metrics line.
+   * Throws TrainingDiverged after maxSkips non-finite steps in a row.
+   */
+  step(): MetricsRecord {
+    const s = this.settings;
+    if (this.stepsDone >= s.totalSteps) throw new Error(`supra: train: the run has done all of its ${s.totalSteps} steps`);
+    const t0 = performance.now();
+    const { loss, gradNorm, lr, ok } = this.update();
+    if (ok) this.consecutiveSkips = 0;
+    else {
+      this.skippedSteps++;
+      this.consecutiveSkips++;
+    }
+    const step = ++this.stepCount;
+    this.tokens += s.tokensPerStep;
+    this.runTokens += s.tokensPerStep;
+    this.losses.push(loss);
+    const seconds = (performance.now() - t0) / 1000;
+    this.trainSeconds += seconds;
+    this.throughput.record(seconds);
+
+    const record: MetricsRecord = { step, loss, lr, grad_norm: gradNorm, tokens: this.tokens, tokens_per_s: s.tokensPerStep / seconds };
+    if (!ok) this.skipped(record, loss, gradNorm);
+    if (step === s.totalSteps || (s.evalEvery > 0 && step % s.evalEvery === 0)) {
+      const v = this.validate();
+      if (v !== null) {
+        record.val_loss = v;
+        record.val_ppl = Math.exp(v);
+      }
+    }
+    this.metrics.append(record);
+    if (this.progress && (step % (this.options.logEvery ?? TRAIN_DEFAULTS.logEvery) === 0 || step === s.totalSteps)) {
+      this.progress.update({
+        step,
+        totalSteps: s.totalSteps,
+        loss,
+        lr,
+        tokensPerSecond: this.throughput.tokensPerSecond(s.tokensPerStep),
+        etaSeconds: this.throughput.etaSeconds(s.totalSteps - step),
+        skipped: this.skippedSteps,
+      });
+    }
+    if (ok && s.saveEvery > 0 && step % s.saveEvery === 0 && step < s.totalSteps) this.save();
+    return record;
+  }
+
+  /**
+   * The step's arithmetic (see the file header): forward and backward over gradAccum micro-batches, the
+   * gradient norm, and when loss and norm are finite the clipped AdamW update at the schedule's lr.
+   */
+  private update(): { loss: number; gradNorm: number; lr: number; ok: boolean } {
+    const s = this.settings;
+    const { model, options: o } = this;
+    const { optimizer, trained, kernelGroups, kernelParams } = this.params;
+    const step = this.stepsDone;
+    const B = s.batchSize, T = s.seqLen, accum = s.gradAccum;
+    model.zeroGrad();
+    let lossSum = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const seqs = o.data.nextTrain(B);
+      if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
+      splitRows(seqs, 0, B, T, this.inputs, this.targets);
+      lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
+      model.backward();
+    }
+    const loss = lossSum / accum;
+    o.hooks?.afterBackward?.(step, model);
+    // the two-step schedule's first steps clip and update the kernels alone
+    const updated = step < s.kernelsFirstSteps ? kernelParams : trained;
+    let sumSq = 0;
+    for (const p of updated) sumSq += sumSquares(p.grad!);
+    const gradNorm = Math.sqrt(sumSq) / accum;
+    const lr = lrAt(step, this.schedule);
+    const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    if (ok) {
+      const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
+      const factor = clipCoef / accum;
+      if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
+      o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
+      const kernelLr = lrAt(step, this.kernelSchedule);
+      for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
+      optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
+    }
+    return { loss, gradNorm, lr, ok };
+  }
+
+  /** A skipped step: say so, and stop the run (logging the step) after maxSkips in a row. */
+  private skipped(record: MetricsRecord, loss: number, gradNorm: number): void {
+    const step = record.step;
+    record.skipped = true;
+    this.say(`step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient' : 'loss'} (loss ${loss}, grad norm ${gradNorm}): step skipped (${this.consecutiveSkips} in a row, ${this.skippedSteps} in all)`);
+    if (this.consecutiveSkips >= this.settings.maxSkips) {
+      this.metrics.append(record);
+      throw new TrainingDiverged(
+        `supra: train: ${this.consecutiveSkips} consecutive steps with a non-finite loss or gradient (up to step ${step}); stopping. ` +
+          (this.lastCheckpoint ? `The last good checkpoint is ${this.lastCheckpoint}.` : 'No checkpoint was saved.') +
+          ' Try a lower --lr, or check the data.',
+        step,
+        this.lastCheckpoint,
+      );
+    }
+  }
+
+  /** The validation loss now, recorded for this step and said; null when the run does not evaluate. */
+  validate(): number | null {
+    const r = evaluate(this.model, this.options.data, this.settings.evalSequences, this.settings.batchSize);
+    if (!r) return null;
+    this.evals.push({ step: this.stepsDone, valLoss: r.loss });
+    this.say(`step ${this.stepsDone}: val_loss ${r.loss.toFixed(4)} | val_ppl ${Math.exp(r.loss).toFixed(2)} (${r.tokens} tokens)`);
+    return r.loss;
+  }
+
+  /** Save a checkpoint of the run as it stands (see checkpoint.ts); returns its folder. */
+  save(): string {
+    const t0 = performance.now();
+    const { model, settings: s } = this;
+    const dir = saveTrainingCheckpoint(this.out, { model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep, onPhase: this.o.hooks?.duringSave }, this.advice);
+    this.lastCheckpoint = dir;
+    this.tokenizerDir = dir; // earlier folders may be pruned; the newest holds the copies
+    this.lastSavedStep = this.stepsDone;
+    this.say(`saved ${dir} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+    return dir;
+  }
+
+  /** Everything besides weights and optimizer moments that resuming needs (trainer_state.json). */
+  private trainerState(): TrainerState {
+    const s = this.settings;
+    return {
+      format: 'supra-trainer-state',
+      version: 1,
+      step: this.stepsDone,
+      totalSteps: s.totalSteps,
+      tokens: this.tokens,
+      schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.totalSteps, kernelLr: s.kernelLr },
+      data: this.options.data.position(),
+      rng: { seed: s.seed, drawsDuringTraining: 0 },
+      metrics: {
+        losses: this.losses,
+        skippedSteps: this.skippedSteps,
+        consecutiveSkips: this.consecutiveSkips,
+        evals: this.evals,
+        elapsedSeconds: this.elapsedBefore + this.trainSeconds,
+      },
+      settings: s as unknown as Record<string, unknown>,
+      savedAt: new Date().toISOString(),
+    };
+  }
+
+  /**
+   * End the run: a completed one gets its last validation loss (unless this step has one), and every run
+   * a checkpoint of its last step; a completed one also the final model folder <out>/final.
+   */
+  finish(status: TrainStatus): TrainResult {
+    this.progress?.end();
+    const s = this.settings;
+    const step = this.stepsDone;
     let finalDir: string | null = null;
-    if (status === 'completed' && !evals.some((e) => e.step === step)) runEval();
-    if (step > lastSaved) save();
+    if (status === 'completed' && !this.evals.some((e) => e.step === step)) this.validate();
+    if (step > this.lastSavedStep) this.save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(out, model, tokenizerDir, advice, o.hooks?.duringSave);
-      say(`final model: ${finalDir}`);
+      finalDir = saveFinalModel(this.out, this.model, this.tokenizerDir, this.advice, this.o.hooks?.duringSave);
+      this.say(`final model: ${finalDir}`);
     } else {
-      say(`${status} at step ${step}/${s.totalSteps}; continue with ${advice.continueWith} (${lastCheckpoint})`);
+      this.say(`${status} at step ${step}/${s.totalSteps}; continue with ${this.advice.continueWith} (${this.lastCheckpoint})`);
     }
-    const initial = evals.find((e) => e.step === 0);
-    const last = evals.length > 0 ? evals[evals.length - 1]! : null;
+    const initial = this.evals.find((e) => e.step === 0);
+    const last = this.evals.length > 0 ? this.evals[this.evals.length - 1]! : null;
+    const earlierTokens = this.resumedFrom?.state.tokens ?? 0;
     return {
       status,
       step,
       totalSteps: s.totalSteps,
-      tokens,
-      losses,
+      tokens: this.tokens,
+      losses: this.losses,
       initialValLoss: initial ? initial.valLoss : null,
       finalValLoss: last && last.step === step ? last.valLoss : null,
-      skippedSteps: skipped,
-      checkpoint: lastCheckpoint,
+      skippedSteps: this.skippedSteps,
+      checkpoint: this.lastCheckpoint,
       finalDir,
-      tokensPerSecond: trainSeconds > 0 ? runTokens / trainSeconds : elapsedBefore > 0 ? (latest?.state.tokens ?? 0) / elapsedBefore : 0,
-      stepsThisRun: step - (latest?.step ?? 0),
+      tokensPerSecond: this.trainSeconds > 0 ? this.runTokens / this.trainSeconds : this.elapsedBefore > 0 ? earlierTokens / this.elapsedBefore : 0,
+      stepsThisRun: step - (this.resumedFrom?.step ?? 0),
       settings: s,
     };
-  } finally {
-    progress?.end();
-    if (o.handleSigint) process.off('SIGINT', onSigint);
-    free(inputs);
-    free(targets);
-    optimizer.free();
-    if (owned) model.free();
   }
+
+  /** Free the step buffers, the optimizer and (unless it is the caller's) the model; once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.progress?.end();
+    free(this.inputs);
+    free(this.targets);
+    this.params.optimizer.free();
+    if (this.owned) this.model.free();
+  }
+
+  /** The run's header: the model, the budget and its epochs, the recipe; a warning when the budget repeats the data. */
+  private announce(): void {
+    const { model, settings: s, params } = this;
+    const data = this.options.data;
+    const nTrained = params.trained.reduce((n, p) => n + p.data.length, 0);
+    this.say(
+      `training ${s.modelSource} (${model.config.architecture}, ${model.store.numel().toLocaleString('en')} parameters, ${nTrained.toLocaleString('en')} trained)\n` +
+        `  ${s.totalSteps} steps × ${s.tokensPerStep} tokens (batch ${s.batchSize} · seq ${s.seqLen} · accum ${s.gradAccum}) = ${(s.totalSteps * s.tokensPerStep).toLocaleString('en')} tokens; ` +
+        `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
+        `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${params.kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
+        `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
+        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
+        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
+        (this.resumedFrom ? `\n  resuming from ${this.resumedFrom.dir} at step ${this.stepsDone}` : ''),
+    );
+    const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);
+    if (repeats) this.say(repeats);
+  }
+
+  private say(text: string): void {
+    this.progress?.message(text);
+  }
+}
+
+/**
+ * Train (or uptrain) a model for a token budget. Fresh runs write into `out` (which must not already
+ * hold a run); `resume` continues <out>/latest exactly. See TrainOptions, Trainer and the file header.
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  return Trainer.open(o).run();
 }
