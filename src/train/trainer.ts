@@ -448,7 +448,7 @@ export class Trainer {
   save(): string {
     const t0 = performance.now();
     const { model, settings: s } = this;
-    const dir = saveTrainingCheckpoint(this.out, { model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep, onPhase: this.o.hooks?.duringSave }, this.advice);
+    const dir = saveTrainingCheckpoint(this.out, { model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep, onPhase: this.options.hooks?.duringSave }, this.advice);
     this.lastCheckpoint = dir;
     this.tokenizerDir = dir; // earlier folders may be pruned; the newest holds the copies
     this.lastSavedStep = this.stepsDone;
@@ -492,7 +492,7 @@ export class Trainer {
     if (status === 'completed' && !this.evals.some((e) => e.step === step)) this.validate();
     if (step > this.lastSavedStep) this.save();
     if (status === 'completed') {
-      finalDir = saveFinalModel(this.out, this.model, this.tokenizerDir, this.advice, this.o.hooks?.duringSave);
+      finalDir = saveFinalModel(this.out, this.model, this.tokenizerDir, this.advice, this.options.hooks?.duringSave);
       this.say(`final model: ${finalDir}`);
     } else {
       this.say(`${status} at step ${step}/${s.totalSteps}; continue with ${this.advice.continueWith} (${this.lastCheckpoint})`);
