@@ -1,9 +1,11 @@
 // The one atomic write (io/atomic.ts): files and folders appear complete or not at all, a folder being
-// replaced is never missing, and failures leave no temporary behind.
+// replaced is never missing, failures leave no temporary behind, and no other source file renames or
+// fsyncs by itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AtomicFile, emptyTempFolder, renameFolderIntoPlace, writeFileAtomic, writeFolderAtomic } from '../src/io/atomic.js';
 import { errorOf } from './helpers/errors.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
@@ -137,4 +139,15 @@ test('writeFileAtomic replaces a file whole and leaves no temporary', () => {
   writeFileAtomic(path, new TextEncoder().encode('two'));
   assert.equal(readFileSync(path, 'utf8'), 'two');
   assert.deepEqual(readdirSync(dir), ['latest.json']);
+});
+
+test('only io/atomic.ts renames files into place or fsyncs them: every other writer goes through it', () => {
+  const src = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+  const sources = (d: string): string[] =>
+    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []));
+  const offenders = sources(src)
+    .filter((f) => relative(src, f) !== join('io', 'atomic.ts'))
+    .filter((f) => /\b(?:renameSync|fsyncSync|fdatasyncSync)\b|\b(?:rename|fsync|fdatasync)\s*\(/.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(src, f));
+  assert.deepEqual(offenders, []);
 });
