@@ -2,13 +2,14 @@
 // scripts/train-tokenizer.mjs): supra's loader must agree with Hugging Face's Rust tokenizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { brownDocument, brownDocuments, detokenizeBrown, embeddedCorpus, nlpCorpusDocuments, writeEmbeddedCorpus } from '../src/train/data/corpus.js';
 import { newReadStats, readDocuments } from '../src/train/data/readers.js';
+import { errorOf } from './helpers/errors.js';
 import { tempRoot } from './helpers/tmp.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'); // dist-*/test -> repo
@@ -62,6 +63,13 @@ test('embedded corpus: 500 Brown samples then 100,000 nlp-corpus sentences, as p
   assert.equal(mismatches, 0);
   assert.equal(stats.documents, corpus.length);
   assert.equal(stats.characters, written.characters);
+});
+
+test('writeEmbeddedCorpus onto a folder of its file name: refused before writing, nothing left behind', () => {
+  const dir = join(root, 'corpus-blocked');
+  mkdirSync(join(dir, 'embedded-corpus.jsonl'), { recursive: true });
+  assert.match(errorOf(() => writeEmbeddedCorpus(dir)), /embedded-corpus\.jsonl: is a folder; give a file name to write/);
+  assert.deepEqual(readdirSync(dir), ['embedded-corpus.jsonl']);
 });
 
 test('embedded tokenizer: 4096 ids, <|endoftext|> is eos, bos and pad', () => {

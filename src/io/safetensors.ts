@@ -7,9 +7,8 @@
 // Reading never holds a file twice: the header is read with fs.readSync, then each tensor's bytes go
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
-import { newTempPath, syncDir } from './atomic.js';
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { AtomicFile } from './atomic.js';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import {
   bf16ToF32Array,
   countNonFinite,
@@ -60,7 +59,7 @@ export interface TensorInfo {
 export const MAX_HEADER_BYTES = 100_000_000;
 /** Conversion chunk for F16/BF16/F64/integers, in bytes (a multiple of 8). */
 const CHUNK_BYTES = 1 << 20;
-/** Largest single read/write; Node caps one call at 2^31-1 bytes. */
+/** Largest single read; Node caps one call at 2^31-1 bytes. */
 const MAX_IO_BYTES = 1 << 30;
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
@@ -79,14 +78,6 @@ function readFully(fd: number, dest: Uint8Array, position: number, path: string,
     const got = readSync(fd, dest, done, want, position + done);
     if (got === 0) throw new Error(`supra: ${path}: unexpected end of file while reading ${what}`);
     done += got;
-  }
-}
-
-function writeFully(fd: number, src: Uint8Array): void {
-  let done = 0;
-  while (done < src.length) {
-    const want = Math.min(src.length - done, MAX_IO_BYTES);
-    done += writeSync(fd, src, done, want);
   }
 }
 
@@ -455,8 +446,8 @@ function encodeHeader(list: ReadonlyArray<Required<TensorToWrite>>, metadata: Re
 }
 
 /**
- * Write a safetensors file in one streaming pass. It is written to `<path>.tmp-<pid>`, fsynced and then
- * renamed, so `path` only ever holds a complete file (the old one or the new one).
+ * Write a safetensors file in one streaming pass. It is an AtomicFile (written to `<path>.tmp-<pid>`,
+ * fsynced, renamed), so `path` only ever holds a complete file (the old one or the new one).
  */
 export function writeSafetensors(
   path: string,
@@ -472,19 +463,17 @@ export function writeSafetensors(
   }
   const header = encodeHeader(list, metadata);
   const totalBytes = list.reduce((s, t) => s + storedBytes(t.data.length, t.dtype), 0);
-  const tmp = newTempPath(path);
-  const fd = openSync(tmp, 'w');
-  let ok = false;
+  const file = AtomicFile.create(path);
   try {
     const lenBytes = new Uint8Array(8);
     new DataView(lenBytes.buffer).setBigUint64(0, BigInt(header.length), true);
-    writeFully(fd, lenBytes);
-    writeFully(fd, header);
+    file.write(lenBytes);
+    file.write(header);
     let written = 0;
     let chunk: Uint16Array | null = null;
     for (const t of list) {
       if (t.dtype === 'F32' || t.dtype === 'I32') {
-        writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+        file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
       } else {
         chunk ??= new Uint16Array(CHUNK_BYTES / 2);
         const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
@@ -492,24 +481,15 @@ export function writeSafetensors(
         for (let i = 0; i < bits.length; i += chunk.length) {
           const count = Math.min(chunk.length, bits.length - i);
           convert(bits.subarray(i, i + count), chunk);
-          writeFully(fd, new Uint8Array(chunk.buffer, 0, count * 2));
+          file.write(new Uint8Array(chunk.buffer, 0, count * 2));
         }
       }
       written += storedBytes(t.data.length, t.dtype);
       options.onProgress?.(written, totalBytes);
     }
-    fsyncSync(fd);
-    ok = true;
-  } finally {
-    closeSync(fd);
-    if (!ok) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // the temp file may already be gone; the original error matters more
-      }
-    }
+    file.commit();
+  } catch (e) {
+    file.abort(); // the temporary goes; the error that stopped the write is the one reported
+    throw e;
   }
-  renameSync(tmp, path);
-  syncDir(dirname(path));
 }

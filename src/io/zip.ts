@@ -7,9 +7,9 @@
 // node:zlib, and checks each entry's size and CRC-32 on read.
 // Writer: stored entries only (what PyTorch writes), data aligned to 64 bytes like PyTorch does (padding in
 // the local header's extra field), zip64 records when an offset or size passes 4 GiB, written to a
-// temporary name and renamed into place on finish so a crash never leaves a half-written file.
-import { newTempPath } from './atomic.js';
-import { closeSync, fsyncSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+// temporary name and renamed into place on finish (an AtomicFile) so a crash never leaves a half-written file.
+import { AtomicFile } from './atomic.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 
 // ---- CRC-32 (IEEE, reflected, as zip uses) ------------------------------------------------------
@@ -346,8 +346,8 @@ interface WrittenEntry {
  */
 export class ZipWriter {
   readonly path: string;
-  private readonly tmpPath: string;
-  private fd: number | null;
+  /** The file being written; null once finished or aborted. */
+  private file: AtomicFile | null;
   private pos = 0;
   private readonly align: number;
   private readonly forceZip64: boolean;
@@ -359,17 +359,12 @@ export class ZipWriter {
     this.align = options.align ?? 64;
     if (!Number.isInteger(this.align) || this.align < 1 || this.align > 4096) throw new Error(`supra: ${path}: zip: alignment ${this.align} must be an integer in 1..4096`);
     this.forceZip64 = options.zip64 === 'force';
-    this.tmpPath = newTempPath(path);
-    this.fd = openSync(this.tmpPath, 'w');
+    this.file = AtomicFile.create(path);
   }
 
   private write(bytes: Uint8Array): void {
-    if (this.fd === null) throw new Error(`supra: ${this.path}: zip: write after finish/abort`);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = writeSync(this.fd, bytes, done, Math.min(bytes.length - done, 1 << 30), this.pos + done);
-      done += n;
-    }
+    if (this.file === null) throw new Error(`supra: ${this.path}: zip: write after finish/abort`);
+    this.file.write(bytes, this.pos);
     this.pos += bytes.length;
   }
 
@@ -492,16 +487,13 @@ export class ZipWriter {
     end.writeUInt32LE(needZip64 ? U32_MAX : cdSize, 12);
     end.writeUInt32LE(needZip64 ? U32_MAX : cdOffset, 16);
     this.write(end);
-    fsyncSync(this.fd!);
-    closeSync(this.fd!);
-    this.fd = null;
-    renameSync(this.tmpPath, this.path);
+    this.file!.commit();
+    this.file = null;
   }
 
   /** Give up: close and delete the temporary file. */
   abort(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
-    rmSync(this.tmpPath, { force: true });
+    this.file?.abort();
+    this.file = null;
   }
 }

@@ -9,9 +9,10 @@
 //
 // Brown documents come first (ca01..cr09 in name order), then nlp-corpus sentences (doc-0..doc-99, in
 // array order), so the corpus and everything derived from it is deterministic.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { AtomicFile } from '../../io/atomic.js';
 
 const require = createRequire(import.meta.url);
 
@@ -142,13 +143,12 @@ export interface EmbeddedCorpusFile {
 
 /**
  * Write the embedded corpus as `<dir>/embedded-corpus.jsonl` (one `{"text": ...}` per document), readable
- * by `supra train --data <dir>`. Written to a temporary name and renamed, so a reader never sees half a file.
+ * by `supra train --data <dir>`. Written as an AtomicFile (a temporary name, fsynced, renamed), so a reader
+ * never sees half a file and a failure leaves none.
  */
 export function writeEmbeddedCorpus(dir: string): EmbeddedCorpusFile {
-  mkdirSync(dir, { recursive: true });
   const path = join(dir, 'embedded-corpus.jsonl');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+  const file = AtomicFile.create(path);
   let documents = 0;
   let characters = 0;
   let pending = '';
@@ -158,14 +158,15 @@ export function writeEmbeddedCorpus(dir: string): EmbeddedCorpusFile {
       documents++;
       characters += text.length;
       if (pending.length > 1 << 20) {
-        writeSync(fd, pending);
+        file.write(pending);
         pending = '';
       }
     }
-    writeSync(fd, pending);
-  } finally {
-    closeSync(fd);
+    file.write(pending);
+    file.commit();
+  } catch (e) {
+    file.abort();
+    throw e;
   }
-  renameSync(tmp, path);
   return { path, documents, characters };
 }

@@ -6,8 +6,9 @@
 //   documents) or the training split. A document longer than TOKENIZE_PIECE_CHARS is encoded in pieces
 //   cut where a word starts (pieceCut), so neither its text nor its tokenizer state is ever held whole. Ids are buffered 1M at a time and written as uint16 when every id
 //   fits (vocab_size <= 65536), else uint32, in the host's byte order (part of the cache key). A small JSON index records the
-//   counts and the hash of everything that went in. All three files are written under temporary names
-//   and renamed; the index is renamed last, so an index on disk always describes complete token files.
+//   counts and the hash of everything that went in. All three files are written under temporary names,
+//   fsynced and renamed (io/atomic.ts); the index is renamed last, so an index on disk always describes
+//   complete token files, even after a power cut.
 //   SIGINT/SIGTERM while tokenizing removes the temporary files; those of a process that died anyway
 //   (SIGKILL, power loss) are removed by the next run.
 //
@@ -20,10 +21,11 @@
 // Order: epoch e visits the training sequences in a Fisher–Yates permutation drawn from
 //   Mt19937(seed + e). Validation sequences are served in file order.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { endianness, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Mt19937 } from '../../core/random.js';
+import { AtomicFile, writeFileAtomic } from '../../io/atomic.js';
 import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import type { DataPosition, TokenBatches } from '../batches.js';
 import { embeddedCorpusVersion } from './corpus.js';
@@ -159,11 +161,11 @@ function cacheKey(o: TokenDataOptions, files: string[], embedded: boolean, setti
 }
 
 /**
- * Appends token ids to a temporary file in fixed-size chunks; `commit` renames it into place. A document
- * is written as it is tokenized (startDocument, append..., endDocument), never held whole.
+ * Appends token ids to a temporary file (an AtomicFile) in fixed-size chunks; `commit` renames it into
+ * place. A document is written as it is tokenized (startDocument, append..., endDocument), never held whole.
  */
 class TokenFileWriter {
-  private readonly fd: number;
+  private readonly file: AtomicFile;
   private readonly buffer: Uint16Array | Uint32Array;
   private used = 0;
   /** Tokens already in the file (the rest of `tokens` is in the buffer). */
@@ -173,12 +175,8 @@ class TokenFileWriter {
   tokens = 0;
   documents = 0;
 
-  constructor(
-    readonly tmpPath: string,
-    private readonly finalPath: string,
-    dtype: 'uint16' | 'uint32',
-  ) {
-    this.fd = openSync(tmpPath, 'w+');
+  constructor(path: string, tempTag: string, dtype: 'uint16' | 'uint32') {
+    this.file = AtomicFile.create(path, { tempTag });
     this.buffer = dtype === 'uint16' ? new Uint16Array(WRITE_CHUNK_TOKENS) : new Uint32Array(WRITE_CHUNK_TOKENS);
   }
 
@@ -203,14 +201,14 @@ class TokenFileWriter {
     const width = this.buffer.BYTES_PER_ELEMENT;
     const chunk = Buffer.alloc(WRITE_CHUNK_TOKENS * width);
     for (let at = this.documentStart * width; at < this.tokens * width; ) {
-      const n = readSync(this.fd, chunk, 0, Math.min(chunk.length, this.tokens * width - at), at);
-      if (n === 0) throw new Error(`supra: ${this.tmpPath}: ended early while moving a document`);
+      const n = readSync(this.file.fd, chunk, 0, Math.min(chunk.length, this.tokens * width - at), at);
+      if (n === 0) throw new Error(`supra: ${this.file.tempPath}: ended early while moving a document`);
       other.writeBytes(chunk.subarray(0, n));
       at += n;
     }
     other.tokens += this.tokens - this.documentStart;
     other.documents++;
-    ftruncateSync(this.fd, this.documentStart * width);
+    ftruncateSync(this.file.fd, this.documentStart * width);
     this.tokens = this.written = this.documentStart;
     this.documents--;
   }
@@ -223,8 +221,7 @@ class TokenFileWriter {
 
   private writeBytes(bytes: Uint8Array): void {
     const width = this.buffer.BYTES_PER_ELEMENT;
-    let done = 0;
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, this.written * width + done);
+    this.file.write(bytes, this.written * width);
     this.written += bytes.length / width;
   }
 
@@ -235,17 +232,12 @@ class TokenFileWriter {
 
   commit(): void {
     this.flush();
-    closeSync(this.fd);
-    renameSync(this.tmpPath, this.finalPath);
+    this.file.commit();
   }
 
+  /** Removes the temporary file; also from a signal handler, and after commit (then it does nothing). */
   abort(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-    rmSync(this.tmpPath, { force: true });
+    this.file.abort();
   }
 }
 
@@ -410,11 +402,11 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
   }
 
   mkdirSync(dir, { recursive: true });
-  const tmpTag = `tmp-${process.pid}-${Date.now()}`;
+  const tempTag = `tmp-${process.pid}-${Date.now()}`; // the pid is what removeStaleTempFiles checks (TEMP_FILE)
   const trainFile = `${key}.train.bin`;
   const validationFile = `${key}.validation.bin`;
-  const train = new TokenFileWriter(join(dir, `${trainFile}.${tmpTag}`), join(dir, trainFile), dtype);
-  const validation = new TokenFileWriter(join(dir, `${validationFile}.${tmpTag}`), join(dir, validationFile), dtype);
+  const train = new TokenFileWriter(join(dir, trainFile), tempTag, dtype);
+  const validation = new TokenFileWriter(join(dir, validationFile), tempTag, dtype);
   const abort = () => {
     train.abort();
     validation.abort();
@@ -495,9 +487,7 @@ export async function prepareTokenCache(options: TokenDataOptions): Promise<Toke
     validation: { file: validationFile, documents: validation.documents, tokens: validation.tokens },
     read: stats,
   };
-  const tmpIndex = `${indexPath}.${tmpTag}`;
-  writeFileSync(tmpIndex, JSON.stringify(index, null, 2) + '\n');
-  renameSync(tmpIndex, indexPath);
+  writeFileAtomic(indexPath, JSON.stringify(index, null, 2) + '\n', { tempTag });
   log(
     `data: tokenized ${stats.documents} documents (${stats.characters} characters) into ${train.tokens} training and ` +
       `${validation.tokens} validation tokens (${validation.documents} validation documents); cache ${indexPath}`,
