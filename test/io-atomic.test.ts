@@ -141,13 +141,13 @@ test('writeFileAtomic replaces a file whole and leaves no temporary', () => {
   assert.deepEqual(readdirSync(dir), ['latest.json']);
 });
 
-test('only io/atomic.ts renames files into place or fsyncs them: every other writer goes through it', () => {
+test('only io/atomic.ts renames files into place, fsyncs them or writes a whole file in place: every other writer goes through it', () => {
   const src = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
   const sources = (d: string): string[] =>
     readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []));
   const offenders = sources(src)
     .filter((f) => relative(src, f) !== join('io', 'atomic.ts'))
-    .filter((f) => /\b(?:renameSync|fsyncSync|fdatasyncSync)\b|\b(?:rename|fsync|fdatasync)\s*\(/.test(readFileSync(f, 'utf8')))
+    .filter((f) => /\b(?:renameSync|fsyncSync|fdatasyncSync|writeFileSync)\b|\b(?:rename|fsync|fdatasync)\s*\(/.test(readFileSync(f, 'utf8')))
     .map((f) => relative(src, f));
   assert.deepEqual(offenders, []);
 });

@@ -1,7 +1,8 @@
 // supra analyze --teacher <dir> --model <dir> --text <file> --out <dir>: the paper's Appendix A attention
 // comparison (cosine and singular-value distance per layer and head, raw and row-normalized) and the
 // drift of the q/k/v/o projections, as heatmaps, a line plot, and JSON.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { join } from 'node:path';
 import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { loadPair } from './probe.js';
@@ -69,16 +70,16 @@ export const command = {
     }
     mkdirSync(values.out, { recursive: true });
     const json = join(values.out, 'analysis.json');
-    writeFileSync(json, JSON.stringify({ ...r, teacherDir: values.teacher, modelDir: values.model, text: values.text }, null, 2) + '\n');
+    writeFileAtomic(json, JSON.stringify({ ...r, teacherDir: values.teacher, modelDir: values.model, text: values.text }, null, 2) + '\n');
     const plots = analysisPlots(r);
     const written = [json];
     for (const [stem, h] of Object.entries(plots.heatmaps)) {
-      writeFileSync(join(values.out, `${stem}.png`), heatmapPng(h));
-      writeFileSync(join(values.out, `${stem}.svg`), heatmapSvg(h));
+      writeFileAtomic(join(values.out, `${stem}.png`), heatmapPng(h));
+      writeFileAtomic(join(values.out, `${stem}.svg`), heatmapSvg(h));
       written.push(join(values.out, `${stem}.png`), join(values.out, `${stem}.svg`));
     }
-    writeFileSync(join(values.out, 'weight_drift.png'), linePlotPng(plots.drift));
-    writeFileSync(join(values.out, 'weight_drift.svg'), linePlotSvg(plots.drift));
+    writeFileAtomic(join(values.out, 'weight_drift.png'), linePlotPng(plots.drift));
+    writeFileAtomic(join(values.out, 'weight_drift.svg'), linePlotSvg(plots.drift));
     written.push(join(values.out, 'weight_drift.png'), join(values.out, 'weight_drift.svg'));
     const meanOf = (m: number[][]) => m.flat().reduce((a, b) => a + b, 0) / m.flat().length;
     console.log(`analyzed ${r.layers} layers × ${r.heads} heads on ${r.windows} window(s) of ${r.tokens} tokens in ${r.seconds.toFixed(1)} s`);

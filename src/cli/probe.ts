@@ -1,6 +1,7 @@
 // supra probe <copy|passkey|mqar> --teacher <dir> --model <dir> --out <dir>: run one probe on both models,
 // write <out>/<probe>.json, .png and .svg, and print the table.
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { join } from 'node:path';
 import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -129,9 +130,9 @@ export const command = {
     const names = { teacher: 'teacher (softmax)', model: model.recurrent ? 'SUPRA' : 'model' };
     const plot = probePlot(result, names);
     const base = join(values.out, result.probe);
-    writeFileSync(`${base}.json`, JSON.stringify({ ...result, teacherDir: values.teacher, modelDir: values.model }, null, 2) + '\n');
-    writeFileSync(`${base}.png`, linePlotPng(plot));
-    writeFileSync(`${base}.svg`, linePlotSvg(plot));
+    writeFileAtomic(`${base}.json`, JSON.stringify({ ...result, teacherDir: values.teacher, modelDir: values.model }, null, 2) + '\n');
+    writeFileAtomic(`${base}.png`, linePlotPng(plot));
+    writeFileAtomic(`${base}.svg`, linePlotSvg(plot));
     printTable(result);
     for (const ext of ['json', 'png', 'svg']) console.log(`  wrote ${base}.${ext}`);
   },

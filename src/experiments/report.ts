@@ -1,7 +1,7 @@
 // The study's page: docs/results.md with its tables, plots and conclusions, all computed from the
 // runs' result.json files. Every sentence that states a finding is decided by the numbers below it,
 // so a rerun that comes out differently writes a different conclusion.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { linePlotPng, linePlotSvg, type LinePlot, type Series } from '../eval/plot.js';
@@ -68,8 +68,8 @@ export function writeReport(input: ReportInput): string[] {
   mkdirSync(figDir, { recursive: true });
   const written: string[] = [];
   const figure = (name: string, plot: LinePlot): string => {
-    writeFileSync(join(figDir, `${name}.png`), linePlotPng(plot));
-    writeFileSync(join(figDir, `${name}.svg`), linePlotSvg(plot));
+    writeFileAtomic(join(figDir, `${name}.png`), linePlotPng(plot));
+    writeFileAtomic(join(figDir, `${name}.svg`), linePlotSvg(plot));
     written.push(join(figDir, `${name}.png`), join(figDir, `${name}.svg`));
     return relative(dirname(input.reportPath), join(figDir, `${name}.png`));
   };
