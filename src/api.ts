@@ -137,7 +137,7 @@ export class CausalLM {
 }
 
 export const AutoModelForCausalLM = {
-  /** Load a local Hugging Face folder (Llama, Mistral, Qwen2, or a SUPRA model saved by supra). */
+  /** Load a local model folder (Llama, Mistral, Qwen2, a SUPRA model saved by supra, or an open_lm folder such as the released Mistral-SUPRA). */
   async from_pretrained(dir: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
     if (options.backend) setBackend(options.backend);
     const { model, unexpected } = loadDecoder(dir, options);

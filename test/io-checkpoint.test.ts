@@ -234,6 +234,31 @@ for (const format of FORMATS) {
     }
   });
 
+  test(`a malformed index, or a shard name outside the folder, is refused naming the index (${format.name})`, () => {
+    const { ext, indexFile } = format;
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['absolute shard path', { weight_map: { x: `a.${ext}`, y: `a.${ext}`, z: `/tmp/b.${ext}` } }, /weight_map\['z'\] = '\/tmp\/b\..*' must be a file inside the checkpoint folder/],
+      ['.. inside a path', { weight_map: { x: `a.${ext}`, y: `a.${ext}`, z: `sub/../../b.${ext}` } }, /weight_map\['z'\] = 'sub\/\.\.\/\.\.\/b\..*' must be a file inside the checkpoint folder/],
+      ['.. with a backslash', { weight_map: { x: `a.${ext}`, y: `a.${ext}`, z: `..\\b.${ext}` } }, /must be a file inside the checkpoint folder/],
+      ['a shard that is not a string', { weight_map: { x: `a.${ext}`, y: `a.${ext}`, z: 3 } }, /weight_map\['z'\] must be a shard file name, got 3/],
+      ['an empty shard name', { weight_map: { x: `a.${ext}`, y: `a.${ext}`, z: '' } }, /weight_map\['z'\] must be a shard file name, got ""/],
+      ['weight_map a list', { weight_map: [`a.${ext}`] }, /expected an object with a "weight_map"/],
+      ['the index a list', [{ weight_map: {} }], /expected an object with a "weight_map"/],
+      ['the index null', null, /expected an object with a "weight_map"/],
+    ];
+    for (const [what, index, want] of cases) {
+      const { dir } = shardedFolder(format);
+      const indexPath = join(dir, indexFile);
+      writeFileSync(indexPath, JSON.stringify(index));
+      const message = errorOf(() => openCheckpoint(dir));
+      assert.ok(message.startsWith(`supra: ${indexPath}: `), `${what}: ${message}`);
+      assert.match(message, want, what);
+      // from_pretrained and every command open folders through the same parser
+      writeFileSync(join(dir, 'config.json'), readFileSync(join(gqaDir, 'teacher', 'config.json')));
+      assert.equal(errorOf(() => loadDecoder(dir)), message, what);
+    }
+  });
+
   test(`info's reader and loadDecoder give the same tensors from one sharded ${format.name} folder`, () => {
     const dir = freshDir();
     writeFileSync(join(dir, 'config.json'), readFileSync(join(gqaDir, 'teacher', 'config.json')));

@@ -5,7 +5,9 @@
 // pytorch_model.bin.index.json. openCheckpoint presents any of them as one name -> tensor source, read
 // lazily (tensor by tensor, straight into the caller's memory for safetensors); saveCheckpoint writes
 // safetensors, one file or shards, choosing by size. A new weight format is a class with TensorFile's
-// methods and one LAYOUTS entry: detection, shard indexes and the checks stay here.
+// methods and one LAYOUTS entry: detection, shard indexes and the checks stay here. openModel adds the
+// config and presents the weights under supra's names, whether they are stored under Hugging Face names
+// or open_lm's (a name map with row ranges for open_lm's fused matrices, Checkpoint.withNames).
 import { syncDir, writeJsonAtomic } from './atomic.js';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -23,6 +25,8 @@ import {
   type WriteDType,
 } from './safetensors.js';
 import { TorchFile } from './torch.js';
+import { readConfigJson, type ModelConfig } from './config.js';
+import { checkOpenLmValues, isOpenLmLayout, mapOpenLm, modelConfigOf } from './open_lm.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -58,6 +62,21 @@ const LAYOUTS: ReadonlyArray<{ format: WeightsFormat; single: string; index: str
   { format: 'pytorch', single: TORCH_FILE, index: TORCH_INDEX_FILE, open: (path) => TorchFile.open(path) },
 ];
 
+/** Where a tensor of a renamed checkpoint (Checkpoint.withNames) is stored: a whole tensor, or rows [begin, end) of one. */
+export interface StoredPart {
+  source: string;
+  rows?: readonly [number, number];
+}
+
+/** A tensor's file, its stored name and, for a part of a fused tensor, its rows. */
+export class StoredIn {
+  constructor(
+    readonly file: TensorFile,
+    readonly source: string,
+    readonly rows: readonly [number, number] | null,
+  ) {}
+}
+
 /** A folder's tensors, wherever they are stored. */
 export class Checkpoint {
   readonly dir: string;
@@ -66,14 +85,19 @@ export class Checkpoint {
   readonly files: readonly string[];
   readonly sharded: boolean;
   private readonly shards: TensorFile[];
-  private readonly where: Map<string, TensorFile>;
+  private readonly where: Map<string, StoredIn>;
+  /** The last fused tensor read for its parts, kept until every part has been read (see part()). */
+  private fused: { file: TensorFile; source: string; data: Float32Array; unread: Set<string> } | null = null;
+  /** Reused for every fused tensor, so splitting them leaves no garbage behind (dropped at close). */
+  private scratch: Float32Array | null = null;
 
-  constructor(dir: string, format: WeightsFormat, shards: TensorFile[], where: Map<string, TensorFile>, sharded: boolean) {
+  /** `where`: each tensor's file (stored under its own name), or its place in a renamed view (withNames). */
+  constructor(dir: string, format: WeightsFormat, shards: TensorFile[], where: ReadonlyMap<string, TensorFile | StoredIn>, sharded: boolean) {
     this.dir = dir;
     this.format = format;
     this.shards = shards;
     this.files = shards.map((s) => s.path);
-    this.where = where;
+    this.where = new Map([...where].map(([name, w]) => [name, w instanceof StoredIn ? w : new StoredIn(w, name, null)]));
     this.sharded = sharded;
   }
 
@@ -86,19 +110,23 @@ export class Checkpoint {
     return this.where.has(name);
   }
 
-  private file(name: string): TensorFile {
-    const f = this.where.get(name);
-    if (!f) throw new Error(`supra: ${this.dir}: checkpoint has no tensor '${name}'`);
-    return f;
+  private locate(name: string): StoredIn {
+    const w = this.where.get(name);
+    if (!w) throw new Error(`supra: ${this.dir}: checkpoint has no tensor '${name}'`);
+    return w;
   }
 
   /** The file holding a tensor. */
   fileOf(name: string): string {
-    return this.file(name).path;
+    return this.locate(name).file.path;
   }
 
   info(name: string): TensorShape {
-    return this.file(name).info(name);
+    const { file, source, rows } = this.locate(name);
+    const stored = file.info(source);
+    if (!rows) return stored;
+    const shape = [rows[1] - rows[0], ...stored.shape.slice(1)];
+    return { dtype: stored.dtype, shape, numel: shape.reduce((a, b) => a * b, 1) };
   }
 
   /**
@@ -106,16 +134,51 @@ export class Checkpoint {
    * weights: a NaN or ±Inf is an error naming the file and tensor (found in the pass that converts).
    */
   readInto(name: string, dest: Float32Array): Float32Array {
-    return this.file(name).readInto(name, dest, { requireFinite: true });
+    const w = this.locate(name);
+    if (!w.rows) return w.file.readInto(w.source, dest, { requireFinite: true });
+    const part = this.part(name, w);
+    if (dest.length !== part.length) {
+      throw new Error(`supra: ${w.file.path}: tensor '${name}' (rows ${w.rows[0]}..${w.rows[1]} of '${w.source}') has ${part.length} values, destination holds ${dest.length}`);
+    }
+    dest.set(part);
+    return dest;
   }
 
   /** A float tensor as float32 (checked as readInto does); treat it as read-only. */
   readF32(name: string): Float32Array {
-    return this.file(name).readF32(name, { requireFinite: true });
+    const w = this.locate(name);
+    // a part is copied out of the scratch buffer, which the next fused tensor overwrites
+    return w.rows ? this.part(name, w).slice() : w.file.readF32(w.source, { requireFinite: true });
   }
 
   readI32(name: string, dest?: Int32Array): Int32Array {
-    return this.file(name).readI32(name, dest);
+    const w = this.locate(name);
+    if (w.rows) throw new Error(`supra: ${w.file.path}: tensor '${name}' is part of the float tensor '${w.source}', not an integer tensor`);
+    return w.file.readI32(w.source, dest);
+  }
+
+  /**
+   * Rows of a fused tensor, as a view valid until the next fused tensor is read: the fused tensor is
+   * read once (as float32, checked) into one reused scratch buffer and kept until each of its parts has
+   * been read, so splitting in_proj into q/k/v reads it once. One fused tensor is kept at a time, so the
+   * extra memory is the largest fused tensor, whatever order the parts are read in.
+   */
+  private part(name: string, w: StoredIn): Float32Array {
+    if (this.fused?.source !== w.source || this.fused.file !== w.file) {
+      const numel = w.file.info(w.source).numel;
+      if (!this.scratch || this.scratch.length < numel) {
+        this.scratch = null; // let the smaller one go before the larger is allocated
+        this.scratch = new Float32Array(numel);
+      }
+      const data = w.file.readInto(w.source, this.scratch.subarray(0, numel), { requireFinite: true });
+      const unread = new Set([...this.where].filter(([, o]) => o.source === w.source && o.file === w.file && o.rows).map(([n]) => n));
+      this.fused = { file: w.file, source: w.source, data, unread };
+    }
+    const { data, unread } = this.fused;
+    const cols = data.length / w.file.info(w.source).shape[0]!;
+    unread.delete(name);
+    if (unread.size === 0) this.fused = null;
+    return data.subarray(w.rows![0] * cols, w.rows![1] * cols);
   }
 
   /** Every tensor in memory, in names() order: floats as float32, integers as int32. */
@@ -128,7 +191,31 @@ export class Checkpoint {
     return out;
   }
 
+  /**
+   * The same files presented under other names (`parts`: new name -> stored tensor, or rows of one),
+   * for a layout whose names or fused matrices differ from supra's (open_lm). Nothing is read here.
+   * The view shares this checkpoint's open files: close one of the two.
+   */
+  withNames(parts: ReadonlyMap<string, StoredPart>): Checkpoint {
+    const where = new Map<string, StoredIn>();
+    for (const [name, { source, rows }] of parts) {
+      const w = this.locate(source);
+      if (w.rows) throw new Error(`supra: ${w.file.path}: '${source}' is itself a part of '${w.source}'; rename the stored tensors`);
+      if (rows) {
+        const n = w.file.info(w.source).shape[0];
+        const [begin, end] = rows;
+        if (n === undefined || !Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || begin >= end || end > n) {
+          throw new Error(`supra: ${w.file.path}: cannot take rows ${begin}..${end} of tensor '${source}' (${n ?? 0} rows) for ${name}`);
+        }
+      }
+      where.set(name, new StoredIn(w.file, w.source, rows ? [rows[0], rows[1]] : null));
+    }
+    return new Checkpoint(this.dir, this.format, this.shards, where, this.sharded);
+  }
+
   close(): void {
+    this.fused = null;
+    this.scratch = null;
     for (const s of this.shards) s.close();
   }
 }
@@ -222,8 +309,9 @@ export function openCheckpointFile(path: string): Checkpoint {
 }
 
 /**
- * Every tensor of a checkpoint folder or of one weights file, in memory (info, convert and linearize,
- * which need them all), with the folder (the file's, for a file) where config.json is looked for.
+ * Every tensor of a checkpoint folder or of one weights file, in memory under the names they are stored
+ * under (convert, which needs them all), with the folder (the file's, for a file) where config.json is
+ * looked for.
  */
 export function readCheckpointTensors(inPath: string): { tensors: Map<string, StoredTensor>; dir: string } {
   if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
@@ -232,6 +320,63 @@ export function readCheckpointTensors(inPath: string): { tensors: Map<string, St
     return { tensors: ckpt.readAll(), dir: ckpt.dir };
   } finally {
     ckpt.close();
+  }
+}
+
+export type FolderLayout = 'supra' | 'open_lm';
+
+/** A model folder opened for loading: its config and its weights under supra's names. */
+export interface ModelFolder {
+  /** The folder (a weights file's folder, for a file). */
+  dir: string;
+  /** transformers' config.json, or open_lm's mapped to HF fields. */
+  config: ModelConfig;
+  /** The weights under supra's (Hugging Face) names, whatever names they are stored under. */
+  checkpoint: Checkpoint;
+  /** The same files under the names they are stored under (the same object for the supra layout). */
+  stored: Checkpoint;
+  /** Which names the weights are stored under. */
+  layout: FolderLayout;
+}
+
+const INV_FREQ = /\.pos_embed\.inv_freq$/;
+
+/**
+ * Open a model folder, or one weights file with its folder's config.json, for every command and
+ * from_pretrained: the config (transformers' or open_lm's) and the weights under supra's names. An
+ * open_lm checkpoint (what `supra convert --format open_lm` writes, the released Mistral-SUPRA) is
+ * mapped from its shapes alone (io/open_lm.ts mapOpenLm) and presented through Checkpoint.withNames:
+ * in_proj and w12 are split into q/k/v and gate/up as they are read, so no second copy is made. Only its
+ * RoPE buffers and, for tied embeddings, the saved duplicate of the embedding are read here, to be checked.
+ */
+export function openModel(path: string): ModelFolder {
+  if (!existsSync(path)) throw new Error(`supra: ${path}: not found (expected a model folder)`);
+  const isDir = statSync(path).isDirectory();
+  const dir = isDir ? path : dirname(path);
+  const { raw, path: configPath } = readConfigJson(dir);
+  const stored = isDir ? openCheckpoint(path) : openCheckpointFile(path);
+  try {
+    const names = stored.names();
+    // openLmConfig reads shapes, and theta from an inv_freq buffer when the params have none
+    const shapes = new Map(names.map((n) => [n, { shape: stored.info(n).shape, data: INV_FREQ.test(n) ? stored.readF32(n) : undefined }]));
+    const config = modelConfigOf(raw, shapes, configPath);
+    if (!isOpenLmLayout(names)) return { dir, config, checkpoint: stored, stored, layout: 'supra' };
+    const mapping = mapOpenLm(shapes, config);
+    checkOpenLmValues(mapping, (source) => stored.readF32(source));
+    return { dir, config, checkpoint: stored.withNames(mapping.tensors), stored, layout: 'open_lm' };
+  } catch (e) {
+    stored.close();
+    throw e;
+  }
+}
+
+/** Every tensor of a model folder (or weights file) in memory under supra's names, with its config (linearize). */
+export function readModelTensors(path: string): { tensors: Map<string, StoredTensor>; config: ModelConfig; dir: string; layout: FolderLayout } {
+  const { dir, config, checkpoint, layout } = openModel(path);
+  try {
+    return { tensors: checkpoint.readAll(), config, dir, layout };
+  } finally {
+    checkpoint.close();
   }
 }
 

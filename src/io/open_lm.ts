@@ -21,6 +21,10 @@
 // No row permutation is involved: open_lm applies RoPE in the rotate-half convention, as HF does, and in
 // SUPRA it is applied after the kernel anyway. open_lm's value head size equals the q/k one, so the
 // in_proj split needs no head counts: q is the first H·D rows, k and v share the rest equally.
+//
+// Reading: mapOpenLm works the mapping out from shapes alone (supra name -> stored name and row range),
+// so a loader can present an open_lm folder under supra's names without reading it first
+// (io/checkpoint.ts openModel); fromOpenLm applies it to tensors already in memory (convert).
 import { checkSize, parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
 
 /** A float tensor as the readers return it (dtype is informational). */
@@ -137,35 +141,67 @@ interface Dims {
   ropeTheta: number | null;
 }
 
+/** A tensor's shape and, where the caller has them, its values (the mapping itself needs only shapes). */
+export interface ShapedTensor {
+  shape: readonly number[];
+  data?: Float32Array | Int32Array;
+}
+
+/** Where a supra tensor is stored in an open_lm checkpoint: a whole tensor, or rows [begin, end) of a fused one. */
+export interface OpenLmPart {
+  /** The stored name, with the checkpoint's "model." / "module." prefix if it has one. */
+  source: string;
+  rows?: readonly [number, number];
+}
+
+/** How one open_lm checkpoint maps to supra names, worked out from its tensors' shapes alone. */
+export interface OpenLmMapping {
+  /** supra name -> where its values are stored. in_proj and w12 appear as row ranges (q/k/v, gate/up). */
+  tensors: Map<string, OpenLmPart>;
+  /** Stored RoPE inv_freq buffers: checked against the config by checkOpenLmValues, then dropped. */
+  invFreq: Array<{ name: string; source: string }>;
+  /** A tied model's stored output.weight, which checkOpenLmValues requires to equal the embedding. */
+  tiedOutput: { source: string; embedding: string } | null;
+  /** Head size and RoPE theta from the config (null without one): what inv_freq is checked against. */
+  headDim: number | null;
+  ropeTheta: number | null;
+}
+
 /**
- * Convert open_lm names to supra names. `config` (recommended) fixes head counts and head size and makes
- * every shape checked against it; without one they are inferred (q is H·D = hidden rows, as open_lm
- * requires, k and v split the rest). Tensors split out of in_proj / w12 are views into the input arrays.
+ * The open_lm -> supra name mapping of a checkpoint from its shapes: every supra tensor's stored source
+ * (and rows, for the parts of in_proj and w12), with every shape checked. `config` (recommended) fixes
+ * head counts and head size and makes every shape checked against it; without one they are inferred (q
+ * is H·D = hidden rows, as open_lm requires, k and v split the rest), and tied embeddings are inferred
+ * from `sameValues` (stored names of output.weight and the embedding: do they hold the same values?).
+ * Values are checked separately (checkOpenLmValues), so a loader can map a checkpoint it has not read.
  */
-export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: ModelConfig): Map<string, FloatTensor> {
-  const { tensors } = stripOpenLmPrefix(input);
+export function mapOpenLm(
+  input: ReadonlyMap<string, ShapedTensor>,
+  config?: ModelConfig,
+  sameValues?: (a: string, b: string) => boolean,
+): OpenLmMapping {
+  const { tensors, prefix } = stripOpenLmPrefix(input);
   if (!looksOpenLm(tensors.keys())) {
     const sample = [...input.keys()].slice(0, 3).join(', ');
     fail(`these tensors are not in the open_lm layout (no tok_embeddings.weight or layers.N.attention.*; found ${sample || 'none'})`);
   }
   const used = new Set<string>();
-  const take = (name: string): FloatTensor => {
+  const take = (name: string): readonly number[] => {
     const t = tensors.get(name);
     if (!t) fail(`missing tensor ${name}`);
     used.add(name);
-    return asFloat(name, t);
+    return t.shape;
   };
-  const maybe = (name: string): FloatTensor | null => (tensors.has(name) ? take(name) : null);
-  const expect = (name: string, t: FloatTensor, shape: number[]) => {
-    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-      fail(`tensor ${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+  const expect = (name: string, shape: readonly number[], want: number[]) => {
+    if (shape.length !== want.length || shape.some((s, i) => s !== want[i])) {
+      fail(`tensor ${name} has shape ${shapeStr(shape)}, expected ${shapeStr(want)}`);
     }
   };
 
   // ---- dimensions: from the tensors, cross-checked against the config --------------------------
-  const emb = take('tok_embeddings.weight');
-  if (emb.shape.length !== 2) fail(`tok_embeddings.weight has shape ${shapeStr(emb.shape)}, expected [vocab, hidden]`);
-  const [vocab, hidden] = emb.shape as [number, number];
+  const embShape = take('tok_embeddings.weight');
+  if (embShape.length !== 2) fail(`tok_embeddings.weight has shape ${shapeStr(embShape)}, expected [vocab, hidden]`);
+  const [vocab, hidden] = embShape as [number, number];
   const layerIds = new Set<number>();
   for (const n of tensors.keys()) {
     const m = LAYER_RE.exec(n);
@@ -176,9 +212,9 @@ export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: Mode
   const inProj0 = tensors.get('layers.0.attention.in_proj.weight');
   const w12_0 = tensors.get('layers.0.feed_forward.w12.weight');
   if (!inProj0 || !w12_0) fail('missing layers.0.attention.in_proj.weight or layers.0.feed_forward.w12.weight');
-  const hasKernels = tensors.has('layers.0.attention._totrain_embed.weight');
+  const kernel0 = tensors.get('layers.0.attention._totrain_embed.weight');
   // q has H·D rows: the kernel's input width when there is a kernel, else hidden (open_lm's D = dim / H)
-  const qRows0 = hasKernels ? tensors.get('layers.0.attention._totrain_embed.weight')!.shape[1] ?? hidden : hidden;
+  const qRows0 = kernel0 ? kernel0.shape[1] ?? hidden : hidden;
   const dims: Dims = {
     hidden,
     vocab,
@@ -186,11 +222,11 @@ export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: Mode
     intermediate: w12_0.shape[0]! / 2,
     qRows: qRows0,
     kvRows: (inProj0.shape[0]! - qRows0) / 2,
-    kernelRows: hasKernels ? tensors.get('layers.0.attention._totrain_embed.weight')!.shape[0]! : null,
-    kernelKvRows: tensors.has('layers.0.attention._totrain_embed_kv.weight') ? tensors.get('layers.0.attention._totrain_embed_kv.weight')!.shape[0]! : null,
+    kernelRows: kernel0 ? kernel0.shape[0]! : null,
+    kernelKvRows: tensors.get('layers.0.attention._totrain_embed_kv.weight')?.shape[0] ?? null,
     qkNorm: tensors.has('layers.0.attention._totrain_q_norm.weight'),
     // without a config, an output.weight bit-identical to the embedding is a tied model saved under both names
-    tied: !tensors.has('output.weight') || sameValues(asFloat('output.weight', tensors.get('output.weight')!).data, emb.data),
+    tied: !tensors.has('output.weight') || (!config && (sameValues?.(prefix + 'output.weight', prefix + 'tok_embeddings.weight') ?? false)),
     headDim: null,
     ropeTheta: null,
   };
@@ -210,96 +246,112 @@ export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: Mode
     if (config.attention_bias) fail('the config has q/k/v biases (attention_bias), which open_lm checkpoints do not hold');
     if (config.o_proj_bias) fail('the config has an o_proj bias (o_proj_bias), which open_lm checkpoints do not hold');
     if (config.supra) {
-      if (!hasKernels) fail('the config is a SUPRA config but layers.0.attention._totrain_embed.weight is missing');
+      if (!kernel0) fail('the config is a SUPRA config but layers.0.attention._totrain_embed.weight is missing');
       // kernels are square per head (Dk = D), as in the reference and every supra model
       dims.kernelRows = H * D;
       dims.kernelKvRows = Hkv !== H ? Hkv * D : null;
       dims.qkNorm = config.supra.qk_norm !== 'none';
-    } else if (hasKernels) {
+    } else if (kernel0) {
       fail('the checkpoint has SUPRA kernels (_totrain_embed) but the config is not a SUPRA config');
     }
-    if (!config.tie_word_embeddings && dims.tied) fail('the config has untied embeddings but the checkpoint has no output.weight');
+    if (!config.tie_word_embeddings && !tensors.has('output.weight')) fail('the config has untied embeddings but the checkpoint has no output.weight');
     dims.tied = config.tie_word_embeddings;
   }
   if (!Number.isInteger(dims.kvRows) || dims.kvRows <= 0) fail(`layers.0.attention.in_proj.weight has ${inProj0.shape[0]} rows, which is not q (${dims.qRows}) plus two equal k/v blocks`);
   if (!Number.isInteger(dims.intermediate) || dims.intermediate <= 0) fail(`layers.0.feed_forward.w12.weight has an odd row count ${w12_0.shape[0]}`);
 
   // ---- per-tensor mapping --------------------------------------------------------------------
-  const out = new Map<string, FloatTensor>();
-  out.set('model.embed_tokens.weight', emb);
+  const out = new Map<string, OpenLmPart>();
+  const map = (to: string, from: string, rows?: readonly [number, number]) => out.set(to, rows ? { source: prefix + from, rows } : { source: prefix + from });
+  /** Take a stored tensor of the expected shape and map it whole. */
+  const whole = (to: string, from: string, want: number[]) => {
+    expect(from, take(from), want);
+    map(to, from);
+  };
+  map('model.embed_tokens.weight', 'tok_embeddings.weight');
   const { qRows, kvRows, intermediate: I } = dims;
+  const invFreq: OpenLmMapping['invFreq'] = [];
   for (let l = 0; l < layers; l++) {
     const src = `layers.${l}.`;
     const dst = `model.layers.${l}.`;
-    const attnNorm = take(`${src}attention_norm.weight`);
-    expect(`${src}attention_norm.weight`, attnNorm, [hidden]);
-    out.set(`${dst}input_layernorm.weight`, attnNorm);
-
-    const inProj = take(`${src}attention.in_proj.weight`);
-    expect(`${src}attention.in_proj.weight`, inProj, [qRows + 2 * kvRows, hidden]);
-    out.set(`${dst}self_attn.q_proj.weight`, rows(inProj, 0, qRows));
-    out.set(`${dst}self_attn.k_proj.weight`, rows(inProj, qRows, qRows + kvRows));
-    out.set(`${dst}self_attn.v_proj.weight`, rows(inProj, qRows + kvRows, qRows + 2 * kvRows));
-    const outProj = take(`${src}attention.out_proj.weight`);
-    expect(`${src}attention.out_proj.weight`, outProj, [hidden, qRows]);
-    out.set(`${dst}self_attn.o_proj.weight`, outProj);
+    whole(`${dst}input_layernorm.weight`, `${src}attention_norm.weight`, [hidden]);
+    const inProj = `${src}attention.in_proj.weight`;
+    expect(inProj, take(inProj), [qRows + 2 * kvRows, hidden]);
+    map(`${dst}self_attn.q_proj.weight`, inProj, [0, qRows]);
+    map(`${dst}self_attn.k_proj.weight`, inProj, [qRows, qRows + kvRows]);
+    map(`${dst}self_attn.v_proj.weight`, inProj, [qRows + kvRows, qRows + 2 * kvRows]);
+    whole(`${dst}self_attn.o_proj.weight`, `${src}attention.out_proj.weight`, [hidden, qRows]);
 
     if (dims.kernelRows !== null) {
-      const kq = take(`${src}attention._totrain_embed.weight`);
-      expect(`${src}attention._totrain_embed.weight`, kq, [dims.kernelRows, qRows]);
-      const kqb = take(`${src}attention._totrain_embed.bias`);
-      expect(`${src}attention._totrain_embed.bias`, kqb, [dims.kernelRows]);
-      out.set(`${dst}self_attn.kernel_q.weight`, kq);
-      out.set(`${dst}self_attn.kernel_q.bias`, kqb);
+      whole(`${dst}self_attn.kernel_q.weight`, `${src}attention._totrain_embed.weight`, [dims.kernelRows, qRows]);
+      whole(`${dst}self_attn.kernel_q.bias`, `${src}attention._totrain_embed.bias`, [dims.kernelRows]);
       if (dims.kernelKvRows !== null) {
-        const kk = take(`${src}attention._totrain_embed_kv.weight`);
-        expect(`${src}attention._totrain_embed_kv.weight`, kk, [dims.kernelKvRows, kvRows]);
-        const kkb = take(`${src}attention._totrain_embed_kv.bias`);
-        expect(`${src}attention._totrain_embed_kv.bias`, kkb, [dims.kernelKvRows]);
-        out.set(`${dst}self_attn.kernel_k.weight`, kk);
-        out.set(`${dst}self_attn.kernel_k.bias`, kkb);
+        whole(`${dst}self_attn.kernel_k.weight`, `${src}attention._totrain_embed_kv.weight`, [dims.kernelKvRows, kvRows]);
+        whole(`${dst}self_attn.kernel_k.bias`, `${src}attention._totrain_embed_kv.bias`, [dims.kernelKvRows]);
       } else if (kvRows !== qRows) {
         fail(`${src}attention: k has ${kvRows} rows and q ${qRows} (GQA) but there is no _totrain_embed_kv`);
       }
       if (dims.qkNorm) {
-        for (const [o, s] of [['q_norm', '_totrain_q_norm'], ['k_norm', '_totrain_k_norm']] as const) {
-          const g = take(`${src}attention.${s}.weight`);
-          expect(`${src}attention.${s}.weight`, g, [dims.kernelRows]); // k_norm is applied after repeat_kv
-          out.set(`${dst}self_attn.${o}.weight`, g);
-        }
+        // k_norm is applied after repeat_kv, so both gains span all H heads
+        whole(`${dst}self_attn.q_norm.weight`, `${src}attention._totrain_q_norm.weight`, [dims.kernelRows]);
+        whole(`${dst}self_attn.k_norm.weight`, `${src}attention._totrain_k_norm.weight`, [dims.kernelRows]);
       }
     }
-    const invFreq = maybe(`${src}attention.pos_embed.inv_freq`);
-    if (invFreq) checkInvFreq(`${src}attention.pos_embed.inv_freq`, invFreq, dims);
-
-    const ffnNorm = take(`${src}ffn_norm.weight`);
-    expect(`${src}ffn_norm.weight`, ffnNorm, [hidden]);
-    out.set(`${dst}post_attention_layernorm.weight`, ffnNorm);
-    const w12 = take(`${src}feed_forward.w12.weight`);
-    expect(`${src}feed_forward.w12.weight`, w12, [2 * I, hidden]);
-    out.set(`${dst}mlp.gate_proj.weight`, rows(w12, 0, I)); // xformers SwiGLU: silu(first half) * second half
-    out.set(`${dst}mlp.up_proj.weight`, rows(w12, I, 2 * I));
-    const w3 = take(`${src}feed_forward.w3.weight`);
-    expect(`${src}feed_forward.w3.weight`, w3, [hidden, I]);
-    out.set(`${dst}mlp.down_proj.weight`, w3);
-  }
-  const norm = take('norm.weight');
-  expect('norm.weight', norm, [hidden]);
-  out.set('model.norm.weight', norm);
-  const head = maybe('output.weight');
-  if (head) {
-    expect('output.weight', head, [vocab, hidden]);
-    if (dims.tied) {
-      // a tied open_lm model saves both names for the one matrix
-      if (head.data !== emb.data && !sameValues(head.data, emb.data)) fail('the config ties embeddings but output.weight differs from tok_embeddings.weight');
-    } else {
-      out.set('lm_head.weight', head);
+    const invName = `${src}attention.pos_embed.inv_freq`;
+    if (tensors.has(invName)) {
+      const shape = take(invName);
+      if (shape.length !== 1) fail(`${invName} has shape ${shapeStr(shape)}, expected [head_dim / 2]`);
+      if (dims.headDim !== null && shape[0]! * 2 !== dims.headDim) fail(`${invName} covers a head size of ${shape[0]! * 2}, but the config's head_dim is ${dims.headDim}`);
+      invFreq.push({ name: invName, source: prefix + invName });
     }
+
+    whole(`${dst}post_attention_layernorm.weight`, `${src}ffn_norm.weight`, [hidden]);
+    const w12 = `${src}feed_forward.w12.weight`;
+    expect(w12, take(w12), [2 * I, hidden]);
+    map(`${dst}mlp.gate_proj.weight`, w12, [0, I]); // xformers SwiGLU: silu(first half) * second half
+    map(`${dst}mlp.up_proj.weight`, w12, [I, 2 * I]);
+    whole(`${dst}mlp.down_proj.weight`, `${src}feed_forward.w3.weight`, [hidden, I]);
+  }
+  whole('model.norm.weight', 'norm.weight', [hidden]);
+  let tiedOutput: OpenLmMapping['tiedOutput'] = null;
+  if (tensors.has('output.weight')) {
+    expect('output.weight', take('output.weight'), [vocab, hidden]);
+    // a tied open_lm model saves both names for the one matrix
+    if (dims.tied) tiedOutput = { source: prefix + 'output.weight', embedding: prefix + 'tok_embeddings.weight' };
+    else map('lm_head.weight', 'output.weight');
   }
   const unexpected = [...tensors.keys()].filter((n) => !used.has(n));
   if (unexpected.length > 0) {
     fail(`unexpected tensors (${unexpected.length}): ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', ...' : ''}`);
   }
+  return { tensors: out, invFreq, tiedOutput, headDim: dims.headDim, ropeTheta: dims.ropeTheta };
+}
+
+/**
+ * The checks of an open_lm checkpoint that need values, not shapes: RoPE buffers against the config's
+ * rope_theta, and a tied model's output.weight against the embedding. `read` gives a stored tensor's values.
+ */
+export function checkOpenLmValues(mapping: OpenLmMapping, read: (source: string) => Float32Array): void {
+  for (const { name, source } of mapping.invFreq) checkInvFreq(name, read(source), mapping.ropeTheta);
+  const tied = mapping.tiedOutput;
+  if (tied) {
+    const head = read(tied.source);
+    const emb = read(tied.embedding);
+    if (head !== emb && !sameValues(head, emb)) fail('the config ties embeddings but output.weight differs from tok_embeddings.weight');
+  }
+}
+
+/**
+ * Convert open_lm tensors in memory to supra names (mapOpenLm, then checkOpenLmValues). Tensors split out
+ * of in_proj / w12 are views into the input arrays; the rest are the input arrays.
+ */
+export function fromOpenLm(input: ReadonlyMap<string, TensorLike>, config?: ModelConfig): Map<string, FloatTensor> {
+  const prefix = stripOpenLmPrefix(input).prefix;
+  const float = (source: string): FloatTensor => asFloat(source.slice(prefix.length), input.get(source)!);
+  const mapping = mapOpenLm(input, config, (a, b) => sameValues(float(a).data, float(b).data));
+  checkOpenLmValues(mapping, (source) => float(source).data);
+  const out = new Map<string, FloatTensor>();
+  for (const [name, { source, rows: r }] of mapping.tensors) out.set(name, r ? rows(float(source), r[0], r[1]) : float(source));
   return out;
 }
 
@@ -311,16 +363,12 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-function checkInvFreq(name: string, t: FloatTensor, dims: Dims): void {
-  if (t.shape.length !== 1) fail(`${name} has shape ${shapeStr(t.shape)}, expected [head_dim / 2]`);
-  const d = t.shape[0]! * 2;
-  if (dims.headDim !== null && d !== dims.headDim) fail(`${name} covers a head size of ${d}, but the config's head_dim is ${dims.headDim}`);
-  if (dims.ropeTheta !== null) {
-    const want = ropeInvFreq(d, dims.ropeTheta);
-    for (let i = 0; i < want.length; i++) {
-      if (Math.abs(t.data[i]! - want[i]!) > 1e-4 * want[i]!) {
-        fail(`${name}[${i}] = ${t.data[i]} does not match rope_theta ${dims.ropeTheta} (expected ${want[i]}); the config's rope_theta is wrong for this checkpoint`);
-      }
+function checkInvFreq(name: string, data: Float32Array, ropeTheta: number | null): void {
+  if (ropeTheta === null) return;
+  const want = ropeInvFreq(data.length * 2, ropeTheta);
+  for (let i = 0; i < want.length; i++) {
+    if (Math.abs(data[i]! - want[i]!) > 1e-4 * want[i]!) {
+      fail(`${name}[${i}] = ${data[i]} does not match rope_theta ${ropeTheta} (expected ${want[i]}); the config's rope_theta is wrong for this checkpoint`);
     }
   }
 }
@@ -409,6 +457,14 @@ export function isOpenLmConfig(raw: Record<string, unknown>): boolean {
 }
 
 /**
+ * A model folder's config: transformers' config.json as it is, or open_lm's mapped to HF fields with the
+ * dimensions its params lack taken from the tensors' shapes (openLmConfig). `path` names the file in errors.
+ */
+export function modelConfigOf(raw: Record<string, unknown>, tensors: ReadonlyMap<string, ShapedTensor>, path: string): ModelConfig {
+  return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
+}
+
+/**
  * An HF-style ModelConfig (SupraForCausalLM for a linear-attention model, LlamaForCausalLM otherwise) for
  * open_lm params, with dimensions the params lack taken from the tensors (names with or without "model.").
  *
@@ -428,7 +484,7 @@ export function isOpenLmConfig(raw: Record<string, unknown>): boolean {
  * Unsupported settings (a non-RMS block norm, decay_start, a kernel size other than the head size,
  * non-rotary positions, GELU feed-forward) are refused with an error.
  */
-export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string, TensorLike>, path = 'config.json'): ModelConfig {
+export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string, ShapedTensor>, path = 'config.json'): ModelConfig {
   const bad = (msg: string): never => {
     throw new Error(`supra: ${path}: open_lm config: ${msg}`);
   };
@@ -438,7 +494,7 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
     return undefined;
   };
   const int = (v: unknown, what: string): number => checkSize(v, `open_lm config: ${what}`, path);
-  const t = tensors ? stripOpenLmPrefix(tensors).tensors : new Map<string, TensorLike>();
+  const t = tensors ? stripOpenLmPrefix(tensors).tensors : new Map<string, ShapedTensor>();
   const shapeOf = (name: string) => t.get(name)?.shape;
 
   const embShape = shapeOf('tok_embeddings.weight');

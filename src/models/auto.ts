@@ -1,10 +1,10 @@
-// Loading a decoder from a local Hugging Face folder (config.json plus the weights in any layout
-// io/checkpoint.ts reads: safetensors or pytorch_model.bin, single or sharded), and token-id input in the shapes transformers.js accepts. The public wrapper in the shape
-// transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
+// Loading a decoder from a local model folder (config.json plus the weights in any layout
+// io/checkpoint.ts reads: safetensors or pytorch_model.bin, single or sharded, under Hugging Face or
+// open_lm names), and token-id input in the shapes transformers.js accepts. The public wrapper in the
+// shape transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
 // src/api.ts, above generation.
 import type { BackendName } from '../core/backend.js';
-import { openCheckpoint } from '../io/checkpoint.js';
-import { loadConfig } from '../io/config.js';
+import { openModel } from '../io/checkpoint.js';
 import { DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
@@ -15,13 +15,13 @@ export interface FromPretrainedOptions extends DecoderOptions {
 }
 
 /**
- * Build the decoder a folder's config.json describes and fill its parameters from the folder's
- * checkpoint. Every parameter must be present with its shape (errors name the file and tensor); tensors
- * the model does not use are reported in `unexpected` (and warned about, or rejected when strict).
+ * Build the decoder a folder's config.json describes (transformers' or open_lm's) and fill its
+ * parameters from the folder's weights (io/checkpoint.ts openModel: any layout, HF or open_lm names).
+ * Every parameter must be present with its shape (errors name the file and tensor); tensors the model
+ * does not use are reported in `unexpected` (and warned about, or rejected when strict).
  */
 export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): { model: DecoderLM; unexpected: string[] } {
-  const config = loadConfig(dir);
-  const ckpt = openCheckpoint(dir);
+  const { config, checkpoint: ckpt } = openModel(dir);
   let model: DecoderLM;
   try {
     // the weights' shapes against the config before any memory is taken: a config that disagrees with

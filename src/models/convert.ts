@@ -10,8 +10,8 @@ import { copyFileSync, existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
-import { parseConfig, readConfigJson, type ModelConfig } from '../io/config.js';
-import { fromOpenLm, isOpenLmConfig, isOpenLmLayout, openLmConfig, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { readConfigJson, type ModelConfig } from '../io/config.js';
+import { fromOpenLm, isOpenLmLayout, modelConfigOf, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
 import { writeTorchCheckpoint } from '../io/torch.js';
 import { parameterShapes } from './decoder.js';
 
@@ -113,7 +113,7 @@ export function checkModelTensors(config: ModelConfig, tensors: ReadonlyMap<stri
 /** The model config for a checkpoint: transformers' config.json, or open_lm's mapped to HF fields. */
 export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, TensorLike>): ModelConfig {
   const { raw, path } = readConfigJson(dir);
-  return isOpenLmConfig(raw) ? openLmConfig(raw, tensors, path) : parseConfig(raw, path);
+  return modelConfigOf(raw, tensors, path);
 }
 
 /**

@@ -3,11 +3,11 @@
 import { resolve } from 'node:path';
 import { writeFolderAtomic } from '../io/atomic.js';
 import { Mt19937 } from '../core/random.js';
-import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
+import { readModelTensors, saveCheckpoint } from '../io/checkpoint.js';
 import type { Decay, ModelConfig, Normalization, QkNorm, SupraSettings } from '../io/config.js';
 import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
 import type { TensorLike } from '../io/open_lm.js';
-import { checkModelTensors, checkpointConfig, copyTokenizerFiles } from './convert.js';
+import { checkModelTensors, copyTokenizerFiles } from './convert.js';
 import { DecoderLM } from './decoder.js';
 
 export interface LinearizeOptions {
@@ -109,9 +109,8 @@ export interface LinearizeFolderOptions extends LinearizeOptions {
  * unused tensor is refused); the new folder (absent or empty) appears only once complete.
  */
 export function linearizeFolder(teacherDir: string, outDir: string, options: LinearizeFolderOptions = {}): { config: ModelConfig; files: string[] } {
-  const { tensors, dir } = readCheckpointTensors(teacherDir);
+  const { tensors, config: teacher, dir } = readModelTensors(teacherDir);
   if (resolve(outDir) === resolve(dir)) throw new Error(`supra: linearize: the output folder ${outDir} is the teacher's folder; choose a new one`);
-  const teacher = checkpointConfig(dir, tensors);
   const config = supraConfig(teacher, options);
   // the teacher's tensors checked as convert checks them, then the SUPRA model's: teacher plus kernels
   const out = new Map<string, TensorLike>(checkModelTensors(teacher, tensors, teacherDir));
