@@ -1,14 +1,32 @@
 // Weights in their stored precision (src/core/weights.ts): the BF16 products of both backends against a
 // float64 reference of the same BF16 weights and, bit for bit, against the float32 kernels on the widened
-// weights. Runs on the backend the runner selects (SUPRA_BACKEND), like every test file.
+// weights; BF16 loading (as stored, or rounded from F32 as PyTorch rounds); the embedded teacher and its
+// SUPRA model loaded at bf16 against f32; backward through a BF16 weight refused. Runs on the backend the
+// runner selects (SUPRA_BACKEND), like every test file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { allocF32, allocU16, free, inArena } from '../src/core/memory.js';
+import * as ops from '../src/core/ops.js';
 import { getBackend } from '../src/core/select.js';
-import { bf16ToF32Array, f32BitsToBf16Bits, WEIGHT_TYPES, weightBytes } from '../src/core/weights.js';
+import { bf16ToF32Array, f32BitsToBf16Bits, WEIGHT_TYPES, weightBytes, type Weight } from '../src/core/weights.js';
+import { saveCheckpoint, openCheckpoint } from '../src/io/checkpoint.js';
 import { f32ToBf16 } from '../src/io/dtype.js';
+import { writeSafetensors, SafetensorsFile } from '../src/io/safetensors.js';
+import { Linear } from '../src/layers/linear.js';
+import { mapSource, ParamStore } from '../src/layers/params.js';
+import { loadDecoder } from '../src/models/auto.js';
+import { linearizeFolder } from '../src/models/linearize.js';
+import { generate } from '../src/generate/generate.js';
+import { loadState, modelFingerprint, saveState } from '../src/generate/snapshot.js';
+import { GenerationState } from '../src/generate/state.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { freshDirs, tempRoot } from './helpers/tmp.js';
 
+const teacherDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
+const newDir = freshDirs(tempRoot('supra-weights-'));
 
 // Deterministic uniform values in [-1, 1).
 function rng(seed: number): () => number {
@@ -150,4 +168,143 @@ test('BF16 products: arrays off the arena, k = 0 and bad arguments', () => {
   assert.throws(() => getBackend().gemmBf16({ m, n, k, x, w, y: y.subarray(1) }), /gemmBf16: y has 62 (elements|values)/);
   assert.throws(() => getBackend().gemmBf16({ m, n, k, x: x.subarray(1), w, y }), /gemmBf16: x has 119 (elements|values)/);
   for (const a of [xa, wa, ya]) free(a);
+});
+
+test('Linear over a BF16 weight: forward with the bias; backward refused, naming the weight', () => {
+  const next = rng(19);
+  const store = new ParamStore({ dtype: 'bf16' });
+  const layer = Linear.create(store, 'proj', 24, 10, true);
+  assert.equal(layer.weight.stored?.type, 'bf16');
+  assert.equal(layer.bias?.stored?.type, 'f32', 'vectors stay float32');
+  const values = randomF32(240, next, false);
+  WEIGHT_TYPES.bf16.fromFloat(values, layer.weight.stored as Weight, 0);
+  layer.bias!.data.set(randomF32(10, next, false));
+  const widened = allocF32(240);
+  WEIGHT_TYPES.bf16.toFloat(layer.weight.stored as Weight, 0, 240, widened);
+  const x = randomF32(3 * 24, next);
+  const y = allocF32(30);
+  layer.forward(x, y, 3);
+  const want = allocF32(30);
+  ops.linear(x, widened, layer.bias!.data, want, 3, 24, 10);
+  assert.deepEqual(Array.from(y), Array.from(want));
+  assert.throws(() => layer.weight.data, /proj\.weight is stored as bf16.*load the model with dtype f32/);
+  const dy = allocF32(30);
+  const message = /supra: proj\.weight is stored as bf16: trained weights are float32; load with dtype f32/;
+  assert.throws(() => layer.backward(dy, x, allocF32(72), 3), message);
+  assert.throws(() => layer.backwardInput(dy, allocF32(72), 3), message);
+  assert.throws(() => layer.backwardParams(dy, x, 3), message);
+  assert.throws(() => store.enableGrads(), message);
+  assert.equal(store.gradsEnabled, false);
+  store.free();
+});
+
+test('loading as BF16: a BF16 tensor as stored, F32 and F16 rounded to nearest even, NaN refused naming the file', () => {
+  const dir = newDir();
+  const values = new Float32Array([1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -0.3, 65504, 2 ** -20, 7.25, -1e-3]);
+  const want = Array.from(values, (v) => f32ToBf16(v));
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    const path = join(dir, `${dtype}.safetensors`);
+    writeSafetensors(path, [{ name: 'w', shape: [2, 4], data: values, dtype }]);
+    const file = SafetensorsFile.open(path);
+    const got = file.readBf16Into('w', new Uint16Array(8), { requireFinite: true });
+    // F16 holds its own rounding of the values first; widening it is exact, so BF16 rounds that once
+    const f16 = dtype === 'F16' ? file.readF32('w') : values;
+    assert.deepEqual(Array.from(got), dtype === 'F16' ? Array.from(f16, (v) => f32ToBf16(v)) : want, dtype);
+    assert.throws(() => file.readBf16Into('w', new Uint16Array(7)), /destination holds 7/);
+    file.close();
+  }
+  const bad = join(dir, 'bad');
+  mkdirSync(bad);
+  saveCheckpoint(bad, new Map([['w', { shape: [2], data: new Float32Array([1, Number.NaN]) }]]));
+  const ckpt = openCheckpoint(bad);
+  assert.throws(() => ckpt.readBf16Into('w', new Uint16Array(2)), /model\.safetensors: tensor w has 1 NaN\/Inf value \(first at index 1\)/);
+  ckpt.close();
+  // a store filled from tensors in memory rounds the same way
+  const store = new ParamStore({ dtype: 'bf16' });
+  const p = store.add('w', [2, 4]);
+  store.load(mapSource(new Map([['w', { dtype: 'F32', shape: [2, 4], data: values }]])), 'memory');
+  assert.deepEqual(Array.from(p.stored!.data), want);
+  store.free();
+});
+
+/** Logits of every position of `ids` (one row) from a fresh forward. */
+function logitsOf(model: ReturnType<typeof loadDecoder>['model'], ids: number[]): Float32Array {
+  return model.forward(ids, 1, ids.length).slice();
+}
+
+const PROMPT = Array.from({ length: 48 }, (_, i) => (i * 997 + 5) % 4096);
+
+test('the embedded teacher at bf16: the same logits and greedy tokens as at f32 (its file is BF16), half the bytes', () => {
+  const f32 = loadDecoder(teacherDir).model;
+  const bf16 = loadDecoder(teacherDir, { dtype: 'bf16' }).model;
+  try {
+    assert.equal(bf16.store.dtype, 'bf16');
+    const matrices = bf16.params().filter((p) => p.shape.length === 2);
+    assert.ok(matrices.length > 0 && matrices.every((p) => p.stored?.type === 'bf16'));
+    assert.ok(bf16.params().filter((p) => p.shape.length === 1).every((p) => p.stored?.type === 'f32'));
+    assert.equal(bf16.store.numel(), f32.store.numel());
+    // BF16 values widen exactly to the float32 ones the f32 model holds, and the kernels sum alike
+    assert.deepEqual(Array.from(logitsOf(bf16, PROMPT)), Array.from(logitsOf(f32, PROMPT)));
+    const opts = { max_new_tokens: 12, do_sample: false, eos_token_id: null };
+    const a = generate(f32, [PROMPT], opts).sequences[0]!;
+    const b = generate(bf16, [PROMPT], opts).sequences[0]!;
+    assert.deepEqual(b, a);
+    assert.equal(modelFingerprint(bf16), modelFingerprint(f32), 'the same values: snapshots fit both');
+    assert.throws(() => {
+      bf16.loss(PROMPT, 1, PROMPT.length);
+      bf16.backward();
+    }, /stored as bf16: trained weights are float32; load with dtype f32/);
+  } finally {
+    f32.free();
+    bf16.free();
+  }
+});
+
+test('a SUPRA model saved as F32 and loaded at bf16: logits within 0.05 of f32 (measured 0.013, logits ±6.5), greedy tokens alike', () => {
+  const dir = join(newDir(), 'supra');
+  linearizeFolder(teacherDir, dir, { seed: 3 });
+  const f32 = loadDecoder(dir).model;
+  const bf16 = loadDecoder(dir, { dtype: 'bf16' }).model;
+  try {
+    const a = logitsOf(f32, PROMPT);
+    const b = logitsOf(bf16, PROMPT);
+    const diff = maxAbsDiff(a, b);
+    assert.ok(diff > 0, 'the SUPRA kernels are not BF16 values: rounding them changes something');
+    assert.ok(diff <= 0.05, `max |logit diff| ${diff} (max |logit| ${maxAbs(a)})`);
+    // the same model with its weights rounded to BF16 by hand, computed at f32: the very same logits
+    const rounded = loadDecoder(dir).model;
+    try {
+      for (const p of rounded.params()) {
+        if (p.shape.length !== 2) continue;
+        const bits = new Uint32Array(p.data.buffer, p.data.byteOffset, p.data.length);
+        for (let i = 0; i < bits.length; i++) bits[i] = f32BitsToBf16Bits(bits[i]!) << 16;
+      }
+      assert.deepEqual(Array.from(logitsOf(rounded, PROMPT)), Array.from(b));
+    } finally {
+      rounded.free();
+    }
+    const opts = { max_new_tokens: 8, do_sample: false, eos_token_id: null };
+    const ta = generate(f32, [PROMPT], opts).sequences[0]!.slice(PROMPT.length);
+    const tb = generate(bf16, [PROMPT], opts).sequences[0]!.slice(PROMPT.length);
+    assert.equal(tb.length, 8);
+    assert.ok(tb.filter((t, i) => t === ta[i]).length >= 6, `greedy tokens f32 ${ta} vs bf16 ${tb}`);
+    // a state snapshot of the bf16 model continues on it, and is refused by the f32 one (other numbers)
+    const path = join(dir, 'state.safetensors');
+    const state = new GenerationState(bf16, 1);
+    state.append([PROMPT]);
+    const logits = state.nextLogits().slice();
+    saveState(path, bf16, state);
+    state.free();
+    const back = loadState(path, bf16);
+    assert.deepEqual(Array.from(back.nextLogits()), Array.from(logits));
+    back.free();
+    assert.throws(() => loadState(path, f32), /the snapshot is from another model/);
+  } finally {
+    f32.free();
+    bf16.free();
+  }
+});
+
+test('loadDecoder refuses an unknown dtype', () => {
+  assert.throws(() => loadDecoder(teacherDir, { dtype: 'int4' as never }), /dtype must be f32 or bf16, got "int4"/);
 });

@@ -22,6 +22,7 @@ import {
   type TensorToWrite,
   type WriteDType,
 } from './safetensors.js';
+import { f32ToBf16Array } from './dtype.js';
 import { TorchFile } from './torch.js';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -47,6 +48,8 @@ export interface TensorFile {
   names(): string[];
   info(name: string): TensorShape;
   readInto(name: string, dest: Float32Array, options?: ReadOptions): Float32Array;
+  /** A float tensor as BF16 bits, read without a float32 copy (Checkpoint rounds readF32's values without it). */
+  readBf16Into?(name: string, dest: Uint16Array, options?: ReadOptions): Uint16Array;
   readF32(name: string, options?: ReadOptions): Float32Array;
   readI32(name: string, dest?: Int32Array): Int32Array;
   close(): void;
@@ -107,6 +110,16 @@ export class Checkpoint {
    */
   readInto(name: string, dest: Float32Array): Float32Array {
     return this.file(name).readInto(name, dest, { requireFinite: true });
+  }
+
+  /** Read a float tensor into dest as BF16 bits (BF16 as stored, other floats rounded to nearest even), checked as readInto. */
+  readBf16Into(name: string, dest: Uint16Array): Uint16Array {
+    const f = this.file(name);
+    if (f.readBf16Into) return f.readBf16Into(name, dest, { requireFinite: true });
+    const values = f.readF32(name, { requireFinite: true });
+    if (values.length !== dest.length) throw new Error(`supra: ${f.path}: tensor '${name}' has ${values.length} values, destination holds ${dest.length}`);
+    f32ToBf16Array(new Uint32Array(values.buffer, values.byteOffset, values.length), dest);
+    return dest;
   }
 
   /** A float tensor as float32 (checked as readInto does); treat it as read-only. */
