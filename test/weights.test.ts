@@ -5,7 +5,8 @@
 // runner selects (SUPRA_BACKEND), like every test file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allocF32, allocU16, free, inArena } from '../src/core/memory.js';
@@ -307,4 +308,32 @@ test('a SUPRA model saved as F32 and loaded at bf16: logits within 0.05 of f32 (
 
 test('loadDecoder refuses an unknown dtype', () => {
   assert.throws(() => loadDecoder(teacherDir, { dtype: 'int4' as never }), /dtype must be f32 or bf16, got "int4"/);
+});
+
+test('--dtype bf16 on generate and eval: the teacher (a BF16 file) gives the f32 run\'s text and perplexity; a bad value is a usage error', () => {
+  const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const gen = (dtype: string) => run(['generate', '--model', teacherDir, '--prompt', 'Once upon a time', '-n', '10', '--dtype', dtype]);
+  const f32 = gen('f32');
+  assert.equal(f32.status, 0, f32.stderr);
+  const bf16 = gen('bf16');
+  assert.equal(bf16.status, 0, bf16.stderr);
+  assert.equal(bf16.stdout, f32.stdout);
+  const text = join(newDir(), 'text.txt');
+  writeFileSync(text, 'The cat sat on the mat. It was a sunny day, and the children played in the park until dark.');
+  const ev = (dtype: string) => {
+    const json = join(dirname(text), `${dtype}.json`);
+    const r = run(['eval', '--model', teacherDir, '--text', text, '--dtype', dtype, '--json', json]);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(readFileSync(json, 'utf8')) as { dtype: string; perplexity: { overall: { perplexity: number } } };
+  };
+  const [e32, e16] = [ev('f32'), ev('bf16')];
+  assert.equal(e16.dtype, 'bf16');
+  assert.ok(e32.perplexity.overall.perplexity > 1);
+  assert.deepEqual(e16.perplexity, e32.perplexity);
+  for (const cmd of ['generate', 'eval', 'serve']) {
+    const bad = run([cmd, '--model', teacherDir, '--dtype', 'int4', ...(cmd === 'eval' ? ['--text', text] : ['--prompt', 'x'].slice(cmd === 'serve' ? 2 : 0))]);
+    assert.equal(bad.status, 2, `${cmd}: ${bad.stderr}`);
+    assert.match(bad.stderr, /--dtype must be one of f32, bf16, got "int4"/, cmd);
+  }
 });
