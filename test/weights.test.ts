@@ -16,6 +16,7 @@ import { bf16ToF32Array, f32BitsToBf16Bits, WEIGHT_TYPES, weightBytes, type Weig
 import { saveCheckpoint, openCheckpoint } from '../src/io/checkpoint.js';
 import { f32ToBf16 } from '../src/io/dtype.js';
 import { writeSafetensors, SafetensorsFile } from '../src/io/safetensors.js';
+import { writeTorchCheckpoint } from '../src/io/torch.js';
 import { Linear } from '../src/layers/linear.js';
 import { mapSource, ParamStore } from '../src/layers/params.js';
 import { loadDecoder } from '../src/models/auto.js';
@@ -220,6 +221,13 @@ test('loading as BF16: a BF16 tensor as stored, F32 and F16 rounded to nearest e
   const ckpt = openCheckpoint(bad);
   assert.throws(() => ckpt.readBf16Into('w', new Uint16Array(2)), /model\.safetensors: tensor w has 1 NaN\/Inf value \(first at index 1\)/);
   ckpt.close();
+  // a pytorch_model.bin (no BF16 reader of its own): its float32 values rounded the same way
+  const torch = join(dir, 'torch');
+  mkdirSync(torch);
+  writeTorchCheckpoint(join(torch, 'pytorch_model.bin'), new Map([['w', { shape: [2, 4], data: values }]]));
+  const tk = openCheckpoint(torch);
+  assert.deepEqual(Array.from(tk.readBf16Into('w', new Uint16Array(8))), want);
+  tk.close();
   // a store filled from tensors in memory rounds the same way
   const store = new ParamStore({ dtype: 'bf16' });
   const p = store.add('w', [2, 4]);
