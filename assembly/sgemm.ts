@@ -208,6 +208,59 @@ function packB(transB: bool, kc: i32, nc: i32, b: usize, ldb: i32, out: usize): 
   }
 }
 
+// ---------------------------------------------------------------- BF16 weights
+//
+// A BF16 value is the top half of a float32, so widening is a 16-bit shift (exact): the products by a
+// BF16 weight (src/core/weights.ts) are the float32 products by the widened weight, computed by the same
+// kernels in the same order (same bits), with the widening done where the weight is read: in packing
+// (gemmBf16 with m > SMALL_M) or in registers (dotBf16, the decoding path).
+
+/** Four BF16 values at p widened to float32. */
+// @ts-ignore: decorator
+@inline function widen4(p: usize): v128 {
+  return i32x4.shl(v128.load16x4_u(p), 16);
+}
+
+/** One BF16 value at p widened to float32. */
+// @ts-ignore: decorator
+@inline function widen1(p: usize): f32 {
+  return reinterpret<f32>(<u32>load<u16>(p) << 16);
+}
+
+/**
+ * packB for a BF16 B stored n×k (transB, a weight): the same strips as packB, widened to float32.
+ * b points at B[0][0]; ldb in values.
+ */
+function packBBf16(kc: i32, nc: i32, b: usize, ldb: i32, out: usize): void {
+  const ldbb = <usize>ldb << 1;
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const cols = min(NR, nc - j0);
+    const s0 = b + <usize>j0 * ldbb;
+    if (cols == NR) {
+      const s1 = s0 + ldbb, s2 = s1 + ldbb, s3 = s2 + ldbb;
+      const s4 = s3 + ldbb, s5 = s4 + ldbb, s6 = s5 + ldbb, s7 = s6 + ldbb;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = <usize>p << 1;
+        transpose4(widen4(s0 + o), widen4(s1 + o), widen4(s2 + o), widen4(s3 + o), out, 32);
+        transpose4(widen4(s4 + o), widen4(s5 + o), widen4(s6 + o), widen4(s7 + o), out + 16, 32);
+        out += 128;
+      }
+      for (; p < kc; p++) {
+        const o = <usize>p << 1;
+        for (let c = 0; c < NR; c++) store<f32>(out + (<usize>c << 2), widen1(s0 + <usize>c * ldbb + o));
+        out += 32;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        const o = <usize>p << 1;
+        for (let c = 0; c < NR; c++) store<f32>(out + (<usize>c << 2), c < cols ? widen1(s0 + <usize>c * ldbb + o) : 0);
+        out += 32;
+      }
+    }
+  }
+}
+
 /** C[0:m, 0:n] = beta·C (beta = 0 writes zeros, so NaN garbage in C does not survive). */
 function scaleC(m: i32, n: i32, beta: f32, c: usize, ldc: i32): void {
   for (let i = 0; i < m; i++) {
@@ -227,6 +280,14 @@ export function sgemmBlock(
   transA: bool, transB: bool, m: i32, n: i32, k: i32, alpha: f32,
   a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize,
 ): void {
+  gemmBlock(transA, transB, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
+}
+
+/** sgemmBlock, with B stored as BF16 when bf16B (then transB: a weight stored n×k). */
+function gemmBlock(
+  transA: bool, transB: bool, bf16B: bool, m: i32, n: i32, k: i32, alpha: f32,
+  a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize,
+): void {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0) {
     scaleC(m, n, beta, c, ldc);
@@ -240,8 +301,8 @@ export function sgemmBlock(
     const nc = min(NC, n - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
-      const bsrc = transB ? b + (<usize>jc * <usize>ldb + <usize>pc) * 4 : b + (<usize>pc * <usize>ldb + <usize>jc) * 4;
-      packB(transB, kc, nc, bsrc, ldb, bp);
+      if (bf16B) packBBf16(kc, nc, b + (<usize>jc * <usize>ldb + <usize>pc) * 2, ldb, bp);
+      else packB(transB, kc, nc, transB ? b + (<usize>jc * <usize>ldb + <usize>pc) * 4 : b + (<usize>pc * <usize>ldb + <usize>jc) * 4, ldb, bp);
       const first = pc == 0;
       const betaNow: f32 = first ? beta : 1; // later K blocks accumulate onto the first
       const overwrite = first && beta == 0;
@@ -327,6 +388,30 @@ export const SMALL_M: i32 = 4;
   const k4 = k & ~3;
   for (; p < k4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(y + (<usize>p << 2)));
   return hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + tail(x, y, k4, k);
+}
+
+/** dot(x, y, k) with y k BF16 values, widened in registers: the same sums in the same order. */
+// @ts-ignore: decorator
+@inline function dotBf16(x: usize, y: usize, k: i32): f32 {
+  const zero = f32x4.splat(0);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const k16 = k & ~15;
+  let p = 0;
+  for (; p < k16; p += 16) {
+    const o = <usize>p << 2;
+    const w0 = v128.load(y + (<usize>p << 1));
+    const w1 = v128.load(y + (<usize>p << 1), 16);
+    // each BF16 value as the high half of a float32 lane: interleave with zeros
+    a0 = madd(a0, v128.load(x + o), v128.shuffle<i16>(zero, w0, 0, 8, 1, 9, 2, 10, 3, 11));
+    a1 = madd(a1, v128.load(x + o, 16), v128.shuffle<i16>(zero, w0, 4, 12, 5, 13, 6, 14, 7, 15));
+    a2 = madd(a2, v128.load(x + o, 32), v128.shuffle<i16>(zero, w1, 0, 8, 1, 9, 2, 10, 3, 11));
+    a3 = madd(a3, v128.load(x + o, 48), v128.shuffle<i16>(zero, w1, 4, 12, 5, 13, 6, 14, 7, 15));
+  }
+  const k4 = k & ~3;
+  for (; p < k4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), widen4(y + (<usize>p << 1)));
+  let s: f32 = 0;
+  for (let q = k4; q < k; q++) s += load<f32>(x + (<usize>q << 2)) * widen1(y + (<usize>q << 1));
+  return hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + s;
 }
 
 /**
@@ -441,5 +526,39 @@ export function sgemmTiles(
     const ct = cb + (<usize>i0 * <usize>ldc + <usize>j0) * 4;
     if (small) sgemmSmallM(transA, transB, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, work);
     else sgemmBlock(transA, transB, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, work);
+  }
+}
+
+/**
+ * The unit of work of a product by a BF16 weight, y[m, n] = x[m, k]·Wᵀ (W stored n×k; all packed): tiles
+ * [lo, hi) of y cut in tilesM × tilesN tiles of tileM × tileN, as sgemmTiles. Products of m ≤ SMALL_M rows
+ * run unpacked (dotBf16, as sgemmSmallM), others packed (gemmBlock, widening as it packs): each gives the
+ * bits sgemmTiles gives for the widened weight.
+ */
+export function gemmBf16Tiles(
+  m: i32, n: i32, k: i32, x: usize, w: usize, y: usize,
+  tileM: i32, tileN: i32, tilesM: i32, tilesN: i32, lo: i32, hi: i32, work: usize,
+): void {
+  const small = m <= SMALL_M;
+  const rowX = <usize>k << 2, rowW = <usize>k << 1, rowY = <usize>n << 2;
+  for (let t = lo; t < hi; t++) {
+    const i0 = (t / tilesN) * tileM;
+    const j0 = (t % tilesN) * tileN;
+    const mm = min(tileM, m - i0);
+    const nn = min(tileN, n - j0);
+    if (mm <= 0 || nn <= 0) continue;
+    const xt = x + <usize>i0 * rowX;
+    const wt = w + <usize>j0 * rowW;
+    const yt = y + <usize>i0 * rowY + (<usize>j0 << 2);
+    if (!small) {
+      gemmBlock(false, true, true, mm, nn, k, 1, xt, k, wt, k, 0, yt, n, work);
+    } else if (k <= 0) {
+      scaleC(mm, nn, 0, yt, n);
+    } else {
+      for (let j = 0; j < nn; j++) {
+        const wj = wt + <usize>j * rowW;
+        for (let i = 0; i < mm; i++) store<f32>(yt + <usize>i * rowY + (<usize>j << 2), dotBf16(xt + <usize>i * rowX, wj, k));
+      }
+    }
   }
 }

@@ -12,12 +12,14 @@
 // cross-entropy and swiglu, bit for bit the wasm kernels' results. A helper thread shares their work.
 //
 // JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
-// (src/core/native/backend.ts fills in the defaults), crossEntropy, swiglu, swigluBackward (BackendKernels
-// in src/core/backend.ts), info(), setThreads(n), useSmallKernel(on), useElementwiseKernels(on).
+// (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
+// crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
+// useSmallKernel(on), useElementwiseKernels(on).
 
 #include <napi.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -304,6 +306,107 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- products by a BF16 weight
+//
+// y[m, n] = x[m, k] . W^T with W stored n x k as BF16 (src/core/weights.ts), float32 accumulation.
+// Decoding (m <= kDecodeRows) is memory-bound: DotRowsBf16* stream W once, band by band, the bands shared
+// with the helper thread, which brings the second core's bandwidth (each y value is one dot product, so
+// the split never changes the bits). Otherwise bands of W are widened to float32 in this thread's buffer
+// and each band is one OpenBLAS sgemm.
+
+// Bytes of W per shared item: enough to amortize taking it, small enough to balance the two threads.
+constexpr int64_t kBf16ItemBytes = 64 * 1024;
+// Floats of W widened per sgemm (16 MiB): big bands keep sgemm's per-call packing of x rare.
+constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
+
+#ifdef SUPRA_X86
+class Bf16DecodeWork : public SharedWork {
+ public:
+  Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int j0 = static_cast<int>(item) * rows_;
+    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
+    const uint16_t* w = w_ + static_cast<int64_t>(j0) * k_;
+    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
+    else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
+  }
+
+ private:
+  const int m_, n_, k_;
+  const float* x_;
+  const uint16_t* w_;
+  float* y_;
+  const int rows_;
+};
+#endif
+
+void GemmBf16Banded(int m, int n, int k, const float* x, const uint16_t* w, float* y) {
+  thread_local std::vector<float> band;
+  const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, kBf16BandFloats / k)));
+  if (band.size() < static_cast<size_t>(rows) * k) band.resize(static_cast<size_t>(rows) * k);
+  for (int j0 = 0; j0 < n; j0 += rows) {
+    const int nb = n - j0 < rows ? n - j0 : rows;
+    supra::WidenBf16(w + static_cast<int64_t>(j0) * k, band.data(), static_cast<int64_t>(nb) * k);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nb, k, 1.0f, x, k, band.data(), k, 0.0f, y + j0, n);
+  }
+}
+
+// gemmBf16(m, n, k, x, w, y): x Float32Array [m, k], w Uint16Array [n, k], y Float32Array [m, n] (overwritten)
+napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[6];
+  if (!ReadArgs(env, cbinfo, "gemmBf16", 6, argv)) return nullptr;
+  int64_t m, n, k;
+  F32View x, y;
+  if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "n", &n) || !ReadDim(env, argv[2], "k", &k) ||
+      !ReadF32(env, argv[3], "x", &x) || !ReadF32(env, argv[5], "y", &y)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t wLength = 0;
+  void* wData = nullptr;
+  if (napi_get_typedarray_info(env, argv[4], &type, &wLength, &wData, nullptr, nullptr) != napi_ok || type != napi_uint16_array) {
+    Napi::TypeError::New(env, "supra native gemmBf16: w must be a Uint16Array (BF16 bits)").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const uint16_t* w = static_cast<const uint16_t*>(wData);
+  const struct { const char* name; int64_t have, need; } sizes[] = {
+      {"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"y", y.length, m * n}};
+  for (const auto& s : sizes) {
+    if (s.have < s.need) {
+      Napi::RangeError::New(env, std::string("supra native gemmBf16: ") + s.name + " has " + std::to_string(s.have) +
+                                     " values but the call reads " + std::to_string(s.need) + " (m " + std::to_string(m) +
+                                     ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")")
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  if (m == 0 || n == 0) return nullptr;
+  const char* yBegin = reinterpret_cast<const char*>(y.data);
+  const char* yEnd = yBegin + 4 * m * n;
+  const char* wBegin = reinterpret_cast<const char*>(w);
+  if (Overlaps(y.data, m * n, x.data, m * k) || (yBegin < wBegin + 2 * n * k && wBegin < yEnd)) {
+    Napi::RangeError::New(env, "supra native gemmBf16: y overlaps x or w in memory").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (k == 0) {
+    std::fill(y.data, y.data + m * n, 0.0f);
+    return nullptr;
+  }
+#ifdef SUPRA_X86
+  if (m <= kDecodeRows && (HaveAvx512() || HaveAvx2Fma())) {
+    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / (2 * k)));
+    Bf16DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, y.data, rows);
+    RunShared(work);
+    return nullptr;
+  }
+#endif
+  GemmBf16Banded(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, y.data);
+  return nullptr;
+}
+
 #ifdef SUPRA_X86
 class CrossEntropyWork : public ChunkedWork {
  public:
@@ -554,7 +657,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}}) {
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

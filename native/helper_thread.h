@@ -44,8 +44,10 @@ class SharedWork {
 };
 
 // The helper thread: after a job it spins briefly, since the attention's products and the kernels come
-// back to back, then sleeps. The caller waits for the helper to acknowledge every job it posts, so a job
-// is never freed while the helper still reads it.
+// back to back, then sleeps. A job is taken by exactly one of the two: the helper, which then works on it
+// and acknowledges it (the caller waits for that, so a job is never freed while the helper reads it), or
+// the caller, once it has run every item itself, so that a helper still asleep or descheduled (a busy
+// machine) costs the caller nothing.
 class HelperThread {
  public:
   HelperThread() : thread_([this] { Loop(); }) {}
@@ -69,6 +71,8 @@ class HelperThread {
     }
     cv_.notify_one();
     work.Drain(0);
+    uint64_t untaken = g - 1;
+    if (taken_.compare_exchange_strong(untaken, g, std::memory_order_acq_rel)) return; // the helper never saw it
     for (uint32_t spin = 0; !work.Finished() || acked_.load(std::memory_order_acquire) != g; spin++) {
       if ((spin & 1023) == 1023) std::this_thread::yield();
       else Pause();
@@ -103,8 +107,11 @@ class HelperThread {
       }
       if (stop_.load(std::memory_order_relaxed)) return;
       seen = posted_.load(std::memory_order_acquire);
-      work_->Drain(1);
-      acked_.store(seen, std::memory_order_release);
+      uint64_t untaken = seen - 1;
+      if (taken_.compare_exchange_strong(untaken, seen, std::memory_order_acq_rel)) {
+        work_->Drain(1);
+        acked_.store(seen, std::memory_order_release);
+      }
     }
   }
 
@@ -113,6 +120,7 @@ class HelperThread {
   SharedWork* work_ = nullptr;
   std::atomic<uint64_t> posted_{0};
   std::atomic<uint64_t> acked_{0};
+  std::atomic<uint64_t> taken_{0}; // the last job taken (by the helper, or back by the caller)
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;

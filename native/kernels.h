@@ -26,6 +26,12 @@ void DotRowsAvx2(int m, int n, int k, float alpha, float beta, const float* A, i
 void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb,
                    float* C, int ldc);
 
+// C[i, j] = A[i, :] . W[j, :] for a few rows of A and W stored n x k as BF16 (uint16: the high half of a
+// float32), widened in registers: the same sums in the same order as DotRows* with alpha 1, beta 0 over the
+// widened weight, so the same bits.
+void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
+
 // C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim).
 void SmallGemmAvx512(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
                      const float* B, int ldb, float* C, int ldc, float* pack);
@@ -38,5 +44,8 @@ void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int
 void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
                          int64_t lo, int64_t hi);
 #endif
+
+// out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.
+void WidenBf16(const uint16_t* in, float* out, int64_t n);
 
 } // namespace supra

@@ -36,6 +36,7 @@ function tinySettings(log: (line: string) => void): BenchSettings {
     prefill: { lengths: [16, 48], reps: 1 },
     decode: { contexts: [8, 100], steps: 3, interleavedRounds: 1, warmupTokens: 4 },
     serve: { seconds: 1, connections: 2, maxTokens: 2, promptTokens: 4, concurrency: 2 },
+    weights: { config: TINY, steps: 2, rounds: 1 },
     log,
   };
 }
@@ -94,6 +95,13 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
   // the serve load test answered requests without errors
   assert.ok(r.serve && r.serve.requests > 0, 'serve completed requests');
   assert.equal(r.serve!.errors, 0);
+  // decode with f32 against bf16 weights: both tokens/s, their ratio, the bf16 weights half the bytes
+  assert.equal(r.weights.length, 1);
+  const w = r.weights[0]!;
+  assert.deepEqual(w.rows.map((x) => x.dtype), ['f32', 'bf16']);
+  w.rows.forEach((x) => positive(x.tokensPerS, `${x.dtype} tokens/s`));
+  assert.ok(Math.abs(w.ratio - w.rows[1]!.tokensPerS / w.rows[0]!.tokensPerS) < 1e-9);
+  assert.ok(w.rows[1]!.weightBytesPerToken < 0.6 * w.rows[0]!.weightBytesPerToken, 'vectors stay f32; matrices halve');
   assert.deepEqual(r.config, TINY);
   assert.equal(r.quick, true);
   positive(r.seconds, 'seconds');
@@ -111,7 +119,7 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
 
   // the printed report: section headers and the summary
   const text = lines.join('\n');
-  for (const s of ['== sgemm, wasm backend ==', '== decode against context', '== supra serve under load', '== summary ==', 'decode supra', 'decode teacher']) {
+  for (const s of ['== sgemm, wasm backend ==', '== decode against context', '== supra serve under load', '== weights f32 against bf16', '== summary ==', 'decode supra', 'decode teacher', 'decode weights']) {
     assert.ok(text.includes(s), `report lacks "${s}"`);
   }
 });

@@ -2,6 +2,7 @@
 // intermediate 704): training forward+backward tokens/s for the teacher and the SUPRA model (chunked), and
 // SUPRA chunked prefill tokens/s against length, which must be flat (cost linear in length).
 import { Mt19937 } from '../core/random.js';
+import { WEIGHT_TYPES, type WeightType } from '../core/weights.js';
 import { parseConfig, type ModelConfig } from '../io/config.js';
 import { DecoderLM } from '../models/decoder.js';
 import { supraConfig } from '../models/linearize.js';
@@ -29,13 +30,26 @@ export function configS(kind: 'teacher' | 'supra', raw: RawConfig = CONFIG_S): M
   return kind === 'teacher' ? teacher : supraConfig(teacher);
 }
 
-/** A model of configuration S with small random weights (speed does not depend on their values). */
-export function randomModel(config: ModelConfig, seed = 0): DecoderLM {
-  const model = new DecoderLM(config);
+/**
+ * A model of configuration S with small random weights (speed does not depend on their values), its
+ * matrices stored as `dtype` (the same draws, rounded, for bf16).
+ */
+export function randomModel(config: ModelConfig, seed = 0, dtype: WeightType = 'f32'): DecoderLM {
+  const model = new DecoderLM(config, { dtype });
   const rng = new Mt19937(seed);
+  const chunk = new Float32Array(1 << 16);
   for (const p of model.params()) {
-    if (p.shape.length === 1) p.data.fill(1);
-    else rng.fillUniform(p.data, -0.05, 0.05);
+    const stored = p.stored ?? { type: 'f32' as const, data: p.data };
+    if (stored.type === 'f32') {
+      if (p.shape.length === 1) p.data.fill(1);
+      else rng.fillUniform(p.data, -0.05, 0.05);
+      continue;
+    }
+    for (let i = 0; i < stored.data.length; i += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, stored.data.length - i));
+      rng.fillUniform(part, -0.05, 0.05);
+      WEIGHT_TYPES[stored.type].fromFloat(part, stored, i);
+    }
   }
   return model;
 }

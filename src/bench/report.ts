@@ -16,6 +16,7 @@ import { benchNative, type GemmShape, type NativeBenchReport } from './native.js
 import { benchPrefill, benchRecurrentDecode, benchTrainStep, benchUptrainStep, CONFIG_S, type RawConfig } from './model.js';
 import { benchDecode, type DecodeRow } from './decode.js';
 import { benchServe, type ServeBenchOptions, type ServeBenchResult } from './serve.js';
+import { benchWeightTypes, type WeightTypesBench } from './weights.js';
 
 /** What to measure and how long; defaultBenchSettings gives the full and the --quick report, tests shrink it. */
 export interface BenchSettings {
@@ -37,6 +38,11 @@ export interface BenchSettings {
   decode: { contexts: number[]; steps: number; teacherMax?: number; interleavedRounds: number; warmupTokens: number };
   /** Loopback serve load test on the first backend; null skips it. */
   serve: Omit<ServeBenchOptions, 'print' | 'log' | 'config'> | null;
+  /**
+   * Batch-1 SUPRA decode with f32 and with bf16 weight matrices, on every backend (default model: the
+   * SmolLM-135M shape, bench/weights.ts); null or absent skips it.
+   */
+  weights?: { config?: RawConfig; steps: number; rounds: number } | null;
   log: (line: string) => void;
 }
 
@@ -54,6 +60,7 @@ export function defaultBenchSettings(quick: boolean, log: (line: string) => void
     // the teacher's 32k prefill alone takes minutes
     decode: { contexts: quick ? [256, 2048] : [256, 2048, 8192, 32768], steps: quick ? 16 : 32, interleavedRounds: 8, warmupTokens: 256 },
     serve: null,
+    weights: { steps: quick ? 8 : 16, rounds: quick ? 3 : 6 },
     log,
   };
 }
@@ -93,6 +100,8 @@ export interface BenchReport {
     growth: { teacher?: number; supra?: number };
   };
   serve: ServeBenchResult | null;
+  /** Decode with f32 against bf16 weights, one entry per backend. */
+  weights: WeightTypesBench[];
   /** Sections skipped and why. */
   notes: string[];
   seconds: number;
@@ -125,7 +134,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
   const report: BenchReport = {
     date: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch,
     cpuModel: cpus()[0]?.model ?? 'unknown', cpuCount: cpus().length, quick: settings.quick, config: settings.config,
-    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, notes, seconds: 0,
+    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], notes, seconds: 0,
   };
   try {
     if (settings.sgemm) {
@@ -177,6 +186,16 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       section(`supra serve under load on loopback (${cfgName}, ${be.name})`);
       report.serve = await benchServe({ ...settings.serve, config: settings.config, log });
     }
+
+    if (settings.weights) {
+      const shape = settings.weights.config ? 'bench configuration' : 'the SmolLM-135M shape';
+      for (const backend of backends) {
+        setBackend(backend);
+        const b = getBackend();
+        section(`weights f32 against bf16: batch-1 SUPRA decode, ${shape} (${b.name}, ${b.threads} threads)`);
+        report.weights.push(benchWeightTypes({ ...settings.weights, log }));
+      }
+    }
   } finally {
     setBackend(original);
   }
@@ -217,6 +236,11 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
     const cells = rows.map((x) => `${x.context}: ${decodeMs(x).toFixed(3)} ms, ${formatBytes(x.stateBytes)}`);
     const g = r.decode.growth[kind];
     log(`decode ${kind} (${r.decode.backend}): ${cells.join('; ')}${g === undefined ? '' : `; growth ${g.toFixed(2)}×`}`);
+  }
+  for (const w of r.weights) {
+    const [f32, bf16] = w.rows;
+    log(`decode weights ${w.backend} (${(w.params / 1e6).toFixed(0)} M parameters): f32 ${f32!.tokensPerS.toFixed(1)}, bf16 ${bf16!.tokensPerS.toFixed(1)} tokens/s, ` +
+      `${w.ratio.toFixed(2)}× (${(bf16!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${bf16!.effectiveGBPerS.toFixed(1)} GB/s)`);
   }
   if (r.serve) {
     const s = r.serve;

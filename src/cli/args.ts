@@ -1,5 +1,6 @@
 // Small helpers shared by the CLI commands: option parsing with clear errors, and typed option readers.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { WEIGHT_TYPES, type WeightType } from '../core/weights.js';
 
 type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
 
@@ -52,6 +53,14 @@ export function normalizationOption(value: string | undefined): 'group_norm' | '
 }
 
 /**
+ * --dtype f32|bf16 of the commands that load a model for inference (generate, serve, eval): how its weight
+ * matrices are held (core/weights.ts). Declared once here; each command puts DTYPE_OPTION in its options.
+ */
+export function dtypeOption(value: string | undefined): WeightType {
+  return choiceOption(value, 'dtype', Object.keys(WEIGHT_TYPES) as WeightType[], 'f32');
+}
+
+/**
  * One command-line option, declared once: node's parseArgs reads `type`/`short`/`multiple` (and ignores
  * the rest), --help prints `value` and `help` (test/cli checks every parsed option is in --help).
  */
@@ -80,3 +89,9 @@ export function optionsHelp(specs: OptionSpecs): string {
     })
     .join('\n');
 }
+
+export const DTYPE_OPTION = {
+  type: 'string',
+  value: 'f32|bf16',
+  help: 'how the weight matrices are held (default f32); bf16 halves their memory and the bytes a\ndecoded token reads, values rounded to nearest even where the file holds more; inference only',
+} as const satisfies OptionSpec;

@@ -31,6 +31,19 @@ export interface GemmArgs {
 }
 
 /**
+ * y[m, n] = x[m, k] · Wᵀ (y overwritten) with W a weight stored [n, k] as bfloat16 (core/weights.ts): each
+ * BF16 value widened to float32 (exact) and the products summed in float32. x and y are packed float32.
+ */
+export interface Bf16GemmArgs {
+  m: number;
+  n: number;
+  k: number;
+  x: Float32Array;
+  w: Uint16Array;
+  y: Float32Array;
+}
+
+/**
  * Elementwise kernels a backend may run itself, bit for bit what the shared wasm kernels compute (same
  * arguments as assembly/ops.ts; `grain` is the wasm runtime's chunkGrain, whose chunks fix the order of
  * the loss sum and where the scalar tails fall). ops.ts calls them when the backend has them.
@@ -53,6 +66,8 @@ export interface Backend {
   /** Threads the backend computes with. */
   readonly threads: number;
   sgemm(args: GemmArgs): void;
+  /** The product by a BF16 weight (Bf16GemmArgs). */
+  gemmBf16(args: Bf16GemmArgs): void;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
   readonly kernels?: BackendKernels;
   /**

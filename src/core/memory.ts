@@ -107,8 +107,18 @@ export function allocI32(n: number): Int32Array {
   return view;
 }
 
-/** Return a buffer made by allocF32/allocI32. Views of it must not be used afterwards. */
-export function free(view: Float32Array | Int32Array): void {
+/** A zero-filled uint16 buffer of n elements in the arena (BF16 weights, core/weights.ts), same allocator. */
+export function allocU16(n: number): Uint16Array {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`supra: bad buffer length ${n}`);
+  const f = allocF32(Math.ceil(n / 2));
+  const view = new Uint16Array(f.buffer, f.byteOffset, n);
+  finalizer.unregister(f);
+  finalizer.register(view, f.byteOffset, view);
+  return view;
+}
+
+/** Return a buffer made by allocF32/allocI32/allocU16. Views of it must not be used afterwards. */
+export function free(view: Float32Array | Int32Array | Uint16Array): void {
   if (!inArena(view)) return;
   finalizer.unregister(view);
   release(view.byteOffset);

@@ -12,6 +12,7 @@
 import { getBackend } from './select.js';
 import type { GemmArgs } from './backend.js';
 import { allocF32 } from './memory.js';
+import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, parallelFor, ptr } from './wasm/runtime.js';
 
 function checkCount(name: string, v: number): void {
@@ -26,14 +27,17 @@ export function matmul(args: GemmArgs): void {
 }
 
 /**
- * y[rows, out] = x[rows, in] · Wᵀ (+ b), W stored [out, in] as in PyTorch/HF.
- * Backward: dx = dy·W (overwrite, or accumulate with accumulateDx), dW += dyᵀ·x, db += Σ_rows dy.
+ * y[rows, out] = x[rows, in] · Wᵀ (+ b), W stored [out, in] as in PyTorch/HF: float32, or a weight of any
+ * type (core/weights.ts: BF16, widened exactly, summed in float32).
+ * Backward (float32 weights only): dx = dy·W (overwrite, or accumulate with accumulateDx), dW += dyᵀ·x,
+ * db += Σ_rows dy.
  */
 export function linear(
-  x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array,
+  x: Float32Array, w: Float32Array | Weight, b: Float32Array | null, y: Float32Array,
   rows: number, inF: number, outF: number,
 ): void {
-  matmul({ transA: false, transB: true, m: rows, n: outF, k: inF, a: x, b: w, c: y });
+  const weight: Weight = w instanceof Float32Array ? { type: 'f32', data: w } : w;
+  WEIGHT_TYPES[weight.type].matmulT(getBackend(), x, weight, y, rows, outF, inF);
   if (b) addBias(y, b, rows, outF);
 }
 
@@ -439,6 +443,22 @@ export function embedding(ids: Int32Array, table: Float32Array, out: Float32Arra
   const args = [ptr(ids, n, 'embedding: ids', 'in'), ptr(table, vocab * dim, 'embedding: table', 'in'), ptr(out, n * dim, 'embedding: out', 'out'), dim];
   parallelFor('embedding', args, n, dim);
   endCall();
+}
+
+/** embedding from a table stored in any weight type (core/weights.ts): rows widened to float32. */
+export function embeddingOf(ids: Int32Array, table: Weight, out: Float32Array, n: number, dim: number): void {
+  if (table.type === 'f32') return embedding(ids, table.data, out, n, dim);
+  checkCount('embedding: n', n);
+  checkCount('embedding: dim', dim);
+  if (ids.length < n) throw new RangeError(`supra: embedding: ids has ${ids.length} entries, need ${n}`);
+  checkLength('embedding: out', out, n * dim);
+  const vocab = dim > 0 ? Math.floor(table.data.length / dim) : 0;
+  const traits = WEIGHT_TYPES[table.type];
+  for (let i = 0; i < n; i++) {
+    const id = ids[i]!;
+    if (!(id >= 0 && id < vocab)) throw new RangeError(`supra: embedding: token id ${id} outside the table's ${vocab} rows`);
+    traits.toFloat(table, id * dim, dim, out.subarray(i * dim, (i + 1) * dim));
+  }
 }
 
 /** dtable[ids[i], :] += dout[i, :] (scatter-add, accumulates). */

@@ -27,9 +27,10 @@
 // from one of this model, without hashing gigabytes; an edit confined to unsampled elements goes unseen.
 import { createHash } from 'node:crypto';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
-import type { MixerState, StateTensor } from '../layers/types.js';
+import type { MixerState, Param, StateTensor } from '../layers/types.js';
 import type { DecoderLM } from '../models/decoder.js';
 import { Mt19937 } from '../core/random.js';
+import { WEIGHT_TYPES } from '../core/weights.js';
 import { resolveSampling, samplingOptionsOf, SeededRandom } from './sampling.js';
 import { GenerationState } from './state.js';
 
@@ -44,6 +45,27 @@ export type ModelLike = DecoderLM | { readonly model: DecoderLM };
 
 function decoderOf(m: ModelLike): DecoderLM {
   return 'store' in m ? m : m.model;
+}
+
+/**
+ * A parameter's values as float32, whatever type it is stored in: a model holding its weights as BF16
+ * fingerprints as the float32 model of the same values (the two compute the same numbers).
+ */
+function valuesOf(p: Param): { n: number; at: (i: number) => number } {
+  const stored = p.stored;
+  if (!stored || stored.type === 'f32') {
+    const data = p.data;
+    return { n: data.length, at: (i) => data[i]! };
+  }
+  const traits = WEIGHT_TYPES[stored.type];
+  const one = new Float32Array(1);
+  return {
+    n: stored.data.length,
+    at: (i) => {
+      traits.toFloat(stored, i, 1, one);
+      return one[0]!;
+    },
+  };
 }
 
 const SAMPLE = 4096;
@@ -73,12 +95,12 @@ export function modelFingerprint(model: ModelLike, fresh = false): string {
   const sample = new Float32Array(SAMPLE + 2 * EDGE);
   for (const p of m.params()) {
     h.update(`${p.name}[${p.shape.join(',')}]`);
-    const n = p.data.length;
+    const { n, at } = valuesOf(p);
     let k = 0;
-    for (let i = 0; i < Math.min(EDGE, n); i++) sample[k++] = p.data[i]!;
-    for (let i = Math.max(0, n - EDGE); i < n; i++) sample[k++] = p.data[i]!;
+    for (let i = 0; i < Math.min(EDGE, n); i++) sample[k++] = at(i);
+    for (let i = Math.max(0, n - EDGE); i < n; i++) sample[k++] = at(i);
     const stride = Math.max(1, Math.floor(n / SAMPLE));
-    for (let i = 0; i < n && k < sample.length; i += stride) sample[k++] = p.data[i]!;
+    for (let i = 0; i < n && k < sample.length; i += stride) sample[k++] = at(i);
     h.update(new Uint8Array(sample.buffer, 0, k * 4));
   }
   const fp = h.digest('hex');

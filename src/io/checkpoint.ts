@@ -24,6 +24,7 @@ import {
   type TensorToWrite,
   type WriteDType,
 } from './safetensors.js';
+import { f32ToBf16Array } from './dtype.js';
 import { TorchFile } from './torch.js';
 import { readConfigJson, type ModelConfig } from './config.js';
 import { checkOpenLmValues, isOpenLmLayout, mapOpenLm, modelConfigOf } from './open_lm.js';
@@ -51,6 +52,8 @@ export interface TensorFile {
   names(): string[];
   info(name: string): TensorShape;
   readInto(name: string, dest: Float32Array, options?: ReadOptions): Float32Array;
+  /** A float tensor as BF16 bits, read without a float32 copy (Checkpoint rounds readF32's values without it). */
+  readBf16Into?(name: string, dest: Uint16Array, options?: ReadOptions): Uint16Array;
   readF32(name: string, options?: ReadOptions): Float32Array;
   readI32(name: string, dest?: Int32Array): Int32Array;
   close(): void;
@@ -141,6 +144,16 @@ export class Checkpoint {
       throw new Error(`supra: ${w.file.path}: tensor '${name}' (rows ${w.rows[0]}..${w.rows[1]} of '${w.source}') has ${part.length} values, destination holds ${dest.length}`);
     }
     dest.set(part);
+    return dest;
+  }
+
+  /** Read a float tensor into dest as BF16 bits (BF16 as stored, other floats rounded to nearest even), checked as readInto. */
+  readBf16Into(name: string, dest: Uint16Array): Uint16Array {
+    const f = this.file(name);
+    if (f.readBf16Into) return f.readBf16Into(name, dest, { requireFinite: true });
+    const values = f.readF32(name, { requireFinite: true });
+    if (values.length !== dest.length) throw new Error(`supra: ${f.path}: tensor '${name}' has ${values.length} values, destination holds ${dest.length}`);
+    f32ToBf16Array(new Uint32Array(values.buffer, values.byteOffset, values.length), dest);
     return dest;
   }
 

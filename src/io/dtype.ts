@@ -5,6 +5,11 @@
 // The array versions work on raw bit patterns through a Uint32Array view of the float32 data, so no
 // float is ever boxed and NaN payloads are not canonicalised by the engine.
 
+import { f32BitsToBf16Bits } from '../core/weights.js';
+
+// The BF16 array conversions live with the weight types (core/weights.ts); the readers use them from here.
+export { bf16ToF32Array, f32BitsToBf16Bits, f32ToBf16Array } from '../core/weights.js';
+
 /** Bits of one float32 <-> the float itself, through a shared 4-byte scratch. */
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
@@ -61,36 +66,10 @@ export function bf16ToF32(b: number): number {
   return bitsToF32((b & 0xffff) << 16);
 }
 
-/** bfloat16 is the top half of a float32: widening is a shift. */
-export function bf16ToF32Array(src: Uint16Array, dst: Uint32Array): void {
-  const n = src.length;
-  if (dst.length < n) throw new RangeError(`supra: bf16ToF32Array: destination holds ${dst.length} < ${n}`);
-  for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
-}
-
 // ---- F32 -> BF16 (round to nearest even) ---------------------------------------------------
-
-/** bfloat16 bit pattern of one float32 bit pattern. */
-export function f32BitsToBf16Bits(x: number): number {
-  x >>>= 0;
-  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff; // NaN: keep sign, force quiet
-  // add 0x7fff plus the lowest kept bit: rounds half to even; a carry into the exponent is correct
-  // rounding (up to inf for values past the largest bfloat16)
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
 
 export function f32ToBf16(x: number): number {
   return f32BitsToBf16Bits(f32ToBits(x));
-}
-
-export function f32ToBf16Array(src: Uint32Array, dst: Uint16Array): void {
-  const n = src.length;
-  if (dst.length < n) throw new RangeError(`supra: f32ToBf16Array: destination holds ${dst.length} < ${n}`);
-  for (let i = 0; i < n; i++) {
-    const x = src[i]!;
-    if ((x & 0x7fffffff) > 0x7f800000) dst[i] = (x >>> 16) | 0x40;
-    else dst[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-  }
 }
 
 // ---- F32 -> F16 (round to nearest even) ----------------------------------------------------

@@ -305,6 +305,57 @@ export class SafetensorsFile {
     return dest;
   }
 
+  /**
+   * Read a float tensor into `dest` as BF16 bits (exactly numel long; may be an arena buffer): a BF16
+   * tensor's bytes land directly in dest, other float dtypes pass through one bounded chunk, widened to
+   * float32 and rounded to nearest even (as PyTorch's .to(torch.bfloat16)). `requireFinite` checks the
+   * result, so a float32 value past the largest BF16 (rounded to ±Inf) is an error too.
+   */
+  readBf16Into(name: string, dest: Uint16Array, options: ReadOptions = {}): Uint16Array {
+    this.checkOpen();
+    const t = this.entry(name);
+    if (!isFloatDType(t.dtype)) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not a float tensor (use readI32)`);
+    }
+    if (dest.length !== t.numel) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values (shape ${shapeStr(t.shape)}), destination holds ${dest.length}`);
+    }
+    const start = this.dataStart + t.begin;
+    const what = `tensor '${name}'`;
+    if (t.dtype === 'BF16') {
+      readFully(this.fd, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength), start, this.path, what);
+    } else {
+      const size = DTYPE_SIZE[t.dtype];
+      const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+      const perChunk = chunk.length / size;
+      const wide = t.dtype === 'F32' ? null : new Uint32Array(perChunk);
+      for (let i = 0; i < t.numel; i += perChunk) {
+        const count = Math.min(perChunk, t.numel - i);
+        readFully(this.fd, chunk.subarray(0, count * size), start + i * size, this.path, what);
+        let bits: Uint32Array;
+        if (!wide) bits = new Uint32Array(chunk.buffer, 0, count);
+        else {
+          bits = wide.subarray(0, count);
+          if (t.dtype === 'F16') f16ToF32Array(new Uint16Array(chunk.buffer, 0, count), bits);
+          else new Float32Array(bits.buffer, 0, count).set(new Float64Array(chunk.buffer, 0, count)); // F64 -> F32 -> BF16, as PyTorch
+        }
+        f32ToBf16Array(bits, dest.subarray(i, i + count));
+      }
+    }
+    if (options.requireFinite) {
+      let bad = 0;
+      let firstBad = -1;
+      for (let i = 0; i < dest.length; i++) {
+        if ((dest[i]! & 0x7f80) === 0x7f80) {
+          if (bad === 0) firstBad = i;
+          bad++;
+        }
+      }
+      if (bad > 0) throw nonFiniteError(this.path, name, bad, firstBad);
+    }
+    return dest;
+  }
+
   /** A fresh float32 array (ordinary heap) holding the tensor. */
   readF32(name: string, options: ReadOptions = {}): Float32Array {
     return this.readInto(name, new Float32Array(this.entry(name).numel), options);

@@ -1,7 +1,9 @@
 // The parameter store: every parameter of a model by its HF / safetensors name, each an arena buffer
 // allocated once, with its gradient buffer beside it. Gradients are allocated on first need
-// (enableGrads), so a model loaded for inference holds no gradient memory.
+// (enableGrads), so a model loaded for inference holds no gradient memory. Matrices may be stored in a
+// narrower weight type (core/weights.ts: BF16) for inference; vectors (norm gains, biases) stay float32.
 import { allocF32, free } from '../core/memory.js';
+import { f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -14,6 +16,11 @@ export interface TensorSource {
   info(name: string): { dtype: string; shape: number[] };
   /** Read a float tensor into dest (numel long), as float32. */
   readInto(name: string, dest: Float32Array): Float32Array;
+  /**
+   * Read a float tensor into dest (numel long) as BF16 bits: a BF16 tensor as stored, others rounded to
+   * nearest even. Without it, loadInto reads float32 and rounds.
+   */
+  readBf16Into?(name: string, dest: Uint16Array): Uint16Array;
   /** The file holding a tensor, for error messages. */
   fileOf?(name: string): string;
 }
@@ -25,18 +32,38 @@ export function mapSource(tensors: ReadonlyMap<string, StoredTensor>): TensorSou
     if (!t) throw new Error(`supra: no tensor named ${name}`);
     return t;
   };
+  const floats = (name: string, length: number): Float32Array => {
+    const t = get(name);
+    if (!(t.data instanceof Float32Array)) throw new Error(`supra: tensor ${name} holds integers (${t.dtype}), expected floats`);
+    if (t.data.length !== length) throw new Error(`supra: tensor ${name} has ${t.data.length} values, destination holds ${length}`);
+    return t.data;
+  };
   return {
     names: () => [...tensors.keys()],
     has: (name) => tensors.has(name),
     info: (name) => get(name),
     readInto: (name, dest) => {
-      const t = get(name);
-      if (!(t.data instanceof Float32Array)) throw new Error(`supra: tensor ${name} holds integers (${t.dtype}), expected floats`);
-      if (t.data.length !== dest.length) throw new Error(`supra: tensor ${name} has ${t.data.length} values, destination holds ${dest.length}`);
-      dest.set(t.data);
+      dest.set(floats(name, dest.length));
+      return dest;
+    },
+    readBf16Into: (name, dest) => {
+      const t = floats(name, dest.length);
+      f32ToBf16Array(new Uint32Array(t.buffer, t.byteOffset, t.length), dest);
       return dest;
     },
   };
+}
+
+/** Tensor `name` of `source` into a parameter's storage, in its weight type. */
+function readStored(source: TensorSource, name: string, stored: Weight): void {
+  if (stored.type === 'f32') {
+    source.readInto(name, stored.data);
+  } else if (source.readBf16Into) {
+    source.readBf16Into(name, stored.data);
+  } else {
+    const f32 = source.readInto(name, new Float32Array(stored.data.length));
+    f32ToBf16Array(new Uint32Array(f32.buffer, f32.byteOffset, f32.length), stored.data);
+  }
 }
 
 class ArenaParam implements Param {
@@ -44,12 +71,27 @@ class ArenaParam implements Param {
   constructor(
     readonly name: string,
     readonly shape: number[],
-    readonly data: Float32Array,
+    readonly stored: Weight,
   ) {}
+
+  get data(): Float32Array {
+    if (this.stored.type === 'f32') return this.stored.data;
+    throw new Error(`supra: ${this.name} is stored as ${this.stored.type}; this needs float32 weights (load the model with dtype f32)`);
+  }
 }
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+/** How a parameter's values are stored (float32 unless it says otherwise). */
+export function storedWeight(p: Param): Weight {
+  return p.stored ?? { type: 'f32', data: p.data };
+}
+
+/** The error for training (or a backward through) a weight stored in an inference-only type. */
+export function untrainable(p: Param): Error {
+  return new Error(`supra: ${p.name} is stored as ${storedWeight(p).type}: trained weights are float32; load with dtype f32`);
 }
 
 /** The gradient buffer of a parameter; a clear error when the model was not set up for training. */
@@ -58,15 +100,34 @@ export function gradOf(p: Param): Float32Array {
   return p.grad;
 }
 
+export interface ParamStoreOptions {
+  /**
+   * Record names and shapes without allocating (every data array is empty), to learn which tensors a
+   * model of some config has without holding its weights.
+   */
+  declareOnly?: boolean;
+  /**
+   * How every matrix (2-D parameter: projections, MLP, embeddings, lm_head) is stored; vectors stay
+   * float32. Default 'f32'. A store with another type is for inference: only float32 weights train.
+   */
+  dtype?: WeightType;
+}
+
 export class ParamStore {
   private readonly byName = new Map<string, Param>();
   private gradsOn = false;
 
-  /**
-   * `declareOnly`: record names and shapes without allocating (every data array is empty), to learn
-   * which tensors a model of some config has without holding its weights.
-   */
-  constructor(private readonly options: { declareOnly?: boolean } = {}) {}
+  constructor(private readonly options: ParamStoreOptions = {}) {
+    const dtype = options.dtype;
+    if (dtype !== undefined && !isWeightType(dtype)) {
+      throw new Error(`supra: dtype must be ${Object.keys(WEIGHT_TYPES).join(' or ')}, got ${JSON.stringify(dtype)}`);
+    }
+  }
+
+  /** The type matrices are stored in. */
+  get dtype(): WeightType {
+    return this.options.dtype ?? 'f32';
+  }
 
   /** A new zero parameter. Names are unique. */
   add(name: string, shape: number[]): Param {
@@ -74,8 +135,9 @@ export class ParamStore {
     for (const d of shape) {
       if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
     }
-    const p = new ArenaParam(name, [...shape], this.options.declareOnly ? new Float32Array(0) : allocF32(numel(shape)));
-    if (this.gradsOn) p.grad = allocF32(p.data.length);
+    const traits = WEIGHT_TYPES[shape.length === 2 ? this.dtype : 'f32'];
+    const p = new ArenaParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape)));
+    if (this.gradsOn) p.grad = allocF32(numel(shape));
     this.byName.set(name, p);
     return p;
   }
@@ -98,7 +160,7 @@ export class ParamStore {
   /** Total number of parameter values. */
   numel(): number {
     let n = 0;
-    for (const p of this.byName.values()) n += p.data.length;
+    for (const p of this.byName.values()) n += storedWeight(p).data.length;
     return n;
   }
 
@@ -106,8 +168,11 @@ export class ParamStore {
     return this.gradsOn;
   }
 
-  /** Allocate every gradient buffer (zeroed). Idempotent. */
+  /** Allocate every gradient buffer (zeroed). Idempotent. Refused for weights stored in an inference type. */
   enableGrads(): void {
+    for (const p of this.byName.values()) {
+      if (!WEIGHT_TYPES[storedWeight(p).type].trainable) throw untrainable(p);
+    }
     this.gradsOn = true;
     for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32(p.data.length);
   }
@@ -136,7 +201,7 @@ export class ParamStore {
         throw new Error(`supra: ${file}: tensor ${p.name} has shape [${shape.join(', ')}], the config expects [${p.shape.join(', ')}]`);
       }
       if (!FLOAT_DTYPES.has(dtype)) throw new Error(`supra: ${file}: tensor ${p.name} has dtype ${dtype}, expected a float tensor`);
-      source.readInto(p.name, p.data);
+      readStored(source, p.name, storedWeight(p));
     }
     if (missing.length > 0) {
       const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
@@ -147,7 +212,7 @@ export class ParamStore {
 
   free(): void {
     for (const p of this.byName.values()) {
-      free(p.data);
+      free(storedWeight(p).data);
       if (p.grad) free(p.grad);
       p.grad = null;
     }

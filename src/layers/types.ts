@@ -2,6 +2,7 @@
 // The token mixer is softmax attention in the teacher and SUPRA linear attention in the linearized model;
 // everything else is shared.
 
+import type { Weight } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import type { ParamStore } from './params.js';
 import type { Workspace } from './workspace.js';
@@ -10,7 +11,13 @@ import type { Workspace } from './workspace.js';
 export interface Param {
   readonly name: string;
   readonly shape: number[];
+  /** The values as float32; reading it throws (naming the parameter) when they are stored in another type. */
   readonly data: Float32Array;
+  /**
+   * The values as stored: a matrix may be BF16 (core/weights.ts) in a model loaded for inference so.
+   * Absent means float32, the array in data (storedWeight in params.ts reads either).
+   */
+  readonly stored?: Weight;
   /** Accumulated by backward passes; null when the model was built for inference only. */
   grad: Float32Array | null;
 }

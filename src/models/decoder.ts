@@ -3,19 +3,25 @@
 // lm_head (its own matrix, or the embedding matrix when tied). llm.c style: parameters and gradients
 // are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
 // that size and reused; every forward has its backward beside it.
-import { crossEntropy, embedding, embeddingBackward } from '../core/ops.js';
+import { crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
+import type { WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
 import { Linear } from '../layers/linear.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
 import { RMSNorm } from '../layers/norm.js';
-import { gradOf, ParamStore } from '../layers/params.js';
+import { gradOf, ParamStore, storedWeight } from '../layers/params.js';
 import type { MixerFactory, MixerState, Param } from '../layers/types.js';
 import { Workspace } from '../layers/workspace.js';
 
 export interface DecoderOptions {
   /** Builds each layer's token mixer; default: the one registered for config.architecture. */
   mixerFactory?: MixerFactory;
+  /**
+   * How the matrices (projections, MLP, embeddings, lm_head) are stored: 'f32' (the default; trainable) or
+   * 'bf16' (inference only: half the memory and half the bytes read per decoded token). Vectors stay f32.
+   */
+  dtype?: WeightType;
 }
 
 export interface LossOptions {
@@ -103,7 +109,7 @@ export class DecoderLM {
   }
 
   /** `store`: where the parameters are declared (a declare-only store for parameterShapes). */
-  constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore()) {
+  constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore({ dtype: options.dtype })) {
     this.config = config;
     this.store = store;
     const factory = options.mixerFactory ?? mixerFactoryFor(config);
@@ -163,7 +169,7 @@ export class DecoderLM {
     const rows = B * T;
     const idsBuf = this.stageIds(this.acts, 'ids', ids, B, T);
     const residual = this.residuals(rows);
-    embedding(idsBuf, this.embedTokens.data, residual[0]!, rows, C);
+    embeddingOf(idsBuf, storedWeight(this.embedTokens), residual[0]!, rows, C);
     for (let l = 0; l < L; l++) this.layers[l]!.forward(residual[l]!, residual[l + 1]!, B, T, null);
     const normed = this.acts.get('norm', rows * C);
     const rstd = this.acts.get('rstd', rows);
@@ -263,7 +269,7 @@ export class DecoderLM {
     const rows = B * T;
     const idsBuf = this.stageIds(this.scratch, 'dec.ids', ids, B, T);
     const h = this.scratch.get('dec.h', rows * C);
-    embedding(idsBuf, this.embedTokens.data, h, rows, C);
+    embeddingOf(idsBuf, storedWeight(this.embedTokens), h, rows, C);
     for (let l = 0; l < this.layers.length; l++) this.layers[l]!.forward(h, h, B, T, state.layers[l]!);
     let last = h;
     let outRows = rows;

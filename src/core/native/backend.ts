@@ -14,9 +14,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendKernels, GemmArgs } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
-import { GEMV_PARALLEL_FLOPS, sgemmWasm } from '../wasm/backend.js';
+import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, sgemmWasm } from '../wasm/backend.js';
 
 function isArenaF32(x: unknown): x is Float32Array {
   return x instanceof Float32Array && inArena(x);
@@ -43,6 +43,7 @@ interface Addon {
     strideC: number,
     batch: number,
   ): void;
+  gemmBf16(m: number, n: number, k: number, x: Float32Array, w: Uint16Array, y: Float32Array): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
     smallKernel: SmallKernel; elementwiseKernels: SmallKernel;
@@ -230,12 +231,23 @@ function load(addonPath: string): NativeResult {
     );
   }
 
+  /**
+   * Products by a BF16 weight: decoding ones (m ≤ 4) on the add-on's AVX-512/AVX2 dot products, shared with
+   * its helper thread (on the wasm kernels where the CPU has neither); larger ones widen bands of the weight
+   * for OpenBLAS's sgemm (see native/addon.cc).
+   */
+  function gemmBf16(g: Bf16GemmArgs): void {
+    if (g.m <= 4 && decodeKernel === 'none') gemmBf16Wasm(g);
+    else addon.gemmBf16(g.m, g.n, g.k, g.x, g.w, g.y);
+  }
+
   const backend: NativeBackend = {
     name: 'native',
     get threads() {
       return threadCount;
     },
     sgemm,
+    gemmBf16,
     // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
     // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread
     // (its AVX-512 sets do not), so the kernel set and the threads both decide the bits.

@@ -1,6 +1,6 @@
 // The wasm backend: sgemm from the AssemblyScript SIMD module (assembly/sgemm.ts), with C cut into
 // tiles that the worker pool shares. Small products run on the calling thread only.
-import { leadingDims, type Backend, type GemmArgs } from '../backend.js';
+import { leadingDims, type Backend, type Bf16GemmArgs, type GemmArgs } from '../backend.js';
 import { MAX_CHUNKS } from './pool.js';
 import { beginCall, endCall, getPool, kernels, ptr } from './runtime.js';
 
@@ -106,6 +106,29 @@ export function sgemmWasm(g: GemmArgs): void {
   endCall();
 }
 
+/** y[m, n] = x[m, k]·Wᵀ with W stored [n, k] as BF16 (see Bf16GemmArgs), tiled over the pool as sgemmWasm. */
+export function gemmBf16Wasm(g: Bf16GemmArgs): void {
+  const { m, n, k } = g;
+  checkDim('m', m);
+  checkDim('n', n);
+  checkDim('k', k);
+  if (m === 0 || n === 0) return;
+  beginCall();
+  const px = ptr(g.x, m * k, 'gemmBf16: x', 'in');
+  const pw = ptr(g.w, n * k, 'gemmBf16: w', 'in');
+  const py = ptr(g.y, m * n, 'gemmBf16: y', 'out');
+  const pool = getPool();
+  const small = m <= SMALL_M;
+  if (pool.threads === 1 || 2 * m * n * k < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
+    kernels().gemmBf16Tiles(m, n, k, px, pw, py, m, n, 1, 1, 0, 1, pool.workPtr(0));
+  } else {
+    const plan = planTiles(m, n, pool.threads * TILES_PER_THREAD);
+    const tiles = plan.tilesM * plan.tilesN;
+    pool.run('gemmBf16Tiles', [m, n, k, px, pw, py, plan.tileM, plan.tileN, plan.tilesM, plan.tilesN], tiles, Math.ceil(tiles / Math.min(tiles, MAX_CHUNKS)));
+  }
+  endCall();
+}
+
 export function createWasmBackend(): Backend {
   return {
     name: 'wasm',
@@ -113,6 +136,7 @@ export function createWasmBackend(): Backend {
       return getPool().threads;
     },
     sgemm: sgemmWasm,
+    gemmBf16: gemmBf16Wasm,
     // every product and reduction splits over outputs, each summed in the same order on any thread
     fingerprint: () => ({ backend: 'wasm' }),
   };

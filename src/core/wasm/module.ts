@@ -12,6 +12,10 @@ export interface KernelExports {
     beta: number, c: number, ldc: number, strideC: number,
     tileM: number, tileN: number, tilesM: number, tilesN: number, lo: number, hi: number, work: number,
   ): void;
+  gemmBf16Tiles(
+    m: number, n: number, k: number, x: number, w: number, y: number,
+    tileM: number, tileN: number, tilesM: number, tilesN: number, lo: number, hi: number, work: number,
+  ): void;
   add(a: number, b: number, out: number, lo: number, hi: number): void;
   axpy(alpha: number, x: number, y: number, lo: number, hi: number): void;
   scale(x: number, s: number, lo: number, hi: number): void;
