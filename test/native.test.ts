@@ -464,6 +464,13 @@ test('a missing add-on reports why, and select.ts falls back to wasm with one wa
   const rb = createNativeBackend({ addonPath: broken });
   rmSync(dir, { recursive: true, force: true });
   assert.ok(!rb.ok && /failed to load/.test(rb.reason), !rb.ok ? rb.reason : 'loaded a broken add-on');
+  // an add-on built from older sources (here a stand-in module) lacks newer functions: named, not a crash later
+  const staleDir = mkdtempSync(join(tmpdir(), 'supra-stale-addon-'));
+  const stale = join(staleDir, 'supra_native.cjs');
+  writeFileSync(stale, 'module.exports = { sgemm() {}, info() {}, setThreads() {} };');
+  const rs = createNativeBackend({ addonPath: stale });
+  rmSync(staleDir, { recursive: true, force: true });
+  assert.ok(!rs.ok && /out of date \(no gemmBf16, useSmallKernel.*run npm install/.test(rs.reason), !rs.ok ? rs.reason : 'loaded a stale add-on');
 
   const script =
     `import { getBackend, setBackend } from ${JSON.stringify(selectModuleUrl)};` +

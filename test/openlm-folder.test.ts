@@ -42,8 +42,8 @@ function teacherFolder(configChanges: Record<string, unknown> = {}, edit: (t: Ma
 const IDS = [3, 141, 59, 26, 53, 58, 97, 93, 23, 84, 62, 64, 33];
 
 /** The logits of IDS (one row) from a folder, as bytes. */
-function logitsOf(dir: string): Buffer {
-  const { model, unexpected } = loadDecoder(dir, { strict: true });
+function logitsOf(dir: string, dtype: 'f32' | 'bf16' = 'f32'): Buffer {
+  const { model, unexpected } = loadDecoder(dir, { strict: true, dtype });
   try {
     assert.deepEqual(unexpected, []);
     return Buffer.from(Float32Array.from(model.forward(IDS, 1, IDS.length)).buffer);
@@ -91,6 +91,8 @@ test('an open_lm folder loads with loadDecoder and from_pretrained: the SUPRA lo
     }
     assert.ok(logitsOf(dir).equals(want), `${what}: logits differ from the SUPRA folder's`);
   }
+  // at bf16 the fused tensors' rows are rounded as the SUPRA folder's tensors are
+  assert.ok(logitsOf(openDir, 'bf16').equals(logitsOf(supraDir, 'bf16')), 'bf16: logits differ from the SUPRA folder\'s');
   const model = await AutoModelForCausalLM.from_pretrained(openDir);
   try {
     const { logits } = await model.forward({ input_ids: [IDS] });

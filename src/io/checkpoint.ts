@@ -149,10 +149,11 @@ export class Checkpoint {
 
   /** Read a float tensor into dest as BF16 bits (BF16 as stored, other floats rounded to nearest even), checked as readInto. */
   readBf16Into(name: string, dest: Uint16Array): Uint16Array {
-    const f = this.file(name);
-    if (f.readBf16Into) return f.readBf16Into(name, dest, { requireFinite: true });
-    const values = f.readF32(name, { requireFinite: true });
-    if (values.length !== dest.length) throw new Error(`supra: ${f.path}: tensor '${name}' has ${values.length} values, destination holds ${dest.length}`);
+    const w = this.locate(name);
+    if (!w.rows && w.file.readBf16Into) return w.file.readBf16Into(w.source, dest, { requireFinite: true });
+    // other files, and rows of a fused open_lm tensor: through float32, then rounded
+    const values = w.rows ? this.part(name, w) : w.file.readF32(w.source, { requireFinite: true });
+    if (values.length !== dest.length) throw new Error(`supra: ${w.file.path}: tensor '${name}' has ${values.length} values, destination holds ${dest.length}`);
     f32ToBf16Array(new Uint32Array(values.buffer, values.byteOffset, values.length), dest);
     return dest;
   }

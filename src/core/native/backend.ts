@@ -56,6 +56,11 @@ interface Addon {
   swigluBackward: BackendKernels['swigluBackward'];
 }
 
+/** Every function of Addon: an add-on lacking one was built from older sources. */
+const ADDON_FUNCTIONS = [
+  'sgemm', 'gemmBf16', 'info', 'setThreads', 'useSmallKernel', 'useElementwiseKernels', 'crossEntropy', 'swiglu', 'swigluBackward',
+] as const satisfies ReadonlyArray<keyof Addon>;
+
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
 export type DecodeKernel = 'avx512' | 'avx2' | 'none';
 
@@ -179,6 +184,11 @@ function load(addonPath: string): NativeResult {
     addon = createRequire(import.meta.url)(addonPath) as Addon;
   } catch (err) {
     return { ok: false, reason: `the OpenBLAS add-on failed to load (${(err as Error).message.split('\n')[0]})` };
+  }
+  // an add-on built from older sources lacks newer functions: say so rather than fail mid-computation
+  const missing = ADDON_FUNCTIONS.filter((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function');
+  if (missing.length > 0) {
+    return { ok: false, reason: `the OpenBLAS add-on at ${addonPath} is out of date (no ${missing.join(', ')}; run npm install to rebuild it)` };
   }
   const threads = threadsFromEnv();
   if (threads !== undefined) addon.setThreads(threads);
