@@ -19,7 +19,7 @@ import {
   f32ToBf16Array,
   bf16ToF32Array,
 } from '../src/io/dtype.js';
-import { SafetensorsFile, readSafetensors, writeSafetensors, MAX_HEADER_BYTES } from '../src/io/safetensors.js';
+import { SafetensorsFile, readSafetensors, writeSafetensors, MAX_HEADER_BYTES, type TensorData } from '../src/io/safetensors.js';
 import { tempRoot } from './helpers/tmp.js';
 
 const tmp = tempRoot('supra-io-st-');
@@ -538,4 +538,33 @@ test('an atomic write to a path that is a folder is refused up front, naming it,
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('the writer takes tensors as functions: each called once, in file order, when reached; a wrong one leaves no file', () => {
+  const dir = join(tmp, 'lazy');
+  mkdirSync(dir);
+  const calls: string[] = [];
+  // bytes of data already in the file being written (its temporary name) when a tensor is asked for
+  const dataWritten = () => {
+    const [partial] = readdirSync(dir).filter((f) => f.startsWith('a.safetensors.tmp'));
+    const bytes = readFileSync(join(dir, partial!));
+    return bytes.length - 8 - Number(bytes.readBigUInt64LE(0));
+  };
+  const lazy = (name: string, n: number, before: number) => ({
+    name,
+    shape: [n],
+    data: (): TensorData => {
+      calls.push(name);
+      assert.equal(dataWritten(), before, `${name} is asked for once the tensors before it are written`);
+      return Float32Array.from({ length: n }, (_, i) => i + n);
+    },
+  });
+  writeSafetensors(join(dir, 'a.safetensors'), [lazy('x', 3, 0), { name: 'y', shape: [2], data: new Float32Array([7, 8]) }, lazy('z', 4, 20)]);
+  assert.deepEqual(calls, ['x', 'z']);
+  const back = readSafetensors(join(dir, 'a.safetensors'));
+  assert.deepEqual(Array.from(back.get('x')!.data), [3, 4, 5]);
+  assert.deepEqual(Array.from(back.get('z')!.data), [4, 5, 6, 7]);
+
+  assert.throws(() => writeSafetensors(join(dir, 'b.safetensors'), [{ name: 'short', shape: [5], data: () => new Float32Array(2) }]), /b\.safetensors: tensor 'short': shape \[5\] holds 5 values, data has 2/);
+  assert.deepEqual(readdirSync(dir), ['a.safetensors']);
 });

@@ -18,8 +18,8 @@ import {
   type DType,
   type ReadOptions,
   type StoredTensor,
+  type PlannedTensor,
   type TensorsToWrite,
-  type TensorToWrite,
   type WriteDType,
 } from './safetensors.js';
 import { TorchFile } from './torch.js';
@@ -268,7 +268,7 @@ export function saveCheckpoint(dir: string, tensors: TensorsToWrite, options: Sa
   const list = tensorList(tensors, dir, dtype);
   if (list.length === 0) throw new Error(`supra: ${dir}: no tensors to save`);
   const metadata = { ...options.metadata, format: 'pt' };
-  const bytesOf = (t: TensorToWrite & { dtype: WriteDType }) => storedBytes(t.data.length, t.dtype);
+  const bytesOf = (t: PlannedTensor) => storedBytes(t.numel, t.dtype);
   const total = list.reduce((s, t) => s + bytesOf(t), 0);
 
   const single = join(dir, SINGLE_FILE);
