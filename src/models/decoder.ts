@@ -3,6 +3,7 @@
 // lm_head (its own matrix, or the embedding matrix when tied). llm.c style: parameters and gradients
 // are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
 // that size and reused; every forward has its backward beside it.
+import { ARENA_BASE, ARENA_MAX_BYTES, arenaStats } from '../core/memory.js';
 import { crossEntropy, embedding, embeddingBackward } from '../core/ops.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
@@ -102,10 +103,14 @@ export class DecoderLM {
     return this.layers.every((l) => l.mixer.recurrent);
   }
 
-  /** `store`: where the parameters are declared (a declare-only store for parameterShapes). */
-  constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore()) {
+  /**
+   * `store`: where the parameters are declared (a declare-only store for parameterShapes); by default a
+   * new one, once checkParametersFit has found room for them.
+   */
+  constructor(config: ModelConfig, options: DecoderOptions = {}, store?: ParamStore) {
+    if (!store) checkParametersFit(config, options);
     this.config = config;
-    this.store = store;
+    this.store = store ?? new ParamStore();
     const factory = options.mixerFactory ?? mixerFactoryFor(config);
     const C = config.hidden_size;
     const V = config.vocab_size;
@@ -309,4 +314,46 @@ export function parameterShapes(config: ModelConfig, options: DecoderOptions = {
   } finally {
     model.free();
   }
+}
+
+/** Bytes per value of each type parameters may be held in. */
+export const PARAMETER_BYTES = { F32: 4, BF16: 2, F16: 2 } as const;
+export type ParameterDType = keyof typeof PARAMETER_BYTES;
+
+export interface ParameterMemory {
+  /** Parameter values (a tied head counted once). */
+  count: number;
+  /** The memory they take at `dtype`. */
+  bytes: number;
+  dtype: ParameterDType;
+}
+
+/** The memory a model of `config` needs for its parameters, from parameterShapes alone: no weights read. */
+export function parameterMemory(config: ModelConfig, options: DecoderOptions = {}, dtype: ParameterDType = 'F32'): ParameterMemory {
+  let count = 0;
+  for (const shape of parameterShapes(config, options).values()) count += shape.reduce((a, b) => a * b, 1);
+  return { count, bytes: count * PARAMETER_BYTES[dtype], dtype };
+}
+
+const GiB = 2 ** 30;
+const parameterCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(1)} M`);
+
+/**
+ * Refuse a model whose parameters cannot fit the arena they are allocated in (4 GiB, the wasm32 limit;
+ * on both backends, as every weight lives there) before any of them is allocated: every way of making
+ * a model (a folder, an init config, linearize) passes here, and the message gives the estimate and
+ * what to do instead of an out-of-arena error half-way through allocating. `source` (a folder, a
+ * config file) starts the message.
+ */
+export function checkParametersFit(config: ModelConfig, options: DecoderOptions = {}, source?: string, dtype: ParameterDType = 'F32'): void {
+  const need = parameterMemory(config, options, dtype);
+  const free = ARENA_MAX_BYTES - ARENA_BASE - arenaStats().liveBytes;
+  if (need.bytes <= free) return;
+  const dtypeName = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
+  throw new Error(
+    `supra: ${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${(need.bytes / GiB).toFixed(2)} GiB at ${dtypeName}, ` +
+      `more than the ${(free / GiB).toFixed(2)} GiB free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena that holds every weight (on either backend, for now). ` +
+      `Use a smaller model: the arena holds about ${parameterCount(free / PARAMETER_BYTES[dtype])} parameters at ${dtypeName}. ` +
+      'Weights kept outside the arena (native backend), or as bf16 or int8, would lift this; supra does not do that yet.',
+  );
 }
