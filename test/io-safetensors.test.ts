@@ -568,3 +568,21 @@ test('the writer takes tensors as functions: each called once, in file order, wh
   assert.throws(() => writeSafetensors(join(dir, 'b.safetensors'), [{ name: 'short', shape: [5], data: () => new Float32Array(2) }]), /b\.safetensors: tensor 'short': shape \[5\] holds 5 values, data has 2/);
   assert.deepEqual(readdirSync(dir), ['a.safetensors']);
 });
+
+test('reading BF16 tensors converts through one reused buffer: loading leaves no trail of chunk buffers', () => {
+  // 40 tensors of 1 MiB in BF16: a chunk buffer per read would leave 40 MiB of garbage behind
+  const path = join(tmp, 'many-bf16.safetensors');
+  const n = 1 << 19;
+  writeSafetensors(path, Array.from({ length: 40 }, (_, i) => ({ name: `t${i}`, shape: [n], data: () => new Float32Array(n).fill(i), dtype: 'BF16' as const })));
+  const file = SafetensorsFile.open(path);
+  const dest = new Float32Array(n);
+  try {
+    file.readInto('t0', dest); // the buffer itself, made once
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 1; i < 40; i++) assert.equal(file.readInto(`t${i}`, dest)[n - 1], i);
+    const grew = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grew < 2 ** 20, `array buffers grew by ${(grew / 2 ** 20).toFixed(1)} MiB while reading`);
+  } finally {
+    file.close();
+  }
+});

@@ -63,6 +63,14 @@ const CHUNK_BYTES = 1 << 20;
 /** Largest single read/write; Node caps one call at 2^31-1 bytes. */
 const MAX_IO_BYTES = 1 << 30;
 
+// One conversion buffer for every read: a new one per tensor would leave hundreds of 1 MiB buffers
+// for the garbage collector while a model loads (reads are synchronous, so one is enough).
+let chunkBuffer: Uint8Array | null = null;
+function conversionChunk(bytes: number): Uint8Array {
+  chunkBuffer ??= new Uint8Array(CHUNK_BYTES);
+  return chunkBuffer.subarray(0, bytes);
+}
+
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('supra: safetensors I/O assumes a little-endian host');
 }
@@ -298,7 +306,7 @@ export class SafetensorsFile {
       tally(0, t.numel);
     } else {
       const size = DTYPE_SIZE[t.dtype];
-      const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+      const chunk = conversionChunk(Math.min(CHUNK_BYTES, t.end - t.begin));
       const perChunk = chunk.length / size;
       for (let i = 0; i < t.numel; i += perChunk) {
         const count = Math.min(perChunk, t.numel - i);
@@ -335,7 +343,7 @@ export class SafetensorsFile {
       return out;
     }
     const size = DTYPE_SIZE[t.dtype];
-    const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+    const chunk = conversionChunk(Math.min(CHUNK_BYTES, t.end - t.begin));
     const perChunk = chunk.length / size;
     for (let i = 0; i < t.numel; i += perChunk) {
       const count = Math.min(perChunk, t.numel - i);
