@@ -8,7 +8,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src/io/dtype.js';
 import { openCheckpoint, readCheckpointTensors, saveCheckpoint, INDEX_FILE, SINGLE_FILE, TORCH_FILE, TORCH_INDEX_FILE } from '../src/io/checkpoint.js';
 import { writeTorchCheckpoint } from '../src/io/torch.js';
 import { loadDecoder } from '../src/models/auto.js';
-import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors, type TensorData, type TensorToWrite } from '../src/io/safetensors.js';
 import { errorOf } from './helpers/errors.js';
 import { tempRoot, freshDirs } from './helpers/tmp.js';
 
@@ -16,7 +16,7 @@ const root = tempRoot('supra-io-ckpt-');
 const freshDir = freshDirs(root);
 
 /** The fixture teacher as a list of tensors to write. */
-function teacherTensors(): TensorToWrite[] {
+function teacherTensors(): Array<TensorToWrite & { data: TensorData }> {
   return [...readSafetensors(join(gqaDir, 'teacher', 'model.safetensors'))].map(([name, t]) => ({
     name,
     shape: t.shape,

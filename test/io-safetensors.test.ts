@@ -19,7 +19,7 @@ import {
   f32ToBf16Array,
   bf16ToF32Array,
 } from '../src/io/dtype.js';
-import { SafetensorsFile, readSafetensors, writeSafetensors, MAX_HEADER_BYTES } from '../src/io/safetensors.js';
+import { SafetensorsFile, readSafetensors, writeSafetensors, MAX_HEADER_BYTES, type TensorData } from '../src/io/safetensors.js';
 import { tempRoot } from './helpers/tmp.js';
 
 const tmp = tempRoot('supra-io-st-');
@@ -537,5 +537,52 @@ test('an atomic write to a path that is a folder is refused up front, naming it,
     assert.deepEqual(readdirSync(folder), [], 'nothing written into it');
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the writer takes tensors as functions: each called once, in file order, when reached; a wrong one leaves no file', () => {
+  const dir = join(tmp, 'lazy');
+  mkdirSync(dir);
+  const calls: string[] = [];
+  // bytes of data already in the file being written (its temporary name) when a tensor is asked for
+  const dataWritten = () => {
+    const [partial] = readdirSync(dir).filter((f) => f.startsWith('a.safetensors.tmp'));
+    const bytes = readFileSync(join(dir, partial!));
+    return bytes.length - 8 - Number(bytes.readBigUInt64LE(0));
+  };
+  const lazy = (name: string, n: number, before: number) => ({
+    name,
+    shape: [n],
+    data: (): TensorData => {
+      calls.push(name);
+      assert.equal(dataWritten(), before, `${name} is asked for once the tensors before it are written`);
+      return Float32Array.from({ length: n }, (_, i) => i + n);
+    },
+  });
+  writeSafetensors(join(dir, 'a.safetensors'), [lazy('x', 3, 0), { name: 'y', shape: [2], data: new Float32Array([7, 8]) }, lazy('z', 4, 20)]);
+  assert.deepEqual(calls, ['x', 'z']);
+  const back = readSafetensors(join(dir, 'a.safetensors'));
+  assert.deepEqual(Array.from(back.get('x')!.data), [3, 4, 5]);
+  assert.deepEqual(Array.from(back.get('z')!.data), [4, 5, 6, 7]);
+
+  assert.throws(() => writeSafetensors(join(dir, 'b.safetensors'), [{ name: 'short', shape: [5], data: () => new Float32Array(2) }]), /b\.safetensors: tensor 'short': shape \[5\] holds 5 values, data has 2/);
+  assert.deepEqual(readdirSync(dir), ['a.safetensors']);
+});
+
+test('reading BF16 tensors converts through one reused buffer: loading leaves no trail of chunk buffers', () => {
+  // 40 tensors of 1 MiB in BF16: a chunk buffer per read would leave 40 MiB of garbage behind
+  const path = join(tmp, 'many-bf16.safetensors');
+  const n = 1 << 19;
+  writeSafetensors(path, Array.from({ length: 40 }, (_, i) => ({ name: `t${i}`, shape: [n], data: () => new Float32Array(n).fill(i), dtype: 'BF16' as const })));
+  const file = SafetensorsFile.open(path);
+  const dest = new Float32Array(n);
+  try {
+    file.readInto('t0', dest); // the buffer itself, made once
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 1; i < 40; i++) assert.equal(file.readInto(`t${i}`, dest)[n - 1], i);
+    const grew = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grew < 2 ** 20, `array buffers grew by ${(grew / 2 ** 20).toFixed(1)} MiB while reading`);
+  } finally {
+    file.close();
   }
 });

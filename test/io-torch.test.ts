@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { readTorchCheckpoint, writeTorchCheckpoint } from '../src/io/torch.js';
+import { readTorchCheckpoint, TorchFile, writeTorchCheckpoint } from '../src/io/torch.js';
+import { allocF32, free } from '../src/core/memory.js';
 import { unpickle } from '../src/io/pickle.js';
 import { ZipReader, ZipWriter, crc32, crc32Table } from '../src/io/zip.js';
 import { f32ToBf16, bf16ToF32, f32ToF16, f16ToF32 } from '../src/io/dtype.js';
@@ -157,6 +158,60 @@ test('hand-assembled PyTorch archive: F32/F16/BF16, parameter wrapper, offset an
   // the shared storage must not alias: changing one tensor leaves the other intact
   tied.data[0] = 42;
   assert.equal(w.data[3], Math.fround(W_F32[3]!));
+});
+
+test('TorchFile reads tensor by tensor: opening reads no storage, each tensor lands in place (arena too), a corrupt storage is met when read', () => {
+  const path = fresh();
+  writeFileSync(path, handArchive());
+  const all = readTorchCheckpoint(path);
+  const file = TorchFile.open(path);
+  try {
+    for (const [name, t] of all) {
+      assert.deepEqual(file.info(name), { dtype: t.dtype, shape: t.shape, numel: t.data.length });
+      const dest = allocF32(t.data.length);
+      assert.equal(file.readInto(name, dest), dest);
+      assert.deepEqual([...dest], [...t.data], name);
+      assert.deepEqual([...file.readF32(name)], [...t.data], name);
+      free(dest);
+    }
+  } finally {
+    file.close();
+  }
+  // flip a byte of storage 3 (t_view's): the file still opens, the other tensors read, t_view names the entry
+  const bad = Buffer.from(handArchive());
+  bad[bad.indexOf(Buffer.from('mymodel/data/3')) + 'mymodel/data/3'.length + 8]! ^= 0x40;
+  const corrupt = fresh();
+  writeFileSync(corrupt, bad);
+  const lazy = TorchFile.open(corrupt);
+  try {
+    assert.deepEqual([...lazy.readF32('w_f32')], [...all.get('w_f32')!.data]);
+    assert.deepEqual([...lazy.readF32('b_bf16')], [...all.get('b_bf16')!.data]);
+    assert.match(errorOf(() => lazy.readF32('t_view')), /CRC-32 mismatch in entry "mymodel\/data\/3"/);
+  } finally {
+    lazy.close();
+  }
+  assert.match(errorOf(() => TorchFile.open(corrupt).readF32('t_view')), /file is corrupt/);
+});
+
+test('zip readPieces: an entry in 1 MiB pieces through one buffer, CRC checked at the end', () => {
+  const path = fresh();
+  const big = new Uint8Array(2.5 * 2 ** 20).map((_, i) => (i * 7919) & 0xff);
+  const zw = new ZipWriter(path);
+  zw.add('a/data/0', big);
+  zw.finish();
+  const zip = ZipReader.open(path);
+  try {
+    const seen: number[] = [];
+    const copy = new Uint8Array(big.length);
+    zip.readPieces('a/data/0', (piece, offset) => {
+      seen.push(offset);
+      copy.set(piece, offset);
+    });
+    assert.deepEqual(seen, [0, 2 ** 20, 2 * 2 ** 20]);
+    assert.ok(Buffer.from(copy).equals(Buffer.from(big)));
+  } finally {
+    zip.close();
+  }
 });
 
 test('zip reader on the hand-built archive: names, sizes, deflated entry, CRC', () => {

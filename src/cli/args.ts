@@ -31,6 +31,18 @@ export function floatOption(value: string | undefined, name: string, dflt: numbe
   return n;
 }
 
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+
+/** A size in bytes as transformers writes one ("5GB" = 5·10⁹, "2GiB" = 2·2³⁰, "500MB", or plain bytes). */
+export function byteSizeOption(value: string | undefined, name: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  const unit = m ? BYTE_UNITS[m[2]!.toUpperCase()] : undefined;
+  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) throw new UsageError(`--${name} must be a size such as 5GB, 500MB or 2GiB, got "${value}"`);
+  return bytes;
+}
+
 export function boolOption(value: string | undefined, name: string): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === 'true') return true;

@@ -1,5 +1,6 @@
 // supra linearize <teacher-dir> --out <dir>
-import { choiceOption, intOption, floatOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { byteSizeOption, choiceOption, intOption, floatOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { DEFAULT_MAX_SHARD_BYTES } from '../io/checkpoint.js';
 import { linearizeFolder } from '../models/linearize.js';
 
 const OPTIONS = {
@@ -11,7 +12,8 @@ const OPTIONS = {
   normalization: { type: 'string', value: 'group-norm|sum', help: 'group-norm (SUPRA, default) or sum: the T2R-style ablation, the classic linear-attention\ndenominator instead of GroupNorm (with --decay none, T2R proper)' },
   'normalizer-eps': { type: 'string', value: 'EPS', help: 'with --normalization sum: the denominator epsilon (default 1e-6)' },
   seed: { type: 'string', value: 'N', help: 'seeds the new kernels, PyTorch nn.Linear default U(±1/√fan_in) (default 0)' },
-  dtype: { type: 'string', value: 'f32|bf16|f16', help: 'weight type written (default f32)' },
+  dtype: { type: 'string', value: 'f32|bf16|f16', help: "weight type written (default: the teacher's; the new kernels as its embedding)" },
+  'max-shard-size': { type: 'string', value: 'SIZE', help: 'largest weights file, e.g. 2GB or 500MB; a bigger model is written as\nmodel-0000N-of-0000M.safetensors shards plus model.safetensors.index.json (default 5GB, as transformers)' },
 } satisfies OptionSpecs;
 
 export const command = {
@@ -22,7 +24,7 @@ export const command = {
     const { values, positionals } = parse(argv, OPTIONS, 'linearize');
     if (positionals.length !== 1) throw new UsageError('linearize takes one teacher folder, e.g. supra linearize ./teacher --out ./supra');
     if (!values.out) throw new UsageError('linearize needs --out <dir> for the SUPRA folder');
-    const dtype = choiceOption(values.dtype, 'dtype', ['f32', 'bf16', 'f16'] as const, 'f32');
+    const dtype = values.dtype === undefined ? undefined : choiceOption(values.dtype, 'dtype', ['f32', 'bf16', 'f16'] as const, 'f32');
     const { config, files } = linearizeFolder(positionals[0]!, values.out, {
       qk_norm: choiceOption(values['qk-norm'], 'qk-norm', ['none', 'rms', 'layernorm'] as const, 'none'),
       qk_norm_eps: floatOption(values['qk-norm-eps'], 'qk-norm-eps', 1e-5),
@@ -31,7 +33,8 @@ export const command = {
       normalization: normalizationOption(values.normalization),
       normalizer_eps: floatOption(values['normalizer-eps'], 'normalizer-eps', 1e-6),
       seed: intOption(values.seed, 'seed', 0),
-      dtype: ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[dtype],
+      dtype: dtype && ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[dtype],
+      maxShardBytes: byteSizeOption(values['max-shard-size'], 'max-shard-size', DEFAULT_MAX_SHARD_BYTES),
     });
     const kernels = config.num_key_value_heads === config.num_attention_heads ? 'kernel_q (shared by q and k)' : 'kernel_q and kernel_k';
     console.log(`linearized ${config.num_hidden_layers} layers: added ${kernels}; decay ${config.supra!.decay}, qk-norm ${config.supra!.qk_norm}, normalization ${config.supra!.normalization}`);

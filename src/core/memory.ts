@@ -8,6 +8,8 @@ const ALIGN = 64; // bytes: a cache line, and enough for any SIMD load
 /** Bytes below this are left to the wasm module (its data, stack and the worker control block). */
 export const ARENA_BASE = 1 << 20;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
+/** The most bytes the arena can ever span. */
+export const ARENA_MAX_BYTES = MAX_PAGES * PAGE;
 
 export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
 

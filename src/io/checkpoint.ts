@@ -20,8 +20,8 @@ import {
   type DType,
   type ReadOptions,
   type StoredTensor,
+  type PlannedTensor,
   type TensorsToWrite,
-  type TensorToWrite,
   type WriteDType,
 } from './safetensors.js';
 import { f32ToBf16Array } from './dtype.js';
@@ -322,14 +322,45 @@ export function openCheckpointFile(path: string): Checkpoint {
   return singleFile(dirname(path), layout.format, layout.open(path));
 }
 
+/** A checkpoint folder, or one weights file as a checkpoint of its folder (where config.json is looked for). */
+export function openCheckpointAt(inPath: string): Checkpoint {
+  if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
+  return statSync(inPath).isDirectory() ? openCheckpoint(inPath) : openCheckpointFile(inPath);
+}
+
+/** A tensor whose data is read from its file each time `data` is asked for; nothing is held. */
+export interface LazyTensor {
+  readonly dtype: DType;
+  readonly shape: number[];
+  readonly data: Float32Array | Int32Array;
+}
+
+/**
+ * Every tensor of an open checkpoint by name, read only when its data is used (floats as float32, checked
+ * as readF32 does): to check and stream a checkpoint larger than memory, one tensor at a time.
+ */
+export function lazyTensors(ckpt: Checkpoint): Map<string, LazyTensor> {
+  const out = new Map<string, LazyTensor>();
+  for (const name of ckpt.names()) {
+    const { dtype, shape } = ckpt.info(name);
+    out.set(name, {
+      dtype,
+      shape: [...shape],
+      get data() {
+        return isFloatDType(dtype) ? ckpt.readF32(name) : ckpt.readI32(name);
+      },
+    });
+  }
+  return out;
+}
+
 /**
  * Every tensor of a checkpoint folder or of one weights file, in memory under the names they are stored
  * under (convert, which needs them all), with the folder (the file's, for a file) where config.json is
  * looked for.
  */
 export function readCheckpointTensors(inPath: string): { tensors: Map<string, StoredTensor>; dir: string } {
-  if (!existsSync(inPath)) throw new Error(`supra: ${inPath}: not found`);
-  const ckpt = statSync(inPath).isDirectory() ? openCheckpoint(inPath) : openCheckpointFile(inPath);
+  const ckpt = openCheckpointAt(inPath);
   try {
     return { tensors: ckpt.readAll(), dir: ckpt.dir };
   } finally {
@@ -427,7 +458,7 @@ export function saveCheckpoint(dir: string, tensors: TensorsToWrite, options: Sa
   const list = tensorList(tensors, dir, dtype);
   if (list.length === 0) throw new Error(`supra: ${dir}: no tensors to save`);
   const metadata = { ...options.metadata, format: 'pt' };
-  const bytesOf = (t: TensorToWrite & { dtype: WriteDType }) => storedBytes(t.data.length, t.dtype);
+  const bytesOf = (t: PlannedTensor) => storedBytes(t.numel, t.dtype);
   const total = list.reduce((s, t) => s + bytesOf(t), 0);
 
   const single = join(dir, SINGLE_FILE);

@@ -62,6 +62,14 @@ const CHUNK_BYTES = 1 << 20;
 /** Largest single read; Node caps one call at 2^31-1 bytes. */
 const MAX_IO_BYTES = 1 << 30;
 
+// One conversion buffer for every read: a new one per tensor would leave hundreds of 1 MiB buffers
+// for the garbage collector while a model loads (reads are synchronous, so one is enough).
+let chunkBuffer: Uint8Array | null = null;
+function conversionChunk(bytes: number): Uint8Array {
+  chunkBuffer ??= new Uint8Array(CHUNK_BYTES);
+  return chunkBuffer.subarray(0, bytes);
+}
+
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('supra: safetensors I/O assumes a little-endian host');
 }
@@ -289,7 +297,7 @@ export class SafetensorsFile {
       tally(0, t.numel);
     } else {
       const size = DTYPE_SIZE[t.dtype];
-      const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+      const chunk = conversionChunk(Math.min(CHUNK_BYTES, t.end - t.begin));
       const perChunk = chunk.length / size;
       for (let i = 0; i < t.numel; i += perChunk) {
         const count = Math.min(perChunk, t.numel - i);
@@ -377,7 +385,7 @@ export class SafetensorsFile {
       return out;
     }
     const size = DTYPE_SIZE[t.dtype];
-    const chunk = new Uint8Array(Math.min(CHUNK_BYTES, t.end - t.begin));
+    const chunk = conversionChunk(Math.min(CHUNK_BYTES, t.end - t.begin));
     const perChunk = chunk.length / size;
     for (let i = 0; i < t.numel; i += perChunk) {
       const count = Math.min(perChunk, t.numel - i);
@@ -426,12 +434,18 @@ export function readSafetensors(path: string, options: ReadOptions = {}): Map<st
 
 export type WriteDType = 'F32' | 'F16' | 'BF16' | 'I32';
 
+export type TensorData = Float32Array | Int32Array;
+
 export interface TensorToWrite {
   name: string;
   shape: readonly number[];
-  /** Float32Array for F32/F16/BF16 (converted on write), Int32Array for I32. */
-  data: Float32Array | Int32Array;
-  /** Stored dtype; default F32 for float data, I32 for int data. */
+  /**
+   * Float32Array for F32/F16/BF16 (converted on write), Int32Array for I32; or a function giving them,
+   * called once when the writer reaches the tensor, so that a file far larger than memory is written
+   * holding one tensor at a time (linearize streams a teacher this way).
+   */
+  data: TensorData | (() => TensorData);
+  /** Stored dtype; default F32 for float data, I32 for int data (a function's data: F32 unless given). */
   dtype?: WriteDType;
 }
 
@@ -444,8 +458,11 @@ export interface WriteOptions {
   onProgress?: (bytesWritten: number, totalBytes: number) => void;
 }
 
-/** Normalise a Map or Array of tensors into a validated list. */
-export function tensorList(tensors: TensorsToWrite, path: string, defaultDType?: WriteDType): Array<Required<TensorToWrite>> {
+/** A validated tensor to write: its stored dtype and element count are known before its data is. */
+export type PlannedTensor = Required<TensorToWrite> & { numel: number };
+
+/** Normalise a Map or Array of tensors into a validated list (a function's data is checked when called). */
+export function tensorList(tensors: TensorsToWrite, path: string, defaultDType?: WriteDType): PlannedTensor[] {
   const entries: TensorToWrite[] = tensors instanceof Map
     ? [...(tensors as ReadonlyMap<string, Omit<TensorToWrite, 'name'>>)].map(([name, t]) => ({ ...t, name }))
     : [...(tensors as ReadonlyArray<TensorToWrite>)];
@@ -460,19 +477,30 @@ export function tensorList(tensors: TensorsToWrite, path: string, defaultDType?:
     if (!Array.isArray(t.shape) || !t.shape.every(isNonNegInt)) {
       throw new Error(`${where}: shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
     }
+    const lazy = typeof t.data === 'function';
     const isInt = t.data instanceof Int32Array;
-    if (!isInt && !(t.data instanceof Float32Array)) throw new Error(`${where}: data must be a Float32Array or Int32Array`);
+    if (!lazy && !isInt && !(t.data instanceof Float32Array)) throw new Error(`${where}: data must be a Float32Array or Int32Array`);
     const dtype: WriteDType = t.dtype ?? (isInt ? 'I32' : defaultDType ?? 'F32');
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'I32') {
       throw new Error(`${where}: cannot write dtype ${JSON.stringify(dtype)} (F32, F16, BF16, I32)`);
     }
-    if (isInt !== (dtype === 'I32')) throw new Error(`${where}: ${isInt ? 'Int32Array' : 'Float32Array'} data cannot be stored as ${dtype}`);
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (numel !== t.data.length) {
-      throw new Error(`${where}: shape ${shapeStr(t.shape)} holds ${numel} values, data has ${t.data.length}`);
-    }
-    return { name: t.name, shape: [...t.shape], data: t.data, dtype };
+    const planned = { name: t.name, shape: [...t.shape], data: t.data, dtype, numel };
+    if (!lazy) checkTensorData(planned, t.data as TensorData, path);
+    return planned;
   });
+}
+
+/** The data must suit the dtype and fill the shape. */
+function checkTensorData(t: PlannedTensor, data: TensorData, path: string): TensorData {
+  const where = `supra: ${path}: tensor '${t.name}'`;
+  const isInt = data instanceof Int32Array;
+  if (!isInt && !(data instanceof Float32Array)) throw new Error(`${where}: data must be a Float32Array or Int32Array`);
+  if (isInt !== (t.dtype === 'I32')) throw new Error(`${where}: ${isInt ? 'Int32Array' : 'Float32Array'} data cannot be stored as ${t.dtype}`);
+  if (t.numel !== data.length) {
+    throw new Error(`${where}: shape ${shapeStr(t.shape)} holds ${t.numel} values, data has ${data.length}`);
+  }
+  return data;
 }
 
 /** Bytes a tensor takes on disk. */
@@ -481,12 +509,12 @@ export function storedBytes(numel: number, dtype: WriteDType): number {
 }
 
 /** The header bytes HF would write: JSON padded with spaces so the data area starts 8-aligned. */
-function encodeHeader(list: ReadonlyArray<Required<TensorToWrite>>, metadata: Record<string, string> | undefined): Uint8Array {
+function encodeHeader(list: ReadonlyArray<PlannedTensor>, metadata: Record<string, string> | undefined): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const t of list) {
-    const bytes = storedBytes(t.data.length, t.dtype);
+    const bytes = storedBytes(t.numel, t.dtype);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -513,7 +541,7 @@ export function writeSafetensors(
     }
   }
   const header = encodeHeader(list, metadata);
-  const totalBytes = list.reduce((s, t) => s + storedBytes(t.data.length, t.dtype), 0);
+  const totalBytes = list.reduce((s, t) => s + storedBytes(t.numel, t.dtype), 0);
   const file = AtomicFile.create(path);
   try {
     const lenBytes = new Uint8Array(8);
@@ -523,11 +551,12 @@ export function writeSafetensors(
     let written = 0;
     let chunk: Uint16Array | null = null;
     for (const t of list) {
+      const data = typeof t.data === 'function' ? checkTensorData(t, t.data(), path) : t.data;
       if (t.dtype === 'F32' || t.dtype === 'I32') {
-        file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+        file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       } else {
         chunk ??= new Uint16Array(CHUNK_BYTES / 2);
-        const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+        const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
         const convert = t.dtype === 'F16' ? f32ToF16Array : f32ToBf16Array;
         for (let i = 0; i < bits.length; i += chunk.length) {
           const count = Math.min(chunk.length, bits.length - i);
@@ -535,7 +564,7 @@ export function writeSafetensors(
           file.write(new Uint8Array(chunk.buffer, 0, count * 2));
         }
       }
-      written += storedBytes(t.data.length, t.dtype);
+      written += storedBytes(t.numel, t.dtype);
       options.onProgress?.(written, totalBytes);
     }
     file.commit();

@@ -94,10 +94,9 @@ function decodeStorage(bytes: Uint8Array, dtype: TorchDType): Float32Array {
   return out;
 }
 
-/** Copy the strided view (offset, size, stride) of `storage` into a dense row-major array. */
-function gather(storage: Float32Array, offset: number, size: number[], stride: number[]): Float32Array {
+/** Copy the strided view (offset, size, stride) of `storage` into `out`, dense and row-major. */
+function gather(storage: Float32Array, offset: number, size: number[], stride: number[], out: Float32Array): Float32Array {
   const n = numelOf(size);
-  const out = new Float32Array(n);
   if (n === 0) return out;
   const rank = size.length;
   if (rank === 0) {
@@ -154,11 +153,23 @@ function isZip(path: string): boolean {
   }
 }
 
+interface TorchEntry {
+  dtype: TorchDType;
+  ref: TensorRef;
+  /** The zip entry holding its storage. */
+  entry: string;
+  /** The view covers its storage exactly, in row-major order: the storage's values are the tensor's. */
+  coversStorage: boolean;
+  /** Its storage's last view, and coversStorage: reading every tensor, it can take the decoded storage itself. */
+  wholeStorage: boolean;
+}
+
 /**
- * Read every tensor of a PyTorch zip checkpoint, as float32. The pickle may be a state dict or a dict that
- * holds one under "state_dict" (open_lm) or "model". Only F32/F16/BF16 storages are accepted.
+ * Parse and check a PyTorch zip checkpoint without reading any storage: the pickle (a state dict, or a
+ * dict holding one under "state_dict" (open_lm) or "model"), each tensor's storage type (F32/F16/BF16
+ * only), view bounds, and that its storage entry exists with the right size. Returns the open archive.
  */
-export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
+function openTorchCheckpoint(path: string): { zip: ZipReader; tensors: Map<string, TorchEntry> } {
   if (!isZip(path)) throw new Error(`supra: ${path}: not a PyTorch zip checkpoint (no zip signature at the start)`);
   const zip = ZipReader.open(path);
   try {
@@ -169,8 +180,6 @@ export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
     }
     const obj = unpickle(zip.read(`${prefix}data.pkl`), `${path}:${prefix}data.pkl`);
     const sd = findStateDict(obj, path);
-    // validate everything before reading any storage, and count how many tensors use each storage
-    const refs = new Map<string, number>();
     const storageType = new Map<string, StorageRef>();
     for (const [k, v] of sd) {
       if (typeof k !== 'string') throw new Error(`supra: ${path}: a state dict key is not a string (${String(k)})`);
@@ -185,34 +194,56 @@ export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
         throw new Error(`supra: ${path}: storage ${t.storage.key} is described two different ways`);
       }
       storageType.set(t.storage.key, t.storage);
-      refs.set(t.storage.key, (refs.get(t.storage.key) ?? 0) + 1);
     }
-    const cache = new Map<string, Float32Array>();
-    const out = new Map<string, TorchTensor>();
+    const tensors = new Map<string, TorchEntry>();
+    const lastViewOf = new Map<string, string>();
+    for (const [k, v] of sd) lastViewOf.set((v as TensorRef).storage.key, k as string);
     for (const [k, v] of sd) {
       const name = k as string;
       const t = v as TensorRef;
       const { dtype, bytes } = STORAGE_DTYPES[t.storage.storageType]!;
-      let storage = cache.get(t.storage.key);
-      if (!storage) {
-        const entry = `${prefix}data/${t.storage.key}`;
-        if (!zip.has(entry)) throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)} needs storage ${entry}, which the archive lacks`);
-        const raw = zip.read(entry);
-        if (raw.byteLength !== t.storage.numel * bytes) {
-          throw new Error(`supra: ${path}: storage ${entry} holds ${raw.byteLength} bytes, expected ${t.storage.numel} ${dtype} elements (${t.storage.numel * bytes} bytes)`);
-        }
-        storage = decodeStorage(raw, dtype);
-        cache.set(t.storage.key, storage);
+      const entry = `${prefix}data/${t.storage.key}`;
+      const stored = zip.entries.get(entry);
+      if (!stored) throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)} needs storage ${entry}, which the archive lacks`);
+      if (stored.size !== t.storage.numel * bytes) {
+        throw new Error(`supra: ${path}: storage ${entry} holds ${stored.size} bytes, expected ${t.storage.numel} ${dtype} elements (${t.storage.numel * bytes} bytes)`);
       }
-      const left = refs.get(t.storage.key)! - 1;
-      refs.set(t.storage.key, left);
-      if (left === 0) cache.delete(t.storage.key); // free storages as soon as their last view is built
-      const n = numelOf(t.size);
       const dense = contiguousStrides(t.size);
-      // the last view of a storage that covers it exactly in row-major order takes the storage itself
-      const whole = left === 0 && t.storageOffset === 0 && n === storage.length && t.stride.every((s, i) => s === dense[i] || t.size[i] === 1);
-      const data = whole ? storage : gather(storage, t.storageOffset, t.size, t.stride);
-      out.set(name, { dtype, shape: [...t.size], data });
+      const coversStorage = t.storageOffset === 0 && numelOf(t.size) === t.storage.numel && t.stride.every((s, i) => s === dense[i] || t.size[i] === 1);
+      tensors.set(name, { dtype, ref: t, entry, coversStorage, wholeStorage: coversStorage && lastViewOf.get(t.storage.key) === name });
+    }
+    return { zip, tensors };
+  } catch (e) {
+    zip.close();
+    throw e;
+  }
+}
+
+/** A storage's values as float32 (its bytes read and CRC-checked from the archive). */
+function readStorage(zip: ZipReader, t: TorchEntry): Float32Array {
+  return decodeStorage(zip.read(t.entry), t.dtype);
+}
+
+/**
+ * Read every tensor of a PyTorch zip checkpoint, as float32. The pickle may be a state dict or a dict that
+ * holds one under "state_dict" (open_lm) or "model". Only F32/F16/BF16 storages are accepted.
+ */
+export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
+  const { zip, tensors } = openTorchCheckpoint(path);
+  try {
+    // each storage is read once, and dropped once its last view is built
+    const cache = new Map<string, Float32Array>();
+    const out = new Map<string, TorchTensor>();
+    for (const [name, t] of tensors) {
+      const key = t.ref.storage.key;
+      let storage = cache.get(key);
+      if (!storage) {
+        storage = readStorage(zip, t);
+        cache.set(key, storage);
+      }
+      if (t.wholeStorage) cache.delete(key);
+      const data = t.wholeStorage ? storage : gather(storage, t.ref.storageOffset, t.ref.size, t.ref.stride, new Float32Array(numelOf(t.ref.size)));
+      out.set(name, { dtype: t.dtype, shape: [...t.ref.size], data });
     }
     return out;
   } finally {
@@ -222,44 +253,42 @@ export function readTorchCheckpoint(path: string): Map<string, TorchTensor> {
 
 /**
  * A PyTorch checkpoint opened for reading tensors by name, with SafetensorsFile's methods, so that a
- * folder of either kind reads the same way (io/checkpoint.ts). The storages are decoded when the file is
- * opened (readTorchCheckpoint): tensors are views into shared storages, so reading one means decoding
- * its storage anyway.
+ * folder of either kind reads the same way (io/checkpoint.ts). Opening parses and checks the pickle;
+ * each read then takes one storage from the archive, so loading a model holds one tensor's bytes
+ * beside it, not a decoded copy of the whole file (a storage shared by several tensors is read for each).
  */
 export class TorchFile {
   readonly path: string;
-  private tensors: Map<string, TorchTensor> | null;
+  private zip: ZipReader | null;
+  private readonly tensors: Map<string, TorchEntry>;
 
-  private constructor(path: string, tensors: Map<string, TorchTensor>) {
+  private constructor(path: string, zip: ZipReader, tensors: Map<string, TorchEntry>) {
     this.path = path;
+    this.zip = zip;
     this.tensors = tensors;
   }
 
   static open(path: string): TorchFile {
-    return new TorchFile(path, readTorchCheckpoint(path));
+    const { zip, tensors } = openTorchCheckpoint(path);
+    return new TorchFile(path, zip, tensors);
   }
 
   /** Tensor names in the state dict's order. */
   names(): string[] {
-    return [...this.open().keys()];
+    return [...this.tensors.keys()];
   }
 
   has(name: string): boolean {
-    return this.open().has(name);
+    return this.tensors.has(name);
   }
 
   info(name: string): { dtype: TorchDType; shape: number[]; numel: number } {
     const t = this.entry(name);
-    return { dtype: t.dtype, shape: [...t.shape], numel: t.data.length };
+    return { dtype: t.dtype, shape: [...t.ref.size], numel: numelOf(t.ref.size) };
   }
 
-  private open(): Map<string, TorchTensor> {
-    if (!this.tensors) throw new Error(`supra: ${this.path}: file is closed`);
-    return this.tensors;
-  }
-
-  private entry(name: string): TorchTensor {
-    const t = this.open().get(name);
+  private entry(name: string): TorchEntry {
+    const t = this.tensors.get(name);
     if (!t) throw new Error(`supra: ${this.path}: no tensor '${name}'`);
     return t;
   }
@@ -267,29 +296,40 @@ export class TorchFile {
   /** Copy a tensor into `dest` (numel long; may be an arena buffer); `requireFinite` refuses NaN/±Inf. */
   readInto(name: string, dest: Float32Array, options: { requireFinite?: boolean } = {}): Float32Array {
     const t = this.entry(name);
-    if (dest.length !== t.data.length) {
-      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.data.length} values (shape [${t.shape.join(', ')}]), destination holds ${dest.length}`);
+    const n = numelOf(t.ref.size);
+    if (dest.length !== n) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${n} values (shape [${t.ref.size.join(', ')}]), destination holds ${dest.length}`);
     }
-    dest.set(t.data);
+    if (!this.zip) throw new Error(`supra: ${this.path}: file is closed`);
+    if (t.coversStorage && t.dtype === 'F32') {
+      this.zip.read(t.entry, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength)); // in place
+    } else if (t.coversStorage) {
+      // F16/BF16 converted piece by piece into place
+      const bits = new Uint32Array(dest.buffer, dest.byteOffset, n);
+      const widen = t.dtype === 'F16' ? f16ToF32Array : bf16ToF32Array;
+      this.zip.readPieces(t.entry, (piece, offset) => {
+        widen(new Uint16Array(piece.buffer, piece.byteOffset, piece.length / 2), bits.subarray(offset / 2, (offset + piece.length) / 2));
+      });
+    } else {
+      gather(readStorage(this.zip, t), t.ref.storageOffset, t.ref.size, t.ref.stride, dest);
+    }
     if (options.requireFinite) checkFinite(dest, this.path, name);
     return dest;
   }
 
-  /** The tensor as decoded at open (not a copy, so reading every tensor holds the model once): do not modify it. */
+  /** A fresh float32 array holding the tensor. */
   readF32(name: string, options: { requireFinite?: boolean } = {}): Float32Array {
-    const t = this.entry(name);
-    if (options.requireFinite) checkFinite(t.data, this.path, name);
-    return t.data;
+    return this.readInto(name, new Float32Array(numelOf(this.entry(name).ref.size)), options);
   }
 
-  /** PyTorch checkpoints hold only float tensors here (readTorchCheckpoint refuses the others). */
+  /** PyTorch checkpoints hold only float tensors here (the reader refuses the others). */
   readI32(name: string): Int32Array {
     throw new Error(`supra: ${this.path}: tensor '${name}' is ${this.entry(name).dtype}, not an integer tensor (use readF32)`);
   }
 
-  /** Drop the decoded tensors (arrays already handed out by readF32 stay valid). */
   close(): void {
-    this.tensors = null;
+    this.zip?.close();
+    this.zip = null;
   }
 }
 

@@ -128,14 +128,18 @@ export class ZipReader {
     return this.entries.has(name);
   }
 
-  /** The uncompressed bytes of one entry, in a fresh (8-byte aligned) buffer; size and CRC are checked. */
-  read(name: string): Uint8Array {
+  /**
+   * The uncompressed bytes of one entry, in `dest` (exactly its size; a view of a caller's array, so a
+   * tensor can land in place) or a fresh (8-byte aligned) buffer; size and CRC are checked.
+   */
+  read(name: string, dest?: Uint8Array): Uint8Array {
     const e = this.entries.get(name);
     if (!e) throw new Error(`supra: ${this.path}: zip: no entry named ${JSON.stringify(name)}`);
     if (this.fd === null) throw new Error(`supra: ${this.path}: zip: read after close`);
+    if (dest && dest.length !== e.size) throw new Error(`supra: ${this.path}: zip: entry ${JSON.stringify(name)} holds ${e.size} bytes, destination ${dest.length}`);
     let out: Uint8Array;
     if (e.method === METHOD_STORED) {
-      out = new Uint8Array(e.size);
+      out = dest ?? new Uint8Array(e.size);
       readFully(this.fd, out, e.dataOffset, this.path);
     } else {
       const packed = new Uint8Array(e.compressedSize);
@@ -150,16 +154,44 @@ export class ZipReader {
         throw new Error(`supra: ${this.path}: zip: entry ${JSON.stringify(name)} inflates to ${inflated.length} bytes, directory says ${e.size}`);
       }
       // copy into an own ArrayBuffer so typed views over it are aligned
-      out = new Uint8Array(e.size);
+      out = dest ?? new Uint8Array(e.size);
       out.set(inflated);
     }
-    const crc = crc32(out);
+    this.checkCrc(e, crc32(out));
+    return out;
+  }
+
+  /**
+   * Pass one entry's uncompressed bytes to `use` in pieces of at most PIECE_BYTES (each piece's buffer is
+   * reused: copy what you keep), with their offsets: a stored entry of any size is read through one
+   * small buffer. The CRC is checked once all pieces are passed, so a corrupt entry throws at the end.
+   */
+  readPieces(name: string, use: (piece: Uint8Array, offset: number) => void): void {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`supra: ${this.path}: zip: no entry named ${JSON.stringify(name)}`);
+    if (this.fd === null) throw new Error(`supra: ${this.path}: zip: read after close`);
+    if (e.method !== METHOD_STORED) {
+      const all = this.read(name);
+      for (let off = 0; off < all.length; off += PIECE_BYTES) use(all.subarray(off, off + PIECE_BYTES), off);
+      return;
+    }
+    pieceBuffer ??= new Uint8Array(PIECE_BYTES);
+    let crc = 0;
+    for (let off = 0; off < e.size; off += PIECE_BYTES) {
+      const piece = pieceBuffer.subarray(0, Math.min(PIECE_BYTES, e.size - off));
+      readFully(this.fd, piece, e.dataOffset + off, this.path);
+      crc = crc32(piece, crc);
+      use(piece, off);
+    }
+    this.checkCrc(e, crc);
+  }
+
+  private checkCrc(e: ZipEntry, crc: number): void {
     if (crc !== e.crc32) {
       throw new Error(
-        `supra: ${this.path}: zip: CRC-32 mismatch in entry ${JSON.stringify(name)} (stored 0x${e.crc32.toString(16).padStart(8, '0')}, computed 0x${crc.toString(16).padStart(8, '0')}): the file is corrupt`,
+        `supra: ${this.path}: zip: CRC-32 mismatch in entry ${JSON.stringify(e.name)} (stored 0x${e.crc32.toString(16).padStart(8, '0')}, computed 0x${crc.toString(16).padStart(8, '0')}): the file is corrupt`,
       );
     }
-    return out;
   }
 
   close(): void {
@@ -167,6 +199,10 @@ export class ZipReader {
     this.fd = null;
   }
 }
+
+/** readPieces' buffer, shared by every reader (reads are synchronous). A multiple of 8 bytes. */
+const PIECE_BYTES = 1 << 20;
+let pieceBuffer: Uint8Array | null = null;
 
 /** Open `path`, run `fn`, always close. */
 export function withZip<T>(path: string, fn: (zip: ZipReader) => T): T {

@@ -129,13 +129,18 @@ export class ParamStore {
     return this.options.dtype ?? 'f32';
   }
 
+  /** The type a parameter of this shape is stored in: matrices in the store's dtype, gains and biases float32. */
+  typeFor(shape: readonly number[]): WeightType {
+    return shape.length === 2 ? this.dtype : 'f32';
+  }
+
   /** A new zero parameter. Names are unique. */
   add(name: string, shape: number[]): Param {
     if (this.byName.has(name)) throw new Error(`supra: parameter ${name} declared twice`);
     for (const d of shape) {
       if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
     }
-    const traits = WEIGHT_TYPES[shape.length === 2 ? this.dtype : 'f32'];
+    const traits = WEIGHT_TYPES[this.typeFor(shape)];
     const p = new ArenaParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape)));
     if (this.gradsOn) p.grad = allocF32(numel(shape));
     this.byName.set(name, p);

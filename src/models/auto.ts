@@ -5,7 +5,7 @@
 // src/api.ts, above generation.
 import type { BackendName } from '../core/backend.js';
 import { openModel } from '../io/checkpoint.js';
-import { DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
+import { checkParametersFit, DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
   /** Compute backend for the whole process (as setBackend); default: the current one. */
@@ -33,6 +33,7 @@ export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): {
         throw new Error(`supra: ${ckpt.fileOf(name)}: tensor ${name} has shape [${found.join(', ')}], the config expects [${shape.join(', ')}]`);
       }
     }
+    checkParametersFit(config, options, dir); // named by the folder; the constructor checks it too
     model = new DecoderLM(config, options);
   } catch (e) {
     ckpt.close();

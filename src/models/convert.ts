@@ -12,6 +12,7 @@ import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
 import { readConfigJson, type ModelConfig } from '../io/config.js';
 import { fromOpenLm, isOpenLmLayout, modelConfigOf, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { isFloatDType, type DType } from '../io/safetensors.js';
 import { writeTorchCheckpoint } from '../io/torch.js';
 import { parameterShapes } from './decoder.js';
 
@@ -88,7 +89,9 @@ export function checkModelTensors(config: ModelConfig, tensors: ReadonlyMap<stri
       missing.push(name);
       continue;
     }
-    if (!(t.data instanceof Float32Array)) throw new Error(`supra: ${source}: tensor ${name} holds integers (${t.dtype ?? 'int'}), expected floats`);
+    // by the stored dtype where known, so a tensor read lazily (io/checkpoint.ts lazyTensors) is not read here
+    const isFloat = t.dtype !== undefined ? isFloatDType(t.dtype as DType) : t.data instanceof Float32Array;
+    if (!isFloat) throw new Error(`supra: ${source}: tensor ${name} holds integers (${t.dtype ?? 'int'}), expected floats`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new Error(`supra: ${source}: tensor ${name} has shape [${t.shape.join(', ')}], the config expects [${shape.join(', ')}]`);
     }

@@ -3,8 +3,9 @@
 // lm_head (its own matrix, or the embedding matrix when tied). llm.c style: parameters and gradients
 // are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
 // that size and reused; every forward has its backward beside it.
+import { ARENA_BASE, ARENA_MAX_BYTES, arenaStats } from '../core/memory.js';
 import { crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
-import type { WeightType } from '../core/weights.js';
+import { weightBytes, type WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
 import { Linear } from '../layers/linear.js';
@@ -108,10 +109,14 @@ export class DecoderLM {
     return this.layers.every((l) => l.mixer.recurrent);
   }
 
-  /** `store`: where the parameters are declared (a declare-only store for parameterShapes). */
-  constructor(config: ModelConfig, options: DecoderOptions = {}, store = new ParamStore({ dtype: options.dtype })) {
+  /**
+   * `store`: where the parameters are declared (a declare-only store for parameterShapes); by default a
+   * new one (matrices in options.dtype), once checkParametersFit has found room for them.
+   */
+  constructor(config: ModelConfig, options: DecoderOptions = {}, store?: ParamStore) {
+    if (!store) checkParametersFit(config, options);
     this.config = config;
-    this.store = store;
+    this.store = store ?? new ParamStore({ dtype: options.dtype });
     const factory = options.mixerFactory ?? mixerFactoryFor(config);
     const C = config.hidden_size;
     const V = config.vocab_size;
@@ -315,4 +320,51 @@ export function parameterShapes(config: ModelConfig, options: DecoderOptions = {
   } finally {
     model.free();
   }
+}
+
+export interface ParameterMemory {
+  /** Parameter values (a tied head counted once). */
+  count: number;
+  /** The memory they take as stored: matrices in options.dtype, the rest float32 (ParamStore.typeFor). */
+  bytes: number;
+  dtype: WeightType;
+}
+
+/** The memory a model of `config` needs for its parameters, from parameterShapes alone: no weights read. */
+export function parameterMemory(config: ModelConfig, options: DecoderOptions = {}): ParameterMemory {
+  const store = new ParamStore({ dtype: options.dtype, declareOnly: true });
+  let count = 0, bytes = 0;
+  for (const shape of parameterShapes(config, options).values()) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    count += n;
+    bytes += weightBytes(store.typeFor(shape), n / shape[shape.length - 1]!, shape[shape.length - 1]!);
+  }
+  return { count, bytes, dtype: store.dtype };
+}
+
+const GiB = 2 ** 30;
+const parameterCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(1)} M`);
+
+/**
+ * Refuse a model whose parameters cannot fit the arena they are allocated in (4 GiB, the wasm32 limit;
+ * on both backends, as every weight lives there) before any of them is allocated: every way of making
+ * a model (a folder, an init config, linearize) passes here, and the message gives the estimate and
+ * what to do instead of an out-of-arena error half-way through allocating. `source` (a folder, a
+ * config file) starts the message.
+ */
+export function checkParametersFit(config: ModelConfig, options: DecoderOptions = {}, source?: string): void {
+  const need = parameterMemory(config, options);
+  const free = ARENA_MAX_BYTES - ARENA_BASE - arenaStats().liveBytes;
+  if (need.bytes <= free) return;
+  const dtypeName = { f32: 'float32', bf16: 'bfloat16' }[need.dtype];
+  const bytesPerValue = need.bytes / need.count;
+  const smaller = need.dtype === 'f32'
+    ? 'Load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or use a smaller model'
+    : 'Use a smaller model';
+  throw new Error(
+    `supra: ${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${(need.bytes / GiB).toFixed(2)} GiB with matrices in ${dtypeName}, ` +
+      `more than the ${(free / GiB).toFixed(2)} GiB free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena that holds every weight (on either backend, for now). ` +
+      `${smaller}: the arena holds about ${parameterCount(free / bytesPerValue)} parameters this way. ` +
+      'Weights kept outside the arena (native backend) or int8 weights would lift this; supra does not do that yet.',
+  );
 }
