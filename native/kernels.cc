@@ -31,122 +31,91 @@ bool HaveAvx2Fma() { return false; }
 // threads for every product of a decoding step, which costs more than the product on a shared 2-core
 // machine; the wasm kernels' 128-bit SIMD reads B at half the width.
 #ifdef SUPRA_X86
-__attribute__((target("avx2,fma"))) void DotRowsAvx2(int m, int n, int k, float alpha, float beta, const float* A,
-                                                     int lda, const float* B, int ldb, float* C, int ldc) {
-  for (int j = 0; j < n; j++) {
-    const float* b = B + static_cast<int64_t>(j) * ldb;
-    for (int i = 0; i < m; i++) {
-      const float* a = A + static_cast<int64_t>(i) * lda;
-      __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-      int p = 0;
-      for (; p + 32 <= k; p += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(b + p), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), _mm256_loadu_ps(b + p + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), _mm256_loadu_ps(b + p + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 24), _mm256_loadu_ps(b + p + 24), s3);
-      }
-      for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(b + p), s0);
-      const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-      __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-      h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-      float sum = _mm_cvtss_f32(h);
-      for (; p < k; p++) sum += a[p] * b[p];
-      float* c = C + static_cast<int64_t>(i) * ldc + j;
-      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
-    }
-  }
-}
-
-__attribute__((target("avx512f"))) void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
-                                                     int lda, const float* B, int ldb, float* C, int ldc) {
-  for (int j = 0; j < n; j++) {
-    const float* b = B + static_cast<int64_t>(j) * ldb;
-    for (int i = 0; i < m; i++) {
-      const float* a = A + static_cast<int64_t>(i) * lda;
-      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-      int p = 0;
-      for (; p + 32 <= k; p += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), _mm512_loadu_ps(b + p + 16), s1);
-      }
-      for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), s0);
-      float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-      for (; p < k; p++) sum += a[p] * b[p];
-      float* c = C + static_cast<int64_t>(i) * ldc + j;
-      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
-    }
-  }
-}
-#endif
-
-#ifdef SUPRA_X86
-// Decoding products by a BF16 weight: DotRows* with each weight value widened in registers (a BF16 value
-// is the top half of a float32: zero-extend to 32 bits, shift left 16). Half the bytes of a float32 weight
-// stream through, for the same arithmetic.
-__attribute__((target("avx2,fma"))) static inline __m256 Widen8(const uint16_t* p) {
+// The weight's values as float32 vectors, by its stored type. A BF16 value is the top half of a float32:
+// zero-extend to 32 bits, shift left 16, exact. Half the bytes of a float32 weight stream through, for
+// the same arithmetic; so one kernel per instruction set serves both types.
+__attribute__((target("avx2,fma"))) static inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma"))) static inline __m256 Load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
-
-static inline float Widen1(uint16_t v) {
+__attribute__((target("avx512f"))) static inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) static inline __m512 Load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+static inline float Load1(float v) { return v; }
+static inline float Load1(uint16_t v) {
   const uint32_t bits = static_cast<uint32_t>(v) << 16;
   float f;
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
 
-__attribute__((target("avx2,fma"))) void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W,
-                                                         int ldw, float* C, int ldc) {
+template <typename T>
+__attribute__((target("avx2,fma"))) static void DotRowsAvx2Of(int m, int n, int k, float alpha, float beta, const float* A,
+                                                             int lda, const T* B, int ldb, float* C, int ldc) {
   for (int j = 0; j < n; j++) {
-    const uint16_t* b = W + static_cast<int64_t>(j) * ldw;
+    const T* b = B + static_cast<int64_t>(j) * ldb;
     for (int i = 0; i < m; i++) {
       const float* a = A + static_cast<int64_t>(i) * lda;
       __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Widen8(b + p), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), Widen8(b + p + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), Widen8(b + p + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 24), Widen8(b + p + 24), s3);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Load8(b + p), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), Load8(b + p + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), Load8(b + p + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 24), Load8(b + p + 24), s3);
       }
-      for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Widen8(b + p), s0);
+      for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Load8(b + p), s0);
       const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
       __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
       h = _mm_add_ps(h, _mm_movehl_ps(h, h));
       h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
       float sum = _mm_cvtss_f32(h);
-      for (; p < k; p++) sum += a[p] * Widen1(b[p]);
-      C[static_cast<int64_t>(i) * ldc + j] = sum;
+      for (; p < k; p++) sum += a[p] * Load1(b[p]);
+      float* c = C + static_cast<int64_t>(i) * ldc + j;
+      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
     }
   }
 }
 
-__attribute__((target("avx512f"))) static inline __m512 Widen16(const uint16_t* p) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-}
-
-__attribute__((target("avx512f"))) void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W,
-                                                         int ldw, float* C, int ldc) {
+template <typename T>
+__attribute__((target("avx512f"))) static void DotRowsAvx512Of(int m, int n, int k, float alpha, float beta, const float* A,
+                                                              int lda, const T* B, int ldb, float* C, int ldc) {
   for (int j = 0; j < n; j++) {
-    const uint16_t* b = W + static_cast<int64_t>(j) * ldw;
+    const T* b = B + static_cast<int64_t>(j) * ldb;
     for (int i = 0; i < m; i++) {
       const float* a = A + static_cast<int64_t>(i) * lda;
       __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Widen16(b + p), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), Widen16(b + p + 16), s1);
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Load16(b + p), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), Load16(b + p + 16), s1);
       }
-      for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Widen16(b + p), s0);
+      for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Load16(b + p), s0);
       float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-      for (; p < k; p++) sum += a[p] * Widen1(b[p]);
-      C[static_cast<int64_t>(i) * ldc + j] = sum;
+      for (; p < k; p++) sum += a[p] * Load1(b[p]);
+      float* c = C + static_cast<int64_t>(i) * ldc + j;
+      *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
     }
   }
 }
 
-__attribute__((target("avx512f"))) static void WidenStore16(const uint16_t* in, float* out) { _mm512_storeu_ps(out, Widen16(in)); }
-__attribute__((target("avx2,fma"))) static void WidenStore8(const uint16_t* in, float* out) { _mm256_storeu_ps(out, Widen8(in)); }
+void DotRowsAvx2(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  DotRowsAvx2Of(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+}
+void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  DotRowsAvx512Of(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+}
+// BF16 weights: alpha 1 and beta 0 make the store C = sum, as the float32 kernel's own.
+void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
+  DotRowsAvx2Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+}
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
+  DotRowsAvx512Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+}
+
+__attribute__((target("avx512f"))) static void WidenStore16(const uint16_t* in, float* out) { _mm512_storeu_ps(out, Load16(in)); }
+__attribute__((target("avx2,fma"))) static void WidenStore8(const uint16_t* in, float* out) { _mm256_storeu_ps(out, Load8(in)); }
 #endif
 
 void WidenBf16(const uint16_t* in, float* out, int64_t n) {

@@ -266,6 +266,19 @@ export class SafetensorsFile {
     return bytes;
   }
 
+  /** The entry of a float tensor read into a destination of `destLength` values (which must be its numel). */
+  private floatEntry(name: string, destLength: number) {
+    this.checkOpen();
+    const t = this.entry(name);
+    if (!isFloatDType(t.dtype)) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not a float tensor (use readI32)`);
+    }
+    if (destLength !== t.numel) {
+      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values (shape ${shapeStr(t.shape)}), destination holds ${destLength}`);
+    }
+    return t;
+  }
+
   /**
    * Read a float tensor into `dest` (float32, exactly numel long; may be an arena buffer).
    * F32 bytes land directly in dest; F16/BF16/F64 pass through one bounded chunk buffer. With
@@ -273,14 +286,7 @@ export class SafetensorsFile {
    * tensor, how many and where the first is; each chunk is checked right after it is converted.
    */
   readInto(name: string, dest: Float32Array, options: ReadOptions = {}): Float32Array {
-    this.checkOpen();
-    const t = this.entry(name);
-    if (!isFloatDType(t.dtype)) {
-      throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not a float tensor (use readI32)`);
-    }
-    if (dest.length !== t.numel) {
-      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values (shape ${shapeStr(t.shape)}), destination holds ${dest.length}`);
-    }
+    const t = this.floatEntry(name, dest.length);
     const start = this.dataStart + t.begin;
     const what = `tensor '${name}'`;
     const destBits = new Uint32Array(dest.buffer, dest.byteOffset, dest.length);
@@ -320,14 +326,7 @@ export class SafetensorsFile {
    * result, so a float32 value past the largest BF16 (rounded to ±Inf) is an error too.
    */
   readBf16Into(name: string, dest: Uint16Array, options: ReadOptions = {}): Uint16Array {
-    this.checkOpen();
-    const t = this.entry(name);
-    if (!isFloatDType(t.dtype)) {
-      throw new Error(`supra: ${this.path}: tensor '${name}' is ${t.dtype}, not a float tensor (use readI32)`);
-    }
-    if (dest.length !== t.numel) {
-      throw new Error(`supra: ${this.path}: tensor '${name}' has ${t.numel} values (shape ${shapeStr(t.shape)}), destination holds ${dest.length}`);
-    }
+    const t = this.floatEntry(name, dest.length);
     const start = this.dataStart + t.begin;
     const what = `tensor '${name}'`;
     if (t.dtype === 'BF16') {
