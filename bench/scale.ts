@@ -1,0 +1,111 @@
+// npm run bench:scale: supra on real models' shapes (src/bench/scale.ts). Writes random-weight BF16 teacher
+// folders (scripts/random-model.mjs) into the cache and reuses them, linearizes each, measures the read
+// bandwidth, then runs every (kind, dtype) case in a child process; writes scale.json and scale.md.
+//   node dist/bench/scale.js [--shapes smollm-135m,qwen2.5-0.5b] [--decode 16] [--prefill 64] ... (--help)
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { optionsHelp, UsageError } from '../src/cli/args.js';
+import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
+import { openModel } from '../src/io/checkpoint.js';
+import { parameterMemory } from '../src/models/decoder.js';
+import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
+import {
+  isLoadable, notImplementedCase, parseScaleArgs, SCALE_OPTIONS, scaleMachine, scaleMarkdown, withBound,
+  type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
+} from '../src/bench/scale.js';
+
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const repoRoot = resolve(here, '../..');
+const caseScript = join(here, 'scale-case.js');
+const { MODEL_SHAPES, writeRandomModel } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
+  MODEL_SHAPES: Record<string, unknown>;
+  writeRandomModel: (shape: string, dir: string, options: { dtype?: string; seed?: number }) => string[];
+};
+
+/** Runs a job in a child process; its SCALE_RESULT line, or the error it printed. */
+function runChild(job: ScaleJob): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [caseScript, JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('SCALE_RESULT '));
+  if (r.status === 0 && line) return JSON.parse(line.slice('SCALE_RESULT '.length)) as Record<string, unknown>;
+  const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? r.stderr.trim().split('\n')[0] ?? `exit ${r.status}`);
+  return { status: 'error', message: why };
+}
+
+const folderBytes = (dir: string): number => readdirSync(dir).filter((f) => /\.(safetensors|bin)$/.test(f)).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
+
+async function main(argv: string[]): Promise<void> {
+  const settings = parseScaleArgs(argv, Object.keys(MODEL_SHAPES));
+  if (settings.help) {
+    console.log(`usage: npm run bench:scale -- [options]\n\n${optionsHelp(SCALE_OPTIONS)}`);
+    return;
+  }
+  const start = performance.now();
+  const log = (l: string) => console.log(l);
+  log('== read bandwidth ==');
+  const runs: BandwidthResult[] = [];
+  const { availableParallelism } = await import('node:os');
+  for (const threads of [...new Set([1, availableParallelism()])]) {
+    const b = await measureReadBandwidth({ bytes: settings.bandwidthBytes, threads, passes: settings.bandwidthPasses });
+    log(`  ${b.method}: best ${b.bestGBPerS.toFixed(1)} GB/s (passes ${b.passes.map((p) => p.toFixed(1)).join(', ')})`);
+    runs.push(b);
+  }
+  const bandwidth = Math.max(...runs.map((b) => b.bestGBPerS));
+  const models: ScaleModel[] = [];
+  mkdirSync(settings.cacheDir, { recursive: true });
+  for (const shape of settings.shapes) {
+    log(`\n== ${shape} ==`);
+    const teacherDir = join(settings.cacheDir, `${shape}-bf16-seed${settings.seed}`);
+    const supraDir = join(settings.cacheDir, `${shape}-bf16-seed${settings.seed}-supra`);
+    let generateSeconds: number | null = null;
+    if (!existsSync(join(teacherDir, 'config.json'))) {
+      const t0 = performance.now();
+      writeRandomModel(shape, teacherDir, { dtype: 'bf16', seed: settings.seed });
+      generateSeconds = (performance.now() - t0) / 1000;
+      log(`  wrote ${teacherDir} in ${generateSeconds.toFixed(1)} s`);
+    } else log(`  reusing ${teacherDir}`);
+    let linearize: ScaleModel['linearize'] = null;
+    if (!existsSync(join(supraDir, 'config.json'))) {
+      const r = runChild({ op: 'linearize', teacher: teacherDir, out: supraDir });
+      linearize = r.status === 'error' ? { error: String(r.message) } : { seconds: r.seconds as number, maxRssBytes: r.maxRssBytes as number };
+      log(`  linearize: ${'error' in linearize ? linearize.error : `${linearize.seconds.toFixed(1)} s, peak RSS ${(linearize.maxRssBytes / 2 ** 30).toFixed(2)} GiB`}`);
+    } else log(`  reusing ${supraDir}`);
+    const { config, checkpoint } = openModel(teacherDir);
+    checkpoint.close();
+    const cases: ScaleCase[] = [];
+    for (const kind of settings.kinds) {
+      const dir = kind === 'teacher' ? teacherDir : supraDir;
+      for (const dtype of settings.dtypes) {
+        if (!isLoadable(dtype)) cases.push(notImplementedCase(kind, dtype));
+        else if (kind === 'supra' && linearize && 'error' in linearize) cases.push({ kind, dtype, status: 'error', message: 'linearize failed' });
+        else {
+          const job: ScaleJob = { op: 'case', dir, kind, dtype, prefillTokens: settings.prefillTokens, decodeTokens: settings.decodeTokens, backend: settings.backend };
+          cases.push(withBound({ kind, dtype, ...runChild(job) } as ScaleCase, bandwidth));
+        }
+        const c = cases[cases.length - 1]!;
+        log(`  ${kind} ${dtype}: ${c.status === 'ok'
+          ? `load ${c.loadSeconds!.toFixed(2)} s, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB, prefill ${c.prefillTokensPerS!.toFixed(1)} tokens/s, decode ${c.decodeTokensPerS!.toFixed(1)} tokens/s = ${c.percentOfBound!.toFixed(0)}% of ${c.boundTokensPerS!.toFixed(1)}`
+          : `${c.status}: ${c.message}`}`);
+      }
+    }
+    models.push({ shape, params: parameterMemory(config).count, teacherDir, supraDir, teacherBytes: folderBytes(teacherDir), generateSeconds, linearize, cases });
+  }
+  const { help: _h, cacheDir: _c, outDir: _o, ...recorded } = settings;
+  const report: ScaleReport = {
+    ...scaleMachine(), command: `npm run bench:scale${argv.length ? ` -- ${argv.join(' ')}` : ''}`, settings: recorded,
+    bandwidth: { runs, bestGBPerS: bandwidth }, models, seconds: (performance.now() - start) / 1000,
+  };
+  mkdirSync(settings.outDir, { recursive: true });
+  const json = join(settings.outDir, 'scale.json'), md = join(settings.outDir, 'scale.md');
+  writeJsonAtomic(json, report);
+  writeFileAtomic(md, scaleMarkdown(report));
+  log(`\n${scaleMarkdown(report)}\nwrote ${json}, ${md}`);
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (e) {
+  console.error(`npm run bench:scale: ${(e as Error).message}`);
+  process.exitCode = e instanceof UsageError ? 2 : 1;
+}

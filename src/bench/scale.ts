@@ -1,0 +1,256 @@
+// The scale benchmark (npm run bench:scale, bench/scale.ts): random-weight teacher folders with the shapes of
+// real models, linearized with `supra linearize`'s streaming path, then for the teacher and its SUPRA model
+// at each weight type, in a child process per case (so peak RSS is that case's alone): load seconds, peak
+// RSS, prefill tokens/s, batch-1 decode tokens/s, and decode against the bound the machine's read
+// bandwidth sets (bytes of weights read per token ÷ bandwidth). This file holds the options, the report
+// and its markdown, and what one child measures; bench/scale.ts writes the folders and runs the children.
+import { cpus } from 'node:os';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { BackendName } from '../core/backend.js';
+import { getBackend, parseBackendName, setBackend } from '../core/select.js';
+import type { WeightType } from '../core/weights.js';
+import { openModel } from '../io/checkpoint.js';
+import { byteSizeOption, intOption, parse, UsageError, type OptionSpecs } from '../cli/args.js';
+import { checkParametersFit, parameterMemory } from '../models/decoder.js';
+import { loadDecoder } from '../models/auto.js';
+import { linearizeFolder } from '../models/linearize.js';
+import type { BandwidthResult } from './bandwidth.js';
+import { weightBytesPerToken } from './weights.js';
+
+export const SCALE_KINDS = ['teacher', 'supra'] as const;
+export type ScaleKind = (typeof SCALE_KINDS)[number];
+/** Weight types the table has a row for; int8 is listed (the issue asks for it) and reported as missing. */
+export const SCALE_DTYPES = ['f32', 'bf16', 'int8'] as const;
+export type ScaleDType = (typeof SCALE_DTYPES)[number];
+const LOADABLE: readonly string[] = ['f32', 'bf16'] satisfies WeightType[];
+
+export const SCALE_OPTIONS = {
+  shapes: { type: 'string', value: 'LIST', help: 'model shapes, comma-separated (scripts/random-model.mjs --list; default\nsmollm-135m,qwen2.5-0.5b,tinyllama-1.1b; mistral-7b writes a 14.5 GB folder)' },
+  dtypes: { type: 'string', value: 'LIST', help: 'weight types to load, of f32,bf16,int8 (default all; int8 is reported as not implemented)' },
+  kinds: { type: 'string', value: 'LIST', help: 'teacher,supra (default both)' },
+  prefill: { type: 'string', value: 'N', help: 'prompt tokens of the prefill measure (default 128)' },
+  decode: { type: 'string', value: 'N', help: 'decoded tokens of the decode measure, after 4 warm-up tokens (default 32)' },
+  backend: { type: 'string', value: 'wasm|native', help: "compute backend of every case (default: native when the add-on loads)" },
+  cache: { type: 'string', value: 'DIR', help: 'where the generated teacher and SUPRA folders are kept and reused\n(default ~/.cache/supra/scale; several GB)' },
+  out: { type: 'string', value: 'DIR', help: 'where scale.json and scale.md are written (default bench/results)' },
+  'bandwidth-size': { type: 'string', value: 'SIZE', help: 'bytes read by each pass of the bandwidth measure (default 1GiB)' },
+  'bandwidth-passes': { type: 'string', value: 'N', help: 'passes of the bandwidth measure, best taken (default 5)' },
+  seed: { type: 'string', value: 'N', help: 'seed of the random weights (default 0)' },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+} satisfies OptionSpecs;
+
+export interface ScaleSettings {
+  shapes: string[];
+  dtypes: ScaleDType[];
+  kinds: ScaleKind[];
+  prefillTokens: number;
+  decodeTokens: number;
+  backend?: BackendName;
+  cacheDir: string;
+  outDir: string;
+  bandwidthBytes: number;
+  bandwidthPasses: number;
+  seed: number;
+  help: boolean;
+}
+
+function listOption<T extends string>(value: string | undefined, name: string, choices: readonly T[], dflt: readonly T[]): T[] {
+  if (value === undefined) return [...dflt];
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new UsageError(`--${name} needs at least one of ${choices.join(', ')}`);
+  for (const item of items) {
+    if (!(choices as readonly string[]).includes(item)) throw new UsageError(`--${name}: unknown "${item}"; one of ${choices.join(', ')}`);
+  }
+  return [...new Set(items)] as T[];
+}
+
+export const DEFAULT_SCALE_SHAPES = ['smollm-135m', 'qwen2.5-0.5b', 'tinyllama-1.1b'];
+
+/** The benchmark's options from argv; `shapes` are the names scripts/random-model.mjs knows. */
+export function parseScaleArgs(argv: string[], shapes: readonly string[]): ScaleSettings {
+  const { values, positionals } = parse(argv, SCALE_OPTIONS, 'bench:scale');
+  if (positionals.length > 0) throw new UsageError(`bench:scale takes no positional arguments, got "${positionals[0]}"`);
+  const bandwidthBytes = byteSizeOption(values['bandwidth-size'], 'bandwidth-size', 2 ** 30);
+  if (bandwidthBytes >= 4 * 2 ** 30) throw new UsageError('--bandwidth-size must be under 4GiB (a wasm32 buffer)');
+  return {
+    shapes: listOption(values.shapes, 'shapes', shapes, DEFAULT_SCALE_SHAPES.filter((s) => shapes.includes(s))),
+    dtypes: listOption(values.dtypes, 'dtypes', SCALE_DTYPES, SCALE_DTYPES),
+    kinds: listOption(values.kinds, 'kinds', SCALE_KINDS, SCALE_KINDS),
+    prefillTokens: intOption(values.prefill, 'prefill', 128, 1),
+    decodeTokens: intOption(values.decode, 'decode', 32, 1),
+    backend: values.backend === undefined ? undefined : parseBackendName(values.backend, '--backend'),
+    cacheDir: values.cache ?? join(homedir(), '.cache', 'supra', 'scale'),
+    outDir: values.out ?? join('bench', 'results'),
+    bandwidthBytes,
+    bandwidthPasses: intOption(values['bandwidth-passes'], 'bandwidth-passes', 5, 1),
+    seed: intOption(values.seed, 'seed', 0),
+    help: values.help ?? false,
+  };
+}
+
+/** What a child process is asked to do: one load-and-run case, or the linearization of a teacher. */
+export type ScaleJob =
+  | { op: 'case'; dir: string; kind: ScaleKind; dtype: WeightType; prefillTokens: number; decodeTokens: number; backend?: BackendName }
+  | { op: 'linearize'; teacher: string; out: string };
+
+export interface ScaleCase {
+  kind: ScaleKind;
+  dtype: ScaleDType;
+  status: 'ok' | 'does-not-fit' | 'not-implemented' | 'error';
+  /** Why the case did not run (the arena estimate's message, the error). */
+  message?: string;
+  /** The parameters' memory at this dtype (parameterMemory), the estimate a model that does not fit is refused by. */
+  needBytes?: number;
+  loadSeconds?: number;
+  /** Peak resident set of the child process, bytes. */
+  maxRssBytes?: number;
+  prefillTokensPerS?: number;
+  decodeMsPerToken?: number;
+  decodeTokensPerS?: number;
+  weightBytesPerToken?: number;
+  /** bandwidth ÷ weightBytesPerToken, and decodeTokensPerS as a percentage of it. */
+  boundTokensPerS?: number;
+  percentOfBound?: number;
+  backend?: string;
+  threads?: number;
+}
+
+export interface ScaleModel {
+  shape: string;
+  params: number;
+  teacherDir: string;
+  supraDir: string;
+  /** Bytes of the teacher folder's weights on disk. */
+  teacherBytes: number;
+  /** Seconds to write the random teacher; null when it was in the cache. */
+  generateSeconds: number | null;
+  /** The linearization's seconds and peak RSS; null when the SUPRA folder was in the cache. */
+  linearize: { seconds: number; maxRssBytes: number } | { error: string } | null;
+  cases: ScaleCase[];
+}
+
+export interface ScaleReport {
+  date: string;
+  node: string;
+  platform: string;
+  arch: string;
+  cpuModel: string;
+  cpuCount: number;
+  /** The command that made the report. */
+  command: string;
+  settings: Omit<ScaleSettings, 'help' | 'cacheDir' | 'outDir'>;
+  /** Read bandwidth on 1 and on every thread; bestGBPerS is the bound's. */
+  bandwidth: { runs: BandwidthResult[]; bestGBPerS: number };
+  models: ScaleModel[];
+  seconds: number;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Runs one job in this process (a child of the benchmark) and returns its figures. */
+export function runScaleJob(job: ScaleJob): Record<string, unknown> {
+  if (job.op === 'linearize') {
+    const t0 = performance.now();
+    linearizeFolder(job.teacher, job.out, {});
+    return { seconds: (performance.now() - t0) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  }
+  if (job.backend) setBackend(job.backend);
+  const { config, checkpoint } = openModel(job.dir);
+  checkpoint.close();
+  const needBytes = parameterMemory(config, { dtype: job.dtype }).bytes;
+  try {
+    checkParametersFit(config, { dtype: job.dtype }, job.dir);
+  } catch (e) {
+    return { status: 'does-not-fit', message: (e as Error).message, needBytes };
+  }
+  const t0 = performance.now();
+  const { model } = loadDecoder(job.dir, { dtype: job.dtype });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  try {
+    const vocab = config.vocab_size;
+    const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => (from + i * 7919) % vocab);
+    const warm = model.newState(1); // JIT, scratch buffers, helper threads
+    model.step(ids(8, 1), 1, 8, warm, { lastOnly: true });
+    model.step(ids(1, 2), 1, 1, warm);
+    warm.free();
+    const state = model.newState(1);
+    const p0 = performance.now();
+    model.step(ids(job.prefillTokens, 3), 1, job.prefillTokens, state, { lastOnly: true });
+    const prefillTokensPerS = job.prefillTokens / ((performance.now() - p0) / 1000);
+    const times: number[] = [];
+    for (let t = 0; t < job.decodeTokens + 4; t++) {
+      const s0 = performance.now();
+      model.step(ids(1, t), 1, 1, state);
+      if (t >= 4) times.push(performance.now() - s0);
+    }
+    state.free();
+    const ms = median(times);
+    const be = getBackend();
+    return {
+      status: 'ok', needBytes, loadSeconds, prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms,
+      weightBytesPerToken: weightBytesPerToken(model), backend: be.name, threads: be.threads,
+      maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+  } finally {
+    model.free();
+  }
+}
+
+/** Adds the bandwidth bound to a measured case. */
+export function withBound(c: ScaleCase, bandwidthGBPerS: number): ScaleCase {
+  if (c.status !== 'ok' || !c.weightBytesPerToken || !c.decodeTokensPerS) return c;
+  const boundTokensPerS = (bandwidthGBPerS * 1e9) / c.weightBytesPerToken;
+  return { ...c, boundTokensPerS, percentOfBound: (100 * c.decodeTokensPerS) / boundTokensPerS };
+}
+
+/** The row of a weight type supra cannot load yet. */
+export function notImplementedCase(kind: ScaleKind, dtype: ScaleDType): ScaleCase {
+  return { kind, dtype, status: 'not-implemented', message: `supra has no ${dtype} weights yet` };
+}
+
+export const isLoadable = (dtype: ScaleDType): dtype is 'f32' | 'bf16' => LOADABLE.includes(dtype);
+
+const GiB = 2 ** 30;
+const fmt = (x: number | undefined, digits = 1): string => (x === undefined ? '—' : x.toFixed(digits));
+const gib = (bytes: number | undefined): string =>
+  bytes === undefined ? '—' : bytes < GiB ? `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MiB` : `${(bytes / GiB).toFixed(2)} GiB`;
+const paramCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(0)} M` : `${(n / 1e3).toFixed(1)} k`);
+
+function caseCells(c: ScaleCase): string[] {
+  if (c.status === 'ok') {
+    return [fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`];
+  }
+  const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the arena check refuses it before allocating)`
+    : c.status === 'not-implemented' ? `not implemented: ${c.message}` : `error: ${(c.message ?? '').split('\n')[0]}`;
+  return [why, '', '', '', '', ''];
+}
+
+/** The report as markdown: the machine, the bandwidth, a table of linearizations and one of the cases. */
+export function scaleMarkdown(r: ScaleReport): string {
+  const lines: string[] = [];
+  lines.push('# supra scale benchmark', '');
+  lines.push(`\`${r.command}\` — ${r.date.slice(0, 10)}, ${r.cpuModel} × ${r.cpuCount}, node ${r.node}, ${r.platform}/${r.arch}, ${r.seconds.toFixed(0)} s.`, '');
+  const bw = r.bandwidth.runs.map((b) => `${b.threads} thread${b.threads > 1 ? 's' : ''} ${b.bestGBPerS.toFixed(1)} GB/s`).join(', ');
+  const method = r.bandwidth.runs[0]?.method.replace(/, \d+ worker threads?$/, '') ?? '';
+  lines.push(`Read bandwidth (${method}, ${gib(r.bandwidth.runs[0]?.bytes)} per pass, best of ${r.settings.bandwidthPasses}): ${bw}; the bound uses ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
+  lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
+    `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +
+    'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied).', '');
+  lines.push('| model | parameters | teacher weights | linearize s | linearize peak RSS |', '|---|---:|---:|---:|---:|');
+  for (const m of r.models) {
+    const lin = m.linearize === null ? ['(cached)', ''] : 'error' in m.linearize ? [`error: ${m.linearize.error.split('\n')[0]}`, ''] : [fmt(m.linearize.seconds, 1), gib(m.linearize.maxRssBytes)];
+    lines.push(`| ${m.shape} | ${paramCount(m.params)} | ${gib(m.teacherBytes)} | ${lin.join(' | ')} |`);
+  }
+  lines.push('', '| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | bound tokens/s | % of bound |', '|---|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const m of r.models) {
+    for (const c of m.cases) lines.push(`| ${m.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${caseCells(c).join(' | ')} |`);
+  }
+  const backends = [...new Set(r.models.flatMap((m) => m.cases.filter((c) => c.backend).map((c) => `${c.backend} (${c.threads} threads)`)))];
+  if (backends.length > 0) lines.push('', `Backend: ${backends.join(', ')}.`);
+  return lines.join('\n') + '\n';
+}
+
+export function scaleMachine(): Pick<ScaleReport, 'date' | 'node' | 'platform' | 'arch' | 'cpuModel' | 'cpuCount'> {
+  return { date: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch, cpuModel: cpus()[0]?.model ?? 'unknown', cpuCount: cpus().length };
+}

@@ -1,0 +1,88 @@
+// The scale benchmark's logic on the tiny shape only (the real shapes belong to npm run bench:scale): its
+// options, a whole run with its report files and the cache reused, and a model the arena check refuses
+// reported as "does not fit" with the estimate instead of a crash.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freshDirs, tempRoot } from './helpers/tmp.js';
+import { UsageError } from '../src/cli/args.js';
+import { saveCheckpoint } from '../src/io/checkpoint.js';
+import { writeJsonAtomic } from '../src/io/atomic.js';
+import { parseScaleArgs, runScaleJob, SCALE_OPTIONS, scaleMarkdown, type ScaleCase, type ScaleReport } from '../src/bench/scale.js';
+
+const here = dirname(fileURLToPath(import.meta.url)); // dist/test
+const scaleScript = resolve(here, '../bench/scale.js');
+const randomModelScript = resolve(here, '../../scripts/random-model.mjs');
+const fresh = freshDirs(tempRoot('supra-bench-scale-'));
+const SHAPES = ['tiny', 'smollm-135m', 'qwen2.5-0.5b', 'tinyllama-1.1b', 'mistral-7b'];
+
+test('bench:scale options: defaults, lists, and bad values named', () => {
+  const d = parseScaleArgs([], SHAPES);
+  assert.deepEqual(d.shapes, ['smollm-135m', 'qwen2.5-0.5b', 'tinyllama-1.1b']);
+  assert.deepEqual(d.dtypes, ['f32', 'bf16', 'int8']);
+  assert.deepEqual(d.kinds, ['teacher', 'supra']);
+  assert.equal(d.bandwidthBytes, 2 ** 30);
+  const s = parseScaleArgs(['--shapes', 'tiny,smollm-135m', '--dtypes', 'bf16', '--kinds', 'supra', '--decode', '4', '--prefill', '8', '--bandwidth-size', '64MiB'], SHAPES);
+  assert.deepEqual([s.shapes, s.dtypes, s.kinds, s.decodeTokens, s.prefillTokens, s.bandwidthBytes], [['tiny', 'smollm-135m'], ['bf16'], ['supra'], 4, 8, 64 * 2 ** 20]);
+  assert.throws(() => parseScaleArgs(['--shapes', 'gpt-5'], SHAPES), (e: Error) => e instanceof UsageError && /--shapes: unknown "gpt-5"/.test(e.message));
+  assert.throws(() => parseScaleArgs(['--dtypes', 'f8'], SHAPES), /--dtypes: unknown "f8"/);
+  assert.throws(() => parseScaleArgs(['--decode', '0'], SHAPES), /--decode must be an integer ≥ 1/);
+  assert.throws(() => parseScaleArgs(['--bandwidth-size', '4GiB'], SHAPES), /under 4GiB/);
+  assert.throws(() => parseScaleArgs(['--fast'], SHAPES), UsageError);
+  // every option is documented in the README beside the command
+  const readme = readFileSync(resolve(here, '../../README.md'), 'utf8');
+  for (const name of Object.keys(SCALE_OPTIONS)) assert.ok(readme.includes(`--${name}`), `README.md lacks bench:scale's --${name}`);
+});
+
+test('bench:scale on the tiny shape: every case in its own process, JSON and markdown written, the folders reused', () => {
+  const cache = fresh(), out = fresh();
+  const args = [scaleScript, '--shapes', 'tiny', '--cache', cache, '--out', out, '--bandwidth-size', '8MiB', '--bandwidth-passes', '1', '--decode', '2', '--prefill', '4'];
+  const first = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  assert.equal(first.status, 0, first.stderr);
+  const report = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleReport;
+  assert.ok(report.bandwidth.bestGBPerS > 0 && report.bandwidth.runs.every((b) => b.bytes === 8 * 2 ** 20));
+  const [model] = report.models;
+  assert.equal(model!.shape, 'tiny');
+  assert.ok(model!.linearize && 'seconds' in model!.linearize && model!.linearize.maxRssBytes > 0);
+  assert.deepEqual(model!.cases.map((c) => `${c.kind} ${c.dtype} ${c.status}`),
+    ['teacher f32 ok', 'teacher bf16 ok', 'teacher int8 not-implemented', 'supra f32 ok', 'supra bf16 ok', 'supra int8 not-implemented']);
+  for (const c of model!.cases.filter((x) => x.status === 'ok')) {
+    assert.ok(c.loadSeconds! >= 0 && c.maxRssBytes! > 0 && c.prefillTokensPerS! > 0 && c.decodeTokensPerS! > 0, JSON.stringify(c));
+    assert.ok(Math.abs(c.percentOfBound! - (100 * c.decodeTokensPerS!) / c.boundTokensPerS!) < 1e-9);
+    assert.ok(Math.abs(c.boundTokensPerS! - (report.bandwidth.bestGBPerS * 1e9) / c.weightBytesPerToken!) < 1e-6);
+  }
+  // bf16 matrices are half the bytes per token of f32 ones
+  const bytes = (kind: string, dtype: string) => model!.cases.find((c) => c.kind === kind && c.dtype === dtype)!.weightBytesPerToken!;
+  assert.ok(bytes('supra', 'bf16') < 0.6 * bytes('supra', 'f32'));
+  const md = readFileSync(join(out, 'scale.md'), 'utf8');
+  assert.equal(md, scaleMarkdown(report));
+  assert.match(md, /\| tiny \| SUPRA \| int8 \| not implemented: supra has no int8 weights yet/);
+  assert.match(md, /--shapes tiny --cache/);
+  const second = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  assert.equal(second.status, 0, second.stderr);
+  const again = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleReport;
+  assert.equal(again.models[0]!.linearize, null);
+  assert.equal(again.models[0]!.generateSeconds, null);
+});
+
+test('bench:scale: a model the arena check refuses is "does not fit" with the estimate, nothing allocated', () => {
+  // a Mistral-7B config over a one-tensor file: the check reads the config only, before any weight
+  const dir = fresh();
+  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(pathToFileURL(randomModelScript).href)}).then((m) => console.log(JSON.stringify(m.randomModelConfig('mistral-7b'))))`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  writeJsonAtomic(join(dir, 'config.json'), JSON.parse(r.stdout));
+  saveCheckpoint(dir, [{ name: 'model.norm.weight', shape: [4096], data: new Float32Array(4096) }]);
+  const result = runScaleJob({ op: 'case', dir, kind: 'teacher', dtype: 'bf16', prefillTokens: 4, decodeTokens: 2 });
+  assert.equal(result.status, 'does-not-fit');
+  assert.ok((result.needBytes as number) > 14e9 && (result.needBytes as number) < 15e9, String(result.needBytes));
+  assert.match(String(result.message), /parameters need 1[34]\.\d\d GiB/);
+  const report = { command: 'x', date: '2026-01-01', cpuModel: 'cpu', cpuCount: 1, node: 'v20', platform: 'linux', arch: 'x64', seconds: 1,
+    settings: { shapes: ['mistral-7b'], dtypes: ['bf16'], kinds: ['teacher'], prefillTokens: 4, decodeTokens: 2, bandwidthBytes: 1, bandwidthPasses: 1, seed: 0 },
+    bandwidth: { runs: [], bestGBPerS: 1 },
+    models: [{ shape: 'mistral-7b', params: 7.2e9, teacherDir: dir, supraDir: dir, teacherBytes: 0, generateSeconds: null, linearize: null, cases: [{ kind: 'teacher', dtype: 'bf16', ...result } as ScaleCase] }],
+  } as ScaleReport;
+  assert.match(scaleMarkdown(report), /\| mistral-7b \| teacher \| bf16 \| does not fit: needs 1[34]\.\d\d GiB/);
+});
