@@ -11,8 +11,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { openModel } from '../src/io/checkpoint.js';
 import { parameterMemory } from '../src/models/decoder.js';
 import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
+import { machineInfo } from '../src/bench/report.js';
 import {
-  isLoadable, notImplementedCase, parseScaleArgs, SCALE_OPTIONS, scaleMachine, scaleMarkdown, withBound,
+  isLoadable, notImplementedCase, parseScaleArgs, SCALE_OPTIONS, scaleMarkdown, withBound,
   type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
 } from '../src/bench/scale.js';
 
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const { help: _h, cacheDir: _c, outDir: _o, ...recorded } = settings;
   const report: ScaleReport = {
-    ...scaleMachine(), command: `npm run bench:scale${argv.length ? ` -- ${argv.join(' ')}` : ''}`, settings: recorded,
+    ...machineInfo(), command: `npm run bench:scale${argv.length ? ` -- ${argv.join(' ')}` : ''}`, settings: recorded,
     bandwidth: { runs, bestGBPerS: bandwidth }, models, seconds: (performance.now() - start) / 1000,
   };
   mkdirSync(settings.outDir, { recursive: true });

@@ -81,13 +81,22 @@ export interface ModelBench {
   prefillFlatness: number;
 }
 
-export interface BenchReport {
+/** When and on what a report was made. */
+export interface MachineInfo {
   date: string;
   node: string;
   platform: string;
   arch: string;
   cpuModel: string;
   cpuCount: number;
+}
+
+/** The machine and the moment, for a report's header. */
+export function machineInfo(): MachineInfo {
+  return { date: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch, cpuModel: cpus()[0]?.model ?? 'unknown', cpuCount: cpus().length };
+}
+
+export interface BenchReport extends MachineInfo {
   quick: boolean;
   config: RawConfig;
   sgemm: { wasm: SgemmBenchResult | null; native: NativeBenchReport | null; nativeSkipped?: string };
@@ -132,8 +141,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
   });
   if (backends.length === 0) throw new Error('supra: bench: no backend left to run the model sections on');
   const report: BenchReport = {
-    date: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch,
-    cpuModel: cpus()[0]?.model ?? 'unknown', cpuCount: cpus().length, quick: settings.quick, config: settings.config,
+    ...machineInfo(), quick: settings.quick, config: settings.config,
     sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], notes, seconds: 0,
   };
   try {

@@ -4,7 +4,6 @@
 // RSS, prefill tokens/s, batch-1 decode tokens/s, and decode against the bound the machine's read
 // bandwidth sets (bytes of weights read per token ÷ bandwidth). This file holds the options, the report
 // and its markdown, and what one child measures; bench/scale.ts writes the folders and runs the children.
-import { cpus } from 'node:os';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { BackendName } from '../core/backend.js';
@@ -16,6 +15,7 @@ import { checkParametersFit, parameterMemory } from '../models/decoder.js';
 import { loadDecoder } from '../models/auto.js';
 import { linearizeFolder } from '../models/linearize.js';
 import type { BandwidthResult } from './bandwidth.js';
+import type { MachineInfo } from './report.js';
 import { weightBytesPerToken } from './weights.js';
 
 export const SCALE_KINDS = ['teacher', 'supra'] as const;
@@ -130,13 +130,7 @@ export interface ScaleModel {
   cases: ScaleCase[];
 }
 
-export interface ScaleReport {
-  date: string;
-  node: string;
-  platform: string;
-  arch: string;
-  cpuModel: string;
-  cpuCount: number;
+export interface ScaleReport extends MachineInfo {
   /** The command that made the report. */
   command: string;
   settings: Omit<ScaleSettings, 'help' | 'cacheDir' | 'outDir'>;
@@ -251,6 +245,3 @@ export function scaleMarkdown(r: ScaleReport): string {
   return lines.join('\n') + '\n';
 }
 
-export function scaleMachine(): Pick<ScaleReport, 'date' | 'node' | 'platform' | 'arch' | 'cpuModel' | 'cpuCount'> {
-  return { date: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch, cpuModel: cpus()[0]?.model ?? 'unknown', cpuCount: cpus().length };
-}
