@@ -13,9 +13,10 @@ import { parameterMemory } from '../src/models/decoder.js';
 import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
 import { machineInfo } from '../src/bench/report.js';
 import {
-  isLoadable, notImplementedCase, parseScaleArgs, SCALE_OPTIONS, scaleMarkdown, withBound,
+  isLoadable, notImplementedCase, scaleMarkdown, withBound,
   type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
 } from '../src/bench/scale.js';
+import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repoRoot = resolve(here, '../..');

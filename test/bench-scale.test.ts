@@ -11,7 +11,8 @@ import { freshDirs, tempRoot } from './helpers/tmp.js';
 import { UsageError } from '../src/cli/args.js';
 import { saveCheckpoint } from '../src/io/checkpoint.js';
 import { writeJsonAtomic } from '../src/io/atomic.js';
-import { parseScaleArgs, runScaleJob, SCALE_OPTIONS, scaleMarkdown, type ScaleCase, type ScaleReport } from '../src/bench/scale.js';
+import { runScaleJob, scaleMarkdown, type ScaleCase, type ScaleReport } from '../src/bench/scale.js';
+import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/test
 const scaleScript = resolve(here, '../bench/scale.js');

@@ -44,3 +44,12 @@ test('train, generate, serve, eval, bench, experiments and cli use no concrete l
     }
   }
 });
+
+test('only cli/ imports cli/: the command line is the top layer', () => {
+  const offences: string[] = [];
+  for (const file of sources(src)) {
+    if (relative(src, file).split(/[\\/]/)[0] === 'cli') continue;
+    for (const target of imports(file)) if (target.split(/[\\/]/)[0] === 'cli') offences.push(`${relative(src, file)} imports ${target}`);
+  }
+  assert.deepEqual(offences, []);
+});
