@@ -67,8 +67,10 @@ test('the weight types table: sizes, rows read back as float32, float32 rounded 
   assert.equal(WEIGHT_TYPES.f32.trainable, true);
   assert.equal(WEIGHT_TYPES.bf16.trainable, false);
   const values = new Float32Array([1, -2.5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.0e38, Number.NaN, -0, 1e-40]);
-  const w = WEIGHT_TYPES.bf16.alloc(values.length + 2);
+  const w = WEIGHT_TYPES.bf16.alloc(values.length + 2, 'arena');
   assert.ok(inArena(w.data));
+  assert.ok(!inArena(WEIGHT_TYPES.bf16.alloc(4, 'heap').data));
+  assert.ok(!inArena(WEIGHT_TYPES.f32.alloc(4, 'heap').data));
   WEIGHT_TYPES.bf16.fromFloat(values, w, 1);
   const bits = new Uint32Array(values.buffer);
   for (let i = 0; i < values.length; i++) assert.equal(w.data[i + 1], f32BitsToBf16Bits(bits[i]!), `value ${values[i]}`);

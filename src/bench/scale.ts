@@ -164,7 +164,7 @@ function caseCells(c: ScaleCase): string[] {
   if (c.status === 'ok') {
     return [fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`];
   }
-  const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the arena check refuses it before allocating)`
+  const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the memory check refuses it before allocating)`
     : c.status === 'not-implemented' ? `not implemented: ${c.message}` : `error: ${(c.message ?? '').split('\n')[0]}`;
   return [why, '', '', '', '', ''];
 }

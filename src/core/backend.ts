@@ -68,6 +68,14 @@ export interface Backend {
   sgemm(args: GemmArgs): void;
   /** The product by a BF16 weight (Bf16GemmArgs). */
   gemmBf16(args: Bf16GemmArgs): void;
+  /**
+   * Its weight products (sgemm, gemmBf16) read weights in ordinary memory in place, so models keep their
+   * matrices outside the 4 GiB arena (core/weights.ts WeightPlace 'heap'): native. The wasm kernels would
+   * copy such a weight into the arena for every product, so the wasm backend keeps them in the arena.
+   */
+  readonly heapWeights: boolean;
+  /** Bytes of ordinary memory the machine can still give (heapWeights backends; MemAvailable on Linux). */
+  heapBytesAvailable?(): number;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
   readonly kernels?: BackendKernels;
   /**

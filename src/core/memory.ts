@@ -138,6 +138,11 @@ export function toArena(src: ArrayLike<number>): Float32Array {
   return a;
 }
 
+/** Bytes the arena could still hand out (its 4 GiB limit less what is live; fragmentation aside). */
+export function arenaFreeBytes(): number {
+  return ARENA_MAX_BYTES - ARENA_BASE - liveBytes;
+}
+
 export function arenaStats(): { liveBytes: number; reservedBytes: number } {
   return { liveBytes, reservedBytes: memory.buffer.byteLength };
 }

@@ -11,7 +11,7 @@
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
 import type { GemmArgs } from './backend.js';
-import { allocF32 } from './memory.js';
+import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, parallelFor, ptr } from './wasm/runtime.js';
 
@@ -447,7 +447,8 @@ export function embedding(ids: Int32Array, table: Float32Array, out: Float32Arra
 
 /** embedding from a table stored in any weight type (core/weights.ts): rows widened to float32. */
 export function embeddingOf(ids: Int32Array, table: Weight, out: Float32Array, n: number, dim: number): void {
-  if (table.type === 'f32') return embedding(ids, table.data, out, n, dim);
+  // a table outside the arena is read row by row here: the wasm kernel would copy all of it in first
+  if (table.type === 'f32' && inArena(table.data)) return embedding(ids, table.data, out, n, dim);
   checkCount('embedding: n', n);
   checkCount('embedding: dim', dim);
   if (ids.length < n) throw new RangeError(`supra: embedding: ids has ${ids.length} entries, need ${n}`);

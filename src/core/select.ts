@@ -2,6 +2,7 @@
 // native where the OpenBLAS add-on was built and loads (training ~1.8×, decoding ~1.3× the wasm speed on
 // the bench machine, `npm run bench`), else wasm.
 import type { Backend, BackendName } from './backend.js';
+import type { WeightPlace } from './weights.js';
 import { createWasmBackend } from './wasm/backend.js';
 import { createNativeBackend } from './native/backend.js';
 
@@ -42,4 +43,12 @@ export function getBackend(): Backend {
 export function setBackend(name: BackendName): Backend {
   current = create(name);
   return current;
+}
+
+/**
+ * Where models put their matrices by default: outside the arena where the backend's products read them
+ * there (native: no 4 GiB ceiling), else in the arena.
+ */
+export function defaultWeightPlace(): WeightPlace {
+  return getBackend().heapWeights ? 'heap' : 'arena';
 }

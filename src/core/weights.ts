@@ -16,6 +16,14 @@ import { allocF32, allocU16 } from './memory.js';
 
 export type WeightType = 'f32' | 'bf16';
 
+/**
+ * Where a weight's values live. 'arena': the shared wasm memory (4 GiB at most), where every kernel works
+ * in place. 'heap': ordinary memory outside it, bounded only by the machine, for a backend whose weight
+ * products read any memory in place (Backend.heapWeights: native). Only matrices go there; the wasm
+ * kernels that touch other parameters (norm gains, biases) need them in the arena.
+ */
+export type WeightPlace = 'arena' | 'heap';
+
 /** The values of a weight as stored, by type. */
 export type Weight = { readonly type: 'f32'; readonly data: Float32Array } | { readonly type: 'bf16'; readonly data: Uint16Array };
 
@@ -27,8 +35,8 @@ export interface WeightTraits {
   readonly blockBytes: number;
   /** Gradients can flow into it (training). Only float32 weights are trained. */
   readonly trainable: boolean;
-  /** A zero weight of n values in the arena (a zero-length one off it, for declare-only stores). */
-  alloc(n: number): Weight;
+  /** A zero weight of n values in `place` (a zero-length one off the arena, for declare-only stores). */
+  alloc(n: number, place: WeightPlace): Weight;
   /** out[0, count) = values [from, from + count) as float32 (exact for every type but a quantized one). */
   toFloat(w: Weight, from: number, count: number, out: Float32Array): void;
   /** Store float32 values [0, src.length) into w at `from`, rounded as PyTorch rounds to this type. */
@@ -55,7 +63,7 @@ const F32: WeightTraits = {
   blockSize: 1,
   blockBytes: 4,
   trainable: true,
-  alloc: (n) => ({ type: 'f32', data: n === 0 ? new Float32Array(0) : allocF32(n) }),
+  alloc: (n, place) => ({ type: 'f32', data: n === 0 || place === 'heap' ? new Float32Array(n) : allocF32(n) }),
   toFloat: (w, from, count, out) => out.set(asF32(w).subarray(from, from + count)),
   fromFloat: (src, w, from) => asF32(w).set(src, from),
   matmulT: (backend, x, w, y, m, n, k) => backend.sgemm({ transA: false, transB: true, m, n, k, a: x, b: asF32(w), c: y }),
@@ -66,7 +74,7 @@ const BF16: WeightTraits = {
   blockSize: 1,
   blockBytes: 2,
   trainable: false,
-  alloc: (n) => ({ type: 'bf16', data: n === 0 ? new Uint16Array(0) : allocU16(n) }),
+  alloc: (n, place) => ({ type: 'bf16', data: n === 0 || place === 'heap' ? new Uint16Array(n) : allocU16(n) }),
   toFloat: (w, from, count, out) =>
     bf16ToF32Array(asBf16(w).subarray(from, from + count), new Uint32Array(out.buffer, out.byteOffset, count)),
   fromFloat: (src, w, from) =>

@@ -1,9 +1,10 @@
-// The parameter store: every parameter of a model by its HF / safetensors name, each an arena buffer
-// allocated once, with its gradient buffer beside it. Gradients are allocated on first need
-// (enableGrads), so a model loaded for inference holds no gradient memory. Matrices may be stored in a
-// narrower weight type (core/weights.ts: BF16) for inference; vectors (norm gains, biases) stay float32.
-import { allocF32, free } from '../core/memory.js';
-import { f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightType } from '../core/weights.js';
+// The parameter store: every parameter of a model by its HF / safetensors name, each a buffer allocated
+// once, with its gradient buffer beside it. Gradients are allocated on first need (enableGrads), so a
+// model loaded for inference holds no gradient memory. Matrices may be stored in a narrower weight type
+// (core/weights.ts: BF16) for inference, and outside the wasm arena (WeightPlace 'heap') where the
+// backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
+import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
+import { f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -66,12 +67,12 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
   }
 }
 
-class ArenaParam implements Param {
+class StoredParam implements Param {
   grad: Float32Array | null = null;
   constructor(
     readonly name: string,
     readonly shape: number[],
-    readonly stored: Weight,
+    public stored: Weight,
   ) {}
 
   get data(): Float32Array {
@@ -111,6 +112,11 @@ export interface ParamStoreOptions {
    * float32. Default 'f32'. A store with another type is for inference: only float32 weights train.
    */
   dtype?: WeightType;
+  /**
+   * Where matrices live (core/weights.ts WeightPlace). Default 'arena'. A 'heap' store moves its float32
+   * matrices into the arena when gradients are enabled: the training kernels (AdamW, clipping) work there.
+   */
+  place?: WeightPlace;
 }
 
 export class ParamStore {
@@ -134,6 +140,11 @@ export class ParamStore {
     return shape.length === 2 ? this.dtype : 'f32';
   }
 
+  /** Where a parameter of this shape lives: matrices where the store says, gains and biases in the arena. */
+  placeFor(shape: readonly number[]): WeightPlace {
+    return shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';
+  }
+
   /** A new zero parameter. Names are unique. */
   add(name: string, shape: number[]): Param {
     if (this.byName.has(name)) throw new Error(`supra: parameter ${name} declared twice`);
@@ -141,7 +152,7 @@ export class ParamStore {
       if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
     }
     const traits = WEIGHT_TYPES[this.typeFor(shape)];
-    const p = new ArenaParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape)));
+    const p = new StoredParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape), this.placeFor(shape)));
     if (this.gradsOn) p.grad = allocF32(numel(shape));
     this.byName.set(name, p);
     return p;
@@ -173,13 +184,37 @@ export class ParamStore {
     return this.gradsOn;
   }
 
-  /** Allocate every gradient buffer (zeroed). Idempotent. Refused for weights stored in an inference type. */
+  /**
+   * Allocate every gradient buffer (zeroed), after moving matrices kept outside the arena into it (the
+   * training kernels work there). Idempotent. Refused for weights stored in an inference type.
+   */
   enableGrads(): void {
     for (const p of this.byName.values()) {
       if (!WEIGHT_TYPES[storedWeight(p).type].trainable) throw untrainable(p);
     }
+    const outside = [...this.byName.values()].filter(
+      (p): p is StoredParam => p instanceof StoredParam && p.stored.data.length > 0 && !inArena(p.stored.data),
+    );
+    const need = 4 * (outside.reduce((n, p) => n + p.stored.data.length, 0) + this.numelWithoutGrads());
+    if (need > arenaFreeBytes()) {
+      throw new Error(
+        `supra: training needs ${(need / 2 ** 30).toFixed(2)} GiB more in the wasm arena for the weights and their gradients, ` +
+          `${(arenaFreeBytes() / 2 ** 30).toFixed(2)} GiB is free of its 4 GiB (training keeps them there for now): the model is too big to train here`,
+      );
+    }
+    for (const p of outside) {
+      const moved = allocF32(p.stored.data.length);
+      moved.set(p.stored.data as Float32Array);
+      p.stored = { type: 'f32', data: moved };
+    }
     this.gradsOn = true;
     for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32(p.data.length);
+  }
+
+  private numelWithoutGrads(): number {
+    let n = 0;
+    for (const p of this.byName.values()) if (!p.grad) n += p.data.length;
+    return n;
   }
 
   zeroGrad(): void {

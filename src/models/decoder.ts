@@ -3,9 +3,10 @@
 // lm_head (its own matrix, or the embedding matrix when tied). llm.c style: parameters and gradients
 // are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
 // that size and reused; every forward has its backward beside it.
-import { ARENA_BASE, ARENA_MAX_BYTES, arenaStats } from '../core/memory.js';
+import { ARENA_MAX_BYTES, arenaFreeBytes } from '../core/memory.js';
 import { crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
-import { weightBytes, type WeightType } from '../core/weights.js';
+import { defaultWeightPlace, getBackend } from '../core/select.js';
+import { weightBytes, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
 import { Linear } from '../layers/linear.js';
@@ -23,6 +24,11 @@ export interface DecoderOptions {
    * 'bf16' (inference only: half the memory and half the bytes read per decoded token). Vectors stay f32.
    */
   dtype?: WeightType;
+  /**
+   * Where the matrices live (core/weights.ts WeightPlace); default: outside the arena on a backend whose
+   * products read them there (native), else in the arena (select.ts defaultWeightPlace).
+   */
+  place?: WeightPlace;
 }
 
 export interface LossOptions {
@@ -116,7 +122,7 @@ export class DecoderLM {
   constructor(config: ModelConfig, options: DecoderOptions = {}, store?: ParamStore) {
     if (!store) checkParametersFit(config, options);
     this.config = config;
-    this.store = store ?? new ParamStore({ dtype: options.dtype });
+    this.store = store ?? new ParamStore({ dtype: options.dtype, place: options.place ?? defaultWeightPlace() });
     const factory = options.mixerFactory ?? mixerFactoryFor(config);
     const C = config.hidden_size;
     const V = config.vocab_size;
@@ -327,44 +333,60 @@ export interface ParameterMemory {
   count: number;
   /** The memory they take as stored: matrices in options.dtype, the rest float32 (ParamStore.typeFor). */
   bytes: number;
+  /** Of bytes, those in the wasm arena and those outside it (ParamStore.placeFor). */
+  arenaBytes: number;
+  heapBytes: number;
   dtype: WeightType;
 }
 
 /** The memory a model of `config` needs for its parameters, from parameterShapes alone: no weights read. */
 export function parameterMemory(config: ModelConfig, options: DecoderOptions = {}): ParameterMemory {
-  const store = new ParamStore({ dtype: options.dtype, declareOnly: true });
-  let count = 0, bytes = 0;
+  const store = new ParamStore({ dtype: options.dtype, place: options.place ?? defaultWeightPlace(), declareOnly: true });
+  let count = 0, arenaBytes = 0, heapBytes = 0;
   for (const shape of parameterShapes(config, options).values()) {
     const n = shape.reduce((a, b) => a * b, 1);
+    const cols = shape[shape.length - 1]!;
+    const bytes = weightBytes(store.typeFor(shape), n / cols, cols);
     count += n;
-    bytes += weightBytes(store.typeFor(shape), n / shape[shape.length - 1]!, shape[shape.length - 1]!);
+    if (store.placeFor(shape) === 'arena') arenaBytes += bytes;
+    else heapBytes += bytes;
   }
-  return { count, bytes, dtype: store.dtype };
+  return { count, bytes: arenaBytes + heapBytes, arenaBytes, heapBytes, dtype: store.dtype };
 }
 
 const GiB = 2 ** 30;
+const gib = (bytes: number): string => `${(bytes / GiB).toFixed(2)} GiB`;
 const parameterCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(1)} M`);
 
 /**
- * Refuse a model whose parameters cannot fit the arena they are allocated in (4 GiB, the wasm32 limit;
- * on both backends, as every weight lives there) before any of them is allocated: every way of making
- * a model (a folder, an init config, linearize) passes here, and the message gives the estimate and
- * what to do instead of an out-of-arena error half-way through allocating. `source` (a folder, a
- * config file) starts the message.
+ * Refuse a model whose parameters cannot fit where they would be allocated before any of them is: the
+ * wasm arena (4 GiB, the wasm32 limit) for what lives there, the machine's available memory for matrices
+ * kept outside it (native). Every way of making a model (a folder, an init config, linearize) passes
+ * here, and the message gives the estimate and what to do instead of failing half-way through
+ * allocating. `source` (a folder, a config file) starts the message.
  */
 export function checkParametersFit(config: ModelConfig, options: DecoderOptions = {}, source?: string): void {
   const need = parameterMemory(config, options);
-  const free = ARENA_MAX_BYTES - ARENA_BASE - arenaStats().liveBytes;
-  if (need.bytes <= free) return;
   const dtypeName = { f32: 'float32', bf16: 'bfloat16' }[need.dtype];
-  const bytesPerValue = need.bytes / need.count;
-  const smaller = need.dtype === 'f32'
-    ? 'Load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or use a smaller model'
-    : 'Use a smaller model';
-  throw new Error(
-    `supra: ${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${(need.bytes / GiB).toFixed(2)} GiB with matrices in ${dtypeName}, ` +
-      `more than the ${(free / GiB).toFixed(2)} GiB free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena that holds every weight (on either backend, for now). ` +
-      `${smaller}: the arena holds about ${parameterCount(free / bytesPerValue)} parameters this way. ` +
-      'Weights kept outside the arena (native backend) or int8 weights would lift this; supra does not do that yet.',
-  );
+  const what = `${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${gib(need.bytes)} with matrices in ${dtypeName}`;
+  const halve = need.dtype === 'f32' ? 'load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or ' : '';
+  const arenaFree = arenaFreeBytes();
+  if (need.arenaBytes > arenaFree) {
+    const backend = getBackend();
+    const native = backend.heapWeights
+      ? ''
+      : 'use the native backend (--backend native, or SUPRA_BACKEND=native), which keeps the matrices outside the arena; or ';
+    throw new Error(
+      `supra: ${what}, more than the ${gib(arenaFree)} free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena ` +
+        `that holds the weights on the ${backend.name} backend. To run it, ${native}${halve}use a smaller model: ` +
+        `the arena holds about ${parameterCount(arenaFree / (need.bytes / need.count))} parameters this way.`,
+    );
+  }
+  const available = need.heapBytes > 0 ? getBackend().heapBytesAvailable?.() : undefined;
+  if (available !== undefined && need.heapBytes > available) {
+    throw new Error(
+      `supra: ${what}, more than the ${gib(available)} of memory this machine has available. ` +
+        `To run it, ${halve}use a smaller model, or free memory.`,
+    );
+  }
 }

@@ -12,6 +12,7 @@
 //                                  set to 4 here unless given (see applyThreadTimeout)
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { freemem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs } from '../backend.js';
@@ -247,7 +248,8 @@ function load(addonPath: string): NativeResult {
    * for OpenBLAS's sgemm (see native/addon.cc).
    */
   function gemmBf16(g: Bf16GemmArgs): void {
-    if (g.m <= 4 && decodeKernel === 'none') gemmBf16Wasm(g);
+    // a weight outside the arena stays on the add-on: the wasm kernels would copy it in for every product
+    if (g.m <= 4 && decodeKernel === 'none' && inArena(g.w)) gemmBf16Wasm(g);
     else addon.gemmBf16(g.m, g.n, g.k, g.x, g.w, g.y);
   }
 
@@ -258,6 +260,9 @@ function load(addonPath: string): NativeResult {
     },
     sgemm,
     gemmBf16,
+    heapWeights: true,
+    // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
+    heapBytesAvailable: () => freemem(),
     // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
     // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread
     // (its AVX-512 sets do not), so the kernel set and the threads both decide the bits.

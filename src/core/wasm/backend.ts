@@ -137,6 +137,7 @@ export function createWasmBackend(): Backend {
     },
     sgemm: sgemmWasm,
     gemmBf16: gemmBf16Wasm,
+    heapWeights: false,
     // every product and reduction splits over outputs, each summed in the same order on any thread
     fingerprint: () => ({ backend: 'wasm' }),
   };

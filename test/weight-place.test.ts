@@ -1,0 +1,84 @@
+// Where a model's matrices live (core/weights.ts WeightPlace): outside the 4 GiB wasm arena on a backend
+// whose products read them there (native), in it on wasm. The place changes no bits: forward, greedy
+// decoding and, once training moves the matrices into the arena, gradients are those of an arena model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { arenaStats, inArena } from '../src/core/memory.js';
+import { getBackend } from '../src/core/select.js';
+import { storedWeight } from '../src/layers/params.js';
+import { loadDecoder } from '../src/models/auto.js';
+import type { DecoderLM } from '../src/models/decoder.js';
+import { linearizeFolder } from '../src/models/linearize.js';
+import { generate } from '../src/generate/generate.js';
+import { freshDirs, tempRoot } from './helpers/tmp.js';
+
+const teacherDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
+const fresh = freshDirs(tempRoot('supra-weight-place-'));
+const PROMPT = Array.from({ length: 40 }, (_, i) => (i * 613 + 11) % 4096);
+
+const matrices = (m: DecoderLM) => m.params().filter((p) => p.shape.length === 2);
+const vectors = (m: DecoderLM) => m.params().filter((p) => p.shape.length !== 2);
+
+function sameRun(a: DecoderLM, b: DecoderLM): void {
+  assert.deepEqual(Array.from(a.forward(PROMPT, 1, PROMPT.length)), Array.from(b.forward(PROMPT, 1, PROMPT.length)));
+  const opts = { max_new_tokens: 10, do_sample: false, eos_token_id: null };
+  assert.deepEqual(generate(a, [PROMPT], opts).sequences[0], generate(b, [PROMPT], opts).sequences[0]);
+}
+
+test('matrices live outside the arena where the backend reads them there, vectors in it; the default follows the backend', () => {
+  const before = arenaStats().liveBytes;
+  const model = loadDecoder(teacherDir).model;
+  try {
+    const outside = getBackend().heapWeights;
+    assert.ok(matrices(model).every((p) => inArena(storedWeight(p).data) === !outside));
+    assert.ok(vectors(model).every((p) => inArena(p.data)));
+    const matrixBytes = matrices(model).reduce((n, p) => n + storedWeight(p).data.byteLength, 0);
+    const grew = arenaStats().liveBytes - before;
+    if (outside) assert.ok(grew < matrixBytes / 10, `arena grew ${grew} bytes for ${matrixBytes} bytes of matrices`);
+    else assert.ok(grew >= matrixBytes);
+  } finally {
+    model.free();
+  }
+});
+
+for (const dtype of ['f32', 'bf16'] as const) {
+  test(`${dtype} matrices outside the arena give the arena's bits: logits and greedy tokens, teacher and SUPRA`, () => {
+    const supraDir = join(fresh(), 'supra');
+    linearizeFolder(teacherDir, supraDir, { seed: 5 });
+    for (const dir of [teacherDir, supraDir]) {
+      const inside = loadDecoder(dir, { dtype, place: 'arena' }).model;
+      const outside = loadDecoder(dir, { dtype, place: 'heap' }).model;
+      try {
+        assert.ok(matrices(outside).every((p) => !inArena(storedWeight(p).data)));
+        assert.ok(matrices(inside).every((p) => inArena(storedWeight(p).data)));
+        sameRun(inside, outside);
+      } finally {
+        inside.free();
+        outside.free();
+      }
+    }
+  });
+}
+
+test('training moves matrices kept outside the arena into it; the gradients are the arena model\'s', () => {
+  const inside = loadDecoder(teacherDir, { place: 'arena' }).model;
+  const outside = loadDecoder(teacherDir, { place: 'heap' }).model;
+  try {
+    inside.enableGrads();
+    outside.enableGrads();
+    assert.ok(matrices(outside).every((p) => inArena(p.data)));
+    const lossIn = inside.loss(PROMPT, 1, PROMPT.length);
+    inside.backward();
+    const lossOut = outside.loss(PROMPT, 1, PROMPT.length);
+    outside.backward();
+    assert.equal(lossOut, lossIn);
+    for (const p of inside.params()) assert.deepEqual(Array.from(outside.param(p.name).grad!), Array.from(p.grad!), p.name);
+    // the forward after the move still reads the (moved) weights
+    sameRun(inside, outside);
+  } finally {
+    inside.free();
+    outside.free();
+  }
+});
