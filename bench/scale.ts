@@ -14,13 +14,16 @@ import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwid
 import { machineInfo } from '../src/bench/report.js';
 import {
   isLoadable, notImplementedCase, scaleMarkdown, withBound,
-  type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
+  type CommandCheck, type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
 } from '../src/bench/scale.js';
 import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
+import { weightBytes } from '../src/core/weights.js';
+import { checkCommands } from './scale-commands.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repoRoot = resolve(here, '../..');
 const caseScript = join(here, 'scale-case.js');
+const cli = join(repoRoot, 'dist/src/cli/main.js');
 const { MODEL_SHAPES, writeRandomModel } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
   MODEL_SHAPES: Record<string, unknown>;
   writeRandomModel: (shape: string, dir: string, options: { dtype?: string; seed?: number }) => string[];
@@ -91,7 +94,19 @@ async function main(argv: string[]): Promise<void> {
           : `${c.status}: ${c.message}`}`);
       }
     }
-    models.push({ shape, params: parameterMemory(config).count, teacherDir, supraDir, teacherBytes: folderBytes(teacherDir), generateSeconds, linearize, cases });
+    const commands: CommandCheck[] = [];
+    if (settings.commands) {
+      // at the narrowest weight type that loads: what a user of a big model runs
+      const dtype = settings.dtypes.filter(isLoadable).sort((a, b) => weightBytes(a, 1, 1) - weightBytes(b, 1, 1))[0];
+      for (const kind of dtype ? settings.kinds : []) {
+        if (kind === 'supra' && linearize && 'error' in linearize) continue;
+        for (const c of await checkCommands(cli, kind === 'teacher' ? teacherDir : supraDir, kind, dtype!, config.vocab_size, settings.backend)) {
+          commands.push(c);
+          log(`  ${kind} ${c.dtype} ${c.command}: ${c.status === 'ok' ? c.detail : `error: ${c.message}`} (${c.seconds.toFixed(1)} s)`);
+        }
+      }
+    }
+    models.push({ shape, params: parameterMemory(config).count, teacherDir, supraDir, teacherBytes: folderBytes(teacherDir), generateSeconds, linearize, cases, commands });
   }
   const { help: _h, cacheDir: _c, outDir: _o, ...recorded } = settings;
   const report: ScaleReport = {

@@ -5,7 +5,8 @@
 //   node scripts/random-model.mjs --list
 //
 // As a module: import { MODEL_SHAPES, randomModelConfig, writeRandomModel } from './random-model.mjs'.
-// The folder holds config.json (Hugging Face fields) and the weights under Hugging Face names, written by
+// The folder holds config.json (Hugging Face fields), a word-per-id tokenizer (writeRandomTokenizer) and
+// the weights under Hugging Face names, written by
 // supra's own streaming writer (dist/, so build first): one tensor in memory at a time, sharded past
 // 5 GB as transformers does. The same shape, dtype and seed give the same bytes. Weights are uniform
 // with standard deviation 0.02 (transformers' initializer_range), norm gains 1: the values mean nothing,
@@ -89,6 +90,33 @@ function randomValues(n, seed, name) {
 }
 
 /**
+ * tokenizer.json + tokenizer_config.json for a random model of `vocab` ids: id i is the word `w<i>`
+ * (0, 1, 2 are <unk>, <s>, </s>), split on whitespace, so any id sequence is text and back, and
+ * `supra eval`, `generate` and `serve` run on the folder. Written into `dir` (atomically, file by file);
+ * returns the files written.
+ */
+export function writeRandomTokenizer(dir, vocab) {
+  const specials = ['<unk>', '<s>', '</s>'];
+  const words = Object.fromEntries(specials.map((t, i) => [t, i]));
+  for (let i = specials.length; i < vocab; i++) words[`w${i}`] = i;
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: { type: 'WhitespaceSplit' },
+    post_processor: null,
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+    model: { type: 'WordPiece', unk_token: '<unk>', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: words },
+  };
+  const files = [join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json')];
+  writeJsonAtomic(files[0], tokenizer);
+  writeJsonAtomic(files[1], { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', tokenizer_class: 'PreTrainedTokenizerFast' });
+  return files;
+}
+
+/**
  * Write a random-weight teacher folder of `shape` (a MODEL_SHAPES name or an object like its entries) to
  * `outDir` (absent or empty; it appears only once complete). Returns the files written.
  */
@@ -109,7 +137,7 @@ export function writeRandomModel(shape, outDir, { dtype = 'bf16', seed = 0, maxS
   return writeFolderAtomic(outDir, (tmp) => {
     const configPath = join(tmp, 'config.json');
     writeJsonAtomic(configPath, raw);
-    return [configPath, ...saveCheckpoint(tmp, tensors, { maxShardBytes })];
+    return [configPath, ...writeRandomTokenizer(tmp, raw.vocab_size), ...saveCheckpoint(tmp, tensors, { maxShardBytes })];
   });
 }
 

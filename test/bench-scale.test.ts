@@ -55,6 +55,13 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
     assert.ok(Math.abs(c.percentOfBound! - (100 * c.decodeTokensPerS!) / c.boundTokensPerS!) < 1e-9);
     assert.ok(Math.abs(c.boundTokensPerS! - (report.bandwidth.bestGBPerS * 1e9) / c.weightBytesPerToken!) < 1e-6);
   }
+  // a SUPRA model's decode is measured again 32k tokens in; a teacher's is not
+  for (const c of model!.cases.filter((x) => x.status === 'ok')) assert.equal(c.farDecodeTokensPerS! > 0, c.kind === 'supra', JSON.stringify(c));
+  // eval and serve ran on both folders at the narrowest type, as a user runs them
+  assert.deepEqual(model!.commands!.map((c) => `${c.kind} ${c.dtype} ${c.command} ${c.status}`),
+    ['teacher bf16 eval ok', 'teacher bf16 serve ok', 'supra bf16 eval ok', 'supra bf16 serve ok']);
+  assert.match(model!.commands![0]!.detail!, /^perplexity \d+ over 255 tokens$/); // 256 words: 255 predicted
+  assert.match(model!.commands![1]!.detail!, /8 tokens streamed in \d+ pieces, the first after/);
   // bf16 matrices are half the bytes per token of f32 ones
   const bytes = (kind: string, dtype: string) => model!.cases.find((c) => c.kind === kind && c.dtype === dtype)!.weightBytesPerToken!;
   assert.ok(bytes('supra', 'bf16') < 0.6 * bytes('supra', 'f32'));
@@ -62,11 +69,13 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.equal(md, scaleMarkdown(report));
   assert.match(md, /\| tiny \| SUPRA \| int8 \| not implemented: supra has no int8 weights yet/);
   assert.match(md, /--shapes tiny --cache/);
-  const second = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  assert.match(md, /\| tiny \| SUPRA \| bf16 \| serve \| ok: started in/);
+  const second = spawnSync(process.execPath, [...args, '--no-commands'], { encoding: 'utf8' });
   assert.equal(second.status, 0, second.stderr);
   const again = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleReport;
   assert.equal(again.models[0]!.linearize, null);
   assert.equal(again.models[0]!.generateSeconds, null);
+  assert.deepEqual(again.models[0]!.commands, []);
 });
 
 test('bench:scale: a model the memory check refuses is "does not fit" with the estimate, nothing allocated', () => {
@@ -82,7 +91,7 @@ test('bench:scale: a model the memory check refuses is "does not fit" with the e
   assert.ok((result.needBytes as number) > 1.3e12 && (result.needBytes as number) < 1.5e12, String(result.needBytes));
   assert.match(String(result.message), /parameters need 1[23]\d\d\.\d\d GiB/);
   const report = { command: 'x', date: '2026-01-01', cpuModel: 'cpu', cpuCount: 1, node: 'v20', platform: 'linux', arch: 'x64', seconds: 1,
-    settings: { shapes: ['mistral-7b'], dtypes: ['bf16'], kinds: ['teacher'], prefillTokens: 4, decodeTokens: 2, bandwidthBytes: 1, bandwidthPasses: 1, seed: 0 },
+    settings: { shapes: ['mistral-7b'], dtypes: ['bf16'], kinds: ['teacher'], prefillTokens: 4, decodeTokens: 2, bandwidthBytes: 1, bandwidthPasses: 1, seed: 0, commands: false },
     bandwidth: { runs: [], bestGBPerS: 1 },
     models: [{ shape: 'mistral-7b', params: 7.2e9, teacherDir: dir, supraDir: dir, teacherBytes: 0, generateSeconds: null, linearize: null, cases: [{ kind: 'teacher', dtype: 'bf16', ...result } as ScaleCase] }],
   } as ScaleReport;

@@ -35,8 +35,13 @@ export interface ScaleSettings {
   bandwidthBytes: number;
   bandwidthPasses: number;
   seed: number;
+  /** Run `supra eval` and `supra serve` on each folder (CommandCheck). */
+  commands: boolean;
   help: boolean;
 }
+
+/** Where a recurrent model's decode is measured a second time: 32k tokens into the context. */
+export const FAR_POSITION = 32768;
 
 /** What a child process is asked to do: one load-and-run case, or the linearization of a teacher. */
 export type ScaleJob =
@@ -57,6 +62,8 @@ export interface ScaleCase {
   prefillTokensPerS?: number;
   decodeMsPerToken?: number;
   decodeTokensPerS?: number;
+  /** SUPRA only: decode tokens/s at position FAR_POSITION (the same figure means decoding is flat in context). */
+  farDecodeTokensPerS?: number;
   weightBytesPerToken?: number;
   /** bandwidth ÷ weightBytesPerToken, and decodeTokensPerS as a percentage of it. */
   boundTokensPerS?: number;
@@ -77,6 +84,21 @@ export interface ScaleModel {
   /** The linearization's seconds and peak RSS; null when the SUPRA folder was in the cache. */
   linearize: { seconds: number; maxRssBytes: number } | { error: string } | null;
   cases: ScaleCase[];
+  /** `supra eval` and `supra serve` run on the folders (bench/scale-commands.ts); absent when not run. */
+  commands?: CommandCheck[];
+}
+
+/** One command run on a model folder as a user would: its outcome, seconds, peak RSS and what it printed. */
+export interface CommandCheck {
+  command: 'eval' | 'serve';
+  kind: ScaleKind;
+  dtype: WeightType;
+  status: 'ok' | 'error';
+  seconds: number;
+  maxRssBytes?: number;
+  /** What it measured (a perplexity, the streamed events). */
+  detail?: string;
+  message?: string;
 }
 
 export interface ScaleReport extends MachineInfo {
@@ -127,11 +149,25 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
       model.step(ids(1, t), 1, 1, state);
       if (t >= 4) times.push(performance.now() - s0);
     }
+    // A recurrent model's step costs the same at any position (its state has a fixed size): measured far
+    // out by moving the state's position there, as a 32k-token prefill would, without its minutes.
+    let farDecodeTokensPerS: number | undefined;
+    if (model.recurrent) {
+      state.position = FAR_POSITION;
+      for (const layer of state.layers) layer.position = FAR_POSITION;
+      const far: number[] = [];
+      for (let t = 0; t < job.decodeTokens + 4; t++) {
+        const s0 = performance.now();
+        model.step(ids(1, t), 1, 1, state);
+        if (t >= 4) far.push(performance.now() - s0);
+      }
+      farDecodeTokensPerS = 1000 / median(far);
+    }
     state.free();
     const ms = median(times);
     const be = getBackend();
     return {
-      status: 'ok', needBytes, loadSeconds, prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms,
+      status: 'ok', needBytes, loadSeconds, prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS,
       weightBytesPerToken: weightBytesPerToken(model), backend: be.name, threads: be.threads,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
     };
@@ -162,11 +198,14 @@ const paramCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B
 
 function caseCells(c: ScaleCase): string[] {
   if (c.status === 'ok') {
-    return [fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`];
+    return [
+      fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.farDecodeTokensPerS),
+      fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`,
+    ];
   }
   const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the memory check refuses it before allocating)`
     : c.status === 'not-implemented' ? `not implemented: ${c.message}` : `error: ${(c.message ?? '').split('\n')[0]}`;
-  return [why, '', '', '', '', ''];
+  return [why, '', '', '', '', '', ''];
 }
 
 /** The report as markdown: the machine, the bandwidth, a table of linearizations and one of the cases. */
@@ -179,15 +218,25 @@ export function scaleMarkdown(r: ScaleReport): string {
   lines.push(`Read bandwidth (${method}, ${gib(r.bandwidth.runs[0]?.bytes)} per pass, best of ${r.settings.bandwidthPasses}): ${bw}; the bound uses ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +
+    `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
     'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied).', '');
   lines.push('| model | parameters | teacher weights | linearize s | linearize peak RSS |', '|---|---:|---:|---:|---:|');
   for (const m of r.models) {
     const lin = m.linearize === null ? ['(cached)', ''] : 'error' in m.linearize ? [`error: ${m.linearize.error.split('\n')[0]}`, ''] : [fmt(m.linearize.seconds, 1), gib(m.linearize.maxRssBytes)];
     lines.push(`| ${m.shape} | ${paramCount(m.params)} | ${gib(m.teacherBytes)} | ${lin.join(' | ')} |`);
   }
-  lines.push('', '| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | bound tokens/s | % of bound |', '|---|---|---|---:|---:|---:|---:|---:|---:|');
+  lines.push('', `| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | decode at ${FAR_POSITION / 1024}k tokens/s | bound tokens/s | % of bound |`, '|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const m of r.models) {
     for (const c of m.cases) lines.push(`| ${m.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${caseCells(c).join(' | ')} |`);
+  }
+  const checks = r.models.flatMap((m) => (m.commands ?? []).map((c) => ({ shape: m.shape, ...c })));
+  if (checks.length > 0) {
+    lines.push('', 'Commands on the same folders, each in its own process as a user runs them: `supra eval --text` (a perplexity pass) and `supra serve` with one streamed `/v1/completions` request.', '');
+    lines.push('| model | kind | weights | command | result | seconds | peak RSS |', '|---|---|---|---|---|---:|---:|');
+    for (const c of checks) {
+      const result = c.status === 'ok' ? `ok: ${c.detail ?? ''}` : `error: ${(c.message ?? '').split('\n')[0]}`;
+      lines.push(`| ${c.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${c.command} | ${result} | ${fmt(c.seconds, 1)} | ${gib(c.maxRssBytes)} |`);
+    }
   }
   const backends = [...new Set(r.models.flatMap((m) => m.cases.filter((c) => c.backend).map((c) => `${c.backend} (${c.threads} threads)`)))];
   if (backends.length > 0) lines.push('', `Backend: ${backends.join(', ')}.`);

@@ -18,6 +18,7 @@ export const SCALE_OPTIONS = {
   'bandwidth-size': { type: 'string', value: 'SIZE', help: 'bytes read by each pass of the bandwidth measure (default 1GiB)' },
   'bandwidth-passes': { type: 'string', value: 'N', help: 'passes of the bandwidth measure, best taken (default 5)' },
   seed: { type: 'string', value: 'N', help: 'seed of the random weights (default 0)' },
+  'no-commands': { type: 'boolean', help: 'skip running supra eval and supra serve on each folder' },
   help: { type: 'boolean', short: 'h', help: 'this help' },
 } satisfies OptionSpecs;
 
@@ -51,6 +52,7 @@ export function parseScaleArgs(argv: string[], shapes: readonly string[]): Scale
     bandwidthBytes,
     bandwidthPasses: intOption(values['bandwidth-passes'], 'bandwidth-passes', 5, 1),
     seed: intOption(values.seed, 'seed', 0),
+    commands: !(values['no-commands'] ?? false),
     help: values.help ?? false,
   };
 }
