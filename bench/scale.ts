@@ -24,9 +24,10 @@ const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repoRoot = resolve(here, '../..');
 const caseScript = join(here, 'scale-case.js');
 const cli = join(repoRoot, 'dist/src/cli/main.js');
-const { MODEL_SHAPES, writeRandomModel } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
+const { MODEL_SHAPES, writeRandomModel, writeRandomTokenizer } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
   MODEL_SHAPES: Record<string, unknown>;
   writeRandomModel: (shape: string, dir: string, options: { dtype?: string; seed?: number }) => string[];
+  writeRandomTokenizer: (dir: string, vocab: number) => string[];
 };
 
 /** Runs a job in a child process; its SCALE_RESULT line, or the error it printed. */
@@ -78,6 +79,10 @@ async function main(argv: string[]): Promise<void> {
     } else log(`  reusing ${supraDir}`);
     const { config, checkpoint } = openModel(teacherDir);
     checkpoint.close();
+    // folders cached before random models carried a tokenizer get one (eval and serve read text)
+    for (const dir of [teacherDir, supraDir]) {
+      if (existsSync(join(dir, 'config.json')) && !existsSync(join(dir, 'tokenizer.json'))) writeRandomTokenizer(dir, config.vocab_size);
+    }
     const cases: ScaleCase[] = [];
     for (const kind of settings.kinds) {
       const dir = kind === 'teacher' ? teacherDir : supraDir;
