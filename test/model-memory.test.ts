@@ -45,8 +45,8 @@ test('a model whose parameters cannot fit the arena is refused before allocating
   const before = arenaStats();
   const e = errorOf(() => loadDecoder(dir));
   assert.match(e, new RegExp(`^supra: ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the model's 1\\.10 B parameters need 4\\.10 GiB with matrices in float32, more than the [\\d.]+ GiB free in the 4 GiB wasm32 arena`));
-  assert.match(e, /Load it with dtype bf16 \(--dtype bf16; inference only\), which halves its matrices, or use a smaller model: the arena holds about 1\.0\d B parameters this way/);
-  assert.match(e, /outside the arena \(native backend\) or int8 weights would lift this/);
+  assert.match(e, /Load it with dtype bf16 \(--dtype bf16; inference only\), which halves its matrices, or int8 \(--quantize int8\), which takes 0\.28 of them, or use a smaller model: the arena holds about 1\.0\d B parameters this way/);
+  assert.match(e, /outside the arena \(native backend\) would lift this/);
   // nothing was allocated: the arena neither grew nor holds more
   assert.deepEqual(arenaStats(), before);
   // at bf16 its matrices take half: it would fit

@@ -356,15 +356,17 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
   const need = parameterMemory(config, options);
   const free = ARENA_MAX_BYTES - ARENA_BASE - arenaStats().liveBytes;
   if (need.bytes <= free) return;
-  const dtypeName = { f32: 'float32', bf16: 'bfloat16' }[need.dtype];
+  const dtypeName = { f32: 'float32', bf16: 'bfloat16', int8: 'int8' }[need.dtype];
   const bytesPerValue = need.bytes / need.count;
   const smaller = need.dtype === 'f32'
-    ? 'Load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or use a smaller model'
-    : 'Use a smaller model';
+    ? 'Load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or int8 (--quantize int8), which takes 0.28 of them, or use a smaller model'
+    : need.dtype === 'bf16'
+      ? 'Load it with dtype int8 (--quantize int8; inference only), which takes 0.56 of its bf16 matrices, or use a smaller model'
+      : 'Use a smaller model';
   throw new Error(
     `supra: ${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${(need.bytes / GiB).toFixed(2)} GiB with matrices in ${dtypeName}, ` +
       `more than the ${(free / GiB).toFixed(2)} GiB free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena that holds every weight (on either backend, for now). ` +
       `${smaller}: the arena holds about ${parameterCount(free / bytesPerValue)} parameters this way. ` +
-      'Weights kept outside the arena (native backend) or int8 weights would lift this; supra does not do that yet.',
+      'Weights kept outside the arena (native backend) would lift this; supra does not do that yet.',
   );
 }
