@@ -92,6 +92,13 @@ test('the int8 row: sizes count the scales, representable values come back exact
   ties[32] = 1;
   INT8.fromFloat(ties, w, 0);
   assert.deepEqual(Array.from(w.data.subarray(0, 7)), [127, 2, 4, -2, 0, 0, 2]);
+  // a subnormal scale far from max|x| / 127 (178·2^-149 / 127 rounds to 2^-149): clamped to ±127, not
+  // wrapped round (178 would be stored as -78)
+  const tiny = new Float32Array(32);
+  tiny.set([178 * 2 ** -149, -178 * 2 ** -149, 89 * 2 ** -149]);
+  INT8.fromFloat(tiny, w, 0);
+  assert.equal(w.scales[0], 2 ** -149);
+  assert.deepEqual(Array.from(w.data.subarray(0, 3)), [127, -127, 89]);
   // random values: within half their block's scale
   const next = rng(3);
   const values = randomF32(2 * cols, next, false);

@@ -103,11 +103,12 @@ export function int8BlocksPerRow(cols: number): number {
   return Math.ceil(cols / INT8_BLOCK);
 }
 
-/** Nearest integer, ties to even (as torch.round). */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v); // ties toward +Infinity
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+/**
+ * Nearest integer, ties to even (as torch.round), for |v| < 2^51: adding and taking away 1.5·2^52 leaves
+ * no fraction bits, and float64 addition rounds ties to even.
+ */
+const ROUND_MAGIC = 6755399441055744;
+const roundHalfEven = (v: number): number => v + ROUND_MAGIC - ROUND_MAGIC;
 
 /** out[0, count) = values [from, from + count) of an int8 weight: q · its block's scale, in float32. */
 function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: number, out: Float32Array): void {
@@ -143,15 +144,25 @@ function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, 
     const col = start - row * cols;
     const stop = start + Math.min(INT8_BLOCK, cols - col); // this block: to the next edge or the row's end
     let amax = 0;
-    for (let i = start; i < stop; i++) {
-      const v = src[i - from]!;
-      if (!Number.isFinite(v)) throw new RangeError(`supra: int8 weights cannot hold ${v} (value ${i} of the weight)`);
-      amax = Math.max(amax, Math.abs(v));
+    for (let i = start - from; i < stop - from; i++) {
+      const v = src[i]!;
+      const a = v < 0 ? -v : v;
+      if (a > amax) amax = a;
+      else if (!(a <= amax)) throw new RangeError(`supra: int8 weights cannot hold ${v} (value ${i + from} of the weight)`); // NaN
+    }
+    if (amax === Infinity) {
+      const i = src.subarray(start - from, stop - from).findIndex((v) => !Number.isFinite(v)) + start;
+      throw new RangeError(`supra: int8 weights cannot hold ${src[i - from]} (value ${i} of the weight)`);
     }
     const scale = Math.fround(amax / 127);
     scales[row * blocks + col / INT8_BLOCK] = scale;
-    for (let i = start; i < stop; i++) {
-      data[i] = scale === 0 ? 0 : Math.max(-127, Math.min(127, roundHalfEven(src[i - from]! / scale)));
+    if (scale === 0) data.fill(0, start, stop);
+    else if (scale >= 2 ** -126) {
+      // |x| ≤ amax and a normal scale within 2^-24 of amax / 127: |x / scale| < 127.5, no clamp needed
+      for (let i = start; i < stop; i++) data[i] = roundHalfEven(src[i - from]! / scale);
+    } else {
+      // a subnormal scale may be far from amax / 127: clamp (an Int8Array would wrap 128 to -128)
+      for (let i = start; i < stop; i++) data[i] = Math.max(-127, Math.min(127, roundHalfEven(src[i - from]! / scale)));
     }
     start = stop;
   }
