@@ -59,7 +59,8 @@ interface Addon {
 
 /** Every function of Addon: an add-on lacking one was built from older sources. */
 const ADDON_FUNCTIONS = [
-  'sgemm', 'gemmBf16', 'gemmInt8', 'info', 'setThreads', 'useSmallKernel', 'useElementwiseKernels', 'crossEntropy', 'swiglu', 'swigluBackward',
+  'sgemm', 'gemmBf16', 'info', 'setThreads', 'useSmallKernel', 'useElementwiseKernels', 'crossEntropy', 'swiglu', 'swigluBackward',
+  'gemmInt8',
 ] as const satisfies ReadonlyArray<keyof Addon>;
 
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
