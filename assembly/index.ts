@@ -1,7 +1,7 @@
 // Entry of the SIMD kernel module (compiled by scripts/build-wasm.mjs into src/core/wasm/kernels.wasm).
 // It imports the arena's shared memory and keeps no data of its own there: no static data, no heap,
 // no stack in linear memory, so every worker thread can instantiate it on the same memory.
-export { sgemmBlock, sgemmSmallM, sgemmTiles, gemmBf16Tiles, WORK_FLOATS, MR, NR, KC, MC, NC, SMALL_M } from './sgemm';
+export { sgemmBlock, sgemmSmallM, sgemmTiles, gemmBf16Tiles, gemmInt8Tiles, WORK_FLOATS, MR, NR, KC, MC, NC, SMALL_M } from './sgemm';
 export {
   add, axpy, scale, mul, relu, reluBackward, swiglu, swigluBackward, addBias, sumRows,
   rmsnorm, rmsnormBackwardDx, rmsnormBackwardDw, groupnorm, groupnormBackward, rope,

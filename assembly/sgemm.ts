@@ -261,6 +261,74 @@ function packBBf16(kc: i32, nc: i32, b: usize, ldb: i32, out: usize): void {
   }
 }
 
+// ---------------------------------------------------------------- int8 weights
+//
+// An int8 weight (src/core/weights.ts, Int8GemmArgs in src/core/backend.ts) holds each row in blocks of
+// INT8_BLOCK values along k, block b of row j being scales[j·ceil(k/32) + b]·q. Packed products dequantize
+// as they pack (q·scale in float32, the values weights.ts's toFloat gives), so they are the float32 products
+// by the dequantized weight, bit for bit; decoding products (dotInt8) sum each block in float32 on the
+// widened q and scale the block's sum.
+
+export const INT8_BLOCK: i32 = 32;
+
+/** Blocks per row of an int8 weight with rows of k values. */
+// @ts-ignore: decorator
+@inline function int8Blocks(k: i32): i32 {
+  return (k + INT8_BLOCK - 1) / INT8_BLOCK;
+}
+
+/** Four int8 values at p as float32. */
+// @ts-ignore: decorator
+@inline function int8x4(p: usize): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(v128.load8x8_s(p)));
+}
+
+/**
+ * packB for an int8 B stored n×k (a weight): the same strips as packB, dequantized. b points at B[0][pc]
+ * (bytes), ldb in values (k), sc at the scales of B's row 0; pc is the strip's offset along k, which
+ * decides each value's block. Four values from a multiple of 4 are always in one block.
+ */
+function packBInt8(kc: i32, nc: i32, b: usize, ldb: i32, sc: usize, pc: i32, out: usize): void {
+  const ldbb = <usize>ldb;
+  const lds = <usize>int8Blocks(ldb) << 2;
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const cols = min(NR, nc - j0);
+    const s0 = b + <usize>j0 * ldbb;
+    const c0 = sc + <usize>j0 * lds;
+    if (cols == NR) {
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = <usize>p;
+        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
+        const w0 = f32x4.mul(int8x4(s0 + o), v128.load32_splat(c0 + so));
+        const w1 = f32x4.mul(int8x4(s0 + ldbb + o), v128.load32_splat(c0 + lds + so));
+        const w2 = f32x4.mul(int8x4(s0 + 2 * ldbb + o), v128.load32_splat(c0 + 2 * lds + so));
+        const w3 = f32x4.mul(int8x4(s0 + 3 * ldbb + o), v128.load32_splat(c0 + 3 * lds + so));
+        transpose4(w0, w1, w2, w3, out, 32);
+        const w4 = f32x4.mul(int8x4(s0 + 4 * ldbb + o), v128.load32_splat(c0 + 4 * lds + so));
+        const w5 = f32x4.mul(int8x4(s0 + 5 * ldbb + o), v128.load32_splat(c0 + 5 * lds + so));
+        const w6 = f32x4.mul(int8x4(s0 + 6 * ldbb + o), v128.load32_splat(c0 + 6 * lds + so));
+        const w7 = f32x4.mul(int8x4(s0 + 7 * ldbb + o), v128.load32_splat(c0 + 7 * lds + so));
+        transpose4(w4, w5, w6, w7, out + 16, 32);
+        out += 128;
+      }
+      for (; p < kc; p++) {
+        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
+        for (let c = 0; c < NR; c++) store<f32>(out + (<usize>c << 2), <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * load<f32>(c0 + <usize>c * lds + so));
+        out += 32;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
+        for (let c = 0; c < NR; c++) {
+          store<f32>(out + (<usize>c << 2), c < cols ? <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * load<f32>(c0 + <usize>c * lds + so) : 0);
+        }
+        out += 32;
+      }
+    }
+  }
+}
+
 /** C[0:m, 0:n] = beta·C (beta = 0 writes zeros, so NaN garbage in C does not survive). */
 function scaleC(m: i32, n: i32, beta: f32, c: usize, ldc: i32): void {
   for (let i = 0; i < m; i++) {
@@ -280,13 +348,18 @@ export function sgemmBlock(
   transA: bool, transB: bool, m: i32, n: i32, k: i32, alpha: f32,
   a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize,
 ): void {
-  gemmBlock(transA, transB, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
+  gemmBlock(transA, transB, B_F32, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
 }
 
-/** sgemmBlock, with B stored as BF16 when bf16B (then transB: a weight stored n×k). */
+/** How B is stored in gemmBlock: float32, or (then transB: a weight stored n×k) BF16 or int8 with scales. */
+const B_F32: i32 = 0;
+const B_BF16: i32 = 1;
+const B_INT8: i32 = 2;
+
+/** sgemmBlock, with B stored as bType says (scales: an int8 B's, for its rows from the first). */
 function gemmBlock(
-  transA: bool, transB: bool, bf16B: bool, m: i32, n: i32, k: i32, alpha: f32,
-  a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize,
+  transA: bool, transB: bool, bType: i32, m: i32, n: i32, k: i32, alpha: f32,
+  a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, work: usize, scales: usize = 0,
 ): void {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0) {
@@ -301,7 +374,8 @@ function gemmBlock(
     const nc = min(NC, n - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
-      if (bf16B) packBBf16(kc, nc, b + (<usize>jc * <usize>ldb + <usize>pc) * 2, ldb, bp);
+      if (bType == B_BF16) packBBf16(kc, nc, b + (<usize>jc * <usize>ldb + <usize>pc) * 2, ldb, bp);
+      else if (bType == B_INT8) packBInt8(kc, nc, b + <usize>jc * <usize>ldb + <usize>pc, ldb, scales + <usize>jc * <usize>int8Blocks(ldb) * 4, pc, bp);
       else packB(transB, kc, nc, transB ? b + (<usize>jc * <usize>ldb + <usize>pc) * 4 : b + (<usize>pc * <usize>ldb + <usize>jc) * 4, ldb, bp);
       const first = pc == 0;
       const betaNow: f32 = first ? beta : 1; // later K blocks accumulate onto the first
@@ -412,6 +486,39 @@ export const SMALL_M: i32 = 4;
   let s: f32 = 0;
   for (let q = k4; q < k; q++) s += load<f32>(x + (<usize>q << 2)) * widen1(y + (<usize>q << 1));
   return hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + s;
+}
+
+/**
+ * Σ_p x[p]·w[p] over k floats x and one row of an int8 weight (q: k int8 values, sc: its scales): each
+ * whole block summed on the widened q in two chains, times its scale into four lanes; a last, shorter
+ * block summed in order and scaled alone.
+ */
+// @ts-ignore: decorator
+@inline function dotInt8(x: usize, q: usize, sc: usize, k: i32): f32 {
+  let acc = f32x4.splat(0);
+  const whole = k / INT8_BLOCK;
+  for (let b = 0; b < whole; b++) {
+    const xo = x + (<usize>b << 7);
+    const qo = q + (<usize>b << 5);
+    const q0 = v128.load8x8_s(qo), q1 = v128.load8x8_s(qo, 8), q2 = v128.load8x8_s(qo, 16), q3 = v128.load8x8_s(qo, 24);
+    let s0 = f32x4.mul(v128.load(xo), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q0)));
+    let s1 = f32x4.mul(v128.load(xo, 16), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q0)));
+    s0 = madd(s0, v128.load(xo, 32), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q1)));
+    s1 = madd(s1, v128.load(xo, 48), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q1)));
+    s0 = madd(s0, v128.load(xo, 64), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q2)));
+    s1 = madd(s1, v128.load(xo, 80), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q2)));
+    s0 = madd(s0, v128.load(xo, 96), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q3)));
+    s1 = madd(s1, v128.load(xo, 112), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q3)));
+    acc = madd(acc, f32x4.add(s0, s1), v128.load32_splat(sc + (<usize>b << 2)));
+  }
+  let rest: f32 = 0;
+  const from = whole * INT8_BLOCK;
+  if (from < k) {
+    let s: f32 = 0;
+    for (let p = from; p < k; p++) s += load<f32>(x + (<usize>p << 2)) * <f32>load<i8>(q + <usize>p);
+    rest = s * load<f32>(sc + (<usize>whole << 2));
+  }
+  return hsum4(acc) + rest;
 }
 
 /**
@@ -551,13 +658,48 @@ export function gemmBf16Tiles(
     const wt = w + <usize>j0 * rowW;
     const yt = y + <usize>i0 * rowY + (<usize>j0 << 2);
     if (!small) {
-      gemmBlock(false, true, true, mm, nn, k, 1, xt, k, wt, k, 0, yt, n, work);
+      gemmBlock(false, true, B_BF16, mm, nn, k, 1, xt, k, wt, k, 0, yt, n, work);
     } else if (k <= 0) {
       scaleC(mm, nn, 0, yt, n);
     } else {
       for (let j = 0; j < nn; j++) {
         const wj = wt + <usize>j * rowW;
         for (let i = 0; i < mm; i++) store<f32>(yt + <usize>i * rowY + (<usize>j << 2), dotBf16(xt + <usize>i * rowX, wj, k));
+      }
+    }
+  }
+}
+
+/**
+ * The unit of work of a product by an int8 weight (Int8GemmArgs), cut in tiles as gemmBf16Tiles: products
+ * of m ≤ SMALL_M rows unpacked (dotInt8), others packed (gemmBlock, dequantizing as it packs: the float32
+ * product by the dequantized weight, bit for bit).
+ */
+export function gemmInt8Tiles(
+  m: i32, n: i32, k: i32, x: usize, w: usize, sc: usize, y: usize,
+  tileM: i32, tileN: i32, tilesM: i32, tilesN: i32, lo: i32, hi: i32, work: usize,
+): void {
+  const small = m <= SMALL_M;
+  const rowX = <usize>k << 2, rowW = <usize>k, rowS = <usize>int8Blocks(k) << 2, rowY = <usize>n << 2;
+  for (let t = lo; t < hi; t++) {
+    const i0 = (t / tilesN) * tileM;
+    const j0 = (t % tilesN) * tileN;
+    const mm = min(tileM, m - i0);
+    const nn = min(tileN, n - j0);
+    if (mm <= 0 || nn <= 0) continue;
+    const xt = x + <usize>i0 * rowX;
+    const wt = w + <usize>j0 * rowW;
+    const st = sc + <usize>j0 * rowS;
+    const yt = y + <usize>i0 * rowY + (<usize>j0 << 2);
+    if (!small) {
+      gemmBlock(false, true, B_INT8, mm, nn, k, 1, xt, k, wt, k, 0, yt, n, work, st);
+    } else if (k <= 0) {
+      scaleC(mm, nn, 0, yt, n);
+    } else {
+      for (let j = 0; j < nn; j++) {
+        const wj = wt + <usize>j * rowW;
+        const sj = st + <usize>j * rowS;
+        for (let i = 0; i < mm; i++) store<f32>(yt + <usize>i * rowY + (<usize>j << 2), dotInt8(xt + <usize>i * rowX, wj, sj, k));
       }
     }
   }

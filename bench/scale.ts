@@ -13,11 +13,11 @@ import { parameterMemory } from '../src/models/decoder.js';
 import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
 import { machineInfo } from '../src/bench/report.js';
 import {
-  isLoadable, notImplementedCase, scaleMarkdown, withBound,
+  scaleMarkdown, withBound,
   type CommandCheck, type ScaleCase, type ScaleJob, type ScaleModel, type ScaleReport,
 } from '../src/bench/scale.js';
 import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
-import { weightBytes } from '../src/core/weights.js';
+
 import { checkCommands } from './scale-commands.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -87,8 +87,7 @@ async function main(argv: string[]): Promise<void> {
     for (const kind of settings.kinds) {
       const dir = kind === 'teacher' ? teacherDir : supraDir;
       for (const dtype of settings.dtypes) {
-        if (!isLoadable(dtype)) cases.push(notImplementedCase(kind, dtype));
-        else if (kind === 'supra' && linearize && 'error' in linearize) cases.push({ kind, dtype, status: 'error', message: 'linearize failed' });
+        if (kind === 'supra' && linearize && 'error' in linearize) cases.push({ kind, dtype, status: 'error', message: 'linearize failed' });
         else {
           const job: ScaleJob = { op: 'case', dir, kind, dtype, prefillTokens: settings.prefillTokens, decodeTokens: settings.decodeTokens, backend: settings.backend };
           cases.push(withBound({ kind, dtype, ...runChild(job) } as ScaleCase, bandwidth));
@@ -101,8 +100,8 @@ async function main(argv: string[]): Promise<void> {
     }
     const commands: CommandCheck[] = [];
     if (settings.commands) {
-      // at the narrowest weight type that loads: what a user of a big model runs
-      const dtype = settings.dtypes.filter(isLoadable).sort((a, b) => weightBytes(a, 1, 1) - weightBytes(b, 1, 1))[0];
+      // at bf16, the folders' own type (else the first type asked for)
+      const dtype = settings.dtypes.includes('bf16') ? 'bf16' : settings.dtypes[0];
       for (const kind of dtype ? settings.kinds : []) {
         if (kind === 'supra' && linearize && 'error' in linearize) continue;
         for (const c of await checkCommands(cli, kind === 'teacher' ? teacherDir : supraDir, kind, dtype!, config.vocab_size, settings.backend)) {

@@ -13,6 +13,7 @@
 //
 // JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
+// gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
 // useSmallKernel(on), useElementwiseKernels(on).
 
@@ -407,6 +408,109 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- products by an int8 weight
+//
+// y[m, n] = x[m, k] . W^T with W an int8 weight stored n x k, blockwise scales (kernels_int8.cc): decoding
+// (m <= kDecodeRows) on DotRowsInt8*, the rows of W shared with the helper thread as for BF16 (each y value
+// is one row's sum, so the split never changes the bits); otherwise bands of W dequantized to float32 and
+// one OpenBLAS sgemm per band.
+
+#ifdef SUPRA_X86
+class Int8DecodeWork : public SharedWork {
+ public:
+  Int8DecodeWork(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y, int rowsPerItem)
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block),
+        x_(x), w_(w), scales_(scales), y_(y), rows_(rowsPerItem) {}
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int j0 = static_cast<int>(item) * rows_;
+    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
+    const int8_t* w = w_ + static_cast<int64_t>(j0) * k_;
+    const float* s = scales_ + static_cast<int64_t>(j0) * blocks_;
+    if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, y_ + j0, n_);
+    else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, y_ + j0, n_);
+  }
+
+ private:
+  const int m_, n_, k_, blocks_;
+  const float* x_;
+  const int8_t* w_;
+  const float* scales_;
+  float* y_;
+  const int rows_;
+};
+#endif
+
+void GemmInt8Banded(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y) {
+  thread_local std::vector<float> band;
+  const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
+  const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, kBf16BandFloats / k)));
+  if (band.size() < static_cast<size_t>(rows) * k) band.resize(static_cast<size_t>(rows) * k);
+  for (int j0 = 0; j0 < n; j0 += rows) {
+    const int nb = n - j0 < rows ? n - j0 : rows;
+    supra::DequantizeInt8Rows(w + static_cast<int64_t>(j0) * k, scales + j0 * blocks, nb, k, band.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nb, k, 1.0f, x, k, band.data(), k, 0.0f, y + j0, n);
+  }
+}
+
+// gemmInt8(m, n, k, x, w, scales, y): x Float32Array [m, k], w Int8Array [n, k], scales Float32Array
+// [n, ceil(k / 32)], y Float32Array [m, n] (overwritten)
+napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[7];
+  if (!ReadArgs(env, cbinfo, "gemmInt8", 7, argv)) return nullptr;
+  int64_t m, n, k;
+  F32View x, scales, y;
+  if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "n", &n) || !ReadDim(env, argv[2], "k", &k) ||
+      !ReadF32(env, argv[3], "x", &x) || !ReadF32(env, argv[5], "scales", &scales) || !ReadF32(env, argv[6], "y", &y)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t wLength = 0;
+  void* wData = nullptr;
+  if (napi_get_typedarray_info(env, argv[4], &type, &wLength, &wData, nullptr, nullptr) != napi_ok || type != napi_int8_array) {
+    Napi::TypeError::New(env, "supra native gemmInt8: w must be an Int8Array").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const int8_t* w = static_cast<const int8_t*>(wData);
+  const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
+  const struct { const char* name; int64_t have, need; } sizes[] = {
+      {"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"scales", scales.length, n * blocks}, {"y", y.length, m * n}};
+  for (const auto& s : sizes) {
+    if (s.have < s.need) {
+      Napi::RangeError::New(env, std::string("supra native gemmInt8: ") + s.name + " has " + std::to_string(s.have) +
+                                     " values but the call reads " + std::to_string(s.need) + " (m " + std::to_string(m) +
+                                     ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")")
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  if (m == 0 || n == 0) return nullptr;
+  const char* yBegin = reinterpret_cast<const char*>(y.data);
+  const char* yEnd = yBegin + 4 * m * n;
+  const char* wBegin = reinterpret_cast<const char*>(w);
+  if (Overlaps(y.data, m * n, x.data, m * k) || Overlaps(y.data, m * n, scales.data, n * blocks) ||
+      (yBegin < wBegin + n * k && wBegin < yEnd)) {
+    Napi::RangeError::New(env, "supra native gemmInt8: y overlaps x, w or scales in memory").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (k == 0) {
+    std::fill(y.data, y.data + m * n, 0.0f);
+    return nullptr;
+  }
+#ifdef SUPRA_X86
+  if (m <= kDecodeRows && (HaveAvx512() || HaveAvx2Fma())) {
+    // items of about kBf16ItemBytes of W, as the BF16 kernel's
+    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / (k + 4 * blocks)));
+    Int8DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, scales.data, y.data, rows);
+    RunShared(work);
+    return nullptr;
+  }
+#endif
+  GemmInt8Banded(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, scales.data, y.data);
+  return nullptr;
+}
+
 #ifdef SUPRA_X86
 class CrossEntropyWork : public ChunkedWork {
  public:
@@ -657,7 +761,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}}) {
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

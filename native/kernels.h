@@ -48,4 +48,18 @@ void SwigluBackwardRange(const float* dout, const float* gate, const float* up, 
 // out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.
 void WidenBf16(const uint16_t* in, float* out, int64_t n);
 
+// ---- int8 weights (kernels_int8.cc): W stored n x k as int8, row j's block b of kInt8Block values scaled
+// by scales[j * ceil(k / kInt8Block) + b] (src/core/weights.ts).
+constexpr int kInt8Block = 32;
+
+#ifdef SUPRA_X86
+// C[i, j] = A[i, :] . W[j, :] for m <= 4 rows of A: each block summed in float32 on the widened int8
+// values, times its scale, the blocks summed in float32.
+void DotRowsInt8Avx512(int m, int n, int k, const float* A, int lda, const int8_t* W, const float* scales, float* C, int ldc);
+void DotRowsInt8Avx2(int m, int n, int k, const float* A, int lda, const int8_t* W, const float* scales, float* C, int ldc);
+#endif
+
+// out[rows, k] = the weight's rows as float32 (q * scale, rounded once), vectorized where the CPU allows.
+void DequantizeInt8Rows(const int8_t* W, const float* scales, int rows, int k, float* out);
+
 } // namespace supra

@@ -95,13 +95,15 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
   // the serve load test answered requests without errors
   assert.ok(r.serve && r.serve.requests > 0, 'serve completed requests');
   assert.equal(r.serve!.errors, 0);
-  // decode with f32 against bf16 weights: both tokens/s, their ratio, the bf16 weights half the bytes
+  // decode with f32, bf16 and int8 weights: the tokens/s, their ratios, bf16 half the bytes, int8 about a quarter
   assert.equal(r.weights.length, 1);
   const w = r.weights[0]!;
-  assert.deepEqual(w.rows.map((x) => x.dtype), ['f32', 'bf16']);
+  assert.deepEqual(w.rows.map((x) => x.dtype), ['f32', 'bf16', 'int8']);
   w.rows.forEach((x) => positive(x.tokensPerS, `${x.dtype} tokens/s`));
   assert.ok(Math.abs(w.ratio - w.rows[1]!.tokensPerS / w.rows[0]!.tokensPerS) < 1e-9);
+  assert.ok(Math.abs(w.int8OverBf16 - w.rows[2]!.tokensPerS / w.rows[1]!.tokensPerS) < 1e-9);
   assert.ok(w.rows[1]!.weightBytesPerToken < 0.6 * w.rows[0]!.weightBytesPerToken, 'vectors stay f32; matrices halve');
+  assert.ok(w.rows[2]!.weightBytesPerToken < 0.35 * w.rows[0]!.weightBytesPerToken, 'int8 matrices: 36 bytes per 32 values');
   assert.deepEqual(r.config, TINY);
   assert.equal(r.quick, true);
   positive(r.seconds, 'seconds');
@@ -119,7 +121,7 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
 
   // the printed report: section headers and the summary
   const text = lines.join('\n');
-  for (const s of ['== sgemm, wasm backend ==', '== decode against context', '== supra serve under load', '== weights f32 against bf16', '== summary ==', 'decode supra', 'decode teacher', 'decode weights']) {
+  for (const s of ['== sgemm, wasm backend ==', '== decode against context', '== supra serve under load', '== weights f32, bf16 and int8', '== summary ==', 'decode supra', 'decode teacher', 'decode weights']) {
     assert.ok(text.includes(s), `report lacks "${s}"`);
   }
 });

@@ -49,7 +49,7 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.equal(model!.shape, 'tiny');
   assert.ok(model!.linearize && 'seconds' in model!.linearize && model!.linearize.maxRssBytes > 0);
   assert.deepEqual(model!.cases.map((c) => `${c.kind} ${c.dtype} ${c.status}`),
-    ['teacher f32 ok', 'teacher bf16 ok', 'teacher int8 not-implemented', 'supra f32 ok', 'supra bf16 ok', 'supra int8 not-implemented']);
+    ['teacher f32 ok', 'teacher bf16 ok', 'teacher int8 ok', 'supra f32 ok', 'supra bf16 ok', 'supra int8 ok']);
   for (const c of model!.cases.filter((x) => x.status === 'ok')) {
     assert.ok(c.loadSeconds! >= 0 && c.maxRssBytes! > 0 && c.prefillTokensPerS! > 0 && c.decodeTokensPerS! > 0, JSON.stringify(c));
     assert.ok(Math.abs(c.percentOfBound! - (100 * c.decodeTokensPerS!) / c.boundTokensPerS!) < 1e-9);
@@ -57,17 +57,18 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   }
   // a SUPRA model's decode is measured again 32k tokens in; a teacher's is not
   for (const c of model!.cases.filter((x) => x.status === 'ok')) assert.equal(c.farDecodeTokensPerS! > 0, c.kind === 'supra', JSON.stringify(c));
-  // eval and serve ran on both folders at the narrowest type, as a user runs them
+  // eval and serve ran on both folders at bf16, the folders' own type, as a user runs them
   assert.deepEqual(model!.commands!.map((c) => `${c.kind} ${c.dtype} ${c.command} ${c.status}`),
     ['teacher bf16 eval ok', 'teacher bf16 serve ok', 'supra bf16 eval ok', 'supra bf16 serve ok']);
   assert.match(model!.commands![0]!.detail!, /^perplexity \d+ over 255 tokens$/); // 256 words: 255 predicted
   assert.match(model!.commands![1]!.detail!, /8 tokens streamed in \d+ pieces, the first after/);
-  // bf16 matrices are half the bytes per token of f32 ones
+  // bf16 matrices are half the bytes per token of f32 ones, int8 ones (36 bytes per 32 values) about 0.28
   const bytes = (kind: string, dtype: string) => model!.cases.find((c) => c.kind === kind && c.dtype === dtype)!.weightBytesPerToken!;
   assert.ok(bytes('supra', 'bf16') < 0.6 * bytes('supra', 'f32'));
+  assert.ok(bytes('supra', 'int8') < 0.65 * bytes('supra', 'bf16'));
   const md = readFileSync(join(out, 'scale.md'), 'utf8');
   assert.equal(md, scaleMarkdown(report));
-  assert.match(md, /\| tiny \| SUPRA \| int8 \| not implemented: supra has no int8 weights yet/);
+  assert.match(md, /\| tiny \| SUPRA \| int8 \| [\d.]+ \| /);
   assert.match(md, /--shapes tiny --cache/);
   assert.match(md, /\| tiny \| SUPRA \| bf16 \| serve \| ok: started in/);
   const second = spawnSync(process.execPath, [...args, '--no-commands'], { encoding: 'utf8' });

@@ -471,6 +471,7 @@ test('a missing add-on reports why, and select.ts falls back to wasm with one wa
   const rs = createNativeBackend({ addonPath: stale });
   rmSync(staleDir, { recursive: true, force: true });
   assert.ok(!rs.ok && /out of date \(no gemmBf16, useSmallKernel.*run npm install/.test(rs.reason), !rs.ok ? rs.reason : 'loaded a stale add-on');
+  assert.ok(!rs.ok && /swigluBackward, gemmInt8;/.test(rs.reason), 'an add-on without the int8 kernels is out of date too');
 
   const script =
     `import { getBackend, setBackend } from ${JSON.stringify(selectModuleUrl)};` +

@@ -43,7 +43,7 @@ test('matrices live outside the arena where the backend reads them there, vector
   }
 });
 
-for (const dtype of ['f32', 'bf16'] as const) {
+for (const dtype of ['f32', 'bf16', 'int8'] as const) {
   test(`${dtype} matrices outside the arena give the arena's bits: logits and greedy tokens, teacher and SUPRA`, () => {
     const supraDir = join(fresh(), 'supra');
     linearizeFolder(teacherDir, supraDir, { seed: 5 });

@@ -317,7 +317,7 @@ test('a SUPRA model saved as F32 and loaded at bf16: logits within 0.05 of f32 (
 });
 
 test('loadDecoder refuses an unknown dtype', () => {
-  assert.throws(() => loadDecoder(teacherDir, { dtype: 'int4' as never }), /dtype must be f32 or bf16, got "int4"/);
+  assert.throws(() => loadDecoder(teacherDir, { dtype: 'int4' as never }), /dtype must be f32 or bf16 or int8, got "int4"/);
 });
 
 test('--dtype bf16 on generate and eval: the teacher (a BF16 file) gives the f32 run\'s text and perplexity; a bad value is a usage error', () => {
@@ -344,6 +344,6 @@ test('--dtype bf16 on generate and eval: the teacher (a BF16 file) gives the f32
   for (const cmd of ['generate', 'eval', 'serve']) {
     const bad = run([cmd, '--model', teacherDir, '--dtype', 'int4', ...(cmd === 'eval' ? ['--text', text] : ['--prompt', 'x'].slice(cmd === 'serve' ? 2 : 0))]);
     assert.equal(bad.status, 2, `${cmd}: ${bad.stderr}`);
-    assert.match(bad.stderr, /--dtype must be one of f32, bf16, got "int4"/, cmd);
+    assert.match(bad.stderr, /--dtype must be one of f32, bf16, int8, got "int4"/, cmd);
   }
 });

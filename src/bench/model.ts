@@ -45,8 +45,11 @@ export function randomModel(config: ModelConfig, seed = 0, dtype: WeightType = '
       else rng.fillUniform(p.data, -0.05, 0.05);
       continue;
     }
-    for (let i = 0; i < stored.data.length; i += chunk.length) {
-      const part = chunk.subarray(0, Math.min(chunk.length, stored.data.length - i));
+    // whole rows at a time (an int8 weight is quantized by blocks of its rows)
+    const step = Math.max(1, Math.floor(chunk.length / p.shape[p.shape.length - 1]!)) * p.shape[p.shape.length - 1]!;
+    const part0 = step <= chunk.length ? chunk : new Float32Array(step);
+    for (let i = 0; i < stored.data.length; i += step) {
+      const part = part0.subarray(0, Math.min(step, stored.data.length - i));
       rng.fillUniform(part, -0.05, 0.05);
       WEIGHT_TYPES[stored.type].fromFloat(part, stored, i);
     }

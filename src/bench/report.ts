@@ -109,7 +109,7 @@ export interface BenchReport extends MachineInfo {
     growth: { teacher?: number; supra?: number };
   };
   serve: ServeBenchResult | null;
-  /** Decode with f32 against bf16 weights, one entry per backend. */
+  /** Decode with f32, bf16 and int8 weights, one entry per backend. */
   weights: WeightTypesBench[];
   /** Sections skipped and why. */
   notes: string[];
@@ -200,7 +200,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       for (const backend of backends) {
         setBackend(backend);
         const b = getBackend();
-        section(`weights f32 against bf16: batch-1 SUPRA decode, ${shape} (${b.name}, ${b.threads} threads)`);
+        section(`weights f32, bf16 and int8: batch-1 SUPRA decode, ${shape} (${b.name}, ${b.threads} threads)`);
         report.weights.push(benchWeightTypes({ ...settings.weights, log }));
       }
     }
@@ -246,9 +246,10 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
     log(`decode ${kind} (${r.decode.backend}): ${cells.join('; ')}${g === undefined ? '' : `; growth ${g.toFixed(2)}×`}`);
   }
   for (const w of r.weights) {
-    const [f32, bf16] = w.rows;
+    const [f32, bf16, int8] = w.rows;
     log(`decode weights ${w.backend} (${(w.params / 1e6).toFixed(0)} M parameters): f32 ${f32!.tokensPerS.toFixed(1)}, bf16 ${bf16!.tokensPerS.toFixed(1)} tokens/s, ` +
-      `${w.ratio.toFixed(2)}× (${(bf16!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${bf16!.effectiveGBPerS.toFixed(1)} GB/s)`);
+      `${w.ratio.toFixed(2)}× (${(bf16!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${bf16!.effectiveGBPerS.toFixed(1)} GB/s), ` +
+      `int8 ${int8!.tokensPerS.toFixed(1)} tokens/s, ${w.int8OverBf16.toFixed(2)}× bf16's (${(int8!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${int8!.effectiveGBPerS.toFixed(1)} GB/s)`);
   }
   if (r.serve) {
     const s = r.serve;

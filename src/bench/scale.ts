@@ -18,10 +18,9 @@ import { weightBytesPerToken } from './weights.js';
 
 export const SCALE_KINDS = ['teacher', 'supra'] as const;
 export type ScaleKind = (typeof SCALE_KINDS)[number];
-/** Weight types the table has a row for; int8 is listed (the issue asks for it) and reported as missing. */
-export const SCALE_DTYPES = ['f32', 'bf16', 'int8'] as const;
+/** Weight types the table has a row for: every type of core/weights.ts. */
+export const SCALE_DTYPES = ['f32', 'bf16', 'int8'] as const satisfies readonly WeightType[];
 export type ScaleDType = (typeof SCALE_DTYPES)[number];
-const LOADABLE: readonly string[] = ['f32', 'bf16'] satisfies WeightType[];
 
 export interface ScaleSettings {
   shapes: string[];
@@ -51,7 +50,7 @@ export type ScaleJob =
 export interface ScaleCase {
   kind: ScaleKind;
   dtype: ScaleDType;
-  status: 'ok' | 'does-not-fit' | 'not-implemented' | 'error';
+  status: 'ok' | 'does-not-fit' | 'error';
   /** Why the case did not run (the arena estimate's message, the error). */
   message?: string;
   /** The parameters' memory at this dtype (parameterMemory), the estimate a model that does not fit is refused by. */
@@ -183,13 +182,6 @@ export function withBound(c: ScaleCase, bandwidthGBPerS: number): ScaleCase {
   return { ...c, boundTokensPerS, percentOfBound: (100 * c.decodeTokensPerS) / boundTokensPerS };
 }
 
-/** The row of a weight type supra cannot load yet. */
-export function notImplementedCase(kind: ScaleKind, dtype: ScaleDType): ScaleCase {
-  return { kind, dtype, status: 'not-implemented', message: `supra has no ${dtype} weights yet` };
-}
-
-export const isLoadable = (dtype: ScaleDType): dtype is 'f32' | 'bf16' => LOADABLE.includes(dtype);
-
 const GiB = 2 ** 30;
 const fmt = (x: number | undefined, digits = 1): string => (x === undefined ? '—' : x.toFixed(digits));
 const gib = (bytes: number | undefined): string =>
@@ -204,7 +196,7 @@ function caseCells(c: ScaleCase): string[] {
     ];
   }
   const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the memory check refuses it before allocating)`
-    : c.status === 'not-implemented' ? `not implemented: ${c.message}` : `error: ${(c.message ?? '').split('\n')[0]}`;
+    : `error: ${(c.message ?? '').split('\n')[0]}`;
   return [why, '', '', '', '', '', ''];
 }
 

@@ -1,9 +1,9 @@
-// Batch-1 decode of a SUPRA model with its weight matrices held as f32 and as bf16 (core/weights.ts): tokens/s
-// of each, their ratio, and the bytes of weights each decoded token reads (every matrix once; of the
+// Batch-1 decode of a SUPRA model with its weight matrices held as f32, bf16 and int8 (core/weights.ts):
+// tokens/s of each, their ratios, and the bytes of weights each decoded token reads (every matrix once; of the
 // embedding table one row, unless it is the tied lm_head) with the rate that makes (effective GB/s), to set
 // against the machine's read bandwidth: decode is memory-bound, so its bound is bandwidth ÷ bytes per token.
 // Default model: SmolLM-135M's shape (vocab 49152, hidden 576, intermediate 1536, 30 layers, 9 heads, 3 kv
-// heads, tied), random weights. The two models decode interleaved, round after round, so other work on the
+// heads, tied), random weights. The models decode interleaved, round after round, so other work on the
 // machine weighs on both alike; each takes its best round's median.
 //   From code: `benchWeightTypes({ config, steps, rounds, log })`.
 import { weightBytes, type WeightType } from '../core/weights.js';
@@ -45,6 +45,8 @@ export interface WeightTypesBench {
   rows: WeightTypeRow[];
   /** bf16 tokens/s over f32 tokens/s. */
   ratio: number;
+  /** int8 tokens/s over bf16 tokens/s. */
+  int8OverBf16: number;
 }
 
 export interface BenchWeightTypesOptions {
@@ -80,7 +82,7 @@ export function benchWeightTypes(options: BenchWeightTypesOptions = {}): WeightT
   const steps = options.steps ?? 16;
   const rounds = options.rounds ?? 6;
   const config = configS('supra', options.config ?? SMOLLM_135M);
-  const dtypes: WeightType[] = ['f32', 'bf16'];
+  const dtypes: WeightType[] = ['f32', 'bf16', 'int8'];
   const models: DecoderLM[] = [];
   try {
     for (const dtype of dtypes) models.push(randomModel(config, 0, dtype));
@@ -111,12 +113,13 @@ export function benchWeightTypes(options: BenchWeightTypesOptions = {}): WeightT
     const be = getBackend();
     const result: WeightTypesBench = {
       backend: be.name, threads: be.threads, params: models[0]!.store.numel(), rows, ratio: rows[1]!.tokensPerS / rows[0]!.tokensPerS,
+      int8OverBf16: rows[2]!.tokensPerS / rows[1]!.tokensPerS,
     };
     for (const r of rows) {
       log(`  ${r.dtype.padEnd(4)}: ${r.tokensPerS.toFixed(1)} tokens/s (${r.msPerToken.toFixed(2)} ms/token), ` +
         `${(r.weightBytesPerToken / 1e6).toFixed(0)} MB of weights per token, ${r.effectiveGBPerS.toFixed(1)} GB/s`);
     }
-    log(`  bf16 / f32: ${result.ratio.toFixed(2)}× the tokens/s (bound by memory bandwidth: at B GB/s, at most B / bytes per token tokens/s)`);
+    log(`  bf16 / f32: ${result.ratio.toFixed(2)}×, int8 / bf16: ${result.int8OverBf16.toFixed(2)}× the tokens/s (bound by memory bandwidth: at B GB/s, at most B / bytes per token tokens/s)`);
     return result;
   } finally {
     for (const m of models) m.free();

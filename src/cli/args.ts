@@ -64,12 +64,20 @@ export function normalizationOption(value: string | undefined): 'group_norm' | '
   return choice === 'group-norm' ? 'group_norm' : 'sum';
 }
 
+/** The weight types that quantize (blockwise, core/weights.ts): what --quantize takes. */
+const QUANTIZED_TYPES = Object.values(WEIGHT_TYPES).filter((t) => t.blockSize > 1).map((t) => t.type);
+
 /**
- * --dtype f32|bf16 of the commands that load a model for inference (generate, serve, eval): how its weight
- * matrices are held (core/weights.ts). Declared once here; each command puts DTYPE_OPTION in its options.
+ * --dtype f32|bf16|int8 and --quantize int8 of the commands that load a model for inference (generate,
+ * serve, eval): how its weight matrices are held (core/weights.ts). --quantize T is another spelling of
+ * --dtype T for the quantized types; both given must agree. Declared once here; each command puts
+ * DTYPE_OPTION and QUANTIZE_OPTION in its options and passes both values.
  */
-export function dtypeOption(value: string | undefined): WeightType {
-  return choiceOption(value, 'dtype', Object.keys(WEIGHT_TYPES) as WeightType[], 'f32');
+export function dtypeOption(dtype: string | undefined, quantize?: string): WeightType {
+  const d = dtype === undefined ? undefined : choiceOption(dtype, 'dtype', Object.keys(WEIGHT_TYPES) as WeightType[], 'f32');
+  const q = quantize === undefined ? undefined : choiceOption(quantize, 'quantize', QUANTIZED_TYPES, QUANTIZED_TYPES[0]!);
+  if (d !== undefined && q !== undefined && d !== q) throw new UsageError(`--dtype ${d} and --quantize ${q} disagree; give one of them`);
+  return q ?? d ?? 'f32';
 }
 
 /**
@@ -104,6 +112,12 @@ export function optionsHelp(specs: OptionSpecs): string {
 
 export const DTYPE_OPTION = {
   type: 'string',
-  value: 'f32|bf16',
-  help: 'how the weight matrices are held (default f32); bf16 halves their memory and the bytes a\ndecoded token reads, values rounded to nearest even where the file holds more; inference only',
+  value: 'f32|bf16|int8',
+  help: 'how the weight matrices are held (default f32); bf16 halves their memory and the bytes a\ndecoded token reads, values rounded to nearest even where the file holds more; int8\n(= --quantize int8) takes 0.28 of their f32 memory; bf16 and int8 are for inference only',
+} as const satisfies OptionSpec;
+
+export const QUANTIZE_OPTION = {
+  type: 'string',
+  value: 'int8',
+  help: 'quantize the weight matrices as they load (= --dtype int8): int8 values with a float32\nscale per block of 32 along a row, vectors kept float32; inference only',
 } as const satisfies OptionSpec;

@@ -8,7 +8,7 @@ import { byteSizeOption, intOption, parse, UsageError, type OptionSpecs } from '
 
 export const SCALE_OPTIONS = {
   shapes: { type: 'string', value: 'LIST', help: 'model shapes, comma-separated (scripts/random-model.mjs --list; default\nsmollm-135m,qwen2.5-0.5b,tinyllama-1.1b; mistral-7b writes a 14.5 GB folder)' },
-  dtypes: { type: 'string', value: 'LIST', help: 'weight types to load, of f32,bf16,int8 (default all; int8 is reported as not implemented)' },
+  dtypes: { type: 'string', value: 'LIST', help: 'weight types to load, of f32,bf16,int8 (default all)' },
   kinds: { type: 'string', value: 'LIST', help: 'teacher,supra (default both)' },
   prefill: { type: 'string', value: 'N', help: 'prompt tokens of the prefill measure (default 128)' },
   decode: { type: 'string', value: 'N', help: 'decoded tokens of the decode measure, after 4 warm-up tokens (default 32)' },

@@ -1,7 +1,7 @@
 // supra eval --model <dir> [--text <file>...] [--task name=path]...: perplexity on text files and
 // multiple-choice accuracy (lm-evaluation-harness style) on local task files. See docs/eval.md.
 import { readFileSync } from 'node:fs';
-import { DTYPE_OPTION, dtypeOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { DTYPE_OPTION, dtypeOption, QUANTIZE_OPTION, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -13,6 +13,7 @@ import { checkFewshot, evaluateTask, loadTask, makeScorer, parseTaskSpec, type T
 const OPTIONS = {
   model: { type: 'string', short: 'm', value: 'DIR', help: 'the model folder (teacher or SUPRA; tokenizer.json beside it)' },
   dtype: DTYPE_OPTION,
+  quantize: QUANTIZE_OPTION,
   text: { type: 'string', multiple: true, value: 'FILE...', help: 'perplexity of each text file (one document each); several files may follow' },
   task: { type: 'string', multiple: true, value: 'NAME=PATH...', help: 'multiple-choice accuracy from a local .jsonl file; NAME starting hellaswag, piqa, arc,\nwinogrande or mc picks the layout, else the fields do (docs/eval.md)' },
   'max-length': { type: 'string', value: 'N', help: 'softmax models: the sliding window (default max_position_embeddings)' },
@@ -81,7 +82,7 @@ export const command = {
     const numFewshot = intOption(values['num-fewshot'], 'num-fewshot', 0, 0);
     const limit = values.limit === undefined ? undefined : intOption(values.limit, 'limit', 0, 1);
     const seed = intOption(values.seed, 'seed', 1234, 0);
-    const dtype = dtypeOption(values.dtype);
+    const dtype = dtypeOption(values.dtype, values.quantize);
 
     // Read every input before the (slow) model load, so a typo fails at once.
     const textInputs = texts.map((path) => ({ path, text: readText(path) }));

@@ -44,6 +44,26 @@ export interface Bf16GemmArgs {
 }
 
 /**
+ * y[m, n] = x[m, k] · Wᵀ (y overwritten) with W an int8 weight stored [n, k] (core/weights.ts): each row of
+ * W in blocks of INT8_BLOCK values along k (the last one of a row shorter when k is not a multiple), block
+ * b of row j holding w[j, p] = scales[j · ceil(k / INT8_BLOCK) + b] · q[j, p]. Each block's products are
+ * summed in float32 (the int8 values widened to float32, exact), scaled by the block's scale, and the
+ * blocks summed in float32. x and y are packed float32.
+ */
+export interface Int8GemmArgs {
+  m: number;
+  n: number;
+  k: number;
+  x: Float32Array;
+  w: Int8Array;
+  scales: Float32Array;
+  y: Float32Array;
+}
+
+/** Values per scale of an int8 weight, along its rows (the kernels of both backends are built for it). */
+export const INT8_BLOCK = 32;
+
+/**
  * Elementwise kernels a backend may run itself, bit for bit what the shared wasm kernels compute (same
  * arguments as assembly/ops.ts; `grain` is the wasm runtime's chunkGrain, whose chunks fix the order of
  * the loss sum and where the scalar tails fall). ops.ts calls them when the backend has them.
@@ -68,8 +88,10 @@ export interface Backend {
   sgemm(args: GemmArgs): void;
   /** The product by a BF16 weight (Bf16GemmArgs). */
   gemmBf16(args: Bf16GemmArgs): void;
+  /** The product by an int8 weight (Int8GemmArgs). */
+  gemmInt8(args: Int8GemmArgs): void;
   /**
-   * Its weight products (sgemm, gemmBf16) read weights in ordinary memory in place, so models keep their
+   * Its weight products (sgemm, gemmBf16, gemmInt8) read weights in ordinary memory in place, so models keep their
    * matrices outside the 4 GiB arena (core/weights.ts WeightPlace 'heap'): native. The wasm kernels would
    * copy such a weight into the arena for every product, so the wasm backend keeps them in the arena.
    */

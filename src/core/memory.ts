@@ -119,8 +119,18 @@ export function allocU16(n: number): Uint16Array {
   return view;
 }
 
-/** Return a buffer made by allocF32/allocI32/allocU16. Views of it must not be used afterwards. */
-export function free(view: Float32Array | Int32Array | Uint16Array): void {
+/** A zero-filled int8 buffer of n elements in the arena (int8 weights, core/weights.ts), same allocator. */
+export function allocI8(n: number): Int8Array {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`supra: bad buffer length ${n}`);
+  const f = allocF32(Math.ceil(n / 4));
+  const view = new Int8Array(f.buffer, f.byteOffset, n);
+  finalizer.unregister(f);
+  finalizer.register(view, f.byteOffset, view);
+  return view;
+}
+
+/** Return a buffer made by allocF32/allocI32/allocU16/allocI8. Views of it must not be used afterwards. */
+export function free(view: Float32Array | Int32Array | Uint16Array | Int8Array): void {
   if (!inArena(view)) return;
   finalizer.unregister(view);
   release(view.byteOffset);

@@ -11,10 +11,17 @@
 //   bf16  bfloat16, the top half of a float32: widening is a 16-bit shift, exact, so a product over BF16
 //         weights is the float32 product over the widened weights; the kernels widen in registers and
 //         accumulate in float32. Half the bytes of f32: a memory-bound decode reads half as much.
-import type { Backend } from './backend.js';
-import { allocF32, allocU16 } from './memory.js';
+//   int8  blockwise symmetric int8 (ggml's Q8_0, with a float32 scale): each row cut in blocks of
+//         INT8_BLOCK = 32 values (the last one shorter when cols is not a multiple), each block stored as
+//         int8 q = round-half-even(x / scale) in [-127, 127] with scale = max|x| / 127, float32. 36 bytes
+//         per 32 values: 0.28 of f32's. Lossy, so inference only; the kernels widen q to float32 in
+//         registers, sum each block in float32 and apply its scale (see Int8GemmArgs).
+//         The scale is float32 rather than f16 (Q8_0's): 1.125 bytes a value instead of 1.0625, for
+//         scales that are plain floats on every backend (wasm SIMD has no f16) and no second rounding.
+import { INT8_BLOCK, type Backend } from './backend.js';
+import { allocF32, allocI8, allocU16 } from './memory.js';
 
-export type WeightType = 'f32' | 'bf16';
+export type WeightType = 'f32' | 'bf16' | 'int8';
 
 /**
  * Where a weight's values live. 'arena': the shared wasm memory (4 GiB at most), where every kernel works
@@ -25,7 +32,11 @@ export type WeightType = 'f32' | 'bf16';
 export type WeightPlace = 'arena' | 'heap';
 
 /** The values of a weight as stored, by type. */
-export type Weight = { readonly type: 'f32'; readonly data: Float32Array } | { readonly type: 'bf16'; readonly data: Uint16Array };
+export type Weight =
+  | { readonly type: 'f32'; readonly data: Float32Array }
+  | { readonly type: 'bf16'; readonly data: Uint16Array }
+  /** int8 values [rows · cols] row-major, scales [rows · ceil(cols / INT8_BLOCK)], cols the row length. */
+  | { readonly type: 'int8'; readonly data: Int8Array; readonly scales: Float32Array; readonly cols: number };
 
 export interface WeightTraits {
   readonly type: WeightType;
@@ -35,15 +46,23 @@ export interface WeightTraits {
   readonly blockBytes: number;
   /** Gradients can flow into it (training). Only float32 weights are trained. */
   readonly trainable: boolean;
-  /** A zero weight of n values in `place` (a zero-length one off the arena, for declare-only stores). */
-  alloc(n: number, place: WeightPlace): Weight;
+  /**
+   * A zero weight of n values in `place` (a zero-length one off the arena, for declare-only stores), in rows
+   * of `cols` values (default n: one row), which decides where a blockwise type's blocks fall.
+   */
+  alloc(n: number, place: WeightPlace, cols?: number): Weight;
   /** out[0, count) = values [from, from + count) as float32 (exact for every type but a quantized one). */
   toFloat(w: Weight, from: number, count: number, out: Float32Array): void;
-  /** Store float32 values [0, src.length) into w at `from`, rounded as PyTorch rounds to this type. */
+  /**
+   * Store float32 values [0, src.length) into w at `from`, rounded as PyTorch rounds to this type. A
+   * blockwise type takes whole blocks only (from and from + src.length at block edges) and throws on a
+   * value it cannot hold (int8: NaN, ±Infinity).
+   */
   fromFloat(src: Float32Array, w: Weight, from: number): void;
   /**
    * y[m, n] = x[m, k] · Wᵀ (y overwritten) on `backend`, W stored [n, k]: sgemm for f32, the backend's
-   * BF16 kernel (Backend.gemmBf16) for bf16, float32 accumulation in both.
+   * BF16 kernel (Backend.gemmBf16) for bf16, its int8 one (Backend.gemmInt8) for int8, float32
+   * accumulation in all.
    */
   matmulT(backend: Backend, x: Float32Array, w: Weight, y: Float32Array, m: number, n: number, k: number): void;
 }
@@ -82,8 +101,105 @@ const BF16: WeightTraits = {
   matmulT: (backend, x, w, y, m, n, k) => backend.gemmBf16({ m, n, k, x, w: asBf16(w), y }),
 };
 
+function asInt8(w: Weight): Extract<Weight, { type: 'int8' }> {
+  if (w.type !== 'int8') throw new Error(`supra: expected an int8 weight, got ${w.type}`);
+  return w;
+}
+
+/** Blocks per row of an int8 weight with rows of `cols` values. */
+export function int8BlocksPerRow(cols: number): number {
+  return Math.ceil(cols / INT8_BLOCK);
+}
+
+/**
+ * Nearest integer, ties to even (as torch.round), for |v| < 2^51: adding and taking away 1.5·2^52 leaves
+ * no fraction bits, and float64 addition rounds ties to even.
+ */
+const ROUND_MAGIC = 6755399441055744;
+const roundHalfEven = (v: number): number => v + ROUND_MAGIC - ROUND_MAGIC;
+
+/** out[0, count) = values [from, from + count) of an int8 weight: q · its block's scale, in float32. */
+function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: number, out: Float32Array): void {
+  const { data, scales, cols } = w;
+  const blocks = int8BlocksPerRow(cols);
+  if (out.length < count) throw new RangeError(`supra: int8 toFloat: destination holds ${out.length} < ${count}`);
+  if (from < 0 || from + count > data.length) throw new RangeError(`supra: int8 toFloat: values [${from}, ${from + count}) outside the weight's ${data.length}`);
+  let row = Math.floor(from / cols);
+  let col = from - row * cols;
+  for (let i = 0; i < count; i++) {
+    out[i] = data[from + i]! * scales[row * blocks + ((col / INT8_BLOCK) | 0)]!;
+    if (++col === cols) {
+      col = 0;
+      row++;
+    }
+  }
+}
+
+/** Is flat index i of a weight with rows of `cols` values at the edge of an int8 block? */
+const atBlockEdge = (i: number, cols: number): boolean => (i % cols) % INT8_BLOCK === 0;
+
+/** Quantize src into an int8 weight at `from`, block by block (whole blocks only, see WeightTraits.fromFloat). */
+function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, from: number): void {
+  const { data, scales, cols } = w;
+  const end = from + src.length;
+  if (from < 0 || end > data.length) throw new RangeError(`supra: int8 fromFloat: values [${from}, ${end}) outside the weight's ${data.length}`);
+  if (!atBlockEdge(from, cols) || !(end === data.length || atBlockEdge(end, cols))) {
+    throw new RangeError(`supra: int8 fromFloat: values [${from}, ${end}) do not cover whole blocks of ${INT8_BLOCK} (rows of ${cols})`);
+  }
+  const blocks = int8BlocksPerRow(cols);
+  for (let start = from; start < end; ) {
+    const row = Math.floor(start / cols);
+    const col = start - row * cols;
+    const stop = start + Math.min(INT8_BLOCK, cols - col); // this block: to the next edge or the row's end
+    let amax = 0;
+    for (let i = start - from; i < stop - from; i++) {
+      const v = src[i]!;
+      const a = v < 0 ? -v : v;
+      if (a > amax) amax = a;
+      else if (!(a <= amax)) throw new RangeError(`supra: int8 weights cannot hold ${v} (value ${i + from} of the weight)`); // NaN
+    }
+    if (amax === Infinity) {
+      const i = src.subarray(start - from, stop - from).findIndex((v) => !Number.isFinite(v)) + start;
+      throw new RangeError(`supra: int8 weights cannot hold ${src[i - from]} (value ${i} of the weight)`);
+    }
+    const scale = Math.fround(amax / 127);
+    scales[row * blocks + col / INT8_BLOCK] = scale;
+    if (scale === 0) data.fill(0, start, stop);
+    else if (scale >= 2 ** -126) {
+      // |x| ≤ amax and a normal scale within 2^-24 of amax / 127: |x / scale| < 127.5, no clamp needed
+      for (let i = start; i < stop; i++) data[i] = roundHalfEven(src[i - from]! / scale);
+    } else {
+      // a subnormal scale may be far from amax / 127: clamp (an Int8Array would wrap 128 to -128)
+      for (let i = start; i < stop; i++) data[i] = Math.max(-127, Math.min(127, roundHalfEven(src[i - from]! / scale)));
+    }
+    start = stop;
+  }
+}
+
+const INT8: WeightTraits = {
+  type: 'int8',
+  blockSize: INT8_BLOCK,
+  blockBytes: INT8_BLOCK + 4, // the int8 values and a float32 scale
+  trainable: false,
+  alloc: (n, place, cols = n) => {
+    const rows = cols === 0 ? 0 : n / cols;
+    if (!Number.isInteger(rows)) throw new RangeError(`supra: an int8 weight of ${n} values cannot have rows of ${cols}`);
+    if (n === 0) return { type: 'int8', data: new Int8Array(0), scales: new Float32Array(0), cols: Math.max(1, cols) };
+    const scales = rows * int8BlocksPerRow(cols);
+    if (place === 'heap') return { type: 'int8', data: new Int8Array(n), scales: new Float32Array(scales), cols };
+    return { type: 'int8', data: allocI8(n), scales: allocF32(scales), cols };
+  },
+  toFloat: (w, from, count, out) => int8ToFloat(asInt8(w), from, count, out),
+  fromFloat: (src, w, from) => int8FromFloat(src, asInt8(w), from),
+  matmulT: (backend, x, w, y, m, n, k) => {
+    const q = asInt8(w);
+    if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
+    backend.gemmInt8({ m, n, k, x, w: q.data, scales: q.scales, y });
+  },
+};
+
 /** The weight types by name. */
-export const WEIGHT_TYPES: Readonly<Record<WeightType, WeightTraits>> = { f32: F32, bf16: BF16 };
+export const WEIGHT_TYPES: Readonly<Record<WeightType, WeightTraits>> = { f32: F32, bf16: BF16, int8: INT8 };
 
 export function isWeightType(value: string): value is WeightType {
   return Object.hasOwn(WEIGHT_TYPES, value);

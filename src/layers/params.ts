@@ -1,10 +1,10 @@
 // The parameter store: every parameter of a model by its HF / safetensors name, each a buffer allocated
 // once, with its gradient buffer beside it. Gradients are allocated on first need (enableGrads), so a
 // model loaded for inference holds no gradient memory. Matrices may be stored in a narrower weight type
-// (core/weights.ts: BF16) for inference, and outside the wasm arena (WeightPlace 'heap') where the
+// (core/weights.ts: BF16, int8) for inference, and outside the wasm arena (WeightPlace 'heap') where the
 // backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
 import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
-import { f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
+import { bf16ToF32Array, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -55,9 +55,35 @@ export function mapSource(tensors: ReadonlyMap<string, StoredTensor>): TensorSou
   };
 }
 
+/** Values quantized per chunk while loading an int8 weight from BF16 bits (whole rows, about this many). */
+const INT8_LOAD_CHUNK = 1 << 16;
+
+/**
+ * Tensor `name` of `source` quantized into an int8 weight, through one temporary copy of the tensor: its
+ * BF16 bits when the file holds BF16 (widened a few rows at a time: exact), float32 otherwise.
+ */
+function readInt8(source: TensorSource, name: string, stored: Extract<Weight, { type: 'int8' }>): void {
+  const n = stored.data.length;
+  const traits = WEIGHT_TYPES.int8;
+  if (source.readBf16Into && source.info(name).dtype === 'BF16') {
+    const bits = source.readBf16Into(name, new Uint16Array(n));
+    const rows = Math.max(1, Math.floor(INT8_LOAD_CHUNK / stored.cols)) * stored.cols;
+    const chunk = new Float32Array(Math.min(n, rows));
+    for (let from = 0; from < n; from += rows) {
+      const part = chunk.subarray(0, Math.min(rows, n - from));
+      bf16ToF32Array(bits.subarray(from, from + part.length), new Uint32Array(part.buffer, part.byteOffset, part.length));
+      traits.fromFloat(part, stored, from);
+    }
+  } else {
+    traits.fromFloat(source.readInto(name, new Float32Array(n)), stored, 0);
+  }
+}
+
 /** Tensor `name` of `source` into a parameter's storage, in its weight type. */
 function readStored(source: TensorSource, name: string, stored: Weight): void {
-  if (stored.type === 'f32') {
+  if (stored.type === 'int8') {
+    readInt8(source, name, stored);
+  } else if (stored.type === 'f32') {
     source.readInto(name, stored.data);
   } else if (source.readBf16Into) {
     source.readBf16Into(name, stored.data);
@@ -152,7 +178,7 @@ export class ParamStore {
       if (!Number.isInteger(d) || d <= 0) throw new Error(`supra: parameter ${name} has bad shape [${shape.join(', ')}]`);
     }
     const traits = WEIGHT_TYPES[this.typeFor(shape)];
-    const p = new StoredParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape), this.placeFor(shape)));
+    const p = new StoredParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape), this.placeFor(shape), shape[shape.length - 1]));
     if (this.gradsOn) p.grad = allocF32(numel(shape));
     this.byName.set(name, p);
     return p;
@@ -241,7 +267,13 @@ export class ParamStore {
         throw new Error(`supra: ${file}: tensor ${p.name} has shape [${shape.join(', ')}], the config expects [${p.shape.join(', ')}]`);
       }
       if (!FLOAT_DTYPES.has(dtype)) throw new Error(`supra: ${file}: tensor ${p.name} has dtype ${dtype}, expected a float tensor`);
-      readStored(source, p.name, storedWeight(p));
+      try {
+        readStored(source, p.name, storedWeight(p));
+      } catch (e) {
+        // a value the weight type cannot hold (int8: NaN, ±Infinity): say which tensor of which file
+        if (e instanceof RangeError && /cannot hold/.test(e.message)) throw new Error(`supra: ${file}: tensor ${p.name}: ${e.message.replace(/^supra: /, '')}`);
+        throw e;
+      }
     }
     if (missing.length > 0) {
       const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
@@ -252,7 +284,9 @@ export class ParamStore {
 
   free(): void {
     for (const p of this.byName.values()) {
-      free(storedWeight(p).data);
+      const stored = storedWeight(p);
+      free(stored.data);
+      if (stored.type === 'int8') free(stored.scales);
       if (p.grad) free(p.grad);
       p.grad = null;
     }

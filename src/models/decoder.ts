@@ -367,9 +367,13 @@ const parameterCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2
  */
 export function checkParametersFit(config: ModelConfig, options: DecoderOptions = {}, source?: string): void {
   const need = parameterMemory(config, options);
-  const dtypeName = { f32: 'float32', bf16: 'bfloat16' }[need.dtype];
+  const dtypeName = { f32: 'float32', bf16: 'bfloat16', int8: 'int8' }[need.dtype];
   const what = `${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${gib(need.bytes)} with matrices in ${dtypeName}`;
-  const halve = need.dtype === 'f32' ? 'load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or ' : '';
+  const narrower = need.dtype === 'f32'
+    ? 'load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or int8 (--quantize int8), which takes 0.28 of them, or '
+    : need.dtype === 'bf16'
+      ? 'load it with dtype int8 (--quantize int8; inference only), which takes 0.56 of its bf16 matrices, or '
+      : '';
   const arenaFree = arenaFreeBytes();
   if (need.arenaBytes > arenaFree) {
     const backend = getBackend();
@@ -378,7 +382,7 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
       : 'use the native backend (--backend native, or SUPRA_BACKEND=native), which keeps the matrices outside the arena; or ';
     throw new Error(
       `supra: ${what}, more than the ${gib(arenaFree)} free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena ` +
-        `that holds the weights on the ${backend.name} backend. To run it, ${native}${halve}use a smaller model: ` +
+        `that holds the weights on the ${backend.name} backend. To run it, ${native}${narrower}use a smaller model: ` +
         `the arena holds about ${parameterCount(arenaFree / (need.bytes / need.count))} parameters this way.`,
     );
   }
@@ -386,7 +390,7 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
   if (available !== undefined && need.heapBytes > available) {
     throw new Error(
       `supra: ${what}, more than the ${gib(available)} of memory this machine has available. ` +
-        `To run it, ${halve}use a smaller model, or free memory.`,
+        `To run it, ${narrower}use a smaller model, or free memory.`,
     );
   }
 }

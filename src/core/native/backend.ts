@@ -15,9 +15,9 @@ import { createRequire } from 'node:module';
 import { freemem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, Int8GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
-import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, sgemmWasm } from '../wasm/backend.js';
+import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
 
 function isArenaF32(x: unknown): x is Float32Array {
   return x instanceof Float32Array && inArena(x);
@@ -45,6 +45,7 @@ interface Addon {
     batch: number,
   ): void;
   gemmBf16(m: number, n: number, k: number, x: Float32Array, w: Uint16Array, y: Float32Array): void;
+  gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
     smallKernel: SmallKernel; elementwiseKernels: SmallKernel;
@@ -60,6 +61,7 @@ interface Addon {
 /** Every function of Addon: an add-on lacking one was built from older sources. */
 const ADDON_FUNCTIONS = [
   'sgemm', 'gemmBf16', 'info', 'setThreads', 'useSmallKernel', 'useElementwiseKernels', 'crossEntropy', 'swiglu', 'swigluBackward',
+  'gemmInt8',
 ] as const satisfies ReadonlyArray<keyof Addon>;
 
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
@@ -253,6 +255,12 @@ function load(addonPath: string): NativeResult {
     else addon.gemmBf16(g.m, g.n, g.k, g.x, g.w, g.y);
   }
 
+  /** Products by an int8 weight: as gemmBf16, on the add-on's int8 kernels (dequantized bands for sgemm past m = 4). */
+  function gemmInt8(g: Int8GemmArgs): void {
+    if (g.m <= 4 && decodeKernel === 'none' && inArena(g.w)) gemmInt8Wasm(g); // as gemmBf16
+    else addon.gemmInt8(g.m, g.n, g.k, g.x, g.w, g.scales, g.y);
+  }
+
   const backend: NativeBackend = {
     name: 'native',
     get threads() {
@@ -260,6 +268,7 @@ function load(addonPath: string): NativeResult {
     },
     sgemm,
     gemmBf16,
+    gemmInt8,
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => freemem(),

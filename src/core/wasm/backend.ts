@@ -1,6 +1,6 @@
 // The wasm backend: sgemm from the AssemblyScript SIMD module (assembly/sgemm.ts), with C cut into
 // tiles that the worker pool shares. Small products run on the calling thread only.
-import { leadingDims, type Backend, type Bf16GemmArgs, type GemmArgs } from '../backend.js';
+import { INT8_BLOCK, leadingDims, type Backend, type Bf16GemmArgs, type GemmArgs, type Int8GemmArgs } from '../backend.js';
 import { MAX_CHUNKS } from './pool.js';
 import { beginCall, endCall, getPool, kernels, ptr } from './runtime.js';
 
@@ -129,6 +129,30 @@ export function gemmBf16Wasm(g: Bf16GemmArgs): void {
   endCall();
 }
 
+/** y[m, n] = x[m, k]·Wᵀ with W an int8 weight stored [n, k] (see Int8GemmArgs), tiled over the pool as gemmBf16Wasm. */
+export function gemmInt8Wasm(g: Int8GemmArgs): void {
+  const { m, n, k } = g;
+  checkDim('m', m);
+  checkDim('n', n);
+  checkDim('k', k);
+  if (m === 0 || n === 0) return;
+  beginCall();
+  const px = ptr(g.x, m * k, 'gemmInt8: x', 'in');
+  const pw = ptr(g.w, n * k, 'gemmInt8: w', 'in');
+  const ps = ptr(g.scales, n * Math.ceil(k / INT8_BLOCK), 'gemmInt8: scales', 'in');
+  const py = ptr(g.y, m * n, 'gemmInt8: y', 'out');
+  const pool = getPool();
+  const small = m <= SMALL_M;
+  if (pool.threads === 1 || 2 * m * n * k < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
+    kernels().gemmInt8Tiles(m, n, k, px, pw, ps, py, m, n, 1, 1, 0, 1, pool.workPtr(0));
+  } else {
+    const plan = planTiles(m, n, pool.threads * TILES_PER_THREAD);
+    const tiles = plan.tilesM * plan.tilesN;
+    pool.run('gemmInt8Tiles', [m, n, k, px, pw, ps, py, plan.tileM, plan.tileN, plan.tilesM, plan.tilesN], tiles, Math.ceil(tiles / Math.min(tiles, MAX_CHUNKS)));
+  }
+  endCall();
+}
+
 export function createWasmBackend(): Backend {
   return {
     name: 'wasm',
@@ -137,6 +161,7 @@ export function createWasmBackend(): Backend {
     },
     sgemm: sgemmWasm,
     gemmBf16: gemmBf16Wasm,
+    gemmInt8: gemmInt8Wasm,
     heapWeights: false,
     // every product and reduction splits over outputs, each summed in the same order on any thread
     fingerprint: () => ({ backend: 'wasm' }),

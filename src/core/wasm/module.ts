@@ -16,6 +16,10 @@ export interface KernelExports {
     m: number, n: number, k: number, x: number, w: number, y: number,
     tileM: number, tileN: number, tilesM: number, tilesN: number, lo: number, hi: number, work: number,
   ): void;
+  gemmInt8Tiles(
+    m: number, n: number, k: number, x: number, w: number, scales: number, y: number,
+    tileM: number, tileN: number, tilesM: number, tilesN: number, lo: number, hi: number, work: number,
+  ): void;
   add(a: number, b: number, out: number, lo: number, hi: number): void;
   axpy(alpha: number, x: number, y: number, lo: number, hi: number): void;
   scale(x: number, s: number, lo: number, hi: number): void;

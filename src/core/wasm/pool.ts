@@ -40,7 +40,7 @@ if (MESSAGE_OFFSET + 2 * MESSAGE_CHARS > ARENA_BASE) throw new Error('supra: poo
 
 /** Kernels a job may name (exports of kernels.wasm taking (...args, lo, hi[, work])). */
 export const POOL_KERNELS = [
-  'sgemmTiles', 'gemmBf16Tiles', 'add', 'axpy', 'scale', 'mul', 'relu', 'reluBackward', 'swiglu', 'swigluBackward',
+  'sgemmTiles', 'gemmBf16Tiles', 'gemmInt8Tiles', 'add', 'axpy', 'scale', 'mul', 'relu', 'reluBackward', 'swiglu', 'swigluBackward',
   'addBias', 'sumRows', 'rmsnorm', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'groupnorm', 'groupnormBackward',
   'rope', 'softmax', 'softmaxBackward', 'logSoftmax', 'crossEntropy', 'embedding', 'embeddingBackward',
   'sumSquares', 'anyNonFinite', 'adamw',

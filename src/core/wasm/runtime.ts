@@ -5,7 +5,7 @@
 // arrays. Ordinary arrays are copied into temporary arena buffers and, for outputs, copied back:
 // correct, but it costs a copy each way, so models keep their buffers in the arena.
 import { availableParallelism } from 'node:os';
-import { allocF32, allocI32, allocU16, free, inArena, memory } from '../memory.js';
+import { allocF32, allocI32, allocI8, allocU16, free, inArena, memory } from '../memory.js';
 import { instantiateKernels, kernelModule, type KernelExports } from './module.js';
 import { MAX_CHUNKS, Pool, type PoolKernel } from './pool.js';
 
@@ -44,11 +44,11 @@ export function setThreads(n: number): void {
 // ---------------------------------------------------------------- staging
 
 type Mode = 'in' | 'out' | 'inout';
-type KernelArray = Float32Array | Int32Array | Float64Array | Uint16Array;
+type KernelArray = Float32Array | Int32Array | Float64Array | Uint16Array | Int8Array;
 interface Staged {
   user: KernelArray;
   temp: KernelArray;
-  block: Float32Array | Int32Array | Uint16Array; // the arena block under temp, freed after the call
+  block: Float32Array | Int32Array | Uint16Array | Int8Array; // the arena block under temp, freed after the call
   count: number;
   copyBack: boolean;
 }
@@ -71,9 +71,10 @@ export function ptr(arr: KernelArray, count: number, name: string, mode: Mode): 
   }
   if (inArena(arr)) return arr.byteOffset;
   let temp: KernelArray;
-  let block: Float32Array | Int32Array | Uint16Array;
+  let block: Float32Array | Int32Array | Uint16Array | Int8Array;
   if (arr instanceof Int32Array) temp = block = allocI32(count);
   else if (arr instanceof Uint16Array) temp = block = allocU16(count);
+  else if (arr instanceof Int8Array) temp = block = allocI8(count);
   else if (arr instanceof Float64Array) {
     block = allocF32(2 * count);
     temp = new Float64Array(block.buffer, block.byteOffset, count);

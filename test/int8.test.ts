@@ -1,0 +1,322 @@
+// int8 weights (src/core/weights.ts, Backend.gemmInt8): quantizing and dequantizing (exact where the values
+// are representable, within half a scale otherwise, NaN/Infinity refused naming the tensor), the products
+// of both backends against float arithmetic on the dequantized weights, loading that quantizes as it reads,
+// the embedded teacher and its SUPRA model at int8 against f32, backward refused, and --quantize int8 on
+// the command line. Runs on the backend the runner selects (SUPRA_BACKEND), like every test file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { INT8_BLOCK } from '../src/core/backend.js';
+import { allocF32, free, inArena } from '../src/core/memory.js';
+import * as ops from '../src/core/ops.js';
+import { getBackend } from '../src/core/select.js';
+import { int8BlocksPerRow, WEIGHT_TYPES, weightBytes, type Weight } from '../src/core/weights.js';
+import { saveCheckpoint, openCheckpoint } from '../src/io/checkpoint.js';
+import { Linear } from '../src/layers/linear.js';
+import { mapSource, ParamStore } from '../src/layers/params.js';
+import { loadDecoder } from '../src/models/auto.js';
+import { parameterMemory } from '../src/models/decoder.js';
+import { linearizeFolder } from '../src/models/linearize.js';
+import { generate } from '../src/generate/generate.js';
+import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
+import { freshDirs, tempRoot } from './helpers/tmp.js';
+
+type Int8Weight = Extract<Weight, { type: 'int8' }>;
+const INT8 = WEIGHT_TYPES.int8;
+const teacherDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
+const newDir = freshDirs(tempRoot('supra-int8-'));
+
+// Deterministic uniform values in [-1, 1).
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+function randomF32(n: number, next: () => number, arena = true): Float32Array {
+  const a = arena ? allocF32(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = next();
+  return a;
+}
+
+/** An int8 weight [rows, cols] quantized from random values, and its dequantized values (float32, in the arena). */
+function randomInt8(rows: number, cols: number, next: () => number): { w: Int8Weight; deq: Float32Array } {
+  const w = INT8.alloc(rows * cols, 'arena', cols) as Int8Weight;
+  INT8.fromFloat(randomF32(rows * cols, next, false), w, 0);
+  const deq = allocF32(rows * cols);
+  INT8.toFloat(w, 0, rows * cols, deq);
+  return { w, deq };
+}
+
+const freeInt8 = (w: Int8Weight): void => {
+  free(w.data);
+  free(w.scales);
+};
+
+test('the int8 row: sizes count the scales, representable values come back exactly, others within half a scale', () => {
+  assert.equal(weightBytes('int8', 3, 64), 3 * 2 * 36);
+  assert.equal(weightBytes('int8', 3, 40), 3 * 2 * 36, 'a row of 40 takes two blocks');
+  assert.equal(INT8.trainable, false);
+  // two rows of 40: blocks [0, 32) and [32, 40) per row, each with its own scale
+  const cols = 40;
+  const w = INT8.alloc(2 * cols, 'arena', cols) as Int8Weight;
+  assert.ok(inArena(w.data) && inArena(w.scales));
+  assert.equal(w.scales.length, 4);
+  // multiples of 2^-7 with |q| ≤ 127 and 127 reached in every block: exact
+  const exact = new Float32Array(2 * cols);
+  for (let i = 0; i < exact.length; i++) exact[i] = (((i * 37) % 255) - 127) * 2 ** -7;
+  for (const b of [0, 32, 40, 72]) exact[b] = 127 * 2 ** -7;
+  INT8.fromFloat(exact, w, 0);
+  assert.deepEqual(Array.from(w.scales), [2 ** -7, 2 ** -7, 2 ** -7, 2 ** -7]);
+  const back = new Float32Array(2 * cols);
+  INT8.toFloat(w, 0, back.length, back);
+  assert.deepEqual(Array.from(back), Array.from(exact));
+  // a part read from the middle of a row
+  const part = new Float32Array(10);
+  INT8.toFloat(w, 35, 10, part);
+  assert.deepEqual(Array.from(part), Array.from(exact.subarray(35, 45)));
+  // zeros: a zero scale and zero values; the other block of the row is unaffected
+  INT8.fromFloat(new Float32Array(32), w, 40);
+  assert.equal(w.scales[2], 0);
+  INT8.toFloat(w, 40, 40, back.subarray(0, 40));
+  assert.deepEqual(Array.from(back.subarray(0, 32)), new Array(32).fill(0));
+  assert.equal(back[32], exact[72]);
+  // ties go to even: with scale 1, 2.5 → 2, 3.5 → 4, -2.5 → -2, -0.5 → 0
+  const ties = new Float32Array(40);
+  ties.set([127, 2.5, 3.5, -2.5, -0.5, 0.5, 1.5]);
+  ties[32] = 1;
+  INT8.fromFloat(ties, w, 0);
+  assert.deepEqual(Array.from(w.data.subarray(0, 7)), [127, 2, 4, -2, 0, 0, 2]);
+  // a subnormal scale far from max|x| / 127 (178·2^-149 / 127 rounds to 2^-149): clamped to ±127, not
+  // wrapped round (178 would be stored as -78)
+  const tiny = new Float32Array(32);
+  tiny.set([178 * 2 ** -149, -178 * 2 ** -149, 89 * 2 ** -149]);
+  INT8.fromFloat(tiny, w, 0);
+  assert.equal(w.scales[0], 2 ** -149);
+  assert.deepEqual(Array.from(w.data.subarray(0, 3)), [127, -127, 89]);
+  // random values: within half their block's scale
+  const next = rng(3);
+  const values = randomF32(2 * cols, next, false);
+  INT8.fromFloat(values, w, 0);
+  INT8.toFloat(w, 0, values.length, back);
+  for (let i = 0; i < values.length; i++) {
+    const scale = w.scales[Math.floor(i / cols) * 2 + Math.floor((i % cols) / INT8_BLOCK)]!;
+    assert.ok(Math.abs(back[i]! - values[i]!) <= (scale / 2) * (1 + 2 ** -20), `value ${i}: ${values[i]} → ${back[i]} (scale ${scale})`);
+  }
+  // what int8 cannot hold, and writes that would split a block
+  assert.throws(() => INT8.fromFloat(new Float32Array(32).fill(Number.NaN, 1, 2), w, 0), /int8 weights cannot hold NaN \(value 1 of the weight\)/);
+  assert.throws(() => INT8.fromFloat(new Float32Array(8).fill(Number.NEGATIVE_INFINITY), w, 32), /cannot hold -Infinity \(value 32/);
+  assert.throws(() => INT8.fromFloat(new Float32Array(16), w, 0), /values \[0, 16\) do not cover whole blocks of 32 \(rows of 40\)/);
+  assert.throws(() => INT8.fromFloat(new Float32Array(8), w, 4), /do not cover whole blocks/);
+  assert.throws(() => INT8.alloc(50, 'arena', 40), /int8 weight of 50 values cannot have rows of 40/);
+  freeInt8(w);
+});
+
+// Odd shapes: k below, at and past a block, k not a multiple of 32 (a shorter last block), the decoding path
+// (m ≤ 4; the larger ones shared with the native add-on's helper thread) and the packed one (m > 4).
+const SHAPES: Array<[m: number, n: number, k: number]> = [
+  [1, 67, 1], [1, 33, 15], [1, 130, 32], [2, 9, 130], [3, 40, 47], [4, 17, 64], [4, 64, 200],
+  [1, 300, 576], [2, 1001, 96], [3, 257, 100], [4, 130, 704], [5, 19, 33], [9, 70, 130], [37, 23, 17], [64, 96, 576],
+];
+
+test('int8 products match a float64 reference of the dequantized weights within (k + 4)·2^-24·Σ|x·w|, and m > 4 matches sgemm on them (wasm: bit for bit)', () => {
+  const next = rng(7);
+  const be = getBackend();
+  for (const [m, n, k] of SHAPES) {
+    const x = randomF32(m * k, next);
+    const { w, deq } = randomInt8(n, k, next);
+    const y = allocF32(m * n).fill(Number.NaN); // overwritten, NaN garbage included
+    be.gemmInt8({ m, n, k, x, w: w.data, scales: w.scales, y });
+    const what = `${be.name} [${m}×${k}]·[${n}×${k}]ᵀ`;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let exact = 0;
+        let bound = 0;
+        for (let p = 0; p < k; p++) {
+          exact += x[i * k + p]! * deq[j * k + p]!;
+          bound += Math.abs(x[i * k + p]! * deq[j * k + p]!);
+        }
+        const err = Math.abs(y[i * n + j]! - exact);
+        assert.ok(err <= (k + 4) * 2 ** -24 * bound, `${what} (${i}, ${j}): ${y[i * n + j]} vs ${exact}`);
+      }
+    }
+    if (m > 4) {
+      // the packed path dequantizes and runs the float32 product: the wasm kernel packs as it dequantizes
+      // (the same bits); native hands dequantized bands to OpenBLAS, whose rounding depends on the split
+      const y32 = allocF32(m * n);
+      be.sgemm({ transA: false, transB: true, m, n, k, a: x, b: deq, c: y32 });
+      if (be.name === 'wasm') assert.deepEqual(Array.from(y), Array.from(y32), what);
+      else assert.ok(maxAbsDiff(y, y32) <= 1e-5 * Math.max(1, maxAbs(y32)), what);
+      free(y32);
+    } else if (m > 1) {
+      // each decoding row alone gives the same bits as within the product
+      const row = allocF32(n);
+      be.gemmInt8({ m: 1, n, k, x: x.subarray(k * (m - 1)), w: w.data, scales: w.scales, y: row });
+      assert.deepEqual(Array.from(row), Array.from(y.subarray(n * (m - 1))), `${what}, last row alone`);
+      free(row);
+    }
+    for (const a of [x, deq, y]) free(a);
+    freeInt8(w);
+  }
+});
+
+test('int8 products: arrays off the arena, k = 0 and bad arguments', () => {
+  const next = rng(17);
+  const [m, n, k] = [3, 21, 40];
+  const { w: wa, deq } = randomInt8(n, k, next);
+  const x = randomF32(m * k, next, false);
+  const w = new Int8Array(wa.data);
+  const scales = new Float32Array(wa.scales);
+  const y = new Float32Array(m * n);
+  getBackend().gemmInt8({ m, n, k, x, w, scales, y });
+  const xa = allocF32(m * k);
+  xa.set(x);
+  const ya = allocF32(m * n);
+  getBackend().gemmInt8({ m, n, k, x: xa, w: wa.data, scales: wa.scales, y: ya });
+  assert.deepEqual(Array.from(y), Array.from(ya));
+  const y0 = new Float32Array(6).fill(Number.NaN);
+  getBackend().gemmInt8({ m: 2, n: 3, k: 0, x: new Float32Array(0), w: new Int8Array(0), scales: new Float32Array(0), y: y0 });
+  assert.deepEqual(Array.from(y0), [0, 0, 0, 0, 0, 0]);
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w: w.subarray(1), scales, y }), /gemmInt8: w has 839 (elements|values)/);
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales: scales.subarray(1), y }), /gemmInt8: scales has 41 (elements|values)/);
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales, y: y.subarray(1) }), /gemmInt8: y has 62 (elements|values)/);
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x: x.subarray(1), w, scales, y }), /gemmInt8: x has 119 (elements|values)/);
+  for (const a of [xa, ya, deq]) free(a);
+  freeInt8(wa);
+});
+
+test('Linear over an int8 weight: forward with the bias, as the float32 layer over the dequantized weight; backward refused, naming the weight', () => {
+  const next = rng(19);
+  const store = new ParamStore({ dtype: 'int8' });
+  const layer = Linear.create(store, 'proj', 64, 10, true);
+  const stored = layer.weight.stored as Int8Weight;
+  assert.equal(stored.type, 'int8');
+  assert.equal(layer.bias?.stored?.type, 'f32', 'vectors stay float32');
+  INT8.fromFloat(randomF32(640, next, false), stored, 0);
+  layer.bias!.data.set(randomF32(10, next, false));
+  const deq = allocF32(640);
+  INT8.toFloat(stored, 0, 640, deq);
+  const x = randomF32(3 * 64, next);
+  const y = allocF32(30);
+  layer.forward(x, y, 3);
+  const want = allocF32(30);
+  ops.linear(x, deq, layer.bias!.data, want, 3, 64, 10);
+  assert.ok(maxAbsDiff(y, want) <= 1e-5 * Math.max(1, maxAbs(want)), `max diff ${maxAbsDiff(y, want)}`);
+  assert.throws(() => layer.weight.data, /proj\.weight is stored as int8.*load the model with dtype f32/);
+  const dy = allocF32(30);
+  const message = /supra: proj\.weight is stored as int8: trained weights are float32; load with dtype f32/;
+  assert.throws(() => layer.backward(dy, x, allocF32(192), 3), message);
+  assert.throws(() => layer.backwardParams(dy, x, 3), message);
+  assert.throws(() => store.enableGrads(), message);
+  store.free();
+});
+
+test('loading as int8: F32 and BF16 tensors quantized as read, vectors kept float32, NaN refused naming the tensor', () => {
+  const next = rng(23);
+  const rows = 5, cols = 72; // a shorter last block per row
+  const values = randomF32(rows * cols, next, false);
+  const bias = randomF32(rows, next, false);
+  const want = INT8.alloc(rows * cols, 'arena', cols) as Int8Weight;
+  INT8.fromFloat(values, want, 0);
+  // from tensors in memory (float32), and from a BF16 file (read as its BF16 bits, widened a few rows at a time)
+  const dir = newDir();
+  saveCheckpoint(dir, [{ name: 'w', shape: [rows, cols], data: values }, { name: 'b', shape: [rows], data: bias }], { dtype: 'BF16' });
+  const ckpt = openCheckpoint(dir);
+  const bf16Values = ckpt.readF32('w');
+  const wantBf16 = INT8.alloc(rows * cols, 'arena', cols) as Int8Weight;
+  INT8.fromFloat(bf16Values, wantBf16, 0);
+  for (const [source, expected, name] of [
+    [mapSource(new Map([['w', { dtype: 'F32', shape: [rows, cols], data: values }], ['b', { dtype: 'F32', shape: [rows], data: bias }]])), want, 'memory'],
+    [ckpt, wantBf16, dir],
+  ] as const) {
+    const store = new ParamStore({ dtype: 'int8' });
+    const w = store.add('w', [rows, cols]);
+    const b = store.add('b', [rows]);
+    store.load(source, name);
+    const got = w.stored as Int8Weight;
+    assert.deepEqual(Array.from(got.data), Array.from(expected.data), name);
+    assert.deepEqual(Array.from(got.scales), Array.from(expected.scales), name);
+    assert.equal(b.stored?.type, 'f32');
+    store.free();
+  }
+  ckpt.close();
+  const store = new ParamStore({ dtype: 'int8' });
+  store.add('w', [2, 4]);
+  const bad = new Float32Array([1, 2, 3, 4, 5, Number.POSITIVE_INFINITY, 7, 8]);
+  assert.throws(() => store.load(mapSource(new Map([['w', { dtype: 'F32', shape: [2, 4], data: bad }]])), 'memory'),
+    /^Error: supra: memory: tensor w: int8 weights cannot hold Infinity \(value 5 of the weight\)/);
+  store.free();
+  for (const w of [want, wantBf16]) freeInt8(w);
+});
+
+const PROMPT = Array.from({ length: 48 }, (_, i) => (i * 997 + 5) % 4096);
+
+test('the embedded teacher and its SUPRA model at int8: logits within 0.25 of f32 (measured 0.10, logits ±11), the same greedy tokens, 0.28 of the bytes', () => {
+  const supraDir = join(newDir(), 'supra');
+  linearizeFolder(teacherDir, supraDir, { seed: 3, dtype: 'F32' });
+  for (const dir of [teacherDir, supraDir]) {
+    const f32 = loadDecoder(dir).model;
+    const int8 = loadDecoder(dir, { dtype: 'int8' }).model;
+    try {
+      assert.equal(int8.store.dtype, 'int8');
+      assert.ok(int8.params().filter((p) => p.shape.length === 2).every((p) => p.stored?.type === 'int8'));
+      assert.ok(int8.params().filter((p) => p.shape.length === 1).every((p) => p.stored?.type === 'f32'));
+      const mem = parameterMemory(int8.config, { dtype: 'int8' });
+      const matrices = int8.params().filter((p) => p.shape.length === 2);
+      const expect = matrices.reduce((s, p) => s + p.shape[0]! * int8BlocksPerRow(p.shape[1]!) * 36, 0) +
+        int8.params().filter((p) => p.shape.length === 1).reduce((s, p) => s + 4 * p.shape[0]!, 0);
+      assert.equal(mem.bytes, expect);
+      assert.ok(mem.bytes < 0.3 * parameterMemory(f32.config).bytes);
+      const a = f32.forward(PROMPT, 1, PROMPT.length).slice();
+      const b = int8.forward(PROMPT, 1, PROMPT.length).slice();
+      const diff = maxAbsDiff(a, b);
+      assert.ok(diff > 0 && diff <= 0.25, `${dir}: max |logit diff| ${diff} (max |logit| ${maxAbs(a)})`);
+      const opts = { max_new_tokens: 10, do_sample: false, eos_token_id: null };
+      assert.deepEqual(generate(int8, [PROMPT], opts).sequences[0], generate(f32, [PROMPT], opts).sequences[0], dir);
+      assert.throws(() => {
+        int8.loss(PROMPT, 1, PROMPT.length);
+        int8.backward();
+      }, /stored as int8: trained weights are float32; load with dtype f32/);
+    } finally {
+      f32.free();
+      int8.free();
+    }
+  }
+});
+
+test('--quantize int8 (and --dtype int8) on generate and eval; disagreeing or unknown values are usage errors', () => {
+  const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const gen = (...flags: string[]) => run(['generate', '--model', teacherDir, '--prompt', 'Once upon a time', '-n', '8', ...flags]);
+  const q = gen('--quantize', 'int8');
+  assert.equal(q.status, 0, q.stderr);
+  const d = gen('--dtype', 'int8');
+  assert.equal(d.status, 0, d.stderr);
+  assert.equal(q.stdout, d.stdout);
+  assert.ok(q.stdout.trim().length > 0, 'some text');
+  const text = join(newDir(), 'text.txt');
+  writeFileSync(text, 'The cat sat on the mat. It was a sunny day, and the children played in the park until dark.');
+  const json = join(dirname(text), 'int8.json');
+  const e = run(['eval', '--model', teacherDir, '--text', text, '--quantize', 'int8', '--json', json]);
+  assert.equal(e.status, 0, e.stderr);
+  const report = JSON.parse(readFileSync(json, 'utf8')) as { dtype: string; perplexity: { overall: { perplexity: number } } };
+  assert.equal(report.dtype, 'int8');
+  assert.ok(report.perplexity.overall.perplexity > 1);
+  for (const cmd of ['generate', 'eval', 'serve']) {
+    const extra = cmd === 'eval' ? ['--text', text] : cmd === 'generate' ? ['--prompt', 'x'] : [];
+    const help = run([cmd, '--help']);
+    assert.match(help.stdout, /--quantize int8/, cmd);
+    assert.match(help.stdout, /--dtype f32\|bf16\|int8/, cmd);
+    const bad = run([cmd, '--model', teacherDir, '--quantize', 'int4', ...extra]);
+    assert.equal(bad.status, 2, `${cmd}: ${bad.stderr}`);
+    assert.match(bad.stderr, /--quantize must be one of int8, got "int4"/, cmd);
+    const both = run([cmd, '--model', teacherDir, '--quantize', 'int8', '--dtype', 'bf16', ...extra]);
+    assert.equal(both.status, 2, `${cmd}: ${both.stderr}`);
+    assert.match(both.stderr, /--dtype bf16 and --quantize int8 disagree/, cmd);
+  }
+});
