@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 import { loadDecoder } from '../src/models/auto.js';
+import { loadTokenizer } from '../src/io/tokenizer.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/test
 const randomModelScript = resolve(here, '../../scripts/random-model.mjs');
@@ -28,9 +29,14 @@ test('scripts/random-model.mjs: the same shape and seed give the same bytes, as 
   assert.equal(r.status, 0, r.stderr);
   writeRandomModel('tiny', c, { seed: 4 });
   const [fa, fb, fc] = [files(a), files(b), files(c)];
-  assert.deepEqual(fa.map(([f]) => f), ['config.json', 'model.safetensors']);
+  assert.deepEqual(fa.map(([f]) => f), ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
   for (let i = 0; i < fa.length; i++) assert.ok(fa[i]![1].equals(fb[i]![1]), fa[i]![0]);
   assert.ok(!fa[1]![1].equals(fc[1]![1]), 'another seed, other weights');
+  // its tokenizer makes word w<i> token i, for every id of the vocabulary
+  const tokenizer = loadTokenizer(a);
+  assert.equal(tokenizer.vocab_size, 256);
+  assert.deepEqual(tokenizer.encode('w3 w255 w17', { add_special_tokens: false }), [3, 255, 17]);
+  assert.equal(tokenizer.decode([5, 6]), 'w5 w6');
 
   // a teacher supra loads, stored as BF16 with HF names
   const { model } = loadDecoder(a, { strict: true });
