@@ -1,6 +1,7 @@
 // Small helpers shared by the CLI commands: option parsing with clear errors, and typed option readers.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { WEIGHT_TYPES, type WeightType } from '../core/weights.js';
+import { DEFAULT_MAX_SHARD_BYTES } from '../io/checkpoint.js';
 
 type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
 
@@ -121,3 +122,15 @@ export const QUANTIZE_OPTION = {
   value: 'int8',
   help: 'quantize the weight matrices as they load (= --dtype int8): int8 values with a float32\nscale per block of 32 along a row, vectors kept float32; inference only',
 } as const satisfies OptionSpec;
+
+/** --max-shard-size, declared once for every command that writes a model folder (linearize, convert); read with maxShardOption. */
+export const MAX_SHARD_SIZE_OPTION = {
+  type: 'string',
+  value: 'SIZE',
+  help: 'largest weights file, e.g. 2GB or 500MB; a bigger model is written as\nmodel-0000N-of-0000M.safetensors shards plus model.safetensors.index.json (default 5GB, as transformers)',
+} as const satisfies OptionSpec;
+
+/** The --max-shard-size value in bytes (default transformers' 5GB, io/checkpoint.ts DEFAULT_MAX_SHARD_BYTES). */
+export function maxShardOption(value: string | undefined): number {
+  return byteSizeOption(value, 'max-shard-size', DEFAULT_MAX_SHARD_BYTES);
+}

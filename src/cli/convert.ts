@@ -1,5 +1,5 @@
-// supra convert <in> --out <dir> [--format supra|open_lm] [--dtype f32|bf16|f16] [--open-lm-inv-freq]
-import { choiceOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+// supra convert <in> --out <dir> [--format supra|open_lm] [--dtype f32|bf16|f16] [--container ...] [--open-lm-inv-freq] [--max-shard-size SIZE]
+import { choiceOption, MAX_SHARD_SIZE_OPTION, maxShardOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { convertCheckpoint } from '../models/convert.js';
 
 const OPTIONS = {
@@ -8,6 +8,7 @@ const OPTIONS = {
   dtype: { type: 'string', value: 'f32|bf16|f16', help: 'weight type written (default f32)' },
   container: { type: 'string', value: 'safetensors|pytorch', help: 'model.safetensors or pytorch_model.bin (default safetensors)' },
   'open-lm-inv-freq': { type: 'boolean', help: "with --format open_lm: also write each layer's RoPE buffer pos_embed.inv_freq\n(upstream open_lm registers it; the paper's TRI-ML/linear_open_lm does not, and a strict\nload_state_dict there rejects it, so it is left out by default). Input is read either way." },
+  'max-shard-size': { ...MAX_SHARD_SIZE_OPTION, help: `${MAX_SHARD_SIZE_OPTION.help}\n(safetensors only: --container pytorch writes one pytorch_model.bin)` },
 } satisfies OptionSpecs;
 
 export const command = {
@@ -15,7 +16,8 @@ export const command = {
   usage:
     `supra convert <in-dir-or-file> --out <dir> [options]\n\n${optionsHelp(OPTIONS)}\n\n` +
     'The tensors are checked against config.json first: a missing or misshapen tensor, or one the model does\n' +
-    'not use, is an error.',
+    'not use, is an error. It streams: each tensor is read when it is written, so memory holds about one\n' +
+    'tensor, not the model.',
   options: OPTIONS,
   async run(argv: string[]): Promise<void> {
     const { values, positionals } = parse(argv, OPTIONS, 'convert');
@@ -23,11 +25,14 @@ export const command = {
     if (!values.out) throw new UsageError('convert needs --out <dir>');
     const format = choiceOption(values.format, 'format', ['supra', 'open_lm'] as const, 'supra');
     if (values['open-lm-inv-freq'] && format !== 'open_lm') throw new UsageError('--open-lm-inv-freq only applies with --format open_lm');
+    const container = choiceOption(values.container, 'container', ['safetensors', 'pytorch'] as const, 'safetensors');
+    if (values['max-shard-size'] !== undefined && container === 'pytorch') throw new UsageError('--max-shard-size applies to safetensors output; --container pytorch writes one pytorch_model.bin');
     const result = convertCheckpoint(positionals[0]!, values.out, {
       format,
       openLmInvFreq: values['open-lm-inv-freq'] === true,
       dtype: choiceOption(values.dtype, 'dtype', ['f32', 'bf16', 'f16'] as const, 'f32'),
-      container: choiceOption(values.container, 'container', ['safetensors', 'pytorch'] as const, 'safetensors'),
+      container,
+      maxShardBytes: maxShardOption(values['max-shard-size']),
     });
     console.log(`converted ${result.config.architecture} from the ${result.inputLayout} layout`);
     for (const f of result.files) console.log(`  wrote ${f}`);

@@ -1,6 +1,5 @@
 // supra linearize <teacher-dir> --out <dir>
-import { byteSizeOption, choiceOption, intOption, floatOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
-import { DEFAULT_MAX_SHARD_BYTES } from '../io/checkpoint.js';
+import { choiceOption, intOption, floatOption, MAX_SHARD_SIZE_OPTION, maxShardOption, normalizationOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { linearizeFolder } from '../models/linearize.js';
 
 const OPTIONS = {
@@ -13,7 +12,7 @@ const OPTIONS = {
   'normalizer-eps': { type: 'string', value: 'EPS', help: 'with --normalization sum: the denominator epsilon (default 1e-6)' },
   seed: { type: 'string', value: 'N', help: 'seeds the new kernels, PyTorch nn.Linear default U(±1/√fan_in) (default 0)' },
   dtype: { type: 'string', value: 'f32|bf16|f16', help: "weight type written (default: the teacher's; the new kernels as its embedding)" },
-  'max-shard-size': { type: 'string', value: 'SIZE', help: 'largest weights file, e.g. 2GB or 500MB; a bigger model is written as\nmodel-0000N-of-0000M.safetensors shards plus model.safetensors.index.json (default 5GB, as transformers)' },
+  'max-shard-size': MAX_SHARD_SIZE_OPTION,
 } satisfies OptionSpecs;
 
 export const command = {
@@ -34,7 +33,7 @@ export const command = {
       normalizer_eps: floatOption(values['normalizer-eps'], 'normalizer-eps', 1e-6),
       seed: intOption(values.seed, 'seed', 0),
       dtype: dtype && ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[dtype],
-      maxShardBytes: byteSizeOption(values['max-shard-size'], 'max-shard-size', DEFAULT_MAX_SHARD_BYTES),
+      maxShardBytes: maxShardOption(values['max-shard-size']),
     });
     const kernels = config.num_key_value_heads === config.num_attention_heads ? 'kernel_q (shared by q and k)' : 'kernel_q and kernel_k';
     console.log(`linearized ${config.num_hidden_layers} layers: added ${kernels}; decay ${config.supra!.decay}, qk-norm ${config.supra!.qk_norm}, normalization ${config.supra!.normalization}`);

@@ -356,8 +356,8 @@ export function lazyTensors(ckpt: Checkpoint): Map<string, LazyTensor> {
 
 /**
  * Every tensor of a checkpoint folder or of one weights file, in memory under the names they are stored
- * under (convert, which needs them all), with the folder (the file's, for a file) where config.json is
- * looked for.
+ * under, with the folder (the file's, for a file) where config.json is looked for. For small checkpoints
+ * and tests; commands stream instead (lazyTensors).
  */
 export function readCheckpointTensors(inPath: string): { tensors: Map<string, StoredTensor>; dir: string } {
   const ckpt = openCheckpointAt(inPath);

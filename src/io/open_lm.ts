@@ -24,8 +24,10 @@
 //
 // Reading: mapOpenLm works the mapping out from shapes alone (supra name -> stored name and row range),
 // so a loader can present an open_lm folder under supra's names without reading it first
-// (io/checkpoint.ts openModel); fromOpenLm applies it to tensors already in memory (convert).
+// (io/checkpoint.ts openModel, which convert and every command use); fromOpenLm applies it to tensors
+// already in memory.
 import { checkSize, parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
+import { isFloatDType, type DType } from './safetensors.js';
 
 /** A float tensor as the readers return it (dtype is informational). */
 export interface FloatTensor {
@@ -64,10 +66,11 @@ function shapeStr(s: readonly number[]): string {
 }
 
 function asFloat(name: string, t: TensorLike): FloatTensor {
-  if (!(t.data instanceof Float32Array)) fail(`tensor ${name} holds integers; expected floats`);
+  const data = t.data; // once: a lazy tensor reads its file each time
+  if (!(data instanceof Float32Array)) fail(`tensor ${name} holds integers; expected floats`);
   const n = t.shape.reduce((a, b) => a * b, 1);
-  if (n !== t.data.length) fail(`tensor ${name}: shape ${shapeStr(t.shape)} holds ${n} values, data has ${t.data.length}`);
-  return { dtype: t.dtype ?? 'F32', shape: [...t.shape], data: t.data };
+  if (n !== data.length) fail(`tensor ${name}: shape ${shapeStr(t.shape)} holds ${n} values, data has ${data.length}`);
+  return { dtype: t.dtype ?? 'F32', shape: [...t.shape], data };
 }
 
 /** Rows [begin, end) of a 2-D tensor, as a view (no copy). */
@@ -88,6 +91,30 @@ function concatRows(parts: FloatTensor[], name: string): FloatTensor {
     at += p.data.length;
   }
   return { dtype: parts[0]!.dtype, shape: [total, cols], data };
+}
+
+/** A tensor whose float data is read from `t` (checked by asFloat) each time it is asked for. */
+function lazyFloat(name: string, t: TensorLike): FloatTensor {
+  return {
+    dtype: t.dtype ?? 'F32',
+    shape: [...t.shape],
+    get data() {
+      return asFloat(name, t).data;
+    },
+  };
+}
+
+/** concatRows of `parts`, computed from their data each time it is asked for. */
+function lazyConcatRows(parts: FloatTensor[], name: string): FloatTensor {
+  const cols = parts[0]!.shape[1]!;
+  for (const p of parts) if (p.shape.length !== 2 || p.shape[1] !== cols) fail(`cannot build ${name}: parts have shapes ${parts.map((q) => shapeStr(q.shape)).join(', ')}`);
+  return {
+    dtype: parts[0]!.dtype,
+    shape: [parts.reduce((s, p) => s + p.shape[0]!, 0), cols],
+    get data() {
+      return concatRows(parts.map((p) => ({ dtype: p.dtype, shape: p.shape, data: p.data })), name).data;
+    },
+  };
 }
 
 /** RoPE inverse frequencies as open_lm computes them: float32 1 / theta^(arange(0, d, 2) / d). */
@@ -382,8 +409,11 @@ export function ropeThetaFromInvFreq(invFreq: Float32Array): number | null {
 }
 
 /**
- * Convert supra names to open_lm names for `config`. Every expected tensor must be present with its
- * shape; anything else is an error. in_proj and w12 are new arrays; the rest are the input arrays.
+ * Convert supra names to open_lm names for `config`. Every expected tensor must be present, float and
+ * of its shape; anything else is an error. Nothing is read here: each output tensor's `data` is a
+ * getter that reads its inputs when asked (a whole tensor gives the input's data, in_proj and w12 a new
+ * concatenation each time), so a writer that asks once per tensor (convert) holds one tensor at a time.
+ * A tied model's output.weight is the embedding's tensor object itself.
  */
 export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelConfig, options: ToOpenLmOptions = {}): Map<string, FloatTensor> {
   const prefix = options.prefix === false ? '' : 'model.';
@@ -393,9 +423,10 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
     const t = input.get(name);
     if (!t) fail(`missing tensor ${name}`);
     used.add(name);
-    const f = asFloat(name, t);
-    if (f.shape.length !== shape.length || f.shape.some((s, i) => s !== shape[i])) fail(`tensor ${name} has shape ${shapeStr(f.shape)}, expected ${shapeStr(shape)}`);
-    return f;
+    // by the stored dtype where known, so a tensor read lazily (io/checkpoint.ts lazyTensors) is not read here
+    if (t.dtype !== undefined ? !isFloatDType(t.dtype as DType) : !(t.data instanceof Float32Array)) fail(`tensor ${name} holds integers; expected floats`);
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) fail(`tensor ${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+    return lazyFloat(name, t);
   };
   if (config.attention_bias) fail('open_lm has no q/k/v biases; this config (attention_bias / Qwen2) cannot be exported to open_lm');
   if (config.o_proj_bias) fail('open_lm has no o_proj bias; this config (o_proj_bias) cannot be exported to open_lm');
@@ -404,7 +435,8 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
   const emb = take('model.embed_tokens.weight', [V, hidden]);
   put('tok_embeddings.weight', emb);
   const supra = config.supra;
-  const invFreq = options.rotaryBuffers === true ? ropeInvFreq(D, config.rope_theta) : null;
+  // one tensor for every layer, so a writer that shares storage by tensor (a pytorch_model.bin) stores it once
+  const invFreq: FloatTensor | null = options.rotaryBuffers === true ? { dtype: 'F32', shape: [D / 2], data: ropeInvFreq(D, config.rope_theta) } : null;
   for (let l = 0; l < config.num_hidden_layers; l++) {
     const src = `model.layers.${l}.`;
     const dst = `layers.${l}.`;
@@ -412,7 +444,7 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
     const q = take(`${src}self_attn.q_proj.weight`, [H * D, hidden]);
     const k = take(`${src}self_attn.k_proj.weight`, [Hkv * D, hidden]);
     const v = take(`${src}self_attn.v_proj.weight`, [Hkv * D, hidden]);
-    put(`${dst}attention.in_proj.weight`, concatRows([q, k, v], `${dst}attention.in_proj.weight`));
+    put(`${dst}attention.in_proj.weight`, lazyConcatRows([q, k, v], `${dst}attention.in_proj.weight`));
     put(`${dst}attention.out_proj.weight`, take(`${src}self_attn.o_proj.weight`, [hidden, H * D]));
     if (supra) {
       put(`${dst}attention._totrain_embed.weight`, take(`${src}self_attn.kernel_q.weight`, [H * D, H * D]));
@@ -426,11 +458,11 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
         put(`${dst}attention._totrain_k_norm.weight`, take(`${src}self_attn.k_norm.weight`, [H * D]));
       }
     }
-    if (invFreq) put(`${dst}attention.pos_embed.inv_freq`, { dtype: 'F32', shape: [D / 2], data: invFreq });
+    if (invFreq) put(`${dst}attention.pos_embed.inv_freq`, invFreq);
     put(`${dst}ffn_norm.weight`, take(`${src}post_attention_layernorm.weight`, [hidden]));
     const gate = take(`${src}mlp.gate_proj.weight`, [I, hidden]);
     const up = take(`${src}mlp.up_proj.weight`, [I, hidden]);
-    put(`${dst}feed_forward.w12.weight`, concatRows([gate, up], `${dst}feed_forward.w12.weight`));
+    put(`${dst}feed_forward.w12.weight`, lazyConcatRows([gate, up], `${dst}feed_forward.w12.weight`));
     put(`${dst}feed_forward.w3.weight`, take(`${src}mlp.down_proj.weight`, [hidden, I]));
   }
   put('norm.weight', take('model.norm.weight', [hidden]));

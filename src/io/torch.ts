@@ -26,7 +26,11 @@ export interface TorchTensor {
 
 export interface WritableTensor {
   shape: number[];
-  data: Float32Array;
+  /**
+   * The values, or a function giving them, called once when the writer reaches the tensor's storage, so a
+   * checkpoint larger than memory is written holding one tensor at a time (convert streams this way).
+   */
+  data: Float32Array | (() => Float32Array);
 }
 
 const STORAGE_DTYPES: Record<string, { dtype: TorchDType; bytes: number; cls: string }> = {
@@ -340,6 +344,13 @@ export interface WriteTorchOptions {
   archiveName?: string;
 }
 
+function checkLength(path: string, name: string, shape: number[], data: Float32Array): void {
+  if (!(data instanceof Float32Array)) throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)}: data must be a Float32Array`);
+  if (numelOf(shape) !== data.length) {
+    throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)}: shape ${JSON.stringify(shape)} holds ${numelOf(shape)} values, data has ${data.length}`);
+  }
+}
+
 /** Bytes of `data` as stored in `dtype`. */
 function encode(data: Float32Array, dtype: TorchDType): Uint8Array {
   if (dtype === 'F32') {
@@ -356,45 +367,52 @@ function encode(data: Float32Array, dtype: TorchDType): Uint8Array {
 
 /**
  * Write `tensors` as a PyTorch zip checkpoint that torch.load reads (weights_only=True included): an
- * OrderedDict of contiguous tensors. Tensors given the same Float32Array share one storage (tied weights).
- * Written to a temporary name and renamed into place.
+ * OrderedDict of contiguous tensors. Tensors given the same Float32Array, or the same data function,
+ * share one storage (tied weights). Each tensor's `data` is looked at once; a function is called when
+ * its storage is written. Written to a temporary name and renamed into place.
  */
-export function writeTorchCheckpoint(path: string, tensors: Map<string, WritableTensor>, options: WriteTorchOptions = {}): void {
+export function writeTorchCheckpoint(path: string, tensors: ReadonlyMap<string, WritableTensor>, options: WriteTorchOptions = {}): void {
   const dtype = options.dtype ?? 'F32';
   if (!(dtype in BYTES_OF)) throw new Error(`supra: ${path}: cannot write dtype ${String(dtype)} (F32, F16 or BF16)`);
   const archive = options.archiveName ?? 'archive';
   if (!/^[A-Za-z0-9_.-]+$/.test(archive) || archive === '.' || archive === '..') throw new Error(`supra: ${path}: bad archive name ${JSON.stringify(archive)}`);
-  // storage keys: one per distinct data array
-  const keyOf = new Map<Float32Array, string>();
-  const storages: Float32Array[] = [];
-  for (const [name, t] of tensors) {
+  // storage keys: one per distinct data array or function
+  type Source = Float32Array | (() => Float32Array);
+  const keyOf = new Map<Source, string>();
+  const storages: Array<{ name: string; shape: number[]; data: Source; numel: number }> = [];
+  const list = [...tensors].map(([name, t]) => {
     if (!t.shape.every((s) => Number.isInteger(s) && s >= 0)) throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)} has a bad shape ${JSON.stringify(t.shape)}`);
-    if (numelOf(t.shape) !== t.data.length) {
-      throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)}: shape ${JSON.stringify(t.shape)} holds ${numelOf(t.shape)} values, data has ${t.data.length}`);
+    const data = t.data; // once: a getter may build the values each time it is asked
+    const numel = numelOf(t.shape);
+    if (typeof data !== 'function') checkLength(path, name, t.shape, data);
+    let key = keyOf.get(data);
+    if (key === undefined) {
+      key = String(storages.length);
+      keyOf.set(data, key);
+      storages.push({ name, shape: t.shape, data, numel });
+    } else if (storages[Number(key)]!.numel !== numel) {
+      throw new Error(`supra: ${path}: tensor ${JSON.stringify(name)} shares its data with ${JSON.stringify(storages[Number(key)]!.name)} but has ${numel} values, not ${storages[Number(key)]!.numel}`);
     }
-    if (!keyOf.has(t.data)) {
-      keyOf.set(t.data, String(storages.length));
-      storages.push(t.data);
-    }
-  }
+    return { name, shape: t.shape, key, numel };
+  });
   const p = new PickleWriter();
   p.global('collections', 'OrderedDict');
   p.emptyTuple();
   p.reduce();
   p.memoize();
   let inBatch = 0;
-  for (const [name, t] of tensors) {
+  for (const t of list) {
     if (inBatch === 0) p.mark();
-    p.str(name);
+    p.str(t.name);
     p.global('torch._utils', '_rebuild_tensor_v2');
     p.mark();
     {
       p.mark(); // persistent id tuple
       p.str('storage');
       p.global('torch', STORAGE_CLASS_OF[dtype]);
-      p.str(keyOf.get(t.data)!);
+      p.str(t.key);
       p.str('cpu');
-      p.int(t.data.length);
+      p.int(t.numel);
       p.tuple();
       p.persid();
       p.int(0); // storage offset
@@ -419,7 +437,11 @@ export function writeTorchCheckpoint(path: string, tensors: Map<string, Writable
   try {
     zip.add(`${archive}/data.pkl`, p.bytes());
     zip.add(`${archive}/byteorder`, Buffer.from('little'));
-    storages.forEach((data, i) => zip.add(`${archive}/data/${i}`, encode(data, dtype)));
+    storages.forEach(({ name, shape, data }, i) => {
+      const values = typeof data === 'function' ? data() : data;
+      if (typeof data === 'function') checkLength(path, name, shape, values);
+      zip.add(`${archive}/data/${i}`, encode(values, dtype));
+    });
     zip.add(`${archive}/version`, Buffer.from('3\n'));
     zip.finish();
   } catch (e) {

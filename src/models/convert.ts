@@ -3,15 +3,18 @@
 //
 // Input: a folder (config.json plus model.safetensors, a safetensors index, pytorch_model.bin, or a
 // pytorch_model.bin.index.json with its shards) or a single weights file (its folder's config.json is
-// used), read by io/checkpoint.ts as every command reads model folders. The layout is detected from the tensor names; config.json may be transformers' or open_lm's.
+// used), opened by io/checkpoint.ts openModel as every command opens model folders. The layout is detected
+// from the tensor names; config.json may be transformers' or open_lm's.
 // Output: a new folder with config.json (HF style for 'supra', open_lm params for 'open_lm'), the
-// weights in the requested dtype, and the input's tokenizer/generation files copied alongside.
+// weights in the requested dtype (safetensors sharded past maxShardBytes, as linearize writes them), and
+// the input's tokenizer/generation files copied alongside. It streams: each tensor is read (and in_proj /
+// w12 fused or split) when the writer reaches it, so memory holds about one tensor whatever the model's size.
 import { copyFileSync, existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
-import { readCheckpointTensors, saveCheckpoint } from '../io/checkpoint.js';
+import { lazyTensors, openModel, saveCheckpoint } from '../io/checkpoint.js';
 import { readConfigJson, type ModelConfig } from '../io/config.js';
-import { fromOpenLm, isOpenLmLayout, modelConfigOf, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { modelConfigOf, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
 import { isFloatDType, type DType } from '../io/safetensors.js';
 import { writeTorchCheckpoint } from '../io/torch.js';
 import { parameterShapes } from './decoder.js';
@@ -31,6 +34,11 @@ export interface ConvertOptions {
   dtype?: ConvertDType;
   /** Output container: model.safetensors (default) or a PyTorch pytorch_model.bin. */
   container?: 'safetensors' | 'pytorch';
+  /**
+   * safetensors output: the largest weights file in tensor bytes; a bigger model is written as shards plus
+   * model.safetensors.index.json (default 5 GB, as transformers and linearize).
+   */
+  maxShardBytes?: number;
 }
 
 export interface ConvertResult {
@@ -121,39 +129,52 @@ export function checkpointConfig(dir: string, tensors: ReadonlyMap<string, Tenso
 
 /**
  * Convert `inPath` into the new folder `outDir` (absent or empty) in the requested layout and dtype. The
- * tensors are checked against the config first (checkModelTensors), and the folder is written under a
- * temporary name and renamed, so a refusal or failure leaves no output. All tensors are held in memory
- * as float32 during the conversion.
+ * tensors are checked against the config first, from their headers (checkModelTensors; toOpenLm's
+ * checks), and the folder is written under a temporary name and renamed, so a refusal or failure leaves
+ * no output. It streams: the input is opened as every command opens a model folder (openModel: an
+ * open_lm checkpoint under supra's names, in_proj and w12 split as they are read) and each output
+ * tensor is read, fused (open_lm output) and converted only when the writer reaches it, so memory holds
+ * about one tensor (two, while in_proj or w12 is built), not the model.
  */
 export function convertCheckpoint(inPath: string, outDir: string, options: ConvertOptions): ConvertResult {
   if (options.format !== 'supra' && options.format !== 'open_lm') throw new Error(`supra: convert: format must be 'supra' or 'open_lm', got ${JSON.stringify(options.format)}`);
   const dtypeName = options.dtype ?? 'f32';
   const dtype = DTYPES[dtypeName];
   if (!dtype) throw new Error(`supra: convert: dtype must be f32, bf16 or f16, got ${JSON.stringify(options.dtype)}`);
-  const { tensors, dir } = readCheckpointTensors(inPath);
-  if (resolve(outDir) === resolve(dir)) throw new Error(`supra: convert: the output folder ${outDir} is the input folder; choose a new one`);
-  const config = checkpointConfig(dir, tensors);
-  const inputLayout: ConvertFormat = isOpenLmLayout(tensors.keys()) ? 'open_lm' : 'supra';
-  // both directions go through supra names and the one check against the config
-  const model = checkModelTensors(config, inputLayout === 'open_lm' ? fromOpenLm(tensors, config) : tensors, inPath);
-  const out = options.format === 'open_lm' ? toOpenLm(model, config, { rotaryBuffers: options.openLmInvFreq === true }) : model;
-  const plain = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: t.data as Float32Array }]));
-  const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
-  const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
+  const { checkpoint, config, dir, layout: inputLayout } = openModel(inPath);
+  try {
+    if (resolve(outDir) === resolve(dir)) throw new Error(`supra: convert: the output folder ${outDir} is the input folder; choose a new one`);
+    // both directions go through supra names and the one check against the config
+    const model = checkModelTensors(config, lazyTensors(checkpoint), inPath);
+    const out = options.format === 'open_lm' ? toOpenLm(model, config, { rotaryBuffers: options.openLmInvFreq === true }) : model;
+    // each tensor's data is asked for once, when it is written; one function per tensor object, so the
+    // tied output.weight of open_lm (the embedding's tensor) shares its storage in a pytorch_model.bin
+    const reader = new Map<TensorLike, () => Float32Array>();
+    const readerOf = (t: TensorLike) => {
+      let read = reader.get(t);
+      if (!read) reader.set(t, (read = () => t.data as Float32Array));
+      return read;
+    };
+    const plan = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: readerOf(t) }]));
+    const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
+    const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
 
-  const files = writeFolderAtomic(outDir, (tmp) => {
-    const written: string[] = [];
-    if (options.container === 'pytorch') {
-      const path = join(tmp, 'pytorch_model.bin');
-      writeTorchCheckpoint(path, plain, { dtype });
-      written.push(path);
-    } else {
-      written.push(...saveCheckpoint(tmp, plain, { dtype }));
-    }
-    const configPath = join(tmp, 'config.json');
-    writeJsonAtomic(configPath, configOut);
-    written.push(configPath, ...copyTokenizerFiles(dir, tmp));
-    return written;
-  });
-  return { inputLayout, config, files };
+    const files = writeFolderAtomic(outDir, (tmp) => {
+      const written: string[] = [];
+      if (options.container === 'pytorch') {
+        const path = join(tmp, 'pytorch_model.bin');
+        writeTorchCheckpoint(path, plan, { dtype });
+        written.push(path);
+      } else {
+        written.push(...saveCheckpoint(tmp, plan, { dtype, maxShardBytes: options.maxShardBytes }));
+      }
+      const configPath = join(tmp, 'config.json');
+      writeJsonAtomic(configPath, configOut);
+      written.push(configPath, ...copyTokenizerFiles(dir, tmp));
+      return written;
+    });
+    return { inputLayout, config, files };
+  } finally {
+    checkpoint.close();
+  }
 }
