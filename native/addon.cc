@@ -14,12 +14,16 @@
 // JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
-// useSmallKernel(on), useElementwiseKernels(on).
+// useSmallKernel(on), useElementwiseKernels(on), readBandwidth(bytes, threads, passes) (the scale benchmark's
+// bound).
 
 #include <napi.h>
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -589,6 +593,93 @@ napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- read bandwidth
+//
+// The machine's memory read bandwidth, the bound of a memory-bound decode (the scale benchmark's): a buffer
+// of `bytes` outside the JS heap, committed before timing, read by ReadSum on the calling thread alone or
+// with the helper thread (the two threads decoding products run on), in items of kReadItemBytes that
+// whichever thread is free takes. Each pass's GB/s is bytes / its wall time.
+
+constexpr int64_t kReadItemBytes = 4 << 20;
+
+class ReadWork : public SharedWork {
+ public:
+  ReadWork(const char* data, int64_t bytes)
+      : SharedWork((bytes + kReadItemBytes - 1) / kReadItemBytes), data_(data), bytes_(bytes), sums_(items()) {}
+  // Wraps modulo 2^64 like ReadSum's own adds, so the order of the items does not matter.
+  uint64_t Sum() const {
+    uint64_t s = 0;
+    for (uint64_t x : sums_) s += x;
+    return s;
+  }
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int64_t lo = item * kReadItemBytes;
+    sums_[item] = supra::ReadSum(data_ + lo, std::min(kReadItemBytes, bytes_ - lo));
+  }
+
+ private:
+  const char* data_;
+  const int64_t bytes_;
+  std::vector<uint64_t> sums_;
+};
+
+// readBandwidth(bytes, threads, passes) -> { bytes, threads, kernel, passes: GB/s of each pass }; bytes is
+// rounded up to a multiple of 256, threads is 1 (this thread) or 2 (this thread and the helper).
+napi_value ReadBandwidth(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "readBandwidth";
+  napi_value argv[3];
+  int64_t bytes, threads, passes;
+  if (!ReadArgs(env, cbinfo, name, 3, argv) || !ReadCount(env, argv[0], name, "bytes", 1, &bytes) ||
+      !ReadCount(env, argv[1], name, "threads", 1, &threads) || !ReadCount(env, argv[2], name, "passes", 1, &passes)) {
+    return nullptr;
+  }
+  if (threads > 2) {
+    Napi::RangeError::New(env, "supra native readBandwidth: threads must be 1 or 2 (this thread and the helper), got " +
+                                   std::to_string(threads))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  bytes = (bytes + supra::kReadSumAlign - 1) / supra::kReadSumAlign * supra::kReadSumAlign;
+  char* data = static_cast<char*>(std::aligned_alloc(4096, static_cast<size_t>((bytes + 4095) / 4096 * 4096)));
+  if (!data) {
+    Napi::Error::New(env, "supra native readBandwidth: cannot allocate " + std::to_string(bytes) + " bytes")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  std::memset(data, 1, static_cast<size_t>(bytes)); // commits every page before timing
+  // every 64-bit word is 0x0101010101010101: a pass that skipped a load would sum to something else
+  const uint64_t expected = static_cast<uint64_t>(bytes / 8) * 0x0101010101010101ULL;
+  napi_value results;
+  napi_create_array_with_length(env, static_cast<size_t>(passes), &results);
+  HelperThread& helper = Helper();
+  std::lock_guard<std::mutex> lock(helper.busy());
+  for (int64_t pass = 0; pass < passes; pass++) {
+    ReadWork work(data, bytes);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (threads == 2) helper.Run(work);
+    else work.Drain(0);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (work.Sum() != expected) {
+      std::free(data);
+      Napi::Error::New(env, "supra native readBandwidth: the read loop's sum is wrong (a load was skipped)")
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    napi_value gbs;
+    napi_create_double(env, static_cast<double>(bytes) / seconds / 1e9, &gbs);
+    napi_set_element(env, results, static_cast<uint32_t>(pass), gbs);
+  }
+  std::free(data);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
+  out.Set("threads", Napi::Number::New(env, static_cast<double>(threads)));
+  out.Set("kernel", Napi::String::New(env, supra::ReadSumKernel()));
+  out.Set("passes", Napi::Value(env, results));
+  return out;
+}
+
 // Which kernels OpenBLAS picked (OPENBLAS_CORETYPE or CPU detection) and how many threads it uses.
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -657,7 +748,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}}) {
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16},
+                          {"readBandwidth", ReadBandwidth}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

@@ -48,4 +48,11 @@ void SwigluBackwardRange(const float* dout, const float* gate, const float* up, 
 // out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.
 void WidenBf16(const uint16_t* in, float* out, int64_t n);
 
+// The read-bandwidth loop (addon.cc's readBandwidth): the sum, modulo 2^64, of the 64-bit words of
+// [p, p + bytes), bytes a multiple of kReadSumAlign, with the widest loads the CPU has (AVX-512, AVX2, else
+// scalar); the sum keeps the compiler from dropping the loads. ReadSumKernel names the one in use.
+constexpr int64_t kReadSumAlign = 256;
+uint64_t ReadSum(const void* p, int64_t bytes);
+const char* ReadSumKernel();
+
 } // namespace supra

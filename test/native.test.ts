@@ -351,6 +351,30 @@ test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing',
   assert.deepEqual(Array.from(untouched), [7, 7]);
 });
 
+test('the add-on measures read bandwidth on 1 and 2 threads (the scale benchmark\'s bound), and refuses more', { skip }, async () => {
+  const be = backend();
+  assert.ok(be.readBandwidth, 'the add-on has readBandwidth');
+  for (const threads of [1, 2] as const) {
+    // 1 MiB + 1 byte: rounded up to whole 256-byte blocks; the add-on checks the loop's sum itself
+    const r = be.readBandwidth(2 ** 20 + 1, threads, 3);
+    assert.equal(r.bytes, 2 ** 20 + 256);
+    assert.equal(r.threads, threads);
+    assert.equal(r.passes.length, 3);
+    assert.ok(r.passes.every((gbs) => Number.isFinite(gbs) && gbs > 0), JSON.stringify(r));
+    assert.equal(r.kernel, be.info().decodeKernel === 'none' ? 'scalar' : be.info().decodeKernel);
+  }
+  assert.throws(() => be.readBandwidth!(1024, 3 as 2, 1), /threads must be 1 or 2/);
+  assert.throws(() => be.readBandwidth!(0, 1, 1), /bytes must be an integer >= 1/);
+  // the benchmark's measure uses it by default, and names the loop
+  const { defaultBandwidthLoop, bandwidthThreadCounts, measureReadBandwidth } = await import('../src/bench/bandwidth.js');
+  assert.equal(defaultBandwidthLoop(), 'native');
+  assert.deepEqual(bandwidthThreadCounts('native'), [...new Set([1, Math.min(2, (await import('node:os')).availableParallelism())])]);
+  const m = await measureReadBandwidth({ bytes: 2 ** 20, threads: 1, passes: 2 });
+  assert.match(m.method, /^native add-on, (AVX-512 512-bit|AVX2 256-bit|64-bit scalar) loads/);
+  assert.equal(m.bestGBPerS, Math.max(...m.passes));
+  await assert.rejects(measureReadBandwidth({ bytes: 2 ** 20, threads: 3, loop: 'native' }), /1 or 2 threads, not 3/);
+});
+
 test('bad calls throw a clear error instead of touching memory', { skip }, () => {
   const be = backend();
   const ok: GemmArgs = {
