@@ -253,6 +253,48 @@ void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float b
               alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+#ifdef SUPRA_X86
+// A decoding product by a float32 weight (m <= kDecodeRows rows against B stored n x k) shared with the
+// helper thread, bands of B an item each, as the BF16 ones are (GemmBf16): a one-thread read of B leaves
+// the second core's bandwidth unused. Each C value is one dot product of DotRows*, so the split never
+// changes the bits.
+constexpr int64_t kF32DecodeItemBytes = 64 * 1024;
+
+class F32DecodeWork : public SharedWork {
+ public:
+  F32DecodeWork(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb, float* C,
+                int ldc, int rowsPerItem)
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), alpha_(alpha), beta_(beta), A_(A), lda_(lda),
+        B_(B), ldb_(ldb), C_(C), ldc_(ldc), rows_(rowsPerItem) {}
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int j0 = static_cast<int>(item) * rows_;
+    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
+    const float* b = B_ + static_cast<int64_t>(j0) * ldb_;
+    if (HaveAvx512()) DotRowsAvx512(m_, nn, k_, alpha_, beta_, A_, lda_, b, ldb_, C_ + j0, ldc_);
+    else DotRowsAvx2(m_, nn, k_, alpha_, beta_, A_, lda_, b, ldb_, C_ + j0, ldc_);
+  }
+
+ private:
+  const int m_, n_, k_;
+  const float alpha_, beta_;
+  const float* A_;
+  const int lda_;
+  const float* B_;
+  const int ldb_;
+  float* C_;
+  const int ldc_;
+  const int rows_;
+};
+
+// One decoding product on DotRows* (GemmOne's first case) worth sharing: more than one item of B.
+bool SharedDecodeProduct(bool transA, bool transB, int64_t m, int64_t n, int64_t k, int64_t ldb) {
+  return k > 0 && m <= kDecodeRows && transB && !transA && (HaveAvx512() || HaveAvx2Fma()) &&
+         4 * n * ldb > kF32DecodeItemBytes;
+}
+#endif
+
 napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[17];
   if (!ReadArgs(env, cbinfo, "sgemm", 17, argv)) return nullptr;
@@ -302,6 +344,16 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
     else work.Drain(0);
     return nullptr;
   }
+#ifdef SUPRA_X86
+  if (batch == 1 && SharedDecodeProduct(transA, transB, m, n, k, ldb)) {
+    const int rows = static_cast<int>(std::max<int64_t>(1, kF32DecodeItemBytes / (4 * ldb)));
+    F32DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha),
+                       static_cast<float>(beta), a.data, static_cast<int>(lda), b.data, static_cast<int>(ldb), c.data,
+                       static_cast<int>(ldc), rows);
+    RunShared(work);
+    return nullptr;
+  }
+#endif
   for (int64_t i = 0; i < batch; i++) {
     GemmOne(transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
             static_cast<float>(alpha), static_cast<float>(beta), a.data + i * strideA, static_cast<int>(lda),

@@ -438,6 +438,35 @@ test('thread count can be changed and results do not depend on it', { skip }, ()
   assert.equal(be.threads, before);
 });
 
+test('decoding products by a float32 weight big enough to share with the helper thread: float64 values, the same bits on 1 and 2 threads', { skip }, () => {
+  const be = backend();
+  const before = be.threads;
+  const next = rng(4);
+  // n x k weights of 300 KiB and 1.2 MiB (several 64 KiB items), with every k tail, alpha/beta and padded
+  // leading dimensions, so items start mid-B and mid-C
+  for (const [m, n, k, pad] of [[1, 300, 257, 0], [3, 611, 130, 5], [4, 1031, 300, 3]] as const) {
+    for (const [alpha, beta] of [[1, 0], [0.5, -2]] as const) {
+      const a = filled(arena, m * (k + pad), next);
+      const b = filled(arena, n * (k + pad), next);
+      const c0 = filled(arena, m * (n + pad), next);
+      const g = (c: Float32Array): GemmArgs => ({ transA: false, transB: true, m, n, k, alpha, beta, a, b, c, lda: k + pad, ldb: k + pad, ldc: n + pad });
+      const want = referenceGemm(g(Float32Array.from(c0)));
+      const results = [1, 2].map((threads) => {
+        be.setThreads(threads);
+        const c = allocF32(c0.length);
+        c.set(c0);
+        be.sgemm(g(c));
+        return c;
+      });
+      const what = `${m}x${n}x${k} pad ${pad} alpha ${alpha} beta ${beta}`;
+      assertClose(results[1]!, want, what);
+      assert.deepEqual(Array.from(results[1]!), Array.from(results[0]!), `${what}: 2 threads vs 1`);
+      for (const x of [a, b, c0, ...results]) free(x);
+    }
+  }
+  be.setThreads(before);
+});
+
 // Children: OpenBLAS reads OPENBLAS_CORETYPE and thread settings once, at load.
 const nativeModuleUrl = new URL('../src/core/native/backend.js', import.meta.url).href;
 const selectModuleUrl = new URL('../src/core/select.js', import.meta.url).href;
