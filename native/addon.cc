@@ -645,6 +645,82 @@ napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- the linear attention's recurrent step
+//
+// linearAttentionStep of assembly/ops.ts (BackendKernels): a decoding step of every SUPRA layer. Each unit (a
+// head of a sequence) is an item, whichever thread is free takes it; the helper is usually still spinning
+// from the product before, which the wasm pool's workers are not (they sleep between a decoding step's
+// kernels, and waking them costs more than the step).
+#ifdef SUPRA_X86
+class LinearAttentionStepWork : public SharedWork {
+ public:
+  LinearAttentionStepWork(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
+                          int dk, int dv, float scale, const double* powers, int powStride, int64_t units)
+      : SharedWork(units), q_(q), k_(k), v_(v), o_(o), state_(state), heads_(heads), tokens_(tokens), dk_(dk), dv_(dv),
+        scale_(scale), powers_(powers), powStride_(powStride) {}
+
+ protected:
+  void Do(int64_t u, int) override {
+    supra::LinearAttentionStepRange(q_, k_, v_, o_, state_, heads_, tokens_, dk_, dv_, scale_, powers_, powStride_, u, u + 1);
+  }
+
+ private:
+  const float *q_, *k_, *v_;
+  float *o_, *state_;
+  const int heads_, tokens_, dk_, dv_;
+  const float scale_;
+  const double* powers_;
+  const int powStride_;
+};
+#endif
+
+// linearAttentionStep(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, units): the arguments
+// of ops.ts's linearAttentionStep, units = U.
+napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "linearAttentionStep";
+  napi_value argv[13];
+  int64_t heads, tokens, dk, dv, powStride, units;
+  double scale;
+  if (!ReadArgs(env, cbinfo, name, 13, argv) || !ElementwiseAvailable(env, name) ||
+      !ReadCount(env, argv[5], name, "heads", 1, &heads) || !ReadCount(env, argv[6], name, "tokens", 0, &tokens) ||
+      !ReadCount(env, argv[7], name, "dk", 0, &dk) || !ReadCount(env, argv[8], name, "dv", 0, &dv) ||
+      !ReadNumber(env, argv[9], "scale", &scale) || !ReadCount(env, argv[11], name, "powStride", 0, &powStride) ||
+      !ReadCount(env, argv[12], name, "units", 0, &units)) {
+    return nullptr;
+  }
+  if (std::max({heads, tokens, dk, dv, powStride}) > kMaxBlasInt) {
+    Napi::RangeError::New(env, "supra native linearAttentionStep: a dimension is 2^31 or more").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  float *q, *k, *v, *o, *state;
+  if (!ReadSpan(env, argv[0], name, "q", units * tokens * dk, false, &q) ||
+      !ReadSpan(env, argv[1], name, "k", units * tokens * dk, false, &k) ||
+      !ReadSpan(env, argv[2], name, "v", units * tokens * dv, false, &v) ||
+      !ReadSpan(env, argv[3], name, "o", units * tokens * dv, false, &o) ||
+      !ReadSpan(env, argv[4], name, "state", units * dk * dv, false, &state)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t powersLength = 0;
+  void* powersData = nullptr;
+  const int64_t powersNeed = (std::min(heads, units) - 1) * powStride + 2;
+  if (napi_get_typedarray_info(env, argv[10], &type, &powersLength, &powersData, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array || static_cast<int64_t>(powersLength) < powersNeed) {
+    Napi::TypeError::New(env, "supra native linearAttentionStep: powers must be a Float64Array of at least " +
+                                  std::to_string(powersNeed) + " values")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (units == 0 || tokens == 0) return nullptr;
+#ifdef SUPRA_X86
+  LinearAttentionStepWork work(q, k, v, o, state, static_cast<int>(heads), static_cast<int>(tokens), static_cast<int>(dk),
+                               static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
+                               static_cast<int>(powStride), units);
+  RunShared(work);
+#endif
+  return nullptr;
+}
+
 // ---------------------------------------------------------------- read bandwidth
 //
 // The machine's memory read bandwidth, the bound of a memory-bound decode (the scale benchmark's): a buffer
@@ -801,7 +877,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16},
-                          {"readBandwidth", ReadBandwidth}}) {
+                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

@@ -43,6 +43,9 @@ double CrossEntropyRows(const float* logits, const int32_t* targets, int vocab, 
 void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int64_t hi);
 void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
                          int64_t lo, int64_t hi);
+// linearAttentionStep of assembly/ops.ts on units [lo, hi) (a unit: one head of one sequence), bit for bit.
+void LinearAttentionStepRange(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
+                              int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
 #endif
 
 // out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.

@@ -338,6 +338,38 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
   assert.equal(be.useElementwiseKernels(true), true);
 });
 
+test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state', { skip }, (t) => {
+  const be = backend();
+  if (be.info().elementwiseKernels === 'none') {
+    t.skip('no AVX-512 on this CPU: the wasm kernel runs');
+    return;
+  }
+  assert.ok(be.kernels?.linearAttentionStep, 'the add-on has linearAttentionStep');
+  const next = rng(9);
+  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
+  // [U, H, T, Dk, Dv]: a SmolLM-135M decoding step (9 heads, 64 x 64); groups of 64 and 16 columns and a
+  // scalar tail; only a tail; several tokens per unit and B = U / H sequences
+  for (const [U, H, T, Dk, Dv] of [[9, 9, 1, 64, 64], [4, 2, 3, 7, 100], [6, 3, 5, 16, 40], [2, 2, 2, 5, 3]] as const) {
+    const q = values(U * T * Dk), k = values(U * T * Dk), v = values(U * T * Dv), state0 = values(U * Dk * Dv);
+    const powStride = T + 1;
+    const powers = Float64Array.from({ length: H * powStride }, (_, i) => 0.9 + 0.01 * (i % 7) + 1e-9 * i); // not a float32
+    const { wasm, native } = onBothKernels(() => {
+      const o = new Float32Array(U * T * Dv).fill(NaN);
+      const state = Float32Array.from(state0);
+      ops.linearAttentionStep(q, k, v, o, state, U, H, T, Dk, Dv, 0.125, powers, powStride);
+      return { o, state };
+    });
+    const what = `U ${U} H ${H} T ${T} Dk ${Dk} Dv ${Dv}`;
+    assertSameBits(native.o, wasm.o, `${what}: o`);
+    assertSameBits(native.state, wasm.state, `${what}: state`);
+  }
+  const f = (n: number) => new Float32Array(n);
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(64), f(64), f(64), f(64), f(4095), 1, 1, 64, 64, 1, new Float64Array(2), 1, 1),
+    /state has 4095 floats, the call needs 4096/);
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(128), f(128), f(128), f(128), f(8192), 2, 1, 64, 64, 1, new Float64Array(2), 1, 2),
+    /powers must be a Float64Array of at least 3 values/);
+});
+
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {
   const be = backend();
   const c = Float32Array.from([1, 2, 3, 4, 5, 6]);

@@ -637,6 +637,11 @@ export function linearAttentionStep(
     checkCount(`linearAttentionStep: ${name}`, v2);
   }
   if (U === 0 || T === 0) return;
+  const own = getBackend().kernels?.linearAttentionStep;
+  if (own) {
+    own(q, k, v, o, state, H, T, Dk, Dv, scale, powers, powStride, U); // it checks the lengths itself
+    return;
+  }
   beginCall();
   const args = [
     ptr(q, U * T * Dk, 'linearAttentionStep: q', 'in'), ptr(k, U * T * Dk, 'linearAttentionStep: k', 'in'),

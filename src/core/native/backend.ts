@@ -54,6 +54,8 @@ interface Addon {
   crossEntropy: BackendKernels['crossEntropy'];
   swiglu: BackendKernels['swiglu'];
   swigluBackward: BackendKernels['swigluBackward'];
+  /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
+  linearAttentionStep?: BackendKernels['linearAttentionStep'];
   /** Absent from an add-on built before it: nothing depends on it but the scale benchmark, which falls back. */
   readBandwidth?(bytes: number, threads: number, passes: number): NativeReadBandwidth;
 }
@@ -219,6 +221,7 @@ function load(addonPath: string): NativeResult {
     swiglu: addon.swiglu,
     swigluBackward: addon.swigluBackward,
   };
+  if (typeof addon.linearAttentionStep === 'function') kernels.linearAttentionStep = addon.linearAttentionStep;
   let kernelsOn = elementwiseKernels === 'avx512';
 
   /**
