@@ -264,7 +264,7 @@ class F32DecodeWork : public SharedWork {
  public:
   F32DecodeWork(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb, float* C,
                 int ldc, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), alpha_(alpha), beta_(beta), A_(A), lda_(lda),
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), alpha_(alpha), beta_(beta), A_(A), lda_(lda),
         B_(B), ldb_(ldb), C_(C), ldc_(ldc), rows_(rowsPerItem) {}
 
  protected:
@@ -379,7 +379,7 @@ constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 class Bf16DecodeWork : public SharedWork {
  public:
   Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
 
  protected:
   void Do(int64_t item, int) override {
@@ -733,7 +733,7 @@ constexpr int64_t kReadItemBytes = 4 << 20;
 class ReadWork : public SharedWork {
  public:
   ReadWork(const char* data, int64_t bytes)
-      : SharedWork((bytes + kReadItemBytes - 1) / kReadItemBytes), data_(data), bytes_(bytes), sums_(items()) {}
+      : SharedWork((bytes + kReadItemBytes - 1) / kReadItemBytes, true), data_(data), bytes_(bytes), sums_(items()) {}
   // Wraps modulo 2^64 like ReadSum's own adds, so the order of the items does not matter.
   uint64_t Sum() const {
     uint64_t s = 0;
