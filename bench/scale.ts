@@ -10,7 +10,7 @@ import { optionsHelp, UsageError } from '../src/cli/args.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { openModel } from '../src/io/checkpoint.js';
 import { parameterMemory } from '../src/models/decoder.js';
-import { measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
+import { bandwidthThreadCounts, measureReadBandwidth, type BandwidthResult } from '../src/bench/bandwidth.js';
 import { machineInfo } from '../src/bench/report.js';
 import {
   scaleMarkdown, withBound,
@@ -51,10 +51,9 @@ async function main(argv: string[]): Promise<void> {
   const log = (l: string) => console.log(l);
   log('== read bandwidth ==');
   const runs: BandwidthResult[] = [];
-  const { availableParallelism } = await import('node:os');
-  for (const threads of [...new Set([1, availableParallelism()])]) {
+  for (const threads of bandwidthThreadCounts()) {
     const b = await measureReadBandwidth({ bytes: settings.bandwidthBytes, threads, passes: settings.bandwidthPasses });
-    log(`  ${b.method}: best ${b.bestGBPerS.toFixed(1)} GB/s (passes ${b.passes.map((p) => p.toFixed(1)).join(', ')})`);
+    log(`  ${b.method}, ${threads} thread${threads > 1 ? 's' : ''}: best ${b.bestGBPerS.toFixed(1)} GB/s (passes ${b.passes.map((p) => p.toFixed(1)).join(', ')})`);
     runs.push(b);
   }
   const bandwidth = Math.max(...runs.map((b) => b.bestGBPerS));

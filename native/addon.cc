@@ -15,12 +15,16 @@
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
 // gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
-// useSmallKernel(on), useElementwiseKernels(on).
+// useSmallKernel(on), useElementwiseKernels(on), readBandwidth(bytes, threads, passes) (the scale benchmark's
+// bound).
 
 #include <napi.h>
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -250,6 +254,48 @@ void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float b
               alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+#ifdef SUPRA_X86
+// A decoding product by a float32 weight (m <= kDecodeRows rows against B stored n x k) shared with the
+// helper thread, bands of B an item each, as the BF16 ones are (GemmBf16): a one-thread read of B leaves
+// the second core's bandwidth unused. Each C value is one dot product of DotRows*, so the split never
+// changes the bits.
+constexpr int64_t kF32DecodeItemBytes = 64 * 1024;
+
+class F32DecodeWork : public SharedWork {
+ public:
+  F32DecodeWork(int m, int n, int k, float alpha, float beta, const float* A, int lda, const float* B, int ldb, float* C,
+                int ldc, int rowsPerItem)
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), alpha_(alpha), beta_(beta), A_(A), lda_(lda),
+        B_(B), ldb_(ldb), C_(C), ldc_(ldc), rows_(rowsPerItem) {}
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int j0 = static_cast<int>(item) * rows_;
+    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
+    const float* b = B_ + static_cast<int64_t>(j0) * ldb_;
+    if (HaveAvx512()) DotRowsAvx512(m_, nn, k_, alpha_, beta_, A_, lda_, b, ldb_, C_ + j0, ldc_);
+    else DotRowsAvx2(m_, nn, k_, alpha_, beta_, A_, lda_, b, ldb_, C_ + j0, ldc_);
+  }
+
+ private:
+  const int m_, n_, k_;
+  const float alpha_, beta_;
+  const float* A_;
+  const int lda_;
+  const float* B_;
+  const int ldb_;
+  float* C_;
+  const int ldc_;
+  const int rows_;
+};
+
+// One decoding product on DotRows* (GemmOne's first case) worth sharing: more than one item of B.
+bool SharedDecodeProduct(bool transA, bool transB, int64_t m, int64_t n, int64_t k, int64_t ldb) {
+  return k > 0 && m <= kDecodeRows && transB && !transA && (HaveAvx512() || HaveAvx2Fma()) &&
+         4 * n * ldb > kF32DecodeItemBytes;
+}
+#endif
+
 napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[17];
   if (!ReadArgs(env, cbinfo, "sgemm", 17, argv)) return nullptr;
@@ -299,6 +345,16 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
     else work.Drain(0);
     return nullptr;
   }
+#ifdef SUPRA_X86
+  if (batch == 1 && SharedDecodeProduct(transA, transB, m, n, k, ldb)) {
+    const int rows = static_cast<int>(std::max<int64_t>(1, kF32DecodeItemBytes / (4 * ldb)));
+    F32DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha),
+                       static_cast<float>(beta), a.data, static_cast<int>(lda), b.data, static_cast<int>(ldb), c.data,
+                       static_cast<int>(ldc), rows);
+    RunShared(work);
+    return nullptr;
+  }
+#endif
   for (int64_t i = 0; i < batch; i++) {
     GemmOne(transA, transB, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
             static_cast<float>(alpha), static_cast<float>(beta), a.data + i * strideA, static_cast<int>(lda),
@@ -324,7 +380,7 @@ constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 class Bf16DecodeWork : public SharedWork {
  public:
   Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
 
  protected:
   void Do(int64_t item, int) override {
@@ -693,6 +749,169 @@ napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- the linear attention's recurrent step
+//
+// linearAttentionStep of assembly/ops.ts (BackendKernels): a decoding step of every SUPRA layer. Each unit (a
+// head of a sequence) is an item, whichever thread is free takes it; the helper is usually still spinning
+// from the product before, which the wasm pool's workers are not (they sleep between a decoding step's
+// kernels, and waking them costs more than the step).
+#ifdef SUPRA_X86
+class LinearAttentionStepWork : public SharedWork {
+ public:
+  LinearAttentionStepWork(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
+                          int dk, int dv, float scale, const double* powers, int powStride, int64_t units)
+      : SharedWork(units), q_(q), k_(k), v_(v), o_(o), state_(state), heads_(heads), tokens_(tokens), dk_(dk), dv_(dv),
+        scale_(scale), powers_(powers), powStride_(powStride) {}
+
+ protected:
+  void Do(int64_t u, int) override {
+    supra::LinearAttentionStepRange(q_, k_, v_, o_, state_, heads_, tokens_, dk_, dv_, scale_, powers_, powStride_, u, u + 1);
+  }
+
+ private:
+  const float *q_, *k_, *v_;
+  float *o_, *state_;
+  const int heads_, tokens_, dk_, dv_;
+  const float scale_;
+  const double* powers_;
+  const int powStride_;
+};
+#endif
+
+// linearAttentionStep(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, units): the arguments
+// of ops.ts's linearAttentionStep, units = U.
+napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "linearAttentionStep";
+  napi_value argv[13];
+  int64_t heads, tokens, dk, dv, powStride, units;
+  double scale;
+  if (!ReadArgs(env, cbinfo, name, 13, argv) || !ElementwiseAvailable(env, name) ||
+      !ReadCount(env, argv[5], name, "heads", 1, &heads) || !ReadCount(env, argv[6], name, "tokens", 0, &tokens) ||
+      !ReadCount(env, argv[7], name, "dk", 0, &dk) || !ReadCount(env, argv[8], name, "dv", 0, &dv) ||
+      !ReadNumber(env, argv[9], "scale", &scale) || !ReadCount(env, argv[11], name, "powStride", 0, &powStride) ||
+      !ReadCount(env, argv[12], name, "units", 0, &units)) {
+    return nullptr;
+  }
+  if (std::max({heads, tokens, dk, dv, powStride}) > kMaxBlasInt) {
+    Napi::RangeError::New(env, "supra native linearAttentionStep: a dimension is 2^31 or more").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  float *q, *k, *v, *o, *state;
+  if (!ReadSpan(env, argv[0], name, "q", units * tokens * dk, false, &q) ||
+      !ReadSpan(env, argv[1], name, "k", units * tokens * dk, false, &k) ||
+      !ReadSpan(env, argv[2], name, "v", units * tokens * dv, false, &v) ||
+      !ReadSpan(env, argv[3], name, "o", units * tokens * dv, false, &o) ||
+      !ReadSpan(env, argv[4], name, "state", units * dk * dv, false, &state)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t powersLength = 0;
+  void* powersData = nullptr;
+  const int64_t powersNeed = (std::min(heads, units) - 1) * powStride + 2;
+  if (napi_get_typedarray_info(env, argv[10], &type, &powersLength, &powersData, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array || static_cast<int64_t>(powersLength) < powersNeed) {
+    Napi::TypeError::New(env, "supra native linearAttentionStep: powers must be a Float64Array of at least " +
+                                  std::to_string(powersNeed) + " values")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (units == 0 || tokens == 0) return nullptr;
+#ifdef SUPRA_X86
+  LinearAttentionStepWork work(q, k, v, o, state, static_cast<int>(heads), static_cast<int>(tokens), static_cast<int>(dk),
+                               static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
+                               static_cast<int>(powStride), units);
+  RunShared(work);
+#endif
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- read bandwidth
+//
+// The machine's memory read bandwidth, the bound of a memory-bound decode (the scale benchmark's): a buffer
+// of `bytes` outside the JS heap, committed before timing, read by ReadSum on the calling thread alone or
+// with the helper thread (the two threads decoding products run on), in items of kReadItemBytes that
+// whichever thread is free takes. Each pass's GB/s is bytes / its wall time.
+
+constexpr int64_t kReadItemBytes = 4 << 20;
+
+class ReadWork : public SharedWork {
+ public:
+  ReadWork(const char* data, int64_t bytes)
+      : SharedWork((bytes + kReadItemBytes - 1) / kReadItemBytes, true), data_(data), bytes_(bytes), sums_(items()) {}
+  // Wraps modulo 2^64 like ReadSum's own adds, so the order of the items does not matter.
+  uint64_t Sum() const {
+    uint64_t s = 0;
+    for (uint64_t x : sums_) s += x;
+    return s;
+  }
+
+ protected:
+  void Do(int64_t item, int) override {
+    const int64_t lo = item * kReadItemBytes;
+    sums_[item] = supra::ReadSum(data_ + lo, std::min(kReadItemBytes, bytes_ - lo));
+  }
+
+ private:
+  const char* data_;
+  const int64_t bytes_;
+  std::vector<uint64_t> sums_;
+};
+
+// readBandwidth(bytes, threads, passes) -> { bytes, threads, kernel, passes: GB/s of each pass }; bytes is
+// rounded up to a multiple of 256, threads is 1 (this thread) or 2 (this thread and the helper).
+napi_value ReadBandwidth(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "readBandwidth";
+  napi_value argv[3];
+  int64_t bytes, threads, passes;
+  if (!ReadArgs(env, cbinfo, name, 3, argv) || !ReadCount(env, argv[0], name, "bytes", 1, &bytes) ||
+      !ReadCount(env, argv[1], name, "threads", 1, &threads) || !ReadCount(env, argv[2], name, "passes", 1, &passes)) {
+    return nullptr;
+  }
+  if (threads > 2) {
+    Napi::RangeError::New(env, "supra native readBandwidth: threads must be 1 or 2 (this thread and the helper), got " +
+                                   std::to_string(threads))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  bytes = (bytes + supra::kReadSumAlign - 1) / supra::kReadSumAlign * supra::kReadSumAlign;
+  char* data = static_cast<char*>(std::aligned_alloc(4096, static_cast<size_t>((bytes + 4095) / 4096 * 4096)));
+  if (!data) {
+    Napi::Error::New(env, "supra native readBandwidth: cannot allocate " + std::to_string(bytes) + " bytes")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  std::memset(data, 1, static_cast<size_t>(bytes)); // commits every page before timing
+  // every 64-bit word is 0x0101010101010101: a pass that skipped a load would sum to something else
+  const uint64_t expected = static_cast<uint64_t>(bytes / 8) * 0x0101010101010101ULL;
+  napi_value results;
+  napi_create_array_with_length(env, static_cast<size_t>(passes), &results);
+  HelperThread& helper = Helper();
+  std::lock_guard<std::mutex> lock(helper.busy());
+  for (int64_t pass = 0; pass < passes; pass++) {
+    ReadWork work(data, bytes);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (threads == 2) helper.Run(work);
+    else work.Drain(0);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (work.Sum() != expected) {
+      std::free(data);
+      Napi::Error::New(env, "supra native readBandwidth: the read loop's sum is wrong (a load was skipped)")
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    napi_value gbs;
+    napi_create_double(env, static_cast<double>(bytes) / seconds / 1e9, &gbs);
+    napi_set_element(env, results, static_cast<uint32_t>(pass), gbs);
+  }
+  std::free(data);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
+  out.Set("threads", Napi::Number::New(env, static_cast<double>(threads)));
+  out.Set("kernel", Napi::String::New(env, supra::ReadSumKernel()));
+  out.Set("passes", Napi::Value(env, results));
+  return out;
+}
+
 // Which kernels OpenBLAS picked (OPENBLAS_CORETYPE or CPU detection) and how many threads it uses.
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -761,7 +980,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}}) {
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8},
+                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

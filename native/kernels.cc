@@ -133,6 +133,58 @@ void WidenBf16(const uint16_t* in, float* out, int64_t n) {
   }
 }
 
+// ---------------------------------------------------------------- the read-bandwidth loop
+//
+// Four independent accumulators of 64-bit integer adds (one cycle each, never the bottleneck), four
+// full-width loads per 256 bytes with AVX-512, eight with AVX2.
+#ifdef SUPRA_X86
+__attribute__((target("avx512f"))) static uint64_t ReadSumAvx512(const char* p, int64_t bytes) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+  for (int64_t i = 0; i < bytes; i += 256) {
+    s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p + i));
+    s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + i + 64));
+    s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + i + 128));
+    s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + i + 192));
+  }
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))));
+}
+
+__attribute__((target("avx2"))) static uint64_t ReadSumAvx2(const char* p, int64_t bytes) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
+  for (int64_t i = 0; i < bytes; i += 256) {
+    for (int64_t j = 0; j < 256; j += 128) {
+      s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + j)));
+      s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + j + 32)));
+      s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + j + 64)));
+      s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + j + 96)));
+    }
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+#endif
+
+uint64_t ReadSum(const void* data, int64_t bytes) {
+  const char* p = static_cast<const char*>(data);
+#ifdef SUPRA_X86
+  if (HaveAvx512()) return ReadSumAvx512(p, bytes);
+  if (HaveAvx2Fma()) return ReadSumAvx2(p, bytes);
+#endif
+  uint64_t s[4] = {0, 0, 0, 0};
+  for (int64_t i = 0; i < bytes; i += 32) {
+    for (int j = 0; j < 4; j++) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * j, sizeof w);
+      s[j] += w;
+    }
+  }
+  return s[0] + s[1] + s[2] + s[3];
+}
+
+const char* ReadSumKernel() { return HaveAvx512() ? "avx512" : HaveAvx2Fma() ? "avx2" : "scalar"; }
+
 // Batched small products: the chunked linear attention's per-head products (64 x 64 x 64 in training,
 // B*H of them per call). OpenBLAS keeps a product this small on one thread (it is under its threading
 // threshold) and packs both operands for every entry, so one core idles through about a tenth of a
@@ -462,6 +514,78 @@ __attribute__((target("avx512f"))) void SwigluBackwardRange(const float* dout, c
     if (act) act[i] = (g / (1 + Exp1(-g))) * u;
     dup[i] = d * g * s;
     dgate[i] = d * u * s * (1 + g * (1 - s));
+  }
+}
+
+// linearAttentionStep of ops.ts: per head u, per token, S ← S + (k·scale) vᵀ, o = qᵀ S (summed over p in
+// order), then S ← γ S. Every output column j is its own lane there and here, with the same multiplies and
+// adds in the same order (no fused multiply-add): 16 columns per vector instead of 4, four vectors at a
+// time, the same scalar tail past the last whole group of 16.
+__attribute__((target("avx512f"))) void LinearAttentionStepRange(const float* q, const float* k, const float* v, float* o,
+                                                                 float* state, int heads, int tokens, int dk, int dv,
+                                                                 float scale, const double* powers, int powStride,
+                                                                 int64_t lo, int64_t hi) {
+  const int64_t dvl = dv;
+  for (int64_t u = lo; u < hi; u++) {
+    const float g = static_cast<float>(powers[(u % heads) * powStride + 1]);
+    const __m512 vg = _mm512_set1_ps(g);
+    float* S = state + u * dk * dvl;
+    for (int t = 0; t < tokens; t++) {
+      const int64_t row = u * tokens + t;
+      const float* qt = q + row * dk;
+      const float* kt = k + row * dk;
+      const float* vt = v + row * dvl;
+      float* ot = o + row * dvl;
+      int j = 0;
+      for (; j + 64 <= dv; j += 64) {
+        const __m512 v0 = _mm512_loadu_ps(vt + j), v1 = _mm512_loadu_ps(vt + j + 16), v2 = _mm512_loadu_ps(vt + j + 32),
+                     v3 = _mm512_loadu_ps(vt + j + 48);
+        __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps(), o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
+        float* sp = S + j;
+        for (int p = 0; p < dk; p++, sp += dvl) {
+          const __m512 kp = _mm512_set1_ps(kt[p] * scale);
+          const __m512 qp = _mm512_set1_ps(qt[p]);
+          const __m512 s0 = _mm512_add_ps(_mm512_loadu_ps(sp), _mm512_mul_ps(kp, v0));
+          const __m512 s1 = _mm512_add_ps(_mm512_loadu_ps(sp + 16), _mm512_mul_ps(kp, v1));
+          const __m512 s2 = _mm512_add_ps(_mm512_loadu_ps(sp + 32), _mm512_mul_ps(kp, v2));
+          const __m512 s3 = _mm512_add_ps(_mm512_loadu_ps(sp + 48), _mm512_mul_ps(kp, v3));
+          o0 = _mm512_add_ps(o0, _mm512_mul_ps(qp, s0));
+          o1 = _mm512_add_ps(o1, _mm512_mul_ps(qp, s1));
+          o2 = _mm512_add_ps(o2, _mm512_mul_ps(qp, s2));
+          o3 = _mm512_add_ps(o3, _mm512_mul_ps(qp, s3));
+          _mm512_storeu_ps(sp, _mm512_mul_ps(s0, vg));
+          _mm512_storeu_ps(sp + 16, _mm512_mul_ps(s1, vg));
+          _mm512_storeu_ps(sp + 32, _mm512_mul_ps(s2, vg));
+          _mm512_storeu_ps(sp + 48, _mm512_mul_ps(s3, vg));
+        }
+        _mm512_storeu_ps(ot + j, o0);
+        _mm512_storeu_ps(ot + j + 16, o1);
+        _mm512_storeu_ps(ot + j + 32, o2);
+        _mm512_storeu_ps(ot + j + 48, o3);
+      }
+      for (; j + 16 <= dv; j += 16) {
+        const __m512 v0 = _mm512_loadu_ps(vt + j);
+        __m512 o0 = _mm512_setzero_ps();
+        float* sp = S + j;
+        for (int p = 0; p < dk; p++, sp += dvl) {
+          const __m512 s0 = _mm512_add_ps(_mm512_loadu_ps(sp), _mm512_mul_ps(_mm512_set1_ps(kt[p] * scale), v0));
+          o0 = _mm512_add_ps(o0, _mm512_mul_ps(_mm512_set1_ps(qt[p]), s0));
+          _mm512_storeu_ps(sp, _mm512_mul_ps(s0, vg));
+        }
+        _mm512_storeu_ps(ot + j, o0);
+      }
+      for (; j < dv; j++) {
+        const float vj = vt[j];
+        float acc = 0;
+        float* sp = S + j;
+        for (int p = 0; p < dk; p++, sp += dvl) {
+          const float s = *sp + kt[p] * scale * vj;
+          acc += qt[p] * s;
+          *sp = s * g;
+        }
+        ot[j] = acc;
+      }
+    }
   }
 }
 #endif

@@ -43,6 +43,9 @@ double CrossEntropyRows(const float* logits, const int32_t* targets, int vocab, 
 void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int64_t hi);
 void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
                          int64_t lo, int64_t hi);
+// linearAttentionStep of assembly/ops.ts on units [lo, hi) (a unit: one head of one sequence), bit for bit.
+void LinearAttentionStepRange(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
+                              int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
 #endif
 
 // out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.
@@ -61,5 +64,12 @@ void DotRowsInt8Avx2(int m, int n, int k, const float* A, int lda, const int8_t*
 
 // out[rows, k] = the weight's rows as float32 (q * scale, rounded once), vectorized where the CPU allows.
 void DequantizeInt8Rows(const int8_t* W, const float* scales, int rows, int k, float* out);
+
+// The read-bandwidth loop (addon.cc's readBandwidth): the sum, modulo 2^64, of the 64-bit words of
+// [p, p + bytes), bytes a multiple of kReadSumAlign, with the widest loads the CPU has (AVX-512, AVX2, else
+// scalar); the sum keeps the compiler from dropping the loads. ReadSumKernel names the one in use.
+constexpr int64_t kReadSumAlign = 256;
+uint64_t ReadSum(const void* p, int64_t bytes);
+const char* ReadSumKernel();
 
 } // namespace supra

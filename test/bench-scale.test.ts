@@ -38,7 +38,7 @@ test('bench:scale options: defaults, lists, and bad values named', () => {
   for (const name of Object.keys(SCALE_OPTIONS)) assert.ok(readme.includes(`--${name}`), `README.md lacks bench:scale's --${name}`);
 });
 
-test('bench:scale on the tiny shape: every case in its own process, JSON and markdown written, the folders reused', () => {
+test('bench:scale on the tiny shape: every case in its own process, JSON and markdown written, the folders reused', async () => {
   const cache = fresh(), out = fresh();
   const args = [scaleScript, '--shapes', 'tiny', '--cache', cache, '--out', out, '--bandwidth-size', '8MiB', '--bandwidth-passes', '1', '--decode', '2', '--prefill', '4'];
   const first = spawnSync(process.execPath, args, { encoding: 'utf8' });
@@ -71,6 +71,10 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.match(md, /\| tiny \| SUPRA \| int8 \| [\d.]+ \| /);
   assert.match(md, /--shapes tiny --cache/);
   assert.match(md, /\| tiny \| SUPRA \| bf16 \| serve \| ok: started in/);
+  // the header names the loop that measured the bandwidth: the add-on's where it loads
+  const { defaultBandwidthLoop } = await import('../src/bench/bandwidth.js');
+  assert.match(report.bandwidth.runs[0]!.method, defaultBandwidthLoop() === 'native' ? /^native add-on, / : /^wasm SIMD/);
+  assert.ok(md.includes(`Read bandwidth (${report.bandwidth.runs[0]!.method}, 8 MiB per pass`), md.split('\n')[4]);
   const second = spawnSync(process.execPath, [...args, '--no-commands'], { encoding: 'utf8' });
   assert.equal(second.status, 0, second.stderr);
   const again = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleReport;

@@ -338,6 +338,38 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
   assert.equal(be.useElementwiseKernels(true), true);
 });
 
+test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state', { skip }, (t) => {
+  const be = backend();
+  if (be.info().elementwiseKernels === 'none') {
+    t.skip('no AVX-512 on this CPU: the wasm kernel runs');
+    return;
+  }
+  assert.ok(be.kernels?.linearAttentionStep, 'the add-on has linearAttentionStep');
+  const next = rng(9);
+  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
+  // [U, H, T, Dk, Dv]: a SmolLM-135M decoding step (9 heads, 64 x 64); groups of 64 and 16 columns and a
+  // scalar tail; only a tail; several tokens per unit and B = U / H sequences
+  for (const [U, H, T, Dk, Dv] of [[9, 9, 1, 64, 64], [4, 2, 3, 7, 100], [6, 3, 5, 16, 40], [2, 2, 2, 5, 3]] as const) {
+    const q = values(U * T * Dk), k = values(U * T * Dk), v = values(U * T * Dv), state0 = values(U * Dk * Dv);
+    const powStride = T + 1;
+    const powers = Float64Array.from({ length: H * powStride }, (_, i) => 0.9 + 0.01 * (i % 7) + 1e-9 * i); // not a float32
+    const { wasm, native } = onBothKernels(() => {
+      const o = new Float32Array(U * T * Dv).fill(NaN);
+      const state = Float32Array.from(state0);
+      ops.linearAttentionStep(q, k, v, o, state, U, H, T, Dk, Dv, 0.125, powers, powStride);
+      return { o, state };
+    });
+    const what = `U ${U} H ${H} T ${T} Dk ${Dk} Dv ${Dv}`;
+    assertSameBits(native.o, wasm.o, `${what}: o`);
+    assertSameBits(native.state, wasm.state, `${what}: state`);
+  }
+  const f = (n: number) => new Float32Array(n);
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(64), f(64), f(64), f(64), f(4095), 1, 1, 64, 64, 1, new Float64Array(2), 1, 1),
+    /state has 4095 floats, the call needs 4096/);
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(128), f(128), f(128), f(128), f(8192), 2, 1, 64, 64, 1, new Float64Array(2), 1, 2),
+    /powers must be a Float64Array of at least 3 values/);
+});
+
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {
   const be = backend();
   const c = Float32Array.from([1, 2, 3, 4, 5, 6]);
@@ -349,6 +381,30 @@ test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing',
   be.sgemm({ transA: false, transB: false, m: 0, n: 2, k: 3, a: new Float32Array(0), b: new Float32Array(6), c: untouched });
   be.sgemm({ transA: true, transB: true, m: 1, n: 2, k: 3, a: new Float32Array(3), b: new Float32Array(6), c: untouched, batch: 0 });
   assert.deepEqual(Array.from(untouched), [7, 7]);
+});
+
+test('the add-on measures read bandwidth on 1 and 2 threads (the scale benchmark\'s bound), and refuses more', { skip }, async () => {
+  const be = backend();
+  assert.ok(be.readBandwidth, 'the add-on has readBandwidth');
+  for (const threads of [1, 2] as const) {
+    // 1 MiB + 1 byte: rounded up to whole 256-byte blocks; the add-on checks the loop's sum itself
+    const r = be.readBandwidth(2 ** 20 + 1, threads, 3);
+    assert.equal(r.bytes, 2 ** 20 + 256);
+    assert.equal(r.threads, threads);
+    assert.equal(r.passes.length, 3);
+    assert.ok(r.passes.every((gbs) => Number.isFinite(gbs) && gbs > 0), JSON.stringify(r));
+    assert.equal(r.kernel, be.info().decodeKernel === 'none' ? 'scalar' : be.info().decodeKernel);
+  }
+  assert.throws(() => be.readBandwidth!(1024, 3 as 2, 1), /threads must be 1 or 2/);
+  assert.throws(() => be.readBandwidth!(0, 1, 1), /bytes must be an integer >= 1/);
+  // the benchmark's measure uses it by default, and names the loop
+  const { defaultBandwidthLoop, bandwidthThreadCounts, measureReadBandwidth } = await import('../src/bench/bandwidth.js');
+  assert.equal(defaultBandwidthLoop(), 'native');
+  assert.deepEqual(bandwidthThreadCounts('native'), [...new Set([1, Math.min(2, (await import('node:os')).availableParallelism())])]);
+  const m = await measureReadBandwidth({ bytes: 2 ** 20, threads: 1, passes: 2 });
+  assert.match(m.method, /^native add-on, (AVX-512 512-bit|AVX2 256-bit|64-bit scalar) loads/);
+  assert.equal(m.bestGBPerS, Math.max(...m.passes));
+  await assert.rejects(measureReadBandwidth({ bytes: 2 ** 20, threads: 3, loop: 'native' }), /1 or 2 threads, not 3/);
 });
 
 test('bad calls throw a clear error instead of touching memory', { skip }, () => {
@@ -412,6 +468,35 @@ test('thread count can be changed and results do not depend on it', { skip }, ()
   assert.throws(() => be.setThreads(0), /thread count must be an integer/);
   be.setThreads(before);
   assert.equal(be.threads, before);
+});
+
+test('decoding products by a float32 weight big enough to share with the helper thread: float64 values, the same bits on 1 and 2 threads', { skip }, () => {
+  const be = backend();
+  const before = be.threads;
+  const next = rng(4);
+  // n x k weights of 300 KiB and 1.2 MiB (several 64 KiB items), with every k tail, alpha/beta and padded
+  // leading dimensions, so items start mid-B and mid-C
+  for (const [m, n, k, pad] of [[1, 300, 257, 0], [3, 611, 130, 5], [4, 1031, 300, 3]] as const) {
+    for (const [alpha, beta] of [[1, 0], [0.5, -2]] as const) {
+      const a = filled(arena, m * (k + pad), next);
+      const b = filled(arena, n * (k + pad), next);
+      const c0 = filled(arena, m * (n + pad), next);
+      const g = (c: Float32Array): GemmArgs => ({ transA: false, transB: true, m, n, k, alpha, beta, a, b, c, lda: k + pad, ldb: k + pad, ldc: n + pad });
+      const want = referenceGemm(g(Float32Array.from(c0)));
+      const results = [1, 2].map((threads) => {
+        be.setThreads(threads);
+        const c = allocF32(c0.length);
+        c.set(c0);
+        be.sgemm(g(c));
+        return c;
+      });
+      const what = `${m}x${n}x${k} pad ${pad} alpha ${alpha} beta ${beta}`;
+      assertClose(results[1]!, want, what);
+      assert.deepEqual(Array.from(results[1]!), Array.from(results[0]!), `${what}: 2 threads vs 1`);
+      for (const x of [a, b, c0, ...results]) free(x);
+    }
+  }
+  be.setThreads(before);
 });
 
 // Children: OpenBLAS reads OPENBLAS_CORETYPE and thread settings once, at load.

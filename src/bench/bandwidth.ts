@@ -1,9 +1,13 @@
-// The machine's memory read bandwidth, the bound of a memory-bound batch-1 decode: a wasm SIMD loop
-// (128-bit loads folded into four xor accumulators, eight loads per iteration) run by one worker per
-// thread over its share of a shared buffer (1 GiB by default), best of several passes. The module is
-// assembled here from its bytes, so the measure depends on neither backend's build.
+// The machine's memory read bandwidth, the bound of a memory-bound batch-1 decode, best of several passes
+// over a buffer of 1 GiB by default. Where the native add-on loads, its loop (native/addon.cc: AVX-512 or
+// AVX2 loads summed into 64-bit integers, on the calling thread and its helper thread, the two threads
+// decoding runs on); otherwise, and for more than 2 threads, a wasm SIMD loop (128-bit loads folded into
+// four xor accumulators, eight loads per iteration) run by one worker per thread over its share of a
+// shared buffer, which reads less than the machine can (24.9 against 30.7 GB/s on the bench machine).
+// The wasm module is assembled here from its bytes, so that measure depends on neither backend's build.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { createNativeBackend, type NativeBackend } from '../core/native/backend.js';
 
 const PAGE = 65536;
 const UNROLL = 8; // 16-byte loads per iteration
@@ -57,7 +61,48 @@ export interface BandwidthResult {
   /** GB/s (10^9 bytes) of each pass: bytes ÷ (last thread's end − first thread's start). */
   passes: number[];
   bestGBPerS: number;
+  /** The loop that read, without the thread count (which is `threads`). */
   method: string;
+}
+
+/** Which loop measures: the native add-on's where it loads and has one, else wasm. */
+export type BandwidthLoop = 'native' | 'wasm';
+
+function nativeReader(): NativeBackend['readBandwidth'] {
+  const native = createNativeBackend();
+  return native.ok ? native.backend.readBandwidth : undefined;
+}
+
+/** The loop measureReadBandwidth uses by default on this machine. */
+export function defaultBandwidthLoop(): BandwidthLoop {
+  return nativeReader() ? 'native' : 'wasm';
+}
+
+/** The thread counts worth measuring with a loop: 1 and every thread it can use (the native one has two). */
+export function bandwidthThreadCounts(loop: BandwidthLoop = defaultBandwidthLoop()): number[] {
+  return [...new Set([1, loop === 'native' ? Math.min(2, availableParallelism()) : availableParallelism()])];
+}
+
+const NATIVE_LOADS = { avx512: 'AVX-512 512-bit loads', avx2: 'AVX2 256-bit loads', scalar: '64-bit scalar loads' } as const;
+
+/**
+ * Read bandwidth of `bytes` on `threads` threads, best of `passes`, with `loop` (default: native where it
+ * loads; the native loop runs on at most 2 threads).
+ */
+export async function measureReadBandwidth(
+  options: { bytes?: number; threads?: number; passes?: number; loop?: BandwidthLoop } = {},
+): Promise<BandwidthResult> {
+  const loop = options.loop ?? defaultBandwidthLoop();
+  if (loop === 'wasm') return measureWasmReadBandwidth(options);
+  const read = nativeReader();
+  if (!read) throw new Error('supra: bench: the native add-on is not loaded or has no read-bandwidth loop (npm install rebuilds it)');
+  const threads = options.threads ?? Math.min(2, availableParallelism());
+  if (threads !== 1 && threads !== 2) throw new RangeError(`supra: bench: the native read loop runs on 1 or 2 threads, not ${threads}`);
+  const r = read(options.bytes ?? 2 ** 30, threads, options.passes ?? 5);
+  return {
+    bytes: r.bytes, threads: r.threads, passes: r.passes, bestGBPerS: Math.max(...r.passes),
+    method: `native add-on, ${NATIVE_LOADS[r.kernel]} summed in 64-bit integers`,
+  };
 }
 
 const WORKER = `
@@ -78,8 +123,8 @@ parentPort.on('message', (pass) => {
 parentPort.postMessage('ready');
 `;
 
-/** Read bandwidth of `bytes` (rounded up to whole 64 KiB pages) on `threads` workers, best of `passes`. */
-export async function measureReadBandwidth(options: { bytes?: number; threads?: number; passes?: number } = {}): Promise<BandwidthResult> {
+/** Read bandwidth of `bytes` (rounded up to whole 64 KiB pages) on `threads` wasm workers, best of `passes`. */
+export async function measureWasmReadBandwidth(options: { bytes?: number; threads?: number; passes?: number } = {}): Promise<BandwidthResult> {
   const threads = options.threads ?? availableParallelism();
   const passes = options.passes ?? 5;
   const pages = Math.ceil((options.bytes ?? 2 ** 30) / PAGE);
@@ -110,7 +155,7 @@ export async function measureReadBandwidth(options: { bytes?: number; threads?: 
       const seconds = (Math.max(...times.map((t) => t.t1)) - Math.min(...times.map((t) => t.t0))) / 1000;
       results.push(bytes / seconds / 1e9);
     }
-    return { bytes, threads, passes: results, bestGBPerS: Math.max(...results), method: `wasm SIMD 128-bit loads, ${threads} worker thread${threads > 1 ? 's' : ''}` };
+    return { bytes, threads, passes: results, bestGBPerS: Math.max(...results), method: 'wasm SIMD 128-bit loads, one worker per thread' };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

@@ -206,7 +206,7 @@ export function scaleMarkdown(r: ScaleReport): string {
   lines.push('# supra scale benchmark', '');
   lines.push(`\`${r.command}\` — ${r.date.slice(0, 10)}, ${r.cpuModel} × ${r.cpuCount}, node ${r.node}, ${r.platform}/${r.arch}, ${r.seconds.toFixed(0)} s.`, '');
   const bw = r.bandwidth.runs.map((b) => `${b.threads} thread${b.threads > 1 ? 's' : ''} ${b.bestGBPerS.toFixed(1)} GB/s`).join(', ');
-  const method = r.bandwidth.runs[0]?.method.replace(/, \d+ worker threads?$/, '') ?? '';
+  const method = r.bandwidth.runs[0]?.method ?? '';
   lines.push(`Read bandwidth (${method}, ${gib(r.bandwidth.runs[0]?.bytes)} per pass, best of ${r.settings.bandwidthPasses}): ${bw}; the bound uses ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +

@@ -79,6 +79,14 @@ export interface BackendKernels {
     dout: Float32Array, gate: Float32Array, up: Float32Array, dgate: Float32Array, dup: Float32Array,
     act: Float32Array | null, n: number, grain: number,
   ): void;
+  /**
+   * The linear attention's recurrent step over U = B·H units (ops.linearAttentionStep's arguments, checked by
+   * the caller). Optional: a backend may have the others without it.
+   */
+  linearAttentionStep?(
+    q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, state: Float32Array, H: number, T: number,
+    Dk: number, Dv: number, scale: number, powers: Float64Array, powStride: number, U: number,
+  ): void;
 }
 
 export interface Backend {

@@ -56,6 +56,22 @@ interface Addon {
   crossEntropy: BackendKernels['crossEntropy'];
   swiglu: BackendKernels['swiglu'];
   swigluBackward: BackendKernels['swigluBackward'];
+  /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
+  linearAttentionStep?: BackendKernels['linearAttentionStep'];
+  /** Absent from an add-on built before it: nothing depends on it but the scale benchmark, which falls back. */
+  readBandwidth?(bytes: number, threads: number, passes: number): NativeReadBandwidth;
+}
+
+/** One read-bandwidth measure of the add-on (NativeBackend.readBandwidth). */
+export interface NativeReadBandwidth {
+  /** Bytes read per pass (the request rounded up to a multiple of 256). */
+  bytes: number;
+  /** 1: the calling thread; 2: it and the add-on's helper thread, the two that decoding products run on. */
+  threads: number;
+  /** The loads: 512-bit, 256-bit or 64-bit scalar. */
+  kernel: 'avx512' | 'avx2' | 'scalar';
+  /** GB/s (10^9 bytes) of each pass. */
+  passes: number[];
 }
 
 /** Every function of Addon: an add-on lacking one was built from older sources. */
@@ -114,6 +130,11 @@ export interface NativeBackend extends Backend {
    * wasm kernels (false); returns whether the add-on's are now in use.
    */
   useElementwiseKernels(on: boolean): boolean;
+  /**
+   * The memory read bandwidth on `threads` (1 or 2) threads of the add-on: a vectorized read of a buffer of
+   * `bytes` outside the JS heap, `passes` times (see native/addon.cc). Absent when the add-on predates it.
+   */
+  readBandwidth?(bytes: number, threads: 1 | 2, passes: number): NativeReadBandwidth;
 }
 
 export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; reason: string };
@@ -203,6 +224,7 @@ function load(addonPath: string): NativeResult {
     swiglu: addon.swiglu,
     swigluBackward: addon.swigluBackward,
   };
+  if (typeof addon.linearAttentionStep === 'function') kernels.linearAttentionStep = addon.linearAttentionStep;
   let kernelsOn = elementwiseKernels === 'avx512';
 
   /**
@@ -293,6 +315,8 @@ function load(addonPath: string): NativeResult {
       return kernelsOn;
     },
   };
+  const readBandwidth = addon.readBandwidth;
+  if (typeof readBandwidth === 'function') backend.readBandwidth = (bytes, threads, passes) => readBandwidth(bytes, threads, passes);
   return { ok: true, backend };
 }
 

@@ -115,6 +115,16 @@ export function chunkGrain(total: number, unitElements: number): number {
 }
 
 /**
+ * Run a range kernel (one without a result) over units [0, total) on the calling thread, in one call: for
+ * work the pool does not speed up. Its units are independent, so the bits are parallelFor's.
+ */
+export function runOnCaller(kernel: PoolKernel, args: number[], total: number): void {
+  if (total <= 0) return;
+  const ex = kernels();
+  (ex[kernel] as unknown as (...a: number[]) => void).call(ex, ...args, 0, total);
+}
+
+/**
  * Run a range kernel over units [0, total), where one unit touches about `unitElements` floats, and
  * return the sum of its per-chunk results (summed in chunk order). Chunk boundaries (chunkGrain) depend
  * only on the problem size, never on the thread count, so reductions give identical results for any count.
