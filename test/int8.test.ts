@@ -23,26 +23,14 @@ import { linearizeFolder } from '../src/models/linearize.js';
 import { generate } from '../src/generate/generate.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
+import { randomF32, signedRng as rng } from './helpers/random.js';
 
 type Int8Weight = Extract<Weight, { type: 'int8' }>;
 const INT8 = WEIGHT_TYPES.int8;
 const teacherDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
 const newDir = freshDirs(tempRoot('supra-int8-'));
 
-// Deterministic uniform values in [-1, 1).
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-function randomF32(n: number, next: () => number, arena = true): Float32Array {
-  const a = arena ? allocF32(n) : new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = next();
-  return a;
-}
 
 /** An int8 weight [rows, cols] quantized from random values, and its dequantized values (float32, in the arena). */
 function randomInt8(rows: number, cols: number, next: () => number): { w: Int8Weight; deq: Float32Array } {

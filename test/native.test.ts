@@ -12,6 +12,7 @@ import { allocF32, free, inArena } from '../src/core/memory.js';
 import { createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
 import * as ops from '../src/core/ops.js';
 import { getBackend, setBackend } from '../src/core/select.js';
+import { signedRng as rng } from './helpers/random.js';
 
 const native = createNativeBackend();
 const required = process.env.SUPRA_REQUIRE_NATIVE === '1';
@@ -22,14 +23,6 @@ function backend(): NativeBackend {
   return native.backend;
 }
 
-// Deterministic uniform values in [-1, 1).
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
 type Alloc = (n: number) => Float32Array;
 const arena: Alloc = (n) => allocF32(n);

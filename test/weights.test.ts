@@ -26,24 +26,12 @@ import { loadState, modelFingerprint, saveState } from '../src/generate/snapshot
 import { GenerationState } from '../src/generate/state.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
+import { randomF32, signedRng as rng } from './helpers/random.js';
 
 const teacherDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/teacher');
 const newDir = freshDirs(tempRoot('supra-weights-'));
 
-// Deterministic uniform values in [-1, 1).
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-function randomF32(n: number, next: () => number, arena = true): Float32Array {
-  const a = arena ? allocF32(n) : new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = next();
-  return a;
-}
 
 /** A BF16 weight of n random values (in the arena), and the same values widened to float32. */
 function randomBf16(n: number, next: () => number): { w: Uint16Array; widened: Float32Array } {

@@ -106,6 +106,22 @@ export function sgemmWasm(g: GemmArgs): void {
   endCall();
 }
 
+/**
+ * A product by a weight in a narrower type (gemmBf16Tiles, gemmInt8Tiles: m, n, k, the operands' pointers,
+ * then the tiling) on the calling thread when small, else tiled over the pool as sgemmWasm.
+ */
+function runWeightTiles(kernel: 'gemmBf16Tiles' | 'gemmInt8Tiles', m: number, n: number, k: number, operands: number[]): void {
+  const pool = getPool();
+  const small = m <= SMALL_M;
+  if (pool.threads === 1 || 2 * m * n * k < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
+    (kernels()[kernel] as (...a: number[]) => void)(m, n, k, ...operands, m, n, 1, 1, 0, 1, pool.workPtr(0));
+  } else {
+    const plan = planTiles(m, n, pool.threads * TILES_PER_THREAD);
+    const tiles = plan.tilesM * plan.tilesN;
+    pool.run(kernel, [m, n, k, ...operands, plan.tileM, plan.tileN, plan.tilesM, plan.tilesN], tiles, Math.ceil(tiles / Math.min(tiles, MAX_CHUNKS)));
+  }
+}
+
 /** y[m, n] = x[m, k]·Wᵀ with W stored [n, k] as BF16 (see Bf16GemmArgs), tiled over the pool as sgemmWasm. */
 export function gemmBf16Wasm(g: Bf16GemmArgs): void {
   const { m, n, k } = g;
@@ -117,15 +133,7 @@ export function gemmBf16Wasm(g: Bf16GemmArgs): void {
   const px = ptr(g.x, m * k, 'gemmBf16: x', 'in');
   const pw = ptr(g.w, n * k, 'gemmBf16: w', 'in');
   const py = ptr(g.y, m * n, 'gemmBf16: y', 'out');
-  const pool = getPool();
-  const small = m <= SMALL_M;
-  if (pool.threads === 1 || 2 * m * n * k < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
-    kernels().gemmBf16Tiles(m, n, k, px, pw, py, m, n, 1, 1, 0, 1, pool.workPtr(0));
-  } else {
-    const plan = planTiles(m, n, pool.threads * TILES_PER_THREAD);
-    const tiles = plan.tilesM * plan.tilesN;
-    pool.run('gemmBf16Tiles', [m, n, k, px, pw, py, plan.tileM, plan.tileN, plan.tilesM, plan.tilesN], tiles, Math.ceil(tiles / Math.min(tiles, MAX_CHUNKS)));
-  }
+  runWeightTiles('gemmBf16Tiles', m, n, k, [px, pw, py]);
   endCall();
 }
 
@@ -141,15 +149,7 @@ export function gemmInt8Wasm(g: Int8GemmArgs): void {
   const pw = ptr(g.w, n * k, 'gemmInt8: w', 'in');
   const ps = ptr(g.scales, n * Math.ceil(k / INT8_BLOCK), 'gemmInt8: scales', 'in');
   const py = ptr(g.y, m * n, 'gemmInt8: y', 'out');
-  const pool = getPool();
-  const small = m <= SMALL_M;
-  if (pool.threads === 1 || 2 * m * n * k < (small ? GEMV_PARALLEL_FLOPS : GEMM_PARALLEL_FLOPS)) {
-    kernels().gemmInt8Tiles(m, n, k, px, pw, ps, py, m, n, 1, 1, 0, 1, pool.workPtr(0));
-  } else {
-    const plan = planTiles(m, n, pool.threads * TILES_PER_THREAD);
-    const tiles = plan.tilesM * plan.tilesN;
-    pool.run('gemmInt8Tiles', [m, n, k, px, pw, ps, py, plan.tileM, plan.tileN, plan.tilesM, plan.tilesN], tiles, Math.ceil(tiles / Math.min(tiles, MAX_CHUNKS)));
-  }
+  runWeightTiles('gemmInt8Tiles', m, n, k, [px, pw, ps, py]);
   endCall();
 }
 
