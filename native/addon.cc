@@ -27,6 +27,7 @@
 #include <cstring>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -411,6 +412,26 @@ void GemmBf16Banded(int m, int n, int k, const float* x, const uint16_t* w, floa
   }
 }
 
+// One operand of a product by a weight: how many values it has and how many the call reads.
+struct OperandSize {
+  const char* name;
+  int64_t have, need;
+};
+
+// False, with a RangeError naming the operand pending, when an operand is shorter than the call reads.
+bool CheckOperandSizes(napi_env env, const char* fn, int64_t m, int64_t n, int64_t k, std::initializer_list<OperandSize> sizes) {
+  for (const auto& s : sizes) {
+    if (s.have < s.need) {
+      Napi::RangeError::New(env, std::string("supra native ") + fn + ": " + s.name + " has " + std::to_string(s.have) +
+                                     " values but the call reads " + std::to_string(s.need) + " (m " + std::to_string(m) +
+                                     ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
 // gemmBf16(m, n, k, x, w, y): x Float32Array [m, k], w Uint16Array [n, k], y Float32Array [m, n] (overwritten)
 napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[6];
@@ -429,16 +450,9 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
     return nullptr;
   }
   const uint16_t* w = static_cast<const uint16_t*>(wData);
-  const struct { const char* name; int64_t have, need; } sizes[] = {
-      {"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"y", y.length, m * n}};
-  for (const auto& s : sizes) {
-    if (s.have < s.need) {
-      Napi::RangeError::New(env, std::string("supra native gemmBf16: ") + s.name + " has " + std::to_string(s.have) +
-                                     " values but the call reads " + std::to_string(s.need) + " (m " + std::to_string(m) +
-                                     ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")")
-          .ThrowAsJavaScriptException();
-      return nullptr;
-    }
+  if (!CheckOperandSizes(env, "gemmBf16", m, n, k,
+                         {{"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"y", y.length, m * n}})) {
+    return nullptr;
   }
   if (m == 0 || n == 0) return nullptr;
   const char* yBegin = reinterpret_cast<const char*>(y.data);
@@ -530,16 +544,10 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   }
   const int8_t* w = static_cast<const int8_t*>(wData);
   const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
-  const struct { const char* name; int64_t have, need; } sizes[] = {
-      {"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"scales", scales.length, n * blocks}, {"y", y.length, m * n}};
-  for (const auto& s : sizes) {
-    if (s.have < s.need) {
-      Napi::RangeError::New(env, std::string("supra native gemmInt8: ") + s.name + " has " + std::to_string(s.have) +
-                                     " values but the call reads " + std::to_string(s.need) + " (m " + std::to_string(m) +
-                                     ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")")
-          .ThrowAsJavaScriptException();
-      return nullptr;
-    }
+  if (!CheckOperandSizes(env, "gemmInt8", m, n, k,
+                         {{"x", x.length, m * k}, {"w", static_cast<int64_t>(wLength), n * k}, {"scales", scales.length, n * blocks},
+                          {"y", y.length, m * n}})) {
+    return nullptr;
   }
   if (m == 0 || n == 0) return nullptr;
   const char* yBegin = reinterpret_cast<const char*>(y.data);

@@ -166,9 +166,12 @@ export class ParamStore {
     return shape.length === 2 ? this.dtype : 'f32';
   }
 
-  /** Where a parameter of this shape lives: matrices where the store says, gains and biases in the arena. */
+  /**
+   * Where a parameter of this shape lives: matrices where the store says (in the arena once gradients are
+   * on, as enableGrads moves them), gains and biases in the arena.
+   */
   placeFor(shape: readonly number[]): WeightPlace {
-    return shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';
+    return shape.length === 2 && !this.gradsOn ? (this.options.place ?? 'arena') : 'arena';
   }
 
   /** A new zero parameter. Names are unique. */
