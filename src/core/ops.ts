@@ -394,10 +394,12 @@ export function logSoftmax(x: Float32Array, out: Float32Array, rows: number, col
  * Mean cross-entropy of logits [rows, vocab] against targets (−100 = ignored), plus
  * zLoss · mean(logsumexp²) when zLoss > 0. When dlogits is given it receives d(loss)/d(logits)
  * (overwritten), scaled by 1/count so it is the gradient of the mean. Returns the loss and the count.
+ * `meanOver` divides by another count instead (loss and gradient): a block of the rows of a mean over
+ * more rows, whose blocks' losses then sum to it.
  */
 export function crossEntropy(
   logits: Float32Array, targets: Int32Array, rows: number, vocab: number,
-  dlogits: Float32Array | null = null, zLoss = 0,
+  dlogits: Float32Array | null = null, zLoss = 0, meanOver?: number,
 ): { loss: number; count: number } {
   checkCount('crossEntropy: rows', rows);
   checkCount('crossEntropy: vocab', vocab);
@@ -409,7 +411,8 @@ export function crossEntropy(
     if (!(t >= 0 && t < vocab)) throw new RangeError(`supra: target ${t} outside vocab ${vocab}`);
     count++;
   }
-  const inv = count > 0 ? 1 / count : 0;
+  const over = meanOver ?? count;
+  const inv = over > 0 ? 1 / over : 0;
   const own = getBackend().kernels;
   if (own) {
     if (logits.length < rows * vocab) throw new RangeError(`supra: crossEntropy: logits has ${logits.length} values, need ${rows * vocab}`);

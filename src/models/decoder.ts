@@ -51,6 +51,12 @@ export interface StepOptions {
  * a softmax teacher's [B, H, piece, context] scores grow with the context, so its pieces shrink.
  */
 export const PREFILL_STEP_BYTES = 256 * 2 ** 20;
+/**
+ * Most bytes of logits loss() and evaluateLoss() hold at once: above, [B·T, V] is computed a block of rows
+ * at a time (64 MiB: 110 rows of a 150k vocabulary, 4k rows of a 4k one — the embedded teacher's whole
+ * batch, whose numbers are then those of one block).
+ */
+export const LOGITS_CHUNK_BYTES = 64 * 2 ** 20;
 /** Prefill pieces are not shrunk below this many tokens. */
 const MIN_PREFILL_PIECE = 16;
 
@@ -106,6 +112,11 @@ export class DecoderLM {
   private T = 0;
   private haveActs = false;
   private haveLossGrad = false;
+  /** loss() chunked its logits: lm_head's gradients are done and d loss/d normed waits in acts 'dnorm'. */
+  private headGradDone = false;
+  private checkpointing = false;
+  /** Most bytes of logits loss() and evaluateLoss() hold at once (LOGITS_CHUNK_BYTES; lower it to save memory). */
+  logitsChunkBytes = LOGITS_CHUNK_BYTES;
 
   /**
    * Every layer keeps a fixed-size state (a SUPRA model): no context limit, memory constant per token,
@@ -175,23 +186,59 @@ export class DecoderLM {
    * returned view and every activation stay valid until the next forward of this model.
    */
   forward(ids: ArrayLike<number>, B: number, T: number): Float32Array {
-    const c = this.config;
-    const C = c.hidden_size, V = c.vocab_size, L = this.layers.length;
+    const V = this.config.vocab_size;
+    const rows = B * T;
+    const normed = this.forwardTrunk(ids, B, T);
+    const logits = this.acts.get('logits', rows * V);
+    this.lmHead.forward(normed, logits, rows);
+    return logits;
+  }
+
+  /**
+   * Keep only each layer's input (the residual stream) in the training forward, and recompute a layer's
+   * activations just before its backward: activation memory of one layer instead of all of them, for one
+   * more forward of the layers per step. The gradients are bit for bit those of the plain backward.
+   */
+  setActivationCheckpointing(on: boolean): void {
+    if (on !== this.checkpointing) {
+      for (const l of this.layers) l.freeActivations();
+      this.haveActs = false;
+      this.haveLossGrad = false;
+    }
+    this.checkpointing = on;
+  }
+
+  get activationCheckpointing(): boolean {
+    return this.checkpointing;
+  }
+
+  /** The training forward up to the final norm: its output [B·T, hidden] (kept with everything backward needs). */
+  private forwardTrunk(ids: ArrayLike<number>, B: number, T: number): Float32Array {
+    const C = this.config.hidden_size, L = this.layers.length;
     const rows = B * T;
     const idsBuf = this.stageIds(this.acts, 'ids', ids, B, T);
     const residual = this.residuals(rows);
     embeddingOf(idsBuf, storedWeight(this.embedTokens), residual[0]!, rows, C);
-    for (let l = 0; l < L; l++) this.layers[l]!.forward(residual[l]!, residual[l + 1]!, B, T, null);
+    for (let l = 0; l < L; l++) {
+      const layer = this.layers[l]!;
+      layer.forward(residual[l]!, residual[l + 1]!, B, T, null);
+      if (this.checkpointing) layer.freeActivations(); // recomputed from residual[l] by backward
+    }
     const normed = this.acts.get('norm', rows * C);
     const rstd = this.acts.get('rstd', rows);
     this.norm.forward(residual[L]!, normed, rstd, rows);
-    const logits = this.acts.get('logits', rows * V);
-    this.lmHead.forward(normed, logits, rows);
     this.B = B;
     this.T = T;
     this.haveActs = true;
     this.haveLossGrad = false;
-    return logits;
+    this.headGradDone = false;
+    return normed;
+  }
+
+  /** Rows of logits computed at once for B·T rows: all of them while [rows, V] fits LOGITS_CHUNK_BYTES. */
+  private logitRows(rows: number): number {
+    const perRow = 4 * this.config.vocab_size;
+    return rows * perRow <= this.logitsChunkBytes ? rows : Math.max(1, Math.floor(this.logitsChunkBytes / perRow));
   }
 
   private residuals(rows: number): Float32Array[] {
@@ -208,29 +255,80 @@ export class DecoderLM {
     return this.residuals(this.B * this.T);
   }
 
+  /** Targets [B·T] for a loss: the given ones (checked), or next-token targets with each row's last ignored. */
+  private lossTargets(B: number, T: number, given: Int32Array | undefined): Int32Array {
+    const rows = B * T;
+    if (given) {
+      if (given.length !== rows) throw new Error(`supra: ${given.length} targets given for B·T = ${rows}`);
+      return given;
+    }
+    const idsBuf = this.acts.getI32('ids', rows);
+    const targets = this.acts.getI32('targets', rows);
+    for (let b = 0; b < B; b++) {
+      targets.set(idsBuf.subarray(b * T + 1, b * T + T), b * T);
+      targets[b * T + T - 1] = -100;
+    }
+    return targets;
+  }
+
   /**
-   * Forward, then the mean cross-entropy (next-token by default) and its gradient d loss/d logits,
-   * kept for backward(). Returns the loss (including the z-loss term when asked).
+   * Forward, then the mean cross-entropy (next-token by default) and its gradient, kept for backward().
+   * Returns the loss (including the z-loss term when asked). While the logits [B·T, V] fit in
+   * LOGITS_CHUNK_BYTES they are computed whole and d loss/d logits is kept; above, they are computed a
+   * block of rows at a time and each block goes back through lm_head at once (its weight gradient
+   * accumulates here, the rest in backward()), so a 150k-token vocabulary's logits never exist whole.
    */
   loss(ids: ArrayLike<number>, B: number, T: number, options: LossOptions = {}): number {
-    const logits = this.forward(ids, B, T);
-    const rows = B * T, V = this.config.vocab_size;
-    let targets: Int32Array;
-    if (options.targets) {
-      if (options.targets.length !== rows) throw new Error(`supra: ${options.targets.length} targets given for B·T = ${rows}`);
-      targets = options.targets;
-    } else {
-      const idsBuf = this.acts.getI32('ids', rows);
-      targets = this.acts.getI32('targets', rows);
-      for (let b = 0; b < B; b++) {
-        targets.set(idsBuf.subarray(b * T + 1, b * T + T), b * T);
-        targets[b * T + T - 1] = -100;
-      }
+    const rows = B * T, V = this.config.vocab_size, C = this.config.hidden_size;
+    const chunk = this.logitRows(rows);
+    if (chunk >= rows) {
+      const logits = this.forward(ids, B, T);
+      const targets = this.lossTargets(B, T, options.targets);
+      const dlogits = this.acts.get('dlogits', rows * V);
+      const { loss } = crossEntropy(logits, targets, rows, V, dlogits, options.zLoss ?? 0);
+      this.haveLossGrad = true;
+      return loss;
     }
-    const dlogits = this.acts.get('dlogits', rows * V);
-    const { loss } = crossEntropy(logits, targets, rows, V, dlogits, options.zLoss ?? 0);
+    const normed = this.forwardTrunk(ids, B, T);
+    const targets = this.lossTargets(B, T, options.targets);
+    this.store.enableGrads();
+    const count = countTargets(targets, rows, V);
+    const logits = this.scratch.get('dec.logits', chunk * V);
+    const dlogits = this.scratch.get('dec.dlogits', chunk * V);
+    const dnormed = this.acts.get('dnorm', rows * C);
+    let loss = 0;
+    for (let r = 0; r < rows; r += chunk) {
+      const n = Math.min(chunk, rows - r);
+      const x = normed.subarray(r * C, (r + n) * C);
+      this.lmHead.forward(x, logits, n);
+      loss += crossEntropy(logits, targets.subarray(r, r + n), n, V, dlogits, options.zLoss ?? 0, count).loss;
+      this.lmHead.backward(dlogits, x, dnormed.subarray(r * C, (r + n) * C), n);
+    }
     this.haveLossGrad = true;
+    this.headGradDone = true;
     return loss;
+  }
+
+  /**
+   * The mean next-token cross-entropy (no z-loss) of B sequences of T tokens against targets [B·T]
+   * (−100 = ignored) and the count of targets, with no gradient: logits a block of rows at a time as
+   * loss() computes them. For validation.
+   */
+  evaluateLoss(ids: ArrayLike<number>, targets: Int32Array, B: number, T: number): { loss: number; count: number } {
+    const rows = B * T, V = this.config.vocab_size, C = this.config.hidden_size;
+    if (targets.length < rows) throw new Error(`supra: ${targets.length} targets given for B·T = ${rows}`);
+    const chunk = this.logitRows(rows);
+    if (chunk >= rows) return crossEntropy(this.forward(ids, B, T), targets, rows, V, null, 0);
+    const normed = this.forwardTrunk(ids, B, T);
+    const count = countTargets(targets, rows, V);
+    const logits = this.scratch.get('dec.logits', chunk * V);
+    let loss = 0;
+    for (let r = 0; r < rows; r += chunk) {
+      const n = Math.min(chunk, rows - r);
+      this.lmHead.forward(normed.subarray(r * C, (r + n) * C), logits, n);
+      loss += crossEntropy(logits, targets.subarray(r, r + n), n, V, null, 0, count).loss;
+    }
+    return { loss, count };
   }
 
   /**
@@ -242,23 +340,34 @@ export class DecoderLM {
     const c = this.config;
     const C = c.hidden_size, V = c.vocab_size, L = this.layers.length;
     const rows = this.B * this.T;
-    let dl: Float32Array;
+    let dl: Float32Array | null = null;
     if (dlogits) {
       if (dlogits.length !== rows * V) throw new Error(`supra: dlogits has ${dlogits.length} values, expected B·T·V = ${rows * V}`);
+      if (this.headGradDone) throw new Error('supra: backward(dlogits) needs forward(), not a loss() that chunked its logits');
       dl = dlogits;
     } else {
       if (!this.haveLossGrad) throw new Error('supra: backward() without dlogits needs loss() first');
-      dl = this.acts.get('dlogits', rows * V);
+      if (!this.headGradDone) dl = this.acts.get('dlogits', rows * V);
     }
     this.store.enableGrads();
     const residual = this.residuals(rows);
     const normed = this.acts.get('norm', rows * C);
     const rstd = this.acts.get('rstd', rows);
-    const dnormed = this.scratch.get('dec.dnorm', rows * C);
     const dh = this.scratch.get('dec.dh', rows * C);
-    this.lmHead.backward(dl, normed, dnormed, rows);
-    this.norm.backward(dnormed, residual[L]!, rstd, dh, rows);
-    for (let l = L - 1; l >= 0; l--) this.layers[l]!.backward(dh);
+    if (this.headGradDone && !dlogits) {
+      // the chunked loss sent each block of logits back through lm_head already
+      this.norm.backward(this.acts.get('dnorm', rows * C), residual[L]!, rstd, dh, rows);
+    } else {
+      const dnormed = this.scratch.get('dec.dnorm', rows * C);
+      this.lmHead.backward(dl!, normed, dnormed, rows);
+      this.norm.backward(dnormed, residual[L]!, rstd, dh, rows);
+    }
+    for (let l = L - 1; l >= 0; l--) {
+      const layer = this.layers[l]!;
+      if (this.checkpointing) layer.forward(residual[l]!, residual[l + 1]!, this.B, this.T, null); // the same values again
+      layer.backward(dh);
+      if (this.checkpointing) layer.freeActivations();
+    }
     embeddingBackward(this.acts.getI32('ids', rows), dh, gradOf(this.embedTokens), rows, C);
   }
 
@@ -352,6 +461,18 @@ export function parameterMemory(config: ModelConfig, options: DecoderOptions = {
     else heapBytes += bytes;
   }
   return { count, bytes: arenaBytes + heapBytes, arenaBytes, heapBytes, dtype: store.dtype };
+}
+
+/** Targets in [0, V) among the first `rows` (−100 = ignored; anything else an error). */
+function countTargets(targets: Int32Array, rows: number, V: number): number {
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t === -100) continue;
+    if (!(t >= 0 && t < V)) throw new RangeError(`supra: target ${t} outside vocab ${V}`);
+    count++;
+  }
+  return count;
 }
 
 const GiB = 2 ** 30;

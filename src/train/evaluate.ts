@@ -1,6 +1,5 @@
 // The validation loss a run reports (and the demo and the study measure with).
 import { allocI32, free } from '../core/memory.js';
-import { crossEntropy } from '../core/ops.js';
 import type { DecoderLM } from '../models/decoder.js';
 import type { TokenBatches } from './batches.js';
 
@@ -10,7 +9,6 @@ export function evaluate(model: DecoderLM, data: TokenBatches, maxSequences: num
   const { ids, count } = data.validation(maxSequences);
   if (count === 0) return null;
   const T = data.seqLen;
-  const V = model.config.vocab_size;
   const inputs = allocI32(batchSize * T);
   const targets = allocI32(batchSize * T);
   let total = 0;
@@ -19,8 +17,7 @@ export function evaluate(model: DecoderLM, data: TokenBatches, maxSequences: num
     for (let first = 0; first < count; first += batchSize) {
       const n = Math.min(batchSize, count - first);
       splitRows(ids, first, n, T, inputs, targets);
-      const logits = model.forward(inputs.subarray(0, n * T), n, T);
-      const { loss, count: c } = crossEntropy(logits, targets, n * T, V, null, 0);
+      const { loss, count: c } = model.evaluateLoss(inputs.subarray(0, n * T), targets, n, T);
       total += loss * c;
       tokens += c;
     }

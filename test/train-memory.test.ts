@@ -1,0 +1,84 @@
+// Training memory that scales with the model: the loss over a large vocabulary computed a block of rows
+// at a time, and activation checkpointing (each layer recomputed before its backward). Checkpointing gives
+// bit for bit the gradients of the plain backward; the chunked loss the same numbers up to float32 sums.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../src/io/config.js';
+import { initRandom } from '../src/models/build.js';
+import type { DecoderLM } from '../src/models/decoder.js';
+import { randomTokens, tinyConfig } from './helpers/train-data.js';
+import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
+
+const B = 2, T = 12;
+
+function model(options: Parameters<typeof tinyConfig>[0]): DecoderLM {
+  return initRandom(parseConfig(tinyConfig(options)), 3);
+}
+
+/** Loss and a copy of every gradient after one loss + backward from zero gradients. */
+function lossAndGrads(m: DecoderLM, ids: Int32Array): { loss: number; grads: Map<string, Float32Array> } {
+  m.enableGrads();
+  m.zeroGrad();
+  const loss = m.loss(ids, B, T, { zLoss: 1e-4 });
+  m.backward();
+  return { loss, grads: new Map(m.params().map((p) => [p.name, Float32Array.from(p.grad!)])) };
+}
+
+const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+for (const kind of [{ supra: false }, { supra: true }, { supra: true, qkNorm: 'rms' as const, tied: true }]) {
+  const name = `${kind.supra ? 'SUPRA' : 'teacher'}${kind.qkNorm ? ', qk-norm' : ''}${kind.tied ? ', tied' : ''}`;
+
+  test(`activation checkpointing (${name}): the loss and every gradient bit for bit those of the plain backward, twice in a row`, () => {
+    const m = model({ ...kind, vocab: 48 });
+    try {
+      const ids = randomTokens(B * T, 48, 5);
+      const plain = lossAndGrads(m, ids);
+      m.setActivationCheckpointing(true);
+      assert.equal(m.activationCheckpointing, true);
+      for (let round = 0; round < 2; round++) {
+        const ck = lossAndGrads(m, ids);
+        assert.equal(ck.loss, plain.loss);
+        for (const [n, g] of plain.grads) assert.ok(bytesOf(ck.grads.get(n)!).equals(bytesOf(g)), `${n}: the same bits (round ${round})`);
+      }
+      m.setActivationCheckpointing(false);
+      assert.equal(lossAndGrads(m, ids).loss, plain.loss);
+    } finally {
+      m.free();
+    }
+  });
+
+  test(`the loss over logits in blocks of rows (${name}): the same loss, gradients and validation loss as whole logits`, () => {
+    const V = 48;
+    const m = model({ ...kind, vocab: V });
+    try {
+      const ids = randomTokens(B * T, V, 7);
+      const whole = lossAndGrads(m, ids);
+      const targets = new Int32Array(B * T).map((_, i) => (i % 5 === 4 ? -100 : ids[(i + 1) % ids.length]!));
+      const evalWhole = m.evaluateLoss(ids, targets, B, T);
+      for (const rows of [1, 5, 7]) {
+        m.logitsChunkBytes = rows * V * 4; // blocks of `rows` rows, the last one shorter
+        const blocks = lossAndGrads(m, ids);
+        assert.ok(Math.abs(blocks.loss - whole.loss) <= 1e-6 * Math.abs(whole.loss), `loss ${blocks.loss} vs ${whole.loss} (${rows} rows)`);
+        for (const [n, g] of whole.grads) {
+          const d = maxAbsDiff(blocks.grads.get(n)!, g);
+          assert.ok(d <= 1e-5 * Math.max(1e-3, maxAbs(g)), `${n}: differs by ${d} (${rows} rows)`);
+        }
+        const ev = m.evaluateLoss(ids, targets, B, T);
+        assert.equal(ev.count, evalWhole.count);
+        assert.ok(Math.abs(ev.loss - evalWhole.loss) <= 1e-6 * evalWhole.loss, `validation ${ev.loss} vs ${evalWhole.loss}`);
+        // the blocks went back through lm_head already: a dlogits of the whole logits has nothing to pair with
+        m.loss(ids, B, T);
+        assert.throws(() => m.backward(new Float32Array(B * T * V)), /chunked its logits/);
+        // with checkpointing too
+        m.setActivationCheckpointing(true);
+        const both = lossAndGrads(m, ids);
+        assert.equal(both.loss, blocks.loss);
+        for (const [n, g] of blocks.grads) assert.ok(bytesOf(both.grads.get(n)!).equals(bytesOf(g)), `${n}: checkpointing changes no bit`);
+        m.setActivationCheckpointing(false);
+      }
+    } finally {
+      m.free();
+    }
+  });
+}
