@@ -3,6 +3,7 @@
 // bit for bit the gradients of the plain backward; the chunked loss the same numbers up to float32 sums.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { arenaStats } from '../src/core/memory.js';
 import { parseConfig } from '../src/io/config.js';
 import { initRandom } from '../src/models/build.js';
 import type { DecoderLM } from '../src/models/decoder.js';
@@ -82,3 +83,38 @@ for (const kind of [{ supra: false }, { supra: true }, { supra: true, qkNorm: 'r
     }
   });
 }
+
+test('the memory plan counts a training step\'s activations as the arena grows by them (teacher, SUPRA with GQA, qk-norm, the sum normalization)', () => {
+  const configs: Record<string, unknown>[] = [
+    tinyConfig({ vocab: 64 }),
+    tinyConfig({ supra: true, vocab: 64 }),
+    { ...tinyConfig({ supra: true, vocab: 64 }), supra: { qk_norm: 'layernorm', decay: 'lightning' } },
+    { ...tinyConfig({ supra: true, vocab: 64 }), num_key_value_heads: 4, supra: { qk_norm: 'rms', decay: 'lightning', normalization: 'sum' } },
+  ];
+  // the first step of a process sets up buffers of its own (kernel tables, thread blocks): not a model's
+  const warm = initRandom(parseConfig(configs[1]!), 1);
+  warm.loss(randomTokens(2 * 100, 64, 3), 2, 100);
+  warm.backward();
+  warm.free();
+  for (const raw of configs) {
+    for (const [b, t, chunkRows] of [[2, 100, 0], [1, 64, 0], [3, 70, 50]] as const) {
+      const m = initRandom(parseConfig(raw), 1);
+      try {
+        if (chunkRows) m.logitsChunkBytes = chunkRows * 64 * 4;
+        m.enableGrads();
+        const before = arenaStats().liveBytes;
+        m.loss(randomTokens(b * t, 64, 3), b, t);
+        m.backward();
+        const grown = arenaStats().liveBytes - before;
+        const planned = m.trainingActivationBytes(b, t);
+        const what = `${JSON.stringify(raw.supra ?? 'teacher')} B ${b} T ${t}: planned ${planned}, the arena grew by ${grown}`;
+        assert.ok(planned >= grown * 0.99 && planned <= grown * 1.05, what);
+        m.setActivationCheckpointing(true);
+        const kept = m.layers.map((l) => l.activationBytes(b, t).kept);
+        assert.equal(m.trainingActivationBytes(b, t), planned - kept.reduce((x, y) => x + y) + Math.max(...kept), 'one layer kept at a time');
+      } finally {
+        m.free();
+      }
+    }
+  }
+});

@@ -9,7 +9,7 @@ import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
 import { AttentionProjections } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
+import type { ActivationBytes, MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 /**
@@ -281,6 +281,13 @@ export class SoftmaxAttention implements TokenMixer {
 
   params(): Param[] {
     return this.proj.params();
+  }
+
+  /** Kept: q, k, v, the probabilities [B, H, T, T] and the output; temporaries: their gradients. */
+  activationBytes(B: number, T: number): ActivationBytes {
+    const H = this.heads, K = this.kvHeads, D = this.headDim, N = B * T;
+    const per = N * (H * D + 2 * K * D) + B * H * T * T;
+    return { kept: 4 * (per + N * H * D), scratch: 4 * (per + N * H * D) };
   }
 
   freeActivations(): void {

@@ -4,7 +4,7 @@
 import { add } from '../core/ops.js';
 import { MLP } from './mlp.js';
 import { RMSNorm } from './norm.js';
-import type { MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
+import type { ActivationBytes, MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 export class DecoderLayer {
@@ -84,6 +84,21 @@ export class DecoderLayer {
 
   params(): Param[] {
     return [this.inputNorm.weight, ...this.mixer.params(), this.postNorm.weight, ...this.mlp.params()];
+  }
+
+  /**
+   * A training step's activations of this layer for B sequences of T tokens: what it keeps for backward
+   * (its norms' inputs and statistics, the mid residual, the mixer's and the MLP's), and the temporaries of
+   * one call (shared by every layer: the branch and its gradient, the mixer's and the MLP's).
+   */
+  activationBytes(B: number, T: number): ActivationBytes {
+    const rows = B * T;
+    const mixer = this.mixer.activationBytes(B, T);
+    const mlp = this.mlp.activationBytes(rows);
+    return {
+      kept: 4 * (3 * rows * this.hidden + 2 * rows) + mixer.kept + mlp.kept,
+      scratch: 4 * 2 * rows * this.hidden + mixer.scratch + mlp.scratch,
+    };
   }
 
   freeActivations(): void {

@@ -440,6 +440,17 @@ export class LinearAttention {
     this.statesValid = false;
   }
 
+  /**
+   * Bytes of the chunked form's buffers for a training forward and backward of [B, T]: its chunk states
+   * (kept for backward) and its per-chunk workspace (ensureWorkspace allocates exactly these).
+   */
+  trainingBytes(B: number, T: number): { kept: number; scratch: number } {
+    const C = Math.min(this.chunk, T), H = this.heads, BH = B * H, tail = T % C;
+    const nChunks = Math.ceil(T / this.chunk);
+    const work = H * C * C + (tail ? H * tail * tail : 0) + BH * C * C + BH * C * Math.max(this.dk, this.dv) + BH * C * this.dv + BH * this.dk * this.dv;
+    return { kept: 4 * (nChunks + 1) * BH * this.dk * this.dv, scratch: 4 * work };
+  }
+
   /** Return every scratch buffer to the arena. */
   free(): void {
     this.freeWorkspace();

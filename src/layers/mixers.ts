@@ -17,9 +17,9 @@ export function declareParam(ctx: MixerContext, name: string, shape: number[]): 
   return p;
 }
 
-/** SUPRA attention with its default options (chunked form). */
+/** SUPRA attention with its default options (chunked form), its temporaries in the layers' shared scratch. */
 export const createSupraAttention: MixerFactory = (ctx) =>
-  createSupraMixer(ctx.config, (name, shape) => declareParam(ctx, name, shape), ctx.layer);
+  createSupraMixer(ctx.config, (name, shape) => declareParam(ctx, name, shape), ctx.layer, { scratch: ctx.scratch });
 
 const registry = new Map<string, MixerFactory>();
 for (const arch of TEACHER_ARCHITECTURES) registry.set(arch, createSoftmaxAttention);

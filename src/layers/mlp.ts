@@ -2,7 +2,7 @@
 import { swiglu, swigluBackward } from '../core/ops.js';
 import { Linear } from './linear.js';
 import type { ParamStore } from './params.js';
-import type { Param } from './types.js';
+import type { ActivationBytes, Param } from './types.js';
 import { Workspace } from './workspace.js';
 
 export class MLP {
@@ -74,5 +74,11 @@ export class MLP {
   freeActivations(): void {
     this.acts.free();
     this.x = null;
+  }
+
+  /** Kept: gate and up; temporaries: the activation and three gradients of [rows, ffn]. */
+  activationBytes(rows: number): ActivationBytes {
+    const n = 4 * rows * this.ffn;
+    return { kept: 2 * n, scratch: 4 * n };
   }
 }

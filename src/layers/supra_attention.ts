@@ -21,7 +21,7 @@ import { LinearAttention, decaySlopes } from './linear_attention.js';
 import { gradOf } from './params.js';
 import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
-import type { LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
+import type { ActivationBytes, LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
 export type AttentionForm = 'chunked' | 'parallel' | 'recurrent';
@@ -488,6 +488,30 @@ export class SupraAttention implements TokenMixer {
     this.proj.q.backward(dq, x, dx, N);
     this.proj.k.backward(dk, x, dx, N, true);
     this.proj.v.backward(dv, x, dx, N, true);
+  }
+
+  /**
+   * What forward() keeps (with the linear attentions' own chunk buffers) and backward() takes as shared
+   * temporaries for a training step of [B, T] in the chunked form: the buffer lists of forward and
+   * backward, counted (test/train-memory.test.ts holds the sum to the arena's growth).
+   */
+  activationBytes(B: number, T: number): ActivationBytes {
+    const { heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const N = B * T, rep = H / Hkv;
+    const qk = this.settings.qk_norm;
+    const sum = this.normalizer !== null;
+    const kept =
+      N * (H * D + 2 * Hkv * D) + N * (H * Dk + Hkv * Dk) + (rep > 1 ? N * H * Dk : 0) + // q k v, φ(q) φ(k), repeated φ(k)
+      (qk === 'none' ? 0 : 2 * N + (qk === 'layernorm' ? 2 * N * H * Dk : 0)) + // qk-norm statistics
+      (sum ? 2 * N * H * Dk + N * H : N * H) + // 'sum': un-rotated features and z; else GroupNorm's rstd
+      2 * N * H * Dk + 3 * N * H * D; // head-major q̃ k̃ v, the attention output and its normalized form
+    const scratch =
+      N * (8 * H * Dk + 6 * H * D + 2 * Hkv * D + (rep > 1 ? Hkv * Dk : 0)) +
+      (sum ? 5 * N * H + 3 * N * H * Dk : 0) + (qk === 'layernorm' ? N * H * Dk : 0);
+    const att = this.attention.trainingBytes(B, T);
+    const den = this.normalizer?.trainingBytes(B, T) ?? { kept: 0, scratch: 0 };
+    // the linear attentions' chunk buffers are each layer's own, held between calls: counted as kept
+    return { kept: 4 * kept + att.kept + att.scratch + den.kept + den.scratch, scratch: 4 * scratch };
   }
 
   freeActivations(): void {

@@ -98,6 +98,12 @@ export interface LinearAttentionInternals {
 /** What a mixer shows of its attention for analysis (eval/analyze.ts), by kind. */
 export type AttentionInternals = SoftmaxAttentionInternals | LinearAttentionInternals;
 
+/** Bytes of a training step's activations: kept from forward to backward, and temporaries within one call. */
+export interface ActivationBytes {
+  kept: number;
+  scratch: number;
+}
+
 export interface TokenMixer {
   /**
    * Its decoding state has a fixed size (linear attention): a context of any length, at constant memory
@@ -117,6 +123,11 @@ export interface TokenMixer {
   params(): Param[];
   /** Release activation buffers kept for backward. */
   freeActivations(): void;
+  /**
+   * The memory a training forward and backward of B sequences of T tokens takes (for the memory plan
+   * before training): what is kept for backward, and the most the call's temporaries take at once.
+   */
+  activationBytes(B: number, T: number): ActivationBytes;
   /**
    * Its attention in the last forward, for analysis; absent on a mixer that shows none. Valid until the
    * next call of this mixer (or of a layer sharing its scratch).

@@ -235,6 +235,24 @@ export class DecoderLM {
     return normed;
   }
 
+  /**
+   * The activation memory of a training step (loss and backward) of B sequences of T tokens, as this model
+   * is set (checkpointing, logits blocks): the residual stream, every layer's kept activations (one layer's
+   * with checkpointing), the temporaries the layers share, and the logits (a block of rows, or whole with
+   * their gradient).
+   */
+  trainingActivationBytes(B: number, T: number): number {
+    const rows = B * T, C = this.config.hidden_size, V = this.config.vocab_size, L = this.layers.length;
+    const perLayer = this.layers.map((l) => l.activationBytes(B, T));
+    const kept = perLayer.map((a) => a.kept);
+    const layersKept = this.checkpointing ? Math.max(0, ...kept) : kept.reduce((a, b) => a + b, 0);
+    const scratch = Math.max(0, ...perLayer.map((a) => a.scratch));
+    const chunk = this.logitRows(rows);
+    const logits = chunk >= rows ? 2 * rows * V + rows * C : 2 * chunk * V + 2 * rows * C; // + d loss/d normed
+    const model = (L + 2) * rows * C + 3 * rows + rows * C + logits; // residuals, norm, rstd, ids, targets, dh
+    return 4 * model + layersKept + scratch;
+  }
+
   /** Rows of logits computed at once for B·T rows: all of them while [rows, V] fits LOGITS_CHUNK_BYTES. */
   private logitRows(rows: number): number {
     const perRow = 4 * this.config.vocab_size;

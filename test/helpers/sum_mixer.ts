@@ -14,6 +14,6 @@ export const SUM_ARCHITECTURE = 'SupraSumForCausalLM';
 const settings = supraSettings({ normalization: 'sum' });
 
 export const createSumAttention: MixerFactory = (ctx) =>
-  createSupraMixer({ ...ctx.config, supra: settings }, (name, shape) => declareParam(ctx, name, shape), ctx.layer);
+  createSupraMixer({ ...ctx.config, supra: settings }, (name, shape) => declareParam(ctx, name, shape), ctx.layer, { scratch: ctx.scratch });
 
 registerMixer(SUM_ARCHITECTURE, createSumAttention);
