@@ -7,7 +7,14 @@ import { arenaStats } from '../src/core/memory.js';
 import { parseConfig } from '../src/io/config.js';
 import { initRandom } from '../src/models/build.js';
 import type { DecoderLM } from '../src/models/decoder.js';
-import { randomTokens, tinyConfig } from './helpers/train-data.js';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { MetricsLog } from '../src/train/metrics.js';
+import { defaultEvalSequences } from '../src/train/recipe.js';
+import { train } from '../src/train/trainer.js';
+import { MemoryBatches, randomTokens, repeatedText, tinyConfig } from './helpers/train-data.js';
+import { tempRoot } from './helpers/tmp.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
 
 const B = 2, T = 12;
@@ -117,4 +124,39 @@ test('the memory plan counts a training step\'s activations as the arena grows b
       }
     }
   }
+});
+
+test('train() prints its memory plan and refuses, before allocating anything, a run that cannot fit, saying what would', async () => {
+  const root = tempRoot('supra-train-memory-');
+  try {
+    const data = () => new MemoryBatches(repeatedText(4000, 23, 32), repeatedText(600, 23, 32), 16, 0);
+    const before = arenaStats().liveBytes;
+    await assert.rejects(
+      train({ init: tinyConfig(), data: data(), out: join(root, 'huge'), steps: 1, batchSize: 4_000_000, quiet: true }),
+      (e: Error) =>
+        /supra: train: init: the run needs [\d.]+ GiB more in the 4 GiB wasm arena, which has [\d.]+ GiB free\./.test(e.message) &&
+        /memory: weights [\d.]+ MiB, gradients [\d.]+ MiB, AdamW moments [\d.]+ MiB, activations [\d.]+ GiB; peak/.test(e.message) &&
+        /To fit, try: --checkpoint-activations \(activations [\d.]+ GiB instead of [\d.]+ GiB\); a smaller --batch-size/.test(e.message),
+    );
+    assert.ok(arenaStats().liveBytes - before < 2 ** 20, 'nothing of the run is left allocated');
+    assert.ok(!existsSync(join(root, 'huge', 'latest')));
+
+    // a run that fits: the header says the plan; without --eval-at-start nothing is evaluated before step 1
+    const lines: string[] = [];
+    const progressStream = Object.assign(new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) }), { isTTY: false });
+    const r = await train({ init: tinyConfig(), data: data(), out: join(root, 'small'), steps: 2, batchSize: 2, evalSequences: 2, progressStream, checkpointActivations: true });
+    assert.match(lines.join(''), /\n {2}memory: weights [\d.]+ MiB, gradients [\d.]+ MiB, AdamW moments [\d.]+ MiB, activations [\d.]+ MiB; peak ≈ [\d.]+ MiB \(activations checkpointed\)\n/);
+    assert.equal(r.initialValLoss, null);
+    assert.equal(typeof r.finalValLoss, 'number');
+    assert.deepEqual(MetricsLog.read(join(root, 'small', 'metrics.jsonl')).filter((l) => l.val_loss !== undefined).map((l) => l.step), [2]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the default validation sequences shrink with the model: 64 for the embedded teacher, a few for a 0.5B one', () => {
+  assert.equal(defaultEvalSequences(7.3e6, 256), 64);
+  assert.equal(defaultEvalSequences(135e6, 512), 7);
+  assert.equal(defaultEvalSequences(494e6, 512), 4);
+  assert.equal(defaultEvalSequences(7.2e9, 2048), 4);
 });

@@ -142,7 +142,7 @@ test('a short run on tiny repeated text: the loss falls clearly (teacher and SUP
   for (const supra of [false, true]) {
     const out = tmp(supra ? 'fall-supra' : 'fall-teacher');
     try {
-      const r = await train({ init: tinyConfig({ supra }), data: tinyData(), out, steps: 40, batchSize: 4, lr: 1e-2, warmupSteps: 4, quiet: true, evalSequences: 8, seed: 1 });
+      const r = await train({ init: tinyConfig({ supra }), data: tinyData(), out, steps: 40, batchSize: 4, lr: 1e-2, warmupSteps: 4, quiet: true, evalSequences: 8, evalAtStart: true, seed: 1 });
       const first = r.losses[0]!;
       const last = r.losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
       console.log(`# ${supra ? 'SUPRA' : 'teacher'}: loss ${first.toFixed(3)} → ${last.toFixed(3)}; val ${r.initialValLoss!.toFixed(3)} → ${r.finalValLoss!.toFixed(3)}`);

@@ -19,7 +19,7 @@ test('Trainer by hand (start, step, finish) is train(): the same metrics lines, 
   try {
     const options = (out: string): TrainOptions => ({
       init: tinyConfig(), data: data(), out, steps: 6, batchSize: 2, gradAccum: 2, lr: 3e-3, evalEvery: 3, evalSequences: 2,
-      saveEvery: 2, quiet: true,
+      evalAtStart: true, saveEvery: 2, quiet: true,
     });
     const whole = await train(options(join(root, 'whole')));
 
@@ -71,6 +71,10 @@ test('each recipe value has one rule: the command line (naming the flag) and tra
     } else if (rule.kind === 'boolean') {
       assert.equal(read('false'), false);
       assert.throws(() => read('no'), /must be true or false, got "no"/);
+    } else if (rule.kind === 'switch') {
+      // a bare flag: given (parseArgs gives true) or not
+      assert.equal(readRecipeFlag({ [option.flag]: true }, key), true);
+      assert.equal(option.default, false);
     } else {
       assert.equal(read(rule.choices[1]!), rule.choices[1]);
       assert.throws(() => read('some'), new RegExp(`--${option.flag} must be one of ${rule.choices.join(', ')}`));

@@ -6,6 +6,7 @@
 // and its markdown, and what one child measures (its options: src/cli/bench-scale.ts); bench/scale.ts
 // writes the folders and runs the children.
 import type { BackendName } from '../core/backend.js';
+import { formatBytes } from '../core/memory.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { WeightType } from '../core/weights.js';
 import { openModel } from '../io/checkpoint.js';
@@ -182,10 +183,8 @@ export function withBound(c: ScaleCase, bandwidthGBPerS: number): ScaleCase {
   return { ...c, boundTokensPerS, percentOfBound: (100 * c.decodeTokensPerS) / boundTokensPerS };
 }
 
-const GiB = 2 ** 30;
 const fmt = (x: number | undefined, digits = 1): string => (x === undefined ? '—' : x.toFixed(digits));
-const gib = (bytes: number | undefined): string =>
-  bytes === undefined ? '—' : bytes < GiB ? `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MiB` : `${(bytes / GiB).toFixed(2)} GiB`;
+const gib = (bytes: number | undefined): string => (bytes === undefined ? '—' : formatBytes(bytes));
 const paramCount = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(0)} M` : `${(n / 1e3).toFixed(1)} k`);
 
 function caseCells(c: ScaleCase): string[] {

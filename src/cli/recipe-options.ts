@@ -8,7 +8,9 @@ import { defaultText, RECIPE_OPTIONS, type RecipeKey, type RecipeOption, type Re
 type FlagOf<K extends RecipeKey> = (typeof RECIPE_OPTIONS)[K]['flag'];
 
 /** The parseArgs/--help entries of some recipe options, keyed by their flags. */
-export type RecipeFlags<K extends RecipeKey> = { [P in K as FlagOf<P>]: { type: 'string'; value: string; help: string } };
+export type RecipeFlags<K extends RecipeKey> = {
+  [P in K as FlagOf<P>]: (typeof RECIPE_OPTIONS)[P]['rule'] extends { kind: 'switch' } ? { type: 'boolean'; help: string } : { type: 'string'; value: string; help: string };
+};
 
 /** A help text longer than this puts its default on a line of its own. */
 const HELP_WIDTH = 80;
@@ -29,10 +31,11 @@ function placeholder(o: RecipeOption): string {
  * `defaults` where it has its own (the demo's recipe), else the table's.
  */
 export function recipeFlags<K extends RecipeKey>(keys: readonly K[], defaults: Partial<Record<RecipeKey, number | boolean | string>> = {}): RecipeFlags<K> {
-  const flags: Record<string, { type: 'string'; value: string; help: string }> = {};
+  const flags: Record<string, { type: 'string'; value: string; help: string } | { type: 'boolean'; help: string }> = {};
   for (const key of keys) {
     const o: RecipeOption = RECIPE_OPTIONS[key];
-    flags[o.flag] = { type: 'string', value: placeholder(o), help: helpLine(o, defaults[key] ?? o.default) };
+    // a switch is off unless given: its help needs no default
+    flags[o.flag] = o.rule.kind === 'switch' ? { type: 'boolean', help: o.help } : { type: 'string', value: placeholder(o), help: helpLine(o, defaults[key] ?? o.default) };
   }
   return flags as RecipeFlags<K>;
 }
@@ -43,9 +46,10 @@ export function recipeFlags<K extends RecipeKey>(keys: readonly K[], defaults: P
  */
 export function readRecipeFlag<K extends RecipeKey>(values: Record<string, unknown>, key: K, min?: number): RecipeValue<K> | undefined {
   const o: RecipeOption = RECIPE_OPTIONS[key];
+  const rule = o.rule;
+  if (rule.kind === 'switch') return (values[o.flag] === true ? true : undefined) as RecipeValue<K> | undefined;
   const text = values[o.flag] as string | undefined;
   if (text === undefined) return undefined;
-  const rule = o.rule;
   const value =
     rule.kind === 'integer' ? intOption(text, o.flag, 0, Math.max(rule.min, min ?? rule.min))
     : rule.kind === 'number' ? floatOption(text, o.flag, 0)

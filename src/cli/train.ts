@@ -14,7 +14,7 @@ const RECIPE = [
   'batchSize', 'seqLen', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'beta1', 'beta2', 'eps', 'weightDecay',
   'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
 ] as const satisfies readonly RecipeKey[];
-const RUN = ['saveEvery', 'keep', 'evalEvery', 'evalSequences', 'maxSkips'] as const satisfies readonly RecipeKey[];
+const RUN = ['checkpointActivations', 'saveEvery', 'keep', 'evalEvery', 'evalSequences', 'evalAtStart', 'maxSkips'] as const satisfies readonly RecipeKey[];
 
 const OPTIONS = {
   model: { type: 'string', value: 'DIR', help: 'a teacher or SUPRA model folder to train' },
@@ -137,7 +137,7 @@ export const command = {
         const val = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
         console.log(
           `${result.status}: step ${result.step}/${result.totalSteps}, ${result.tokens.toLocaleString('en')} tokens, ` +
-            `val_loss ${val(result.initialValLoss)} → ${val(result.finalValLoss)}` +
+            `val_loss ${result.initialValLoss === null ? '' : `${val(result.initialValLoss)} → `}${val(result.finalValLoss)}` +
             // a resumed finished run trains nothing: show the rate measured when it did, never "0 tok/s"
             (result.tokensPerSecond > 0 ? `, ${Math.round(result.tokensPerSecond)} tok/s${result.stepsThisRun === 0 ? ' (measured earlier)' : ''}` : '') +
             (result.skippedSteps ? `, ${result.skippedSteps} steps skipped` : ''),

@@ -156,3 +156,9 @@ export function arenaFreeBytes(): number {
 export function arenaStats(): { liveBytes: number; reservedBytes: number } {
   return { liveBytes, reservedBytes: memory.buffer.byteLength };
 }
+
+/** A size as messages and reports write it: "1.25 GiB" from 1 GiB up, "340 MiB" below, "0.50 MiB" under 1 MiB. */
+export function formatBytes(bytes: number): string {
+  const GiB = 2 ** 30, MiB = 2 ** 20;
+  return bytes >= GiB ? `${(bytes / GiB).toFixed(2)} GiB` : `${(bytes / MiB).toFixed(bytes < MiB ? 2 : 0)} MiB`;
+}

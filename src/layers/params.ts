@@ -171,7 +171,12 @@ export class ParamStore {
    * on, as enableGrads moves them), gains and biases in the arena.
    */
   placeFor(shape: readonly number[]): WeightPlace {
-    return shape.length === 2 && !this.gradsOn ? (this.options.place ?? 'arena') : 'arena';
+    return this.gradsOn ? this.trainingPlace(shape) : shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';
+  }
+
+  /** Where a parameter of this shape, its gradient and its optimizer moments live once gradients are on. */
+  trainingPlace(_shape: readonly number[]): WeightPlace {
+    return 'arena';
   }
 
   /** A new zero parameter. Names are unique. */

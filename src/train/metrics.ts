@@ -104,6 +104,8 @@ export interface ProgressInfo {
   tokensPerSecond: number;
   etaSeconds: number;
   skipped?: number;
+  /** The process's memory in use (resident set), bytes. */
+  memoryBytes?: number;
 }
 
 /** The one-line progress report. */
@@ -116,6 +118,7 @@ export function progressText(p: ProgressInfo): string {
     `${formatCount(p.tokensPerSecond)} tok/s`,
     `ETA ${formatDuration(p.etaSeconds)}`,
   ];
+  if (p.memoryBytes !== undefined) parts.push(`mem ${(p.memoryBytes / 2 ** 30).toFixed(2)} GiB`);
   if (p.skipped) parts.push(`${p.skipped} skipped`);
   return parts.join(' | ');
 }

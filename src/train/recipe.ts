@@ -56,6 +56,8 @@ export type ValueRule =
   | { readonly kind: 'integer'; readonly min: number }
   | { readonly kind: 'number'; readonly min?: 0 }
   | { readonly kind: 'boolean' }
+  /** A boolean that is off unless its flag is given, bare (--checkpoint-activations). */
+  | { readonly kind: 'switch' }
   | { readonly kind: 'choice'; readonly choices: readonly string[] };
 
 /** A default computed from other settings: what --help says it is. */
@@ -105,7 +107,15 @@ export const RECIPE_OPTIONS = {
   saveEvery: { flag: 'save-every', value: 'N', rule: { kind: 'integer', min: 0 }, default: 1000, help: 'a checkpoint every N steps, and one at the end' },
   keep: { flag: 'keep', value: 'N', rule: { kind: 'integer', min: 1 }, default: 3, help: 'checkpoints kept' },
   evalEvery: { flag: 'eval-every', value: 'N', rule: { kind: 'integer', min: 0 }, default: 0, help: 'validation loss every N steps; 0: at the end only' },
-  evalSequences: { flag: 'eval-sequences', value: 'N', rule: { kind: 'integer', min: 0 }, default: 64, help: 'validation sequences per evaluation' },
+  evalSequences: {
+    flag: 'eval-sequences', value: 'N', rule: { kind: 'integer', min: 0 }, default: { derived: '64, fewer for big models (≈1e12 FLOPs, seconds)' },
+    help: 'validation sequences per evaluation',
+  },
+  evalAtStart: { flag: 'eval-at-start', rule: { kind: 'switch' }, default: false, help: 'also measure the validation loss before the first step (logged as step 0)' },
+  checkpointActivations: {
+    flag: 'checkpoint-activations', rule: { kind: 'switch' }, default: false,
+    help: "keep each layer's input only and recompute the layer for its backward: the activations of one\nlayer instead of all, for one more forward per step (the same gradients, bit for bit)",
+  },
   maxSkips: { flag: 'max-skips', value: 'N', rule: { kind: 'integer', min: 1 }, default: 10, help: 'steps with non-finite gradients skipped before the run stops' },
   logEvery: { flag: 'log-every', value: 'N', rule: { kind: 'integer', min: 1 }, default: 1, help: 'a progress line every N steps' },
 } as const satisfies Record<string, RecipeOption>;
@@ -113,7 +123,7 @@ export const RECIPE_OPTIONS = {
 export type RecipeKey = keyof typeof RECIPE_OPTIONS;
 
 /** The type of an option's value: a number, a boolean, or one of a choice's words. */
-export type RecipeValue<K extends RecipeKey> = (typeof RECIPE_OPTIONS)[K]['rule'] extends { kind: 'boolean' }
+export type RecipeValue<K extends RecipeKey> = (typeof RECIPE_OPTIONS)[K]['rule'] extends { kind: 'boolean' } | { kind: 'switch' }
   ? boolean
   : (typeof RECIPE_OPTIONS)[K]['rule'] extends { kind: 'choice'; choices: readonly (infer C)[] }
     ? C
@@ -142,7 +152,8 @@ export const TRAIN_DEFAULTS = {
   saveEvery: fixed('saveEvery'),
   keep: fixed('keep'),
   evalEvery: fixed('evalEvery'),
-  evalSequences: fixed('evalSequences'),
+  evalAtStart: fixed('evalAtStart'),
+  checkpointActivations: fixed('checkpointActivations'),
   maxSkips: fixed('maxSkips'),
   logEvery: fixed('logEvery'),
 };
@@ -150,6 +161,14 @@ export const TRAIN_DEFAULTS = {
 /** The derived defaults, as the table's --help words say. */
 export const defaultMinLr = (lr: number): number => lr / 10;
 export const defaultWarmupSteps = (totalSteps: number): number => Math.min(1000, Math.floor(totalSteps / 10));
+/** The forward FLOPs a default evaluation may take: 1e12 is some 10–20 s on 2 cores. */
+export const EVAL_FLOPS = 1e12;
+/**
+ * Validation sequences per evaluation by default: 64, or as many as EVAL_FLOPS of forward passes
+ * (2 · parameters per token) allow for a big model, at least 4.
+ */
+export const defaultEvalSequences = (parameters: number, seqLen: number): number =>
+  Math.max(4, Math.min(64, Math.floor(EVAL_FLOPS / (2 * parameters * seqLen))));
 
 /**
  * The recipe `supra demo` and the study (`npm run experiments`) uptrain the embedded 7M teacher with: the

@@ -2,7 +2,7 @@
 // and every value checked (against the recipe table, src/train/recipe.ts), or on resume the settings the
 // run was started with. They are stored in trainer_state.json.
 import { resolve } from 'node:path';
-import { checkRecipeValue, checkValue, defaultMinLr, defaultWarmupSteps, TRAIN_DEFAULTS, type Recipe } from './recipe.js';
+import { checkRecipeValue, checkValue, defaultEvalSequences, defaultMinLr, defaultWarmupSteps, TRAIN_DEFAULTS, type Recipe } from './recipe.js';
 import { checkSchedule, type LrSchedule } from './schedule.js';
 
 /** What train() takes that becomes a setting (TrainOptions has these and more). */
@@ -19,8 +19,12 @@ export interface SettingsOptions extends Partial<Recipe> {
   keep?: number;
   /** Validation loss every N steps (0: only before and after training). */
   evalEvery?: number;
-  /** Validation sequences per evaluation (0: no evaluation). */
+  /** Validation sequences per evaluation (0: no evaluation; default: defaultEvalSequences). */
   evalSequences?: number;
+  /** Also evaluate before the first step (logged as step 0). */
+  evalAtStart?: boolean;
+  /** Recompute each layer's activations for its backward (DecoderLM.setActivationCheckpointing). */
+  checkpointActivations?: boolean;
   /** Consecutive non-finite steps that stop the run. */
   maxSkips?: number;
   /** Settings of the data source, stored in trainer_state.json so a resumed run can reopen it. */
@@ -39,6 +43,8 @@ export interface TrainSettings extends Required<Omit<Recipe, 'minLr' | 'warmupSt
   keep: number;
   evalEvery: number;
   evalSequences: number;
+  evalAtStart: boolean;
+  checkpointActivations: boolean;
   maxSkips: number;
   /** Where the model came from (folder, "init:<config>", "memory"), for the record. */
   modelSource: string;
@@ -75,7 +81,7 @@ const RECIPE_KEYS = [
 ] as const;
 
 /** Fill defaults, derive the step count from the budget, check every value. */
-export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource: string, tokenizerDir: string | null): TrainSettings {
+export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource: string, tokenizerDir: string | null, parameters: number): TrainSettings {
   const d = TRAIN_DEFAULTS;
   const check = checkRecipeValue;
   const batchSize = check('batchSize', o.batchSize ?? d.batchSize);
@@ -115,7 +121,9 @@ export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource:
     saveEvery: check('saveEvery', o.saveEvery ?? d.saveEvery),
     keep: check('keep', o.keep ?? d.keep),
     evalEvery: check('evalEvery', o.evalEvery ?? d.evalEvery),
-    evalSequences: check('evalSequences', o.evalSequences ?? d.evalSequences),
+    evalSequences: check('evalSequences', o.evalSequences ?? defaultEvalSequences(parameters, seqLen)),
+    evalAtStart: o.evalAtStart ?? d.evalAtStart,
+    checkpointActivations: o.checkpointActivations ?? d.checkpointActivations,
     maxSkips: check('maxSkips', o.maxSkips ?? d.maxSkips),
     modelSource,
     tokenizerDir: tokenizerDir === null ? null : resolve(tokenizerDir),
@@ -160,6 +168,8 @@ export function mergeResumed(saved: TrainSettings, o: SettingsOptions): TrainSet
     keep: check('keep', o.keep ?? saved.keep),
     evalEvery: check('evalEvery', o.evalEvery ?? saved.evalEvery),
     evalSequences: check('evalSequences', o.evalSequences ?? saved.evalSequences),
+    evalAtStart: o.evalAtStart ?? saved.evalAtStart ?? false,
+    checkpointActivations: o.checkpointActivations ?? saved.checkpointActivations ?? false,
     maxSkips: check('maxSkips', o.maxSkips ?? saved.maxSkips),
   };
 }

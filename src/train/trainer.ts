@@ -40,6 +40,7 @@ import { TRAIN_DEFAULTS } from './recipe.js';
 import { lrAt, scaledSchedule, type LrSchedule } from './schedule.js';
 import { epochsText, mergeResumed, repeatWarning, resolveSettings, scheduleOf, type SettingsOptions, type TrainSettings } from './settings.js';
 import { StopSignals } from './stop-signals.js';
+import { checkMemoryPlan, memoryPlanText, trainingMemoryPlan, type TrainingMemoryPlan } from './memory-plan.js';
 
 // ---------------------------------------------------------------- options
 
@@ -151,7 +152,7 @@ function startFresh(o: TrainOptions, seqLen: number): RunStart {
   const { model, owned, source } = buildModel(o, o.seed ?? TRAIN_DEFAULTS.seed);
   const tokenizerDir = o.tokenizerDir ?? (typeof o.model === 'string' ? o.model : null);
   try {
-    return { model, owned, tokenizerDir, settings: resolveSettings(o, seqLen, source, tokenizerDir) };
+    return { model, owned, tokenizerDir, settings: resolveSettings(o, seqLen, source, tokenizerDir, model.store.numel()) };
   } catch (e) {
     if (owned) model.free();
     throw e;
@@ -212,6 +213,8 @@ export class Trainer {
   // this call's training time and tokens (evaluation and saving excluded), for tokens/s
   private trainSeconds = 0;
   private runTokens = 0;
+  /** How long the last evaluation took (for the ETA). */
+  private evalSeconds = 0;
 
   private lastCheckpoint: string | null;
   private lastSavedStep: number;
@@ -232,6 +235,8 @@ export class Trainer {
     readonly resumedFrom: LatestCheckpoint | null,
     start: RunStart,
     private readonly params: TrainedParams,
+    /** The memory plan the run was checked against (said in the header). */
+    readonly memoryPlan: TrainingMemoryPlan,
     private readonly progress: ProgressLine | null,
     private readonly metrics: MetricsLog,
   ) {
@@ -284,15 +289,21 @@ export class Trainer {
     const start = latest ? resumeFrom(latest, o, data) : startFresh(o, data.seqLen);
     metrics.truncateAfter(latest?.step ?? -1); // a resumed run redoes the steps logged after its checkpoint
     let params: TrainedParams;
+    let plan: TrainingMemoryPlan;
     try {
-      start.model.enableGrads();
-      params = buildOptimizer(start.model, start.settings);
+      const { model, settings } = start;
+      model.setActivationCheckpointing(settings.checkpointActivations);
+      params = buildOptimizer(model, settings);
+      // what the run will take, checked before gradients and moments are allocated
+      plan = trainingMemoryPlan(model, params.trained, settings.batchSize, settings.seqLen);
+      checkMemoryPlan(plan, settings.modelSource);
+      model.enableGrads();
       if (latest) loadOptimizerState(latest.dir, params.optimizer);
     } catch (e) {
       if (start.owned) start.model.free();
       throw e;
     }
-    return new Trainer(o, out, latest, start, params, progress, metrics);
+    return new Trainer(o, out, latest, start, params, plan, progress, metrics);
   }
 
   /** Train to the end of the budget, or until a stop (stopAt, an abort, Ctrl-C); then finish and free. */
@@ -321,10 +332,10 @@ export class Trainer {
     }
   }
 
-  /** Say the run's header; a fresh run then measures (and logs as step 0) the validation loss before training. */
+  /** Say the run's header; with evalAtStart a fresh run then measures (and logs as step 0) the validation loss before training. */
   start(): void {
     this.announce();
-    if (!this.resumedFrom && this.settings.evalSequences > 0) {
+    if (!this.resumedFrom && this.settings.evalAtStart && this.settings.evalSequences > 0) {
       const v = this.validate();
       if (v !== null) this.metrics.append({ step: 0, tokens: 0, val_loss: v, val_ppl: Math.exp(v) });
     }
@@ -370,8 +381,9 @@ export class Trainer {
         loss,
         lr,
         tokensPerSecond: this.throughput.tokensPerSecond(s.tokensPerStep),
-        etaSeconds: this.throughput.etaSeconds(s.totalSteps - step),
+        etaSeconds: this.throughput.etaSeconds(s.totalSteps - step) + this.evalsAfter(step) * this.evalSeconds,
         skipped: this.skippedSteps,
+        memoryBytes: process.memoryUsage.rss(),
       });
     }
     if (ok && s.saveEvery > 0 && step % s.saveEvery === 0 && step < s.totalSteps) this.save();
@@ -435,10 +447,20 @@ export class Trainer {
     }
   }
 
+  /** Evaluations the run will do after `step` (every evalEvery steps, and at the last). */
+  private evalsAfter(step: number): number {
+    const s = this.settings;
+    if (s.evalSequences === 0 || step >= s.totalSteps) return 0;
+    const every = s.evalEvery > 0 ? Math.floor(s.totalSteps / s.evalEvery) - Math.floor(step / s.evalEvery) : 0;
+    return every + (s.evalEvery > 0 && s.totalSteps % s.evalEvery === 0 ? 0 : 1);
+  }
+
   /** The validation loss now, recorded for this step and said; null when the run does not evaluate. */
   validate(): number | null {
+    const t0 = performance.now();
     const r = evaluate(this.model, this.options.data, this.settings.evalSequences, this.settings.batchSize);
     if (!r) return null;
+    this.evalSeconds = (performance.now() - t0) / 1000;
     this.evals.push({ step: this.stepsDone, valLoss: r.loss });
     this.say(`step ${this.stepsDone}: val_loss ${r.loss.toFixed(4)} | val_ppl ${Math.exp(r.loss).toFixed(2)} (${r.tokens} tokens)`);
     return r.loss;
@@ -541,6 +563,7 @@ export class Trainer {
         `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
         `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
         (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
+        `\n${memoryPlanText(this.memoryPlan)}${s.checkpointActivations ? ' (activations checkpointed)' : ''}` +
         (this.resumedFrom ? `\n  resuming from ${this.resumedFrom.dir} at step ${this.stepsDone}` : ''),
     );
     const repeats = repeatWarning(s.totalSteps * s.tokensPerStep, data.trainTokens);

@@ -1,0 +1,111 @@
+// The memory a training run will take, worked out before it allocates any of it: the weights as stored,
+// a float32 gradient per parameter, AdamW's two float32 moments per trained parameter, and a step's
+// activations (DecoderLM.trainingActivationBytes), each where it will live (the 4 GiB wasm arena, or
+// ordinary memory for what the backend keeps outside it). The trainer prints it and refuses a run that
+// cannot fit, with what would make it fit.
+import { arenaFreeBytes, formatBytes, inArena } from '../core/memory.js';
+import { getBackend } from '../core/select.js';
+import { storedWeight } from '../layers/params.js';
+import type { Param } from '../layers/types.js';
+import type { DecoderLM } from '../models/decoder.js';
+
+export interface MemoryPart {
+  /** Bytes in the wasm arena. */
+  arena: number;
+  /** Bytes outside it (ordinary memory). */
+  heap: number;
+}
+
+export interface TrainingMemoryPlan {
+  weights: MemoryPart;
+  gradients: MemoryPart;
+  moments: MemoryPart;
+  activations: MemoryPart;
+  /** Every part together: about the process's peak, less the runtime's own few hundred MiB. */
+  total: number;
+  /** What the arena must still give (the weights already there are not counted again), and what it can. */
+  arenaNeeded: number;
+  arenaFree: number;
+  /** What ordinary memory must still give, and what the machine has available (undefined: not known). */
+  heapNeeded: number;
+  heapAvailable: number | undefined;
+  /** The activations with and without checkpointing, for the advice. */
+  activationsCheckpointed: number;
+  activationsPlain: number;
+}
+
+const bytesOf = (p: Param): number => {
+  const w = storedWeight(p);
+  return w.data.byteLength + (w.type === 'int8' ? w.scales.byteLength : 0);
+};
+const numel = (p: Param): number => p.shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The plan of a run that trains `trained` (AdamW moments) of `model`, every parameter having a gradient,
+ * at B sequences of T tokens, as the model is set (activation checkpointing, logits blocks). Gradients and
+ * moments live where their parameter lives once gradients are on (ParamStore.trainingPlace).
+ */
+export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], B: number, T: number): TrainingMemoryPlan {
+  const weights: MemoryPart = { arena: 0, heap: 0 };
+  const gradients: MemoryPart = { arena: 0, heap: 0 };
+  const moments: MemoryPart = { arena: 0, heap: 0 };
+  let moving = 0; // weights that enableGrads moves into the arena
+  const isTrained = new Set(trained);
+  for (const p of model.params()) {
+    const place = model.store.trainingPlace(p.shape);
+    const here = inArena(storedWeight(p).data) || bytesOf(p) === 0 ? 'arena' : 'heap';
+    weights[place] += bytesOf(p);
+    if (place === 'arena' && here === 'heap') moving += bytesOf(p);
+    if (!p.grad) gradients[place] += 4 * numel(p);
+    if (isTrained.has(p)) moments[place] += 8 * numel(p);
+  }
+  const was = model.activationCheckpointing;
+  const activationsPlain = (model.setActivationCheckpointing(false), model.trainingActivationBytes(B, T));
+  const activationsCheckpointed = (model.setActivationCheckpointing(true), model.trainingActivationBytes(B, T));
+  model.setActivationCheckpointing(was);
+  const activations: MemoryPart = { arena: was ? activationsCheckpointed : activationsPlain, heap: 0 };
+  const sum = (m: MemoryPart) => m.arena + m.heap;
+  return {
+    weights, gradients, moments, activations,
+    total: sum(weights) + sum(gradients) + sum(moments) + sum(activations),
+    arenaNeeded: moving + gradients.arena + moments.arena + activations.arena,
+    arenaFree: arenaFreeBytes(),
+    heapNeeded: gradients.heap + moments.heap,
+    heapAvailable: getBackend().heapBytesAvailable?.(),
+    activationsCheckpointed,
+    activationsPlain,
+  };
+}
+
+const gib = formatBytes;
+
+/** The plan as the run's header shows it. */
+export function memoryPlanText(plan: TrainingMemoryPlan): string {
+  const part = (m: MemoryPart) => gib(m.arena + m.heap) + (m.heap > 0 && m.arena > 0 ? ` (${gib(m.heap)} outside the arena)` : m.heap > 0 ? ' (outside the arena)' : '');
+  return (
+    `  memory: weights ${part(plan.weights)}, gradients ${part(plan.gradients)}, AdamW moments ${part(plan.moments)}, ` +
+    `activations ${part(plan.activations)}; peak ≈ ${gib(plan.total)}`
+  );
+}
+
+/**
+ * Refuse a plan that cannot fit, before anything is allocated: the arena's share above what it has free,
+ * or the rest above the machine's available memory. The message gives the plan and what would help.
+ */
+export function checkMemoryPlan(plan: TrainingMemoryPlan, where: string): void {
+  const arenaShort = plan.arenaNeeded > plan.arenaFree;
+  const heapShort = plan.heapAvailable !== undefined && plan.heapNeeded > plan.heapAvailable;
+  if (!arenaShort && !heapShort) return;
+  const advice: string[] = [];
+  const checkpointing = plan.activations.arena === plan.activationsCheckpointed && plan.activationsCheckpointed !== plan.activationsPlain;
+  if (!checkpointing && plan.activationsCheckpointed < plan.activationsPlain) {
+    advice.push(`--checkpoint-activations (activations ${gib(plan.activationsCheckpointed)} instead of ${gib(plan.activationsPlain)})`);
+  }
+  advice.push('a smaller --batch-size or --seq-len (with --grad-accum to keep the tokens per step)');
+  if (plan.moments.arena + plan.moments.heap > 0) advice.push('--train-only kernels (gradients of every weight, but AdamW moments for the kernels only)');
+  if (arenaShort && !getBackend().heapWeights) advice.push('the native backend (--backend native), which keeps weights, gradients and moments outside the arena');
+  const short = arenaShort
+    ? `needs ${gib(plan.arenaNeeded)} more in the 4 GiB wasm arena, which has ${gib(plan.arenaFree)} free`
+    : `needs ${gib(plan.heapNeeded)} more memory, and the machine has ${gib(plan.heapAvailable!)} available`;
+  throw new Error(`supra: train: ${where}: the run ${short}.\n${memoryPlanText(plan)}\n  To fit, try: ${advice.join('; ')}.`);
+}
