@@ -757,6 +757,172 @@ napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- the optimizer's kernels
+//
+// adamw, sumSquares, scale and embeddingBackward of assembly/ops.ts on any CPU, for parameters, gradients and
+// moments kept outside the arena (Backend.heapKernels): the wasm kernels would copy a weight-sized array in
+// and out of the arena for every call. The same bits (kernels.cc); chunks as ops.ts cuts them.
+class AdamwWork : public ChunkedWork {
+ public:
+  AdamwWork(float* p, const float* g, float* m, float* v, const float (&h)[7], int64_t n, int64_t grain)
+      : ChunkedWork(n, grain), p_(p), g_(g), m_(m), v_(v) {
+    std::copy(h, h + 7, h_);
+  }
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override {
+    supra::AdamwRange(p_, g_, m_, v_, h_[0], h_[1], h_[2], h_[3], h_[4], h_[5], h_[6], lo, hi);
+  }
+
+ private:
+  float* p_;
+  const float* g_;
+  float *m_, *v_;
+  float h_[7];
+};
+
+class SumSquaresWork : public ChunkedWork {
+ public:
+  SumSquaresWork(const float* x, int64_t n, int64_t grain) : ChunkedWork(n, grain), x_(x), totals_((n + grain - 1) / grain) {}
+  // the chunks' sums added in order from 0, as parallelFor adds them
+  double Total() const {
+    double sum = 0;
+    for (double t : totals_) sum += t;
+    return sum;
+  }
+
+ protected:
+  void DoRange(int64_t chunk, int64_t lo, int64_t hi) override { totals_[chunk] = supra::SumSquaresChunk(x_ + lo, hi - lo); }
+
+ private:
+  const float* x_;
+  std::vector<double> totals_;
+};
+
+class ScaleWork : public ChunkedWork {
+ public:
+  ScaleWork(float* x, float s, int64_t n, int64_t grain) : ChunkedWork(n, grain), x_(x), s_(s) {}
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { supra::ScaleRange(x_, s_, lo, hi); }
+
+ private:
+  float* x_;
+  const float s_;
+};
+
+class EmbeddingBackwardWork : public ChunkedWork {
+ public:
+  EmbeddingBackwardWork(const int32_t* ids, const float* dout, float* dtable, int64_t n, int64_t dim, int64_t grain)
+      : ChunkedWork(dim, grain), ids_(ids), dout_(dout), dtable_(dtable), n_(n), dim_(dim) {}
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { supra::EmbeddingBackwardColumns(ids_, dout_, dtable_, n_, dim_, lo, hi); }
+
+ private:
+  const int32_t* ids_;
+  const float* dout_;
+  float* dtable_;
+  const int64_t n_, dim_;
+};
+
+// adamw(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, n, grain)
+napi_value Adamw(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "adamw";
+  napi_value argv[13];
+  int64_t n, grain;
+  float *p, *g, *m, *v;
+  float h[7];
+  if (!ReadArgs(env, cbinfo, name, 13, argv) || !ReadCount(env, argv[11], name, "n", 0, &n) ||
+      !ReadCount(env, argv[12], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "p", n, false, &p) ||
+      !ReadSpan(env, argv[1], name, "g", n, false, &g) || !ReadSpan(env, argv[2], name, "m", n, false, &m) ||
+      !ReadSpan(env, argv[3], name, "v", n, false, &v)) {
+    return nullptr;
+  }
+  for (int i = 0; i < 7; i++) {
+    double d;
+    if (!ReadNumber(env, argv[4 + i], "adamw hyperparameter", &d)) return nullptr;
+    h[i] = static_cast<float>(d); // the wasm kernel takes them as f32
+  }
+  AdamwWork work(p, g, m, v, h, n, grain);
+  RunShared(work);
+  return nullptr;
+}
+
+// sumSquares(x, n, grain) -> Σ x² in float64
+napi_value SumSquares(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "sumSquares";
+  napi_value argv[3];
+  int64_t n, grain;
+  float* x;
+  if (!ReadArgs(env, cbinfo, name, 3, argv) || !ReadCount(env, argv[1], name, "n", 0, &n) ||
+      !ReadCount(env, argv[2], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "x", n, false, &x)) {
+    return nullptr;
+  }
+  double total = 0;
+  if (n > 0) {
+    SumSquaresWork work(x, n, grain);
+    RunShared(work);
+    total = work.Total();
+  }
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
+// scale(x, s, n, grain)
+napi_value Scale(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "scale";
+  napi_value argv[4];
+  int64_t n, grain;
+  double s;
+  float* x;
+  if (!ReadArgs(env, cbinfo, name, 4, argv) || !ReadNumber(env, argv[1], "s", &s) || !ReadCount(env, argv[2], name, "n", 0, &n) ||
+      !ReadCount(env, argv[3], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "x", n, false, &x)) {
+    return nullptr;
+  }
+  ScaleWork work(x, static_cast<float>(s), n, grain);
+  RunShared(work);
+  return nullptr;
+}
+
+// embeddingBackward(ids, dout, dtable, n, dim, grain): ids checked by the caller (ops.ts), in [0, rows of dtable)
+napi_value EmbeddingBackward(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "embeddingBackward";
+  napi_value argv[6];
+  int64_t n, dim, grain;
+  float *dout, *dtable;
+  if (!ReadArgs(env, cbinfo, name, 6, argv) || !ReadCount(env, argv[3], name, "n", 0, &n) ||
+      !ReadCount(env, argv[4], name, "dim", 0, &dim) || !ReadCount(env, argv[5], name, "grain", 1, &grain) ||
+      !ReadSpan(env, argv[1], name, "dout", n * dim, false, &dout) || !ReadSpan(env, argv[2], name, "dtable", 0, false, &dtable)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_int32_array ||
+      static_cast<int64_t>(length) < n) {
+    Napi::TypeError::New(env, "supra native embeddingBackward: ids must be an Int32Array of at least n entries").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const int32_t* ids = static_cast<const int32_t*>(data);
+  F32View table;
+  ReadF32(env, argv[2], "dtable", &table);
+  const int64_t rows = dim > 0 ? table.length / dim : 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (!(ids[i] >= 0 && ids[i] < rows)) {
+      Napi::RangeError::New(env, "supra native embeddingBackward: token id " + std::to_string(ids[i]) + " outside the table's " +
+                                     std::to_string(rows) + " rows")
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  if (n == 0 || dim == 0) return nullptr;
+  EmbeddingBackwardWork work(ids, dout, dtable, n, dim, grain);
+  RunShared(work);
+  return nullptr;
+}
+
 // ---------------------------------------------------------------- the linear attention's recurrent step
 //
 // linearAttentionStep of assembly/ops.ts (BackendKernels): a decoding step of every SUPRA layer. Each unit (a
@@ -989,7 +1155,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8},
-                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}}) {
+                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamw", Adamw},
+                          {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

@@ -591,4 +591,53 @@ __attribute__((target("avx512f"))) void LinearAttentionStepRange(const float* q,
 #endif
 
 
+// ---------------------------------------------------------------- the optimizer's kernels (any CPU)
+
+void AdamwRange(float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps, float wd, float bc1,
+                float bc2, int64_t lo, int64_t hi) {
+  // as assembly/ops.ts adamw: decay = 1 − lr·wd and step = lr / bc1 in float32, then per value
+  const float decay = 1 - lr * wd, step = lr / bc1, b1c = 1 - b1, b2c = 1 - b2;
+  for (int64_t i = lo; i < hi; i++) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + b1c * gi;
+    const float vi = b2 * v[i] + b2c * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi / bc2) + eps;
+    p[i] = p[i] * decay - (step * mi) / denom;
+  }
+}
+
+double SumSquaresChunk(const float* x, int64_t n) {
+  // sumSquares64's f64x2 accumulators: lane 0 takes values 0 and 2 of each 4, lane 1 values 1 and 3
+  double a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  int64_t i = 0;
+  auto sq = [](float f) { const double d = f; return d * d; };
+  for (; i + 8 <= n; i += 8) {
+    a0 = a0 + (sq(x[i]) + sq(x[i + 2]));
+    a1 = a1 + (sq(x[i + 1]) + sq(x[i + 3]));
+    b0 = b0 + (sq(x[i + 4]) + sq(x[i + 6]));
+    b1 = b1 + (sq(x[i + 5]) + sq(x[i + 7]));
+  }
+  for (; i + 4 <= n; i += 4) {
+    a0 = a0 + (sq(x[i]) + sq(x[i + 2]));
+    a1 = a1 + (sq(x[i + 1]) + sq(x[i + 3]));
+  }
+  double s = (a0 + b0) + (a1 + b1);
+  for (; i < n; i++) s += sq(x[i]);
+  return s;
+}
+
+void ScaleRange(float* x, float s, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) x[i] = x[i] * s;
+}
+
+void EmbeddingBackwardColumns(const int32_t* ids, const float* dout, float* dtable, int64_t n, int64_t dim, int64_t lo, int64_t hi) {
+  for (int64_t i = 0; i < n; i++) {
+    const float* src = dout + i * dim;
+    float* dst = dtable + static_cast<int64_t>(ids[i]) * dim;
+    for (int64_t c = lo; c < hi; c++) dst[c] = dst[c] + src[c];
+  }
+}
+
 } // namespace supra

@@ -48,6 +48,18 @@ void LinearAttentionStepRange(const float* q, const float* k, const float* v, fl
                               int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
 #endif
 
+// The optimizer's kernels of assembly/ops.ts, bit for bit, for arrays outside the arena (which the wasm kernels
+// would copy in and out): plain C++ (no reassociation, no contraction: the same roundings at any vector width).
+// AdamW on [lo, hi) with every hyperparameter rounded to float32 as the wasm kernel's f32 arguments are.
+void AdamwRange(float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps, float wd, float bc1,
+                float bc2, int64_t lo, int64_t hi);
+// Σ x² of x[0, n) in float64 with sumSquares64's two 2-lane accumulators: one chunk of ops.sumSquares.
+double SumSquaresChunk(const float* x, int64_t n);
+// x[i] *= s on [lo, hi).
+void ScaleRange(float* x, float s, int64_t lo, int64_t hi);
+// Columns [lo, hi) of dtable[ids[i], :] += dout[i, :], rows in order.
+void EmbeddingBackwardColumns(const int32_t* ids, const float* dout, float* dtable, int64_t n, int64_t dim, int64_t lo, int64_t hi);
+
 // out[0, n) = the BF16 values in[0, n) as float32 (exact), vectorized where the CPU allows.
 void WidenBf16(const uint16_t* in, float* out, int64_t n);
 

@@ -588,3 +588,50 @@ test('the install-time build succeeds without OpenBLAS and says why', () => {
   assert.equal(lines.length, 1, r.stdout);
   assert.match(lines[0]!, /^supra: native backend not built: .*; supra will use the wasm backend$/);
 });
+
+test('the optimizer kernels for arrays outside the arena give the wasm kernels\' bits: adamw, sumSquares, scale, embeddingBackward', { skip }, () => {
+  const b = backend();
+  const heap = b.heapKernels;
+  assert.ok(heap, 'the native backend has them');
+  const previous = getBackend().name;
+  setBackend('native');
+  try {
+    const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    for (const n of [0, 3, 17, 4099, (1 << 17) + 5]) {
+      const next = rng(n + 1);
+      const arena = [0, 1, 2, 3].map(() => allocF32(n));
+      for (const a of arena) for (let i = 0; i < n; i++) a[i] = next();
+      arena[3]!.forEach((x, i) => (arena[3]![i] = Math.abs(x))); // v ≥ 0
+      const outside = arena.map((a) => Float32Array.from(a));
+      assert.ok(!inArena(outside[0]!));
+      // sumSquares: the same float64 sum, chunks and lanes included
+      assert.equal(ops.sumSquares(outside[1]!), ops.sumSquares(arena[1]!), `sumSquares n ${n}`);
+      ops.scale(arena[1]!, 0.37);
+      ops.scale(outside[1]!, 0.37);
+      assert.ok(bits(outside[1]!).equals(bits(arena[1]!)), `scale n ${n}`);
+      for (const step of [1, 7]) {
+        ops.adamw(arena[0]!, arena[1]!, arena[2]!, arena[3]!, 3e-4, 0.9, 0.95, 1e-8, 0.1, step);
+        ops.adamw(outside[0]!, outside[1]!, outside[2]!, outside[3]!, 3e-4, 0.9, 0.95, 1e-8, 0.1, step);
+        for (let j = 0; j < 4; j++) assert.ok(bits(outside[j]!).equals(bits(arena[j]!)), `adamw n ${n} step ${step} array ${j}`);
+      }
+      for (const a of arena) free(a);
+    }
+    // embeddingBackward with repeated ids
+    const V = 50, dim = 37, rows = 300;
+    const next = rng(9);
+    const ids = Int32Array.from({ length: rows }, (_, i) => (i * 7) % V);
+    const dout = allocF32(rows * dim);
+    for (let i = 0; i < dout.length; i++) dout[i] = next();
+    const tableIn = allocF32(V * dim);
+    for (let i = 0; i < tableIn.length; i++) tableIn[i] = next();
+    const tableOut = Float32Array.from(tableIn);
+    ops.embeddingBackward(ids, dout, tableIn, rows, dim);
+    ops.embeddingBackward(ids, dout, tableOut, rows, dim);
+    assert.ok(bits(tableOut).equals(bits(tableIn)), 'embeddingBackward');
+    assert.throws(() => ops.embeddingBackward(Int32Array.of(V), dout, tableOut, 1, dim), /token id 50 outside the table's 50 rows/);
+    free(dout);
+    free(tableIn);
+  } finally {
+    setBackend(previous);
+  }
+});

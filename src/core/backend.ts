@@ -89,6 +89,23 @@ export interface BackendKernels {
   ): void;
 }
 
+/**
+ * The optimizer's kernels for arrays outside the arena (parameters, gradients and moments a backend with
+ * heapWeights keeps there for training): bit for bit the shared wasm kernels of the same names (their
+ * arguments; `grain` is chunkGrain's, which fixes sumSquares' order of sums). The wasm kernels would copy a
+ * weight-sized array into the arena and back for every call.
+ */
+export interface HeapKernels {
+  adamw(
+    p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number,
+    wd: number, bc1: number, bc2: number, n: number, grain: number,
+  ): void;
+  sumSquares(x: Float32Array, n: number, grain: number): number;
+  scale(x: Float32Array, s: number, n: number, grain: number): void;
+  /** ids checked by the caller. */
+  embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: Float32Array, n: number, dim: number, grain: number): void;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Threads the backend computes with. */
@@ -106,6 +123,8 @@ export interface Backend {
   readonly heapWeights: boolean;
   /** Bytes of ordinary memory the machine can still give (heapWeights backends; MemAvailable on Linux). */
   heapBytesAvailable?(): number;
+  /** Its optimizer kernels for arrays outside the arena (a heapWeights backend that trains there). */
+  readonly heapKernels?: HeapKernels;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
   readonly kernels?: BackendKernels;
   /**

@@ -10,10 +10,20 @@
 // used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
-import type { GemmArgs } from './backend.js';
+import type { GemmArgs, HeapKernels } from './backend.js';
 import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, parallelFor, ptr, runOnCaller } from './wasm/runtime.js';
+
+/**
+ * The backend's optimizer kernels when one of `arrays` lives outside the arena and it has them (a weight,
+ * gradient or moment kept there for training): the same bits as the wasm kernels, without copying the
+ * array into the arena and back. Null: run the wasm kernel.
+ */
+function outsideArena(...arrays: Float32Array[]): HeapKernels | null {
+  if (arrays.every((a) => inArena(a))) return null;
+  return getBackend().heapKernels ?? null;
+}
 
 function checkCount(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: ${name} must be a non-negative integer, got ${v}`);
@@ -87,6 +97,8 @@ export function axpy(alpha: number, x: Float32Array, y: Float32Array, n = y.leng
 /** x *= s, in place */
 export function scale(x: Float32Array, s: number, n = x.length): void {
   checkCount('scale: n', n);
+  const heap = outsideArena(x);
+  if (heap) return heap.scale(x, s, n, chunkGrain(n, 1));
   beginCall();
   parallelFor('scale', [ptr(x, n, 'scale: x', 'inout'), s], n, 1);
   endCall();
@@ -475,6 +487,8 @@ export function embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: F
     const id = ids[i]!;
     if (!(id >= 0 && id < vocab)) throw new RangeError(`supra: embeddingBackward: token id ${id} outside the table's ${vocab} rows`);
   }
+  const heap = outsideArena(dtable);
+  if (heap) return heap.embeddingBackward(ids, dout, dtable, n, dim, chunkGrain(dim, n));
   beginCall();
   // split by columns: repeated ids then never race
   const args = [
@@ -490,6 +504,8 @@ export function embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: F
 /** Σ x² */
 export function sumSquares(x: Float32Array, n = x.length): number {
   checkCount('sumSquares: n', n);
+  const heap = outsideArena(x);
+  if (heap) return heap.sumSquares(x, n, chunkGrain(n, 1));
   beginCall();
   const s = parallelFor('sumSquares', [ptr(x, n, 'sumSquares: x', 'in')], n, 1, true);
   endCall();
@@ -516,6 +532,8 @@ export function adamw(
   checkCount('adamw: n', n);
   const bc1 = 1 - Math.pow(b1, step);
   const bc2 = 1 - Math.pow(b2, step);
+  const heap = outsideArena(p, g, m, v);
+  if (heap) return heap.adamw(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, n, chunkGrain(n, 4));
   beginCall();
   const args = [
     ptr(p, n, 'adamw: p', 'inout'), ptr(g, n, 'adamw: g', 'in'), ptr(m, n, 'adamw: m', 'inout'),

@@ -4,6 +4,7 @@
 // (core/weights.ts: BF16, int8) for inference, and outside the wasm arena (WeightPlace 'heap') where the
 // backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
 import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
+import { getBackend } from '../core/select.js';
 import { bf16ToF32Array, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
@@ -93,6 +94,11 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
   }
 }
 
+/** A zeroed float32 buffer of n values in `place`: a gradient, or an optimizer moment of a parameter there. */
+export function allocGrad(n: number, place: WeightPlace): Float32Array {
+  return place === 'heap' ? new Float32Array(n) : allocF32(n);
+}
+
 class StoredParam implements Param {
   grad: Float32Array | null = null;
   constructor(
@@ -174,9 +180,13 @@ export class ParamStore {
     return this.gradsOn ? this.trainingPlace(shape) : shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';
   }
 
-  /** Where a parameter of this shape, its gradient and its optimizer moments live once gradients are on. */
-  trainingPlace(_shape: readonly number[]): WeightPlace {
-    return 'arena';
+  /**
+   * Where a parameter of this shape, its gradient and its optimizer moments live once gradients are on:
+   * a matrix of a 'heap' store stays outside the arena where the backend has the optimizer's kernels for
+   * it (Backend.heapKernels: native), so a model trains with no 4 GiB ceiling; everything else in the arena.
+   */
+  trainingPlace(shape: readonly number[]): WeightPlace {
+    return shape.length === 2 && this.options.place === 'heap' && getBackend().heapKernels ? 'heap' : 'arena';
   }
 
   /** A new zero parameter. Names are unique. */
@@ -187,7 +197,7 @@ export class ParamStore {
     }
     const traits = WEIGHT_TYPES[this.typeFor(shape)];
     const p = new StoredParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape), this.placeFor(shape), shape[shape.length - 1]));
-    if (this.gradsOn) p.grad = allocF32(numel(shape));
+    if (this.gradsOn) p.grad = allocGrad(numel(shape), this.trainingPlace(shape));
     this.byName.set(name, p);
     return p;
   }
@@ -219,21 +229,24 @@ export class ParamStore {
   }
 
   /**
-   * Allocate every gradient buffer (zeroed), after moving matrices kept outside the arena into it (the
-   * training kernels work there). Idempotent. Refused for weights stored in an inference type.
+   * Allocate every gradient buffer (zeroed) where its parameter lives in training (trainingPlace), after
+   * moving into the arena the matrices kept outside it that train there. Idempotent. Refused for weights
+   * stored in an inference type.
    */
   enableGrads(): void {
     for (const p of this.byName.values()) {
       if (!WEIGHT_TYPES[storedWeight(p).type].trainable) throw untrainable(p);
     }
     const outside = [...this.byName.values()].filter(
-      (p): p is StoredParam => p instanceof StoredParam && p.stored.data.length > 0 && !inArena(p.stored.data),
+      (p): p is StoredParam =>
+        p instanceof StoredParam && p.stored.data.length > 0 && !inArena(p.stored.data) && this.trainingPlace(p.shape) === 'arena',
     );
-    const need = 4 * (outside.reduce((n, p) => n + p.stored.data.length, 0) + this.numelWithoutGrads());
+    const need = 4 * (outside.reduce((n, p) => n + p.stored.data.length, 0) + this.numelWithoutGrads('arena'));
     if (need > arenaFreeBytes()) {
       throw new Error(
         `supra: training needs ${(need / 2 ** 30).toFixed(2)} GiB more in the wasm arena for the weights and their gradients, ` +
-          `${(arenaFreeBytes() / 2 ** 30).toFixed(2)} GiB is free of its 4 GiB (training keeps them there for now): the model is too big to train here`,
+          `${(arenaFreeBytes() / 2 ** 30).toFixed(2)} GiB is free of its 4 GiB: the model is too big to train on this backend ` +
+          '(the native backend trains its matrices outside the arena)',
       );
     }
     for (const p of outside) {
@@ -242,12 +255,13 @@ export class ParamStore {
       p.stored = { type: 'f32', data: moved };
     }
     this.gradsOn = true;
-    for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32(p.data.length);
+    for (const p of this.byName.values()) if (!p.grad) p.grad = allocGrad(p.data.length, this.trainingPlace(p.shape));
   }
 
-  private numelWithoutGrads(): number {
+  /** Values of the parameters in `place` (in training) that have no gradient buffer yet. */
+  private numelWithoutGrads(place: WeightPlace): number {
     let n = 0;
-    for (const p of this.byName.values()) if (!p.grad) n += p.data.length;
+    for (const p of this.byName.values()) if (!p.grad && this.trainingPlace(p.shape) === place) n += p.data.length;
     return n;
   }
 

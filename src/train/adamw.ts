@@ -2,7 +2,8 @@
 // per parameter. Parameters come in groups, each with its own hyperparameters, so the new SUPRA kernels
 // can train at a different learning rate from the teacher weights. The update itself is ops.adamw.
 import * as ops from '../core/ops.js';
-import { allocF32, free } from '../core/memory.js';
+import { free, inArena } from '../core/memory.js';
+import { allocGrad } from '../layers/params.js';
 import type { Param } from '../layers/types.js';
 
 export interface AdamWHyper {
@@ -31,6 +32,12 @@ interface Moments {
   m: Float32Array;
   v: Float32Array;
   step: number;
+}
+
+/** Zero moments beside their parameter: in the arena, or outside it with a parameter kept there. */
+function newMoments(p: Param): Moments {
+  const place = inArena(p.data) ? 'arena' : 'heap';
+  return { m: allocGrad(p.data.length, place), v: allocGrad(p.data.length, place), step: 0 };
 }
 
 function checkHyper(h: AdamWHyper, where: string): void {
@@ -85,7 +92,7 @@ export class AdamW {
         if (p.grad.length !== p.data.length) throw new Error(`supra: AdamW: ${p.name}: gradient holds ${p.grad.length} values, the parameter ${p.data.length}`);
         let st = this.moments.get(p);
         if (!st) {
-          st = { m: allocF32(p.data.length), v: allocF32(p.data.length), step: 0 };
+          st = newMoments(p);
           this.moments.set(p, st);
         }
         st.step++;
@@ -141,7 +148,7 @@ export class AdamW {
         if (!Number.isInteger(n) || n < 0) throw new Error(`supra: ${source}: ${p.name}: bad step ${n}`);
         let st = this.moments.get(p);
         if (!st) {
-          st = { m: allocF32(p.data.length), v: allocF32(p.data.length), step: 0 };
+          st = newMoments(p);
           this.moments.set(p, st);
         }
         st.m.set(m);

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { freemem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, Int8GemmArgs } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, HeapKernels, Int8GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
 
@@ -58,6 +58,11 @@ interface Addon {
   swigluBackward: BackendKernels['swigluBackward'];
   /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
   linearAttentionStep?: BackendKernels['linearAttentionStep'];
+  /** Absent from an add-on built before it: training keeps its parameters in the arena then. */
+  adamw?: HeapKernels['adamw'];
+  sumSquares?: HeapKernels['sumSquares'];
+  scale?: HeapKernels['scale'];
+  embeddingBackward?: HeapKernels['embeddingBackward'];
   /** Absent from an add-on built before it: nothing depends on it but the scale benchmark, which falls back. */
   readBandwidth?(bytes: number, threads: number, passes: number): NativeReadBandwidth;
 }
@@ -294,6 +299,10 @@ function load(addonPath: string): NativeResult {
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => freemem(),
+    heapKernels:
+      addon.adamw && addon.sumSquares && addon.scale && addon.embeddingBackward
+        ? { adamw: addon.adamw, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
+        : undefined,
     // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
     // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread
     // (its AVX-512 sets do not), so the kernel set and the threads both decide the bits.
