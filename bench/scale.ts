@@ -3,9 +3,9 @@
 // bandwidth, then runs every (kind, dtype) case in a child process; writes scale.json and scale.md.
 //   node dist/bench/scale.js [--shapes smollm-135m,qwen2.5-0.5b] [--decode 16] [--prefill 64] ... (--help)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { optionsHelp, UsageError } from '../src/cli/args.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { openModel } from '../src/io/checkpoint.js';
@@ -19,16 +19,12 @@ import {
 import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
 
 import { checkCommands } from './scale-commands.js';
+import { MODEL_SHAPES, scaleFolders } from './scale-folders.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repoRoot = resolve(here, '../..');
 const caseScript = join(here, 'scale-case.js');
 const cli = join(repoRoot, 'dist/src/cli/main.js');
-const { MODEL_SHAPES, writeRandomModel, writeRandomTokenizer } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
-  MODEL_SHAPES: Record<string, unknown>;
-  writeRandomModel: (shape: string, dir: string, options: { dtype?: string; seed?: number }) => string[];
-  writeRandomTokenizer: (dir: string, vocab: number) => string[];
-};
 
 /** Runs a job in a child process; its SCALE_RESULT line, or the error it printed. */
 function runChild(job: ScaleJob): Record<string, unknown> {
@@ -61,27 +57,11 @@ async function main(argv: string[]): Promise<void> {
   mkdirSync(settings.cacheDir, { recursive: true });
   for (const shape of settings.shapes) {
     log(`\n== ${shape} ==`);
-    const teacherDir = join(settings.cacheDir, `${shape}-bf16-seed${settings.seed}`);
-    const supraDir = join(settings.cacheDir, `${shape}-bf16-seed${settings.seed}-supra`);
-    let generateSeconds: number | null = null;
-    if (!existsSync(join(teacherDir, 'config.json'))) {
-      const t0 = performance.now();
-      writeRandomModel(shape, teacherDir, { dtype: 'bf16', seed: settings.seed });
-      generateSeconds = (performance.now() - t0) / 1000;
-      log(`  wrote ${teacherDir} in ${generateSeconds.toFixed(1)} s`);
-    } else log(`  reusing ${teacherDir}`);
-    let linearize: ScaleModel['linearize'] = null;
-    if (!existsSync(join(supraDir, 'config.json'))) {
-      const r = runChild({ op: 'linearize', teacher: teacherDir, out: supraDir });
-      linearize = r.status === 'error' ? { error: String(r.message) } : { seconds: r.seconds as number, maxRssBytes: r.maxRssBytes as number };
-      log(`  linearize: ${'error' in linearize ? linearize.error : `${linearize.seconds.toFixed(1)} s, peak RSS ${(linearize.maxRssBytes / 2 ** 30).toFixed(2)} GiB`}`);
-    } else log(`  reusing ${supraDir}`);
+    const { teacherDir, supraDir, generateSeconds, linearize } = scaleFolders(
+      shape, settings.cacheDir, settings.seed, (teacher, out) => runChild({ op: 'linearize', teacher, out }), log,
+    );
     const { config, checkpoint } = openModel(teacherDir);
     checkpoint.close();
-    // folders cached before random models carried a tokenizer get one (eval and serve read text)
-    for (const dir of [teacherDir, supraDir]) {
-      if (existsSync(join(dir, 'config.json')) && !existsSync(join(dir, 'tokenizer.json'))) writeRandomTokenizer(dir, config.vocab_size);
-    }
     const cases: ScaleCase[] = [];
     for (const kind of settings.kinds) {
       const dir = kind === 'teacher' ? teacherDir : supraDir;

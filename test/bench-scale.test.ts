@@ -102,3 +102,23 @@ test('bench:scale: a model the memory check refuses is "does not fit" with the e
   } as ScaleReport;
   assert.match(scaleMarkdown(report), /\| mistral-7b \| teacher \| bf16 \| does not fit: needs 1[23]\d\d\.\d\d GiB/);
 });
+
+test('bench:train on the tiny shape: a case per batch (and checkpointed), its report, bad options refused', () => {
+  const trainScript = resolve(here, '../bench/train.js');
+  const root = fresh();
+  const r = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16,2x8', '--steps', '1', '--checkpoint', '--cache', join(root, 'cache'), '--out', join(root, 'out')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const report = JSON.parse(readFileSync(join(root, 'out', 'train.json'), 'utf8')) as { cases: Record<string, unknown>[] };
+  assert.deepEqual(report.cases.map((c) => [c.batchSize, c.seqLen, c.checkpointActivations, c.status]), [[1, 16, false, 'ok'], [2, 8, false, 'ok'], [1, 16, true, 'ok'], [2, 8, true, 'ok']]);
+  for (const c of report.cases) {
+    assert.ok((c.tokensPerS as number) > 0 && (c.gemmShare as number) > 0 && (c.gemmShare as number) < 1, JSON.stringify(c));
+    assert.ok((c.maxRssBytes as number) > (c.plannedBytes as number), 'the process holds at least the planned bytes');
+  }
+  const md = readFileSync(join(root, 'out', 'train.md'), 'utf8');
+  assert.match(md, /\| tiny \| 1 × 16 \| yes \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  const bad = spawnSync(process.execPath, [trainScript, '--batches', '4by512'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--batches: "4by512" is not BATCHxSEQ/);
+  const readme = readFileSync(resolve(here, '../../README.md'), 'utf8');
+  assert.ok(readme.includes('npm run bench:train'), 'README.md shows bench:train');
+});

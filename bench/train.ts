@@ -1,0 +1,90 @@
+// npm run bench:train: full SUPRA uptraining steps at real models' shapes (src/bench/train-step.ts) on the
+// random-weight folders of the scale benchmark (bench/scale-folders.ts): tokens/s, the share of the step in
+// matrix products, peak RSS against the trainer's memory plan. Each case runs in a child process; writes
+// train.json and train.md.
+//   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpoint] ... (--help)
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from '../src/cli/args.js';
+import { parseBackendName } from '../src/core/select.js';
+import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
+import { machineInfo } from '../src/bench/report.js';
+import { trainMarkdown, type TrainCase, type TrainJob } from '../src/bench/train-step.js';
+import { MODEL_SHAPES, scaleFolders } from './scale-folders.js';
+
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+
+const OPTIONS = {
+  shapes: { type: 'string', value: 'LIST', help: 'model shapes, comma-separated (default smollm-135m,qwen2.5-0.5b)' },
+  batches: { type: 'string', value: 'LIST', help: 'batch × sequence length of each case, e.g. 1x512,4x512 (the default)' },
+  steps: { type: 'string', value: 'N', help: 'steps timed per case, after one warm-up step (default 2)' },
+  checkpoint: { type: 'boolean', help: 'also run every case with activation checkpointing' },
+  backend: { type: 'string', value: 'wasm|native', help: 'compute backend (default: native when the add-on loads)' },
+  cache: { type: 'string', value: 'DIR', help: 'the scale benchmark\'s folder cache (default ~/.cache/supra/scale)' },
+  out: { type: 'string', value: 'DIR', help: 'where train.json and train.md are written (default bench/results)' },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+} satisfies OptionSpecs;
+
+function runChild(script: string, arg: unknown, marker: string): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [join(here, script), JSON.stringify(arg)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith(`${marker} `));
+  if (r.status === 0 && line) return JSON.parse(line.slice(marker.length + 1)) as Record<string, unknown>;
+  const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? `exit ${r.status}`);
+  return { status: 'error', message: why };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, OPTIONS, 'bench:train');
+  if (values.help) {
+    console.log(`usage: npm run bench:train -- [options]\n\n${optionsHelp(OPTIONS)}`);
+    return;
+  }
+  if (positionals.length > 0) throw new UsageError(`bench:train takes no positional arguments, got "${positionals[0]}"`);
+  const shapes = (values.shapes ?? 'smollm-135m,qwen2.5-0.5b').split(',').map((s) => s.trim());
+  for (const s of shapes) if (!(s in MODEL_SHAPES)) throw new UsageError(`--shapes: unknown "${s}"; one of ${Object.keys(MODEL_SHAPES).join(', ')}`);
+  const batches = (values.batches ?? '1x512,4x512').split(',').map((b) => {
+    const m = /^(\d+)x(\d+)$/.exec(b.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`--batches: "${b}" is not BATCHxSEQ, e.g. 4x512`);
+    return { batchSize: Number(m[1]), seqLen: Number(m[2]) };
+  });
+  const steps = intOption(values.steps, 'steps', 2, 1);
+  const backend = values.backend === undefined ? undefined : parseBackendName(values.backend, '--backend');
+  const cacheDir = values.cache ?? join(homedir(), '.cache', 'supra', 'scale');
+  const outDir = values.out ?? join('bench', 'results');
+  const log = (l: string) => console.log(l);
+  const start = performance.now();
+  const cases: TrainCase[] = [];
+  mkdirSync(cacheDir, { recursive: true });
+  for (const shape of shapes) {
+    log(`\n== ${shape} ==`);
+    const folders = scaleFolders(shape, cacheDir, 0, (teacher, out) => runChild('scale-case.js', { op: 'linearize', teacher, out }, 'SCALE_RESULT'), log);
+    for (const checkpointActivations of values.checkpoint ? [false, true] : [false]) {
+      for (const { batchSize, seqLen } of batches) {
+        const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend };
+        const c = { shape, batchSize, seqLen, checkpointActivations, ...runChild('train-case.js', job, 'TRAIN_RESULT') } as TrainCase;
+        cases.push(c);
+        log(`  ${batchSize} × ${seqLen}${checkpointActivations ? ', checkpointed' : ''}: ${c.status === 'ok'
+          ? `${c.tokensPerS!.toFixed(1)} tokens/s (${c.secondsPerStep!.toFixed(2)} s/step), ${(100 * c.gemmShare!).toFixed(0)}% in GEMM, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB (planned ${(c.plannedBytes! / 2 ** 30).toFixed(2)})`
+          : `error: ${c.message}`}`);
+      }
+    }
+  }
+  const info = machineInfo();
+  const command = `npm run bench:train${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  const report = { ...info, command, steps, cases, seconds: (performance.now() - start) / 1000 };
+  const header = `Full SUPRA uptraining steps (float32, AdamW, clipping) on random-weight folders of real shapes, measured by \`${command}\` on ${info.cpuModel} (${info.cpuCount} cores), ${info.date.slice(0, 10)}.`;
+  mkdirSync(outDir, { recursive: true });
+  writeJsonAtomic(join(outDir, 'train.json'), report);
+  writeFileAtomic(join(outDir, 'train.md'), trainMarkdown(cases, header));
+  log(`\n${trainMarkdown(cases, header)}\nwrote ${join(outDir, 'train.json')}, ${join(outDir, 'train.md')}`);
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (e) {
+  console.error(`npm run bench:train: ${(e as Error).message}`);
+  process.exitCode = e instanceof UsageError ? 2 : 1;
+}
