@@ -403,7 +403,7 @@ export function openModel(path: string): ModelFolder {
   try {
     const names = stored.names();
     // openLmConfig reads shapes, and theta from an inv_freq buffer when the params have none
-    const shapes = new Map(names.map((n) => [n, { shape: stored.info(n).shape, data: INV_FREQ.test(n) ? stored.readF32(n) : undefined }]));
+    const shapes = new Map(names.map((n) => [n, { shape: stored.info(n).shape, dtype: stored.info(n).dtype, data: INV_FREQ.test(n) ? stored.readF32(n) : undefined }]));
     const config = modelConfigOf(raw, shapes, configPath);
     if (!isOpenLmLayout(names)) return { dir, config, checkpoint: stored, stored, layout: 'supra' };
     const mapping = mapOpenLm(shapes, config);

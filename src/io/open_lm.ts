@@ -22,11 +22,18 @@
 // SUPRA it is applied after the kernel anyway. open_lm's value head size equals the q/k one, so the
 // in_proj split needs no head counts: q is the first H·D rows, k and v share the rest equally.
 //
+// Two consumers want two spellings of the same tensors. open_lm's HF wrapper (open_lm_hf,
+// OpenLMForCausalLM, how the released Mistral-SUPRA loads) holds the Transformer as `self.model`, so
+// its files prefix every name with "model."; open_lm.main, the paper's trainer, loads a bare
+// Transformer state dict (`--pretrained x.pt`: torch.load, then load_state_dict, no prefix stripped
+// but DDP's "module." in a training checkpoint). toOpenLm writes either (options.prefix).
+//
 // Reading: mapOpenLm works the mapping out from shapes alone (supra name -> stored name and row range),
 // so a loader can present an open_lm folder under supra's names without reading it first
 // (io/checkpoint.ts openModel, which convert and every command use); fromOpenLm applies it to tensors
 // already in memory.
 import { checkSize, parseConfig, SUPRA_ARCHITECTURE, type ModelConfig, type QkNorm } from './config.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtype.js';
 import { isFloatDType, type DType } from './safetensors.js';
 
 /** A float tensor as the readers return it (dtype is informational). */
@@ -128,10 +135,17 @@ export function ropeInvFreq(dim: number, theta: number): Float32Array {
   return out;
 }
 
-/** Remove the HF wrapper's "model." (or DDP's "module.") prefix; returns names relative to the Transformer. */
+/**
+ * The prefixes an open_lm state dict may carry before the Transformer's own names: the HF wrapper's
+ * "model.", DDP's "module." and torch.compile's "_orig_mod." (open_lm.main's training checkpoints, with
+ * --torchcompile), the longest first.
+ */
+const OPEN_LM_PREFIXES = ['module._orig_mod.', 'model.', 'module.', '_orig_mod.'];
+
+/** Remove a wrapper's prefix (OPEN_LM_PREFIXES); returns names relative to the Transformer. */
 export function stripOpenLmPrefix<T>(tensors: ReadonlyMap<string, T>): { tensors: Map<string, T>; prefix: string } {
   const names = [...tensors.keys()];
-  for (const prefix of ['model.', 'module.']) {
+  for (const prefix of OPEN_LM_PREFIXES) {
     if (names.length > 0 && names.every((n) => n.startsWith(prefix))) {
       const stripped = new Map<string, T>();
       for (const [n, t] of tensors) stripped.set(n.slice(prefix.length), t);
@@ -147,10 +161,10 @@ function looksOpenLm(names: Iterable<string>): boolean {
   return false;
 }
 
-/** True when the names are open_lm's (with or without the "model."/"module." prefix). */
+/** True when the names are open_lm's (with or without a wrapper's prefix, OPEN_LM_PREFIXES). */
 export function isOpenLmLayout(names: Iterable<string>): boolean {
   const list = [...names];
-  return looksOpenLm(list) || looksOpenLm(list.map((n) => n.replace(/^(model|module)\./, '')));
+  return looksOpenLm(list) || OPEN_LM_PREFIXES.some((p) => looksOpenLm(list.map((n) => (n.startsWith(p) ? n.slice(p.length) : n))));
 }
 
 interface Dims {
@@ -168,9 +182,13 @@ interface Dims {
   ropeTheta: number | null;
 }
 
-/** A tensor's shape and, where the caller has them, its values (the mapping itself needs only shapes). */
+/**
+ * A tensor's shape and, where the caller has them, its stored dtype and values (the mapping itself needs
+ * only shapes; a RoPE buffer's values are checked at the precision its dtype holds).
+ */
 export interface ShapedTensor {
   shape: readonly number[];
+  dtype?: string;
   data?: Float32Array | Int32Array;
 }
 
@@ -185,8 +203,8 @@ export interface OpenLmPart {
 export interface OpenLmMapping {
   /** supra name -> where its values are stored. in_proj and w12 appear as row ranges (q/k/v, gate/up). */
   tensors: Map<string, OpenLmPart>;
-  /** Stored RoPE inv_freq buffers: checked against the config by checkOpenLmValues, then dropped. */
-  invFreq: Array<{ name: string; source: string }>;
+  /** Stored RoPE inv_freq buffers (with their stored dtype): checked against the config by checkOpenLmValues, then dropped. */
+  invFreq: Array<{ name: string; source: string; dtype: string }>;
   /** A tied model's stored output.weight, which checkOpenLmValues requires to equal the embedding. */
   tiedOutput: { source: string; embedding: string } | null;
   /** Head size and RoPE theta from the config (null without one): what inv_freq is checked against. */
@@ -329,7 +347,7 @@ export function mapOpenLm(
       const shape = take(invName);
       if (shape.length !== 1) fail(`${invName} has shape ${shapeStr(shape)}, expected [head_dim / 2]`);
       if (dims.headDim !== null && shape[0]! * 2 !== dims.headDim) fail(`${invName} covers a head size of ${shape[0]! * 2}, but the config's head_dim is ${dims.headDim}`);
-      invFreq.push({ name: invName, source: prefix + invName });
+      invFreq.push({ name: invName, source: prefix + invName, dtype: tensors.get(invName)!.dtype ?? 'F32' });
     }
 
     whole(`${dst}post_attention_layernorm.weight`, `${src}ffn_norm.weight`, [hidden]);
@@ -359,7 +377,11 @@ export function mapOpenLm(
  * rope_theta, and a tied model's output.weight against the embedding. `read` gives a stored tensor's values.
  */
 export function checkOpenLmValues(mapping: OpenLmMapping, read: (source: string) => Float32Array): void {
-  for (const { name, source } of mapping.invFreq) checkInvFreq(name, read(source), mapping.ropeTheta);
+  for (const { name, source, dtype } of mapping.invFreq) {
+    if (mapping.ropeTheta === null) continue;
+    const bad = invFreqMismatch(read(source), mapping.ropeTheta, dtype);
+    if (bad) fail(`${name}[${bad.index}] = ${bad.have} does not match rope_theta ${mapping.ropeTheta} (expected ${bad.want}${dtype === 'F32' ? '' : ` as ${dtype}`}); the config's rope_theta is wrong for this checkpoint`);
+  }
   const tied = mapping.tiedOutput;
   if (tied) {
     const head = read(tied.source);
@@ -390,22 +412,48 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-function checkInvFreq(name: string, data: Float32Array, ropeTheta: number | null): void {
-  if (ropeTheta === null) return;
-  const want = ropeInvFreq(data.length * 2, ropeTheta);
-  for (let i = 0; i < want.length; i++) {
-    if (Math.abs(data[i]! - want[i]!) > 1e-4 * want[i]!) {
-      fail(`${name}[${i}] = ${data[i]} does not match rope_theta ${ropeTheta} (expected ${want[i]}); the config's rope_theta is wrong for this checkpoint`);
-    }
-  }
+/** x rounded to a stored float dtype (round to nearest even), as a number. */
+function roundTo(x: number, dtype: string): number {
+  if (dtype === 'BF16') return bf16ToF32(f32ToBf16(x));
+  if (dtype === 'F16') return f16ToF32(f32ToF16(x));
+  return Math.fround(x);
 }
 
-/** rope theta implied by an inv_freq buffer (inv_freq[i] = theta^(-2i/d)), rounded to 6 significant digits. */
-export function ropeThetaFromInvFreq(invFreq: Float32Array): number | null {
-  if (invFreq.length < 2 || !(invFreq[1]! > 0 && invFreq[1]! < 1)) return null;
-  const d = invFreq.length * 2;
-  const theta = Math.pow(invFreq[1]!, -d / 2);
-  return Number(theta.toPrecision(6));
+/**
+ * The first value of a stored inv_freq buffer that `theta` does not explain, or null. A value is
+ * explained when it is what some number within 1e-4 (relative) of open_lm's float32 inv_freq rounds to
+ * in the stored dtype: float32's last bit may differ between PyTorch's pow and ours, and a BF16 or F16
+ * file (`supra convert --dtype bf16 --open-lm-inv-freq`, a model cast with .to(bfloat16)) keeps only
+ * 8 or 11 bits of it.
+ */
+function invFreqMismatch(data: Float32Array, theta: number, dtype: string): { index: number; have: number; want: number } | null {
+  const want = ropeInvFreq(data.length * 2, theta);
+  for (let i = 0; i < want.length; i++) {
+    const lo = roundTo(want[i]! * (1 - 1e-4), dtype);
+    const hi = roundTo(want[i]! * (1 + 1e-4), dtype);
+    if (!(data[i]! >= lo && data[i]! <= hi)) return { index: i, have: data[i]!, want: roundTo(want[i]!, dtype) };
+  }
+  return null;
+}
+
+/**
+ * rope theta implied by an inv_freq buffer (inv_freq[i] = theta^(-2i/d)) stored as `dtype`. Estimated
+ * from the last value (the one whose rounding moves theta least), then given as the roundest number,
+ * 1 to 6 significant digits, that explains every stored value (invFreqMismatch): a BF16 buffer pins
+ * theta only to about 0.4% (head size 128, theta 1e4: its last value gives 10007, inv_freq[1] 9136),
+ * and the roundest theta it admits is the one a config would have said.
+ */
+export function ropeThetaFromInvFreq(invFreq: Float32Array, dtype = 'F32'): number | null {
+  const n = invFreq.length;
+  if (n < 2 || !(invFreq[n - 1]! > 0 && invFreq[n - 1]! < 1)) return null;
+  const d = n * 2;
+  const estimate = Math.pow(invFreq[n - 1]!, -d / (d - 2));
+  if (!Number.isFinite(estimate)) return null;
+  for (let digits = 1; digits <= 6; digits++) {
+    const theta = Number(estimate.toPrecision(digits));
+    if (invFreqMismatch(invFreq, theta, dtype) === null) return theta;
+  }
+  return Number(estimate.toPrecision(6));
 }
 
 /**
@@ -428,8 +476,7 @@ export function toOpenLm(input: ReadonlyMap<string, TensorLike>, config: ModelCo
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) fail(`tensor ${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
     return lazyFloat(name, t);
   };
-  if (config.attention_bias) fail('open_lm has no q/k/v biases; this config (attention_bias / Qwen2) cannot be exported to open_lm');
-  if (config.o_proj_bias) fail('open_lm has no o_proj bias; this config (o_proj_bias) cannot be exported to open_lm');
+  checkOpenLmExpressible(config);
   const out = new Map<string, FloatTensor>();
   const put = (name: string, t: FloatTensor) => out.set(prefix + name, t);
   const emb = take('model.embed_tokens.weight', [V, hidden]);
@@ -500,6 +547,8 @@ export function modelConfigOf(raw: Record<string, unknown>, tensors: ReadonlyMap
  * An HF-style ModelConfig (SupraForCausalLM for a linear-attention model, LlamaForCausalLM otherwise) for
  * open_lm params, with dimensions the params lack taken from the tensors (names with or without "model.").
  *
+ * Reads both spellings open_lm has: the HF wrapper's config.json (Params field names: dim, apply_qk_norm,
+ * norm_type) and open_lm.main's --model JSON (hidden_dim, qk_norm, model_norm); see OPEN_LM_FIELDS.
  * Field mapping (first found wins; fields are looked up at the top level, then under "params_args_dict"
  * and "params"):
  *   dim | hidden_dim -> hidden_size          n_layers -> num_hidden_layers     n_heads -> num_attention_heads
@@ -507,14 +556,16 @@ export function modelConfigOf(raw: Record<string, unknown>, tensors: ReadonlyMap
  *   vocab_size -> vocab_size                 norm_eps -> rms_norm_eps (and supra.qk_norm_eps, as open_lm)
  *   seq_len -> max_position_embeddings       weight_tying -> tie_word_embeddings (else: no output.weight)
  *   apply_qk_norm | qk_norm -> supra.qk_norm "rms" (open_lm's qk-norms use the block norm class, RMS)
- *   use_decay=false -> decay "none"; use_retnet_slopes -> decay "retnet"; else "lightning"
- *   intermediate size: from feed_forward.w12 rows / 2, else intermediate_size | ffn_dim, else open_lm's
- *   SwiGLU rule 256 * ceil((8 * dim / 3) / 256)
- * Assumptions, documented because the params do not say: rope_theta is 10000 (open_lm hard-codes it) unless
- * a rope_theta field or an inv_freq buffer says otherwise; head_dim = dim / n_heads (open_lm's rule);
- * the GroupNorm eps is 1e-5 (nn.GroupNorm's default, as open_lm uses); hidden_act is silu (SwiGLU).
+ *   use_decay=true -> decay "lightning", or "retnet" with use_retnet_slopes; else "none" (Params' default)
+ *   rotary_base_frequency | rope_theta -> rope_theta
+ *   intermediate size: from feed_forward.w12 rows / 2, else intermediate_dim_ffn | intermediate_size |
+ *   ffn_dim, else open_lm's SwiGLU rule 256 * ceil((8 * dim / 3) / 256)
+ * Assumptions, documented because the params do not say: rope_theta is 10000 (Params' default) unless a
+ * field or an inv_freq buffer says otherwise; head_dim = dim / n_heads (open_lm's rule); norm_eps is 1e-5
+ * when absent (Params' default); the GroupNorm eps is 1e-5 (nn.GroupNorm's default, as open_lm uses);
+ * hidden_act is silu (SwiGLU).
  * Unsupported settings (a non-RMS block norm, decay_start, a kernel size other than the head size,
- * non-rotary positions, GELU feed-forward) are refused with an error.
+ * non-rotary positions, RoPE scaling, GELU feed-forward, mixture-of-experts layers) are refused with an error.
  */
 export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string, ShapedTensor>, path = 'config.json'): ModelConfig {
   const bad = (msg: string): never => {
@@ -559,7 +610,7 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
   vocab = int(vocab ?? bad('no "vocab_size" field and no tok_embeddings.weight'), 'vocab_size');
   const w12 = shapeOf('layers.0.feed_forward.w12.weight');
   const intermediate = int(
-    w12 ? w12[0]! / 2 : get('intermediate_size', 'ffn_dim') ?? 256 * Math.ceil(Math.floor((8 * hidden) / 3) / 256),
+    w12 ? w12[0]! / 2 : get('intermediate_dim_ffn', 'intermediate_size', 'ffn_dim') ?? 256 * Math.ceil(Math.floor((8 * hidden) / 3) / 256),
     'intermediate size',
   );
 
@@ -570,6 +621,10 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
   const posType = String(get('positional_embedding_type') ?? 'rotary');
   if (posType !== 'rotary') bad(`positional_embedding_type "${posType}" is not supported (rotary, the rotate-half convention, only)`);
   if (get('post_embed_norm') === true) bad('post_embed_norm is not supported');
+  const rotaryScale = get('rotary_scale');
+  if (rotaryScale !== undefined && rotaryScale !== 1) bad(`rotary_scale ${JSON.stringify(rotaryScale)} is not supported (RoPE without scaling: 1)`);
+  const moeFreq = get('moe_freq');
+  if (moeFreq !== undefined && moeFreq !== 0) bad(`moe_freq ${JSON.stringify(moeFreq)}: mixture-of-experts layers are not supported`);
   if (get('decay_start') !== undefined) bad(`decay_start ${JSON.stringify(get('decay_start'))} is not supported (the slopes start at their default)`);
   for (const key of ['qk_head_dim', 'v_head_dim']) {
     const v = get(key);
@@ -578,9 +633,9 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
   const normEps = get('norm_eps', 'rms_norm_eps') ?? 1e-5;
   if (typeof normEps !== 'number' || !(normEps > 0)) bad(`norm_eps must be a positive number, got ${JSON.stringify(normEps)}`);
 
-  let ropeTheta = get('rope_theta') as number | undefined;
+  let ropeTheta = get('rotary_base_frequency', 'rope_theta') as number | undefined;
   const invFreq = t.get('layers.0.attention.pos_embed.inv_freq');
-  if (ropeTheta === undefined && invFreq && invFreq.data instanceof Float32Array) ropeTheta = ropeThetaFromInvFreq(invFreq.data) ?? undefined;
+  if (ropeTheta === undefined && invFreq && invFreq.data instanceof Float32Array) ropeTheta = ropeThetaFromInvFreq(invFreq.data, invFreq.dtype) ?? undefined;
   ropeTheta ??= 10000;
 
   const tyingField = get('weight_tying', 'tie_word_embeddings');
@@ -593,7 +648,8 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
   const qkNormOn = typeof qkField === 'boolean' ? qkField : t.has('layers.0.attention._totrain_q_norm.weight');
   // open_lm builds the qk-norms with the block norm class, which is RMS here
   const qkNorm: QkNorm = qkNormOn ? 'rms' : 'none';
-  const decay = get('use_decay') === false ? 'none' : get('use_retnet_slopes') === true ? 'retnet' : 'lightning';
+  // open_lm's Params (and open_lm.main's --use-decay) default to no decay; retnet slopes only apply with decay
+  const decay = get('use_decay') !== true ? 'none' : get('use_retnet_slopes') === true ? 'retnet' : 'lightning';
 
   const raw: Record<string, unknown> = {
     architectures: [linear ? SUPRA_ARCHITECTURE : 'LlamaForCausalLM'],
@@ -620,42 +676,129 @@ export function openLmConfig(params: OpenLmParams, tensors?: ReadonlyMap<string,
   return parseConfig(raw, path);
 }
 
-/** open_lm params (OpenLMConfig fields, flat) for a supra ModelConfig: what convert writes beside open_lm weights. */
-export function toOpenLmParams(config: ModelConfig): OpenLmParams {
-  if (config.head_dim * config.num_attention_heads !== config.hidden_size) {
-    fail(`open_lm requires head_dim * n_heads == dim (${config.head_dim} * ${config.num_attention_heads} != ${config.hidden_size})`);
+// ---- writing open_lm configs ---------------------------------------------------------------------
+
+/**
+ * One open_lm model setting and where a supra config's value for it goes. open_lm reads a model's
+ * settings in two places: its HF wrapper (open_lm_hf: OpenLMForCausalLM builds `Params` from the
+ * config.json attributes named like Params' fields, norm_type through get_norm_class), and open_lm.main,
+ * whose `--model x.json` is read by create_params under keys of its own (hidden_dim, qk_norm, model_norm).
+ */
+export interface OpenLmField {
+  /** The supra config field the value comes from, or what supra fixes, in parentheses. */
+  readonly supra: string;
+  /** Its name among open_lm's Params fields: the key in the HF wrapper's config.json. */
+  readonly params: string;
+  /** Its key in a --model JSON for open_lm.main; null where create_params reads none (Params' default is used). */
+  readonly modelJson: string | null;
+  /** The value for a config; undefined: not written (the decay fields of a softmax model). */
+  readonly value: (c: ModelConfig) => unknown;
+}
+
+const ifSupra = (f: (s: NonNullable<ModelConfig['supra']>) => unknown) => (c: ModelConfig) => (c.supra ? f(c.supra) : undefined);
+
+/**
+ * Every setting convert writes for open_lm, in one table: toOpenLmParams (the HF wrapper's config.json)
+ * and toOpenLmModelJson (open_lm.main's --model JSON) are built from it, docs/scale-out.md lists it, and
+ * test/scale-out-roundtrip.test.ts holds the two to each other. The names are TRI-ML/linear_open_lm's
+ * (open_lm/model.py Params and create_params, open_lm/params.py).
+ */
+export const OPEN_LM_FIELDS: readonly OpenLmField[] = [
+  { supra: 'hidden_size', params: 'dim', modelJson: 'hidden_dim', value: (c) => c.hidden_size },
+  { supra: 'num_hidden_layers', params: 'n_layers', modelJson: 'n_layers', value: (c) => c.num_hidden_layers },
+  { supra: 'num_attention_heads', params: 'n_heads', modelJson: 'n_heads', value: (c) => c.num_attention_heads },
+  { supra: 'num_key_value_heads', params: 'n_heads_kv', modelJson: 'n_heads_kv', value: (c) => c.num_key_value_heads },
+  // the kernels are square per head, so the kernel output (qk) and value heads are both head_dim
+  { supra: 'head_dim', params: 'qk_head_dim', modelJson: 'qk_head_dim', value: (c) => c.head_dim },
+  { supra: 'head_dim', params: 'v_head_dim', modelJson: 'v_head_dim', value: (c) => c.head_dim },
+  { supra: 'intermediate_size', params: 'intermediate_dim_ffn', modelJson: 'intermediate_dim_ffn', value: (c) => c.intermediate_size },
+  { supra: 'vocab_size', params: 'vocab_size', modelJson: 'vocab_size', value: (c) => c.vocab_size },
+  { supra: 'max_position_embeddings', params: 'seq_len', modelJson: 'seq_len', value: (c) => c.max_position_embeddings },
+  { supra: 'tie_word_embeddings', params: 'weight_tying', modelJson: 'weight_tying', value: (c) => c.tie_word_embeddings },
+  // create_params passes no norm_eps: open_lm.main's norms always use Params' 1e-5 (toOpenLmModelJson checks)
+  { supra: 'rms_norm_eps', params: 'norm_eps', modelJson: null, value: (c) => c.rms_norm_eps },
+  { supra: 'rope_theta', params: 'rotary_base_frequency', modelJson: 'rotary_base_frequency', value: (c) => c.rope_theta },
+  { supra: '(no RoPE scaling)', params: 'rotary_scale', modelJson: 'rotary_scale', value: () => 1 },
+  { supra: '(RMSNorm blocks)', params: 'norm_type', modelJson: 'model_norm', value: () => 'rms_norm' },
+  // xformers' "swiglu" (the paper's configs) has the same w12 = [gate; up] and w3; this one needs no xformers kernel
+  { supra: '(SwiGLU MLP)', params: 'ffn_type', modelJson: 'ffn_type', value: () => 'swiglu_torch' },
+  { supra: '(rotate-half RoPE)', params: 'positional_embedding_type', modelJson: 'positional_embedding_type', value: () => 'rotary' },
+  { supra: '(no norm after the embedding)', params: 'post_embed_norm', modelJson: 'post_embed_norm', value: () => false },
+  { supra: 'architectures', params: 'attn_name', modelJson: 'attn_name', value: (c) => (c.supra ? 'linear_attn' : 'torch_attn') },
+  { supra: 'supra.qk_norm', params: 'apply_qk_norm', modelJson: 'qk_norm', value: (c) => (c.supra ? c.supra.qk_norm !== 'none' : false) },
+  { supra: 'supra.decay', params: 'use_decay', modelJson: 'use_decay', value: ifSupra((s) => s.decay !== 'none') },
+  { supra: 'supra.decay', params: 'use_retnet_slopes', modelJson: 'use_retnet_slopes', value: ifSupra((s) => s.decay === 'retnet') },
+  { supra: '(slopes from their default start)', params: 'decay_start', modelJson: 'decay_start', value: ifSupra(() => null) },
+];
+
+/** open_lm's GroupNorm after the linear attention is nn.GroupNorm's default: eps 1e-5, fixed. */
+const OPEN_LM_GROUP_NORM_EPS = 1e-5;
+/** open_lm.main builds every norm with Params' default norm_eps, since create_params passes none. */
+const OPEN_LM_MAIN_NORM_EPS = 1e-5;
+
+/**
+ * Refuse a config open_lm cannot express, naming the setting: what the writers below would otherwise
+ * drop silently, giving a model that computes something else there.
+ */
+function checkOpenLmExpressible(config: ModelConfig): void {
+  const H = config.num_attention_heads;
+  if (config.head_dim * H !== config.hidden_size) {
+    fail(`open_lm requires head_dim * n_heads == dim (${config.head_dim} * ${H} != ${config.hidden_size})`);
   }
+  if (config.attention_bias) fail('open_lm has no q/k/v biases; this config (attention_bias / Qwen2) cannot be exported to open_lm');
+  if (config.o_proj_bias) fail('open_lm has no o_proj bias; this config (o_proj_bias) cannot be exported to open_lm');
   const supra = config.supra;
-  if (supra && supra.qk_norm === 'layernorm') fail('open_lm uses the block norm type (RMS) for qk-norm; a gain-only layernorm qk-norm cannot be expressed');
-  if (supra && supra.normalization !== 'group_norm') fail(`open_lm's linear attention uses GroupNorm; normalization "${supra.normalization}" cannot be expressed`);
-  const params: OpenLmParams = {
-    architectures: ['OpenLMForCausalLM'],
-    model_type: 'openlm',
-    dim: config.hidden_size,
-    n_layers: config.num_hidden_layers,
-    n_heads: config.num_attention_heads,
-    n_heads_kv: config.num_key_value_heads,
-    vocab_size: config.vocab_size,
-    norm_eps: config.rms_norm_eps,
-    seq_len: config.max_position_embeddings,
-    weight_tying: config.tie_word_embeddings,
-    norm_type: 'rms_norm',
-    ffn_type: 'swiglu_torch',
-    positional_embedding_type: 'rotary',
-    post_embed_norm: false,
-    intermediate_size: config.intermediate_size,
-    rope_theta: config.rope_theta,
-    attn_name: supra ? 'linear_attn' : 'torch_attn',
-    apply_qk_norm: supra ? supra.qk_norm !== 'none' : false,
-    qk_head_dim: config.head_dim,
-    v_head_dim: config.head_dim,
-  };
-  if (supra) {
-    params.use_decay = supra.decay !== 'none';
-    params.use_retnet_slopes = supra.decay === 'retnet';
-    params.decay_start = null;
+  if (!supra) return;
+  if (supra.normalization !== 'group_norm') fail(`open_lm's linear attention uses GroupNorm; normalization "${supra.normalization}" cannot be expressed`);
+  if (supra.qk_norm === 'layernorm') fail('open_lm uses the block norm type (RMS) for qk-norm; a gain-only layernorm qk-norm cannot be expressed');
+  if (supra.qk_norm === 'rms' && supra.qk_norm_eps !== config.rms_norm_eps) {
+    fail(`open_lm's qk-norms use the blocks' norm_eps (${config.rms_norm_eps}); supra.qk_norm_eps ${supra.qk_norm_eps} cannot be expressed`);
+  }
+  if (supra.group_norm_eps !== OPEN_LM_GROUP_NORM_EPS) {
+    fail(`open_lm's GroupNorm has eps ${OPEN_LM_GROUP_NORM_EPS} (nn.GroupNorm's default); supra.group_norm_eps ${supra.group_norm_eps} cannot be expressed`);
+  }
+  // get_slopes' branch for other head counts calls get_slopes(2 * closest_power_of_2) without its start argument
+  if (supra.decay === 'lightning' && (H & (H - 1)) !== 0) {
+    fail(`open_lm computes the lightning slopes only for a power-of-two head count (its get_slopes fails for ${H} heads); use decay retnet or none, or a patched open_lm`);
+  }
+}
+
+/** open_lm params (Params fields, flat) for a supra ModelConfig: the config.json convert writes beside open_lm weights, as open_lm's HF wrapper reads it. */
+export function toOpenLmParams(config: ModelConfig): OpenLmParams {
+  checkOpenLmExpressible(config);
+  const params: OpenLmParams = { architectures: ['OpenLMForCausalLM'], model_type: 'openlm' };
+  for (const f of OPEN_LM_FIELDS) {
+    const v = f.value(config);
+    if (v !== undefined) params[f.params] = v;
   }
   if (config.bos_token_id !== null) params.bos_token_id = config.bos_token_id;
   if (config.eos_token_id !== null) params.eos_token_id = config.eos_token_id;
   return params;
+}
+
+export interface OpenLmModelJsonOptions {
+  /**
+   * seq_len: the length open_lm.main trains at (its samples are seq_len + 1 tokens) and builds its RoPE
+   * tables for. Default: the config's max_position_embeddings.
+   */
+  seqLen?: number;
+}
+
+/**
+ * The JSON open_lm.main takes as `--model x.json` (create_params' keys, as open_lm/model_configs/*.json)
+ * for a supra ModelConfig. Refuses what that path cannot express beyond toOpenLmParams' refusals: a
+ * norm eps other than 1e-5, since create_params passes none.
+ */
+export function toOpenLmModelJson(config: ModelConfig, options: OpenLmModelJsonOptions = {}): OpenLmParams {
+  checkOpenLmExpressible(config);
+  if (config.rms_norm_eps !== OPEN_LM_MAIN_NORM_EPS) {
+    fail(`open_lm.main builds its norms with norm_eps ${OPEN_LM_MAIN_NORM_EPS} (create_params passes none); rms_norm_eps ${config.rms_norm_eps} cannot be expressed in a --model JSON`);
+  }
+  const out: OpenLmParams = {};
+  for (const f of OPEN_LM_FIELDS) {
+    const v = f.value(config);
+    if (f.modelJson !== null && v !== undefined) out[f.modelJson] = v;
+  }
+  if (options.seqLen !== undefined) out.seq_len = checkSize(options.seqLen, 'open_lm seq_len', 'open_lm model JSON');
+  return out;
 }

@@ -14,7 +14,7 @@ import { basename, join, resolve } from 'node:path';
 import { writeFolderAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { lazyTensors, openModel, saveCheckpoint } from '../io/checkpoint.js';
 import { readConfigJson, type ModelConfig } from '../io/config.js';
-import { modelConfigOf, toOpenLm, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
+import { modelConfigOf, toOpenLm, toOpenLmModelJson, toOpenLmParams, type TensorLike } from '../io/open_lm.js';
 import { isFloatDType, type DType } from '../io/safetensors.js';
 import { writeTorchCheckpoint } from '../io/torch.js';
 import { parameterShapes } from './decoder.js';
@@ -30,6 +30,15 @@ export interface ConvertOptions {
    * keeps inv_freq as a plain attribute, so its strict load_state_dict rejects the buffer.
    */
   openLmInvFreq?: boolean;
+  /**
+   * open_lm output only: write what the paper's trainer, open_lm.main, loads: the bare Transformer state
+   * dict (no "model." prefix: `--pretrained` hands the file to load_state_dict as it is) in a
+   * pytorch_model.bin (`--pretrained` reads it with torch.load; the default container here), plus
+   * OPEN_LM_MODEL_JSON for its `--model`. Default false: the HF wrapper's layout ("model." names).
+   */
+  openLmTrain?: boolean;
+  /** With openLmTrain: seq_len of OPEN_LM_MODEL_JSON, the length open_lm.main trains at (default max_position_embeddings). */
+  openLmSeqLen?: number;
   /** Stored dtype of the output weights. Default f32. */
   dtype?: ConvertDType;
   /** Output container: model.safetensors (default) or a PyTorch pytorch_model.bin. */
@@ -47,6 +56,9 @@ export interface ConvertResult {
   config: ModelConfig;
   files: string[];
 }
+
+/** The --model JSON for open_lm.main that convertCheckpoint writes with openLmTrain. */
+export const OPEN_LM_MODEL_JSON = 'open_lm_model.json';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
 const DTYPES = { f32: 'F32', bf16: 'BF16', f16: 'F16' } as const;
@@ -141,12 +153,17 @@ export function convertCheckpoint(inPath: string, outDir: string, options: Conve
   const dtypeName = options.dtype ?? 'f32';
   const dtype = DTYPES[dtypeName];
   if (!dtype) throw new Error(`supra: convert: dtype must be f32, bf16 or f16, got ${JSON.stringify(options.dtype)}`);
+  const train = options.openLmTrain === true;
+  if ((train || options.openLmSeqLen !== undefined) && options.format !== 'open_lm') throw new Error('supra: convert: openLmTrain and openLmSeqLen apply to the open_lm format only');
+  if (options.openLmSeqLen !== undefined && !train) throw new Error('supra: convert: openLmSeqLen is the seq_len of open_lm.main\'s --model JSON, written with openLmTrain only');
+  if (train && options.container === 'safetensors') throw new Error('supra: convert: open_lm.main reads its --pretrained checkpoint with torch.load; openLmTrain writes a pytorch_model.bin, not safetensors');
+  const container = options.container ?? (train ? 'pytorch' : 'safetensors');
   const { checkpoint, config, dir, layout: inputLayout } = openModel(inPath);
   try {
     if (resolve(outDir) === resolve(dir)) throw new Error(`supra: convert: the output folder ${outDir} is the input folder; choose a new one`);
     // both directions go through supra names and the one check against the config
     const model = checkModelTensors(config, lazyTensors(checkpoint), inPath);
-    const out = options.format === 'open_lm' ? toOpenLm(model, config, { rotaryBuffers: options.openLmInvFreq === true }) : model;
+    const out = options.format === 'open_lm' ? toOpenLm(model, config, { rotaryBuffers: options.openLmInvFreq === true, prefix: !train }) : model;
     // each tensor's data is asked for once, when it is written; one function per tensor object, so the
     // tied output.weight of open_lm (the embedding's tensor) shares its storage in a pytorch_model.bin
     const reader = new Map<TensorLike, () => Float32Array>();
@@ -158,10 +175,12 @@ export function convertCheckpoint(inPath: string, outDir: string, options: Conve
     const plan = new Map([...out].map(([name, t]) => [name, { shape: [...t.shape], data: readerOf(t) }]));
     const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[dtype];
     const configOut = options.format === 'open_lm' ? { ...toOpenLmParams(config), torch_dtype: torchDtype } : { ...config.raw, torch_dtype: torchDtype };
+    // before anything is written, so a config open_lm.main cannot build is refused with no output
+    const modelJson = train ? toOpenLmModelJson(config, { seqLen: options.openLmSeqLen }) : null;
 
     const files = writeFolderAtomic(outDir, (tmp) => {
       const written: string[] = [];
-      if (options.container === 'pytorch') {
+      if (container === 'pytorch') {
         const path = join(tmp, 'pytorch_model.bin');
         writeTorchCheckpoint(path, plan, { dtype });
         written.push(path);
@@ -170,7 +189,13 @@ export function convertCheckpoint(inPath: string, outDir: string, options: Conve
       }
       const configPath = join(tmp, 'config.json');
       writeJsonAtomic(configPath, configOut);
-      written.push(configPath, ...copyTokenizerFiles(dir, tmp));
+      written.push(configPath);
+      if (modelJson) {
+        const path = join(tmp, OPEN_LM_MODEL_JSON);
+        writeJsonAtomic(path, modelJson);
+        written.push(path);
+      }
+      written.push(...copyTokenizerFiles(dir, tmp));
       return written;
     });
     return { inputLayout, config, files };
