@@ -2,13 +2,13 @@
 // random-weight folders of the scale benchmark (bench/scale-folders.ts): tokens/s, the share of the step in
 // matrix products, peak RSS against the trainer's memory plan. Each case runs in a child process; writes
 // train.json and train.md.
-//   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpoint] ... (--help)
+//   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpointing both] ... (--help)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from '../src/cli/args.js';
+import { choiceOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from '../src/cli/args.js';
 import { parseBackendName } from '../src/core/select.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { machineInfo } from '../src/bench/report.js';
@@ -21,7 +21,7 @@ const OPTIONS = {
   shapes: { type: 'string', value: 'LIST', help: 'model shapes, comma-separated (default smollm-135m,qwen2.5-0.5b)' },
   batches: { type: 'string', value: 'LIST', help: 'batch × sequence length of each case, e.g. 1x512,4x512 (the default)' },
   steps: { type: 'string', value: 'N', help: 'steps timed per case, after one warm-up step (default 2)' },
-  checkpoint: { type: 'boolean', help: 'also run every case with activation checkpointing' },
+  checkpointing: { type: 'string', value: 'no|yes|both', help: 'run the cases without activation checkpointing, with it, or both (default no)' },
   backend: { type: 'string', value: 'wasm|native', help: 'compute backend (default: native when the add-on loads)' },
   cache: { type: 'string', value: 'DIR', help: 'the scale benchmark\'s folder cache (default ~/.cache/supra/scale)' },
   out: { type: 'string', value: 'DIR', help: 'where train.json and train.md are written (default bench/results)' },
@@ -51,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
     return { batchSize: Number(m[1]), seqLen: Number(m[2]) };
   });
   const steps = intOption(values.steps, 'steps', 2, 1);
+  const checkpointing = { no: [false], yes: [true], both: [false, true] }[choiceOption(values.checkpointing, 'checkpointing', ['no', 'yes', 'both'] as const, 'no')];
   const backend = values.backend === undefined ? undefined : parseBackendName(values.backend, '--backend');
   const cacheDir = values.cache ?? join(homedir(), '.cache', 'supra', 'scale');
   const outDir = values.out ?? join('bench', 'results');
@@ -61,7 +62,7 @@ async function main(argv: string[]): Promise<void> {
   for (const shape of shapes) {
     log(`\n== ${shape} ==`);
     const folders = scaleFolders(shape, cacheDir, 0, (teacher, out) => runChild('scale-case.js', { op: 'linearize', teacher, out }, 'SCALE_RESULT'), log);
-    for (const checkpointActivations of values.checkpoint ? [false, true] : [false]) {
+    for (const checkpointActivations of checkpointing) {
       for (const { batchSize, seqLen } of batches) {
         const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend };
         const c = { shape, batchSize, seqLen, checkpointActivations, ...runChild('train-case.js', job, 'TRAIN_RESULT') } as TrainCase;
