@@ -236,16 +236,16 @@ export class DecoderLM {
   }
 
   /**
-   * The activation memory of a training step (loss and backward) of B sequences of T tokens, as this model
-   * is set (checkpointing, logits blocks): the residual stream, every layer's kept activations (one layer's
+   * The activation memory of a training step (loss and backward) of B sequences of T tokens, with or
+   * without activation checkpointing (default: as the model is set) and the model's logits blocks: the residual stream, every layer's kept activations (one layer's
    * with checkpointing), the temporaries the layers share, and the logits (a block of rows, or whole with
    * their gradient).
    */
-  trainingActivationBytes(B: number, T: number): number {
+  trainingActivationBytes(B: number, T: number, checkpointing = this.checkpointing): number {
     const rows = B * T, C = this.config.hidden_size, V = this.config.vocab_size, L = this.layers.length;
     const perLayer = this.layers.map((l) => l.activationBytes(B, T));
     const kept = perLayer.map((a) => a.kept);
-    const layersKept = this.checkpointing ? Math.max(0, ...kept) : kept.reduce((a, b) => a + b, 0);
+    const layersKept = checkpointing ? Math.max(0, ...kept) : kept.reduce((a, b) => a + b, 0);
     const scratch = Math.max(0, ...perLayer.map((a) => a.scratch));
     const chunk = this.logitRows(rows);
     const logits = chunk >= rows ? 2 * rows * V + rows * C : 2 * chunk * V + 2 * rows * C; // + d loss/d normed

@@ -59,11 +59,9 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
     if (!p.grad) gradients[place] += 4 * numel(p);
     if (isTrained.has(p)) moments[place] += 8 * numel(p);
   }
-  const was = model.activationCheckpointing;
-  const activationsPlain = (model.setActivationCheckpointing(false), model.trainingActivationBytes(B, T));
-  const activationsCheckpointed = (model.setActivationCheckpointing(true), model.trainingActivationBytes(B, T));
-  model.setActivationCheckpointing(was);
-  const activations: MemoryPart = { arena: was ? activationsCheckpointed : activationsPlain, heap: 0 };
+  const activationsPlain = model.trainingActivationBytes(B, T, false);
+  const activationsCheckpointed = model.trainingActivationBytes(B, T, true);
+  const activations: MemoryPart = { arena: model.activationCheckpointing ? activationsCheckpointed : activationsPlain, heap: 0 };
   const sum = (m: MemoryPart) => m.arena + m.heap;
   return {
     weights, gradients, moments, activations,
