@@ -1,4 +1,4 @@
-// One case of the scale benchmark (bench/scale.ts), in a process of its own so that its peak RSS is its
+// One case of the scale benchmarks (bench/scale.ts, bench/train.ts), in a process of its own so that its peak RSS is its
 // own: `node dist/bench/scale-case.js '<ScaleJob as JSON>'` prints one line, SCALE_RESULT and the figures.
 import { runScaleJob, type ScaleJob } from '../src/bench/scale.js';
 

@@ -1,12 +1,16 @@
-// The random-weight folders the scale benchmarks measure (bench/scale.ts, bench/train.ts): a BF16 teacher of a
-// real model's shape (scripts/random-model.mjs) and its linearized SUPRA folder, written into the cache once
-// and reused.
+// What the scale benchmarks (bench/scale.ts, bench/train.ts) share: the random-weight folders they measure, a
+// BF16 teacher of a real model's shape (scripts/random-model.mjs) and its linearized SUPRA folder, written into
+// the cache once and reused; and running a job in a child process of its own (bench/scale-case.js), so that
+// its peak RSS is its own.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ScaleJob } from '../src/bench/scale.js';
 import { openModel } from '../src/io/checkpoint.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const repoRoot = resolve(here, '../..');
 export const { MODEL_SHAPES, writeRandomModel, writeRandomTokenizer } = (await import(pathToFileURL(join(repoRoot, 'scripts/random-model.mjs')).href)) as {
   MODEL_SHAPES: Record<string, unknown>;
   writeRandomModel: (shape: string, dir: string, options: { dtype?: string; seed?: number }) => string[];
@@ -51,4 +55,13 @@ export function scaleFolders(
     if (existsSync(join(dir, 'config.json')) && !existsSync(join(dir, 'tokenizer.json'))) writeRandomTokenizer(dir, config.vocab_size);
   }
   return { teacherDir, supraDir, generateSeconds, linearize: made };
+}
+
+/** Runs a job in a child process (bench/scale-case.js); its SCALE_RESULT line, or the error it printed. */
+export function runChild(job: ScaleJob): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [join(here, 'scale-case.js'), JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('SCALE_RESULT '));
+  if (r.status === 0 && line) return JSON.parse(line.slice('SCALE_RESULT '.length)) as Record<string, unknown>;
+  const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? r.stderr.trim().split('\n')[0] ?? `exit ${r.status}`);
+  return { status: 'error', message: why };
 }

@@ -2,7 +2,6 @@
 // folders (scripts/random-model.mjs) into the cache and reuses them, linearizes each, measures the read
 // bandwidth, then runs every (kind, dtype) case in a child process; writes scale.json and scale.md.
 //   node dist/bench/scale.js [--shapes smollm-135m,qwen2.5-0.5b] [--decode 16] [--prefill 64] ... (--help)
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,21 +18,11 @@ import {
 import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
 
 import { checkCommands } from './scale-commands.js';
-import { MODEL_SHAPES, scaleFolders } from './scale-folders.js';
+import { MODEL_SHAPES, runChild, scaleFolders } from './scale-folders.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repoRoot = resolve(here, '../..');
-const caseScript = join(here, 'scale-case.js');
 const cli = join(repoRoot, 'dist/src/cli/main.js');
-
-/** Runs a job in a child process; its SCALE_RESULT line, or the error it printed. */
-function runChild(job: ScaleJob): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [caseScript, JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('SCALE_RESULT '));
-  if (r.status === 0 && line) return JSON.parse(line.slice('SCALE_RESULT '.length)) as Record<string, unknown>;
-  const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? r.stderr.trim().split('\n')[0] ?? `exit ${r.status}`);
-  return { status: 'error', message: why };
-}
 
 const folderBytes = (dir: string): number => readdirSync(dir).filter((f) => /\.(safetensors|bin)$/.test(f)).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
 

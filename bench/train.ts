@@ -1,21 +1,18 @@
 // npm run bench:train: full SUPRA uptraining steps at real models' shapes (src/bench/train-step.ts) on the
 // random-weight folders of the scale benchmark (bench/scale-folders.ts): tokens/s, the share of the step in
-// matrix products, peak RSS against the trainer's memory plan. Each case runs in a child process; writes
+// matrix products, peak RSS against the trainer's memory plan. Each case runs in a child process
+// (bench/scale-case.js, as the scale benchmark's); writes
 // train.json and train.md.
 //   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpointing both] ... (--help)
-import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { choiceOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from '../src/cli/args.js';
 import { parseBackendName } from '../src/core/select.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { machineInfo } from '../src/bench/report.js';
 import { trainMarkdown, type TrainCase, type TrainJob } from '../src/bench/train-step.js';
-import { MODEL_SHAPES, scaleFolders } from './scale-folders.js';
-
-const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+import { MODEL_SHAPES, runChild, scaleFolders } from './scale-folders.js';
 
 const OPTIONS = {
   shapes: { type: 'string', value: 'LIST', help: 'model shapes, comma-separated (default smollm-135m,qwen2.5-0.5b)' },
@@ -27,14 +24,6 @@ const OPTIONS = {
   out: { type: 'string', value: 'DIR', help: 'where train.json and train.md are written (default bench/results)' },
   help: { type: 'boolean', short: 'h', help: 'this help' },
 } satisfies OptionSpecs;
-
-function runChild(script: string, arg: unknown, marker: string): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [join(here, script), JSON.stringify(arg)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
-  const line = r.stdout.split('\n').find((l) => l.startsWith(`${marker} `));
-  if (r.status === 0 && line) return JSON.parse(line.slice(marker.length + 1)) as Record<string, unknown>;
-  const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? `exit ${r.status}`);
-  return { status: 'error', message: why };
-}
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, OPTIONS, 'bench:train');
@@ -61,11 +50,11 @@ async function main(argv: string[]): Promise<void> {
   mkdirSync(cacheDir, { recursive: true });
   for (const shape of shapes) {
     log(`\n== ${shape} ==`);
-    const folders = scaleFolders(shape, cacheDir, 0, (teacher, out) => runChild('scale-case.js', { op: 'linearize', teacher, out }, 'SCALE_RESULT'), log);
+    const folders = scaleFolders(shape, cacheDir, 0, (teacher, out) => runChild({ op: 'linearize', teacher, out }), log);
     for (const checkpointActivations of checkpointing) {
       for (const { batchSize, seqLen } of batches) {
         const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend };
-        const c = { shape, batchSize, seqLen, checkpointActivations, ...runChild('train-case.js', job, 'TRAIN_RESULT') } as TrainCase;
+        const c = { shape, batchSize, seqLen, checkpointActivations, ...runChild({ op: 'train', ...job }) } as TrainCase;
         cases.push(c);
         log(`  ${batchSize} × ${seqLen}${checkpointActivations ? ', checkpointed' : ''}: ${c.status === 'ok'
           ? `${c.tokensPerS!.toFixed(1)} tokens/s (${c.secondsPerStep!.toFixed(2)} s/step), ${(100 * c.gemmShare!).toFixed(0)}% in GEMM, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB (planned ${(c.plannedBytes! / 2 ** 30).toFixed(2)})`

@@ -15,6 +15,7 @@ import { loadDecoder } from '../models/auto.js';
 import { linearizeFolder } from '../models/linearize.js';
 import type { BandwidthResult } from './bandwidth.js';
 import type { MachineInfo } from './report.js';
+import { runTrainJob, type TrainJob } from './train-step.js';
 import { weightBytesPerToken } from './weights.js';
 
 export const SCALE_KINDS = ['teacher', 'supra'] as const;
@@ -46,7 +47,9 @@ export const FAR_POSITION = 32768;
 /** What a child process is asked to do: one load-and-run case, or the linearization of a teacher. */
 export type ScaleJob =
   | { op: 'case'; dir: string; kind: ScaleKind; dtype: WeightType; prefillTokens: number; decodeTokens: number; backend?: BackendName }
-  | { op: 'linearize'; teacher: string; out: string };
+  | { op: 'linearize'; teacher: string; out: string }
+  /** A training case of bench:train (src/bench/train-step.ts). */
+  | ({ op: 'train' } & TrainJob);
 
 export interface ScaleCase {
   kind: ScaleKind;
@@ -120,6 +123,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     linearizeFolder(job.teacher, job.out, {});
     return { seconds: (performance.now() - t0) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
   }
+  if (job.op === 'train') return runTrainJob(job);
   if (job.backend) setBackend(job.backend);
   const { config, checkpoint } = openModel(job.dir);
   checkpoint.close();

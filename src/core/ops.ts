@@ -402,6 +402,18 @@ export function logSoftmax(x: Float32Array, out: Float32Array, rows: number, col
   endCall();
 }
 
+/** Targets in [0, vocab) among the first `rows` (−100 = ignored; anything else an error). */
+export function countTargets(targets: Int32Array, rows: number, vocab: number): number {
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t === -100) continue;
+    if (!(t >= 0 && t < vocab)) throw new RangeError(`supra: target ${t} outside vocab ${vocab}`);
+    count++;
+  }
+  return count;
+}
+
 /**
  * Mean cross-entropy of logits [rows, vocab] against targets (−100 = ignored), plus
  * zLoss · mean(logsumexp²) when zLoss > 0. When dlogits is given it receives d(loss)/d(logits)
@@ -416,13 +428,7 @@ export function crossEntropy(
   checkCount('crossEntropy: rows', rows);
   checkCount('crossEntropy: vocab', vocab);
   if (targets.length < rows) throw new RangeError(`supra: crossEntropy: targets has ${targets.length} entries, need ${rows}`);
-  let count = 0;
-  for (let r = 0; r < rows; r++) {
-    const t = targets[r]!;
-    if (t === -100) continue;
-    if (!(t >= 0 && t < vocab)) throw new RangeError(`supra: target ${t} outside vocab ${vocab}`);
-    count++;
-  }
+  const count = countTargets(targets, rows, vocab);
   const over = meanOver ?? count;
   const inv = over > 0 ? 1 / over : 0;
   const own = getBackend().kernels;

@@ -4,7 +4,7 @@
 // are arena buffers allocated once; the activations of a (B, T) are allocated on the first forward at
 // that size and reused; every forward has its backward beside it.
 import { ARENA_MAX_BYTES, arenaFreeBytes } from '../core/memory.js';
-import { crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
+import { countTargets, crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
 import { defaultWeightPlace, getBackend } from '../core/select.js';
 import { weightBytes, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
@@ -479,18 +479,6 @@ export function parameterMemory(config: ModelConfig, options: DecoderOptions = {
     else heapBytes += bytes;
   }
   return { count, bytes: arenaBytes + heapBytes, arenaBytes, heapBytes, dtype: store.dtype };
-}
-
-/** Targets in [0, V) among the first `rows` (−100 = ignored; anything else an error). */
-function countTargets(targets: Int32Array, rows: number, V: number): number {
-  let count = 0;
-  for (let r = 0; r < rows; r++) {
-    const t = targets[r]!;
-    if (t === -100) continue;
-    if (!(t >= 0 && t < V)) throw new RangeError(`supra: target ${t} outside vocab ${V}`);
-    count++;
-  }
-  return count;
 }
 
 const GiB = 2 ** 30;
