@@ -31,6 +31,11 @@ export type WeightType = 'f32' | 'bf16' | 'int8';
  */
 export type WeightPlace = 'arena' | 'heap';
 
+/** A zeroed float32 buffer of n values in `place`: a gradient, or an optimizer moment, beside its parameter. */
+export function allocF32In(n: number, place: WeightPlace): Float32Array {
+  return place === 'heap' ? new Float32Array(n) : allocF32(n);
+}
+
 /** The values of a weight as stored, by type. */
 export type Weight =
   | { readonly type: 'f32'; readonly data: Float32Array }

@@ -5,7 +5,7 @@
 // backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
 import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
 import { getBackend } from '../core/select.js';
-import { bf16ToF32Array, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
+import { allocF32In, bf16ToF32Array, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -94,11 +94,6 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
   }
 }
 
-/** A zeroed float32 buffer of n values in `place`: a gradient, or an optimizer moment of a parameter there. */
-export function allocGrad(n: number, place: WeightPlace): Float32Array {
-  return place === 'heap' ? new Float32Array(n) : allocF32(n);
-}
-
 class StoredParam implements Param {
   grad: Float32Array | null = null;
   constructor(
@@ -180,6 +175,13 @@ export class ParamStore {
     return this.gradsOn ? this.trainingPlace(shape) : shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';
   }
 
+  /** A parameter's bytes as stored (an int8 weight's scales included) and where they are now. */
+  storage(p: Param): { bytes: number; place: WeightPlace } {
+    const w = storedWeight(p);
+    const bytes = w.data.byteLength + (w.type === 'int8' ? w.scales.byteLength : 0);
+    return { bytes, place: bytes === 0 || inArena(w.data) ? 'arena' : 'heap' };
+  }
+
   /**
    * Where a parameter of this shape, its gradient and its optimizer moments live once gradients are on:
    * a matrix of a 'heap' store stays outside the arena where the backend has the optimizer's kernels for
@@ -197,7 +199,7 @@ export class ParamStore {
     }
     const traits = WEIGHT_TYPES[this.typeFor(shape)];
     const p = new StoredParam(name, [...shape], traits.alloc(this.options.declareOnly ? 0 : numel(shape), this.placeFor(shape), shape[shape.length - 1]));
-    if (this.gradsOn) p.grad = allocGrad(numel(shape), this.trainingPlace(shape));
+    if (this.gradsOn) p.grad = allocF32In(numel(shape), this.trainingPlace(shape));
     this.byName.set(name, p);
     return p;
   }
@@ -255,7 +257,7 @@ export class ParamStore {
       p.stored = { type: 'f32', data: moved };
     }
     this.gradsOn = true;
-    for (const p of this.byName.values()) if (!p.grad) p.grad = allocGrad(p.data.length, this.trainingPlace(p.shape));
+    for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32In(p.data.length, this.trainingPlace(p.shape));
   }
 
   /** Values of the parameters in `place` (in training) that have no gradient buffer yet. */

@@ -3,7 +3,7 @@
 // can train at a different learning rate from the teacher weights. The update itself is ops.adamw.
 import * as ops from '../core/ops.js';
 import { free, inArena } from '../core/memory.js';
-import { allocGrad } from '../layers/params.js';
+import { allocF32In } from '../core/weights.js';
 import type { Param } from '../layers/types.js';
 
 export interface AdamWHyper {
@@ -37,7 +37,7 @@ interface Moments {
 /** Zero moments beside their parameter: in the arena, or outside it with a parameter kept there. */
 function newMoments(p: Param): Moments {
   const place = inArena(p.data) ? 'arena' : 'heap';
-  return { m: allocGrad(p.data.length, place), v: allocGrad(p.data.length, place), step: 0 };
+  return { m: allocF32In(p.data.length, place), v: allocF32In(p.data.length, place), step: 0 };
 }
 
 function checkHyper(h: AdamWHyper, where: string): void {

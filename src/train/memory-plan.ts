@@ -3,9 +3,8 @@
 // activations (DecoderLM.trainingActivationBytes), each where it will live (the 4 GiB wasm arena, or
 // ordinary memory for what the backend keeps outside it). The trainer prints it and refuses a run that
 // cannot fit, with what would make it fit.
-import { arenaFreeBytes, formatBytes, inArena } from '../core/memory.js';
+import { arenaFreeBytes, formatBytes } from '../core/memory.js';
 import { getBackend } from '../core/select.js';
-import { storedWeight } from '../layers/params.js';
 import type { Param } from '../layers/types.js';
 import type { DecoderLM } from '../models/decoder.js';
 
@@ -34,10 +33,6 @@ export interface TrainingMemoryPlan {
   activationsPlain: number;
 }
 
-const bytesOf = (p: Param): number => {
-  const w = storedWeight(p);
-  return w.data.byteLength + (w.type === 'int8' ? w.scales.byteLength : 0);
-};
 const numel = (p: Param): number => p.shape.reduce((a, b) => a * b, 1);
 
 /**
@@ -53,9 +48,9 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
   const isTrained = new Set(trained);
   for (const p of model.params()) {
     const place = model.store.trainingPlace(p.shape);
-    const here = inArena(storedWeight(p).data) || bytesOf(p) === 0 ? 'arena' : 'heap';
-    weights[place] += bytesOf(p);
-    if (place === 'arena' && here === 'heap') moving += bytesOf(p);
+    const now = model.store.storage(p);
+    weights[place] += now.bytes;
+    if (place === 'arena' && now.place === 'heap') moving += now.bytes;
     if (!p.grad) gradients[place] += 4 * numel(p);
     if (isTrained.has(p)) moments[place] += 8 * numel(p);
   }
