@@ -15,8 +15,7 @@ import { loadDecoder, toIdBatch, type FromPretrainedOptions, type InputIds } fro
 import type { DecoderLM } from './models/decoder.js';
 import { generateFromState, type GenerateResult, type GenerationOptions } from './generate/generate.js';
 import { GenerationState } from './generate/state.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, join } from './io/files.js';
 
 export interface CausalLMInputs {
   input_ids: InputIds;

@@ -11,7 +11,11 @@ const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 /** The most bytes the arena can ever span. */
 export const ARENA_MAX_BYTES = MAX_PAGES * PAGE;
 
-export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
+import { canShareMemory } from './host.js';
+
+// Shared wherever threads can share it (always under Node; on a cross-origin-isolated page in a
+// browser); elsewhere an unshared memory, and the wasm backend runs on one thread (core/wasm/module.ts).
+export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: canShareMemory });
 
 // Every SharedArrayBuffer object the memory has handed out (a new one after each grow).
 const arenaBuffers = new WeakSet<ArrayBufferLike>([memory.buffer]);

@@ -5,6 +5,7 @@ import type { Backend, BackendName } from './backend.js';
 import type { WeightPlace } from './weights.js';
 import { createWasmBackend } from './wasm/backend.js';
 import { createNativeBackend } from './native/backend.js';
+import { envVar, warn } from './host.js';
 
 let current: Backend | undefined;
 let warnedFallback = false;
@@ -15,7 +16,7 @@ function create(name: BackendName): Backend {
   if (native.ok) return native.backend;
   if (!warnedFallback) {
     warnedFallback = true;
-    process.emitWarning(`supra: native backend unavailable (${native.reason}); using wasm`);
+    warn(`supra: native backend unavailable (${native.reason}); using wasm`);
   }
   return createWasmBackend();
 }
@@ -34,7 +35,7 @@ function createDefault(): Backend {
 /** The backend in use, chosen on first call from SUPRA_BACKEND, else the default (createDefault). */
 export function getBackend(): Backend {
   if (!current) {
-    const env = process.env.SUPRA_BACKEND;
+    const env = envVar('SUPRA_BACKEND');
     current = env ? create(parseBackendName(env, 'SUPRA_BACKEND')) : createDefault();
   }
   return current;

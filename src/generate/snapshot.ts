@@ -25,8 +25,9 @@
 // shape, and a sample of each parameter's values (up to 4096 evenly strided elements plus the first and
 // last 64). It tells a snapshot of another model or of other weights (any fine-tune moves every sample)
 // from one of this model, without hashing gigabytes; an edit confined to unsampled elements goes unseen.
-import { createHash } from 'node:crypto';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { createSha256 } from '../core/sha256.js';
+import { mountFolder, unmountFolder } from '../io/files.js';
+import { encodeSafetensors, SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 import type { MixerState, Param, StateTensor } from '../layers/types.js';
 import type { DecoderLM } from '../models/decoder.js';
 import { Mt19937 } from '../core/random.js';
@@ -81,7 +82,7 @@ export function modelFingerprint(model: ModelLike, fresh = false): string {
   const cached = fingerprints.get(m);
   if (cached && !fresh) return cached;
   const c = m.config;
-  const h = createHash('sha256');
+  const h = createSha256();
   // GroupNorm models hash their settings as before the normalization option existed: their snapshots stay valid
   const s = c.supra;
   const supra = s && s.normalization === 'group_norm'
@@ -128,7 +129,7 @@ function layerTensorName(layer: number, t: StateTensor): string {
 
 /** supra-state/1's checksum: the tensor bytes of the state layers, tokens and logits, in that order. */
 function contentHashV1(tensors: ReadonlyArray<{ name: string; data: Float32Array | Int32Array }>): string {
-  const h = createHash('sha256');
+  const h = createSha256();
   for (const t of tensors) {
     h.update(t.name);
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
@@ -150,7 +151,7 @@ export interface ChecksummedTensor {
  * and every tensor (sorted by name) with its dtype, shape and stored bytes.
  */
 export function snapshotChecksum(metadata: Readonly<Record<string, string>>, tensors: Iterable<ChecksummedTensor>): string {
-  const h = createHash('sha256');
+  const h = createSha256();
   const fields = Object.keys(metadata).filter((k) => k !== 'content_sha256').sort().map((k) => [k, metadata[k]]);
   h.update(JSON.stringify(fields));
   for (const t of [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -167,6 +168,33 @@ const bytesOf = (a: Float32Array | Int32Array): Uint8Array => new Uint8Array(a.b
  * first, so the file holds a state that has consumed its whole context plus the logits that follow.
  */
 export function saveState(path: string, model: ModelLike, state: GenerationState): void {
+  const { tensors, metadata } = stateTensors(path, model, state);
+  writeSafetensors(path, tensors, metadata);
+}
+
+/** The bytes saveState would write (a browser's download or IndexedDB); `name` names it in errors. */
+export function stateToBytes(model: ModelLike, state: GenerationState, name = 'state.safetensors'): Uint8Array {
+  const { tensors, metadata } = stateTensors(name, model, state);
+  return encodeSafetensors(name, tensors, metadata);
+}
+
+/** loadState for a snapshot's bytes (read in a browser from a file or IndexedDB), with the same checks. */
+export function stateFromBytes(bytes: Uint8Array, model: ModelLike, name = 'state.safetensors'): GenerationState {
+  const dir = `supra-state-${++bytesLoads}:`;
+  mountFolder(dir, new Map([[name, bytes]]));
+  try {
+    return loadState(`${dir}/${name}`, model);
+  } finally {
+    unmountFolder(dir);
+  }
+}
+let bytesLoads = 0;
+
+function stateTensors(
+  path: string,
+  model: ModelLike,
+  state: GenerationState,
+): { tensors: Array<{ name: string; shape: number[]; data: Float32Array | Int32Array }>; metadata: Record<string, string> } {
   const m = decoderOf(model);
   if (state.model !== m) throw new Error(`supra: ${path}: this generation state belongs to another model object`);
   const layers = snapshotStates(state, path);
@@ -199,7 +227,7 @@ export function saveState(path: string, model: ModelLike, state: GenerationState
     metadata,
     tensors.map((t) => ({ name: t.name, dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, bytes: bytesOf(t.data) })),
   );
-  writeSafetensors(path, tensors, metadata);
+  return { tensors, metadata };
 }
 
 /** "seed:draws" as numbers, or null when malformed. */

@@ -1,3 +1,5 @@
+import { isNode } from '../core/host.js';
+
 // Streamers in the shape transformers.js has: generate() calls put() once with the prompt ids, then once
 // per new token, then end(). TextStreamer turns the ids into text as they come.
 
@@ -49,7 +51,7 @@ export class TextStreamer implements BaseStreamer {
     this.tokenizer = tokenizer;
     this.skipPrompt = options.skip_prompt ?? false;
     this.decodeOptions = { skip_special_tokens: options.skip_special_tokens ?? false };
-    this.callback = options.callback_function ?? ((text: string) => void process.stdout.write(text));
+    this.callback = options.callback_function ?? ((text: string) => (isNode ? void process.stdout.write(text) : console.log(text)));
     this.tokenCallback = options.token_callback_function ?? null;
   }
 

@@ -3,8 +3,11 @@
 // half-written one; a failed write removes its temporary. This is the one place that does it: whole files
 // (writeFileAtomic), files written in pieces (AtomicFile: safetensors, zip, the token cache, the embedded
 // corpus) and folders (models, training checkpoints).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { nodeBuiltin } from '../core/host.js';
+import { closeSync, dirname, existsSync, join, openSync, relative, statSync } from './files.js';
+
+// Writing is Node's (a browser downloads bytes instead: encodeSafetensors, stateToBytes).
+const fs = (): typeof import('node:fs') => nodeBuiltin('fs', 'writing files');
 
 /** Largest single write handed to the OS (Linux writes at most ~2 GiB per call anyway). */
 const MAX_WRITE_BYTES = 1 << 30;
@@ -24,7 +27,7 @@ export function tempPathFor(path: string, tag = `tmp-${process.pid}`): string {
  */
 export function newTempPath(path: string, tag?: string): string {
   if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`supra: ${path}: is a folder; give a file name to write`);
-  mkdirSync(dirname(path), { recursive: true });
+  fs().mkdirSync(dirname(path), { recursive: true });
   return tempPathFor(path, tag);
 }
 
@@ -74,7 +77,7 @@ export class AtomicFile {
     let done = 0;
     while (done < bytes.length) {
       const want = Math.min(bytes.length - done, MAX_WRITE_BYTES);
-      done += position === undefined ? writeSync(fd, bytes, done, want) : writeSync(fd, bytes, done, want, position + done);
+      done += position === undefined ? fs().writeSync(fd, bytes, done, want) : fs().writeSync(fd, bytes, done, want, position + done);
     }
   }
 
@@ -84,11 +87,11 @@ export class AtomicFile {
     this.openFd = null;
     try {
       try {
-        fsyncSync(fd);
+        fs().fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      renameSync(this.tempPath, this.path);
+      fs().renameSync(this.tempPath, this.path);
     } catch (e) {
       this.state = 'aborted';
       removeQuietly(this.tempPath);
@@ -117,7 +120,7 @@ export class AtomicFile {
 /** Remove a temporary file, if there; an error here must not hide the one that led to it. */
 function removeQuietly(path: string): void {
   try {
-    rmSync(path, { force: true });
+    fs().rmSync(path, { force: true });
   } catch {
     // best effort: the stale-temporary cleanups remove what is left
   }
@@ -127,7 +130,7 @@ function removeQuietly(path: string): void {
 export function syncFile(path: string): void {
   const fd = openSync(path, 'r');
   try {
-    fsyncSync(fd);
+    fs().fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -158,7 +161,7 @@ export function syncDir(dir: string): void {
   let fd = -1;
   try {
     fd = openSync(dir, 'r');
-    fsyncSync(fd);
+    fs().fsyncSync(fd);
   } catch {
     // some platforms/filesystems refuse fsync on directories; the rename itself is still atomic
   } finally {
@@ -168,8 +171,8 @@ export function syncDir(dir: string): void {
 
 /** An empty folder at `tmp` to write into, whatever a killed earlier write left there removed first. */
 export function emptyTempFolder(tmp: string): void {
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  fs().rmSync(tmp, { recursive: true, force: true });
+  fs().mkdirSync(tmp, { recursive: true });
 }
 
 /**
@@ -182,12 +185,12 @@ export function renameFolderIntoPlace(tmp: string, dest: string): void {
   const parent = dirname(dest);
   if (existsSync(dest)) {
     const trash = join(parent, `.trash-${Date.now()}-${process.pid}`);
-    renameSync(dest, trash);
-    renameSync(tmp, dest);
+    fs().renameSync(dest, trash);
+    fs().renameSync(tmp, dest);
     syncDir(parent);
-    rmSync(trash, { recursive: true, force: true });
+    fs().rmSync(trash, { recursive: true, force: true });
   } else {
-    renameSync(tmp, dest);
+    fs().renameSync(tmp, dest);
   }
   syncDir(parent);
 }
@@ -201,17 +204,17 @@ export function renameFolderIntoPlace(tmp: string, dest: string): void {
 export function writeFolderAtomic(dir: string, fill: (tmp: string) => string[]): string[] {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new Error(`supra: ${dir}: exists and is not a folder`);
-    if (readdirSync(dir).length > 0) throw new Error(`supra: ${dir}: already exists and is not empty; choose a new output folder`);
+    if (fs().readdirSync(dir).length > 0) throw new Error(`supra: ${dir}: already exists and is not empty; choose a new output folder`);
   }
   const tmp = tempPathFor(dir);
   emptyTempFolder(tmp);
   let files: string[];
   try {
     files = fill(tmp);
-    if (existsSync(dir)) rmdirSync(dir); // the empty folder the rename replaces (nothing to keep aside)
+    if (existsSync(dir)) fs().rmdirSync(dir); // the empty folder the rename replaces (nothing to keep aside)
     renameFolderIntoPlace(tmp, dir);
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    fs().rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
   return files.map((f) => join(dir, relative(tmp, f)));

@@ -9,8 +9,7 @@
 // config and presents the weights under supra's names, whether they are stored under Hugging Face names
 // or open_lm's (a name map with row ranges for open_lm's fused matrices, Checkpoint.withNames).
 import { syncDir, writeJsonAtomic } from './atomic.js';
-import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, existsSync, isAbsolute, join, readFileSync, statSync, unlinkSync } from './files.js';
 import {
   isFloatDType,
   SafetensorsFile,

@@ -1,7 +1,6 @@
 // Hugging Face config.json for the Llama family (Llama, Mistral, Qwen2) and supra's own SUPRA folders.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, join, readFileSync } from './files.js';
 import { writeJsonAtomic } from './atomic.js';
-import { join } from 'node:path';
 
 export const TEACHER_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const SUPRA_ARCHITECTURE = 'SupraForCausalLM';

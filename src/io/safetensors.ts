@@ -8,7 +8,7 @@
 // straight into the caller's Float32Array (which may be an arena buffer) for F32, or through one bounded
 // chunk buffer for the dtypes that need converting. Floats come out as float32, integers as int32.
 import { AtomicFile } from './atomic.js';
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from './files.js';
 import {
   bf16ToF32Array,
   countNonFinite,
@@ -523,6 +523,46 @@ function encodeHeader(list: ReadonlyArray<PlannedTensor>, metadata: Record<strin
   return padded;
 }
 
+/** Where encoded bytes go: an AtomicFile, or memory (encodeSafetensors). */
+interface ByteSink {
+  write(bytes: Uint8Array): void;
+}
+
+/** Stream `tensors` as a safetensors file into `sink`; `path` names it in errors. */
+function writeTensors(sink: ByteSink, path: string, tensors: TensorsToWrite, metadata: Record<string, string> | undefined, options: WriteOptions): void {
+  const list = tensorList(tensors, path);
+  if (metadata) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new Error(`supra: ${path}: metadata '${k}' must be a string`);
+    }
+  }
+  const header = encodeHeader(list, metadata);
+  const totalBytes = list.reduce((s, t) => s + storedBytes(t.numel, t.dtype), 0);
+  const lenBytes = new Uint8Array(8);
+  new DataView(lenBytes.buffer).setBigUint64(0, BigInt(header.length), true);
+  sink.write(lenBytes);
+  sink.write(header);
+  let written = 0;
+  let chunk: Uint16Array | null = null;
+  for (const t of list) {
+    const data = typeof t.data === 'function' ? checkTensorData(t, t.data(), path) : t.data;
+    if (t.dtype === 'F32' || t.dtype === 'I32') {
+      sink.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    } else {
+      chunk ??= new Uint16Array(CHUNK_BYTES / 2);
+      const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+      const convert = t.dtype === 'F16' ? f32ToF16Array : f32ToBf16Array;
+      for (let i = 0; i < bits.length; i += chunk.length) {
+        const count = Math.min(chunk.length, bits.length - i);
+        convert(bits.subarray(i, i + count), chunk);
+        sink.write(new Uint8Array(chunk.buffer, 0, count * 2));
+      }
+    }
+    written += storedBytes(t.numel, t.dtype);
+    options.onProgress?.(written, totalBytes);
+  }
+}
+
 /**
  * Write a safetensors file in one streaming pass. It is an AtomicFile (written to `<path>.tmp-<pid>`,
  * fsynced, renamed), so `path` only ever holds a complete file (the old one or the new one).
@@ -533,42 +573,26 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
   options: WriteOptions = {},
 ): void {
-  const list = tensorList(tensors, path);
-  if (metadata) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new Error(`supra: ${path}: metadata '${k}' must be a string`);
-    }
-  }
-  const header = encodeHeader(list, metadata);
-  const totalBytes = list.reduce((s, t) => s + storedBytes(t.numel, t.dtype), 0);
+  tensorList(tensors, path); // bad input is refused before a file is created
   const file = AtomicFile.create(path);
   try {
-    const lenBytes = new Uint8Array(8);
-    new DataView(lenBytes.buffer).setBigUint64(0, BigInt(header.length), true);
-    file.write(lenBytes);
-    file.write(header);
-    let written = 0;
-    let chunk: Uint16Array | null = null;
-    for (const t of list) {
-      const data = typeof t.data === 'function' ? checkTensorData(t, t.data(), path) : t.data;
-      if (t.dtype === 'F32' || t.dtype === 'I32') {
-        file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      } else {
-        chunk ??= new Uint16Array(CHUNK_BYTES / 2);
-        const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-        const convert = t.dtype === 'F16' ? f32ToF16Array : f32ToBf16Array;
-        for (let i = 0; i < bits.length; i += chunk.length) {
-          const count = Math.min(chunk.length, bits.length - i);
-          convert(bits.subarray(i, i + count), chunk);
-          file.write(new Uint8Array(chunk.buffer, 0, count * 2));
-        }
-      }
-      written += storedBytes(t.numel, t.dtype);
-      options.onProgress?.(written, totalBytes);
-    }
+    writeTensors(file, path, tensors, metadata, options);
     file.commit();
   } catch (e) {
     file.abort(); // the temporary goes; the error that stopped the write is the one reported
     throw e;
   }
+}
+
+/** The bytes of the safetensors file writeSafetensors would write (a browser's download; `name` for errors). */
+export function encodeSafetensors(name: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  writeTensors({ write: (b) => parts.push(b.slice()) }, name, tensors, metadata, {});
+  const out = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of parts) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
 }

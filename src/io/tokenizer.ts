@@ -1,8 +1,7 @@
 // tokenizer.json (+ tokenizer_config.json) from a local Hugging Face folder, through @huggingface/tokenizers.
 // Special token ids come from tokenizer_config.json's token strings, falling back to config.json and
 // generation_config.json ids; every eos id found is kept, since chat models stop on several.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, join, readFileSync } from './files.js';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 export interface EncodeOptions {

@@ -10,7 +10,7 @@
 //   <archive>/byteorder     "little" (newer PyTorch)
 // Tensors are views: several may share one storage (tied weights, slices), start at an element offset and
 // have arbitrary strides; the reader materialises each as a dense row-major Float32Array.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from './files.js';
 import { bf16ToF32Array, checkFinite, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './dtype.js';
 import { PickleWriter, isTensorRef, unpickle, type PickleValue, type StorageRef, type TensorRef } from './pickle.js';
 import { ZipReader, ZipWriter } from './zip.js';

@@ -9,8 +9,8 @@
 // the local header's extra field), zip64 records when an offset or size passes 4 GiB, written to a
 // temporary name and renamed into place on finish (an AtomicFile) so a crash never leaves a half-written file.
 import { AtomicFile } from './atomic.js';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import * as zlib from 'node:zlib';
+import { isNode, nodeBuiltin } from '../core/host.js';
+import { closeSync, fstatSync, openSync, readSync } from './files.js';
 
 // ---- CRC-32 (IEEE, reflected, as zip uses) ------------------------------------------------------
 
@@ -31,7 +31,7 @@ function tableCrc32(data: Uint8Array, prev: number): number {
 }
 
 // node:zlib has crc32 from Node 20.15 / 22.2 (native, much faster); older Node 20 gets the table version.
-const nativeCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+const nativeCrc32 = isNode ? (nodeBuiltin('zlib') as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32 : undefined;
 
 /** CRC-32 of `data`, continuing from `prev` (0 to start). */
 export function crc32(data: Uint8Array, prev = 0): number {
@@ -146,7 +146,7 @@ export class ZipReader {
       readFully(this.fd, packed, e.dataOffset, this.path);
       let inflated: Buffer;
       try {
-        inflated = zlib.inflateRawSync(packed, { maxOutputLength: Math.max(1, e.size) });
+        inflated = nodeBuiltin('zlib', 'a compressed zip entry').inflateRawSync(packed, { maxOutputLength: Math.max(1, e.size) });
       } catch (err) {
         throw new Error(`supra: ${this.path}: zip: entry ${JSON.stringify(name)} does not inflate: ${(err as Error).message}`);
       }

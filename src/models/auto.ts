@@ -4,6 +4,7 @@
 // shape transformers.js users know (AutoModelForCausalLM, CausalLM with forward/generate, AutoTokenizer) is in
 // src/api.ts, above generation.
 import type { BackendName } from '../core/backend.js';
+import { warn } from '../core/host.js';
 import { openModel } from '../io/checkpoint.js';
 import { checkParametersFit, DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
 
@@ -45,7 +46,7 @@ export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): {
       const shown = unexpected.slice(0, 8).join(', ') + (unexpected.length > 8 ? `, … (${unexpected.length} in all)` : '');
       const msg = `supra: ${dir}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the checkpoint not used by ${config.architecture}: ${shown}`;
       if (options.strict) throw new Error(msg);
-      process.emitWarning(msg);
+      warn(msg);
     }
     return { model, unexpected };
   } catch (e) {

@@ -10,11 +10,7 @@
 //   SUPRA_NATIVE_ADDON=path        load the add-on from this file instead of native/build/Release/
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { freemem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isNode, nodeBuiltin } from '../host.js';
 import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, HeapKernels, Int8GemmArgs } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
@@ -146,6 +142,9 @@ export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; r
 
 /** The folder holding package.json, found by walking up from this module (works from any dist folder). */
 export function packageRoot(): string {
+  const { existsSync } = nodeBuiltin('fs');
+  const { dirname, join } = nodeBuiltin('path');
+  const { fileURLToPath } = nodeBuiltin('url');
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
@@ -158,6 +157,7 @@ export function packageRoot(): string {
 /** Where the add-on is loaded from: SUPRA_NATIVE_ADDON, else the node-gyp output in native/build. */
 export function defaultAddonPath(): string {
   const env = process.env.SUPRA_NATIVE_ADDON;
+  const { join, resolve } = nodeBuiltin('path');
   return env ? resolve(env) : join(packageRoot(), 'native', 'build', 'Release', 'supra_native.node');
 }
 
@@ -198,7 +198,7 @@ function applyThreadTimeout(): void {
 const loaded = new Map<string, NativeResult>();
 
 function load(addonPath: string): NativeResult {
-  if (!existsSync(addonPath)) {
+  if (!nodeBuiltin('fs').existsSync(addonPath)) {
     return {
       ok: false,
       reason: `the OpenBLAS add-on is not built (no ${addonPath}; install libopenblas-dev and run npm install)`,
@@ -210,7 +210,7 @@ function load(addonPath: string): NativeResult {
   const threadTimeoutEnv = process.env.OPENBLAS_THREAD_TIMEOUT ?? '';
   let addon: Addon;
   try {
-    addon = createRequire(import.meta.url)(addonPath) as Addon;
+    addon = nodeBuiltin('module').createRequire(import.meta.url)(addonPath) as Addon;
   } catch (err) {
     return { ok: false, reason: `the OpenBLAS add-on failed to load (${(err as Error).message.split('\n')[0]})` };
   }
@@ -298,7 +298,7 @@ function load(addonPath: string): NativeResult {
     gemmInt8,
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
-    heapBytesAvailable: () => freemem(),
+    heapBytesAvailable: () => nodeBuiltin('os').freemem(),
     heapKernels:
       addon.adamw && addon.sumSquares && addon.scale && addon.embeddingBackward
         ? { adamw: addon.adamw, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
@@ -334,7 +334,8 @@ function load(addonPath: string): NativeResult {
  * the same backend. `addonPath` overrides where it is looked for (tests use a missing one).
  */
 export function createNativeBackend(options: { addonPath?: string } = {}): NativeResult {
-  const addonPath = options.addonPath ? resolve(options.addonPath) : defaultAddonPath();
+  if (!isNode) return { ok: false, reason: 'the OpenBLAS add-on needs Node; a browser has the wasm backend' };
+  const addonPath = options.addonPath ? nodeBuiltin('path').resolve(options.addonPath) : defaultAddonPath();
   let result = loaded.get(addonPath);
   if (!result) {
     result = load(addonPath);

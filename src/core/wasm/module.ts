@@ -1,8 +1,6 @@
 // The compiled SIMD kernel module (assembly/ → kernels.wasm, built by scripts/build-wasm.mjs and
 // committed). Compiled once per process; each thread instantiates it on the arena's shared memory.
-import { readFileSync, existsSync } from 'node:fs';
-import v8 from 'node:v8';
-import { fileURLToPath } from 'node:url';
+import { canShareMemory, envVar, isNode, nodeBuiltin } from '../host.js';
 
 /** The exports of kernels.wasm. Pointers are byte offsets in the arena memory; lo/hi a work range. */
 export interface KernelExports {
@@ -87,9 +85,73 @@ function candidates(file: string): URL[] {
   return [new URL(`./${file}`, import.meta.url), new URL(`../../../../src/core/wasm/${file}`, import.meta.url)];
 }
 
+// In a browser the files cannot be read synchronously: loadKernelFiles (supra/web's init) fetches them
+// first and keeps them here.
+const fetched = new Map<string, Uint8Array<ArrayBuffer>>();
+
 function readKernelFile(file: string): Uint8Array<ArrayBuffer> | null {
+  if (!isNode) return fetched.get(file) ?? null;
+  const { existsSync, readFileSync } = nodeBuiltin('fs');
+  const { fileURLToPath } = nodeBuiltin('url');
   const found = candidates(file).find((u) => existsSync(fileURLToPath(u)));
   return found ? new Uint8Array(readFileSync(fileURLToPath(found))) : null;
+}
+
+/** Browser: fetch kernels-fma.wasm and kernels.wasm (from beside this module, else src/core/wasm) before first use. */
+export async function loadKernelFiles(): Promise<void> {
+  for (const file of ['kernels-fma.wasm', 'kernels.wasm']) {
+    if (fetched.has(file)) continue;
+    for (const url of candidates(file)) {
+      const r = await fetch(url).catch(() => null);
+      if (r?.ok) {
+        fetched.set(file, new Uint8Array(await r.arrayBuffer()));
+        break;
+      }
+    }
+  }
+  if (!fetched.has('kernels.wasm')) {
+    throw new Error(`supra: kernels.wasm not found (fetched ${candidates('kernels.wasm').map(String).join(', ')})`);
+  }
+}
+
+/**
+ * The module as built imports a shared memory. Where memory cannot be shared (a browser page that is
+ * not cross-origin isolated) the same code runs on an unshared one: the import's limits flag loses
+ * its shared bit (0x03 → 0x01), the only byte that differs. Atomics on unshared memory are valid wasm.
+ */
+export function unsharedMemoryImport(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const out = bytes.slice();
+  const u32 = (pos: number): [number, number] => {
+    let result = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = out[pos++]!;
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return [result >>> 0, pos];
+    }
+  };
+  let pos = 8; // magic + version
+  while (pos < out.length) {
+    const id = out[pos++]!;
+    const [size, body] = u32(pos);
+    if (id === 2) {
+      let [count, p] = u32(body);
+      for (; count > 0; count--) {
+        let len: number;
+        [len, p] = u32(p); // module name
+        p += len;
+        [len, p] = u32(p); // field name
+        p += len;
+        const kind = out[p++]!;
+        if (kind === 2) {
+          if (out[p] === 0x03) out[p] = 0x01;
+          return out;
+        }
+        throw new Error('supra: kernels.wasm imports something other than its memory');
+      }
+    }
+    pos = body + size;
+  }
+  throw new Error('supra: kernels.wasm has no memory import');
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -102,12 +164,13 @@ let compiledVariant: 'fma' | 'simd' = 'simd';
  * it too). SUPRA_WASM_FMA=0 keeps the plain SIMD128 build.
  */
 function fmaBytes(): Uint8Array<ArrayBuffer> | null {
-  if (process.env.SUPRA_WASM_FMA === '0') return null;
+  if (envVar('SUPRA_WASM_FMA') === '0') return null;
   const bytes = readKernelFile('kernels-fma.wasm');
   if (!bytes) return null;
   if (WebAssembly.validate(bytes)) return bytes;
+  if (!isNode) return null; // a browser that does not validate it has no flag to turn on
   try {
-    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    nodeBuiltin('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
   } catch {
     return null;
   }
@@ -120,11 +183,13 @@ export function kernelModule(): WebAssembly.Module {
     const bytes = fma ?? readKernelFile('kernels.wasm');
     if (!bytes) {
       throw new Error(
-        `supra: kernels.wasm not found (looked in ${candidates('kernels.wasm').map((u) => fileURLToPath(u)).join(', ')}); ` +
-          'run `node scripts/build-wasm.mjs`',
+        isNode
+          ? `supra: kernels.wasm not found (looked in ${candidates('kernels.wasm').map((u) => nodeBuiltin('url').fileURLToPath(u)).join(', ')}); ` +
+              'run `node scripts/build-wasm.mjs`'
+          : 'supra: the wasm kernels are not loaded yet (await init() from supra/web first)',
       );
     }
-    compiled = new WebAssembly.Module(bytes);
+    compiled = new WebAssembly.Module(canShareMemory ? bytes : unsharedMemoryImport(bytes));
     compiledVariant = fma ? 'fma' : 'simd';
   }
   return compiled;

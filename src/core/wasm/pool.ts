@@ -2,7 +2,9 @@
 // shared memory. A job is posted through a control block in shared memory below ARENA_BASE; threads
 // claim its chunks one at a time with a compare-and-swap, so a busy or sleeping core never holds up
 // the others, and the caller waits (Atomics.wait is allowed on Node's main thread) until every chunk
-// is done. Calls stay synchronous for the caller.
+// is done. Calls stay synchronous for the caller. In a browser the workers are module Web Workers and
+// the caller must itself be a worker (a page's main thread may not Atomics.wait): supra/web runs the
+// model in one.
 //
 // Control block (int32 words at CTRL_BASE):
 //   GEN    job generation; workers sleep on it
@@ -12,7 +14,7 @@
 //   EPOCH  which pool owns the workers (setThreads replaces the pool; old workers then exit)
 //   STATS + t   chunks thread t has run (a diagnostic, read by the tests)
 // then the job's float64 arguments, each chunk's float64 result, and an error message.
-import { Worker } from 'node:worker_threads';
+import { isNode, nodeBuiltin } from '../host.js';
 import { ARENA_BASE, allocF32, memory } from '../memory.js';
 import { kernelModule, type KernelExports } from './module.js';
 
@@ -136,13 +138,30 @@ export function waitForJob(c: Control, seen: number, spinMs: number): number {
 export const WORKER_SPIN_MS = 0.05;
 const CALLER_SPIN_MS = 0.2;
 
+/** A pool thread as the pool sees it: Node's Worker or a browser's. */
+interface PoolThread {
+  terminate(): unknown;
+}
+
+function startThread(data: Record<string, unknown>): PoolThread {
+  const url = new URL('./worker.js', import.meta.url);
+  if (isNode) {
+    const w = new (nodeBuiltin('worker_threads').Worker)(url, { workerData: data });
+    w.unref(); // an idle pool never keeps the process alive
+    return w;
+  }
+  const w = new Worker(url, { type: 'module', name: `supra pool ${String(data.tid)}` });
+  w.postMessage(data); // the memory and the module are shared with the worker, not copied
+  return w;
+}
+
 export class Pool {
   readonly threads: number;
   readonly workFloats: number;
   private readonly ex: KernelExports;
   private readonly c: Control;
   private readonly work: Float32Array; // threads × workFloats of scratch (sgemm packing)
-  private workers: Worker[] = [];
+  private workers: PoolThread[] = [];
   private gen: number;
   private readonly epoch: number;
 
@@ -170,11 +189,8 @@ export class Pool {
   private start(): void {
     const module = kernelModule();
     for (let t = 1; t < this.threads; t++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { memory, module, tid: t, work: this.workPtr(t), epoch: this.epoch, seenGen: this.gen, spinMs: WORKER_SPIN_MS },
-      });
-      w.unref(); // an idle pool never keeps the process alive
-      this.workers.push(w);
+      const data = { memory, module, tid: t, work: this.workPtr(t), epoch: this.epoch, seenGen: this.gen, spinMs: WORKER_SPIN_MS };
+      this.workers.push(startThread(data));
     }
   }
 

@@ -4,7 +4,7 @@
 // Arrays given to kernels may be arena views (used in place: pointer = byteOffset) or ordinary typed
 // arrays. Ordinary arrays are copied into temporary arena buffers and, for outputs, copied back:
 // correct, but it costs a copy each way, so models keep their buffers in the arena.
-import { availableParallelism } from 'node:os';
+import { canShareMemory, envVar, hostParallelism } from '../host.js';
 import { allocF32, allocI32, allocI8, allocU16, free, inArena, memory } from '../memory.js';
 import { instantiateKernels, kernelModule, type KernelExports } from './module.js';
 import { MAX_CHUNKS, Pool, type PoolKernel } from './pool.js';
@@ -18,10 +18,14 @@ export function kernels(): KernelExports {
   return exportsCache;
 }
 
-/** Threads from SUPRA_THREADS, or every core (os.availableParallelism()). */
+/**
+ * Threads from SUPRA_THREADS, or every core (os.availableParallelism(); a browser's hardwareConcurrency);
+ * one where memory cannot be shared (a browser page without cross-origin isolation).
+ */
 export function defaultThreads(): number {
-  const env = process.env.SUPRA_THREADS;
-  if (env === undefined || env === '') return availableParallelism();
+  if (!canShareMemory) return 1;
+  const env = envVar('SUPRA_THREADS');
+  if (env === undefined || env === '') return hostParallelism();
   const n = Number(env);
   if (!Number.isInteger(n) || n < 1) throw new Error(`supra: SUPRA_THREADS must be a positive integer, got "${env}"`);
   return n;
@@ -35,6 +39,9 @@ export function getPool(): Pool {
 /** Use n threads from now on (the bench and tests compare counts); replaces the pool. */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`supra: thread count must be a positive integer, got ${n}`);
+  if (n > 1 && !canShareMemory) {
+    throw new Error('supra: more than one thread needs shared memory: serve the page cross-origin isolated (COOP: same-origin, COEP: require-corp)');
+  }
   // close first: closing bumps the epoch that the new pool's workers will carry
   pool?.close();
   pool = undefined;
