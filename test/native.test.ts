@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GemmArgs } from '../src/core/backend.js';
 import { allocF32, free, inArena } from '../src/core/memory.js';
-import { createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
+import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
 import * as ops from '../src/core/ops.js';
 import { getBackend, setBackend } from '../src/core/select.js';
 import { signedRng as rng } from './helpers/random.js';
@@ -518,7 +518,13 @@ test('SUPRA_OPENBLAS_CORETYPE picks the kernels (or auto-detects over a preset),
   skip: skip || (process.arch !== 'x64' ? 'coretype names are for x86-64' : false),
 }, () => {
   backend();
-  const detected = childInfo({ OPENBLAS_CORETYPE: undefined, SUPRA_OPENBLAS_CORETYPE: undefined });
+  // unset: the set the CPU's flags call for (where they can be read), not OpenBLAS's detection, which
+  // falls back to SSE3 on CPU models it does not know
+  const fromFlags = coretypeFromCpuFlags(process.platform === 'linux' ? readFileSync('/proc/cpuinfo', 'utf8') : '');
+  const unset = childInfo({ OPENBLAS_CORETYPE: undefined, SUPRA_OPENBLAS_CORETYPE: undefined });
+  assert.equal(unset.coretypeEnv, fromFlags ?? '');
+  if (fromFlags) assert.equal(unset.corename, fromFlags);
+  const detected = childInfo({ OPENBLAS_CORETYPE: undefined, SUPRA_OPENBLAS_CORETYPE: 'auto' });
   assert.equal(detected.coretypeEnv, '');
   const preset = childInfo({ OPENBLAS_CORETYPE: 'Prescott', SUPRA_OPENBLAS_CORETYPE: undefined, SUPRA_THREADS: '1' });
   assert.equal(preset.corename, 'Prescott');
@@ -528,6 +534,14 @@ test('SUPRA_OPENBLAS_CORETYPE picks the kernels (or auto-detects over a preset),
   const auto = childInfo({ OPENBLAS_CORETYPE: 'Prescott', SUPRA_OPENBLAS_CORETYPE: 'auto' });
   assert.equal(auto.corename, detected.corename);
   assert.equal(auto.coretypeEnv, '');
+  // the flags' choice
+  const cpu = (flags: string, vendor = 'GenuineIntel') => `vendor_id\t: ${vendor}\nflags\t\t: fpu sse2 ${flags}\n`;
+  assert.equal(coretypeFromCpuFlags(cpu('avx2 fma avx512f avx512bw avx512vl avx512dq avx512cd')), 'SkylakeX');
+  assert.equal(coretypeFromCpuFlags(cpu('avx2 fma avx512f avx512bw avx512vl avx512dq avx512cd avx512_bf16', 'AuthenticAMD')), 'Cooperlake');
+  assert.equal(coretypeFromCpuFlags(cpu('avx2 fma', 'AuthenticAMD')), 'Zen');
+  assert.equal(coretypeFromCpuFlags(cpu('avx2 fma')), 'Haswell');
+  assert.equal(coretypeFromCpuFlags(cpu('avx sse4_2')), null);
+  assert.equal(coretypeFromCpuFlags(''), null);
 });
 
 test('a missing add-on reports why, and select.ts falls back to wasm with one warning', () => {

@@ -5,8 +5,9 @@
 // Environment, read once when the add-on loads:
 //   SUPRA_THREADS=n                OpenBLAS threads (openblas_set_num_threads); default: OpenBLAS's own
 //                                  choice (OPENBLAS_NUM_THREADS, else one per core)
-//   SUPRA_OPENBLAS_CORETYPE=name   kernels to use (Haswell, SkylakeX, Zen, ...) or `auto` for CPU detection,
-//                                  overriding an OPENBLAS_CORETYPE preset; see docs/native-backend.md
+//   SUPRA_OPENBLAS_CORETYPE=name   kernels to use (Haswell, SkylakeX, Zen, ...) or `auto` for OpenBLAS's CPU
+//                                  detection, overriding an OPENBLAS_CORETYPE preset; unset, without a preset,
+//                                  the set the CPU's flags call for (see applyCoretypeChoice, docs/native-backend.md)
 //   SUPRA_NATIVE_ADDON=path        load the add-on from this file instead of native/build/Release/
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
@@ -170,12 +171,41 @@ function threadsFromEnv(): number | undefined {
   return n;
 }
 
+/**
+ * OpenBLAS's kernel set for this CPU from its instruction-set flags (Linux's /proc/cpuinfo): SkylakeX, or
+ * Cooperlake with AVX-512 BF16, for AVX-512; Zen or Haswell for AVX2 with FMA; null for older CPUs or where
+ * the flags cannot be read. It is what OpenBLAS's own detection picks on hardware it knows; on a CPU model
+ * it does not know (virtual machines often report one) that detection falls back to its SSE3 kernels,
+ * Prescott, measured 5–6× slower on an AVX-512 Xeon VM (docs/native-backend.md).
+ */
+export function coretypeFromCpuFlags(cpuinfo: string): string | null {
+  const flagsLine = /^flags\s*:(.*)$/m.exec(cpuinfo);
+  if (!flagsLine) return null;
+  const flags = new Set(flagsLine[1]!.trim().split(/\s+/));
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'].every((f) => flags.has(f))) return flags.has('avx512_bf16') ? 'Cooperlake' : 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return /^vendor_id\s*:\s*AuthenticAMD/m.test(cpuinfo) ? 'Zen' : 'Haswell';
+  return null;
+}
+
 // OpenBLAS picks its kernels once, when the dynamic loader maps it (its constructor reads
 // OPENBLAS_CORETYPE with getenv). process.env writes go through setenv, so setting the variable here,
-// before the add-on (and with it libopenblas) is dlopen'ed, is enough.
+// before the add-on (and with it libopenblas) is dlopen'ed, is enough. SUPRA_OPENBLAS_CORETYPE names a
+// set, or `auto` for OpenBLAS's own detection; unset, a preset OPENBLAS_CORETYPE is kept, and without one
+// the set comes from the CPU's flags (coretypeFromCpuFlags), so an unknown CPU model does not get SSE3.
 function applyCoretypeChoice(): void {
   const choice = process.env.SUPRA_OPENBLAS_CORETYPE;
-  if (choice === undefined || choice === '') return;
+  if (choice === undefined || choice === '') {
+    if (process.env.OPENBLAS_CORETYPE) return;
+    let cpuinfo = '';
+    try {
+      cpuinfo = process.platform === 'linux' && process.arch === 'x64' ? nodeBuiltin('fs').readFileSync('/proc/cpuinfo', 'utf8') : '';
+    } catch {
+      return; // no flags to go by: OpenBLAS detects
+    }
+    const set = coretypeFromCpuFlags(cpuinfo);
+    if (set) process.env.OPENBLAS_CORETYPE = set;
+    return;
+  }
   if (choice.toLowerCase() === 'auto') delete process.env.OPENBLAS_CORETYPE;
   else process.env.OPENBLAS_CORETYPE = choice;
 }
