@@ -63,5 +63,5 @@ export function runChild(job: ScaleJob): Record<string, unknown> {
   const line = r.stdout.split('\n').find((l) => l.startsWith('SCALE_RESULT '));
   if (r.status === 0 && line) return JSON.parse(line.slice('SCALE_RESULT '.length)) as Record<string, unknown>;
   const why = r.signal ? `killed by ${r.signal}` : (r.stderr.trim().split('\n').find((l) => /error|supra:/i.test(l)) ?? r.stderr.trim().split('\n')[0] ?? `exit ${r.status}`);
-  return { status: 'error', message: why };
+  return { status: 'error', message: why.replace(/^(Error|RangeError|TypeError): /, '') };
 }
