@@ -101,6 +101,7 @@ export class AttentionTransfer {
       }
       total += sum / n;
       if (backward) mixer.backward(dout, dx);
+      if (model.activationCheckpointing) mixer.freeActivations(); // one layer's activations at a time, as the model's backward
       // the teacher's layer goes on: h += y; h += mlp(post_attention_layernorm(h))
       add(h, target, h, n);
       layer.postNorm.forward(h, x, rstd, rows);
