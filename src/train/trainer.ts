@@ -120,6 +120,8 @@ export interface TrainResult {
   tokensPerSecond: number;
   /** Optimizer steps this call ran (0 when a finished run is resumed). */
   stepsThisRun: number;
+  /** Parameter values the optimizer updates (the only ones with gradients and AdamW moments). */
+  trainedParameters: number;
   settings: TrainSettings;
 }
 
@@ -564,6 +566,7 @@ export class Trainer {
       finalDir,
       tokensPerSecond: this.trainSeconds > 0 ? this.runTokens / this.trainSeconds : this.elapsedBefore > 0 ? earlierTokens / this.elapsedBefore : 0,
       stepsThisRun: step - (this.resumedFrom?.step ?? 0),
+      trainedParameters: this.params.trained.reduce((n, p) => n + p.data.length, 0),
       settings: s,
     };
   }
