@@ -17,6 +17,11 @@ import type { GetParam } from './projections.js';
 import type { Param } from './types.js';
 import type { Workspace } from './workspace.js';
 
+function checkLoraShape(rank: number, alpha: number): void {
+  if (!(Number.isInteger(rank) && rank >= 1)) throw new RangeError(`supra: LoRA rank must be an integer ≥ 1, got ${rank}`);
+  if (!(Number.isFinite(alpha) && alpha > 0)) throw new RangeError(`supra: LoRA alpha must be a finite number > 0, got ${alpha}`);
+}
+
 export class LoraAdapter {
   /** alpha / r, the factor of the update. */
   readonly scale: number;
@@ -31,8 +36,7 @@ export class LoraAdapter {
     /** Scratch for t and u (contents live within one call); shared by the adapters of one model. */
     private readonly scratch: Workspace,
   ) {
-    if (!(Number.isInteger(rank) && rank >= 1)) throw new RangeError(`supra: LoRA rank must be an integer ≥ 1, got ${rank}`);
-    if (!(Number.isFinite(alpha) && alpha > 0)) throw new RangeError(`supra: LoRA alpha must be a finite number > 0, got ${alpha}`);
+    checkLoraShape(rank, alpha);
     if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== rank || b.shape[1] !== rank) {
       throw new Error(`supra: LoRA ${a.name} is [${a.shape.join(', ')}] and ${b.name} [${b.shape.join(', ')}]; rank ${rank} needs [${rank}, in] and [out, ${rank}]`);
     }
@@ -41,6 +45,7 @@ export class LoraAdapter {
 
   /** `${module}.lora_A.weight` [r, in] and `${module}.lora_B.weight` [out, r], from getParam. */
   static declare(getParam: GetParam, module: string, inF: number, outF: number, rank: number, alpha: number, scratch: Workspace): LoraAdapter {
+    checkLoraShape(rank, alpha);
     return new LoraAdapter(getParam(`${module}.lora_A.weight`, [rank, inF]), getParam(`${module}.lora_B.weight`, [outF, rank]), rank, alpha, scratch);
   }
 
