@@ -25,6 +25,9 @@ export type {
 } from './layers/types.js';
 export { linearize, linearizeFolder, initSupraParams, supraConfig } from './models/linearize.js';
 export type { LinearizeOptions, LinearizeFolderOptions } from './models/linearize.js';
+export { LoraAdapters, loadAdapter, readAdapterFolder, mergeAdapterFolder, LORA_TARGET_MODULES } from './models/lora.js';
+export type { LoraSettings, AdapterFolder } from './models/lora.js';
+export { AttentionTransfer } from './models/attention_transfer.js';
 export { convertCheckpoint } from './models/convert.js';
 export type { ConvertOptions, ConvertResult } from './models/convert.js';
 export { AdamW } from './train/adamw.js';

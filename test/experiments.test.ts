@@ -19,8 +19,8 @@ test('the study plan: the teacher, budget curves, from scratch, ablations, per s
   const plan = studyPlan(study);
   assert.equal(plan[0]!.id, 'teacher');
   assert.equal(new Set(plan.map((r) => r.id)).size, plan.length, 'ids are unique');
-  // per seed: 6 uptrain (0% + 5 budgets), 5 scratch + the full budget, 5 ablations
-  assert.equal(plan.length, 1 + 2 * (6 + 6 + 5));
+  // per seed: 6 uptrain (0% + 5 budgets), 5 scratch + the full budget, 5 ablations, 5 attention transfer + LoRA
+  assert.equal(plan.length, 1 + 2 * (6 + 6 + 5 + 5));
   const byId = new Map(plan.map((r) => [r.id, r]));
   assert.equal(byId.get('uptrain-5pct-s1')!.tokens, 125_000);
   assert.equal(byId.get('scratch-100pct-s0')!.tokens, 2_500_000);
@@ -35,6 +35,13 @@ test('the study plan: the teacher, budget curves, from scratch, ablations, per s
   assert.equal(byId.get('uptrain-1pct-s0')!.recipe.warmupSteps, 1);
   assert.equal(byId.get('scratch-100pct-s0')!.recipe.warmupSteps, 100);
   assert.throws(() => studyPlan({ ...study, budgets: [0.01] }), /less than two steps/);
+  // attention transfer + LoRA at the uptraining budgets: the same tokens and schedule, its own recipe
+  const at = byId.get('transfer-5pct-s1')!;
+  const up = byId.get('uptrain-5pct-s1')!;
+  assert.equal(at.tokens, up.tokens);
+  assert.deepEqual({ ...at.recipe, attentionTransfer: undefined }, { ...up.recipe, attentionTransfer: undefined });
+  assert.deepEqual(at.recipe.attentionTransfer, { transferSteps: Math.round(steps * 0.25), loraRank: 8, loraAlpha: 16, loraTargets: 'q_proj,k_proj,v_proj,o_proj' });
+  assert.ok(!('attentionTransfer' in up.recipe), 'full uptraining specs are as before (their cache keys unchanged)');
 });
 
 test('supra experiments --list: a run is reused only where its bits would be the same (backend, kernels, threads)', { skip: createNativeBackend().ok ? false : 'native backend not built' }, () => {
@@ -76,7 +83,10 @@ function fakeResult(spec: RunSpec, valPpl: number, diverged = false): RunResult 
   return {
     id: spec.id, key: 'k', spec, valLoss: Math.log(valPpl), valPpl, validationTokens: 85_000,
     training: spec.tokens > 0
-      ? { steps, tokens: steps * 2048, tokensPerSecond: 1500, seconds: steps, skippedSteps: diverged ? 10 : 0, diverged, losses: Array.from({ length: steps }, (_, i) => 6 - i / steps) }
+      ? {
+          steps, tokens: steps * 2048, tokensPerSecond: spec.recipe.attentionTransfer ? 2000 : 1500, seconds: steps, skippedSteps: diverged ? 10 : 0, diverged,
+          losses: Array.from({ length: steps }, (_, i) => 6 - i / steps), trainedParameters: spec.recipe.attentionTransfer ? 700_000 : 7_000_000,
+        }
       : null,
     longContext: { buckets: EVAL_DEFAULTS.positionBuckets, loss: spec.kind === 'teacher' ? [5.5, 4.8, 4.7, 6.0] : [5.6, 5.2, 5.1, 5.1], sequences: 32 },
     probes: {
@@ -98,6 +108,7 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
       for (const spec of plan) {
         let ppl = spec.kind === 'teacher' ? 120 : spec.kind === 'uptrain' ? 140 + 1000 / (1 + spec.budgetPct) : (2000 * scratchFactor) / Math.sqrt(spec.budgetPct);
         if (spec.variant === 't2r') ppl = 900;
+        if (spec.recipe.attentionTransfer) ppl = spec.budgetPct >= 10 ? 140 + 1000 / (1 + spec.budgetPct / 4) : 140 + 1000 / (1 + spec.budgetPct) + 0.5;
         ppl += spec.seed; // a seed spread
         results.set(spec.id, fakeResult(spec, ppl, spec.variant === 't2r' && spec.seed === 0));
       }
@@ -107,7 +118,7 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
       return readFileSync(reportPath, 'utf8');
     };
     const md = render(1);
-    for (const heading of ['## 1. Uptraining budget', '## 2. Ablations', '## 3. Loss by position', '## 4. In-context probes', "## 5. The paper's findings"]) {
+    for (const heading of ['## 1. Uptraining budget', '## 2. Attention transfer + LoRA', '## 3. Ablations', '## 4. Loss by position', '## 5. In-context probes', "## 6. The paper's findings"]) {
       assert.ok(md.includes(heading), heading);
     }
     assert.match(md, /assets\/teacher: 6\.5M parameters, 6 layers, GQA 8\/4 heads/, 'the teacher size as given');
@@ -116,6 +127,10 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
     assert.match(md, /T2R diverged in 1 of 2 runs, 10 non-finite steps skipped\. \| yes \(T2R unstable and worse\) \|/);
     assert.match(md, /from scratch 100%: 200\.5 \(200\.0–201\.0\)/, 'the full budget over both seeds');
     assert.match(md, /!\[Validation perplexity against budget\]\(figures\/results\/budget\.png\)/);
+    // the LoRA rows and the sentence under them come from their numbers
+    assert.match(md, /\| 20% \| 500,000 \| 188\.1 \(187\.6–188\.6\) \| 307\.2 \(306\.7–307\.7\) \| 1\.63 \| 7,000,000 \/ 700,000 \| 80\.1 MB \/ 8\.0 MB \| 1500 \/ 2000 \|/);
+    assert.match(md, /10\.0% of the parameters trained, at 10%, 20% it ends above full uptraining for every seed; at 1%, 2%, 5% the seeds overlap/);
+    assert.match(md, /At 20% it reaches 307\.2, as good as full uptraining on 5% of the teacher's tokens \(307\.2\)\. Its gradients and optimizer state take 8\.0 MB instead of 80\.1 MB, and it trains at 1\.33× the tokens\/s/);
     // a from-scratch model much better than the uptrained one flips the first conclusion
     const flipped = render(0.1);
     assert.match(flipped, /on a small budget\. \| Uptrained below scratch \(every seed\) at no budget; above it at 1%, 2%, 5%, 10%, 20%\. .* \| no \|/);
@@ -124,7 +139,7 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
   }
 });
 
-test('an interrupted run resumes from its checkpoint and ends with the result of an uninterrupted one', async () => {
+for (const recipe of ['full', 'attention-transfer'] as const) test(`an interrupted run resumes from its checkpoint and ends with the result of an uninterrupted one (${recipe})`, async () => {
   const teacherDir = teacherFolder();
   const corpus = freshDir();
   const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'then', 'it', 'ran', 'off', 'to', 'see', 'dog'];
@@ -134,7 +149,10 @@ test('an interrupted run resumes from its checkpoint and ends with the result of
   }
   const spec: RunSpec = {
     id: 'uptrain-tiny-s0', kind: 'uptrain', variant: 'supra', budgetPct: 1, tokens: 4 * 2 * 32, seed: 0, linearize: {},
-    recipe: { batchSize: 2, seqLen: 32, lr: 1e-3, minLr: 1e-4, warmupSteps: 1, trainOnly: 'all', kernelsFirstSteps: 0 },
+    recipe: {
+      batchSize: 2, seqLen: 32, lr: 1e-3, minLr: 1e-4, warmupSteps: 1, trainOnly: 'all', kernelsFirstSteps: 0,
+      ...(recipe === 'attention-transfer' ? { attentionTransfer: { transferSteps: 1, loraRank: 2, loraAlpha: 4, loraTargets: 'q_proj,v_proj' } } : {}),
+    },
   };
   const evalSettings: EvalSettings = {
     validationSequences: 4, longContext: 48, longSequences: 2, positionBuckets: [[0, 16], [16, 48]],
@@ -178,4 +196,12 @@ test('an interrupted run resumes from its checkpoint and ends with the result of
   assert.deepEqual(resumed.probes, whole.probes);
   assert.deepEqual(JSON.parse(readFileSync(join(dir, RESULT_FILE), 'utf8')).valLoss, whole.valLoss);
   assert.ok(!existsSync(join(dir, 'train')), 'the checkpoints go once the result is written');
+  if (recipe === 'attention-transfer') {
+    // the run trained the kernels and adapters only; its first step is attention transfer's (an MSE)
+    const full = (await import('../src/models/auto.js')).loadDecoder(teacherDir).model;
+    const all = full.params().reduce((n, p) => n + p.data.length, 0);
+    full.free();
+    assert.ok(whole.training.trainedParameters < all / 4, `${whole.training.trainedParameters} of more than ${all} trained`);
+    assert.ok(whole.training.losses[0]! < 0.5 * whole.training.losses[1]!, `stage 1's MSE, then a next-token loss: ${whole.training.losses.join(', ')}`);
+  }
 });

@@ -75,6 +75,15 @@ test('each recipe value has one rule: the command line (naming the flag) and tra
       // a bare flag: given (parseArgs gives true) or not
       assert.equal(readRecipeFlag({ [option.flag]: true }, key), true);
       assert.equal(option.default, false);
+    } else if (rule.kind === 'list') {
+      const two = `${rule.choices[1]}, ${rule.choices[0]}`;
+      assert.equal(read(two), `${rule.choices[1]},${rule.choices[0]}`);
+      assert.throws(() => read(`${rule.choices[0]},some`), (e: Error) => e instanceof UsageError && e.message.startsWith(`--${option.flag} takes names from ${rule.choices.join(', ')}`));
+      assert.throws(() => read(`${rule.choices[0]},${rule.choices[0]}`), /names a module twice/);
+      assert.equal(checkRecipeValue(key, two as never), two);
+      for (const bad of ['some', '', `${rule.choices[0]},${rule.choices[0]}`]) {
+        assert.throws(() => checkRecipeValue(key, bad as never), new Error(`supra: train: ${key} must be a comma-separated list of distinct names from ${rule.choices.join(', ')}, got ${JSON.stringify(bad)}`));
+      }
     } else {
       assert.equal(read(rule.choices[1]!), rule.choices[1]);
       assert.throws(() => read('some'), new RegExp(`--${option.flag} must be one of ${rule.choices.join(', ')}`));

@@ -2,7 +2,7 @@
 // src/train/recipe.ts: their --help lines (with the command's defaults) and their values. The command
 // line only reads the text (a number, an integer ≥ the table's minimum, true|false, a choice's word,
 // naming the flag); train() checks the rest against the same table.
-import { boolOption, choiceOption, floatOption, intOption } from './args.js';
+import { boolOption, choiceOption, floatOption, intOption, UsageError } from './args.js';
 import { defaultText, RECIPE_OPTIONS, type RecipeKey, type RecipeOption, type RecipeValue } from '../train/recipe.js';
 
 type FlagOf<K extends RecipeKey> = (typeof RECIPE_OPTIONS)[K]['flag'];
@@ -54,8 +54,18 @@ export function readRecipeFlag<K extends RecipeKey>(values: Record<string, unkno
     rule.kind === 'integer' ? intOption(text, o.flag, 0, Math.max(rule.min, min ?? rule.min))
     : rule.kind === 'number' ? floatOption(text, o.flag, 0)
     : rule.kind === 'boolean' ? boolOption(text, o.flag)
+    : rule.kind === 'list' ? listOption(text, o.flag, rule.choices)
     : choiceOption(text, o.flag, rule.choices, rule.choices[0]!);
   return value as RecipeValue<K>;
+}
+
+/** A comma-separated list of distinct words from `choices`, as given (spaces around the commas dropped). */
+function listOption(text: string, flag: string, choices: readonly string[]): string {
+  const words = text.split(',').map((w) => w.trim());
+  const bad = words.find((w) => !choices.includes(w));
+  if (bad !== undefined) throw new UsageError(`--${flag} takes names from ${choices.join(', ')} separated by commas, got "${bad}" in "${text}"`);
+  if (new Set(words).size !== words.length) throw new UsageError(`--${flag} names a module twice: "${text}"`);
+  return words.join(',');
 }
 
 /** Several recipe options' values, read in the order of `keys` (undefined where a flag is not given). */

@@ -12,7 +12,8 @@ import { train, type TrainOptions } from '../train/trainer.js';
 /** The recipe's flags (src/train/recipe.ts), in --help order: the recipe, then the run's checkpoints and evaluations. */
 const RECIPE = [
   'batchSize', 'seqLen', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'beta1', 'beta2', 'eps', 'weightDecay',
-  'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
+  'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'recipe', 'transferSteps', 'loraRank',
+  'loraAlpha', 'loraTargets', 'seed',
 ] as const satisfies readonly RecipeKey[];
 const RUN = ['checkpointActivations', 'saveEvery', 'keep', 'evalEvery', 'evalSequences', 'evalAtStart', 'maxSkips'] as const satisfies readonly RecipeKey[];
 
@@ -43,10 +44,13 @@ const usage = [
   optionsHelp(OPTIONS),
   '',
   'Writes <out>/checkpoint-<step> (a model folder plus optimizer.safetensors and trainer_state.json), <out>/latest',
-  'naming the newest, <out>/metrics.jsonl, and the final model as a plain folder <out>/final. Ctrl-C saves a',
-  'checkpoint and exits (130); a second Ctrl-C quits at once. A save that fails (a full disk) removes its partial',
-  'files and says which checkpoint is intact. The header gives the epochs the budget makes of the training',
-  'tokens, with a warning above 4 (the model would mostly see repeats).',
+  'naming the newest, <out>/metrics.jsonl, and the final model as a plain folder <out>/final. With --recipe',
+  'attention-transfer a checkpoint also holds the adapter (adapter_config.json, adapter_model.safetensors; the model',
+  'files are the base it applies to), <out>/final has the adapter merged in and <out>/adapter is the adapter alone',
+  '(supra merge applies one to a model folder). Ctrl-C saves a checkpoint and exits (130); a second Ctrl-C quits at',
+  'once. A save that fails (a full disk) removes its partial files and says which checkpoint is intact. The header',
+  'gives the epochs the budget makes of the training tokens, with a warning above 4 (the model would mostly see',
+  'repeats).',
 ].join('\n');
 
 function maybeInt(value: string | undefined, name: string, min = 0): number | undefined {

@@ -7,12 +7,15 @@
 //   scratch       the same SUPRA architecture from random weights, same budgets, plus the full budget
 //   ablations     at 5%: T2R-style (sum denominator, no GroupNorm, no decay), no decay, RetNet decay,
 //                 only the new kernels trained, a two-step schedule (kernels first, then everything)
+//   transfer      the memory-light recipe at the uptraining budgets: attention transfer (the kernels alone
+//                 matched to each layer's softmax attention output), then LoRA on q/k/v/o plus the kernels,
+//                 the teacher's weights frozen (supra train --recipe attention-transfer)
 //
 // Every run is repeated for each seed; a seed sets the kernel (or random) initialisation and the data
 // order, never the validation split, so every model is scored on the same held-out text.
 import { createHash } from 'node:crypto';
 import type { LinearizeOptions } from '../models/linearize.js';
-import { defaultMinLr, EMBEDDED_TEACHER_RECIPE, type TrainOnly } from '../train/recipe.js';
+import { defaultMinLr, EMBEDDED_TEACHER_RECIPE, TRAIN_DEFAULTS, type TrainOnly } from '../train/recipe.js';
 
 /** Bump when a change to the study's code changes what a run computes, so cached runs are redone. */
 export const STUDY_VERSION = 1;
@@ -39,6 +42,8 @@ export interface RunSpec {
     warmupSteps: number;
     trainOnly: TrainOnly;
     kernelsFirstSteps: number;
+    /** The attention-transfer recipe's settings; absent for full uptraining (so earlier runs keep their keys). */
+    attentionTransfer?: { transferSteps: number; loraRank: number; loraAlpha: number; loraTargets: string };
   };
 }
 
@@ -82,6 +87,12 @@ export interface StudyOptions {
   lr: number;
   /** Fraction of the steps that the two-step schedule trains the kernels alone. */
   twoStepFraction: number;
+  /** Budgets (%) of the attention-transfer + LoRA runs, beside full uptraining's. */
+  transferBudgets: number[];
+  /** Fraction of their steps that are attention transfer's stage 1. */
+  transferFraction: number;
+  /** Their LoRA adapters. */
+  lora: { rank: number; alpha: number; targets: string };
 }
 
 export const STUDY_DEFAULTS: Omit<StudyOptions, 'teacherTokens'> = {
@@ -94,6 +105,9 @@ export const STUDY_DEFAULTS: Omit<StudyOptions, 'teacherTokens'> = {
   seqLen: EMBEDDED_TEACHER_RECIPE.seqLen,
   lr: EMBEDDED_TEACHER_RECIPE.lr,
   twoStepFraction: 0.25,
+  transferBudgets: [1, 2, 5, 10, 20],
+  transferFraction: 0.25,
+  lora: { rank: TRAIN_DEFAULTS.loraRank, alpha: TRAIN_DEFAULTS.loraAlpha, targets: TRAIN_DEFAULTS.loraTargets },
 };
 
 export const EVAL_DEFAULTS: EvalSettings = {
@@ -120,6 +134,9 @@ export const ABLATIONS: Array<{ variant: string; label: string; linearize?: Line
   { variant: 'two-step', label: 'two steps: kernels only, then everything', twoStep: true },
 ];
 
+/** The variant name of the attention-transfer + LoRA runs (ids transfer-<budget>pct-s<seed>). */
+export const TRANSFER_VARIANT = 'attention-transfer';
+
 function stepsOf(tokens: number, o: StudyOptions): number {
   return Math.floor(tokens / (o.batchSize * o.seqLen));
 }
@@ -128,13 +145,16 @@ function stepsOf(tokens: number, o: StudyOptions): number {
 export function studyPlan(options: StudyOptions): RunSpec[] {
   const o = options;
   const runs: RunSpec[] = [];
-  const make = (kind: RunKind, variant: string, budgetPct: number, seed: number, extra: { linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean } = {}): RunSpec => {
+  const make = (kind: RunKind, variant: string, budgetPct: number, seed: number, extra: { linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean; transfer?: boolean } = {}): RunSpec => {
     const tokens = Math.round((budgetPct / 100) * o.teacherTokens);
     const steps = stepsOf(tokens, o);
     if (budgetPct > 0 && steps < 2) throw new Error(`supra: experiments: a budget of ${budgetPct}% (${tokens} tokens) is less than two steps of ${o.batchSize * o.seqLen} tokens`);
     const pct = String(budgetPct).replace('.', '_');
-    const id = kind === 'teacher' ? 'teacher' : variant === 'supra' ? `${kind}-${pct}pct-s${seed}` : `ablation-${variant}-s${seed}`;
-    return {
+    const id = kind === 'teacher' ? 'teacher'
+      : variant === 'supra' ? `${kind}-${pct}pct-s${seed}`
+      : extra.transfer ? `transfer-${pct}pct-s${seed}`
+      : `ablation-${variant}-s${seed}`;
+    const spec: RunSpec = {
       id, kind, variant, budgetPct, tokens, seed,
       linearize: extra.linearize ?? {},
       recipe: {
@@ -148,6 +168,12 @@ export function studyPlan(options: StudyOptions): RunSpec[] {
         kernelsFirstSteps: extra.twoStep ? Math.max(1, Math.round(steps * o.twoStepFraction)) : 0,
       },
     };
+    if (extra.transfer) {
+      spec.recipe.attentionTransfer = {
+        transferSteps: Math.max(1, Math.round(steps * o.transferFraction)), loraRank: o.lora.rank, loraAlpha: o.lora.alpha, loraTargets: o.lora.targets,
+      };
+    }
+    return spec;
   };
   runs.push(make('teacher', 'teacher', 0, 0));
   for (const seed of o.seeds) {
@@ -156,6 +182,7 @@ export function studyPlan(options: StudyOptions): RunSpec[] {
     for (const b of o.budgets) runs.push(make('scratch', 'supra', b, seed));
     if (o.seeds.indexOf(seed) < o.scratchBudgetSeeds) for (const b of o.scratchBudgets) runs.push(make('scratch', 'supra', b, seed));
     for (const a of ABLATIONS) runs.push(make('uptrain', a.variant, o.ablationBudget, seed, a));
+    for (const b of o.transferBudgets) runs.push(make('uptrain', TRANSFER_VARIANT, b, seed, { transfer: true }));
   }
   const ids = new Set<string>();
   for (const r of runs) {

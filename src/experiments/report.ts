@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { linePlotPng, linePlotSvg, type LinePlot, type Series } from '../eval/plot.js';
 import { formatNumber } from '../train/metrics.js';
 import { defaultMinLr, TRAIN_DEFAULTS } from '../train/recipe.js';
-import { ABLATIONS, type EvalSettings, type StudyOptions } from './plan.js';
+import { ABLATIONS, TRANSFER_VARIANT, type EvalSettings, type StudyOptions } from './plan.js';
 import type { RunResult } from './run.js';
 
 export interface TeacherSummary {
@@ -80,6 +80,7 @@ export function writeReport(input: ReportInput): string[] {
   const upId = (b: number) => (s: number) => `uptrain-${pct(b)}pct-s${s}`;
   const scId = (b: number) => (s: number) => `scratch-${pct(b)}pct-s${s}`;
   const abId = (v: string) => (s: number) => (v === 'supra' ? `uptrain-${pct(study.ablationBudget)}pct-s${s}` : `ablation-${v}-s${s}`);
+  const trId = (b: number) => (s: number) => `transfer-${pct(b)}pct-s${s}`;
   const teacher = results.get('teacher');
   if (!teacher) throw new Error('supra: experiments: the teacher run has no result; the report needs it');
   const T = teacher.valPpl;
@@ -125,6 +126,7 @@ export function writeReport(input: ReportInput): string[] {
     series: [
       { name: 'SUPRA uptrained from the teacher', x: budgets, y: mean(upId) },
       { name: 'SUPRA from scratch', x: allScratch, y: allScratch.map((b) => ppl(scId(b))?.mean ?? NaN) },
+      ...(study.transferBudgets.length ? [{ name: 'attention transfer + LoRA (teacher frozen)', x: study.transferBudgets, y: study.transferBudgets.map((b) => ppl(trId(b))?.mean ?? NaN), color: '#31a354' }] : []),
       ...seeds.map((s, i): Series => ({ name: `uptrained, seed ${s}`, x: budgets, y: budgets.map((b) => results.get(upId(b)(s))?.valPpl ?? NaN), color: ['#9ecae1', '#c6dbef'][i % 2] })),
       ...seeds.map((s, i): Series => ({ name: `from scratch, seed ${s}`, x: allScratch, y: allScratch.map((b) => results.get(scId(b)(s))?.valPpl ?? NaN), color: ['#fdae6b', '#fdd0a2'][i % 2] })),
     ],
@@ -134,11 +136,14 @@ export function writeReport(input: ReportInput): string[] {
   L.push(`![Validation perplexity against budget](${budgetPlot})`);
   L.push('');
 
-  // ---------------------------------------------------------------- 2. ablations
+  // ---------------------------------------------------------------- 2. attention transfer + LoRA
+  if (study.transferBudgets.length) transferSection(L, input, { ppl, upId, trId, runs });
+
+  // ---------------------------------------------------------------- 3. ablations
   const variants = ['supra', ...ABLATIONS.map((a) => a.variant)];
   const labels: Record<string, string> = { supra: 'SUPRA (GroupNorm, lightning decay, all parameters)', ...Object.fromEntries(ABLATIONS.map((a) => [a.variant, a.label])) };
   const base = ppl(abId('supra'));
-  L.push(`## 2. Ablations at the ${study.ablationBudget}% budget`);
+  L.push(`## 3. Ablations at the ${study.ablationBudget}% budget`);
   L.push('');
   L.push('Each variant is an option of `supra linearize` / `supra train` (see the README): `--normalization sum --decay none` (T2R-style),');
   L.push(`\`--decay none\`, \`--decay retnet\`, \`--train-only kernels\`, \`--kernels-first-steps N\` (here ${Math.round(study.twoStepFraction * 100)}% of the steps).`);
@@ -179,7 +184,7 @@ export function writeReport(input: ReportInput): string[] {
     [abId('t2r')(seeds[0]!), 'T2R-style'],
     [scId(study.scratchBudgets[0] ?? 100)(seeds[0]!), `from scratch ${study.scratchBudgets[0] ?? 100}%`],
   ];
-  L.push(`## 3. Loss by position, out to ${input.evalSettings.longContext} tokens (${study.seqLen} in training)`);
+  L.push(`## 4. Loss by position, out to ${input.evalSettings.longContext} tokens (${study.seqLen} in training)`);
   L.push('');
   L.push(`Mean next-token loss (nats) by position on ${teacher.longContext.sequences} held-out sequences of ${input.evalSettings.longContext} tokens; seed ${seeds[0]}.`);
   L.push('');
@@ -204,11 +209,12 @@ export function writeReport(input: ReportInput): string[] {
     ['teacher', 'teacher (softmax)'],
     ...budgets.map((b): [string, string] => [upId(b)(seeds[0]!), `uptrained ${b}%`]),
     ...variants.filter((v) => v !== 'supra').map((v): [string, string] => [abId(v)(seeds[0]!), v]),
+    ...study.transferBudgets.slice(-1).map((b): [string, string] => [trId(b)(seeds[0]!), `attention transfer + LoRA ${b}%`]),
     ...allScratch.filter((b) => b >= 20).map((b): [string, string] => [scId(b)(seeds[0]!), `from scratch ${b}%`]),
   ];
   const pr = teacher.probes;
   const gapsShown = pr.copy.gaps;
-  L.push('## 4. In-context probes and attention similarity');
+  L.push('## 5. In-context probes and attention similarity');
   L.push('');
   L.push(`Seed ${seeds[0]}. Copy: loss on the second copy of ${input.evalSettings.probes.copy.span} random tokens after a gap (the first copy is the`);
   L.push(`no-memory baseline, uniform guessing is ${f2(pr.copy.uniform)} nats). MQAR: recall accuracy (chance ${pr.mqar.chance.toExponential(1)}).`);
@@ -236,7 +242,7 @@ export function writeReport(input: ReportInput): string[] {
   L.push('');
 
   // ---------------------------------------------------------------- 5. the paper's claims
-  L.push('## 5. The paper\'s findings beside ours');
+  L.push('## 6. The paper\'s findings beside ours');
   L.push('');
   L.push('The paper\'s numbers are at 1B–7B parameters and 10⁹–10¹¹ tokens; its Table 3 (1B) gives the direction: SUPRA uptrained');
   L.push(`57.0 HellaSwag, T2R uptrained 40.6, SUPRA from scratch 54.7. Ours is a ${millions(input.teacher.parameters)}-parameter model and a 2.5M-token budget, scored by`);
@@ -287,6 +293,81 @@ function smooth(losses: ReadonlyArray<number | null>, w: number): number[] {
     out.push(win.length ? mean1(win) : NaN);
   }
   return out;
+}
+
+const MB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+
+/**
+ * Section 2: the attention-transfer + LoRA recipe beside full uptraining at the same budgets, with what
+ * each trains (gradients and AdamW's two moments: 12 bytes per trained parameter) and how fast; the
+ * sentence under the table is decided by the seeds' ranges.
+ */
+function transferSection(
+  L: string[], input: ReportInput,
+  t: { ppl: (id: (seed: number) => string) => Stat | null; upId: (b: number) => (s: number) => string; trId: (b: number) => (s: number) => string; runs: (id: (seed: number) => string) => RunResult[] },
+): void {
+  const { study } = input;
+  const budgets = study.transferBudgets;
+  const first = (id: (seed: number) => string) => t.runs(id).find((r) => r.training)?.training ?? null;
+  const trained = (id: (seed: number) => string) => first(id)?.trainedParameters ?? NaN;
+  const speed = (id: (seed: number) => string) => stat(t.runs(id).map((r) => r.training?.tokensPerSecond ?? NaN).filter(Number.isFinite));
+  const lora = study.lora;
+  L.push('## 2. Attention transfer + LoRA against full uptraining, at equal tokens');
+  L.push('');
+  L.push('`supra train --recipe attention-transfer`, after LoLCATs (Zhang et al. 2024): the teacher\'s weights stay frozen; for the first');
+  L.push(`${Math.round(study.transferFraction * 100)}% of the steps only the kernels train, to make each layer's SUPRA output match its softmax attention output (MSE, mean`);
+  L.push(`over layers, on the teacher's own hidden states); then LoRA adapters (r ${lora.rank}, alpha ${lora.alpha}, on ${lora.targets.split(',').join(', ')}) and the kernels train on the`);
+  L.push('next-token loss. Same data, batch, lr schedule and tokens as full uptraining (every parameter, next-token loss from the first');
+  L.push('step). Only trained parameters have gradients and AdamW moments: 12 bytes each (float32 gradient, two moments).');
+  L.push('');
+  L.push('| budget | tokens | full uptraining: val ppl | attention transfer + LoRA: val ppl | ÷ full | trained parameters, full / LoRA | gradients + AdamW state, full / LoRA | training tokens/s, full / LoRA |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const b of budgets) {
+    const full = t.ppl(t.upId(b)), at = t.ppl(t.trId(b));
+    const nf = trained(t.upId(b)), na = trained(t.trId(b));
+    const sf = speed(t.upId(b)), sa = speed(t.trId(b));
+    const tokens = Math.round((b / 100) * study.teacherTokens);
+    L.push(
+      `| ${b}% | ${tokens.toLocaleString('en-US')} | ${fmtStat(full)} | ${fmtStat(at)} | ${full && at ? f2(at.mean / full.mean) : ''} | ` +
+        `${Number.isFinite(nf) ? nf.toLocaleString('en-US') : 'n/a'} / ${Number.isFinite(na) ? na.toLocaleString('en-US') : 'n/a'} | ` +
+        `${Number.isFinite(nf) ? MB(12 * nf) : 'n/a'} / ${Number.isFinite(na) ? MB(12 * na) : 'n/a'} | ${sf ? sf.mean.toFixed(0) : 'n/a'} / ${sa ? sa.mean.toFixed(0) : 'n/a'} |`,
+    );
+  }
+  L.push('');
+  // the finding, from the numbers above
+  const better = budgets.filter((b) => clearlyBelow(t.ppl(t.trId(b)), t.ppl(t.upId(b))));
+  const worse = budgets.filter((b) => clearlyBelow(t.ppl(t.upId(b)), t.ppl(t.trId(b))));
+  const overlap = budgets.filter((b) => !better.includes(b) && !worse.includes(b));
+  const ratios = budgets.map((b) => {
+    const full = t.ppl(t.upId(b)), at = t.ppl(t.trId(b));
+    return full && at ? at.mean / full.mean : NaN;
+  }).filter(Number.isFinite);
+  const pcts = (bs: number[]) => bs.map((b) => `${b}%`).join(', ');
+  const parts: string[] = [];
+  if (worse.length) parts.push(`at ${pcts(worse)} it ends above full uptraining for every seed`);
+  if (better.length) parts.push(`at ${pcts(better)} below it for every seed`);
+  if (overlap.length) parts.push(`at ${pcts(overlap)} the seeds overlap`);
+  const top = budgets[budgets.length - 1]!;
+  const atTop = t.ppl(t.trId(top));
+  // the largest full-uptraining budget whose perplexity the LoRA run at the top budget matches or beats
+  const matched = atTop ? [...study.budgets].reverse().find((b) => b <= top && atTop.mean <= (t.ppl(t.upId(b))?.mean ?? -Infinity)) : undefined;
+  const nf = trained(t.upId(top)), na = trained(t.trId(top));
+  const sf = speed(t.upId(top)), sa = speed(t.trId(top));
+  let text = `**What this shows.** With the teacher frozen and ${Number.isFinite(na) && Number.isFinite(nf) ? `${(100 * na / nf).toFixed(1)}% of the parameters trained` : 'only the kernels and adapters trained'}, `;
+  text += parts.length ? `${parts.join('; ')} (perplexity ${ratios.length ? `${f2(Math.min(...ratios))}–${f2(Math.max(...ratios))}×` : 'n/a'} that of full uptraining). ` : '';
+  if (atTop) {
+    text += matched === top
+      ? `At ${top}% it reaches ${f1(atTop.mean)}, at least as good as full uptraining on the same tokens. `
+      : matched !== undefined
+        ? `At ${top}% it reaches ${f1(atTop.mean)}, as good as full uptraining on ${matched}% of the teacher's tokens (${f1(t.ppl(t.upId(matched))!.mean)}). `
+        : `At ${top}% it reaches ${f1(atTop.mean)}, short of full uptraining at every budget measured. `;
+  }
+  if (Number.isFinite(nf) && Number.isFinite(na)) text += `Its gradients and optimizer state take ${MB(12 * na)} instead of ${MB(12 * nf)}`;
+  if (sf && sa) text += `, and it trains at ${f2(sa.mean / sf.mean)}× the tokens/s of full uptraining here`;
+  text += '. With the float32 weights counted too, full uptraining holds 16 bytes per parameter and this recipe little more than 4,';
+  text += ' whatever the teacher\'s size.';
+  L.push(text);
+  L.push('');
 }
 
 interface ClaimTools {

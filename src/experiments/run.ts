@@ -37,8 +37,10 @@ export interface RunResult {
     seconds: number;
     skippedSteps: number;
     diverged: boolean;
-    /** Training loss per step (null for skipped steps). */
+    /** Training loss per step (null for skipped steps; attention transfer's stage 1: its attention MSE). */
     losses: Array<number | null>;
+    /** Parameters the optimizer updated (gradients and AdamW moments exist for these only). */
+    trainedParameters: number;
   } | null;
   /** Mean loss per position bucket on sequences of evalSettings.longContext tokens. */
   longContext: { buckets: Array<[number, number]>; loss: number[]; sequences: number };
@@ -126,12 +128,13 @@ export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunRes
       ctx.log(resume ? `resuming ${out}` : `training ${spec.id}: ${spec.tokens.toLocaleString('en-US')} tokens`);
       const r = spec.recipe;
       let diverged = false;
-      let summary: { step: number; tokens: number; tokensPerSecond: number; skippedSteps: number; losses: number[] };
+      let summary: { step: number; tokens: number; tokensPerSecond: number; skippedSteps: number; losses: number[]; trainedParameters: number };
       const t0 = performance.now();
       try {
         const result = await train({
           model, data, out, resume, tokens: spec.tokens, batchSize: r.batchSize, lr: r.lr, minLr: r.minLr,
           warmupSteps: r.warmupSteps, trainOnly: r.trainOnly, kernelsFirstSteps: r.kernelsFirstSteps, seed: spec.seed,
+          ...(r.attentionTransfer ? { recipe: 'attention-transfer' as const, ...r.attentionTransfer } : {}),
           tokenizerDir: ctx.teacherDir, evalSequences: 0, saveEvery: 50, keep: 1, logEvery: 10,
           handleSigint: true, signal: ctx.signal, hooks: ctx.trainHooks, quiet: ctx.quiet, progressStream: process.stdout,
           dataSettings: { inputs: ctx.data.inputs, splitSeed: ctx.data.splitSeed, shuffleSeed: spec.seed },
@@ -146,12 +149,13 @@ export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunRes
         // a finding, not a failure: the run is scored as it stood at its last good step
         ctx.log(`diverged at step ${e.step}: ${e.message}`);
         diverged = true;
-        summary = { step: e.step, tokens: e.step * r.batchSize * r.seqLen, tokensPerSecond: NaN, skippedSteps: NaN, losses: [] };
+        summary = { step: e.step, tokens: e.step * r.batchSize * r.seqLen, tokensPerSecond: NaN, skippedSteps: NaN, losses: [], trainedParameters: NaN };
       }
       training = {
         steps: summary.step, tokens: summary.tokens, tokensPerSecond: summary.tokensPerSecond,
         seconds: (performance.now() - t0) / 1000, skippedSteps: summary.skippedSteps, diverged,
         losses: summary.losses.map((l) => (Number.isFinite(l) ? l : null)),
+        trainedParameters: summary.trainedParameters,
       };
     }
 

@@ -7,7 +7,7 @@
 // query head, reading the heads in place through leading dimensions and strides.
 import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
-import { AttentionProjections } from './projections.js';
+import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { ActivationBytes, MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
@@ -102,7 +102,8 @@ export class SoftmaxAttention implements TokenMixer {
   private B = 0;
   private T = 0;
 
-  constructor(ctx: MixerContext) {
+  /** getParam: where the projections come from (default: declared in ctx.store; attention transfer shares a SUPRA layer's). */
+  constructor(ctx: MixerContext, getParam?: GetParam) {
     const c = ctx.config;
     this.heads = c.num_attention_heads;
     this.kvHeads = c.num_key_value_heads;
@@ -113,7 +114,7 @@ export class SoftmaxAttention implements TokenMixer {
     this.scale = 1 / Math.sqrt(this.headDim);
     this.rope = ropeTable(c.rope_theta, this.headDim);
     this.scratch = ctx.scratch;
-    this.proj = new AttentionProjections(c, (name, shape) => ctx.store.add(name, shape), ctx.prefix);
+    this.proj = new AttentionProjections(c, getParam ?? ((name, shape) => ctx.store.add(name, shape)), ctx.prefix);
     // Mistral's sliding window changes nothing while every sequence fits in it; beyond, we refuse.
     const sw = c.raw.sliding_window;
     const useSw = c.raw.use_sliding_window !== false;

@@ -5,13 +5,21 @@
 // this class, so it is the one place that reads a projection weight's storage, forward and backward:
 // a weight of any type of core/weights.ts (float32, or BF16 for inference), in the arena. Int8 weights,
 // weights outside the arena and an optional LoRA adapter belong here too, not in the layers.
-import { linear, linearBackward, linearBackwardInput, linearBackwardParams } from '../core/ops.js';
+//
+// A frozen weight (ParamStore.enableGrads with a set that leaves it out) gets no dW: backward only carries
+// dx through it, in whatever type it is stored. A LoRA adapter (lora.ts), when attached, adds its
+// low-rank update forward and its gradients backward.
+import { linear, linearBackward, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
 import { WEIGHT_TYPES } from '../core/weights.js';
-import { gradOf, storedWeight, untrainable, type ParamStore } from './params.js';
+import { backwardInputBanded, type LoraAdapter } from './lora.js';
+import { gradIfTrained, gradOf, storedWeight, untrainable, type ParamStore } from './params.js';
 import type { GetParam } from './projections.js';
 import type { Param } from './types.js';
 
 export class Linear {
+  /** A LoRA adapter on this layer (models/lora.ts attaches and detaches it), or null. */
+  lora: LoraAdapter | null = null;
+
   constructor(
     readonly weight: Param,
     readonly bias: Param | null,
@@ -35,35 +43,66 @@ export class Linear {
     return new Linear(w, b, inFeatures, outFeatures);
   }
 
-  /** y[rows, out] = x[rows, in]·Wᵀ + b (y overwritten), summed in float32 whatever the weight's type. */
+  /** y[rows, out] = x[rows, in]·Wᵀ + b (+ the LoRA update) (y overwritten), summed in float32 whatever the weight's type. */
   forward(x: Float32Array, y: Float32Array, rows: number): void {
     linear(x, storedWeight(this.weight), this.bias ? this.bias.data : null, y, rows, this.inFeatures, this.outFeatures);
+    this.lora?.forwardAdd(x, y, rows);
   }
 
-  /** Backward needs a float32 weight: the others are for inference (a clear error, before any work). */
+  /** A trained weight must be float32: the others are for inference (a clear error, before any work). */
   private checkTrainable(): void {
-    if (!WEIGHT_TYPES[storedWeight(this.weight).type].trainable) throw untrainable(this.weight);
+    if (!this.weight.frozen && !WEIGHT_TYPES[storedWeight(this.weight).type].trainable) throw untrainable(this.weight);
   }
 
   /** dx = dy·W (overwritten, or added with accumulateDx; skipped when dx is null); dW, db accumulate. */
   backward(dy: Float32Array, x: Float32Array, dx: Float32Array | null, rows: number, accumulateDx = false): void {
     this.checkTrainable();
-    linearBackward(
-      dy, x, this.weight.data, dx, gradOf(this.weight), this.bias ? gradOf(this.bias) : null,
-      rows, this.inFeatures, this.outFeatures, accumulateDx,
-    );
+    if (!this.weight.frozen) {
+      linearBackward(
+        dy, x, this.weight.data, dx, gradOf(this.weight), this.bias ? gradIfTrained(this.bias) : null,
+        rows, this.inFeatures, this.outFeatures, accumulateDx,
+      );
+    } else {
+      if (dx) this.inputGrad(dy, dx, rows, accumulateDx);
+      this.biasGrad(dy, rows);
+    }
+    if (this.lora) {
+      if (dx) this.lora.backwardInput(dy, dx, rows);
+      this.lora.backwardParams(dy, x, rows);
+    }
   }
 
   /** backward in two halves, for a caller that has x only after dx: first dx = dy·W ... */
   backwardInput(dy: Float32Array, dx: Float32Array, rows: number, accumulateDx = false): void {
     this.checkTrainable();
-    linearBackwardInput(dy, this.weight.data, dx, rows, this.inFeatures, this.outFeatures, accumulateDx);
+    this.inputGrad(dy, dx, rows, accumulateDx);
+    this.lora?.backwardInput(dy, dx, rows);
   }
 
   /** ... then dW, db accumulate (the same products as backward, in the same order). */
   backwardParams(dy: Float32Array, x: Float32Array, rows: number): void {
     this.checkTrainable();
-    linearBackwardParams(dy, x, gradOf(this.weight), this.bias ? gradOf(this.bias) : null, rows, this.inFeatures, this.outFeatures);
+    if (!this.weight.frozen) {
+      linearBackwardParams(dy, x, gradOf(this.weight), this.bias ? gradIfTrained(this.bias) : null, rows, this.inFeatures, this.outFeatures);
+    } else this.biasGrad(dy, rows);
+    this.lora?.backwardParams(dy, x, rows);
+  }
+
+  /** dx = dy·W: sgemm over a float32 weight, band by band widened for a frozen one of another type. */
+  private inputGrad(dy: Float32Array, dx: Float32Array, rows: number, accumulateDx: boolean): void {
+    const w = storedWeight(this.weight);
+    if (w.type === 'f32') {
+      linearBackwardInput(dy, w.data, dx, rows, this.inFeatures, this.outFeatures, accumulateDx);
+    } else {
+      const traits = WEIGHT_TYPES[w.type];
+      backwardInputBanded(dy, (from, count, out) => traits.toFloat(w, from, count, out), dx, rows, this.inFeatures, this.outFeatures, accumulateDx);
+    }
+  }
+
+  /** db += Σ_rows dy, for a trained bias beside a frozen weight. */
+  private biasGrad(dy: Float32Array, rows: number): void {
+    const db = this.bias ? gradIfTrained(this.bias) : null;
+    if (db) sumRowsInto(db, dy, rows, this.outFeatures);
   }
 
   params(): Param[] {

@@ -1,6 +1,6 @@
 // RMSNorm with a gain (Llama's input_layernorm / post_attention_layernorm / model.norm).
 import { rmsnorm, rmsnormBackward } from '../core/ops.js';
-import { gradOf, type ParamStore } from './params.js';
+import { gradIfTrained, type ParamStore } from './params.js';
 import type { Param } from './types.js';
 
 export class RMSNorm {
@@ -16,8 +16,8 @@ export class RMSNorm {
     rmsnorm(x, this.weight.data, out, rstd, rows, this.dim, this.eps);
   }
 
-  /** dx overwritten (or added with accumulateDx, e.g. into the residual gradient); dw accumulates. */
+  /** dx overwritten (or added with accumulateDx, e.g. into the residual gradient); dw accumulates (unless frozen). */
   backward(dout: Float32Array, x: Float32Array, rstd: Float32Array, dx: Float32Array, rows: number, accumulateDx = false): void {
-    rmsnormBackward(dout, x, this.weight.data, rstd, dx, gradOf(this.weight), rows, this.dim, accumulateDx);
+    rmsnormBackward(dout, x, this.weight.data, rstd, dx, gradIfTrained(this.weight), rows, this.dim, accumulateDx);
   }
 }

@@ -96,6 +96,7 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
 
 class StoredParam implements Param {
   grad: Float32Array | null = null;
+  frozen = false;
   constructor(
     readonly name: string,
     readonly shape: number[],
@@ -126,6 +127,11 @@ export function untrainable(p: Param): Error {
 export function gradOf(p: Param): Float32Array {
   if (!p.grad) throw new Error(`supra: ${p.name} has no gradient buffer (call enableGrads() on the model before backward)`);
   return p.grad;
+}
+
+/** The gradient buffer of a trained parameter; null for a frozen one (left out of enableGrads' set). */
+export function gradIfTrained(p: Param): Float32Array | null {
+  return p.frozen ? null : gradOf(p);
 }
 
 export interface ParamStoreOptions {
@@ -231,19 +237,29 @@ export class ParamStore {
   }
 
   /**
-   * Allocate every gradient buffer (zeroed) where its parameter lives in training (trainingPlace), after
-   * moving into the arena the matrices kept outside it that train there. Idempotent. Refused for weights
-   * stored in an inference type.
+   * Allocate the gradient buffers (zeroed) of the trained parameters, each where its parameter lives in
+   * training (trainingPlace): every one, or only those of `trained`. The others are frozen: no gradient
+   * buffer (so no optimizer moments either), their values stay where and as they are stored, and backward
+   * passes only carry gradients through them. Trained matrices kept outside the arena that train in it
+   * move there first. Refused for a trained weight stored in an inference type. Once on, a call without
+   * `trained` keeps the set; one with a set makes it the trained set (freeing the newly frozen's gradients).
    */
-  enableGrads(): void {
-    for (const p of this.byName.values()) {
+  enableGrads(trained?: Iterable<Param>): void {
+    const set = trained === undefined ? null : new Set(trained);
+    if (this.gradsOn && set === null) return;
+    for (const p of set ?? []) {
+      if (this.byName.get(p.name) !== p) throw new Error(`supra: enableGrads: ${p.name} is not a parameter of this store`);
+    }
+    const train = [...this.byName.values()].filter((p) => set === null || set.has(p));
+    for (const p of train) {
       if (!WEIGHT_TYPES[storedWeight(p).type].trainable) throw untrainable(p);
     }
-    const outside = [...this.byName.values()].filter(
+    const outside = train.filter(
       (p): p is StoredParam =>
         p instanceof StoredParam && p.stored.data.length > 0 && !inArena(p.stored.data) && this.trainingPlace(p.shape) === 'arena',
     );
-    const need = 4 * (outside.reduce((n, p) => n + p.stored.data.length, 0) + this.numelWithoutGrads('arena'));
+    const newGrads = train.reduce((n, p) => n + (p.grad || this.trainingPlace(p.shape) !== 'arena' ? 0 : p.data.length), 0);
+    const need = 4 * (outside.reduce((n, p) => n + p.stored.data.length, 0) + newGrads);
     if (need > arenaFreeBytes()) {
       throw new Error(
         `supra: training needs ${(need / 2 ** 30).toFixed(2)} GiB more in the wasm arena for the weights and their gradients, ` +
@@ -257,14 +273,14 @@ export class ParamStore {
       p.stored = { type: 'f32', data: moved };
     }
     this.gradsOn = true;
-    for (const p of this.byName.values()) if (!p.grad) p.grad = allocF32In(p.data.length, this.trainingPlace(p.shape));
-  }
-
-  /** Values of the parameters in `place` (in training) that have no gradient buffer yet. */
-  private numelWithoutGrads(place: WeightPlace): number {
-    let n = 0;
-    for (const p of this.byName.values()) if (!p.grad && this.trainingPlace(p.shape) === place) n += p.data.length;
-    return n;
+    for (const p of this.byName.values()) {
+      const frozen = set !== null && !set.has(p);
+      if (p instanceof StoredParam) p.frozen = frozen;
+      if (frozen && p.grad) {
+        free(p.grad);
+        p.grad = null;
+      } else if (!frozen && !p.grad) p.grad = allocF32In(p.data.length, this.trainingPlace(p.shape));
+    }
   }
 
   zeroGrad(): void {

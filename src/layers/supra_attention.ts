@@ -18,7 +18,7 @@ import { allocF32, free } from '../core/memory.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
 import { Linear } from './linear.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
-import { gradOf } from './params.js';
+import { gradIfTrained } from './params.js';
 import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { ActivationBytes, LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
@@ -374,7 +374,7 @@ export class SupraAttention implements TokenMixer {
     }
   }
 
-  /** dx (overwritten) of the qk-norm from dy; the gain's gradient is accumulated. */
+  /** dx (overwritten) of the qk-norm from dy; the gain's gradient is accumulated (unless frozen). */
   private qkNormBackward(dy: Float32Array, x: Float32Array, gain: Param | null, dx: Float32Array, which: 'q' | 'k', N: number): void {
     const C = this.heads * this.kernelDim;
     const kind = this.settings.qk_norm;
@@ -383,11 +383,12 @@ export class SupraAttention implements TokenMixer {
       return;
     }
     const rstd = this.buf(`${which}NormRstd`, N, true);
-    if (kind === 'rms') ops.rmsnormBackward(dy, x, gain.data, rstd, dx, gradOf(gain), N, C);
+    if (kind === 'rms') ops.rmsnormBackward(dy, x, gain.data, rstd, dx, gradIfTrained(gain), N, C);
     else {
       const hat = this.buf(`${which}NormHat`, N * C, true);
       const dhat = this.buf('dNormHat', N * C, false);
-      ops.gainGrad(dy, hat, gradOf(gain), N, C);
+      const dgain = gradIfTrained(gain);
+      if (dgain) ops.gainGrad(dy, hat, dgain, N, C);
       ops.mulRows(dy, gain.data, dhat, N, C);
       ops.groupnormBackward(dhat, hat, rstd, dx, N, 1, C);
     }

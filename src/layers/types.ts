@@ -18,8 +18,13 @@ export interface Param {
    * Absent means float32, the array in data (storedWeight in params.ts reads either).
    */
   readonly stored?: Weight;
-  /** Accumulated by backward passes; null when the model was built for inference only. */
+  /** Accumulated by backward passes; null when the model was built for inference only, or frozen. */
   grad: Float32Array | null;
+  /**
+   * Left out of training (ParamStore.enableGrads with a set that omits it): no gradient buffer, and
+   * backward passes only carry gradients through it. Absent means trained.
+   */
+  readonly frozen?: boolean;
 }
 
 /** One tensor of a mixer state as a snapshot stores it: a view of the state's own memory. */

@@ -12,7 +12,7 @@ import { DecoderLayer } from '../layers/block.js';
 import { Linear } from '../layers/linear.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
 import { RMSNorm } from '../layers/norm.js';
-import { gradOf, ParamStore, storedWeight } from '../layers/params.js';
+import { gradIfTrained, ParamStore, storedWeight } from '../layers/params.js';
 import type { MixerFactory, MixerState, Param } from '../layers/types.js';
 import { Workspace } from '../layers/workspace.js';
 
@@ -158,9 +158,12 @@ export class DecoderLM {
     return this.store.get(name);
   }
 
-  /** Allocate the gradient buffers (done by loss/backward on first use). */
-  enableGrads(): void {
-    this.store.enableGrads();
+  /**
+   * Allocate the gradient buffers (done by loss/backward on first use): of every parameter, or of
+   * `trained` only, the others frozen (ParamStore.enableGrads).
+   */
+  enableGrads(trained?: Iterable<Param>): void {
+    this.store.enableGrads(trained);
   }
 
   zeroGrad(): void {
@@ -386,7 +389,8 @@ export class DecoderLM {
       layer.backward(dh);
       if (this.checkpointing) layer.freeActivations();
     }
-    embeddingBackward(this.acts.getI32('ids', rows), dh, gradOf(this.embedTokens), rows, C);
+    const dEmbed = gradIfTrained(this.embedTokens);
+    if (dEmbed) embeddingBackward(this.acts.getI32('ids', rows), dh, dEmbed, rows, C);
   }
 
   /** A fresh decoding state for B sequences. */

@@ -2,6 +2,8 @@
 //   config.json, model.safetensors, tokenizer files   — a plain model folder from_pretrained loads
 //   optimizer.safetensors                            — AdamW exp_avg / exp_avg_sq / step per parameter
 //   trainer_state.json                               — step, schedule, data position, metrics, settings
+//   adapter_config.json, adapter_model.safetensors   — a LoRA run's adapters (models/lora.ts); the model
+//                                                      files then hold the base model they apply to
 // written under a temporary name (<out>/.tmp-checkpoint-<step>-<pid>), every file fsynced, then renamed
 // into place; only then is <out>/latest (one line: the folder's name) replaced, itself through a temp
 // file and a rename. A crash at any moment therefore leaves `latest` naming a complete checkpoint (the
@@ -21,6 +23,8 @@ export const LATEST_FILE = 'latest';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const FINAL_DIR = 'final';
+/** A LoRA run's final adapter folder (PEFT layout), beside the merged final model. */
+export const ADAPTER_DIR = 'adapter';
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
 // temp folders of a save (.tmp-checkpoint-<step>-<pid>, .trash-…) and temp files of an atomic write (latest.tmp-<pid>)
 const TEMP_RE = /^\.(tmp|trash)-|\.tmp-\d+$/;
@@ -101,6 +105,8 @@ export interface SaveTrainingOptions {
   tokenizerDir: string | null;
   /** Keep this many newest checkpoints (≥ 1). */
   keep: number;
+  /** Writes more files into the checkpoint folder after the model's (a LoRA run's adapter); returns them. */
+  writeExtra?: (dir: string) => string[];
   /** Called at each phase of the save (see SaveHook). */
   onPhase?: SaveHook;
 }
@@ -174,6 +180,7 @@ export function saveTrainingCheckpoint(out: string, o: SaveTrainingOptions, advi
   try {
     emptyTempFolder(tmp);
     writeModelFiles(tmp, o.model, o.tokenizerDir);
+    o.writeExtra?.(tmp);
     o.onPhase?.('files', dest);
     const moments = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [k, v] of o.optimizer.stateTensors()) moments.set(k, { shape: [v.length], data: v });
@@ -202,15 +209,31 @@ export function saveFinalModel(
   advice: SaveFailureAdvice = DEFAULT_ADVICE,
   onPhase?: SaveHook,
 ): string {
-  const dest = join(out, FINAL_DIR);
-  const tmp = join(out, `.tmp-${FINAL_DIR}-${process.pid}`);
+  return saveFinalFolder(out, FINAL_DIR, 'the final model', (tmp) => writeModelFiles(tmp, model, tokenizerDir), advice, onPhase);
+}
+
+/**
+ * Write the folder <out>/<name> (the final model, a LoRA run's final adapter) with what `write` puts in
+ * it: a temp folder renamed into place, replacing an earlier one. `onPhase` is called with 'final' before
+ * the rename; a failure removes the temp folder and says what is intact (`what` names the folder).
+ */
+export function saveFinalFolder(
+  out: string,
+  name: string,
+  what: string,
+  write: (dir: string) => void,
+  advice: SaveFailureAdvice = DEFAULT_ADVICE,
+  onPhase?: SaveHook,
+): string {
+  const dest = join(out, name);
+  const tmp = join(out, `.tmp-${name}-${process.pid}`);
   try {
     emptyTempFolder(tmp);
-    writeModelFiles(tmp, model, tokenizerDir);
+    write(tmp);
     onPhase?.('final', dest);
     renameFolderIntoPlace(tmp, dest);
   } catch (e) {
-    saveFailed(out, 'the final model', dest, [tmp], e, advice);
+    saveFailed(out, what, dest, [tmp], e, advice);
   }
   return dest;
 }

@@ -1,5 +1,5 @@
 // The memory a training run will take, worked out before it allocates any of it: the weights as stored,
-// a float32 gradient per parameter, AdamW's two float32 moments per trained parameter, and a step's
+// a float32 gradient and AdamW's two float32 moments per trained parameter (frozen ones have neither), and a step's
 // activations (DecoderLM.trainingActivationBytes), each where it will live (the 4 GiB wasm arena, or
 // ordinary memory for what the backend keeps outside it). The trainer prints it and refuses a run that
 // cannot fit, with what would make it fit.
@@ -36,9 +36,11 @@ export interface TrainingMemoryPlan {
 const numel = (p: Param): number => p.shape.reduce((a, b) => a * b, 1);
 
 /**
- * The plan of a run that trains `trained` (AdamW moments) of `model`, every parameter having a gradient,
- * at B sequences of T tokens, as the model is set (activation checkpointing, logits blocks). Gradients and
- * moments live where their parameter lives once gradients are on (ParamStore.trainingPlace).
+ * The plan of a run that trains `trained` (a gradient and AdamW moments each; the model's other parameters
+ * are frozen, staying where and as they are) at B sequences of T tokens, as the model is set (activation
+ * checkpointing, logits blocks). Gradients and moments live where their parameter lives once gradients are
+ * on (ParamStore.trainingPlace). Trained parameters outside the model's store (LoRA adapters) are in the
+ * arena already; their gradients and moments go there too.
  */
 export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], B: number, T: number): TrainingMemoryPlan {
   const weights: MemoryPart = { arena: 0, heap: 0 };
@@ -46,13 +48,24 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
   const moments: MemoryPart = { arena: 0, heap: 0 };
   let moving = 0; // weights that enableGrads moves into the arena
   const isTrained = new Set(trained);
+  const own = new Set(model.params());
   for (const p of model.params()) {
-    const place = model.store.trainingPlace(p.shape);
     const now = model.store.storage(p);
+    if (!isTrained.has(p)) {
+      weights[now.place] += now.bytes; // frozen: stays where and as it is, with no gradient
+      continue;
+    }
+    const place = model.store.trainingPlace(p.shape);
     weights[place] += now.bytes;
     if (place === 'arena' && now.place === 'heap') moving += now.bytes;
     if (!p.grad) gradients[place] += 4 * numel(p);
-    if (isTrained.has(p)) moments[place] += 8 * numel(p);
+    moments[place] += 8 * numel(p);
+  }
+  for (const p of trained) {
+    if (own.has(p)) continue; // an adapter's parameters (LoRA), in the arena
+    weights.arena += model.store.storage(p).bytes;
+    if (!p.grad) gradients.arena += 4 * numel(p);
+    moments.arena += 8 * numel(p);
   }
   const activationsPlain = model.trainingActivationBytes(B, T, false);
   const activationsCheckpointed = model.trainingActivationBytes(B, T, true);
@@ -95,7 +108,9 @@ export function checkMemoryPlan(plan: TrainingMemoryPlan, where: string): void {
     advice.push(`--checkpoint-activations (activations ${gib(plan.activationsCheckpointed)} instead of ${gib(plan.activationsPlain)})`);
   }
   advice.push('a smaller --batch-size or --seq-len (with --grad-accum to keep the tokens per step)');
-  if (plan.moments.arena + plan.moments.heap > 0) advice.push('--train-only kernels (gradients of every weight, but AdamW moments for the kernels only)');
+  if (plan.moments.arena + plan.moments.heap > 0) {
+    advice.push('--recipe attention-transfer (the teacher\'s weights frozen: gradients and AdamW moments for the kernels and LoRA adapters only) or --train-only kernels (for the kernels only)');
+  }
   if (arenaShort && !getBackend().heapWeights) advice.push('the native backend (--backend native), which keeps weights, gradients and moments outside the arena');
   const short = arenaShort
     ? `needs ${gib(plan.arenaNeeded)} more in the 4 GiB wasm arena, which has ${gib(plan.arenaFree)} free`

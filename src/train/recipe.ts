@@ -2,9 +2,18 @@
 // its default and its --help text. train() fills and checks its options from this table (TRAIN_DEFAULTS,
 // checkRecipeValue); `supra train` and `supra demo` build their flags and --help lines from it
 // (src/cli/recipe-options.ts); the study and the demo start from EMBEDDED_TEACHER_RECIPE.
+import { DEFAULT_LORA_TARGETS, LORA_TARGET_MODULES } from '../models/lora.js';
 import { formatNumber } from './metrics.js';
 
 export type TrainOnly = 'all' | 'kernels';
+
+/**
+ * 'full': the paper's uptraining (every parameter, next-token loss). 'attention-transfer': LoLCATs' two
+ * stages on a SUPRA model whose teacher weights stay frozen: the kernels alone trained to reproduce each
+ * layer's softmax attention output (models/attention_transfer.ts), then LoRA adapters plus the kernels
+ * with the next-token loss.
+ */
+export type RecipeName = 'full' | 'attention-transfer';
 
 /**
  * The recipe (defaults in TRAIN_DEFAULTS). β, weight decay, its reach, clipping and z-loss are the paper's
@@ -46,11 +55,25 @@ export interface Recipe {
   kernelsFirstSteps: number;
   /** Seed of a random initialisation or of --linearize's kernels. */
   seed: number;
+  /** The recipe: the paper's full uptraining (default) or attention transfer + LoRA. */
+  recipe: RecipeName;
+  /**
+   * Attention transfer: the first N optimizer steps of the budget are its stage 1 (kernels only, MSE to
+   * the softmax attention outputs); the rest stage 2 (LoRA + kernels, next-token loss). One lr schedule
+   * spans both. 0: LoRA from the first step. Default ⌊steps / 4⌋.
+   */
+  transferSteps?: number;
+  /** LoRA rank r (attention transfer's stage 2). */
+  loraRank: number;
+  /** LoRA alpha: updates are scaled by alpha / r. */
+  loraAlpha: number;
+  /** The projections LoRA adapts in every layer, comma-separated (models/lora.ts LORA_TARGET_MODULES). */
+  loraTargets: string;
 }
 
 /**
  * What a value must be. An integer has a minimum; a number with `min: 0` is a finite number ≥ 0 (one
- * without, β1 and β2, is checked by AdamW: in [0, 1)); a choice is one of its words.
+ * without, β1 and β2, is checked by AdamW: in [0, 1)); a choice is one of its words; a list some of them.
  */
 export type ValueRule =
   | { readonly kind: 'integer'; readonly min: number }
@@ -58,7 +81,9 @@ export type ValueRule =
   | { readonly kind: 'boolean' }
   /** A boolean that is off unless its flag is given, bare (--checkpoint-activations). */
   | { readonly kind: 'switch' }
-  | { readonly kind: 'choice'; readonly choices: readonly string[] };
+  | { readonly kind: 'choice'; readonly choices: readonly string[] }
+  /** A comma-separated list of distinct words from `choices`, at least one. */
+  | { readonly kind: 'list'; readonly choices: readonly string[] };
 
 /** A default computed from other settings: what --help says it is. */
 export interface DerivedDefault {
@@ -104,6 +129,25 @@ export const RECIPE_OPTIONS = {
     help: 'a two-step schedule: kernels only for the first N steps, then every parameter',
   },
   seed: { flag: 'seed', value: 'N', rule: { kind: 'integer', min: 0 }, default: 0, help: 'initialisation, validation documents and data order' },
+  recipe: {
+    flag: 'recipe', rule: { kind: 'choice', choices: ['full', 'attention-transfer'] }, default: 'full',
+    help: "full: the paper's uptraining, every parameter on the next-token loss. attention-\n" +
+      "transfer (LoLCATs): the teacher's weights frozen; stage 1 trains the kernels alone to\n" +
+      "match each layer's softmax attention output (MSE, mean over layers), stage 2 LoRA\n" +
+      'adapters and the kernels on the next-token loss; only they get gradients and AdamW\n' +
+      'moments. <out>/final is the merged model, <out>/adapter the adapter (supra merge)',
+  },
+  transferSteps: {
+    flag: 'transfer-steps', value: 'N', rule: { kind: 'integer', min: 0 }, default: { derived: 'steps/4' },
+    help: 'attention-transfer: stage 1 is the first N optimizer steps of the budget (one lr\n' +
+      'schedule spans both stages; 0: LoRA from the first step)',
+  },
+  loraRank: { flag: 'lora-rank', value: 'R', rule: { kind: 'integer', min: 1 }, default: 8, help: 'attention-transfer: the rank r of the LoRA adapters' },
+  loraAlpha: { flag: 'lora-alpha', value: 'A', rule: { kind: 'number', min: 0 }, default: 16, help: 'attention-transfer: LoRA updates are scaled by alpha / r' },
+  loraTargets: {
+    flag: 'lora-targets', value: 'LIST', rule: { kind: 'list', choices: LORA_TARGET_MODULES }, default: DEFAULT_LORA_TARGETS,
+    help: `attention-transfer: the projections LoRA adapts in every layer, of\n${LORA_TARGET_MODULES.join(',')}`,
+  },
   saveEvery: { flag: 'save-every', value: 'N', rule: { kind: 'integer', min: 0 }, default: 1000, help: 'a checkpoint every N steps, and one at the end' },
   keep: { flag: 'keep', value: 'N', rule: { kind: 'integer', min: 1 }, default: 3, help: 'checkpoints kept' },
   evalEvery: { flag: 'eval-every', value: 'N', rule: { kind: 'integer', min: 0 }, default: 0, help: 'validation loss every N steps; 0: at the end only' },
@@ -127,7 +171,9 @@ export type RecipeValue<K extends RecipeKey> = (typeof RECIPE_OPTIONS)[K]['rule'
   ? boolean
   : (typeof RECIPE_OPTIONS)[K]['rule'] extends { kind: 'choice'; choices: readonly (infer C)[] }
     ? C
-    : number;
+    : (typeof RECIPE_OPTIONS)[K]['rule'] extends { kind: 'list' }
+      ? string
+      : number;
 
 /** The options with a fixed default (the others derive theirs from other settings). */
 type FixedKey = { [K in RecipeKey]: (typeof RECIPE_OPTIONS)[K]['default'] extends DerivedDefault ? never : K }[RecipeKey];
@@ -149,6 +195,10 @@ export const TRAIN_DEFAULTS = {
   trainOnly: fixed('trainOnly'),
   kernelsFirstSteps: fixed('kernelsFirstSteps'),
   seed: fixed('seed'),
+  recipe: fixed('recipe'),
+  loraRank: fixed('loraRank'),
+  loraAlpha: fixed('loraAlpha'),
+  loraTargets: fixed('loraTargets'),
   saveEvery: fixed('saveEvery'),
   keep: fixed('keep'),
   evalEvery: fixed('evalEvery'),
@@ -169,6 +219,7 @@ export const EVAL_FLOPS = 1e12;
  */
 export const defaultEvalSequences = (parameters: number, seqLen: number): number =>
   Math.max(4, Math.min(64, Math.floor(EVAL_FLOPS / (2 * parameters * seqLen))));
+export const defaultTransferSteps = (totalSteps: number): number => Math.floor(totalSteps / 4);
 
 /**
  * The recipe `supra demo` and the study (`npm run experiments`) uptrain the embedded 7M teacher with: the
@@ -192,6 +243,10 @@ export function checkValue<T>(value: T, rule: ValueRule, name: string): T {
     if (rule.min === 0 && !(Number.isFinite(v) && (v as number) >= 0)) throw new RangeError(`supra: train: ${name} must be a finite number ≥ 0, got ${v}`);
   } else if (rule.kind === 'choice') {
     if (!rule.choices.includes(v as string)) throw new Error(`supra: train: ${name} must be ${rule.choices.map((c) => `"${c}"`).join(' or ')}, got ${JSON.stringify(v)}`);
+  } else if (rule.kind === 'list') {
+    const words = typeof v === 'string' ? v.split(',').map((w) => w.trim()) : [];
+    const ok = words.length > 0 && words.every((w) => rule.choices.includes(w)) && new Set(words).size === words.length;
+    if (!ok) throw new Error(`supra: train: ${name} must be a comma-separated list of distinct names from ${rule.choices.join(', ')}, got ${JSON.stringify(v)}`);
   }
   return value;
 }

@@ -2,7 +2,8 @@
 // and every value checked (against the recipe table, src/train/recipe.ts), or on resume the settings the
 // run was started with. They are stored in trainer_state.json.
 import { resolve } from 'node:path';
-import { checkRecipeValue, checkValue, defaultEvalSequences, defaultMinLr, defaultWarmupSteps, TRAIN_DEFAULTS, type Recipe } from './recipe.js';
+import { parseLoraTargets } from '../models/lora.js';
+import { checkRecipeValue, checkValue, defaultEvalSequences, defaultMinLr, defaultTransferSteps, defaultWarmupSteps, TRAIN_DEFAULTS, type Recipe } from './recipe.js';
 import { checkSchedule, type LrSchedule } from './schedule.js';
 
 /** What train() takes that becomes a setting (TrainOptions has these and more). */
@@ -32,10 +33,12 @@ export interface SettingsOptions extends Partial<Recipe> {
 }
 
 /** The resolved settings of a run, stored in trainer_state.json. */
-export interface TrainSettings extends Required<Omit<Recipe, 'minLr' | 'warmupSteps' | 'kernelLr'>> {
+export interface TrainSettings extends Required<Omit<Recipe, 'minLr' | 'warmupSteps' | 'kernelLr' | 'transferSteps'>> {
   minLr: number;
   warmupSteps: number;
   kernelLr: number;
+  /** Attention transfer's stage-1 steps (0 under the full recipe). */
+  transferSteps: number;
   seqLen: number;
   totalSteps: number;
   tokensPerStep: number;
@@ -78,6 +81,7 @@ export function repeatWarning(tokens: number, trainTokens: number): string | nul
 const RECIPE_KEYS = [
   'batchSize', 'gradAccum', 'seqLen', 'totalSteps', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'betas', 'eps',
   'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
+  'recipe', 'transferSteps', 'loraRank', 'loraAlpha', 'loraTargets',
 ] as const;
 
 /** Fill defaults, derive the step count from the budget, check every value. */
@@ -99,6 +103,12 @@ export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource:
   } else throw new Error('supra: train: give a budget: tokens (or steps)');
   const lr = check('lr', o.lr ?? d.lr);
   const betas = o.betas ?? d.betas;
+  const recipe = check('recipe', o.recipe ?? d.recipe);
+  const transfer = recipe === 'attention-transfer';
+  if (!transfer) {
+    const given = (['transferSteps', 'loraRank', 'loraAlpha', 'loraTargets'] as const).filter((k) => o[k] !== undefined);
+    if (given.length) throw new Error(`supra: train: ${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} for recipe "attention-transfer" (the full recipe trains every parameter, with no LoRA)`);
+  }
   const s: TrainSettings = {
     batchSize,
     gradAccum,
@@ -118,6 +128,11 @@ export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource:
     trainOnly: o.trainOnly ?? d.trainOnly,
     kernelsFirstSteps: check('kernelsFirstSteps', o.kernelsFirstSteps ?? d.kernelsFirstSteps),
     seed: check('seed', o.seed ?? d.seed),
+    recipe,
+    transferSteps: transfer ? check('transferSteps', o.transferSteps ?? defaultTransferSteps(totalSteps)) : 0,
+    loraRank: check('loraRank', o.loraRank ?? d.loraRank),
+    loraAlpha: check('loraAlpha', o.loraAlpha ?? d.loraAlpha),
+    loraTargets: parseLoraTargets(check('loraTargets', o.loraTargets ?? d.loraTargets), 'train: loraTargets').join(','),
     saveEvery: check('saveEvery', o.saveEvery ?? d.saveEvery),
     keep: check('keep', o.keep ?? d.keep),
     evalEvery: check('evalEvery', o.evalEvery ?? d.evalEvery),
@@ -132,6 +147,11 @@ export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource:
   check('trainOnly', s.trainOnly);
   if (s.kernelsFirstSteps > 0 && s.trainOnly !== 'all') throw new Error('supra: train: kernelsFirstSteps is a two-step schedule for trainOnly "all"; with trainOnly "kernels" every step trains only the kernels');
   if (s.kernelsFirstSteps > 0 && s.kernelsFirstSteps >= s.totalSteps) throw new RangeError(`supra: train: kernelsFirstSteps ${s.kernelsFirstSteps} leaves no step to train everything (${s.totalSteps} steps in all)`);
+  if (transfer) {
+    if (s.trainOnly !== 'all' || s.kernelsFirstSteps > 0) throw new Error('supra: train: recipe "attention-transfer" sets what trains when (its own two stages); leave trainOnly "all" and kernelsFirstSteps 0');
+    if (s.transferSteps >= s.totalSteps) throw new RangeError(`supra: train: transferSteps ${s.transferSteps} leaves no step for stage 2 (LoRA and kernels; ${s.totalSteps} steps in all)`);
+    if (!(s.loraAlpha > 0)) throw new RangeError(`supra: train: loraAlpha must be > 0, got ${s.loraAlpha}`);
+  }
   if (s.minLr > s.lr) throw new RangeError(`supra: train: minLr ${s.minLr} is above lr ${s.lr}`);
   checkSchedule(scheduleOf(s));
   return s;
@@ -152,7 +172,15 @@ export function mergeResumed(saved: TrainSettings, o: SettingsOptions): TrainSet
     totalSteps: o.steps ?? (o.tokens !== undefined ? Math.floor(o.tokens / tokensPerStep) : undefined),
     lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, kernelLr: o.kernelLr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay,
     decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly,
-    kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed,
+    kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed, recipe: o.recipe, transferSteps: o.transferSteps, loraRank: o.loraRank,
+    loraAlpha: o.loraAlpha,
+    loraTargets: o.loraTargets === undefined ? undefined : parseLoraTargets(o.loraTargets, 'train --resume: loraTargets').join(','),
+  };
+  // runs saved before the recipe options existed were full uptraining
+  const d = TRAIN_DEFAULTS;
+  saved = {
+    ...saved, recipe: saved.recipe ?? 'full', transferSteps: saved.transferSteps ?? 0, loraRank: saved.loraRank ?? d.loraRank,
+    loraAlpha: saved.loraAlpha ?? d.loraAlpha, loraTargets: saved.loraTargets ?? d.loraTargets,
   };
   for (const key of RECIPE_KEYS) {
     const v = explicit[key];

@@ -15,7 +15,8 @@
 // The pieces: recipe.ts (the options, their defaults and rules), settings.ts (a run's resolved settings),
 // param-groups.ts (the AdamW groups), evaluate.ts (validation loss), checkpoint.ts (saving and reading
 // checkpoints), stop-signals.ts (Ctrl-C, abort), metrics.ts (progress line, metrics.jsonl); the model is
-// built by models/build.ts. This file: the Trainer, which starts or resumes a run and steps it.
+// built by models/build.ts; attention-transfer.ts adds the attention-transfer recipe's stage 1 and LoRA
+// adapters. This file: the Trainer, which starts or resumes a run and steps it.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
@@ -24,10 +25,13 @@ import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
 import type { LinearizeOptions } from '../models/linearize.js';
 import type { TokenBatches } from './batches.js';
+import { RecipeParts } from './attention-transfer.js';
 import {
+  ADAPTER_DIR,
   loadOptimizerState,
   readLatest,
   removeUncommitted,
+  saveFinalFolder,
   saveFinalModel,
   saveTrainingCheckpoint,
   type SaveHook,
@@ -116,6 +120,8 @@ export interface TrainResult {
   tokensPerSecond: number;
   /** Optimizer steps this call ran (0 when a finished run is resumed). */
   stepsThisRun: number;
+  /** Parameter values the optimizer updates (the only ones with gradients and AdamW moments). */
+  trainedParameters: number;
   settings: TrainSettings;
 }
 
@@ -237,6 +243,8 @@ export class Trainer {
     private readonly params: TrainedParams,
     /** The memory plan the run was checked against (said in the header). */
     readonly memoryPlan: TrainingMemoryPlan,
+    /** The attention-transfer recipe's LoRA adapters and stage-1 loss (none under the full recipe). */
+    private readonly recipe: RecipeParts,
     private readonly progress: ProgressLine | null,
     private readonly metrics: MetricsLog,
   ) {
@@ -290,20 +298,25 @@ export class Trainer {
     metrics.truncateAfter(latest?.step ?? -1); // a resumed run redoes the steps logged after its checkpoint
     let params: TrainedParams;
     let plan: TrainingMemoryPlan;
+    let recipe: RecipeParts | null = null;
     try {
       const { model, settings } = start;
       model.setActivationCheckpointing(settings.checkpointActivations);
-      params = buildOptimizer(model, settings);
+      recipe = RecipeParts.open(model, settings, latest?.dir ?? null);
+      params = buildOptimizer(model, settings, recipe.lora);
       // what the run will take, checked before gradients and moments are allocated
       plan = trainingMemoryPlan(model, params.trained, settings.batchSize, settings.seqLen);
       checkMemoryPlan(plan, settings.modelSource);
-      model.enableGrads();
+      // gradients (and so AdamW moments) for the trained parameters only; the others stay as stored
+      model.enableGrads(params.trainedInModel);
+      recipe.lora?.enableGrads();
       if (latest) loadOptimizerState(latest.dir, params.optimizer);
     } catch (e) {
+      recipe?.free(false);
       if (start.owned) start.model.free();
       throw e;
     }
-    return new Trainer(o, out, latest, start, params, plan, progress, metrics);
+    return new Trainer(o, out, latest, start, params, plan, recipe, progress, metrics);
   }
 
   /** Train to the end of the budget, or until a stop (stopAt, an abort, Ctrl-C); then finish and free. */
@@ -365,6 +378,8 @@ export class Trainer {
     this.throughput.record(seconds);
 
     const record: MetricsRecord = { step, loss, lr, grad_norm: gradNorm, tokens: this.tokens, tokens_per_s: s.tokensPerStep / seconds };
+    // attention transfer's stage 1: `loss` is the attention-output MSE, not a next-token loss
+    if (RecipeParts.isTransferStep(s, step - 1)) record.objective = 'attention_mse';
     if (!ok) this.skipped(record, loss, gradNorm);
     if (step === s.totalSteps || (s.evalEvery > 0 && step % s.evalEvery === 0)) {
       const v = this.validate();
@@ -400,19 +415,25 @@ export class Trainer {
     const { optimizer, trained, kernelGroups, kernelParams } = this.params;
     const step = this.stepsDone;
     const B = s.batchSize, T = s.seqLen, accum = s.gradAccum;
+    // attention transfer's stage 1: the kernels' MSE to the softmax attention outputs (attention-transfer.ts)
+    const transfer = RecipeParts.isTransferStep(s, step) ? this.recipe.transfer : null;
     model.zeroGrad();
+    this.recipe.zeroGrad();
     let lossSum = 0;
     for (let micro = 0; micro < accum; micro++) {
       const seqs = o.data.nextTrain(B);
       if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
       splitRows(seqs, 0, B, T, this.inputs, this.targets);
-      lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
-      model.backward();
+      if (transfer) lossSum += transfer.step(this.inputs, B, T);
+      else {
+        lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
+        model.backward();
+      }
     }
     const loss = lossSum / accum;
     o.hooks?.afterBackward?.(step, model);
-    // the two-step schedule's first steps clip and update the kernels alone
-    const updated = step < s.kernelsFirstSteps ? kernelParams : trained;
+    // the two-step schedule's first steps, and attention transfer's stage 1, clip and update the kernels alone
+    const updated = step < s.kernelsFirstSteps || transfer ? kernelParams : trained;
     let sumSq = 0;
     for (const p of updated) sumSq += sumSquares(p.grad!);
     const gradNorm = Math.sqrt(sumSq) / accum;
@@ -470,7 +491,10 @@ export class Trainer {
   save(): string {
     const t0 = performance.now();
     const { model, settings: s } = this;
-    const dir = saveTrainingCheckpoint(this.out, { model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep, onPhase: this.options.hooks?.duringSave }, this.advice);
+    const dir = saveTrainingCheckpoint(this.out, {
+      model, optimizer: this.params.optimizer, state: this.trainerState(), tokenizerDir: this.tokenizerDir, keep: s.keep,
+      onPhase: this.options.hooks?.duringSave, writeExtra: this.adapterWriter() ?? undefined,
+    }, this.advice);
     this.lastCheckpoint = dir;
     this.tokenizerDir = dir; // earlier folders may be pruned; the newest holds the copies
     this.lastSavedStep = this.stepsDone;
@@ -514,8 +538,15 @@ export class Trainer {
     if (status === 'completed' && !this.evals.some((e) => e.step === step)) this.validate();
     if (step > this.lastSavedStep) this.save();
     if (status === 'completed') {
+      const adapter = this.adapterWriter();
+      if (adapter) {
+        // a LoRA run: the adapter alone, then the final model with it merged in (plain, as any other)
+        const dir = saveFinalFolder(this.out, ADAPTER_DIR, 'the final adapter', adapter, this.advice, this.options.hooks?.duringSave);
+        this.say(`adapter: ${dir}`);
+        this.recipe.merge();
+      }
       finalDir = saveFinalModel(this.out, this.model, this.tokenizerDir, this.advice, this.options.hooks?.duringSave);
-      this.say(`final model: ${finalDir}`);
+      this.say(`final model: ${finalDir}${adapter ? ' (LoRA merged)' : ''}`);
     } else {
       this.say(`${status} at step ${step}/${s.totalSteps}; continue with ${this.advice.continueWith} (${this.lastCheckpoint})`);
     }
@@ -535,8 +566,14 @@ export class Trainer {
       finalDir,
       tokensPerSecond: this.trainSeconds > 0 ? this.runTokens / this.trainSeconds : this.elapsedBefore > 0 ? earlierTokens / this.elapsedBefore : 0,
       stepsThisRun: step - (this.resumedFrom?.step ?? 0),
+      trainedParameters: this.params.trained.reduce((n, p) => n + p.data.length, 0),
       settings: s,
     };
+  }
+
+  /** A LoRA run's adapter files as the run stands (the kernels as modules_to_save); null for a full run. */
+  private adapterWriter(): ((dir: string) => string[]) | null {
+    return this.recipe.adapterWriter(this.params.kernelParams, this.settings.modelSource);
   }
 
   /** Free the step buffers, the optimizer and (unless it is the caller's) the model; once. */
@@ -547,6 +584,7 @@ export class Trainer {
     free(this.inputs);
     free(this.targets);
     this.params.optimizer.free();
+    this.recipe.free(!this.owned);
     if (this.owned) this.model.free();
   }
 
@@ -561,8 +599,11 @@ export class Trainer {
         `${epochsText(s.totalSteps * s.tokensPerStep, data.trainTokens)}\n` +
         `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${params.kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
         `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
-        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; train ${s.trainOnly}` +
-        (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '') +
+        `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; ` +
+        (s.recipe === 'attention-transfer'
+          ? `attention transfer: the kernels alone on the attention-output MSE for ${s.transferSteps} steps, then LoRA ` +
+            `(r ${s.loraRank}, alpha ${num(s.loraAlpha)}, ${s.loraTargets}) and the kernels on the next-token loss; the rest frozen`
+          : `train ${s.trainOnly}` + (s.kernelsFirstSteps > 0 ? ` (kernels only for the first ${s.kernelsFirstSteps} steps)` : '')) +
         `\n${memoryPlanText(this.memoryPlan)}${s.checkpointActivations ? ' (activations checkpointed)' : ''}` +
         (this.resumedFrom ? `\n  resuming from ${this.resumedFrom.dir} at step ${this.stepsDone}` : ''),
     );
