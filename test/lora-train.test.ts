@@ -84,6 +84,13 @@ test('a LoRA run keeps gradients and AdamW moments for the kernels and adapters 
       for (const p of model.params()) assert.equal(p.grad === null, !isKernelParam(p.name), `${p.name}: a gradient exactly when trained`);
       const frozen = model.params().filter((p) => !isKernelParam(p.name)).reduce((n, p) => n + p.data.length, 0);
       assert.ok(frozen > 4 * kernels.reduce((n, p) => n + p.data.length, 0), 'most of the model is frozen');
+      // the memory plan the run was checked against counts gradients and moments of the trained only
+      const plan = trainer.memoryPlan;
+      // 2 layers: A [4, 32] each; B [32, 4] for q and o, [16, 4] for k and v (2 kv heads of 8)
+      const loraValues = 2 * (2 * (4 * 32 + 32 * 4) + 2 * (4 * 32 + 16 * 4));
+      const trainedValues = loraValues + kernels.reduce((n, p) => n + p.data.length, 0);
+      assert.equal(plan.gradients.arena + plan.gradients.heap, 4 * trainedValues);
+      assert.equal(plan.moments.arena + plan.moments.heap, 8 * trainedValues);
       trainer.finish('completed');
     } finally {
       trainer.close();

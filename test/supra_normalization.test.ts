@@ -398,7 +398,7 @@ test('supra linearize --normalization sum --decay none and supra train --lineari
 
   const out = join(root, 'out');
   const tr = run('train', '--model', teacher, '--linearize', '--normalization', 'sum', '--decay', 'none', ...data, '--out', out,
-    '--steps', '12', '--lr', '1e-2', '--warmup-steps', '2', '--eval-every', '12', '--eval-sequences', '4');
+    '--steps', '12', '--lr', '1e-2', '--warmup-steps', '2', '--eval-every', '12', '--eval-sequences', '4', '--eval-at-start');
   assert.equal(tr.status, 0, tr.stderr + tr.stdout);
   const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; val_loss?: number });
   const vals = metrics.filter((m) => m.val_loss !== undefined).map((m) => m.val_loss!);
