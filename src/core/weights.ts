@@ -87,7 +87,7 @@ const F32: WeightTraits = {
   blockSize: 1,
   blockBytes: 4,
   trainable: true,
-  alloc: (n, place) => ({ type: 'f32', data: n === 0 || place === 'heap' ? new Float32Array(n) : allocF32(n) }),
+  alloc: (n, place) => ({ type: 'f32', data: n === 0 ? new Float32Array(0) : allocF32In(n, place) }),
   toFloat: (w, from, count, out) => out.set(asF32(w).subarray(from, from + count)),
   fromFloat: (src, w, from) => asF32(w).set(src, from),
   matmulT: (backend, x, w, y, m, n, k) => backend.sgemm({ transA: false, transB: true, m, n, k, a: x, b: asF32(w), c: y }),

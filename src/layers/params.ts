@@ -174,8 +174,8 @@ export class ParamStore {
   }
 
   /**
-   * Where a parameter of this shape lives: matrices where the store says (in the arena once gradients are
-   * on, as enableGrads moves them), gains and biases in the arena.
+   * Where a parameter of this shape lives: matrices where the store says, gains and biases in the arena;
+   * once gradients are on, where trainingPlace says.
    */
   placeFor(shape: readonly number[]): WeightPlace {
     return this.gradsOn ? this.trainingPlace(shape) : shape.length === 2 ? (this.options.place ?? 'arena') : 'arena';

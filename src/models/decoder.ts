@@ -240,9 +240,9 @@ export class DecoderLM {
 
   /**
    * The activation memory of a training step (loss and backward) of B sequences of T tokens, with or
-   * without activation checkpointing (default: as the model is set) and the model's logits blocks: the residual stream, every layer's kept activations (one layer's
-   * with checkpointing), the temporaries the layers share, and the logits (a block of rows, or whole with
-   * their gradient).
+   * without activation checkpointing (default: as the model is set), at the model's logits blocks: the
+   * residual stream, every layer's kept activations (one layer's with checkpointing), the temporaries the
+   * layers share, and the logits (a block of rows, or whole with their gradient).
    */
   trainingActivationBytes(B: number, T: number, checkpointing = this.checkpointing): number {
     const rows = B * T, C = this.config.hidden_size, V = this.config.vocab_size, L = this.layers.length;

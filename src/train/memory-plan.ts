@@ -28,7 +28,8 @@ export interface TrainingMemoryPlan {
   /** What ordinary memory must still give, and what the machine has available (undefined: not known). */
   heapNeeded: number;
   heapAvailable: number | undefined;
-  /** The activations with and without checkpointing, for the advice. */
+  /** Whether the model checkpoints its activations; the activations with and without, for the advice. */
+  checkpointed: boolean;
   activationsCheckpointed: number;
   activationsPlain: number;
 }
@@ -69,7 +70,8 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
   }
   const activationsPlain = model.trainingActivationBytes(B, T, false);
   const activationsCheckpointed = model.trainingActivationBytes(B, T, true);
-  const activations: MemoryPart = { arena: model.activationCheckpointing ? activationsCheckpointed : activationsPlain, heap: 0 };
+  const checkpointed = model.activationCheckpointing;
+  const activations: MemoryPart = { arena: checkpointed ? activationsCheckpointed : activationsPlain, heap: 0 };
   const sum = (m: MemoryPart) => m.arena + m.heap;
   return {
     weights, gradients, moments, activations,
@@ -78,19 +80,18 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
     arenaFree: arenaFreeBytes(),
     heapNeeded: gradients.heap + moments.heap,
     heapAvailable: getBackend().heapBytesAvailable?.(),
+    checkpointed,
     activationsCheckpointed,
     activationsPlain,
   };
 }
 
-const gib = formatBytes;
-
 /** The plan as the run's header shows it. */
 export function memoryPlanText(plan: TrainingMemoryPlan): string {
-  const part = (m: MemoryPart) => gib(m.arena + m.heap) + (m.heap > 0 && m.arena > 0 ? ` (${gib(m.heap)} outside the arena)` : m.heap > 0 ? ' (outside the arena)' : '');
+  const part = (m: MemoryPart) => formatBytes(m.arena + m.heap) + (m.heap > 0 && m.arena > 0 ? ` (${formatBytes(m.heap)} outside the arena)` : m.heap > 0 ? ' (outside the arena)' : '');
   return (
     `  memory: weights ${part(plan.weights)}, gradients ${part(plan.gradients)}, AdamW moments ${part(plan.moments)}, ` +
-    `activations ${part(plan.activations)}; peak ≈ ${gib(plan.total)}`
+    `activations ${part(plan.activations)}; peak ≈ ${formatBytes(plan.total)}`
   );
 }
 
@@ -103,9 +104,8 @@ export function checkMemoryPlan(plan: TrainingMemoryPlan, where: string): void {
   const heapShort = plan.heapAvailable !== undefined && plan.heapNeeded > plan.heapAvailable;
   if (!arenaShort && !heapShort) return;
   const advice: string[] = [];
-  const checkpointing = plan.activations.arena === plan.activationsCheckpointed && plan.activationsCheckpointed !== plan.activationsPlain;
-  if (!checkpointing && plan.activationsCheckpointed < plan.activationsPlain) {
-    advice.push(`--checkpoint-activations (activations ${gib(plan.activationsCheckpointed)} instead of ${gib(plan.activationsPlain)})`);
+  if (!plan.checkpointed && plan.activationsCheckpointed < plan.activationsPlain) {
+    advice.push(`--checkpoint-activations (activations ${formatBytes(plan.activationsCheckpointed)} instead of ${formatBytes(plan.activationsPlain)})`);
   }
   advice.push('a smaller --batch-size or --seq-len (with --grad-accum to keep the tokens per step)');
   if (plan.moments.arena + plan.moments.heap > 0) {
@@ -113,7 +113,7 @@ export function checkMemoryPlan(plan: TrainingMemoryPlan, where: string): void {
   }
   if (arenaShort && !getBackend().heapWeights) advice.push('the native backend (--backend native), which keeps weights, gradients and moments outside the arena');
   const short = arenaShort
-    ? `needs ${gib(plan.arenaNeeded)} more in the 4 GiB wasm arena, which has ${gib(plan.arenaFree)} free`
-    : `needs ${gib(plan.heapNeeded)} more memory, and the machine has ${gib(plan.heapAvailable!)} available`;
+    ? `needs ${formatBytes(plan.arenaNeeded)} more in the 4 GiB wasm arena, which has ${formatBytes(plan.arenaFree)} free`
+    : `needs ${formatBytes(plan.heapNeeded)} more memory, and the machine has ${formatBytes(plan.heapAvailable!)} available`;
   throw new Error(`supra: train: ${where}: the run ${short}.\n${memoryPlanText(plan)}\n  To fit, try: ${advice.join('; ')}.`);
 }
