@@ -17,6 +17,8 @@ import { benchPrefill, benchRecurrentDecode, benchTrainStep, benchUptrainStep, C
 import { benchDecode, type DecodeRow } from './decode.js';
 import { benchServe, type ServeBenchOptions, type ServeBenchResult } from './serve.js';
 import { benchWeightTypes, type WeightTypesBench } from './weights.js';
+import { benchBrowserDecode, type BrowserBenchResult } from './web.js';
+import { findChromium, NO_CHROMIUM } from './browser.js';
 
 /** What to measure and how long; defaultBenchSettings gives the full and the --quick report, tests shrink it. */
 export interface BenchSettings {
@@ -43,6 +45,8 @@ export interface BenchSettings {
    * SmolLM-135M shape, bench/weights.ts); null or absent skips it.
    */
   weights?: { config?: RawConfig; steps: number; rounds: number } | null;
+  /** The library decoding in headless Chromium against Node's wasm backend (bench/web.ts); null or absent skips it. */
+  browser?: { tokens: number; rounds: number } | null;
   log: (line: string) => void;
 }
 
@@ -111,6 +115,7 @@ export interface BenchReport extends MachineInfo {
   serve: ServeBenchResult | null;
   /** Decode with f32, bf16 and int8 weights, one entry per backend. */
   weights: WeightTypesBench[];
+  browser: BrowserBenchResult | null;
   /** Sections skipped and why. */
   notes: string[];
   seconds: number;
@@ -142,7 +147,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
   if (backends.length === 0) throw new Error('supra: bench: no backend left to run the model sections on');
   const report: BenchReport = {
     ...machineInfo(), quick: settings.quick, config: settings.config,
-    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], notes, seconds: 0,
+    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], browser: null, notes, seconds: 0,
   };
   try {
     if (settings.sgemm) {
@@ -204,6 +209,14 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
         report.weights.push(benchWeightTypes({ ...settings.weights, log }));
       }
     }
+
+    if (settings.browser) {
+      section('the library in the browser (headless Chromium, wasm) against Node (wasm): batch-1 decode, the embedded teacher and its SUPRA model');
+      if (!findChromium()) {
+        notes.push(`browser section skipped: ${NO_CHROMIUM}`);
+        log(`  skipped: ${NO_CHROMIUM}`);
+      } else report.browser = await benchBrowserDecode({ ...settings.browser, log });
+    }
   } finally {
     setBackend(original);
   }
@@ -254,6 +267,10 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
   if (r.serve) {
     const s = r.serve;
     log(`serve (${s.kind}, ${s.connections} clients): ${s.requestsPerS.toFixed(1)} req/s, ${s.generatedTokensPerS.toFixed(0)} generated tokens/s, p50 ${s.latencyP50Ms.toFixed(0)} ms, p99 ${s.latencyP99Ms.toFixed(0)} ms, errors ${s.errors}`);
+  }
+  if (r.browser) {
+    const cells = r.browser.rows.map((x) => `${x.model} ${x.browserTokensPerS.toFixed(0)} vs ${x.nodeTokensPerS.toFixed(0)} tokens/s (${(100 * x.ratio).toFixed(0)}%)`);
+    log(`browser decode (${r.browser.browserThreads} threads) vs Node wasm (${r.browser.nodeThreads}): ${cells.join(', ')}`);
   }
   for (const n of r.notes) log(`note: ${n}`);
 }

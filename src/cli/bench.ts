@@ -11,6 +11,7 @@ import { defaultBenchSettings, runBenchReport, writeBenchFiles, type BenchSettin
 const OPTIONS = {
   quick: { type: 'boolean', help: 'fewer repetitions, shorter contexts and lengths, no OPENBLAS_CORETYPE table' },
   serve: { type: 'boolean', help: 'also run the loopback load test of supra serve (autocannon)' },
+  browser: { type: 'boolean', help: 'also decode in headless Chromium (the system\'s chromium; SUPRA_CHROMIUM names another)\nagainst Node\'s wasm backend on the same model' },
   json: { type: 'string', value: 'FILE', help: 'write every figure as JSON (atomically)' },
   out: { type: 'string', short: 'o', value: 'DIR', help: 'write the plots there: decode_ms_per_token, decode_state_memory,\nprefill_tokens_per_s (.png and .svg)' },
   backends: { type: 'string', value: 'LIST', help: 'backends for the training/prefill sections (default wasm,native; native is\nskipped with a note when the add-on is missing); decode and serve run on the first' },
@@ -65,6 +66,7 @@ export function benchSettingsFromArgs(argv: string[], log?: (line: string) => vo
   } else if (values['serve-seconds'] !== undefined || values['serve-connections'] !== undefined) {
     throw new UsageError('--serve-seconds and --serve-connections go with --serve');
   }
+  if (values.browser) settings.browser = { tokens: 128, rounds: quick ? 4 : 8 };
   return { settings, json: values.json && resolve(values.json), out: values.out && resolve(values.out) };
 }
 

@@ -16,7 +16,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   convert: async () => (await import('./convert.js')).command,
   info: async () => (await import('./info.js')).command,
   train: async () => (await import('./train.js')).command,
-  merge: async () => (await import('./merge.js')).command,
   probe: async () => (await import('./probe.js')).command,
   analyze: async () => (await import('./analyze.js')).command,
   serve: async () => (await import('./serve.js')).command,
@@ -24,4 +23,5 @@ export const commands: Record<string, () => Promise<Command>> = {
   generate: async () => (await import('./generate.js')).command,
   bench: async () => (await import('./bench.js')).command,
   experiments: async () => (await import('./experiments.js')).command,
+  web: async () => (await import('./web.js')).command,
 };

@@ -132,11 +132,19 @@ export async function filesFolder(list: Iterable<File>): Promise<string> {
 /** A URL (fetched), an already mounted folder name, or picked files. */
 export type ModelSource = string | Iterable<File>;
 
-// A folder fetched once serves the model and the tokenizer alike.
+// A folder fetched (or a list of picked files read) once serves the model and the tokenizer alike.
 const fetchedFolders = new Map<string, Promise<string>>();
+const pickedFolders = new WeakMap<Iterable<File>, Promise<string>>();
 
 async function folderOf(source: ModelSource): Promise<string> {
-  if (typeof source !== 'string') return filesFolder(source);
+  if (typeof source !== 'string') {
+    let picked = pickedFolders.get(source);
+    if (!picked) {
+      picked = filesFolder(source);
+      pickedFolders.set(source, picked);
+    }
+    return picked;
+  }
   let dir = fetchedFolders.get(source);
   if (!dir) {
     dir = fetchFolder(source);
