@@ -140,3 +140,18 @@ test('bad folders show their error on the page', { skip }, async () => {
   await pg!.page.evaluate(() => window.playground.load({ model: '/models/supra', teacher: null }));
   assert.equal((await pg!.page.evaluate((p) => window.playground.generate(p, 2), PROMPT)).model.length, 2);
 });
+
+test('without cross-origin isolation the page runs on one thread and says why', { skip }, async () => {
+  const plain = await openPlayground([{ name: 'supra', dir: supraDir, role: 'supra', note: 'the embedded teacher, linearized' }], { isolated: false });
+  try {
+    const loaded = (await plain.page.evaluate(() => window.playground.load({ model: '/models/supra', teacher: null }))) as { runtime: { threads: number; note: string | null } };
+    assert.equal(loaded.runtime.threads, 1);
+    assert.match(loaded.runtime.note ?? '', /not cross-origin isolated/);
+    assert.match(await plain.page.evaluate(() => (document as unknown as { getElementById(id: string): { textContent: string } }).getElementById('runtime').textContent), /one thread/);
+    const ids = await plain.page.evaluate((p) => window.playground.generate(p, 6), PROMPT);
+    assert.deepEqual(ids.model, nodeRun(supraDir, 6).ids);
+    assert.deepEqual(plain.log.errors, []);
+  } finally {
+    await plain.close();
+  }
+});

@@ -46,8 +46,12 @@ export interface Playground {
   close(): Promise<void>;
 }
 
-/** Serve `models` on a free port, open the page in headless Chromium and wait until it lists them. */
-export async function openPlayground(models: WebModel[]): Promise<Playground> {
+/**
+ * Serve `models` on a free port, open the page in headless Chromium and wait until it lists them.
+ * isolated: false strips the cross-origin-isolation headers on their way to the page, as a host that
+ * does not send them would (no SharedArrayBuffer: the kernels fall back to one thread).
+ */
+export async function openPlayground(models: WebModel[], options: { isolated?: boolean } = {}): Promise<Playground> {
   const executablePath = findChromium();
   if (!executablePath) throw new Error(`supra: ${NO_CHROMIUM}`);
   let pw: typeof import('playwright-core');
@@ -76,6 +80,15 @@ export async function openPlayground(models: WebModel[]): Promise<Playground> {
       if (m.type() === 'error') log.errors.push(`console: ${m.text()} (${m.location().url})`);
     });
     page.on('pageerror', (e) => log.errors.push(`page: ${e.message}`));
+    if (options.isolated === false) {
+      await page.route('**/*', async (route) => {
+        const response = await route.fetch();
+        const headers = { ...response.headers() };
+        delete headers['cross-origin-opener-policy'];
+        delete headers['cross-origin-embedder-policy'];
+        await route.fulfill({ response, headers });
+      });
+    }
     await page.goto(url);
     // ready, or an error on the page (which is then the message)
     await page.waitForFunction(

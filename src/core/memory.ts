@@ -17,6 +17,11 @@ import { canShareMemory } from './host.js';
 // browser); elsewhere an unshared memory, and the wasm backend runs on one thread (core/wasm/module.ts).
 export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: canShareMemory });
 
+// Growing an unshared memory detaches its ArrayBuffer, and with it every view the models hold. Its
+// resizable form (ES2024; Chrome 136+, Node 24+) grows in place instead; a shared one never detaches.
+const resizable = !canShareMemory && typeof (memory as { toResizableBuffer?: () => ArrayBuffer }).toResizableBuffer === 'function';
+if (resizable) (memory as unknown as { toResizableBuffer(): ArrayBuffer }).toResizableBuffer();
+
 // Every SharedArrayBuffer object the memory has handed out (a new one after each grow).
 const arenaBuffers = new WeakSet<ArrayBufferLike>([memory.buffer]);
 
@@ -38,6 +43,13 @@ function grow(endBytes: number): void {
     throw new RangeError(
       `supra: out of arena memory: need ${(endBytes / 2 ** 30).toFixed(2)} GiB, the wasm32 limit is 4 GiB ` +
         `(${(liveBytes / 2 ** 30).toFixed(2)} GiB live)`,
+    );
+  }
+  if (!canShareMemory && !resizable && top > ARENA_BASE) {
+    throw new RangeError(
+      'supra: the wasm arena cannot grow here without invalidating the buffers in it: memory is not shared ' +
+        '(the page is not cross-origin isolated) and this engine lacks WebAssembly.Memory.toResizableBuffer. ' +
+        'Serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp.',
     );
   }
   memory.grow(target - have / PAGE);
