@@ -19,6 +19,7 @@ const OPTIONS = {
   batches: { type: 'string', value: 'LIST', help: 'batch × sequence length of each case, e.g. 1x512,4x512 (the default)' },
   steps: { type: 'string', value: 'N', help: 'steps timed per case, after one warm-up step (default 2)' },
   checkpointing: { type: 'string', value: 'no|yes|both', help: 'run the cases without activation checkpointing, with it, or both (default no)' },
+  recipe: { type: 'string', value: 'full|attention-transfer', help: 'full uptraining (default), or attention transfer (stage 1 is the warm-up step, stage 2 with\nLoRA is timed)' },
   backend: { type: 'string', value: 'wasm|native', help: 'compute backend (default: native when the add-on loads)' },
   cache: { type: 'string', value: 'DIR', help: 'the scale benchmark\'s folder cache (default ~/.cache/supra/scale)' },
   out: { type: 'string', value: 'DIR', help: 'where train.json and train.md are written (default bench/results)' },
@@ -41,6 +42,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const steps = intOption(values.steps, 'steps', 2, 1);
   const checkpointing = { no: [false], yes: [true], both: [false, true] }[choiceOption(values.checkpointing, 'checkpointing', ['no', 'yes', 'both'] as const, 'no')];
+  const recipe = choiceOption(values.recipe, 'recipe', ['full', 'attention-transfer'] as const, 'full');
   const backend = values.backend === undefined ? undefined : parseBackendName(values.backend, '--backend');
   const cacheDir = values.cache ?? join(homedir(), '.cache', 'supra', 'scale');
   const outDir = values.out ?? join('bench', 'results');
@@ -53,8 +55,8 @@ async function main(argv: string[]): Promise<void> {
     const folders = scaleFolders(shape, cacheDir, 0, (teacher, out) => runChild({ op: 'linearize', teacher, out }), log);
     for (const checkpointActivations of checkpointing) {
       for (const { batchSize, seqLen } of batches) {
-        const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend };
-        const c = { shape, batchSize, seqLen, checkpointActivations, ...runChild({ op: 'train', ...job }) } as TrainCase;
+        const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend, recipe };
+        const c = { shape, batchSize, seqLen, checkpointActivations, recipe, ...runChild({ op: 'train', ...job }) } as TrainCase;
         cases.push(c);
         log(`  ${batchSize} × ${seqLen}${checkpointActivations ? ', checkpointed' : ''}: ${c.status === 'ok'
           ? `${c.tokensPerS!.toFixed(1)} tokens/s (${c.secondsPerStep!.toFixed(2)} s/step), ${(100 * c.gemmShare!).toFixed(0)}% in GEMM, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB (planned ${(c.plannedBytes! / 2 ** 30).toFixed(2)})`
@@ -65,7 +67,7 @@ async function main(argv: string[]): Promise<void> {
   const info = machineInfo();
   const command = `npm run bench:train${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
   const report = { ...info, command, steps, cases, seconds: (performance.now() - start) / 1000 };
-  const header = `Full SUPRA uptraining steps (float32, AdamW, clipping) on random-weight folders of real shapes, measured by \`${command}\` on ${info.cpuModel} (${info.cpuCount} cores), ${info.date.slice(0, 10)}.`;
+  const header = `SUPRA uptraining steps (float32, AdamW, clipping) on random-weight folders of real shapes, measured by \`${command}\` on ${info.cpuModel} (${info.cpuCount} cores), ${info.date.slice(0, 10)}.`;
   mkdirSync(outDir, { recursive: true });
   writeJsonAtomic(join(outDir, 'train.json'), report);
   writeFileAtomic(join(outDir, 'train.md'), trainMarkdown(cases, header));

@@ -29,7 +29,7 @@ test('supra demo reports perplexities, and run again it resumes the run in --out
     writeDocs(data);
     const out = join(root, 'demo');
     const args = [cli, 'demo', '--data', data, '--out', out, '--tokens', '128', '--seq-len', '16', '--batch-size', '2',
-      '--eval-sequences', '2', '--max-new-tokens', '3'];
+      '--eval-sequences', '2', '--max-new-tokens', '3', '--probe-samples', '2'];
     const env = { ...process.env, SUPRA_CACHE_DIR: join(root, 'cache') };
     const first = spawnSync(process.execPath, args, { encoding: 'utf8', env });
     assert.equal(first.status, 0, first.stderr);
@@ -39,12 +39,21 @@ test('supra demo reports perplexities, and run again it resumes the run in --out
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     assert.equal(report.uptraining.steps, 4);
     for (const key of ['teacher', 'supra_linearized', 'supra_uptrained']) assert.ok(Number.isFinite(report.perplexity[key]), key);
+    // the recall scores of both models beside the perplexities, in the report and in the table
+    assert.equal(report.recall.settings.samples, 2);
+    for (const who of ['teacher', 'model']) {
+      for (const key of ['copyFirstLoss', 'copySecondLoss', 'copySaved']) assert.ok(Number.isFinite(report.recall[who][key]), `${who} ${key}`);
+      for (const key of ['mqarAccuracy', 'passkeyAccuracy']) assert.ok(report.recall[who][key] >= 0 && report.recall[who][key] <= 1, `${who} ${key}`);
+    }
+    assert.match(first.stdout, /\| model \| validation perplexity \| copy, gap 128 \| MQAR, 16 pairs \| passkey, 256 tokens \|/);
+    assert.match(first.stdout, /\| teacher \(softmax attention\) \| [\d.]+ \| -?[\d.]+ nats \| [\d.]+ \| [\d.]+ \|/);
 
     const second = spawnSync(process.execPath, args, { encoding: 'utf8', env });
     assert.equal(second.status, 0, second.stderr);
     assert.match(second.stdout, /holds an earlier demo run \(checkpoint-4\): resuming it/);
     const again = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     assert.deepEqual(again.perplexity, report.perplexity);
+    assert.deepEqual(again.recall, report.recall);
     // nothing was trained the second time: the report keeps the measured throughput
     assert.ok(report.uptraining.tokens_per_s > 0);
     assert.equal(again.uptraining.tokens_per_s, report.uptraining.tokens_per_s);

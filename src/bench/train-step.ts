@@ -20,6 +20,11 @@ export interface TrainJob {
   steps: number;
   checkpointActivations: boolean;
   backend?: BackendName;
+  /**
+   * The paper's full uptraining (default), or attention transfer: its stage 1 (the kernels against the
+   * softmax outputs) is the warm-up step, the timed steps are stage 2 (LoRA adapters and kernels).
+   */
+  recipe?: 'full' | 'attention-transfer';
 }
 
 export interface TrainCase {
@@ -27,6 +32,7 @@ export interface TrainCase {
   batchSize: number;
   seqLen: number;
   checkpointActivations: boolean;
+  recipe?: 'full' | 'attention-transfer';
   status: 'ok' | 'error';
   message?: string;
   /** Training tokens per second of the timed steps (their mean time). */
@@ -88,17 +94,19 @@ function timeProducts(): { seconds: () => number; reset: () => void } {
   return { seconds: () => total / 1000, reset: () => (total = 0) };
 }
 
-/** Run one case: load the folder in float32, one warm-up step, then `steps` timed steps. */
+/** Run one case: load the folder in float32, one warm-up step, then `steps` timed steps (see TrainJob.recipe). */
 export function runTrainJob(job: TrainJob): Omit<TrainCase, 'shape'> {
   if (job.backend) setBackend(job.backend);
   const products = timeProducts();
   const { model } = loadDecoder(job.dir, { dtype: 'f32' });
   const out = mkdtempSync(join(tmpdir(), 'supra-bench-train-'));
-  const base = { batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations };
+  const recipe = job.recipe ?? 'full';
+  const base = { batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations, recipe };
   try {
     const trainer = Trainer.open({
       model, data: new RandomTokenBatches(job.seqLen, model.config.vocab_size), out, steps: job.steps + 1,
       batchSize: job.batchSize, evalSequences: 0, saveEvery: 0, quiet: true, checkpointActivations: job.checkpointActivations,
+      ...(recipe === 'attention-transfer' ? { recipe, transferSteps: 1 } : {}),
     });
     try {
       trainer.step(); // warm-up: first-touch of every buffer
@@ -126,20 +134,21 @@ export const PYTORCH_TOKENS_PER_S: Record<string, Record<string, number>> = { 's
 /** The report's table. */
 export function trainMarkdown(cases: TrainCase[], header: string): string {
   const rows = cases.map((c) => {
-    const torch = PYTORCH_TOKENS_PER_S[c.shape]?.[`${c.batchSize}x${c.seqLen}`];
+    const torch = c.recipe === 'attention-transfer' ? undefined : PYTORCH_TOKENS_PER_S[c.shape]?.[`${c.batchSize}x${c.seqLen}`];
     const cells = c.status === 'ok'
       ? [
         c.tokensPerS!.toFixed(1), c.secondsPerStep!.toFixed(2), torch ? `${torch} (${(c.tokensPerS! / torch).toFixed(2)}×)` : '—',
         `${(100 * c.gemmShare!).toFixed(0)}%`, formatBytes(c.maxRssBytes!), formatBytes(c.plannedBytes!),
       ]
       : [`${c.status}: ${c.message}`, '', '', '', '', ''];
-    return `| ${c.shape} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${cells.join(' | ')} |`;
+    const recipe = c.recipe === 'attention-transfer' ? 'attention transfer + LoRA' : 'full';
+    return `| ${c.shape} | ${recipe} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${cells.join(' | ')} |`;
   });
   return [
     header,
     '',
-    '| shape | batch | checkpointing | tokens/s | s/step | PyTorch tokens/s (supra ×) | time in GEMM | peak RSS | planned peak |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| shape | recipe | batch | checkpointing | tokens/s | s/step | PyTorch tokens/s (supra ×) | time in GEMM | peak RSS | planned peak |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');
