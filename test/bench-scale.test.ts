@@ -115,7 +115,14 @@ test('bench:train on the tiny shape: a case per batch (and checkpointed), its re
     assert.ok((c.maxRssBytes as number) > (c.plannedBytes as number), 'the process holds at least the planned bytes');
   }
   const md = readFileSync(join(root, 'out', 'train.md'), 'utf8');
-  assert.match(md, /\| tiny \| 1 × 16 \| yes \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  assert.match(md, /\| tiny \| full \| 1 × 16 \| yes \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  // the memory-light recipe: stage 1 warms up, a stage-2 step (LoRA and kernels) is timed
+  const lora = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16', '--steps', '1', '--recipe', 'attention-transfer', '--cache', join(root, 'cache'), '--out', join(root, 'lora')], { encoding: 'utf8' });
+  assert.equal(lora.status, 0, lora.stderr + lora.stdout);
+  assert.match(readFileSync(join(root, 'lora', 'train.md'), 'utf8'), /\| tiny \| attention transfer \+ LoRA \| 1 × 16 \| no \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  const badRecipe = spawnSync(process.execPath, [trainScript, '--recipe', 'lora'], { encoding: 'utf8' });
+  assert.equal(badRecipe.status, 2);
+  assert.match(badRecipe.stderr, /--recipe/);
   const bad = spawnSync(process.execPath, [trainScript, '--batches', '4by512'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--batches: "4by512" is not BATCHxSEQ/);

@@ -16,6 +16,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   convert: async () => (await import('./convert.js')).command,
   info: async () => (await import('./info.js')).command,
   train: async () => (await import('./train.js')).command,
+  merge: async () => (await import('./merge.js')).command,
   probe: async () => (await import('./probe.js')).command,
   analyze: async () => (await import('./analyze.js')).command,
   serve: async () => (await import('./serve.js')).command,
