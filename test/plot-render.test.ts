@@ -90,6 +90,18 @@ test('the line plot SVG is well-formed and holds every series, label and the leg
   assert.ok(!svg.includes('NaN'));
 });
 
+test('a vertical reference line: drawn dashed from the bottom to the top of the plot, in the legend, the x range stretched to it', () => {
+  const svg = (vline?: LinePlot['vline']) => linePlotSvg({ ...plot, hline: undefined, xLog: true, series: plot.series.map((s) => ({ ...s, x: s.x.map((x) => x + 1) })), vline });
+  const marked = svg({ x: 256, label: 'training length' });
+  assert.ok(marked.includes('>training length</text>'));
+  const lines = [...marked.matchAll(/<polyline points="([\d.]+),([\d.]+) ([\d.]+),([\d.]+)" fill="none" stroke="#5a5a5a"[^>]*stroke-dasharray/g)];
+  assert.equal(lines.length, 2, 'the line and its legend sample');
+  const [x0, y0, x1, y1] = lines[0]!.slice(1).map(Number);
+  assert.ok(x0 === x1 && y1! - y0! > 200, 'vertical, across the plot');
+  // 256 lies past every point (the gaps end at 129): the axis reaches it, so a tick at 200 appears only with the line
+  assert.ok(marked.includes('>200</text>') && !svg().includes('>200</text>'));
+});
+
 test('a heatmap renders to PNG and SVG with its values and colour bar', () => {
   const h = { title: 'cos', xLabel: 'head', yLabel: 'layer', values: [[0.1, 0.9], [NaN, 0.5]], rowLabels: ['L0', 'L1'], vmin: 0, vmax: 1 };
   const d = decodePng(heatmapPng(h));

@@ -28,6 +28,8 @@ export interface LinePlot {
   yMax?: number;
   /** A horizontal reference line (e.g. chance level), drawn dashed. */
   hline?: { y: number; label: string };
+  /** A vertical reference line (e.g. the training length), drawn dashed; the x range stretches to hold it. */
+  vline?: { x: number; label: string };
   /** Logarithmic axes (ticks at 1, 2, 5 × 10^k); values ≤ 0 are skipped like NaN. */
   xLog?: boolean;
   yLog?: boolean;
@@ -76,6 +78,8 @@ const BLACK: RGB = [0, 0, 0];
 const WHITE: RGB = [255, 255, 255];
 const GRID: RGB = [225, 225, 225];
 const GREY: RGB = [150, 150, 150];
+// the vertical reference line: darker than the horizontal one, so a plot can hold both
+const VLINE: RGB = [90, 90, 90];
 
 // Distinct line colours (blue, orange, green, red, purple, brown, pink, olive).
 const PALETTE = ['#1f6fb4', '#f07f10', '#2a9d3a', '#d42a2a', '#8a5cc0', '#8c564b', '#d965b8', '#9a9a20'];
@@ -160,6 +164,7 @@ function toLogAxes(p: LinePlot): LinePlot {
     yMin: p.yLog && p.yMin !== undefined ? lg(p.yMin) : p.yMin,
     yMax: p.yLog && p.yMax !== undefined ? lg(p.yMax) : p.yMax,
     hline: p.hline && p.yLog ? { ...p.hline, y: lg(p.hline.y) } : p.hline,
+    vline: p.vline && p.xLog ? { ...p.vline, x: lg(p.vline.x) } : p.vline,
   };
 }
 
@@ -178,7 +183,7 @@ function layoutLinePlot(plot: LinePlot): Scene {
   // plot area: room for the title above, tick labels and axis labels left and below
   const left = 70, right = 20, top = 40, bottom = 50;
   const pw = width - left - right, ph = height - top - bottom;
-  let [x0, x1] = finiteRange(p.series.flatMap((s) => s.x));
+  let [x0, x1] = finiteRange([...p.series.flatMap((s) => s.x), ...(p.vline ? [p.vline.x] : [])]);
   let [y0, y1] = finiteRange([...p.series.flatMap((s) => s.y), ...(p.hline ? [p.hline.y] : [])]);
   if (p.yMin !== undefined) y0 = p.yMin;
   if (p.yMax !== undefined) y1 = p.yMax;
@@ -210,6 +215,10 @@ function layoutLinePlot(plot: LinePlot): Scene {
     const y = sy(p.hline.y);
     shapes.push({ kind: 'line', points: [[left, y], [left + pw, y]], color: GREY, width: 1.5, dashed: true });
   }
+  if (p.vline && Number.isFinite(p.vline.x)) {
+    const x = sx(p.vline.x);
+    shapes.push({ kind: 'line', points: [[x, top], [x, top + ph]], color: VLINE, width: 1.5, dashed: true });
+  }
 
   // series: polylines through finite points (a gap breaks the line), square markers
   p.series.forEach((s, i) => {
@@ -232,6 +241,7 @@ function layoutLinePlot(plot: LinePlot): Scene {
   // legend inside the plot area, in the corner that covers the fewest data points
   const entries = p.series.map((s, i) => ({ name: s.name, color: parseColor(s.color ?? PALETTE[i % PALETTE.length]!), dashed: false }));
   if (p.hline) entries.push({ name: p.hline.label, color: GREY, dashed: true });
+  if (p.vline) entries.push({ name: p.vline.label, color: VLINE, dashed: true });
   const legendW = Math.max(...entries.map((e) => textWidth(e.name, 'small'))) + 34;
   const legendH = 16 * entries.length + 6;
   const corners: Array<[number, number]> = [

@@ -194,12 +194,17 @@ export interface CopyData {
   secondStart: number;
 }
 
-/** B sequences: span random tokens, gap random tokens, the same span again (T = 2·span + gap). */
+/** Tokens of a copy sequence: the span, the gap, the span again. */
+export function copyTokens(span: number, gap: number): number {
+  return 2 * span + gap;
+}
+
+/** B sequences: span random tokens, gap random tokens, the same span again (T = copyTokens). */
 export function copyData(seed: number, samples: number, span: number, gap: number, range: TokenRange): CopyData {
   if (!Number.isInteger(span) || span < 2) throw new Error(`supra: copy probe: span must be an integer ≥ 2, got ${span}`);
   if (!Number.isInteger(gap) || gap < 0) throw new Error(`supra: copy probe: gap must be an integer ≥ 0, got ${gap}`);
   const rng = new Mt19937(seed);
-  const T = 2 * span + gap;
+  const T = copyTokens(span, gap);
   const ids = new Int32Array(samples * T);
   const n = range.hi - range.lo;
   for (let b = 0; b < samples; b++) {
@@ -283,6 +288,11 @@ export interface MqarData {
   queries: number;
 }
 
+/** Tokens of an MQAR sequence: the pairs, then each query key and its value. */
+export function mqarTokens(pairs: number, queries: number): number {
+  return 2 * pairs + 2 * queries;
+}
+
 /**
  * B sequences: k₁ v₁ k₂ v₂ … k_N v_N, then `queries` of the keys again in random order, each followed by
  * its value (so later queries see the earlier answers, as in Zoology's MQAR). Keys are distinct.
@@ -292,7 +302,7 @@ export function mqarData(seed: number, samples: number, pairs: number, queries: 
   if (pairs < 1 || pairs > mid - range.lo) throw new Error(`supra: mqar probe: ${pairs} pairs need that many distinct keys; the key range holds ${mid - range.lo}`);
   if (queries < 1 || queries > pairs) throw new Error(`supra: mqar probe: queries must be in [1, ${pairs}], got ${queries}`);
   const rng = new Mt19937(seed);
-  const T = 2 * pairs + 2 * queries;
+  const T = mqarTokens(pairs, queries);
   const ids = new Int32Array(samples * T);
   const queryPos = new Int32Array(samples * queries);
   const answers = new Int32Array(samples * queries);

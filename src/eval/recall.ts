@@ -17,6 +17,9 @@ export interface RecallSettings {
   seed?: number;
 }
 
+/** The settings of the three scores; the study's page reads the same three off its probe curves. */
+export const RECALL_DEFAULTS: Readonly<Required<RecallSettings>> = { samples: 16, copyGap: 128, mqarPairs: 16, passkeyLength: 256, seed: 0 };
+
 export interface RecallScores {
   /** Mean loss (nats) over the first copy (random tokens: nothing to recall) and over the second. */
   copyFirstLoss: number;
@@ -37,9 +40,10 @@ export interface RecallReport {
 
 /** The scores of `model` (and of `teacher`, when given) on the same held-out instances. */
 export function recallScores(teacher: DecoderLM | null, model: DecoderLM, tokenizer: TextTokenizer, options: RecallSettings = {}): RecallReport {
+  const d = RECALL_DEFAULTS;
   const settings: Required<RecallSettings> = {
-    samples: options.samples ?? 16, copyGap: options.copyGap ?? 128, mqarPairs: options.mqarPairs ?? 16,
-    passkeyLength: options.passkeyLength ?? 256, seed: options.seed ?? 0,
+    samples: options.samples ?? d.samples, copyGap: options.copyGap ?? d.copyGap, mqarPairs: options.mqarPairs ?? d.mqarPairs,
+    passkeyLength: options.passkeyLength ?? d.passkeyLength, seed: options.seed ?? d.seed,
   };
   const { samples, seed } = settings;
   const copy = copyProbe(teacher, model, { seed, samples, gaps: [settings.copyGap] });

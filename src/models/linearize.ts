@@ -8,6 +8,7 @@ import type { Decay, ModelConfig, Normalization, QkNorm, SupraSettings } from '.
 import { SUPRA_ARCHITECTURE, saveConfig } from '../io/config.js';
 import type { TensorLike } from '../io/open_lm.js';
 import type { TensorToWrite } from '../io/safetensors.js';
+import { decaySlopes } from '../layers/linear_attention.js';
 import { checkModelTensors, copyTokenizerFiles } from './convert.js';
 import { DecoderLM, parameterShapes } from './decoder.js';
 
@@ -39,6 +40,14 @@ export function supraSettings(options: LinearizeOptions = {}): SupraSettings {
     normalization: options.normalization ?? 'group_norm',
     normalizer_eps: options.normalizer_eps ?? 1e-6,
   };
+}
+
+/**
+ * How far back each head of a SUPRA model remembers: the tokens after which a token's weight in the head's
+ * state has decayed to 1/e (1/slope; Infinity without decay). For reports that explain what it recalls.
+ */
+export function decayHorizons(heads: number, decay: Decay): number[] {
+  return Array.from(decaySlopes(heads, decay), (s) => (s > 0 ? 1 / s : Infinity));
 }
 
 /** The SUPRA config for a teacher config: the teacher's fields plus the "supra" object. */
