@@ -10,6 +10,11 @@ import { availableParallelism } from 'node:os';
 import { createNativeBackend } from '../src/core/native/backend.js';
 import { writeReport } from '../src/experiments/report.js';
 import { executeRun, RESULT_FILE, type RunContext, type RunResult } from '../src/experiments/run.js';
+import { copyTokens, mqarTokens, passkeyTrial } from '../src/eval/probes.js';
+import { RECALL_DEFAULTS } from '../src/eval/recall.js';
+import { loadConfig } from '../src/io/config.js';
+import { loadTokenizer } from '../src/io/tokenizer.js';
+import { EMBEDDED_TEACHER_DIR } from '../src/models/embedded.js';
 import { readLatest } from '../src/train/checkpoint.js';
 import { freshDir, teacherFolder } from './helpers/eval.js';
 
@@ -67,6 +72,30 @@ test('supra experiments --list: a run is reused only where its bits would be the
   }
 });
 
+test("the study's probes: supra demo's three scores inside the training length, and settings past it up to the teacher's positions", () => {
+  const p = EVAL_DEFAULTS.probes;
+  const maxPositions = loadConfig(EMBEDDED_TEACHER_DIR).max_position_embeddings;
+  const tok = loadTokenizer(EMBEDDED_TEACHER_DIR);
+  // every passkey prompt with its longest answer, at each depth
+  const passkeyTokens = (length: number) => Math.max(...[0, 0.5, 1].map((depth) => {
+    const t = passkeyTrial(tok, 1, length, depth, 4);
+    return t.prompt.length + Math.max(...t.candidates.map((c) => c.length));
+  }));
+  const tokens = {
+    copy: p.copy.gaps.map((g) => copyTokens(p.copy.span, g)),
+    mqar: p.mqar.pairs.map((n) => mqarTokens(n, n)),
+    passkey: p.passkey.lengths.map(passkeyTokens),
+  };
+  const at = { copy: p.copy.gaps.indexOf(RECALL_DEFAULTS.copyGap), mqar: p.mqar.pairs.indexOf(RECALL_DEFAULTS.mqarPairs), passkey: p.passkey.lengths.indexOf(RECALL_DEFAULTS.passkeyLength) };
+  for (const probe of ['copy', 'mqar', 'passkey'] as const) {
+    assert.ok(at[probe] >= 0, `${probe}: supra demo's setting is measured`);
+    // the passkey prompt is the length; its answer follows
+    assert.ok(tokens[probe][at[probe]]! <= study.seqLen + (probe === 'passkey' ? 8 : 0), `${probe}: supra demo's setting lies inside the training length`);
+    assert.ok(tokens[probe].some((t) => t >= 2 * study.seqLen), `${probe} reaches twice the training length: ${tokens[probe].join(', ')}`);
+    assert.ok(Math.max(...tokens[probe]) <= maxPositions, `${probe} stays within the teacher's ${maxPositions} positions: ${tokens[probe].join(', ')}`);
+  }
+});
+
 test('a run is cached by its settings: the key changes with the spec, the measurements and the context', () => {
   const spec = studyPlan(study).find((r) => r.id === 'uptrain-5pct-s0')!;
   const key = runKey(spec, EVAL_DEFAULTS, { teacher: 'a' });
@@ -77,8 +106,24 @@ test('a run is cached by its settings: the key changes with the spec, the measur
   assert.notEqual(runKey(spec, EVAL_DEFAULTS, { teacher: 'b' }), key);
 });
 
+/** A recall score of a run at a probe setting whose sequences take `tokens` tokens: copy nats saved, or accuracy. */
+type RecallFn = (spec: RunSpec, probe: 'copy' | 'mqar' | 'passkey', tokens: number) => number;
+
+/** No recall anywhere: the second copy saves 0.2 nats, MQAR at 0, passkey at chance (today's embedded teacher). */
+const noRecall: RecallFn = (_spec, probe) => (probe === 'copy' ? 0.2 : probe === 'mqar' ? 0 : 0.2);
+
+/** The probe curves of a run from its recall function, at the study's settings (copy: 2·16 + gap tokens, MQAR: 4 a pair). */
+function fakeProbes(spec: RunSpec, recall: RecallFn): RunResult['probes'] {
+  const p = EVAL_DEFAULTS.probes;
+  return {
+    copy: { gaps: p.copy.gaps, secondCopyLoss: p.copy.gaps.map((g) => 8.2 - recall(spec, 'copy', 32 + g)), firstCopyLoss: p.copy.gaps.map(() => 8.2), uniform: 8.2 },
+    mqar: { pairs: p.mqar.pairs, accuracy: p.mqar.pairs.map((n) => recall(spec, 'mqar', 4 * n)), chance: 1 / 1800 },
+    passkey: { lengths: p.passkey.lengths, accuracy: p.passkey.lengths.map((l) => recall(spec, 'passkey', l)), chance: 0.2 },
+  };
+}
+
 /** A synthetic result: perplexity from a function of the run, everything else plausible. */
-function fakeResult(spec: RunSpec, valPpl: number, diverged = false): RunResult {
+function fakeResult(spec: RunSpec, valPpl: number, diverged = false, recall: RecallFn = noRecall): RunResult {
   const steps = Math.floor(spec.tokens / 2048);
   return {
     id: spec.id, key: 'k', spec, valLoss: Math.log(valPpl), valPpl, validationTokens: 85_000,
@@ -89,36 +134,40 @@ function fakeResult(spec: RunSpec, valPpl: number, diverged = false): RunResult 
         }
       : null,
     longContext: { buckets: EVAL_DEFAULTS.positionBuckets, loss: spec.kind === 'teacher' ? [5.5, 4.8, 4.7, 6.0] : [5.6, 5.2, 5.1, 5.1], sequences: 32 },
-    probes: {
-      copy: { gaps: [0, 8, 32, 128, 512], secondCopyLoss: [8, 8, 8, 8, 8], firstCopyLoss: [8.2, 8.2, 8.2, 8.2, 8.2], uniform: 8.2 },
-      mqar: { pairs: [4, 8, 16, 32, 64], accuracy: [0, 0, 0, 0, 0], chance: 1 / 1800 },
-      passkey: { lengths: [128, 256, 512], accuracy: [0.3, 0.2, 0.2], chance: 0.2 },
-    },
+    probes: fakeProbes(spec, recall),
     attention: spec.kind === 'teacher' ? null : { cosineRaw: 0.2, cosineRownorm: 0.4, svDistanceRaw: 0.5, svDistanceRownorm: 0.3, perLayerCosineRownorm: [0.4, 0.4] },
     seconds: 10, backend: 'wasm (2 threads)', finishedAt: '2026-11-24T00:00:00Z',
   };
+}
+
+/** The findings row of a claim (its text, what we measured, the verdict). */
+function finding(md: string, claim: string): { ours: string; verdict: string } {
+  const row = md.split('\n').find((l) => l.startsWith(`| ${claim}`));
+  assert.ok(row, claim);
+  const cells = row.split(' | ');
+  return { ours: cells[1]!, verdict: cells[2]!.replace(/ \|$/, '') };
 }
 
 test('the report: tables, figures and conclusions decided by the numbers', () => {
   const dir = mkdtempSync(join(tmpdir(), 'supra-report-'));
   try {
     const plan = studyPlan(study);
-    const render = (scratchFactor: number) => {
+    const render = (name: string, o: { scratchFactor?: number; recall?: RecallFn } = {}) => {
       const results = new Map<string, RunResult>();
       for (const spec of plan) {
-        let ppl = spec.kind === 'teacher' ? 120 : spec.kind === 'uptrain' ? 140 + 1000 / (1 + spec.budgetPct) : (2000 * scratchFactor) / Math.sqrt(spec.budgetPct);
+        let ppl = spec.kind === 'teacher' ? 120 : spec.kind === 'uptrain' ? 140 + 1000 / (1 + spec.budgetPct) : (2000 * (o.scratchFactor ?? 1)) / Math.sqrt(spec.budgetPct);
         if (spec.variant === 't2r') ppl = 900;
         if (spec.recipe.attentionTransfer) ppl = spec.budgetPct >= 10 ? 140 + 1000 / (1 + spec.budgetPct / 4) : 140 + 1000 / (1 + spec.budgetPct) + 0.5;
         ppl += spec.seed; // a seed spread
-        results.set(spec.id, fakeResult(spec, ppl, spec.variant === 't2r' && spec.seed === 0));
+        results.set(spec.id, fakeResult(spec, ppl, spec.variant === 't2r' && spec.seed === 0, o.recall));
       }
-      const reportPath = join(dir, `results-${scratchFactor}.md`);
-      const files = writeReport({ study, evalSettings: EVAL_DEFAULTS, results, reportPath, command: 'test', environment: 'test', teacher: { parameters: 6_524_416, layers: 6, heads: 8, kvHeads: 4 } });
+      const reportPath = join(dir, `results-${name}.md`);
+      const files = writeReport({ study, evalSettings: EVAL_DEFAULTS, results, reportPath, command: 'test', environment: 'test', teacher: { parameters: 6_524_416, layers: 6, heads: 8, kvHeads: 4, headDim: 32 } });
       for (const f of files) assert.ok(existsSync(f), f);
       return readFileSync(reportPath, 'utf8');
     };
-    const md = render(1);
-    for (const heading of ['## 1. Uptraining budget', '## 2. Attention transfer + LoRA', '## 3. Ablations', '## 4. Loss by position', '## 5. In-context probes', "## 6. The paper's findings"]) {
+    const md = render('no-recall');
+    for (const heading of ['## 1. Uptraining budget', '## 2. Attention transfer + LoRA', '## 3. Ablations', '## 4. Loss by position', '## 5. In-context probes', '## 6. Recall along the uptraining budget', '## 7. Recall past the training length', "## 8. The paper's findings"]) {
       assert.ok(md.includes(heading), heading);
     }
     assert.match(md, /assets\/teacher: 6\.5M parameters, 6 layers, GQA 8\/4 heads/, 'the teacher size as given');
@@ -127,15 +176,65 @@ test('the report: tables, figures and conclusions decided by the numbers', () =>
     assert.match(md, /T2R diverged in 1 of 2 runs, 10 non-finite steps skipped\. \| yes \(T2R unstable and worse\) \|/);
     assert.match(md, /from scratch 100%: 200\.5 \(200\.0–201\.0\)/, 'the full budget over both seeds');
     assert.match(md, /!\[Validation perplexity against budget\]\(figures\/results\/budget\.png\)/);
+    for (const fig of ['recall_budget_copy', 'recall_budget_accuracy', 'recall_length_copy', 'recall_length_accuracy']) assert.ok(md.includes(`(figures/results/${fig}.png)`), fig);
     // the LoRA rows and the sentence under them come from their numbers
     assert.match(md, /\| 20% \| 500,000 \| 188\.1 \(187\.6–188\.6\) \| 307\.2 \(306\.7–307\.7\) \| 1\.63 \| 7,000,000 \/ 700,000 \| 80\.1 MB \/ 8\.0 MB \| 1500 \/ 2000 \|/);
     assert.match(md, /10\.0% of the parameters trained, at 10%, 20% it ends above full uptraining for every seed; at 1%, 2%, 5% the seeds overlap/);
     assert.match(md, /At 20% it reaches 307\.2, as good as full uptraining on 5% of the teacher's tokens \(307\.2\)\. Its gradients and optimizer state take 8\.0 MB instead of 80\.1 MB, and it trains at 1\.33× the tokens\/s/);
     // a from-scratch model much better than the uptrained one flips the first conclusion
-    const flipped = render(0.1);
+    const flipped = render('flipped', { scratchFactor: 0.1 });
     assert.match(flipped, /on a small budget\. \| Uptrained below scratch \(every seed\) at no budget; above it at 1%, 2%, 5%, 10%, 20%\. .* \| no \|/);
+
+    // recall. A teacher without it: nothing to lose, nothing to recover; the paragraph says why
+    const ICL = 'In-context learning is what is lost', BUDGET = 'Is the recall gap a matter of budget', LONG = 'Long context is what is lost';
+    assert.equal(finding(md, ICL).verdict, 'not testable here (the teacher does not recall either)');
+    assert.match(finding(md, ICL).ours, /^copy: nats saved at gap 128 \(160 tokens\): teacher 0\.20 vs uptrained 20% 0\.20 \(0\.20–0\.20\); MQAR accuracy at 16 pairs \(64 tokens\): teacher 0\.00 vs uptrained 20% 0\.00/);
+    assert.equal(finding(md, BUDGET).verdict, 'not testable here (the teacher does not recall either)');
+    assert.equal(finding(md, LONG).verdict, 'yes (the teacher gains more from context; neither recalls past the training length)');
+    assert.match(md, /does not recall in context \(copy: nats saved at gap 128 \(160 tokens\) 0\.20, MQAR accuracy at 16 pairs \(64 tokens\) 0\.00, passkey accuracy at 256 tokens 0\.20\): a probe cannot show a loss/);
+    assert.match(md, /\| copy: nats saved \| gap 960 \| 992 \(past\) \| 0\.20 \| 0\.20 \(0\.20–0\.20\) \| 0\.20 \(0\.20–0\.20\) \|/, 'section 7 row past the training length');
+    assert.match(md, /\| passkey accuracy \| 256-token prompt \| 256 \| 0\.20 \|/, 'at the training length is not past it');
+
+    // a teacher that recalls up to its training length (not past it, as RoPE positions it never saw)
+    const inside = (tokens: number) => tokens <= study.seqLen;
+    const teacherRecall = (probe: 'copy' | 'mqar' | 'passkey', tokens: number) =>
+      inside(tokens) ? (probe === 'copy' ? 6 : 1) : probe === 'copy' ? 0.3 : probe === 'mqar' ? 0.05 : 0.25;
+    // SUPRA loses it whatever the budget
+    const lost = render('lost', { recall: (spec, probe, tokens) => (spec.kind === 'teacher' ? teacherRecall(probe, tokens) : noRecall(spec, probe, tokens) + 0.01 * spec.seed) });
+    assert.equal(finding(lost, ICL).verdict, 'yes');
+    assert.match(finding(lost, ICL).ours, /teacher 6\.00 vs uptrained 20% 0\.21 \(0\.20–0\.21\); MQAR accuracy at 16 pairs \(64 tokens\): teacher 1\.00 vs uptrained 20% 0\.01 \(0\.00–0\.01\)/);
+    assert.equal(finding(lost, BUDGET).verdict, 'no (what linearizing lost on copy, MQAR, passkey stays lost up to 20%)');
+    assert.match(lost, /More uptraining recovers recall: no \(what linearizing lost/);
+    assert.match(lost, /\| 0% \(right after linearizing\) \| 0\.21 \(0\.20–0\.21\) \| 0\.01 \(0\.00–0\.01\) \| 0\.21 \(0\.20–0\.21\) \|  \|  \|  \|$/m, 'section 6 row, no transfer run at 0%');
+    assert.match(lost, /The teacher does recall in context here .* and SUPRA uptrained 20% loses it\. /);
+    // lightning decay over 8 heads: 1/e after 2 … 256 tokens; gap 128 + span 16 = 144 tokens reached by the slowest head only
+    assert.match(lost, /1\/e after 2, 4, 8, 16, 32, 64, 128, 256 tokens\. The copy probe at gap 128 asks across 144 tokens, which 1 of 8 heads reach, each then holding all 160 tokens of the sequence in 32 dimensions; MQAR at 16 pairs asks up to 62 tokens back \(3 heads reach it\) for 16 associations among 64 tokens\./);
+    assert.match(lost, /The decay alone does not explain the loss of copy, MQAR: heads reach that far, but must hold more tokens than their 32 dimensions keep apart\./);
+    assert.doesNotMatch(lost, /does not recall in context/);
+
+    // SUPRA recovers it with the budget (and, without positions it cannot read, recalls past the training length too)
+    const recovers: RecallFn = (spec, probe, tokens) => {
+      if (spec.kind === 'teacher') return teacherRecall(probe, tokens);
+      const share = Math.min(1, spec.budgetPct / 15) * (inside(tokens) ? 1 : 0.9);
+      return (probe === 'copy' ? 0.2 + 5.8 * share : probe === 'mqar' ? share : 0.2 + 0.8 * share) * (1 - 0.01 * spec.seed);
+    };
+    const back = render('recovers', { recall: recovers });
+    assert.equal(finding(back, ICL).verdict, 'no (SUPRA keeps recall here)');
+    assert.equal(finding(back, BUDGET).verdict, 'yes');
+    assert.match(finding(back, BUDGET).ours, /^copy: nats saved at gap 128 \(160 tokens\): 0\.20 \(0\.20–0\.20\) right after linearizing, 5\.97 \(5\.94–6\.00\) at 20%; teacher 6\.00\. MQAR accuracy at 16 pairs \(64 tokens\): 0\.00 \(0\.00–0\.00\) right after linearizing, 0\.99 \(0\.99–1\.00\) at 20%; teacher 1\.00\. /);
+    assert.match(back, /and SUPRA uptrained 20% keeps it\. .* What it keeps \(copy, MQAR\) lies within its slowest heads' reach, and that is enough here; past the training length \(section 7\) the probes' sequences run to 1000 tokens, beyond the slowest head's 256\. /);
+    assert.match(back, /SUPRA uptrained 20% recalls past the training length better than the teacher on copy, MQAR, passkey\./);
+    assert.equal(finding(back, LONG).verdict, 'partly (the teacher gains more from context; SUPRA recalls better than the teacher past the training length)');
+
+    // part of the way back: copy returns, MQAR and passkey rise but stay short
+    const partway = render('partway', {
+      recall: (spec, probe, tokens) => (probe === 'copy' || spec.kind === 'teacher' ? recovers(spec, probe, tokens) : 0.5 * recovers(spec, probe, tokens)),
+    });
+    assert.equal(finding(partway, BUDGET).verdict, "partly (rises with the budget on copy, MQAR, passkey; back to the teacher's on copy; below the teacher at 20% on MQAR, passkey)");
+    assert.equal(finding(partway, ICL).verdict, 'partly (lost on MQAR; kept on copy)');
+    assert.match(partway, /SUPRA uptrained 20% keeps part of it\. .* The decay alone does not explain the loss of MQAR: .* What it keeps \(copy\) lies within/);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!process.env.KEEP_REPORT) rmSync(dir, { recursive: true, force: true }); else console.log(dir);
   }
 });
 

@@ -50,7 +50,7 @@ function describeTeacher(dir: string): TeacherSummary {
   const c = loadConfig(dir);
   let n = 0;
   for (const shape of parameterShapes(c).values()) n += shape.reduce((a, b) => a * b, 1);
-  return { parameters: n, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads };
+  return { parameters: n, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: c.head_dim };
 }
 
 function parseSeeds(value: string | undefined): number[] {

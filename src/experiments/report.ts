@@ -5,9 +5,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { linePlotPng, linePlotSvg, type LinePlot, type Series } from '../eval/plot.js';
+import { copyTokens, mqarTokens } from '../eval/probes.js';
+import { RECALL_DEFAULTS } from '../eval/recall.js';
+import { decayHorizons, supraSettings } from '../models/linearize.js';
 import { formatNumber } from '../train/metrics.js';
 import { defaultMinLr, TRAIN_DEFAULTS } from '../train/recipe.js';
-import { ABLATIONS, TRANSFER_VARIANT, type EvalSettings, type StudyOptions } from './plan.js';
+import { ABLATIONS, TRANSFER_VARIANT, type EvalSettings, type RunSpec, type StudyOptions } from './plan.js';
 import type { RunResult } from './run.js';
 
 export interface TeacherSummary {
@@ -15,6 +18,8 @@ export interface TeacherSummary {
   layers: number;
   heads: number;
   kvHeads: number;
+  /** Per-head width: SUPRA's state is headDim × headDim per head. */
+  headDim: number;
 }
 
 export interface ReportInput {
@@ -52,9 +57,9 @@ function fmtStat(s: Stat | null, f = f1): string {
   return s.values.length > 1 ? `${f(s.mean)} (${f(s.min)}–${f(s.max)})` : f(s.mean);
 }
 
-/** a is below b for every pair of seeds (the seeds' ranges do not overlap). */
-function clearlyBelow(a: Stat | null, b: Stat | null): boolean {
-  return a !== null && b !== null && a.max < b.min;
+/** a is below b for every pair of seeds (the seeds' ranges do not overlap), by more than `margin`. */
+function clearlyBelow(a: Stat | null, b: Stat | null, margin = 0): boolean {
+  return a !== null && b !== null && a.max < b.min - margin;
 }
 
 /** 6524416 → "6.5M". */
@@ -84,6 +89,7 @@ export function writeReport(input: ReportInput): string[] {
   const teacher = results.get('teacher');
   if (!teacher) throw new Error('supra: experiments: the teacher run has no result; the report needs it');
   const T = teacher.valPpl;
+  const recall = recallFacts(input, { runs, upId, trId });
   const L: string[] = [];
 
   L.push('# Results: SUPRA at small scale');
@@ -172,7 +178,7 @@ export function writeReport(input: ReportInput): string[] {
   L.push(`![Training loss of the ablations](${curvePlot})`);
   L.push('');
 
-  // ---------------------------------------------------------------- 3. context
+  // ---------------------------------------------------------------- 4. context
   const long = (id: string) => results.get(id)?.longContext;
   const lb = teacher.longContext.buckets;
   const ctxModels: Array<[string, string]> = [
@@ -204,7 +210,7 @@ export function writeReport(input: ReportInput): string[] {
   L.push(`![Loss by position](${ctxPlot})`);
   L.push('');
 
-  // ---------------------------------------------------------------- 4. probes and attention
+  // ---------------------------------------------------------------- 5. probes and attention
   const probeModels: Array<[string, string]> = [
     ['teacher', 'teacher (softmax)'],
     ...budgets.map((b): [string, string] => [upId(b)(seeds[0]!), `uptrained ${b}%`]),
@@ -241,8 +247,12 @@ export function writeReport(input: ReportInput): string[] {
   L.push(`![Copy probe](${copyPlot}) (x is gap + 1 on a log axis)`);
   L.push('');
 
-  // ---------------------------------------------------------------- 5. the paper's claims
-  L.push('## 6. The paper\'s findings beside ours');
+  // ---------------------------------------------------------------- 6, 7. recall along the budget, past the training length
+  recallBudgetSection(L, input, recall, figure);
+  recallLengthSection(L, input, recall, figure, { runs, upId, trId });
+
+  // ---------------------------------------------------------------- 8. the paper's claims
+  L.push('## 8. The paper\'s findings beside ours');
   L.push('');
   L.push('The paper\'s numbers are at 1B–7B parameters and 10⁹–10¹¹ tokens; its Table 3 (1B) gives the direction: SUPRA uptrained');
   L.push(`57.0 HellaSwag, T2R uptrained 40.6, SUPRA from scratch 54.7. Ours is a ${millions(input.teacher.parameters)}-parameter model and a 2.5M-token budget, scored by`);
@@ -250,12 +260,9 @@ export function writeReport(input: ReportInput): string[] {
   L.push('');
   L.push('| the paper says | what we measured | agrees? |');
   L.push('|---|---|---|');
-  for (const c of claims(input, { T, ppl, upId, scId, abId, runs })) L.push(`| ${c.paper} | ${c.ours} | ${c.verdict} |`);
+  for (const c of claims(input, { T, ppl, upId, scId, abId, runs, recall })) L.push(`| ${c.paper} | ${c.ours} | ${c.verdict} |`);
   L.push('');
-  L.push('**Why ours may differ at this scale.** The teacher is small and briefly trained (val ppl ' + f1(T) + '), so it has little');
-  L.push('in-context skill to lose: its own copy, MQAR and passkey scores are near chance at long range, and a probe cannot show');
-  L.push('a loss the teacher never had. Our budgets are tens to hundreds of optimizer steps, where warm-up and the first steps');
-  L.push('dominate. And perplexity on 86k held-out tokens is a coarser instrument than the paper\'s benchmark suite.');
+  L.push(whyOursMayDiffer(input, recall, iclVerdict(recall), results.get(upId(recall.top)(seeds[0]!))?.spec));
   L.push('');
 
   // ---------------------------------------------------------------- cost
@@ -372,6 +379,7 @@ function transferSection(
 
 interface ClaimTools {
   T: number;
+  recall: RecallFacts;
   ppl: (id: (seed: number) => string) => Stat | null;
   upId: (b: number) => (s: number) => string;
   scId: (b: number) => (s: number) => string;
@@ -424,24 +432,37 @@ function claims(input: ReportInput, t: ClaimTools): Array<{ paper: string; ours:
     ours: `Val ppl (${study.seqLen}-token sequences): lightning decay ${fmtStat(supra)}, no decay ${fmtStat(noDecay)}, RetNet decay ${fmtStat(retnet)}; loss on the first 64 positions ${f3(shortOf(t.abId('supra')(seed0)))} vs ${f3(shortOf(t.abId('no-decay')(seed0)))} without decay.`,
     verdict: clearlyBelow(supra, noDecay) ? 'yes' : clearlyBelow(noDecay, supra) ? 'no (no decay is better here)' : 'not shown (the seeds overlap)',
   });
-  // in-context learning and long context
+  // in-context learning, its recovery with the budget, and long context
   const teacher = input.results.get('teacher')!;
+  const icl = iclVerdict(t.recall);
+  out.push({ paper: 'In-context learning is what is lost: linear models do worse on recall-style tasks.', ours: icl.ours, verdict: icl.verdict });
+  const budget = budgetVerdict(t.recall);
+  out.push({ paper: 'Is the recall gap a matter of budget: does more uptraining recover it?', ours: budget.ours, verdict: budget.verdict });
   const top = input.results.get(t.upId(small[small.length - 1]!)(seed0));
   if (top) {
     const gain = (r: RunResult) => r.longContext.loss[0]! - r.longContext.loss[1]!;
     const beyond = (r: RunResult) => r.longContext.loss[r.longContext.loss.length - 1]! - r.longContext.loss[1]!;
-    const copyGap = (r: RunResult) => r.probes.copy.secondCopyLoss[Math.min(2, r.probes.copy.secondCopyLoss.length - 1)]!;
-    const firstCopy = (r: RunResult) => mean1(r.probes.copy.firstCopyLoss);
     const useCtxTeacher = gain(teacher), useCtxSupra = gain(top);
-    out.push({
-      paper: 'In-context learning is what is lost: linear models do worse on recall-style tasks.',
-      ours: `Copy (gap ${teacher.probes.copy.gaps[Math.min(2, teacher.probes.copy.gaps.length - 1)]}): teacher ${f2(copyGap(teacher))} vs uptrained ${small[small.length - 1]}% ${f2(copyGap(top))} nats (no-memory baseline ${f2(firstCopy(teacher))}). MQAR accuracy at ${teacher.probes.mqar.pairs[0]} pairs: ${f2(teacher.probes.mqar.accuracy[0]!)} vs ${f2(top.probes.mqar.accuracy[0]!)}.`,
-      verdict: copyGap(teacher) < firstCopy(teacher) - 0.5 ? (copyGap(top) > copyGap(teacher) + 0.1 ? 'yes' : 'no') : 'not testable here (the teacher cannot copy either)',
-    });
+    // the loss by position (seed 0) and the probes past the training length (every seed) each say lost or not
+    const lossLost = useCtxSupra < useCtxTeacher - 0.01;
+    const past = pastVerdict(t.recall, teacher, t.runs(t.upId(small[small.length - 1]!)));
+    const recallPast = {
+      none: 'neither recalls past the training length',
+      lost: 'recall past the training length is lost',
+      kept: 'recall past the training length is kept',
+      better: 'SUPRA recalls better than the teacher past the training length',
+      mixed: 'recall past the training length is partly lost',
+    }[past.state];
+    const lossWords = lossLost ? 'the teacher gains more from context' : 'SUPRA gains from context as much as the teacher';
+    const verdict = past.state === 'none'
+      ? (lossLost ? `yes (${lossWords}; ${recallPast})` : `no (${lossWords}; ${recallPast})`)
+      : past.state === 'lost' && lossLost ? 'yes'
+        : (past.state === 'kept' || past.state === 'better') && !lossLost ? `no (${lossWords}; ${recallPast})`
+          : `partly (${lossWords}; ${recallPast})`;
     out.push({
       paper: 'Long context is what is lost: linear models gain less from more context, and do not use context past training length.',
-      ours: `Loss drop from positions 0–63 to 64–255: teacher ${f3(useCtxTeacher)}, uptrained ${f3(useCtxSupra)} nats. Past the ${study.seqLen}-token training length (last bucket minus 64–255): teacher ${f3(beyond(teacher))}, uptrained ${f3(beyond(top))}.`,
-      verdict: useCtxSupra < useCtxTeacher - 0.01 ? 'yes (the teacher uses context more)' : 'no (SUPRA uses context as well as the teacher here)',
+      ours: `Loss drop from positions 0–63 to 64–255: teacher ${f3(useCtxTeacher)}, uptrained ${f3(useCtxSupra)} nats. Past the ${study.seqLen}-token training length (last bucket minus 64–255): teacher ${f3(beyond(teacher))}, uptrained ${f3(beyond(top))}. ${past.ours}`,
+      verdict,
     });
   }
   // kernels only / two-step
@@ -452,4 +473,354 @@ function claims(input: ReportInput, t: ClaimTools): Array<{ paper: string; ours:
     verdict: clearlyBelow(supra, ko) ? 'yes' : clearlyBelow(ko, supra) ? 'no (kernels only is better here)' : 'not shown (the seeds overlap)',
   });
   return out;
+}
+
+// ---------------------------------------------------------------- recall: along the budget, past the training length
+
+type RecallMetric = 'copy' | 'mqar' | 'passkey';
+const RECALL_METRICS: RecallMetric[] = ['copy', 'mqar', 'passkey'];
+
+/**
+ * When a recall score shows the skill, and how far apart two scores must be to count as different: a
+ * copy point averages 8 × 15 predictions (nats saved by the second copy), an MQAR point 256 queries (its
+ * standard error is at most 0.03), a passkey point 20 trials (up to 0.11, hence the wider margin).
+ */
+const RECALL_RULES: Record<RecallMetric, { skill: number; margin: number; name: string; unit: string; f: (v: number) => string }> = {
+  copy: { skill: 0.5, margin: 0.5, name: 'copy: nats saved', unit: ' nats', f: f2 },
+  mqar: { skill: 0.5, margin: 0.1, name: 'MQAR accuracy', unit: '', f: f2 },
+  passkey: { skill: 0.5, margin: 0.2, name: 'passkey accuracy', unit: '', f: f2 },
+};
+
+type Scores<V> = Record<RecallMetric, V>;
+
+/** One setting of a probe's knob (gap, pairs, length) and the tokens its sequences take. */
+interface ProbeSetting {
+  x: number;
+  tokens: number;
+}
+
+interface RecallFacts {
+  seqLen: number;
+  /** Every setting of each probe, and the one inside the training length the budget curve follows (supra demo's). */
+  settings: Scores<ProbeSetting[]>;
+  point: Scores<ProbeSetting>;
+  /** A run's score at a setting (NaN where it was not measured). */
+  score: (r: RunResult, m: RecallMetric, x: number) => number;
+  /** The teacher's scores at the point; the seeds' scores of uptrained (budget 0: right after linearizing) and transfer runs. */
+  teacher: Scores<number>;
+  up: (b: number) => Scores<Stat | null>;
+  transfer: (b: number) => Scores<Stat | null>;
+  /** The largest uptraining budget. */
+  top: number;
+  /** The scores on which the teacher shows the skill at the point. */
+  skilled: RecallMetric[];
+}
+
+function recallFacts(input: ReportInput, t: { runs: (id: (seed: number) => string) => RunResult[]; upId: (b: number) => (s: number) => string; trId: (b: number) => (s: number) => string }): RecallFacts {
+  const ev = input.evalSettings.probes;
+  const settings: Scores<ProbeSetting[]> = {
+    copy: ev.copy.gaps.map((x) => ({ x, tokens: copyTokens(ev.copy.span, x) })),
+    // the study asks every key once
+    mqar: ev.mqar.pairs.map((x) => ({ x, tokens: mqarTokens(x, x) })),
+    passkey: ev.passkey.lengths.map((x) => ({ x, tokens: x })),
+  };
+  const at = { copy: RECALL_DEFAULTS.copyGap, mqar: RECALL_DEFAULTS.mqarPairs, passkey: RECALL_DEFAULTS.passkeyLength };
+  const point = Object.fromEntries(RECALL_METRICS.map((m) => [m, settings[m].find((s) => s.x === at[m]) ?? { x: at[m], tokens: NaN }])) as Scores<ProbeSetting>;
+  const score = (r: RunResult, m: RecallMetric, x: number): number => {
+    const p = r.probes;
+    if (m === 'copy') {
+      const i = p.copy.gaps.indexOf(x);
+      return i < 0 ? NaN : p.copy.firstCopyLoss[i]! - p.copy.secondCopyLoss[i]!;
+    }
+    const [xs, ys] = m === 'mqar' ? [p.mqar.pairs, p.mqar.accuracy] : [p.passkey.lengths, p.passkey.accuracy];
+    const i = xs.indexOf(x);
+    return i < 0 ? NaN : ys[i]!;
+  };
+  const teacherRun = input.results.get('teacher')!;
+  const teacher = Object.fromEntries(RECALL_METRICS.map((m) => [m, score(teacherRun, m, point[m].x)])) as Scores<number>;
+  const seedsOf = (id: (seed: number) => string): Scores<Stat | null> =>
+    Object.fromEntries(RECALL_METRICS.map((m) => [m, stat(t.runs(id).map((r) => score(r, m, point[m].x)).filter(Number.isFinite))])) as Scores<Stat | null>;
+  const budgets = input.study.budgets;
+  return {
+    seqLen: input.study.seqLen, settings, point, score, teacher,
+    up: (b) => seedsOf(t.upId(b)), transfer: (b) => seedsOf(t.trId(b)),
+    top: budgets[budgets.length - 1]!,
+    skilled: RECALL_METRICS.filter((m) => teacher[m] >= RECALL_RULES[m].skill),
+  };
+}
+
+/** "copy: nats saved at gap 128 (160 tokens)". */
+function pointLabel(f: RecallFacts, m: RecallMetric): string {
+  const { x, tokens } = f.point[m];
+  const at = m === 'copy' ? `gap ${x} (${tokens} tokens)` : m === 'mqar' ? `${x} pairs (${tokens} tokens)` : `${x} tokens`;
+  return `${RECALL_RULES[m].name} at ${at}`;
+}
+
+/** "0.31 (0.20–0.42)" in the metric's format. */
+const fmtScore = (m: RecallMetric, s: Stat | null) => fmtStat(s, RECALL_RULES[m].f);
+
+/**
+ * A model's seeds against the teacher on some scores: lost where every seed is below the teacher by the
+ * margin, kept where none is, split where the seeds disagree (missing: not measured).
+ */
+function againstTeacher(teacher: Scores<number>, model: Scores<Stat | null>, metrics: RecallMetric[]): { lost: RecallMetric[]; kept: RecallMetric[]; split: RecallMetric[] } {
+  const out = { lost: [] as RecallMetric[], kept: [] as RecallMetric[], split: [] as RecallMetric[] };
+  for (const m of metrics) {
+    const s = model[m];
+    if (!s) continue;
+    const below = teacher[m] - RECALL_RULES[m].margin;
+    (s.max < below ? out.lost : s.min >= below ? out.kept : out.split).push(m);
+  }
+  return out;
+}
+
+const metricNames = (ms: RecallMetric[]) => ms.map((m) => (m === 'copy' ? 'copy' : m === 'mqar' ? 'MQAR' : 'passkey')).join(', ');
+
+/** Does the uptrained model recall in context as its teacher does (copy and MQAR at the point)? */
+function iclVerdict(f: RecallFacts): { ours: string; verdict: string; lost: RecallMetric[]; kept: RecallMetric[] } {
+  const tested = f.skilled.filter((m) => m !== 'passkey');
+  const top = f.up(f.top);
+  const ours = (['copy', 'mqar'] as const).map((m) => `${pointLabel(f, m)}: teacher ${RECALL_RULES[m].f(f.teacher[m])} vs uptrained ${f.top}% ${fmtScore(m, top[m])}`).join('; ') + '.';
+  if (tested.length === 0) return { ours, verdict: 'not testable here (the teacher does not recall either)', lost: [], kept: [] };
+  const { lost, kept, split } = againstTeacher(f.teacher, top, tested);
+  if (lost.length + kept.length + split.length === 0) return { ours, verdict: 'not measured', lost, kept };
+  const verdict = lost.length === tested.length ? 'yes'
+    : kept.length === tested.length ? 'no (SUPRA keeps recall here)'
+      : `partly (${[lost.length ? `lost on ${metricNames(lost)}` : '', kept.length ? `kept on ${metricNames(kept)}` : '', split.length ? `the seeds disagree on ${metricNames(split)}` : ''].filter(Boolean).join('; ')})`;
+  return { ours, verdict, lost, kept };
+}
+
+/** Does more uptraining recover what linearizing cost (the scores the teacher has, at budget 0 vs the top budget)? */
+function budgetVerdict(f: RecallFacts): { ours: string; verdict: string } {
+  const ends = (m: RecallMetric) => `${fmtScore(m, f.up(0)[m])} right after linearizing, ${fmtScore(m, f.up(f.top)[m])} at ${f.top}%`;
+  const ours = RECALL_METRICS.map((m) => `${pointLabel(f, m)}: ${ends(m)}; teacher ${RECALL_RULES[m].f(f.teacher[m])}`).join('. ') + ' (section 6).';
+  if (f.skilled.length === 0) return { ours, verdict: 'not testable here (the teacher does not recall either)' };
+  const start = againstTeacher(f.teacher, f.up(0), f.skilled);
+  const owed = f.skilled.filter((m) => !start.kept.includes(m));
+  if (owed.length === 0) return { ours, verdict: 'nothing to recover (right after linearizing SUPRA recalls as the teacher does)' };
+  const end = againstTeacher(f.teacher, f.up(f.top), owed);
+  const rose = owed.filter((m) => clearlyBelow(f.up(0)[m], f.up(f.top)[m], RECALL_RULES[m].margin));
+  const verdict = end.kept.length === owed.length ? 'yes'
+    : rose.length || end.kept.length
+      ? `partly (${[rose.length ? `rises with the budget on ${metricNames(rose)}` : '', end.kept.length ? `back to the teacher's on ${metricNames(end.kept)}` : '', `below the teacher at ${f.top}% on ${metricNames(owed.filter((m) => !end.kept.includes(m)))}`].filter(Boolean).join('; ')})`
+      : `no (what linearizing lost on ${metricNames(owed)} stays lost up to ${f.top}%)`;
+  return { ours, verdict };
+}
+
+/** A run's mean score over the settings past the training length (NaN when there are none). */
+function pastScore(f: RecallFacts, r: RunResult, m: RecallMetric): number {
+  const past = f.settings[m].filter((s) => s.tokens > f.seqLen);
+  return past.length ? mean1(past.map((s) => f.score(r, m, s.x))) : NaN;
+}
+
+/** Recall past the training length: the teacher against the top uptrained model's seeds, on the scores either shows. */
+function pastVerdict(f: RecallFacts, teacher: RunResult, top: RunResult[]): { ours: string; state: 'none' | 'lost' | 'kept' | 'better' | 'mixed'; lost: RecallMetric[]; kept: RecallMetric[]; better: RecallMetric[] } {
+  const t = Object.fromEntries(RECALL_METRICS.map((m) => [m, pastScore(f, teacher, m)])) as Scores<number>;
+  const s = Object.fromEntries(RECALL_METRICS.map((m) => [m, stat(top.map((r) => pastScore(f, r, m)).filter(Number.isFinite))])) as Scores<Stat | null>;
+  const shown = RECALL_METRICS.filter((m) => t[m] >= RECALL_RULES[m].skill || (s[m]?.max ?? -Infinity) >= RECALL_RULES[m].skill);
+  const over = RECALL_METRICS.map((m) => `${f.settings[m].filter((x) => x.tokens > f.seqLen).map((x) => x.tokens).join('/')}-token ${metricNames([m])}`);
+  const ours = `Recall past it (means over the ${over.slice(0, -1).join(', ')} and ${over[over.length - 1]} sequences), teacher vs uptrained ${f.top}%: ` +
+    RECALL_METRICS.map((m) => `${RECALL_RULES[m].name} ${RECALL_RULES[m].f(t[m])} vs ${fmtScore(m, s[m])}`).join(', ') + '.';
+  if (shown.length === 0) return { ours, state: 'none', lost: [], kept: [], better: [] };
+  const cmp = againstTeacher(t, s, shown);
+  const better = shown.filter((m) => (s[m]?.min ?? -Infinity) > t[m] + RECALL_RULES[m].margin);
+  const state = cmp.lost.length === shown.length ? 'lost' : cmp.lost.length || cmp.split.length ? 'mixed' : better.length ? 'better' : 'kept';
+  return { ours, state, lost: cmp.lost, kept: cmp.kept, better };
+}
+
+type Figure = (name: string, plot: LinePlot) => string;
+
+const TEACHER_COLORS = ['#555555', '#999999'];
+
+/** Section 6: the three scores at their point inside the training length, against the budget. */
+function recallBudgetSection(L: string[], input: ReportInput, f: RecallFacts, figure: Figure): void {
+  const { study } = input;
+  const ev = input.evalSettings.probes;
+  const pr = input.results.get('teacher')!.probes;
+  const budgets = [0, ...study.budgets];
+  const rows = [...new Set([...budgets, ...study.transferBudgets])].sort((a, b) => a - b);
+  L.push('## 6. Recall along the uptraining budget');
+  L.push('');
+  L.push(`Does more uptraining recover recall? \`supra demo\`'s three scores, read off each run's probes at one setting inside the ${study.seqLen}-token training`);
+  L.push(`length: the nats the second copy of ${ev.copy.span} random tokens saves over the first at gap ${f.point.copy.x} (${f.point.copy.tokens}-token sequences), MQAR accuracy at`);
+  L.push(`${f.point.mqar.x} pairs (${f.point.mqar.tokens} tokens; chance ${pr.mqar.chance.toExponential(1)}), passkey accuracy at ${f.point.passkey.x} tokens (chance ${f2(pr.passkey.chance)}). Budget 0% is the SUPRA model right`);
+  L.push('after linearizing.');
+  L.push('');
+  const cells = (s: Scores<Stat | null> | null) => RECALL_METRICS.map((m) => (s ? fmtScore(m, s[m]) : '')).join(' | ');
+  L.push('| budget | uptrained: copy saved (nats) | MQAR | passkey | attention transfer + LoRA: copy saved (nats) | MQAR | passkey |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|');
+  L.push(`| teacher (softmax) | ${RECALL_METRICS.map((m) => RECALL_RULES[m].f(f.teacher[m])).join(' | ')} | | | |`);
+  for (const b of rows) {
+    const up = budgets.includes(b) ? f.up(b) : null;
+    const tr = study.transferBudgets.includes(b) ? f.transfer(b) : null;
+    L.push(`| ${b === 0 ? '0% (right after linearizing)' : `${b}%`} | ${cells(up)} | ${cells(tr)} |`);
+  }
+  L.push('');
+  const means = (which: (b: number) => Scores<Stat | null>, bs: number[], m: RecallMetric) => bs.map((b) => which(b)[m]?.mean ?? NaN);
+  const flat = (m: RecallMetric) => budgets.map(() => f.teacher[m]);
+  const copyPlot = figure('recall_budget_copy', {
+    title: `Copying inside the training length: nats saved at gap ${f.point.copy.x}, against the budget`,
+    xLabel: "tokens trained (% of the teacher's pretraining)", yLabel: 'nats saved by the second copy',
+    series: [
+      { name: 'SUPRA uptrained (mean of seeds)', x: budgets, y: means(f.up, budgets, 'copy') },
+      ...(study.transferBudgets.length ? [{ name: 'attention transfer + LoRA', x: study.transferBudgets, y: means(f.transfer, study.transferBudgets, 'copy'), color: '#31a354' }] : []),
+      { name: 'teacher (softmax)', x: budgets, y: flat('copy'), color: TEACHER_COLORS[0] },
+    ],
+    width: 720, height: 440,
+  });
+  const accPlot = figure('recall_budget_accuracy', {
+    title: `MQAR at ${f.point.mqar.x} pairs and passkey at ${f.point.passkey.x} tokens, against the budget`,
+    xLabel: "tokens trained (% of the teacher's pretraining)", yLabel: 'accuracy',
+    series: [
+      { name: 'SUPRA uptrained: MQAR', x: budgets, y: means(f.up, budgets, 'mqar'), color: '#1f6fb4' },
+      { name: 'SUPRA uptrained: passkey', x: budgets, y: means(f.up, budgets, 'passkey'), color: '#f07f10' },
+      ...(study.transferBudgets.length
+        ? [
+            { name: 'attention transfer + LoRA: MQAR', x: study.transferBudgets, y: means(f.transfer, study.transferBudgets, 'mqar'), color: '#31a354' },
+            { name: 'attention transfer + LoRA: passkey', x: study.transferBudgets, y: means(f.transfer, study.transferBudgets, 'passkey'), color: '#a1d99b' },
+          ]
+        : []),
+      { name: 'teacher: MQAR', x: budgets, y: flat('mqar'), color: TEACHER_COLORS[0] },
+      { name: 'teacher: passkey', x: budgets, y: flat('passkey'), color: TEACHER_COLORS[1] },
+    ],
+    hline: { y: pr.passkey.chance, label: 'passkey chance' }, yMin: 0, yMax: 1, width: 720, height: 440,
+  });
+  L.push(`![Copying against the budget](${copyPlot})`);
+  L.push('');
+  L.push(`![MQAR and passkey against the budget](${accPlot})`);
+  L.push('');
+  // the finding, from the numbers above (the findings table repeats it)
+  const v = budgetVerdict(f);
+  let text = `**What this shows.** More uptraining recovers recall: ${v.verdict}.`;
+  const top = study.transferBudgets[study.transferBudgets.length - 1];
+  if (top !== undefined && f.skilled.length) {
+    const up = f.up(top), tr = f.transfer(top);
+    const better = f.skilled.filter((m) => clearlyBelow(up[m], tr[m], RECALL_RULES[m].margin));
+    const worse = f.skilled.filter((m) => clearlyBelow(tr[m], up[m], RECALL_RULES[m].margin));
+    text += ` At ${top}%, attention transfer + LoRA recalls ${[
+      better.length ? `better than full uptraining on ${metricNames(better)}` : '',
+      worse.length ? `worse on ${metricNames(worse)}` : '',
+      better.length + worse.length < f.skilled.length ? `no differently on ${metricNames(f.skilled.filter((m) => !better.includes(m) && !worse.includes(m)))}` : '',
+    ].filter(Boolean).join(', ')}.`;
+  }
+  L.push(text);
+  L.push('');
+}
+
+/** Section 7: every probe setting by its sequence length, the teacher against the top budget's models. */
+function recallLengthSection(L: string[], input: ReportInput, f: RecallFacts, figure: Figure, t: { runs: (id: (seed: number) => string) => RunResult[]; upId: (b: number) => (s: number) => string; trId: (b: number) => (s: number) => string }): void {
+  const { study } = input;
+  const teacher = input.results.get('teacher')!;
+  const trTop = study.transferBudgets[study.transferBudgets.length - 1];
+  const models: Array<[string, RunResult[]]> = [
+    [`SUPRA uptrained ${f.top}%`, t.runs(t.upId(f.top))],
+    ...(trTop !== undefined ? [[`attention transfer + LoRA ${trTop}%`, t.runs(t.trId(trTop))] as [string, RunResult[]]] : []),
+  ];
+  const knob = (m: RecallMetric, x: number) => (m === 'copy' ? `gap ${x}` : m === 'mqar' ? `${x} pairs` : `${x}-token prompt`);
+  L.push(`## 7. Recall past the training length`);
+  L.push('');
+  L.push(`Every setting of the probes, by the tokens its sequences take; past ${f.seqLen} tokens (marked) neither model saw a position in training`);
+  L.push(`(the teacher and every SUPRA run train on ${f.seqLen}-token sequences; SUPRA keeps the teacher's RoPE, and adds a decaying state). Means over the seeds (min–max).`);
+  L.push('');
+  L.push(`| score | setting | tokens | teacher (softmax) | ${models.map(([name]) => name).join(' | ')} |`);
+  L.push(`|---|---|---:|---:|${models.map(() => '---:').join('|')}|`);
+  for (const m of RECALL_METRICS) {
+    for (const { x, tokens } of f.settings[m]) {
+      const cells = models.map(([, rs]) => fmtScore(m, stat(rs.map((r) => f.score(r, m, x)).filter(Number.isFinite))));
+      L.push(`| ${RECALL_RULES[m].name} | ${knob(m, x)} | ${tokens}${tokens > f.seqLen ? ' (past)' : ''} | ${RECALL_RULES[m].f(f.score(teacher, m, x))} | ${cells.join(' | ')} |`);
+    }
+  }
+  L.push('');
+  const line = (rs: RunResult[], m: RecallMetric) => f.settings[m].map((s) => stat(rs.map((r) => f.score(r, m, s.x)).filter(Number.isFinite))?.mean ?? NaN);
+  const xs = (m: RecallMetric) => f.settings[m].map((s) => s.tokens);
+  const vline = { x: f.seqLen, label: `training length (${f.seqLen})` };
+  const copyPlot = figure('recall_length_copy', {
+    title: 'Copying: nats saved by the second copy, against the sequence length',
+    xLabel: 'tokens in the sequence', yLabel: 'nats saved by the second copy',
+    series: [
+      { name: 'teacher (softmax)', x: xs('copy'), y: line([teacher], 'copy'), color: TEACHER_COLORS[0] },
+      ...models.map(([name, rs]) => ({ name, x: xs('copy'), y: line(rs, 'copy') })),
+    ],
+    vline, xLog: true, width: 720, height: 440,
+  });
+  const accPlot = figure('recall_length_accuracy', {
+    title: 'MQAR and passkey accuracy against the sequence length',
+    xLabel: 'tokens in the sequence', yLabel: 'accuracy',
+    series: [
+      { name: 'teacher: MQAR', x: xs('mqar'), y: line([teacher], 'mqar'), color: TEACHER_COLORS[0] },
+      { name: 'teacher: passkey', x: xs('passkey'), y: line([teacher], 'passkey'), color: TEACHER_COLORS[1] },
+      { name: `${models[0]![0]}: MQAR`, x: xs('mqar'), y: line(models[0]![1], 'mqar'), color: '#1f6fb4' },
+      { name: `${models[0]![0]}: passkey`, x: xs('passkey'), y: line(models[0]![1], 'passkey'), color: '#f07f10' },
+    ],
+    hline: { y: teacher.probes.passkey.chance, label: 'passkey chance' }, vline, xLog: true, yMin: 0, yMax: 1, width: 720, height: 440,
+  });
+  L.push(`![Copying against the sequence length](${copyPlot})`);
+  L.push('');
+  L.push(`![MQAR and passkey against the sequence length](${accPlot})`);
+  L.push('');
+  const p = pastVerdict(f, teacher, models[0]![1]);
+  const who = models[0]![0];
+  const text = {
+    none: `Neither the teacher nor ${who} recalls past the training length at these settings.`,
+    lost: `${who} loses recall past the training length where the teacher keeps it (${metricNames(p.lost)}).`,
+    kept: `${who} recalls past the training length as well as the teacher (${metricNames(p.kept)}).`,
+    better: `${who} recalls past the training length better than the teacher on ${metricNames(p.better)}${p.kept.length > p.better.length ? `, as well on ${metricNames(p.kept.filter((m) => !p.better.includes(m)))}` : ''}.`,
+    mixed: `Past the training length ${who} ${[p.lost.length ? `loses recall on ${metricNames(p.lost)}` : '', p.kept.length ? `keeps it on ${metricNames(p.kept)}` : ''].filter(Boolean).join(' and ') || 'recalls unevenly across its seeds'}.`,
+  }[p.state];
+  L.push(`**What this shows.** ${text} ${p.ours.replace(/^Recall past it/, 'Recall past the training length')}`);
+  L.push('');
+}
+
+/** 2, 4, 8, …, 256 (tokens), or 'never' without decay. */
+function fmtHorizons(hs: number[]): string {
+  const u = [...new Set(hs.map((h) => (Number.isFinite(h) ? Math.round(h) : Infinity)))].sort((a, b) => a - b);
+  return u.map((h) => (Number.isFinite(h) ? String(h) : 'never')).join(', ');
+}
+
+/**
+ * The paragraph under the findings: why our recall findings may differ from the paper's, decided by the
+ * teacher's scores and, when it recalls, by SUPRA's memory (each head's decay horizon and its state's
+ * width) against the distances the probes ask about.
+ */
+function whyOursMayDiffer(input: ReportInput, f: RecallFacts, icl: { lost: RecallMetric[]; kept: RecallMetric[] }, topSpec: RunSpec | undefined): string {
+  const teacher = input.results.get('teacher')!;
+  const scores = RECALL_METRICS.map((m) => `${pointLabel(f, m)} ${RECALL_RULES[m].f(f.teacher[m])}`).join(', ');
+  const tested = f.skilled.filter((m) => m !== 'passkey');
+  let text = '**Why ours may differ at this scale.** ';
+  if (tested.length === 0) {
+    text += `The teacher is small and briefly trained (val ppl ${f1(teacher.valPpl)}) and does not recall in context (${scores}): a probe cannot show a loss the teacher never had. `;
+  } else {
+    const H = input.teacher.heads, dk = input.teacher.headDim;
+    const decay = supraSettings(topSpec?.linearize ?? {}).decay;
+    const hz = decayHorizons(H, decay);
+    const reach = (d: number) => hz.filter((h) => h >= d).length;
+    // how far back each score asks (a first-copy token to its repeat; the first pair to the last query), and
+    // how many tokens a head that reaches that far then holds
+    const dist: Record<'copy' | 'mqar', number> = { copy: f.point.copy.tokens - input.evalSettings.probes.copy.span, mqar: f.point.mqar.tokens - 2 };
+    const held = { copy: f.point.copy.tokens, mqar: f.point.mqar.tokens };
+    const outcome = icl.lost.length === tested.length ? 'loses it' : icl.kept.length === tested.length ? 'keeps it' : 'keeps part of it';
+    text += `The teacher does recall in context here (${scores}), and SUPRA uptrained ${f.top}% ${outcome}. `;
+    text += `SUPRA's memory is one ${dk} × ${dk} state per head and layer, whatever the context (a linear memory keeps about ${dk} associations apart), `;
+    text += hz.every((h) => !Number.isFinite(h)) ? 'and no head forgets (no decay). ' : `and each head forgets at its own rate (${decay} decay): a token's weight falls to 1/e after ${fmtHorizons(hz)} tokens. `;
+    text += `The copy probe at gap ${f.point.copy.x} asks across ${dist.copy} tokens, which ${reach(dist.copy)} of ${H} heads reach, each then holding all ${held.copy} tokens of the sequence in ${dk} dimensions; `;
+    text += `MQAR at ${f.point.mqar.x} pairs asks up to ${dist.mqar} tokens back (${reach(dist.mqar)} heads reach it) for ${f.point.mqar.x} associations among ${held.mqar} tokens. `;
+    const lost = icl.lost.filter((m): m is 'copy' | 'mqar' => m !== 'passkey');
+    const kept = tested.filter((m) => icl.kept.includes(m));
+    const unreached = lost.filter((m) => reach(dist[m]) === 0);
+    const crowded = lost.filter((m) => reach(dist[m]) > 0 && held[m] > dk);
+    const unexplained = lost.filter((m) => reach(dist[m]) > 0 && held[m] <= dk);
+    if (unreached.length) text += `No head reaches as far as ${metricNames(unreached)} asks, which alone explains losing it. `;
+    if (crowded.length) text += `The decay alone does not explain the loss of ${metricNames(crowded)}: heads reach that far, but must hold more tokens than their ${dk} dimensions keep apart. `;
+    if (unexplained.length) text += `Neither the decay nor the state's width explains the loss of ${metricNames(unexplained)}: heads reach that far and the tokens fit; the budget may be too short to learn it. `;
+    if (kept.length) {
+      const far = Math.max(...RECALL_METRICS.flatMap((m) => f.settings[m].map((x) => x.tokens)));
+      text += kept.every((m) => reach(dist[m]) > 0)
+        ? `What it keeps (${metricNames(kept)}) lies within its slowest heads' reach, and that is enough here`
+        : `It keeps ${metricNames(kept)} although not every distance lies within a head's 1/e horizon: what remains of the decayed weight is enough here`;
+      text += far > Math.max(...hz) ? `; past the training length (section 7) the probes' sequences run to ${far} tokens, beyond the slowest head's ${fmtHorizons([Math.max(...hz)])}. ` : '. ';
+    }
+  }
+  text += 'Our budgets are tens to hundreds of optimizer steps, where warm-up and the first steps dominate. ';
+  text += `And perplexity on ${Math.round(teacher.validationTokens / 1000)}k held-out tokens is a coarser instrument than the paper's benchmark suite.`;
+  return text;
 }
