@@ -516,12 +516,14 @@ export function anyNonFinite(x: usize, lo: i32, hi: i32): i32 {
 }
 
 /**
- * AdamW on [lo, hi) (PyTorch's order): p −= lr·wd·p; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²;
- * p −= lr·(m/bc1)/(sqrt(v/bc2) + eps) with bc1 = 1 − b1^t, bc2 = 1 − b2^t.
+ * AdamW on [lo, hi) (PyTorch's order) of the gradient g·gs (gs: the clipping and averaging factor, one
+ * float32 product per value, as scale() then adamw would round it): p −= lr·wd·p; m = b1·m + (1−b1)·g;
+ * v = b2·v + (1−b2)·g²; p −= lr·(m/bc1)/(sqrt(v/bc2) + eps) with bc1 = 1 − b1^t, bc2 = 1 − b2^t.
+ * clear ≠ 0: g is zeroed as it is read (the next step's gradients start from zero without a pass of their own).
  */
 export function adamw(
   p: usize, g: usize, m: usize, v: usize,
-  lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32, lo: i32, hi: i32,
+  lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32, gs: f32, clear: i32, lo: i32, hi: i32,
 ): void {
   const decay: f32 = 1 - lr * wd;
   const vdecay = f32x4.splat(decay);
@@ -529,9 +531,11 @@ export function adamw(
   const vb2 = f32x4.splat(b2), vb2c = f32x4.splat(1 - b2);
   const vstep = f32x4.splat(lr / bc1);
   const vbc2 = f32x4.splat(bc2), veps = f32x4.splat(eps);
+  const vgs = f32x4.splat(gs), zero = f32x4.splat(0);
   let i = lo;
   for (; i + 4 <= hi; i += 4) {
-    const gi = v128.load(at(g, i));
+    const gi = f32x4.mul(v128.load(at(g, i)), vgs);
+    if (clear) v128.store(at(g, i), zero);
     const mi = f32x4.add(f32x4.mul(vb1, v128.load(at(m, i))), f32x4.mul(vb1c, gi));
     const vi = f32x4.add(f32x4.mul(vb2, v128.load(at(v, i))), f32x4.mul(vb2c, f32x4.mul(gi, gi)));
     v128.store(at(m, i), mi);
@@ -541,7 +545,8 @@ export function adamw(
     v128.store(at(p, i), f32x4.sub(pi, f32x4.div(f32x4.mul(vstep, mi), denom)));
   }
   for (; i < hi; i++) {
-    const gi = load<f32>(at(g, i));
+    const gi = load<f32>(at(g, i)) * gs;
+    if (clear) store<f32>(at(g, i), 0);
     const mi = b1 * load<f32>(at(m, i)) + (1 - b1) * gi;
     const vi = b2 * load<f32>(at(v, i)) + (1 - b2) * (gi * gi);
     store<f32>(at(m, i), mi);

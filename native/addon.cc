@@ -764,21 +764,20 @@ napi_value SwigluBackward(napi_env env, napi_callback_info cbinfo) {
 // and out of the arena for every call. The same bits (kernels.cc); chunks as ops.ts cuts them.
 class AdamwWork : public ChunkedWork {
  public:
-  AdamwWork(float* p, const float* g, float* m, float* v, const float (&h)[7], int64_t n, int64_t grain)
-      : ChunkedWork(n, grain), p_(p), g_(g), m_(m), v_(v) {
-    std::copy(h, h + 7, h_);
+  AdamwWork(float* p, float* g, float* m, float* v, const float (&h)[8], bool clear, int64_t n, int64_t grain)
+      : ChunkedWork(n, grain), p_(p), g_(g), m_(m), v_(v), clear_(clear) {
+    std::copy(h, h + 8, h_);
   }
 
  protected:
   void DoRange(int64_t, int64_t lo, int64_t hi) override {
-    supra::AdamwRange(p_, g_, m_, v_, h_[0], h_[1], h_[2], h_[3], h_[4], h_[5], h_[6], lo, hi);
+    supra::AdamwRange(p_, g_, m_, v_, h_[0], h_[1], h_[2], h_[3], h_[4], h_[5], h_[6], h_[7], clear_, lo, hi);
   }
 
  private:
-  float* p_;
-  const float* g_;
-  float *m_, *v_;
-  float h_[7];
+  float *p_, *g_, *m_, *v_;
+  float h_[8];
+  const bool clear_;
 };
 
 class SumSquaresWork : public ChunkedWork {
@@ -826,25 +825,31 @@ class EmbeddingBackwardWork : public ChunkedWork {
   const int64_t n_, dim_;
 };
 
-// adamw(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, n, grain)
-napi_value Adamw(napi_env env, napi_callback_info cbinfo) {
-  const char* name = "adamw";
-  napi_value argv[13];
+// adamwFused(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gradScale, clearGrad, n, grain): ops.adamw (a new name
+// for the new arguments, so an add-on built before them is seen to lack it)
+napi_value AdamwFused(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "adamwFused";
+  napi_value argv[15];
   int64_t n, grain;
   float *p, *g, *m, *v;
-  float h[7];
-  if (!ReadArgs(env, cbinfo, name, 13, argv) || !ReadCount(env, argv[11], name, "n", 0, &n) ||
-      !ReadCount(env, argv[12], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "p", n, false, &p) ||
+  float h[8];
+  bool clear;
+  if (!ReadArgs(env, cbinfo, name, 15, argv) || !ReadCount(env, argv[13], name, "n", 0, &n) ||
+      !ReadCount(env, argv[14], name, "grain", 1, &grain) || !ReadSpan(env, argv[0], name, "p", n, false, &p) ||
       !ReadSpan(env, argv[1], name, "g", n, false, &g) || !ReadSpan(env, argv[2], name, "m", n, false, &m) ||
       !ReadSpan(env, argv[3], name, "v", n, false, &v)) {
     return nullptr;
   }
-  for (int i = 0; i < 7; i++) {
+  for (int i = 0; i < 8; i++) {
     double d;
     if (!ReadNumber(env, argv[4 + i], "adamw hyperparameter", &d)) return nullptr;
     h[i] = static_cast<float>(d); // the wasm kernel takes them as f32
   }
-  AdamwWork work(p, g, m, v, h, n, grain);
+  if (napi_get_value_bool(env, argv[12], &clear) != napi_ok) {
+    Napi::TypeError::New(env, "supra native adamwFused: clearGrad must be a boolean").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  AdamwWork work(p, g, m, v, h, clear, n, grain);
   RunShared(work);
   return nullptr;
 }
@@ -1155,7 +1160,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8},
-                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamw", Adamw},
+                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);

@@ -50,9 +50,10 @@ void LinearAttentionStepRange(const float* q, const float* k, const float* v, fl
 
 // The optimizer's kernels of assembly/ops.ts, bit for bit, for arrays outside the arena (which the wasm kernels
 // would copy in and out): plain C++ (no reassociation, no contraction: the same roundings at any vector width).
-// AdamW on [lo, hi) with every hyperparameter rounded to float32 as the wasm kernel's f32 arguments are.
-void AdamwRange(float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps, float wd, float bc1,
-                float bc2, int64_t lo, int64_t hi);
+// AdamW on [lo, hi) of the gradient g·gs, with every hyperparameter rounded to float32 as the wasm kernel's
+// f32 arguments are; clear zeroes g as it is read. Vectorized where the CPU allows (the same bits).
+void AdamwRange(float* p, float* g, float* m, float* v, float lr, float b1, float b2, float eps, float wd, float bc1,
+                float bc2, float gs, bool clear, int64_t lo, int64_t hi);
 // Σ x² of x[0, n) in float64 with sumSquares64's two 2-lane accumulators: one chunk of ops.sumSquares.
 double SumSquaresChunk(const float* x, int64_t n);
 // x[i] *= s on [lo, hi).

@@ -486,6 +486,37 @@ test('adamw matches the reference over two steps', () => {
   }
 });
 
+test('adamw with gradScale and clearGrad: the bits of scale(g) then adamw, g zeroed; in the arena and outside it', () => {
+  const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  for (const arena of [true, false]) {
+    for (const n of [0, 1, 7, 17, 33, 1001, (1 << 17) + 5]) {
+      for (const factor of [1, 0.37, 1 / 3, 2.5e-7]) {
+        const p = randArr(n, arena), g = randArr(n, arena), m = randArr(n, arena, 0.1), v = randArr(n, arena, 0.01);
+        v.forEach((x, i) => (v[i] = Math.abs(x)));
+        if (n > 1) g[1] = -0; // a negative zero gradient keeps its sign through the factor
+        const [p2, g2, m2, v2] = [p, g, m, v].map((a) => copy(a)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+        for (const step of [1, 6]) {
+          const kept = copy(g2);
+          // the reference: scale's pass, then adamw's; fused, without then with clearGrad
+          ops.scale(g, factor);
+          ops.adamw(p, g, m, v, 3e-3, 0.9, 0.95, 1e-8, 0.1, step);
+          ops.adamw(p2, g2, m2, v2, 3e-3, 0.9, 0.95, 1e-8, 0.1, step, n, factor);
+          assert.ok(bits(g2).equals(bits(kept)), `g unchanged without clearGrad (n ${n})`);
+          ops.adamw(p, g, m, v, 3e-3, 0.9, 0.95, 1e-8, 0.1, step + 1);
+          ops.adamw(p2, g2, m2, v2, 3e-3, 0.9, 0.95, 1e-8, 0.1, step + 1, n, factor, true);
+          for (const [a, b, what] of [[p, p2, 'p'], [m, m2, 'm'], [v, v2, 'v']] as const) {
+            assert.ok(bits(b).equals(bits(a)), `${what}: arena ${arena}, n ${n}, factor ${factor}, step ${step}`);
+          }
+          assert.ok(g2.every((x) => Object.is(x, 0)), `clearGrad leaves +0 everywhere (n ${n})`);
+          for (let i = 0; i < n; i++) g[i] = g2[i] = randn();
+          if (inArena(kept)) free(kept);
+        }
+        for (const a of [p, g, m, v, p2, g2, m2, v2]) if (inArena(a)) free(a);
+      }
+    }
+  }
+});
+
 // ---------------------------------------------------------------- the pool
 
 test('with 2 threads the pool runs work on more than one thread, with the same results', () => {

@@ -603,7 +603,7 @@ test('the install-time build succeeds without OpenBLAS and says why', () => {
   assert.match(lines[0]!, /^supra: native backend not built: .*; supra will use the wasm backend$/);
 });
 
-test('the optimizer kernels for arrays outside the arena give the wasm kernels\' bits: adamw, sumSquares, scale, embeddingBackward', { skip }, () => {
+test('the optimizer kernels for arrays outside the arena give the wasm kernels\' bits: adamw (with a gradient factor, clearing), sumSquares, scale, embeddingBackward', { skip }, () => {
   const b = backend();
   const heap = b.heapKernels;
   assert.ok(heap, 'the native backend has them');
@@ -628,6 +628,11 @@ test('the optimizer kernels for arrays outside the arena give the wasm kernels\'
         ops.adamw(outside[0]!, outside[1]!, outside[2]!, outside[3]!, 3e-4, 0.9, 0.95, 1e-8, 0.1, step);
         for (let j = 0; j < 4; j++) assert.ok(bits(outside[j]!).equals(bits(arena[j]!)), `adamw n ${n} step ${step} array ${j}`);
       }
+      // the trainer's fused pass: the gradient times a factor, then zeroed
+      ops.adamw(arena[0]!, arena[1]!, arena[2]!, arena[3]!, 3e-4, 0.9, 0.95, 1e-8, 0.1, 8, n, 0.37, true);
+      ops.adamw(outside[0]!, outside[1]!, outside[2]!, outside[3]!, 3e-4, 0.9, 0.95, 1e-8, 0.1, 8, n, 0.37, true);
+      for (let j = 0; j < 4; j++) assert.ok(bits(outside[j]!).equals(bits(arena[j]!)), `fused adamw n ${n} array ${j}`);
+      assert.ok(outside[1]!.every((x) => Object.is(x, 0)), `fused adamw zeroes the gradient (n ${n})`);
       for (const a of arena) free(a);
     }
     // embeddingBackward with repeated ids

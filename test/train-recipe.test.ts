@@ -6,15 +6,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crossEntropy } from '../src/core/ops.js';
+import { crossEntropy, scale, sumSquares } from '../src/core/ops.js';
 import { parseConfig } from '../src/io/config.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { loadDecoder } from '../src/models/auto.js';
 import { readLatest } from '../src/train/checkpoint.js';
 import { MetricsLog, ProgressLine, progressText } from '../src/train/metrics.js';
 import { lrAt, scaledSchedule } from '../src/train/schedule.js';
+import { scheduleOf } from '../src/train/settings.js';
 import { initRandom } from '../src/models/build.js';
-import { evaluate } from '../src/train/evaluate.js';
+import { AdamW } from '../src/train/adamw.js';
+import { evaluate, splitRows } from '../src/train/evaluate.js';
 import { isKernelParam } from '../src/train/param-groups.js';
 import { train, TrainingDiverged } from '../src/train/trainer.js';
 import { gqaDir } from './helpers/fixture.js';
@@ -259,6 +261,57 @@ test('kernelsFirstSteps: a two-step schedule trains the kernels alone first, the
     rmSync(bad, { recursive: true, force: true });
     model.free();
   } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the trainer\'s fused step (scaling and zeroing inside AdamW\'s pass) gives the bits of the plain one: zero, backward, norm, scale, AdamW', async () => {
+  // kernels first: the base gradients are computed but not applied for 2 steps, so they must still be zeroed
+  const config = parseConfig(tinyConfig({ supra: true }));
+  const fused = initRandom(config, 4);
+  const plain = initRandom(config, 4);
+  const out = tmp('fused');
+  try {
+    const r = await train({
+      model: fused, data: tinyData(), out, steps: 4, batchSize: 2, gradAccum: 2, gradClip: 0.05, lr: 1e-2, kernelLr: 3e-2,
+      kernelsFirstSteps: 2, warmupSteps: 1, quiet: true, evalSequences: 0, saveEvery: 0,
+    });
+    const s = r.settings;
+    // the plain step, written out (param-groups.ts: base before kernels, in model order)
+    const kernels = plain.params().filter((p) => isKernelParam(p.name));
+    const base = plain.params().filter((p) => !isKernelParam(p.name));
+    const opt = new AdamW([{ name: 'base', params: base, lr: s.lr }, { name: 'kernels', params: kernels, lr: s.kernelLr }], { betas: s.betas, eps: s.eps, weightDecay: s.weightDecay });
+    const schedule = scheduleOf(s), kernelSchedule = scaledSchedule(schedule, s.kernelLr);
+    const data = tinyData();
+    const inputs = new Int32Array(2 * s.seqLen), targets = new Int32Array(2 * s.seqLen);
+    plain.enableGrads();
+    const losses: number[] = [];
+    for (let step = 0; step < 4; step++) {
+      plain.zeroGrad();
+      let lossSum = 0;
+      for (let micro = 0; micro < 2; micro++) {
+        splitRows(data.nextTrain(2), 0, 2, s.seqLen, inputs, targets);
+        lossSum += plain.loss(inputs, 2, s.seqLen, { zLoss: s.zLoss, targets });
+        plain.backward();
+      }
+      losses.push(lossSum / 2);
+      const updated = step < 2 ? kernels : [...base, ...kernels];
+      let sumSq = 0;
+      for (const p of updated) sumSq += sumSquares(p.grad!);
+      const norm = Math.sqrt(sumSq) / 2;
+      const factor = Math.min(1, 0.05 / (norm + 1e-6)) / 2;
+      for (const p of updated) scale(p.grad!, factor);
+      opt.groups[0]!.lr = lrAt(step, schedule);
+      opt.groups[1]!.lr = lrAt(step, kernelSchedule);
+      opt.step(step < 2 ? (g) => g.name === 'kernels' : undefined);
+    }
+    assert.deepEqual(r.losses, losses);
+    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    for (const p of plain.params()) assert.ok(bytes(fused.param(p.name).data).equals(bytes(p.data)), `${p.name}: the same bits`);
+    opt.free();
+  } finally {
+    fused.free();
+    plain.free();
     rmSync(out, { recursive: true, force: true });
   }
 });

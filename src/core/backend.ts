@@ -98,7 +98,7 @@ export interface BackendKernels {
 export interface HeapKernels {
   adamw(
     p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number,
-    wd: number, bc1: number, bc2: number, n: number, grain: number,
+    wd: number, bc1: number, bc2: number, gradScale: number, clearGrad: boolean, n: number, grain: number,
   ): void;
   sumSquares(x: Float32Array, n: number, grain: number): number;
   scale(x: Float32Array, s: number, n: number, grain: number): void;

@@ -528,22 +528,26 @@ export function allFinite(x: Float32Array, n = x.length): boolean {
 }
 
 /**
- * One AdamW step (PyTorch's): p −= lr·wd·p; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²;
- * p −= lr · (m / (1 − b1^t)) / (sqrt(v / (1 − b2^t)) + eps). `step` is t, counted from 1.
+ * One AdamW step (PyTorch's) on the gradient g·gradScale: p −= lr·wd·p; m = b1·m + (1−b1)·g;
+ * v = b2·v + (1−b2)·g²; p −= lr · (m / (1 − b1^t)) / (sqrt(v / (1 − b2^t)) + eps). `step` is t, counted
+ * from 1. gradScale (the clipping and averaging factor) multiplies each gradient value in float32 in the
+ * same pass: the bits of scale(g, gradScale) then adamw. With clearGrad, g is zeroed as it is read (its
+ * owner's next gradients then accumulate from zero with no zeroing pass); otherwise g is left as it was.
  */
 export function adamw(
   p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
   lr: number, b1: number, b2: number, eps: number, wd: number, step: number, n = p.length,
+  gradScale = 1, clearGrad = false,
 ): void {
   checkCount('adamw: n', n);
   const bc1 = 1 - Math.pow(b1, step);
   const bc2 = 1 - Math.pow(b2, step);
   const heap = outsideArena(p, g, m, v);
-  if (heap) return heap.adamw(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, n, chunkGrain(n, 4));
+  if (heap) return heap.adamw(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gradScale, clearGrad, n, chunkGrain(n, 4));
   beginCall();
   const args = [
-    ptr(p, n, 'adamw: p', 'inout'), ptr(g, n, 'adamw: g', 'in'), ptr(m, n, 'adamw: m', 'inout'),
-    ptr(v, n, 'adamw: v', 'inout'), lr, b1, b2, eps, wd, bc1, bc2,
+    ptr(p, n, 'adamw: p', 'inout'), ptr(g, n, 'adamw: g', clearGrad ? 'inout' : 'in'), ptr(m, n, 'adamw: m', 'inout'),
+    ptr(v, n, 'adamw: v', 'inout'), lr, b1, b2, eps, wd, bc1, bc2, gradScale, clearGrad ? 1 : 0,
   ];
   parallelFor('adamw', args, n, 4);
   endCall();

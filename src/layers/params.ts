@@ -283,8 +283,9 @@ export class ParamStore {
     }
   }
 
-  zeroGrad(): void {
-    for (const p of this.byName.values()) p.grad?.fill(0);
+  /** Zero every gradient, but those in `skip` (known to be zero already: AdamW.step's clearGrads). */
+  zeroGrad(skip?: ReadonlySet<Param>): void {
+    for (const p of this.byName.values()) if (!skip?.has(p)) p.grad?.fill(0);
   }
 
   /**

@@ -166,8 +166,9 @@ export class DecoderLM {
     this.store.enableGrads(trained);
   }
 
-  zeroGrad(): void {
-    this.store.zeroGrad();
+  /** Zero every gradient, but those in `skip` (known to be zero already). */
+  zeroGrad(skip?: ReadonlySet<Param>): void {
+    this.store.zeroGrad(skip);
   }
 
   /** Copy ids into an arena buffer, checking their count and range. */

@@ -134,8 +134,9 @@ export class LoraAdapters {
     this.store.enableGrads();
   }
 
-  zeroGrad(): void {
-    this.store.zeroGrad();
+  /** Zero every gradient, but those in `skip` (known to be zero already). */
+  zeroGrad(skip?: ReadonlySet<Param>): void {
+    this.store.zeroGrad(skip);
   }
 
   /** Fill the adapters from tensors named as params() (no PEFT prefix); `source` names the file in errors. */

@@ -82,8 +82,13 @@ export class AdamW {
    * One update of every parameter that has a gradient (a parameter without one is skipped, as PyTorch
    * skips grad None, and its step count does not advance). Non-finite gradients are an error.
    * `only` limits the update to some groups; the others keep their weights, moments and step counts.
+   * `gradScale` multiplies every gradient value (in float32, in the update's own pass: the bits of scaling
+   * the gradients first); `clearGrads` zeroes each updated gradient as the update reads it. Returns the
+   * parameters updated (with clearGrads, those whose gradients are now zero).
    */
-  step(only?: (group: ResolvedGroup) => boolean): void {
+  step(only?: (group: ResolvedGroup) => boolean, { gradScale = 1, clearGrads = false }: { gradScale?: number; clearGrads?: boolean } = {}): Param[] {
+    if (!Number.isFinite(gradScale)) throw new RangeError(`supra: AdamW: gradScale must be a finite number, got ${gradScale}`);
+    const updated: Param[] = [];
     for (const g of this.groups) {
       if (only && !only(g)) continue;
       checkHyper(g, g.name);
@@ -96,9 +101,11 @@ export class AdamW {
           this.moments.set(p, st);
         }
         st.step++;
-        ops.adamw(p.data, p.grad, st.m, st.v, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, st.step);
+        ops.adamw(p.data, p.grad, st.m, st.v, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, st.step, p.data.length, gradScale, clearGrads);
+        updated.push(p);
       }
     }
+    return updated;
   }
 
   /** Zero every gradient of every group. */

@@ -50,8 +50,9 @@ export class RecipeParts {
     return s.recipe === 'attention-transfer' && step < s.transferSteps;
   }
 
-  zeroGrad(): void {
-    this.lora?.zeroGrad();
+  /** Zero the adapters' gradients, but those in `skip` (known to be zero already). */
+  zeroGrad(skip?: ReadonlySet<Param>): void {
+    this.lora?.zeroGrad(skip);
   }
 
   /**

@@ -11,6 +11,8 @@
 //   loss or grad_norm not finite → skip the step (no update), count it
 //   grads *= (1 / gradAccum) · min(1, clip / (grad_norm + 1e-6))        (torch.nn.utils.clip_grad_norm_)
 //   every group's lr from the schedule; AdamW step
+// The scaling happens inside AdamW's pass (the same float32 products), which also zeroes each gradient it
+// reads: the next step zeroes only the gradients that step did not update (none under the full recipe).
 //
 // The pieces: recipe.ts (the options, their defaults and rules), settings.ts (a run's resolved settings),
 // param-groups.ts (the AdamW groups), evaluate.ts (validation loss), checkpoint.ts (saving and reading
@@ -24,6 +26,7 @@ import { scale, sumSquares } from '../core/ops.js';
 import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
 import type { LinearizeOptions } from '../models/linearize.js';
+import type { Param } from '../layers/types.js';
 import type { TokenBatches } from './batches.js';
 import { RecipeParts } from './attention-transfer.js';
 import {
@@ -231,6 +234,11 @@ export class Trainer {
   private readonly inputs: Int32Array;
   private readonly targets: Int32Array;
   private readonly throughput = new Throughput();
+  /**
+   * The gradients the last step's AdamW pass zeroed as it read them (null: none known zero, as before the
+   * first step or after a skipped one); the next step zeroes the others.
+   */
+  private clearedGrads: ReadonlySet<Param> | null = null;
   private readonly advice: { continueWith: string };
   private closed = false;
 
@@ -417,8 +425,9 @@ export class Trainer {
     const B = s.batchSize, T = s.seqLen, accum = s.gradAccum;
     // attention transfer's stage 1: the kernels' MSE to the softmax attention outputs (attention-transfer.ts)
     const transfer = RecipeParts.isTransferStep(s, step) ? this.recipe.transfer : null;
-    model.zeroGrad();
-    this.recipe.zeroGrad();
+    model.zeroGrad(this.clearedGrads ?? undefined);
+    this.recipe.zeroGrad(this.clearedGrads ?? undefined);
+    this.clearedGrads = null;
     let lossSum = 0;
     for (let micro = 0; micro < accum; micro++) {
       const seqs = o.data.nextTrain(B);
@@ -441,12 +450,17 @@ export class Trainer {
     const ok = Number.isFinite(loss) && Number.isFinite(gradNorm);
     if (ok) {
       const clipCoef = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
-      const factor = clipCoef / accum;
-      if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
-      o.hooks?.beforeUpdate?.(step, model, { gradNorm, clipCoef, lr });
+      let factor = clipCoef / accum;
+      // the hook sees the final gradients: scaled here, not in AdamW's pass (the same bits either way)
+      if (o.hooks?.beforeUpdate) {
+        if (factor !== 1) for (const p of updated) scale(p.grad!, factor);
+        factor = 1;
+        o.hooks.beforeUpdate(step, model, { gradNorm, clipCoef, lr });
+      }
       const kernelLr = lrAt(step, this.kernelSchedule);
       for (const g of optimizer.groups) g.lr = kernelGroups.has(g.name) ? kernelLr : lr;
-      optimizer.step(updated === trained ? undefined : (g) => kernelGroups.has(g.name));
+      const only = updated === trained ? undefined : (g: { name: string }) => kernelGroups.has(g.name);
+      this.clearedGrads = new Set(optimizer.step(only, { gradScale: factor, clearGrads: true }));
     }
     return { loss, gradNorm, lr, ok };
   }

@@ -55,8 +55,8 @@ interface Addon {
   swigluBackward: BackendKernels['swigluBackward'];
   /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
   linearAttentionStep?: BackendKernels['linearAttentionStep'];
-  /** Absent from an add-on built before it: training keeps its parameters in the arena then. */
-  adamw?: HeapKernels['adamw'];
+  /** Absent from an add-on built before it (adamw with a gradient factor): training keeps its parameters in the arena then. */
+  adamwFused?: HeapKernels['adamw'];
   sumSquares?: HeapKernels['sumSquares'];
   scale?: HeapKernels['scale'];
   embeddingBackward?: HeapKernels['embeddingBackward'];
@@ -330,8 +330,8 @@ function load(addonPath: string): NativeResult {
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
     heapKernels:
-      addon.adamw && addon.sumSquares && addon.scale && addon.embeddingBackward
-        ? { adamw: addon.adamw, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
+      addon.adamwFused && addon.sumSquares && addon.scale && addon.embeddingBackward
+        ? { adamw: addon.adamwFused, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
         : undefined,
     // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
     // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread

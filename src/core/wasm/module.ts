@@ -51,7 +51,7 @@ export interface KernelExports {
   anyNonFinite(x: number, lo: number, hi: number): number;
   adamw(
     p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number, wd: number,
-    bc1: number, bc2: number, lo: number, hi: number,
+    bc1: number, bc2: number, gs: number, clear: number, lo: number, hi: number,
   ): void;
   sgemmSmallM(
     transA: number, transB: number, m: number, n: number, k: number, alpha: number,
