@@ -135,7 +135,6 @@ engine.onerror = (e) => {
   w?.fail(new Error(message));
 };
 
-
 // ------------------------------------------------------------------ actions (the buttons and window.playground)
 
 /** What may be clicked now: while a request is in flight, only Stop (a run) and Load (which stops it). */
