@@ -14,19 +14,37 @@ const view = {
   frame: 0, // the pending animation frame, if any
   runtime: null, // where the kernels run: threads, kernel build, and why one thread if so
 };
-let waiting = null;
+let waiting = null; // the request in flight: { type, ok, fail, settled }
+let engineStarted = false; // the worker said it is ready (its module loaded)
+let engineDead = null; // why the worker could not start: every later request fails with it at once
 
 function showError(message) {
   $('error').hidden = false;
   $('error').textContent = message;
 }
-function call(msg, transfer = []) {
-  if (waiting) return Promise.reject(new Error('supra: busy: wait for the current request to finish'));
+/**
+ * Send one request to the engine; its answer settles the promise. One at a time: a second is refused
+ * before `start` (which resets what the page shows) runs, so a refused click leaves the run in flight
+ * and its columns untouched.
+ */
+function call(msg, transfer = [], start = () => {}) {
+  if (engineDead) return Promise.reject(new Error(engineDead));
+  if (waiting) return Promise.reject(new Error('supra: busy: wait for the current request to finish (or stop it)'));
   $('error').hidden = true;
-  return new Promise((ok, fail) => {
-    waiting = { ok, fail };
+  start();
+  const p = new Promise((ok, fail) => {
+    waiting = { type: msg.type, ok, fail };
     engine.postMessage(msg, transfer);
   });
+  waiting.settled = p.catch(() => {});
+  setButtons();
+  return p;
+}
+/** Stop the run in flight, if any, and wait for it to end (its tokens so far stay, and its state). */
+async function stop() {
+  if (waiting?.type !== 'run') return;
+  engine.postMessage({ type: 'stop' });
+  await waiting.settled;
 }
 const mib = (b) => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
@@ -84,6 +102,7 @@ function show() {
 
 engine.onmessage = (e) => {
   const m = e.data;
+  if (m.type === 'ready') return void (engineStarted = true);
   if (m.type === 'token') {
     view.ids[m.slot].push(m.id);
     view.series[m.slot].push([m.position, m.stateBytes]);
@@ -99,37 +118,48 @@ engine.onmessage = (e) => {
   }
   const w = waiting;
   waiting = null;
+  setButtons();
   if (m.type === 'error') {
     showError(m.message);
     w?.fail(new Error(m.message));
   } else w?.ok(m);
 };
 engine.onerror = (e) => {
-  showError(`the model worker failed: ${e.message ?? 'it could not start (see the browser console)'}`);
+  const message = `supra: the model worker failed: ${e.message ?? 'it could not start (see the browser console)'}`;
+  // before its first message the worker never started (its module did not load): nothing will answer
+  if (!engineStarted) engineDead = message;
+  showError(message);
   const w = waiting;
   waiting = null;
-  w?.fail(new Error('the model worker failed'));
+  setButtons();
+  w?.fail(new Error(message));
 };
 
 // ------------------------------------------------------------------ actions (the buttons and window.playground)
 
+/** What may be clicked now: while a request is in flight, only Stop (a run) and Load (which stops it). */
 function setButtons() {
+  const idle = !waiting && !engineDead;
   const any = !!view.loaded.model || !!view.loaded.teacher;
-  $('generate').disabled = !any;
-  $('continue').disabled = !any;
-  $('save').disabled = !view.loaded.model?.recurrent;
-  $('restore').disabled = !view.loaded.model?.recurrent;
+  $('generate').disabled = !idle || !any;
+  $('continue').disabled = !idle || !any;
+  $('save').disabled = !idle || !view.loaded.model?.recurrent;
+  $('restore').disabled = !idle || !view.loaded.model?.recurrent;
+  $('stop').disabled = waiting?.type !== 'run';
+  $('load').disabled = !!engineDead || (!!waiting && waiting.type !== 'run');
 }
 
-/** Load the model and the teacher: a URL, picked files, or null (none). */
+/** Load the model and the teacher: a URL, picked files, or null (none). A run in flight is stopped first. */
 async function load(sources) {
+  await stop();
   for (const slot of SLOTS) {
-    view.loaded[slot] = null;
-    setButtons();
-    $(`${slot}-title`).textContent = slot === 'model' ? 'model' : 'teacher';
-    $(`${slot}-output`).textContent = '';
-    $(`${slot}-stats`).textContent = '';
-    const m = await call({ type: 'load', slot, source: sources[slot] ?? null });
+    const m = await call({ type: 'load', slot, source: sources[slot] ?? null }, [], () => {
+      view.loaded[slot] = null;
+      view.series[slot] = [];
+      $(`${slot}-title`).textContent = slot === 'model' ? 'model' : 'teacher';
+      $(`${slot}-output`).textContent = '';
+      $(`${slot}-stats`).textContent = '';
+    });
     view.loaded[slot] = m.model;
     $(`${slot}-column`).hidden = !m.model;
     if (m.model) {
@@ -137,8 +167,9 @@ async function load(sources) {
     }
     const r = (view.runtime = m.runtime);
     $('runtime').textContent = `wasm · ${r.threads} thread${r.threads > 1 ? 's' : ''} · ${r.kernels} kernels${r.note ? ` · ${r.note}` : ''}`;
+    setButtons();
   }
-  setButtons();
+  draw();
   return { ...view.loaded, runtime: view.runtime };
 }
 
@@ -149,18 +180,17 @@ function startRun(keepSeries) {
   }
 }
 async function generate(prompt, n) {
-  startRun(false);
-  await call({ type: 'run', prompt, maxNewTokens: n, stopAtEos: $('stop-at-eos').checked });
+  await call({ type: 'run', prompt, maxNewTokens: n, stopAtEos: $('stop-at-eos').checked }, [], () => startRun(false));
   return { ...view.ids };
 }
 async function more(n) {
-  startRun(true);
-  await call({ type: 'run', maxNewTokens: n, stopAtEos: $('stop-at-eos').checked });
+  await call({ type: 'run', maxNewTokens: n, stopAtEos: $('stop-at-eos').checked }, [], () => startRun(true));
   return { ...view.ids };
 }
 async function save() {
   return (await call({ type: 'save', slot: 'model' })).bytes;
 }
+/** Continue from a saved state; one the engine refuses (corrupt, another model's) leaves the current one. */
 async function restore(bytes) {
   const m = await call({ type: 'restore', slot: 'model', bytes }, [bytes.buffer]);
   $('model-output').textContent = m.text;
@@ -180,6 +210,7 @@ const guard = (f) => () => f().catch((err) => showError(err.message));
 $('load').onclick = guard(() => load({ model: selected('model'), teacher: selected('teacher') }));
 $('generate').onclick = guard(() => generate($('prompt').value, Number($('count').value)));
 $('continue').onclick = guard(() => more(Number($('count').value)));
+$('stop').onclick = guard(stop);
 $('save').onclick = guard(async () => {
   const bytes = await save();
   const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(new Blob([bytes])), download: 'supra-state.safetensors' });
@@ -188,13 +219,16 @@ $('save').onclick = guard(async () => {
 });
 $('restore').onchange = guard(async () => {
   const file = $('restore').files[0];
-  if (file) await restore(new Uint8Array(await file.arrayBuffer()));
-  $('restore').value = '';
+  try {
+    if (file) await restore(new Uint8Array(await file.arrayBuffer()));
+  } finally {
+    $('restore').value = ''; // so that picking the same file again (after an error) tries again
+  }
 });
 
 // for tests and the console: the same steps the buttons take, returning the new token ids per column
 window.playground = {
-  load, generate, more, save, restore,
+  load, generate, more, save, restore, stop,
   tokensPerSecond: () => ({ ...view.tokensPerSecond }),
   /** Decode tokens/s of a loaded model in the worker, without the page (best of rounds; the benchmark). */
   benchDecode: async (slot, prompt, tokens, rounds) => (await call({ type: 'bench', slot, prompt, tokens, rounds })).tokensPerSecond,

@@ -6,6 +6,8 @@ import { init, runtimeInfo, AutoModelForCausalLM, AutoTokenizer, GenerationState
 
 /** slot name → { lm, tokenizer, state }; the text shown is the whole context, decoded. */
 const slots = new Map();
+/** Set by a 'stop' message: the run in flight ends at its next yield. */
+let stopping = false;
 
 function reply(msg, transfer = []) { postMessage(msg, transfer); }
 
@@ -44,6 +46,7 @@ async function load({ slot, source }) {
 /** Decode maxNewTokens in every loaded slot, in turn; with a prompt, each starts from a fresh state. */
 async function run({ prompt, maxNewTokens, stopAtEos = true }) {
   if (slots.size === 0) throw new Error('supra: load a model first');
+  stopping = false;
   const live = [];
   for (const [slot, s] of slots) {
     if (prompt !== undefined) {
@@ -78,9 +81,10 @@ async function run({ prompt, maxNewTokens, stopAtEos = true }) {
     if (performance.now() - yielded > 100) {
       await new Promise((ok) => setTimeout(ok, 0));
       yielded = performance.now();
+      if (stopping) break;
     }
   }
-  reply({ type: 'done' });
+  reply({ type: 'done', stopped: stopping });
 }
 
 function only(slot) {
@@ -128,10 +132,23 @@ const handlers = {
   },
 };
 
-addEventListener('message', async (e) => {
+async function handle(msg) {
   try {
-    await handlers[e.data.type](e.data);
+    if (!Object.hasOwn(handlers, msg?.type)) throw new Error(`supra: the engine has no request "${msg?.type}"`);
+    await handlers[msg.type](msg);
   } catch (err) {
     reply({ type: 'error', message: String(err?.message ?? err) });
   }
+}
+
+// One request at a time, in order: a run yields to this event loop now and then, and a load or restore
+// handled meanwhile would free the model or state it is decoding. A stop is the exception: it is for
+// the run in flight.
+let queue = Promise.resolve();
+addEventListener('message', (e) => {
+  if (e.data?.type === 'stop') stopping = true;
+  else queue = queue.then(() => handle(e.data));
 });
+
+// the page knows from this that the worker started (its module loaded): an error before it is fatal
+reply({ type: 'ready' });

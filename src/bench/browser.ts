@@ -28,21 +28,31 @@ export function findChromium(): string | null {
 export const NO_CHROMIUM =
   'no Chromium found for the browser tests: install it (Debian: apt-get install chromium) or set SUPRA_CHROMIUM to its executable';
 
-/** What the page logged: console errors and uncaught exceptions, from the page and its workers. */
+/** What the page logged: console errors and uncaught exceptions, from the page and its workers; the URLs it asked for. */
 export interface PageLog {
   errors: string[];
+  requests: string[];
+}
+
+/** playwright's Page, typed loosely (playwright-core is a dev dependency). */
+export interface PlaygroundPage {
+  evaluate<R, A = unknown>(f: (arg: A) => R | Promise<R>, arg?: A): Promise<R>;
+  setInputFiles(selector: string, files: string | string[]): Promise<void>;
+  screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
+  setViewportSize(size: { width: number; height: number }): Promise<void>;
+  route(url: string, handler: (route: { abort(): Promise<void> }) => unknown): Promise<void>;
+  goto(url: string): Promise<unknown>;
+  click(selector: string): Promise<void>;
+  waitForEvent(event: 'download'): Promise<{ path(): Promise<string | null> }>;
+  close(): Promise<void>;
 }
 
 export interface Playground {
   url: string;
-  /** playwright's Page (typed loosely: playwright-core is a dev dependency). */
-  page: {
-    evaluate<R, A = unknown>(f: (arg: A) => R | Promise<R>, arg?: A): Promise<R>;
-    setInputFiles(selector: string, files: string | string[]): Promise<void>;
-    screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
-    setViewportSize(size: { width: number; height: number }): Promise<void>;
-  };
+  page: PlaygroundPage;
   log: PageLog;
+  /** Another page of the same browser, not yet at the playground (to intercept its requests before it loads). */
+  newPage(): Promise<PlaygroundPage>;
   close(): Promise<void>;
 }
 
@@ -68,7 +78,7 @@ export async function openPlayground(models: WebModel[], options: { isolated?: b
     server.close();
     throw new Error(`supra: cannot start ${executablePath}: ${e.message.split('\n')[0]}`);
   });
-  const log: PageLog = { errors: [] };
+  const log: PageLog = { errors: [], requests: [] };
   const close = async (): Promise<void> => {
     await browser.close();
     await new Promise((ok) => server.close(ok));
@@ -80,6 +90,7 @@ export async function openPlayground(models: WebModel[], options: { isolated?: b
       if (m.type() === 'error') log.errors.push(`console: ${m.text()} (${m.location().url})`);
     });
     page.on('pageerror', (e) => log.errors.push(`page: ${e.message}`));
+    page.on('request', (r) => log.requests.push(r.url()));
     if (options.isolated === false) {
       await page.route('**/*', async (route) => {
         const response = await route.fetch();
@@ -98,7 +109,8 @@ export async function openPlayground(models: WebModel[], options: { isolated?: b
     );
     const shown = await page.evaluate(() => (document.getElementById('error')?.hidden === false ? document.getElementById('error')!.textContent : null));
     if (shown) throw new Error(`supra: the playground at ${url} shows an error: ${shown}`);
-    return { url, page: page as unknown as Playground['page'], log, close };
+    const newPage = async (): Promise<PlaygroundPage> => (await browser.newPage()) as unknown as PlaygroundPage;
+    return { url, page: page as unknown as PlaygroundPage, log, newPage, close };
   } catch (e) {
     await close();
     throw e;

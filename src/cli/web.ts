@@ -1,7 +1,7 @@
 // supra web [--model <dir>] [--teacher <dir>] [--port N]: the browser playground (web/, served by
 // serve/playground.ts) on 127.0.0.1, with the SUPRA model and its softmax teacher.
 import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { linearizeFolder } from '../models/linearize.js';
 import { FINAL_DIR } from '../train/checkpoint.js';
@@ -49,7 +49,10 @@ export const command = {
     const port = intOption(values.port, 'port', 8090, 0);
     if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
     for (const [flag, dir] of [['--model', values.model], ['--teacher', values.teacher]] as const) {
-      if (dir !== undefined && !existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag} ${dir}: no config.json there (expected a model folder)`);
+      if (dir === undefined) continue;
+      if (!existsSync(dir)) throw new UsageError(`${flag} ${dir}: no such folder`);
+      if (!statSync(dir).isDirectory()) throw new UsageError(`${flag} ${dir}: a file, not a model folder (give the folder that holds it: ${dirname(resolve(dir))})`);
+      if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag} ${dir}: no config.json there (expected a model folder)`);
     }
     const models = webModels(values);
     const server = await startWebServer(models, port).catch((e: NodeJS.ErrnoException) => {

@@ -2,9 +2,10 @@
 // the wasm kernels, the tokenizer package), and model folders under /models/<name>/, on 127.0.0.1.
 // Every response carries the cross-origin-isolation headers (COOP same-origin, COEP require-corp) that
 // give the page SharedArrayBuffer, so the wasm kernels run on a pool of Web Workers. Nothing comes from
-// the network.
-import { createServer, type Server } from 'node:http';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+// the network, and only pages served from 127.0.0.1 or localhost by name get an answer (see hostAllowed).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createReadStream, readFileSync, realpathSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,13 +29,58 @@ export interface WebModel {
   note: string;
 }
 
-/** The file under `base` that `rel` names, or null when it escapes base or is not a file. */
+/**
+ * The file under `base` that `rel` names, or null when the request leaves the mount. ".." is resolved
+ * first, and every folder on the way must really lie in the mount: a symlinked folder pointing out
+ * would hand any request a whole tree. The file itself may be a link to anywhere (its folder's owner
+ * put it there, and Hugging Face cache snapshots are folders of links into ../../blobs).
+ */
 function fileUnder(base: string, rel: string): string | null {
   const path = normalize(join(base, rel));
-  if (path !== base && !path.startsWith(base + sep)) return null;
-  return existsSync(path) && statSync(path).isFile() ? path : null;
+  if (!path.startsWith(base + sep)) return null;
+  try {
+    const realBase = realpathSync(base), realDir = realpathSync(dirname(path));
+    return realDir === realBase || realDir.startsWith(realBase + sep) ? path : null;
+  } catch {
+    return null; // the folder is gone (or never was)
+  }
 }
 
+/**
+ * Whether the request names this server by address: a page of another site that points its own name at
+ * 127.0.0.1 (DNS rebinding) would otherwise be same-origin here and could read every file served.
+ */
+function hostAllowed(host: string | undefined): boolean {
+  const name = (host ?? '').replace(/:\d+$/, '');
+  return name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
+}
+
+/**
+ * Stream a file through one descriptor (opened, measured and read as one file even when it is replaced
+ * by a rename meanwhile). A file cut short while it streams closes the connection, so the client sees a
+ * broken transfer rather than waiting for the bytes Content-Length promised.
+ */
+async function sendFile(res: ServerResponse, path: string, type: string, head: boolean, headers: Record<string, string>): Promise<boolean> {
+  const fd = await open(path, 'r').catch(() => null);
+  if (!fd) return false;
+  const stat = await fd.stat().catch(() => null);
+  if (!stat?.isFile()) {
+    await fd.close();
+    return false;
+  }
+  res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': stat.size });
+  if (head || stat.size === 0) {
+    await fd.close();
+    res.end();
+    return true;
+  }
+  const stream = createReadStream('', { fd, start: 0, end: stat.size - 1 });
+  res.on('close', () => stream.destroy()); // a client that goes away releases the descriptor
+  stream.on('error', () => res.destroy());
+  stream.on('end', () => (stream.bytesRead === stat.size ? res.end() : res.destroy()));
+  stream.pipe(res, { end: false });
+  return true;
+}
 /**
  * Serve the page, the library and the models on 127.0.0.1:port (0: a free port). Model files stream
  * from disk (a 7B folder's shards are larger than a Node string or buffer may be).
@@ -48,13 +94,15 @@ export function startWebServer(models: WebModel[], port: number): Promise<Server
     ...models.map((m): [string, string] => [`/models/${m.name}/`, m.dir]),
   ];
   const listing = JSON.stringify(models.map((m) => ({ name: m.name, role: m.role, note: m.note, url: `/models/${m.name}` })));
-  const server = createServer((req, res) => {
-    const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
+  const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const head = req.method === 'HEAD';
     const send = (status: number, type: string, body: string | Uint8Array): void => {
       res.writeHead(status, { ...headers, 'Content-Type': type });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      res.end(head ? undefined : body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'GET only');
+    if (!hostAllowed(req.headers.host)) return send(421, 'text/plain', 'this server answers to 127.0.0.1 and localhost only');
+    if (req.method !== 'GET' && !head) return send(405, 'text/plain', 'GET only');
     let url: string;
     try {
       url = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
@@ -73,14 +121,18 @@ export function startWebServer(models: WebModel[], port: number): Promise<Server
         for (const [bare, to] of Object.entries(BARE)) text = text.replaceAll(`from '${bare}'`, `from '${to}'`);
         return send(200, type, text);
       }
-      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': statSync(file).size });
-      if (req.method === 'HEAD') return res.end();
-      const stream = createReadStream(file);
-      stream.on('error', () => res.destroy());
-      stream.pipe(res);
-      return;
+      if (await sendFile(res, file, type, head, headers)) return;
+      break;
     }
     send(404, 'text/plain', `not found: ${url}`);
+  };
+  // a file that vanishes between the checks and the read, or any other surprise, fails this request only
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: NodeJS.ErrnoException) => {
+      if (res.headersSent) return void res.destroy();
+      res.writeHead(e.code === 'ENOENT' || e.code === 'EISDIR' ? 404 : 500, { ...headers, 'Content-Type': 'text/plain' });
+      res.end(`${e.code ?? 'error'}: ${req.url}`);
+    });
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);
