@@ -13,6 +13,7 @@ export const DATA_FLAGS = {
   'validation-fraction': { type: 'string', value: 'F', help: `share of the documents held out for validation (default ${DATA_DEFAULTS.validationFraction})` },
   'text-field': { type: 'string', value: 'NAME', help: `the text field of .jsonl records / column of .parquet files (default ${DATA_DEFAULTS.textField})` },
   'txt-split': { type: 'string', value: TXT_SPLITS.join('|'), help: 'a .txt file is one document (file) or one per blank-line-separated paragraph;\nauto (default): paragraphs for a lone .txt file, else whole files' },
+  'recall-mix': { type: 'string', value: 'SHARE', help: 'share of training sequences carrying a synthetic copy / MQAR / passkey episode\n(src/train/data/recall-mixture.ts; never the probes\' instances; default 0)' },
   'cache-dir': { type: 'string', value: 'DIR', help: 'where token caches live (default $SUPRA_CACHE_DIR, else ~/.cache/supra/tokens)' },
 } as const satisfies OptionSpecs;
 
@@ -25,6 +26,7 @@ export const CLI_SETTING_NAMES: SettingName = (setting) =>
     seqLen: '--seq-len',
     seed: '--seed',
     shuffleSeed: '--seed',
+    recallMix: '--recall-mix',
   })[setting];
 
 type DataFlagValues = { [K in keyof typeof DATA_FLAGS]?: string };
@@ -46,6 +48,7 @@ export function dataOptionsFromFlags(
     validationFraction: floatOption(values['validation-fraction'], 'validation-fraction', DATA_DEFAULTS.validationFraction),
     textField: values['text-field'] ?? DATA_DEFAULTS.textField,
     txtSplit: choiceOption(values['txt-split'], 'txt-split', TXT_SPLITS, DATA_DEFAULTS.txtSplit),
+    recallMix: floatOption(values['recall-mix'], 'recall-mix', 0),
     cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : undefined,
     settingName: CLI_SETTING_NAMES,
   };
