@@ -92,6 +92,12 @@ test('the same seed weaves the same bytes; another seed, epoch or position weave
   const row = new Int32Array(ROW).fill(NATURAL);
   assert.equal(none.weave(row, 0, 0), null);
   assert.ok(row.every((t) => t === NATURAL));
+  // the warm-up: the share falls linearly from 1 to `share` over the first warmupSequences, by the run's ordinal
+  const warm = new RecallMixture({ share: 0.2, warmupSequences: 1000, seed: 7, vocab: V, rowLength: ROW, tokenizer: tok });
+  assert.deepEqual([0, 500, 1000, 5000].map((n) => warm.shareAt(n)), [1, 0.6, 0.2, 0.2]);
+  const mixedAt = (from: number) => Array.from({ length: 400 }, (_, i) => warm.weave(new Int32Array(ROW).fill(NATURAL), 0, i, from + i) !== null).filter(Boolean).length;
+  assert.equal(mixedAt(0) > 300 && mixedAt(0) <= 400, true, `${mixedAt(0)} of the first 400 mixed`);
+  assert.ok(mixedAt(5000) < 130, `${mixedAt(5000)} of 400 mixed after the warm-up`);
   assert.throws(() => new RecallMixture({ share: 1.5, seed: 0, vocab: V, rowLength: ROW, tokenizer: tok }), /share must be in \[0, 1\], got 1.5/);
 });
 
@@ -189,10 +195,12 @@ function supra(args: string[]): void {
 test('supra train --recall-mix: stopped at step 3 and resumed, the losses and final weights are those of one run; the share is kept in the run', () => {
   const args = workspace();
   const whole = join(freshDir(), 'out'), split = join(freshDir(), 'out'), plain = join(freshDir(), 'out');
-  supra([...args, '--recall-mix', '0.5', '--out', whole]);
-  supra([...args, '--recall-mix', '0.5', '--out', split, '--stop-at', '3']);
+  const mix = ['--recall-mix', '0.5', '--recall-warmup', '1024'];
+  supra([...args, ...mix, '--out', whole]);
+  supra([...args, ...mix, '--out', split, '--stop-at', '3']);
   assert.equal(readLatest(split)!.step, 3);
-  assert.equal((readLatest(split)!.state.settings.data as { recallMix: number }).recallMix, 0.5);
+  const saved = readLatest(split)!.state.settings.data as { recallMix: number; recallWarmup: number };
+  assert.deepEqual([saved.recallMix, saved.recallWarmup], [0.5, 1024]);
   // a resume asking for another share is refused; without the flag it continues with the saved one
   const refused = spawnSync(process.execPath, [cli, 'train', '--out', split, '--resume', '--recall-mix', '0.2'], { encoding: 'utf8' });
   assert.match(refused.stderr, /--recall-mix 0.2 differs from the checkpoint's run \(0.5\)/);

@@ -62,6 +62,8 @@ export interface TokenDataOptions {
    * recall-mixture.ts), in [0, 1]. Default 0: natural text only. Validation is never mixed.
    */
   recallMix?: number;
+  /** Training tokens at the start over which the mixture's share falls linearly from 1 to recallMix. Default 0. */
+  recallWarmup?: number;
   /** Fraction of documents held out for validation, in [0, 1). Default 0.02; when > 0, at least one document. */
   validationFraction?: number;
   /** Text field of .jsonl records / column of .parquet files. Default "text". */
@@ -593,7 +595,7 @@ export class TokenDataset implements TokenBatches {
         this.order = epochPermutation(this.trainSequences, this.seed, this.epoch);
       }
       this.readSequence(this.trainFd, this.order[this.cursor]!, out, b * n);
-      this.recall?.weave(out.subarray(b * n, (b + 1) * n), this.epoch, this.cursor);
+      this.recall?.weave(out.subarray(b * n, (b + 1) * n), this.epoch, this.cursor, this.epoch * this.trainSequences + this.cursor);
       this.cursor++;
     }
     return out;
@@ -637,8 +639,10 @@ export async function openTokenBatches(options: TokenDataOptions): Promise<Token
   if (!Number.isSafeInteger(shuffleSeed)) throw new Error(`supra: ${nameOf(options)('shuffleSeed')} must be an integer, got ${shuffleSeed}`);
   const share = options.recallMix ?? 0;
   if (!(share >= 0 && share <= 1)) throw new Error(`supra: ${nameOf(options)('recallMix')} must be in [0, 1], got ${share}`);
+  const warmup = options.recallWarmup ?? 0;
+  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`supra: ${nameOf(options)('recallWarmup')} must be a whole number of tokens ≥ 0, got ${warmup}`);
   const recall = share > 0
-    ? new RecallMixture({ share, seed: options.seed, vocab: cache.index.vocabSize, rowLength: options.seqLen + 1, tokenizer: loadTokenizer(options.tokenizerDir) })
+    ? new RecallMixture({ share, warmupSequences: Math.ceil(warmup / options.seqLen), seed: options.seed, vocab: cache.index.vocabSize, rowLength: options.seqLen + 1, tokenizer: loadTokenizer(options.tokenizerDir) })
     : null;
   return new TokenDataset(cache, options.seqLen, shuffleSeed, nameOf(options), recall);
 }

@@ -1,9 +1,12 @@
 // The recall mixture: synthetic in-context episodes woven into the natural token stream, so a small
 // teacher learns induction and recall (the probes of src/eval/probes.ts then have something to measure).
 //
-// A training sequence (seqLen + 1 tokens of natural text) becomes an episode with probability `share`.
+// A training sequence (seqLen + 1 tokens of natural text) becomes an episode with probability `share`;
+// during an optional warm-up (the first `warmupSequences` of the run) the probability falls linearly from 1
+// to `share`, so the induction circuit, which every episode kind needs, forms early on dense signal.
 // The episode overwrites part of the sequence; the natural text around and inside it stays:
-//   copy     a span of 4–32 random tokens, a gap (random tokens or the natural text), the span again;
+//   copy     a span of 8–64 random tokens, a gap (random tokens or the natural text), the span again
+//            (in half the episodes again and again at the same stride while it fits);
 //   mqar     k₁ v₁ … k_N v_N then every key again in random order, each followed by its value (N = 2–64);
 //   passkey  a sentence naming a 5-digit number somewhere in the natural text, and later the question
 //            asking for it followed by the answer.
@@ -32,7 +35,7 @@ export type EpisodeKind = 'copy' | 'mqar' | 'passkey';
 const MIX_DOMAIN = 0x7265636c; // 'recl'
 
 /** Relative weights of the episode kinds. */
-const KIND_WEIGHTS: Array<[EpisodeKind, number]> = [['copy', 0.4], ['mqar', 0.35], ['passkey', 0.25]];
+export const KIND_WEIGHTS: Array<[EpisodeKind, number]> = [['copy', 0.5], ['mqar', 0.3], ['passkey', 0.2]];
 
 const NAMES = ['secret code', 'magic number', 'access code', 'lucky number', 'door code', 'hidden number', 'special number', 'code word'];
 const NEEDLES: Array<(name: string, key: number) => string> = [
@@ -91,6 +94,8 @@ export interface RecallMixtureOptions {
   /** The data seed; the mixture's stream is domain-separated from it. */
   seed: number;
   vocab: number;
+  /** Training sequences at the start of the run over which the share falls from 1 to `share`. Default 0. */
+  warmupSequences?: number;
   /** Length of a training row: seqLen + 1 tokens. */
   rowLength: number;
   tokenizer: MixTokenizer;
@@ -101,6 +106,7 @@ export interface RecallMixtureOptions {
 /** Weaves episodes into training rows; a pure function of (seed, epoch, index, the row's natural tokens). */
 export class RecallMixture {
   readonly share: number;
+  readonly warmupSequences: number;
   private readonly seed: number;
   private readonly vocab: number;
   private readonly rowLength: number;
@@ -113,6 +119,8 @@ export class RecallMixture {
     if (!(o.share >= 0 && o.share <= 1)) throw new Error(`supra: the recall mixture's share must be in [0, 1], got ${o.share}`);
     if (!Number.isInteger(o.rowLength) || o.rowLength < 64) throw new Error(`supra: the recall mixture needs sequences of at least 63 tokens, got ${o.rowLength - 1}`);
     this.share = o.share;
+    this.warmupSequences = o.warmupSequences ?? 0;
+    if (!Number.isInteger(this.warmupSequences) || this.warmupSequences < 0) throw new Error(`supra: the recall mixture's warm-up must be a whole number of sequences ≥ 0, got ${o.warmupSequences}`);
     this.seed = o.seed;
     this.vocab = o.vocab;
     this.rowLength = o.rowLength;
@@ -123,14 +131,19 @@ export class RecallMixture {
     this.heldOut = o.heldOut ?? probeHeldOut(o.vocab);
   }
 
+  /** The share at the run's `ordinal`-th training sequence (0-based, across epochs). */
+  shareAt(ordinal: number): number {
+    return ordinal < this.warmupSequences ? 1 - ((1 - this.share) * ordinal) / this.warmupSequences : this.share;
+  }
+
   /**
-   * Weave the episode of training sequence `index` of epoch `epoch` into `row` (rowLength tokens, in
-   * place). Returns the kind woven, or null when this sequence stays natural text.
+   * Weave the episode of training sequence `index` of epoch `epoch` (the run's `ordinal`-th) into `row`
+   * (rowLength tokens, in place). Returns the kind woven, or null when this sequence stays natural text.
    */
-  weave(row: Int32Array, epoch: number, index: number): EpisodeKind | null {
+  weave(row: Int32Array, epoch: number, index: number, ordinal = Infinity): EpisodeKind | null {
     if (row.length !== this.rowLength) throw new Error(`supra: recall mixture: a row of ${row.length} tokens, expected ${this.rowLength}`);
     const rng = new Mt19937(mixSeed(this.seed, MIX_DOMAIN, epoch, index));
-    if (rng.random() >= this.share) return null;
+    if (rng.random() >= this.shareAt(ordinal)) return null;
     let u = rng.random(), kind: EpisodeKind = 'copy';
     for (const [k, w] of KIND_WEIGHTS) {
       kind = k;
@@ -149,14 +162,17 @@ export class RecallMixture {
   /** span, gap, span again; the gap's length is log-uniform so short and long gaps are both common. */
   private copy(rng: Mt19937, row: Int32Array): void {
     const L = row.length;
-    const span = between(rng, 4, 32);
+    const span = between(rng, 8, 64);
     const maxGap = L - 2 * span;
     const gap = Math.min(maxGap, Math.floor(Math.exp(rng.random() * Math.log(maxGap + 1))) - 1);
     const start = randInt(rng, L - 2 * span - gap + 1);
     for (let i = 0; i < span; i++) row[start + i] = this.randomToken(rng);
     // half the gaps are random tokens (as in the probe), half stay natural text
     if (rng.random() < 0.5) for (let i = 0; i < gap; i++) row[start + span + i] = this.randomToken(rng);
-    row.copyWithin(start + span + gap, start, start + span);
+    // half the episodes repeat the span at the same stride while it fits: dense signal for induction
+    const stride = span + gap;
+    const copies = rng.random() < 0.5 ? Math.floor((L - start - span) / stride) : 1;
+    for (let c = 1; c <= copies; c++) row.copyWithin(start + c * stride, start, start + span);
   }
 
   /** Key-value pairs then every key queried in random order; keys distinct, no held-out pair. */
