@@ -7,7 +7,7 @@
 //      only) and the probe scores of the stored model (scripts/teacher-probes.mjs) beside it.
 // The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
 // Options: --out <run dir> (default runs/teacher), --resume (continues the run exactly: the mixture is
-// part of its saved data settings), --tokens N, --recall-mix SHARE (defaults below).
+// part of its saved data settings), --tokens N, --recall-mix SHARE, --recall-warmup TOKENS (defaults below).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,13 +20,16 @@ const opt = (name, dflt) => {
 };
 const run = opt('out', 'runs/teacher');
 const asset = 'assets/teacher';
-const recallMix = opt('recall-mix', '0.4');
+const recallMix = opt('recall-mix', '0.3');
+// the first tokens are mostly episodes (the share falls from 1): induction forms on dense signal, then the
+// natural text takes over
+const recallWarmup = opt('recall-warmup', '4000000');
 const seqLen = 256;
 const cli = join(process.env.SUPRA_DIST ?? 'dist', 'src/cli/main.js');
 
 const trainArgs = [
   'train', '--init', 'assets/teacher-config.json', '--tokenizer', asset, '--data', '@embedded', '--recall-mix', recallMix,
-  '--out', run, '--tokens', opt('tokens', '4000000'), '--seq-len', String(seqLen), '--batch-size', '8',
+  '--recall-warmup', recallWarmup, '--out', run, '--tokens', opt('tokens', '9000000'), '--seq-len', String(seqLen), '--batch-size', '8',
   '--lr', '1e-3', '--min-lr', '1e-4', '--warmup-steps', '100', '--seed', '0',
   '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--keep', '2',
   '--log-every', '10', '--backend', process.env.SUPRA_BACKEND ?? 'native',
@@ -58,8 +61,9 @@ const card = {
   seed: 0,
   recall_mix: {
     share: Number(recallMix),
+    warmup_tokens: Number(recallWarmup),
     generator: 'src/train/data/recall-mixture.ts',
-    episodes: 'copy 40% (4-32 random tokens, a log-uniform gap of random tokens or natural text, the span again), mqar 35% (2-64 pairs, every key queried), passkey 25% (a 5-digit number named in natural text, asked for later)',
+    episodes: 'copy 50% (8-64 random tokens, a log-uniform gap of random tokens or natural text, the span again, in half the episodes repeated at that stride), mqar 30% (2-64 pairs, every key queried), passkey 20% (a 5-digit number named in natural text, asked for later)',
     held_out: 'the MQAR pairs and passkey keys of the probes at seed 0 (defaults and the study) are never drawn; separate seed stream',
   },
   final_step: last?.step,
