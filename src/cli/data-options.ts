@@ -1,7 +1,7 @@
 // The training-data flags shared by `supra train` and `supra demo`: declared once here for parsing,
 // --help and the library options they become, so both commands take the same flags with the same defaults.
 import { resolve } from 'node:path';
-import { choiceOption, floatOption, type OptionSpecs } from './args.js';
+import { choiceOption, floatOption, intOption, type OptionSpecs } from './args.js';
 import { DATA_DEFAULTS, type TokenDataOptions } from '../train/data/dataset.js';
 import { EMBEDDED_INPUT } from '../train/data/files.js';
 import type { SettingName } from '../train/data/readers.js';
@@ -13,6 +13,8 @@ export const DATA_FLAGS = {
   'validation-fraction': { type: 'string', value: 'F', help: `share of the documents held out for validation (default ${DATA_DEFAULTS.validationFraction})` },
   'text-field': { type: 'string', value: 'NAME', help: `the text field of .jsonl records / column of .parquet files (default ${DATA_DEFAULTS.textField})` },
   'txt-split': { type: 'string', value: TXT_SPLITS.join('|'), help: 'a .txt file is one document (file) or one per blank-line-separated paragraph;\nauto (default): paragraphs for a lone .txt file, else whole files' },
+  'recall-mix': { type: 'string', value: 'SHARE', help: 'share of training sequences carrying a synthetic copy / MQAR / passkey episode\n(src/train/data/recall-mixture.ts; never the probes\' instances; default 0)' },
+  'recall-warmup': { type: 'string', value: 'TOKENS', help: 'over the first TOKENS training tokens the share falls linearly from 1 to SHARE (default 0)' },
   'cache-dir': { type: 'string', value: 'DIR', help: 'where token caches live (default $SUPRA_CACHE_DIR, else ~/.cache/supra/tokens)' },
 } as const satisfies OptionSpecs;
 
@@ -25,6 +27,8 @@ export const CLI_SETTING_NAMES: SettingName = (setting) =>
     seqLen: '--seq-len',
     seed: '--seed',
     shuffleSeed: '--seed',
+    recallMix: '--recall-mix',
+    recallWarmup: '--recall-warmup',
   })[setting];
 
 type DataFlagValues = { [K in keyof typeof DATA_FLAGS]?: string };
@@ -46,6 +50,8 @@ export function dataOptionsFromFlags(
     validationFraction: floatOption(values['validation-fraction'], 'validation-fraction', DATA_DEFAULTS.validationFraction),
     textField: values['text-field'] ?? DATA_DEFAULTS.textField,
     txtSplit: choiceOption(values['txt-split'], 'txt-split', TXT_SPLITS, DATA_DEFAULTS.txtSplit),
+    recallMix: floatOption(values['recall-mix'], 'recall-mix', 0),
+    recallWarmup: intOption(values['recall-warmup'], 'recall-warmup', 0, 0),
     cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : undefined,
     settingName: CLI_SETTING_NAMES,
   };

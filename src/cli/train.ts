@@ -80,6 +80,12 @@ export const command = {
       if (values.data && JSON.stringify(values.data.map(resolveDataInput)) !== JSON.stringify(savedData.data)) {
         throw new UsageError(`--resume: --data ${values.data.join(' ')} differs from the checkpoint's run (${savedData.data.join(' ')})`);
       }
+      if (values['recall-mix'] !== undefined && Number(values['recall-mix']) !== (savedData.recallMix ?? 0)) {
+        throw new UsageError(`--resume: --recall-mix ${values['recall-mix']} differs from the checkpoint's run (${savedData.recallMix ?? 0})`);
+      }
+      if (values['recall-warmup'] !== undefined && Number(values['recall-warmup']) !== (savedData.recallWarmup ?? 0)) {
+        throw new UsageError(`--resume: --recall-warmup ${values['recall-warmup']} differs from the checkpoint's run (${savedData.recallWarmup ?? 0})`);
+      }
     } else {
       const given = [values.model, values.init].filter((v) => v !== undefined).length;
       if (given !== 1) throw new UsageError('train needs exactly one of --model <dir> (a teacher or SUPRA folder) and --init <config.json>');

@@ -417,6 +417,11 @@ function answerTokens(tok: TextTokenizer, questionIds: number[], key: number): n
   return tok.encode(` ${key}`, { add_special_tokens: false });
 }
 
+/** The keys of passkeyTrial(…, seed, …, distractors): the true key first, then the distractors (the trial's first draws). */
+export function passkeyKeys(seed: number, distractors: number): number[] {
+  return distinct(new Mt19937(seed), 10000, 100000, distractors + 1);
+}
+
 /**
  * One passkey trial of `length` prompt tokens with the key sentence at `depth` of the filler (snapped to
  * a sentence boundary). Filler sentences are picked at random; the key and distractors are distinct

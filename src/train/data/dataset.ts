@@ -30,6 +30,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import type { DataPosition, TokenBatches } from '../batches.js';
 import { embeddedCorpusVersion } from './corpus.js';
 import { expandInputs } from './files.js';
+import { RecallMixture } from './recall-mixture.js';
 import { newReadStats, readDocuments, resolveTxtSplit, type ReadStats, type SettingName, type TxtSplit } from './readers.js';
 
 /** Bumped whenever the cache layout or the tokenization rules change, so old caches are not reused. */
@@ -56,6 +57,13 @@ export interface TokenDataOptions {
    * runs can vary their data order while keeping one held-out set. Default: seed.
    */
   shuffleSeed?: number;
+  /**
+   * Share of training sequences that carry a synthetic in-context episode (copy, MQAR, passkey:
+   * recall-mixture.ts), in [0, 1]. Default 0: natural text only. Validation is never mixed.
+   */
+  recallMix?: number;
+  /** Training tokens at the start over which the mixture's share falls linearly from 1 to recallMix. Default 0. */
+  recallWarmup?: number;
   /** Fraction of documents held out for validation, in [0, 1). Default 0.02; when > 0, at least one document. */
   validationFraction?: number;
   /** Text field of .jsonl records / column of .parquet files. Default "text". */
@@ -535,8 +543,10 @@ export class TokenDataset implements TokenBatches {
   private epoch = 0;
   private cursor = 0;
   private order: Uint32Array;
+  /** Weaves synthetic episodes into training sequences, by their (epoch, cursor): resume stays exact. */
+  readonly recall: RecallMixture | null;
 
-  constructor(cache: TokenCache, seqLen: number, seed: number, settingName: SettingName = (setting) => setting) {
+  constructor(cache: TokenCache, seqLen: number, seed: number, settingName: SettingName = (setting) => setting, recall: RecallMixture | null = null) {
     if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`supra: ${settingName('seqLen')} must be a positive integer, got ${seqLen}`);
     const { index, dir } = cache;
     this.cache = cache;
@@ -557,6 +567,7 @@ export class TokenDataset implements TokenBatches {
     this.scratch = new Uint8Array((seqLen + 1) * this.bytesPerToken);
     this.scratchTokens = this.bytesPerToken === 2 ? new Uint16Array(this.scratch.buffer) : new Uint32Array(this.scratch.buffer);
     this.order = epochPermutation(this.trainSequences, seed, 0);
+    this.recall = recall;
   }
 
   /** Copy sequence `index` of a split into out[offset .. offset + seqLen + 1). */
@@ -583,7 +594,9 @@ export class TokenDataset implements TokenBatches {
         this.cursor = 0;
         this.order = epochPermutation(this.trainSequences, this.seed, this.epoch);
       }
-      this.readSequence(this.trainFd, this.order[this.cursor++]!, out, b * n);
+      this.readSequence(this.trainFd, this.order[this.cursor]!, out, b * n);
+      this.recall?.weave(out.subarray(b * n, (b + 1) * n), this.epoch, this.cursor, this.epoch * this.trainSequences + this.cursor);
+      this.cursor++;
     }
     return out;
   }
@@ -624,5 +637,12 @@ export async function openTokenBatches(options: TokenDataOptions): Promise<Token
   const cache = await prepareTokenCache(options);
   const shuffleSeed = options.shuffleSeed ?? options.seed;
   if (!Number.isSafeInteger(shuffleSeed)) throw new Error(`supra: ${nameOf(options)('shuffleSeed')} must be an integer, got ${shuffleSeed}`);
-  return new TokenDataset(cache, options.seqLen, shuffleSeed, nameOf(options));
+  const share = options.recallMix ?? 0;
+  if (!(share >= 0 && share <= 1)) throw new Error(`supra: ${nameOf(options)('recallMix')} must be in [0, 1], got ${share}`);
+  const warmup = options.recallWarmup ?? 0;
+  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`supra: ${nameOf(options)('recallWarmup')} must be a whole number of tokens ≥ 0, got ${warmup}`);
+  const recall = share > 0
+    ? new RecallMixture({ share, warmupSequences: Math.ceil(warmup / options.seqLen), seed: options.seed, vocab: cache.index.vocabSize, rowLength: options.seqLen + 1, tokenizer: loadTokenizer(options.tokenizerDir) })
+    : null;
+  return new TokenDataset(cache, options.seqLen, shuffleSeed, nameOf(options), recall);
 }
