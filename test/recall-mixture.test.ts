@@ -9,6 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { copyData, defaultTokenRange, mixSeed, mqarData, passkeyTrial } from '../src/eval/probes.js';
+import { RECALL_DEFAULTS } from '../src/eval/recall.js';
+import { EVAL_DEFAULTS } from '../src/experiments/plan.js';
 import { readLatest } from '../src/train/checkpoint.js';
 import { openTokenBatches } from '../src/train/data/dataset.js';
 import { RecallMixture, probeHeldOut, type EpisodeKind, type HeldOut } from '../src/train/data/recall-mixture.js';
@@ -40,14 +42,24 @@ function weaveMany(m: RecallMixture, n: number, epoch = 0): Array<{ row: Int32Ar
   });
 }
 
-/** The probes' MQAR pairs (key·V + value) at seed 0 with their default settings, drawn by the probe's generator. */
+/**
+ * The probes' MQAR pairs (key·V + value) at seed 0, drawn by the probe's generator at every setting a
+ * caller uses: the CLI's defaults, the study's (EVAL_DEFAULTS) and the demo's (RECALL_DEFAULTS).
+ */
 function probeMqarPairs(): Set<number> {
   const range = defaultTokenRange(V);
   const pairs = new Set<number>();
-  [4, 8, 16, 32, 64].forEach((n, i) => {
-    const d = mqarData(mixSeed(0, 3, i), 16, n, n, range);
-    for (let b = 0; b < d.B; b++) for (let j = 0; j < n; j++) pairs.add(d.ids[b * d.T + 2 * j]! * V + d.ids[b * d.T + 2 * j + 1]!);
-  });
+  const uses: Array<[number[], number]> = [
+    [[4, 8, 16, 32, 64], 16],
+    [EVAL_DEFAULTS.probes.mqar.pairs, EVAL_DEFAULTS.probes.mqar.samples],
+    [[RECALL_DEFAULTS.mqarPairs], RECALL_DEFAULTS.samples],
+  ];
+  for (const [counts, samples] of uses) {
+    counts.forEach((n, i) => {
+      const d = mqarData(mixSeed(0, 3, i), samples, n, n, range);
+      for (let b = 0; b < d.B; b++) for (let j = 0; j < n; j++) pairs.add(d.ids[b * d.T + 2 * j]! * V + d.ids[b * d.T + 2 * j + 1]!);
+    });
+  }
   return pairs;
 }
 

@@ -56,28 +56,38 @@ export interface HeldOut {
 }
 
 /**
- * The held-out instances of the probes at seed 0 (the study's and the CLI's default seed): every MQAR
- * pair for the default pair counts at 16 samples (default and study), every passkey key and distractor
- * for up to 8 lengths × 5 depths × 8 samples with 4 distractors (covers the defaults, 2 samples, and the
- * study, 4 samples). The probes draw nothing else at these settings.
+ * Which probe settings are held out. A probe's data at setting index i is drawn from mixSeed(seed, kind,
+ * i, ...) with that setting's size, so every (index, size) pair any caller uses must be covered: the
+ * CLI's default MQAR pairs [4 … 64], the study's [4 … 128], the demo's [16] (index 0), each at up to 32
+ * samples; passkey up to 8 lengths × 5 depths × 8 samples with 4 distractors.
  */
+const HELD_OUT = { settings: 8, mqarPairs: [4, 8, 16, 32, 64, 128], mqarSamples: 32, passkeyDepths: 5, passkeySamples: 8, distractors: 4 };
+
+/** The held-out instances of the probes at seed 0 (the study's, the demo's and the CLI's default seed). */
 export function probeHeldOut(vocab: number, seed = 0): HeldOut {
   const range = defaultTokenRange(vocab);
+  const mid = range.lo + Math.floor((range.hi - range.lo) / 2);
   const mqarPairs = new Set<number>();
-  [4, 8, 16, 32, 64].forEach((n, i) => {
-    const mid = range.lo + Math.floor((range.hi - range.lo) / 2);
-    if (n > mid - range.lo) return; // the probe refuses this setting for a vocabulary this small
-    const d = mqarData(mixSeed(seed, 3, i), 16, n, n, range);
-    for (let b = 0; b < d.B; b++) {
-      for (let i2 = 0; i2 < n; i2++) mqarPairs.add(d.ids[b * d.T + 2 * i2]! * vocab + d.ids[b * d.T + 2 * i2 + 1]!);
+  for (let i = 0; i < HELD_OUT.settings; i++) {
+    for (const n of HELD_OUT.mqarPairs) {
+      if (n > mid - range.lo) continue; // the probe refuses this setting for a vocabulary this small
+      const d = mqarData(mixSeed(seed, 3, i), HELD_OUT.mqarSamples, n, n, range);
+      for (let b = 0; b < d.B; b++) {
+        for (let k = 0; k < n; k++) mqarPairs.add(d.ids[b * d.T + 2 * k]! * vocab + d.ids[b * d.T + 2 * k + 1]!);
+      }
     }
-  });
+  }
   const passkeys = new Set<number>();
-  for (let li = 0; li < 8; li++) {
-    for (let di = 0; di < 5; di++) for (let s = 0; s < 8; s++) for (const k of passkeyKeys(mixSeed(seed, 2, li, di, s), 4)) passkeys.add(k);
+  for (let li = 0; li < HELD_OUT.settings; li++) {
+    for (let di = 0; di < HELD_OUT.passkeyDepths; di++) {
+      for (let s = 0; s < HELD_OUT.passkeySamples; s++) for (const k of passkeyKeys(mixSeed(seed, 2, li, di, s), HELD_OUT.distractors)) passkeys.add(k);
+    }
   }
   return { mqarPairs, passkeys };
 }
+
+/** Values tried for an MQAR key before the key is dropped. */
+const VALUE_ATTEMPTS = 64;
 
 function randInt(rng: Mt19937, n: number): number {
   return Math.min(n - 1, Math.floor(rng.random() * n));
@@ -178,23 +188,27 @@ export class RecallMixture {
   /** Key-value pairs then every key queried in random order; keys distinct, no held-out pair. */
   private mqar(rng: Mt19937, row: Int32Array): void {
     const L = row.length;
-    const pairs = between(rng, 2, Math.min(64, Math.floor(L / 4), this.mid - this.range.lo));
+    let pairs = between(rng, 2, Math.min(64, Math.floor(L / 4), this.mid - this.range.lo));
     const start = randInt(rng, L - 4 * pairs + 1);
+    // each key with a value that is not a held-out pair; a key whose draws all hit held-out pairs is
+    // dropped (on a tiny vocabulary the held-out pairs can cover a key's every value: never loop forever)
     const keys: number[] = [];
+    const values: number[] = [];
     const used = new Set<number>();
-    while (keys.length < pairs) {
-      const k = this.range.lo + randInt(rng, this.mid - this.range.lo);
-      if (!used.has(k)) {
-        used.add(k);
+    const keySpace = this.mid - this.range.lo;
+    while (keys.length < pairs && used.size < keySpace) {
+      const k = this.range.lo + randInt(rng, keySpace);
+      if (used.has(k)) continue;
+      used.add(k);
+      for (let attempt = 0; attempt < VALUE_ATTEMPTS; attempt++) {
+        const v = this.mid + randInt(rng, this.range.hi - this.mid);
+        if (this.heldOut.mqarPairs.has(k * this.vocab + v)) continue;
         keys.push(k);
+        values.push(v);
+        break;
       }
     }
-    const values = keys.map((k) => {
-      for (;;) {
-        const v = this.mid + randInt(rng, this.range.hi - this.mid);
-        if (!this.heldOut.mqarPairs.has(k * this.vocab + v)) return v;
-      }
-    });
+    pairs = keys.length;
     for (let i = 0; i < pairs; i++) {
       row[start + 2 * i] = keys[i]!;
       row[start + 2 * i + 1] = values[i]!;
