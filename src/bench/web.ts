@@ -58,6 +58,14 @@ function nodeRound(model: DecoderLM, prompt: number[], tokens: number): number {
   }
 }
 
+/** The part of the page's window.playground (web/app.js) the benchmark drives. */
+type Api = {
+  load(s: unknown): Promise<{ runtime: { threads: number } }>;
+  generate(p: string, n: number): Promise<unknown>;
+  tokensPerSecond(): Record<string, number>;
+  benchDecode(slot: string, p: string, n: number, rounds: number): Promise<number>;
+};
+
 /** Browser and Node decode, side by side. Throws (with what to install) when no Chromium is found. */
 export async function benchBrowserDecode(options: BrowserBenchOptions = {}): Promise<BrowserBenchResult> {
   const tokens = options.tokens ?? 64, rounds = options.rounds ?? 5;
@@ -79,12 +87,6 @@ export async function benchBrowserDecode(options: BrowserBenchOptions = {}): Pro
     let browserThreads = 0;
     try {
       for (const model of ['supra', 'teacher'] as const) {
-        type Api = {
-          load(s: unknown): Promise<{ runtime: { threads: number } }>;
-          generate(p: string, n: number): Promise<unknown>;
-          tokensPerSecond(): Record<string, number>;
-          benchDecode(slot: string, p: string, n: number, rounds: number): Promise<number>;
-        };
         const page = pg.page;
         const loaded = await page.evaluate((url) => (window as unknown as { playground: Api }).playground.load({ model: url, teacher: null }), `/models/${model}`);
         browserThreads = loaded.runtime.threads;
@@ -108,6 +110,8 @@ export async function benchBrowserDecode(options: BrowserBenchOptions = {}): Pro
           const tps = await page.evaluate(
             async ([p, n]) => {
               const api = (window as unknown as { playground: Api }).playground;
+              // every round streams all its tokens, as the tight loops do: no stop at the end of text
+              (document.getElementById('stop-at-eos') as HTMLInputElement).checked = false;
               await api.generate(p as string, n as number);
               return api.tokensPerSecond().model ?? 0;
             },
