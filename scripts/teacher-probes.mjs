@@ -1,6 +1,8 @@
 // The teacher's in-context scores on the probes' held-out instances (seed 0, default settings, as
 // `supra probe` and the study draw them), against the targets of issue 17, as JSON.
 //   node scripts/teacher-probes.mjs <model dir> [--tokenizer <dir>]   (prints the JSON)
+//   node scripts/teacher-probes.mjs <run dir> --checkpoints            (one line per checkpoint of a training
+//     run, with small settings: copy margin at gaps 0/32/128 and MQAR at 16 pairs, to watch induction form)
 // Also imported by scripts/build-teacher.mjs (teacherProbes).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,8 +44,46 @@ export async function teacherProbes(modelDir, tokenizerDir, trainingLength, back
   }
 }
 
+/** Copy margins (first − second copy loss, nats) at gaps 0/32/128 and MQAR accuracy at 16 pairs, small samples. */
+export async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND ?? 'native') {
+  const { copyProbe, mqarProbe } = await load('src/eval/probes.js');
+  const { loadDecoder } = await load('src/models/auto.js');
+  const { model } = loadDecoder(modelDir, { backend });
+  try {
+    const copy = copyProbe(null, model, { seed: 0, samples: 8, gaps: [0, 32, 128] });
+    const mqar = mqarProbe(null, model, { seed: 0, samples: 16, pairs: [16] });
+    return { copyMargin: copy.model.firstCopyLoss.map((f, i) => f - copy.model.secondCopyLoss[i]), gaps: copy.x, mqarAt16: mqar.model.accuracy[0] };
+  } finally {
+    model.free();
+  }
+}
+
+async function probeCheckpoints(runDir) {
+  const { readdirSync } = await import('node:fs');
+  const steps = readdirSync(runDir).map((d) => /^checkpoint-(\d+)$/.exec(d)?.[1]).filter(Boolean).map(Number).sort((a, b) => a - b);
+  if (steps.length === 0) throw new Error(`${runDir}: no checkpoint-N folders (is it a supra train --out folder?)`);
+  for (const step of steps) {
+    const r = await quickProbes(join(runDir, `checkpoint-${step}`));
+    console.log(`step ${String(step).padStart(6)}  copy margin (gaps ${r.gaps.join('/')}) ${r.copyMargin.map((m) => m.toFixed(2)).join(' ')}  mqar@16 ${r.mqarAt16.toFixed(2)}`);
+  }
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
+  if (argv.includes('--checkpoints')) {
+    const dir = argv.find((a) => !a.startsWith('--'));
+    if (!dir) {
+      console.error('usage: node scripts/teacher-probes.mjs <run dir> --checkpoints');
+      process.exit(2);
+    }
+    try {
+      await probeCheckpoints(dir);
+    } catch (e) {
+      console.error(`supra: ${e.message}`);
+      process.exit(1);
+    }
+    process.exit(0);
+  }
   const i = argv.indexOf('--tokenizer');
   const dir = argv[0];
   if (!dir) {
