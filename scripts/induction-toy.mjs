@@ -1,0 +1,117 @@
+// How fast does a model shape learn to copy in context? A research tool for the recall teacher (issue 17):
+// trains a freshly initialised model from a config on rows that repeat a random span (period 4–64 tokens,
+// ids from a range of the vocabulary) through the Trainer itself, and prints the next-token loss every 100
+// steps beside the loss on the repeats alone (estimated: the first period cannot be predicted, so its
+// targets are taken at ln(range)). A model that copies drives the repeats' loss to 0; one that only
+// learned which ids are in the row stays near ln(span).
+//   node scripts/induction-toy.mjs --config <config.json> [--phases 64:600,256:300] [--lr 6e-3]
+//     [--range 3990] [--batch-tokens 2048] [--std 0.0625] [--seed 0] [--backend native]
+// --phases runs stages of SEQ_LEN:STEPS on the same weights (a sequence-length curriculum), each with
+// batch-tokens ÷ seq-len rows. --std overrides the config's initializer_range. Needs `npm run build`.
+// What it showed (2026-12, native backend, 2 cores, lr 6e-3, 2048 tokens a step, ids from 3990):
+//   - a 2-layer, 128-wide model (hidden 128, 2 layers, 4 heads) at 64 tokens: a plateau, then the copying
+//     circuit forms within a few hundred steps (with a 3,000-step cosine: loss 5.5 at step 1,500, 2.7 at
+//     2,000, 2.45 at 3,000, about 0.3 nats on the repeats; with a 2,000-step cosine the repeats were still
+//     at 3.7 at step 2,000: when it forms moves with the schedule). At 256 tokens from the start (lr 2e-3)
+//     the loss was still 7.7 after 600 steps; after 2,000 steps at 64 tokens, 300 steps at 256 brought the
+//     repeats from 6.9 to 2.7 nats (--phases 64:2000,256:300): a short-sequence start carries over.
+//   - the teacher's shape (assets/teacher-config.json with tie_word_embeddings and initializer_range 0.0625): slower on the
+//     same plateau (6.3 after 1,200 steps at 64 tokens, 7.2 after 400 more at 256).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const dist = process.env.SUPRA_DIST ?? 'dist';
+const load = (m) => import(join(process.cwd(), dist, 'src', m));
+const { setBackend } = await load('core/select.js');
+const { loadConfigFile, initRandom } = await load('models/build.js');
+const { Trainer } = await load('train/trainer.js');
+const { Mt19937 } = await load('core/random.js');
+
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string' }, phases: { type: 'string', default: '256:600' }, lr: { type: 'string', default: '6e-3' },
+    range: { type: 'string', default: '3990' }, 'batch-tokens': { type: 'string', default: '2048' }, std: { type: 'string' },
+    seed: { type: 'string', default: '0' }, backend: { type: 'string', default: 'native' },
+  },
+});
+const fail = (msg) => {
+  console.error(`induction-toy: ${msg}`);
+  process.exit(1);
+};
+if (!values.config) fail('--config <config.json> is required');
+const phases = values.phases.split(',').map((p) => p.split(':').map(Number));
+if (phases.some(([t, s]) => !(Number.isInteger(t) && t >= 16 && Number.isInteger(s) && s >= 1))) fail(`--phases: expected SEQ_LEN:STEPS,… with SEQ_LEN ≥ 16, got ${values.phases}`);
+const lr = Number(values.lr), range = Number(values.range), batchTokens = Number(values['batch-tokens']), seed = Number(values.seed);
+if (!(lr > 0) || !(Number.isInteger(range) && range >= 2) || !(Number.isInteger(batchTokens) && batchTokens >= 16)) fail('--lr, --range and --batch-tokens must be positive (range and batch-tokens whole numbers)');
+
+setBackend(values.backend);
+let config;
+try {
+  config = loadConfigFile(values.config);
+} catch (e) {
+  fail(e.message);
+}
+if (values.std !== undefined) {
+  if (!(Number(values.std) > 0)) fail(`--std must be a positive number, got ${values.std}`);
+  config.raw.initializer_range = Number(values.std);
+}
+const lo = Math.min(100, Math.max(0, config.vocab_size - range));
+if (lo + range > config.vocab_size) fail(`--range ${range} does not fit the vocabulary of ${config.vocab_size}`);
+const model = initRandom(config, seed);
+
+let T = phases[0][0];
+let drawn = 0;
+let unpredictable = 0; // targets of the current report window that fall in a row's first period
+const rng = new Mt19937(seed + 1);
+const periodic = {
+  get seqLen() {
+    return T;
+  },
+  trainSequences: 1 << 30, trainTokens: 2 ** 40, validationTokens: 0,
+  nextTrain(rows) {
+    const out = new Int32Array(rows * (T + 1));
+    for (let r = 0; r < rows; r++) {
+      const period = 4 + (rng.nextU32() % (Math.min(64, T >> 1) - 3));
+      const span = Array.from({ length: period }, () => lo + (rng.nextU32() % range));
+      for (let t = 0; t <= T; t++) out[r * (T + 1) + t] = span[t % period];
+      unpredictable += period - 1;
+    }
+    drawn += rows;
+    return out;
+  },
+  position: () => ({ epoch: 0, cursor: drawn, seed }),
+  restore() {
+    throw new Error('synthetic data cannot be resumed');
+  },
+  validation: () => ({ ids: new Int32Array(0), count: 0 }),
+  close() {},
+};
+
+const t0 = performance.now();
+console.log(`${values.config}: ${model.store.numel().toLocaleString('en-US')} parameters, ids from ${range} (ln ${Math.log(range).toFixed(2)} nats), lr ${lr}`);
+for (const [seqLen, steps] of phases) {
+  T = seqLen;
+  const rows = Math.max(1, Math.round(batchTokens / T));
+  const out = mkdtempSync(join(tmpdir(), 'supra-induction-toy-'));
+  const trainer = Trainer.open({ model, data: periodic, out, steps, batchSize: rows, lr, warmupSteps: Math.min(50, steps >> 2), evalSequences: 0, saveEvery: 0, quiet: true });
+  try {
+    let sum = 0, n = 0;
+    unpredictable = 0;
+    for (let s = 1; s <= steps; s++) {
+      sum += trainer.step().loss;
+      n++;
+      if (s % 100 === 0 || s === steps) {
+        const loss = sum / n, share = unpredictable / (n * rows * T);
+        const repeats = (loss - share * Math.log(range)) / (1 - share);
+        console.log(`seq ${T} × ${rows}  step ${String(s).padStart(5)}  loss ${loss.toFixed(3)}  on the repeats ≈ ${repeats.toFixed(3)}  (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        sum = n = unpredictable = 0;
+      }
+    }
+  } finally {
+    trainer.close();
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+model.free();
