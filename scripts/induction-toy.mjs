@@ -16,7 +16,7 @@
 //     the loss was still 7.7 after 600 steps; after 2,000 steps at 64 tokens, 300 steps at 256 brought the
 //     repeats from 6.9 to 2.7 nats (--phases 64:2000,256:300): a short-sequence start carries over.
 //   - the teacher's shape (assets/teacher-config.json with tie_word_embeddings and initializer_range 0.0625): slower on the
-//     same plateau (6.3 after 1,200 steps at 64 tokens, 7.2 after 400 more at 256). At 32 tokens it
+//     same plateau (6.3 after 1,200 steps at 64 tokens, 7.2 after 400 more at 256; 5.8 after 1,600 at 64). At 32 tokens it
 //     improves steadily without a jump (3.3 after 1,400 steps), but that does not carry over: after 1,000
 //     steps at 32 tokens (4.0), 200 steps at 256 left the repeats at 7.3 (--phases 32:1000,256:200).
 import { mkdtempSync, rmSync } from 'node:fs';
