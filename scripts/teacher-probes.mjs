@@ -45,7 +45,7 @@ export async function teacherProbes(modelDir, tokenizerDir, trainingLength, back
 }
 
 /** Copy margins (first − second copy loss, nats) at gaps 0/32/128 and MQAR accuracy at 16 pairs, small samples. */
-export async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND ?? 'native') {
+async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND ?? 'native') {
   const { copyProbe, mqarProbe } = await load('src/eval/probes.js');
   const { loadDecoder } = await load('src/models/auto.js');
   const { model } = loadDecoder(modelDir, { backend });
@@ -59,11 +59,11 @@ export async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND 
 }
 
 async function probeCheckpoints(runDir) {
-  const { readdirSync } = await import('node:fs');
-  const steps = readdirSync(runDir).map((d) => /^checkpoint-(\d+)$/.exec(d)?.[1]).filter(Boolean).map(Number).sort((a, b) => a - b);
-  if (steps.length === 0) throw new Error(`${runDir}: no checkpoint-N folders (is it a supra train --out folder?)`);
-  for (const step of steps) {
-    const r = await quickProbes(join(runDir, `checkpoint-${step}`));
+  const { listCheckpoints } = await load('src/train/checkpoint.js');
+  const checkpoints = listCheckpoints(runDir);
+  if (checkpoints.length === 0) throw new Error(`${runDir}: no complete checkpoint-N folders (is it a supra train --out folder?)`);
+  for (const { step, dir } of checkpoints) {
+    const r = await quickProbes(dir);
     console.log(`step ${String(step).padStart(6)}  copy margin (gaps ${r.gaps.join('/')}) ${r.copyMargin.map((m) => m.toFixed(2)).join(' ')}  mqar@16 ${r.mqarAt16.toFixed(2)}`);
   }
 }
