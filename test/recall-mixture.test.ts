@@ -113,6 +113,26 @@ test('the same seed weaves the same bytes; another seed, epoch or position weave
   assert.throws(() => new RecallMixture({ share: 1.5, seed: 0, vocab: V, rowLength: ROW, tokenizer: tok }), /share must be in \[0, 1\], got 1.5/);
 });
 
+test('short rows (64–127 tokens) get whole copy episodes: the span is at most half the row, and it comes again', () => {
+  for (const length of [65, 100, 127]) {
+    const m = new RecallMixture({ share: 1, seed: 3, vocab: V, rowLength: length, tokenizer: tok });
+    let copies = 0;
+    for (let i = 0; i < 300; i++) {
+      const row = new Int32Array(length).fill(NATURAL);
+      if (m.weave(row, 0, i) !== 'copy') continue;
+      copies++;
+      // the span starts at the first woven token; its first 8 tokens appear again after it
+      const start = row.findIndex((t) => t !== NATURAL);
+      assert.ok(start >= 0 && start + 16 <= length, `row ${i} of ${length}: an episode starting at ${start}`);
+      const head = Array.from(row.subarray(start, start + 8)).join(',');
+      let again = false;
+      for (let t = start + 8; t + 8 <= length && !again; t++) again = Array.from(row.subarray(t, t + 8)).join(',') === head;
+      assert.ok(again, `row ${i} of ${length}: the span does not come again`);
+    }
+    assert.ok(copies > 100, `${copies} copy episodes of 300 rows of ${length}`);
+  }
+});
+
 test('through openTokenBatches: same options, same batches; the mixture changes training rows only, never validation', async () => {
   const dir = freshDir();
   // a small corpus (the embedded one takes minutes to tokenize on a busy machine)

@@ -5,7 +5,7 @@
 // during an optional warm-up (the first `warmupSequences` of the run) the probability falls linearly from 1
 // to `share`, so the induction circuit, which every episode kind needs, forms early on dense signal.
 // The episode overwrites part of the sequence; the natural text around and inside it stays:
-//   copy     a span of 8–64 random tokens, a gap (random tokens or the natural text), the span again
+//   copy     a span of 8–64 random tokens (at most half the row), a gap (random tokens or the natural text), the span again
 //            (in half the episodes again and again at the same stride while it fits);
 //   mqar     k₁ v₁ … k_N v_N then every key again in random order, each followed by its value (N = 2–64);
 //   passkey  a sentence naming a 5-digit number somewhere in the natural text, and later the question
@@ -172,7 +172,8 @@ export class RecallMixture {
   /** span, gap, span again; the gap's length is log-uniform so short and long gaps are both common. */
   private copy(rng: Mt19937, row: Int32Array): void {
     const L = row.length;
-    const span = between(rng, 8, 64);
+    // spans of 8–64 tokens, at most half the row so both copies fit (rows of 128 tokens or more: all of 8–64)
+    const span = between(rng, 8, Math.min(64, Math.floor(L / 2)));
     const maxGap = L - 2 * span;
     const gap = Math.min(maxGap, Math.floor(Math.exp(rng.random() * Math.log(maxGap + 1))) - 1);
     const start = randInt(rng, L - 2 * span - gap + 1);
