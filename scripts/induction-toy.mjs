@@ -27,14 +27,14 @@ import { parseArgs } from 'node:util';
 const dist = process.env.SUPRA_DIST ?? 'dist';
 const load = (m) => import(join(process.cwd(), dist, 'src', m));
 const { setBackend } = await load('core/select.js');
-const { loadConfigFile, initRandom } = await load('models/build.js');
+const { loadConfigFile, initRandom, buildModel } = await load('models/build.js');
 const { Trainer } = await load('train/trainer.js');
 const { Mt19937 } = await load('core/random.js');
 
 const { values } = parseArgs({
   options: {
-    config: { type: 'string' }, phases: { type: 'string', default: '256:600' }, lr: { type: 'string', default: '6e-3' },
-    range: { type: 'string', default: '3990' }, 'batch-tokens': { type: 'string', default: '2048' }, std: { type: 'string' },
+    config: { type: 'string' }, model: { type: 'string' }, phases: { type: 'string', default: '256:600' }, lr: { type: 'string', default: '6e-3' },
+    range: { type: 'string', default: '3990' }, 'batch-tokens': { type: 'string', default: '2048' }, std: { type: 'string' }, 'weight-decay': { type: 'string', default: '0.1' }, scale: { type: 'string', multiple: true, default: [] },
     seed: { type: 'string', default: '0' }, backend: { type: 'string', default: 'native' },
   },
 });
@@ -42,26 +42,39 @@ const fail = (msg) => {
   console.error(`induction-toy: ${msg}`);
   process.exit(1);
 };
-if (!values.config) fail('--config <config.json> is required');
+if (!values.config === !values.model) fail('give one of --config <config.json> (a fresh model) and --model <dir> (start from its weights)');
 const phases = values.phases.split(',').map((p) => p.split(':').map(Number));
 if (phases.some(([t, s]) => !(Number.isInteger(t) && t >= 16 && Number.isInteger(s) && s >= 1))) fail(`--phases: expected SEQ_LEN:STEPS,… with SEQ_LEN ≥ 16, got ${values.phases}`);
+const weightDecay = Number(values['weight-decay']);
+if (!(weightDecay >= 0)) fail(`--weight-decay must be ≥ 0, got ${values['weight-decay']}`);
 const lr = Number(values.lr), range = Number(values.range), batchTokens = Number(values['batch-tokens']), seed = Number(values.seed);
 if (!(lr > 0) || !(Number.isInteger(range) && range >= 2) || !(Number.isInteger(batchTokens) && batchTokens >= 16)) fail('--lr, --range and --batch-tokens must be positive (range and batch-tokens whole numbers)');
 
 setBackend(values.backend);
-let config;
+let config, model;
 try {
-  config = loadConfigFile(values.config);
+  if (values.model) model = buildModel({ model: values.model }, seed).model;
+  config = model ? model.config : loadConfigFile(values.config);
 } catch (e) {
   fail(e.message);
 }
 if (values.std !== undefined) {
+  if (model) fail('--std sets a fresh model\'s initialisation; --model starts from trained weights');
   if (!(Number(values.std) > 0)) fail(`--std must be a positive number, got ${values.std}`);
   config.raw.initializer_range = Number(values.std);
 }
 const lo = Math.min(100, Math.max(0, config.vocab_size - range));
 if (lo + range > config.vocab_size) fail(`--range ${range} does not fit the vocabulary of ${config.vocab_size}`);
-const model = initRandom(config, seed);
+model ??= initRandom(config, seed);
+// --scale REGEX=F multiplies the parameters whose names match by F (an initialisation experiment)
+for (const spec of values.scale) {
+  const [pattern, factor] = spec.split('=');
+  const re = new RegExp(pattern), f = Number(factor);
+  if (!(f >= 0)) fail(`--scale ${spec}: expected REGEX=FACTOR`);
+  let hit = 0;
+  for (const p of model.params()) if (re.test(p.name)) (hit++, p.data.forEach((v, i) => (p.data[i] = v * f)));
+  if (!hit) fail(`--scale ${spec}: no parameter matches`);
+}
 
 let T = phases[0][0];
 let drawn = 0;
@@ -92,12 +105,12 @@ const periodic = {
 };
 
 const t0 = performance.now();
-console.log(`${values.config}: ${model.store.numel().toLocaleString('en-US')} parameters, ids from ${range} (ln ${Math.log(range).toFixed(2)} nats), lr ${lr}`);
+console.log(`${values.config ?? values.model}: ${model.store.numel().toLocaleString('en-US')} parameters, ids from ${range} (ln ${Math.log(range).toFixed(2)} nats), lr ${lr}, weight decay ${weightDecay}`);
 for (const [seqLen, steps] of phases) {
   T = seqLen;
   const rows = Math.max(1, Math.round(batchTokens / T));
   const out = mkdtempSync(join(tmpdir(), 'supra-induction-toy-'));
-  const trainer = Trainer.open({ model, data: periodic, out, steps, batchSize: rows, lr, warmupSteps: Math.min(50, steps >> 2), evalSequences: 0, saveEvery: 0, quiet: true });
+  const trainer = Trainer.open({ model, data: periodic, out, steps, batchSize: rows, lr, weightDecay, warmupSteps: Math.min(50, steps >> 2), evalSequences: 0, saveEvery: 0, quiet: true });
   try {
     let sum = 0, n = 0;
     unpredictable = 0;
