@@ -19,6 +19,23 @@
 //     same plateau (6.3 after 1,200 steps at 64 tokens, 7.2 after 400 more at 256; 5.8 after 1,600 at 64). At 32 tokens it
 //     improves steadily without a jump (3.3 after 1,400 steps), but that does not carry over: after 1,000
 //     steps at 32 tokens (4.0), 200 steps at 256 left the repeats at 7.3 (--phases 32:1000,256:200).
+//   - 2 layers at the teacher's width (hidden 256, 8 heads, tied, std 0.0625), 64 tokens, repeats after N steps:
+//       lr 6e-3: 6.49 @1,000, 5.10 @2,000 (2,048 tokens a step; 6.65 @2,000 with 1,024; 5.41 after 3.3M tokens
+//         with 8,192): per token the batch changes little, so bigger batches do not save tokens;
+//       lr 3e-3: 6.30 @600, 5.07 @1,000, 4.20 @1,600; lr 1.5e-3: 6.25 @600, 5.91 @800 — the 256-wide model
+//         wants about half the 128-wide one's lr (Adam moves a wider layer's output more per step);
+//       worse than the lr-6e-3 baseline: weight decay 0 (8.04 @800 against 7.53, 1,024 tokens a step),
+//         o_proj and down_proj scaled by 0.25 at init (7.90 @1,000 against 7.29), q and k by 3 (7.46 @1,000
+//         against 6.49); ids from 256 instead of 3,990: the same fraction of ln(range) per step.
+//     With lr 3e-3 and a 3,000-step cosine (--phases 64:3000,256:300) the circuit forms: repeats 3.05 @2,200,
+//       2.52 @2,400, 0.72 @2,600, 0.39 @3,000 (about 5M tokens), and it carries over to the full length: 300
+//       steps at 256 tokens took the repeats from 1.39 to 0.23. 8 heads of 32 beat 4 of 64 (5.60 against 4.92
+//       @1,200) and 16 of 16 (5.54 against 5.31 @1,000).
+//   - the teacher's shape (6 layers) at lr 3e-3: 6.35 @600, 5.55 @1,000, 5.04 @1,600 with a 1,600-step cosine
+//     (at 6e-3: 5.8 @1,600); it runs 0.05–0.7 nats behind the 2-layer
+//     model at the same step (5.41 against 4.85 @1,100), so expect its jump after 3,000 steps or more.
+//   - starting from the committed teacher (natural text, untied, --model assets/teacher, lr 3e-3): 8.24 after
+//     500 steps, no progress: natural-text pretraining gives no head start (its output layer relearns ids).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
