@@ -34,6 +34,8 @@
 //   - the teacher's shape (6 layers) at lr 3e-3: 6.35 @600, 5.55 @1,000, 5.04 @1,600 with a 1,600-step cosine
 //     (at 6e-3: 5.8 @1,600); it runs 0.05–0.7 nats behind the 2-layer
 //     model at the same step (5.41 against 4.85 @1,100), so expect its jump after 3,000 steps or more.
+//   - 4 layers at the teacher's width, 3,000-step cosine: lr 3e-3 5.69 @1,000, 4.90 @2,100 (2 layers: 5.31, 3.19);
+//     lr 2e-3 5.56 @1,000, lr 4.5e-3 6.08 @1,000 — depth slows the plateau more than it moves the best lr.
 //   - starting from the committed teacher (natural text, untied, --model assets/teacher, lr 3e-3): 8.24 after
 //     500 steps, no progress: natural-text pretraining gives no head start (its output layer relearns ids).
 import { mkdtempSync, rmSync } from 'node:fs';
