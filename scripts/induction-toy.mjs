@@ -4,10 +4,12 @@
 // steps beside the loss on the repeats alone (estimated: the first period cannot be predicted, so its
 // targets are taken at ln(range)). A model that copies drives the repeats' loss to 0; one that only
 // learned which ids are in the row stays near ln(span).
-//   node scripts/induction-toy.mjs --config <config.json> [--phases 64:600,256:300] [--lr 6e-3]
-//     [--range 3990] [--batch-tokens 2048] [--std 0.0625] [--seed 0] [--backend native]
+//   node scripts/induction-toy.mjs (--config <config.json> | --model <dir>) [--phases 64:600,256:300] [--lr 6e-3]
+//     [--range 3990] [--batch-tokens 2048] [--std 0.0625] [--weight-decay 0.1] [--scale REGEX=F ...] [--seed 0]
+//     [--backend native]
 // --phases runs stages of SEQ_LEN:STEPS on the same weights (a sequence-length curriculum), each with
-// batch-tokens ÷ seq-len rows. --std overrides the config's initializer_range. Needs `npm run build`.
+// batch-tokens ÷ seq-len rows. --std overrides the config's initializer_range; --model starts from a folder's
+// weights instead; --scale multiplies the parameters whose names match REGEX by F. Needs `npm run build`.
 // What it showed (2026-12, native backend, 2 cores, lr 6e-3, 2048 tokens a step, ids from 3990):
 //   - a 2-layer, 128-wide model (hidden 128, 2 layers, 4 heads) at 64 tokens: a plateau, then the copying
 //     circuit forms within a few hundred steps (with a 3,000-step cosine: loss 5.5 at step 1,500, 2.7 at
@@ -28,12 +30,12 @@
 //         o_proj and down_proj scaled by 0.25 at init (7.90 @1,000 against 7.29), q and k by 3 (7.46 @1,000
 //         against 6.49); ids from 256 instead of 3,990: the same fraction of ln(range) per step.
 //     With lr 3e-3 and a 3,000-step cosine (--phases 64:3000,256:300) the circuit forms: repeats 3.05 @2,200,
-//       2.52 @2,400, 0.72 @2,600, 0.39 @3,000 (about 5M tokens), and it carries over to the full length: 300
+//       2.52 @2,400, 0.72 @2,600 (the jump, about 5M tokens in), 0.39 @3,000, and it carries over to the full length: 300
 //       steps at 256 tokens took the repeats from 1.39 to 0.23. 8 heads of 32 beat 4 of 64 (5.60 against 4.92
 //       @1,200) and 16 of 16 (5.54 against 5.31 @1,000).
 //   - the teacher's shape (6 layers) at lr 3e-3: 6.35 @600, 5.55 @1,000, 5.04 @1,600 with a 1,600-step cosine
-//     (at 6e-3: 5.8 @1,600); it runs 0.05–0.7 nats behind the 2-layer
-//     model at the same step (5.41 against 4.85 @1,100), so expect its jump after 3,000 steps or more.
+//     (at 6e-3: 5.8 @1,600); against 2 layers on the same schedule (6.30, 5.07, 4.20) it falls further behind
+//     as it goes, so expect its jump after 3,000 steps or more.
 //   - 4 layers at the teacher's width, 3,000-step cosine: lr 3e-3 5.69 @1,000, 4.90 @2,100 (2 layers: 5.31, 3.19);
 //     lr 2e-3 5.56 @1,000, lr 4.5e-3 6.08 @1,000 — depth slows the plateau more than it moves the best lr.
 //   - starting from the committed teacher (natural text, untied, --model assets/teacher, lr 3e-3): 8.24 after
@@ -90,9 +92,9 @@ for (const spec of values.scale) {
   const [pattern, factor] = spec.split('=');
   const re = new RegExp(pattern), f = Number(factor);
   if (!(f >= 0)) fail(`--scale ${spec}: expected REGEX=FACTOR`);
-  let hit = 0;
-  for (const p of model.params()) if (re.test(p.name)) (hit++, p.data.forEach((v, i) => (p.data[i] = v * f)));
-  if (!hit) fail(`--scale ${spec}: no parameter matches`);
+  const matched = model.params().filter((p) => re.test(p.name));
+  for (const p of matched) for (let i = 0; i < p.data.length; i++) p.data[i] *= f;
+  if (matched.length === 0) fail(`--scale ${spec}: no parameter matches`);
 }
 
 let T = phases[0][0];
