@@ -13,7 +13,7 @@ import { RECALL_DEFAULTS } from '../src/eval/recall.js';
 import { EVAL_DEFAULTS } from '../src/experiments/plan.js';
 import { readLatest } from '../src/train/checkpoint.js';
 import { openTokenBatches } from '../src/train/data/dataset.js';
-import { RecallMixture, probeHeldOut, type EpisodeKind, type HeldOut } from '../src/train/data/recall-mixture.js';
+import { RecallMixture, parseKindWeights, probeHeldOut, type EpisodeKind, type HeldOut } from '../src/train/data/recall-mixture.js';
 import { MetricsLog } from '../src/train/metrics.js';
 import { charTokenizerFiles, tinyConfig } from './helpers/train-data.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
@@ -190,17 +190,55 @@ test('the mixture never emits a probe\'s held-out MQAR pair, passkey key, copy s
   assert.ok(hitPairs > 0 && hitKeys > 0, `without the exclusion: ${hitPairs} pairs, ${hitKeys} keys`);
 
   // no 8-token window of a copy-probe sequence (spans and gaps, default gaps up to 128) appears in a woven row
+  const repeats = weaveMany(new RecallMixture({ share: 1, seed: 0, vocab: V, rowLength: ROW, tokenizer: tok, kinds: { repeat: 1 } }), 2000);
+  assertNoCopyProbeWindow([...rows, ...repeats].map((r) => r.row));
+});
+
+/** No 8-token window of a copy-probe sequence at seed 0 (spans and gaps, default gaps up to 128) in `rows`. */
+function assertNoCopyProbeWindow(rows: Int32Array[]): void {
   const windows = new Set<string>();
   [0, 8, 32, 128].forEach((gap, i) => {
     const d = copyData(mixSeed(0, 1, i), 8, 16, gap, defaultTokenRange(V));
     for (let t = 0; t + 8 <= d.ids.length; t++) windows.add(Array.from(d.ids.subarray(t, t + 8)).join(','));
   });
-  for (const { row } of rows) {
+  for (const row of rows) {
     for (let t = 0; t + 8 <= row.length; t++) {
       if (row[t] === NATURAL) continue;
       assert.ok(!windows.has(Array.from(row.subarray(t, t + 8)).join(',')), 'a copy-probe window was emitted');
     }
   }
+}
+
+test('the kinds\' weights choose the episodes; a repeat row repeats one span from its first quarter to its end; bad weights are named', () => {
+  for (const length of [65, 257]) {
+    const m = new RecallMixture({ share: 1, seed: 5, vocab: V, rowLength: length, tokenizer: tok, kinds: { repeat: 1 } });
+    const periods = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const row = new Int32Array(length).fill(NATURAL);
+      assert.equal(m.weave(row, 0, i), 'repeat');
+      const start = row.findIndex((t) => t !== NATURAL);
+      assert.ok(start >= 0 && start <= length / 4, `row ${i}: starts at ${start}`);
+      // the smallest period p with row[t] = row[t - p] for every t after the first span
+      let p = 4;
+      while (p <= 32 && !row.subarray(start + p).every((t, j) => t === row[start + j])) p++;
+      assert.ok(p <= Math.min(32, length / 2) && start + 2 * p <= length, `row ${i}: no period of 4–32 (start ${start})`);
+      periods.add(p);
+    }
+    assert.ok(periods.size > 10, `${periods.size} different periods`);
+  }
+  // two kinds at equal weights: only they, about half each; the default never draws repeat
+  const two = weaveMany(new RecallMixture({ share: 1, seed: 5, vocab: V, rowLength: ROW, tokenizer: tok, kinds: { repeat: 1, mqar: 1 } }), 400);
+  const count = (k: EpisodeKind) => two.filter((r) => r.kind === k).length;
+  assert.equal(count('repeat') + count('mqar'), 400);
+  assert.ok(count('repeat') > 150 && count('mqar') > 150, `${count('repeat')} repeat, ${count('mqar')} mqar`);
+  assert.ok(weaveMany(mixture(5), 400).every((r) => r.kind !== 'repeat'));
+
+  assert.deepEqual(parseKindWeights('repeat=0.8, mqar=0.2'), { copy: 0, mqar: 0.2, passkey: 0, repeat: 0.8 });
+  for (const [spec, err] of [
+    ['repeat', /expected KIND=WEIGHT/], ['induction=1', /unknown episode kind "induction"/], ['copy=-1', /weight of copy must be a number ≥ 0/],
+    ['copy=x', /weight of copy must be a number ≥ 0/], ['copy=0,mqar=0', /every weight is 0/], ['copy=1,copy=2', /"copy" is named twice/],
+  ] as const) assert.throws(() => parseKindWeights(spec), err, spec);
+  assert.throws(() => new RecallMixture({ share: 1, seed: 0, vocab: V, rowLength: ROW, tokenizer: tok, kinds: { copy: Number.NaN } }), /weight of copy/);
 });
 
 /** A workspace for supra train: character tokenizer (vocab 128), tiny config, a text file. */
@@ -227,15 +265,21 @@ function supra(args: string[]): void {
 test('supra train --recall-mix: stopped at step 3 and resumed, the losses and final weights are those of one run; the share is kept in the run', () => {
   const args = workspace();
   const whole = join(freshDir(), 'out'), split = join(freshDir(), 'out'), plain = join(freshDir(), 'out');
-  const mix = ['--recall-mix', '0.5', '--recall-warmup', '1024'];
+  const mix = ['--recall-mix', '0.5', '--recall-warmup', '1024', '--recall-kinds', 'copy=1,repeat=1'];
   supra([...args, ...mix, '--out', whole]);
   supra([...args, ...mix, '--out', split, '--stop-at', '3']);
   assert.equal(readLatest(split)!.step, 3);
-  const saved = readLatest(split)!.state.settings.data as { recallMix: number; recallWarmup: number };
-  assert.deepEqual([saved.recallMix, saved.recallWarmup], [0.5, 1024]);
-  // a resume asking for another share is refused; without the flag it continues with the saved one
+  const saved = readLatest(split)!.state.settings.data as { recallMix: number; recallWarmup: number; recallKinds: object };
+  assert.deepEqual([saved.recallMix, saved.recallWarmup, saved.recallKinds], [0.5, 1024, { copy: 1, mqar: 0, passkey: 0, repeat: 1 }]);
+  // a resume asking for another share or other kinds is refused; without the flags it continues with the saved ones
   const refused = spawnSync(process.execPath, [cli, 'train', '--out', split, '--resume', '--recall-mix', '0.2'], { encoding: 'utf8' });
   assert.match(refused.stderr, /--recall-mix 0.2 differs from the checkpoint's run \(0.5\)/);
+  const otherKinds = spawnSync(process.execPath, [cli, 'train', '--out', split, '--resume', '--recall-kinds', 'repeat=1'], { encoding: 'utf8' });
+  assert.match(otherKinds.stderr, /--recall-kinds repeat=1 differs from the checkpoint's run \(copy=1,mqar=0,passkey=0,repeat=1\)/);
+  assert.equal(otherKinds.status, 2);
+  const badKinds = spawnSync(process.execPath, [cli, ...args, '--recall-mix', '1', '--recall-kinds', 'induction=1', '--out', join(freshDir(), 'out')], { encoding: 'utf8' });
+  assert.equal(badKinds.status, 2);
+  assert.match(badKinds.stderr, /--recall-kinds: unknown episode kind "induction"/);
   supra(['train', '--out', split, '--resume', '--quiet']);
   const losses = (dir: string) => MetricsLog.read(join(dir, 'metrics.jsonl')).map(({ tokens_per_s: _, ...r }) => r);
   assert.deepEqual(losses(split), losses(whole));

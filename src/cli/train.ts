@@ -5,7 +5,8 @@ import { choiceOption, intOption, normalizationOption, optionsHelp, parse, Usage
 import { readRecipeFlag, readRecipeFlags, recipeFlags } from './recipe-options.js';
 import { readLatest } from '../train/checkpoint.js';
 import { openTokenBatches, type TokenDataOptions } from '../train/data/index.js';
-import { CLI_SETTING_NAMES, DATA_FLAGS, dataOptionsFromFlags, resolveDataInput } from './data-options.js';
+import { CLI_SETTING_NAMES, DATA_FLAGS, dataOptionsFromFlags, recallKindsOption, resolveDataInput } from './data-options.js';
+import { DEFAULT_KIND_WEIGHTS, EPISODE_KINDS } from '../train/data/recall-mixture.js';
 import { TRAIN_DEFAULTS, type RecipeKey } from '../train/recipe.js';
 import { train, type TrainOptions } from '../train/trainer.js';
 
@@ -85,6 +86,11 @@ export const command = {
       }
       if (values['recall-warmup'] !== undefined && Number(values['recall-warmup']) !== (savedData.recallWarmup ?? 0)) {
         throw new UsageError(`--resume: --recall-warmup ${values['recall-warmup']} differs from the checkpoint's run (${savedData.recallWarmup ?? 0})`);
+      }
+      const kinds = recallKindsOption(values['recall-kinds']);
+      const savedKinds = { ...DEFAULT_KIND_WEIGHTS, ...savedData.recallKinds };
+      if (kinds && EPISODE_KINDS.some((k) => kinds[k] !== savedKinds[k])) {
+        throw new UsageError(`--resume: --recall-kinds ${values['recall-kinds']} differs from the checkpoint's run (${EPISODE_KINDS.map((k) => `${k}=${savedKinds[k]}`).join(',')})`);
       }
     } else {
       const given = [values.model, values.init].filter((v) => v !== undefined).length;

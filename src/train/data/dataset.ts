@@ -30,7 +30,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import type { DataPosition, TokenBatches } from '../batches.js';
 import { embeddedCorpusVersion } from './corpus.js';
 import { expandInputs } from './files.js';
-import { RecallMixture } from './recall-mixture.js';
+import { RecallMixture, checkKindWeights, type KindWeights } from './recall-mixture.js';
 import { newReadStats, readDocuments, resolveTxtSplit, type ReadStats, type SettingName, type TxtSplit } from './readers.js';
 
 /** Bumped whenever the cache layout or the tokenization rules change, so old caches are not reused. */
@@ -64,6 +64,8 @@ export interface TokenDataOptions {
   recallMix?: number;
   /** Training tokens at the start over which the mixture's share falls linearly from 1 to recallMix. Default 0. */
   recallWarmup?: number;
+  /** How often each episode kind is drawn (relative weights; recall-mixture.ts). Default DEFAULT_KIND_WEIGHTS. */
+  recallKinds?: Partial<KindWeights>;
   /** Fraction of documents held out for validation, in [0, 1). Default 0.02; when > 0, at least one document. */
   validationFraction?: number;
   /** Text field of .jsonl records / column of .parquet files. Default "text". */
@@ -641,8 +643,9 @@ export async function openTokenBatches(options: TokenDataOptions): Promise<Token
   if (!(share >= 0 && share <= 1)) throw new Error(`supra: ${nameOf(options)('recallMix')} must be in [0, 1], got ${share}`);
   const warmup = options.recallWarmup ?? 0;
   if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`supra: ${nameOf(options)('recallWarmup')} must be a whole number of tokens ≥ 0, got ${warmup}`);
+  const kinds = options.recallKinds === undefined ? undefined : checkKindWeights(options.recallKinds, nameOf(options)('recallKinds'));
   const recall = share > 0
-    ? new RecallMixture({ share, warmupSequences: Math.ceil(warmup / options.seqLen), seed: options.seed, vocab: cache.index.vocabSize, rowLength: options.seqLen + 1, tokenizer: loadTokenizer(options.tokenizerDir) })
+    ? new RecallMixture({ share, warmupSequences: Math.ceil(warmup / options.seqLen), seed: options.seed, vocab: cache.index.vocabSize, rowLength: options.seqLen + 1, tokenizer: loadTokenizer(options.tokenizerDir), kinds })
     : null;
   return new TokenDataset(cache, options.seqLen, shuffleSeed, nameOf(options), recall);
 }

@@ -36,7 +36,7 @@ export interface ReadOptions {
 }
 
 /** The settings error messages advise changing, named as the caller spells them (`--text-field` on the command line). */
-export type SettingName = (setting: 'textField' | 'txtSplit' | 'validationFraction' | 'seqLen' | 'seed' | 'shuffleSeed' | 'recallMix' | 'recallWarmup') => string;
+export type SettingName = (setting: 'textField' | 'txtSplit' | 'validationFraction' | 'seqLen' | 'seed' | 'shuffleSeed' | 'recallMix' | 'recallWarmup' | 'recallKinds') => string;
 
 export type TxtSplit = 'auto' | 'file' | 'paragraph';
 

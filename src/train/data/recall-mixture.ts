@@ -9,7 +9,12 @@
 //            (in half the episodes again and again at the same stride while it fits);
 //   mqar     k₁ v₁ … k_N v_N then every key again in random order, each followed by its value (N = 2–64);
 //   passkey  a sentence naming a 5-digit number somewhere in the natural text, and later the question
-//            asking for it followed by the answer.
+//            asking for it followed by the answer;
+//   repeat   a span of 4–32 random tokens repeated back to back from early in the row to its end: the densest
+//            copy signal, off by default; a teacher's first stage weights it up (scripts/build-teacher.mjs),
+//            because on the sparser kinds the copying circuit takes several times longer to form
+//            (scripts/induction-toy.mjs trains on such rows alone).
+// Which kinds, and how often, is the `kinds` option (default copy 0.5, mqar 0.3, passkey 0.2).
 // Random tokens come from the probes' range (defaultTokenRange), MQAR keys from its lower half and values
 // from its upper half, as in the probes, so what is learnt transfers; the instances are not theirs:
 //   - every draw comes from Mt19937(mix(seed, MIX_DOMAIN, epoch, index)), a stream domain-separated from
@@ -29,13 +34,46 @@ export interface MixTokenizer {
   encode(text: string, options?: { add_special_tokens?: boolean }): number[];
 }
 
-export type EpisodeKind = 'copy' | 'mqar' | 'passkey';
+export type EpisodeKind = 'copy' | 'mqar' | 'passkey' | 'repeat';
+export const EPISODE_KINDS: readonly EpisodeKind[] = ['copy', 'mqar', 'passkey', 'repeat'];
 
 /** Separates the mixture's seeds from every other use of mixSeed (the probes use parts 1, 2, 3). */
 const MIX_DOMAIN = 0x7265636c; // 'recl'
 
-/** Relative weights of the episode kinds. */
-export const KIND_WEIGHTS: Array<[EpisodeKind, number]> = [['copy', 0.5], ['mqar', 0.3], ['passkey', 0.2]];
+/** Relative weights of the episode kinds (an episode's kind is drawn in this order, so the default draws stay as they were). */
+export type KindWeights = Record<EpisodeKind, number>;
+export const DEFAULT_KIND_WEIGHTS: Readonly<KindWeights> = { copy: 0.5, mqar: 0.3, passkey: 0.2, repeat: 0 };
+
+/** Weights from "kind=w,kind=w" (the kinds not named get 0), e.g. "repeat=0.8,mqar=0.2"; `what` names the setting in errors. */
+export function parseKindWeights(spec: string, what = 'recall kinds'): KindWeights {
+  const weights: KindWeights = { copy: 0, mqar: 0, passkey: 0, repeat: 0 };
+  const seen = new Set<string>();
+  for (const part of spec.split(',')) {
+    const m = /^\s*([a-z]+)\s*=\s*([^\s]+)\s*$/.exec(part);
+    if (!m) throw new Error(`supra: ${what}: expected KIND=WEIGHT[,KIND=WEIGHT...] with kinds ${EPISODE_KINDS.join(', ')}, got "${spec}"`);
+    const [, kind, w] = m;
+    if (!(EPISODE_KINDS as readonly string[]).includes(kind!)) throw new Error(`supra: ${what}: unknown episode kind "${kind}" (kinds: ${EPISODE_KINDS.join(', ')})`);
+    if (seen.has(kind!)) throw new Error(`supra: ${what}: "${kind}" is named twice`);
+    seen.add(kind!);
+    weights[kind as EpisodeKind] = Number(w);
+  }
+  return checkKindWeights(weights, what);
+}
+
+/** Every weight finite and ≥ 0, at least one > 0. */
+export function checkKindWeights(weights: Partial<Record<string, unknown>>, what = 'recall kinds'): KindWeights {
+  for (const k of Object.keys(weights)) {
+    if (!(EPISODE_KINDS as readonly string[]).includes(k)) throw new Error(`supra: ${what}: unknown episode kind "${k}" (kinds: ${EPISODE_KINDS.join(', ')})`);
+  }
+  const out = { copy: 0, mqar: 0, passkey: 0, repeat: 0 } as KindWeights;
+  for (const k of EPISODE_KINDS) {
+    const w = weights[k] ?? 0;
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) throw new Error(`supra: ${what}: the weight of ${k} must be a number ≥ 0, got ${JSON.stringify(w)}`);
+    out[k] = w;
+  }
+  if (EPISODE_KINDS.every((k) => out[k] === 0)) throw new Error(`supra: ${what}: every weight is 0; give at least one kind a weight above 0`);
+  return out;
+}
 
 const NAMES = ['secret code', 'magic number', 'access code', 'lucky number', 'door code', 'hidden number', 'special number', 'code word'];
 const NEEDLES: Array<(name: string, key: number) => string> = [
@@ -111,6 +149,8 @@ export interface RecallMixtureOptions {
   tokenizer: MixTokenizer;
   /** Default probeHeldOut(vocab). */
   heldOut?: HeldOut;
+  /** How often each kind is drawn (relative weights). Default DEFAULT_KIND_WEIGHTS. */
+  kinds?: Partial<KindWeights>;
 }
 
 /** Weaves episodes into training rows; a pure function of (seed, epoch, index, the row's natural tokens). */
@@ -124,6 +164,8 @@ export class RecallMixture {
   private readonly mid: number;
   private readonly tok: MixTokenizer;
   private readonly heldOut: HeldOut;
+  readonly kinds: Readonly<KindWeights>;
+  private readonly kindTotal: number;
 
   constructor(o: RecallMixtureOptions) {
     if (!(o.share >= 0 && o.share <= 1)) throw new Error(`supra: the recall mixture's share must be in [0, 1], got ${o.share}`);
@@ -139,6 +181,8 @@ export class RecallMixture {
     if (this.mid - this.range.lo < 16) throw new Error(`supra: the recall mixture needs a vocabulary with at least 16 key ids, got ${o.vocab} ids`);
     this.tok = o.tokenizer;
     this.heldOut = o.heldOut ?? probeHeldOut(o.vocab);
+    this.kinds = o.kinds ? checkKindWeights(o.kinds) : DEFAULT_KIND_WEIGHTS;
+    this.kindTotal = EPISODE_KINDS.reduce((n, k) => n + this.kinds[k], 0);
   }
 
   /** The share at the run's `ordinal`-th training sequence (0-based, across epochs). */
@@ -154,14 +198,16 @@ export class RecallMixture {
     if (row.length !== this.rowLength) throw new Error(`supra: recall mixture: a row of ${row.length} tokens, expected ${this.rowLength}`);
     const rng = new Mt19937(mixSeed(this.seed, MIX_DOMAIN, epoch, index));
     if (rng.random() >= this.shareAt(ordinal)) return null;
-    let u = rng.random(), kind: EpisodeKind = 'copy';
-    for (const [k, w] of KIND_WEIGHTS) {
+    let u = rng.random() * this.kindTotal, kind: EpisodeKind | null = null;
+    for (const k of EPISODE_KINDS) {
+      if (this.kinds[k] === 0) continue;
       kind = k;
-      if ((u -= w) < 0) break;
+      if ((u -= this.kinds[k]) < 0) break;
     }
     if (kind === 'copy') this.copy(rng, row);
     else if (kind === 'mqar') this.mqar(rng, row);
-    else this.passkey(rng, row);
+    else if (kind === 'passkey') this.passkey(rng, row);
+    else this.repeat(rng, row);
     return kind;
   }
 
@@ -184,6 +230,15 @@ export class RecallMixture {
     const stride = span + gap;
     const copies = rng.random() < 0.5 ? Math.floor((L - start - span) / stride) : 1;
     for (let c = 1; c <= copies; c++) row.copyWithin(start + c * stride, start, start + span);
+  }
+
+  /** A span repeated back to back from a start in the row's first quarter to its end (the last copy cut at the end). */
+  private repeat(rng: Mt19937, row: Int32Array): void {
+    const L = row.length;
+    const span = between(rng, 4, Math.min(32, Math.floor(L / 2)));
+    const start = randInt(rng, Math.min(Math.floor(L / 4), L - 2 * span) + 1);
+    for (let i = 0; i < span; i++) row[start + i] = this.randomToken(rng);
+    for (let t = start + span; t < L; t++) row[t] = row[t - span]!;
   }
 
   /** Key-value pairs then every key queried in random order; keys distinct, no held-out pair. */
