@@ -10,7 +10,7 @@
 //   mqar     k₁ v₁ … k_N v_N then every key again in random order, each followed by its value (N = 2–64);
 //   passkey  a sentence naming a 5-digit number somewhere in the natural text, and later the question
 //            asking for it followed by the answer;
-//   repeat   a span of 4–32 random tokens repeated back to back from early in the row to its end: the densest
+//   repeat   a span of 4–32 random tokens repeated back to back over the whole row: the densest
 //            copy signal, off by default; a teacher's first stage weights it up (scripts/build-teacher.mjs),
 //            because on the sparser kinds the copying circuit takes several times longer to form
 //            (scripts/induction-toy.mjs trains on such rows alone).
@@ -232,13 +232,15 @@ export class RecallMixture {
     for (let c = 1; c <= copies; c++) row.copyWithin(start + c * stride, start, start + span);
   }
 
-  /** A span repeated back to back from a start in the row's first quarter to its end (the last copy cut at the end). */
+  /**
+   * A span repeated back to back over the whole row (the last copy cut at the end). No natural text: rows
+   * that began with some (a quarter at most) slowed the circuit's forming (scripts/induction-toy.mjs).
+   */
   private repeat(rng: Mt19937, row: Int32Array): void {
     const L = row.length;
     const span = between(rng, 4, Math.min(32, Math.floor(L / 2)));
-    const start = randInt(rng, Math.min(Math.floor(L / 4), L - 2 * span) + 1);
-    for (let i = 0; i < span; i++) row[start + i] = this.randomToken(rng);
-    for (let t = start + span; t < L; t++) row[t] = row[t - span]!;
+    for (let i = 0; i < span; i++) row[i] = this.randomToken(rng);
+    for (let t = span; t < L; t++) row[t] = row[t - span]!;
   }
 
   /** Key-value pairs then every key queried in random order; keys distinct, no held-out pair. */
