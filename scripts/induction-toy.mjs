@@ -40,6 +40,16 @@
 //     lr 2e-3 5.56 @1,000, lr 4.5e-3 6.08 @1,000 — depth slows the plateau more than it moves the best lr.
 //   - starting from the committed teacher (natural text, untied, --model assets/teacher, lr 3e-3): 8.24 after
 //     500 steps, no progress: natural-text pretraining gives no head start (its output layer relearns ids).
+//   - 2026-12-03, through supra train (--recall-mix 1 at 64 tokens, lr 3e-3, 3,000-step cosine, 2,048 tokens a
+//     step), repeats measured on held-out periodic rows with the probes' ids (/tmp eval, same estimate):
+//       the default kinds (copy 0.5, mqar 0.3, passkey 0.2): 2 layers (ffn 1408) and 3 layers (ffn 1024) showed
+//         no copy margin at all after 1,250 steps (teacher-probes --checkpoints: 0.1 nats) — too sparse;
+//       --recall-kinds repeat=1, 2 layers, ffn 704 (this toy's 2-layer shape): 5.53 @1,000, 4.81 @1,750,
+//         4.28 @3,000 — no jump, where this toy's own run jumped at 2,600: when the circuit forms varies from
+//         run to run by more than a thousand steps, so a build cannot count on 3,000 steps; ffn 1408: 5.31 @1,000,
+//         4.78 @2,500; rows starting with up to 16 tokens of natural text learned at the same pace.
+//     In this toy, ffn 1408 against 704 (2 layers): 5.41 @1,100, 5.22 @1,400 against 5.07 @1,000, 4.20 @1,600:
+//     a wider MLP slows the circuit. scripts/grow-layers.mjs can stack layers on a 2-layer model that copies.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -233,8 +233,8 @@ export class RecallMixture {
   }
 
   /**
-   * A span repeated back to back over the whole row (the last copy cut at the end). No natural text: rows
-   * that began with some (a quarter at most) slowed the circuit's forming (scripts/induction-toy.mjs).
+   * A span repeated back to back over the whole row (the last copy cut at the end), as the rows of
+   * scripts/induction-toy.mjs. (Rows that began with up to a quarter of natural text learned at the same pace.)
    */
   private repeat(rng: Mt19937, row: Int32Array): void {
     const L = row.length;
