@@ -40,20 +40,23 @@ const backend = process.env.SUPRA_BACKEND ?? 'native';
 const seqLen = 256; // the teacher's training length (stage 2), which the probes' targets refer to
 
 const common = ['--data', '@embedded', '--seed', '0', '--keep', '2', '--backend', backend];
+// each stage's mixture and budget are recorded in the card as they are passed
 const stages = [
   {
     name: 'stage1', recallMix: '1', recallKinds: 'repeat=1', tokens: opt('stage1-tokens', '6144000'),
-    args: (out) => ['train', '--init', 'assets/teacher-config.json', '--tokenizer', tokenizerDir, '--recall-mix', '1', '--recall-kinds', 'repeat=1', '--out', out,
-      '--tokens', opt('stage1-tokens', '6144000'), '--seq-len', '64', '--batch-size', '32', '--lr', '3e-3', '--min-lr', '3e-4',
-      '--warmup-steps', '100', '--eval-every', '0', '--save-every', '250', '--log-every', '50', ...common],
+    from: ['--init', 'assets/teacher-config.json', '--tokenizer', tokenizerDir],
+    recipe: ['--seq-len', '64', '--batch-size', '32', '--lr', '3e-3', '--min-lr', '3e-4', '--warmup-steps', '100',
+      '--eval-every', '0', '--save-every', '250', '--log-every', '50'],
   },
   {
     name: 'stage2', recallMix: '0.3', recallKinds: 'copy=0.5,mqar=0.3,passkey=0.2', tokens: opt('stage2-tokens', '4096000'),
-    args: (out) => ['train', '--model', join(run, 'stage1', 'final'), '--recall-mix', '0.3', '--out', out,
-      '--tokens', opt('stage2-tokens', '4096000'), '--seq-len', String(seqLen), '--batch-size', '8', '--lr', '1e-3', '--min-lr', '1e-4',
-      '--warmup-steps', '50', '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10', ...common],
+    from: ['--model', join(run, 'stage1', 'final')],
+    recipe: ['--seq-len', String(seqLen), '--batch-size', '8', '--lr', '1e-3', '--min-lr', '1e-4', '--warmup-steps', '50',
+      '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'],
   },
 ];
+const trainArgs = (stage, out) => ['train', ...stage.from, '--recall-mix', stage.recallMix, '--recall-kinds', stage.recallKinds,
+  '--tokens', stage.tokens, '--out', out, ...stage.recipe, ...common];
 
 function supra(args) {
   console.log(`$ supra ${args.join(' ')}`);
@@ -64,7 +67,7 @@ function supra(args) {
 const commands = [];
 for (const stage of stages) {
   const out = join(run, stage.name);
-  const args = stage.args(out);
+  const args = trainArgs(stage, out);
   commands.push(`supra ${args.join(' ')}`);
   if (existsSync(join(out, 'final', 'config.json'))) {
     if (!resume) {

@@ -7,7 +7,6 @@
 //   node scripts/grow-layers.mjs <model dir> --layers N --out <dir> [--seed 0]
 // The output is a plain model folder (float32, with the tokenizer files of the input); it is written to a
 // temporary folder and renamed into place, so a failure leaves nothing behind.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -15,19 +14,19 @@ import { pathToFileURL } from 'node:url';
 const dist = process.env.SUPRA_DIST ?? 'dist';
 const load = (m) => import(pathToFileURL(join(process.cwd(), dist, 'src', m)).href);
 
-/** The grown model's parameters: `model`'s where names match, the fresh model's elsewhere, new layers' output projections zero. */
+/** The grown model's parameters: those of the model in `inDir` where names match, the fresh model's elsewhere, new layers' output projections zero. */
 export async function growLayers(inDir, outDir, layers, seed = 0) {
   const { loadDecoder } = await load('models/auto.js');
   const { parseConfig } = await load('io/config.js');
   const { initRandom } = await load('models/build.js');
   const { writeModelFiles } = await load('train/checkpoint.js');
   const { writeFolderAtomic } = await load('io/atomic.js');
-  const raw = JSON.parse(readFileSync(join(inDir, 'config.json'), 'utf8'));
-  const old = raw.num_hidden_layers;
-  if (!Number.isInteger(layers) || layers <= old) throw new Error(`--layers must be a whole number above the model's ${old} layers, got ${layers}`);
   const { model: small } = loadDecoder(inDir);
-  const grown = initRandom(parseConfig({ ...raw, num_hidden_layers: layers }, join(inDir, 'config.json')), seed);
+  let grown = null;
   try {
+    const old = small.config.num_hidden_layers;
+    if (!Number.isInteger(layers) || layers <= old) throw new Error(`--layers must be a whole number above the model's ${old} layers, got ${layers}`);
+    grown = initRandom(parseConfig({ ...small.config.raw, num_hidden_layers: layers }, join(inDir, 'config.json')), seed);
     const from = new Map(small.params().map((p) => [p.name, p]));
     let copied = 0;
     for (const p of grown.params()) {
@@ -50,7 +49,7 @@ export async function growLayers(inDir, outDir, layers, seed = 0) {
     });
   } finally {
     small.free();
-    grown.free();
+    grown?.free();
   }
 }
 

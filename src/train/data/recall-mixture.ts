@@ -35,26 +35,25 @@ export interface MixTokenizer {
 }
 
 export type EpisodeKind = 'copy' | 'mqar' | 'passkey' | 'repeat';
+/** The kinds in the order an episode's kind is drawn (repeat last, so the default draws stay as they were). */
 export const EPISODE_KINDS: readonly EpisodeKind[] = ['copy', 'mqar', 'passkey', 'repeat'];
 
 /** Separates the mixture's seeds from every other use of mixSeed (the probes use parts 1, 2, 3). */
 const MIX_DOMAIN = 0x7265636c; // 'recl'
 
-/** Relative weights of the episode kinds (an episode's kind is drawn in this order, so the default draws stay as they were). */
+/** Relative weights of the episode kinds. */
 export type KindWeights = Record<EpisodeKind, number>;
 export const DEFAULT_KIND_WEIGHTS: Readonly<KindWeights> = { copy: 0.5, mqar: 0.3, passkey: 0.2, repeat: 0 };
 
 /** Weights from "kind=w,kind=w" (the kinds not named get 0), e.g. "repeat=0.8,mqar=0.2"; `what` names the setting in errors. */
 export function parseKindWeights(spec: string, what = 'recall kinds'): KindWeights {
-  const weights: KindWeights = { copy: 0, mqar: 0, passkey: 0, repeat: 0 };
-  const seen = new Set<string>();
+  const weights: Partial<KindWeights> = {};
   for (const part of spec.split(',')) {
     const m = /^\s*([a-z]+)\s*=\s*([^\s]+)\s*$/.exec(part);
     if (!m) throw new Error(`supra: ${what}: expected KIND=WEIGHT[,KIND=WEIGHT...] with kinds ${EPISODE_KINDS.join(', ')}, got "${spec}"`);
     const [, kind, w] = m;
     if (!(EPISODE_KINDS as readonly string[]).includes(kind!)) throw new Error(`supra: ${what}: unknown episode kind "${kind}" (kinds: ${EPISODE_KINDS.join(', ')})`);
-    if (seen.has(kind!)) throw new Error(`supra: ${what}: "${kind}" is named twice`);
-    seen.add(kind!);
+    if (kind! in weights) throw new Error(`supra: ${what}: "${kind}" is named twice`);
     weights[kind as EpisodeKind] = Number(w);
   }
   return checkKindWeights(weights, what);
