@@ -4,7 +4,7 @@
 // steps beside the loss on the repeats alone (estimated: the first period cannot be predicted, so its
 // targets are taken at ln(range)). A model that copies drives the repeats' loss to 0; one that only
 // learned which ids are in the row stays near ln(span).
-//   node scripts/induction-toy.mjs (--config <config.json> | --model <dir>) [--phases 64:600,256:300] [--lr 6e-3]
+//   node scripts/induction-toy.mjs (--config <config.json> | --model <dir>) [--phases 64:600,256:300] [--lr 6e-3] [--min-lr LR/10]
 //     [--range 3990] [--batch-tokens 2048] [--std 0.0625] [--weight-decay 0.1] [--scale REGEX=F ...] [--seed 0]
 //     [--backend native]
 // --phases runs stages of SEQ_LEN:STEPS on the same weights (a sequence-length curriculum), each with
@@ -49,7 +49,12 @@
 //         run to run by more than a thousand steps, so a build cannot count on 3,000 steps; ffn 1408: 5.31 @1,000,
 //         4.78 @2,500; rows starting with up to 16 tokens of natural text learned at the same pace.
 //     In this toy, ffn 1408 against 704 (2 layers): 5.41 @1,100, 5.22 @1,400 against 5.07 @1,000, 4.20 @1,600:
-//     a wider MLP slows the circuit. scripts/grow-layers.mjs can stack layers on a 2-layer model that copies.
+//     a wider MLP slows the circuit. scripts/grow-model.mjs can stack layers and widen the MLPs on a 2-layer model that copies.
+//   - 2026-12-03, this toy, 2 layers at the teacher's width (ffn 704, tied, std 0.0625), 64 tokens, lr 3e-3:
+//       a narrower MLP does not help: ffn 128 5.37 @1,000, ffn 32 5.73 @1,000 (704: 5.31, 3,000-step cosine);
+//       a constant lr (--min-lr 3e-3) makes the jump come early and on time: seed 0 3.71 @2,000, 2.86 @2,100,
+//       0.84 @2,200, 0.31 @3,000; seed 1 3.55 @2,000, 1.78 @2,100, 0.64 @2,200, 0.32 @3,000. The cosine's
+//       decay is what delayed it (a falling lr stretches the plateau past the budget).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +69,7 @@ const { Mt19937 } = await load('core/random.js');
 
 const { values } = parseArgs({
   options: {
-    config: { type: 'string' }, model: { type: 'string' }, phases: { type: 'string', default: '256:600' }, lr: { type: 'string', default: '6e-3' },
+    config: { type: 'string' }, model: { type: 'string' }, phases: { type: 'string', default: '256:600' }, lr: { type: 'string', default: '6e-3' }, 'min-lr': { type: 'string' },
     range: { type: 'string', default: '3990' }, 'batch-tokens': { type: 'string', default: '2048' }, std: { type: 'string' }, 'weight-decay': { type: 'string', default: '0.1' }, scale: { type: 'string', multiple: true, default: [] },
     seed: { type: 'string', default: '0' }, backend: { type: 'string', default: 'native' },
   },
@@ -78,8 +83,8 @@ const phases = values.phases.split(',').map((p) => p.split(':').map(Number));
 if (phases.some(([t, s]) => !(Number.isInteger(t) && t >= 16 && Number.isInteger(s) && s >= 1))) fail(`--phases: expected SEQ_LEN:STEPS,… with SEQ_LEN ≥ 16, got ${values.phases}`);
 const weightDecay = Number(values['weight-decay']);
 if (!(weightDecay >= 0)) fail(`--weight-decay must be ≥ 0, got ${values['weight-decay']}`);
-const lr = Number(values.lr), range = Number(values.range), batchTokens = Number(values['batch-tokens']), seed = Number(values.seed);
-if (!(lr > 0) || !(Number.isInteger(range) && range >= 2) || !(Number.isInteger(batchTokens) && batchTokens >= 16)) fail('--lr, --range and --batch-tokens must be positive (range and batch-tokens whole numbers)');
+const lr = Number(values.lr), minLr = values['min-lr'] === undefined ? lr / 10 : Number(values['min-lr']), range = Number(values.range), batchTokens = Number(values['batch-tokens']), seed = Number(values.seed);
+if (!(lr > 0) || !(minLr >= 0 && minLr <= lr) || !(Number.isInteger(range) && range >= 2) || !(Number.isInteger(batchTokens) && batchTokens >= 16)) fail('--lr, --range and --batch-tokens must be positive (range and batch-tokens whole numbers), --min-lr between 0 and --lr');
 
 setBackend(values.backend);
 let config, model;
@@ -141,7 +146,7 @@ for (const [seqLen, steps] of phases) {
   T = seqLen;
   const rows = Math.max(1, Math.round(batchTokens / T));
   const out = mkdtempSync(join(tmpdir(), 'supra-induction-toy-'));
-  const trainer = Trainer.open({ model, data: periodic, out, steps, batchSize: rows, lr, weightDecay, warmupSteps: Math.min(50, steps >> 2), evalSequences: 0, saveEvery: 0, quiet: true });
+  const trainer = Trainer.open({ model, data: periodic, out, steps, batchSize: rows, lr, minLr, weightDecay, warmupSteps: Math.min(50, steps >> 2), evalSequences: 0, saveEvery: 0, quiet: true });
   try {
     let sum = 0, n = 0;
     unpredictable = 0;

@@ -45,7 +45,7 @@ export async function teacherProbes(modelDir, tokenizerDir, trainingLength, back
 }
 
 /** Copy margins (first − second copy loss, nats) at gaps 0/32/128 and MQAR accuracy at 16 pairs, small samples. */
-async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND ?? 'native') {
+export async function quickProbes(modelDir, backend = process.env.SUPRA_BACKEND ?? 'native') {
   const { copyProbe, mqarProbe } = await load('src/eval/probes.js');
   const { loadDecoder } = await load('src/models/auto.js');
   const { model } = loadDecoder(modelDir, { backend });
