@@ -7,21 +7,25 @@ import { fileURLToPath } from 'node:url';
 export const EMBEDDED_TEACHER_DIR = fileURLToPath(new URL('../../../assets/teacher', import.meta.url));
 
 /**
- * Tokens a teacher was pretrained on, when its folder records them: training.json's pretraining_tokens (a
- * build of several stages, scripts/build-teacher.mjs), else the --tokens of its supra train command.
+ * The tokens a teacher was pretrained on, as the demo's --budget and the study's budgets count them (their
+ * shares of it): training.json's language_pretraining_tokens when the card has it (a staged build,
+ * scripts/build-teacher.mjs, whose stage 1 warms a smaller model up on synthetic repeats: those tokens are
+ * recorded, in pretraining_tokens, but not counted, so a budget is a share of the pretraining on language),
+ * else its pretraining_tokens, else the --tokens of its supra train command.
  */
 export function teacherPretrainingTokens(dir: string): number | null {
   const card = join(dir, 'training.json');
   if (!existsSync(card)) return null;
-  let parsed: { supra_train?: unknown; pretraining_tokens?: unknown };
+  let parsed: { supra_train?: unknown; pretraining_tokens?: unknown; language_pretraining_tokens?: unknown };
   try {
-    parsed = JSON.parse(readFileSync(card, 'utf8')) as { supra_train?: unknown; pretraining_tokens?: unknown };
+    parsed = JSON.parse(readFileSync(card, 'utf8')) as typeof parsed;
   } catch (e) {
     throw new Error(`supra: ${card}: not valid JSON (${(e as Error).message})`);
   }
-  if (parsed.pretraining_tokens !== undefined) {
-    const n = parsed.pretraining_tokens;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0) throw new Error(`supra: ${card}: pretraining_tokens must be a positive whole number, got ${JSON.stringify(n)}`);
+  for (const field of ['language_pretraining_tokens', 'pretraining_tokens'] as const) {
+    const n = parsed[field];
+    if (n === undefined) continue;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0) throw new Error(`supra: ${card}: ${field} must be a positive whole number, got ${JSON.stringify(n)}`);
     return n;
   }
   const m = /--tokens (\d+)/.exec(String(parsed.supra_train ?? ''));
