@@ -14,13 +14,17 @@ const here = dirname(fileURLToPath(import.meta.url)); // dist/test
 const root = resolve(here, '../..');
 const fresh = freshDirs(tempRoot('supra-build-teacher-'));
 
-function build(run: string, asset: string, ...extra: string[]) {
-  const r = spawnSync(
+function spawnBuild(run: string, asset: string, ...extra: string[]) {
+  return spawnSync(
     process.execPath,
-    ['scripts/build-teacher.mjs', '--out', run, '--asset', asset, '--stage1-tokens', '8192', '--stage2-tokens', '4096', '--skip-probes', ...extra],
+    ['scripts/build-teacher.mjs', '--out', run, '--asset', asset, '--stage1-tokens', '8192', '--stage2-tokens', '4096', ...extra],
     // one thread: products round the same in every run (native threads split some sums)
     { cwd: root, encoding: 'utf8', env: { ...process.env, SUPRA_BACKEND: getBackend().name, SUPRA_THREADS: '1' } },
   );
+}
+
+function build(run: string, asset: string, ...extra: string[]) {
+  const r = spawnBuild(run, asset, '--skip-probes', ...extra);
   assert.equal(r.status, 0, `build-teacher ${extra.join(' ')}: ${r.stderr}\n${r.stdout.slice(-2000)}`);
   return r.stdout;
 }
@@ -48,4 +52,17 @@ test('build-teacher: stopped in stage 1 and in stage 2, resumed, it stores the s
   const bad = spawnSync(process.execPath, ['scripts/build-teacher.mjs', '--out', join(fresh(), 'run'), '--stop-at', 'stage3:5'], { cwd: root, encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--stop-at expects STAGE:STEP/);
+  const badSeed = spawnSync(process.execPath, ['scripts/build-teacher.mjs', '--out', join(fresh(), 'run'), '--seed', '1.5'], { cwd: root, encoding: 'utf8' });
+  assert.equal(badSeed.status, 2);
+  assert.match(badSeed.stderr, /--seed expects a whole number, got 1\.5/);
+});
+
+test('build-teacher: a stage 1 that did not form the copying circuit stops the build before stage 2, saying what to do', () => {
+  const dir = fresh();
+  // four optimizer steps: far too few for the circuit
+  const r = spawnBuild(join(dir, 'run'), join(dir, 'asset'));
+  assert.equal(r.status, 1, r.stdout.slice(-2000));
+  assert.match(r.stderr, /stage 1 \(.*stage1[\\/]final\) did not form the copying circuit: the second copy of a span is -?\d+\.\d\d nats easier than the first, under the 4 needed/);
+  assert.match(r.stderr, /another --seed or a larger --stage1-tokens/);
+  assert.ok(!existsSync(join(dir, 'run', 'grown')) && !existsSync(join(dir, 'run', 'stage2')) && !existsSync(join(dir, 'asset')), 'nothing after stage 1 ran');
 });
