@@ -673,6 +673,40 @@ bool ElementwiseAvailable(napi_env env, const char* kernel) {
   return false;
 }
 
+// quantizeInt8(src, from, cols, q, scales) -> the index in src of its first NaN or infinite value, or -1:
+// values [from, from + src.length) of an int8 weight (q Int8Array, rows of cols values; scales Float32Array,
+// ceil(cols / 32) a row) quantized from src, whole blocks only (src/core/weights.ts int8FromFloat's rule).
+napi_value QuantizeInt8(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "quantizeInt8";
+  napi_value argv[5];
+  int64_t from, cols;
+  F32View src, scales;
+  if (!ReadArgs(env, cbinfo, name, 5, argv) || !ReadF32(env, argv[0], "src", &src) || !ReadCount(env, argv[1], name, "from", 0, &from) ||
+      !ReadCount(env, argv[2], name, "cols", 1, &cols) || !ReadF32(env, argv[4], "scales", &scales)) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t qLength = 0;
+  void* qData = nullptr;
+  if (napi_get_typedarray_info(env, argv[3], &type, &qLength, &qData, nullptr, nullptr) != napi_ok || type != napi_int8_array) {
+    Napi::TypeError::New(env, "supra native quantizeInt8: q must be an Int8Array").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const int64_t n = src.length, total = static_cast<int64_t>(qLength), end = from + n;
+  const int64_t blocks = (cols + supra::kInt8Block - 1) / supra::kInt8Block;
+  const auto atEdge = [cols](int64_t i) { return (i % cols) % supra::kInt8Block == 0; };
+  if (total % cols != 0 || end > total || scales.length < (total / cols) * blocks || !atEdge(from) || !(end == total || atEdge(end))) {
+    Napi::RangeError::New(env, "supra native quantizeInt8: values [" + std::to_string(from) + ", " + std::to_string(end) +
+                                   ") are not whole blocks of a weight of " + std::to_string(total) + " values in rows of " +
+                                   std::to_string(cols) + " with " + std::to_string(scales.length) + " scales")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  napi_value result;
+  napi_create_double(env, static_cast<double>(supra::QuantizeInt8(src.data, n, from, cols, static_cast<int8_t*>(qData), scales.data)), &result);
+  return result;
+}
+
 // crossEntropy(logits, targets, vocab, dlogits | null, zLoss, inv, rows, grain) -> the loss summed over rows
 napi_value CrossEntropy(napi_env env, napi_callback_info cbinfo) {
   const char* name = "crossEntropy";
@@ -1159,7 +1193,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8},
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"quantizeInt8", QuantizeInt8},
                           {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward}}) {
     napi_value f;

@@ -78,6 +78,11 @@ void DotRowsInt8Avx2(int m, int n, int k, const float* A, int lda, const int8_t*
 // out[rows, k] = the weight's rows as float32 (q * scale, rounded once), vectorized where the CPU allows.
 void DequantizeInt8Rows(const int8_t* W, const float* scales, int rows, int k, float* out);
 
+// Values [from, from + n) of an int8 weight with rows of k values quantized from src[0, n) (q and scales as
+// above; from and from + n at block edges, checked by the caller). Returns the index in src of the first
+// value that is NaN or infinite (the blocks before it written), or -1.
+int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_t* q, float* scales);
+
 // The read-bandwidth loop (addon.cc's readBandwidth): the sum, modulo 2^64, of the 64-bit words of
 // [p, p + bytes), bytes a multiple of kReadSumAlign, with the widest loads the CPU has (AVX-512, AVX2, else
 // scalar); the sum keeps the compiler from dropping the loads. ReadSumKernel names the one in use.

@@ -4,6 +4,9 @@
 // call; addon.cc checks the arguments and shares the rows between threads.
 #include "kernels.h"
 
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
 #include <cstdint>
 
 #ifdef SUPRA_X86
@@ -150,6 +153,57 @@ void DequantizeInt8Rows(const int8_t* W, const float* scales, int rows, int k, f
 #endif
     for (; p < k; p++) o[p] = static_cast<float>(q[p]) * s[p / kInt8Block];
   }
+}
+
+
+// Quantizing (src/core/weights.ts int8FromFloat, bit for bit): per block, scale = max|x| / 127 in float32 and
+// q = round-half-even(clamp(x / scale, -127, 127)), the quotient rounded to float32 first (as torch's
+// round(x / scale) on float32 tensors). The clamp changes nothing for a normal scale (|x / scale| < 127.5)
+// and keeps a subnormal one, far from max|x| / 127, from wrapping round.
+#ifdef SUPRA_X86
+// one whole block of 32 values; cvtps rounds half to even (the default MXCSR mode)
+__attribute__((target("avx2"))) static void QuantizeBlock32Avx2(const float* x, float scale, int8_t* q) {
+  const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  __m256i v[4];
+  for (int j = 0; j < 4; j++) {
+    v[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(_mm256_loadu_ps(x + 8 * j), s), lo), hi));
+  }
+  // packs interleave the 128-bit lanes: the bytes come out in 4-byte groups 0,4,1,5,2,6,3,7 of the order wanted
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+#endif
+
+int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_t* q, float* scales) {
+  const int64_t blocks = (k + kInt8Block - 1) / kInt8Block;
+#ifdef SUPRA_X86
+  const bool avx2 = HaveAvx2Fma();
+#endif
+  for (int64_t start = from, end = from + n; start < end;) {
+    const int64_t row = start / k, col = start - row * k;
+    const int len = static_cast<int>(std::min<int64_t>(kInt8Block, k - col));
+    const float* x = src + (start - from);
+    float amax = 0;
+    for (int i = 0; i < len; i++) {
+      const float a = std::fabs(x[i]);
+      if (!(a <= FLT_MAX)) return start - from + i;  // NaN or an infinity
+      amax = a > amax ? a : amax;
+    }
+    const float scale = amax / 127.0f;
+    scales[row * blocks + col / kInt8Block] = scale;
+    int8_t* out = q + start;
+    if (scale == 0) {
+      std::fill(out, out + len, static_cast<int8_t>(0));
+#ifdef SUPRA_X86
+    } else if (avx2 && len == kInt8Block) {
+      QuantizeBlock32Avx2(x, scale, out);
+#endif
+    } else {
+      for (int i = 0; i < len; i++) out[i] = static_cast<int8_t>(std::nearbyint(std::min(127.0f, std::max(-127.0f, x[i] / scale))));
+    }
+    start += len;
+  }
+  return -1;
 }
 
 } // namespace supra

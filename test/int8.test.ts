@@ -105,6 +105,60 @@ test('the int8 row: sizes count the scales, representable values come back exact
   freeInt8(w);
 });
 
+/** The int8 rule as DEVELOPERS read it from torch: per block scale = max|x| / 127 (float32), q = round(x / scale) in float32, ties to even, within ±127. */
+function referenceInt8(values: Float32Array, cols: number): { q: number[]; scales: number[] } {
+  const q: number[] = [], scales: number[] = [];
+  const halfEven = (v: number): number => {
+    const r = Math.round(v); // halves go up
+    return (r - v === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0; // + 0: no -0 in an Int8Array
+  };
+  for (let row = 0; row < values.length / cols; row++) {
+    for (let c = 0; c < cols; c += INT8_BLOCK) {
+      const block = values.subarray(row * cols + c, row * cols + Math.min(cols, c + INT8_BLOCK));
+      const scale = Math.fround(Math.max(...Array.from(block, Math.abs)) / 127);
+      scales.push(scale);
+      for (const x of block) q.push(scale === 0 ? 0 : halfEven(Math.min(127, Math.max(-127, Math.fround(x / scale)))));
+    }
+  }
+  return { q, scales };
+}
+
+test(`quantizing on ${getBackend().name} (${getBackend().quantizeInt8 ? 'its own kernel' : 'JavaScript'}) follows the rule to the bit: quotients rounded to float32, halves to even, short blocks, chunks`, () => {
+  const cols = 70; // two whole blocks and a short one a row
+  const rows = 400;
+  const next = rng(11);
+  const values = randomF32(rows * cols, next, false);
+  // values whose quotient is a half-integer in float32 but not in float64: torch rounds them to even
+  let float32Ties = 0;
+  for (let row = 0; row < rows; row++) {
+    const base = row * cols;
+    const amax = Math.fround(0.5 + Math.abs(next()));
+    values[base] = amax;
+    const scale = Math.fround(amax / 127);
+    for (let j = 1; j < 32; j++) {
+      const half = Math.floor(Math.abs(next()) * 120) + 0.5;
+      const x = Math.fround(half * scale);
+      values[base + j] = next() < 0 ? -x : x;
+      if (Math.fround(x / scale) === half && x / scale !== half) float32Ties++;
+    }
+  }
+  assert.ok(float32Ties > 20, `only ${float32Ties} values exercise the float32 quotient`);
+  const want = referenceInt8(values, cols);
+  const w = INT8.alloc(rows * cols, 'heap', cols) as Int8Weight;
+  // in chunks of whole rows, as loading quantizes (layers/params.ts), then the whole weight at once
+  for (let from = 0; from < values.length; from += 7 * cols) INT8.fromFloat(values.subarray(from, Math.min(values.length, from + 7 * cols)), w, from);
+  assert.deepEqual(Array.from(w.scales), want.scales);
+  assert.deepEqual(Array.from(w.data), want.q);
+  w.data.fill(99);
+  INT8.fromFloat(values, w, 0);
+  assert.deepEqual(Array.from(w.data), want.q);
+  // the first value that is not finite is the one named, whichever kind comes first in its block
+  const bad = values.slice(0, 2 * cols);
+  bad[cols + 3] = Number.POSITIVE_INFINITY;
+  bad[cols + 5] = Number.NaN;
+  assert.throws(() => INT8.fromFloat(bad, w, 0), new RegExp(`cannot hold Infinity \\(value ${cols + 3} of the weight\\)`));
+});
+
 // Odd shapes: k below, at and past a block, k not a multiple of 32 (a shorter last block), the decoding path
 // (m ≤ 4; the larger ones shared with the native add-on's helper thread) and the packed one (m > 4).
 const SHAPES: Array<[m: number, n: number, k: number]> = [

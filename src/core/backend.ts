@@ -123,6 +123,12 @@ export interface Backend {
   readonly heapWeights: boolean;
   /** Bytes of ordinary memory the machine can still give (heapWeights backends; MemAvailable on Linux). */
   heapBytesAvailable?(): number;
+  /**
+   * Values [from, from + src.length) of an int8 weight (q, its scales, rows of `cols` values) quantized from
+   * src, whole blocks only: core/weights.ts's int8 rule, bit for bit, faster (loading an int8 model is mostly
+   * this). Returns the index in src of its first NaN or infinite value (the blocks before it written), or -1.
+   */
+  quantizeInt8?(src: Float32Array, from: number, cols: number, q: Int8Array, scales: Float32Array): number;
   /** Its optimizer kernels for arrays outside the arena (a heapWeights backend that trains there). */
   readonly heapKernels?: HeapKernels;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */

@@ -20,6 +20,7 @@
 //         scales that are plain floats on every backend (wasm SIMD has no f16) and no second rounding.
 import { INT8_BLOCK, type Backend } from './backend.js';
 import { allocF32, allocI8, allocU16 } from './memory.js';
+import { getBackend } from './select.js';
 
 export type WeightType = 'f32' | 'bf16' | 'int8';
 
@@ -143,13 +144,29 @@ function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: 
 /** Is flat index i of a weight with rows of `cols` values at the edge of an int8 block? */
 const atBlockEdge = (i: number, cols: number): boolean => (i % cols) % INT8_BLOCK === 0;
 
-/** Quantize src into an int8 weight at `from`, block by block (whole blocks only, see WeightTraits.fromFloat). */
+/** The largest finite float32: |x| above it (or NaN) cannot be quantized. */
+const F32_MAX = 3.4028234663852886e38;
+
+const notFinite = (v: number, index: number): RangeError => new RangeError(`supra: int8 weights cannot hold ${v} (value ${index} of the weight)`);
+
+/**
+ * Quantize src into an int8 weight at `from`, block by block (whole blocks only, see WeightTraits.fromFloat):
+ * scale = max|x| / 127 in float32, q = round-half-even(clamp(x / scale, ±127)) with the quotient rounded to
+ * float32 first (torch's round(x / scale) on float32 tensors). The rule's one statement; a backend's
+ * quantizeInt8 (native) computes the same bits faster and is used when it has one.
+ */
 function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, from: number): void {
   const { data, scales, cols } = w;
   const end = from + src.length;
   if (from < 0 || end > data.length) throw new RangeError(`supra: int8 fromFloat: values [${from}, ${end}) outside the weight's ${data.length}`);
   if (!atBlockEdge(from, cols) || !(end === data.length || atBlockEdge(end, cols))) {
     throw new RangeError(`supra: int8 fromFloat: values [${from}, ${end}) do not cover whole blocks of ${INT8_BLOCK} (rows of ${cols})`);
+  }
+  const fast = getBackend().quantizeInt8;
+  if (fast) {
+    const bad = fast(src, from, cols, data, scales);
+    if (bad >= 0) throw notFinite(src[bad]!, bad + from);
+    return;
   }
   const blocks = int8BlocksPerRow(cols);
   for (let start = from; start < end; ) {
@@ -158,24 +175,17 @@ function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, 
     const stop = start + Math.min(INT8_BLOCK, cols - col); // this block: to the next edge or the row's end
     let amax = 0;
     for (let i = start - from; i < stop - from; i++) {
-      const v = src[i]!;
-      const a = v < 0 ? -v : v;
+      const a = Math.abs(src[i]!);
+      if (!(a <= F32_MAX)) throw notFinite(src[i]!, i + from); // NaN or an infinity
       if (a > amax) amax = a;
-      else if (!(a <= amax)) throw new RangeError(`supra: int8 weights cannot hold ${v} (value ${i + from} of the weight)`); // NaN
-    }
-    if (amax === Infinity) {
-      const i = src.subarray(start - from, stop - from).findIndex((v) => !Number.isFinite(v)) + start;
-      throw new RangeError(`supra: int8 weights cannot hold ${src[i - from]} (value ${i} of the weight)`);
     }
     const scale = Math.fround(amax / 127);
     scales[row * blocks + col / INT8_BLOCK] = scale;
     if (scale === 0) data.fill(0, start, stop);
-    else if (scale >= 2 ** -126) {
-      // |x| ≤ amax and a normal scale within 2^-24 of amax / 127: |x / scale| < 127.5, no clamp needed
-      for (let i = start; i < stop; i++) data[i] = roundHalfEven(src[i - from]! / scale);
-    } else {
-      // a subnormal scale may be far from amax / 127: clamp (an Int8Array would wrap 128 to -128)
-      for (let i = start; i < stop; i++) data[i] = Math.max(-127, Math.min(127, roundHalfEven(src[i - from]! / scale)));
+    else {
+      // |x / scale| < 127.5 for a normal scale (within 2^-24 of amax / 127); a subnormal one may be far from
+      // it, so clamp (an Int8Array would wrap 128 round to -128)
+      for (let i = start; i < stop; i++) data[i] = roundHalfEven(Math.max(-127, Math.min(127, Math.fround(src[i - from]! / scale))));
     }
     start = stop;
   }

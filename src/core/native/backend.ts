@@ -60,6 +60,8 @@ interface Addon {
   sumSquares?: HeapKernels['sumSquares'];
   scale?: HeapKernels['scale'];
   embeddingBackward?: HeapKernels['embeddingBackward'];
+  /** Absent from an add-on built before it: core/weights.ts then quantizes in JavaScript. */
+  quantizeInt8?: Backend['quantizeInt8'];
   /** Absent from an add-on built before it: nothing depends on it but the scale benchmark, which falls back. */
   readBandwidth?(bytes: number, threads: number, passes: number): NativeReadBandwidth;
 }
@@ -329,6 +331,7 @@ function load(addonPath: string): NativeResult {
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
+    ...(typeof addon.quantizeInt8 === 'function' ? { quantizeInt8: addon.quantizeInt8 } : {}),
     heapKernels:
       addon.adamwFused && addon.sumSquares && addon.scale && addon.embeddingBackward
         ? { adamw: addon.adamwFused, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
