@@ -6,8 +6,9 @@
 //      dense copy signal, short rows, few layers and an lr that does not decay are what let the copying
 //      circuit form (scripts/induction-toy.mjs measured it: two seeds jumped at about step 2,200; with a
 //      cosine decay, 6 layers, 256-token rows, lr 1e-3 or the default kinds' sparser episodes the loss sits
-//      on a plateau past 3,000 steps); when the jump comes depends on the seed, so the build checks that it
-//      came (the second copy of a span must be ≥ 4 nats easier than the first) before going on;
+//      on a plateau past 3,000 steps); when the jump comes depends on the seed (and on native, the thread
+//      count), so stage 1 runs until it came — from step 1,000, every 250 steps, the build checks that the
+//      second copy of a span is ≥ 4 nats easier than the first — up to its budget (6,000 steps);
 //   2. grow it to the teacher's shape (scripts/grow-model.mjs: new layers on top and new MLP units whose
 //      writes into the residual stream start at zero, so the grown model computes what stage 1's did);
 //   3. stage 2 (language): continue on 256-token rows of natural text with 30% of them carrying an episode
@@ -19,13 +20,13 @@
 // The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
 // Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1 and <out>/stage2),
 // --resume (continues exactly where an interrupted build stopped: a finished stage is kept, the
-// unfinished one resumes from its latest checkpoint), --stage1-tokens N, --stage2-tokens N, --asset DIR (where
+// unfinished one resumes from its latest checkpoint), --stage1-tokens N (stage 1's cap), --stage2-tokens N, --asset DIR (where
 // the stored teacher goes; default assets/teacher), --stop-at STAGE:STEP (stop that stage at a step with a
 // checkpoint, as an interruption would; --resume continues), --skip-probes (no check that stage 1
 // formed the copying circuit and a card without probe scores: quick experiment builds and the resume test),
 // --seed N (of both stages' data and initialization, default 1).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quickProbes, teacherProbes } from './teacher-probes.mjs';
 import { growModel } from './grow-model.mjs';
@@ -73,14 +74,15 @@ const teacherConfigPath = 'assets/teacher-config.json';
 const teacherConfig = JSON.parse(readFileSync(teacherConfigPath, 'utf8'));
 const stage1Shape = { num_hidden_layers: 2 };
 const stage1Config = join(run, 'stage1-config.json');
-const stage1Final = join(run, 'stage1', 'final');
+const stage1Rows = { seqLen: 64, batch: 32 };
+const stage1TokensPerStep = stage1Rows.seqLen * stage1Rows.batch;
 const grownDir = join(run, 'grown');
 // each stage's mixture and budget are recorded in the card as they are passed
 const stages = [
   {
-    name: 'stage1', recallMix: '1', recallKinds: 'repeat=1', tokens: opt('stage1-tokens', '6144000'),
+    name: 'stage1', recallMix: '1', recallKinds: 'repeat=1', tokens: opt('stage1-tokens', String(6000 * stage1TokensPerStep)),
     from: ['--init', stage1Config, '--tokenizer', tokenizerDir],
-    recipe: ['--seq-len', '64', '--batch-size', '32', '--lr', '3e-3', '--min-lr', '3e-3', '--warmup-steps', '100',
+    recipe: ['--seq-len', String(stage1Rows.seqLen), '--batch-size', String(stage1Rows.batch), '--lr', '3e-3', '--min-lr', '3e-3', '--warmup-steps', '100',
       '--eval-every', '0', '--save-every', '250', '--log-every', '50'],
   },
   {
@@ -100,41 +102,93 @@ function supra(args) {
 }
 
 const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size };
-const commands = [];
-for (const stage of stages) {
+const commands = stages.map((stage) => `supra ${trainArgs(stage, join(run, stage.name)).join(' ')}`);
+const userStop = (name) => (stopMatch && stopMatch[1] === name ? Number(stopMatch[2]) : Infinity);
+const stoppedByUser = (stage) => {
+  console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${join(run, stage.name)}); run the same command with --resume to continue`);
+  process.exit(0);
+};
+// the step of a run folder's latest checkpoint (0: none yet)
+const latestStep = (out) => {
+  const f = join(out, 'latest');
+  const m = existsSync(f) ? /^checkpoint-(\d+)$/.exec(readFileSync(f, 'utf8').trim()) : null;
+  return m ? Number(m[1]) : 0;
+};
+const refuseFinished = (what) => {
+  if (resume) return;
+  console.error(`${what} holds a finished stage: pass --resume to keep it, or remove ${run} to build again`);
+  process.exit(2);
+};
+
+// Stage 1 runs until the copying circuit has formed, up to its budget: its learning rate is constant (after
+// the warm-up), so where it stops changes nothing before. From step STAGE1_FIRST_CHECK, every
+// STAGE1_CHECK_EVERY steps it stops with a checkpoint and the build probes it; the first checkpoint whose copy
+// margin reaches STAGE1_MIN_COPY_MARGIN is what grows. The checks fall on fixed steps and the probes are
+// deterministic, so a resumed build decides as one straight through. <run>/stage1/formed.json records it.
+const STAGE1_FIRST_CHECK = 1000, STAGE1_CHECK_EVERY = 250;
+const stage1FormedFile = join(run, 'stage1', 'formed.json');
+async function runStage1(stage) {
   const out = join(run, stage.name);
-  if (stage.name === 'stage1' && !existsSync(stage1Config)) {
+  if (existsSync(stage1FormedFile)) {
+    refuseFinished(out);
+    console.log(`${stage.name}: finished earlier (${out})`);
+    return JSON.parse(readFileSync(stage1FormedFile, 'utf8'));
+  }
+  if (!resume && latestStep(out) > 0) {
+    console.error(`${out} holds an unfinished stage 1: pass --resume to continue it, or remove ${run} to build again`);
+    process.exit(2);
+  }
+  if (!existsSync(stage1Config)) {
     mkdirSync(run, { recursive: true });
     writeFileSync(stage1Config, JSON.stringify({ ...teacherConfig, ...stage1Shape }, null, 2) + '\n');
   }
-  if (stage.name === 'stage2' && !existsSync(join(grownDir, 'config.json'))) {
-    // stage 1 did its job if the second copy of a span is far easier than the first (the circuit formed)
-    const q = skipProbes ? null : await quickProbes(stage1Final);
-    if (q) console.log(`stage 1: copy margin (gaps ${q.gaps.join('/')}) ${q.copyMargin.map((m) => m.toFixed(2)).join(' ')} nats`);
-    if (q && !(q.copyMargin[0] >= STAGE1_MIN_COPY_MARGIN)) {
-      console.error(`build-teacher: stage 1 (${stage1Final}) did not form the copying circuit: the second copy of a span ` +
-        `is ${q.copyMargin[0].toFixed(2)} nats easier than the first, under the ${STAGE1_MIN_COPY_MARGIN} needed. Its loss plateau ` +
-        `lasts a seed-dependent number of steps: build again in a new --out with another --seed or a larger --stage1-tokens.`);
-      process.exit(1);
-    }
-    console.log(`growing ${stage1Final} to ${growth.layers} layers, intermediate ${growth.intermediate} → ${grownDir}`);
-    await growModel(stage1Final, grownDir, growth);
-  }
+  const total = Math.floor(Number(stage.tokens) / stage1TokensPerStep);
+  const checks = [];
+  if (!skipProbes) for (let s = STAGE1_FIRST_CHECK; s < total; s += STAGE1_CHECK_EVERY) checks.push(s);
+  checks.push(total);
   const args = trainArgs(stage, out);
-  commands.push(`supra ${args.join(' ')}`);
-  if (existsSync(join(out, 'final', 'config.json'))) {
-    if (!resume) {
-      console.error(`${out} holds a finished run: pass --resume to keep it, or remove ${run} to build again`);
-      process.exit(2);
+  let probe = null;
+  for (const step of checks) {
+    const done = existsSync(join(out, 'final', 'config.json')) ? total : latestStep(out);
+    if (done > step) continue; // decided before an interruption: not formed yet at this step
+    if (done < step) {
+      const stop = Math.min(step, userStop(stage.name));
+      supra([...args, ...(done > 0 ? ['--resume'] : []), ...(stop < total ? ['--stop-at', String(stop)] : [])]);
+      if (stop < step) stoppedByUser(stage);
     }
-    console.log(`${stage.name}: finished earlier (${join(out, 'final')})`);
-    continue;
+    const dir = step === total ? join(out, 'final') : join(out, `checkpoint-${step}`);
+    if (skipProbes) return saveFormed({ step, dir, copy_margin: null });
+    probe = await quickProbes(dir);
+    console.log(`stage 1 at step ${step}: copy margin (gaps ${probe.gaps.join('/')}) ${probe.copyMargin.map((m) => m.toFixed(2)).join(' ')} nats`);
+    if (probe.copyMargin[0] >= STAGE1_MIN_COPY_MARGIN) return saveFormed({ step, dir, copy_margin: probe.copyMargin, gaps: probe.gaps });
   }
-  const stop = stopMatch && stopMatch[1] === stage.name ? ['--stop-at', stopMatch[2]] : [];
-  supra([...(resume && existsSync(join(out, 'latest')) ? [...args, '--resume'] : args), ...stop]);
-  if (!existsSync(join(out, 'final', 'config.json'))) {
-    console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${out}); run the same command with --resume to continue`);
-    process.exit(0);
+  console.error(`build-teacher: stage 1 (${join(out, 'final')}) did not form the copying circuit: the second copy of a span ` +
+    `is ${probe.copyMargin[0].toFixed(2)} nats easier than the first, under the ${STAGE1_MIN_COPY_MARGIN} needed. Its loss plateau ` +
+    `lasts a seed-dependent number of steps: build again in a new --out with another --seed or a larger --stage1-tokens.`);
+  process.exit(1);
+}
+function saveFormed(formed) {
+  const tmp = `${stage1FormedFile}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(formed, null, 2) + '\n');
+  renameSync(tmp, stage1FormedFile);
+  return formed;
+}
+
+const formed = await runStage1(stages[0]);
+if (!existsSync(join(grownDir, 'config.json'))) {
+  console.log(`growing ${formed.dir} (step ${formed.step}) to ${growth.layers} layers, intermediate ${growth.intermediate} → ${grownDir}`);
+  await growModel(formed.dir, grownDir, growth);
+}
+{
+  const stage = stages[1], out = join(run, stage.name);
+  const args = trainArgs(stage, out);
+  if (existsSync(join(out, 'final', 'config.json'))) {
+    refuseFinished(out);
+    console.log(`${stage.name}: finished earlier (${join(out, 'final')})`);
+  } else {
+    const stop = userStop(stage.name);
+    supra([...(resume && existsSync(join(out, 'latest')) ? [...args, '--resume'] : args), ...(stop < Infinity ? ['--stop-at', String(stop)] : [])]);
+    if (!existsSync(join(out, 'final', 'config.json'))) stoppedByUser(stage);
   }
 }
 
@@ -146,6 +200,7 @@ for (const f of ['model.safetensors', 'config.json']) copyFileSync(join(tmp, f),
 for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (!existsSync(join(asset, f))) copyFileSync(join(tokenizerDir, f), join(asset, f));
 rmSync(tmp, { recursive: true, force: true });
 
+const trainedTokens = [formed.step * stage1TokensPerStep, Number(stages[1].tokens)];
 const metrics = (stage) => readFileSync(join(run, stage, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => ({ stage, ...JSON.parse(l) }));
 const all = [...metrics('stage1'), ...metrics('stage2')];
 writeFileSync(join(asset, 'metrics.jsonl'), all.map((m) => JSON.stringify(m)).join('\n') + '\n');
@@ -164,9 +219,11 @@ const card = {
   threads: process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)',
   teacher_config: teacherConfig,
   stage1_shape: stage1Shape,
-  growth: `scripts/grow-model.mjs stage1/final --layers ${growth.layers} --intermediate ${growth.intermediate} (new parts write zero at first)`,
-  stages: stages.map((s, i) => ({ name: s.name, supra_train: commands[i], tokens: Number(s.tokens), recall_mix: Number(s.recallMix), recall_kinds: s.recallKinds, tokens_per_s: medianRate(s.name) })),
-  pretraining_tokens: stages.reduce((n, s) => n + Number(s.tokens), 0),
+  growth: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --layers ${growth.layers} --intermediate ${growth.intermediate} (new parts write zero at first)`,
+  // stage 1 trains until the copying circuit forms (its budget is a cap): the tokens it trained, and where it stopped
+  stages: stages.map((s, i) => ({ name: s.name, supra_train: commands[i], tokens: trainedTokens[i], recall_mix: Number(s.recallMix), recall_kinds: s.recallKinds, tokens_per_s: medianRate(s.name) })),
+  stage1_formed: { step: formed.step, copy_margin: formed.copy_margin, gaps: formed.gaps, first_check: STAGE1_FIRST_CHECK, check_every: STAGE1_CHECK_EVERY, min_copy_margin: STAGE1_MIN_COPY_MARGIN },
+  pretraining_tokens: trainedTokens[0] + trainedTokens[1],
   // what the demo's --budget and the study's budgets are shares of (models/embedded.ts teacherPretrainingTokens):
   // the language stage; stage 1 trained a smaller model on synthetic repeats only
   language_pretraining_tokens: Number(stages[1].tokens),
