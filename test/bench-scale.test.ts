@@ -45,6 +45,10 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.equal(first.status, 0, first.stderr);
   const report = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleReport;
   assert.ok(report.bandwidth.bestGBPerS > 0 && report.bandwidth.runs.every((b) => b.bytes === 8 * 2 ** 20));
+  // measured again before the model's cases; the bound takes the best of every measure
+  assert.deepEqual(report.bandwidth.before!.map((b) => b.shape), ['tiny']);
+  const measures = [...report.bandwidth.runs, ...report.bandwidth.before!].map((b) => b.bestGBPerS);
+  assert.equal(report.bandwidth.bestGBPerS, Math.max(...measures));
   const [model] = report.models;
   assert.equal(model!.shape, 'tiny');
   assert.ok(model!.linearize && 'seconds' in model!.linearize && model!.linearize.maxRssBytes > 0);

@@ -108,8 +108,11 @@ export interface ScaleReport extends MachineInfo {
   /** The command that made the report. */
   command: string;
   settings: Omit<ScaleSettings, 'help' | 'cacheDir' | 'outDir'>;
-  /** Read bandwidth on 1 and on every thread; bestGBPerS is the bound's. */
-  bandwidth: { runs: BandwidthResult[]; bestGBPerS: number };
+  /**
+   * Read bandwidth on 1 and on every thread at the start, then on every thread again before each model's cases
+   * (`before`); bestGBPerS, the bound's, is the best of them all.
+   */
+  bandwidth: { runs: BandwidthResult[]; before?: Array<{ shape: string; bestGBPerS: number }>; bestGBPerS: number };
   models: ScaleModel[];
   seconds: number;
 }
@@ -180,6 +183,11 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
   }
 }
 
+/** The best read bandwidth of a run: its first measures and those before each model. */
+export function bestBandwidth(runs: BandwidthResult[], before: Array<{ bestGBPerS: number }>): number {
+  return Math.max(...runs.map((b) => b.bestGBPerS), ...before.map((b) => b.bestGBPerS));
+}
+
 /** Adds the bandwidth bound to a measured case. */
 export function withBound(c: ScaleCase, bandwidthGBPerS: number): ScaleCase {
   if (c.status !== 'ok' || !c.weightBytesPerToken || !c.decodeTokensPerS) return c;
@@ -210,7 +218,10 @@ export function scaleMarkdown(r: ScaleReport): string {
   lines.push(`\`${r.command}\` — ${r.date.slice(0, 10)}, ${r.cpuModel} × ${r.cpuCount}, node ${r.node}, ${r.platform}/${r.arch}, ${r.seconds.toFixed(0)} s.`, '');
   const bw = r.bandwidth.runs.map((b) => `${b.threads} thread${b.threads > 1 ? 's' : ''} ${b.bestGBPerS.toFixed(1)} GB/s`).join(', ');
   const method = r.bandwidth.runs[0]?.method ?? '';
-  lines.push(`Read bandwidth (${method}, ${gib(r.bandwidth.runs[0]?.bytes)} per pass, best of ${r.settings.bandwidthPasses}): ${bw}; the bound uses ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
+  const again = (r.bandwidth.before ?? []).map((b) => `${b.shape} ${b.bestGBPerS.toFixed(1)}`).join(', ');
+  lines.push(`Read bandwidth (${method}, ${gib(r.bandwidth.runs[0]?.bytes)} per pass, best of ${r.settings.bandwidthPasses}): ${bw}` +
+    (again ? `; again before each model's cases (it moves with the machine's neighbours): ${again} GB/s` : '') +
+    `; the bound uses the best, ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +
     `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
