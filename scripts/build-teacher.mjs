@@ -6,9 +6,10 @@
 //      dense copy signal, short rows, few layers and an lr that does not decay are what let the copying
 //      circuit form (scripts/induction-toy.mjs measured it: two seeds jumped at about step 2,200; with a
 //      cosine decay, 6 layers, 256-token rows, lr 1e-3 or the default kinds' sparser episodes the loss sits
-//      on a plateau past 3,000 steps); when the jump comes depends on the seed (and on native, the thread
-//      count), so stage 1 runs until it came — from step 1,000, every 250 steps, the build checks that the
-//      second copy of a span is ≥ 4 nats easier than the first — up to its budget (6,000 steps);
+//      on a plateau past 3,000 steps); when the jump comes is a matter of chance, so stage 1 is two runs
+//      (seeds --seed and --seed + 1, one thread each) side by side until one has it — from step 1,000, every 250
+//      steps, the build checks that the second copy of a span is ≥ 4 nats easier than the first — up to its
+//      budget (4,000 steps);
 //   2. grow it to the teacher's shape (scripts/grow-model.mjs: new layers on top and new MLP units whose
 //      writes into the residual stream start at zero, so the grown model computes what stage 1's did);
 //   3. stage 2 (language): continue on 256-token rows of natural text with 30% of them carrying an episode
@@ -18,16 +19,17 @@
 //   5. keep the exact commands, the mixture, both stages' metrics, the final validation perplexity (natural
 //      text only) and the probe scores of the stored model (scripts/teacher-probes.mjs) beside it.
 // The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
-// Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1 and <out>/stage2),
+// Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1/seed-N and <out>/stage2),
 // --resume (continues exactly where an interrupted build stopped: a finished stage is kept, the
 // unfinished one resumes from its latest checkpoint), --stage1-tokens N (stage 1's cap), --stage2-tokens N, --asset DIR (where
 // the stored teacher goes; default assets/teacher), --stop-at STAGE:STEP (stop that stage at a step with a
 // checkpoint, as an interruption would; --resume continues), --skip-probes (no check that stage 1
 // formed the copying circuit and a card without probe scores: quick experiment builds and the resume test),
 // --seed N (of both stages' data and initialization, default 1).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { quickProbes, teacherProbes } from './teacher-probes.mjs';
 import { growModel } from './grow-model.mjs';
 
@@ -52,12 +54,10 @@ const cli = join(process.env.SUPRA_DIST ?? 'dist', 'src/cli/main.js');
 const backend = process.env.SUPRA_BACKEND ?? 'native';
 const seqLen = 256; // the teacher's training length (stage 2), which the probes' targets refer to
 
-// The seed of both stages' data and initialization. The copying circuit forms abruptly after a plateau whose
-// length is a matter of chance: stage 1 at seed 0 had not formed it by step 3,000 (mean loss 5.73); at seed 1
-// on one thread it jumped at about step 1,900 (loss 4.96), but on two threads the same seed, whose products
-// round differently, drifted from that run after step ~1,600 and ended at 5.56 with a copy margin of 2.35
-// nats (2026-12-04). So stage 1 is checked before the build goes on (STAGE1_MIN_COPY_MARGIN); the recipe does
-// not yet form the circuit reliably, and the committed teacher is still the older one (issue 17).
+// The seed of stage 2's data and of stage 1's first run (its second run takes the next seed). Measured on the
+// copying circuit's plateau (2026-12-04): scripts/induction-toy.mjs on the stage 1 shape jumped at about step
+// 2,200 in 3 runs of 3; supra train's stage 1 at seed 1 on one thread at about 1,900, but at seed 0 and at seed 1
+// on two threads (three runs) it had not by steps 3,000-4,450 (loss 5.6-5.7): a plateau of uneven length.
 const seed = opt('seed', '1');
 if (!/^\d+$/.test(seed)) {
   console.error(`build-teacher: --seed expects a whole number, got ${seed}`);
@@ -80,7 +80,7 @@ const grownDir = join(run, 'grown');
 // each stage's mixture and budget are recorded in the card as they are passed
 const stages = [
   {
-    name: 'stage1', recallMix: '1', recallKinds: 'repeat=1', tokens: opt('stage1-tokens', String(6000 * stage1TokensPerStep)),
+    name: 'stage1', recallMix: '1', recallKinds: 'repeat=1', tokens: opt('stage1-tokens', String(4000 * stage1TokensPerStep)),
     from: ['--init', stage1Config, '--tokenizer', tokenizerDir],
     recipe: ['--seq-len', String(stage1Rows.seqLen), '--batch-size', String(stage1Rows.batch), '--lr', '3e-3', '--min-lr', '3e-3', '--warmup-steps', '100',
       '--eval-every', '0', '--save-every', '250', '--log-every', '50'],
@@ -102,7 +102,6 @@ function supra(args) {
 }
 
 const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size };
-const commands = stages.map((stage) => `supra ${trainArgs(stage, join(run, stage.name)).join(' ')}`);
 const userStop = (name) => (stopMatch && stopMatch[1] === name ? Number(stopMatch[2]) : Infinity);
 const stoppedByUser = (stage) => {
   console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${join(run, stage.name)}); run the same command with --resume to continue`);
@@ -120,13 +119,38 @@ const refuseFinished = (what) => {
   process.exit(2);
 };
 
-// Stage 1 runs until the copying circuit has formed, up to its budget: its learning rate is constant (after
-// the warm-up), so where it stops changes nothing before. From step STAGE1_FIRST_CHECK, every
-// STAGE1_CHECK_EVERY steps it stops with a checkpoint and the build probes it; the first checkpoint whose copy
-// margin reaches STAGE1_MIN_COPY_MARGIN is what grows. The checks fall on fixed steps and the probes are
-// deterministic, so a resumed build decides as one straight through. <run>/stage1/formed.json records it.
-const STAGE1_FIRST_CHECK = 1000, STAGE1_CHECK_EVERY = 250;
+// Stage 1 runs until the copying circuit has formed, up to its budget, in STAGE1_CANDIDATES runs side by side
+// (seeds --seed, --seed + 1, …), each on one thread: when the circuit forms is a matter of chance (3 of 7 runs
+// measured had not formed it by step 3,000–4,450, the others formed it by about 2,200), so two draws at once
+// halve the odds of a long wait, and two one-thread runs do more steps a second than one run on two threads.
+// One thread also makes each run's bits independent of the machine's core count. The learning rate is
+// constant after the warm-up, so where a run stops changes nothing before. From step STAGE1_FIRST_CHECK, every
+// STAGE1_CHECK_EVERY steps, every run stops with a checkpoint and the build probes them; the first check at
+// which a run's copy margin reaches STAGE1_MIN_COPY_MARGIN decides (the lowest seed among those there), and
+// that checkpoint is what grows. The checks fall on fixed steps and the probes are deterministic, so a resumed
+// build decides as one straight through. <run>/stage1/formed.json records the decision.
+const STAGE1_FIRST_CHECK = 1000, STAGE1_CHECK_EVERY = 250, STAGE1_CANDIDATES = 2;
 const stage1FormedFile = join(run, 'stage1', 'formed.json');
+const stage1Seeds = Array.from({ length: STAGE1_CANDIDATES }, (_, i) => Number(seed) + i);
+const candidateOut = (s) => join(run, 'stage1', `seed-${s}`);
+const stage1Args = (s) => trainArgs(stages[0], candidateOut(s)).map((a, i, all) => (all[i - 1] === '--seed' ? String(s) : a));
+
+// a supra command in a child process, on one thread; resolves when it ends (exits the build when it fails)
+function supraOneThread(args, label) {
+  console.log(`$ SUPRA_THREADS=1 supra ${args.join(' ')}`);
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SUPRA_THREADS: '1' } });
+    createInterface({ input: child.stdout }).on('line', (line) => console.log(`[${label}] ${line}`));
+    child.on('close', (code) => {
+      if (code !== 0) {
+        console.error(`build-teacher: ${label} failed (exit ${code})`);
+        process.exit(code ?? 1);
+      }
+      done();
+    });
+  });
+}
+
 async function runStage1(stage) {
   const out = join(run, stage.name);
   if (existsSync(stage1FormedFile)) {
@@ -134,7 +158,7 @@ async function runStage1(stage) {
     console.log(`${stage.name}: finished earlier (${out})`);
     return JSON.parse(readFileSync(stage1FormedFile, 'utf8'));
   }
-  if (!resume && latestStep(out) > 0) {
+  if (!resume && stage1Seeds.some((s) => latestStep(candidateOut(s)) > 0)) {
     console.error(`${out} holds an unfinished stage 1: pass --resume to continue it, or remove ${run} to build again`);
     process.exit(2);
   }
@@ -146,28 +170,38 @@ async function runStage1(stage) {
   const checks = [];
   if (!skipProbes) for (let s = STAGE1_FIRST_CHECK; s < total; s += STAGE1_CHECK_EVERY) checks.push(s);
   checks.push(total);
-  const args = trainArgs(stage, out);
-  let probe = null;
+  const finished = (s) => existsSync(join(candidateOut(s), 'final', 'config.json'));
+  let probes = [];
   for (const step of checks) {
-    const done = existsSync(join(out, 'final', 'config.json')) ? total : latestStep(out);
-    if (done > step) continue; // decided before an interruption: not formed yet at this step
-    if (done < step) {
-      const stop = Math.min(step, userStop(stage.name));
-      supra([...args, ...(done > 0 ? ['--resume'] : []), ...(stop < total ? ['--stop-at', String(stop)] : [])]);
-      if (stop < step) stoppedByUser(stage);
+    const stop = Math.min(step, userStop(stage.name));
+    const runs = [];
+    for (const s of stage1Seeds) {
+      const done = finished(s) ? total : latestStep(candidateOut(s));
+      if (done >= stop) continue; // there already (a check passed before an interruption: not formed at it)
+      runs.push(supraOneThread([...stage1Args(s), ...(done > 0 ? ['--resume'] : []), ...(stop < total ? ['--stop-at', String(stop)] : [])], `stage1 seed ${s}`));
     }
-    const dir = step === total ? join(out, 'final') : join(out, `checkpoint-${step}`);
-    if (skipProbes) return saveFormed({ step, dir, copy_margin: null });
-    probe = await quickProbes(dir);
-    console.log(`stage 1 at step ${step}: copy margin (gaps ${probe.gaps.join('/')}) ${probe.copyMargin.map((m) => m.toFixed(2)).join(' ')} nats`);
-    if (probe.copyMargin[0] >= STAGE1_MIN_COPY_MARGIN) return saveFormed({ step, dir, copy_margin: probe.copyMargin, gaps: probe.gaps });
+    await Promise.all(runs);
+    if (stop < step) stoppedByUser(stage);
+    if (stage1Seeds.some((s) => (finished(s) ? total : latestStep(candidateOut(s))) > step)) continue; // decided before
+    const dirOf = (s) => (step === total ? join(candidateOut(s), 'final') : join(candidateOut(s), `checkpoint-${step}`));
+    if (skipProbes) return saveFormed({ seed: stage1Seeds[0], step, dir: dirOf(stage1Seeds[0]), copy_margin: null });
+    probes = [];
+    for (const s of stage1Seeds) {
+      const q = await quickProbes(dirOf(s));
+      console.log(`stage 1 seed ${s} at step ${step}: copy margin (gaps ${q.gaps.join('/')}) ${q.copyMargin.map((m) => m.toFixed(2)).join(' ')} nats`);
+      probes.push({ seed: s, ...q });
+    }
+    const formed = probes.find((q) => q.copyMargin[0] >= STAGE1_MIN_COPY_MARGIN);
+    if (formed) return saveFormed({ seed: formed.seed, step, dir: dirOf(formed.seed), copy_margin: formed.copyMargin, gaps: formed.gaps });
   }
-  console.error(`build-teacher: stage 1 (${join(out, 'final')}) did not form the copying circuit: the second copy of a span ` +
-    `is ${probe.copyMargin[0].toFixed(2)} nats easier than the first, under the ${STAGE1_MIN_COPY_MARGIN} needed. Its loss plateau ` +
+  const best = probes.reduce((a, b) => (b.copyMargin[0] > a.copyMargin[0] ? b : a));
+  console.error(`build-teacher: stage 1 (${out}, seeds ${stage1Seeds.join(', ')}) did not form the copying circuit: the second copy of a span ` +
+    `is at most ${best.copyMargin[0].toFixed(2)} nats easier than the first, under the ${STAGE1_MIN_COPY_MARGIN} needed. Its loss plateau ` +
     `lasts a seed-dependent number of steps: build again in a new --out with another --seed or a larger --stage1-tokens.`);
   process.exit(1);
 }
 function saveFormed(formed) {
+  mkdirSync(dirname(stage1FormedFile), { recursive: true });
   const tmp = `${stage1FormedFile}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(formed, null, 2) + '\n');
   renameSync(tmp, stage1FormedFile);
@@ -201,7 +235,10 @@ for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (!existsSync(joi
 rmSync(tmp, { recursive: true, force: true });
 
 const trainedTokens = [formed.step * stage1TokensPerStep, Number(stages[1].tokens)];
-const metrics = (stage) => readFileSync(join(run, stage, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => ({ stage, ...JSON.parse(l) }));
+// the commands of the stage 1 run that grew and of stage 2
+const commands = [`SUPRA_THREADS=1 supra ${stage1Args(formed.seed).join(' ')}`, `supra ${trainArgs(stages[1], join(run, 'stage2')).join(' ')}`];
+const metricsDir = { stage1: candidateOut(formed.seed), stage2: join(run, 'stage2') };
+const metrics = (stage) => readFileSync(join(metricsDir[stage], 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => ({ stage, ...JSON.parse(l) }));
 const all = [...metrics('stage1'), ...metrics('stage2')];
 writeFileSync(join(asset, 'metrics.jsonl'), all.map((m) => JSON.stringify(m)).join('\n') + '\n');
 const evals = all.filter((m) => m.stage === 'stage2' && m.val_loss !== undefined);
@@ -216,13 +253,14 @@ const probes = skipProbes ? null : await teacherProbes(asset, tokenizerDir, seqL
 const card = {
   command: `node scripts/build-teacher.mjs ${argv.filter((a, i) => a !== '--resume' && a !== '--stop-at' && argv[i - 1] !== '--stop-at').join(' ')}`.trim(),
   // threads change how some products round on native (docs/results.md), so a rebuild matches at the same count
-  threads: process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)',
+  // (stage 1's runs always use one)
+  threads: { stage1: 1, stage2: process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)' },
   teacher_config: teacherConfig,
   stage1_shape: stage1Shape,
   growth: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --layers ${growth.layers} --intermediate ${growth.intermediate} (new parts write zero at first)`,
   // stage 1 trains until the copying circuit forms (its budget is a cap): the tokens it trained, and where it stopped
   stages: stages.map((s, i) => ({ name: s.name, supra_train: commands[i], tokens: trainedTokens[i], recall_mix: Number(s.recallMix), recall_kinds: s.recallKinds, tokens_per_s: medianRate(s.name) })),
-  stage1_formed: { step: formed.step, copy_margin: formed.copy_margin, gaps: formed.gaps, first_check: STAGE1_FIRST_CHECK, check_every: STAGE1_CHECK_EVERY, min_copy_margin: STAGE1_MIN_COPY_MARGIN },
+  stage1_formed: { seed: formed.seed, candidate_seeds: stage1Seeds, step: formed.step, copy_margin: formed.copy_margin, gaps: formed.gaps, first_check: STAGE1_FIRST_CHECK, check_every: STAGE1_CHECK_EVERY, min_copy_margin: STAGE1_MIN_COPY_MARGIN },
   pretraining_tokens: trainedTokens[0] + trainedTokens[1],
   // what the demo's --budget and the study's budgets are shares of (models/embedded.ts teacherPretrainingTokens):
   // the language stage; stage 1 trained a smaller model on synthetic repeats only
