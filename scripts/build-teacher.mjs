@@ -30,6 +30,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { quickProbes, teacherProbes } from './teacher-probes.mjs';
 import { growModel } from './grow-model.mjs';
 
@@ -114,12 +115,9 @@ const stoppedByUser = (stage) => {
   console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${join(run, stage.name)}); run the same command with --resume to continue`);
   process.exit(0);
 };
-// the step of a run folder's latest checkpoint (0: none yet)
-const latestStep = (out) => {
-  const f = join(out, 'latest');
-  const m = existsSync(f) ? /^checkpoint-(\d+)$/.exec(readFileSync(f, 'utf8').trim()) : null;
-  return m ? Number(m[1]) : 0;
-};
+// the step of a run folder's latest checkpoint (0: none yet), as the trainer reads it
+const { readLatest } = await import(pathToFileURL(join(process.cwd(), process.env.SUPRA_DIST ?? 'dist', 'src/train/checkpoint.js')).href);
+const latestStep = (out) => readLatest(out)?.step ?? 0;
 const refuseFinished = (what) => {
   if (resume) return;
   console.error(`${what} holds a finished stage: pass --resume to keep it, or remove ${run} to build again`);
@@ -177,19 +175,20 @@ async function runStage1(stage) {
   const checks = [];
   if (!skipProbes) for (let s = STAGE1_FIRST_CHECK; s < total; s += STAGE1_CHECK_EVERY) checks.push(s);
   checks.push(total);
-  const finished = (s) => existsSync(join(candidateOut(s), 'final', 'config.json'));
+  // where each run is: its budget once finished, else its latest checkpoint's step
+  const stepOf = (s) => (existsSync(join(candidateOut(s), 'final', 'config.json')) ? total : latestStep(candidateOut(s)));
   let probes = [];
   for (const step of checks) {
     const stop = Math.min(step, userStop(stage.name));
     const runs = [];
     for (const s of stage1Seeds) {
-      const done = finished(s) ? total : latestStep(candidateOut(s));
+      const done = stepOf(s);
       if (done >= stop) continue; // there already (a check passed before an interruption: not formed at it)
       runs.push(supraOneThread([...stage1Args(s), ...(done > 0 ? ['--resume'] : []), ...(stop < total ? ['--stop-at', String(stop)] : [])], `stage1 seed ${s}`));
     }
     await Promise.all(runs);
     if (stop < step) stoppedByUser(stage);
-    if (stage1Seeds.some((s) => (finished(s) ? total : latestStep(candidateOut(s))) > step)) continue; // decided before
+    if (stage1Seeds.some((s) => stepOf(s) > step)) continue; // decided before
     const dirOf = (s) => (step === total ? join(candidateOut(s), 'final') : join(candidateOut(s), `checkpoint-${step}`));
     if (skipProbes) return saveFormed({ seed: stage1Seeds[0], step, dir: dirOf(stage1Seeds[0]), copy_margin: null });
     probes = [];
