@@ -60,6 +60,7 @@ __attribute__((target("avx2,fma"))) static void DotRowsAvx2Of(int m, int n, int 
       __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
+        if (i == 0) PrefetchAhead(b + p);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Load8(b + p), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), Load8(b + p + 8), s1);
         s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), Load8(b + p + 16), s2);
@@ -88,6 +89,7 @@ __attribute__((target("avx512f"))) static void DotRowsAvx512Of(int m, int n, int
       __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
+        if (i == 0) PrefetchAhead(b + p);
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Load16(b + p), s0);
         s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), Load16(b + p + 16), s1);
       }
