@@ -482,14 +482,14 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
 //
 // y[m, n] = x[m, k] . W^T with W an int8 weight stored n x k, blockwise scales (kernels_int8.cc): decoding
 // (m <= kDecodeRows) on DotRowsInt8*, the rows of W shared with the helper thread as for BF16 (each y value
-// is one row's sum, so the split never changes the bits); otherwise bands of W dequantized to float32 and
+// is one row's sum, so the split never changes the bits; each thread takes a run of rows, as there); otherwise bands of W dequantized to float32 and
 // one OpenBLAS sgemm per band.
 
 #ifdef SUPRA_X86
 class Int8DecodeWork : public SharedWork {
  public:
   Int8DecodeWork(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem), m_(m), n_(n), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block),
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block),
         x_(x), w_(w), scales_(scales), y_(y), rows_(rowsPerItem) {}
 
  protected:
