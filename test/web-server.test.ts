@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { Agent, request, type Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
@@ -196,4 +196,24 @@ test('supra web: a port in use and a --model that is a file say so and exit', as
   assert.match(file.stderr, /--model .*config\.json: a file, not a model folder \(give the folder that holds it:/);
   const none = supra('--model', join(tmp, 'no-such-folder'), '--port', '0');
   assert.match(none.stderr, /--model .*no-such-folder: no such folder/);
+});
+
+test('installed as a dependency, with the tokenizer library hoisted beside supra, the page still gets its file', () => {
+  // <app>/node_modules/supra (its dist/ copied: a link would resolve back to this clone) and
+  // <app>/node_modules/@huggingface/tokenizers, as npm lays out an app that depends on supra
+  const app = join(tmp, 'app'), pkg = join(app, 'node_modules', 'supra'), hoisted = join(app, 'node_modules', '@huggingface', 'tokenizers');
+  mkdirSync(pkg, { recursive: true });
+  cpSync(join(repo, 'dist'), join(pkg, 'dist'), { recursive: true });
+  cpSync(join(repo, 'package.json'), join(pkg, 'package.json'));
+  cpSync(join(repo, 'node_modules', '@huggingface', 'tokenizers'), hoisted, { recursive: true });
+  const script = `const { startWebServer } = await import(${JSON.stringify(join(pkg, 'dist', 'src', 'serve', 'playground.js'))});
+    const s = await startWebServer([], 0);
+    const r = await fetch('http://127.0.0.1:' + s.address().port + '/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs');
+    console.log(r.status, (await r.text()).length);
+    s.close();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: app });
+  assert.equal(r.status, 0, r.stderr);
+  const [status, length] = r.stdout.trim().split(' ').map(Number);
+  assert.equal(status, 200);
+  assert.equal(length, readFileSync(join(hoisted, 'dist', 'tokenizers.mjs'), 'utf8').length);
 });

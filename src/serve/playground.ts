@@ -7,10 +7,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createReadStream, readFileSync, realpathSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /** The repository (or the installed package): dist/src/serve → root. */
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+/**
+ * The tokenizer library's dist folder, where Node resolves it from here: under the package's own
+ * node_modules in a clone, but hoisted beside it when supra is installed as a dependency.
+ */
+const tokenizersDist = (): string => dirname(createRequire(import.meta.url).resolve('@huggingface/tokenizers'));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -90,7 +96,7 @@ export function startWebServer(models: WebModel[], port: number): Promise<Server
     ['/web/', join(root, 'web')],
     ['/dist/src/', join(root, 'dist', 'src')],
     ['/src/core/wasm/', join(root, 'src', 'core', 'wasm')],
-    ['/node_modules/@huggingface/tokenizers/dist/', join(root, 'node_modules', '@huggingface', 'tokenizers', 'dist')],
+    ['/node_modules/@huggingface/tokenizers/dist/', tokenizersDist()],
     ...models.map((m): [string, string] => [`/models/${m.name}/`, m.dir]),
   ];
   const listing = JSON.stringify(models.map((m) => ({ name: m.name, role: m.role, note: m.note, url: `/models/${m.name}` })));
