@@ -55,4 +55,40 @@ test('scripts/grow-model.mjs: deeper and wider with the same logits; the old wei
   refused(['--intermediate', '2.5'], 1, /--intermediate must be a whole number/);
   refused(['--layers', String(L)], 1, /nothing to grow/);
   refused([], 2, /usage/);
+  refused(['--residual-scale', '0'], 1, /--residual-scale must be a positive number/);
+});
+
+test('scripts/grow-model.mjs --residual-scale: the residual stream scaled, the logits the same, tied or not', async () => {
+  const { writeRandomModel, MODEL_SHAPES } = (await import(pathToFileURL(resolve(here, '../../scripts/random-model.mjs')).href)) as {
+    writeRandomModel: (shape: object, dir: string, options: { dtype?: string; seed?: number }) => string[];
+    MODEL_SHAPES: Record<string, object>;
+  };
+  for (const tied of [false, true]) {
+    const small = join(fresh(), 'small');
+    // an RMSNorm eps far below the stream's mean square (random weights of std 0.02 keep it near 1e-5)
+    writeRandomModel({ ...MODEL_SHAPES.tiny, tied, rmsNormEps: 1e-12 }, small, { seed: 7, dtype: 'f32' });
+    const scaled = join(fresh(), 'scaled');
+    const r = spawnSync(process.execPath, [script, small, '--residual-scale', '0.25', '--layers', '3', '--out', scaled], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const { model: a } = loadDecoder(small);
+    const { model: b } = loadDecoder(scaled);
+    try {
+      const weight = (m: typeof a, name: string) => m.params().find((p) => p.name === name)!.data;
+      for (const name of ['model.embed_tokens.weight', 'model.layers.1.self_attn.o_proj.weight', 'model.layers.0.mlp.down_proj.weight']) {
+        assert.equal(weight(b, name)[5], Math.fround(weight(a, name)[5]! * 0.25), `${name} scaled`);
+      }
+      assert.equal(weight(b, 'model.layers.0.self_attn.q_proj.weight')[5], weight(a, 'model.layers.0.self_attn.q_proj.weight')[5], 'readers unchanged');
+      const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 41 + 5) % a.config.vocab_size);
+      const la = a.forward(ids, 2, 8).slice(), lb = b.forward(ids, 2, 8);
+      let worst = 0, largest = 0;
+      for (let i = 0; i < la.length; i++) {
+        worst = Math.max(worst, Math.abs(la[i]! - lb[i]!));
+        largest = Math.max(largest, Math.abs(la[i]!));
+      }
+      assert.ok(worst <= 1e-5 * largest, `tied ${tied}: max |Δlogits| ${worst} of ${largest}`);
+    } finally {
+      a.free();
+      b.free();
+    }
+  }
 });
