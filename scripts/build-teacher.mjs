@@ -11,7 +11,8 @@
 //      steps, the build checks that the second copy of a span is ≥ 6 nats easier than the first — up to its
 //      budget (4,000 steps);
 //   2. grow it to the teacher's shape (scripts/grow-model.mjs: new layers on top and new MLP units whose
-//      writes into the residual stream start at zero, so the grown model computes what stage 1's did);
+//      writes into the residual stream start at zero, so the grown model computes what stage 1's did), its
+//      residual stream scaled down (the same function, weights that learn natural text faster);
 //   3. stage 2 (language): continue on 256-token rows of natural text with 30% of them carrying an episode
 //      (repeat, copy, MQAR, passkey), at lr 1e-3 with a cosine decay, for the natural-text perplexity; the
 //      circuit carries over to the longer rows while repeat rows keep it from being overwritten;
@@ -94,7 +95,7 @@ const stages = [
     // repeat rows stay in the mixture: without them stage 2 erased stage 1's circuit within 100 steps (copy
     // margin 8.4 → 0.2 at lr 1e-3; at lr 1e-4 MQAR fell from 0.96 to 0.23 in 200 steps); with them at lr 1e-3 it held
     // (8.1 / 8.2 / 4.9 at gaps 0 / 32 / 128 and MQAR 0.97 after 300 steps) (2026-12-04)
-    name: 'stage2', recallMix: '0.3', recallKinds: 'repeat=0.3,copy=0.3,mqar=0.25,passkey=0.15', tokens: opt('stage2-tokens', '3072000'),
+    name: 'stage2', recallMix: '0.3', recallKinds: 'repeat=0.3,copy=0.3,mqar=0.25,passkey=0.15', tokens: opt('stage2-tokens', '6144000'),
     from: ['--model', grownDir],
     recipe: ['--seq-len', String(seqLen), '--batch-size', '8', '--lr', '1e-3', '--min-lr', '1e-4', '--warmup-steps', '50',
       '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'],
@@ -109,7 +110,19 @@ function supra(args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size };
+// The residual stream is scaled by 1/3 as the model grows (the same function): stage 1 leaves its embeddings at
+// about 3× their initial size (rms 0.195), and so scaled its weights learn natural text slowly. Measured from
+// stage 1's seed-2 model at step 2,250 on stage 2's data, validation perplexity (2026-12-05):
+//   grown to 6 layers: unscaled 1,098 / 949 / 834 / 695 / 585 at steps 100-500; × 0.333: 1,101 / 880 / 625 /
+//     444 / 360; × 0.15: 1,084 / 1,327 / 1,318 at 100-300 (grad norms up to 49: the new layers' writes, which
+//     Adam grows at lr a step from zero, swamp a stream that small), with a 300-step warm-up no better;
+//     from random weights (6 layers) 956 / 584 / 443 at 100-300;
+//   kept at 2 layers: unscaled 581 at 500; × 1/3 410 / 381 at 500 / 600; × 0.15 407 / 346 / 308 at 500-700
+//     (copy margins 8.55 / 9.18 / 7.01 nats at gaps 0 / 32 / 128, MQAR 0.97); from random weights 331 / 297 / 270.
+// Not the cause (each tried alone, 2 layers): the MLPs (re-drawn: 548 at 500), stage 1's length (from step 1,750
+// or 2,000: 847 / 632 at 500), freezing stage 1's layers, new layers writing from the start, softer attention
+// (q and k × 0.5), a non-preserving shrink of every matrix × 0.5 (the circuit was lost: margin 0.2).
+const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size, residualScale: 0.333 };
 const userStop = (name) => (stopMatch && stopMatch[1] === name ? Number(stopMatch[2]) : Infinity);
 const stoppedByUser = (stage) => {
   console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${join(run, stage.name)}); run the same command with --resume to continue`);
@@ -216,7 +229,7 @@ function saveFormed(formed) {
 
 const formed = await runStage1(stages[0]);
 if (!existsSync(join(grownDir, 'config.json'))) {
-  console.log(`growing ${formed.dir} (step ${formed.step}) to ${growth.layers} layers, intermediate ${growth.intermediate} → ${grownDir}`);
+  console.log(`growing ${formed.dir} (step ${formed.step}) to ${growth.layers} layers, intermediate ${growth.intermediate}, residual stream × ${growth.residualScale} → ${grownDir}`);
   await growModel(formed.dir, grownDir, growth);
 }
 {
@@ -263,7 +276,7 @@ const card = {
   threads: { stage1: 1, stage2: process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)' },
   teacher_config: teacherConfig,
   stage1_shape: stage1Shape,
-  growth: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --layers ${growth.layers} --intermediate ${growth.intermediate} (new parts write zero at first)`,
+  growth: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --layers ${growth.layers} --intermediate ${growth.intermediate} --residual-scale ${growth.residualScale} (new parts write zero at first)`,
   // stage 1 trains until the copying circuit forms (its budget is a cap): the tokens it trained, and where it stopped
   stages: stages.map((s, i) => ({ name: s.name, supra_train: commands[i], tokens: trainedTokens[i], recall_mix: Number(s.recallMix), recall_kinds: s.recallKinds, tokens_per_s: medianRate(s.name) })),
   stage1_formed: { seed: formed.seed, candidate_seeds: stage1Seeds, step: formed.step, copy_margin: formed.copy_margin, gaps: formed.gaps, first_check: STAGE1_FIRST_CHECK, check_every: STAGE1_CHECK_EVERY, min_copy_margin: STAGE1_MIN_COPY_MARGIN, at_gaps: formed.gaps?.slice(0, STAGE1_MARGIN_GAPS) },
