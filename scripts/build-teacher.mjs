@@ -114,7 +114,8 @@ function supra(args) {
 // about 3× their initial size (rms 0.195), and so scaled its weights learn natural text slowly. Measured from
 // stage 1's seed-2 model at step 2,250 on stage 2's data, validation perplexity (2026-12-05):
 //   grown to 6 layers: unscaled 1,098 / 949 / 834 / 695 / 585 at steps 100-500; × 0.333: 1,101 / 880 / 625 /
-//     444 / 360; × 0.15: 1,084 / 1,327 / 1,318 at 100-300 (grad norms up to 49: the new layers' writes, which
+//     444 / 360 (188 at 1,100, 120.6 at 2,000 of 3,000; copy margin ≥ 8.0 within 256 tokens, MQAR@16 0.97,
+//     passkey@256 0.6); × 0.15: 1,084 / 1,327 / 1,318 at 100-300 (grad norms up to 49: the new layers' writes, which
 //     Adam grows at lr a step from zero, swamp a stream that small), with a 300-step warm-up no better;
 //     from random weights (6 layers) 956 / 584 / 443 at 100-300;
 //   kept at 2 layers: unscaled 581 at 500; × 1/3 410 / 381 at 500 / 600; × 0.15 407 / 346 / 308 at 500-700
