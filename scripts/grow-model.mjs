@@ -33,18 +33,15 @@ function copyCorner(src, dst, rows, oldCols, newCols, zeroNewColumns) {
  * Multiplies the residual stream by `c` without changing what the model computes: every write into it (the
  * embedding, each layer's o_proj and down_proj) is scaled by c, and every reader normalizes it first (RMSNorm
  * is blind to scale, up to its eps); with tied embeddings the output layer is the scaled embedding, so the
- * final norm's gain takes 1/c. Why: stage 1 of the recall teacher leaves its embeddings at about 3× their
- * initial size, and its weights so scaled learn natural text slowly under Adam's lr-sized steps; a third of
- * the scale made the 2-layer model's validation perplexity 410 instead of 581 after 500 steps of stage 2,
- * the copying circuit intact (2026-12-05).
+ * final norm's gain takes 1/c. Why: the recall teacher's stage 1 leaves its weights oversized, and so they learn
+ * natural text slowly under Adam's lr-sized steps (the measurements are in scripts/build-teacher.mjs).
  */
 function scaleResidualStream(model, c) {
   const scale = (p, f) => {
     for (let i = 0; i < p.data.length; i++) p.data[i] *= f;
   };
   for (const p of model.params()) {
-    if (p.name === 'model.embed_tokens.weight' || /\.(o_proj|down_proj)\.weight$/.test(p.name)) scale(p, c);
-    else if (/\.(o_proj|down_proj)\.bias$/.test(p.name)) scale(p, c);
+    if (p.name === 'model.embed_tokens.weight' || /\.(o_proj|down_proj)\.(weight|bias)$/.test(p.name)) scale(p, c);
     else if (p.name === 'model.norm.weight' && model.config.tie_word_embeddings) scale(p, 1 / c);
   }
 }
