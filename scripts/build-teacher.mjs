@@ -10,23 +10,26 @@
 //      (seeds --seed and --seed + 1, one thread each) side by side until one has it — from step 1,000, every 250
 //      steps, the build checks that the second copy of a span is ≥ 6 nats easier than the first — up to its
 //      budget (4,000 steps);
-//   2. grow it to the teacher's shape (scripts/grow-model.mjs: new layers on top and new MLP units whose
-//      writes into the residual stream start at zero, so the grown model computes what stage 1's did), its
-//      residual stream scaled down (the same function, weights that learn natural text faster);
-//   3. stage 2 (language): continue on 256-token rows of natural text with 30% of them carrying an episode
+//   2. stage 2a (language at stage 1's size): its residual stream scaled down (scripts/grow-model.mjs
+//      --residual-scale: the same function, weights that learn natural text faster), the 2-layer model trains
+//      700 steps on stage 2's data (a 2-layer step costs about 2.5× less than a 6-layer one);
+//   3. grow it to the teacher's shape (scripts/grow-model.mjs: new layers on top and new MLP units whose
+//      writes into the residual stream start at zero, so the grown model computes what stage 2a's did);
+//   4. stage 2 (language): continue on 256-token rows of natural text with 30% of them carrying an episode
 //      (repeat, copy, MQAR, passkey), at lr 1e-3 with a cosine decay, for the natural-text perplexity; the
 //      circuit carries over to the longer rows while repeat rows keep it from being overwritten;
-//   4. store the final weights as BF16 with the tokenizer (supra convert);
-//   5. keep the exact commands, the mixture, both stages' metrics, the final validation perplexity (natural
+//   5. store the final weights as BF16 with the tokenizer (supra convert);
+//   6. keep the exact commands, the mixture, both stages' metrics, the final validation perplexity (natural
 //      text only) and the probe scores of the stored model (scripts/teacher-probes.mjs) beside it.
 // The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
-// Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1/seed-N and <out>/stage2),
+// Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1/seed-N, <out>/stage2a and <out>/stage2),
 // --resume (continues exactly where an interrupted build stopped: a finished stage is kept, the
-// unfinished one resumes from its latest checkpoint), --stage1-tokens N (stage 1's cap), --stage2-tokens N, --asset DIR (where
+// unfinished one resumes from its latest checkpoint), --stage1-tokens N (stage 1's cap), --stage2a-tokens N (the
+// length of stage 2a's lr schedule) and --stage2a-steps N (where it stops on it), --stage2-tokens N, --asset DIR (where
 // the stored teacher goes; default assets/teacher), --stop-at STAGE:STEP (stop that stage at a step with a
 // checkpoint, as an interruption would; --resume continues), --skip-probes (no check that stage 1
 // formed the copying circuit and a card without probe scores: quick experiment builds and the resume test),
-// --seed N (of both stages' data and initialization, default 1).
+// --seed N (of the stages' data and initialization, default 1; stage 2a draws its data from --seed + 1).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -44,9 +47,9 @@ const run = opt('out', 'runs/teacher');
 const resume = argv.includes('--resume');
 const skipProbes = argv.includes('--skip-probes');
 const stopAt = opt('stop-at');
-const stopMatch = stopAt === undefined ? null : /^(stage[12]):([1-9]\d*)$/.exec(stopAt);
+const stopMatch = stopAt === undefined ? null : /^(stage1|stage2a|stage2):([1-9]\d*)$/.exec(stopAt);
 if (stopAt !== undefined && !stopMatch) {
-  console.error(`build-teacher: --stop-at expects STAGE:STEP with STAGE stage1 or stage2 and STEP ≥ 1, got ${stopAt}`);
+  console.error(`build-teacher: --stop-at expects STAGE:STEP with STAGE stage1, stage2a or stage2 and STEP ≥ 1, got ${stopAt}`);
   process.exit(2);
 }
 // where the stored teacher goes (another folder for an experiment: the tokenizer is read from assets/teacher)
@@ -65,7 +68,7 @@ if (!/^\d+$/.test(seed)) {
   console.error(`build-teacher: --seed expects a whole number, got ${seed}`);
   process.exit(2);
 }
-const common = ['--data', '@embedded', '--seed', seed, '--keep', '2', '--backend', backend];
+const common = ['--data', '@embedded', '--keep', '2', '--backend', backend];
 // Stage 1 has the copying circuit when the second copy of a span is at least this many nats easier than the
 // first, both right after it and after a gap of 32 random tokens (quickProbes' gaps 0 and 32, inside stage 1's
 // 64-token rows; a first copy of random tokens costs about ln 3,687 ≈ 8.2 nats). Mid-jump is not enough: seed 2
@@ -82,7 +85,22 @@ const stage1Shape = { num_hidden_layers: 2 };
 const stage1Config = join(run, 'stage1-config.json');
 const stage1Rows = { seqLen: 64, batch: 32 };
 const stage1TokensPerStep = stage1Rows.seqLen * stage1Rows.batch;
-const grownDir = join(run, 'grown');
+const scaledDir = join(run, 'scaled'); // stage 1's model, its residual stream scaled (stage 2a starts here)
+const grownDir = join(run, 'grown'); // stage 2a's model grown to the teacher's shape (stage 2 starts here)
+// Stage 2 trains on 256-token rows of natural text, 30% of them carrying an episode; stage 2a on the same
+// mixture and rows at stage 1's size, along the first STAGE2A_STEPS steps of a schedule twice that long
+// (its lr is still high where it stops and the grown model goes on at stage 2's own warm-up)
+const languageRows = { seqLen, batch: 8 };
+const languageTokensPerStep = languageRows.seqLen * languageRows.batch;
+const STAGE2A_STEPS = Number(opt('stage2a-steps', '700'));
+const stage2aTokens = opt('stage2a-tokens', '3072000');
+if (!Number.isInteger(STAGE2A_STEPS) || STAGE2A_STEPS < 1 || STAGE2A_STEPS >= Number(stage2aTokens) / languageTokensPerStep) {
+  console.error(`build-teacher: --stage2a-steps must be a whole number ≥ 1 below the ${Number(stage2aTokens) / languageTokensPerStep} steps of --stage2a-tokens ${stage2aTokens}, got ${opt('stage2a-steps')}`);
+  process.exit(2);
+}
+const languageMix = { recallMix: '0.3', recallKinds: 'repeat=0.3,copy=0.3,mqar=0.25,passkey=0.15' };
+const languageRecipe = (warmup) => ['--seq-len', String(languageRows.seqLen), '--batch-size', String(languageRows.batch), '--lr', '1e-3', '--min-lr', '1e-4',
+  '--warmup-steps', String(warmup), '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'];
 // each stage's mixture and budget are recorded in the card as they are passed
 const stages = [
   {
@@ -91,18 +109,21 @@ const stages = [
     recipe: ['--seq-len', String(stage1Rows.seqLen), '--batch-size', String(stage1Rows.batch), '--lr', '3e-3', '--min-lr', '3e-3', '--warmup-steps', '100',
       '--eval-every', '0', '--save-every', '250', '--log-every', '50'],
   },
+  // its data from the next seed: stage 2 starts where the data stream of --seed starts
+  {
+    name: 'stage2a', ...languageMix, tokens: stage2aTokens, seed: String(Number(seed) + 1), stopAt: STAGE2A_STEPS,
+    from: ['--model', scaledDir], recipe: languageRecipe(50),
+  },
   {
     // repeat rows stay in the mixture: without them stage 2 erased stage 1's circuit within 100 steps (copy
     // margin 8.4 → 0.2 at lr 1e-3; at lr 1e-4 MQAR fell from 0.96 to 0.23 in 200 steps); with them at lr 1e-3 it held
     // (8.1 / 8.2 / 4.9 at gaps 0 / 32 / 128 and MQAR 0.97 after 300 steps) (2026-12-04)
-    name: 'stage2', recallMix: '0.3', recallKinds: 'repeat=0.3,copy=0.3,mqar=0.25,passkey=0.15', tokens: opt('stage2-tokens', '6144000'),
-    from: ['--model', grownDir],
-    recipe: ['--seq-len', String(seqLen), '--batch-size', '8', '--lr', '1e-3', '--min-lr', '1e-4', '--warmup-steps', '50',
-      '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'],
+    name: 'stage2', ...languageMix, tokens: opt('stage2-tokens', '6144000'),
+    from: ['--model', grownDir], recipe: languageRecipe(50),
   },
 ];
 const trainArgs = (stage, out) => ['train', ...stage.from, '--recall-mix', stage.recallMix, '--recall-kinds', stage.recallKinds,
-  '--tokens', stage.tokens, '--out', out, ...stage.recipe, ...common];
+  '--tokens', stage.tokens, ...(stage.stopAt ? ['--stop-at', String(stage.stopAt)] : []), '--out', out, ...stage.recipe, '--seed', stage.seed ?? seed, ...common];
 
 function supra(args) {
   console.log(`$ supra ${args.join(' ')}`);
@@ -110,20 +131,24 @@ function supra(args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-// The residual stream is scaled by 1/3 as the model grows (the same function): stage 1 leaves its embeddings at
-// about 3× their initial size (rms 0.195), and so scaled its weights learn natural text slowly. Measured from
-// stage 1's seed-2 model at step 2,250 on stage 2's data, validation perplexity (2026-12-05):
-//   grown to 6 layers: unscaled 1,098 / 949 / 834 / 695 / 585 at steps 100-500; × 0.333: 1,101 / 880 / 625 /
-//     444 / 360 (188 at 1,100, 120.6 at 2,000 of 3,000; copy margin ≥ 8.0 within 256 tokens, MQAR@16 0.97,
-//     passkey@256 0.6); × 0.15: 1,084 / 1,327 / 1,318 at 100-300 (grad norms up to 49: the new layers' writes, which
-//     Adam grows at lr a step from zero, swamp a stream that small), with a 300-step warm-up no better;
-//     from random weights (6 layers) 956 / 584 / 443 at 100-300;
+// Stage 1 leaves its weights oversized (embedding rms 0.195, 3× their initial size), and so they learn natural
+// text slowly; scaling the residual stream down (the same function) fixes it. Measured from stage 1's seed-2
+// model at step 2,250 on stage 2's data, one thread, validation perplexity (2026-12-05):
 //   kept at 2 layers: unscaled 581 at 500; × 1/3 410 / 381 at 500 / 600; × 0.15 407 / 346 / 308 at 500-700
-//     (copy margins 8.55 / 9.18 / 7.01 nats at gaps 0 / 32 / 128, MQAR 0.97); from random weights 331 / 297 / 270.
+//     (copy margins 8.55 / 9.18 / 7.01 nats at gaps 0 / 32 / 128, MQAR 0.97); from random weights 331 / 297 / 270;
+//   grown to 6 layers at once: unscaled 1,098 / 949 / 834 / 695 / 585 at steps 100-500; × 1/3: 1,101 / 880 / 625 /
+//     444 / 360 (188 at 1,100, 120.6 at 2,000, 110.1 at 2,400 of 3,000; copy margin ≥ 8.0 within 256 tokens,
+//     MQAR@16 0.97, passkey@256 0.6); × 0.15 1,084 / 1,327 / 1,318 at 100-300 (grad norms up to 49: the new
+//     layers' writes, which Adam grows at lr a step from zero, swamp a stream that small), with a 300-step warm-up
+//     no better; from random weights (6 layers) 956 / 584 / 443 at 100-300;
+//   × 0.15, stage 2a's 700 steps at 2 layers, then grown (this recipe): 282 / 262 / 236 / 213 at 100-400 of stage 2,
+//     156 at 900, 139 at 1,200, 111.7 at 1,800, 103.8 at 2,100; at 1,800 and 2,100 copy margin ≥ 7.98 within 256
+//     tokens, MQAR@16 0.98, passkey 1.0 / 1.0 / 0.4 at 128 / 256 / 512 tokens.
 // Not the cause (each tried alone, 2 layers): the MLPs (re-drawn: 548 at 500), stage 1's length (from step 1,750
 // or 2,000: 847 / 632 at 500), freezing stage 1's layers, new layers writing from the start, softer attention
 // (q and k × 0.5), a non-preserving shrink of every matrix × 0.5 (the circuit was lost: margin 0.2).
-const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size, residualScale: 0.333 };
+const RESIDUAL_SCALE = 0.15;
+const growth = { layers: teacherConfig.num_hidden_layers, intermediate: teacherConfig.intermediate_size };
 const userStop = (name) => (stopMatch && stopMatch[1] === name ? Number(stopMatch[2]) : Infinity);
 const stoppedByUser = (stage) => {
   console.log(`${stage.name} stopped before the end of its budget (checkpoint in ${join(run, stage.name)}); run the same command with --resume to continue`);
@@ -228,23 +253,37 @@ function saveFormed(formed) {
   return formed;
 }
 
-const formed = await runStage1(stages[0]);
-if (!existsSync(join(grownDir, 'config.json'))) {
-  console.log(`growing ${formed.dir} (step ${formed.step}) to ${growth.layers} layers, intermediate ${growth.intermediate}, residual stream × ${growth.residualScale} → ${grownDir}`);
-  await growModel(formed.dir, grownDir, growth);
-}
-{
-  const stage = stages[1], out = join(run, stage.name);
-  const args = trainArgs(stage, out);
-  if (existsSync(join(out, 'final', 'config.json'))) {
+// a language stage: `supra train` on two threads (all cores), resumed from its latest checkpoint when --resume;
+// done when its final model (or, for stage 2a, its stop step's checkpoint) exists
+function runLanguageStage(stage) {
+  const out = join(run, stage.name);
+  const doneDir = stage.stopAt ? join(out, `checkpoint-${stage.stopAt}`) : join(out, 'final');
+  const done = () => existsSync(join(doneDir, 'config.json')) && (!stage.stopAt || latestStep(out) >= stage.stopAt);
+  if (done()) {
     refuseFinished(out);
-    console.log(`${stage.name}: finished earlier (${join(out, 'final')})`);
-  } else {
-    const stop = userStop(stage.name);
-    supra([...(resume && existsSync(join(out, 'latest')) ? [...args, '--resume'] : args), ...(stop < Infinity ? ['--stop-at', String(stop)] : [])]);
-    if (!existsSync(join(out, 'final', 'config.json'))) stoppedByUser(stage);
+    console.log(`${stage.name}: finished earlier (${doneDir})`);
+    return doneDir;
   }
+  const args = trainArgs(stage, out);
+  const stop = userStop(stage.name);
+  const stopArgs = stop < (stage.stopAt ?? Infinity) ? ['--stop-at', String(stop)] : [];
+  const withStop = stopArgs.length && stage.stopAt ? args.map((a, i) => (args[i - 1] === '--stop-at' ? String(stop) : a)) : [...args, ...stopArgs];
+  supra([...withStop, ...(resume && existsSync(join(out, 'latest')) ? ['--resume'] : [])]);
+  if (!done()) stoppedByUser(stage);
+  return doneDir;
 }
+
+const formed = await runStage1(stages[0]);
+if (!existsSync(join(scaledDir, 'config.json'))) {
+  console.log(`scaling the residual stream of ${formed.dir} (step ${formed.step}) × ${RESIDUAL_SCALE} → ${scaledDir}`);
+  await growModel(formed.dir, scaledDir, { residualScale: RESIDUAL_SCALE });
+}
+const stage2aDir = runLanguageStage(stages[1]);
+if (!existsSync(join(grownDir, 'config.json'))) {
+  console.log(`growing ${stage2aDir} to ${growth.layers} layers, intermediate ${growth.intermediate} → ${grownDir}`);
+  await growModel(stage2aDir, grownDir, growth);
+}
+runLanguageStage(stages[2]);
 
 const finalDir = join(run, 'stage2', 'final');
 const tmp = `${asset}.tmp-${process.pid}`;
@@ -254,12 +293,12 @@ for (const f of ['model.safetensors', 'config.json']) copyFileSync(join(tmp, f),
 for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (!existsSync(join(asset, f))) copyFileSync(join(tokenizerDir, f), join(asset, f));
 rmSync(tmp, { recursive: true, force: true });
 
-const trainedTokens = [formed.step * stage1TokensPerStep, Number(stages[1].tokens)];
-// the commands of the stage 1 run that grew and of stage 2
-const commands = [`SUPRA_THREADS=1 supra ${stage1Args(formed.seed).join(' ')}`, `supra ${trainArgs(stages[1], join(run, 'stage2')).join(' ')}`];
-const metricsDir = { stage1: candidateOut(formed.seed), stage2: join(run, 'stage2') };
+const trainedTokens = [formed.step * stage1TokensPerStep, STAGE2A_STEPS * languageTokensPerStep, Number(stages[2].tokens)];
+// the commands of the stage 1 run that grew, of stage 2a and of stage 2
+const commands = [`SUPRA_THREADS=1 supra ${stage1Args(formed.seed).join(' ')}`, ...stages.slice(1).map((st) => `supra ${trainArgs(st, join(run, st.name)).join(' ')}`)];
+const metricsDir = { stage1: candidateOut(formed.seed), stage2a: join(run, 'stage2a'), stage2: join(run, 'stage2') };
 const metrics = (stage) => readFileSync(join(metricsDir[stage], 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => ({ stage, ...JSON.parse(l) }));
-const all = [...metrics('stage1'), ...metrics('stage2')];
+const all = stages.flatMap((st) => metrics(st.name));
 writeFileSync(join(asset, 'metrics.jsonl'), all.map((m) => JSON.stringify(m)).join('\n') + '\n');
 const evals = all.filter((m) => m.stage === 'stage2' && m.val_loss !== undefined);
 const last = evals[evals.length - 1];
@@ -270,21 +309,24 @@ const medianRate = (stage) => {
 };
 if (!skipProbes) console.log('probing the stored teacher (seed 0, default probe settings) ...');
 const probes = skipProbes ? null : await teacherProbes(asset, tokenizerDir, seqLen);
+const threadsText = process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)';
 const card = {
   command: `node scripts/build-teacher.mjs ${argv.filter((a, i) => a !== '--resume' && a !== '--stop-at' && argv[i - 1] !== '--stop-at').join(' ')}`.trim(),
   // threads change how some products round on native (docs/results.md), so a rebuild matches at the same count
   // (stage 1's runs always use one)
-  threads: { stage1: 1, stage2: process.env.SUPRA_THREADS ? Number(process.env.SUPRA_THREADS) : 'default (all cores)' },
+  threads: { stage1: 1, stage2a: threadsText, stage2: threadsText },
   teacher_config: teacherConfig,
   stage1_shape: stage1Shape,
-  growth: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --layers ${growth.layers} --intermediate ${growth.intermediate} --residual-scale ${growth.residualScale} (new parts write zero at first)`,
+  residual_scale: `scripts/grow-model.mjs ${formed.dir.slice(run.length + 1)} --residual-scale ${RESIDUAL_SCALE} (the same function; stage 2a starts from it)`,
+  growth: `scripts/grow-model.mjs stage2a/checkpoint-${STAGE2A_STEPS} --layers ${growth.layers} --intermediate ${growth.intermediate} (new parts write zero at first; stage 2 starts from it)`,
   // stage 1 trains until the copying circuit forms (its budget is a cap): the tokens it trained, and where it stopped
   stages: stages.map((s, i) => ({ name: s.name, supra_train: commands[i], tokens: trainedTokens[i], recall_mix: Number(s.recallMix), recall_kinds: s.recallKinds, tokens_per_s: medianRate(s.name) })),
+  stage2a_steps: STAGE2A_STEPS,
   stage1_formed: { seed: formed.seed, candidate_seeds: stage1Seeds, step: formed.step, copy_margin: formed.copy_margin, gaps: formed.gaps, first_check: STAGE1_FIRST_CHECK, check_every: STAGE1_CHECK_EVERY, min_copy_margin: STAGE1_MIN_COPY_MARGIN, at_gaps: formed.gaps?.slice(0, STAGE1_MARGIN_GAPS) },
-  pretraining_tokens: trainedTokens[0] + trainedTokens[1],
+  pretraining_tokens: trainedTokens.reduce((a, b) => a + b),
   // what the demo's --budget and the study's budgets are shares of (models/embedded.ts teacherPretrainingTokens):
-  // the language stage; stage 1 trained a smaller model on synthetic repeats only
-  language_pretraining_tokens: Number(stages[1].tokens),
+  // the language stage at the teacher's shape; stages 1 and 2a trained a smaller model
+  language_pretraining_tokens: Number(stages[2].tokens),
   seed: Number(seed),
   recall_mix: {
     generator: 'src/train/data/recall-mixture.ts',

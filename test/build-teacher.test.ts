@@ -17,7 +17,7 @@ const fresh = freshDirs(tempRoot('supra-build-teacher-'));
 function spawnBuild(run: string, asset: string, ...extra: string[]) {
   return spawnSync(
     process.execPath,
-    ['scripts/build-teacher.mjs', '--out', run, '--asset', asset, '--stage1-tokens', '8192', '--stage2-tokens', '4096', ...extra],
+    ['scripts/build-teacher.mjs', '--out', run, '--asset', asset, '--stage1-tokens', '8192', '--stage2a-tokens', '8192', '--stage2a-steps', '2', '--stage2-tokens', '4096', ...extra],
     // one thread: products round the same in every run (native threads split some sums)
     { cwd: root, encoding: 'utf8', env: { ...process.env, SUPRA_BACKEND: getBackend().name, SUPRA_THREADS: '1' } },
   );
@@ -29,13 +29,16 @@ function build(run: string, asset: string, ...extra: string[]) {
   return r.stdout;
 }
 
-test('build-teacher: stopped in stage 1 and in stage 2, resumed, it stores the same teacher as a build straight through', () => {
+test('build-teacher: stopped in stage 1, stage 2a and stage 2, resumed, it stores the same teacher as a build straight through', () => {
   const straight = fresh(), stopped = fresh();
   build(join(straight, 'run'), join(straight, 'asset'));
   const first = build(join(stopped, 'run'), join(stopped, 'asset'), '--stop-at', 'stage1:2');
   assert.match(first, /stage1 stopped before the end of its budget/);
   assert.ok(!existsSync(join(stopped, 'run', 'grown')) && !existsSync(join(stopped, 'asset')), 'nothing after the stop ran');
   // a second run without --resume refuses to overwrite a finished stage, but this one is unfinished: --resume
+  const inStage2a = build(join(stopped, 'run'), join(stopped, 'asset'), '--resume', '--stop-at', 'stage2a:1');
+  assert.match(inStage2a, /stage2a stopped before the end of its budget/);
+  assert.ok(!existsSync(join(stopped, 'run', 'grown')), 'stage 2a stopped before the growth');
   const second = build(join(stopped, 'run'), join(stopped, 'asset'), '--resume', '--stop-at', 'stage2:1');
   assert.match(second, /stage2 stopped before the end of its budget/);
   build(join(stopped, 'run'), join(stopped, 'asset'), '--resume');
@@ -44,13 +47,21 @@ test('build-teacher: stopped in stage 1 and in stage 2, resumed, it stores the s
   const card = (dir: string) => JSON.parse(readFileSync(join(dir, 'asset', 'training.json'), 'utf8')) as Record<string, unknown>;
   const a = card(straight), b = card(stopped);
   assert.equal(b.final_val_loss, a.final_val_loss);
-  assert.equal(b.pretraining_tokens, 8192 + 4096);
+  assert.equal(b.pretraining_tokens, 8192 + 2 * 2048 + 4096);
   assert.equal(b.language_pretraining_tokens, 4096, 'budgets count the language stage');
   assert.equal(String(b.command).replaceAll(stopped, ''), String(a.command).replaceAll(straight, ''), 'the card records the build command without --resume and --stop-at');
   assert.equal(b.probes, null);
   // stage 1 raced two seeds on one thread each; without probes the first seed's run grows
   assert.deepEqual(b.stage1_formed, { seed: 1, candidate_seeds: [1, 2], step: 4, copy_margin: null, first_check: 1000, check_every: 250, min_copy_margin: 6 });
-  assert.match(String((b.stages as Array<{ supra_train: string }>)[0]!.supra_train), /^SUPRA_THREADS=1 supra train .*--seed 1 /);
+  const stages = b.stages as Array<{ name: string; supra_train: string; tokens: number }>;
+  assert.deepEqual(stages.map((s) => [s.name, s.tokens]), [['stage1', 8192], ['stage2a', 4096], ['stage2', 4096]]);
+  assert.match(stages[0]!.supra_train, /^SUPRA_THREADS=1 supra train .*--seed 1 /);
+  // stage 2a stops part-way along its schedule, on the next seed's data
+  assert.match(stages[1]!.supra_train, /--tokens 8192 --stop-at 2 .*--seed 2 /);
+  // a stop step at or past the end of stage 2a's schedule: a usage error
+  const badStop = spawnSync(process.execPath, ['scripts/build-teacher.mjs', '--out', join(fresh(), 'run'), '--stage2a-tokens', '4096', '--stage2a-steps', '2'], { cwd: root, encoding: 'utf8' });
+  assert.equal(badStop.status, 2);
+  assert.match(badStop.stderr, /--stage2a-steps must be a whole number ≥ 1 below the 2 steps of --stage2a-tokens 4096, got 2/);
   // bad --stop-at: a usage error before any work
   const bad = spawnSync(process.execPath, ['scripts/build-teacher.mjs', '--out', join(fresh(), 'run'), '--stop-at', 'stage3:5'], { cwd: root, encoding: 'utf8' });
   assert.equal(bad.status, 2);
