@@ -19,7 +19,7 @@
 //      (repeat, copy, MQAR, passkey), at lr 1e-3 with a cosine decay, for the natural-text perplexity; the
 //      circuit carries over to the longer rows while repeat rows keep it from being overwritten;
 //   5. store the final weights as BF16 with the tokenizer (supra convert);
-//   6. keep the exact commands, the mixture, both stages' metrics, the final validation perplexity (natural
+//   6. keep the exact commands, the mixture, every stage's metrics, the final validation perplexity (natural
 //      text only) and the probe scores of the stored model (scripts/teacher-probes.mjs) beside it.
 // The tokenizer (assets/teacher/tokenizer.json) is made by scripts/train-tokenizer.mjs.
 // Options: --out <run dir> (default runs/teacher; the stages go to <out>/stage1/seed-N, <out>/stage2a and <out>/stage2),
@@ -88,8 +88,8 @@ const stage1TokensPerStep = stage1Rows.seqLen * stage1Rows.batch;
 const scaledDir = join(run, 'scaled'); // stage 1's model, its residual stream scaled (stage 2a starts here)
 const grownDir = join(run, 'grown'); // stage 2a's model grown to the teacher's shape (stage 2 starts here)
 // Stage 2 trains on 256-token rows of natural text, 30% of them carrying an episode; stage 2a on the same
-// mixture and rows at stage 1's size, along the first STAGE2A_STEPS steps of a schedule twice that long
-// (its lr is still high where it stops and the grown model goes on at stage 2's own warm-up)
+// mixture and rows at stage 1's size, for the first STAGE2A_STEPS steps of a longer schedule (--stage2a-tokens), so
+// its lr is still high where it stops; the grown model then starts stage 2's own schedule
 const languageRows = { seqLen, batch: 8 };
 const languageTokensPerStep = languageRows.seqLen * languageRows.batch;
 const STAGE2A_STEPS = Number(opt('stage2a-steps', '700'));
@@ -99,8 +99,8 @@ if (!Number.isInteger(STAGE2A_STEPS) || STAGE2A_STEPS < 1 || STAGE2A_STEPS >= Nu
   process.exit(2);
 }
 const languageMix = { recallMix: '0.3', recallKinds: 'repeat=0.3,copy=0.3,mqar=0.25,passkey=0.15' };
-const languageRecipe = (warmup) => ['--seq-len', String(languageRows.seqLen), '--batch-size', String(languageRows.batch), '--lr', '1e-3', '--min-lr', '1e-4',
-  '--warmup-steps', String(warmup), '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'];
+const languageRecipe = ['--seq-len', String(languageRows.seqLen), '--batch-size', String(languageRows.batch), '--lr', '1e-3', '--min-lr', '1e-4',
+  '--warmup-steps', '50', '--eval-every', '100', '--eval-sequences', '128', '--save-every', '200', '--log-every', '10'];
 // each stage's mixture and budget are recorded in the card as they are passed
 const stages = [
   {
@@ -112,18 +112,19 @@ const stages = [
   // its data from the next seed: stage 2 starts where the data stream of --seed starts
   {
     name: 'stage2a', ...languageMix, tokens: stage2aTokens, seed: String(Number(seed) + 1), stopAt: STAGE2A_STEPS,
-    from: ['--model', scaledDir], recipe: languageRecipe(50),
+    from: ['--model', scaledDir], recipe: languageRecipe,
   },
   {
     // repeat rows stay in the mixture: without them stage 2 erased stage 1's circuit within 100 steps (copy
     // margin 8.4 → 0.2 at lr 1e-3; at lr 1e-4 MQAR fell from 0.96 to 0.23 in 200 steps); with them at lr 1e-3 it held
     // (8.1 / 8.2 / 4.9 at gaps 0 / 32 / 128 and MQAR 0.97 after 300 steps) (2026-12-04)
     name: 'stage2', ...languageMix, tokens: opt('stage2-tokens', '6144000'),
-    from: ['--model', grownDir], recipe: languageRecipe(50),
+    from: ['--model', grownDir], recipe: languageRecipe,
   },
 ];
-const trainArgs = (stage, out) => ['train', ...stage.from, '--recall-mix', stage.recallMix, '--recall-kinds', stage.recallKinds,
-  '--tokens', stage.tokens, ...(stage.stopAt ? ['--stop-at', String(stage.stopAt)] : []), '--out', out, ...stage.recipe, '--seed', stage.seed ?? seed, ...common];
+// `stop`: the step to stop at (with a checkpoint) on the schedule of the whole budget
+const trainArgs = (stage, out, stop = stage.stopAt) => ['train', ...stage.from, '--recall-mix', stage.recallMix, '--recall-kinds', stage.recallKinds,
+  '--tokens', stage.tokens, ...(stop < Infinity ? ['--stop-at', String(stop)] : []), '--out', out, ...stage.recipe, '--seed', stage.seed ?? seed, ...common];
 
 function supra(args) {
   console.log(`$ supra ${args.join(' ')}`);
@@ -258,17 +259,14 @@ function saveFormed(formed) {
 function runLanguageStage(stage) {
   const out = join(run, stage.name);
   const doneDir = stage.stopAt ? join(out, `checkpoint-${stage.stopAt}`) : join(out, 'final');
-  const done = () => existsSync(join(doneDir, 'config.json')) && (!stage.stopAt || latestStep(out) >= stage.stopAt);
+  const done = () => existsSync(join(doneDir, 'config.json'));
   if (done()) {
     refuseFinished(out);
     console.log(`${stage.name}: finished earlier (${doneDir})`);
     return doneDir;
   }
-  const args = trainArgs(stage, out);
-  const stop = userStop(stage.name);
-  const stopArgs = stop < (stage.stopAt ?? Infinity) ? ['--stop-at', String(stop)] : [];
-  const withStop = stopArgs.length && stage.stopAt ? args.map((a, i) => (args[i - 1] === '--stop-at' ? String(stop) : a)) : [...args, ...stopArgs];
-  supra([...withStop, ...(resume && existsSync(join(out, 'latest')) ? ['--resume'] : [])]);
+  const stop = Math.min(userStop(stage.name), stage.stopAt ?? Infinity);
+  supra([...trainArgs(stage, out, stop), ...(resume && existsSync(join(out, 'latest')) ? ['--resume'] : [])]);
   if (!done()) stoppedByUser(stage);
   return doneDir;
 }
