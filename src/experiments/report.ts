@@ -446,19 +446,26 @@ function claims(input: ReportInput, t: ClaimTools): Array<{ paper: string; ours:
     // the loss by position (seed 0) and the probes past the training length (every seed) each say lost or not
     const lossLost = useCtxSupra < useCtxTeacher - 0.01;
     const past = pastVerdict(t.recall, teacher, t.runs(t.upId(small[small.length - 1]!)));
+    const nothingToCarry = past.state === 'lost' && past.lostInside.length === past.lost.length;
     const recallPast = {
       none: 'neither recalls past the training length',
-      lost: 'recall past the training length is lost',
+      lost: nothingToCarry ? 'SUPRA recalls nothing past the training length, as it recalls nothing inside it' : 'recall past the training length is lost',
       kept: 'recall past the training length is kept',
       better: 'SUPRA recalls better than the teacher past the training length',
       mixed: 'recall past the training length is partly lost',
     }[past.state];
-    const lossWords = lossLost ? 'the teacher gains more from context' : 'SUPRA gains from context as much as the teacher';
-    const verdict = past.state === 'none'
-      ? (lossLost ? `yes (${lossWords}; ${recallPast})` : `no (${lossWords}; ${recallPast})`)
-      : past.state === 'lost' && lossLost ? 'yes'
-        : (past.state === 'kept' || past.state === 'better') && !lossLost ? `no (${lossWords}; ${recallPast})`
-          : `partly (${lossWords}; ${recallPast})`;
+    // past the training length the softmax teacher meets RoPE positions it never saw; SUPRA's decayed state may hold up better
+    const riseTeacher = beyond(teacher), riseSupra = beyond(top);
+    const supraHoldsPast = riseTeacher - riseSupra > 0.1;
+    const words = [
+      lossLost ? 'the teacher gains more from context inside the training length' : 'SUPRA gains from context inside the training length as much as the teacher',
+      supraHoldsPast ? `past it the teacher's loss rises by ${f3(riseTeacher)} nats, SUPRA's changes by ${f3(riseSupra)}` : '',
+      recallPast,
+    ].filter(Boolean).join('; ');
+    // what speaks for the claim, and what against it (a recall lost already inside is the in-context finding, not this one)
+    const forIt = [lossLost, past.state === 'lost' && !nothingToCarry, past.state === 'mixed'].some(Boolean);
+    const against = [!lossLost, supraHoldsPast, past.state === 'kept' || past.state === 'better'].some(Boolean);
+    const verdict = `${!against ? 'yes' : !forIt ? 'no' : 'partly'} (${words})`;
     out.push({
       paper: 'Long context is what is lost: linear models gain less from more context, and do not use context past training length.',
       ours: `Loss drop from positions 0–63 to 64–255: teacher ${f3(useCtxTeacher)}, uptrained ${f3(useCtxSupra)} nats. Past the ${study.seqLen}-token training length (last bucket minus 64–255): teacher ${f3(beyond(teacher))}, uptrained ${f3(beyond(top))}. ${past.ours}`,
@@ -614,18 +621,33 @@ function pastScore(f: RecallFacts, r: RunResult, m: RecallMetric): number {
 }
 
 /** Recall past the training length: the teacher against the top uptrained model's seeds, on the scores either shows. */
-function pastVerdict(f: RecallFacts, teacher: RunResult, top: RunResult[]): { ours: string; state: 'none' | 'lost' | 'kept' | 'better' | 'mixed'; lost: RecallMetric[]; kept: RecallMetric[]; better: RecallMetric[] } {
+/**
+ * Recall past the training length. `lost` names the scores lost past it; `lostInside` those of them the model had
+ * already lost inside it (at the point), where past the training length has nothing left to take.
+ */
+interface PastVerdict {
+  ours: string;
+  state: 'none' | 'lost' | 'kept' | 'better' | 'mixed';
+  lost: RecallMetric[];
+  kept: RecallMetric[];
+  better: RecallMetric[];
+  lostInside: RecallMetric[];
+  teacherPast: Scores<number>;
+}
+
+function pastVerdict(f: RecallFacts, teacher: RunResult, top: RunResult[]): PastVerdict {
   const t = Object.fromEntries(RECALL_METRICS.map((m) => [m, pastScore(f, teacher, m)])) as Scores<number>;
   const s = Object.fromEntries(RECALL_METRICS.map((m) => [m, stat(top.map((r) => pastScore(f, r, m)).filter(Number.isFinite))])) as Scores<Stat | null>;
   const shown = RECALL_METRICS.filter((m) => t[m] >= RECALL_RULES[m].skill || (s[m]?.max ?? -Infinity) >= RECALL_RULES[m].skill);
   const over = RECALL_METRICS.map((m) => `${f.settings[m].filter((x) => x.tokens > f.seqLen).map((x) => x.tokens).join('/')}-token ${metricNames([m])}`);
   const ours = `Recall past it (means over the ${over.slice(0, -1).join(', ')} and ${over[over.length - 1]} sequences), teacher vs uptrained ${f.top}%: ` +
     RECALL_METRICS.map((m) => `${RECALL_RULES[m].name} ${RECALL_RULES[m].f(t[m])} vs ${fmtScore(m, s[m])}`).join(', ') + '.';
-  if (shown.length === 0) return { ours, state: 'none', lost: [], kept: [], better: [] };
+  if (shown.length === 0) return { ours, state: 'none', lost: [], kept: [], better: [], lostInside: [], teacherPast: t };
   const cmp = againstTeacher(t, s, shown);
   const better = shown.filter((m) => (s[m]?.min ?? -Infinity) > t[m] + RECALL_RULES[m].margin);
   const state = cmp.lost.length === shown.length ? 'lost' : cmp.lost.length || cmp.split.length ? 'mixed' : better.length ? 'better' : 'kept';
-  return { ours, state, lost: cmp.lost, kept: cmp.kept, better };
+  const inside = againstTeacher(f.teacher, f.up(f.top), cmp.lost);
+  return { ours, state, lost: cmp.lost, kept: cmp.kept, better, lostInside: inside.lost, teacherPast: t };
 }
 
 type Figure = (name: string, plot: LinePlot) => string;
@@ -691,16 +713,17 @@ function recallBudgetSection(L: string[], input: ReportInput, f: RecallFacts, fi
   L.push('');
   // the finding, from the numbers above (the findings table repeats it)
   const v = budgetVerdict(f);
-  let text = `**What this shows.** More uptraining recovers recall: ${v.verdict}.`;
+  let text = `**What this shows.** Does more uptraining recover recall? ${verdictSentence(v.verdict)}`;
   const top = study.transferBudgets[study.transferBudgets.length - 1];
   if (top !== undefined && f.skilled.length) {
     const up = f.up(top), tr = f.transfer(top);
     const better = f.skilled.filter((m) => clearlyBelow(up[m], tr[m], RECALL_RULES[m].margin));
     const worse = f.skilled.filter((m) => clearlyBelow(tr[m], up[m], RECALL_RULES[m].margin));
+    const same = f.skilled.filter((m) => !better.includes(m) && !worse.includes(m));
     text += ` At ${top}%, attention transfer + LoRA recalls ${[
       better.length ? `better than full uptraining on ${metricNames(better)}` : '',
-      worse.length ? `worse on ${metricNames(worse)}` : '',
-      better.length + worse.length < f.skilled.length ? `no differently on ${metricNames(f.skilled.filter((m) => !better.includes(m) && !worse.includes(m)))}` : '',
+      worse.length ? `worse than full uptraining on ${metricNames(worse)}` : '',
+      same.length ? `as full uptraining does on ${metricNames(same)}` : '',
     ].filter(Boolean).join(', ')}.`;
   }
   L.push(text);
@@ -762,13 +785,31 @@ function recallLengthSection(L: string[], input: ReportInput, f: RecallFacts, fi
   const who = models[0]![0];
   const text = {
     none: `Neither the teacher nor ${who} recalls past the training length at these settings.`,
-    lost: `${who} loses recall past the training length where the teacher keeps it (${metricNames(p.lost)}).`,
+    lost: p.lostInside.length === p.lost.length
+      ? `${who} recalls nothing past the training length, as it recalls nothing inside it (section 6: ${metricNames(p.lost)}); there was nothing to lose. ${teacherFalls(f, p)}`
+      : `${who} loses recall past the training length where the teacher keeps it (${metricNames(p.lost)}).`,
     kept: `${who} recalls past the training length as well as the teacher (${metricNames(p.kept)}).`,
     better: `${who} recalls past the training length better than the teacher on ${metricNames(p.better)}${p.kept.length > p.better.length ? `, as well on ${metricNames(p.kept.filter((m) => !p.better.includes(m)))}` : ''}.`,
     mixed: `Past the training length ${who} ${[p.lost.length ? `loses recall on ${metricNames(p.lost)}` : '', p.kept.length ? `keeps it on ${metricNames(p.kept)}` : ''].filter(Boolean).join(' and ') || 'recalls unevenly across its seeds'}.`,
   }[p.state];
   L.push(`**What this shows.** ${text} ${p.ours.replace(/^Recall past it/, 'Recall past the training length')}`);
   L.push('');
+}
+
+/** A verdict as a sentence: "no (what … stays lost)" → "No: what … stays lost." */
+function verdictSentence(v: string): string {
+  const m = /^([^(]+) \((.*)\)$/.exec(v);
+  const s = m ? `${m[1]}: ${m[2]}` : v;
+  return `${s[0]!.toUpperCase()}${s.slice(1)}.`;
+}
+
+/** How the teacher's own recall changes past the training length: its score at the point, then its mean past it. */
+function teacherFalls(f: RecallFacts, p: PastVerdict): string {
+  const moves = RECALL_METRICS.map((m) => `${RECALL_RULES[m].name} ${RECALL_RULES[m].f(f.teacher[m])} → ${RECALL_RULES[m].f(p.teacherPast[m])}`).join(', ');
+  const fell = RECALL_METRICS.filter((m) => p.teacherPast[m] < f.teacher[m] - RECALL_RULES[m].margin);
+  return fell.length
+    ? `The teacher's own recall falls past its ${f.seqLen}-token training length on ${metricNames(fell)} (at the point inside → mean past it: ${moves}).`
+    : `The teacher keeps its recall past its ${f.seqLen}-token training length (at the point inside → mean past it: ${moves}).`;
 }
 
 /** 2, 4, 8, …, 256 (tokens), or 'never' without decay. */
