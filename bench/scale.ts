@@ -62,7 +62,8 @@ async function main(argv: string[]): Promise<void> {
       for (const dtype of settings.dtypes) {
         if (kind === 'supra' && linearize && 'error' in linearize) cases.push({ kind, dtype, status: 'error', message: 'linearize failed' });
         else {
-          const job: ScaleJob = { op: 'case', dir, kind, dtype, prefillTokens: settings.prefillTokens, decodeTokens: settings.decodeTokens, backend: settings.backend };
+          const job: ScaleJob = { op: 'case', dir, kind, dtype, prefillTokens: settings.prefillTokens, decodeTokens: settings.decodeTokens, backend: settings.backend,
+            pairedBandwidthBytes: settings.bandwidthBytes };
           cases.push(withBound({ kind, dtype, ...runChild(job) } as ScaleCase, bestBandwidth(runs, before)));
         }
         const c = cases[cases.length - 1]!;

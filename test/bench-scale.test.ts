@@ -11,7 +11,7 @@ import { freshDirs, tempRoot } from './helpers/tmp.js';
 import { UsageError } from '../src/cli/args.js';
 import { saveCheckpoint } from '../src/io/checkpoint.js';
 import { writeJsonAtomic } from '../src/io/atomic.js';
-import { runScaleJob, scaleMarkdown, type ScaleCase, type ScaleReport } from '../src/bench/scale.js';
+import { PAIRED_ROUNDS, runScaleJob, scaleMarkdown, type ScaleCase, type ScaleReport } from '../src/bench/scale.js';
 import { parseScaleArgs, SCALE_OPTIONS } from '../src/cli/bench-scale.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/test
@@ -58,6 +58,13 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
     assert.ok(c.loadSeconds! >= 0 && c.maxRssBytes! > 0 && c.prefillTokensPerS! > 0 && c.decodeTokensPerS! > 0, JSON.stringify(c));
     assert.ok(Math.abs(c.percentOfBound! - (100 * c.decodeTokensPerS!) / c.boundTokensPerS!) < 1e-9);
     assert.ok(Math.abs(c.boundTokensPerS! - (report.bandwidth.bestGBPerS * 1e9) / c.weightBytesPerToken!) < 1e-6);
+    // on native, decode beside the bandwidth read in the case's own process: the median round's percentage
+    if (c.backend === 'native') {
+      const p = c.paired!;
+      assert.equal(p.bandwidthGBPerS.length, PAIRED_ROUNDS);
+      const rounds = p.bandwidthGBPerS.map((gbs, r) => (100 * p.decodeTokensPerS[r]! * c.weightBytesPerToken!) / (gbs * 1e9)).sort((a, b) => a - b);
+      assert.ok(Math.abs(p.percentOfBound - rounds[Math.floor(PAIRED_ROUNDS / 2)]!) < 1e-9, JSON.stringify(p));
+    } else assert.equal(c.paired, undefined);
   }
   // a SUPRA model's decode is measured again 32k tokens in; a teacher's is not
   for (const c of model!.cases.filter((x) => x.status === 'ok')) assert.equal(c.farDecodeTokensPerS! > 0, c.kind === 'supra', JSON.stringify(c));

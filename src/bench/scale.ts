@@ -7,6 +7,7 @@
 // writes the folders and runs the children.
 import type { BackendName } from '../core/backend.js';
 import { formatBytes } from '../core/memory.js';
+import { createNativeBackend } from '../core/native/backend.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { WeightType } from '../core/weights.js';
 import { openModel } from '../io/checkpoint.js';
@@ -41,12 +42,21 @@ export interface ScaleSettings {
   help: boolean;
 }
 
+/** Rounds, and decoded tokens a round, of the decode measured beside the read bandwidth (ScaleCase.paired). */
+export const PAIRED_ROUNDS = 5;
+export const PAIRED_TOKENS = 8;
+const PAIRED_PASSES = 3;
+
 /** Where a recurrent model's decode is measured a second time: 32k tokens into the context. */
 export const FAR_POSITION = 32768;
 
 /** What a child process is asked to do: one load-and-run case, or the linearization of a teacher. */
 export type ScaleJob =
-  | { op: 'case'; dir: string; kind: ScaleKind; dtype: WeightType; prefillTokens: number; decodeTokens: number; backend?: BackendName }
+  | {
+      op: 'case'; dir: string; kind: ScaleKind; dtype: WeightType; prefillTokens: number; decodeTokens: number; backend?: BackendName;
+      /** Bytes of each read-bandwidth pass measured beside the decode (PAIRED_ROUNDS rounds; native only). */
+      pairedBandwidthBytes?: number;
+    }
   | { op: 'linearize'; teacher: string; out: string }
   /** A training case of bench:train (src/bench/train-step.ts). */
   | ({ op: 'train' } & TrainJob);
@@ -71,6 +81,12 @@ export interface ScaleCase {
   /** bandwidth ÷ weightBytesPerToken, and decodeTokensPerS as a percentage of it. */
   boundTokensPerS?: number;
   percentOfBound?: number;
+  /**
+   * Decode against the bandwidth read beside it: PAIRED_ROUNDS rounds of a bandwidth measure then
+   * PAIRED_TOKENS decoded tokens, in the case's process after its peak RSS is taken; the median round's
+   * percentage. The neighbours of a shared machine move both figures, and adjacent measures move together.
+   */
+  paired?: { percentOfBound: number; bandwidthGBPerS: number[]; decodeTokensPerS: number[] };
   backend?: string;
   threads?: number;
 }
@@ -170,13 +186,35 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
       }
       farDecodeTokensPerS = 1000 / median(far);
     }
-    state.free();
     const ms = median(times);
     const be = getBackend();
+    const maxRssBytes = process.resourceUsage().maxRSS * 1024; // before the bandwidth buffer below
+    const bytesPerToken = weightBytesPerToken(model);
+    let paired: ScaleCase['paired'];
+    const native = job.pairedBandwidthBytes && be.name === 'native' ? createNativeBackend() : undefined;
+    const read = native?.ok ? native.backend.readBandwidth : undefined;
+    if (read) {
+      const bandwidthGBPerS: number[] = [], decodeTokensPerS: number[] = [], percents: number[] = [];
+      for (let r = 0; r < PAIRED_ROUNDS; r++) {
+        // best of PAIRED_PASSES: a buffer's first pass reads at half speed or less (its pages just committed)
+        const gbs = Math.max(...read(job.pairedBandwidthBytes!, be.threads === 1 ? 1 : 2, PAIRED_PASSES).passes);
+        const round: number[] = [];
+        for (let t = 0; t < PAIRED_TOKENS; t++) {
+          const s0 = performance.now();
+          model.step(ids(1, t), 1, 1, state);
+          round.push(performance.now() - s0);
+        }
+        const tps = 1000 / median(round);
+        bandwidthGBPerS.push(gbs);
+        decodeTokensPerS.push(tps);
+        percents.push((100 * tps * bytesPerToken) / (gbs * 1e9));
+      }
+      paired = { percentOfBound: median(percents), bandwidthGBPerS, decodeTokensPerS };
+    }
+    state.free();
     return {
       status: 'ok', needBytes, loadSeconds, prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS,
-      weightBytesPerToken: weightBytesPerToken(model), backend: be.name, threads: be.threads,
-      maxRssBytes: process.resourceUsage().maxRSS * 1024,
+      weightBytesPerToken: bytesPerToken, backend: be.name, threads: be.threads, maxRssBytes, paired,
     };
   } finally {
     model.free();
@@ -204,11 +242,12 @@ function caseCells(c: ScaleCase): string[] {
     return [
       fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.farDecodeTokensPerS),
       fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`,
+      c.paired ? `${c.paired.percentOfBound.toFixed(0)}%` : '—',
     ];
   }
   const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the memory check refuses it before allocating)`
     : `error: ${(c.message ?? '').split('\n')[0]}`;
-  return [why, '', '', '', '', '', ''];
+  return [why, '', '', '', '', '', '', ''];
 }
 
 /** The report as markdown: the machine, the bandwidth, a table of linearizations and one of the cases. */
@@ -225,13 +264,15 @@ export function scaleMarkdown(r: ScaleReport): string {
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +
     `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
-    'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied).', '');
+    'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied). ' +
+    `Beside it (native): in the case's process, ${PAIRED_ROUNDS} rounds of a bandwidth measure (best of ${PAIRED_PASSES} passes) then ${PAIRED_TOKENS} decoded tokens, the median round's decode against that round's bound; ` +
+    "the machine's neighbours move both measures, and adjacent ones move together.", '');
   lines.push('| model | parameters | teacher weights | linearize s | linearize peak RSS |', '|---|---:|---:|---:|---:|');
   for (const m of r.models) {
     const lin = m.linearize === null ? ['(cached)', ''] : 'error' in m.linearize ? [`error: ${m.linearize.error.split('\n')[0]}`, ''] : [fmt(m.linearize.seconds, 1), gib(m.linearize.maxRssBytes)];
     lines.push(`| ${m.shape} | ${paramCount(m.params)} | ${gib(m.teacherBytes)} | ${lin.join(' | ')} |`);
   }
-  lines.push('', `| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | decode at ${FAR_POSITION / 1024}k tokens/s | bound tokens/s | % of bound |`, '|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('', `| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | decode at ${FAR_POSITION / 1024}k tokens/s | bound tokens/s | % of bound | % of the bound read beside it |`, '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const m of r.models) {
     for (const c of m.cases) lines.push(`| ${m.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${caseCells(c).join(' | ')} |`);
   }
