@@ -68,7 +68,8 @@ export interface BandwidthResult {
 /** Which loop measures: the native add-on's where it loads and has one, else wasm. */
 export type BandwidthLoop = 'native' | 'wasm';
 
-function nativeReader(): NativeBackend['readBandwidth'] {
+/** The add-on's read-bandwidth loop (synchronous), where the add-on loads and has one. */
+export function nativeReader(): NativeBackend['readBandwidth'] {
   const native = createNativeBackend();
   return native.ok ? native.backend.readBandwidth : undefined;
 }

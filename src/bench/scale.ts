@@ -7,14 +7,13 @@
 // writes the folders and runs the children.
 import type { BackendName } from '../core/backend.js';
 import { formatBytes } from '../core/memory.js';
-import { createNativeBackend } from '../core/native/backend.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { WeightType } from '../core/weights.js';
 import { openModel } from '../io/checkpoint.js';
 import { checkParametersFit, parameterMemory } from '../models/decoder.js';
 import { loadDecoder } from '../models/auto.js';
 import { linearizeFolder } from '../models/linearize.js';
-import type { BandwidthResult } from './bandwidth.js';
+import { nativeReader, type BandwidthResult } from './bandwidth.js';
 import type { MachineInfo } from './report.js';
 import { runTrainJob, type TrainJob } from './train-step.js';
 import { weightBytesPerToken } from './weights.js';
@@ -191,8 +190,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     const maxRssBytes = process.resourceUsage().maxRSS * 1024; // before the bandwidth buffer below
     const bytesPerToken = weightBytesPerToken(model);
     let paired: ScaleCase['paired'];
-    const native = job.pairedBandwidthBytes && be.name === 'native' ? createNativeBackend() : undefined;
-    const read = native?.ok ? native.backend.readBandwidth : undefined;
+    const read = job.pairedBandwidthBytes && be.name === 'native' ? nativeReader() : undefined;
     if (read) {
       const bandwidthGBPerS: number[] = [], decodeTokensPerS: number[] = [], percents: number[] = [];
       for (let r = 0; r < PAIRED_ROUNDS; r++) {

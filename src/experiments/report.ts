@@ -468,7 +468,7 @@ function claims(input: ReportInput, t: ClaimTools): Array<{ paper: string; ours:
     const verdict = `${!against ? 'yes' : !forIt ? 'no' : 'partly'} (${words})`;
     out.push({
       paper: 'Long context is what is lost: linear models gain less from more context, and do not use context past training length.',
-      ours: `Loss drop from positions 0–63 to 64–255: teacher ${f3(useCtxTeacher)}, uptrained ${f3(useCtxSupra)} nats. Past the ${study.seqLen}-token training length (last bucket minus 64–255): teacher ${f3(beyond(teacher))}, uptrained ${f3(beyond(top))}. ${past.ours}`,
+      ours: `Loss drop from positions 0–63 to 64–255: teacher ${f3(useCtxTeacher)}, uptrained ${f3(useCtxSupra)} nats. Past the ${study.seqLen}-token training length (last bucket minus 64–255): teacher ${f3(riseTeacher)}, uptrained ${f3(riseSupra)}. ${past.ours}`,
       verdict,
     });
   }
@@ -620,7 +620,6 @@ function pastScore(f: RecallFacts, r: RunResult, m: RecallMetric): number {
   return past.length ? mean1(past.map((s) => f.score(r, m, s.x))) : NaN;
 }
 
-/** Recall past the training length: the teacher against the top uptrained model's seeds, on the scores either shows. */
 /**
  * Recall past the training length. `lost` names the scores lost past it; `lostInside` those of them the model had
  * already lost inside it (at the point), where past the training length has nothing left to take.
@@ -635,6 +634,7 @@ interface PastVerdict {
   teacherPast: Scores<number>;
 }
 
+/** Recall past the training length: the teacher against the top uptrained model's seeds, on the scores either shows. */
 function pastVerdict(f: RecallFacts, teacher: RunResult, top: RunResult[]): PastVerdict {
   const t = Object.fromEntries(RECALL_METRICS.map((m) => [m, pastScore(f, teacher, m)])) as Scores<number>;
   const s = Object.fromEntries(RECALL_METRICS.map((m) => [m, stat(top.map((r) => pastScore(f, r, m)).filter(Number.isFinite))])) as Scores<Stat | null>;
