@@ -70,7 +70,7 @@ test('supra train --init: trains, evaluates, checkpoints and writes a final fold
     const r = spawnSync(process.execPath, [cli, 'train', ...args, '--out', out, '--steps', '30', '--warmup-steps', '3', '--save-every', '10', '--eval-every', '10', '--eval-sequences', '4', '--eval-at-start'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /step 30\/30 \| loss \d\.\d{4} \| lr \d\.\d\de-\d+ \| .* tok\/s \| ETA \d+s \| mem \d+\.\d\d GiB/);
-    assert.match(r.stdout, /\n  memory: weights [\d.]+ MiB( \([^)]*\))?, gradients [\d.]+ MiB( \([^)]*\))?, AdamW moments [\d.]+ MiB( \([^)]*\))?, activations [\d.]+ MiB; peak ≈ [\d.]+ MiB\n/);
+    assert.match(r.stdout, /\n  memory: weights [\d.]+ MiB( \([^)]*\))?, gradients [\d.]+ MiB( \([^)]*\))?, AdamW moments [\d.]+ MiB( \([^)]*\))?, activations [\d.]+ MiB( \([^)]*\))?; peak ≈ [\d.]+ MiB\n/);
     assert.match(r.stdout, /completed: step 30\/30, 1,920 tokens, val_loss \d\.\d{4} → \d\.\d{4}/);
     const log = MetricsLog.read(join(out, 'metrics.jsonl'));
     const vals = log.filter((l) => l.val_loss !== undefined);

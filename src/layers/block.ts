@@ -98,6 +98,7 @@ export class DecoderLayer {
     return {
       kept: 4 * (3 * rows * this.hidden + 2 * rows) + mixer.kept + mlp.kept,
       scratch: 4 * 2 * rows * this.hidden + mixer.scratch + mlp.scratch,
+      keptHeap: (mixer.keptHeap ?? 0) + (mlp.keptHeap ?? 0),
     };
   }
 

@@ -1,9 +1,21 @@
 // The SwiGLU MLP of the Llama family: down(silu(gate(x)) ⊙ up(x)).
 import { swiglu, swigluBackward } from '../core/ops.js';
+import { getBackend } from '../core/select.js';
+import type { WeightPlace } from '../core/weights.js';
 import { Linear } from './linear.js';
 import type { ParamStore } from './params.js';
 import type { ActivationBytes, Param } from './types.js';
 import { Workspace } from './workspace.js';
+
+/**
+ * Where the MLP keeps gate and up: outside the arena when the backend's products read ordinary memory in
+ * place (Backend.heapWeights) and it computes swiglu with its own kernels (Backend.kernels), else in it
+ * (a wasm kernel would copy them into the arena for every call).
+ */
+function keptPlace(): WeightPlace {
+  const backend = getBackend();
+  return backend.heapWeights && backend.kernels ? 'heap' : 'arena';
+}
 
 export class MLP {
   readonly gate: Linear;
@@ -11,8 +23,10 @@ export class MLP {
   readonly down: Linear;
   // Kept for backward: the input (a buffer of the caller) and the two projections. The product
   // silu(gate)⊙up is recomputed in backward instead of kept, saving a [rows, ffn] buffer per layer; it
-  // comes out of the swiglu gradient kernel, which evaluates the same sigmoid anyway.
-  private readonly acts = new Workspace();
+  // comes out of the swiglu gradient kernel, which evaluates the same sigmoid anyway. The two projections
+  // are a training step's largest activations; only the products and swiglu touch them, so they live
+  // outside the arena where the backend's products and its own swiglu kernels read them in place.
+  private readonly acts = new Workspace(keptPlace());
   private x: Float32Array | null = null;
   private rows = 0;
 
@@ -76,9 +90,9 @@ export class MLP {
     this.x = null;
   }
 
-  /** Kept: gate and up; temporaries: the activation and three gradients of [rows, ffn]. */
+  /** Kept: gate and up (outside the arena where they live there); temporaries: the activation and three gradients of [rows, ffn]. */
   activationBytes(rows: number): ActivationBytes {
     const n = 4 * rows * this.ffn;
-    return { kept: 2 * n, scratch: 4 * n };
+    return { kept: 2 * n, scratch: 4 * n, keptHeap: this.acts.place === 'heap' ? 2 * n : 0 };
   }
 }

@@ -107,6 +107,8 @@ export type AttentionInternals = SoftmaxAttentionInternals | LinearAttentionInte
 export interface ActivationBytes {
   kept: number;
   scratch: number;
+  /** Of `kept`, the bytes that live outside the arena (absent: none). */
+  keptHeap?: number;
 }
 
 export interface TokenMixer {

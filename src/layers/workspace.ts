@@ -1,20 +1,24 @@
-// Named arena buffers that are allocated once and reused (llm.c style). A buffer is (re)allocated only
-// when a call needs more room than it has, e.g. a larger (B, T); otherwise the same memory is handed
-// back, so a training loop at fixed (B, T) allocates nothing after its first step.
+// Named buffers that are allocated once and reused (llm.c style), in the arena, or outside it for a layer
+// whose buffers only kernels that read ordinary memory in place touch (the MLP's on native). A buffer is
+// (re)allocated only when a call needs more room than it has, e.g. a larger (B, T); otherwise the same
+// memory is handed back, so a training loop at fixed (B, T) allocates nothing after its first step.
 //
 // A view handed out stays valid until the same name is asked for with a larger size (or free()); take
 // views afresh at the start of each call and do not keep them across calls of other code.
-import { allocF32, free } from '../core/memory.js';
+import { free } from '../core/memory.js';
+import { allocF32In, type WeightPlace } from '../core/weights.js';
 
 export class Workspace {
   private readonly buffers = new Map<string, Float32Array>();
+
+  constructor(readonly place: WeightPlace = 'arena') {}
 
   /** `n` floats under `name`. Contents are whatever the last user left: kernels must overwrite. */
   get(name: string, n: number): Float32Array {
     let buf = this.buffers.get(name);
     if (!buf || buf.length < n) {
       if (buf) free(buf);
-      buf = allocF32(n);
+      buf = allocF32In(n, this.place);
       this.buffers.set(name, buf);
     }
     return buf.length === n ? buf : buf.subarray(0, n);

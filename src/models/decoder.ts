@@ -13,7 +13,7 @@ import { Linear } from '../layers/linear.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
 import { RMSNorm } from '../layers/norm.js';
 import { gradIfTrained, ParamStore, storedWeight } from '../layers/params.js';
-import type { MixerFactory, MixerState, Param } from '../layers/types.js';
+import type { ActivationBytes, MixerFactory, MixerState, Param } from '../layers/types.js';
 import { Workspace } from '../layers/workspace.js';
 
 export interface DecoderOptions {
@@ -59,6 +59,19 @@ export const PREFILL_STEP_BYTES = 256 * 2 ** 20;
 export const LOGITS_CHUNK_BYTES = 64 * 2 ** 20;
 /** Prefill pieces are not shrunk below this many tokens. */
 const MIN_PREFILL_PIECE = 16;
+
+/**
+ * What the layers keep for backward, and the part of it outside the arena: every layer's, or with
+ * activation checkpointing one layer's at a time (the largest).
+ */
+function keptByLayers(perLayer: ActivationBytes[], checkpointing: boolean): { kept: number; heap: number } {
+  if (perLayer.length === 0) return { kept: 0, heap: 0 };
+  if (checkpointing) {
+    const largest = perLayer.reduce((a, b) => (b.kept > a.kept ? b : a));
+    return { kept: largest.kept, heap: largest.keptHeap ?? 0 };
+  }
+  return perLayer.reduce((sum, a) => ({ kept: sum.kept + a.kept, heap: sum.heap + (a.keptHeap ?? 0) }), { kept: 0, heap: 0 });
+}
 
 /** Decoding state of a whole model for B sequences: one MixerState per layer. */
 export class DecoderState {
@@ -248,13 +261,16 @@ export class DecoderLM {
   trainingActivationBytes(B: number, T: number, checkpointing = this.checkpointing): number {
     const rows = B * T, C = this.config.hidden_size, V = this.config.vocab_size, L = this.layers.length;
     const perLayer = this.layers.map((l) => l.activationBytes(B, T));
-    const kept = perLayer.map((a) => a.kept);
-    const layersKept = checkpointing ? Math.max(0, ...kept) : kept.reduce((a, b) => a + b, 0);
     const scratch = Math.max(0, ...perLayer.map((a) => a.scratch));
     const chunk = this.logitRows(rows);
     const logits = chunk >= rows ? 2 * rows * V + rows * C : 2 * chunk * V + 2 * rows * C; // + d loss/d normed
     const model = (L + 2) * rows * C + 3 * rows + rows * C + logits; // residuals, norm, rstd, ids, targets, dh
-    return 4 * model + layersKept + scratch;
+    return 4 * model + keptByLayers(perLayer, checkpointing).kept + scratch;
+  }
+
+  /** Of trainingActivationBytes, the bytes outside the arena (layers' kept buffers that live there). */
+  trainingActivationHeapBytes(B: number, T: number, checkpointing = this.checkpointing): number {
+    return keptByLayers(this.layers.map((l) => l.activationBytes(B, T)), checkpointing).heap;
   }
 
   /** Rows of logits computed at once for B·T rows: all of them while [rows, V] fits LOGITS_CHUNK_BYTES. */

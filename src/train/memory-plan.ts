@@ -71,14 +71,15 @@ export function trainingMemoryPlan(model: DecoderLM, trained: readonly Param[], 
   const activationsPlain = model.trainingActivationBytes(B, T, false);
   const activationsCheckpointed = model.trainingActivationBytes(B, T, true);
   const checkpointed = model.activationCheckpointing;
-  const activations: MemoryPart = { arena: checkpointed ? activationsCheckpointed : activationsPlain, heap: 0 };
+  const activationsHeap = model.trainingActivationHeapBytes(B, T, checkpointed);
+  const activations: MemoryPart = { arena: (checkpointed ? activationsCheckpointed : activationsPlain) - activationsHeap, heap: activationsHeap };
   const sum = (m: MemoryPart) => m.arena + m.heap;
   return {
     weights, gradients, moments, activations,
     total: sum(weights) + sum(gradients) + sum(moments) + sum(activations),
     arenaNeeded: moving + gradients.arena + moments.arena + activations.arena,
     arenaFree: arenaFreeBytes(),
-    heapNeeded: gradients.heap + moments.heap,
+    heapNeeded: gradients.heap + moments.heap + activations.heap,
     heapAvailable: getBackend().heapBytesAvailable?.(),
     checkpointed,
     activationsCheckpointed,
