@@ -1,8 +1,9 @@
 // npm run bench:train: full SUPRA uptraining steps at real models' shapes (src/bench/train-step.ts) on the
 // random-weight folders of the scale benchmark (bench/scale-folders.ts): tokens/s, the share of the step in
 // matrix products, peak RSS against the trainer's memory plan. Each case runs in a child process
-// (bench/scale-case.js, as the scale benchmark's); writes
-// train.json and train.md.
+// (bench/scale-case.js, as the scale benchmark's), and beside each full-uptraining case,
+// when a python3 with torch is on the machine, PyTorch's step on the same shape (bench/pytorch-step.py), so the
+// two are compared in the same run. Writes train.json and train.md.
 //   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpointing both] ... (--help)
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -11,6 +12,7 @@ import { choiceOption, intOption, optionsHelp, parse, UsageError, type OptionSpe
 import { parseBackendName } from '../src/core/select.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { machineInfo } from '../src/bench/report.js';
+import { envText, findPytorch, PYTORCH_ENV_TEXT, PYTORCH_LEAN_ENV, runPytorchStep, type PytorchStep } from '../src/bench/pytorch.js';
 import { trainMarkdown, type TrainCase, type TrainJob } from '../src/bench/train-step.js';
 import { MODEL_SHAPES, runChild, scaleFolders } from './scale-folders.js';
 
@@ -21,6 +23,7 @@ const OPTIONS = {
   checkpointing: { type: 'string', value: 'no|yes|both', help: 'run the cases without activation checkpointing, with it, or both (default no)' },
   recipe: { type: 'string', value: 'full|attention-transfer', help: 'full uptraining (default), or attention transfer (stage 1 is the warm-up step, stage 2 with\nLoRA is timed)' },
   backend: { type: 'string', value: 'wasm|native', help: 'compute backend (default: native when the add-on loads)' },
+  pytorch: { type: 'string', value: 'auto|off|PYTHON', help: 'time PyTorch\'s step (no checkpointing) beside each full case: auto (default) uses the\nfirst of python3, /usr/bin/python3 that imports torch; or a python executable; off skips it' },
   cache: { type: 'string', value: 'DIR', help: 'the scale benchmark\'s folder cache (default ~/.cache/supra/scale)' },
   out: { type: 'string', value: 'DIR', help: 'where train.json and train.md are written (default bench/results)' },
   help: { type: 'boolean', short: 'h', help: 'this help' },
@@ -46,9 +49,16 @@ async function main(argv: string[]): Promise<void> {
   const backend = values.backend === undefined ? undefined : parseBackendName(values.backend, '--backend');
   const cacheDir = values.cache ?? join(homedir(), '.cache', 'supra', 'scale');
   const outDir = values.out ?? join('bench', 'results');
+  let python: string | null = null;
+  try {
+    python = recipe === 'full' ? findPytorch(values.pytorch ?? 'auto') : null;
+  } catch (e) {
+    throw new UsageError(`--pytorch: ${(e as Error).message}`);
+  }
   const log = (l: string) => console.log(l);
   const start = performance.now();
   const cases: TrainCase[] = [];
+  const torchSteps = new Map<string, PytorchStep>();
   mkdirSync(cacheDir, { recursive: true });
   for (const shape of shapes) {
     log(`\n== ${shape} ==`);
@@ -57,9 +67,14 @@ async function main(argv: string[]): Promise<void> {
       for (const { batchSize, seqLen } of batches) {
         const job: TrainJob = { dir: folders.supraDir, batchSize, seqLen, steps, checkpointActivations, backend, recipe };
         const c = { shape, batchSize, seqLen, checkpointActivations, recipe, ...runChild({ op: 'train', ...job }) } as TrainCase;
+        // PyTorch's step has no checkpointing: one run per shape and batch, shown beside both of supra's
+        const key = `${shape} ${batchSize}x${seqLen}`;
+        if (python && c.status === 'ok' && !torchSteps.has(key)) torchSteps.set(key, runPytorchStep(python, join(folders.supraDir, 'config.json'), batchSize, seqLen, steps));
+        if (c.status === 'ok' && torchSteps.has(key)) c.pytorch = torchSteps.get(key);
         cases.push(c);
+        const torch = c.pytorch?.status === 'ok' ? `; PyTorch ${c.pytorch.tokensPerS.toFixed(1)} tokens/s` : c.pytorch ? `; PyTorch: ${c.pytorch.message}` : '';
         log(`  ${batchSize} × ${seqLen}${checkpointActivations ? ', checkpointed' : ''}: ${c.status === 'ok'
-          ? `${c.tokensPerS!.toFixed(1)} tokens/s (${c.secondsPerStep!.toFixed(2)} s/step), ${(100 * c.gemmShare!).toFixed(0)}% in GEMM, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB (planned ${(c.plannedBytes! / 2 ** 30).toFixed(2)})`
+          ? `${c.tokensPerS!.toFixed(1)} tokens/s (${c.secondsPerStep!.toFixed(2)} s/step), ${(100 * c.gemmShare!).toFixed(0)}% in GEMM, peak RSS ${(c.maxRssBytes! / 2 ** 30).toFixed(2)} GiB (planned ${(c.plannedBytes! / 2 ** 30).toFixed(2)})${torch}`
           : `error: ${c.message}`}`);
       }
     }
@@ -67,7 +82,12 @@ async function main(argv: string[]): Promise<void> {
   const info = machineInfo();
   const command = `npm run bench:train${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
   const report = { ...info, command, steps, cases, seconds: (performance.now() - start) / 1000 };
-  const header = `SUPRA uptraining steps (float32, AdamW, clipping) on random-weight folders of real shapes, measured by \`${command}\` on ${info.cpuModel} (${info.cpuCount} cores), ${info.date.slice(0, 10)}.`;
+  const torch = cases.map((c) => c.pytorch).find((p) => p?.status === 'ok');
+  const header = `SUPRA uptraining steps (float32, AdamW, clipping) on random-weight folders of real shapes, measured by \`${command}\` on ${info.cpuModel} (${info.cpuCount} cores), ${info.date.slice(0, 10)}.` +
+    (torch?.status === 'ok'
+      ? ` PyTorch: the same step (bench/pytorch-step.py, PyTorch ${torch.torch}, ${torch.threads} threads, ${PYTORCH_ENV_TEXT}) timed in this run` +
+        (cases.some((c) => c.pytorch?.status === 'ok' && c.pytorch.lean) ? `; * with ${envText(PYTORCH_LEAN_ENV)} only, the glibc settings having run out of memory.` : '.')
+      : '');
   mkdirSync(outDir, { recursive: true });
   writeJsonAtomic(join(outDir, 'train.json'), report);
   writeFileAtomic(join(outDir, 'train.md'), trainMarkdown(cases, header));

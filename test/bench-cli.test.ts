@@ -11,6 +11,7 @@ import { getBackend } from '../src/core/select.js';
 import { createNativeBackend } from '../src/core/native/backend.js';
 import { benchPlots, defaultBenchSettings, runBenchReport, writeBenchFiles, type BenchReport, type BenchSettings } from '../src/bench/report.js';
 import { benchSettingsFromArgs } from '../src/cli/bench.js';
+import { findPytorch } from '../src/bench/pytorch.js';
 import { UsageError } from '../src/cli/args.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 
@@ -37,6 +38,8 @@ function tinySettings(log: (line: string) => void): BenchSettings {
     decode: { contexts: [8, 100], steps: 3, interleavedRounds: 1, warmupTokens: 4 },
     serve: { seconds: 1, connections: 2, maxTokens: 2, promptTokens: 4, concurrency: 2 },
     weights: { config: TINY, steps: 2, rounds: 1 },
+    // PyTorch's step beside supra's where this machine has torch (src/bench/pytorch.ts)
+    pytorch: findPytorch('auto'),
     log,
   };
 }
@@ -66,6 +69,11 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
     assert.equal(r.sgemm.native, null);
     assert.ok(r.sgemm.nativeSkipped && r.notes.some((n) => n.includes('native')));
   }
+
+  if (findPytorch('auto')) {
+    assert.equal(r.pytorchUptrain?.status, 'ok', JSON.stringify(r.pytorchUptrain));
+    assert.ok(lines.some((l) => /uptraining step .* tokens\/s \(\d+\.\d\d× PyTorch's\)/.test(l)), lines.join('\n'));
+  } else assert.equal(r.pytorchUptrain, null);
 
   // training, uptraining, recurrent decode and prefill on the selected backend
   assert.equal(r.models.length, 1);
@@ -127,7 +135,9 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
 });
 
 test('supra bench options: --quick, lists, --serve, --no-sgemm; usage errors', () => {
-  const { settings, json, out } = benchSettingsFromArgs(['--quick', '--contexts', '2048,256', '--lengths', '512', '--serve', '--no-sgemm', '--json', 'b.json', '--out', 'plots', '--backends', 'native']);
+  const { settings, json, out } = benchSettingsFromArgs(['--quick', '--contexts', '2048,256', '--lengths', '512', '--serve', '--no-sgemm', '--json', 'b.json', '--out', 'plots', '--backends', 'native', '--pytorch', 'off']);
+  assert.equal(settings.pytorch, null);
+  assert.throws(() => benchSettingsFromArgs(['--pytorch', join(freshDir(), 'no-python')]), /--pytorch: .*no-python cannot import torch/);
   assert.equal(settings.quick, true);
   assert.deepEqual(settings.decode.contexts, [256, 2048]);
   assert.deepEqual(settings.prefill.lengths, [512]);

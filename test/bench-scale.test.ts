@@ -117,7 +117,7 @@ test('bench:scale: a model the memory check refuses is "does not fit" with the e
 test('bench:train on the tiny shape: a case per batch (and checkpointed), its report, bad options refused', () => {
   const trainScript = resolve(here, '../bench/train.js');
   const root = fresh();
-  const r = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16,2x8', '--steps', '1', '--checkpointing', 'both', '--cache', join(root, 'cache'), '--out', join(root, 'out')], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16,2x8', '--steps', '1', '--checkpointing', 'both', '--pytorch', 'off', '--cache', join(root, 'cache'), '--out', join(root, 'out')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const report = JSON.parse(readFileSync(join(root, 'out', 'train.json'), 'utf8')) as { cases: Record<string, unknown>[] };
   assert.deepEqual(report.cases.map((c) => [c.batchSize, c.seqLen, c.checkpointActivations, c.status]), [[1, 16, false, 'ok'], [2, 8, false, 'ok'], [1, 16, true, 'ok'], [2, 8, true, 'ok']]);

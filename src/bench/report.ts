@@ -3,8 +3,8 @@
 // tokens/s against length, decode ms/token and memory against context (teacher and SUPRA), and
 // optionally the loopback serve load test. Each section prints as it runs (the full report takes
 // minutes); runBenchReport returns every figure, writeBenchFiles saves them as JSON and line plots.
-import { mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BackendName } from '../core/backend.js';
 import { createNativeBackend } from '../core/native/backend.js';
@@ -19,6 +19,7 @@ import { benchServe, type ServeBenchOptions, type ServeBenchResult } from './ser
 import { benchWeightTypes, type WeightTypesBench } from './weights.js';
 import { benchBrowserDecode, type BrowserBenchResult } from './web.js';
 import { findChromium, NO_CHROMIUM } from './browser.js';
+import { PYTORCH_ENV_TEXT, runPytorchStep, type PytorchStep } from './pytorch.js';
 
 /** What to measure and how long; defaultBenchSettings gives the full and the --quick report, tests shrink it. */
 export interface BenchSettings {
@@ -47,6 +48,11 @@ export interface BenchSettings {
   weights?: { config?: RawConfig; steps: number; rounds: number } | null;
   /** The library decoding in headless Chromium against Node's wasm backend (bench/web.ts); null or absent skips it. */
   browser?: { tokens: number; rounds: number } | null;
+  /**
+   * A python executable with torch: PyTorch's uptraining step on the same model and batch is timed beside
+   * supra's (src/bench/pytorch.ts; best of train.reps, as supra's). Null or absent skips it.
+   */
+  pytorch?: string | null;
   log: (line: string) => void;
 }
 
@@ -116,6 +122,8 @@ export interface BenchReport extends MachineInfo {
   /** Decode with f32, bf16 and int8 weights, one entry per backend. */
   weights: WeightTypesBench[];
   browser: BrowserBenchResult | null;
+  /** PyTorch's uptraining step on the model sections' model and batch (BenchSettings.pytorch), or null. */
+  pytorchUptrain: PytorchStep | null;
   /** Sections skipped and why. */
   notes: string[];
   seconds: number;
@@ -147,7 +155,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
   if (backends.length === 0) throw new Error('supra: bench: no backend left to run the model sections on');
   const report: BenchReport = {
     ...machineInfo(), quick: settings.quick, config: settings.config,
-    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], browser: null, notes, seconds: 0,
+    sgemm: { wasm: null, native: null }, models: [], decode: { backend: '', threads: 0, rows: [], growth: {} }, serve: null, weights: [], browser: null, pytorchUptrain: null, notes, seconds: 0,
   };
   try {
     if (settings.sgemm) {
@@ -166,6 +174,12 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
     }
     const { batch: B, seqLen: T, reps } = settings.train;
     const cfgName = settings.config === CONFIG_S ? 'configuration S' : 'bench configuration';
+    if (settings.pytorch) {
+      section(`PyTorch's uptraining step on ${cfgName} (bench/pytorch-step.py, ${PYTORCH_ENV_TEXT})`);
+      report.pytorchUptrain = pytorchUptrain(settings.pytorch, settings.config, B, T, reps);
+      const p = report.pytorchUptrain;
+      log(p.status === 'ok' ? `PyTorch ${p.torch} (${p.threads} threads), B=${B} T=${T}: ${pytorchTokensPerS(p, B * T)!.toFixed(0)} tokens/s` : `PyTorch: ${p.message}`);
+    }
     for (const backend of backends) {
       setBackend(backend);
       const be = getBackend();
@@ -174,7 +188,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       const supra = benchTrainStep('supra', reps, B, T, false, settings.config);
       log(`training forward+backward, B=${B} T=${T}: teacher ${teacher.toFixed(0)} tokens/s, SUPRA (chunked) ${supra.toFixed(0)} tokens/s`);
       const uptrain = benchUptrainStep(reps, B, T, settings.config);
-      log(`SUPRA uptraining step (forward+backward+AdamW), B=${B} T=${T}: ${uptrain.toFixed(0)} tokens/s`);
+      log(`SUPRA uptraining step (forward+backward+AdamW), B=${B} T=${T}: ${uptrain.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrain)}`);
       const recurrent = benchRecurrentDecode(settings.recurrentSteps, settings.config);
       log(`SUPRA recurrent decode, batch 1: ${recurrent.toFixed(0)} tokens/s`);
       const prefill = benchPrefill(settings.prefill.lengths, settings.prefill.reps, settings.config);
@@ -233,6 +247,28 @@ function formatBytes(bytes: number): string {
 }
 
 /** The headline figures, one line each, after the detailed sections. */
+/** PyTorch's best uptraining step in tokens/s (a step of batchTokens tokens), or null. */
+export function pytorchTokensPerS(p: PytorchStep | null, batchTokens: number): number | null {
+  return p?.status === 'ok' ? batchTokens / p.bestSecondsPerStep : null;
+}
+
+/** ' (N× PyTorch's)' after an uptraining figure, when PyTorch was timed. */
+function overPytorch(p: PytorchStep | null, batchTokens: number, tokensPerS: number): string {
+  const torch = pytorchTokensPerS(p, batchTokens);
+  return torch ? ` (${(tokensPerS / torch).toFixed(2)}× PyTorch's)` : '';
+}
+
+/** PyTorch's step on `config` (written to a temporary config.json for the script). */
+function pytorchUptrain(python: string, config: RawConfig, B: number, T: number, reps: number): PytorchStep {
+  const dir = mkdtempSync(join(tmpdir(), 'supra-bench-pytorch-'));
+  try {
+    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config));
+    return runPytorchStep(python, join(dir, 'config.json'), B, T, reps);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function printSummary(r: BenchReport, log: (line: string) => void): void {
   log('\n== summary ==');
   log(`${r.cpuModel} × ${r.cpuCount}, node ${r.node}, ${r.platform}/${r.arch}${r.quick ? ', --quick' : ''}, ${r.seconds.toFixed(0)} s`);
@@ -248,7 +284,7 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
   }
   for (const m of r.models) {
     log(`${m.backend} (${m.threads} threads), B=${m.batch} T=${m.seqLen}: train teacher ${m.trainTeacherTokensPerS.toFixed(0)}, SUPRA ${m.trainSupraTokensPerS.toFixed(0)}, ` +
-      `uptrain step ${m.uptrainTokensPerS.toFixed(0)} tokens/s; recurrent decode ${m.recurrentDecodeTokensPerS.toFixed(0)} tokens/s; ` +
+      `uptrain step ${m.uptrainTokensPerS.toFixed(0)} tokens/s${overPytorch(r.pytorchUptrain, m.batch * m.seqLen, m.uptrainTokensPerS)}; recurrent decode ${m.recurrentDecodeTokensPerS.toFixed(0)} tokens/s; ` +
       `prefill ${m.prefill.map((p) => `${p.length}: ${p.tokensPerS.toFixed(0)}`).join(', ')} tokens/s (flatness ${m.prefillFlatness.toFixed(2)})`);
   }
   for (const kind of ['teacher', 'supra'] as const) {

@@ -8,6 +8,7 @@ import { Mt19937 } from '../core/random.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { BackendName } from '../core/backend.js';
 import { formatBytes } from '../core/memory.js';
+import type { PytorchStep } from './pytorch.js';
 import { loadDecoder } from '../models/auto.js';
 import type { DataPosition, TokenBatches } from '../train/batches.js';
 import { Trainer } from '../train/trainer.js';
@@ -44,7 +45,10 @@ export interface TrainCase {
   /** The trainer's memory plan, its estimate of the peak. */
   plannedBytes?: number;
   parameters?: number;
+  /** PyTorch's step (no checkpointing) on the same shape and batch, timed in the same run (bench/pytorch-step.py), when a torch was found. */
+  pytorch?: PytorchStep;
 }
+
 
 /** Uniform random token ids packed as the trainer reads them: nothing to learn, only shapes matter. */
 class RandomTokenBatches implements TokenBatches {
@@ -128,16 +132,27 @@ export function runTrainJob(job: TrainJob): Omit<TrainCase, 'shape'> {
   }
 }
 
-/** PyTorch's step, measured on this machine's shapes (issue 16: PyTorch 1.13, 2 threads, chunked SUPRA, float32). */
-export const PYTORCH_TOKENS_PER_S: Record<string, Record<string, number>> = { 'smollm-135m': { '1x512': 85 } };
+/**
+ * PyTorch's step recorded by issue 16 on the project's earlier machine (PyTorch 1.13, 2 threads, chunked SUPRA,
+ * float32), shown only where no PyTorch was timed in the same run.
+ */
+export const RECORDED_PYTORCH_TOKENS_PER_S: Record<string, Record<string, number>> = { 'smollm-135m': { '1x512': 85 } };
+
+/** The PyTorch cell: the same-run figure and supra's ratio to it, else the recorded one, else why not. */
+function pytorchCell(c: TrainCase): string {
+  if (c.recipe === 'attention-transfer' || c.status !== 'ok') return '—';
+  if (c.pytorch?.status === 'ok') return `${c.pytorch.tokensPerS.toFixed(1)}${c.pytorch.lean ? '*' : ''} (${(c.tokensPerS! / c.pytorch.tokensPerS).toFixed(2)}×)`;
+  const recorded = RECORDED_PYTORCH_TOKENS_PER_S[c.shape]?.[`${c.batchSize}x${c.seqLen}`];
+  if (recorded) return `${recorded} recorded (${(c.tokensPerS! / recorded).toFixed(2)}×)`;
+  return c.pytorch?.status === 'error' ? `error: ${c.pytorch.message}` : '—';
+}
 
 /** The report's table. */
 export function trainMarkdown(cases: TrainCase[], header: string): string {
   const rows = cases.map((c) => {
-    const torch = c.recipe === 'attention-transfer' ? undefined : PYTORCH_TOKENS_PER_S[c.shape]?.[`${c.batchSize}x${c.seqLen}`];
     const cells = c.status === 'ok'
       ? [
-        c.tokensPerS!.toFixed(1), c.secondsPerStep!.toFixed(2), torch ? `${torch} (${(c.tokensPerS! / torch).toFixed(2)}×)` : '—',
+        c.tokensPerS!.toFixed(1), c.secondsPerStep!.toFixed(2), pytorchCell(c),
         `${(100 * c.gemmShare!).toFixed(0)}%`, formatBytes(c.maxRssBytes!), formatBytes(c.plannedBytes!),
       ]
       : [`${c.status}: ${c.message}`, '', '', '', '', ''];

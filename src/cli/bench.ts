@@ -7,6 +7,7 @@ import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './a
 import { parseBackendName } from '../core/select.js';
 import type { BackendName } from '../core/backend.js';
 import { defaultBenchSettings, runBenchReport, writeBenchFiles, type BenchSettings } from '../bench/report.js';
+import { findPytorch } from '../bench/pytorch.js';
 
 const OPTIONS = {
   quick: { type: 'boolean', help: 'fewer repetitions, shorter contexts and lengths, no OPENBLAS_CORETYPE table' },
@@ -21,6 +22,7 @@ const OPTIONS = {
   'no-sgemm': { type: 'boolean', help: 'skip the sgemm tables (wasm and native)' },
   'serve-seconds': { type: 'string', value: 'N', help: 'seconds of load (default 10; --quick 4)' },
   'serve-connections': { type: 'string', value: 'N', help: 'concurrent clients (default 8)' },
+  pytorch: { type: 'string', value: 'auto|off|PYTHON', help: 'time PyTorch\'s uptraining step on the same model and batch (bench/pytorch-step.py): auto\n(default) uses the first of python3, /usr/bin/python3 that imports torch; or a python executable' },
 } satisfies OptionSpecs;
 
 const USAGE = `supra bench [options]\n\n${optionsHelp(OPTIONS)}`;
@@ -67,6 +69,11 @@ export function benchSettingsFromArgs(argv: string[], log?: (line: string) => vo
     throw new UsageError('--serve-seconds and --serve-connections go with --serve');
   }
   if (values.browser) settings.browser = { tokens: 128, rounds: quick ? 4 : 8 };
+  try {
+    settings.pytorch = findPytorch(values.pytorch ?? 'auto');
+  } catch (e) {
+    throw new UsageError(`--pytorch: ${(e as Error).message}`);
+  }
   return { settings, json: values.json && resolve(values.json), out: values.out && resolve(values.out) };
 }
 

@@ -1,0 +1,68 @@
+// The PyTorch baseline of the benchmarks: bench/pytorch-step.py (the same full SUPRA uptraining step in
+// PyTorch, float32) run by a python3 that imports torch, when the machine has one (Debian: apt-get install
+// python3-torch), so that supra's training speed is compared with PyTorch's timed in the same run.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { packageRoot } from '../core/native/backend.js';
+
+/** What bench/pytorch-step.py prints, or why it did not run. */
+export type PytorchStep =
+  | {
+      status: 'ok'; tokensPerS: number; secondsPerStep: number;
+      /** The fastest timed step, beside the mean (benchmarks that report supra's best step compare with it). */
+      bestSecondsPerStep: number; torch: string; threads: number;
+      /** Run with PYTORCH_LEAN_ENV, the full settings having run out of memory. */
+      lean?: boolean;
+    }
+  | { status: 'error'; message: string };
+
+/**
+ * PyTorch's runtime settings for the baseline, the fastest found on the 2-core VM (2026-12-06, SmolLM-135M
+ * at 1 × 512, Debian's PyTorch 1.13 over OpenBLAS): OpenMP threads that sleep rather than spin while OpenBLAS's
+ * own threads work (48 → 102 tokens/s), and glibc keeping freed memory instead of returning it to the system
+ * for every step's large activations (→ 122 tokens/s). A baseline slowed by its settings would flatter supra.
+ * The second costs memory: a step that runs out of it (killed) is run again without it (PYTORCH_LEAN_ENV).
+ */
+export const PYTORCH_ENV: Readonly<Record<string, string>> = {
+  OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '17179869184',
+};
+export const PYTORCH_LEAN_ENV: Readonly<Record<string, string>> = { OMP_WAIT_POLICY: 'PASSIVE' };
+
+/** Settings as the reports print them. */
+export const envText = (env: Readonly<Record<string, string>>): string => Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+export const PYTORCH_ENV_TEXT = envText(PYTORCH_ENV);
+
+/**
+ * The python executable to time PyTorch with: `choice` 'auto' takes the first of python3, /usr/bin/python3
+ * that imports torch (null when none does), 'off' none, anything else is that executable (an Error when it
+ * cannot import torch).
+ */
+export function findPytorch(choice: string): string | null {
+  if (choice === 'off') return null;
+  const candidates = choice === 'auto' ? ['python3', '/usr/bin/python3'] : [choice];
+  for (const python of candidates) {
+    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return python;
+  }
+  if (choice !== 'auto') throw new Error(`${choice} cannot import torch`);
+  return null;
+}
+
+/**
+ * PyTorch's step on a Hugging Face style config.json (a SUPRA folder's, or a teacher's: the step is SUPRA's
+ * either way) at batch × seqLen, `steps` steps timed after one warm-up, on `threads` threads.
+ */
+export function runPytorchStep(python: string, configPath: string, batchSize: number, seqLen: number, steps: number, threads = 2): PytorchStep {
+  const script = join(packageRoot(), 'bench', 'pytorch-step.py');
+  const run = (env: Readonly<Record<string, string>>) => spawnSync(python, [script, configPath, String(batchSize), String(seqLen), String(steps), String(threads)], {
+    encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 16 * 2 ** 20,
+  });
+  let r = run(PYTORCH_ENV);
+  const lean = r.signal === 'SIGKILL'; // the kernel's out-of-memory killer
+  if (lean) r = run(PYTORCH_LEAN_ENV);
+  const line = r.stdout?.trim().split('\n').at(-1) ?? '';
+  if (r.status === 0 && line.startsWith('{')) {
+    return { status: 'ok', ...(JSON.parse(line) as Omit<Extract<PytorchStep, { status: 'ok' }>, 'status'>), ...(lean ? { lean } : {}) };
+  }
+  const why = r.error?.message ?? (r.signal ? `killed by ${r.signal}${r.signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : (r.stderr.trim().split('\n').at(-1) ?? `exit ${r.status}`));
+  return { status: 'error', message: why };
+}
