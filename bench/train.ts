@@ -6,7 +6,7 @@
 // two are compared in the same run. Writes train.json and train.md.
 //   node dist/bench/train.js [--shapes smollm-135m,qwen2.5-0.5b] [--batches 1x512,4x512] [--steps 2] [--checkpointing both] ... (--help)
 import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { choiceOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from '../src/cli/args.js';
 import { parseBackendName } from '../src/core/select.js';
@@ -59,6 +59,8 @@ async function main(argv: string[]): Promise<void> {
   const start = performance.now();
   const cases: TrainCase[] = [];
   const torchSteps = new Map<string, PytorchStep>();
+  // PyTorch computes on every core, as supra's backends do
+  const threads = availableParallelism();
   mkdirSync(cacheDir, { recursive: true });
   for (const shape of shapes) {
     log(`\n== ${shape} ==`);
@@ -69,7 +71,7 @@ async function main(argv: string[]): Promise<void> {
         const c = { shape, batchSize, seqLen, checkpointActivations, recipe, ...runChild({ op: 'train', ...job }) } as TrainCase;
         // PyTorch's step has no checkpointing: one run per shape and batch, shown beside both of supra's
         const key = `${shape} ${batchSize}x${seqLen}`;
-        if (python && c.status === 'ok' && !torchSteps.has(key)) torchSteps.set(key, runPytorchStep(python, join(folders.supraDir, 'config.json'), batchSize, seqLen, steps));
+        if (python && c.status === 'ok' && !torchSteps.has(key)) torchSteps.set(key, runPytorchStep(python, join(folders.supraDir, 'config.json'), batchSize, seqLen, steps, threads));
         if (c.status === 'ok' && torchSteps.has(key)) c.pytorch = torchSteps.get(key);
         cases.push(c);
         const torch = c.pytorch?.status === 'ok' ? `; PyTorch ${c.pytorch.tokensPerS.toFixed(1)} tokens/s` : c.pytorch ? `; PyTorch: ${c.pytorch.message}` : '';

@@ -33,8 +33,8 @@ test('the PyTorch column: the same-run figure and the ratio, else the recorded o
   const lean = row(trainMarkdown([{ ...base, pytorch: { status: 'ok', tokensPerS: 100, secondsPerStep: 5.12, bestSecondsPerStep: 5.1, torch: '1.13', threads: 2, lean: true } }], 'h'));
   assert.ok(lean.includes('100.0* (1.50×)'), 'a step run with the lean settings is marked');
   const recorded = row(trainMarkdown([base], 'h'));
-  assert.ok(recorded.includes('85 recorded (1.76×)'), recorded.join(' | '));
-  const failed = row(trainMarkdown([{ ...base, batchSize: 4, pytorch: { status: 'error', message: 'killed by SIGKILL' } }], 'h'));
+  assert.ok(recorded.includes('85 (recorded on another machine)'), recorded.join(' | '));
+  const failed = row(trainMarkdown([{ ...base, pytorch: { status: 'error', message: 'killed by SIGKILL' } }], 'h'));
   assert.ok(failed.includes('error: killed by SIGKILL'), failed.join(' | '));
   const lora = row(trainMarkdown([{ ...base, recipe: 'attention-transfer', pytorch: { status: 'ok', tokensPerS: 100, secondsPerStep: 5, bestSecondsPerStep: 5, torch: '1.13', threads: 2 } }], 'h'));
   assert.ok(lora.includes('—'), 'the PyTorch step is full uptraining: no ratio beside attention transfer');
@@ -48,20 +48,23 @@ test('bench:train --pytorch refuses a python that cannot import torch, before an
 
 const python = findPytorch('auto');
 
-test('pytorch-step.py: the chunked linear attention is the quadratic form, and a step runs', { skip: python ? false : 'no python3 with torch here' }, () => {
+test('pytorch-step.py: the chunked linear attention is the quadratic form (a shorter last chunk too), and a step runs', { skip: python ? false : 'no python3 with torch here' }, () => {
   const check = `
 import importlib.util, torch
 spec = importlib.util.spec_from_file_location("step", ${JSON.stringify(script)})
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 torch.manual_seed(0)
-B, H, T, D = 2, 3, 192, 8
-q, k, v = (torch.randn(B, H, T, D, dtype=torch.float64) for _ in range(3))
-log_decay = -torch.tensor(m.decay_slopes(H), dtype=torch.float64).view(H, 1, 1)
-t = torch.arange(T, dtype=torch.float64)
-diff = t.view(T, 1) - t.view(1, T)
-mask = torch.where(diff >= 0, torch.exp(log_decay * diff.clamp(min=0)), torch.zeros((), dtype=torch.float64))
-ref = ((q @ k.transpose(-1, -2)) * mask) @ v
-print((m.chunked_linear_attention(q, k, v, log_decay) - ref).abs().max().item())
+err = 0.0
+for T in (192, 100):  # whole chunks, and a shorter last one
+    B, H, D = 2, 3, 8
+    q, k, v = (torch.randn(B, H, T, D, dtype=torch.float64) for _ in range(3))
+    log_decay = -torch.tensor(m.decay_slopes(H), dtype=torch.float64).view(H, 1, 1)
+    t = torch.arange(T, dtype=torch.float64)
+    diff = t.view(T, 1) - t.view(1, T)
+    mask = torch.where(diff >= 0, torch.exp(log_decay * diff.clamp(min=0)), torch.zeros((), dtype=torch.float64))
+    ref = ((q @ k.transpose(-1, -2)) * mask) @ v
+    err = max(err, (m.chunked_linear_attention(q, k, v, log_decay) - ref).abs().max().item())
+print(err)
 print(m.decay_slopes(9)[-1], m.decay_slopes(8)[0])
 `;
   const r = spawnSync(python!, ['-c', check], { encoding: 'utf8' });

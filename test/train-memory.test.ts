@@ -125,7 +125,9 @@ test('the memory plan counts a training step\'s activations as the arena grows b
         m.setActivationCheckpointing(true);
         const kept = m.layers.map((l) => l.activationBytes(b, t).kept);
         assert.equal(m.trainingActivationBytes(b, t), planned + heap - kept.reduce((x, y) => x + y) + Math.max(...kept), 'one layer kept at a time');
-        assert.equal(m.trainingActivationHeapBytes(b, t), heap / m.layers.length, 'one layer\'s MLP outside the arena at a time');
+        assert.equal(m.trainingActivationHeapBytes(b, t), 0, 'checkpointed activations are in the arena, one layer at a time');
+        m.setActivationCheckpointing(false);
+        assert.equal(m.trainingActivationHeapBytes(b, t), heap, 'and back outside it without checkpointing');
       } finally {
         m.free();
       }

@@ -2,6 +2,7 @@
 // PyTorch, float32) run by a python3 that imports torch, when the machine has one (Debian: apt-get install
 // python3-torch), so that supra's training speed is compared with PyTorch's timed in the same run.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../core/native/backend.js';
 
@@ -41,28 +42,43 @@ export function findPytorch(choice: string): string | null {
   if (choice === 'off') return null;
   const candidates = choice === 'auto' ? ['python3', '/usr/bin/python3'] : [choice];
   for (const python of candidates) {
-    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return python;
+    const r = spawnSync(python, ['-c', 'import torch; print("torch", torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status === 0 && /^torch \S+/m.test(r.stdout)) return python;
   }
   if (choice !== 'auto') throw new Error(`${choice} cannot import torch`);
   return null;
 }
 
+/** The longest a PyTorch step run may take (a warm-up and the timed steps of a 0.5B model are minutes). */
+const PYTORCH_TIMEOUT_MS = 60 * 60 * 1000;
+
 /**
  * PyTorch's step on a Hugging Face style config.json (a SUPRA folder's, or a teacher's: the step is SUPRA's
- * either way) at batch × seqLen, `steps` steps timed after one warm-up, on `threads` threads.
+ * either way) at batch × seqLen, `steps` steps timed after one warm-up, on `threads` threads (for PyTorch's
+ * OpenMP threads and OpenBLAS's alike: the threads supra's backend computes with, for a fair comparison).
  */
-export function runPytorchStep(python: string, configPath: string, batchSize: number, seqLen: number, steps: number, threads = 2): PytorchStep {
+export function runPytorchStep(python: string, configPath: string, batchSize: number, seqLen: number, steps: number, threads: number): PytorchStep {
   const script = join(packageRoot(), 'bench', 'pytorch-step.py');
-  const run = (env: Readonly<Record<string, string>>) => spawnSync(python, [script, configPath, String(batchSize), String(seqLen), String(steps), String(threads)], {
-    encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 16 * 2 ** 20,
-  });
+  if (!existsSync(script)) return { status: 'error', message: `${script} is missing (it ships with the repository)` };
+  const run = (env: Readonly<Record<string, string>>) =>
+    spawnSync(python, [script, configPath, String(batchSize), String(seqLen), String(steps), String(threads)], {
+      encoding: 'utf8', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
+      maxBuffer: 16 * 2 ** 20, timeout: PYTORCH_TIMEOUT_MS,
+    });
   let r = run(PYTORCH_ENV);
   const lean = r.signal === 'SIGKILL'; // the kernel's out-of-memory killer
   if (lean) r = run(PYTORCH_LEAN_ENV);
   const line = r.stdout?.trim().split('\n').at(-1) ?? '';
-  if (r.status === 0 && line.startsWith('{')) {
-    return { status: 'ok', ...(JSON.parse(line) as Omit<Extract<PytorchStep, { status: 'ok' }>, 'status'>), ...(lean ? { lean } : {}) };
+  if (r.status === 0) {
+    try {
+      const out = JSON.parse(line) as Omit<Extract<PytorchStep, { status: 'ok' }>, 'status'>;
+      if (out.tokensPerS > 0 && out.bestSecondsPerStep > 0) return { status: 'ok', ...out, ...(lean ? { lean } : {}) };
+    } catch {
+      // reported below
+    }
+    return { status: 'error', message: `no result line from ${script} (last line: ${JSON.stringify(line.slice(0, 120))})` };
   }
-  const why = r.error?.message ?? (r.signal ? `killed by ${r.signal}${r.signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : (r.stderr.trim().split('\n').at(-1) ?? `exit ${r.status}`));
+  const why = r.error?.message ||
+    (r.signal ? `killed by ${r.signal}${r.signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : r.stderr?.trim().split('\n').at(-1) || `exit ${r.status}`);
   return { status: 'error', message: why };
 }

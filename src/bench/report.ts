@@ -4,7 +4,7 @@
 // optionally the loopback serve load test. Each section prints as it runs (the full report takes
 // minutes); runBenchReport returns every figure, writeBenchFiles saves them as JSON and line plots.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BackendName } from '../core/backend.js';
 import { createNativeBackend } from '../core/native/backend.js';
@@ -176,7 +176,8 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
     const cfgName = settings.config === CONFIG_S ? 'configuration S' : 'bench configuration';
     if (settings.pytorch) {
       section(`PyTorch's uptraining step on ${cfgName} (bench/pytorch-step.py, ${PYTORCH_ENV_TEXT})`);
-      report.pytorchUptrain = pytorchUptrain(settings.pytorch, settings.config, B, T, reps);
+      // on every core, as supra's backends compute
+      report.pytorchUptrain = pytorchUptrain(settings.pytorch, settings.config, B, T, reps, availableParallelism());
       const p = report.pytorchUptrain;
       log(p.status === 'ok' ? `PyTorch ${p.torch} (${p.threads} threads), B=${B} T=${T}: ${pytorchTokensPerS(p, B * T)!.toFixed(0)} tokens/s` : `PyTorch: ${p.message}`);
     }
@@ -259,11 +260,11 @@ function overPytorch(p: PytorchStep | null, batchTokens: number, tokensPerS: num
 }
 
 /** PyTorch's step on `config` (written to a temporary config.json for the script). */
-function pytorchUptrain(python: string, config: RawConfig, B: number, T: number, reps: number): PytorchStep {
+function pytorchUptrain(python: string, config: RawConfig, B: number, T: number, reps: number, threads: number): PytorchStep {
   const dir = mkdtempSync(join(tmpdir(), 'supra-bench-pytorch-'));
   try {
     writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config));
-    return runPytorchStep(python, join(dir, 'config.json'), B, T, reps);
+    return runPytorchStep(python, join(dir, 'config.json'), B, T, reps, threads);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -138,13 +138,16 @@ export function runTrainJob(job: TrainJob): Omit<TrainCase, 'shape'> {
  */
 export const RECORDED_PYTORCH_TOKENS_PER_S: Record<string, Record<string, number>> = { 'smollm-135m': { '1x512': 85 } };
 
-/** The PyTorch cell: the same-run figure and supra's ratio to it, else the recorded one, else why not. */
+/**
+ * The PyTorch cell: the same-run figure and supra's ratio to it, else why it failed, else the figure recorded
+ * on another machine (no ratio: not comparable), else nothing.
+ */
 function pytorchCell(c: TrainCase): string {
   if (c.recipe === 'attention-transfer' || c.status !== 'ok') return '—';
   if (c.pytorch?.status === 'ok') return `${c.pytorch.tokensPerS.toFixed(1)}${c.pytorch.lean ? '*' : ''} (${(c.tokensPerS! / c.pytorch.tokensPerS).toFixed(2)}×)`;
+  if (c.pytorch?.status === 'error') return `error: ${c.pytorch.message}`;
   const recorded = RECORDED_PYTORCH_TOKENS_PER_S[c.shape]?.[`${c.batchSize}x${c.seqLen}`];
-  if (recorded) return `${recorded} recorded (${(c.tokensPerS! / recorded).toFixed(2)}×)`;
-  return c.pytorch?.status === 'error' ? `error: ${c.pytorch.message}` : '—';
+  return recorded ? `${recorded} (recorded on another machine)` : '—';
 }
 
 /** The report's table. */

@@ -8,11 +8,11 @@ import type { ActivationBytes, Param } from './types.js';
 import { Workspace } from './workspace.js';
 
 /**
- * Where the MLP keeps gate and up: outside the arena when the backend's products read ordinary memory in
- * place (Backend.heapWeights) and it computes swiglu with its own kernels (Backend.kernels), else in it
- * (a wasm kernel would copy them into the arena for every call).
+ * Where the MLP keeps gate and up when asked to keep them outside the arena: there when the backend's
+ * products read ordinary memory in place (Backend.heapWeights) and it computes swiglu with its own kernels
+ * (Backend.kernels), else in the arena (a wasm kernel would copy them into it for every call).
  */
-function keptPlace(): WeightPlace {
+function outsidePlace(): WeightPlace {
   const backend = getBackend();
   return backend.heapWeights && backend.kernels ? 'heap' : 'arena';
 }
@@ -25,8 +25,9 @@ export class MLP {
   // silu(gate)⊙up is recomputed in backward instead of kept, saving a [rows, ffn] buffer per layer; it
   // comes out of the swiglu gradient kernel, which evaluates the same sigmoid anyway. The two projections
   // are a training step's largest activations; only the products and swiglu touch them, so they live
-  // outside the arena where the backend's products and its own swiglu kernels read them in place.
-  private readonly acts = new Workspace(keptPlace());
+  // outside the arena where the backend's products and its own swiglu kernels read them in place, unless
+  // the model checkpoints its activations (keepOutsideArena).
+  private acts = new Workspace(outsidePlace());
   private x: Float32Array | null = null;
   private rows = 0;
 
@@ -88,6 +89,17 @@ export class MLP {
   freeActivations(): void {
     this.acts.free();
     this.x = null;
+  }
+
+  /**
+   * Keep gate and up outside the arena where the backend allows (the default), or in it. Activation
+   * checkpointing asks for the arena: it frees each layer's activations after use, and the arena takes
+   * them back at once, where arrays outside it would wait for the garbage collector, every layer's piling
+   * up meanwhile. Frees what is kept.
+   */
+  keepOutsideArena(on: boolean): void {
+    this.freeActivations();
+    this.acts = new Workspace(on ? outsidePlace() : 'arena');
   }
 
   /** Kept: gate and up (outside the arena where they live there); temporaries: the activation and three gradients of [rows, ffn]. */

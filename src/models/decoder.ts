@@ -221,6 +221,8 @@ export class DecoderLM {
       for (const l of this.layers) l.freeActivations();
       this.haveActs = false;
       this.haveLossGrad = false;
+      // one layer's activations at a time, freed after each: in the arena, which takes them back at once
+      for (const l of this.layers) l.mlp.keepOutsideArena(!on);
     }
     this.checkpointing = on;
   }
