@@ -24,7 +24,7 @@ export type PytorchStep =
  * for every step's large activations (→ 122 tokens/s). A baseline slowed by its settings would flatter supra.
  * The second costs memory: a step that runs out of it (killed) is run again without it (PYTORCH_LEAN_ENV).
  */
-export const PYTORCH_ENV: Readonly<Record<string, string>> = {
+const PYTORCH_ENV: Readonly<Record<string, string>> = {
   OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '17179869184',
 };
 export const PYTORCH_LEAN_ENV: Readonly<Record<string, string>> = { OMP_WAIT_POLICY: 'PASSIVE' };

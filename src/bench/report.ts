@@ -247,9 +247,8 @@ function formatBytes(bytes: number): string {
   return bytes < MiB ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / MiB).toFixed(2)} MiB`;
 }
 
-/** The headline figures, one line each, after the detailed sections. */
 /** PyTorch's best uptraining step in tokens/s (a step of batchTokens tokens), or null. */
-export function pytorchTokensPerS(p: PytorchStep | null, batchTokens: number): number | null {
+function pytorchTokensPerS(p: PytorchStep | null, batchTokens: number): number | null {
   return p?.status === 'ok' ? batchTokens / p.bestSecondsPerStep : null;
 }
 
@@ -270,6 +269,7 @@ function pytorchUptrain(python: string, config: RawConfig, B: number, T: number,
   }
 }
 
+/** The headline figures, one line each, after the detailed sections. */
 export function printSummary(r: BenchReport, log: (line: string) => void): void {
   log('\n== summary ==');
   log(`${r.cpuModel} × ${r.cpuCount}, node ${r.node}, ${r.platform}/${r.arch}${r.quick ? ', --quick' : ''}, ${r.seconds.toFixed(0)} s`);

@@ -8,10 +8,10 @@ import { Mt19937 } from '../core/random.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { BackendName } from '../core/backend.js';
 import { formatBytes } from '../core/memory.js';
-import type { PytorchStep } from './pytorch.js';
 import { loadDecoder } from '../models/auto.js';
 import type { DataPosition, TokenBatches } from '../train/batches.js';
 import { Trainer } from '../train/trainer.js';
+import type { PytorchStep } from './pytorch.js';
 
 export interface TrainJob {
   dir: string;
@@ -48,7 +48,6 @@ export interface TrainCase {
   /** PyTorch's step (no checkpointing) on the same shape and batch, timed in the same run (bench/pytorch-step.py), when a torch was found. */
   pytorch?: PytorchStep;
 }
-
 
 /** Uniform random token ids packed as the trainer reads them: nothing to learn, only shapes matter. */
 class RandomTokenBatches implements TokenBatches {
