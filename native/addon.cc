@@ -217,6 +217,9 @@ class SmallBatch : public SharedWork {
 };
 
 bool smallKernelOn = HaveAvx512(); // useSmallKernel(false) turns it off (tests, A/B runs)
+// useBf16Products(true): large products round their operands to BF16 (GemmBf16Products), training's
+// --matmul-precision bf16. Off by default: float32 is the reference.
+bool bf16ProductsOn = false;
 
 // Batched products small enough for SmallGemmAvx512 (decoding shapes keep their own path), on however many
 // threads there are: the kernel, not the thread count, decides the bits, so SUPRA_THREADS=1 and 2 train the
@@ -227,10 +230,18 @@ bool UseSmallBatch(int64_t m, int64_t n, int64_t k, int64_t ldc, int64_t strideC
          k >= 1 && k <= kSmallMaxDim && strideC >= (m - 1) * ldc + n;
 }
 
+// Products worth BF16 packing: the decoding shapes and tiny ones stay float32 (their time is elsewhere).
+bool Bf16ProductFits(int64_t m, int64_t n, int64_t k) {
+  return bf16ProductsOn && m > kDecodeRows && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 18);
+}
+
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
 // OpenBLAS's gemm driver would pack a whole operand for one row of output.
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
              const float* B, int ldb, float* C, int ldc) {
+#ifdef SUPRA_BF16_PRODUCTS
+  if (Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+#endif
 #ifdef SUPRA_X86
   if (k > 0 && m <= kDecodeRows && transB && !transA) {
     if (HaveAvx512()) return DotRowsAvx512(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
@@ -1142,6 +1153,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : HaveAvx512() ? "off" : "none"));
   out.Set("elementwiseKernels", Napi::String::New(env, elementwiseOn ? "avx512" : HaveAvx512() ? "off" : "none"));
+  out.Set("bf16Products", Napi::String::New(env, bf16ProductsOn ? "avx512bf16" : supra::HaveAvx512Bf16() ? "off" : "none"));
   return out;
 }
 
@@ -1184,6 +1196,17 @@ Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, elementwiseOn);
 }
 
+// useBf16Products(on): large products at BF16 precision (when the CPU has AVX-512 BF16); returns whether they are.
+Napi::Value UseBf16Products(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsBoolean()) {
+    Napi::TypeError::New(env, "supra native useBf16Products: expected one boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bf16ProductsOn = supra::HaveAvx512Bf16() && info[0].As<Napi::Boolean>().Value();
+  return Napi::Boolean::New(env, bf16ProductsOn);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_value sgemm;
   napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &sgemm);
@@ -1192,6 +1215,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("useSmallKernel", Napi::Function::New(env, UseSmallKernel, "useSmallKernel"));
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
+  exports.Set("useBf16Products", Napi::Function::New(env, UseBf16Products, "useBf16Products"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"quantizeInt8", QuantizeInt8},
                           {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},

@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define SUPRA_X86 1
 #include <immintrin.h>
+// Compilers that know AVX-512 BF16's intrinsics (GCC 10, Clang 9); older ones build without BF16 products.
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10)
+#define SUPRA_BF16_PRODUCTS 1
+#endif
 #endif
 
 namespace supra {
@@ -54,6 +58,16 @@ void SwigluBackwardRange(const float* dout, const float* gate, const float* up, 
 // linearAttentionStep of assembly/ops.ts on units [lo, hi) (a unit: one head of one sequence), bit for bit.
 void LinearAttentionStepRange(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
                               int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
+#endif
+
+// The CPU has AVX-512 BF16 (vdpbf16ps), asked once (false off x86).
+bool HaveAvx512Bf16();
+#ifdef SUPRA_BF16_PRODUCTS
+// C = alpha * op(A) * op(B) + beta * C with op(A) and op(B) rounded to BF16 (nearest even) and the products
+// summed in float32 (gemm_bf16.cc), shared with the helper thread; the bits do not depend on the thread
+// count. Needs HaveAvx512Bf16() and k >= 1.
+void GemmBf16Products(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
+                      const float* B, int ldb, float* C, int ldc);
 #endif
 
 // The optimizer's kernels of assembly/ops.ts, bit for bit, for arrays outside the arena (which the wasm kernels

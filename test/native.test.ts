@@ -654,3 +654,69 @@ test('the optimizer kernels for arrays outside the arena give the wasm kernels\'
     setBackend(previous);
   }
 });
+
+// BF16 bits of x rounded to nearest even, as a float (vcvtneps2bf16; NaN kept).
+function toBf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  if (!Number.isNaN(f[0]!)) u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) << 16;
+  return f[0]!;
+}
+
+test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32 sums, for every transpose, alpha/beta, leading dim and edge; the same bits on 1 and 2 threads', { skip }, (t) => {
+  const be = backend();
+  if (!be.setMatmulPrecision!('bf16')) {
+    assert.equal(ops.hasMatmulPrecision('bf16'), false);
+    t.skip('this CPU (or compiler) has no AVX-512 BF16');
+    return;
+  }
+  const before = be.threads;
+  try {
+    const next = rng(11);
+    // [m, n, k]: tiles and k blocks with tails, an odd k, more rows and columns than one packed super-block
+    const shapes: Array<[number, number, number]> = [[37, 101, 77], [64, 64, 64], [13, 45, 2001], [100, 40, 513], [800, 1600, 19]];
+    for (const [m, n, k] of shapes) {
+      for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
+        if (m * n > 1e6 && transA === transB) continue; // the big shape: the two training layouts with a transpose
+        const pad = 3; // leading dims past the packed ones
+        const lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad;
+        const a = filled(plain, (transA ? k : m) * lda, next);
+        const b = filled(plain, (transB ? n : k) * ldb, next);
+        for (const [alpha, beta] of [[1, 0], [0.5, 2]]) {
+          const c0 = filled(plain, m * ldc, next);
+          if (beta === 0) c0.fill(NaN); // beta 0 never reads C
+          const g: GemmArgs = { transA, transB, m, n, k, alpha, beta, a, lda, b, ldb, c: Float32Array.from(c0), ldc };
+          const want = referenceGemm({ ...g, a: a.map(toBf16), b: b.map(toBf16) });
+          be.setThreads(1);
+          be.sgemm(g);
+          const what = `${m}x${n}x${k} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < ldc; j++) {
+              const idx = i * ldc + j;
+              if (j >= n) assert.ok(Object.is(g.c[idx], c0[idx]), `${what}: C[${i}, ${j}] past n written`);
+              else if (!(Math.abs(g.c[idx]! - want[idx]!) <= 2e-5 * (8 + Math.abs(want[idx]!)))) assert.fail(`${what}: C[${i}, ${j}] is ${g.c[idx]}, want ${want[idx]}`);
+            }
+          }
+          be.setThreads(Math.max(2, before));
+          const two = { ...g, c: Float32Array.from(c0) };
+          be.sgemm(two);
+          assert.deepEqual(two.c, g.c, `${what}: the same bits on 2 threads`);
+        }
+      }
+    }
+    // off again: float32 products, which differ from the BF16 ones
+    be.setMatmulPrecision!('f32');
+    const [m, n, k] = [64, 64, 64];
+    const a = filled(plain, m * k, next), b = filled(plain, k * n, next);
+    const c32 = new Float32Array(m * n), c16 = new Float32Array(m * n);
+    be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c32 });
+    assertClose(c32, referenceGemm({ transA: false, transB: true, m, n, k, a, b, c: new Float32Array(m * n) }), 'float32 after bf16');
+    ops.withMatmulPrecision('bf16', () => be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 }));
+    assert.notDeepEqual(c16, c32);
+    be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 });
+    assert.deepEqual(c16, c32, 'withMatmulPrecision sets float32 back');
+  } finally {
+    be.setMatmulPrecision!('f32');
+    be.setThreads(before);
+  }
+});

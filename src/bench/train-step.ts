@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Mt19937 } from '../core/random.js';
 import { getBackend, setBackend } from '../core/select.js';
-import type { BackendName } from '../core/backend.js';
+import type { BackendName, MatmulPrecision } from '../core/backend.js';
 import { formatBytes } from '../core/memory.js';
 import { loadDecoder } from '../models/auto.js';
 import type { DataPosition, TokenBatches } from '../train/batches.js';
@@ -26,6 +26,8 @@ export interface TrainJob {
    * softmax outputs) is the warm-up step, the timed steps are stage 2 (LoRA adapters and kernels).
    */
   recipe?: 'full' | 'attention-transfer';
+  /** The steps' products (--matmul-precision; default f32). */
+  matmulPrecision?: MatmulPrecision;
 }
 
 export interface TrainCase {
@@ -34,6 +36,7 @@ export interface TrainCase {
   seqLen: number;
   checkpointActivations: boolean;
   recipe?: 'full' | 'attention-transfer';
+  matmulPrecision?: MatmulPrecision;
   status: 'ok' | 'error';
   message?: string;
   /** Training tokens per second of the timed steps (their mean time). */
@@ -104,11 +107,12 @@ export function runTrainJob(job: TrainJob): Omit<TrainCase, 'shape'> {
   const { model } = loadDecoder(job.dir, { dtype: 'f32' });
   const out = mkdtempSync(join(tmpdir(), 'supra-bench-train-'));
   const recipe = job.recipe ?? 'full';
-  const base = { batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations, recipe };
+  const matmulPrecision = job.matmulPrecision ?? 'f32';
+  const base = { batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations, recipe, matmulPrecision };
   try {
     const trainer = Trainer.open({
       model, data: new RandomTokenBatches(job.seqLen, model.config.vocab_size), out, steps: job.steps + 1,
-      batchSize: job.batchSize, evalSequences: 0, saveEvery: 0, quiet: true, checkpointActivations: job.checkpointActivations,
+      batchSize: job.batchSize, evalSequences: 0, saveEvery: 0, quiet: true, checkpointActivations: job.checkpointActivations, matmulPrecision,
       ...(recipe === 'attention-transfer' ? { recipe, transferSteps: 1 } : {}),
     });
     try {
@@ -159,13 +163,13 @@ export function trainMarkdown(cases: TrainCase[], header: string): string {
       ]
       : [`${c.status}: ${c.message}`, '', '', '', '', ''];
     const recipe = c.recipe === 'attention-transfer' ? 'attention transfer + LoRA' : 'full';
-    return `| ${c.shape} | ${recipe} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${cells.join(' | ')} |`;
+    return `| ${c.shape} | ${recipe} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${c.matmulPrecision ?? 'f32'} | ${cells.join(' | ')} |`;
   });
   return [
     header,
     '',
-    '| shape | recipe | batch | checkpointing | tokens/s | s/step | PyTorch tokens/s (supra ×) | time in GEMM | peak RSS | planned peak |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| shape | recipe | batch | checkpointing | products | tokens/s | s/step | PyTorch tokens/s (supra ×) | time in GEMM | peak RSS | planned peak |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');

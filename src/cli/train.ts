@@ -14,7 +14,7 @@ import { train, type TrainOptions } from '../train/trainer.js';
 const RECIPE = [
   'batchSize', 'seqLen', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'beta1', 'beta2', 'eps', 'weightDecay',
   'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'recipe', 'transferSteps', 'loraRank',
-  'loraAlpha', 'loraTargets', 'seed',
+  'loraAlpha', 'loraTargets', 'seed', 'matmulPrecision',
 ] as const satisfies readonly RecipeKey[];
 const RUN = ['checkpointActivations', 'saveEvery', 'keep', 'evalEvery', 'evalSequences', 'evalAtStart', 'maxSkips'] as const satisfies readonly RecipeKey[];
 

@@ -6,6 +6,14 @@
 export type BackendName = 'wasm' | 'native';
 
 /**
+ * The precision of large matrix products: 'f32' (the reference), or 'bf16': both operands rounded to BF16
+ * (nearest even), the products summed in float32 — PyTorch's "medium" float32 matmul precision. Weights,
+ * gradients and optimizer state stay float32 either way.
+ */
+export type MatmulPrecision = 'f32' | 'bf16';
+export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['f32', 'bf16'];
+
+/**
  * C = alpha · op(A) · op(B) + beta · C, row-major, for `batch` independent products.
  * op(A) is m×k, op(B) is k×n, C is m×n. With transA, A is stored k×m (so dB = Aᵀ·dC is the same call).
  * Leading dimensions default to the packed ones; strides (in floats) step between batch entries.
@@ -129,6 +137,11 @@ export interface Backend {
    * this). Returns the index in src of its first NaN or infinite value (the blocks before it written), or -1.
    */
   quantizeInt8?(src: Float32Array, from: number, cols: number, q: Int8Array, scales: Float32Array): number;
+  /**
+   * Sets the precision of its later large products (decoding-size ones stay float32); returns whether that
+   * precision is now in effect ('f32' always is). Absent: float32 only. Native with AVX-512 BF16 has 'bf16'.
+   */
+  setMatmulPrecision?(precision: MatmulPrecision): boolean;
   /** Its optimizer kernels for arrays outside the arena (a heapWeights backend that trains there). */
   readonly heapKernels?: HeapKernels;
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */

@@ -10,7 +10,7 @@
 // used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
-import type { GemmArgs, HeapKernels } from './backend.js';
+import type { GemmArgs, HeapKernels, MatmulPrecision } from './backend.js';
 import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, parallelFor, ptr, runOnCaller } from './wasm/runtime.js';
@@ -30,6 +30,27 @@ function checkCount(name: string, v: number): void {
 }
 
 // ---------------------------------------------------------------- matmul
+
+/** Whether the backend computes large products at `precision` ('f32' always). */
+export function hasMatmulPrecision(precision: MatmulPrecision): boolean {
+  if (precision === 'f32') return true;
+  const backend = getBackend();
+  if (!backend.setMatmulPrecision?.(precision)) return false;
+  backend.setMatmulPrecision('f32');
+  return true;
+}
+
+/** Runs f with the backend's large products at `precision` (see MatmulPrecision), float32 again after. */
+export function withMatmulPrecision<T>(precision: MatmulPrecision, f: () => T): T {
+  if (precision === 'f32') return f();
+  const backend = getBackend();
+  if (!backend.setMatmulPrecision?.(precision)) throw new Error(`supra: the ${backend.name} backend has no ${precision} products on this CPU`);
+  try {
+    return f();
+  } finally {
+    backend.setMatmulPrecision('f32');
+  }
+}
 
 /** C = alpha·op(A)·op(B) + beta·C (row-major, optionally batched). See GemmArgs. */
 export function matmul(args: GemmArgs): void {

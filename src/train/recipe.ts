@@ -4,6 +4,7 @@
 // (src/cli/recipe-options.ts); the study and the demo start from EMBEDDED_TEACHER_RECIPE.
 import { DEFAULT_LORA_TARGETS, LORA_TARGET_MODULES } from '../models/lora.js';
 import { formatNumber } from './metrics.js';
+import { MATMUL_PRECISIONS, type MatmulPrecision } from '../core/backend.js';
 
 export type TrainOnly = 'all' | 'kernels';
 
@@ -55,6 +56,12 @@ export interface Recipe {
   kernelsFirstSteps: number;
   /** Seed of a random initialisation or of --linearize's kernels. */
   seed: number;
+  /**
+   * The training steps' large products: 'f32' (the reference, default) or 'bf16' (operands rounded to BF16,
+   * float32 sums; native backend on a CPU with AVX-512 BF16). Parameters, gradients and AdamW stay float32,
+   * and validation runs at float32.
+   */
+  matmulPrecision: MatmulPrecision;
   /** The recipe: the paper's full uptraining (default) or attention transfer + LoRA. */
   recipe: RecipeName;
   /**
@@ -129,6 +136,12 @@ export const RECIPE_OPTIONS = {
     help: 'a two-step schedule: kernels only for the first N steps, then every parameter',
   },
   seed: { flag: 'seed', value: 'N', rule: { kind: 'integer', min: 0 }, default: 0, help: 'initialisation, validation documents and data order' },
+  matmulPrecision: {
+    flag: 'matmul-precision', rule: { kind: 'choice', choices: MATMUL_PRECISIONS }, default: 'f32',
+    help: "bf16: the steps' large products round both operands to BF16 and sum in float32 (AVX-512\n" +
+      "BF16, native backend; PyTorch's \"medium\" precision); parameters, gradients, AdamW and\n" +
+      'validation stay float32',
+  },
   recipe: {
     flag: 'recipe', rule: { kind: 'choice', choices: ['full', 'attention-transfer'] }, default: 'full',
     help: "full: the paper's uptraining, every parameter on the next-token loss. attention-\n" +
@@ -195,6 +208,7 @@ export const TRAIN_DEFAULTS = {
   trainOnly: fixed('trainOnly'),
   kernelsFirstSteps: fixed('kernelsFirstSteps'),
   seed: fixed('seed'),
+  matmulPrecision: fixed('matmulPrecision'),
   recipe: fixed('recipe'),
   loraRank: fixed('loraRank'),
   loraAlpha: fixed('loraAlpha'),

@@ -81,7 +81,7 @@ export function repeatWarning(tokens: number, trainTokens: number): string | nul
 const RECIPE_KEYS = [
   'batchSize', 'gradAccum', 'seqLen', 'totalSteps', 'lr', 'minLr', 'warmupSteps', 'kernelLr', 'betas', 'eps',
   'weightDecay', 'decayNormsAndBiases', 'gradClip', 'zLoss', 'trainOnly', 'kernelsFirstSteps', 'seed',
-  'recipe', 'transferSteps', 'loraRank', 'loraAlpha', 'loraTargets',
+  'recipe', 'transferSteps', 'loraRank', 'loraAlpha', 'loraTargets', 'matmulPrecision',
 ] as const;
 
 /** Fill defaults, derive the step count from the budget, check every value. */
@@ -128,6 +128,7 @@ export function resolveSettings(o: SettingsOptions, seqLen: number, modelSource:
     trainOnly: o.trainOnly ?? d.trainOnly,
     kernelsFirstSteps: check('kernelsFirstSteps', o.kernelsFirstSteps ?? d.kernelsFirstSteps),
     seed: check('seed', o.seed ?? d.seed),
+    matmulPrecision: check('matmulPrecision', o.matmulPrecision ?? d.matmulPrecision),
     recipe,
     transferSteps: transfer ? check('transferSteps', o.transferSteps ?? defaultTransferSteps(totalSteps)) : 0,
     loraRank: check('loraRank', o.loraRank ?? d.loraRank),
@@ -173,7 +174,7 @@ export function mergeResumed(saved: TrainSettings, o: SettingsOptions): TrainSet
     lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, kernelLr: o.kernelLr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay,
     decayNormsAndBiases: o.decayNormsAndBiases, gradClip: o.gradClip, zLoss: o.zLoss, trainOnly: o.trainOnly,
     kernelsFirstSteps: o.kernelsFirstSteps, seed: o.seed, recipe: o.recipe, transferSteps: o.transferSteps, loraRank: o.loraRank,
-    loraAlpha: o.loraAlpha,
+    loraAlpha: o.loraAlpha, matmulPrecision: o.matmulPrecision,
     loraTargets: o.loraTargets === undefined ? undefined : parseLoraTargets(o.loraTargets, 'train --resume: loraTargets').join(','),
   };
   // runs saved before the recipe options existed were full uptraining
@@ -181,6 +182,7 @@ export function mergeResumed(saved: TrainSettings, o: SettingsOptions): TrainSet
   saved = {
     ...saved, recipe: saved.recipe ?? 'full', transferSteps: saved.transferSteps ?? 0, loraRank: saved.loraRank ?? d.loraRank,
     loraAlpha: saved.loraAlpha ?? d.loraAlpha, loraTargets: saved.loraTargets ?? d.loraTargets,
+    matmulPrecision: saved.matmulPrecision ?? 'f32', // runs saved before the option existed
   };
   for (const key of RECIPE_KEYS) {
     const v = explicit[key];

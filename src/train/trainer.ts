@@ -22,7 +22,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
-import { scale, sumSquares } from '../core/ops.js';
+import { hasMatmulPrecision, scale, sumSquares, withMatmulPrecision } from '../core/ops.js';
+import { getBackend } from '../core/select.js';
 import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
 import type { LinearizeOptions } from '../models/linearize.js';
@@ -309,6 +310,10 @@ export class Trainer {
     let recipe: RecipeParts | null = null;
     try {
       const { model, settings } = start;
+      if (!hasMatmulPrecision(settings.matmulPrecision)) {
+        throw new Error(`supra: train: --matmul-precision ${settings.matmulPrecision} needs the native backend on a CPU with AVX-512 BF16 ` +
+          `(this run is on ${getBackend().name}${getBackend().name === 'native' ? ', whose CPU or build has none' : ''}); train at f32`);
+      }
       model.setActivationCheckpointing(settings.checkpointActivations);
       recipe = RecipeParts.open(model, settings, latest?.dir ?? null);
       params = buildOptimizer(model, settings, recipe.lora);
@@ -429,16 +434,18 @@ export class Trainer {
     this.recipe.zeroGrad(this.clearedGrads ?? undefined);
     this.clearedGrads = null;
     let lossSum = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const seqs = o.data.nextTrain(B);
-      if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
-      splitRows(seqs, 0, B, T, this.inputs, this.targets);
-      if (transfer) lossSum += transfer.step(this.inputs, B, T);
-      else {
-        lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
-        model.backward();
+    withMatmulPrecision(s.matmulPrecision, () => {
+      for (let micro = 0; micro < accum; micro++) {
+        const seqs = o.data.nextTrain(B);
+        if (seqs.length !== B * (T + 1)) throw new Error(`supra: train: the data gave ${seqs.length} token ids for a batch of ${B} × ${T + 1}`);
+        splitRows(seqs, 0, B, T, this.inputs, this.targets);
+        if (transfer) lossSum += transfer.step(this.inputs, B, T);
+        else {
+          lossSum += model.loss(this.inputs, B, T, { zLoss: s.zLoss, targets: this.targets });
+          model.backward();
+        }
       }
-    }
+    });
     const loss = lossSum / accum;
     o.hooks?.afterBackward?.(step, model);
     // the two-step schedule's first steps, and attention transfer's stage 1, clip and update the kernels alone

@@ -12,7 +12,7 @@
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
 import { isNode, nodeBuiltin } from '../host.js';
-import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, HeapKernels, Int8GemmArgs } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
 
@@ -45,11 +45,13 @@ interface Addon {
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
-    smallKernel: SmallKernel; elementwiseKernels: SmallKernel;
+    smallKernel: SmallKernel; elementwiseKernels: SmallKernel; bf16Products?: 'avx512bf16' | 'off' | 'none';
   };
   setThreads(n: number): number;
   useSmallKernel(on: boolean): boolean;
   useElementwiseKernels(on: boolean): boolean;
+  /** Absent from an add-on built before it, or by a compiler without AVX-512 BF16: float32 products only. */
+  useBf16Products?(on: boolean): boolean;
   crossEntropy: BackendKernels['crossEntropy'];
   swiglu: BackendKernels['swiglu'];
   swigluBackward: BackendKernels['swigluBackward'];
@@ -332,6 +334,11 @@ function load(addonPath: string): NativeResult {
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
     ...(typeof addon.quantizeInt8 === 'function' ? { quantizeInt8: addon.quantizeInt8 } : {}),
+    setMatmulPrecision: (precision: MatmulPrecision) => {
+      const want = precision === 'bf16';
+      const on = typeof addon.useBf16Products === 'function' ? addon.useBf16Products(want) : false;
+      return on === want;
+    },
     heapKernels:
       addon.adamwFused && addon.sumSquares && addon.scale && addon.embeddingBackward
         ? { adamw: addon.adamwFused, sumSquares: addon.sumSquares, scale: addon.scale, embeddingBackward: addon.embeddingBackward }
