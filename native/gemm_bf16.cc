@@ -4,8 +4,8 @@
 // multiply-adds per instruction (measured on the 2-core Zen 4 VM, a 6x32 tile over packed in-cache panels:
 // 230 GFLOP/s per core against 117 with float32 FMAs; OpenBLAS's sgemm ~105).
 //
-// The classic blocked GEMM: op(A) and op(B) are packed a super-block at a time (kSuperRows x K, K x
-// kSuperCols) into panels of 6 rows and 32 columns whose elements are pairs of consecutive k values (the
+// The classic blocked GEMM: op(A) and op(B) are packed a super-block at a time (rows x kSuperDepth,
+// kSuperDepth x kSuperCols) into panels of 6 rows and 32 columns whose elements are pairs of consecutive k values (the
 // operand layout of vdpbf16ps); then macro tiles of C (kMacroRows x kMacroCols) are computed, each over K
 // in blocks of kBlockPairs pairs, with a 6x32 register tile. Packing and tiles are shared between the
 // caller and the helper thread item by item. Every C value is summed by one tile in a fixed k order, so
@@ -37,8 +37,13 @@ constexpr int kTileCols = 32;
 constexpr int kBlockPairs = 128; // k block: 256 values; a B panel's block (16 KiB) stays in L1
 constexpr int kMacroRows = 96;   // a macro tile's A block (96 x 256 BF16, 48 KiB) stays in L2
 constexpr int kMacroCols = 256;
-constexpr int kSuperRows = 768;  // packed at a time: each element of B is packed once per 768 rows of A...
-constexpr int kSuperCols = 1536; // ...and each of A once per 1536 columns of B
+// Packed at a time: kSuperDepth values of k (even), by at least kSuperRows rows of A (more while their
+// panels take under kPackBytesA: each element of B is packed once per super-block of rows) and kSuperCols
+// columns of B. The pack buffers stay under ~20 MiB per calling thread whatever the shape.
+constexpr int kSuperDepth = 4096;
+constexpr int kSuperRows = 768;
+constexpr int64_t kPackBytesA = 8 << 20;
+constexpr int kSuperCols = 1536;
 
 // BF16 bits of x, rounded to nearest even (NaN kept a quiet NaN), as vcvtneps2bf16 rounds.
 inline uint32_t Bf16Bits(float x) {
@@ -60,6 +65,31 @@ __attribute__((target("avx512f,avx512bf16"))) inline __m512i Interleave16(const 
   return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
 }
 
+// v[i] lane j <-> v[j] lane i (16 x 16 32-bit values): unpack 32- and 64-bit within 128-bit lanes, then
+// regroup the lanes.
+__attribute__((target("avx512f"))) inline void Transpose16(__m512i v[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  // u[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3
+  for (int i = 0; i < 4; i++) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512i a0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), a1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xee);
+    const __m512i b0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), b1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xee);
+    v[c] = _mm512_shuffle_i32x4(a0, b0, 0x88);
+    v[4 + c] = _mm512_shuffle_i32x4(a0, b0, 0xdd);
+    v[8 + c] = _mm512_shuffle_i32x4(a1, b1, 0x88);
+    v[12 + c] = _mm512_shuffle_i32x4(a1, b1, 0xdd);
+  }
+}
+
 // The operand op(X) of a product as rows x K (rows of C for A, columns of C for B): element (r, kk) at
 // X[r * ld + kk] when k runs along memory, at X[kk * ld + r] when rows do.
 struct Operand {
@@ -67,7 +97,8 @@ struct Operand {
   int64_t ld;
   bool kContiguous;
   int k;
-  float at(int64_t r, int64_t kk) const { return kContiguous ? data[r * ld + kk] : data[kk * ld + r]; }
+  // values [k0, k0 + depth) of every row
+  Operand Slice(int k0, int depth) const { return {kContiguous ? data + k0 : data + static_cast<int64_t>(k0) * ld, ld, kContiguous, depth}; }
 };
 
 // Packs rows [r0, r0 + width) of op(X) (width <= panel, the rest zero) into one panel: pair q of row r at
@@ -80,17 +111,21 @@ __attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, i
     for (int q = 0; q < pairs; q++) std::memset(out + static_cast<int64_t>(q) * panel + width, 0, sizeof(uint32_t) * (panel - width));
   }
   if (x.kContiguous) {
-    // each row's pairs 16 at a time, scattered panel apart
-    alignas(64) uint32_t lanes[16];
+    // 16 rows x 16 pairs at a time, transposed in registers: each pair's row values land side by side
+    const int blocked = fullPairs / 16 * 16;
+    for (int g = 0; g < width; g += 16) {
+      const int rows = std::min(16, width - g);
+      const __mmask16 lanes = static_cast<__mmask16>(panel - g >= 16 ? 0xffff : (1u << (panel - g)) - 1);
+      for (int q = 0; q < blocked; q += 16) {
+        __m512i v[16];
+        for (int i = 0; i < 16; i++) v[i] = i < rows ? Pairs16(x.data + (r0 + g + i) * x.ld + 2 * q) : _mm512_setzero_si512();
+        Transpose16(v);
+        for (int t = 0; t < 16; t++) _mm512_mask_storeu_epi32(out + static_cast<int64_t>(q + t) * panel + g, lanes, v[t]);
+      }
+    }
     for (int r = 0; r < width; r++) {
       const float* row = x.data + (r0 + r) * x.ld;
-      int q = 0;
-      for (; q + 16 <= fullPairs; q += 16) {
-        _mm512_store_si512(lanes, Pairs16(row + 2 * q));
-        uint32_t* o = out + static_cast<int64_t>(q) * panel + r;
-        for (int t = 0; t < 16; t++) o[static_cast<int64_t>(t) * panel] = lanes[t];
-      }
-      for (; q < fullPairs; q++) out[static_cast<int64_t>(q) * panel + r] = PairBits(row[2 * q], row[2 * q + 1]);
+      for (int q = blocked; q < fullPairs; q++) out[static_cast<int64_t>(q) * panel + r] = PairBits(row[2 * q], row[2 * q + 1]);
       if (k & 1) out[static_cast<int64_t>(fullPairs) * panel + r] = PairBits(row[k - 1], 0.0f);
     }
     return;
@@ -103,10 +138,48 @@ __attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, i
     int r = 0;
     if (l1) {
       for (; r + 16 <= width; r += 16) _mm512_storeu_si512(o + r, Interleave16(l0 + r, l1 + r));
-      for (; r < width; r++) o[r] = PairBits(l0[r], l1[r]);
+      if (r < width) { // the rest (an A panel's 6 rows) masked: no scalar rounding per element
+        const __mmask16 tail = static_cast<__mmask16>((1u << (width - r)) - 1);
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, l0 + r)));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, l1 + r)));
+        _mm512_mask_storeu_epi32(o + r, tail, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
     } else {
       for (; r < width; r++) o[r] = PairBits(l0[r], 0.0f);
     }
+  }
+}
+
+// Packs rows [r0, r0 + width) of op(X) (width <= 48) into 8 consecutive A panels of 6 rows, `pairs` pairs
+// each, when rows run along memory (transposed A: training's dW = dYᵀ·X): pair q of 48 rows is 3 vectors
+// from two lines of X, cut into the 8 panels' 6 values with valignd. One panel at a time would read 24
+// bytes from each line per pair.
+__attribute__((target("avx512f,avx512bf16"))) void PackSixPanelsOf48(const Operand& x, int64_t r0, int width, int64_t pairs,
+                                                                      uint32_t* out) {
+  const int k = x.k;
+  const __mmask16 six = 0x3f;
+  __mmask16 load[3];
+  for (int v = 0; v < 3; v++) {
+    const int n = std::max(0, std::min(16, width - 16 * v));
+    load[v] = static_cast<__mmask16>((1u << n) - 1);
+  }
+  const int panels = (width + kTileRows - 1) / kTileRows;
+  for (int q = 0; q < pairs; q++) {
+    const float* l0 = x.data + static_cast<int64_t>(2 * q) * x.ld + r0;
+    const bool odd = 2 * q + 1 >= k; // the last pair of an odd k: its second value is 0
+    __m512i v[3];
+    for (int j = 0; j < 3; j++) {
+      const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(load[j], l0 + 16 * j)));
+      const __m512i hi = odd ? _mm512_setzero_si512()
+                             : _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(load[j], l0 + x.ld + 16 * j)));
+      v[j] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+    }
+    const __m512i cut[8] = {
+        v[0], _mm512_alignr_epi32(v[1], v[0], 6), _mm512_alignr_epi32(v[1], v[0], 12), _mm512_alignr_epi32(v[2], v[1], 2),
+        _mm512_alignr_epi32(v[2], v[1], 8), _mm512_alignr_epi32(v[2], v[1], 14), _mm512_alignr_epi32(v[2], v[2], 4),
+        _mm512_alignr_epi32(v[2], v[2], 10)};
+    uint32_t* o = out + static_cast<int64_t>(q) * kTileRows;
+    for (int p = 0; p < panels; p++) _mm512_mask_storeu_epi32(o + p * pairs * kTileRows, six, cut[p]);
   }
 }
 
@@ -160,13 +233,20 @@ struct PackBuffer {
 // One super-block: pack its A panels, then its B panels (one item per panel), then its macro tiles.
 class SuperBlock : public SharedWork {
  public:
+  // firstDepth: the first k super-block, whose tiles apply beta (later ones add to C)
   SuperBlock(const Operand& a, const Operand& b, int64_t i0, int rows, int64_t j0, int cols, uint32_t* packA,
-             uint32_t* packB, float* c, int64_t ldc, float alpha, float beta, int phase)
-      : SharedWork(Items(rows, cols, phase)), a_(a), b_(b), i0_(i0), rows_(rows), j0_(j0), cols_(cols),
-        pairs_((a.k + 1) / 2), packA_(packA), packB_(packB), c_(c), ldc_(ldc), alpha_(alpha), beta_(beta), phase_(phase) {}
+             uint32_t* packB, float* c, int64_t ldc, float alpha, float beta, bool firstDepth, int phase)
+      : SharedWork(Items(a, rows, cols, phase)), a_(a), b_(b), i0_(i0), rows_(rows), j0_(j0), cols_(cols),
+        pairs_((a.k + 1) / 2), packA_(packA), packB_(packB), c_(c), ldc_(ldc), alpha_(alpha), beta_(beta),
+        firstDepth_(firstDepth), phase_(phase) {}
 
-  static int64_t Items(int rows, int cols, int phase) {
-    if (phase == 0) return (rows + kTileRows - 1) / kTileRows + (cols + kTileCols - 1) / kTileCols;
+  // A's pack items: panels, or groups of 8 panels when its rows run along memory (PackSixPanelsOf48)
+  static int64_t APackItems(const Operand& a, int rows) {
+    const int64_t panels = (rows + kTileRows - 1) / kTileRows;
+    return a.kContiguous ? panels : (panels + 7) / 8;
+  }
+  static int64_t Items(const Operand& a, int rows, int cols, int phase) {
+    if (phase == 0) return APackItems(a, rows) + (cols + kTileCols - 1) / kTileCols;
     return static_cast<int64_t>((rows + kMacroRows - 1) / kMacroRows) * ((cols + kMacroCols - 1) / kMacroCols);
   }
 
@@ -185,7 +265,7 @@ class SuperBlock : public SharedWork {
         for (int ti = 0; ti < mRows; ti += kTileRows) {
           const uint32_t* ap = packA_ + (static_cast<int64_t>((mi + ti) / kTileRows) * pairs_ + q0) * kTileRows;
           float* c = c_ + (i0_ + mi + ti) * ldc_ + j0_ + mj + tj;
-          Tile(kp, ap, bp, c, ldc_, std::min(kTileRows, mRows - ti), std::min(kTileCols, mCols - tj), alpha_, beta_, q0 == 0);
+          Tile(kp, ap, bp, c, ldc_, std::min(kTileRows, mRows - ti), std::min(kTileCols, mCols - tj), alpha_, beta_, firstDepth_ && q0 == 0);
         }
       }
     }
@@ -193,12 +273,15 @@ class SuperBlock : public SharedWork {
 
  private:
   void Pack(int64_t item) {
-    const int64_t aPanels = (rows_ + kTileRows - 1) / kTileRows;
-    if (item < aPanels) {
+    const int64_t aItems = APackItems(a_, rows_);
+    if (item < aItems && !a_.kContiguous) {
+      const int r = static_cast<int>(item) * 8 * kTileRows;
+      PackSixPanelsOf48(a_, i0_ + r, std::min(8 * kTileRows, rows_ - r), pairs_, packA_ + item * 8 * pairs_ * kTileRows);
+    } else if (item < aItems) {
       const int r = static_cast<int>(item) * kTileRows;
       PackPanel(a_, i0_ + r, std::min(kTileRows, rows_ - r), kTileRows, packA_ + item * pairs_ * kTileRows);
     } else {
-      const int64_t p = item - aPanels;
+      const int64_t p = item - aItems;
       const int r = static_cast<int>(p) * kTileCols;
       PackPanel(b_, j0_ + r, std::min(kTileCols, cols_ - r), kTileCols, packB_ + p * pairs_ * kTileCols);
     }
@@ -215,6 +298,7 @@ class SuperBlock : public SharedWork {
   float* const c_;
   const int64_t ldc_;
   const float alpha_, beta_;
+  const bool firstDepth_;
   const int phase_;
 };
 
@@ -226,19 +310,23 @@ __attribute__((target("avx512f,avx512bf16"))) void GemmBf16Products(bool transA,
   // op(A) as m rows of K, op(B) as n rows (columns of C) of K
   const Operand a{A, lda, !transA, k};
   const Operand b{B, ldb, transB, k};
-  const int64_t pairs = (k + 1) / 2;
+  const int64_t depthPairs = (std::min(k, kSuperDepth) + 1) / 2;
+  const int64_t superRows = std::max<int64_t>(kSuperRows, kPackBytesA / (4 * depthPairs * kMacroRows) * kMacroRows);
   thread_local PackBuffer bufA, bufB;
-  for (int64_t i0 = 0; i0 < m; i0 += kSuperRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kSuperRows, m - i0));
-    uint32_t* packA = bufA.Get(((rows + kTileRows - 1) / kTileRows) * kTileRows * pairs);
-    for (int64_t j0 = 0; j0 < n; j0 += kSuperCols) {
-      const int cols = static_cast<int>(std::min<int64_t>(kSuperCols, n - j0));
-      uint32_t* packB = bufB.Get(((cols + kTileCols - 1) / kTileCols) * kTileCols * pairs);
-      // A's panels are packed with the first column block only; later blocks pack B alone
-      SuperBlock pack(a, b, i0, j0 == 0 ? rows : 0, j0, cols, packA, packB, C, ldc, alpha, beta, 0);
-      RunShared(pack);
-      SuperBlock tiles(a, b, i0, rows, j0, cols, packA, packB, C, ldc, alpha, beta, 1);
-      RunShared(tiles);
+  for (int64_t i0 = 0; i0 < m; i0 += superRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(superRows, m - i0));
+    uint32_t* packA = bufA.Get((rows + kTileRows - 1) / kTileRows * kTileRows * depthPairs);
+    for (int k0 = 0; k0 < k; k0 += kSuperDepth) {
+      const Operand ak = a.Slice(k0, std::min(kSuperDepth, k - k0)), bk = b.Slice(k0, std::min(kSuperDepth, k - k0));
+      for (int64_t j0 = 0; j0 < n; j0 += kSuperCols) {
+        const int cols = static_cast<int>(std::min<int64_t>(kSuperCols, n - j0));
+        uint32_t* packB = bufB.Get((cols + kTileCols - 1) / kTileCols * kTileCols * depthPairs);
+        // A's panels are packed with the first column block only; later blocks pack B alone
+        SuperBlock pack(ak, bk, i0, j0 == 0 ? rows : 0, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, 0);
+        RunShared(pack);
+        SuperBlock tiles(ak, bk, i0, rows, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, 1);
+        RunShared(tiles);
+      }
     }
   }
 }

@@ -656,11 +656,13 @@ test('the optimizer kernels for arrays outside the arena give the wasm kernels\'
 });
 
 // BF16 bits of x rounded to nearest even, as a float (vcvtneps2bf16; NaN kept).
+const bf16Scratch = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Scratch.buffer);
 function toBf16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer);
-  if (!Number.isNaN(f[0]!)) u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) << 16;
-  return f[0]!;
+  bf16Scratch[0] = x;
+  const u = bf16Bits[0]!;
+  if (!Number.isNaN(bf16Scratch[0]!)) bf16Bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return bf16Scratch[0]!;
 }
 
 test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32 sums, for every transpose, alpha/beta, leading dim and edge; the same bits on 1 and 2 threads', { skip }, (t) => {
@@ -673,20 +675,24 @@ test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32
   const before = be.threads;
   try {
     const next = rng(11);
-    // [m, n, k]: tiles and k blocks with tails, an odd k, more rows and columns than one packed super-block
-    const shapes: Array<[number, number, number]> = [[37, 101, 77], [64, 64, 64], [13, 45, 2001], [100, 40, 513], [800, 1600, 19]];
+    // [m, n, k]: tiles and k blocks with tails, odd k, transposed A in groups of 48 rows and a tail, more rows,
+    // columns and depth than one packed super-block (gemm_bf16.cc)
+    const shapes: Array<[number, number, number]> = [
+      [37, 101, 77], [64, 64, 64], [13, 45, 2001], [100, 40, 513], [130, 70, 33], [20, 40, 8193], [800, 1600, 19], [1000, 20, 4100],
+    ];
     for (const [m, n, k] of shapes) {
       for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
-        if (m * n > 1e6 && transA === transB) continue; // the big shape: the two training layouts with a transpose
+        if (m * n * k > 2e7 && transA === transB) continue; // the big shapes: the two training layouts with a transpose
         const pad = 3; // leading dims past the packed ones
         const lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad;
         const a = filled(plain, (transA ? k : m) * lda, next);
         const b = filled(plain, (transB ? n : k) * ldb, next);
+        const a16 = a.map(toBf16), b16 = b.map(toBf16);
         for (const [alpha, beta] of [[1, 0], [0.5, 2]]) {
           const c0 = filled(plain, m * ldc, next);
           if (beta === 0) c0.fill(NaN); // beta 0 never reads C
           const g: GemmArgs = { transA, transB, m, n, k, alpha, beta, a, lda, b, ldb, c: Float32Array.from(c0), ldc };
-          const want = referenceGemm({ ...g, a: a.map(toBf16), b: b.map(toBf16) });
+          const want = referenceGemm({ ...g, a: a16, b: b16 });
           be.setThreads(1);
           be.sgemm(g);
           const what = `${m}x${n}x${k} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;

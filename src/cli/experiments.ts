@@ -11,6 +11,7 @@ import { loadConfig } from '../io/config.js';
 import { parameterShapes } from '../models/decoder.js';
 import { intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
+import { hasMatmulPrecision } from '../core/ops.js';
 import { EMBEDDED_TEACHER_DIR, teacherPretrainingTokens } from '../models/embedded.js';
 import { embeddedCorpusVersion } from '../train/data/corpus.js';
 import { openTokenBatches } from '../train/data/index.js';
@@ -118,7 +119,7 @@ export const command = {
     const teacherDir = EMBEDDED_TEACHER_DIR;
     const teacherTokens = teacherPretrainingTokens(teacherDir);
     if (!teacherTokens) throw new Error(`supra: ${teacherDir}/training.json does not record the teacher's pretraining tokens`);
-    const study: StudyOptions = { ...STUDY_DEFAULTS, seeds: parseSeeds(values.seeds), teacherTokens };
+    const study: StudyOptions = { ...STUDY_DEFAULTS, seeds: parseSeeds(values.seeds), teacherTokens, bf16Products: hasMatmulPrecision('bf16') };
     const evalSettings = EVAL_DEFAULTS;
     const cores = availableParallelism();
     const jobs = intOption(values.jobs, 'jobs', Math.max(1, Math.min(2, cores)), 1);

@@ -6,7 +6,8 @@
 //   uptrain       SUPRA linearized from the teacher and uptrained for p% of its pretraining tokens
 //   scratch       the same SUPRA architecture from random weights, same budgets, plus the full budget
 //   ablations     at 5%: T2R-style (sum denominator, no GroupNorm, no decay), no decay, RetNet decay,
-//                 only the new kernels trained, a two-step schedule (kernels first, then everything)
+//                 only the new kernels trained, a two-step schedule (kernels first, then everything), and
+//                 the method itself with its products at BF16 (where the backend has them)
 //   transfer      the memory-light recipe at the uptraining budgets: attention transfer (the kernels alone
 //                 matched to each layer's softmax attention output), then LoRA on q/k/v/o plus the kernels,
 //                 the teacher's weights frozen (supra train --recipe attention-transfer)
@@ -42,6 +43,8 @@ export interface RunSpec {
     warmupSteps: number;
     trainOnly: TrainOnly;
     kernelsFirstSteps: number;
+    /** 'bf16' products (supra train --matmul-precision); absent at float32 (so earlier runs keep their keys). */
+    matmulPrecision?: 'bf16';
     /** The attention-transfer recipe's settings; absent for full uptraining (so earlier runs keep their keys). */
     attentionTransfer?: { transferSteps: number; loraRank: number; loraAlpha: number; loraTargets: string };
   };
@@ -93,6 +96,8 @@ export interface StudyOptions {
   transferFraction: number;
   /** Their LoRA adapters. */
   lora: { rank: number; alpha: number; targets: string };
+  /** Whether the backend has BF16 products: the ablation that uses them is planned only then. */
+  bf16Products: boolean;
 }
 
 export const STUDY_DEFAULTS: Omit<StudyOptions, 'teacherTokens'> = {
@@ -108,6 +113,7 @@ export const STUDY_DEFAULTS: Omit<StudyOptions, 'teacherTokens'> = {
   transferBudgets: [1, 2, 5, 10, 20],
   transferFraction: 0.25,
   lora: { rank: TRAIN_DEFAULTS.loraRank, alpha: TRAIN_DEFAULTS.loraAlpha, targets: TRAIN_DEFAULTS.loraTargets },
+  bf16Products: true,
 };
 
 export const EVAL_DEFAULTS: EvalSettings = {
@@ -132,12 +138,13 @@ export const EVAL_DEFAULTS: EvalSettings = {
 };
 
 /** The ablations: each is a setting of linearize or train, never a separate code path. */
-export const ABLATIONS: Array<{ variant: string; label: string; linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean }> = [
+export const ABLATIONS: Array<{ variant: string; label: string; linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean; bf16?: boolean }> = [
   { variant: 't2r', label: 'T2R-style: sum denominator, no GroupNorm, no decay', linearize: { normalization: 'sum', decay: 'none' } },
   { variant: 'no-decay', label: 'no decay (γ = 1)', linearize: { decay: 'none' } },
   { variant: 'retnet', label: 'RetNet decay (γ_h = 1 − 2^(−5−h))', linearize: { decay: 'retnet' } },
   { variant: 'kernels-only', label: 'only the new kernels trained', trainOnly: 'kernels' },
   { variant: 'two-step', label: 'two steps: kernels only, then everything', twoStep: true },
+  { variant: 'bf16-products', label: 'SUPRA with its products at BF16 (float32 sums and parameters)', bf16: true },
 ];
 
 /** The variant name of the attention-transfer + LoRA runs (ids transfer-<budget>pct-s<seed>). */
@@ -151,7 +158,7 @@ function stepsOf(tokens: number, o: StudyOptions): number {
 export function studyPlan(options: StudyOptions): RunSpec[] {
   const o = options;
   const runs: RunSpec[] = [];
-  const make = (kind: RunKind, variant: string, budgetPct: number, seed: number, extra: { linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean; transfer?: boolean } = {}): RunSpec => {
+  const make = (kind: RunKind, variant: string, budgetPct: number, seed: number, extra: { linearize?: LinearizeOptions; trainOnly?: TrainOnly; twoStep?: boolean; transfer?: boolean; bf16?: boolean } = {}): RunSpec => {
     const tokens = Math.round((budgetPct / 100) * o.teacherTokens);
     const steps = stepsOf(tokens, o);
     if (budgetPct > 0 && steps < 2) throw new Error(`supra: experiments: a budget of ${budgetPct}% (${tokens} tokens) is less than two steps of ${o.batchSize * o.seqLen} tokens`);
@@ -174,6 +181,7 @@ export function studyPlan(options: StudyOptions): RunSpec[] {
         kernelsFirstSteps: extra.twoStep ? Math.max(1, Math.round(steps * o.twoStepFraction)) : 0,
       },
     };
+    if (extra.bf16) spec.recipe.matmulPrecision = 'bf16';
     if (extra.transfer) {
       spec.recipe.attentionTransfer = {
         transferSteps: Math.max(1, Math.round(steps * o.transferFraction)), loraRank: o.lora.rank, loraAlpha: o.lora.alpha, loraTargets: o.lora.targets,
@@ -187,7 +195,7 @@ export function studyPlan(options: StudyOptions): RunSpec[] {
     for (const b of o.budgets) runs.push(make('uptrain', 'supra', b, seed));
     for (const b of o.budgets) runs.push(make('scratch', 'supra', b, seed));
     if (o.seeds.indexOf(seed) < o.scratchBudgetSeeds) for (const b of o.scratchBudgets) runs.push(make('scratch', 'supra', b, seed));
-    for (const a of ABLATIONS) runs.push(make('uptrain', a.variant, o.ablationBudget, seed, a));
+    for (const a of ABLATIONS) if (!a.bf16 || o.bf16Products) runs.push(make('uptrain', a.variant, o.ablationBudget, seed, a));
     for (const b of o.transferBudgets) runs.push(make('uptrain', TRANSFER_VARIANT, b, seed, { transfer: true }));
   }
   const ids = new Set<string>();

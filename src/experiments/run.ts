@@ -135,6 +135,7 @@ export async function executeRun(spec: RunSpec, ctx: RunContext): Promise<RunRes
           model, data, out, resume, tokens: spec.tokens, batchSize: r.batchSize, lr: r.lr, minLr: r.minLr,
           warmupSteps: r.warmupSteps, trainOnly: r.trainOnly, kernelsFirstSteps: r.kernelsFirstSteps, seed: spec.seed,
           ...(r.attentionTransfer ? { recipe: 'attention-transfer' as const, ...r.attentionTransfer } : {}),
+          ...(r.matmulPrecision ? { matmulPrecision: r.matmulPrecision } : {}),
           tokenizerDir: ctx.teacherDir, evalSequences: 0, saveEvery: 50, keep: 1, logEvery: 10,
           handleSigint: true, signal: ctx.signal, hooks: ctx.trainHooks, quiet: ctx.quiet, progressStream: process.stdout,
           dataSettings: { inputs: ctx.data.inputs, splitSeed: ctx.data.splitSeed, shuffleSeed: spec.seed },
