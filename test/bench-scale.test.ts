@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
+import { hasMatmulPrecision } from '../src/core/ops.js';
 import { UsageError } from '../src/cli/args.js';
 import { saveCheckpoint } from '../src/io/checkpoint.js';
 import { writeJsonAtomic } from '../src/io/atomic.js';
@@ -126,11 +127,18 @@ test('bench:train on the tiny shape: a case per batch (and checkpointed), its re
     assert.ok((c.maxRssBytes as number) > (c.plannedBytes as number), 'the process holds at least the planned bytes');
   }
   const md = readFileSync(join(root, 'out', 'train.md'), 'utf8');
-  assert.match(md, /\| tiny \| full \| 1 × 16 \| yes \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  assert.match(md, /\| tiny \| full \| 1 × 16 \| yes \| f32 \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  // BF16 products: a case where the backend has them, else the trainer's refusal as the case's error
+  const bf16 = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16', '--steps', '1', '--precision', 'bf16', '--pytorch', 'off', '--cache', join(root, 'cache'), '--out', join(root, 'bf16')], { encoding: 'utf8' });
+  assert.equal(bf16.status, 0, bf16.stderr + bf16.stdout);
+  const bf16Md = readFileSync(join(root, 'bf16', 'train.md'), 'utf8');
+  // the child runs on this test's backend (SUPRA_BACKEND)
+  if (hasMatmulPrecision('bf16')) assert.match(bf16Md, /\| tiny \| full \| 1 × 16 \| no \| bf16 \| [\d.]+ \| [\d.]+ \| — \| \d+% \|/);
+  else assert.match(bf16Md, /\| tiny \| full \| 1 × 16 \| no \| bf16 \| error: supra: train: --matmul-precision bf16 needs the native backend/);
   // the memory-light recipe: stage 1 warms up, a stage-2 step (LoRA and kernels) is timed
   const lora = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16', '--steps', '1', '--recipe', 'attention-transfer', '--cache', join(root, 'cache'), '--out', join(root, 'lora')], { encoding: 'utf8' });
   assert.equal(lora.status, 0, lora.stderr + lora.stdout);
-  assert.match(readFileSync(join(root, 'lora', 'train.md'), 'utf8'), /\| tiny \| attention transfer \+ LoRA \| 1 × 16 \| no \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
+  assert.match(readFileSync(join(root, 'lora', 'train.md'), 'utf8'), /\| tiny \| attention transfer \+ LoRA \| 1 × 16 \| no \| f32 \| [\d.]+ \| [\d.]+ \| — \| \d+% \| [\d.]+ MiB \| [\d.]+ MiB \|/);
   const badRecipe = spawnSync(process.execPath, [trainScript, '--recipe', 'lora'], { encoding: 'utf8' });
   assert.equal(badRecipe.status, 2);
   assert.match(badRecipe.stderr, /--recipe/);

@@ -19,13 +19,19 @@ import { readLatest } from '../src/train/checkpoint.js';
 import { freshDir, teacherFolder } from './helpers/eval.js';
 
 const study: StudyOptions = { ...STUDY_DEFAULTS, teacherTokens: 2_500_000 };
+const byIdOf = (plan: RunSpec[]) => new Map(plan.map((r) => [r.id, r]));
 
 test('the study plan: the teacher, budget curves, from scratch, ablations, per seed; budgets in tokens', () => {
   const plan = studyPlan(study);
   assert.equal(plan[0]!.id, 'teacher');
   assert.equal(new Set(plan.map((r) => r.id)).size, plan.length, 'ids are unique');
-  // per seed: 6 uptrain (0% + 5 budgets), 5 scratch + the full budget, 5 ablations, 5 attention transfer + LoRA
-  assert.equal(plan.length, 1 + 2 * (6 + 6 + 5 + 5));
+  // per seed: 6 uptrain (0% + 5 budgets), 5 scratch + the full budget, 6 ablations (one with BF16 products), 5
+  // attention transfer + LoRA
+  assert.equal(plan.length, 1 + 2 * (6 + 6 + 6 + 5));
+  assert.equal(byIdOf(plan).get('ablation-bf16-products-s0')!.recipe.matmulPrecision, 'bf16');
+  assert.equal(byIdOf(plan).get('uptrain-5pct-s0')!.recipe.matmulPrecision, undefined, 'float32 runs keep their keys');
+  // a backend without BF16 products plans no run that needs them
+  assert.deepEqual(studyPlan({ ...study, bf16Products: false }).map((r) => r.id), plan.map((r) => r.id).filter((id) => !id.includes('bf16')));
   const byId = new Map(plan.map((r) => [r.id, r]));
   assert.equal(byId.get('uptrain-5pct-s1')!.tokens, 125_000);
   assert.equal(byId.get('scratch-100pct-s0')!.tokens, 2_500_000);

@@ -717,10 +717,16 @@ test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32
     const c32 = new Float32Array(m * n), c16 = new Float32Array(m * n);
     be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c32 });
     assertClose(c32, referenceGemm({ transA: false, transB: true, m, n, k, a, b, c: new Float32Array(m * n) }), 'float32 after bf16');
-    ops.withMatmulPrecision('bf16', () => be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 }));
-    assert.notDeepEqual(c16, c32);
-    be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 });
-    assert.deepEqual(c16, c32, 'withMatmulPrecision sets float32 back');
+    const selected = getBackend().name;
+    setBackend('native');
+    try {
+      ops.withMatmulPrecision('bf16', () => be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 }));
+      assert.notDeepEqual(c16, c32);
+      be.sgemm({ transA: false, transB: true, m, n, k, a, b, c: c16 });
+      assert.deepEqual(c16, c32, 'withMatmulPrecision sets float32 back');
+    } finally {
+      setBackend(selected);
+    }
   } finally {
     be.setMatmulPrecision!('f32');
     be.setThreads(before);
