@@ -231,6 +231,7 @@ bool UseSmallBatch(int64_t m, int64_t n, int64_t k, int64_t ldc, int64_t strideC
 }
 
 // Products worth BF16 packing: the decoding shapes and tiny ones stay float32 (their time is elsewhere).
+// (GemmOne leaves alpha = 0, which reads neither operand, to OpenBLAS.)
 bool Bf16ProductFits(int64_t m, int64_t n, int64_t k) {
   return bf16ProductsOn && m > kDecodeRows && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 18);
 }
@@ -240,7 +241,7 @@ bool Bf16ProductFits(int64_t m, int64_t n, int64_t k) {
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
              const float* B, int ldb, float* C, int ldc) {
 #ifdef SUPRA_BF16_PRODUCTS
-  if (Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+  if (alpha != 0.0f && Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
 #endif
 #ifdef SUPRA_X86
   if (k > 0 && m <= kDecodeRows && transB && !transA) {

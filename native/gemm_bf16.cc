@@ -44,6 +44,7 @@ constexpr int kSuperDepth = 4096;
 constexpr int kSuperRows = 768;
 constexpr int64_t kPackBytesA = 8 << 20;
 constexpr int kSuperCols = 1536;
+constexpr int kStreamRows = 4 * kMacroRows; // at most this many rows: B packed inside the tile items
 
 // BF16 bits of x, rounded to nearest even (NaN kept a quiet NaN), as vcvtneps2bf16 rounds.
 inline uint32_t Bf16Bits(float x) {
@@ -103,7 +104,10 @@ struct Operand {
 
 // Packs rows [r0, r0 + width) of op(X) (width <= panel, the rest zero) into one panel: pair q of row r at
 // out[q * panel + r], over all ceil(K / 2) pairs.
-__attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, int64_t r0, int width, int panel, uint32_t* out) {
+// prefetch: also fetch the same rows' next k block (2 * kBlockPairs values on) into L2, so that streaming B
+// from memory (SuperBlock's streamB) overlaps with the tiles computed in between.
+__attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, int64_t r0, int width, int panel, uint32_t* out,
+                                                               bool prefetch = false) {
   const int k = x.k;
   const int pairs = (k + 1) / 2;
   const int fullPairs = k / 2;
@@ -119,6 +123,13 @@ __attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, i
       for (int q = 0; q < blocked; q += 16) {
         __m512i v[16];
         for (int i = 0; i < 16; i++) v[i] = i < rows ? Pairs16(x.data + (r0 + g + i) * x.ld + 2 * q) : _mm512_setzero_si512();
+        if (prefetch) {
+          for (int i = 0; i < rows; i++) {
+            const char* next = reinterpret_cast<const char*>(x.data + (r0 + g + i) * x.ld + 2 * q + 2 * kBlockPairs);
+            _mm_prefetch(next, _MM_HINT_T1);
+            _mm_prefetch(next + 64, _MM_HINT_T1);
+          }
+        }
         Transpose16(v);
         for (int t = 0; t < 16; t++) _mm512_mask_storeu_epi32(out + static_cast<int64_t>(q + t) * panel + g, lanes, v[t]);
       }
@@ -137,7 +148,13 @@ __attribute__((target("avx512f,avx512bf16"))) void PackPanel(const Operand& x, i
     uint32_t* o = out + static_cast<int64_t>(q) * panel;
     int r = 0;
     if (l1) {
-      for (; r + 16 <= width; r += 16) _mm512_storeu_si512(o + r, Interleave16(l0 + r, l1 + r));
+      for (; r + 16 <= width; r += 16) {
+        if (prefetch) {
+          _mm_prefetch(reinterpret_cast<const char*>(l0 + r + 2 * kBlockPairs * x.ld), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(l1 + r + 2 * kBlockPairs * x.ld), _MM_HINT_T1);
+        }
+        _mm512_storeu_si512(o + r, Interleave16(l0 + r, l1 + r));
+      }
       if (r < width) { // the rest (an A panel's 6 rows) masked: no scalar rounding per element
         const __mmask16 tail = static_cast<__mmask16>((1u << (width - r)) - 1);
         const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, l0 + r)));
@@ -234,9 +251,11 @@ struct PackBuffer {
 class SuperBlock : public SharedWork {
  public:
   // firstDepth: the first k super-block, whose tiles apply beta (later ones add to C)
+  // streamB: few rows (kStreamRows), so each item packs its own columns of B, k block by k block, into a
+  // buffer of its thread (no packB) and runs them against every row
   SuperBlock(const Operand& a, const Operand& b, int64_t i0, int rows, int64_t j0, int cols, uint32_t* packA,
-             uint32_t* packB, float* c, int64_t ldc, float alpha, float beta, bool firstDepth, int phase)
-      : SharedWork(Items(a, rows, cols, phase)), a_(a), b_(b), i0_(i0), rows_(rows), j0_(j0), cols_(cols),
+             uint32_t* packB, float* c, int64_t ldc, float alpha, float beta, bool firstDepth, bool streamB, int phase)
+      : SharedWork(Items(a, rows, cols, streamB, phase)), streamB_(streamB), a_(a), b_(b), i0_(i0), rows_(rows), j0_(j0), cols_(cols),
         pairs_((a.k + 1) / 2), packA_(packA), packB_(packB), c_(c), ldc_(ldc), alpha_(alpha), beta_(beta),
         firstDepth_(firstDepth), phase_(phase) {}
 
@@ -245,8 +264,9 @@ class SuperBlock : public SharedWork {
     const int64_t panels = (rows + kTileRows - 1) / kTileRows;
     return a.kContiguous ? panels : (panels + 7) / 8;
   }
-  static int64_t Items(const Operand& a, int rows, int cols, int phase) {
-    if (phase == 0) return APackItems(a, rows) + (cols + kTileCols - 1) / kTileCols;
+  static int64_t Items(const Operand& a, int rows, int cols, bool streamB, int phase) {
+    if (phase == 0) return APackItems(a, rows) + (streamB ? 0 : (cols + kTileCols - 1) / kTileCols);
+    if (streamB) return (cols + kMacroCols - 1) / kMacroCols;
     return static_cast<int64_t>((rows + kMacroRows - 1) / kMacroRows) * ((cols + kMacroCols - 1) / kMacroCols);
   }
 
@@ -254,17 +274,35 @@ class SuperBlock : public SharedWork {
   void Do(int64_t item, int) override {
     if (phase_ == 0) return Pack(item);
     const int macroCols = (cols_ + kMacroCols - 1) / kMacroCols;
-    const int mi = static_cast<int>(item / macroCols) * kMacroRows;
+    const int mi = streamB_ ? 0 : static_cast<int>(item / macroCols) * kMacroRows;
     const int mj = static_cast<int>(item % macroCols) * kMacroCols;
-    const int mRows = std::min(kMacroRows, rows_ - mi);
+    const int mRows = streamB_ ? rows_ : std::min(kMacroRows, rows_ - mi);
     const int mCols = std::min(kMacroCols, cols_ - mj);
+    thread_local PackBuffer streamed;
+    uint32_t* local = streamB_ ? streamed.Get(static_cast<int64_t>(kMacroCols) * kBlockPairs) : nullptr;
     for (int q0 = 0; q0 < pairs_; q0 += kBlockPairs) {
       const int kp = std::min(kBlockPairs, pairs_ - q0);
+      if (streamB_) {
+        const Operand slice = b_.Slice(2 * q0, std::min(2 * kBlockPairs, b_.k - 2 * q0));
+        for (int tj = 0; tj < mCols; tj += kTileCols) {
+          PackPanel(slice, j0_ + mj + tj, std::min(kTileCols, mCols - tj), kTileCols, local + static_cast<int64_t>(tj) * kp,
+                    q0 + kBlockPairs < pairs_);
+        }
+      }
       for (int tj = 0; tj < mCols; tj += kTileCols) {
-        const uint32_t* bp = packB_ + (static_cast<int64_t>((mj + tj) / kTileCols) * pairs_ + q0) * kTileCols;
+        const uint32_t* bp = streamB_ ? local + static_cast<int64_t>(tj) * kp
+                                      : packB_ + (static_cast<int64_t>((mj + tj) / kTileCols) * pairs_ + q0) * kTileCols;
         for (int ti = 0; ti < mRows; ti += kTileRows) {
           const uint32_t* ap = packA_ + (static_cast<int64_t>((mi + ti) / kTileRows) * pairs_ + q0) * kTileRows;
           float* c = c_ + (i0_ + mi + ti) * ldc_ + j0_ + mj + tj;
+          // C two tiles down, fetched while this one computes: with a short k (dW over a block of rows) the
+          // tiles are loads and stores of C from memory as much as products
+          if (ti + 3 * kTileRows <= mRows) {
+            for (int r = 2 * kTileRows; r < 3 * kTileRows; r++) {
+              _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc_), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc_ + 16), _MM_HINT_T0);
+            }
+          }
           Tile(kp, ap, bp, c, ldc_, std::min(kTileRows, mRows - ti), std::min(kTileCols, mCols - tj), alpha_, beta_, firstDepth_ && q0 == 0);
         }
       }
@@ -287,6 +325,7 @@ class SuperBlock : public SharedWork {
     }
   }
 
+  const bool streamB_;
   const Operand a_, b_;
   const int64_t i0_;
   const int rows_;
@@ -313,18 +352,28 @@ __attribute__((target("avx512f,avx512bf16"))) void GemmBf16Products(bool transA,
   const int64_t depthPairs = (std::min(k, kSuperDepth) + 1) / 2;
   const int64_t superRows = std::max<int64_t>(kSuperRows, kPackBytesA / (4 * depthPairs * kMacroRows) * kMacroRows);
   thread_local PackBuffer bufA, bufB;
+  // few rows (the loss's blocks of rows against the LM head): each B element serves only m rows, so packing
+  // B whole would cost a write and a read of it from memory; items pack their columns as they go instead
+  const bool streamB = m <= kStreamRows;
   for (int64_t i0 = 0; i0 < m; i0 += superRows) {
     const int rows = static_cast<int>(std::min<int64_t>(superRows, m - i0));
     uint32_t* packA = bufA.Get((rows + kTileRows - 1) / kTileRows * kTileRows * depthPairs);
     for (int k0 = 0; k0 < k; k0 += kSuperDepth) {
       const Operand ak = a.Slice(k0, std::min(kSuperDepth, k - k0)), bk = b.Slice(k0, std::min(kSuperDepth, k - k0));
+      if (streamB) {
+        SuperBlock pack(ak, bk, i0, rows, 0, n, packA, nullptr, C, ldc, alpha, beta, k0 == 0, true, 0);
+        RunShared(pack);
+        SuperBlock tiles(ak, bk, i0, rows, 0, n, packA, nullptr, C, ldc, alpha, beta, k0 == 0, true, 1);
+        RunShared(tiles);
+        continue;
+      }
       for (int64_t j0 = 0; j0 < n; j0 += kSuperCols) {
         const int cols = static_cast<int>(std::min<int64_t>(kSuperCols, n - j0));
         uint32_t* packB = bufB.Get((cols + kTileCols - 1) / kTileCols * kTileCols * depthPairs);
         // A's panels are packed with the first column block only; later blocks pack B alone
-        SuperBlock pack(ak, bk, i0, j0 == 0 ? rows : 0, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, 0);
+        SuperBlock pack(ak, bk, i0, j0 == 0 ? rows : 0, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, false, 0);
         RunShared(pack);
-        SuperBlock tiles(ak, bk, i0, rows, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, 1);
+        SuperBlock tiles(ak, bk, i0, rows, j0, cols, packA, packB, C, ldc, alpha, beta, k0 == 0, false, 1);
         RunShared(tiles);
       }
     }

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { hasMatmulPrecision, withMatmulPrecision } from '../core/ops.js';
 import type { BackendName } from '../core/backend.js';
 import { createNativeBackend } from '../core/native/backend.js';
 import { getBackend, setBackend } from '../core/select.js';
@@ -85,6 +86,8 @@ export interface ModelBench {
   trainSupraTokensPerS: number;
   /** SUPRA forward + backward + AdamW tokens/s. */
   uptrainTokensPerS: number;
+  /** The same step with BF16 products (--matmul-precision bf16), where the backend has them. */
+  uptrainBf16TokensPerS?: number;
   recurrentDecodeTokensPerS: number;
   prefill: Array<{ length: number; tokensPerS: number }>;
   /** Prefill tokens/s at the longest length over that at the shortest (1 = cost linear in length). */
@@ -190,6 +193,8 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       log(`training forward+backward, B=${B} T=${T}: teacher ${teacher.toFixed(0)} tokens/s, SUPRA (chunked) ${supra.toFixed(0)} tokens/s`);
       const uptrain = benchUptrainStep(reps, B, T, settings.config);
       log(`SUPRA uptraining step (forward+backward+AdamW), B=${B} T=${T}: ${uptrain.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrain)}`);
+      const uptrainBf16 = hasMatmulPrecision('bf16') ? withMatmulPrecision('bf16', () => benchUptrainStep(reps, B, T, settings.config)) : undefined;
+      if (uptrainBf16 !== undefined) log(`  with BF16 products (--matmul-precision bf16): ${uptrainBf16.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrainBf16)}`);
       const recurrent = benchRecurrentDecode(settings.recurrentSteps, settings.config);
       log(`SUPRA recurrent decode, batch 1: ${recurrent.toFixed(0)} tokens/s`);
       const prefill = benchPrefill(settings.prefill.lengths, settings.prefill.reps, settings.config);
@@ -198,7 +203,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       log(`  prefill tokens/s at ${prefill[prefill.length - 1]!.length} / at ${prefill[0]!.length}: ${flatness.toFixed(2)} (1.00 = cost linear in length)`);
       report.models.push({
         backend: be.name, threads: be.threads, batch: B, seqLen: T, trainTeacherTokensPerS: teacher, trainSupraTokensPerS: supra,
-        uptrainTokensPerS: uptrain, recurrentDecodeTokensPerS: recurrent, prefill, prefillFlatness: flatness,
+        uptrainTokensPerS: uptrain, ...(uptrainBf16 !== undefined ? { uptrainBf16TokensPerS: uptrainBf16 } : {}), recurrentDecodeTokensPerS: recurrent, prefill, prefillFlatness: flatness,
       });
     }
 
@@ -285,7 +290,8 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
   }
   for (const m of r.models) {
     log(`${m.backend} (${m.threads} threads), B=${m.batch} T=${m.seqLen}: train teacher ${m.trainTeacherTokensPerS.toFixed(0)}, SUPRA ${m.trainSupraTokensPerS.toFixed(0)}, ` +
-      `uptrain step ${m.uptrainTokensPerS.toFixed(0)} tokens/s${overPytorch(r.pytorchUptrain, m.batch * m.seqLen, m.uptrainTokensPerS)}; recurrent decode ${m.recurrentDecodeTokensPerS.toFixed(0)} tokens/s; ` +
+      `uptrain step ${m.uptrainTokensPerS.toFixed(0)} tokens/s${overPytorch(r.pytorchUptrain, m.batch * m.seqLen, m.uptrainTokensPerS)}` +
+      `${m.uptrainBf16TokensPerS !== undefined ? ` (BF16 products ${m.uptrainBf16TokensPerS.toFixed(0)}${overPytorch(r.pytorchUptrain, m.batch * m.seqLen, m.uptrainBf16TokensPerS)})` : ''}; recurrent decode ${m.recurrentDecodeTokensPerS.toFixed(0)} tokens/s; ` +
       `prefill ${m.prefill.map((p) => `${p.length}: ${p.tokensPerS.toFixed(0)}`).join(', ')} tokens/s (flatness ${m.prefillFlatness.toFixed(2)})`);
   }
   for (const kind of ['teacher', 'supra'] as const) {
