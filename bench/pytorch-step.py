@@ -12,7 +12,11 @@ SwiGLU, the lm_head, cross-entropy with z-loss 1e-4, backward, clipping at 1, Ad
 supra's default SUPRA settings (lightning decay, no qk-norm, GroupNorm), whatever the config's "supra" section
 says: those are the benchmark folders' settings, and they change no product.
 
-    python3 bench/pytorch-step.py CONFIG_JSON BATCH SEQ STEPS [THREADS]
+    python3 bench/pytorch-step.py CONFIG_JSON BATCH SEQ STEPS [THREADS] [bf16]
+
+With `bf16` the forward runs under torch.autocast("cpu", dtype=torch.bfloat16) (its products at BF16, the
+weights and AdamW float32): PyTorch's counterpart of `supra train --matmul-precision bf16`, for comparison
+by hand; the benchmarks time the float32 step.
 
 prints one JSON line: {"tokensPerS", "secondsPerStep", "bestSecondsPerStep", "torch", "threads"} (STEPS steps timed
 after one warm-up; tokensPerS from their mean). src/bench/pytorch.ts runs it with the settings it is fastest with.
@@ -156,6 +160,7 @@ def main():
         sys.exit(__doc__)
     config_path, batch, seq, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    autocast = len(sys.argv) > 6 and sys.argv[6] == "bf16"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     with open(config_path) as f:
@@ -166,7 +171,9 @@ def main():
 
     def step():
         ids = torch.randint(0, V, (batch, seq + 1))
-        logits = model(ids[:, :-1]).view(-1, V)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(ids[:, :-1]).view(-1, V)
+        logits = logits.float()
         lse = torch.logsumexp(logits, -1)  # once, for the cross-entropy and the z-loss
         target = logits.gather(1, ids[:, 1:].reshape(-1, 1)).squeeze(1)
         loss = (lse - target).mean() + 1e-4 * lse.pow(2).mean()
@@ -183,7 +190,7 @@ def main():
         times.append(time.perf_counter() - t0)
     seconds = sum(times) / steps
     print(json.dumps({"tokensPerS": batch * seq / seconds, "secondsPerStep": seconds, "bestSecondsPerStep": min(times),
-                      "torch": torch.__version__, "threads": threads}))
+                      "torch": torch.__version__, "threads": threads, "autocast": "bf16" if autocast else None}))
 
 
 if __name__ == "__main__":
