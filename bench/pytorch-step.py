@@ -189,8 +189,11 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
     seconds = sum(times) / steps
-    print(json.dumps({"tokensPerS": batch * seq / seconds, "secondsPerStep": seconds, "bestSecondsPerStep": min(times),
-                      "torch": torch.__version__, "threads": threads, "autocast": "bf16" if autocast else None}))
+    result = {"tokensPerS": batch * seq / seconds, "secondsPerStep": seconds, "bestSecondsPerStep": min(times),
+              "torch": torch.__version__, "threads": threads}
+    if autocast:
+        result["autocast"] = "bf16"
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

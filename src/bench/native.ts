@@ -34,6 +34,13 @@ export const NATIVE_BENCH_SHAPES: GemmShape[] = [
   linear('[2048×256]·[256×768]ᵀ', 2048, 256, 768),
   linear('[2048×704]·[704×256]ᵀ', 2048, 704, 256),
   linear('[2048×256]·[256×4096]ᵀ', 2048, 256, 4096),
+  // a SmolLM-135M training step's products at batch 1 × 512: the MLP's forward, dX and dW, and the loss's
+  // 341-row blocks against the 49152-token LM head (forward and dX)
+  linear('SmolLM [512×576]·[576×1536]ᵀ', 512, 576, 1536),
+  { label: 'SmolLM dX [512×1536]·[1536×576]', m: 512, n: 576, k: 1536, transA: false, transB: false },
+  { label: 'SmolLM dW [512×1536]ᵀ·[512×576]', m: 1536, n: 576, k: 512, transA: true, transB: false },
+  linear('SmolLM [341×576]·[576×49152]ᵀ', 341, 576, 49152),
+  { label: 'SmolLM dX [341×49152]·[49152×576]', m: 341, n: 576, k: 49152, transA: false, transB: false },
   linear('decode [1×256]·[256×768]ᵀ', 1, 256, 768),
   linear('tiny [1×16]·[16×16]ᵀ', 1, 16, 16),
 ];
@@ -46,6 +53,8 @@ export interface ShapeResult {
   nativeGflops: number;
   directSeconds?: number;
   directGflops?: number;
+  /** The add-on's BF16 products (--matmul-precision bf16) on the same shape, where the CPU has them. */
+  bf16Gflops?: number;
 }
 
 export interface CoretypeResult {
@@ -201,20 +210,30 @@ export function benchNative(
           r.nativeSeconds = seconds;
           r.nativeGflops = flops(r.shape) / seconds / 1e9;
         }
+        if (be.setMatmulPrecision?.('bf16')) {
+          try {
+            r.bf16Gflops = Math.max(r.bf16Gflops ?? 0, flops(r.shape) / timeNative(be, r.shape, minSeconds) / 1e9);
+          } finally {
+            be.setMatmulPrecision('f32');
+          }
+        }
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  log(`\n${pad('shape (m×k · k×n)', 30)} ${'native'.padStart(9)} ${'direct'.padStart(9)}  ratio   native µs/call`);
+  const bf16 = results.some((r) => r.bf16Gflops !== undefined);
+  log(`\n${pad('shape (m×k · k×n)', 34)} ${'native'.padStart(9)} ${'direct'.padStart(9)}  ratio   native µs/call${bf16 ? '   bf16  ÷native' : ''}`);
   for (const r of results) {
     const ratio = r.directGflops ? (r.nativeGflops / r.directGflops).toFixed(2) : '-';
+    const b = r.bf16Gflops !== undefined ? `${num(r.bf16Gflops, 7)} ${(r.bf16Gflops / r.nativeGflops).toFixed(2).padStart(7)}` : '';
     log(
-      `${pad(r.shape.label, 30)} ${num(r.nativeGflops, 9)} ${num(r.directGflops, 9)}  ${ratio.padStart(5)}   ${(r.nativeSeconds * 1e6).toFixed(2)}`,
+      `${pad(r.shape.label, 34)} ${num(r.nativeGflops, 9)} ${num(r.directGflops, 9)}  ${ratio.padStart(5)}   ${(r.nativeSeconds * 1e6).toFixed(2).padStart(14)}${b ? `   ${b}` : ''}`,
     );
   }
-  log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm)');
+  log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm;' +
+    `${bf16 ? '\n   bf16: the same product with --matmul-precision bf16, operands rounded to BF16 (native/gemm_bf16.cc; decoding shapes stay float32)' : ''})`);
 
   const coretypes: CoretypeResult[] = [];
   const presets = options.coretypes ?? (process.arch === 'x64' ? CORETYPE_PRESETS : []);
