@@ -218,8 +218,10 @@ class SmallBatch : public SharedWork {
 
 bool smallKernelOn = HaveAvx512(); // useSmallKernel(false) turns it off (tests, A/B runs)
 // useBf16Products(true): large products round their operands to BF16 (GemmBf16Products), training's
-// --matmul-precision bf16. Off by default: float32 is the reference.
+// --matmul-precision bf16. Off by default: float32 is the reference. On, with AMX's tiles where the CPU has
+// them (several times vdpbf16ps's speed there), else with vdpbf16ps; useBf16Products(true, kernel) picks one.
 bool bf16ProductsOn = false;
+supra::Bf16Kernel bf16Kernel = supra::Bf16Kernel::kAvx512Bf16;
 
 // Batched products small enough for SmallGemmAvx512 (decoding shapes keep their own path), on however many
 // threads there are: the kernel, not the thread count, decides the bits, so SUPRA_THREADS=1 and 2 train the
@@ -241,7 +243,7 @@ bool Bf16ProductFits(int64_t m, int64_t n, int64_t k) {
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
              const float* B, int ldb, float* C, int ldc) {
 #ifdef SUPRA_BF16_PRODUCTS
-  if (alpha != 0.0f && Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+  if (alpha != 0.0f && Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(bf16Kernel, transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
 #endif
 #ifdef SUPRA_X86
   if (k > 0 && m <= kDecodeRows && transB && !transA) {
@@ -1154,7 +1156,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : HaveAvx512() ? "off" : "none"));
   out.Set("elementwiseKernels", Napi::String::New(env, elementwiseOn ? "avx512" : HaveAvx512() ? "off" : "none"));
-  out.Set("bf16Products", Napi::String::New(env, bf16ProductsOn ? "avx512bf16" : supra::HaveAvx512Bf16() ? "off" : "none"));
+  out.Set("bf16Products", Napi::String::New(env, !bf16ProductsOn             ? (supra::HaveAvx512Bf16() ? "off" : "none")
+                                                 : bf16Kernel == supra::Bf16Kernel::kAmx ? "amx"
+                                                                                          : "avx512bf16"));
+  Napi::Array kernels = Napi::Array::New(env);
+  if (supra::HaveAvx512Bf16()) kernels.Set(kernels.Length(), "avx512bf16");
+  if (supra::HaveAmxBf16()) kernels.Set(kernels.Length(), "amx");
+  out.Set("bf16Kernels", kernels);
   return out;
 }
 
@@ -1197,14 +1205,23 @@ Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, elementwiseOn);
 }
 
-// useBf16Products(on): large products at BF16 precision (when the CPU has AVX-512 BF16); returns whether they are.
+// useBf16Products(on[, kernel]): large products at BF16 precision (when the CPU has AVX-512 BF16), on AMX
+// where the CPU has it unless kernel ("amx" or "avx512bf16") says which; returns whether they are on.
 Napi::Value UseBf16Products(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsBoolean()) {
-    Napi::TypeError::New(env, "supra native useBf16Products: expected one boolean").ThrowAsJavaScriptException();
+  const bool named = info.Length() == 2 && info[1].IsString();
+  if (info.Length() < 1 || info.Length() > 2 || !info[0].IsBoolean() || (info.Length() == 2 && !named)) {
+    Napi::TypeError::New(env, "supra native useBf16Products: expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  bf16ProductsOn = supra::HaveAvx512Bf16() && info[0].As<Napi::Boolean>().Value();
+  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(supra::HaveAmxBf16() ? "amx" : "avx512bf16");
+  if (name != "amx" && name != "avx512bf16") {
+    Napi::TypeError::New(env, "supra native useBf16Products: kernel must be \"amx\" or \"avx512bf16\", got \"" + name + "\"").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const bool amx = name == "amx";
+  bf16ProductsOn = supra::HaveAvx512Bf16() && (!amx || supra::HaveAmxBf16()) && info[0].As<Napi::Boolean>().Value();
+  if (bf16ProductsOn) bf16Kernel = amx ? supra::Bf16Kernel::kAmx : supra::Bf16Kernel::kAvx512Bf16;
   return Napi::Boolean::New(env, bf16ProductsOn);
 }
 

@@ -13,6 +13,10 @@
 #if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10)
 #define SUPRA_BF16_PRODUCTS 1
 #endif
+// ... and AMX's tile intrinsics (GCC 11, Clang 12), on Linux, which grants AMX's tile state on request.
+#if defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define SUPRA_AMX_PRODUCTS 1
+#endif
 #endif
 
 namespace supra {
@@ -62,12 +66,16 @@ void LinearAttentionStepRange(const float* q, const float* k, const float* v, fl
 
 // The CPU has AVX-512 BF16 (vdpbf16ps), asked once (false off x86).
 bool HaveAvx512Bf16();
+// The CPU has AMX-BF16 tiles (and AVX-512 BF16) and the OS lets this process use them, asked once.
+bool HaveAmxBf16();
+// The kernels of BF16 products: vdpbf16ps on a 6x32 register tile, or AMX's tdpbf16ps on 32x32 tiles.
+enum class Bf16Kernel { kAvx512Bf16, kAmx };
 #ifdef SUPRA_BF16_PRODUCTS
 // C = alpha * op(A) * op(B) + beta * C with op(A) and op(B) rounded to BF16 (nearest even) and the products
 // summed in float32 (gemm_bf16.cc), shared with the helper thread; the bits do not depend on the thread
-// count. Needs HaveAvx512Bf16() and k >= 1.
-void GemmBf16Products(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
-                      const float* B, int ldb, float* C, int ldc);
+// count (they do on the kernel). Needs HaveAvx512Bf16() (kAmx: HaveAmxBf16()) and k >= 1.
+void GemmBf16Products(Bf16Kernel kernel, bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A,
+                      int lda, const float* B, int ldb, float* C, int ldc);
 #endif
 
 // The optimizer's kernels of assembly/ops.ts, bit for bit, for arrays outside the arena (which the wasm kernels

@@ -665,8 +665,10 @@ function toBf16(x: number): number {
   return bf16Scratch[0]!;
 }
 
-test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32 sums, for every transpose, alpha/beta, leading dim and edge; the same bits on 1 and 2 threads', { skip }, (t) => {
+test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32 sums, for every transpose, alpha/beta, leading dim and edge, on every BF16 kernel of the CPU (AMX, vdpbf16ps); the same bits on 1 and 2 threads', { skip }, (t) => {
   const be = backend();
+  const kernels = be.info().bf16Kernels;
+  assert.equal(be.info().bf16Products, kernels.length > 0 ? 'off' : 'none');
   if (!be.setMatmulPrecision!('bf16')) {
     assert.equal(ops.hasMatmulPrecision('bf16'), false);
     t.skip('this CPU (or compiler) has no AVX-512 BF16');
@@ -674,39 +676,48 @@ test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32
   }
   const before = be.threads;
   try {
+    assert.equal(be.info().bf16Products, kernels.at(-1), 'the fastest kernel by default');
+    assert.deepEqual(be.fingerprint(1, 'bf16').bf16Products, kernels.at(-1));
+    assert.equal(be.fingerprint(1).bf16Products, undefined, 'float32 runs keep their fingerprint');
+    assert.equal(be.setBf16Kernel('amx'), kernels.includes('amx'));
     const next = rng(11);
     // [m, n, k]: tiles and k blocks with tails, odd k, transposed A in groups of 48 rows and a tail, more rows,
     // columns and depth than one packed super-block (gemm_bf16.cc)
     const shapes: Array<[number, number, number]> = [
       [37, 101, 77], [64, 64, 64], [13, 45, 2001], [100, 40, 513], [130, 70, 33], [20, 40, 8193], [800, 1600, 19], [1000, 20, 4100],
     ];
-    for (const [m, n, k] of shapes) {
-      for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
-        if (m * n * k > 2e7 && transA === transB) continue; // the big shapes: the two training layouts with a transpose
-        const pad = 3; // leading dims past the packed ones
-        const lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad;
-        const a = filled(plain, (transA ? k : m) * lda, next);
-        const b = filled(plain, (transB ? n : k) * ldb, next);
-        const a16 = a.map(toBf16), b16 = b.map(toBf16);
-        for (const [alpha, beta] of [[1, 0], [0.5, 2]]) {
-          const c0 = filled(plain, m * ldc, next);
-          if (beta === 0) c0.fill(NaN); // beta 0 never reads C
-          const g: GemmArgs = { transA, transB, m, n, k, alpha, beta, a, lda, b, ldb, c: Float32Array.from(c0), ldc };
-          const want = referenceGemm({ ...g, a: a16, b: b16 });
-          be.setThreads(1);
-          be.sgemm(g);
-          const what = `${m}x${n}x${k} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
-          for (let i = 0; i < m; i++) {
-            for (let j = 0; j < ldc; j++) {
-              const idx = i * ldc + j;
-              if (j >= n) assert.ok(Object.is(g.c[idx], c0[idx]), `${what}: C[${i}, ${j}] past n written`);
-              else if (!(Math.abs(g.c[idx]! - want[idx]!) <= 2e-5 * (8 + Math.abs(want[idx]!)))) assert.fail(`${what}: C[${i}, ${j}] is ${g.c[idx]}, want ${want[idx]}`);
+    for (const kernel of kernels) {
+      be.setBf16Kernel(kernel);
+      be.setMatmulPrecision!('bf16');
+      assert.equal(be.info().bf16Products, kernel);
+      for (const [m, n, k] of shapes) {
+        for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]] as const) {
+          if (m * n * k > 2e7 && transA === transB) continue; // the big shapes: the two training layouts with a transpose
+          const pad = 3; // leading dims past the packed ones
+          const lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad;
+          const a = filled(plain, (transA ? k : m) * lda, next);
+          const b = filled(plain, (transB ? n : k) * ldb, next);
+          const a16 = a.map(toBf16), b16 = b.map(toBf16);
+          for (const [alpha, beta] of [[1, 0], [0.5, 2]]) {
+            const c0 = filled(plain, m * ldc, next);
+            if (beta === 0) c0.fill(NaN); // beta 0 never reads C
+            const g: GemmArgs = { transA, transB, m, n, k, alpha, beta, a, lda, b, ldb, c: Float32Array.from(c0), ldc };
+            const want = referenceGemm({ ...g, a: a16, b: b16 });
+            be.setThreads(1);
+            be.sgemm(g);
+            const what = `${kernel}: ${m}x${n}x${k} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
+            for (let i = 0; i < m; i++) {
+              for (let j = 0; j < ldc; j++) {
+                const idx = i * ldc + j;
+                if (j >= n) assert.ok(Object.is(g.c[idx], c0[idx]), `${what}: C[${i}, ${j}] past n written`);
+                else if (!(Math.abs(g.c[idx]! - want[idx]!) <= 2e-5 * (8 + Math.abs(want[idx]!)))) assert.fail(`${what}: C[${i}, ${j}] is ${g.c[idx]}, want ${want[idx]}`);
+              }
             }
+            be.setThreads(Math.max(2, before));
+            const two = { ...g, c: Float32Array.from(c0) };
+            be.sgemm(two);
+            assert.deepEqual(two.c, g.c, `${what}: the same bits on 2 threads`);
           }
-          be.setThreads(Math.max(2, before));
-          const two = { ...g, c: Float32Array.from(c0) };
-          be.sgemm(two);
-          assert.deepEqual(two.c, g.c, `${what}: the same bits on 2 threads`);
         }
       }
     }
@@ -729,6 +740,7 @@ test('BF16 products (--matmul-precision bf16): operands rounded to BF16, float32
     }
   } finally {
     be.setMatmulPrecision!('f32');
+    be.setBf16Kernel(kernels.at(-1)!);
     be.setThreads(before);
   }
 });

@@ -66,7 +66,7 @@ for (const kind of [{ supra: false }, { supra: true }, { supra: true, qkNorm: 'r
       const targets = new Int32Array(B * T).map((_, i) => (i % 5 === 4 ? -100 : ids[(i + 1) % ids.length]!));
       const evalWhole = m.evaluateLoss(ids, targets, B, T);
       for (const rows of [1, 5, 7]) {
-        m.logitsChunkBytes = rows * V * 4; // blocks of `rows` rows, the last one shorter
+        m.logitsChunkBytes = rows * V * 4; // equal blocks of at most `rows` rows, the last one shorter
         const blocks = lossAndGrads(m, ids);
         assert.ok(Math.abs(blocks.loss - whole.loss) <= 1e-6 * Math.abs(whole.loss), `loss ${blocks.loss} vs ${whole.loss} (${rows} rows)`);
         for (const [n, g] of whole.grads) {

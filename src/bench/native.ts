@@ -233,7 +233,7 @@ export function benchNative(
     );
   }
   log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm;' +
-    `${bf16 ? '\n   bf16: the same product with --matmul-precision bf16, operands rounded to BF16 (native/gemm_bf16.cc; decoding shapes stay float32)' : ''})`);
+    `${bf16 ? `\n   bf16: the same product with --matmul-precision bf16, operands rounded to BF16, on ${be.info().bf16Kernels.at(-1) === 'amx' ? "AMX's tiles" : 'vdpbf16ps'} (native/gemm_bf16.cc; decoding shapes stay float32)` : ''})`);
 
   const coretypes: CoretypeResult[] = [];
   const presets = options.coretypes ?? (process.arch === 'x64' ? CORETYPE_PRESETS : []);

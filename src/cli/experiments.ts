@@ -126,13 +126,13 @@ export const command = {
     // a worker computes with the threads its parent gave it (SUPRA_THREADS), and must find the same key
     const threads = values.worker ? getBackend().threads : Math.max(1, Math.floor(cores / jobs));
     // what else defines a result: the teacher's weights (its training record), the corpus, and what decides
-    // the bits of the backend's arithmetic (Backend.fingerprint: its kernels, and the threads where they matter)
+    // the bits of the backend's arithmetic (Backend.fingerprint: its kernels, the threads where they matter, and
+    // the BF16 kernel of a run with BF16 products)
     const context = {
       teacher: readFileSync(join(teacherDir, 'training.json'), 'utf8'), corpus: embeddedCorpusVersion(), inputs: DATA_INPUTS, splitSeed: SPLIT_SEED,
-      backend: getBackend().fingerprint(threads),
     };
     const planned: Planned[] = studyPlan(study).map((spec) => {
-      const key = runKey(spec, evalSettings, context);
+      const key = runKey(spec, evalSettings, { ...context, backend: getBackend().fingerprint(threads, spec.recipe.matmulPrecision) });
       return { spec, key, dir: join(out, `${spec.id}-${key.slice(0, 8)}`) };
     });
     const passOn = [
@@ -144,7 +144,8 @@ export const command = {
       const p = planned.find((x) => x.spec.id === values.worker);
       if (!p) throw new UsageError(`--worker: no run named ${values.worker} in the plan`);
       const result = await executeRun(p.spec, {
-        teacherDir, dir: p.dir, key: p.key, evalSettings, backend: describeBackend(getBackend().fingerprint(getBackend().threads)),
+        teacherDir, dir: p.dir, key: p.key, evalSettings,
+        backend: describeBackend(getBackend().fingerprint(getBackend().threads, p.spec.recipe.matmulPrecision)),
         data: { inputs: DATA_INPUTS, splitSeed: SPLIT_SEED }, keepModel: values['keep-models'] === true,
         log: (m) => console.log(m),
       });

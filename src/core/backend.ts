@@ -147,10 +147,11 @@ export interface Backend {
   /** The backend's own elementwise kernels, when it has them (see BackendKernels). */
   readonly kernels?: BackendKernels;
   /**
-   * What besides its inputs decides the bits of a computation run on `threads` threads: equal fingerprints,
-   * equal results (a cache of results keys on it). The thread count is in it only where it changes bits.
+   * What besides its inputs decides the bits of a computation run on `threads` threads, with its large
+   * products at `precision` (default 'f32'): equal fingerprints, equal results (a cache of results keys on
+   * it). The thread count is in it only where it changes bits; the BF16 kernel only at 'bf16'.
    */
-  fingerprint(threads: number): Record<string, string | number>;
+  fingerprint(threads: number, precision?: MatmulPrecision): Record<string, string | number>;
 }
 
 /** Packed leading dimensions for a GemmArgs, as BLAS would infer them. */

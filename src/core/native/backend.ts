@@ -45,13 +45,13 @@ interface Addon {
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
-    smallKernel: SmallKernel; elementwiseKernels: SmallKernel; bf16Products?: 'avx512bf16' | 'off' | 'none';
+    smallKernel: SmallKernel; elementwiseKernels: SmallKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
   };
   setThreads(n: number): number;
   useSmallKernel(on: boolean): boolean;
   useElementwiseKernels(on: boolean): boolean;
   /** Absent from an add-on built before it, or by a compiler without AVX-512 BF16: float32 products only. */
-  useBf16Products?(on: boolean): boolean;
+  useBf16Products?(on: boolean, kernel?: Bf16Kernel): boolean;
   crossEntropy: BackendKernels['crossEntropy'];
   swiglu: BackendKernels['swiglu'];
   swigluBackward: BackendKernels['swigluBackward'];
@@ -96,6 +96,12 @@ export type DecodeKernel = 'avx512' | 'avx2' | 'none';
  */
 export type SmallKernel = 'avx512' | 'off' | 'none';
 
+/**
+ * The kernels of BF16 products (native/gemm_bf16.cc): AMX's tile multiply where the CPU has it (Intel
+ * Sapphire Rapids and later), else AVX-512 BF16's vdpbf16ps. The two sum in different orders: different bits.
+ */
+export type Bf16Kernel = 'amx' | 'avx512bf16';
+
 export interface NativeInfo {
   /** Kernels OpenBLAS runs: its CPU detection, or OPENBLAS_CORETYPE when that was set at load. */
   corename: string;
@@ -109,6 +115,10 @@ export interface NativeInfo {
   decodeKernel: DecodeKernel;
   /** Batched small products run on this kernel of the add-on ('off', 'none': on OpenBLAS). */
   smallKernel: SmallKernel;
+  /** The kernel of the 'bf16' products now on ('off': float32 products; 'none': the CPU or add-on has none). */
+  bf16Products: Bf16Kernel | 'off' | 'none';
+  /** The BF16 kernels this CPU and add-on have, the one setMatmulPrecision('bf16') uses last. */
+  bf16Kernels: Bf16Kernel[];
   /**
    * Cross-entropy, swiglu and its gradient run on the add-on's AVX-512 copies of the wasm kernels (the same
    * bits; 'off', 'none': on the wasm kernels). See BackendKernels.
@@ -141,6 +151,11 @@ export interface NativeBackend extends Backend {
    * `bytes` outside the JS heap, `passes` times (see native/addon.cc). Absent when the add-on predates it.
    */
   readBandwidth?(bytes: number, threads: 1 | 2, passes: number): NativeReadBandwidth;
+  /**
+   * Which kernel the 'bf16' products use from the next setMatmulPrecision('bf16') on (default: the last of
+   * info().bf16Kernels, the fastest); returns false, changing nothing, where this CPU has no such kernel.
+   */
+  setBf16Kernel(kernel: Bf16Kernel): boolean;
 }
 
 export type NativeResult = { ok: true; backend: NativeBackend } | { ok: false; reason: string };
@@ -322,6 +337,11 @@ function load(addonPath: string): NativeResult {
     else addon.gemmInt8(g.m, g.n, g.k, g.x, g.w, g.scales, g.y);
   }
 
+  // the BF16 kernels the add-on has (one built before the list: vdpbf16ps where it can turn products on)
+  const listed = addon.info().bf16Kernels;
+  const bf16Kernels: Bf16Kernel[] = listed ?? (addon.info().bf16Products === 'off' || addon.info().bf16Products === 'avx512bf16' ? ['avx512bf16'] : []);
+  let bf16Kernel: Bf16Kernel | undefined = bf16Kernels.at(-1);
+
   const backend: NativeBackend = {
     name: 'native',
     get threads() {
@@ -336,8 +356,14 @@ function load(addonPath: string): NativeResult {
     ...(typeof addon.quantizeInt8 === 'function' ? { quantizeInt8: addon.quantizeInt8 } : {}),
     setMatmulPrecision: (precision: MatmulPrecision) => {
       const want = precision === 'bf16';
-      const on = typeof addon.useBf16Products === 'function' ? addon.useBf16Products(want) : false;
+      // (an add-on built before the kernel list takes no kernel name: it has vdpbf16ps only)
+      const on = typeof addon.useBf16Products === 'function' && bf16Kernel ? (listed ? addon.useBf16Products(want, bf16Kernel) : addon.useBf16Products(want)) : false;
       return on === want;
+    },
+    setBf16Kernel(kernel: Bf16Kernel): boolean {
+      if (!bf16Kernels.includes(kernel)) return false;
+      bf16Kernel = kernel;
+      return true;
     },
     heapKernels:
       addon.adamwFused && addon.sumSquares && addon.scale && addon.embeddingBackward
@@ -346,11 +372,15 @@ function load(addonPath: string): NativeResult {
     // The add-on's kernels give the same bits on any thread count (test/train-threads), but OpenBLAS's AVX2
     // kernel sets (Haswell, Zen) round a product it splits over threads differently from one thread
     // (its AVX-512 sets do not), so the kernel set and the threads both decide the bits.
-    fingerprint: (threads: number) => {
+    fingerprint: (threads: number, precision: MatmulPrecision = 'f32') => {
       const i = addon.info();
-      return { backend: 'native', openblas: i.corename, kernels: `${i.decodeKernel}/${i.smallKernel}/${i.elementwiseKernels}`, threads };
+      const kernels = `${i.decodeKernel}/${i.smallKernel}/${i.elementwiseKernels}`;
+      return { backend: 'native', openblas: i.corename, kernels, threads, ...(precision === 'bf16' ? { bf16Products: bf16Kernel ?? 'none' } : {}) };
     },
-    info: () => ({ ...addon.info(), coretypeEnv, threadTimeoutEnv, addonPath }),
+    info: () => {
+      const i = addon.info();
+      return { ...i, bf16Products: i.bf16Products ?? 'none', bf16Kernels, coretypeEnv, threadTimeoutEnv, addonPath };
+    },
     setThreads(n: number): number {
       threadCount = addon.setThreads(n);
       return threadCount;
