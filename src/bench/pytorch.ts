@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../core/native/backend.js';
+import { openblasCoretype, packageRoot } from '../core/native/backend.js';
 
 /** What bench/pytorch-step.py prints, or why it did not run. */
 export type PytorchStep =
@@ -31,7 +31,18 @@ export const PYTORCH_LEAN_ENV: Readonly<Record<string, string>> = { OMP_WAIT_POL
 
 /** Settings as the reports print them. */
 export const envText = (env: Readonly<Record<string, string>>): string => Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
-export const PYTORCH_ENV_TEXT = envText(PYTORCH_ENV);
+/** The PyTorch step's settings as reports print them, with the OpenBLAS kernels it is given (runPytorchStep). */
+export const PYTORCH_ENV_TEXT = envText({ ...PYTORCH_ENV, ...coretypeEnv() });
+
+/**
+ * The OpenBLAS kernels supra's backend loads, for the PyTorch step (Debian's PyTorch computes on the same
+ * library): on a CPU model OpenBLAS does not know, its own detection falls back to SSE3 (measured on a
+ * 2-core Xeon VM: PyTorch's matmul at 63 GFLOP/s, 270 with the kernels supra picks).
+ */
+function coretypeEnv(): Record<string, string> {
+  const set = openblasCoretype();
+  return set ? { OPENBLAS_CORETYPE: set } : {};
+}
 
 /**
  * The python executable to time PyTorch with: `choice` 'auto' takes the first of python3, /usr/bin/python3
@@ -60,9 +71,10 @@ const PYTORCH_TIMEOUT_MS = 60 * 60 * 1000;
 export function runPytorchStep(python: string, configPath: string, batchSize: number, seqLen: number, steps: number, threads: number): PytorchStep {
   const script = join(packageRoot(), 'bench', 'pytorch-step.py');
   if (!existsSync(script)) return { status: 'error', message: `${script} is missing (it ships with the repository)` };
+  const coretype = coretypeEnv();
   const run = (env: Readonly<Record<string, string>>) =>
     spawnSync(python, [script, configPath, String(batchSize), String(seqLen), String(steps), String(threads)], {
-      encoding: 'utf8', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
+      encoding: 'utf8', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), ...coretype },
       maxBuffer: 16 * 2 ** 20, timeout: PYTORCH_TIMEOUT_MS,
     });
   let r = run(PYTORCH_ENV);

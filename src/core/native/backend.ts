@@ -208,25 +208,30 @@ export function coretypeFromCpuFlags(cpuinfo: string): string | null {
 
 // OpenBLAS picks its kernels once, when the dynamic loader maps it (its constructor reads
 // OPENBLAS_CORETYPE with getenv). process.env writes go through setenv, so setting the variable here,
-// before the add-on (and with it libopenblas) is dlopen'ed, is enough. SUPRA_OPENBLAS_CORETYPE names a
-// set, or `auto` for OpenBLAS's own detection; unset, a preset OPENBLAS_CORETYPE is kept, and without one
-// the set comes from the CPU's flags (coretypeFromCpuFlags), so an unknown CPU model does not get SSE3.
+// before the add-on (and with it libopenblas) is dlopen'ed, is enough.
 function applyCoretypeChoice(): void {
+  const set = openblasCoretype();
+  if (set === undefined) delete process.env.OPENBLAS_CORETYPE;
+  else process.env.OPENBLAS_CORETYPE = set;
+}
+
+/**
+ * The OPENBLAS_CORETYPE supra loads OpenBLAS with (undefined: OpenBLAS's own detection), which any other
+ * program timed beside it on the same library should get too (the PyTorch baseline): SUPRA_OPENBLAS_CORETYPE
+ * names a set, or `auto` for OpenBLAS's own detection; unset, a preset OPENBLAS_CORETYPE is kept, and without
+ * one the set comes from the CPU's flags (coretypeFromCpuFlags), so an unknown CPU model does not get SSE3.
+ */
+export function openblasCoretype(): string | undefined {
   const choice = process.env.SUPRA_OPENBLAS_CORETYPE;
-  if (choice === undefined || choice === '') {
-    if (process.env.OPENBLAS_CORETYPE) return;
-    let cpuinfo = '';
-    try {
-      cpuinfo = process.platform === 'linux' && process.arch === 'x64' ? nodeBuiltin('fs').readFileSync('/proc/cpuinfo', 'utf8') : '';
-    } catch {
-      return; // no flags to go by: OpenBLAS detects
-    }
-    const set = coretypeFromCpuFlags(cpuinfo);
-    if (set) process.env.OPENBLAS_CORETYPE = set;
-    return;
+  if (choice !== undefined && choice !== '') return choice.toLowerCase() === 'auto' ? undefined : choice;
+  if (process.env.OPENBLAS_CORETYPE) return process.env.OPENBLAS_CORETYPE;
+  let cpuinfo = '';
+  try {
+    cpuinfo = process.platform === 'linux' && process.arch === 'x64' ? nodeBuiltin('fs').readFileSync('/proc/cpuinfo', 'utf8') : '';
+  } catch {
+    return undefined; // no flags to go by: OpenBLAS detects
   }
-  if (choice.toLowerCase() === 'auto') delete process.env.OPENBLAS_CORETYPE;
-  else process.env.OPENBLAS_CORETYPE = choice;
+  return coretypeFromCpuFlags(cpuinfo) ?? undefined;
 }
 
 /**
