@@ -674,11 +674,38 @@ void AdamwRange(float* p, float* g, float* m, float* v, float lr, float b1, floa
   AdamwScalar(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, i, hi);
 }
 
+#ifdef SUPRA_X86
+// The loop of SumSquaresChunk below on 8 values at a time, the same operations in the same order: the squares
+// of 8 values in float64, then lanes (0, 1) + (2, 3) and (4, 5) + (6, 7) added to (a0, a1, b0, b1) as one
+// vector. Scalar, its float64 conversions and multiplies bound it at ~2.7 G values/s on 2 cores, a third
+// of the memory bandwidth (0.18 s of a 3.3 s Qwen2.5-0.5B step).
+__attribute__((target("avx512f"))) static int64_t SumSquaresAvx512(const float* x, int64_t n, double acc[4]) {
+  __m256d s = _mm256_loadu_pd(acc);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    const __m512d sq = _mm512_mul_pd(d, d);
+    const __m512d even = _mm512_shuffle_f64x2(sq, sq, 0x88); // lanes (0, 1), (4, 5) of 128 bits: values 0 1 4 5
+    const __m512d odd = _mm512_shuffle_f64x2(sq, sq, 0xdd);  // values 2 3 6 7
+    s = _mm256_add_pd(s, _mm512_castpd512_pd256(_mm512_add_pd(even, odd)));
+  }
+  _mm256_storeu_pd(acc, s);
+  return i;
+}
+#endif
+
 double SumSquaresChunk(const float* x, int64_t n) {
   // sumSquares64's f64x2 accumulators: lane 0 takes values 0 and 2 of each 4, lane 1 values 1 and 3
   double a0 = 0, a1 = 0, b0 = 0, b1 = 0;
   int64_t i = 0;
   auto sq = [](float f) { const double d = f; return d * d; };
+#ifdef SUPRA_X86
+  if (HaveAvx512()) {
+    double acc[4] = {0, 0, 0, 0}; // a0, a1, b0, b1
+    i = SumSquaresAvx512(x, n, acc);
+    a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
+  }
+#endif
   for (; i + 8 <= n; i += 8) {
     a0 = a0 + (sq(x[i]) + sq(x[i + 2]));
     a1 = a1 + (sq(x[i + 1]) + sq(x[i + 3]));
