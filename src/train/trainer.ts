@@ -621,6 +621,7 @@ export class Trainer {
         `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${params.kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
         `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
         `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; ` +
+        (s.matmulPrecision === 'bf16' ? `products at BF16 (${getBackend().fingerprint(1, 'bf16').bf16Products ?? getBackend().name}); ` : '') +
         (s.recipe === 'attention-transfer'
           ? `attention transfer: the kernels alone on the attention-output MSE for ${s.transferSteps} steps, then LoRA ` +
             `(r ${s.loraRank}, alpha ${num(s.loraAlpha)}, ${s.loraTargets}) and the kernels on the next-token loss; the rest frozen`
