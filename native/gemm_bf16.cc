@@ -399,10 +399,14 @@ class SuperBlock : public SharedWork {
         j0_(j0), cols_(cols), pairs_(layout.Padded((a.k + 1) / 2)), packA_(packA), packB_(packB), c_(c), ldc_(ldc), alpha_(alpha),
         beta_(beta), firstDepth_(firstDepth), phase_(phase) {}
 
-  // A's pack items: panels, or groups of 8 panels when its rows run along memory (PackSixPanelsOf48)
+  // A's panels packed per pack item: 8 (PackSixPanelsOf48) when vdpbf16ps's A has its rows along memory, else 1
+  static int APanelsPerItem(const Layout& layout, const Operand& a) {
+    return a.kContiguous || layout.kernel == Bf16Kernel::kAmx ? 1 : 8;
+  }
   static int64_t APackItems(const Layout& layout, const Operand& a, int rows) {
     const int64_t panels = (rows + layout.panelRows - 1) / layout.panelRows;
-    return a.kContiguous || layout.kernel == Bf16Kernel::kAmx ? panels : (panels + 7) / 8;
+    const int per = APanelsPerItem(layout, a);
+    return (panels + per - 1) / per;
   }
   static int64_t Items(const Layout& layout, const Operand& a, int rows, int cols, bool streamB, int phase) {
     if (phase == 0) return APackItems(layout, a, rows) + (streamB ? 0 : (cols + kTileCols - 1) / kTileCols);
@@ -479,7 +483,7 @@ class SuperBlock : public SharedWork {
     const int64_t aItems = APackItems(layout_, a_, rows_);
     const int panelRows = layout_.panelRows;
     if (item < aItems) {
-      uint32_t* out = packA_ + item * (a_.kContiguous || layout_.kernel == Bf16Kernel::kAmx ? 1 : 8) * pairs_ * panelRows;
+      uint32_t* out = packA_ + item * APanelsPerItem(layout_, a_) * pairs_ * panelRows;
 #ifdef SUPRA_AMX_PRODUCTS
       if (layout_.kernel == Bf16Kernel::kAmx) {
         const int r = static_cast<int>(item) * panelRows;

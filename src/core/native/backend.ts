@@ -343,8 +343,8 @@ function load(addonPath: string): NativeResult {
   }
 
   // the BF16 kernels the add-on has (one built before the list: vdpbf16ps where it can turn products on)
-  const listed = addon.info().bf16Kernels;
-  const bf16Kernels: Bf16Kernel[] = listed ?? (addon.info().bf16Products === 'off' || addon.info().bf16Products === 'avx512bf16' ? ['avx512bf16'] : []);
+  const { bf16Kernels: listed, bf16Products } = addon.info();
+  const bf16Kernels: Bf16Kernel[] = listed ?? (bf16Products === 'off' || bf16Products === 'avx512bf16' ? ['avx512bf16'] : []);
   let bf16Kernel: Bf16Kernel | undefined = bf16Kernels.at(-1);
 
   const backend: NativeBackend = {
