@@ -15,7 +15,7 @@
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
 // gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
-// useSmallKernel(on), useElementwiseKernels(on), readBandwidth(bytes, threads, passes) (the scale benchmark's
+// useSmallKernel(on), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes) (the scale benchmark's
 // bound).
 
 #include <napi.h>
@@ -589,7 +589,14 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// The elementwise kernels (crossEntropy, swiglu, swigluBackward, linearAttentionStep) run on the widest vectors
+// the CPU has, AVX-512 or AVX2, with the same bits either way; useElementwiseKernels(false) turns them off (the
+// wasm kernels run), useElementwiseKernels(true, "avx2") picks AVX2 on an AVX-512 CPU (tests check both there).
+bool ElementwiseCpu() { return HaveAvx512() || HaveAvx2Fma(); }
+bool elementwiseOn = ElementwiseCpu();
 #ifdef SUPRA_X86
+supra::VectorIsa elementwiseIsa = HaveAvx512() ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2;
+
 class CrossEntropyWork : public ChunkedWork {
  public:
   CrossEntropyWork(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss, double inv,
@@ -605,7 +612,7 @@ class CrossEntropyWork : public ChunkedWork {
 
  protected:
   void DoRange(int64_t chunk, int64_t lo, int64_t hi) override {
-    totals_[chunk] = CrossEntropyRows(logits_, targets_, vocab_, dlogits_, zLoss_, inv_, lo, hi);
+    totals_[chunk] = CrossEntropyRows(elementwiseIsa, logits_, targets_, vocab_, dlogits_, zLoss_, inv_, lo, hi);
   }
 
  private:
@@ -623,7 +630,7 @@ class SwigluWork : public ChunkedWork {
       : ChunkedWork(n, grain), gate_(gate), up_(up), out_(out) {}
 
  protected:
-  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluRange(gate_, up_, out_, lo, hi); }
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluRange(elementwiseIsa, gate_, up_, out_, lo, hi); }
 
  private:
   const float *gate_, *up_;
@@ -637,15 +644,13 @@ class SwigluBackwardWork : public ChunkedWork {
       : ChunkedWork(n, grain), dout_(dout), gate_(gate), up_(up), dgate_(dgate), dup_(dup), act_(act) {}
 
  protected:
-  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluBackwardRange(dout_, gate_, up_, dgate_, dup_, act_, lo, hi); }
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { SwigluBackwardRange(elementwiseIsa, dout_, gate_, up_, dgate_, dup_, act_, lo, hi); }
 
  private:
   const float *dout_, *gate_, *up_;
   float *dgate_, *dup_, *act_;
 };
 #endif
-
-bool elementwiseOn = HaveAvx512(); // the same AVX-512 requirement; useElementwiseKernels(false) turns it off
 
 // Reads the arguments every elementwise kernel shares: a Float32Array of at least `need` floats (or null
 // when `optional`).
@@ -682,7 +687,7 @@ bool ReadCount(napi_env env, napi_value v, const char* kernel, const char* name,
 bool ElementwiseAvailable(napi_env env, const char* kernel) {
   if (elementwiseOn) return true;
   Napi::Error::New(env, std::string("supra native ") + kernel + ": the add-on's elementwise kernels are " +
-                            (HaveAvx512() ? "turned off" : "not available on this CPU (no AVX-512)"))
+                            (ElementwiseCpu() ? "turned off" : "not available on this CPU (no AVX-512 or AVX2)"))
       .ThrowAsJavaScriptException();
   return false;
 }
@@ -992,7 +997,7 @@ class LinearAttentionStepWork : public SharedWork {
 
  protected:
   void Do(int64_t u, int) override {
-    supra::LinearAttentionStepRange(q_, k_, v_, o_, state_, heads_, tokens_, dk_, dv_, scale_, powers_, powStride_, u, u + 1);
+    supra::LinearAttentionStepRange(elementwiseIsa, q_, k_, v_, o_, state_, heads_, tokens_, dk_, dv_, scale_, powers_, powStride_, u, u + 1);
   }
 
  private:
@@ -1155,7 +1160,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("decodeKernel", Napi::String::New(env, "none"));
 #endif
   out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : HaveAvx512() ? "off" : "none"));
-  out.Set("elementwiseKernels", Napi::String::New(env, elementwiseOn ? "avx512" : HaveAvx512() ? "off" : "none"));
+#ifdef SUPRA_X86
+  out.Set("elementwiseKernels", Napi::String::New(env, !elementwiseOn                                  ? (ElementwiseCpu() ? "off" : "none")
+                                                       : elementwiseIsa == supra::VectorIsa::kAvx512 ? "avx512"
+                                                                                                     : "avx2"));
+#else
+  out.Set("elementwiseKernels", Napi::String::New(env, "none"));
+#endif
   out.Set("bf16Products", Napi::String::New(env, !bf16ProductsOn             ? (supra::HaveAvx512Bf16() ? "off" : "none")
                                                  : bf16Kernel == supra::Bf16Kernel::kAmx ? "amx"
                                                                                           : "avx512bf16"));
@@ -1194,14 +1205,25 @@ Napi::Value UseSmallKernel(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, smallKernelOn);
 }
 
-// useElementwiseKernels(on): crossEntropy / swiglu / swigluBackward callable (when the CPU has AVX-512).
+// useElementwiseKernels(on[, kernel]): the elementwise kernels callable (where the CPU has AVX-512 or AVX2), on
+// the widest vectors unless kernel ("avx512" or "avx2") says which; returns whether they are on.
 Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsBoolean()) {
-    Napi::TypeError::New(env, "supra native useElementwiseKernels: expected one boolean").ThrowAsJavaScriptException();
+  const bool named = info.Length() == 2 && info[1].IsString();
+  if (info.Length() < 1 || info.Length() > 2 || !info[0].IsBoolean() || (info.Length() == 2 && !named)) {
+    Napi::TypeError::New(env, "supra native useElementwiseKernels: expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  elementwiseOn = HaveAvx512() && info[0].As<Napi::Boolean>().Value();
+  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(HaveAvx512() ? "avx512" : "avx2");
+  if (name != "avx512" && name != "avx2") {
+    Napi::TypeError::New(env, "supra native useElementwiseKernels: kernel must be \"avx512\" or \"avx2\", got \"" + name + "\"").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const bool wide = name == "avx512";
+  elementwiseOn = info[0].As<Napi::Boolean>().Value() && (wide ? HaveAvx512() : HaveAvx2Fma());
+#ifdef SUPRA_X86
+  if (elementwiseOn) elementwiseIsa = wide ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2;
+#endif
   return Napi::Boolean::New(env, elementwiseOn);
 }
 

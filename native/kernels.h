@@ -58,16 +58,17 @@ void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint1
 void SmallGemmAvx512(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
                      const float* B, int ldb, float* C, int ldc, float* pack);
 
-// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit: crossEntropy (returns the rows' loss sum),
-// swiglu, swigluBackward (act may be null).
-double CrossEntropyRows(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
+// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit, at either vector width (kernels_elementwise.cc):
+// crossEntropy (returns the rows' loss sum), swiglu, swigluBackward (act may be null), and linearAttentionStep
+// on units [lo, hi) (a unit: one head of one sequence). kAvx512 needs HaveAvx512(), kAvx2 HaveAvx2Fma().
+enum class VectorIsa { kAvx2, kAvx512 };
+double CrossEntropyRows(VectorIsa isa, const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
                         double inv, int64_t lo, int64_t hi);
-void SwigluRange(const float* gate, const float* up, float* out, int64_t lo, int64_t hi);
-void SwigluBackwardRange(const float* dout, const float* gate, const float* up, float* dgate, float* dup, float* act,
-                         int64_t lo, int64_t hi);
-// linearAttentionStep of assembly/ops.ts on units [lo, hi) (a unit: one head of one sequence), bit for bit.
-void LinearAttentionStepRange(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
-                              int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
+void SwigluRange(VectorIsa isa, const float* gate, const float* up, float* out, int64_t lo, int64_t hi);
+void SwigluBackwardRange(VectorIsa isa, const float* dout, const float* gate, const float* up, float* dgate, float* dup,
+                         float* act, int64_t lo, int64_t hi);
+void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, const float* v, float* o, float* state, int heads,
+                              int tokens, int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
 #endif
 
 // The CPU has AVX-512 BF16 (vdpbf16ps), asked once (false off x86).

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GemmArgs } from '../src/core/backend.js';
 import { allocF32, free, inArena } from '../src/core/memory.js';
-import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend } from '../src/core/native/backend.js';
+import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend, type VectorKernel } from '../src/core/native/backend.js';
 import * as ops from '../src/core/ops.js';
 import { getBackend, setBackend } from '../src/core/select.js';
 import { signedRng as rng } from './helpers/random.js';
@@ -260,15 +260,35 @@ function onBothKernels<T>(fn: () => T): { wasm: T; native: T } {
   }
 }
 
-test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kernels\' bits', { skip }, (t) => {
-  const be = backend();
+/** The elementwise kernels' widths this CPU has, widest first (an AVX-512 CPU runs the AVX2 copy too). */
+function elementwiseWidths(be: NativeBackend): VectorKernel[] {
   const available = be.info().elementwiseKernels;
-  assert.ok(['avx512', 'off', 'none'].includes(available), available);
-  if (available === 'none') {
-    t.skip('no AVX-512 on this CPU: the wasm kernels run');
+  assert.ok(['avx512', 'avx2', 'none'].includes(available), available);
+  return available === 'avx512' ? ['avx512', 'avx2'] : available === 'avx2' ? ['avx2'] : [];
+}
+
+/** Runs check on every elementwise width of the CPU, then puts the widest back. */
+function onEveryWidth(be: NativeBackend, check: (width: VectorKernel) => void): void {
+  const widths = elementwiseWidths(be);
+  try {
+    for (const width of widths) {
+      assert.equal(be.useElementwiseKernels(true, width), true, width);
+      assert.equal(be.info().elementwiseKernels, width);
+      check(width);
+    }
+  } finally {
+    be.useElementwiseKernels(true);
+  }
+  assert.equal(be.info().elementwiseKernels, widths[0]);
+}
+
+test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kernels\' bits, on AVX-512 and on AVX2', { skip }, (t) => {
+  const be = backend();
+  const widths = elementwiseWidths(be);
+  if (widths.length === 0) {
+    t.skip('no AVX-512 or AVX2 on this CPU: the wasm kernels run');
     return;
   }
-  be.useElementwiseKernels(true);
   const next = rng(7);
   // special values: the exp clamps (±100), infinities (a masked logit), NaN, both zeros
   const special = [100, -100, 88.5, -87.4, -Infinity, Infinity, NaN, 0, -0];
@@ -278,48 +298,51 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
     if (specials) for (let i = 0; i < n; i += 97) x[i] = special[(i / 97) % special.length]!;
     return x;
   };
-  // [rows, vocab]: whole 16-lane steps; 4-lane steps after them; a scalar tail; many chunks (grain 63)
-  for (const [rows, vocab] of [[8, 4096], [37, 1000], [5, 4099], [300, 131], [3, 2]] as const) {
-    for (const zLoss of [0, 1e-4]) {
-      for (const withGrad of [false, true]) {
-        const logits = values(rows * vocab, 12, false);
-        const targets = new Int32Array(rows).map((_, r) => (r % 7 === 3 ? -100 : (r * 131) % vocab));
-        if (rows > 4) {
-          logits[vocab + 1] = NaN; // a row whose loss is NaN
-          logits.fill(0, 2 * vocab, 3 * vocab); // a row of zeros: logsumexp = log(vocab)
-          logits[2 * vocab + 1] = -0;
-          logits[4 * vocab] = -Infinity; // a masked logit
+  onEveryWidth(be, (width) => {
+    // [rows, vocab]: whole 16- and 8-lane steps; 4-lane steps after them (1000: 16 lanes; 1004: both); a scalar
+    // tail; many chunks (grain 63)
+    for (const [rows, vocab] of [[8, 4096], [37, 1000], [6, 1004], [5, 4099], [300, 131], [3, 2]] as const) {
+      for (const zLoss of [0, 1e-4]) {
+        for (const withGrad of [false, true]) {
+          const logits = values(rows * vocab, 12, false);
+          const targets = new Int32Array(rows).map((_, r) => (r % 7 === 3 ? -100 : (r * 131) % vocab));
+          if (rows > 4) {
+            logits[vocab + 1] = NaN; // a row whose loss is NaN
+            logits.fill(0, 2 * vocab, 3 * vocab); // a row of zeros: logsumexp = log(vocab)
+            logits[2 * vocab + 1] = -0;
+            logits[4 * vocab] = -Infinity; // a masked logit
+          }
+          const run = () => {
+            const dlogits = withGrad ? new Float32Array(rows * vocab).fill(7) : null;
+            const { loss, count } = ops.crossEntropy(logits, targets, rows, vocab, dlogits, zLoss);
+            return { loss, count, dlogits };
+          };
+          const { wasm, native } = onBothKernels(run);
+          const what = `${width}: crossEntropy ${rows}x${vocab} zLoss ${zLoss}${withGrad ? ' with gradient' : ''}`;
+          assert.ok(Object.is(native.loss, wasm.loss) || (Number.isNaN(native.loss) && Number.isNaN(wasm.loss)), `${what}: loss ${native.loss} against ${wasm.loss}`);
+          assert.equal(native.count, wasm.count);
+          if (withGrad) assertSameBits(native.dlogits!, wasm.dlogits!, what);
         }
-        const run = () => {
-          const dlogits = withGrad ? new Float32Array(rows * vocab).fill(7) : null;
-          const { loss, count } = ops.crossEntropy(logits, targets, rows, vocab, dlogits, zLoss);
-          return { loss, count, dlogits };
-        };
-        const { wasm, native } = onBothKernels(run);
-        const what = `crossEntropy ${rows}x${vocab} zLoss ${zLoss}${withGrad ? ' with gradient' : ''}`;
-        assert.ok(Object.is(native.loss, wasm.loss) || (Number.isNaN(native.loss) && Number.isNaN(wasm.loss)), `${what}: loss ${native.loss} against ${wasm.loss}`);
-        assert.equal(native.count, wasm.count);
-        if (withGrad) assertSameBits(native.dlogits!, wasm.dlogits!, what);
       }
     }
-  }
-  // n: shorter than a vector; a 16-lane step, a 4-lane step and a tail; several chunks of 8192 and a tail
-  for (const n of [1, 3, 23, 8192 * 3 + 5, 100_003]) {
-    const gate = values(n, 9, true);
-    const up = values(n, 3, true);
-    const dout = values(n, 2, false);
-    const { wasm, native } = onBothKernels(() => {
-      const out = new Float32Array(n);
-      ops.swiglu(gate, up, out, n);
-      const grads = [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-      ops.swigluBackward(dout, gate, up, grads[0]!, grads[1]!, n, grads[2]!);
-      ops.swigluBackward(dout, gate, up, grads[3]!, grads[4]!, n); // without act
-      return [out, ...grads];
-    });
-    ['swiglu', 'dgate', 'dup', 'act', 'dgate (no act)', 'dup (no act)'].forEach((name, i) => {
-      assertSameBits(native[i]!, wasm[i]!, `${name}, n = ${n}`);
-    });
-  }
+    // n: shorter than a vector; a vector, a 4-lane step and a tail; several chunks of 8192 and a tail
+    for (const n of [1, 3, 23, 8192 * 3 + 5, 100_003]) {
+      const gate = values(n, 9, true);
+      const up = values(n, 3, true);
+      const dout = values(n, 2, false);
+      const { wasm, native } = onBothKernels(() => {
+        const out = new Float32Array(n);
+        ops.swiglu(gate, up, out, n);
+        const grads = [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+        ops.swigluBackward(dout, gate, up, grads[0]!, grads[1]!, n, grads[2]!);
+        ops.swigluBackward(dout, gate, up, grads[3]!, grads[4]!, n); // without act
+        return [out, ...grads];
+      });
+      ['swiglu', 'dgate', 'dup', 'act', 'dgate (no act)', 'dup (no act)'].forEach((name, i) => {
+        assertSameBits(native[i]!, wasm[i]!, `${width}: ${name}, n = ${n}`);
+      });
+    }
+  });
   // bad arguments are refused by the add-on itself, before it touches memory
   const k = be.kernels!;
   assert.throws(() => k.swiglu(new Float32Array(3), new Float32Array(4), new Float32Array(4), 4, 8192), /gate has 3 floats, the call needs 4/);
@@ -328,34 +351,42 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
   assert.equal(be.kernels, undefined);
   assert.equal(be.info().elementwiseKernels, 'off');
   assert.throws(() => k.swiglu(new Float32Array(4), new Float32Array(4), new Float32Array(4), 4, 8192), /turned off/);
+  assert.throws(() => be.useElementwiseKernels(true, 'sse' as never), /kernel must be "avx512" or "avx2", got "sse"/);
+  if (!widths.includes('avx512')) {
+    // an AVX2-only CPU: asking for AVX-512 leaves them off, as a CPU without either would
+    assert.equal(be.useElementwiseKernels(true, 'avx512'), false);
+    assert.equal(be.info().elementwiseKernels, 'off');
+  }
   assert.equal(be.useElementwiseKernels(true), true);
 });
 
-test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state', { skip }, (t) => {
+test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state, on AVX-512 and on AVX2', { skip }, (t) => {
   const be = backend();
-  if (be.info().elementwiseKernels === 'none') {
-    t.skip('no AVX-512 on this CPU: the wasm kernel runs');
+  if (elementwiseWidths(be).length === 0) {
+    t.skip('no AVX-512 or AVX2 on this CPU: the wasm kernel runs');
     return;
   }
   assert.ok(be.kernels?.linearAttentionStep, 'the add-on has linearAttentionStep');
   const next = rng(9);
   const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
-  // [U, H, T, Dk, Dv]: a SmolLM-135M decoding step (9 heads, 64 x 64); groups of 64 and 16 columns and a
-  // scalar tail; only a tail; several tokens per unit and B = U / H sequences
-  for (const [U, H, T, Dk, Dv] of [[9, 9, 1, 64, 64], [4, 2, 3, 7, 100], [6, 3, 5, 16, 40], [2, 2, 2, 5, 3]] as const) {
-    const q = values(U * T * Dk), k = values(U * T * Dk), v = values(U * T * Dv), state0 = values(U * Dk * Dv);
-    const powStride = T + 1;
-    const powers = Float64Array.from({ length: H * powStride }, (_, i) => 0.9 + 0.01 * (i % 7) + 1e-9 * i); // not a float32
-    const { wasm, native } = onBothKernels(() => {
-      const o = new Float32Array(U * T * Dv).fill(NaN);
-      const state = Float32Array.from(state0);
-      ops.linearAttentionStep(q, k, v, o, state, U, H, T, Dk, Dv, 0.125, powers, powStride);
-      return { o, state };
-    });
-    const what = `U ${U} H ${H} T ${T} Dk ${Dk} Dv ${Dv}`;
-    assertSameBits(native.o, wasm.o, `${what}: o`);
-    assertSameBits(native.state, wasm.state, `${what}: state`);
-  }
+  onEveryWidth(be, (width) => {
+    // [U, H, T, Dk, Dv]: a SmolLM-135M decoding step (9 heads, 64 x 64); groups of four vectors and of one, and
+    // a scalar tail; only a tail; several tokens per unit and B = U / H sequences
+    for (const [U, H, T, Dk, Dv] of [[9, 9, 1, 64, 64], [4, 2, 3, 7, 100], [6, 3, 5, 16, 40], [2, 2, 2, 5, 3]] as const) {
+      const q = values(U * T * Dk), k = values(U * T * Dk), v = values(U * T * Dv), state0 = values(U * Dk * Dv);
+      const powStride = T + 1;
+      const powers = Float64Array.from({ length: H * powStride }, (_, i) => 0.9 + 0.01 * (i % 7) + 1e-9 * i); // not a float32
+      const { wasm, native } = onBothKernels(() => {
+        const o = new Float32Array(U * T * Dv).fill(NaN);
+        const state = Float32Array.from(state0);
+        ops.linearAttentionStep(q, k, v, o, state, U, H, T, Dk, Dv, 0.125, powers, powStride);
+        return { o, state };
+      });
+      const what = `${width}: U ${U} H ${H} T ${T} Dk ${Dk} Dv ${Dv}`;
+      assertSameBits(native.o, wasm.o, `${what}: o`);
+      assertSameBits(native.state, wasm.state, `${what}: state`);
+    }
+  });
   const f = (n: number) => new Float32Array(n);
   assert.throws(() => be.kernels!.linearAttentionStep!(f(64), f(64), f(64), f(64), f(4095), 1, 1, 64, 64, 1, new Float64Array(2), 1, 1),
     /state has 4095 floats, the call needs 4096/);

@@ -45,11 +45,11 @@ interface Addon {
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
-    smallKernel: SmallKernel; elementwiseKernels: SmallKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
+    smallKernel: SmallKernel; elementwiseKernels: ElementwiseKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
   };
   setThreads(n: number): number;
   useSmallKernel(on: boolean): boolean;
-  useElementwiseKernels(on: boolean): boolean;
+  useElementwiseKernels(on: boolean, kernel?: VectorKernel): boolean;
   /** Absent from an add-on built before it, or by a compiler without AVX-512 BF16: float32 products only. */
   useBf16Products?(on: boolean, kernel?: Bf16Kernel): boolean;
   crossEntropy: BackendKernels['crossEntropy'];
@@ -96,6 +96,14 @@ export type DecodeKernel = 'avx512' | 'avx2' | 'none';
  */
 export type SmallKernel = 'avx512' | 'off' | 'none';
 
+/** The vector widths of the add-on's elementwise kernels (native/kernels_elementwise.cc). */
+export type VectorKernel = 'avx512' | 'avx2';
+/**
+ * The add-on's elementwise kernels in use: the widest the CPU has, 'off' when turned off
+ * (useElementwiseKernels(false)), 'none' when the CPU has neither AVX-512 nor AVX2.
+ */
+export type ElementwiseKernel = VectorKernel | 'off' | 'none';
+
 /**
  * The kernels of BF16 products (native/gemm_bf16.cc): AMX's tile multiply where the CPU has it (Intel
  * Sapphire Rapids and later), else AVX-512 BF16's vdpbf16ps. The two sum in different orders: different bits.
@@ -120,10 +128,11 @@ export interface NativeInfo {
   /** The BF16 kernels this CPU and add-on have, the one setMatmulPrecision('bf16') uses last. */
   bf16Kernels: Bf16Kernel[];
   /**
-   * Cross-entropy, swiglu and its gradient run on the add-on's AVX-512 copies of the wasm kernels (the same
-   * bits; 'off', 'none': on the wasm kernels). See BackendKernels.
+   * Cross-entropy, swiglu and its gradient, and the linear attention's decoding step run on the add-on's
+   * AVX-512 or AVX2 copies of the wasm kernels (the same bits; 'off', 'none': on the wasm kernels). See
+   * BackendKernels.
    */
-  elementwiseKernels: SmallKernel;
+  elementwiseKernels: ElementwiseKernel;
   /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
   coretypeEnv: string;
   /** OPENBLAS_THREAD_TIMEOUT as the library saw it at load (see applyThreadTimeout). */
@@ -142,10 +151,10 @@ export interface NativeBackend extends Backend {
    */
   useSmallKernel(on: boolean): boolean;
   /**
-   * Cross-entropy and swiglu on the add-on's kernels (true, the default where the CPU has AVX-512) or on the
-   * wasm kernels (false); returns whether the add-on's are now in use.
+   * The elementwise kernels on the add-on (true, the default where the CPU has AVX-512 or AVX2: the widest,
+   * unless `kernel` names one) or on the wasm kernels (false); returns whether the add-on's are now in use.
    */
-  useElementwiseKernels(on: boolean): boolean;
+  useElementwiseKernels(on: boolean, kernel?: VectorKernel): boolean;
   /**
    * The memory read bandwidth on `threads` (1 or 2) threads of the add-on: a vectorized read of a buffer of
    * `bytes` outside the JS heap, `passes` times (see native/addon.cc). Absent when the add-on predates it.
@@ -284,7 +293,7 @@ function load(addonPath: string): NativeResult {
     swigluBackward: addon.swigluBackward,
   };
   if (typeof addon.linearAttentionStep === 'function') kernels.linearAttentionStep = addon.linearAttentionStep;
-  let kernelsOn = elementwiseKernels === 'avx512';
+  let kernelsOn = elementwiseKernels === 'avx512' || elementwiseKernels === 'avx2';
 
   /**
    * Decoding products (m ≤ 4 rows) against a weight stored n×k go to the add-on's one-thread AVX-512/AVX2
@@ -394,8 +403,8 @@ function load(addonPath: string): NativeResult {
     get kernels() {
       return kernelsOn ? kernels : undefined;
     },
-    useElementwiseKernels(on: boolean): boolean {
-      kernelsOn = addon.useElementwiseKernels(on);
+    useElementwiseKernels(on: boolean, kernel?: VectorKernel): boolean {
+      kernelsOn = kernel === undefined ? addon.useElementwiseKernels(on) : addon.useElementwiseKernels(on, kernel);
       return kernelsOn;
     },
   };
