@@ -58,32 +58,36 @@ static float WasmMax(float a, float b) {
 
 // The vector operations the kernels use. Every one is a single IEEE operation per lane (or a lane move), so
 // the kernels' per-lane arithmetic is the same at either width; only the reductions differ in form, and
-// each says how it keeps the wasm kernel's order (or why the order does not matter).
+// each says how it keeps the wasm kernel's order (or why the order does not matter). The ones both sets
+// spell alike but for the intrinsics' prefix (_mm512, _mm256) come from SUPRA_LANE_OPS.
+#define SUPRA_LANE_OPS(mm, si)                                                                                   \
+  SUPRA_OP F Load(const float* p) { return mm##_loadu_ps(p); }                                                  \
+  SUPRA_OP void Store(float* p, F v) { mm##_storeu_ps(p, v); }                                                  \
+  SUPRA_OP F Set1(float x) { return mm##_set1_ps(x); }                                                          \
+  SUPRA_OP F Zero() { return mm##_setzero_ps(); }                                                               \
+  SUPRA_OP F Add(F a, F b) { return mm##_add_ps(a, b); }                                                        \
+  SUPRA_OP F Sub(F a, F b) { return mm##_sub_ps(a, b); }                                                        \
+  SUPRA_OP F Mul(F a, F b) { return mm##_mul_ps(a, b); }                                                        \
+  SUPRA_OP F Div(F a, F b) { return mm##_div_ps(a, b); }                                                        \
+  SUPRA_OP F Min(F a, F b) { return mm##_min_ps(a, b); }                                                        \
+  SUPRA_OP F Max(F a, F b) { return mm##_max_ps(a, b); }                                                        \
+  SUPRA_OP F Negate(F a) { return mm##_castsi##si##_ps(mm##_xor_si##si(mm##_castps_si##si(a), mm##_set1_epi32(INT32_MIN))); } \
+  /* 2^n for t = n + 1.5 * 2^23 (exp's rounding trick): n's bits into the exponent field */                   \
+  SUPRA_OP F Pow2OfMagic(F t) {                                                                                  \
+    return mm##_castsi##si##_ps(mm##_add_epi32(mm##_slli_epi32(mm##_castps_si##si(t), 23), mm##_set1_epi32(127 << 23))); \
+  }                                                                                                              \
+  SUPRA_OP float First(F v) { return mm##_cvtss_f32(v); }
+
 #define SUPRA_OP static inline __attribute__((target("avx512f"), always_inline))
 struct Avx512Ops {
   using F = __m512;
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
-  SUPRA_OP F Load(const float* p) { return _mm512_loadu_ps(p); }
-  SUPRA_OP void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  SUPRA_LANE_OPS(_mm512, 512)
   // the first n lanes (the rest 0 / not written)
   SUPRA_OP F LoadFirst(const float* p, int n) { return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p); }
   SUPRA_OP void StoreFirst(float* p, F v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v); }
-  SUPRA_OP F Set1(float x) { return _mm512_set1_ps(x); }
-  SUPRA_OP F Zero() { return _mm512_setzero_ps(); }
-  SUPRA_OP F Add(F a, F b) { return _mm512_add_ps(a, b); }
-  SUPRA_OP F Sub(F a, F b) { return _mm512_sub_ps(a, b); }
-  SUPRA_OP F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  SUPRA_OP F Div(F a, F b) { return _mm512_div_ps(a, b); }
-  SUPRA_OP F Min(F a, F b) { return _mm512_min_ps(a, b); }
-  SUPRA_OP F Max(F a, F b) { return _mm512_max_ps(a, b); }
-  SUPRA_OP F Negate(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
-  // 2^n for t = n + 1.5 * 2^23 (exp's rounding trick): n's bits into the exponent field
-  SUPRA_OP F Pow2OfMagic(F t) {
-    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_castps_si512(t), 23), _mm512_set1_epi32(127 << 23)));
-  }
   SUPRA_OP F ZeroWhereBelow(F x, F lo, F y) { return _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ)), y); }
-  SUPRA_OP float First(F v) { return _mm512_cvtss_f32(v); }
   SUPRA_OP Mask NoLanes() { return 0; }
   SUPRA_OP Mask IsNan(F v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q); }
   SUPRA_OP Mask Either(Mask a, Mask b) { return static_cast<Mask>(a | b); }
@@ -108,28 +112,14 @@ struct Avx2Ops {
   using F = __m256;
   using Mask = __m256;
   static constexpr int kLanes = 8;
-  SUPRA_OP F Load(const float* p) { return _mm256_loadu_ps(p); }
-  SUPRA_OP void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  SUPRA_LANE_OPS(_mm256, 256)
   SUPRA_OP __m256i FirstLanes(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
   SUPRA_OP F LoadFirst(const float* p, int n) { return n == kLanes ? Load(p) : _mm256_maskload_ps(p, FirstLanes(n)); }
   SUPRA_OP void StoreFirst(float* p, F v, int n) {
     if (n == kLanes) Store(p, v);
     else _mm256_maskstore_ps(p, FirstLanes(n), v);
   }
-  SUPRA_OP F Set1(float x) { return _mm256_set1_ps(x); }
-  SUPRA_OP F Zero() { return _mm256_setzero_ps(); }
-  SUPRA_OP F Add(F a, F b) { return _mm256_add_ps(a, b); }
-  SUPRA_OP F Sub(F a, F b) { return _mm256_sub_ps(a, b); }
-  SUPRA_OP F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  SUPRA_OP F Div(F a, F b) { return _mm256_div_ps(a, b); }
-  SUPRA_OP F Min(F a, F b) { return _mm256_min_ps(a, b); }
-  SUPRA_OP F Max(F a, F b) { return _mm256_max_ps(a, b); }
-  SUPRA_OP F Negate(F a) { return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(a), _mm256_set1_epi32(INT32_MIN))); }
-  SUPRA_OP F Pow2OfMagic(F t) {
-    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23)));
-  }
   SUPRA_OP F ZeroWhereBelow(F x, F lo, F y) { return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y); }
-  SUPRA_OP float First(F v) { return _mm256_cvtss_f32(v); }
   SUPRA_OP Mask NoLanes() { return _mm256_setzero_ps(); }
   SUPRA_OP Mask IsNan(F v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }
   SUPRA_OP Mask Either(Mask a, Mask b) { return _mm256_or_ps(a, b); }
@@ -149,6 +139,8 @@ struct Avx2Ops {
   }
 };
 #undef SUPRA_OP
+
+#undef SUPRA_LANE_OPS
 
 }  // namespace
 
