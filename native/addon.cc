@@ -15,7 +15,7 @@
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
 // gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
-// useSmallKernel(on), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes) (the scale benchmark's
+// useSmallKernel(on[, kernel]), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes) (the scale benchmark's
 // bound).
 
 #include <napi.h>
@@ -51,7 +51,6 @@ using supra::TwoThreads;
 using supra::CrossEntropyRows;
 using supra::DotRowsAvx2;
 using supra::DotRowsAvx512;
-using supra::SmallGemmAvx512;
 using supra::SwigluBackwardRange;
 using supra::SwigluRange;
 #endif
@@ -177,6 +176,18 @@ bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
   return p < q + nq && q < p + np;
 }
 
+// Batched small products run on the add-on's kernel, on the widest vectors the CPU has (AVX-512, else AVX2);
+// useSmallKernel(false) sends them to OpenBLAS (tests, A/B runs), useSmallKernel(true, "avx2") picks AVX2 on an
+// AVX-512 CPU (the same bits: tests check both there).
+bool VectorCpu() { return HaveAvx512() || HaveAvx2Fma(); }
+supra::VectorIsa WidestIsa() { return HaveAvx512() ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2; }
+// info()'s name for such a set: its width while on, else "off" (the CPU has one) or "none"
+const char* VectorKernelName(bool on, supra::VectorIsa isa) {
+  return !on ? (VectorCpu() ? "off" : "none") : isa == supra::VectorIsa::kAvx512 ? "avx512" : "avx2";
+}
+bool smallKernelOn = VectorCpu();
+supra::VectorIsa smallIsa = WidestIsa();
+
 // One batched call's products, an item per entry.
 class SmallBatch : public SharedWork {
  public:
@@ -191,7 +202,7 @@ class SmallBatch : public SharedWork {
  protected:
   void Do(int64_t i, int worker) override {
 #ifdef SUPRA_X86
-    SmallGemmAvx512(transA_, transB_, m_, n_, k_, alpha_, beta_, a_ + i * strideA_, lda_, b_ + i * strideB_, ldb_,
+    supra::SmallGemm(smallIsa, transA_, transB_, m_, n_, k_, alpha_, beta_, a_ + i * strideA_, lda_, b_ + i * strideB_, ldb_,
                     c_ + i * strideC_, ldc_, worker == 0 ? callerPack_ : helper_.pack(worker));
 #else
     (void)i;
@@ -216,14 +227,13 @@ class SmallBatch : public SharedWork {
   const int64_t strideC_;
 };
 
-bool smallKernelOn = HaveAvx512(); // useSmallKernel(false) turns it off (tests, A/B runs)
 // useBf16Products(true): large products round their operands to BF16 (GemmBf16Products), training's
 // --matmul-precision bf16. Off by default: float32 is the reference. On, with AMX's tiles where the CPU has
 // them (several times vdpbf16ps's speed there), else with vdpbf16ps; useBf16Products(true, kernel) picks one.
 bool bf16ProductsOn = false;
 supra::Bf16Kernel bf16Kernel = supra::Bf16Kernel::kAvx512Bf16;
 
-// Batched products small enough for SmallGemmAvx512 (decoding shapes keep their own path), on however many
+// Batched products small enough for SmallGemm (decoding shapes keep their own path), on however many
 // threads there are: the kernel, not the thread count, decides the bits, so SUPRA_THREADS=1 and 2 train the
 // same model (OpenBLAS's sgemv for a one-column batch rounds differently). Entries must write apart: with
 // strideC 0 (dW summed over the batch) they run one after another, in order.
@@ -592,10 +602,9 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
 // The elementwise kernels (crossEntropy, swiglu, swigluBackward, linearAttentionStep) run on the widest vectors
 // the CPU has, AVX-512 or AVX2, with the same bits either way; useElementwiseKernels(false) turns them off (the
 // wasm kernels run), useElementwiseKernels(true, "avx2") picks AVX2 on an AVX-512 CPU (tests check both there).
-bool ElementwiseCpu() { return HaveAvx512() || HaveAvx2Fma(); }
-bool elementwiseOn = ElementwiseCpu();
+bool elementwiseOn = VectorCpu();
+supra::VectorIsa elementwiseIsa = WidestIsa();
 #ifdef SUPRA_X86
-supra::VectorIsa elementwiseIsa = HaveAvx512() ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2;
 
 class CrossEntropyWork : public ChunkedWork {
  public:
@@ -687,7 +696,7 @@ bool ReadCount(napi_env env, napi_value v, const char* kernel, const char* name,
 bool ElementwiseAvailable(napi_env env, const char* kernel) {
   if (elementwiseOn) return true;
   Napi::Error::New(env, std::string("supra native ") + kernel + ": the add-on's elementwise kernels are " +
-                            (ElementwiseCpu() ? "turned off" : "not available on this CPU (no AVX-512 or AVX2)"))
+                            (VectorCpu() ? "turned off" : "not available on this CPU (no AVX-512 or AVX2)"))
       .ThrowAsJavaScriptException();
   return false;
 }
@@ -1159,14 +1168,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #else
   out.Set("decodeKernel", Napi::String::New(env, "none"));
 #endif
-  out.Set("smallKernel", Napi::String::New(env, smallKernelOn ? "avx512" : HaveAvx512() ? "off" : "none"));
-#ifdef SUPRA_X86
-  out.Set("elementwiseKernels", Napi::String::New(env, !elementwiseOn                                  ? (ElementwiseCpu() ? "off" : "none")
-                                                       : elementwiseIsa == supra::VectorIsa::kAvx512 ? "avx512"
-                                                                                                     : "avx2"));
-#else
-  out.Set("elementwiseKernels", Napi::String::New(env, "none"));
-#endif
+  out.Set("smallKernel", Napi::String::New(env, VectorKernelName(smallKernelOn, smallIsa)));
+  out.Set("elementwiseKernels", Napi::String::New(env, VectorKernelName(elementwiseOn, elementwiseIsa)));
   out.Set("bf16Products", Napi::String::New(env, !bf16ProductsOn             ? (supra::HaveAvx512Bf16() ? "off" : "none")
                                                  : bf16Kernel == supra::Bf16Kernel::kAmx ? "amx"
                                                                                           : "avx512bf16"));
@@ -1194,37 +1197,31 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, openblas_get_num_threads());
 }
 
-// useSmallKernel(on): batched small products on SmallGemmAvx512 (when the CPU has it) or on OpenBLAS.
-Napi::Value UseSmallKernel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsBoolean()) {
-    Napi::TypeError::New(env, "supra native useSmallKernel: expected one boolean").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  smallKernelOn = HaveAvx512() && info[0].As<Napi::Boolean>().Value();
-  return Napi::Boolean::New(env, smallKernelOn);
-}
-
-// useElementwiseKernels(on[, kernel]): the elementwise kernels callable (where the CPU has AVX-512 or AVX2), on
-// the widest vectors unless kernel ("avx512" or "avx2") says which; returns whether they are on.
-Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
+// useSmallKernel(on[, kernel]) (batched small products on the add-on's kernel, else on OpenBLAS) and
+// useElementwiseKernels(on[, kernel]) (the elementwise kernels callable): kernels written for both vector
+// widths, on the widest the CPU has unless kernel ("avx512" or "avx2") names one; a width the CPU lacks leaves
+// them off. Returns whether they are on.
+Napi::Value UseVectorKernels(const Napi::CallbackInfo& info, const char* fn, bool* on, supra::VectorIsa* isa) {
   Napi::Env env = info.Env();
   const bool named = info.Length() == 2 && info[1].IsString();
   if (info.Length() < 1 || info.Length() > 2 || !info[0].IsBoolean() || (info.Length() == 2 && !named)) {
-    Napi::TypeError::New(env, "supra native useElementwiseKernels: expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, std::string("supra native ") + fn + ": expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(HaveAvx512() ? "avx512" : "avx2");
   if (name != "avx512" && name != "avx2") {
-    Napi::TypeError::New(env, "supra native useElementwiseKernels: kernel must be \"avx512\" or \"avx2\", got \"" + name + "\"").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, std::string("supra native ") + fn + ": kernel must be \"avx512\" or \"avx2\", got \"" + name + "\"")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   const bool wide = name == "avx512";
-  elementwiseOn = info[0].As<Napi::Boolean>().Value() && (wide ? HaveAvx512() : HaveAvx2Fma());
-#ifdef SUPRA_X86
-  if (elementwiseOn) elementwiseIsa = wide ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2;
-#endif
-  return Napi::Boolean::New(env, elementwiseOn);
+  *on = info[0].As<Napi::Boolean>().Value() && (wide ? HaveAvx512() : HaveAvx2Fma());
+  if (*on) *isa = wide ? supra::VectorIsa::kAvx512 : supra::VectorIsa::kAvx2;
+  return Napi::Boolean::New(env, *on);
+}
+Napi::Value UseSmallKernel(const Napi::CallbackInfo& info) { return UseVectorKernels(info, "useSmallKernel", &smallKernelOn, &smallIsa); }
+Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
+  return UseVectorKernels(info, "useElementwiseKernels", &elementwiseOn, &elementwiseIsa);
 }
 
 // useBf16Products(on[, kernel]): large products at BF16 precision (when the CPU has AVX-512 BF16), on AMX

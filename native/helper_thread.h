@@ -99,7 +99,7 @@ class HelperThread {
 
   // One job at a time: the add-on may be called from several threads.
   std::mutex& busy() { return busy_; }
-  // Scratch for SmallGemmAvx512, one per worker; only while holding busy().
+  // Scratch for SmallGemm, one per worker; only while holding busy().
   float* pack(int worker) { return worker == 0 ? callerPack_ : helperPack_; }
 
  private:

@@ -21,11 +21,14 @@
 
 namespace supra {
 
-// SmallGemmAvx512 takes m, n, k at most this; its pack buffer holds kSmallMaxDim^2 floats.
+// SmallGemm takes m, n, k at most this; its pack buffer holds kSmallMaxDim^2 floats.
 constexpr int kSmallMaxDim = 128;
 
 // What the CPU has, asked once (false off x86).
 bool HaveAvx512();
+// The kernels written once over a vector type (vector_ops.h) run at either width: kAvx512 needs HaveAvx512(),
+// kAvx2 HaveAvx2Fma().
+enum class VectorIsa { kAvx2, kAvx512 };
 #ifdef SUPRA_X86
 // Decoding products stream each weight once. A software prefetch this far ahead of the bytes being read keeps
 // the transfer going under the arithmetic: on the 2-core AVX-512 Zen 4 VM, 2 threads, a 1536 x 576 weight read
@@ -54,14 +57,14 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
 void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
 
-// C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim).
-void SmallGemmAvx512(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
-                     const float* B, int ldb, float* C, int ldc, float* pack);
+// C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim), summed as
+// OpenBLAS's kernels do, one FMA per term in order (kernels_small_gemm.cc; the same bits at either width).
+void SmallGemm(VectorIsa isa, bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
+               const float* B, int ldb, float* C, int ldc, float* pack);
 
-// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit, at either vector width (kernels_elementwise.cc):
+// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit, at either width (kernels_elementwise.cc):
 // crossEntropy (returns the rows' loss sum), swiglu, swigluBackward (act may be null), and linearAttentionStep
-// on units [lo, hi) (a unit: one head of one sequence). kAvx512 needs HaveAvx512(), kAvx2 HaveAvx2Fma().
-enum class VectorIsa { kAvx2, kAvx512 };
+// on units [lo, hi) (a unit: one head of one sequence).
 double CrossEntropyRows(VectorIsa isa, const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
                         double inv, int64_t lo, int64_t hi);
 void SwigluRange(VectorIsa isa, const float* gate, const float* up, float* out, int64_t lo, int64_t hi);

@@ -184,13 +184,14 @@ test('batched sgemm follows strideA/B/C, including broadcast and accumulate', { 
   assertClose(c, want, 'accumulate over batch');
 });
 
-test('batched small products (the attention\'s per-head blocks) on the add-on\'s kernel match float64 and OpenBLAS', { skip }, () => {
+test('batched small products (the attention\'s per-head blocks) on the add-on\'s kernel match float64 and OpenBLAS, with the same bits on AVX-512 and AVX2', { skip }, () => {
   const be = backend();
   const kernel = be.info().smallKernel;
-  assert.ok(['avx512', 'off', 'none'].includes(kernel), kernel);
+  assert.ok(['avx512', 'avx2', 'none'].includes(kernel), kernel);
+  const widths: VectorKernel[] = kernel === 'avx512' ? ['avx512', 'avx2'] : kernel === 'avx2' ? ['avx2'] : [];
   const next = rng(5);
-  // [m, n, k, batch]: the training shape; every row tail (6-row tiles) and column tail (masked 16-wide
-  // vectors, one to four per band); two column bands; k = 1; the largest the kernel takes (128)
+  // [m, n, k, batch]: the training shape; every row tail (6-, 8- and 12-row tiles) and column tail (masked
+  // vectors of 16 or 8, one to four per band); several column bands; k = 1; the largest the kernel takes (128)
   const shapes: Array<[number, number, number, number]> = [
     [64, 64, 64, 32],
     [5, 7, 9, 3],
@@ -219,12 +220,19 @@ test('batched small products (the attention\'s per-head blocks) on the add-on\'s
           const g = { transA, transB, m, n, k, alpha, beta, a, b, lda, ldb, ldc, batch, strideA, strideB, strideC };
           const what = `${m}x${n}x${k} batch ${batch} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
           const want = referenceGemm({ ...g, c: c0 });
-          be.useSmallKernel(true);
-          be.sgemm({ ...g, c: c0 });
-          assertClose(c0, want, `small kernel ${what}`);
+          const start = Float32Array.from(c0);
+          let first: Float32Array | undefined;
+          for (const width of widths) {
+            c0.set(start);
+            assert.equal(be.useSmallKernel(true, width), true, width);
+            be.sgemm({ ...g, c: c0 });
+            if (first) assertSameBits(c0, first, `the ${width} small kernel against the ${widths[0]} one, ${what}`);
+            else assertClose(c0, want, `small kernel (${width}) ${what}`);
+            first ??= Float32Array.from(c0);
+          }
           be.useSmallKernel(false);
           be.sgemm({ ...g, c: c1 });
-          assertClose(c1, Float64Array.from(c0), `OpenBLAS against the small kernel ${what}`);
+          assertClose(c1, Float64Array.from(first ?? c0), `OpenBLAS against the small kernel ${what}`);
           free(a);
           free(c0);
           free(c1);
@@ -233,8 +241,9 @@ test('batched small products (the attention\'s per-head blocks) on the add-on\'s
     }
   }
   assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'off');
+  assert.throws(() => be.useSmallKernel(true, 'sse' as never), /useSmallKernel: kernel must be "avx512" or "avx2", got "sse"/);
   assert.equal(be.useSmallKernel(true), kernel !== 'none');
-  assert.equal(be.info().smallKernel, kernel === 'none' ? 'none' : 'avx512');
+  assert.equal(be.info().smallKernel, kernel);
 });
 
 // Same bits, or NaN in both (the payload may differ).

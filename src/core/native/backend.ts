@@ -48,7 +48,7 @@ interface Addon {
     smallKernel: SmallKernel; elementwiseKernels: ElementwiseKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
   };
   setThreads(n: number): number;
-  useSmallKernel(on: boolean): boolean;
+  useSmallKernel(on: boolean, kernel?: VectorKernel): boolean;
   useElementwiseKernels(on: boolean, kernel?: VectorKernel): boolean;
   /** Absent from an add-on built before it, or by a compiler without AVX-512 BF16: float32 products only. */
   useBf16Products?(on: boolean, kernel?: Bf16Kernel): boolean;
@@ -90,14 +90,19 @@ const ADDON_FUNCTIONS = [
 export type DecodeKernel = 'avx512' | 'avx2' | 'none';
 
 /**
- * The add-on's kernel for batched small products (m, n, k ≤ 128: the chunked attention's per-head
- * products), shared between the calling thread and one helper thread: 'avx512' when in use, 'off' when
- * turned off (useSmallKernel(false)), 'none' when the CPU lacks AVX-512. Otherwise OpenBLAS runs them.
+ * The vector widths of the add-on's kernels written once for both (native/vector_ops.h): the batched small
+ * products and the elementwise kernels, each with the same bits at either width.
  */
-export type SmallKernel = 'avx512' | 'off' | 'none';
-
-/** The vector widths of the add-on's elementwise kernels (native/kernels_elementwise.cc). */
 export type VectorKernel = 'avx512' | 'avx2';
+
+/**
+ * The add-on's kernel for batched small products (m, n, k ≤ 128: the chunked attention's per-head
+ * products), shared between the calling thread and one helper thread: its width while in use (the widest
+ * the CPU has), 'off' when turned off (useSmallKernel(false)), 'none' when the CPU has neither AVX-512 nor
+ * AVX2. Otherwise OpenBLAS runs them.
+ */
+export type SmallKernel = VectorKernel | 'off' | 'none';
+
 /**
  * The add-on's elementwise kernels in use: the widest the CPU has, 'off' when turned off
  * (useElementwiseKernels(false)), 'none' when the CPU has neither AVX-512 nor AVX2.
@@ -146,10 +151,11 @@ export interface NativeBackend extends Backend {
   /** Sets the OpenBLAS thread count; returns the count now in effect. */
   setThreads(n: number): number;
   /**
-   * Batched small products on the add-on's own kernel (true, the default where the CPU has AVX-512) or on
-   * OpenBLAS (false); returns whether the add-on's kernel is now in use.
+   * Batched small products on the add-on's own kernel (true, the default where the CPU has AVX-512 or AVX2:
+   * the widest, unless `kernel` names one) or on OpenBLAS (false); returns whether the add-on's kernel is now
+   * in use.
    */
-  useSmallKernel(on: boolean): boolean;
+  useSmallKernel(on: boolean, kernel?: VectorKernel): boolean;
   /**
    * The elementwise kernels on the add-on (true, the default where the CPU has AVX-512 or AVX2: the widest,
    * unless `kernel` names one) or on the wasm kernels (false); returns whether the add-on's are now in use.
@@ -399,7 +405,7 @@ function load(addonPath: string): NativeResult {
       threadCount = addon.setThreads(n);
       return threadCount;
     },
-    useSmallKernel: (on: boolean) => addon.useSmallKernel(on),
+    useSmallKernel: (on: boolean, kernel?: VectorKernel) => (kernel === undefined ? addon.useSmallKernel(on) : addon.useSmallKernel(on, kernel)),
     get kernels() {
       return kernelsOn ? kernels : undefined;
     },
