@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "supra_native",
-      "sources": ["addon.cc", "kernels.cc", "kernels_elementwise.cc", "kernels_small_gemm.cc", "kernels_int8.cc", "gemm_bf16.cc", "helper_thread.cc"],
+      "sources": ["addon.cc", "kernels.cc", "kernels_vector.cc", "kernels_int8.cc", "gemm_bf16.cc", "helper_thread.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"process.env.SUPRA_OPENBLAS_INCLUDE_DIRS || ''\")"

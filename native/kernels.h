@@ -58,11 +58,11 @@ void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_
 void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
 
 // C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim), summed as
-// OpenBLAS's kernels do, one FMA per term in order (kernels_small_gemm.cc; the same bits at either width).
+// OpenBLAS's kernels do, one FMA per term in order (kernels_vector.cc; the same bits at either width).
 void SmallGemm(VectorIsa isa, bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
                const float* B, int ldb, float* C, int ldc, float* pack);
 
-// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit, at either width (kernels_elementwise.cc):
+// The wasm kernels of assembly/ops.ts on [lo, hi), bit for bit, at either width (kernels_vector.cc):
 // crossEntropy (returns the rows' loss sum), swiglu, swigluBackward (act may be null), and linearAttentionStep
 // on units [lo, hi) (a unit: one head of one sequence).
 double CrossEntropyRows(VectorIsa isa, const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss,
