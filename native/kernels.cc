@@ -289,6 +289,21 @@ __attribute__((target("avx512f"))) static int64_t SumSquaresAvx512(const float* 
   _mm256_storeu_pd(acc, s);
   return i;
 }
+
+// The same on AVX2: the squares of values 0-3 and 4-7 in two float64 vectors, their 128-bit halves paired.
+__attribute__((target("avx2"))) static int64_t SumSquaresAvx2(const float* x, int64_t n, double acc[4]) {
+  __m256d s = _mm256_loadu_pd(acc);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+    const __m256d sl = _mm256_mul_pd(lo, lo), sh = _mm256_mul_pd(hi, hi);
+    const __m256d even = _mm256_permute2f128_pd(sl, sh, 0x20); // values 0 1 4 5
+    const __m256d odd = _mm256_permute2f128_pd(sl, sh, 0x31);  // values 2 3 6 7
+    s = _mm256_add_pd(s, _mm256_add_pd(even, odd));
+  }
+  _mm256_storeu_pd(acc, s);
+  return i;
+}
 #endif
 
 double SumSquaresChunk(const float* x, int64_t n) {
@@ -297,9 +312,9 @@ double SumSquaresChunk(const float* x, int64_t n) {
   int64_t i = 0;
   auto sq = [](float f) { const double d = f; return d * d; };
 #ifdef SUPRA_X86
-  if (HaveAvx512()) {
+  if (HaveAvx512() || HaveAvx2Fma()) {
     double acc[4] = {0, 0, 0, 0}; // a0, a1, b0, b1
-    i = SumSquaresAvx512(x, n, acc);
+    i = HaveAvx512() ? SumSquaresAvx512(x, n, acc) : SumSquaresAvx2(x, n, acc);
     a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
   }
 #endif
