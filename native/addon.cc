@@ -15,8 +15,8 @@
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
 // gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
-// useSmallKernel(on[, kernel]), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes) (the scale benchmark's
-// bound).
+// useSmallKernel(on[, kernel]), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes)
+// (the scale benchmark's bound).
 
 #include <napi.h>
 #include <cblas.h>
@@ -604,8 +604,8 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
 // wasm kernels run), useElementwiseKernels(true, "avx2") picks AVX2 on an AVX-512 CPU (tests check both there).
 bool elementwiseOn = VectorCpu();
 supra::VectorIsa elementwiseIsa = WidestIsa();
-#ifdef SUPRA_X86
 
+#ifdef SUPRA_X86
 class CrossEntropyWork : public ChunkedWork {
  public:
   CrossEntropyWork(const float* logits, const int32_t* targets, int vocab, float* dlogits, double zLoss, double inv,
