@@ -393,8 +393,8 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
 // y[m, n] = x[m, k] . W^T with W stored n x k as BF16 (src/core/weights.ts), float32 accumulation.
 // Decoding (m <= kDecodeRows) is memory-bound: DotRowsBf16* stream W once, band by band, the bands shared
 // with the helper thread, which brings the second core's bandwidth (each y value is one dot product, so
-// the split never changes the bits). Otherwise bands of W are widened to float32 in this thread's buffer
-// and each band is one OpenBLAS sgemm.
+// the split never changes the bits). Otherwise bands of W are widened to float32 into this thread's buffer,
+// on both threads (WidenRowsWork), and each band is one OpenBLAS sgemm.
 
 // Bytes of W per shared item: enough to amortize taking it, small enough to balance the two threads.
 constexpr int64_t kBf16ItemBytes = 64 * 1024;
