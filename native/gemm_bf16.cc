@@ -33,7 +33,7 @@ namespace supra {
 
 #ifdef SUPRA_BF16_PRODUCTS
 bool HaveAvx512Bf16() {
-  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  static const bool have = HaveAvx512() && __builtin_cpu_supports("avx512bf16"); // HaveAvx512: SUPRA_NATIVE_ISA
   return have;
 }
 #else

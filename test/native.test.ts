@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GemmArgs } from '../src/core/backend.js';
 import { allocF32, free, inArena } from '../src/core/memory.js';
-import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend, type VectorKernel } from '../src/core/native/backend.js';
+import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend, type NativeInfo, type VectorKernel } from '../src/core/native/backend.js';
 import * as ops from '../src/core/ops.js';
 import { getBackend, setBackend } from '../src/core/select.js';
 import { signedRng as rng } from './helpers/random.js';
@@ -536,7 +536,7 @@ test('decoding products by a float32 weight big enough to share with the helper 
 const nativeModuleUrl = new URL('../src/core/native/backend.js', import.meta.url).href;
 const selectModuleUrl = new URL('../src/core/select.js', import.meta.url).href;
 
-function childInfo(env: Record<string, string | undefined>): { corename: string; coretypeEnv: string; threadTimeoutEnv: string; threads: number } {
+function childInfo(env: Record<string, string | undefined>): NativeInfo {
   const script =
     `import { createNativeBackend } from ${JSON.stringify(nativeModuleUrl)};` +
     `const r = createNativeBackend(); if (!r.ok) throw new Error(r.reason);` +
@@ -545,8 +545,25 @@ function childInfo(env: Record<string, string | undefined>): { corename: string;
   for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: childEnv });
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as { corename: string; coretypeEnv: string; threadTimeoutEnv: string; threads: number };
+  return JSON.parse(r.stdout) as NativeInfo;
 }
+
+test('SUPRA_NATIVE_ISA=avx2 caps the add-on\'s own kernels at AVX2 (the second test pass on AVX-512 CPUs)', { skip }, () => {
+  const be = backend();
+  const widest = be.info().decodeKernel;
+  const capped = childInfo({ SUPRA_NATIVE_ISA: 'avx2' });
+  if (widest === 'none') {
+    assert.equal(capped.decodeKernel, 'none');
+    return;
+  }
+  assert.equal(capped.decodeKernel, 'avx2');
+  assert.equal(capped.smallKernel, 'avx2');
+  assert.equal(capped.elementwiseKernels, 'avx2');
+  assert.deepEqual(capped.bf16Kernels, []);
+  assert.equal(capped.bf16Products, 'none');
+  // any other value leaves the CPU's own
+  assert.equal(childInfo({ SUPRA_NATIVE_ISA: 'avx512' }).decodeKernel, widest);
+});
 
 test('idle OpenBLAS threads sleep at once unless OPENBLAS_THREAD_TIMEOUT says otherwise', { skip }, () => {
   backend();
