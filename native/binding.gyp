@@ -11,6 +11,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       # no fused multiply-adds but the explicit ones: the elementwise kernels repeat the wasm kernels' roundings
       "cflags_cc": ["-ffp-contract=off"],
+      # (gyp's macOS builds take C++ flags from xcode_settings, not cflags_cc; Apple clang contracts by default)
+      "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-ffp-contract=off"]},
       "libraries": ["<!@(node -p \"process.env.SUPRA_OPENBLAS_LIBS || '-lopenblas'\")"]
     }
   ]
