@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #ifdef SUPRA_X86
 #include <immintrin.h>
@@ -18,7 +17,10 @@ namespace supra {
 // AVX-512 path, BF16 products included, then takes its AVX2 one, as on most desktop CPUs; the tests run so
 // once on AVX-512 machines (scripts/run-tests.mjs), so the AVX2 kernels are checked there too.
 bool HaveAvx512() {
-  static const bool have = __builtin_cpu_supports("avx512f") && !(std::getenv("SUPRA_NATIVE_ISA") && std::string(std::getenv("SUPRA_NATIVE_ISA")) == "avx2");
+  static const bool have = [] {
+    const char* cap = std::getenv("SUPRA_NATIVE_ISA");
+    return __builtin_cpu_supports("avx512f") && !(cap && std::strcmp(cap, "avx2") == 0);
+  }();
   return have;
 }
 bool HaveAvx2Fma() {

@@ -184,11 +184,16 @@ test('batched sgemm follows strideA/B/C, including broadcast and accumulate', { 
   assertClose(c, want, 'accumulate over batch');
 });
 
+/** The widths of a kernel set written for both (info()'s name of the widest in use), widest first: an AVX-512 CPU runs the AVX2 copy too. */
+function widthsFrom(widest: string): VectorKernel[] {
+  assert.ok(['avx512', 'avx2', 'none'].includes(widest), widest);
+  return widest === 'avx512' ? ['avx512', 'avx2'] : widest === 'avx2' ? ['avx2'] : [];
+}
+
 test('batched small products (the attention\'s per-head blocks) on the add-on\'s kernel match float64 and OpenBLAS, with the same bits on AVX-512 and AVX2', { skip }, () => {
   const be = backend();
   const kernel = be.info().smallKernel;
-  assert.ok(['avx512', 'avx2', 'none'].includes(kernel), kernel);
-  const widths: VectorKernel[] = kernel === 'avx512' ? ['avx512', 'avx2'] : kernel === 'avx2' ? ['avx2'] : [];
+  const widths = widthsFrom(kernel);
   const next = rng(5);
   // [m, n, k, batch]: the training shape; every row tail (6-, 8- and 12-row tiles) and column tail (masked
   // vectors of 16 or 8, one to four per band); several column bands; k = 1; the largest the kernel takes (128)
@@ -269,11 +274,9 @@ function onBothKernels<T>(fn: () => T): { wasm: T; native: T } {
   }
 }
 
-/** The elementwise kernels' widths this CPU has, widest first (an AVX-512 CPU runs the AVX2 copy too). */
+/** The elementwise kernels' widths this CPU has, widest first. */
 function elementwiseWidths(be: NativeBackend): VectorKernel[] {
-  const available = be.info().elementwiseKernels;
-  assert.ok(['avx512', 'avx2', 'none'].includes(available), available);
-  return available === 'avx512' ? ['avx512', 'avx2'] : available === 'avx2' ? ['avx2'] : [];
+  return widthsFrom(be.info().elementwiseKernels);
 }
 
 /** Runs check on every elementwise width of the CPU, then puts the widest back. */
