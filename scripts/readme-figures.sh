@@ -28,11 +28,15 @@ supra eval --model "$teacher" --text "$text" --json "$figures/eval-teacher.json"
 supra linearize "$teacher" --out "$out/linearized"
 supra eval --model "$out/linearized" --text "$text" --json "$figures/eval-linearized.json"
 supra eval --model "$model" --text "$text" --json "$figures/eval-supra.json"
-# the same in each weight precision
+# the same in each weight precision (a SUPRA model's feature maps folded at bf16 and int8, as loaded by default, and separate)
 for dtype in f32 bf16 int8; do
   supra eval --model "$teacher" --text "$text" --dtype "$dtype" --json "$figures/dtype/teacher-$dtype.json"
   supra eval --model "$model" --text "$text" --dtype "$dtype" --json "$figures/dtype/supra-$dtype.json"
 done
+for dtype in bf16 int8; do
+  supra eval --model "$model" --text "$text" --dtype "$dtype" --feature-maps separate --json "$figures/dtype/supra-$dtype-separate.json"
+done
+supra eval --model "$model" --text "$text" --feature-maps folded --json "$figures/dtype/supra-f32-folded.json"
 
 # what linearization costs: the probes and the attention similarity
 for probe in copy passkey mqar; do supra probe "$probe" --teacher "$teacher" --model "$model" --out "$figures"; done
@@ -42,5 +46,9 @@ node -e '
 const fs = require("fs");
 const ppl = (f) => JSON.parse(fs.readFileSync(f, "utf8")).perplexity.overall.perplexity;
 for (const f of ["eval-teacher-256", "eval-teacher", "eval-linearized", "eval-supra"]) console.log(f, ppl(`docs/figures/${f}.json`).toFixed(4));
-for (const m of ["teacher", "supra"]) console.log(m, ["f32", "bf16", "int8"].map((d) => `${d} ${ppl(`docs/figures/dtype/${m}-${d}.json`).toFixed(4)}`).join(" | "));
+for (const m of ["teacher", "supra", "supra-separate"]) {
+  const file = (d) => m === "supra-separate" ? (d === "f32" ? "supra-f32" : `supra-${d}-separate`) : `${m}-${d}`;
+  console.log(m, ["f32", "bf16", "int8"].map((d) => `${d} ${ppl(`docs/figures/dtype/${file(d)}.json`).toFixed(4)}`).join(" | "));
+}
+console.log("supra f32 folded", ppl("docs/figures/dtype/supra-f32-folded.json").toFixed(4));
 '

@@ -106,7 +106,13 @@ test('the bench report on tiny settings: every section, the JSON fields and the 
   // decode with f32, bf16 and int8 weights: the tokens/s, their ratios, bf16 half the bytes, int8 about a quarter
   assert.equal(r.weights.length, 1);
   const w = r.weights[0]!;
-  assert.deepEqual(w.rows.map((x) => x.dtype), ['f32', 'bf16', 'int8']);
+  // as loaded by default (f32 separate, bf16 and int8 folded), then bf16 and int8 the other way round
+  assert.deepEqual(w.rows.map((x) => `${x.dtype} ${x.featureMaps}`), ['f32 separate', 'bf16 folded', 'int8 folded', 'bf16 separate', 'int8 separate']);
+  assert.ok(Math.abs(w.foldedOverSeparate.bf16 - w.rows[1]!.tokensPerS / w.rows[3]!.tokensPerS) < 1e-9);
+  assert.ok(Math.abs(w.foldedOverSeparate.int8 - w.rows[2]!.tokensPerS / w.rows[4]!.tokensPerS) < 1e-9);
+  // folding reads the teacher's attention bytes: the kernels' square matrices fewer
+  const kernels = TINY.num_hidden_layers * ((TINY.hidden_size) ** 2 + (TINY.num_key_value_heads * TINY.hidden_size / TINY.num_attention_heads) ** 2);
+  assert.equal(w.rows[3]!.weightBytesPerToken - w.rows[1]!.weightBytesPerToken, 2 * kernels);
   w.rows.forEach((x) => positive(x.tokensPerS, `${x.dtype} tokens/s`));
   assert.ok(Math.abs(w.ratio - w.rows[1]!.tokensPerS / w.rows[0]!.tokensPerS) < 1e-9);
   assert.ok(Math.abs(w.int8OverBf16 - w.rows[2]!.tokensPerS / w.rows[1]!.tokensPerS) < 1e-9);

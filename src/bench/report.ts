@@ -305,7 +305,8 @@ export function printSummary(r: BenchReport, log: (line: string) => void): void 
     const [f32, bf16, int8] = w.rows;
     log(`decode weights ${w.backend} (${(w.params / 1e6).toFixed(0)} M parameters): f32 ${f32!.tokensPerS.toFixed(1)}, bf16 ${bf16!.tokensPerS.toFixed(1)} tokens/s, ` +
       `${w.ratio.toFixed(2)}× (${(bf16!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${bf16!.effectiveGBPerS.toFixed(1)} GB/s), ` +
-      `int8 ${int8!.tokensPerS.toFixed(1)} tokens/s, ${w.int8OverBf16.toFixed(2)}× bf16's (${(int8!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${int8!.effectiveGBPerS.toFixed(1)} GB/s)`);
+      `int8 ${int8!.tokensPerS.toFixed(1)} tokens/s, ${w.int8OverBf16.toFixed(2)}× bf16's (${(int8!.weightBytesPerToken / 1e6).toFixed(0)} MB per token at ${int8!.effectiveGBPerS.toFixed(1)} GB/s); ` +
+      `feature maps folded ${w.foldedOverSeparate.bf16.toFixed(2)}× (bf16) and ${w.foldedOverSeparate.int8.toFixed(2)}× (int8) the separate ones' speed`);
   }
   if (r.serve) {
     const s = r.serve;

@@ -69,6 +69,8 @@ export interface ScaleCase {
   /** The parameters' memory at this dtype (parameterMemory), the estimate a model that does not fit is refused by. */
   needBytes?: number;
   loadSeconds?: number;
+  /** SUPRA only: its feature maps as loaded (the default of its dtype: folded into q_proj and k_proj at bf16 and int8). */
+  featureMaps?: 'folded' | 'separate';
   /** Peak resident set of the child process, bytes. */
   maxRssBytes?: number;
   prefillTokensPerS?: number;
@@ -211,7 +213,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     }
     state.free();
     return {
-      status: 'ok', needBytes, loadSeconds, prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS,
+      status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS,
       weightBytesPerToken: bytesPerToken, backend: be.name, threads: be.threads, maxRssBytes, paired,
     };
   } finally {
@@ -262,6 +264,7 @@ export function scaleMarkdown(r: ScaleReport): string {
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt. ` +
     `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
+    'SUPRA models load as a user loads them: at bf16 and int8 their feature maps folded into q_proj and k_proj (the default), at f32 separate. ' +
     'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied). ' +
     `Beside it (native): in the case's process, ${PAIRED_ROUNDS} rounds of a bandwidth measure (best of ${PAIRED_PASSES} passes) then ${PAIRED_TOKENS} decoded tokens, the median round's decode against that round's bound; ` +
     "the machine's neighbours move both measures, and adjacent ones move together.", '');

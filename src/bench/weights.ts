@@ -4,11 +4,12 @@
 // against the machine's read bandwidth: decode is memory-bound, so its bound is bandwidth ÷ bytes per token.
 // Default model: SmolLM-135M's shape (vocab 49152, hidden 576, intermediate 1536, 30 layers, 9 heads, 3 kv
 // heads, tied), random weights. The models decode interleaved, round after round, so other work on the
-// machine weighs on both alike; each takes its best round's median.
+// machine weighs on both alike; each takes its best round's median. bf16 and int8 decode with the feature
+// maps folded into q_proj and k_proj (as loading them does by default) and, beside them, kept separate.
 //   From code: `benchWeightTypes({ config, steps, rounds, log })`.
 import { weightBytes, type WeightType } from '../core/weights.js';
 import { getBackend } from '../core/select.js';
-import type { DecoderLM } from '../models/decoder.js';
+import { foldsFeatureMaps, type DecoderLM } from '../models/decoder.js';
 import { configS, randomModel, type RawConfig } from './model.js';
 
 /** SmolLM-135M's config.json shape (HuggingFaceTB/SmolLM-135M). */
@@ -28,6 +29,8 @@ export const SMOLLM_135M: RawConfig = {
 
 export interface WeightTypeRow {
   dtype: WeightType;
+  /** SUPRA's kernels folded into q_proj and k_proj (DecoderLM.foldForInference), or kept as trained. */
+  featureMaps: 'folded' | 'separate';
   /** Per decoded token: the best round's median. */
   msPerToken: number;
   tokensPerS: number;
@@ -47,6 +50,8 @@ export interface WeightTypesBench {
   ratio: number;
   /** int8 tokens/s over bf16 tokens/s. */
   int8OverBf16: number;
+  /** Tokens/s with the feature maps folded over kept separate, at bf16 and int8. */
+  foldedOverSeparate: { bf16: number; int8: number };
 }
 
 export interface BenchWeightTypesOptions {
@@ -72,6 +77,12 @@ export function weightBytesPerToken(model: DecoderLM): number {
   return bytes;
 }
 
+/** Tokens/s of the folded row of a type over its separate row. */
+function speedOfFolded(rows: WeightTypeRow[], dtype: WeightType): number {
+  const of = (maps: WeightTypeRow['featureMaps']) => rows.find((r) => r.dtype === dtype && r.featureMaps === maps)!.tokensPerS;
+  return of('folded') / of('separate');
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -82,10 +93,16 @@ export function benchWeightTypes(options: BenchWeightTypesOptions = {}): WeightT
   const steps = options.steps ?? 16;
   const rounds = options.rounds ?? 6;
   const config = configS('supra', options.config ?? SMOLLM_135M);
-  const dtypes: WeightType[] = ['f32', 'bf16', 'int8'];
+  // rows 0–2 as a user loads each type; then bf16 and int8 the other way round
+  const variants: { dtype: WeightType; fold: boolean }[] = (['f32', 'bf16', 'int8'] as const).map((dtype) => ({ dtype, fold: foldsFeatureMaps({ dtype }) }));
+  variants.push(...variants.slice(1).map((v) => ({ ...v, fold: !v.fold })));
+  const dtypes = variants.map((v) => v.dtype);
   const models: DecoderLM[] = [];
   try {
-    for (const dtype of dtypes) models.push(randomModel(config, 0, dtype));
+    for (const { dtype, fold } of variants) {
+      models.push(randomModel(config, 0, dtype));
+      if (fold) models.at(-1)!.foldForInference();
+    }
     const states = models.map((m) => m.newState(1));
     // warm-up: JIT, scratch buffers, helper threads
     models.forEach((m, i) => {
@@ -108,18 +125,20 @@ export function benchWeightTypes(options: BenchWeightTypesOptions = {}): WeightT
     const rows = dtypes.map((dtype, i): WeightTypeRow => {
       const bytes = weightBytesPerToken(models[i]!);
       const tokensPerS = 1000 / best[i]!;
-      return { dtype, msPerToken: best[i]!, tokensPerS, weightBytesPerToken: bytes, effectiveGBPerS: (bytes * tokensPerS) / 1e9 };
+      return { dtype, featureMaps: models[i]!.foldedForInference ? 'folded' : 'separate', msPerToken: best[i]!, tokensPerS, weightBytesPerToken: bytes, effectiveGBPerS: (bytes * tokensPerS) / 1e9 };
     });
     const be = getBackend();
     const result: WeightTypesBench = {
       backend: be.name, threads: be.threads, params: models[0]!.store.numel(), rows, ratio: rows[1]!.tokensPerS / rows[0]!.tokensPerS,
       int8OverBf16: rows[2]!.tokensPerS / rows[1]!.tokensPerS,
+      foldedOverSeparate: { bf16: speedOfFolded(rows, 'bf16'), int8: speedOfFolded(rows, 'int8') },
     };
     for (const r of rows) {
-      log(`  ${r.dtype.padEnd(4)}: ${r.tokensPerS.toFixed(1)} tokens/s (${r.msPerToken.toFixed(2)} ms/token), ` +
+      log(`  ${r.dtype.padEnd(4)} ${r.featureMaps.padEnd(8)}: ${r.tokensPerS.toFixed(1)} tokens/s (${r.msPerToken.toFixed(2)} ms/token), ` +
         `${(r.weightBytesPerToken / 1e6).toFixed(0)} MB of weights per token, ${r.effectiveGBPerS.toFixed(1)} GB/s`);
     }
     log(`  bf16 / f32: ${result.ratio.toFixed(2)}×, int8 / bf16: ${result.int8OverBf16.toFixed(2)}× the tokens/s (bound by memory bandwidth: at B GB/s, at most B / bytes per token tokens/s)`);
+    log(`  feature maps folded / separate: ${result.foldedOverSeparate.bf16.toFixed(2)}× at bf16, ${result.foldedOverSeparate.int8.toFixed(2)}× at int8`);
     return result;
   } finally {
     for (const m of models) m.free();

@@ -123,6 +123,23 @@ export const QUANTIZE_OPTION = {
   help: 'quantize the weight matrices as they load (= --dtype int8): int8 values with a float32\nscale per block of 32 along a row, vectors kept float32; inference only',
 } as const satisfies OptionSpec;
 
+export const FEATURE_MAPS_OPTION = {
+  type: 'string',
+  value: 'folded|separate',
+  help: "a SUPRA model's kernels: folded into q_proj and k_proj as it loads (one product each, the\nteacher's bytes per token; inference only) or kept separate as trained (default folded for\nbf16 and int8, separate for f32)",
+} as const satisfies OptionSpec;
+
+/**
+ * How a command that loads a model for inference (generate, serve, eval) holds it: --dtype/--quantize
+ * (dtypeOption) and --feature-maps (DecoderOptions.foldFeatureMaps; undefined leaves its default).
+ */
+export function inferenceLoadOptions(values: { dtype?: string; quantize?: string; 'feature-maps'?: string }): { dtype: WeightType; foldFeatureMaps?: boolean } {
+  const dtype = dtypeOption(values.dtype, values.quantize);
+  const maps = values['feature-maps'];
+  if (maps === undefined) return { dtype };
+  return { dtype, foldFeatureMaps: choiceOption(maps, 'feature-maps', ['folded', 'separate'] as const, 'folded') === 'folded' };
+}
+
 /** --max-shard-size, declared once for every command that writes a model folder (linearize, convert); read with maxShardOption. */
 export const MAX_SHARD_SIZE_OPTION = {
   type: 'string',

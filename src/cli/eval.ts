@@ -1,7 +1,7 @@
 // supra eval --model <dir> [--text <file>...] [--task name=path]...: perplexity on text files and
 // multiple-choice accuracy (lm-evaluation-harness style) on local task files. See docs/eval.md.
 import { readFileSync } from 'node:fs';
-import { DTYPE_OPTION, dtypeOption, QUANTIZE_OPTION, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { DTYPE_OPTION, FEATURE_MAPS_OPTION, inferenceLoadOptions, QUANTIZE_OPTION, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -14,6 +14,7 @@ const OPTIONS = {
   model: { type: 'string', short: 'm', value: 'DIR', help: 'the model folder (teacher or SUPRA; tokenizer.json beside it)' },
   dtype: DTYPE_OPTION,
   quantize: QUANTIZE_OPTION,
+  'feature-maps': FEATURE_MAPS_OPTION,
   text: { type: 'string', multiple: true, value: 'FILE...', help: 'perplexity of each text file (one document each); several files may follow' },
   task: { type: 'string', multiple: true, value: 'NAME=PATH...', help: 'multiple-choice accuracy from a local .jsonl file; NAME starting hellaswag, piqa, arc,\nwinogrande or mc picks the layout, else the fields do (docs/eval.md)' },
   'max-length': { type: 'string', value: 'N', help: 'softmax models: the sliding window (default max_position_embeddings)' },
@@ -82,7 +83,8 @@ export const command = {
     const numFewshot = intOption(values['num-fewshot'], 'num-fewshot', 0, 0);
     const limit = values.limit === undefined ? undefined : intOption(values.limit, 'limit', 0, 1);
     const seed = intOption(values.seed, 'seed', 1234, 0);
-    const dtype = dtypeOption(values.dtype, values.quantize);
+    const loading = inferenceLoadOptions(values);
+    const { dtype } = loading;
 
     // Read every input before the (slow) model load, so a typo fails at once.
     const textInputs = texts.map((path) => ({ path, text: readText(path) }));
@@ -96,7 +98,7 @@ export const command = {
     }
 
     const dir = values.model;
-    const { model } = loadDecoder(dir, { dtype });
+    const { model } = loadDecoder(dir, loading);
     try {
       const tok = loadTokenizer(dir);
       const recurrent = model.recurrent;
@@ -104,7 +106,7 @@ export const command = {
       const stride = strideOpt ?? Math.ceil(maxLength / 2);
       if (!recurrent && stride > maxLength) throw new UsageError(`--stride ${stride} is larger than the window (--max-length ${maxLength})`);
       const method = recurrent ? `one pass with the recurrent state, ${chunk} tokens per step` : `sliding window ${maxLength}, stride ${stride}`;
-      console.error(`supra eval: ${dir} (${model.config.architecture}), backend ${getBackend().name}, weights ${dtype}`);
+      console.error(`supra eval: ${dir} (${model.config.architecture}), backend ${getBackend().name}, weights ${dtype}${model.foldedForInference ? ', feature maps folded' : ''}`);
 
       const report: Record<string, unknown> = {
         model: dir,
@@ -112,6 +114,7 @@ export const command = {
         recurrent,
         backend: getBackend().name,
         dtype,
+        ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' : 'separate' } : {}),
       };
 
       if (textInputs.length > 0) {

@@ -2,7 +2,7 @@
 // Streams the continuation to stdout as it is produced, then a newline; statistics go to stderr with --verbose.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DTYPE_OPTION, dtypeOption, QUANTIZE_OPTION, floatOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { DTYPE_OPTION, FEATURE_MAPS_OPTION, inferenceLoadOptions, QUANTIZE_OPTION, floatOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { AutoModelForCausalLM, AutoTokenizer } from '../api.js';
 import { generateFromState } from '../generate/generate.js';
 import { randomSeed, SAMPLING_DEFAULTS, samplingOptionsOf, type SamplingOptions } from '../generate/sampling.js';
@@ -23,6 +23,7 @@ export const generateOptions = {
   model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder: config.json, weights, tokenizer.json' },
   dtype: DTYPE_OPTION,
   quantize: QUANTIZE_OPTION,
+  'feature-maps': FEATURE_MAPS_OPTION,
   prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'the prompt (else --prompt-file, else stdin); with --load-state it is appended to the saved context' },
   'prompt-file': { type: 'string', value: 'FILE', help: 'read the prompt from a file' },
   'max-new-tokens': { type: 'string', short: 'n', value: 'N', help: `new tokens at most (default ${MAX_NEW_TOKENS})` },
@@ -62,7 +63,7 @@ export const command = {
     if (!dir) throw new UsageError('generate needs --model <dir> (a model folder with config.json, weights and tokenizer.json)');
     if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new UsageError('give either --prompt or --prompt-file, not both');
     const maxNew = intOption(values['max-new-tokens'], 'max-new-tokens', MAX_NEW_TOKENS);
-    const dtype = dtypeOption(values.dtype, values.quantize);
+    const weights = inferenceLoadOptions(values);
     if (values.greedy && values['do-sample']) throw new UsageError('give either --do-sample or --greedy, not both');
     // the settings given here; the others come from the snapshot (with --load-state) or the defaults
     const given: SamplingOptions = {
@@ -93,7 +94,7 @@ export const command = {
       throw new Error(`supra: ${join(dir, 'tokenizer.json')}: not found (generate needs the model's Hugging Face tokenizer.json in ${dir})`);
     }
     const tokenizer = await AutoTokenizer.from_pretrained(dir);
-    const model = await AutoModelForCausalLM.from_pretrained(dir, { dtype });
+    const model = await AutoModelForCausalLM.from_pretrained(dir, weights);
     for (const opt of ['save-state', 'load-state'] as const) {
       if (values[opt] !== undefined && !model.model.recurrent) {
         throw new Error(`supra: --${opt}: ${dir} is a ${model.config.architecture} (softmax attention); state snapshots are for SUPRA models`);

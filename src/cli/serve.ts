@@ -1,7 +1,7 @@
 // supra serve --model <dir>: an OpenAI-compatible HTTP server (see src/serve/server.ts).
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { DTYPE_OPTION, dtypeOption, QUANTIZE_OPTION, floatOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
+import { DTYPE_OPTION, FEATURE_MAPS_OPTION, inferenceLoadOptions, QUANTIZE_OPTION, floatOption, intOption, optionsHelp, parse, UsageError, type OptionSpecs } from './args.js';
 import { getBackend } from '../core/select.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadDecoder } from '../models/auto.js';
@@ -13,6 +13,7 @@ export const SERVE_OPTIONS = {
   model: { type: 'string', value: 'DIR', help: 'model folder (config.json + weights (safetensors or pytorch_model.bin); tokenizer.json for text prompts and chat)' },
   dtype: DTYPE_OPTION,
   quantize: QUANTIZE_OPTION,
+  'feature-maps': FEATURE_MAPS_OPTION,
   host: { type: 'string', value: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
   port: { type: 'string', value: 'N', help: 'port to listen on (default 8080; 0 picks a free port)' },
   'api-key': { type: 'string', value: 'KEY', help: 'require "Authorization: Bearer KEY" on every endpoint but GET /health\n(or set SUPRA_API_KEY)' },
@@ -65,7 +66,7 @@ export const command = {
     if (apiKey !== null && apiKey.length === 0) throw new UsageError('--api-key must not be empty');
     const opt = (name: string, v: string | undefined) => (v === undefined ? undefined : intOption(v, name, 0, 1));
 
-    const { model } = loadDecoder(dir, { dtype: dtypeOption(values.dtype, values.quantize) });
+    const { model } = loadDecoder(dir, inferenceLoadOptions(values));
     const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
     const modelId = values['model-name'] ?? basename(dir);
     const aliases = values['model-alias'] ?? [];

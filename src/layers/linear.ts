@@ -9,7 +9,8 @@
 // A frozen weight (ParamStore.enableGrads with a set that leaves it out) gets no dW: backward only carries
 // dx through it, in whatever type it is stored. A LoRA adapter (lora.ts), when attached, adds its
 // low-rank update forward and its gradients backward.
-import { linear, linearBackward, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
+import { allocF32, free } from '../core/memory.js';
+import { linear, linearBackward, matmul, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
 import { WEIGHT_TYPES } from '../core/weights.js';
 import { backwardInputBanded, type LoraAdapter } from './lora.js';
 import { gradIfTrained, gradOf, storedWeight, untrainable, type ParamStore } from './params.js';
@@ -107,5 +108,62 @@ export class Linear {
 
   params(): Param[] {
     return this.bias ? [this.weight, this.bias] : [this.weight];
+  }
+}
+
+/** Fills dest with a parameter's values as float32 (widened from its storage, or read from its file). */
+export type ReadParam = (p: Param, dest: Float32Array) => void;
+
+/** A parameter's values as stored, widened to float32 (exact for every type but a quantized one). */
+export const widenParam: ReadParam = (p, dest) => {
+  const w = storedWeight(p);
+  WEIGHT_TYPES[w.type].toFloat(w, 0, w.data.length, dest);
+};
+
+/**
+ * outer(inner(x)) as one linear layer `${name}` in `store`, for inference: W = W_outer·W_inner and
+ * b = W_outer·b_inner + b_outer, summed in float32 from read's values and stored as the store stores a
+ * new matrix (so rounded once to its type). A model reading it instead of both reads
+ * outer.inFeatures × outer.outFeatures fewer weights per token.
+ */
+export function composeLinears(store: ParamStore, name: string, outer: Linear, inner: Linear, read: ReadParam = widenParam): Linear {
+  if (outer.inFeatures !== inner.outFeatures) {
+    throw new Error(`supra: ${name}: cannot compose ${outer.weight.name} (${outer.inFeatures} inputs) after ${inner.weight.name} (${inner.outFeatures} outputs)`);
+  }
+  if (outer.lora || inner.lora) throw new Error(`supra: ${name}: merge the LoRA adapters before composing ${outer.weight.name} and ${inner.weight.name}`);
+  const m = outer.outFeatures, k = outer.inFeatures, n = inner.inFeatures;
+  const wo = allocF32(m * k), wi = allocF32(k * n), w = allocF32(m * n);
+  try {
+    read(outer.weight, wo);
+    read(inner.weight, wi);
+    matmul({ transA: false, transB: false, m, n, k, a: wo, b: wi, c: w });
+    const weight = store.addFrom(`${name}.weight`, [m, n], w);
+    let bias: Param | null = null;
+    if (inner.bias || outer.bias) {
+      const b = new Float32Array(m);
+      if (outer.bias) read(outer.bias, b);
+      if (inner.bias) {
+        const bi = allocF32(k), y = allocF32(m);
+        try {
+          read(inner.bias, bi);
+          linear(bi, { type: 'f32', data: wo }, null, y, 1, k, m);
+          for (let i = 0; i < m; i++) b[i] = b[i]! + y[i]!;
+        } finally {
+          free(bi);
+          free(y);
+        }
+      }
+      try {
+        bias = store.addFrom(`${name}.bias`, [m], b);
+      } catch (e) {
+        store.remove([weight]);
+        throw e;
+      }
+    }
+    return new Linear(weight, bias, n, m);
+  } finally {
+    free(wo);
+    free(wi);
+    free(w);
   }
 }

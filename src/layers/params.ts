@@ -197,6 +197,12 @@ export class ParamStore {
     return shape.length === 2 && this.options.place === 'heap' && getBackend().heapKernels ? 'heap' : 'arena';
   }
 
+  /**
+   * Why this model can no longer train or be saved as a model folder (a change made for inference only:
+   * folded feature maps), or null. enableGrads refuses with it.
+   */
+  inferenceOnly: string | null = null;
+
   /** A new zero parameter. Names are unique. */
   add(name: string, shape: number[]): Param {
     if (this.byName.has(name)) throw new Error(`supra: parameter ${name} declared twice`);
@@ -208,6 +214,37 @@ export class ParamStore {
     if (this.gradsOn) p.grad = allocF32In(numel(shape), this.trainingPlace(shape));
     this.byName.set(name, p);
     return p;
+  }
+
+  /** A new parameter holding `values` (float32, its numel long), stored as add() stores it (rounded once). */
+  addFrom(name: string, shape: number[], values: Float32Array): Param {
+    const p = this.add(name, shape);
+    const w = storedWeight(p);
+    if (values.length !== w.data.length) throw new RangeError(`supra: ${name}: ${values.length} values given for [${shape.join(', ')}]`);
+    try {
+      WEIGHT_TYPES[w.type].fromFloat(values, w, 0);
+    } catch (e) {
+      this.remove([p]);
+      throw e;
+    }
+    return p;
+  }
+
+  /**
+   * Free these parameters and forget them (a model folding some into others for inference). The Param
+   * objects are left holding no values, so a stale use fails on their length instead of reading freed memory.
+   */
+  remove(params: Iterable<Param>): void {
+    for (const p of new Set(params)) {
+      if (this.byName.get(p.name) !== p || !(p instanceof StoredParam)) throw new Error(`supra: remove: ${p.name} is not a parameter of this store`);
+      const stored = p.stored;
+      free(stored.data);
+      if (stored.type === 'int8') free(stored.scales);
+      if (p.grad) free(p.grad);
+      p.grad = null;
+      p.stored = WEIGHT_TYPES[stored.type].alloc(0, 'heap');
+      this.byName.delete(p.name);
+    }
   }
 
   has(name: string): boolean {
@@ -245,6 +282,7 @@ export class ParamStore {
    * `trained` keeps the set; one with a set makes it the trained set (freeing the newly frozen's gradients).
    */
   enableGrads(trained?: Iterable<Param>): void {
+    if (this.inferenceOnly) throw new Error(`supra: this model cannot train: ${this.inferenceOnly}`);
     const set = trained === undefined ? null : new Set(trained);
     if (this.gradsOn && set === null) return;
     for (const p of set ?? []) {

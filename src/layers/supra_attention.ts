@@ -16,9 +16,9 @@
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
-import { Linear } from './linear.js';
+import { composeLinears, Linear, type ReadParam } from './linear.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
-import { gradIfTrained } from './params.js';
+import { gradIfTrained, type ParamStore } from './params.js';
 import { AttentionProjections, type GetParam } from './projections.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { ActivationBytes, LinearAttentionInternals, MixerState, Param, StateTensor, TokenMixer } from './types.js';
@@ -135,6 +135,11 @@ export class SupraAttention implements TokenMixer {
   readonly kernelK: Linear;
   readonly qNorm: Param | null;
   readonly kNorm: Param | null;
+  /**
+   * After foldForInference: kernel_q∘q_proj and kernel_k∘k_proj as one linear layer each (q̃ = relu(q(x))
+   * before qk-norm and RoPE); q_proj, k_proj and the kernels are then gone. Null: the layers as trained.
+   */
+  private folded: { q: Linear; k: Linear } | null = null;
 
   private readonly rope: RopeTable;
   // activations kept from a training forward to its backward, and scratch for one call
@@ -197,8 +202,37 @@ export class SupraAttention implements TokenMixer {
   }
 
   params(): Param[] {
-    const list = [...this.proj.params(), ...this.kernelQ.params(), ...this.kernelK.params(), this.qNorm, this.kNorm];
+    const list = this.folded
+      ? [...this.folded.q.params(), ...this.folded.k.params(), ...this.proj.v.params(), ...this.proj.o.params(), this.qNorm, this.kNorm]
+      : [...this.proj.params(), ...this.kernelQ.params(), ...this.kernelK.params(), this.qNorm, this.kNorm];
     return [...new Set(list.filter((p): p is Param => p !== null))];
+  }
+
+  /** Whether foldForInference has composed the feature maps with q_proj and k_proj. */
+  get featureMapsFolded(): boolean {
+    return this.folded !== null;
+  }
+
+  /**
+   * The feature maps' linear layers composed with the projections before them (TokenMixer.foldForInference):
+   * φ(q) = relu(W_φ·(W_q·x + b_q) + b_φ) = relu((W_φW_q)·x + W_φb_q + b_φ), exactly, as RoPE and qk-norm
+   * come after φ. W_φW_q has W_q's shape, so a token reads the teacher's attention bytes: the kernels'
+   * H·Dk × H·D (and Hkv·Dk × Hkv·D) weights, 8–10% of the SUPRA model's at the sizes of the scale benchmark,
+   * are no longer read, and prefill does one product where it did two.
+   */
+  foldForInference(store: ParamStore, read: ReadParam): void {
+    if (this.folded) return;
+    const p = `model.layers.${this.layer}.self_attn`;
+    const q = composeLinears(store, `${p}.q_feature_map`, this.kernelQ, this.proj.q, read);
+    let k: Linear;
+    try {
+      k = composeLinears(store, `${p}.k_feature_map`, this.kernelK, this.proj.k, read);
+    } catch (e) {
+      store.remove(q.params());
+      throw e;
+    }
+    store.remove([...this.proj.q.params(), ...this.proj.k.params(), ...this.kernelQ.params(), ...this.kernelK.params()]);
+    this.folded = { q, k };
   }
 
   newState(B: number): SupraState {
@@ -267,26 +301,36 @@ export class SupraAttention implements TokenMixer {
 
     // Decoding with a shared kernel: q and k sit in one buffer, so the kernel runs once on their 2N rows
     // and its weights stream once per token (a training forward keeps the separate products).
-    const stacked = !keep && this.kernelK === this.kernelQ;
+    const stacked = !keep && this.kernelK === this.kernelQ && !this.folded;
 
-    // projections
-    const qk = stacked ? this.buf('qkStack', 2 * N * H * D, false) : null;
-    const q = qk ? qk.subarray(0, N * H * D) : this.buf('q', N * H * D, keep);
-    const k = qk ? qk.subarray(N * H * D) : this.buf('k', N * Hkv * D, keep);
+    // projections, then the kernel feature maps: one linear layer over all heads, then ReLU (kept: relu
+    // backward reads it); folded, one product each from x
     const v = this.buf('v', N * Hkv * D, keep);
-    this.proj.q.forward(x, q, N);
-    this.proj.k.forward(x, k, N);
-    this.proj.v.forward(x, v, N);
-
-    // kernel feature maps: one linear layer over all heads, then ReLU (kept: relu backward reads it)
     let qf: Float32Array, kf: Float32Array;
-    if (qk) {
+    if (this.folded) {
+      qf = this.buf('qf', N * H * Dk, keep);
+      kf = this.buf('kf', N * Hkv * Dk, keep);
+      this.folded.q.forward(x, qf, N);
+      ops.relu(qf, qf);
+      this.folded.k.forward(x, kf, N);
+      ops.relu(kf, kf);
+      this.proj.v.forward(x, v, N);
+    } else if (stacked) {
+      const qk = this.buf('qkStack', 2 * N * H * D, false);
+      this.proj.q.forward(x, qk.subarray(0, N * H * D), N);
+      this.proj.k.forward(x, qk.subarray(N * H * D), N);
+      this.proj.v.forward(x, v, N);
       const qkf = this.buf('qkfStack', 2 * N * H * Dk, false);
       this.kernelQ.forward(qk, qkf, 2 * N);
       ops.relu(qkf, qkf);
       qf = qkf.subarray(0, N * H * Dk);
       kf = qkf.subarray(N * H * Dk);
     } else {
+      const q = this.buf('q', N * H * D, keep);
+      const k = this.buf('k', N * Hkv * D, keep);
+      this.proj.q.forward(x, q, N);
+      this.proj.k.forward(x, k, N);
+      this.proj.v.forward(x, v, N);
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
       this.kernelQ.forward(q, qf, N);
@@ -396,6 +440,7 @@ export class SupraAttention implements TokenMixer {
 
   backward(dout: Float32Array, dx: Float32Array): void {
     const x = this.x;
+    if (this.folded) throw new Error(`supra: layer ${this.layer}: the feature maps are folded into the projections (for inference); load the model unfolded to train it`);
     if (!this.saved || !x) throw new Error(`supra: layer ${this.layer}: backward needs a training forward (no state) first`);
     const { B, T } = this.saved;
     const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;

@@ -4,6 +4,7 @@
 
 import type { Weight } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
+import type { ReadParam } from './linear.js';
 import type { ParamStore } from './params.js';
 import type { Workspace } from './workspace.js';
 
@@ -135,6 +136,13 @@ export interface TokenMixer {
    * before training): what is kept for backward, and the most the call's temporaries take at once.
    */
   activationBytes(B: number, T: number): ActivationBytes;
+  /**
+   * Make the mixer inference-only by composing linear maps its forward applies one after the other into
+   * one weight each (SUPRA: kernel_q after q_proj, kernel_k after k_proj), so a token reads fewer bytes.
+   * The composed weights are new parameters of `store` (from read's values, rounded once to the store's
+   * type); the parts are removed from it. Absent on a mixer with nothing to compose.
+   */
+  foldForInference?(store: ParamStore, read: ReadParam): void;
   /**
    * Its attention in the last forward, for analysis; absent on a mixer that shows none. Valid until the
    * next call of this mixer (or of a layer sharing its scratch).

@@ -6,7 +6,7 @@
 import type { BackendName } from '../core/backend.js';
 import { warn } from '../core/host.js';
 import { openModel } from '../io/checkpoint.js';
-import { checkParametersFit, DecoderLM, parameterShapes, type DecoderOptions } from './decoder.js';
+import { checkParametersFit, DecoderLM, foldsFeatureMaps, parameterShapes, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
   /** Compute backend for the whole process (as setBackend); default: the current one. */
@@ -19,7 +19,8 @@ export interface FromPretrainedOptions extends DecoderOptions {
  * Build the decoder a folder's config.json describes (transformers' or open_lm's) and fill its
  * parameters from the folder's weights (io/checkpoint.ts openModel: any layout, HF or open_lm names).
  * Every parameter must be present with its shape (errors name the file and tensor); tensors the model
- * does not use are reported in `unexpected` (and warned about, or rejected when strict).
+ * does not use are reported in `unexpected` (and warned about, or rejected when strict). With
+ * foldFeatureMaps (the default for bf16 and int8) the mixers' composable maps are then folded for inference.
  */
 export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): { model: DecoderLM; unexpected: string[] } {
   const { config, checkpoint: ckpt } = openModel(dir);
@@ -48,6 +49,8 @@ export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): {
       if (options.strict) throw new Error(msg);
       warn(msg);
     }
+    // composed from the file's values, so a quantized type rounds the composed weight once
+    if (foldsFeatureMaps(options)) model.foldForInference((p, dest) => void ckpt.readInto(p.name, dest));
     return { model, unexpected };
   } catch (e) {
     model.free();

@@ -9,7 +9,7 @@ import { defaultWeightPlace, getBackend } from '../core/select.js';
 import { weightBytes, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
-import { Linear } from '../layers/linear.js';
+import { Linear, widenParam, type ReadParam } from '../layers/linear.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
 import { RMSNorm } from '../layers/norm.js';
 import { gradIfTrained, ParamStore, storedWeight } from '../layers/params.js';
@@ -29,6 +29,18 @@ export interface DecoderOptions {
    * products read them there (native), else in the arena (select.ts defaultWeightPlace).
    */
   place?: WeightPlace;
+  /**
+   * Compose each mixer's linear maps that run one after the other into one weight as the model loads
+   * (TokenMixer.foldForInference: SUPRA's kernels into q_proj and k_proj), so a decoded token reads the
+   * teacher's attention bytes; the model is then for inference only. Default: on for the inference-only
+   * weight types (bf16, int8), off for f32 (the model as trained, trainable). See foldsFeatureMaps.
+   */
+  foldFeatureMaps?: boolean;
+}
+
+/** Whether loading with these options folds the feature maps (DecoderOptions.foldFeatureMaps; its default in one place). */
+export function foldsFeatureMaps(options: DecoderOptions): boolean {
+  return options.foldFeatureMaps ?? (options.dtype !== undefined && options.dtype !== 'f32');
 }
 
 export interface LossOptions {
@@ -132,6 +144,8 @@ export class DecoderLM {
   private checkpointing = false;
   /** Most bytes of logits loss() and evaluateLoss() hold at once (LOGITS_CHUNK_BYTES; lower it to save memory). */
   logitsChunkBytes = LOGITS_CHUNK_BYTES;
+  /** foldForInference has folded some mixer's maps: the model is for inference only. */
+  foldedForInference = false;
 
   /**
    * Every layer keeps a fixed-size state (a SUPRA model): no context limit, memory constant per token,
@@ -167,6 +181,23 @@ export class DecoderLM {
   /** Every parameter (a tied head is not listed twice). */
   params(): Param[] {
     return this.store.list();
+  }
+
+  /**
+   * Fold every mixer's composable linear maps for inference (DecoderOptions.foldFeatureMaps), from read's
+   * float32 values (default: the stored weights widened; loadDecoder reads the file's, so a quantized
+   * weight is quantized once, after composing). The model can no longer train; returns whether anything folded.
+   */
+  foldForInference(read: ReadParam = widenParam): boolean {
+    let folded = this.foldedForInference;
+    for (const layer of this.layers) {
+      if (!layer.mixer.foldForInference) continue;
+      layer.mixer.foldForInference(this.store, read);
+      folded = true;
+    }
+    this.foldedForInference = folded;
+    if (folded) this.store.inferenceOnly = "its feature maps are folded into q_proj and k_proj for inference (load it with foldFeatureMaps: false, or --feature-maps separate, to train or save it)";
+    return folded;
   }
 
   param(name: string): Param {
