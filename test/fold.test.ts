@@ -21,6 +21,7 @@ import { linearizeFolder, supraConfig, type LinearizeOptions } from '../src/mode
 import { randomModel } from '../src/bench/model.js';
 import { weightBytesPerToken } from '../src/bench/weights.js';
 import { generate } from '../src/generate/generate.js';
+import { writeModelFiles } from '../src/train/checkpoint.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 
@@ -101,6 +102,7 @@ for (const c of CASES) {
       // inference only: no gradients, no backward, with the reason
       assert.throws(() => folded.enableGrads(), /cannot train: its feature maps are folded into q_proj and k_proj/);
       assert.throws(() => (folded.layers[0]!.mixer as SupraAttention).backward(new Float32Array(48), new Float32Array(48)), /folded into the projections \(for inference\)/);
+      assert.throws(() => writeModelFiles(join(newDir(), 'out'), folded, null), /cannot save this model as a model folder: its feature maps are folded/);
       assert.equal(folded.foldForInference(), true, 'folding again changes nothing');
       assert.deepEqual(folded.params().map((p) => p.name), names);
     } finally {

@@ -82,6 +82,7 @@ export type SaveHook = (phase: SavePhase, dest: string) => void;
 
 /** The model's parameters as tensors to write (arena views, written in place). */
 function modelTensors(model: DecoderLM): Map<string, { shape: number[]; data: Float32Array }> {
+  if (model.store.inferenceOnly) throw new Error(`supra: cannot save this model as a model folder: ${model.store.inferenceOnly}`);
   return new Map(model.params().map((p) => [p.name, { shape: p.shape, data: p.data }]));
 }
 
