@@ -16,7 +16,9 @@ import { openCheckpoint } from '../src/io/checkpoint.js';
 import { parseConfig } from '../src/io/config.js';
 import { SupraAttention, type AttentionForm } from '../src/layers/supra_attention.js';
 import { loadDecoder } from '../src/models/auto.js';
-import { DecoderLM, foldsFeatureMaps } from '../src/models/decoder.js';
+import { DecoderLM, foldsFeatureMaps, parameterMemory } from '../src/models/decoder.js';
+import { defaultWeightPlace } from '../src/core/select.js';
+import { weightBytes } from '../src/core/weights.js';
 import { linearizeFolder, supraConfig, type LinearizeOptions } from '../src/models/linearize.js';
 import { randomModel } from '../src/bench/model.js';
 import { weightBytesPerToken } from '../src/bench/weights.js';
@@ -210,4 +212,21 @@ test('--feature-maps on eval: folded or separate in the JSON report, the default
   const bad = run('--text', text, '--feature-maps', 'fused');
   assert.equal(bad.status, 2, bad.stderr);
   assert.match(bad.stderr, /--feature-maps/);
+});
+
+test('the memory check counts what folding takes while it runs: the query composition\'s float32 temporaries and its new weight', () => {
+  const config = tiny('LlamaForCausalLM', 2);
+  const m = config.num_attention_heads * config.head_dim, n = config.hidden_size;
+  for (const dtype of ['bf16', 'int8'] as const) {
+    const need = parameterMemory(config, { dtype });
+    const composed = weightBytes(dtype, m, n) + 4 * m;
+    const temporaries = 4 * (m * m + 2 * m * n);
+    const inArena = defaultWeightPlace() === 'arena';
+    assert.equal(need.foldingArenaBytes, temporaries + (inArena ? composed : 4 * m), dtype);
+    assert.equal(need.foldingHeapBytes, inArena ? 0 : composed - 4 * m, dtype);
+    assert.equal(parameterMemory(config, { dtype, foldFeatureMaps: false }).foldingArenaBytes, 0);
+  }
+  assert.equal(parameterMemory(config).foldingArenaBytes, 0, 'f32 does not fold by default');
+  const teacher = parseConfig({ ...config.raw, architectures: ['LlamaForCausalLM'], model_type: 'llama', supra: undefined });
+  assert.equal(parameterMemory(teacher, { dtype: 'bf16' }).foldingArenaBytes, 0, 'a teacher has nothing to fold');
 });

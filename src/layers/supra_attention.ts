@@ -15,6 +15,7 @@
 // itself runs head-major [B, H, T, D] (see linear_attention.ts).
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
+import { weightBytes } from '../core/weights.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
 import { composeLinears, Linear, type ReadParam } from './linear.js';
 import { LinearAttention, decaySlopes } from './linear_attention.js';
@@ -233,6 +234,15 @@ export class SupraAttention implements TokenMixer {
     }
     store.remove([...this.proj.q.params(), ...this.proj.k.params(), ...this.kernelQ.params(), ...this.kernelK.params()]);
     this.folded = { q, k };
+  }
+
+  foldingBytes(store: ParamStore): { arena: number; heap: number } {
+    // the query map is the larger composition: [H·D, H·Dk] after [H·D, hidden]
+    const m = this.heads * this.kernelDim, k = this.heads * this.headDim, n = this.hidden;
+    const shape = [m, n];
+    const composed = weightBytes(store.typeFor(shape), m, n) + 4 * m; // the weight and its bias
+    const temporaries = 4 * (m * k + k * n + m * n); // composeLinears' float32 copies, in the arena
+    return store.placeFor(shape) === 'arena' ? { arena: temporaries + composed, heap: 0 } : { arena: temporaries + 4 * m, heap: composed - 4 * m };
   }
 
   newState(B: number): SupraState {

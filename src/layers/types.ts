@@ -144,6 +144,11 @@ export interface TokenMixer {
    */
   foldForInference?(store: ParamStore, read: ReadParam): void;
   /**
+   * The most memory foldForInference takes at once beyond the parameters, in the arena and outside it: its
+   * float32 temporaries and a composed weight not yet traded for its parts (for the memory check before loading).
+   */
+  foldingBytes?(store: ParamStore): { arena: number; heap: number };
+  /**
    * Its attention in the last forward, for analysis; absent on a mixer that shows none. Valid until the
    * next call of this mixer (or of a layer sharing its scratch).
    */

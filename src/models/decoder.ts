@@ -525,21 +525,35 @@ export interface ParameterMemory {
   arenaBytes: number;
   heapBytes: number;
   dtype: WeightType;
+  /** What folding the feature maps as the model loads takes beyond them at once (TokenMixer.foldingBytes); 0 when it does not fold. */
+  foldingArenaBytes: number;
+  foldingHeapBytes: number;
 }
 
 /** The memory a model of `config` needs for its parameters, from parameterShapes alone: no weights read. */
 export function parameterMemory(config: ModelConfig, options: DecoderOptions = {}): ParameterMemory {
   const store = new ParamStore({ dtype: options.dtype, place: options.place ?? defaultWeightPlace(), declareOnly: true });
-  let count = 0, arenaBytes = 0, heapBytes = 0;
-  for (const shape of parameterShapes(config, options).values()) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const cols = shape[shape.length - 1]!;
-    const bytes = weightBytes(store.typeFor(shape), n / cols, cols);
-    count += n;
-    if (store.placeFor(shape) === 'arena') arenaBytes += bytes;
-    else heapBytes += bytes;
+  const model = new DecoderLM(config, options, new ParamStore({ declareOnly: true }));
+  let count = 0, arenaBytes = 0, heapBytes = 0, foldingArenaBytes = 0, foldingHeapBytes = 0;
+  try {
+    for (const p of model.params()) {
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      const cols = p.shape[p.shape.length - 1]!;
+      const bytes = weightBytes(store.typeFor(p.shape), n / cols, cols);
+      count += n;
+      if (store.placeFor(p.shape) === 'arena') arenaBytes += bytes;
+      else heapBytes += bytes;
+    }
+    if (foldsFeatureMaps(options)) {
+      for (const layer of model.layers) {
+        const f = layer.mixer.foldingBytes?.(store);
+        if (f && f.arena + f.heap > foldingArenaBytes + foldingHeapBytes) ({ arena: foldingArenaBytes, heap: foldingHeapBytes } = f);
+      }
+    }
+  } finally {
+    model.free();
   }
-  return { count, bytes: arenaBytes + heapBytes, arenaBytes, heapBytes, dtype: store.dtype };
+  return { count, bytes: arenaBytes + heapBytes, arenaBytes, heapBytes, dtype: store.dtype, foldingArenaBytes, foldingHeapBytes };
 }
 
 const GiB = 2 ** 30;
@@ -563,21 +577,22 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
       ? 'load it with dtype int8 (--quantize int8; inference only), which takes 0.56 of its bf16 matrices, or '
       : '';
   const arenaFree = arenaFreeBytes();
-  if (need.arenaBytes > arenaFree) {
+  const folding = (bytes: number) => (bytes > 0 ? `, and ${gib(bytes)} more while folding its feature maps (--feature-maps separate skips that)` : '');
+  if (need.arenaBytes + need.foldingArenaBytes > arenaFree) {
     const backend = getBackend();
     const native = backend.heapWeights
       ? ''
       : 'use the native backend (--backend native, or SUPRA_BACKEND=native), which keeps the matrices outside the arena; or ';
     throw new Error(
-      `supra: ${what}, more than the ${gib(arenaFree)} free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena ` +
+      `supra: ${what}${folding(need.foldingArenaBytes)}, more than the ${gib(arenaFree)} free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena ` +
         `that holds the weights on the ${backend.name} backend. To run it, ${native}${narrower}use a smaller model: ` +
         `the arena holds about ${parameterCount(arenaFree / (need.bytes / need.count))} parameters this way.`,
     );
   }
   const available = need.heapBytes > 0 ? getBackend().heapBytesAvailable?.() : undefined;
-  if (available !== undefined && need.heapBytes > available) {
+  if (available !== undefined && need.heapBytes + need.foldingHeapBytes > available) {
     throw new Error(
-      `supra: ${what}, more than the ${gib(available)} of memory this machine has available. ` +
+      `supra: ${what}${folding(need.foldingHeapBytes)}, more than the ${gib(available)} of memory this machine has available. ` +
         `To run it, ${narrower}use a smaller model, or free memory.`,
     );
   }
