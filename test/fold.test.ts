@@ -24,6 +24,10 @@ import { randomModel } from '../src/bench/model.js';
 import { weightBytesPerToken } from '../src/bench/weights.js';
 import { generate } from '../src/generate/generate.js';
 import { writeModelFiles } from '../src/train/checkpoint.js';
+import { loadState, modelFingerprint, saveState } from '../src/generate/snapshot.js';
+import { GenerationState } from '../src/generate/state.js';
+import { LoraAdapters } from '../src/models/lora.js';
+import { AttentionTransfer } from '../src/models/attention_transfer.js';
 import { maxAbs, maxAbsDiff } from './helpers/fixture.js';
 import { freshDirs, tempRoot } from './helpers/tmp.js';
 
@@ -214,19 +218,75 @@ test('--feature-maps on eval: folded or separate in the JSON report, the default
   assert.match(bad.stderr, /--feature-maps/);
 });
 
-test('the memory check counts what folding takes while it runs: the query composition\'s float32 temporaries and its new weight', () => {
-  const config = tiny('LlamaForCausalLM', 2);
-  const m = config.num_attention_heads * config.head_dim, n = config.hidden_size;
-  for (const dtype of ['bf16', 'int8'] as const) {
-    const need = parameterMemory(config, { dtype });
-    const composed = weightBytes(dtype, m, n) + 4 * m;
-    const temporaries = 4 * (m * m + 2 * m * n);
-    const inArena = defaultWeightPlace() === 'arena';
-    assert.equal(need.foldingArenaBytes, temporaries + (inArena ? composed : 4 * m), dtype);
-    assert.equal(need.foldingHeapBytes, inArena ? 0 : composed - 4 * m, dtype);
-    assert.equal(parameterMemory(config, { dtype, foldFeatureMaps: false }).foldingArenaBytes, 0);
+test('the memory check counts what folding takes at once: the float32 temporaries and the composed weights kept', () => {
+  const inArena = defaultWeightPlace() === 'arena';
+  for (const kv of [2, 6]) {
+    const config = tiny('LlamaForCausalLM', kv);
+    const n = config.hidden_size, D = config.head_dim;
+    for (const dtype of ['bf16', 'int8'] as const) {
+      // composing [m, m] after [m, n]: temporaries 4(m² + 2mn) in the arena; kept: the weight (where matrices live) and its bias
+      const part = (m: number) => ({ temporaries: 4 * (m * m + 2 * m * n), matrix: weightBytes(dtype, m, n), bias: 4 * m });
+      const q = part(config.num_attention_heads * D), k = part(kv * D);
+      const duringQuery = { arena: q.temporaries + q.bias + (inArena ? q.matrix : 0), heap: inArena ? 0 : q.matrix };
+      const duringKey = { arena: q.bias + k.temporaries + k.bias + (inArena ? q.matrix + k.matrix : 0), heap: inArena ? 0 : q.matrix + k.matrix };
+      const want = duringQuery.arena + duringQuery.heap >= duringKey.arena + duringKey.heap ? duringQuery : duringKey;
+      const need = parameterMemory(config, { dtype });
+      assert.deepEqual([need.foldingArenaBytes, need.foldingHeapBytes], [want.arena, want.heap], `${dtype}, ${kv} kv heads`);
+      if (kv === 6) assert.equal(want, duringKey, 'a shared kernel: the key composition, with the query\'s weight kept, is the peak');
+      assert.equal(parameterMemory(config, { dtype, foldFeatureMaps: false }).foldingArenaBytes, 0);
+    }
+    assert.equal(parameterMemory(config).foldingArenaBytes, 0, 'f32 does not fold by default');
   }
-  assert.equal(parameterMemory(config).foldingArenaBytes, 0, 'f32 does not fold by default');
+  const config = tiny('LlamaForCausalLM', 2);
   const teacher = parseConfig({ ...config.raw, architectures: ['LlamaForCausalLM'], model_type: 'llama', supra: undefined });
   assert.equal(parameterMemory(teacher, { dtype: 'bf16' }).foldingArenaBytes, 0, 'a teacher has nothing to fold');
+});
+
+test('a folded model keeps the fingerprint of its weights as loaded: state snapshots continue across --feature-maps; LoRA, attention transfer and a training model are refused', () => {
+  const dir = join(newDir(), 'supra');
+  linearizeFolder(teacherDir, dir, { seed: 3 }); // a BF16 teacher: BF16 kernels, so f32 and bf16 loads hold the same values
+  const separate = loadDecoder(dir).model;
+  const folded = loadDecoder(dir, { dtype: 'bf16' }).model;
+  try {
+    assert.equal(folded.foldedForInference, true);
+    assert.equal(modelFingerprint(folded), modelFingerprint(separate));
+    assert.equal(modelFingerprint(folded, true), modelFingerprint(separate), 'a fresh fingerprint of a folded model is the one taken before folding');
+    const prompt = Array.from({ length: 20 }, (_, i) => (i * 13 + 7) % 4096);
+    for (const [from, to] of [[folded, separate], [separate, folded]] as const) {
+      const path = join(newDir(), 'state.safetensors');
+      const state = new GenerationState(from, 1);
+      state.append([prompt]);
+      saveState(path, from, state);
+      state.free();
+      const back = loadState(path, to);
+      assert.equal(back.position, prompt.length);
+      back.free();
+    }
+    assert.throws(() => LoraAdapters.attach(folded, { rank: 2, alpha: 4, targets: ['q_proj'] }, 0), /LoRA: this model cannot take adapters: its feature maps are folded/);
+    assert.throws(() => new AttentionTransfer(folded), /attention transfer: its feature maps are folded/);
+    separate.enableGrads();
+    assert.throws(() => separate.foldForInference(), /this model has gradients \(it is training\)/);
+  } finally {
+    separate.free();
+    folded.free();
+  }
+});
+
+test('a composed weight the type cannot hold is refused naming both parts, and the half-folded model is already inference-only', () => {
+  const config = tiny('LlamaForCausalLM', 2);
+  const model = randomModel(config, 5, 'int8');
+  try {
+    // finite in int8 (scale 3e38 / 127), but W_φ·W_q overflows float32 in layer 1
+    const kernel = model.param('model.layers.1.self_attn.kernel_q.weight');
+    const values = new Float32Array(kernel.shape[0]! * kernel.shape[1]!).fill(3e38);
+    WEIGHT_TYPES.int8.fromFloat(values, kernel.stored!, 0);
+    const proj = model.param('model.layers.1.self_attn.q_proj.weight');
+    WEIGHT_TYPES.int8.fromFloat(new Float32Array(proj.shape[0]! * proj.shape[1]!).fill(1), proj.stored!, 0);
+    assert.throws(() => model.foldForInference(),
+      /^Error: supra: model\.layers\.1\.self_attn\.q_feature_map\.weight, model\.layers\.1\.self_attn\.kernel_q\.weight · model\.layers\.1\.self_attn\.q_proj\.weight: int8 weights cannot hold/);
+    assert.equal(model.foldedForInference, true);
+    assert.throws(() => model.enableGrads(), /cannot train: its feature maps are folded/);
+  } finally {
+    model.free();
+  }
 });

@@ -137,7 +137,14 @@ export function composeLinears(store: ParamStore, name: string, outer: Linear, i
     read(outer.weight, wo);
     read(inner.weight, wi);
     matmul({ transA: false, transB: false, m, n, k, a: wo, b: wi, c: w });
-    const weight = store.addFrom(`${name}.weight`, [m, n], w);
+    let weight: Param;
+    try {
+      weight = store.addFrom(`${name}.weight`, [m, n], w);
+    } catch (e) {
+      // a value the type cannot hold (int8: ±Infinity where the product overflows float32)
+      if (!(e instanceof RangeError)) throw e;
+      throw new Error(`supra: ${name}.weight, ${outer.weight.name} · ${inner.weight.name}: ${e.message.replace(/^supra: /, '')}`);
+    }
     let bias: Param | null = null;
     if (inner.bias || outer.bias) {
       const b = new Float32Array(m);

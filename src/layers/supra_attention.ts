@@ -237,12 +237,18 @@ export class SupraAttention implements TokenMixer {
   }
 
   foldingBytes(store: ParamStore): { arena: number; heap: number } {
-    // the query map is the larger composition: [H·D, H·Dk] after [H·D, hidden]
-    const m = this.heads * this.kernelDim, k = this.heads * this.headDim, n = this.hidden;
-    const shape = [m, n];
-    const composed = weightBytes(store.typeFor(shape), m, n) + 4 * m; // the weight and its bias
-    const temporaries = 4 * (m * k + k * n + m * n); // composeLinears' float32 copies, in the arena
-    return store.placeFor(shape) === 'arena' ? { arena: temporaries + composed, heap: 0 } : { arena: temporaries + 4 * m, heap: composed - 4 * m };
+    // composing [m, k] after [k, n]: composeLinears' float32 copies (arena) while it runs, and the composed
+    // weight and bias it keeps; the query's is kept while the key's is made, the parts go after both
+    const composition = (m: number, k: number, n: number) => {
+      const matrix = weightBytes(store.typeFor([m, n]), m, n);
+      const inArena = store.placeFor([m, n]) === 'arena';
+      return { temporaries: 4 * (m * k + k * n + m * n), arena: 4 * m + (inArena ? matrix : 0), heap: inArena ? 0 : matrix };
+    };
+    const q = composition(this.heads * this.kernelDim, this.heads * this.headDim, this.hidden);
+    const k = composition(this.kvHeads * this.kernelDim, this.kvHeads * this.headDim, this.hidden);
+    const duringQuery = { arena: q.temporaries + q.arena, heap: q.heap };
+    const duringKey = { arena: q.arena + k.temporaries + k.arena, heap: q.heap + k.heap };
+    return duringQuery.arena + duringQuery.heap >= duringKey.arena + duringKey.heap ? duringQuery : duringKey;
   }
 
   newState(B: number): SupraState {

@@ -19,7 +19,7 @@ import { SoftmaxAttention } from '../layers/attention.js';
 import { storedWeight } from '../layers/params.js';
 import { SupraAttention } from '../layers/supra_attention.js';
 import { Workspace } from '../layers/workspace.js';
-import type { DecoderLM } from './decoder.js';
+import { FOLDED_REASON, type DecoderLM } from './decoder.js';
 
 export class AttentionTransfer {
   /** Layer l's softmax attention over layer l's own q/k/v/o parameters. */
@@ -29,6 +29,7 @@ export class AttentionTransfer {
 
   constructor(readonly model: DecoderLM) {
     const config = model.config;
+    if (model.foldedForInference) throw new Error(`supra: attention transfer: ${FOLDED_REASON}`);
     this.supra = model.layers.map((layer, l) => {
       if (!(layer.mixer instanceof SupraAttention)) throw new Error(`supra: attention transfer needs a SUPRA model; layer ${l} of ${config.architecture} is not a SUPRA layer`);
       return layer.mixer;

@@ -10,6 +10,7 @@ import { weightBytes, type WeightPlace, type WeightType } from '../core/weights.
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
 import { Linear, widenParam, type ReadParam } from '../layers/linear.js';
+import { weightsFingerprint } from './fingerprint.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
 import { RMSNorm } from '../layers/norm.js';
 import { gradIfTrained, ParamStore, storedWeight } from '../layers/params.js';
@@ -37,6 +38,10 @@ export interface DecoderOptions {
    */
   foldFeatureMaps?: boolean;
 }
+
+/** Why a model with folded feature maps cannot train or be saved, and what to do instead. */
+export const FOLDED_REASON =
+  'its feature maps are folded into q_proj and k_proj for inference (load it with foldFeatureMaps: false, or --feature-maps separate, to train, save or adapt it)';
 
 /** Whether loading with these options folds the feature maps (DecoderOptions.foldFeatureMaps; its default in one place). */
 export function foldsFeatureMaps(options: DecoderOptions): boolean {
@@ -189,15 +194,16 @@ export class DecoderLM {
    * weight is quantized once, after composing). The model can no longer train; returns whether anything folded.
    */
   foldForInference(read: ReadParam = widenParam): boolean {
-    let folded = this.foldedForInference;
-    for (const layer of this.layers) {
-      if (!layer.mixer.foldForInference) continue;
-      layer.mixer.foldForInference(this.store, read);
-      folded = true;
-    }
-    this.foldedForInference = folded;
-    if (folded) this.store.inferenceOnly = "its feature maps are folded into q_proj and k_proj for inference (load it with foldFeatureMaps: false, or --feature-maps separate, to train or save it)";
-    return folded;
+    const folding = this.layers.filter((l) => l.mixer.foldForInference);
+    if (folding.length === 0) return this.foldedForInference;
+    if (this.store.gradsEnabled) throw new Error('supra: foldForInference: this model has gradients (it is training); fold a model loaded for inference');
+    // the weights as loaded name the model in state snapshots, folded or not
+    weightsFingerprint(this);
+    // marked first: a fold failing half-way leaves a model that must not train or be saved either
+    this.foldedForInference = true;
+    this.store.inferenceOnly = FOLDED_REASON;
+    for (const layer of folding) layer.mixer.foldForInference!(this.store, read);
+    return true;
   }
 
   param(name: string): Param {
@@ -577,7 +583,7 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
       ? 'load it with dtype int8 (--quantize int8; inference only), which takes 0.56 of its bf16 matrices, or '
       : '';
   const arenaFree = arenaFreeBytes();
-  const folding = (bytes: number) => (bytes > 0 ? `, and ${gib(bytes)} more while folding its feature maps (--feature-maps separate skips that)` : '');
+  const folding = (bytes: number) => (bytes > 0 ? `, and ${gib(bytes)} more while folding its feature maps (--feature-maps separate, or foldFeatureMaps: false, skips that)` : '');
   if (need.arenaBytes + need.foldingArenaBytes > arenaFree) {
     const backend = getBackend();
     const native = backend.heapWeights
@@ -586,7 +592,7 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
     throw new Error(
       `supra: ${what}${folding(need.foldingArenaBytes)}, more than the ${gib(arenaFree)} free in the ${(ARENA_MAX_BYTES / GiB).toFixed(0)} GiB wasm32 arena ` +
         `that holds the weights on the ${backend.name} backend. To run it, ${native}${narrower}use a smaller model: ` +
-        `the arena holds about ${parameterCount(arenaFree / (need.bytes / need.count))} parameters this way.`,
+        `the arena holds about ${parameterCount(Math.max(0, arenaFree - need.foldingArenaBytes) / (need.bytes / need.count))} parameters this way.`,
     );
   }
   const available = need.heapBytes > 0 ? getBackend().heapBytesAvailable?.() : undefined;

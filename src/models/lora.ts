@@ -25,7 +25,7 @@ import type { Param } from '../layers/types.js';
 import { Workspace } from '../layers/workspace.js';
 import { loadDecoder } from './auto.js';
 import { copyTokenizerFiles } from './convert.js';
-import type { DecoderLM } from './decoder.js';
+import { FOLDED_REASON, type DecoderLM } from './decoder.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -102,6 +102,7 @@ export class LoraAdapters {
    * draws of the kernels that linearize seeds with `seed`), B = 0: the model computes as before.
    */
   static attach(model: DecoderLM, settings: LoraSettings, seed: number): LoraAdapters {
+    if (model.foldedForInference) throw new Error(`supra: LoRA: this model cannot take adapters: ${FOLDED_REASON}`);
     const targets = parseLoraTargets(settings.targets);
     const set = new LoraAdapters({ rank: settings.rank, alpha: settings.alpha, targets });
     try {
