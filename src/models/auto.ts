@@ -6,6 +6,7 @@
 import type { BackendName } from '../core/backend.js';
 import { warn } from '../core/host.js';
 import { openModel } from '../io/checkpoint.js';
+import { widenParam } from '../layers/linear.js';
 import { checkParametersFit, DecoderLM, foldsFeatureMaps, parameterShapes, type DecoderOptions } from './decoder.js';
 
 export interface FromPretrainedOptions extends DecoderOptions {
@@ -49,8 +50,16 @@ export function loadDecoder(dir: string, options: FromPretrainedOptions = {}): {
       if (options.strict) throw new Error(msg);
       warn(msg);
     }
-    // composed from the file's values, so a quantized type rounds the composed weight once
-    if (foldsFeatureMaps(options)) model.foldForInference((p, dest) => void ckpt.readInto(p.name, dest));
+    // composed from the file's values, so the composed weight is rounded once: the stored ones where they
+    // are those (a BF16 tensor held as bf16, an f32 one as f32), else read again
+    if (foldsFeatureMaps(options)) {
+      model.foldForInference((p, dest) => {
+        const type = p.stored?.type ?? 'f32';
+        const file = ckpt.info(p.name).dtype;
+        if (type === 'f32' || (type === 'bf16' && file === 'BF16')) widenParam(p, dest);
+        else ckpt.readInto(p.name, dest);
+      });
+    }
     return { model, unexpected };
   } catch (e) {
     model.free();
