@@ -169,6 +169,7 @@ export const command = {
       process.stderr.write(
         `${ids.length} prompt tokens, ${n} new tokens in ${seconds.toFixed(2)} s (${(n / seconds).toFixed(1)} tokens/s, prefill included), ` +
           `stopped by ${result.finishReasons[0]}; context ${state.length} tokens, decoding state ${(state.bytes() / 2 ** 20).toFixed(2)} MiB${rng}` +
+          `; ${model.model.store.dtype} weights${model.model.foldedForInference ? ', feature maps folded' : ''}` +
           (values['save-state'] !== undefined ? `; state saved to ${values['save-state']}` : '') + '\n',
       );
     }

@@ -93,7 +93,7 @@ export const command = {
     const { url } = await supra.listen(port, values.host ?? '127.0.0.1');
     const c = model.config;
     const b = getBackend();
-    console.log(`supra serve: ${modelId}${aliases.length ? ` (aliases: ${aliases.join(', ')})` : ''} (${c.architecture}, ${c.num_hidden_layers} layers, vocab ${c.vocab_size}, ${model.store.dtype} weights) on ${url}`);
+    console.log(`supra serve: ${modelId}${aliases.length ? ` (aliases: ${aliases.join(', ')})` : ''} (${c.architecture}, ${c.num_hidden_layers} layers, vocab ${c.vocab_size}, ${model.store.dtype} weights${model.foldedForInference ? ', feature maps folded' : ''}) on ${url}`);
     console.log(`  tokenizer: ${tokenizer ? (tokenizer.chat_template ? 'yes, with chat template' : 'yes, no chat template') : 'none (token-id prompts only)'}; auth: ${apiKey ? 'API key required' : 'none'}; backend: ${b.name} (${b.threads} thread${b.threads > 1 ? 's' : ''})`);
     await new Promise<void>((done) => {
       const stop = (sig: string) => {
