@@ -38,7 +38,7 @@ export const generateOptions = {
   'save-state': { type: 'string', value: 'FILE', help: 'SUPRA models: after generating, save the state (context, recurrent state, generator, sampling settings)' },
   'load-state': { type: 'string', value: 'FILE', help: 'SUPRA models: continue a --save-state file, with its sampling settings and generator unless given here' },
   'show-special': { type: 'boolean', help: 'print special tokens (such as the end-of-text token) instead of skipping them' },
-  verbose: { type: 'boolean', short: 'v', help: 'statistics on stderr: token counts, tokens/s, why generation stopped, state size, seed' },
+  verbose: { type: 'boolean', short: 'v', help: 'statistics on stderr: token counts, tokens/s, why generation stopped, state size, seed,\nhow the weights are held' },
 } as const satisfies OptionSpecs;
 
 /** The sampling options and the flag that sets each. */
