@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #ifdef SUPRA_X86
 #include <immintrin.h>
@@ -57,6 +58,10 @@ static inline float Load1(uint16_t v) {
   return f;
 }
 
+// The AVX2 kernel's prefetches by weight type (kernels.h): none for float32, the L1 one for BF16.
+template <typename T>
+constexpr int kAvx2Prefetch = std::is_same<T, float>::value ? 0 : kPrefetchL1;
+
 template <typename T>
 __attribute__((target("avx2,fma"))) static void DotRowsAvx2Of(int m, int n, int k, float alpha, float beta, const float* A,
                                                              int lda, const T* B, int ldb, float* C, int ldc) {
@@ -67,7 +72,7 @@ __attribute__((target("avx2,fma"))) static void DotRowsAvx2Of(int m, int n, int 
       __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
-        if (i == 0) PrefetchAhead(b + p);
+        if (kAvx2Prefetch<T> != 0 && i == 0) PrefetchAhead<kAvx2Prefetch<T>>(b + p);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), Load8(b + p), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 8), Load8(b + p + 8), s1);
         s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p + 16), Load8(b + p + 16), s2);
@@ -96,7 +101,7 @@ __attribute__((target("avx512f"))) static void DotRowsAvx512Of(int m, int n, int
       __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
-        if (i == 0) PrefetchAhead(b + p);
+        if (i == 0) PrefetchAhead<kPrefetchL1 | kPrefetchL2>(b + p);
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Load16(b + p), s0);
         s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), Load16(b + p + 16), s1);
       }

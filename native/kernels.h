@@ -35,11 +35,17 @@ enum class VectorIsa { kAvx2, kAvx512 };
 // from memory went from 36 to 41 GB/s at BF16 and from 25 to 28 GB/s at int8 (2026-12-04; 1, 4 and 8 KiB did
 // no better). A second one into L2, four times as far, covers a memory further away: on a 2-core Xeon VM
 // (Emerald Rapids, 2026-12-06), BF16 weights streamed at 20-24 GB/s with the first alone, 27-30 with both,
-// against 29 for a plain read of 1 GiB.
+// against 29 for a plain read of 1 GiB. Which of the two a kernel issues is its own (the AVX-512 kernels both):
+// on a 2-core Zen 3 VM (AVX2 only, 2026-12-06; decoding interleaved in one process, SUPRA models of the
+// scale benchmark's shapes) the L2 one slowed every AVX2 kernel, the L1 one sped int8 up by 2-8% and BF16
+// by 0-7% against none, and float32 weights streamed fastest with none (SmolLM-135M: 43.4 tokens/s, 36.5 with
+// the L1 one, 33.7 with both).
 constexpr int kPrefetchBytes = 2048;
+constexpr int kPrefetchL1 = 1, kPrefetchL2 = 2;
+template <int Levels>
 static inline void PrefetchAhead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
-  _mm_prefetch(static_cast<const char*>(p) + 4 * kPrefetchBytes, _MM_HINT_T1);
+  if (Levels & kPrefetchL1) _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+  if (Levels & kPrefetchL2) _mm_prefetch(static_cast<const char*>(p) + 4 * kPrefetchBytes, _MM_HINT_T1);
 }
 #endif
 bool HaveAvx2Fma();

@@ -33,7 +33,7 @@ __attribute__((target("avx512f"))) static void DotRowsInt8Avx512Of(int n, int k,
     int b = 0;
     for (; b + 2 <= whole; b += 2) {
       const int p = b * kInt8Block;
-      PrefetchAhead(q + p);
+      PrefetchAhead<kPrefetchL1 | kPrefetchL2>(q + p);
       const __m128i* qp = reinterpret_cast<const __m128i*>(q + p);
       const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qp)));
       const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qp + 1)));
@@ -84,7 +84,7 @@ __attribute__((target("avx2,fma"))) static void DotRowsInt8Avx2Of(int n, int k, 
     for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
     for (int b = 0; b < whole; b++) {
       const int p = b * kInt8Block;
-      if (b % 2 == 0) PrefetchAhead(q + p);
+      if (b % 2 == 0) PrefetchAhead<kPrefetchL1>(q + p);
       __m256 w[4];
       for (int v = 0; v < 4; v++) {
         w[v] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + p + 8 * v))));
