@@ -67,6 +67,8 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
       assert.ok(Math.abs(p.percentOfBound - rounds[Math.floor(PAIRED_ROUNDS / 2)]!) < 1e-9, JSON.stringify(p));
     } else assert.equal(c.paired, undefined);
   }
+  // SUPRA cases load as a user loads them: feature maps folded at bf16 and int8, separate at f32; a teacher has none
+  assert.deepEqual(model!.cases.map((c) => c.featureMaps ?? '-'), ['-', '-', '-', 'separate', 'folded', 'folded']);
   // a SUPRA model's decode is measured again 32k tokens in; a teacher's is not
   for (const c of model!.cases.filter((x) => x.status === 'ok')) assert.equal(c.farDecodeTokensPerS! > 0, c.kind === 'supra', JSON.stringify(c));
   // eval and serve ran on both folders at bf16, the folders' own type, as a user runs them
@@ -78,6 +80,8 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   const bytes = (kind: string, dtype: string) => model!.cases.find((c) => c.kind === kind && c.dtype === dtype)!.weightBytesPerToken!;
   assert.ok(bytes('supra', 'bf16') < 0.6 * bytes('supra', 'f32'));
   assert.ok(bytes('supra', 'int8') < 0.65 * bytes('supra', 'bf16'));
+  // folded, a SUPRA model reads the teacher's attention matrices (and its kernels' two bias vectors a layer)
+  assert.ok(bytes('supra', 'bf16') - bytes('teacher', 'bf16') < 0.01 * bytes('teacher', 'bf16'), `${bytes('supra', 'bf16')} vs ${bytes('teacher', 'bf16')}`);
   const md = readFileSync(join(out, 'scale.md'), 'utf8');
   assert.equal(md, scaleMarkdown(report));
   assert.match(md, /\| tiny \| SUPRA \| int8 \| [\d.]+ \| /);
