@@ -185,6 +185,22 @@ __attribute__((target("avx2"))) static void QuantizeBlock32Avx2(const float* x, 
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
+// max|x| over one whole block of 32 values (exact in any order), or -1 when one is NaN or an infinity
+__attribute__((target("avx2"))) static float AbsMaxBlock32Avx2(const float* x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), finite = _mm256_set1_ps(FLT_MAX);
+  __m256 m = _mm256_setzero_ps();
+  int ok = 0xff;
+  for (int j = 0; j < 4; j++) {
+    const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j));
+    ok &= _mm256_movemask_ps(_mm256_cmp_ps(a, finite, _CMP_LE_OQ));  // false for NaN and ±infinity
+    m = _mm256_max_ps(m, a);
+  }
+  if (ok != 0xff) return -1;
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
 #endif
 
 int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_t* q, float* scales) {
@@ -196,11 +212,17 @@ int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_
     const int64_t row = start / k, col = start - row * k;
     const int len = static_cast<int>(std::min<int64_t>(kInt8Block, k - col));
     const float* x = src + (start - from);
-    float amax = 0;
-    for (int i = 0; i < len; i++) {
-      const float a = std::fabs(x[i]);
-      if (!(a <= FLT_MAX)) return start - from + i;  // NaN or an infinity
-      amax = a > amax ? a : amax;
+    float amax = -1;
+#ifdef SUPRA_X86
+    if (avx2 && len == kInt8Block) amax = AbsMaxBlock32Avx2(x);
+#endif
+    if (amax < 0) {  // a tail, no AVX2, or a value to name
+      amax = 0;
+      for (int i = 0; i < len; i++) {
+        const float a = std::fabs(x[i]);
+        if (!(a <= FLT_MAX)) return start - from + i;  // NaN or an infinity
+        amax = a > amax ? a : amax;
+      }
     }
     const float scale = amax / 127.0f;
     scales[row * blocks + col / kInt8Block] = scale;
