@@ -94,6 +94,15 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
   }
 }
 
+/** Free a parameter's values (an int8 weight's scales too) and its gradient. */
+function freeParam(p: Param): void {
+  const stored = storedWeight(p);
+  free(stored.data);
+  if (stored.type === 'int8') free(stored.scales);
+  if (p.grad) free(p.grad);
+  p.grad = null;
+}
+
 class StoredParam implements Param {
   grad: Float32Array | null = null;
   frozen = false;
@@ -237,12 +246,9 @@ export class ParamStore {
   remove(params: Iterable<Param>): void {
     for (const p of new Set(params)) {
       if (this.byName.get(p.name) !== p || !(p instanceof StoredParam)) throw new Error(`supra: remove: ${p.name} is not a parameter of this store`);
-      const stored = p.stored;
-      free(stored.data);
-      if (stored.type === 'int8') free(stored.scales);
-      if (p.grad) free(p.grad);
-      p.grad = null;
-      p.stored = WEIGHT_TYPES[stored.type].alloc(0, 'heap');
+      const type = p.stored.type;
+      freeParam(p);
+      p.stored = WEIGHT_TYPES[type].alloc(0, 'heap');
       this.byName.delete(p.name);
     }
   }
@@ -362,13 +368,7 @@ export class ParamStore {
   }
 
   free(): void {
-    for (const p of this.byName.values()) {
-      const stored = storedWeight(p);
-      free(stored.data);
-      if (stored.type === 'int8') free(stored.scales);
-      if (p.grad) free(p.grad);
-      p.grad = null;
-    }
+    for (const p of this.byName.values()) freeParam(p);
     this.byName.clear();
   }
 }

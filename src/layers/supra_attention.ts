@@ -209,11 +209,6 @@ export class SupraAttention implements TokenMixer {
     return [...new Set(list.filter((p): p is Param => p !== null))];
   }
 
-  /** Whether foldForInference has composed the feature maps with q_proj and k_proj. */
-  get featureMapsFolded(): boolean {
-    return this.folded !== null;
-  }
-
   /**
    * The feature maps' linear layers composed with the projections before them (TokenMixer.foldForInference):
    * φ(q) = relu(W_φ·(W_q·x + b_q) + b_φ) = relu((W_φW_q)·x + W_φb_q + b_φ), exactly, as RoPE and qk-norm

@@ -536,7 +536,10 @@ export interface ParameterMemory {
   foldingHeapBytes: number;
 }
 
-/** The memory a model of `config` needs for its parameters, from parameterShapes alone: no weights read. */
+/**
+ * The memory a model of `config` needs for its parameters, and what folding its feature maps takes beyond
+ * them at once, from a declare-only model: no weights read.
+ */
 export function parameterMemory(config: ModelConfig, options: DecoderOptions = {}): ParameterMemory {
   const store = new ParamStore({ dtype: options.dtype, place: options.place ?? defaultWeightPlace(), declareOnly: true });
   const model = new DecoderLM(config, options, new ParamStore({ declareOnly: true }));
