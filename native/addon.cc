@@ -229,9 +229,18 @@ class SmallBatch : public SharedWork {
 
 // useBf16Products(true): large products round their operands to BF16 (GemmBf16Products), training's
 // --matmul-precision bf16. Off by default: float32 is the reference. On, with AMX's tiles where the CPU has
-// them (several times vdpbf16ps's speed there), else with vdpbf16ps; useBf16Products(true, kernel) picks one.
+// them (several times vdpbf16ps's speed there), else with vdpbf16ps, else with rounded float32 copies
+// (GemmRoundedOperands); useBf16Products(true, kernel) picks one.
 bool bf16ProductsOn = false;
-supra::Bf16Kernel bf16Kernel = supra::Bf16Kernel::kAvx512Bf16;
+supra::Bf16Kernel bf16Kernel = supra::Bf16Kernel::kRounded;
+
+// The fastest BF16 kernel this CPU has.
+supra::Bf16Kernel FastestBf16Kernel() {
+  return supra::HaveAmxBf16() ? supra::Bf16Kernel::kAmx : supra::HaveAvx512Bf16() ? supra::Bf16Kernel::kAvx512Bf16 : supra::Bf16Kernel::kRounded;
+}
+const char* Bf16KernelName(supra::Bf16Kernel kernel) {
+  return kernel == supra::Bf16Kernel::kAmx ? "amx" : kernel == supra::Bf16Kernel::kAvx512Bf16 ? "avx512bf16" : "rounded";
+}
 
 // Batched products small enough for SmallGemm (decoding shapes keep their own path), on however many
 // threads there are: the kernel, not the thread count, decides the bits, so SUPRA_THREADS=1 and 2 train the
@@ -248,13 +257,69 @@ bool Bf16ProductFits(int64_t m, int64_t n, int64_t k) {
   return bf16ProductsOn && m > kDecodeRows && n >= 16 && k >= 16 && m * n * k >= (int64_t{1} << 18);
 }
 
+// One float32 rounded to BF16 (nearest, ties to even) as vcvtne2ps2bf16 rounds when gemm_bf16.cc packs: a
+// denormal becomes a zero of its sign, a NaN stays NaN (quieted), and a value past BF16's largest becomes
+// an infinity.
+inline uint32_t RoundedToBf16(uint32_t u) {
+  if ((u & 0x7f800000u) == 0) return u & 0x80000000u;
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u | 0x00400000u) & 0xffff0000u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+}
+
+// rows x cols of src (ld apart) rounded to BF16 into dst (cols apart).
+void CopyRoundedToBf16(const float* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r = 0; r < rows; r++) {
+    const uint32_t* s = reinterpret_cast<const uint32_t*>(src + r * ld);
+    uint32_t* d = reinterpret_cast<uint32_t*>(dst + r * cols);
+    for (int64_t c = 0; c < cols; c++) d[c] = RoundedToBf16(s[c]);
+  }
+}
+
+// The kRounded BF16 kernel: slabs of at most kRoundedDepth values of k, and in each a block of op(A)'s rows
+// against a block of op(B)'s columns, rounded into float32 copies of at most kRoundedBlockFloats each (a
+// bounded scratch, never a copy of the LM head) and multiplied by sgemm, the slabs after the first adding
+// to C. A product of two BF16 values is exact in float32, so the numbers are BF16 products' with float32
+// sums; the bits are sgemm's (its kernel set and thread count) and the slabs'.
+constexpr int kRoundedDepth = 2048;
+constexpr int64_t kRoundedBlockFloats = int64_t{4} << 20;
+
+void GemmRoundedOperands(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
+                         const float* B, int ldb, float* C, int ldc) {
+  thread_local std::vector<float> roundedA, roundedB;
+  for (int k0 = 0; k0 < k; k0 += kRoundedDepth) {
+    const int depth = std::min(kRoundedDepth, k - k0);
+    const int rowsPerBlock = static_cast<int>(std::min<int64_t>(kRoundedBlockFloats / depth, m));
+    const int colsPerBlock = static_cast<int>(std::min<int64_t>(kRoundedBlockFloats / depth, n));
+    roundedA.resize(static_cast<size_t>(rowsPerBlock) * depth);
+    roundedB.resize(static_cast<size_t>(colsPerBlock) * depth);
+    const float slabBeta = k0 == 0 ? beta : 1.0f;
+    for (int j0 = 0; j0 < n; j0 += colsPerBlock) {
+      const int cols = std::min(colsPerBlock, n - j0);
+      // op(B)'s columns j0.. over the slab, as stored: rows of B when transposed (cols x depth), else depth x cols
+      if (transB) CopyRoundedToBf16(B + static_cast<int64_t>(j0) * ldb + k0, ldb, cols, depth, roundedB.data());
+      else CopyRoundedToBf16(B + static_cast<int64_t>(k0) * ldb + j0, ldb, depth, cols, roundedB.data());
+      for (int i0 = 0; i0 < m; i0 += rowsPerBlock) {
+        const int rows = std::min(rowsPerBlock, m - i0);
+        if (transA) CopyRoundedToBf16(A + static_cast<int64_t>(k0) * lda + i0, lda, depth, rows, roundedA.data());
+        else CopyRoundedToBf16(A + static_cast<int64_t>(i0) * lda + k0, lda, rows, depth, roundedA.data());
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, rows, cols, depth, alpha,
+                    roundedA.data(), transA ? rows : depth, roundedB.data(), transB ? depth : cols, slabBeta,
+                    C + static_cast<int64_t>(i0) * ldc + j0, ldc);
+      }
+    }
+  }
+}
+
 // One product. Single-row and single-column products go to sgemv: decode steps are made of them, and
 // OpenBLAS's gemm driver would pack a whole operand for one row of output.
 void GemmOne(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
              const float* B, int ldb, float* C, int ldc) {
+  if (alpha != 0.0f && Bf16ProductFits(m, n, k)) {
+    if (bf16Kernel == supra::Bf16Kernel::kRounded) return GemmRoundedOperands(transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
 #ifdef SUPRA_BF16_PRODUCTS
-  if (alpha != 0.0f && Bf16ProductFits(m, n, k)) return supra::GemmBf16Products(bf16Kernel, transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
+    return supra::GemmBf16Products(bf16Kernel, transA, transB, m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
 #endif
+  }
 #ifdef SUPRA_X86
   if (k > 0 && m <= kDecodeRows && transB && !transA) {
     if (HaveAvx512()) return DotRowsAvx512(m, n, k, alpha, beta, A, lda, B, ldb, C, ldc);
@@ -1201,10 +1266,10 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   out.Set("smallKernel", Napi::String::New(env, VectorKernelName(smallKernelOn, smallIsa)));
   out.Set("elementwiseKernels", Napi::String::New(env, VectorKernelName(elementwiseOn, elementwiseIsa)));
-  out.Set("bf16Products", Napi::String::New(env, !bf16ProductsOn             ? (supra::HaveAvx512Bf16() ? "off" : "none")
-                                                 : bf16Kernel == supra::Bf16Kernel::kAmx ? "amx"
-                                                                                          : "avx512bf16"));
+  out.Set("bf16Products", Napi::String::New(env, bf16ProductsOn ? Bf16KernelName(bf16Kernel) : "off"));
+  // slowest first: the last is the default
   Napi::Array kernels = Napi::Array::New(env);
+  kernels.Set(kernels.Length(), "rounded");
   if (supra::HaveAvx512Bf16()) kernels.Set(kernels.Length(), "avx512bf16");
   if (supra::HaveAmxBf16()) kernels.Set(kernels.Length(), "amx");
   out.Set("bf16Kernels", kernels);
@@ -1255,8 +1320,9 @@ Napi::Value UseElementwiseKernels(const Napi::CallbackInfo& info) {
   return UseVectorKernels(info, "useElementwiseKernels", &elementwiseOn, &elementwiseIsa);
 }
 
-// useBf16Products(on[, kernel]): large products at BF16 precision (when the CPU has AVX-512 BF16), on AMX
-// where the CPU has it unless kernel ("amx" or "avx512bf16") says which; returns whether they are on.
+// useBf16Products(on[, kernel]): large products at BF16 precision, on the fastest kernel the CPU has unless
+// kernel ("amx", "avx512bf16" or "rounded") says which; returns whether they are on (false for a kernel the
+// CPU lacks).
 Napi::Value UseBf16Products(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool named = info.Length() == 2 && info[1].IsString();
@@ -1264,14 +1330,16 @@ Napi::Value UseBf16Products(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "supra native useBf16Products: expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(supra::HaveAmxBf16() ? "amx" : "avx512bf16");
-  if (name != "amx" && name != "avx512bf16") {
-    Napi::TypeError::New(env, "supra native useBf16Products: kernel must be \"amx\" or \"avx512bf16\", got \"" + name + "\"").ThrowAsJavaScriptException();
+  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(Bf16KernelName(FastestBf16Kernel()));
+  if (name != "amx" && name != "avx512bf16" && name != "rounded") {
+    Napi::TypeError::New(env, "supra native useBf16Products: kernel must be \"amx\", \"avx512bf16\" or \"rounded\", got \"" + name + "\"")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const bool amx = name == "amx";
-  bf16ProductsOn = supra::HaveAvx512Bf16() && (!amx || supra::HaveAmxBf16()) && info[0].As<Napi::Boolean>().Value();
-  if (bf16ProductsOn) bf16Kernel = amx ? supra::Bf16Kernel::kAmx : supra::Bf16Kernel::kAvx512Bf16;
+  const supra::Bf16Kernel kernel = name == "amx" ? supra::Bf16Kernel::kAmx : name == "avx512bf16" ? supra::Bf16Kernel::kAvx512Bf16 : supra::Bf16Kernel::kRounded;
+  const bool have = kernel == supra::Bf16Kernel::kRounded || (supra::HaveAvx512Bf16() && (kernel != supra::Bf16Kernel::kAmx || supra::HaveAmxBf16()));
+  bf16ProductsOn = have && info[0].As<Napi::Boolean>().Value();
+  if (bf16ProductsOn) bf16Kernel = kernel;
   return Napi::Boolean::New(env, bf16ProductsOn);
 }
 

@@ -84,8 +84,10 @@ void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, con
 bool HaveAvx512Bf16();
 // The CPU has AMX-BF16 tiles (and AVX-512 BF16) and the OS lets this process use them, asked once.
 bool HaveAmxBf16();
-// The kernels of BF16 products: vdpbf16ps on a 6x32 register tile, or AMX's tdpbf16ps on 32x32 tiles.
-enum class Bf16Kernel { kAvx512Bf16, kAmx };
+// The kernels of BF16 products: vdpbf16ps on a 6x32 register tile, AMX's tdpbf16ps on 32x32 tiles, or (any CPU)
+// operands rounded to BF16 into float32 copies and multiplied by OpenBLAS's sgemm: BF16 products' numbers
+// without their speed, so a run at --matmul-precision bf16 can be made and checked anywhere.
+enum class Bf16Kernel { kAvx512Bf16, kAmx, kRounded };
 #ifdef SUPRA_BF16_PRODUCTS
 // C = alpha * op(A) * op(B) + beta * C with op(A) and op(B) rounded to BF16 (nearest even) and the products
 // summed in float32 (gemm_bf16.cc), shared with the helper thread; the bits do not depend on the thread

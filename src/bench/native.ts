@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GemmArgs } from '../core/backend.js';
+import { BF16_KERNEL_DESCRIPTIONS, type GemmArgs } from '../core/backend.js';
 import { allocF32, free } from '../core/memory.js';
 import { createNativeBackend, packageRoot, type NativeBackend } from '../core/native/backend.js';
 
@@ -233,7 +233,7 @@ export function benchNative(
     );
   }
   log('  (GFLOP/s; ratio = native / direct; the add-on sends single-row products to sgemv, the C program always calls sgemm;' +
-    `${bf16 ? `\n   bf16: the same product with --matmul-precision bf16, operands rounded to BF16, on ${be.info().bf16Kernels.at(-1) === 'amx' ? "AMX's tiles" : 'vdpbf16ps'} (native/gemm_bf16.cc; decoding shapes stay float32)` : ''})`);
+    `${bf16 ? `\n   bf16: the same product with --matmul-precision bf16, on ${BF16_KERNEL_DESCRIPTIONS[be.info().bf16Kernels.at(-1)!]} (decoding shapes stay float32)` : ''})`);
 
   const coretypes: CoretypeResult[] = [];
   const presets = options.coretypes ?? (process.arch === 'x64' ? CORETYPE_PRESETS : []);

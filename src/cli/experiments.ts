@@ -39,10 +39,11 @@ const WORKER_OPTION = { worker: { type: 'string' } } as const;
 
 const usage = `supra experiments [options]\n\n${optionsHelp(OPTIONS)}`;
 
-/** "native (1 thread, OpenBLAS Haswell)" for the results page. */
+/** "native (1 thread, OpenBLAS Haswell)", or "... BF16 products: rounded)" for a BF16 run, for the results page. */
 function describeBackend(f: Record<string, string | number>): string {
   const threads = f.threads === undefined ? '' : `${f.threads} thread${f.threads === 1 ? '' : 's'}`;
-  const details = [threads, f.openblas === undefined ? '' : `OpenBLAS ${f.openblas}`].filter(Boolean).join(', ');
+  const details = [threads, f.openblas === undefined ? '' : `OpenBLAS ${f.openblas}`, f.bf16Products === undefined ? '' : `BF16 products: ${f.bf16Products}`]
+    .filter(Boolean).join(', ');
   return details ? `${f.backend} (${details})` : String(f.backend);
 }
 

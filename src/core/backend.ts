@@ -14,6 +14,22 @@ export type MatmulPrecision = 'f32' | 'bf16';
 export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['f32', 'bf16'];
 
 /**
+ * The kernels of 'bf16' products (the native backend's): AMX's tile multiply where the CPU has it (Intel
+ * Sapphire Rapids and later), AVX-512 BF16's vdpbf16ps (native/gemm_bf16.cc), or, on any CPU, the operands
+ * rounded to BF16 into float32 copies and multiplied by OpenBLAS's sgemm (native/addon.cc
+ * GemmRoundedOperands): BF16 products' numbers without their speed. The three sum in different orders, so
+ * their bits differ.
+ */
+export type Bf16Kernel = 'amx' | 'avx512bf16' | 'rounded';
+
+/** What each BF16 kernel is, for logs and reports. */
+export const BF16_KERNEL_DESCRIPTIONS: Record<Bf16Kernel, string> = {
+  amx: "AMX's tiles",
+  avx512bf16: 'vdpbf16ps',
+  rounded: 'operands rounded to BF16 and multiplied in float32: the numbers of BF16 products, not their speed (no BF16 instructions on this CPU)',
+};
+
+/**
  * C = alpha · op(A) · op(B) + beta · C, row-major, for `batch` independent products.
  * op(A) is m×k, op(B) is k×n, C is m×n. With transA, A is stored k×m (so dB = Aᵀ·dC is the same call).
  * Leading dimensions default to the packed ones; strides (in floats) step between batch entries.

@@ -10,7 +10,7 @@
 // used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
-import type { GemmArgs, HeapKernels, MatmulPrecision } from './backend.js';
+import { BF16_KERNEL_DESCRIPTIONS, type Bf16Kernel, type GemmArgs, type HeapKernels, type MatmulPrecision } from './backend.js';
 import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, parallelFor, ptr, runOnCaller } from './wasm/runtime.js';
@@ -38,6 +38,13 @@ export function hasMatmulPrecision(precision: MatmulPrecision): boolean {
   if (!backend.setMatmulPrecision?.(precision)) return false;
   backend.setMatmulPrecision('f32');
   return true;
+}
+
+/** The kernel the backend's 'bf16' products run on, described for logs ("AMX's tiles", ...). */
+export function bf16ProductsText(): string {
+  const backend = getBackend();
+  const kernel = backend.fingerprint(1, 'bf16').bf16Products;
+  return typeof kernel === 'string' && kernel in BF16_KERNEL_DESCRIPTIONS ? BF16_KERNEL_DESCRIPTIONS[kernel as Bf16Kernel] : backend.name;
 }
 
 /** Runs f with the backend's large products at `precision` (see MatmulPrecision), float32 again after. */

@@ -153,7 +153,8 @@ export function writeReport(input: ReportInput): string[] {
   L.push('');
   L.push('Each variant is an option of `supra linearize` / `supra train` (see the README): `--normalization sum --decay none` (T2R-style),');
   L.push(`\`--decay none\`, \`--decay retnet\`, \`--train-only kernels\`, \`--kernels-first-steps N\` (here ${Math.round(study.twoStepFraction * 100)}% of the steps),`);
-  L.push('`--matmul-precision bf16` (the training steps\' products at BF16: `npm run bench:train` times the speed-up at real shapes; planned where the backend has BF16 products).');
+  L.push('`--matmul-precision bf16` (the training steps\' products at BF16: `npm run bench:train` times the speed-up at real shapes; on a CPU without BF16 instructions');
+  L.push('the operands are rounded and multiplied in float32, the same numbers without the speed-up; the header names the kernel; not planned on wasm).');
   L.push('');
   L.push('| variant | val ppl | ÷ SUPRA | skipped (non-finite) steps | diverged | last-10%-of-steps train loss |');
   L.push('|---|---:|---:|---:|---|---:|');

@@ -138,9 +138,9 @@ export const RECIPE_OPTIONS = {
   seed: { flag: 'seed', value: 'N', rule: { kind: 'integer', min: 0 }, default: 0, help: 'initialisation, validation documents and data order' },
   matmulPrecision: {
     flag: 'matmul-precision', rule: { kind: 'choice', choices: MATMUL_PRECISIONS }, default: 'f32',
-    help: "bf16: the steps' large products round both operands to BF16 and sum in float32 (AMX or\n" +
-      "AVX-512 BF16, native backend; PyTorch's \"medium\" precision); parameters, gradients, AdamW\n" +
-      'and validation stay float32',
+    help: "bf16: the steps' large products round both operands to BF16 and sum in float32 (native\n" +
+      "backend; PyTorch's \"medium\" precision); faster on AMX or AVX-512 BF16, elsewhere the same\n" +
+      'numbers, no faster than float32; parameters, gradients, AdamW and validation stay float32',
   },
   recipe: {
     flag: 'recipe', rule: { kind: 'choice', choices: ['full', 'attention-transfer'] }, default: 'full',

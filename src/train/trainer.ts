@@ -22,7 +22,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { allocI32, free } from '../core/memory.js';
-import { hasMatmulPrecision, scale, sumSquares, withMatmulPrecision } from '../core/ops.js';
+import { bf16ProductsText, hasMatmulPrecision, scale, sumSquares, withMatmulPrecision } from '../core/ops.js';
 import { getBackend } from '../core/select.js';
 import { buildModel, modelFromCheckpoint } from '../models/build.js';
 import { DecoderLM } from '../models/decoder.js';
@@ -311,8 +311,8 @@ export class Trainer {
     try {
       const { model, settings } = start;
       if (!hasMatmulPrecision(settings.matmulPrecision)) {
-        throw new Error(`supra: train: --matmul-precision ${settings.matmulPrecision} needs the native backend on a CPU with AVX-512 BF16 ` +
-          `(this run is on ${getBackend().name}${getBackend().name === 'native' ? ', whose CPU or build has none' : ''}); train at f32`);
+        throw new Error(`supra: train: --matmul-precision ${settings.matmulPrecision} needs the native backend ` +
+          `(this run is on ${getBackend().name}${getBackend().name === 'native' ? ', whose add-on predates BF16 products: rebuild it with npm install' : ''}); train at f32`);
       }
       model.setActivationCheckpointing(settings.checkpointActivations);
       recipe = RecipeParts.open(model, settings, latest?.dir ?? null);
@@ -621,7 +621,7 @@ export class Trainer {
         `  lr ${num(s.lr)} → ${num(s.minLr)} (warm-up ${s.warmupSteps}, cosine)${params.kernelGroups.size ? `, kernels ${num(s.kernelLr)}` : ''}; ` +
         `AdamW β (${s.betas.map(num).join(', ')}), eps ${num(s.eps)}, wd ${num(s.weightDecay)}` +
         `${s.decayNormsAndBiases ? '' : ' (matrices only)'}; clip ${s.gradClip ? num(s.gradClip) : 'off'}; z-loss ${num(s.zLoss)}; ` +
-        (s.matmulPrecision === 'bf16' ? `products at BF16 (${getBackend().fingerprint(1, 'bf16').bf16Products ?? getBackend().name}); ` : '') +
+        (s.matmulPrecision === 'bf16' ? `products at BF16 (${bf16ProductsText()}); ` : '') +
         (s.recipe === 'attention-transfer'
           ? `attention transfer: the kernels alone on the attention-output MSE for ${s.transferSteps} steps, then LoRA ` +
             `(r ${s.loraRank}, alpha ${num(s.loraAlpha)}, ${s.loraTargets}) and the kernels on the next-token loss; the rest frozen`

@@ -12,7 +12,8 @@
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
 import { isNode, nodeBuiltin } from '../host.js';
-import type { Backend, BackendKernels, Bf16GemmArgs, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, Bf16Kernel, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision } from '../backend.js';
+export type { Bf16Kernel } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
 
@@ -109,12 +110,6 @@ export type SmallKernel = VectorKernel | 'off' | 'none';
  */
 export type ElementwiseKernel = VectorKernel | 'off' | 'none';
 
-/**
- * The kernels of BF16 products (native/gemm_bf16.cc): AMX's tile multiply where the CPU has it (Intel
- * Sapphire Rapids and later), else AVX-512 BF16's vdpbf16ps. The two sum in different orders: different bits.
- */
-export type Bf16Kernel = 'amx' | 'avx512bf16';
-
 export interface NativeInfo {
   /** Kernels OpenBLAS runs: its CPU detection, or OPENBLAS_CORETYPE when that was set at load. */
   corename: string;
@@ -128,9 +123,9 @@ export interface NativeInfo {
   decodeKernel: DecodeKernel;
   /** Batched small products run on this kernel of the add-on ('off', 'none': on OpenBLAS). */
   smallKernel: SmallKernel;
-  /** The kernel of the 'bf16' products now on ('off': float32 products; 'none': the CPU or add-on has none). */
+  /** The kernel of the 'bf16' products now on ('off': float32 products; 'none': an add-on built before them). */
   bf16Products: Bf16Kernel | 'off' | 'none';
-  /** The BF16 kernels this CPU and add-on have, the one setMatmulPrecision('bf16') uses last. */
+  /** The BF16 kernels this CPU and add-on have, slowest first: setMatmulPrecision('bf16') uses the last. */
   bf16Kernels: Bf16Kernel[];
   /**
    * Cross-entropy, swiglu and its gradient, and the linear attention's decoding step run on the add-on's
