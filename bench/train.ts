@@ -92,7 +92,8 @@ async function main(argv: string[]): Promise<void> {
     (torch?.status === 'ok'
       ? ` PyTorch: the same step (bench/pytorch-step.py, PyTorch ${torch.torch}, ${torch.threads} threads, ${PYTORCH_ENV_TEXT}) timed in this run` +
         (cases.some((c) => c.pytorch?.status === 'ok' && c.pytorch.lean) ? `; * with ${envText(PYTORCH_LEAN_ENV)} only, the glibc settings having run out of memory.` : '.')
-      : '');
+      : '') +
+    (cases.some((c) => c.bf16Products === 'rounded') ? ' bf16 (rounded): the numbers of BF16 products on a CPU without BF16 instructions (operands rounded, float32 sgemm), not their speed.' : '');
   mkdirSync(outDir, { recursive: true });
   writeJsonAtomic(join(outDir, 'train.json'), report);
   writeFileAtomic(join(outDir, 'train.md'), trainMarkdown(cases, header));

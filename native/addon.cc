@@ -227,7 +227,7 @@ class SmallBatch : public SharedWork {
   const int64_t strideC_;
 };
 
-// useBf16Products(true): large products round their operands to BF16 (GemmBf16Products), training's
+// useBf16Products(true): large products round their operands to BF16 (GemmBf16Products, GemmRoundedOperands), training's
 // --matmul-precision bf16. Off by default: float32 is the reference. On, with AMX's tiles where the CPU has
 // them (several times vdpbf16ps's speed there), else with vdpbf16ps, else with rounded float32 copies
 // (GemmRoundedOperands); useBf16Products(true, kernel) picks one.
@@ -286,8 +286,8 @@ constexpr int64_t kRoundedBlockFloats = int64_t{4} << 20;
 void GemmRoundedOperands(bool transA, bool transB, int m, int n, int k, float alpha, float beta, const float* A, int lda,
                          const float* B, int ldb, float* C, int ldc) {
   thread_local std::vector<float> roundedA, roundedB;
-  for (int k0 = 0; k0 < k; k0 += kRoundedDepth) {
-    const int depth = std::min(kRoundedDepth, k - k0);
+  for (int64_t k0 = 0; k0 < k; k0 += kRoundedDepth) {
+    const int depth = static_cast<int>(std::min<int64_t>(kRoundedDepth, k - k0));
     const int rowsPerBlock = static_cast<int>(std::min<int64_t>(kRoundedBlockFloats / depth, m));
     const int colsPerBlock = static_cast<int>(std::min<int64_t>(kRoundedBlockFloats / depth, n));
     roundedA.resize(static_cast<size_t>(rowsPerBlock) * depth);

@@ -9,7 +9,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define SUPRA_X86 1
 #include <immintrin.h>
-// Compilers that know AVX-512 BF16's intrinsics (GCC 10, Clang 9); older ones build without BF16 products.
+// Compilers that know AVX-512 BF16's intrinsics (GCC 10, Clang 9); older ones build BF16 products by rounded
+// operands only (addon.cc GemmRoundedOperands).
 #if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10)
 #define SUPRA_BF16_PRODUCTS 1
 #endif

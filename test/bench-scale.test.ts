@@ -137,7 +137,7 @@ test('bench:train on the tiny shape: a case per batch (and checkpointed), its re
   assert.equal(bf16.status, 0, bf16.stderr + bf16.stdout);
   const bf16Md = readFileSync(join(root, 'bf16', 'train.md'), 'utf8');
   // the child runs on this test's backend (SUPRA_BACKEND)
-  if (hasMatmulPrecision('bf16')) assert.match(bf16Md, /\| tiny \| full \| 1 × 16 \| no \| bf16 \| [\d.]+ \| [\d.]+ \| — \| \d+% \|/);
+  if (hasMatmulPrecision('bf16')) assert.match(bf16Md, /\| tiny \| full \| 1 × 16 \| no \| bf16 \((amx|avx512bf16|rounded)\) \| [\d.]+ \| [\d.]+ \| — \| \d+% \|/);
   else assert.match(bf16Md, /\| tiny \| full \| 1 × 16 \| no \| bf16 \| error: supra: train: --matmul-precision bf16 needs the native backend/);
   // the memory-light recipe: stage 1 warms up, a stage-2 step (LoRA and kernels) is timed
   const lora = spawnSync(process.execPath, [trainScript, '--shapes', 'tiny', '--batches', '1x16', '--steps', '1', '--recipe', 'attention-transfer', '--cache', join(root, 'cache'), '--out', join(root, 'lora')], { encoding: 'utf8' });

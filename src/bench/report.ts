@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { hasMatmulPrecision, withMatmulPrecision } from '../core/ops.js';
+import { bf16ProductsText, hasMatmulPrecision, withMatmulPrecision } from '../core/ops.js';
 import type { BackendName } from '../core/backend.js';
 import { createNativeBackend } from '../core/native/backend.js';
 import { getBackend, setBackend } from '../core/select.js';
@@ -194,7 +194,7 @@ export async function runBenchReport(settings: BenchSettings): Promise<BenchRepo
       const uptrain = benchUptrainStep(reps, B, T, settings.config);
       log(`SUPRA uptraining step (forward+backward+AdamW), B=${B} T=${T}: ${uptrain.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrain)}`);
       const uptrainBf16 = hasMatmulPrecision('bf16') ? withMatmulPrecision('bf16', () => benchUptrainStep(reps, B, T, settings.config)) : undefined;
-      if (uptrainBf16 !== undefined) log(`  with BF16 products (--matmul-precision bf16): ${uptrainBf16.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrainBf16)}`);
+      if (uptrainBf16 !== undefined) log(`  with BF16 products (--matmul-precision bf16, ${bf16ProductsText()}): ${uptrainBf16.toFixed(0)} tokens/s${overPytorch(report.pytorchUptrain, B * T, uptrainBf16)}`);
       const recurrent = benchRecurrentDecode(settings.recurrentSteps, settings.config);
       log(`SUPRA recurrent decode, batch 1: ${recurrent.toFixed(0)} tokens/s`);
       const prefill = benchPrefill(settings.prefill.lengths, settings.prefill.reps, settings.config);

@@ -37,6 +37,8 @@ export interface TrainCase {
   checkpointActivations: boolean;
   recipe?: 'full' | 'attention-transfer';
   matmulPrecision?: MatmulPrecision;
+  /** The kernel of a bf16 case's products (Bf16Kernel: 'rounded' is no faster than float32). */
+  bf16Products?: string;
   status: 'ok' | 'error';
   message?: string;
   /** Training tokens per second of the timed steps (their mean time). */
@@ -108,7 +110,11 @@ export function runTrainJob(job: TrainJob): Omit<TrainCase, 'shape'> {
   const out = mkdtempSync(join(tmpdir(), 'supra-bench-train-'));
   const recipe = job.recipe ?? 'full';
   const matmulPrecision = job.matmulPrecision ?? 'f32';
-  const base = { batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations, recipe, matmulPrecision };
+  const bf16Products = matmulPrecision === 'bf16' ? getBackend().fingerprint(1, 'bf16').bf16Products : undefined;
+  const base = {
+    batchSize: job.batchSize, seqLen: job.seqLen, checkpointActivations: job.checkpointActivations, recipe, matmulPrecision,
+    ...(typeof bf16Products === 'string' ? { bf16Products } : {}),
+  };
   try {
     const trainer = Trainer.open({
       model, data: new RandomTokenBatches(job.seqLen, model.config.vocab_size), out, steps: job.steps + 1,
@@ -163,7 +169,7 @@ export function trainMarkdown(cases: TrainCase[], header: string): string {
       ]
       : [`${c.status}: ${c.message}`, '', '', '', '', ''];
     const recipe = c.recipe === 'attention-transfer' ? 'attention transfer + LoRA' : 'full';
-    return `| ${c.shape} | ${recipe} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${c.matmulPrecision ?? 'f32'} | ${cells.join(' | ')} |`;
+    return `| ${c.shape} | ${recipe} | ${c.batchSize} × ${c.seqLen} | ${c.checkpointActivations ? 'yes' : 'no'} | ${c.matmulPrecision ?? 'f32'}${c.bf16Products ? ` (${c.bf16Products})` : ''} | ${cells.join(' | ')} |`;
   });
   return [
     header,

@@ -26,7 +26,7 @@ export type Bf16Kernel = 'amx' | 'avx512bf16' | 'rounded';
 export const BF16_KERNEL_DESCRIPTIONS: Record<Bf16Kernel, string> = {
   amx: "AMX's tiles",
   avx512bf16: 'vdpbf16ps',
-  rounded: 'operands rounded to BF16 and multiplied in float32: the numbers of BF16 products, not their speed (no BF16 instructions on this CPU)',
+  rounded: 'operands rounded to BF16 and multiplied in float32: the numbers of BF16 products, not their speed',
 };
 
 /**
@@ -155,7 +155,7 @@ export interface Backend {
   quantizeInt8?(src: Float32Array, from: number, cols: number, q: Int8Array, scales: Float32Array): number;
   /**
    * Sets the precision of its later large products (decoding-size ones stay float32); returns whether that
-   * precision is now in effect ('f32' always is). Absent: float32 only. Native with AVX-512 BF16 has 'bf16'.
+   * precision is now in effect ('f32' always is). Absent: float32 only. Native has 'bf16' (see Bf16Kernel).
    */
   setMatmulPrecision?(precision: MatmulPrecision): boolean;
   /** Its optimizer kernels for arrays outside the arena (a heapWeights backend that trains there). */

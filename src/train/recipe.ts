@@ -58,7 +58,7 @@ export interface Recipe {
   seed: number;
   /**
    * The training steps' large products: 'f32' (the reference, default) or 'bf16' (operands rounded to BF16,
-   * float32 sums; native backend on a CPU with AVX-512 BF16). Parameters, gradients and AdamW stay float32,
+   * float32 sums; native backend, faster with AVX-512 BF16 or AMX). Parameters, gradients and AdamW stay float32,
    * and validation runs at float32.
    */
   matmulPrecision: MatmulPrecision;

@@ -312,7 +312,7 @@ export class Trainer {
       const { model, settings } = start;
       if (!hasMatmulPrecision(settings.matmulPrecision)) {
         throw new Error(`supra: train: --matmul-precision ${settings.matmulPrecision} needs the native backend ` +
-          `(this run is on ${getBackend().name}${getBackend().name === 'native' ? ', whose add-on predates BF16 products: rebuild it with npm install' : ''}); train at f32`);
+          `(this run is on ${getBackend().name}${getBackend().name === 'native' ? ', whose add-on predates BF16 products on every CPU: rebuild it with npm install' : ''}); train at f32`);
       }
       model.setActivationCheckpointing(settings.checkpointActivations);
       recipe = RecipeParts.open(model, settings, latest?.dir ?? null);

@@ -51,7 +51,7 @@ interface Addon {
   setThreads(n: number): number;
   useSmallKernel(on: boolean, kernel?: VectorKernel): boolean;
   useElementwiseKernels(on: boolean, kernel?: VectorKernel): boolean;
-  /** Absent from an add-on built before it, or by a compiler without AVX-512 BF16: float32 products only. */
+  /** Absent from an add-on built before it: float32 products only. */
   useBf16Products?(on: boolean, kernel?: Bf16Kernel): boolean;
   crossEntropy: BackendKernels['crossEntropy'];
   swiglu: BackendKernels['swiglu'];
