@@ -234,12 +234,14 @@ class SmallBatch : public SharedWork {
 bool bf16ProductsOn = false;
 supra::Bf16Kernel bf16Kernel = supra::Bf16Kernel::kRounded;
 
-// The fastest BF16 kernel this CPU has.
-supra::Bf16Kernel FastestBf16Kernel() {
-  return supra::HaveAmxBf16() ? supra::Bf16Kernel::kAmx : supra::HaveAvx512Bf16() ? supra::Bf16Kernel::kAvx512Bf16 : supra::Bf16Kernel::kRounded;
-}
+// The BF16 kernels, slowest first, with their names (info().bf16Kernels, useBf16Products).
+constexpr supra::Bf16Kernel kBf16Kernels[] = {supra::Bf16Kernel::kRounded, supra::Bf16Kernel::kAvx512Bf16, supra::Bf16Kernel::kAmx};
 const char* Bf16KernelName(supra::Bf16Kernel kernel) {
   return kernel == supra::Bf16Kernel::kAmx ? "amx" : kernel == supra::Bf16Kernel::kAvx512Bf16 ? "avx512bf16" : "rounded";
+}
+// Whether this CPU (and build) has the kernel: rounded operands run everywhere.
+bool HaveBf16Kernel(supra::Bf16Kernel kernel) {
+  return kernel == supra::Bf16Kernel::kRounded || (kernel == supra::Bf16Kernel::kAmx ? supra::HaveAmxBf16() : supra::HaveAvx512Bf16());
 }
 
 // Batched products small enough for SmallGemm (decoding shapes keep their own path), on however many
@@ -1269,9 +1271,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("bf16Products", Napi::String::New(env, bf16ProductsOn ? Bf16KernelName(bf16Kernel) : "off"));
   // slowest first: the last is the default
   Napi::Array kernels = Napi::Array::New(env);
-  kernels.Set(kernels.Length(), "rounded");
-  if (supra::HaveAvx512Bf16()) kernels.Set(kernels.Length(), "avx512bf16");
-  if (supra::HaveAmxBf16()) kernels.Set(kernels.Length(), "amx");
+  for (const supra::Bf16Kernel kernel : kBf16Kernels) {
+    if (HaveBf16Kernel(kernel)) kernels.Set(kernels.Length(), Bf16KernelName(kernel));
+  }
   out.Set("bf16Kernels", kernels);
   return out;
 }
@@ -1330,15 +1332,22 @@ Napi::Value UseBf16Products(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "supra native useBf16Products: expected a boolean and an optional kernel name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string(Bf16KernelName(FastestBf16Kernel()));
-  if (name != "amx" && name != "avx512bf16" && name != "rounded") {
+  // the one named, else the fastest the CPU has (the last available)
+  const std::string name = named ? info[1].As<Napi::String>().Utf8Value() : std::string();
+  supra::Bf16Kernel kernel = supra::Bf16Kernel::kRounded;
+  bool known = !named;
+  for (const supra::Bf16Kernel k : kBf16Kernels) {
+    if (named ? name == Bf16KernelName(k) : HaveBf16Kernel(k)) {
+      kernel = k;
+      known = true;
+    }
+  }
+  if (!known) {
     Napi::TypeError::New(env, "supra native useBf16Products: kernel must be \"amx\", \"avx512bf16\" or \"rounded\", got \"" + name + "\"")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const supra::Bf16Kernel kernel = name == "amx" ? supra::Bf16Kernel::kAmx : name == "avx512bf16" ? supra::Bf16Kernel::kAvx512Bf16 : supra::Bf16Kernel::kRounded;
-  const bool have = kernel == supra::Bf16Kernel::kRounded || (supra::HaveAvx512Bf16() && (kernel != supra::Bf16Kernel::kAmx || supra::HaveAmxBf16()));
-  bf16ProductsOn = have && info[0].As<Napi::Boolean>().Value();
+  bf16ProductsOn = HaveBf16Kernel(kernel) && info[0].As<Napi::Boolean>().Value();
   if (bf16ProductsOn) bf16Kernel = kernel;
   return Napi::Boolean::New(env, bf16ProductsOn);
 }
