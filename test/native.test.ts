@@ -85,6 +85,26 @@ test('native backend loads and reports OpenBLAS', { skip }, () => {
   assert.ok(['avx512', 'avx2', 'none'].includes(info.decodeKernel), info.decodeKernel);
 });
 
+test('adviseHugePages asks for the whole 2 MiB pages inside a large buffer only, and its values stay', { skip }, () => {
+  const advise = backend().adviseHugePages!;
+  const page = 2 << 20;
+  assert.equal(advise(new Float32Array(1000)), 0, 'smaller than a huge page');
+  for (const big of [new Uint16Array(5 << 20), new Float32Array((3 << 20) + 5), new Int8Array(9 << 20)]) {
+    const advised = advise(big);
+    assert.ok(advised % page === 0 && advised <= big.byteLength && advised >= big.byteLength - 2 * page, `${advised} of ${big.byteLength}`);
+    // where Linux has transparent huge pages at all, it takes the advice
+    let thp = '';
+    try {
+      thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    } catch {}
+    if (/\[(always|madvise)\]/.test(thp)) assert.ok(advised > 0, 'advised nothing');
+    big.fill(3, 0, 100);
+    big[big.length - 1] = 7;
+    assert.deepEqual([big[0], big[99], big[100], big[big.length >> 1], big[big.length - 1]], [3, 3, 0, 0, 7]);
+  }
+  assert.throws(() => advise({} as Float32Array), /adviseHugePages: view must be a typed array/);
+});
+
 test('sgemm matches float64 for every transpose, alpha/beta, leading dim and array kind', { skip }, () => {
   const be = backend();
   const next = rng(1);

@@ -148,6 +148,11 @@ export interface Backend {
   /** Bytes of ordinary memory the machine can still give (heapWeights backends; MemAvailable on Linux). */
   heapBytesAvailable?(): number;
   /**
+   * Asks the OS to map a large buffer outside the arena, not yet touched, in huge pages (Linux: 2 MiB, as
+   * it is first touched); returns the bytes it asked for (0: not done). Only speed changes (core/weights.ts).
+   */
+  adviseHugePages?(view: Float32Array | Uint16Array | Int8Array): number;
+  /**
    * Values [from, from + src.length) of an int8 weight (q, its scales, rows of `cols` values) quantized from
    * src, whole blocks only: core/weights.ts's int8 rule, bit for bit, faster (loading an int8 model is mostly
    * this). Returns the index in src of its first NaN or infinite value (the blocks before it written), or -1.

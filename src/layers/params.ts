@@ -5,7 +5,7 @@
 // backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
 import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
 import { getBackend } from '../core/select.js';
-import { allocF32In, bf16ToF32Array, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
+import { allocF32In, bf16ToF32Array, heapArray, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -67,7 +67,7 @@ function readInt8(source: TensorSource, name: string, stored: Extract<Weight, { 
   const n = stored.data.length;
   const traits = WEIGHT_TYPES.int8;
   if (source.readBf16Into && source.info(name).dtype === 'BF16') {
-    const bits = source.readBf16Into(name, new Uint16Array(n));
+    const bits = source.readBf16Into(name, heapArray(Uint16Array, n));
     const rows = Math.max(1, Math.floor(INT8_LOAD_CHUNK / stored.cols)) * stored.cols;
     const chunk = new Float32Array(Math.min(n, rows));
     for (let from = 0; from < n; from += rows) {

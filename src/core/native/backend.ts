@@ -65,6 +65,8 @@ interface Addon {
   embeddingBackward?: HeapKernels['embeddingBackward'];
   /** Absent from an add-on built before it: core/weights.ts then quantizes in JavaScript. */
   quantizeInt8?: Backend['quantizeInt8'];
+  /** Absent from an add-on built before it: weights then fault in 4 KiB pages. */
+  adviseHugePages?: Backend['adviseHugePages'];
   /** Absent from an add-on built before it: nothing depends on it but the scale benchmark, which falls back. */
   readBandwidth?(bytes: number, threads: number, passes: number): NativeReadBandwidth;
 }
@@ -369,6 +371,7 @@ function load(addonPath: string): NativeResult {
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
     ...(typeof addon.quantizeInt8 === 'function' ? { quantizeInt8: addon.quantizeInt8 } : {}),
+    ...(typeof addon.adviseHugePages === 'function' ? { adviseHugePages: addon.adviseHugePages } : {}),
     setMatmulPrecision: (precision: MatmulPrecision) => {
       const want = precision === 'bf16';
       // (an add-on built before the kernel list takes no kernel name: it has vdpbf16ps only)
