@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocF32, toArena } from '../src/core/memory.js';
+import { getBackend } from '../src/core/select.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import type { Param } from '../src/layers/types.js';
 import { AdamW } from '../src/train/adamw.js';
@@ -100,4 +101,37 @@ test('parameter groups: kernels at their own learning rate; params without gradi
   assert.throws(() => new AdamW([w], { betas: [0.9, 1] }), /betas/);
   assert.throws(() => opt.setLr(1, 'nope'), /no parameter group/);
   opt.free();
+});
+
+test('parameters outside the arena (native): the arena\'s bits, moments added as gradients appear, and a save/restore', {
+  skip: getBackend().heapKernels ? false : 'this backend trains in the arena only',
+}, () => {
+  const onHeap = (ps: Param[]): Param[] => ps.map((p) => ({ ...p, data: Float32Array.from(p.data), grad: Float32Array.from(p.grad!) }));
+  const arena = supraParams();
+  const heap = onHeap(supraParams());
+  const runs = [arena, heap].map((params) => {
+    const opt = new AdamW(params, opts());
+    // step 1 without the last parameter's gradient: its moments come with step 2, apart from the others'
+    const late = params.at(-1)!;
+    const lateGrad = late.grad;
+    late.grad = null;
+    for (const p of params) p.grad?.set(grads.get(p.name)!.data);
+    opt.step();
+    late.grad = lateGrad;
+    return { params, opt, late };
+  });
+  // the heap run goes on from its saved state in a new optimizer
+  const saved = new Map([...runs[1]!.opt.stateTensors()].map(([k, v]) => [k, Float32Array.from(v)]));
+  runs[1]!.opt.free();
+  runs[1]!.opt = new AdamW(heap, opts());
+  runs[1]!.opt.loadStateTensors(saved);
+  for (const { params, opt, late } of runs) {
+    assert.equal(opt.stepCount(late), 0);
+    for (const p of params) p.grad!.set(steps.get(`grad.step2.${p.name}`)!.data);
+    opt.step();
+    assert.equal(opt.stepCount(late), 1);
+    assert.equal(opt.stepCount(params[0]!), 2);
+  }
+  for (let i = 0; i < arena.length; i++) assert.deepEqual(Array.from(heap[i]!.data), Array.from(arena[i]!.data), arena[i]!.name);
+  for (const { opt } of runs) opt.free();
 });

@@ -34,11 +34,6 @@ interface Moments {
   step: number;
 }
 
-/** Zero moments beside their parameter: in the arena, or outside it with a parameter kept there. */
-function newMoments(p: Param): Moments {
-  const place = inArena(p.data) ? 'arena' : 'heap';
-  return { m: allocF32In(p.data.length, place), v: allocF32In(p.data.length, place), step: 0 };
-}
 
 function checkHyper(h: AdamWHyper, where: string): void {
   const bad = (what: string, v: unknown) => {
@@ -79,6 +74,31 @@ export class AdamW {
   }
 
   /**
+   * Zero moments for those of `params` that have none, beside their parameter: in the arena, or outside
+   * it with a parameter kept there. Those outside share one buffer for m and one for v, so a model's many
+   * small matrices fault in as huge pages (core/weights.ts heapArray) rather than 4 KiB at a time: SmolLM-135M's
+   * first AdamW step spent ~4 s faulting its moments in on the 2-core Zen 4 VM (a --cpu-prof, 2026-12-07).
+   */
+  private ensureMoments(params: Iterable<Param>): void {
+    const outside: Param[] = [];
+    for (const p of params) {
+      if (this.moments.has(p)) continue;
+      if (inArena(p.data)) this.moments.set(p, { m: allocF32In(p.data.length, 'arena'), v: allocF32In(p.data.length, 'arena'), step: 0 });
+      else outside.push(p);
+    }
+    const total = outside.reduce((n, p) => n + p.data.length, 0);
+    if (total === 0) return;
+    const m = allocF32In(total, 'heap');
+    const v = allocF32In(total, 'heap');
+    let at = 0;
+    for (const p of outside) {
+      const n = p.data.length;
+      this.moments.set(p, { m: m.subarray(at, at + n), v: v.subarray(at, at + n), step: 0 });
+      at += n;
+    }
+  }
+
+  /**
    * One update of every parameter that has a gradient (a parameter without one is skipped, as PyTorch
    * skips grad None, and its step count does not advance). Non-finite gradients are an error.
    * `only` limits the update to some groups; the others keep their weights, moments and step counts.
@@ -89,17 +109,20 @@ export class AdamW {
   step(only?: (group: ResolvedGroup) => boolean, { gradScale = 1, clearGrads = false }: { gradScale?: number; clearGrads?: boolean } = {}): Param[] {
     if (!Number.isFinite(gradScale)) throw new RangeError(`supra: AdamW: gradScale must be a finite number, got ${gradScale}`);
     const updated: Param[] = [];
-    for (const g of this.groups) {
-      if (only && !only(g)) continue;
+    const groups = this.groups.filter((g) => !only || only(g));
+    for (const g of groups) {
       checkHyper(g, g.name);
       for (const p of g.params) {
-        if (!p.grad) continue;
-        if (p.grad.length !== p.data.length) throw new Error(`supra: AdamW: ${p.name}: gradient holds ${p.grad.length} values, the parameter ${p.data.length}`);
-        let st = this.moments.get(p);
-        if (!st) {
-          st = newMoments(p);
-          this.moments.set(p, st);
+        if (p.grad && p.grad.length !== p.data.length) {
+          throw new Error(`supra: AdamW: ${p.name}: gradient holds ${p.grad.length} values, the parameter ${p.data.length}`);
         }
+      }
+    }
+    this.ensureMoments(groups.flatMap((g) => g.params.filter((p) => p.grad)));
+    for (const g of groups) {
+      for (const p of g.params) {
+        if (!p.grad) continue;
+        const st = this.moments.get(p)!;
         st.step++;
         ops.adamw(p.data, p.grad, st.m, st.v, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, st.step, p.data.length, gradScale, clearGrads);
         updated.push(p);
@@ -141,6 +164,7 @@ export class AdamW {
 
   /** Restore a state saved by stateTensors(); parameters absent from it start fresh. */
   loadStateTensors(tensors: ReadonlyMap<string, ArrayLike<number>>, source = 'optimizer state'): void {
+    const saved: { p: Param; m: ArrayLike<number>; v: ArrayLike<number>; step: number }[] = [];
     for (const g of this.groups) {
       for (const p of g.params) {
         const m = tensors.get(`exp_avg.${p.name}`);
@@ -153,15 +177,15 @@ export class AdamW {
         }
         const n = step[0]!;
         if (!Number.isInteger(n) || n < 0) throw new Error(`supra: ${source}: ${p.name}: bad step ${n}`);
-        let st = this.moments.get(p);
-        if (!st) {
-          st = newMoments(p);
-          this.moments.set(p, st);
-        }
-        st.m.set(m);
-        st.v.set(v);
-        st.step = n;
+        saved.push({ p, m, v, step: n });
       }
+    }
+    this.ensureMoments(saved.map((s) => s.p));
+    for (const { p, m, v, step } of saved) {
+      const st = this.moments.get(p)!;
+      st.m.set(m);
+      st.v.set(v);
+      st.step = step;
     }
   }
 
