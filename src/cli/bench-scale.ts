@@ -11,7 +11,7 @@ export const SCALE_OPTIONS = {
   dtypes: { type: 'string', value: 'LIST', help: 'weight types to load, of f32,bf16,int8 (default all)' },
   kinds: { type: 'string', value: 'LIST', help: 'teacher,supra (default both)' },
   prefill: { type: 'string', value: 'N', help: 'prompt tokens of the prefill measure (default 128)' },
-  decode: { type: 'string', value: 'N', help: 'decoded tokens of the decode measure, after 4 warm-up tokens (default 32)' },
+  decode: { type: 'string', value: 'N', help: 'decoded tokens of the decode measure, after 64 + 4 warm-up tokens (default 32)' },
   backend: { type: 'string', value: 'wasm|native', help: "compute backend of every case (default: native when the add-on loads)" },
   cache: { type: 'string', value: 'DIR', help: 'where the generated teacher and SUPRA folders are kept and reused\n(default ~/.cache/supra/scale; several GB)' },
   out: { type: 'string', value: 'DIR', help: 'where scale.json and scale.md are written (default bench/results)' },
