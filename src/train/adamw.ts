@@ -34,7 +34,6 @@ interface Moments {
   step: number;
 }
 
-
 function checkHyper(h: AdamWHyper, where: string): void {
   const bad = (what: string, v: unknown) => {
     throw new RangeError(`supra: AdamW ${where}: ${what} ${JSON.stringify(v)}`);
