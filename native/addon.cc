@@ -1204,6 +1204,121 @@ napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------- the range kernels
+//
+// rangeKernel(name, spans, scalars, total, grain): a kernel of supra::RangeKernel's table (kernels_vector.cc) with
+// the wasm kernel's arguments -- its arrays (null where optional) and its numbers -- over units [0, total)
+// in chunks of `grain` (chunkGrain's, as ops.ts's parallelFor cuts them), shared with the helper thread. Each
+// array is checked against what the kernel reads before anything runs. rangeKernelNames() lists the table.
+#ifdef SUPRA_X86
+class RangeWork : public ChunkedWork {
+ public:
+  RangeWork(const supra::RangeKernel& kernel, void* const* spans, const double* scalars, int64_t total, int64_t grain)
+      : ChunkedWork(total, grain), run_(kernel.run[elementwiseIsa == supra::VectorIsa::kAvx512 ? 1 : 0]), spans_(spans), scalars_(scalars) {}
+
+ protected:
+  void DoRange(int64_t, int64_t lo, int64_t hi) override { run_(spans_, scalars_, lo, hi); }
+
+ private:
+  void (*run_)(void* const*, const double*, int64_t, int64_t);
+  void* const* spans_;
+  const double* scalars_;
+};
+#endif
+
+napi_value RangeKernelCall(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[5];
+  if (!ReadArgs(env, cbinfo, "rangeKernel", 5, argv)) return nullptr;
+  char nameBuffer[64];
+  size_t nameLength = 0;
+  if (napi_get_value_string_utf8(env, argv[0], nameBuffer, sizeof nameBuffer, &nameLength) != napi_ok) {
+    Napi::TypeError::New(env, "supra native rangeKernel: name must be a string").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const std::string name(nameBuffer, nameLength);
+  const supra::RangeKernel* kernel = supra::FindRangeKernel(name);
+  if (!kernel) {
+    Napi::RangeError::New(env, "supra native rangeKernel: no kernel named \"" + name + "\"").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  const auto what = [&name] { return "supra native " + name + ": "; }; // built only for an error
+  int64_t total, grain;
+  if (!ElementwiseAvailable(env, kernel->name) || !ReadCount(env, argv[3], kernel->name, "total", 0, &total) ||
+      !ReadCount(env, argv[4], kernel->name, "grain", 1, &grain)) {
+    return nullptr;
+  }
+  const int spanCount = kernel->SpanCount();
+  uint32_t spansGiven = 0, scalarsGiven = 0;
+  bool isArray = false;
+  if (napi_is_array(env, argv[1], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[1], &spansGiven) != napi_ok ||
+      static_cast<int>(spansGiven) != spanCount || napi_is_array(env, argv[2], &isArray) != napi_ok || !isArray ||
+      napi_get_array_length(env, argv[2], &scalarsGiven) != napi_ok || static_cast<int>(scalarsGiven) != kernel->scalars) {
+    Napi::TypeError::New(env, what() + "takes an array of " + std::to_string(spanCount) + " arrays and an array of " +
+                                  std::to_string(kernel->scalars) + " numbers")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  double scalars[8] = {0};
+  for (int i = 0; i < kernel->scalars; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_double(env, v, &scalars[i]) != napi_ok) {
+      Napi::TypeError::New(env, what() + "scalar " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+  }
+  void* spans[5] = {nullptr};
+  for (int i = 0; i < spanCount; i++) {
+    const char* spanName = kernel->spans[i];
+    napi_value v;
+    napi_valuetype type;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_typeof(env, v, &type) != napi_ok) return nullptr;
+    if (type == napi_null && (kernel->optional >> i & 1)) continue;
+    const bool float64 = kernel->float64 >> i & 1;
+    napi_typedarray_type arrayType;
+    size_t length = 0;
+    void* data = nullptr;
+    bool typed = false;
+    if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
+        napi_get_typedarray_info(env, v, &arrayType, &length, &data, nullptr, nullptr) != napi_ok ||
+        arrayType != (float64 ? napi_float64_array : napi_float32_array)) {
+      Napi::TypeError::New(env, what() + spanName + (float64 ? " must be a Float64Array" : " must be a Float32Array") +
+                                    ((kernel->optional >> i & 1) ? " or null" : ""))
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    const double need = kernel->need(i, scalars, static_cast<double>(total));
+    if (need < 0) {
+      Napi::RangeError::New(env, what() + "invalid sizes for " + std::to_string(total) + " units").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    if (static_cast<double>(length) < need) {
+      Napi::RangeError::New(env, what() + spanName + " has " + std::to_string(length) + " values, the call needs " +
+                                     std::to_string(static_cast<int64_t>(need)))
+          .ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    spans[i] = data;
+  }
+  if (total == 0) return nullptr;
+#ifdef SUPRA_X86
+  RangeWork work(*kernel, spans, scalars, total, grain);
+  RunShared(work);
+#endif
+  return nullptr;
+}
+
+napi_value RangeKernelNames(napi_env env, napi_callback_info) {
+  const std::vector<const char*> names = supra::RangeKernelNames();
+  napi_value array;
+  napi_create_array_with_length(env, names.size(), &array);
+  for (size_t i = 0; i < names.size(); i++) {
+    napi_value s;
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, array, static_cast<uint32_t>(i), s);
+  }
+  return array;
+}
+
 // ---------------------------------------------------------------- read bandwidth
 //
 // The machine's memory read bandwidth, the bound of a memory-bound decode (the scale benchmark's): a buffer
@@ -1405,7 +1520,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"quantizeInt8", QuantizeInt8},
                           {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward},
-                          {"adviseHugePages", AdviseHugePages}}) {
+                          {"adviseHugePages", AdviseHugePages}, {"rangeKernel", RangeKernelCall},
+                          {"rangeKernelNames", RangeKernelNames}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

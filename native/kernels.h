@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define SUPRA_X86 1
@@ -79,6 +81,29 @@ void SwigluBackwardRange(VectorIsa isa, const float* dout, const float* gate, co
                          float* act, int64_t lo, int64_t hi);
 void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, const float* v, float* o, float* state, int heads,
                               int tokens, int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
+// The range kernels of assembly/ops.ts the add-on runs itself, one row each (kernels_vector.cc): a training
+// step's rmsnorm, groupnorm, layout, bias, relu, rope and decay kernels, bit for bit the wasm kernels' results at either
+// width. A call gives the wasm kernel's arguments: its arrays in order (spans), then its numbers
+// (scalars), and the units [0, total) to split into chunks as ops.ts's parallelFor does.
+struct RangeKernel {
+  const char* name;  // the wasm kernel's name
+  const char* spans[5];  // the names of its arrays, in order (a null entry ends the list)
+  uint32_t optional;  // bit i: span i may be null
+  uint32_t float64;  // bit i: span i is a Float64Array (the others Float32Arrays)
+  int scalars;
+  // The values span `span` must hold for units [0, total) with these scalars; -1 when the scalars are invalid.
+  double (*need)(int span, const double* scalars, double total);
+  // The units [lo, hi), on AVX2 (run[0]) or AVX-512 (run[1]).
+  void (*run[2])(void* const* spans, const double* scalars, int64_t lo, int64_t hi);
+  int SpanCount() const {
+    int n = 0;
+    while (n < 5 && spans[n]) n++;
+    return n;
+  }
+};
+// The row of `name` (null when there is none).
+const RangeKernel* FindRangeKernel(const std::string& name);
+std::vector<const char*> RangeKernelNames();
 #endif
 
 // The CPU has AVX-512 BF16 (vdpbf16ps), asked once (false off x86).

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #ifdef SUPRA_X86
 #include <immintrin.h>
@@ -137,6 +139,127 @@ void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, con
                               int tokens, int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi) {
   if (isa == VectorIsa::kAvx512) avx512::LinearAttentionStepRange(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, lo, hi);
   else avx2::LinearAttentionStepRange(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, lo, hi);
+}
+
+// ---- the range kernels' table (kernels.h RangeKernel)
+
+namespace {
+
+bool IsCount(double v) { return v >= 0 && v <= 9007199254740992.0 && std::floor(v) == v; }
+// scalars [0, n) are counts (non-negative integers)
+bool Counts(const double* s, int n) {
+  for (int i = 0; i < n; i++) if (!IsCount(s[i])) return false;
+  return true;
+}
+int64_t I(double v) { return static_cast<int64_t>(v); }
+// toHeadMajor's and toTokenMajor's tokens, heads, rep, dim: counts, rep >= 1 dividing heads
+bool HeadLayout(const double* s) { return Counts(s, 4) && s[2] >= 1 && I(s[1]) % I(s[2]) == 0; }
+
+// One row of the table: the two widths' runs of a kernel of elementwise.inc, through a captureless lambda each.
+// F(i), D(i): span i as the float32 or float64 array it is.
+#define SUPRA_RANGE_RUNS(call)                                                                                      \
+  {[](void* const* p, const double* s, int64_t lo, int64_t hi) { using namespace avx2; call; },                      \
+   [](void* const* p, const double* s, int64_t lo, int64_t hi) { using namespace avx512; call; }}
+#define F(i) static_cast<float*>(p[i])
+#define D(i) static_cast<const double*>(p[i])
+
+const RangeKernel kRangeKernels[] = {
+    {"add", {"a", "b", "out"}, 0, 0, 0, [](int, const double*, double total) { return total; },
+     SUPRA_RANGE_RUNS(AddRange(F(0), F(1), F(2), lo, hi))},
+    {"addBias", {"y", "bias"}, 0, 0, 1,
+     [](int span, const double* s, double total) -> double { return !Counts(s, 1) ? -1 : span == 0 ? total * s[0] : s[0]; },
+     SUPRA_RANGE_RUNS(AddBiasRows(F(0), F(1), I(s[0]), lo, hi))},
+    {"mulBlocks", {"x", "pattern"}, 0, 0, 1,
+     [](int span, const double* s, double total) -> double { return !Counts(s, 1) ? -1 : span == 0 ? total * s[0] : s[0]; },
+     SUPRA_RANGE_RUNS(MulBlocks(F(0), F(1), I(s[0]), lo, hi))},
+    // units: the columns of db (total <= cols)
+    {"sumRows", {"db", "dy"}, 0, 0, 2,
+     [](int span, const double* s, double total) -> double {
+       return !Counts(s, 2) || total > s[1] ? -1 : span == 0 ? s[1] : s[0] * s[1];
+     },
+     SUPRA_RANGE_RUNS(SumRowsColumns(F(0), F(1), I(s[0]), I(s[1]), lo, hi))},
+    {"relu", {"x", "y"}, 0, 0, 0, [](int, const double*, double total) { return total; }, SUPRA_RANGE_RUNS(ReluRange(F(0), F(1), lo, hi))},
+    {"reluBackward", {"dy", "y", "dx"}, 0, 0, 0, [](int, const double*, double total) { return total; },
+     SUPRA_RANGE_RUNS(ReluBackwardRange(F(0), F(1), F(2), lo, hi))},
+    // scalars dim, eps (a float32 argument of the wasm kernel, so rounded to float32 here too)
+    {"rmsnorm", {"x", "w", "out", "rstd"}, 1u << 1, 0, 2,
+     [](int span, const double* s, double total) -> double {
+       return !Counts(s, 1) ? -1 : span == 1 ? s[0] : span == 3 ? total : total * s[0];
+     },
+     SUPRA_RANGE_RUNS(RmsnormRows(F(0), F(1), F(2), F(3), I(s[0]), static_cast<float>(s[1]), lo, hi))},
+    // scalars dim, accumulate (0 or 1)
+    {"rmsnormBackwardDx", {"dout", "x", "w", "rstd", "dx"}, 1u << 2, 0, 2,
+     [](int span, const double* s, double total) -> double {
+       return !Counts(s, 2) ? -1 : span == 2 ? s[0] : span == 3 ? total : total * s[0];
+     },
+     SUPRA_RANGE_RUNS(RmsnormBackwardDxRows(F(0), F(1), F(2), F(3), F(4), I(s[0]), s[1] != 0, lo, hi))},
+    // units: the columns of dw (total <= dim); scalars rows, dim
+    {"rmsnormBackwardDw", {"dout", "x", "rstd", "dw"}, 0, 0, 2,
+     [](int span, const double* s, double total) -> double {
+       return !Counts(s, 2) || total > s[1] ? -1 : span == 2 ? s[0] : span == 3 ? s[1] : s[0] * s[1];
+     },
+     SUPRA_RANGE_RUNS(RmsnormBackwardDwColumns(F(0), F(1), F(2), F(3), I(s[0]), I(s[1]), lo, hi))},
+    // units: groups; scalars size, eps (float32)
+    {"groupnorm", {"x", "out", "rstd"}, 0, 0, 2,
+     [](int span, const double* s, double total) -> double { return !Counts(s, 1) ? -1 : span == 2 ? total : total * s[0]; },
+     SUPRA_RANGE_RUNS(GroupnormGroups(F(0), F(1), F(2), I(s[0]), static_cast<float>(s[1]), lo, hi))},
+    {"groupnormBackward", {"dout", "y", "rstd", "dx"}, 0, 0, 1,
+     [](int span, const double* s, double total) -> double { return !Counts(s, 1) ? -1 : span == 2 ? total : total * s[0]; },
+     SUPRA_RANGE_RUNS(GroupnormBackwardGroups(F(0), F(1), F(2), F(3), I(s[0]), lo, hi))},
+    // units: rows of x (batch·tokens); scalars tokens, heads, dim (even), start, sign (float32)
+    {"rope", {"x", "cos", "sin"}, 0, 0, 5,
+     [](int span, const double* s, double total) -> double {
+       if (!Counts(s, 4) || std::fmod(s[2], 2) != 0 || (total > 0 && s[0] < 1)) return -1;
+       return span == 0 ? total * s[1] * s[2] : (s[3] + s[0]) * (s[2] / 2);
+     },
+     SUPRA_RANGE_RUNS(RopeRows(F(0), F(1), F(2), I(s[0]), I(s[1]), I(s[2]), I(s[3]), static_cast<float>(s[4]), lo, hi))},
+    // units: (b, h) pairs (total = B·heads); scalars tokens, heads, rep, dim
+    {"toHeadMajor", {"src", "dst"}, 0, 0, 4,
+     [](int span, const double* s, double total) -> double {
+       if (!HeadLayout(s) || (total > 0 && (s[1] < 1 || std::fmod(total, s[1]) != 0))) return -1;
+       return span == 0 ? total / s[2] * s[0] * s[3] : total * s[0] * s[3];
+     },
+     SUPRA_RANGE_RUNS(ToHeadMajorUnits(F(0), F(1), I(s[0]), I(s[1]), I(s[2]), I(s[3]), lo, hi))},
+    // units: (b, g) pairs (total = B·heads/rep)
+    {"toTokenMajor", {"src", "dst"}, 0, 0, 4,
+     [](int span, const double* s, double total) -> double {
+       if (!HeadLayout(s) || (total > 0 && (s[1] < 1 || std::fmod(total, s[1] / s[2]) != 0))) return -1;
+       return span == 0 ? total * s[2] * s[0] * s[3] : total * s[0] * s[3];
+     },
+     SUPRA_RANGE_RUNS(ToTokenMajorUnits(F(0), F(1), I(s[0]), I(s[1]), I(s[2]), I(s[3]), lo, hi))},
+    // units: heads of a batch (total = U); spans src, dst, powers; scalars srcStride, heads, rows, cols, powStride,
+    // mult (float64), from (an exponent's start counting down, or -1: counting up)
+    {"scaleRowsByDecay", {"src", "dst", "powers"}, 0, 1u << 2, 7,
+     [](int span, const double* s, double total) -> double {
+       if (!Counts(s, 5) || std::floor(s[6]) != s[6] || (s[6] >= 0 && s[6] < s[2] - 1) || (total > 0 && s[1] < 1)) return -1;
+       if (total == 0 || s[2] == 0) return 0;
+       return span == 0 ? (total - 1) * s[0] + s[2] * s[3] : span == 1 ? total * s[2] * s[3] : (s[1] - 1) * s[4] + (s[6] >= 0 ? s[6] : s[2] - 1) + 1;
+     },
+     SUPRA_RANGE_RUNS(ScaleRowsByDecayUnits(F(0), I(s[0]), F(1), I(s[1]), I(s[2]), I(s[3]), D(2), I(s[4]), s[5], I(s[6]), lo, hi))},
+    // units: blocks (total = U); spans x, powers; scalars size, heads, powStride, n (the exponent)
+    {"decayBlocks", {"x", "powers"}, 0, 1u << 1, 4,
+     [](int span, const double* s, double total) -> double {
+       if (!Counts(s, 4) || (total > 0 && s[1] < 1)) return -1;
+       if (total == 0) return 0;
+       return span == 0 ? total * s[0] : (s[1] - 1) * s[2] + s[3] + 1;
+     },
+     SUPRA_RANGE_RUNS(DecayBlocks(F(0), I(s[0]), I(s[1]), D(1), I(s[2]), I(s[3]), lo, hi))},
+};
+#undef SUPRA_RANGE_RUNS
+#undef F
+#undef D
+
+}  // namespace
+
+const RangeKernel* FindRangeKernel(const std::string& name) {
+  for (const RangeKernel& k : kRangeKernels) if (name == k.name) return &k;
+  return nullptr;
+}
+
+std::vector<const char*> RangeKernelNames() {
+  std::vector<const char*> names;
+  for (const RangeKernel& k : kRangeKernels) names.push_back(k.name);
+  return names;
 }
 
 }  // namespace supra

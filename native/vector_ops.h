@@ -51,17 +51,28 @@ struct Avx512Ops {
   SUPRA_OP Mask Either(Mask a, Mask b) { return static_cast<Mask>(a | b); }
   SUPRA_OP bool Any(Mask m) { return m != 0; }
   SUPRA_OP float ReduceMax(F v) { return _mm512_reduce_max_ps(v); } // no NaN here; a zero maximum is redone
-  // acc + (e0 + e2, e1 + e3) for each group of four lanes, in order, in float64
-  SUPRA_OP __m128d AddGroupsOfFour(__m128d acc, F e) {
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e)); // lanes 0..7
-    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
-    const __m512d pl = _mm512_add_pd(lo, _mm512_permutex_pd(lo, 0x4E)); // (e0 + e2, e1 + e3) first in each group
+  SUPRA_OP F KeepWherePositive(F y, F d) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d); }
+  // float64 vectors of half the lanes: lanes 0..7 and 8..15 of an F widened (exact)
+  using D = __m512d;
+  SUPRA_OP D WidenLow(F v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+  SUPRA_OP D WidenHigh(F v) { return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))); }
+  SUPRA_OP D SetD(double x) { return _mm512_set1_pd(x); }
+  SUPRA_OP D AddD(D a, D b) { return _mm512_add_pd(a, b); }
+  SUPRA_OP D SubD(D a, D b) { return _mm512_sub_pd(a, b); }
+  SUPRA_OP D MulD(D a, D b) { return _mm512_mul_pd(a, b); }
+  // The wasm kernels' float64 sums over groups of four lanes (vmath.ts addWide, addWideProduct): acc + (p0 + p2,
+  // p1 + p3) for each group of four values p (lo: values 0..7, hi: 8..15), in order, the first `groups` of them.
+  SUPRA_OP __m128d AddGroups(__m128d acc, D lo, D hi, int groups) {
+    const __m512d pl = _mm512_add_pd(lo, _mm512_permutex_pd(lo, 0x4E)); // (p0 + p2, p1 + p3) first in each group
     const __m512d ph = _mm512_add_pd(hi, _mm512_permutex_pd(hi, 0x4E));
     acc = _mm_add_pd(acc, _mm512_castpd512_pd128(pl));
-    acc = _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(pl), 2)));
-    acc = _mm_add_pd(acc, _mm512_castpd512_pd128(ph));
-    return _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(ph), 2)));
+    if (groups > 1) acc = _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(pl), 2)));
+    if (groups > 2) acc = _mm_add_pd(acc, _mm512_castpd512_pd128(ph));
+    if (groups > 3) acc = _mm_add_pd(acc, _mm_castps_pd(_mm512_extractf32x4_ps(_mm512_castpd_ps(ph), 2)));
+    return acc;
   }
+  // acc + (e0 + e2, e1 + e3) for each group of four lanes, in order, in float64
+  SUPRA_OP __m128d AddGroupsOfFour(__m128d acc, F e) { return AddGroups(acc, WidenLow(e), WidenHigh(e), 4); }
 };
 #undef SUPRA_OP
 
@@ -89,14 +100,22 @@ struct Avx2Ops {
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
   }
-  SUPRA_OP __m128d AddGroupsOfFour(__m128d acc, F e) {
-    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(e)); // lanes 0..3
-    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
-    const __m256d pl = _mm256_add_pd(lo, _mm256_permute2f128_pd(lo, lo, 1)); // (e0 + e2, e1 + e3) first
+  SUPRA_OP F KeepWherePositive(F y, F d) { return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d); }
+  using D = __m256d; // lanes 0..3 and 4..7 of an F widened
+  SUPRA_OP D WidenLow(F v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+  SUPRA_OP D WidenHigh(F v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+  SUPRA_OP D SetD(double x) { return _mm256_set1_pd(x); }
+  SUPRA_OP D AddD(D a, D b) { return _mm256_add_pd(a, b); }
+  SUPRA_OP D SubD(D a, D b) { return _mm256_sub_pd(a, b); }
+  SUPRA_OP D MulD(D a, D b) { return _mm256_mul_pd(a, b); }
+  SUPRA_OP __m128d AddGroups(__m128d acc, D lo, D hi, int groups) {
+    const __m256d pl = _mm256_add_pd(lo, _mm256_permute2f128_pd(lo, lo, 1)); // (p0 + p2, p1 + p3) first
     const __m256d ph = _mm256_add_pd(hi, _mm256_permute2f128_pd(hi, hi, 1));
     acc = _mm_add_pd(acc, _mm256_castpd256_pd128(pl));
-    return _mm_add_pd(acc, _mm256_castpd256_pd128(ph));
+    if (groups > 1) acc = _mm_add_pd(acc, _mm256_castpd256_pd128(ph));
+    return acc;
   }
+  SUPRA_OP __m128d AddGroupsOfFour(__m128d acc, F e) { return AddGroups(acc, WidenLow(e), WidenHigh(e), 2); }
 };
 #undef SUPRA_OP
 

@@ -392,6 +392,128 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
   assert.equal(be.useElementwiseKernels(true), true);
 });
 
+test('the add-on\'s range kernels (norms, layouts, bias sums, relu, rope, decays) write exactly the wasm kernels\' bits, on AVX-512 and on AVX2', { skip }, (t) => {
+  const be = backend();
+  if (elementwiseWidths(be).length === 0) {
+    t.skip('no AVX-512 or AVX2 on this CPU: the wasm kernels run');
+    return;
+  }
+  const names = be.kernels?.rangeKernels;
+  assert.ok(names && names.size >= 16, 'the add-on lists its range kernels');
+  const next = rng(11);
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -3e38];
+  const values = (n: number, spread: number, specials = false): Float32Array => {
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = next() * spread;
+    if (specials) for (let i = 5; i < n; i += 89) x[i] = special[(i / 89) % special.length | 0]!;
+    return x;
+  };
+  const compare = (what: string, run: () => Float32Array[]) => {
+    const { wasm, native } = onBothKernels(run);
+    wasm.forEach((w, i) => assertSameBits(native[i]!, w, `${what} [output ${i}]`));
+  };
+  onEveryWidth(be, (width) => {
+    // lengths: shorter than a vector, a vector and a tail of groups of four and of single values, several chunks
+    for (const n of [1, 3, 23, 8192 * 3 + 5, 70_001]) {
+      const a = values(n, 5, true), b = values(n, 3, true);
+      compare(`${width}: add n = ${n}`, () => { const out = new Float32Array(n); ops.add(a, b, out, n); return [out]; });
+      compare(`${width}: relu n = ${n}`, () => { const y = new Float32Array(n); ops.relu(a, y, n); return [y]; });
+      compare(`${width}: reluBackward n = ${n}`, () => { const dx = new Float32Array(n); ops.reluBackward(b, a, dx, n); return [dx]; });
+    }
+    for (const [rows, cols] of [[1, 3], [7, 37], [300, 19], [64, 1000], [3, 576]] as const) {
+      const y0 = values(rows * cols, 2, true), bias = values(cols, 1), db0 = values(cols, 1);
+      compare(`${width}: addBias ${rows}x${cols}`, () => { const y = y0.slice(); ops.addBias(y, bias, rows, cols); return [y]; });
+      compare(`${width}: sumRowsInto ${rows}x${cols}`, () => { const db = db0.slice(); ops.sumRowsInto(db, y0, rows, cols); return [db]; });
+      compare(`${width}: mulBlocks ${rows}x${cols}`, () => { const x = y0.slice(); ops.mulBlocks(x, bias, rows, cols); return [x]; });
+    }
+    // dims: below a group of four, groups of four and a tail, 16- and 8-lane bodies with tails, model sizes
+    for (const [rows, dim] of [[3, 3], [5, 7], [9, 37], [4, 64], [33, 576], [2, 1001]] as const) {
+      for (const gain of [true, false]) {
+        const x = values(rows * dim, 3), w = gain ? values(dim, 1) : null, dout = values(rows * dim, 2), dx0 = values(rows * dim, 1);
+        if (rows > 3) x.fill(0, dim, 2 * dim); // a row of zeros: rstd = 1/sqrt(eps)
+        const what = `${width}: rmsnorm ${rows}x${dim}${gain ? '' : ' without a gain'}`;
+        compare(what, () => {
+          const out = new Float32Array(rows * dim), rstd = new Float32Array(rows);
+          ops.rmsnorm(x, w, out, rstd, rows, dim, 1e-5);
+          const dx = new Float32Array(rows * dim), dxAcc = dx0.slice(), dw = gain ? new Float32Array(dim).fill(0.5) : null;
+          ops.rmsnormBackward(dout, x, w, rstd, dx, dw, rows, dim);
+          ops.rmsnormBackward(dout, x, w, rstd, dxAcc, null, rows, dim, true);
+          return [out, rstd, dx, dxAcc, ...(dw ? [dw] : [])];
+        });
+      }
+    }
+    for (const [rows, groups, size] of [[3, 2, 3], [5, 3, 64], [7, 2, 37], [2, 4, 130]] as const) {
+      const x = values(rows * groups * size, 4), dout = values(rows * groups * size, 2);
+      x.fill(1.5, 0, size); // a constant group: variance 0
+      compare(`${width}: groupnorm ${rows}x${groups}x${size}`, () => {
+        const y = new Float32Array(x.length), rstd = new Float32Array(rows * groups), dx = new Float32Array(x.length);
+        ops.groupnorm(x, y, rstd, rows, groups, size, 1e-5);
+        ops.groupnormBackward(dout, y, rstd, dx, rows, groups, size);
+        return [y, rstd, dx];
+      });
+    }
+    for (const [batch, tokens, heads, dim, start] of [[2, 5, 3, 64, 0], [1, 9, 2, 10, 3], [3, 4, 5, 34, 7], [1, 2, 1, 2, 0]] as const) {
+      const { cos, sin } = ops.ropeTables(start + tokens, dim, 10000);
+      const x0 = values(batch * tokens * heads * dim, 2);
+      for (const inverse of [false, true]) {
+        compare(`${width}: rope ${batch}x${tokens}x${heads}x${dim} from ${start}${inverse ? ' inverse' : ''}`, () => {
+          const x = x0.slice();
+          ops.rope(x, cos, sin, batch, tokens, heads, dim, start, inverse);
+          return [x];
+        });
+      }
+      free(cos);
+      free(sin);
+    }
+    for (const [B, T, H, rep, D] of [[2, 5, 6, 3, 7], [1, 33, 9, 3, 64], [3, 4, 4, 1, 16], [2, 3, 8, 4, 1]] as const) {
+      const tokenMajor = values((B * T * H * D) / rep, 3, true), headMajor = values(B * T * H * D, 3);
+      compare(`${width}: toHeadMajor, toTokenMajor ${B}x${T}x${H}/${rep}x${D}`, () => {
+        const dst = new Float32Array(B * T * H * D), back = new Float32Array((B * T * H * D) / rep);
+        ops.toHeadMajor(tokenMajor, dst, B, T, H, rep, D);
+        ops.toTokenMajor(headMajor, back, B, T, H, rep, D);
+        return [dst, back];
+      });
+    }
+    for (const [U, H, rows, cols, stride, from] of [[6, 3, 5, 7, 40, -1], [4, 2, 9, 64, 9 * 64, 8], [2, 2, 3, 16, 100, 10]] as const) {
+      const powers = Float64Array.from({ length: H * 16 }, (_, i) => Math.exp(-0.1 * (i % 16) * (1 + Math.floor(i / 16))));
+      const src = values((U - 1) * stride + rows * cols, 2, true), x0 = values(U * cols, 2, true);
+      compare(`${width}: scaleRowsByDecay ${U}x${rows}x${cols} from ${from}, decayBlocks`, () => {
+        const dst = new Float32Array(U * rows * cols), x = x0.slice();
+        ops.scaleRowsByDecay(src, stride, dst, U, H, rows, cols, powers, 16, 0.3, from);
+        ops.decayBlocks(x, U, H, cols, powers, 16, 5);
+        return [dst, x];
+      });
+    }
+    // arrays in the arena run in place, as arrays outside it do (a call this large: a small one on arena
+    // arrays runs the wasm kernel on the calling thread, the cheaper call)
+    const xa = allocF32(128 * 576), outa = allocF32(128 * 576), rstda = allocF32(128);
+    try {
+      xa.set(values(128 * 576, 2));
+      const { wasm, native } = onBothKernels(() => {
+        ops.rmsnorm(xa, null, outa, rstda, 128, 576, 1e-6);
+        return [outa.slice(), rstda.slice()];
+      });
+      wasm.forEach((w, i) => assertSameBits(native[i]!, w, `${width}: rmsnorm in the arena [output ${i}]`));
+    } finally {
+      free(xa);
+      free(outa);
+      free(rstda);
+    }
+  });
+  // bad arguments are refused by the add-on itself, before it touches memory
+  const k = be.kernels!;
+  assert.throws(() => k.range!('toHeadMajor', [new Float32Array(3), new Float32Array(6)], [1, 2, 1, 3], 2, 1), /src has 3 values, the call needs 6/);
+  assert.throws(() => k.range!('toHeadMajor', [new Float32Array(6), new Float32Array(6)], [1, 2, 0, 3], 2, 1), /invalid sizes/);
+  assert.throws(() => k.range!('rope', [new Float32Array(8), new Float32Array(8), new Float32Array(8)], [0, 1, 2, 0, 1], 4, 1), /invalid sizes/);
+  assert.throws(() => k.range!('rmsnorm', [new Float32Array(4), null, new Float32Array(4), null], [4, 1e-5], 1, 1), /rstd must be a Float32Array/);
+  assert.throws(() => k.range!('add', [new Float64Array(4) as never, new Float32Array(4), new Float32Array(4)], [], 4, 1), /a must be a Float32Array/);
+  assert.throws(() => k.range!('add', [new Float32Array(4)], [], 4, 1), /takes an array of 3 arrays and an array of 0 numbers/);
+  assert.throws(() => k.range!('decayBlocks', [new Float32Array(4), new Float32Array(4) as never], [2, 1, 0, 0], 2, 1), /powers must be a Float64Array/);
+  assert.throws(() => k.range!('decayBlocks', [new Float32Array(4), new Float64Array(2)], [2, 2, 4, 1], 2, 1), /powers has 2 values, the call needs 6/);
+  assert.throws(() => k.range!('softmax' as never, [], [], 0, 1), /no kernel named "softmax"/);
+  assert.throws(() => k.range!('add', [new Float32Array(4), new Float32Array(4), new Float32Array(4)], [], 4, 0), /grain must be an integer >= 1/);
+});
+
 test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state, on AVX-512 and on AVX2', { skip }, (t) => {
   const be = backend();
   if (elementwiseWidths(be).length === 0) {

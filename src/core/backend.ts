@@ -111,7 +111,19 @@ export interface BackendKernels {
     q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, state: Float32Array, H: number, T: number,
     Dk: number, Dv: number, scale: number, powers: Float64Array, powStride: number, U: number,
   ): void;
+  /**
+   * The range kernels of assembly/ops.ts (RangeKernelName) the backend runs itself, and their call: the wasm
+   * kernel's arrays in order (null where it takes 0), then its numbers, over units [0, total) in chunks of
+   * `grain`. Optional: a backend may have the others without them.
+   */
+  rangeKernels?: ReadonlySet<string>;
+  range?(kernel: RangeKernelName, spans: (Float32Array | Float64Array | null)[], scalars: number[], total: number, grain: number): void;
 }
+
+/** The wasm range kernels a backend may run itself (BackendKernels.range): a training step's row, layout and decay kernels. */
+export type RangeKernelName =
+  | 'add' | 'addBias' | 'mulBlocks' | 'sumRows' | 'relu' | 'reluBackward' | 'rmsnorm' | 'rmsnormBackwardDx' | 'rmsnormBackwardDw'
+  | 'groupnorm' | 'groupnormBackward' | 'rope' | 'toHeadMajor' | 'toTokenMajor' | 'scaleRowsByDecay' | 'decayBlocks';
 
 /**
  * The optimizer's kernels for arrays outside the arena (parameters, gradients and moments a backend with

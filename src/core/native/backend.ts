@@ -58,6 +58,9 @@ interface Addon {
   swigluBackward: BackendKernels['swigluBackward'];
   /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
   linearAttentionStep?: BackendKernels['linearAttentionStep'];
+  /** Absent from an add-on built before them: ops.ts then runs the wasm kernels. */
+  rangeKernel?: BackendKernels['range'];
+  rangeKernelNames?(): string[];
   /** Absent from an add-on built before it (adamw with a gradient factor): training keeps its parameters in the arena then. */
   adamwFused?: HeapKernels['adamw'];
   sumSquares?: HeapKernels['sumSquares'];
@@ -130,9 +133,9 @@ export interface NativeInfo {
   /** The BF16 kernels this CPU and add-on have, slowest first: setMatmulPrecision('bf16') uses the last. */
   bf16Kernels: Bf16Kernel[];
   /**
-   * Cross-entropy, swiglu and its gradient, and the linear attention's decoding step run on the add-on's
-   * AVX-512 or AVX2 copies of the wasm kernels (the same bits; 'off', 'none': on the wasm kernels). See
-   * BackendKernels.
+   * Cross-entropy, swiglu and its gradient, the linear attention's decoding step and a training step's row and
+   * layout kernels (RangeKernelName) run on the add-on's AVX-512 or AVX2 copies of the wasm kernels (the same
+   * bits; 'off', 'none': on the wasm kernels). See BackendKernels.
    */
   elementwiseKernels: ElementwiseKernel;
   /** OPENBLAS_CORETYPE as the library saw it at load ('' when unset: CPU detection). */
@@ -296,6 +299,10 @@ function load(addonPath: string): NativeResult {
     swigluBackward: addon.swigluBackward,
   };
   if (typeof addon.linearAttentionStep === 'function') kernels.linearAttentionStep = addon.linearAttentionStep;
+  if (typeof addon.rangeKernel === 'function' && typeof addon.rangeKernelNames === 'function') {
+    kernels.rangeKernels = new Set(addon.rangeKernelNames());
+    kernels.range = addon.rangeKernel;
+  }
   let kernelsOn = elementwiseKernels === 'avx512' || elementwiseKernels === 'avx2';
 
   /**
