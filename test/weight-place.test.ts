@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arenaStats, inArena } from '../src/core/memory.js';
 import { getBackend } from '../src/core/select.js';
+import { freeWeightArray, WEIGHT_TYPES, weightArray } from '../src/core/weights.js';
 import { storedWeight } from '../src/layers/params.js';
 import { loadDecoder } from '../src/models/auto.js';
 import type { DecoderLM } from '../src/models/decoder.js';
@@ -102,3 +103,41 @@ test('training keeps matrices outside the arena where the backend has its optimi
 
 const sameBits = (a: Float32Array, b: Float32Array) =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+test('small weights outside the arena share huge-page slabs (native): zeroed, a freed region reused by the next weight of its size; large ones and wasm\'s are their own', () => {
+  const slabs = getBackend().adviseHugePages !== undefined;
+  const a = weightArray(Uint16Array, 1000);
+  const b = weightArray(Float32Array, 333);
+  const big = weightArray(Float32Array, 1 << 20); // 4 MiB: its own array, in huge pages of its own
+  try {
+    assert.ok([a, b, big].every((x) => !inArena(x) && x.every((v) => v === 0)));
+    assert.equal(a.buffer === b.buffer, slabs);
+    assert.equal(big.byteOffset, 0);
+    assert.equal(big.buffer.byteLength, big.byteLength);
+    if (slabs) {
+      assert.equal(a.byteOffset % 64, 0);
+      assert.equal(b.byteOffset % 64, 0);
+      assert.ok(b.byteOffset >= a.byteOffset + a.byteLength || a.byteOffset >= b.byteOffset + b.byteLength, 'regions overlap');
+    }
+    a.fill(7);
+    b.fill(1.5);
+    const { byteOffset } = a;
+    freeWeightArray(a);
+    const c = weightArray(Int8Array, 2000); // the same bytes (1000 BF16 values), another type
+    try {
+      if (slabs) assert.equal(c.buffer === b.buffer && c.byteOffset === byteOffset, true, 'the freed region is reused');
+      assert.ok(c.every((v) => v === 0), 'a reused region is zeroed');
+      assert.ok(b.every((v) => v === 1.5), 'freeing one weight leaves its neighbours');
+    } finally {
+      freeWeightArray(c);
+    }
+    // each weight type's heap allocation goes through it
+    const w = WEIGHT_TYPES.int8.alloc(64 * 32, 'heap', 32);
+    assert.ok(w.type === 'int8' && !inArena(w.data) && !inArena(w.scales) && w.data.buffer === b.buffer === slabs);
+    freeWeightArray(w.data);
+    freeWeightArray(w.scales);
+  } finally {
+    freeWeightArray(b);
+    freeWeightArray(big);
+  }
+});

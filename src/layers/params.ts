@@ -5,7 +5,7 @@
 // backend's products read them there; vectors (norm gains, biases) stay float32 in the arena.
 import { allocF32, arenaFreeBytes, free, inArena } from '../core/memory.js';
 import { getBackend } from '../core/select.js';
-import { allocF32In, bf16ToF32Array, heapArray, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
+import { allocF32In, bf16ToF32Array, freeWeightArray, heapArray, f32ToBf16Array, isWeightType, WEIGHT_TYPES, type Weight, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import type { Param } from './types.js';
 
@@ -97,8 +97,8 @@ function readStored(source: TensorSource, name: string, stored: Weight): void {
 /** Free a parameter's values (an int8 weight's scales too) and its gradient. */
 function freeParam(p: Param): void {
   const stored = storedWeight(p);
-  free(stored.data);
-  if (stored.type === 'int8') free(stored.scales);
+  freeWeightArray(stored.data);
+  if (stored.type === 'int8') freeWeightArray(stored.scales);
   if (p.grad) free(p.grad);
   p.grad = null;
 }
