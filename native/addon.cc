@@ -483,7 +483,7 @@ class Bf16DecodeWork : public SharedWork {
     const int j0 = static_cast<int>(item) * rows_;
     const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
     const uint16_t* w = w_ + static_cast<int64_t>(j0) * k_;
-    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
+    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_, int64_t{n_} * k_ * 2 < supra::kSmallDecodeWeightBytes);
     else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
   }
 

@@ -91,7 +91,7 @@ __attribute__((target("avx2,fma"))) static void DotRowsAvx2Of(int m, int n, int 
   }
 }
 
-template <typename T>
+template <typename T, int Prefetch = kPrefetchL1 | kPrefetchL2>
 __attribute__((target("avx512f"))) static void DotRowsAvx512Of(int m, int n, int k, float alpha, float beta, const float* A,
                                                               int lda, const T* B, int ldb, float* C, int ldc) {
   for (int j = 0; j < n; j++) {
@@ -101,7 +101,7 @@ __attribute__((target("avx512f"))) static void DotRowsAvx512Of(int m, int n, int
       __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
       int p = 0;
       for (; p + 32 <= k; p += 32) {
-        if (i == 0) PrefetchAhead<kPrefetchL1 | kPrefetchL2>(b + p);
+        if (i == 0) PrefetchAhead<Prefetch>(b + p);
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), Load16(b + p), s0);
         s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), Load16(b + p + 16), s1);
       }
@@ -124,8 +124,9 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
   DotRowsAvx2Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
-void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
-  DotRowsAvx512Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc, bool small) {
+  if (small) DotRowsAvx512Of<uint16_t, kPrefetchL2>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+  else DotRowsAvx512Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 
 __attribute__((target("avx512f"))) static void WidenStore16(const uint16_t* in, float* out) { _mm512_storeu_ps(out, Load16(in)); }

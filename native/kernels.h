@@ -42,7 +42,7 @@ enum class VectorIsa { kAvx2, kAvx512 };
 // on a 2-core Zen 3 VM (AVX2 only, 2026-12-06; decoding interleaved in one process, SUPRA models of the
 // scale benchmark's shapes) the L2 one slowed every AVX2 kernel, the L1 one sped int8 up by 2-8% and BF16
 // by 0-7% against none, and float32 weights streamed fastest with none (SmolLM-135M: 43.4 tokens/s, 36.5 with
-// the L1 one, 33.7 with both).
+// the L1 one, 33.7 with both). A small BF16 weight on AVX-512 takes the L2 one alone (kSmallDecodeWeightBytes).
 constexpr int kPrefetchBytes = 2048;
 constexpr int kPrefetchL1 = 1, kPrefetchL2 = 2;
 template <int Levels>
@@ -64,7 +64,12 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 // float32), widened in registers: the same sums in the same order as DotRows* with alpha 1, beta 0 over the
 // widened weight, so the same bits.
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
-void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
+// `small`: W is one of under kSmallDecodeWeightBytes, which streams faster with the L2 prefetch alone: on the
+// 2-core Zen 4 VM (2026-12-07, weights in huge pages, alternating processes) SmolLM-135M's BF16 SUPRA decode,
+// whose layer weights are 0.2-1.8 MiB, ran 6-11% faster in each of three pairs (10-13% with every weight so,
+// but TinyLlama-1.1B's 8-23 MiB ones then ran 0-7% slower, as int8's did with its kernel so).
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc, bool small);
+constexpr int64_t kSmallDecodeWeightBytes = int64_t{4} << 20;
 
 // C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim), summed as
 // OpenBLAS's kernels do, one FMA per term in order (kernels_vector.cc; the same bits at either width).
