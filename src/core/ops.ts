@@ -28,18 +28,27 @@ function outsideArena(...arrays: Float32Array[]): HeapKernels | null {
 /**
  * Runs a range kernel on the backend's own copy when it has one (BackendKernels.range: the same bits, no pool
  * round trip, arrays outside the arena in place), with the wasm kernel's arguments: its arrays, its numbers,
- * units [0, total) of about `unitElements` float touches (chunked as parallelFor chunks them). False: the
- * caller runs the wasm kernel.
+ * units [0, total) of about `unitElements` float touches (chunked as parallelFor chunks them, but at least
+ * `minGrain` units a chunk, for a kernel whose chunking changes no bits). False: the caller runs the wasm kernel.
  */
-function ownRange(kernel: RangeKernelName, spans: (Float32Array | Float64Array | null)[], scalars: number[], total: number, unitElements: number): boolean {
+function ownRange(
+  kernel: RangeKernelName, spans: (Float32Array | Float64Array | null)[], scalars: number[], total: number, unitElements: number, minGrain = 1,
+): boolean {
   const own = getBackend().kernels;
   if (!own?.range || !own.rangeKernels?.has(kernel)) return false;
   // A decoding step's small calls on arena arrays: the wasm kernel on this thread is the cheaper call (measured
   // 0.8-1.0 µs against 1.0-1.5 for a 576-wide rmsnorm or a 9-head rope, 2026-12-07), with the same bits.
   if (total * unitElements < PARALLEL_MIN_ELEMENTS && spans.every((a) => a === null || inArena(a))) return false;
-  own.range(kernel, spans, scalars, total, chunkGrain(total, Math.max(1, unitElements)));
+  own.range(kernel, spans, scalars, total, Math.max(minGrain, chunkGrain(total, Math.max(1, unitElements))));
   return true;
 }
+
+/**
+ * Columns a chunk of a column sum (sumRows, rmsnorm's weight gradient) takes at least in the add-on, which sums
+ * four vectors of columns at a time (native/elementwise.inc AddColumnSums); each column is summed alone, so the
+ * chunks change no bits. The pool's 8-column chunks at 2048 rows left AVX-512 a strided scalar walk.
+ */
+const COLUMN_SUM_MIN_GRAIN = 64;
 
 function checkCount(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: ${name} must be a non-negative integer, got ${v}`);
@@ -173,7 +182,7 @@ export function addBias(y: Float32Array, bias: Float32Array, rows: number, cols:
 export function sumRowsInto(db: Float32Array, dy: Float32Array, rows: number, cols: number): void {
   checkCount('sumRowsInto: rows', rows);
   checkCount('sumRowsInto: cols', cols);
-  if (ownRange('sumRows', [db, dy], [rows, cols], cols, rows)) return;
+  if (ownRange('sumRows', [db, dy], [rows, cols], cols, rows, COLUMN_SUM_MIN_GRAIN)) return;
   beginCall();
   // split by columns: each thread sums whole columns, so no two threads add into the same db entry
   const args = [ptr(db, cols, 'sumRowsInto: db', 'inout'), ptr(dy, rows * cols, 'sumRowsInto: dy', 'in'), rows, cols];
@@ -265,7 +274,7 @@ export function rmsnormBackward(
   checkCount('rmsnormBackward: rows', rows);
   checkCount('rmsnormBackward: dim', dim);
   if (ownRange('rmsnormBackwardDx', [dout, x, w, rstd, dx], [dim, accumulateDx ? 1 : 0], rows, 2 * dim)) {
-    if (dw) ownRange('rmsnormBackwardDw', [dout, x, rstd, dw], [rows, dim], dim, 2 * rows);
+    if (dw) ownRange('rmsnormBackwardDw', [dout, x, rstd, dw], [rows, dim], dim, 2 * rows, COLUMN_SUM_MIN_GRAIN);
     return;
   }
   beginCall();
