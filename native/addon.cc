@@ -476,14 +476,15 @@ constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 class Bf16DecodeWork : public SharedWork {
  public:
   Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem),
+        small_(int64_t{n} * k * 2 < supra::kSmallDecodeWeightBytes) {}
 
  protected:
   void Do(int64_t item, int) override {
     const int j0 = static_cast<int>(item) * rows_;
     const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
     const uint16_t* w = w_ + static_cast<int64_t>(j0) * k_;
-    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_, int64_t{n_} * k_ * 2 < supra::kSmallDecodeWeightBytes);
+    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_, small_);
     else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
   }
 
@@ -493,6 +494,7 @@ class Bf16DecodeWork : public SharedWork {
   const uint16_t* w_;
   float* y_;
   const int rows_;
+  const bool small_; // the whole weight is under kSmallDecodeWeightBytes (kernels.h)
 };
 #endif
 

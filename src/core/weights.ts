@@ -173,6 +173,7 @@ const F32: WeightTraits = {
   blockSize: 1,
   blockBytes: 4,
   trainable: true,
+  // fill: first-touched on one thread, as allocF32In's heap buffers (its comment says why)
   alloc: (n, place) => ({ type: 'f32', data: n === 0 ? new Float32Array(0) : place === 'heap' ? weightArray(Float32Array, n).fill(0) : allocF32(n) }),
   toFloat: (w, from, count, out) => out.set(asF32(w).subarray(from, from + count)),
   fromFloat: (src, w, from) => asF32(w).set(src, from),
