@@ -7,7 +7,7 @@ export {
   rmsnorm, rmsnormBackwardDx, rmsnormBackwardDw, groupnorm, groupnormBackward, rope,
   softmax, softmaxBackward, logSoftmax, crossEntropy, embedding, embeddingBackward,
   sumSquares, anyNonFinite, adamw,
-  toHeadMajor, toTokenMajor, mulBlocks, mulRows, gainGrad, scaleRowsByDecay, decayBlocks, linearAttentionStep,
+  toHeadMajor, toTokenMajor, mulBlocks, mulRows, gainGrad, scaleRowsByDecay, decayChunkRows, decayBlocks, linearAttentionStep,
 } from './ops';
 export { log64 } from './vmath';
 

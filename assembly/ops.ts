@@ -679,6 +679,27 @@ export function scaleRowsByDecay(
   for (; i < n; i++) store<f32>(at(dst, i), load<f32>(at(src, i)) * f);
 }
 
+/**
+ * Per-head decay of every chunk's rows, in place of a scaleRowsByDecay call per chunk: for rows r in [lo, hi)
+ * of [U, tokens, cols], u = r / tokens, t = r mod tokens in chunk c = t / chunk at i = t − c·chunk,
+ * dst[r, :] = src[r, :] · f, f = mult·powers[(u mod heads)·powStride + e] (float64, applied as f32), with
+ * e = i, or len − i when fromEnd (len = min(chunk, tokens − c·chunk), the chunk's length): the factor
+ * scaleRowsByDecay gives the same row of the same chunk (from = len).
+ */
+export function decayChunkRows(
+  src: usize, dst: usize, heads: i32, tokens: i32, cols: i32, chunk: i32, powers: usize, powStride: i32, mult: f64,
+  fromEnd: i32, lo: i32, hi: i32,
+): void {
+  for (let r = lo; r < hi; r++) {
+    const u = r / tokens, t = r % tokens;
+    const c = t / chunk, i = t - c * chunk;
+    const len = min(chunk, tokens - c * chunk);
+    const f = <f32>(mult * load<f64>(powers + <usize>((u % heads) * powStride + (fromEnd ? len - i : i)) * 8));
+    const o = <usize>r * <usize>cols * 4;
+    scaleInto(src + o, dst + o, f, cols);
+  }
+}
+
 /** x[u] *= powers[(u mod heads)·powStride + n] (float64, applied as f32) for blocks u of `size` floats in [lo, hi). */
 export function decayBlocks(x: usize, size: i32, heads: i32, powers: usize, powStride: i32, n: i32, lo: i32, hi: i32): void {
   for (let u = lo; u < hi; u++) {

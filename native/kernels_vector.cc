@@ -4,6 +4,7 @@
 #include "kernels.h"
 #include "vector_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -236,6 +237,15 @@ const RangeKernel kRangeKernels[] = {
        return span == 0 ? (total - 1) * s[0] + s[2] * s[3] : span == 1 ? total * s[2] * s[3] : (s[1] - 1) * s[4] + (s[6] >= 0 ? s[6] : s[2] - 1) + 1;
      },
      SUPRA_RANGE_RUNS(ScaleRowsByDecayUnits(F(0), I(s[0]), F(1), I(s[1]), I(s[2]), I(s[3]), D(2), I(s[4]), s[5], I(s[6]), lo, hi))},
+    // units: rows of [U, tokens, cols] (total = U·tokens); spans src, dst, powers; scalars heads, tokens, cols, chunk,
+    // powStride, mult (float64), fromEnd (0 or 1)
+    {"decayChunkRows", {"src", "dst", "powers"}, 0, 1u << 2, 7,
+     [](int span, const double* s, double total) -> double {
+       if (!Counts(s, 5) || (s[6] != 0 && s[6] != 1) || (total > 0 && (s[0] < 1 || s[1] < 1 || s[3] < 1 || std::fmod(total, s[1]) != 0))) return -1;
+       if (total == 0) return 0;
+       return span < 2 ? total * s[2] : (s[0] - 1) * s[4] + std::min(s[1], s[3]) + 1;
+     },
+     SUPRA_RANGE_RUNS(DecayChunkRows(F(0), F(1), I(s[0]), I(s[1]), I(s[2]), I(s[3]), D(2), I(s[4]), s[5], s[6] != 0, lo, hi))},
     // units: blocks (total = U); spans x, powers; scalars size, heads, powStride, n (the exponent)
     {"decayBlocks", {"x", "powers"}, 0, 1u << 1, 4,
      [](int span, const double* s, double total) -> double {

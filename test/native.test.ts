@@ -484,6 +484,16 @@ test('the add-on\'s range kernels (norms, layouts, bias sums, relu, rope, decays
         return [dst, x];
       });
     }
+    for (const [U, H, tokens, cols, chunk] of [[6, 3, 37, 7, 8], [9, 9, 128, 64, 64], [2, 2, 5, 16, 64]] as const) {
+      const powers = Float64Array.from({ length: H * (chunk + 1) }, (_, i) => Math.exp(-0.1 * (i % (chunk + 1)) * (1 + Math.floor(i / (chunk + 1)))));
+      const src = values(U * tokens * cols, 2, true);
+      compare(`${width}: decayChunkRows ${U}x${tokens}x${cols} in chunks of ${chunk}`, () => {
+        const up = new Float32Array(U * tokens * cols), down = new Float32Array(U * tokens * cols);
+        ops.decayChunkRows(src, up, U, H, tokens, cols, chunk, powers, chunk + 1, 1, false);
+        ops.decayChunkRows(src, down, U, H, tokens, cols, chunk, powers, chunk + 1, 0.125, true);
+        return [up, down];
+      });
+    }
     // arrays in the arena run in place, as arrays outside it do (a call this large: a small one on arena
     // arrays runs the wasm kernel on the calling thread, the cheaper call)
     const xa = allocF32(128 * 576), outa = allocF32(128 * 576), rstda = allocF32(128);

@@ -165,6 +165,28 @@ test('scaleRowsByDecay and decayBlocks scale by γ_h^n', () => {
   assert.deepEqual(x, want);
 });
 
+test('decayChunkRows gives every chunk\'s rows what scaleRowsByDecay gives that chunk, in one call', () => {
+  const H = 3, U = 6, cols = 5, stride = 9;
+  const powers = powersTable(H, stride);
+  for (const [tokens, chunk] of [[17, 4], [8, 8], [5, 8], [12, 1]] as const) {
+    const src = randArr(U * tokens * cols);
+    for (const [mult, fromEnd] of [[1, false], [0.25, true]] as const) {
+      const dst = allocF32(U * tokens * cols);
+      ops.decayChunkRows(src, dst, U, H, tokens, cols, chunk, powers, stride, mult, fromEnd);
+      for (let s = 0; s < tokens; s += chunk) {
+        const L = Math.min(chunk, tokens - s);
+        const want = allocF32(U * L * cols);
+        ops.scaleRowsByDecay(src.subarray(s * cols), tokens * cols, want, U, H, L, cols, powers, stride, mult, fromEnd ? L : -1);
+        for (let u = 0; u < U; u++) {
+          const got = dst.subarray((u * tokens + s) * cols, (u * tokens + s + L) * cols);
+          assert.deepEqual(got, want.subarray(u * L * cols, (u + 1) * L * cols), `T ${tokens} chunk ${chunk} fromEnd ${fromEnd}: head ${u}, chunk at ${s}`);
+        }
+      }
+    }
+  }
+  assert.throws(() => ops.decayChunkRows(randArr(U * 4 * cols), allocF32(U * 4 * cols), U, H, 4, cols, 0, powers, stride, 1, false), /chunk 0/);
+});
+
 test('linearAttentionStep follows the recurrence S += scale·kᵀv, o = q·S, S ← γ·S', () => {
   const U = 4, H = 2, T = 5, Dk = 6, Dv = 21; // Dv: one 16-column block and a 5-column tail
   const scale = 1 / Math.sqrt(Dk);

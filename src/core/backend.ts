@@ -123,7 +123,8 @@ export interface BackendKernels {
 /** The wasm range kernels a backend may run itself (BackendKernels.range): a training step's row, layout and decay kernels. */
 export type RangeKernelName =
   | 'add' | 'addBias' | 'mulBlocks' | 'sumRows' | 'relu' | 'reluBackward' | 'rmsnorm' | 'rmsnormBackwardDx' | 'rmsnormBackwardDw'
-  | 'groupnorm' | 'groupnormBackward' | 'rope' | 'toHeadMajor' | 'toTokenMajor' | 'scaleRowsByDecay' | 'decayBlocks';
+  | 'groupnorm' | 'groupnormBackward' | 'rope' | 'toHeadMajor' | 'toTokenMajor' | 'scaleRowsByDecay' | 'decayChunkRows'
+  | 'decayBlocks';
 
 /**
  * The optimizer's kernels for arrays outside the arena (parameters, gradients and moments a backend with

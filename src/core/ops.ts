@@ -26,6 +26,13 @@ function outsideArena(...arrays: Float32Array[]): HeapKernels | null {
 }
 
 /**
+ * Float touches below which a range kernel on arena arrays runs in wasm on the calling thread. Above it the
+ * add-on's copy is cheaper even for one chunk: the chunked linear attention's per-chunk calls on 9 heads of
+ * 64 × 64 (~37k touches) took 7-17 µs a call in wasm and 2-3.5 in the add-on (2026-12-07, Zen 4).
+ */
+const OWN_RANGE_MIN_ELEMENTS = 1 << 13;
+
+/**
  * Runs a range kernel on the backend's own copy when it has one (BackendKernels.range: the same bits, no pool
  * round trip, arrays outside the arena in place), with the wasm kernel's arguments: its arrays, its numbers,
  * units [0, total) of about `unitElements` float touches (chunked as parallelFor chunks them, but at least
@@ -38,8 +45,9 @@ function ownRange(
   if (!own?.range || !own.rangeKernels?.has(kernel)) return false;
   // A decoding step's small calls on arena arrays: the wasm kernel on this thread is the cheaper call (measured
   // 0.8-1.0 µs against 1.0-1.5 for a 576-wide rmsnorm or a 9-head rope, 2026-12-07), with the same bits.
-  if (total * unitElements < PARALLEL_MIN_ELEMENTS && spans.every((a) => a === null || inArena(a))) return false;
-  own.range(kernel, spans, scalars, total, Math.max(minGrain, chunkGrain(total, Math.max(1, unitElements))));
+  if (total * unitElements < OWN_RANGE_MIN_ELEMENTS && spans.every((a) => a === null || inArena(a))) return false;
+  const small = total * unitElements < PARALLEL_MIN_ELEMENTS; // one chunk, on this thread, as the wasm runtime keeps it
+  own.range(kernel, spans, scalars, total, small ? Math.max(1, total) : Math.max(minGrain, chunkGrain(total, Math.max(1, unitElements))));
   return true;
 }
 
@@ -710,6 +718,32 @@ export function scaleRowsByDecay(
     ptr(powers, (H - 1) * powStride + maxExp + 1, 'scaleRowsByDecay: powers', 'in'), powStride, mult, from,
   ];
   parallelFor('scaleRowsByDecay', args, U, rows * cols);
+  endCall();
+}
+
+/**
+ * Per-head decay of the rows of every chunk of a sequence, in one pass: for U = BH heads of `tokens` rows of
+ * `cols` (head-major [U, tokens, cols], src and dst alike), cut in chunks of `chunk` rows (the last may be
+ * shorter), dst[u, t, :] = src[u, t, :] · mult · powers[(u mod H)·powStride + e], e = i, or len − i with
+ * fromEnd, for row i of a chunk of len rows: each chunk's rows as scaleRowsByDecay gives them (from = len).
+ */
+export function decayChunkRows(
+  src: Float32Array, dst: Float32Array, U: number, H: number, tokens: number, cols: number, chunk: number,
+  powers: Float64Array, powStride: number, mult: number, fromEnd: boolean,
+): void {
+  for (const [name, v] of [['U', U], ['H', H], ['tokens', tokens], ['cols', cols], ['chunk', chunk], ['powStride', powStride]] as const) {
+    checkCount(`decayChunkRows: ${name}`, v);
+  }
+  if (U === 0 || tokens === 0) return;
+  if (H < 1 || chunk < 1) throw new RangeError(`supra: decayChunkRows: heads ${H} and chunk ${chunk} must be at least 1`);
+  const rows = U * tokens;
+  if (ownRange('decayChunkRows', [src, dst, powers], [H, tokens, cols, chunk, powStride, mult, fromEnd ? 1 : 0], rows, cols)) return;
+  beginCall();
+  const args = [
+    ptr(src, rows * cols, 'decayChunkRows: src', 'in'), ptr(dst, rows * cols, 'decayChunkRows: dst', 'out'), H, tokens, cols, chunk,
+    ptr(powers, (H - 1) * powStride + Math.min(tokens, chunk) + 1, 'decayChunkRows: powers', 'in'), powStride, mult, fromEnd ? 1 : 0,
+  ];
+  parallelFor('decayChunkRows', args, rows, cols);
   endCall();
 }
 

@@ -14,6 +14,7 @@
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import type { Decay } from '../io/config.js';
+import { Workspace } from './workspace.js';
 
 // ---------------------------------------------------------------- decay slopes
 
@@ -68,6 +69,11 @@ export interface LinearAttentionOptions {
   slopes: Float64Array | number[];
   /** Tokens per chunk of the chunked form (default 64). */
   chunkSize?: number;
+  /**
+   * Where the chunked form keeps its decayed copies of q, k, v and dO for one call ([B, H, T, D] each,
+   * sharedTrainingBytes): a workspace the layers share (they run one at a time). Default: its own.
+   */
+  scratch?: Workspace;
 }
 
 /**
@@ -92,11 +98,10 @@ export class LinearAttention {
   private decayFull: Float32Array | null = null; // [H, C, C]: scale·γ^(i−j) for j ≤ i, else 0
   private decayTail: Float32Array | null = null; // [H, L, L] for the last chunk when T % C ≠ 0
   private scores: Float32Array | null = null; // [BH, C, C]
-  private rowsA: Float32Array | null = null; // [BH, C, max(Dk, Dv)]
-  private rowsB: Float32Array | null = null; // [BH, C, Dv]
   private states: Float32Array | null = null; // [nChunks + 1, BH, Dk, Dv]: carried state entering each chunk
   private dState: Float32Array | null = null; // [BH, Dk, Dv]
   private statesValid = false; // states hold the chunk states of the last whole-sequence forward
+  private readonly shared: Workspace; // the decayed rows of one call
   // parallel form
   private parKey = '';
   private parScores: Float32Array | null = null; // [BH, T, T]
@@ -116,6 +121,7 @@ export class LinearAttention {
     this.scale = 1 / Math.sqrt(dk);
     this.chunk = 0;
     this.setChunkSize(options.chunkSize ?? 64);
+    this.shared = options.scratch ?? new Workspace();
   }
 
   get chunkSize(): number {
@@ -170,8 +176,6 @@ export class LinearAttention {
         this.fillDecayMatrix(this.decayTail, tail);
       }
       this.scores = allocF32(BH * C * C);
-      this.rowsA = allocF32(BH * C * Math.max(this.dk, this.dv));
-      this.rowsB = allocF32(BH * C * this.dv);
       this.dState = allocF32(BH * this.dk * this.dv);
     }
     if (keepStates && !this.states) {
@@ -201,6 +205,18 @@ export class LinearAttention {
   }
 
   /**
+   * x [B, H, T, D] with every chunk's rows decayed, in shared buffer `slot`: row i of a chunk of L rows times
+   * mult·γ^i, or with fromEnd mult·γ^(L−i). One pass over the sequence, not one call per chunk; the products
+   * read chunk s at offset s·D with the head stride T·D, as from x itself.
+   */
+  private decayed(slot: 0 | 1 | 2, x: Float32Array, B: number, T: number, D: number, mult: number, fromEnd: boolean): Float32Array {
+    const BH = B * this.heads;
+    const out = this.shared.get(`linearAttention.decayed${slot}`, BH * T * D);
+    ops.decayChunkRows(x, out, BH, this.heads, T, D, this.chunk, this.powers, this.powStride, mult, fromEnd);
+    return out;
+  }
+
+  /**
    * Chunked forward. q, k: [B, H, T, Dk]; v: [B, H, T, Dv]; o (overwritten): [B, H, T, Dv].
    * state: the carried state [B, H, Dk, Dv] to start from (null: zero), advanced in place past the T tokens.
    * keepForBackward: keep every chunk's entering state for backward() (a whole sequence from state 0).
@@ -226,10 +242,12 @@ export class LinearAttention {
       carried.fill(0);
     }
     let stateIsZero = !state;
+    // γ^i·q_i for the carried state's term (no chunk reads a state when there is one chunk from zero), and
+    // scale·γ^(L−j)·k_j for the state's update
+    const Qd = !state && T <= chunk ? null : this.decayed(0, q, B, T, Dk, 1, false);
+    const Kd = this.decayed(1, k, B, T, Dk, this.scale, true);
     for (let s = 0, n = 0; s < T; s += chunk, n++) {
       const L = Math.min(chunk, T - s);
-      const Qc = q.subarray(s * Dk);
-      const Kc = k.subarray(s * Dk);
       const Vc = v.subarray(s * Dv);
       const Oc = o.subarray(s * Dv);
       // intra-chunk: masked decayed scores · V
@@ -240,26 +258,22 @@ export class LinearAttention {
       });
       // inter-chunk: o_i += γ^i · q_i · C (C already carries one γ)
       if (!stateIsZero) {
-        const Qd = this.rowsA!;
-        ops.scaleRowsByDecay(Qc, T * Dk, Qd, BH, H, L, Dk, this.powers, this.powStride, 1, -1);
         ops.matmul({
           transA: false, transB: false, m: L, n: Dv, k: Dk,
-          a: Qd, lda: Dk, strideA: L * Dk, b: carried, ldb: Dv, strideB: Dk * Dv, c: Oc, ldc: Dv, strideC: T * Dv,
+          a: Qd!.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: carried, ldb: Dv, strideB: Dk * Dv, c: Oc, ldc: Dv, strideC: T * Dv,
           batch: BH, beta: 1,
         });
       }
       // state: C ← γ^L·C + Σ_j scale·γ^(L−j) k_jᵀ v_j
       let next = carried;
       if (keepForBackward) {
+        // the next chunk's state: γ^L times this one (one pass, not a copy and then a decay)
         next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
-        next.set(carried);
-      }
-      ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
-      const Kd = this.rowsA!;
-      ops.scaleRowsByDecay(Kc, T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
+        ops.scaleRowsByDecay(carried, Dk * Dv, next, BH, H, 1, Dk * Dv, this.powers, this.powStride, 1, L);
+      } else ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
-        a: Kd, lda: Dk, strideA: L * Dk, b: Vc, ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
+        a: Kd.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: Vc, ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
         batch: BH, beta: 1,
       });
       carried = next;
@@ -320,16 +334,14 @@ export class LinearAttention {
     const BH = B * H;
     const stateSize = BH * Dk * Dv;
     this.states!.subarray(0, stateSize).fill(0);
+    const Kd = this.decayed(1, k, B, T, Dk, this.scale, true);
     for (let s = 0, n = 0; s < T; s += chunk, n++) {
       const L = Math.min(chunk, T - s);
       const next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
-      next.set(this.states!.subarray(n * stateSize, (n + 1) * stateSize));
-      ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
-      const Kd = this.rowsA!;
-      ops.scaleRowsByDecay(k.subarray(s * Dk), T * Dk, Kd, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
+      ops.scaleRowsByDecay(this.states!.subarray(n * stateSize), Dk * Dv, next, BH, H, 1, Dk * Dv, this.powers, this.powStride, 1, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
-        a: Kd, lda: Dk, strideA: L * Dk, b: v.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
+        a: Kd.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: v.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
         batch: BH, beta: 1,
       });
     }
@@ -353,6 +365,10 @@ export class LinearAttention {
     const G = this.dState!; // d loss / d (carried state leaving the current chunk)
     G.fill(0);
     const nChunks = Math.ceil(T / chunk);
+    // scale·γ^(L−j)·k_j and ·v_j (the state's paths), γ^i·dO_i (the carried state's term)
+    const Kd = this.decayed(1, k, B, T, Dk, this.scale, true);
+    const Vd = this.decayed(2, v, B, T, Dv, this.scale, true);
+    const dOd = this.decayed(0, dout, B, T, Dv, 1, false);
     for (let n = nChunks - 1; n >= 0; n--) {
       const s = n * chunk;
       const L = Math.min(chunk, T - s);
@@ -364,18 +380,15 @@ export class LinearAttention {
       const dKc = dk.subarray(s * Dk);
       const dVc = dv.subarray(s * Dv);
       const Cn = this.states!.subarray(n * stateSize, (n + 1) * stateSize);
-      const rows = this.rowsA!;
-      const dOd = this.rowsB!;
       // dV = (QKᵀ⊙D)ᵀ·dO + Kd·G, Kd = scale·γ^(L−j)·K
       const S = this.chunkScores(q, k, B, T, s, L);
       ops.matmul({
         transA: true, transB: false, m: L, n: Dv, k: L,
         a: S, lda: L, strideA: L * L, b: dOc, ldb: Dv, strideB: T * Dv, c: dVc, ldc: Dv, strideC: T * Dv, batch: BH,
       });
-      ops.scaleRowsByDecay(Kc, T * Dk, rows, BH, H, L, Dk, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: false, transB: false, m: L, n: Dv, k: Dk,
-        a: rows, lda: Dk, strideA: L * Dk, b: G, ldb: Dv, strideB: Dk * Dv, c: dVc, ldc: Dv, strideC: T * Dv, batch: BH, beta: 1,
+        a: Kd.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: G, ldb: Dv, strideB: Dk * Dv, c: dVc, ldc: Dv, strideC: T * Dv, batch: BH, beta: 1,
       });
       // dS = (dO·Vᵀ) ⊙ D; dQ = dS·K, dK = dSᵀ·Q
       ops.matmul({
@@ -392,22 +405,20 @@ export class LinearAttention {
         a: S, lda: L, strideA: L * L, b: Qc, ldb: Dk, strideB: T * Dk, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH,
       });
       // inter-chunk: dQ_i += γ^i·dO_i·C_nᵀ
-      ops.scaleRowsByDecay(dOc, T * Dv, dOd, BH, H, L, Dv, this.powers, this.powStride, 1, -1);
       ops.matmul({
         transA: false, transB: true, m: L, n: Dk, k: Dv,
-        a: dOd, lda: Dv, strideA: L * Dv, b: Cn, ldb: Dv, strideB: Dk * Dv, c: dQc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
+        a: dOd.subarray(s * Dv), lda: Dv, strideA: T * Dv, b: Cn, ldb: Dv, strideB: Dk * Dv, c: dQc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
       });
       // state path into k: dK_j += scale·γ^(L−j)·v_j·Gᵀ
-      ops.scaleRowsByDecay(Vc, T * Dv, rows, BH, H, L, Dv, this.powers, this.powStride, this.scale, L);
       ops.matmul({
         transA: false, transB: true, m: L, n: Dk, k: Dv,
-        a: rows, lda: Dv, strideA: L * Dv, b: G, ldb: Dv, strideB: Dk * Dv, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
+        a: Vd.subarray(s * Dv), lda: Dv, strideA: T * Dv, b: G, ldb: Dv, strideB: Dk * Dv, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
       });
       // G for the state entering this chunk: γ^L·G + Σ_i γ^i q_iᵀ dO_i
       ops.decayBlocks(G, BH, H, Dk * Dv, this.powers, this.powStride, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
-        a: Qc, lda: Dk, strideA: T * Dk, b: dOd, ldb: Dv, strideB: L * Dv, c: G, ldc: Dv, strideC: Dk * Dv, batch: BH, beta: 1,
+        a: Qc, lda: Dk, strideA: T * Dk, b: dOd.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: G, ldc: Dv, strideC: Dk * Dv, batch: BH, beta: 1,
       });
     }
   }
@@ -434,8 +445,8 @@ export class LinearAttention {
   }
 
   private freeWorkspace(): void {
-    for (const buf of [this.decayFull, this.decayTail, this.scores, this.rowsA, this.rowsB, this.states, this.dState]) if (buf) free(buf);
-    this.decayFull = this.decayTail = this.scores = this.rowsA = this.rowsB = this.states = this.dState = null;
+    for (const buf of [this.decayFull, this.decayTail, this.scores, this.states, this.dState]) if (buf) free(buf);
+    this.decayFull = this.decayTail = this.scores = this.states = this.dState = null;
     this.wsKey = '';
     this.statesValid = false;
   }
@@ -447,8 +458,17 @@ export class LinearAttention {
   trainingBytes(B: number, T: number): { kept: number; scratch: number } {
     const C = Math.min(this.chunk, T), H = this.heads, BH = B * H, tail = T % C;
     const nChunks = Math.ceil(T / this.chunk);
-    const work = H * C * C + (tail ? H * tail * tail : 0) + BH * C * C + BH * C * Math.max(this.dk, this.dv) + BH * C * this.dv + BH * this.dk * this.dv;
+    const work = H * C * C + (tail ? H * tail * tail : 0) + BH * C * C + BH * this.dk * this.dv;
     return { kept: 4 * (nChunks + 1) * BH * this.dk * this.dv, scratch: 4 * work };
+  }
+
+  /**
+   * Bytes of the decayed rows (decayed()'s three buffers) a training forward and backward of [B, T] take in the
+   * shared scratch, under names every linear attention sharing it reuses.
+   */
+  sharedTrainingBytes(B: number, T: number): number[] {
+    const rows = B * this.heads * T;
+    return [rows * Math.max(this.dk, this.dv), rows * this.dk, rows * this.dv].map((n) => 4 * n);
   }
 
   /** Return every scratch buffer to the arena. */

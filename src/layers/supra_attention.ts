@@ -127,6 +127,11 @@ export class SupraAttention implements TokenMixer {
   /** normalization 'sum': the denominator, the same operator with v ≡ 1 (Dv = 1); null under GroupNorm. */
   readonly normalizer: LinearAttention | null;
   form: AttentionForm;
+  /**
+   * No qk-norm and GroupNorm: the features need nothing token-major between the kernels and RoPE, so
+   * forward and backward turn them in head-major layout (fewer passes over the activations).
+   */
+  private readonly plainFeatures: boolean;
 
   /** The teacher's q/k/v/o projections. */
   readonly proj: AttentionProjections;
@@ -180,12 +185,14 @@ export class SupraAttention implements TokenMixer {
     const qk = this.settings.qk_norm;
     this.qNorm = qk !== 'none' ? getParam(`${p}.q_norm.weight`, [H * Dk]) : null;
     this.kNorm = qk !== 'none' ? getParam(`${p}.k_norm.weight`, [H * Dk]) : null;
-    const slopes = decaySlopes(H, this.settings.decay);
-    this.attention = new LinearAttention({ heads: H, dk: Dk, dv: D, slopes, chunkSize: options.chunkSize ?? 64 });
-    this.normalizer = norm === 'sum' ? new LinearAttention({ heads: H, dk: Dk, dv: 1, slopes, chunkSize: options.chunkSize ?? 64 }) : null;
-    this.form = options.form ?? 'chunked';
-    this.rope = ropeTable(this.ropeTheta, Dk);
     this.scratch = options.scratch ?? this.acts;
+    const slopes = decaySlopes(H, this.settings.decay);
+    const chunkSize = options.chunkSize ?? 64;
+    this.attention = new LinearAttention({ heads: H, dk: Dk, dv: D, slopes, chunkSize, scratch: this.scratch });
+    this.normalizer = norm === 'sum' ? new LinearAttention({ heads: H, dk: Dk, dv: 1, slopes, chunkSize, scratch: this.scratch }) : null;
+    this.form = options.form ?? 'chunked';
+    this.plainFeatures = qk === 'none' && norm === 'group_norm';
+    this.rope = ropeTable(this.ropeTheta, Dk);
   }
 
   /** A buffer of n floats: kept for backward (the mixer's own) or for this call only (shared scratch). */
@@ -350,6 +357,19 @@ export class SupraAttention implements TokenMixer {
       ops.relu(kf, kf);
     }
 
+    // Plain features (no qk-norm, GroupNorm): φ(q), φ(k) go to head-major (repeat_kv included) and RoPE
+    // turns them there, with no token-major copies (the same values: RoPE acts per token and channel).
+    if (this.plainFeatures && !(T === 1 && !keep)) {
+      const qt = this.buf('qt', N * H * Dk, keep);
+      const kt = this.buf('kt', N * H * Dk, keep);
+      ops.toHeadMajor(qf, qt, B, T, H, 1, Dk);
+      ops.toHeadMajor(kf, kt, B, T, H, rep, Dk);
+      ops.rope(qt, cos, sin, B * H, T, 1, Dk, start);
+      ops.rope(kt, cos, sin, B * H, T, 1, Dk, start);
+      this.attendAndProject(x, out, qt, kt, v, null, null, B, T, supraState, keep);
+      return;
+    }
+
     // repeat_kv on the key features (before qk-norm, which spans all H·Dk channels)
     let kr = kf;
     if (rep > 1) {
@@ -376,9 +396,21 @@ export class SupraAttention implements TokenMixer {
     const single = T === 1 && !keep;
     const qt = single ? qrot : this.buf('qt', N * H * Dk, keep);
     const kt = single ? krot : this.buf('kt', N * H * Dk, keep);
-    const vt = single && rep === 1 ? v : this.buf('vt', N * H * D, keep);
     if (qt !== qrot) ops.toHeadMajor(qrot, qt, B, T, H, 1, Dk);
     if (kt !== krot) ops.toHeadMajor(krot, kt, B, T, H, 1, Dk);
+    this.attendAndProject(x, out, qt, kt, v, uq, uk, B, T, supraState, keep);
+  }
+
+  /** The rest of forward from q̃, k̃ head-major: v to head-major, the attention, its normalization, o_proj. */
+  private attendAndProject(
+    x: Float32Array, out: Float32Array, qt: Float32Array, kt: Float32Array, v: Float32Array, uq: Float32Array | null, uk: Float32Array | null,
+    B: number, T: number, supraState: SupraState | null, keep: boolean,
+  ): void {
+    const { heads: H, kvHeads: Hkv, headDim: D } = this;
+    const N = B * T;
+    const rep = H / Hkv;
+    const single = T === 1 && !keep;
+    const vt = single && rep === 1 ? v : this.buf('vt', N * H * D, keep);
     if (vt !== v) ops.toHeadMajor(v, vt, B, T, H, rep, D);
 
     const oRaw = this.buf('oRaw', N * H * D, keep);
@@ -490,14 +522,54 @@ export class SupraAttention implements TokenMixer {
     const dkt = tmp('dkt', N * H * Dk);
     const dvt = tmp('dvt', N * H * D);
     this.attention.backward(qt, kt, vt, doRaw, dqt, dkt, dvt, B, T);
+    const dv = tmp('dv', N * Hkv * D);
+    ops.toTokenMajor(dvt, dv, B, T, H, rep, D); // sums the repeated v heads
 
-    // back to token-major (summing the repeated v heads); RoPE backward is the rotation by −angle
+    let dqf: Float32Array, dkf: Float32Array;
+    if (this.plainFeatures) {
+      // RoPE backward (the rotation by −angle) in head-major layout, then token-major, summing repeated k heads
+      ops.rope(dqt, cos, sin, B * H, T, 1, Dk, 0, true);
+      ops.rope(dkt, cos, sin, B * H, T, 1, Dk, 0, true);
+      dqf = tmp('dqf', N * H * Dk);
+      dkf = tmp('dkf', N * Hkv * Dk);
+      ops.toTokenMajor(dqt, dqf, B, T, H, 1, Dk);
+      ops.toTokenMajor(dkt, dkf, B, T, H, rep, Dk);
+    } else {
+      [dqf, dkf] = this.featuresBackward(dqt, dkt, dz, B, T, cos, sin);
+    }
+    const qf = this.buf('qf', N * H * Dk, true);
+    const kf = this.buf('kf', N * Hkv * Dk, true);
+    ops.reluBackward(dqf, qf, dqf);
+    ops.reluBackward(dkf, kf, dkf);
+    const q = this.buf('q', N * H * D, true);
+    const k = this.buf('k', N * Hkv * D, true);
+    const dq = tmp('dq', N * H * D);
+    const dk = tmp('dk', N * Hkv * D);
+    this.kernelQ.backward(dqf, q, dq, N);
+    this.kernelK.backward(dkf, k, dk, N);
+
+    // projections: dx = dq·Wq + dk·Wk + dv·Wv
+    this.proj.q.backward(dq, x, dx, N);
+    this.proj.k.backward(dk, x, dx, N, true);
+    this.proj.v.backward(dv, x, dx, N, true);
+  }
+
+  /**
+   * d φ(q), d φ(k) (token-major, before ReLU's backward) from the head-major gradients of q̃, k̃: RoPE's,
+   * the 'sum' denominator's and qk-norm's backwards, repeat_kv's sum.
+   */
+  private featuresBackward(
+    dqt: Float32Array, dkt: Float32Array, dz: Float32Array | null, B: number, T: number, cos: Float32Array, sin: Float32Array,
+  ): [Float32Array, Float32Array] {
+    const { heads: H, kvHeads: Hkv, kernelDim: Dk } = this;
+    const N = B * T;
+    const rep = H / Hkv;
+    const tmp = (name: string, n: number) => this.buf(name, n, false);
+    // back to token-major; RoPE backward is the rotation by −angle
     const dqrot = tmp('dqrot', N * H * Dk);
     const dkrot = tmp('dkrot', N * H * Dk);
-    const dv = tmp('dv', N * Hkv * D);
     ops.toTokenMajor(dqt, dqrot, B, T, H, 1, Dk);
     ops.toTokenMajor(dkt, dkrot, B, T, H, 1, Dk);
-    ops.toTokenMajor(dvt, dv, B, T, H, rep, D);
     ops.rope(dqrot, cos, sin, B, T, H, Dk, 0, true);
     ops.rope(dkrot, cos, sin, B, T, H, Dk, 0, true);
 
@@ -526,25 +598,13 @@ export class SupraAttention implements TokenMixer {
     this.qkNormBackward(dqrot, qf, this.qNorm, dqf, 'q', N);
     this.qkNormBackward(dkrot, kr, this.kNorm, dkr, 'k', N);
 
-    // repeat_kv backward, then ReLU and the kernels (a shared kernel sums both uses: dW accumulates)
+    // repeat_kv backward (a shared kernel then sums both uses: its dW accumulates)
     let dkf = dkr;
     if (rep > 1) {
       dkf = tmp('dkf', N * Hkv * Dk);
       ops.toTokenMajor(dkr, dkf, N, 1, H, rep, Dk); // sums the repeated heads
     }
-    ops.reluBackward(dqf, qf, dqf);
-    ops.reluBackward(dkf, kf, dkf);
-    const q = this.buf('q', N * H * D, true);
-    const k = this.buf('k', N * Hkv * D, true);
-    const dq = tmp('dq', N * H * D);
-    const dk = tmp('dk', N * Hkv * D);
-    this.kernelQ.backward(dqf, q, dq, N);
-    this.kernelK.backward(dkf, k, dk, N);
-
-    // projections: dx = dq·Wq + dk·Wk + dv·Wv
-    this.proj.q.backward(dq, x, dx, N);
-    this.proj.k.backward(dk, x, dx, N, true);
-    this.proj.v.backward(dv, x, dx, N, true);
+    return [dqf, dkf];
   }
 
   /**
@@ -557,18 +617,24 @@ export class SupraAttention implements TokenMixer {
     const N = B * T, rep = H / Hkv;
     const qk = this.settings.qk_norm;
     const sum = this.normalizer !== null;
+    const plain = this.plainFeatures;
     const kept =
-      N * (H * D + 2 * Hkv * D) + N * (H * Dk + Hkv * Dk) + (rep > 1 ? N * H * Dk : 0) + // q k v, φ(q) φ(k), repeated φ(k)
+      N * (H * D + 2 * Hkv * D) + N * (H * Dk + Hkv * Dk) + (rep > 1 && !plain ? N * H * Dk : 0) + // q k v, φ(q) φ(k), repeated φ(k)
       (qk === 'none' ? 0 : 2 * N + (qk === 'layernorm' ? 2 * N * H * Dk : 0)) + // qk-norm statistics
       (sum ? 2 * N * H * Dk + N * H : N * H) + // 'sum': un-rotated features and z; else GroupNorm's rstd
       2 * N * H * Dk + 3 * N * H * D; // head-major q̃ k̃ v, the attention output and its normalized form
+    // token-major copies of the features and their gradients (none when plain: dq̃ dk̃ dφ(q) head-major and dφ(k))
+    const featureScratch = plain ? 3 * H * Dk + Hkv * Dk : 8 * H * Dk + (rep > 1 ? Hkv * Dk : 0);
     const scratch =
-      N * (8 * H * Dk + 6 * H * D + 2 * Hkv * D + (rep > 1 ? Hkv * Dk : 0)) +
+      N * (featureScratch + 6 * H * D + 2 * Hkv * D) +
       (sum ? 5 * N * H + 3 * N * H * Dk : 0) + (qk === 'layernorm' ? N * H * Dk : 0);
     const att = this.attention.trainingBytes(B, T);
     const den = this.normalizer?.trainingBytes(B, T) ?? { kept: 0, scratch: 0 };
+    // their decayed rows are in the shared scratch, under names both linear attentions use (the larger counts)
+    const denShared = this.normalizer?.sharedTrainingBytes(B, T) ?? [];
+    const shared = this.attention.sharedTrainingBytes(B, T).reduce((sum, bytes, i) => sum + Math.max(bytes, denShared[i] ?? 0), 0);
     // the linear attentions' chunk buffers are each layer's own, held between calls: counted as kept
-    return { kept: 4 * kept + att.kept + att.scratch + den.kept + den.scratch, scratch: 4 * scratch };
+    return { kept: 4 * kept + att.kept + att.scratch + den.kept + den.scratch, scratch: 4 * scratch + shared };
   }
 
   freeActivations(): void {

@@ -66,6 +66,10 @@ export interface KernelExports {
     src: number, srcStride: number, dst: number, heads: number, rows: number, cols: number,
     powers: number, powStride: number, mult: number, from: number, lo: number, hi: number,
   ): void;
+  decayChunkRows(
+    src: number, dst: number, heads: number, tokens: number, cols: number, chunk: number, powers: number, powStride: number,
+    mult: number, fromEnd: number, lo: number, hi: number,
+  ): void;
   decayBlocks(x: number, size: number, heads: number, powers: number, powStride: number, n: number, lo: number, hi: number): void;
   linearAttentionStep(
     q: number, k: number, v: number, o: number, state: number, heads: number, tokens: number, dk: number, dv: number,

@@ -46,7 +46,7 @@ export const POOL_KERNELS = [
   'addBias', 'sumRows', 'rmsnorm', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'groupnorm', 'groupnormBackward',
   'rope', 'softmax', 'softmaxBackward', 'logSoftmax', 'crossEntropy', 'embedding', 'embeddingBackward',
   'sumSquares', 'anyNonFinite', 'adamw',
-  'toHeadMajor', 'toTokenMajor', 'mulBlocks', 'mulRows', 'gainGrad', 'scaleRowsByDecay', 'decayBlocks', 'linearAttentionStep',
+  'toHeadMajor', 'toTokenMajor', 'mulBlocks', 'mulRows', 'gainGrad', 'scaleRowsByDecay', 'decayChunkRows', 'decayBlocks', 'linearAttentionStep',
 ] as const;
 export type PoolKernel = (typeof POOL_KERNELS)[number];
 
