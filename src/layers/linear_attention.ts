@@ -102,6 +102,7 @@ export class LinearAttention {
   private dState: Float32Array | null = null; // [BH, Dk, Dv]
   private statesValid = false; // states hold the chunk states of the last whole-sequence forward
   private readonly shared: Workspace; // the decayed rows of one call
+  private readonly ownsShared: boolean; // no scratch was given: free() returns it too
   // parallel form
   private parKey = '';
   private parScores: Float32Array | null = null; // [BH, T, T]
@@ -122,6 +123,7 @@ export class LinearAttention {
     this.chunk = 0;
     this.setChunkSize(options.chunkSize ?? 64);
     this.shared = options.scratch ?? new Workspace();
+    this.ownsShared = !options.scratch;
   }
 
   get chunkSize(): number {
@@ -475,5 +477,6 @@ export class LinearAttention {
   free(): void {
     this.freeWorkspace();
     this.freeParallel();
+    if (this.ownsShared) this.shared.free();
   }
 }
