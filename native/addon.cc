@@ -13,7 +13,8 @@
 //
 // JS side: sgemm(transA, transB, m, n, k, alpha, beta, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
 // (src/core/native/backend.ts fills in the defaults), gemmBf16(m, n, k, x, w, y) (products by a BF16 weight),
-// gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight),
+// gemmInt8(m, n, k, x, w, scales, y) (products by an int8 weight), gemmShared(m, k, x, parts) (decoding products
+// that read one input),
 // crossEntropy, swiglu, swigluBackward (BackendKernels in src/core/backend.ts), info(), setThreads(n),
 // useSmallKernel(on[, kernel]), useElementwiseKernels(on[, kernel]), readBandwidth(bytes, threads, passes)
 // (the scale benchmark's bound).
@@ -476,15 +477,14 @@ constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 class Bf16DecodeWork : public SharedWork {
  public:
   Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem),
-        small_(int64_t{n} * k * 2 < supra::kSmallDecodeWeightBytes) {}
+      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
 
  protected:
   void Do(int64_t item, int) override {
     const int j0 = static_cast<int>(item) * rows_;
     const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
     const uint16_t* w = w_ + static_cast<int64_t>(j0) * k_;
-    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_, small_);
+    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
     else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
   }
 
@@ -494,7 +494,6 @@ class Bf16DecodeWork : public SharedWork {
   const uint16_t* w_;
   float* y_;
   const int rows_;
-  const bool small_; // the whole weight is under kSmallDecodeWeightBytes (kernels.h)
 };
 #endif
 
@@ -701,6 +700,140 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
 #endif
   GemmInt8Banded(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, scales.data, y.data);
   return nullptr;
+}
+
+// ---------------------------------------------------------------- decoding products that read one input
+//
+// gemmShared(m, k, x, parts): for each part [w, scales, n, y] of `parts`, y[m, n] = x[m, k] . W^T, W stored
+// n x k as BF16 (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its Float32Array of
+// [n, ceil(k / 32)]), for a decoding product (m <= kDecodeRows). A layer's q/k/v (or gate/up) products then
+// stream their weights in one shared work, bands of every part its items in two runs, with no return to
+// JS nor a wait for the other thread between them. Each y value is one DotRows* sum, as gemmBf16's and
+// gemmInt8's decoding products: the same bits as the parts one by one.
+#ifdef SUPRA_X86
+struct DecodePart {
+  const void* w;
+  const float* scales; // int8 only
+  float* y;
+  int n;
+  int rowsPerItem;
+  int64_t firstItem;
+};
+
+class SharedInputDecodeWork : public SharedWork {
+ public:
+  SharedInputDecodeWork(int m, int k, const float* x, const std::vector<DecodePart>& parts, int64_t items)
+      : SharedWork(items, true), m_(m), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block), x_(x), parts_(parts) {}
+
+ protected:
+  void Do(int64_t item, int) override {
+    size_t p = 0;
+    while (p + 1 < parts_.size() && parts_[p + 1].firstItem <= item) p++;
+    const DecodePart& part = parts_[p];
+    const int j0 = static_cast<int>(item - part.firstItem) * part.rowsPerItem;
+    const int nn = std::min(part.rowsPerItem, part.n - j0);
+    if (part.scales) {
+      const int8_t* w = static_cast<const int8_t*>(part.w) + static_cast<int64_t>(j0) * k_;
+      const float* s = part.scales + static_cast<int64_t>(j0) * blocks_;
+      if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
+      else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
+    } else {
+      const uint16_t* w = static_cast<const uint16_t*>(part.w) + static_cast<int64_t>(j0) * k_;
+      if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
+      else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
+    }
+  }
+
+ private:
+  const int m_, k_, blocks_;
+  const float* x_;
+  const std::vector<DecodePart>& parts_;
+};
+#endif
+
+napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[4];
+  if (!ReadArgs(env, cbinfo, "gemmShared", 4, argv)) return nullptr;
+  int64_t m, k;
+  F32View x;
+  if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "k", &k) || !ReadF32(env, argv[2], "x", &x)) return nullptr;
+  const auto fail = [&](const std::string& what) {
+    Napi::RangeError::New(env, std::string("supra native gemmShared: ") + what).ThrowAsJavaScriptException();
+    return nullptr;
+  };
+#ifndef SUPRA_X86
+  return fail("decoding products need an x86 CPU with AVX2 or AVX-512");
+#else
+  if (!(HaveAvx512() || HaveAvx2Fma())) return fail("decoding products need AVX2 or AVX-512");
+  if (m < 1 || m > kDecodeRows || k < 1) return fail("m must be 1 to " + std::to_string(kDecodeRows) + " and k at least 1, got m " +
+                                                     std::to_string(m) + ", k " + std::to_string(k));
+  if (x.length < m * k) return fail("x has " + std::to_string(x.length) + " values but the call reads " + std::to_string(m * k));
+  bool isArray = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[3], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[3], &count) != napi_ok ||
+      count == 0 || count > 16) {
+    return fail("parts must be an array of 1 to 16 [w, scales, n, y] entries");
+  }
+  const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
+  std::vector<DecodePart> parts;
+  std::vector<std::pair<const float*, int64_t>> outputs;
+  int64_t items = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const std::string which = "part " + std::to_string(i) + ": ";
+    napi_value entry, fields[4];
+    bool entryIsArray = false;
+    uint32_t length = 0;
+    if (napi_get_element(env, argv[3], i, &entry) != napi_ok || napi_is_array(env, entry, &entryIsArray) != napi_ok ||
+        !entryIsArray || napi_get_array_length(env, entry, &length) != napi_ok || length != 4) {
+      return fail(which + "must be [w, scales, n, y]");
+    }
+    for (uint32_t f = 0; f < 4; f++) napi_get_element(env, entry, f, &fields[f]);
+    int64_t n;
+    F32View y;
+    if (!ReadDim(env, fields[2], "n", &n) || !ReadF32(env, fields[3], "y", &y)) return nullptr;
+    napi_typedarray_type type;
+    size_t wLength = 0;
+    void* wData = nullptr;
+    if (napi_get_typedarray_info(env, fields[0], &type, &wLength, &wData, nullptr, nullptr) != napi_ok ||
+        (type != napi_uint16_array && type != napi_int8_array)) {
+      Napi::TypeError::New(env, "supra native gemmShared: " + which + "w must be a Uint16Array (BF16 bits) or an Int8Array").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    const bool int8 = type == napi_int8_array;
+    napi_valuetype scalesType;
+    napi_typeof(env, fields[1], &scalesType);
+    F32View scales{nullptr, 0};
+    if (int8) {
+      if (!ReadF32(env, fields[1], "scales", &scales)) return nullptr;
+    } else if (scalesType != napi_null) {
+      return fail(which + "a BF16 weight takes no scales (null)");
+    }
+    if (n < 1) return fail(which + "n must be at least 1");
+    if (static_cast<int64_t>(wLength) < n * k) return fail(which + "w has " + std::to_string(wLength) + " values but the call reads " + std::to_string(n * k));
+    if (int8 && scales.length < n * blocks) return fail(which + "scales has " + std::to_string(scales.length) + " values but the call reads " + std::to_string(n * blocks));
+    if (y.length < m * n) return fail(which + "y has " + std::to_string(y.length) + " values but the call writes " + std::to_string(m * n));
+    const char* yBegin = reinterpret_cast<const char*>(y.data);
+    const char* yEnd = yBegin + 4 * m * n;
+    const char* wBegin = static_cast<const char*>(wData);
+    const int64_t wBytes = (int8 ? 1 : 2) * n * k;
+    if (Overlaps(y.data, m * n, x.data, m * k) || (yBegin < wBegin + wBytes && wBegin < yEnd) ||
+        (int8 && Overlaps(y.data, m * n, scales.data, n * blocks))) {
+      return fail(which + "y overlaps x, w or scales in memory");
+    }
+    for (const auto& other : outputs) {
+      if (Overlaps(y.data, m * n, other.first, other.second)) return fail(which + "y overlaps another part's y");
+    }
+    outputs.emplace_back(y.data, m * n);
+    // items of about kBf16ItemBytes of W, as gemmBf16's and gemmInt8's
+    const int64_t rowBytes = int8 ? k + 4 * blocks : 2 * k;
+    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / rowBytes));
+    parts.push_back({wData, int8 ? scales.data : nullptr, y.data, static_cast<int>(n), rows, items});
+    items += (n + rows - 1) / rows;
+  }
+  SharedInputDecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, parts, items);
+  RunShared(work);
+  return nullptr;
+#endif
 }
 
 // The elementwise kernels (crossEntropy, swiglu, swigluBackward, linearAttentionStep) run on the widest vectors
@@ -1133,15 +1266,17 @@ napi_value EmbeddingBackward(napi_env env, napi_callback_info cbinfo) {
 // ---------------------------------------------------------------- the linear attention's recurrent step
 //
 // linearAttentionStep of assembly/ops.ts (BackendKernels): a decoding step of every SUPRA layer. Each unit (a
-// head of a sequence) is an item, whichever thread is free takes it; the helper is usually still spinning
-// from the product before, which the wasm pool's workers are not (they sleep between a decoding step's
-// kernels, and waking them costs more than the step).
+// head of a sequence) is an item; the helper is usually still spinning from the product before, which the
+// wasm pool's workers are not (they sleep between a decoding step's kernels, and waking them costs more than
+// the step). The units are two runs (split), so a head's state is updated by the same thread from token to
+// token: taking alternate units moved states between the cores' caches (SmolLM-135M's 30 layers' states,
+// called in turn: 6.3-6.8 us a call shared, 2.6 on one thread; in decoding 1-2% faster split, Zen 4 VM).
 #ifdef SUPRA_X86
 class LinearAttentionStepWork : public SharedWork {
  public:
   LinearAttentionStepWork(const float* q, const float* k, const float* v, float* o, float* state, int heads, int tokens,
                           int dk, int dv, float scale, const double* powers, int powStride, int64_t units)
-      : SharedWork(units), q_(q), k_(k), v_(v), o_(o), state_(state), heads_(heads), tokens_(tokens), dk_(dk), dv_(dv),
+      : SharedWork(units, true), q_(q), k_(k), v_(v), o_(o), state_(state), heads_(heads), tokens_(tokens), dk_(dk), dv_(dv),
         scale_(scale), powers_(powers), powStride_(powStride) {}
 
  protected:
@@ -1519,7 +1654,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   exports.Set("useBf16Products", Napi::Function::New(env, UseBf16Products, "useBf16Products"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"quantizeInt8", QuantizeInt8},
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"gemmShared", GemmShared}, {"quantizeInt8", QuantizeInt8},
                           {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward},
                           {"adviseHugePages", AdviseHugePages}, {"rangeKernel", RangeKernelCall},

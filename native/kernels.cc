@@ -124,9 +124,8 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
   DotRowsAvx2Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
-void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc, bool small) {
-  if (small) DotRowsAvx512Of<uint16_t, kPrefetchL2>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
-  else DotRowsAvx512Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
+  DotRowsAvx512Of<uint16_t, kPrefetchNta>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 
 __attribute__((target("avx512f"))) static void WidenStore16(const uint16_t* in, float* out) { _mm512_storeu_ps(out, Load16(in)); }

@@ -38,17 +38,23 @@ enum class VectorIsa { kAvx2, kAvx512 };
 // from memory went from 36 to 41 GB/s at BF16 and from 25 to 28 GB/s at int8 (2026-12-04; 1, 4 and 8 KiB did
 // no better). A second one into L2, four times as far, covers a memory further away: on a 2-core Xeon VM
 // (Emerald Rapids, 2026-12-06), BF16 weights streamed at 20-24 GB/s with the first alone, 27-30 with both,
-// against 29 for a plain read of 1 GiB. Which of the two a kernel issues is its own (the AVX-512 kernels both):
-// on a 2-core Zen 3 VM (AVX2 only, 2026-12-06; decoding interleaved in one process, SUPRA models of the
-// scale benchmark's shapes) the L2 one slowed every AVX2 kernel, the L1 one sped int8 up by 2-8% and BF16
-// by 0-7% against none, and float32 weights streamed fastest with none (SmolLM-135M: 43.4 tokens/s, 36.5 with
-// the L1 one, 33.7 with both). A small BF16 weight on AVX-512 takes the L2 one alone (kSmallDecodeWeightBytes).
+// against 29 for a plain read of 1 GiB. Which of them a kernel issues is its own: on a 2-core Zen 3 VM (AVX2
+// only, 2026-12-06; decoding interleaved in one process, SUPRA models of the scale benchmark's shapes) the L2
+// one slowed every AVX2 kernel, the L1 one sped int8 up by 2-8% and BF16 by 0-7% against none, and float32
+// weights streamed fastest with none (SmolLM-135M: 43.4 tokens/s, 36.5 with the L1 one, 33.7 with both).
+// The AVX-512 BF16 kernel takes a non-temporal one (kPrefetchNta): the weight passes through without
+// evicting what the step keeps coming back to (the recurrent states, the activations), which the T0/T1
+// prefetches of 270 MB a token pushed out of the caches. On the Zen 4 VM (2026-12-07, the variants
+// alternating token by token in one process, SUPRA models of the scale benchmark), SmolLM-135M decoded 6-23%
+// faster than with the L1 and L2 ones (the L2 one alone for weights under 4 MiB, as before), TinyLlama-1.1B
+// 2-14%; 8 KiB ahead did as well, 2 KiB or both worse. The int8 kernel gained nothing from it (within 3%).
 constexpr int kPrefetchBytes = 2048;
-constexpr int kPrefetchL1 = 1, kPrefetchL2 = 2;
+constexpr int kPrefetchL1 = 1, kPrefetchL2 = 2, kPrefetchNta = 4;
 template <int Levels>
 static inline void PrefetchAhead(const void* p) {
   if (Levels & kPrefetchL1) _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
   if (Levels & kPrefetchL2) _mm_prefetch(static_cast<const char*>(p) + 4 * kPrefetchBytes, _MM_HINT_T1);
+  if (Levels & kPrefetchNta) _mm_prefetch(static_cast<const char*>(p) + 2 * kPrefetchBytes, _MM_HINT_NTA);
 }
 #endif
 bool HaveAvx2Fma();
@@ -64,12 +70,8 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 // float32), widened in registers: the same sums in the same order as DotRows* with alpha 1, beta 0 over the
 // widened weight, so the same bits.
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
-// `small`: W is one of under kSmallDecodeWeightBytes, which streams faster with the L2 prefetch alone: on the
-// 2-core Zen 4 VM (2026-12-07, weights in huge pages, alternating processes) SmolLM-135M's BF16 SUPRA decode,
-// whose layer weights are 0.2-1.8 MiB, ran 6-11% faster in each of three pairs (10-13% with every weight so,
-// but TinyLlama-1.1B's 8-23 MiB ones then ran 0-7% slower, as int8's did with its kernel so).
-void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc, bool small);
-constexpr int64_t kSmallDecodeWeightBytes = int64_t{4} << 20;
+// The weight streams with the non-temporal prefetch (kPrefetchNta, above).
+void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
 
 // C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim), summed as
 // OpenBLAS's kernels do, one FMA per term in order (kernels_vector.cc; the same bits at either width).

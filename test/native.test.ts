@@ -687,6 +687,50 @@ test('decoding products by a float32 weight big enough to share with the helper 
   be.setThreads(before);
 });
 
+test('gemmShared: BF16 and int8 parts read from one input, each the bits of its own product on 1 and 2 threads; bad parts refused naming the part', { skip }, () => {
+  const be = backend();
+  const before = be.threads;
+  const next = rng(5);
+  const k = 300; // a shorter last int8 block; 8 and 24 items of 64 KiB in the two larger parts
+  const blocks = Math.ceil(k / 32);
+  const bf16 = (n: number): Uint16Array => Uint16Array.from(new Uint32Array(Float32Array.from({ length: n * k }, next).buffer), (bits) => bits >>> 16);
+  const int8 = (n: number) => ({ w: Int8Array.from({ length: n * k }, () => Math.round(next() * 127)), scales: Float32Array.from({ length: n * blocks }, () => Math.abs(next()) / 100) });
+  const a = bf16(1031), b = int8(67), c = bf16(5), d = int8(2500);
+  for (const m of [1, 2, 4]) {
+    const x = filled(arena, m * k, next);
+    const own = [
+      (() => { const y = new Float32Array(m * 1031); be.gemmBf16({ m, n: 1031, k, x, w: a, y }); return y; })(),
+      (() => { const y = new Float32Array(m * 67); be.gemmInt8({ m, n: 67, k, x, w: b.w, scales: b.scales, y }); return y; })(),
+      (() => { const y = new Float32Array(m * 5); be.gemmBf16({ m, n: 5, k, x, w: c, y }); return y; })(),
+      (() => { const y = new Float32Array(m * 2500); be.gemmInt8({ m, n: 2500, k, x, w: d.w, scales: d.scales, y }); return y; })(),
+    ];
+    for (const threads of [1, 2]) {
+      be.setThreads(threads);
+      const ys = own.map((y) => new Float32Array(y.length).fill(Number.NaN));
+      assert.equal(be.gemmShared!(m, k, x, [
+        { w: a, scales: null, n: 1031, y: ys[0]! }, { w: b.w, scales: b.scales, n: 67, y: ys[1]! },
+        { w: c, scales: null, n: 5, y: ys[2]! }, { w: d.w, scales: d.scales, n: 2500, y: ys[3]! },
+      ]), true);
+      for (let i = 0; i < 4; i++) assert.deepEqual(Array.from(ys[i]!), Array.from(own[i]!), `m ${m}, part ${i}, ${threads} threads`);
+    }
+    free(x);
+  }
+  be.setThreads(before);
+  assert.equal(be.gemmShared!(5, k, new Float32Array(5 * k), [{ w: c, scales: null, n: 5, y: new Float32Array(25) }]), false, 'not a decoding shape: the caller makes the products');
+  const x = new Float32Array(k), y = new Float32Array(8);
+  const call = (parts: unknown[]) => (be as unknown as { gemmShared(m: number, k: number, x: Float32Array, p: unknown[]): boolean }).gemmShared(1, k, x, parts);
+  assert.throws(() => call([{ w: c.subarray(1), scales: null, n: 5, y }]), /gemmShared: part 0: w has 1499 values but the call reads 1500/);
+  assert.throws(() => call([{ w: c, scales: null, n: 5, y }, { w: b.w, scales: b.scales.subarray(1), n: 67, y: new Float32Array(67) }]), /part 1: scales has 669 values but the call reads 670/);
+  assert.throws(() => call([{ w: c, scales: b.scales, n: 5, y }]), /part 0: a BF16 weight takes no scales/);
+  assert.throws(() => call([{ w: new Float32Array(5 * k), scales: null, n: 5, y }]), /part 0: w must be a Uint16Array \(BF16 bits\) or an Int8Array/);
+  assert.throws(() => call([{ w: c, scales: null, n: 5, y: y.subarray(4) }]), /part 0: y has 4 values but the call writes 5/);
+  assert.throws(() => call([{ w: c, scales: null, n: 5, y }, { w: c, scales: null, n: 3, y: y.subarray(4) }]), /part 1: y overlaps another part's y/);
+  const shared = new Float32Array(k + 5);
+  assert.throws(() => (be as unknown as { gemmShared(m: number, k: number, x: Float32Array, p: unknown[]): boolean }).gemmShared(1, k, shared.subarray(0, k), [{ w: c, scales: null, n: 5, y: shared.subarray(k - 1) }]),
+    /part 0: y overlaps x, w or scales in memory/);
+  assert.throws(() => call([]), /parts must be an array of 1 to 16/);
+});
+
 // Children: OpenBLAS reads OPENBLAS_CORETYPE and thread settings once, at load.
 const nativeModuleUrl = new URL('../src/core/native/backend.js', import.meta.url).href;
 const selectModuleUrl = new URL('../src/core/select.js', import.meta.url).href;

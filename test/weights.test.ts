@@ -162,6 +162,31 @@ test('BF16 products: arrays off the arena, k = 0 and bad arguments', () => {
   for (const a of [xa, wa, ya]) free(a);
 });
 
+test('Linear.forwardShared: each layer\'s own forward bit for bit (BF16 and int8 weights side by side, biases, decoding rows and more)', () => {
+  const next = rng(23);
+  for (const dtype of ['bf16', 'int8'] as const) {
+    const store = new ParamStore({ dtype });
+    const k = 100; // a shorter last int8 block
+    const layers = [Linear.create(store, 'a', k, 67, true), Linear.create(store, 'b', k, 9, false), Linear.create(store, 'c', k, 300, true)];
+    for (const p of store.list()) {
+      const values = randomF32(p.shape.reduce((x, y) => x * y, 1), next, false);
+      const stored = p.stored ?? { type: 'f32' as const, data: p.data };
+      WEIGHT_TYPES[stored.type].fromFloat(values, stored, 0);
+    }
+    for (const rows of [1, 2, 4, 9]) {
+      const x = randomF32(rows * k, next);
+      const apart = layers.map((l) => { const y = allocF32(rows * l.outFeatures); l.forward(x, y, rows); return y; });
+      const together = layers.map((l) => allocF32(rows * l.outFeatures).fill(Number.NaN));
+      Linear.forwardShared(x, rows, layers.map((l, i) => [l, together[i]!] as const));
+      for (let i = 0; i < layers.length; i++) assert.deepEqual(Array.from(together[i]!), Array.from(apart[i]!), `${getBackend().name} ${dtype}, ${rows} rows, layer ${i}`);
+      for (const a of [x, ...apart, ...together]) free(a);
+    }
+    assert.throws(() => Linear.forwardShared(new Float32Array(k), 1, [[layers[0]!, new Float32Array(67)], [Linear.create(store, 'd', 64, 3, false), new Float32Array(3)]]),
+      /d\.weight reads 64 features, not the 100 of the layers beside it/);
+    store.free();
+  }
+});
+
 test('Linear over a BF16 weight: forward with the bias; backward refused, naming the weight', () => {
   const next = rng(19);
   const store = new ParamStore({ dtype: 'bf16' });

@@ -143,6 +143,14 @@ export interface HeapKernels {
   embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: Float32Array, n: number, dim: number, grain: number): void;
 }
 
+/** One part of Backend.gemmShared: y[m, n] = x·Wᵀ, W stored [n, k] as BF16 bits (scales null) or int8 with its scales. */
+export interface SharedInputPart {
+  w: Uint16Array | Int8Array;
+  scales: Float32Array | null;
+  n: number;
+  y: Float32Array;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Threads the backend computes with. */
@@ -152,6 +160,13 @@ export interface Backend {
   gemmBf16(args: Bf16GemmArgs): void;
   /** The product by an int8 weight (Int8GemmArgs). */
   gemmInt8(args: Int8GemmArgs): void;
+  /**
+   * Decoding products (m ≤ 4 rows) that read one input x[m, k], made in one call: the native add-on streams
+   * every part's weight in one shared work (a layer's q/k/v, an MLP's gate and up), without coming back to
+   * JS between them. Each y is what gemmBf16/gemmInt8 would give, bit for bit. Returns false, having done
+   * nothing, where it has no such path (the caller then makes the products one by one).
+   */
+  gemmShared?(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean;
   /**
    * Its weight products (sgemm, gemmBf16, gemmInt8) read weights in ordinary memory in place, so models keep their
    * matrices outside the 4 GiB arena (core/weights.ts WeightPlace 'heap'): native. The wasm kernels would

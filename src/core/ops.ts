@@ -10,7 +10,7 @@
 // used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
-import { BF16_KERNEL_DESCRIPTIONS, type Bf16Kernel, type GemmArgs, type HeapKernels, type MatmulPrecision, type RangeKernelName } from './backend.js';
+import { BF16_KERNEL_DESCRIPTIONS, type Bf16Kernel, type GemmArgs, type HeapKernels, type MatmulPrecision, type RangeKernelName, type SharedInputPart } from './backend.js';
 import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, PARALLEL_MIN_ELEMENTS, parallelFor, ptr, runOnCaller } from './wasm/runtime.js';
@@ -110,6 +110,37 @@ export function linear(
   const weight: Weight = w instanceof Float32Array ? { type: 'f32', data: w } : w;
   WEIGHT_TYPES[weight.type].matmulT(getBackend(), x, weight, y, rows, outF, inF);
   if (b) addBias(y, b, rows, outF);
+}
+
+/** One output of linearShared: y[rows, outF] = x·Wᵀ (+ b), W stored [outF, inF]. */
+export interface LinearPart {
+  w: Float32Array | Weight;
+  b: Float32Array | null;
+  y: Float32Array;
+  outF: number;
+}
+
+/**
+ * linear for several weights that read the same x (a layer's q/k/v, an MLP's gate and up): one backend
+ * call for all of them where it has one for a decoding shape (Backend.gemmShared: rows ≤ 4, weights of a
+ * type it takes), else one linear each. The same values either way.
+ */
+export function linearShared(x: Float32Array, parts: readonly LinearPart[], rows: number, inF: number): void {
+  const backend = getBackend();
+  if (backend.gemmShared && rows <= 4 && parts.length > 1) {
+    const shared: SharedInputPart[] = [];
+    for (const p of parts) {
+      const w: Weight = p.w instanceof Float32Array ? { type: 'f32', data: p.w } : p.w;
+      const part = WEIGHT_TYPES[w.type].sharedPart(w, p.y, p.outF, inF);
+      if (!part) break;
+      shared.push(part);
+    }
+    if (shared.length === parts.length && backend.gemmShared(rows, inF, x, shared)) {
+      for (const p of parts) if (p.b) addBias(p.y, p.b, rows, p.outF);
+      return;
+    }
+  }
+  for (const p of parts) linear(x, p.w, p.b, p.y, rows, inF, p.outF);
 }
 
 export function linearBackward(

@@ -18,7 +18,7 @@
 //         registers, sum each block in float32 and apply its scale (see Int8GemmArgs).
 //         The scale is float32 rather than f16 (Q8_0's): 1.125 bytes a value instead of 1.0625, for
 //         scales that are plain floats on every backend (wasm SIMD has no f16) and no second rounding.
-import { INT8_BLOCK, type Backend } from './backend.js';
+import { INT8_BLOCK, type Backend, type SharedInputPart } from './backend.js';
 import { allocF32, allocI8, allocU16, free } from './memory.js';
 import { getBackend } from './select.js';
 
@@ -156,6 +156,8 @@ export interface WeightTraits {
    * accumulation in all.
    */
   matmulT(backend: Backend, x: Float32Array, w: Weight, y: Float32Array, m: number, n: number, k: number): void;
+  /** The weight as a part of Backend.gemmShared (y = x·Wᵀ, W stored [n, k]), or null for a type it does not take. */
+  sharedPart(w: Weight, y: Float32Array, n: number, k: number): SharedInputPart | null;
 }
 
 function asF32(w: Weight): Float32Array {
@@ -178,6 +180,7 @@ const F32: WeightTraits = {
   toFloat: (w, from, count, out) => out.set(asF32(w).subarray(from, from + count)),
   fromFloat: (src, w, from) => asF32(w).set(src, from),
   matmulT: (backend, x, w, y, m, n, k) => backend.sgemm({ transA: false, transB: true, m, n, k, a: x, b: asF32(w), c: y }),
+  sharedPart: () => null, // float32 decoding products keep sgemm's own choice of kernel
 };
 
 const BF16: WeightTraits = {
@@ -191,6 +194,7 @@ const BF16: WeightTraits = {
   fromFloat: (src, w, from) =>
     f32ToBf16Array(new Uint32Array(src.buffer, src.byteOffset, src.length), asBf16(w).subarray(from, from + src.length)),
   matmulT: (backend, x, w, y, m, n, k) => backend.gemmBf16({ m, n, k, x, w: asBf16(w), y }),
+  sharedPart: (w, y, n) => ({ w: asBf16(w), scales: null, n, y }),
 };
 
 function asInt8(w: Weight): Extract<Weight, { type: 'int8' }> {
@@ -296,6 +300,11 @@ const INT8: WeightTraits = {
     const q = asInt8(w);
     if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
     backend.gemmInt8({ m, n, k, x, w: q.data, scales: q.scales, y });
+  },
+  sharedPart: (w, y, n, k) => {
+    const q = asInt8(w);
+    if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
+    return { w: q.data, scales: q.scales, n, y };
   },
 };
 

@@ -8,6 +8,7 @@
 import { allocF32, free } from '../core/memory.js';
 import { matmul, rope, softmax, softmaxBackward } from '../core/ops.js';
 import { AttentionProjections, type GetParam } from './projections.js';
+import { Linear } from './linear.js';
 import { ropeTable, type RopeTable } from './rope.js';
 import type { ActivationBytes, MixerContext, MixerState, Param, SoftmaxAttentionInternals, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
@@ -167,9 +168,7 @@ export class SoftmaxAttention implements TokenMixer {
   /** q, k, v of T tokens at positions start … start+T−1, with RoPE applied to q and k. */
   private project(x: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number, start: number): void {
     const rows = B * T;
-    this.proj.q.forward(x, q, rows);
-    this.proj.k.forward(x, k, rows);
-    this.proj.v.forward(x, v, rows);
+    Linear.forwardShared(x, rows, [[this.proj.q, q], [this.proj.k, k], [this.proj.v, v]]);
     const { cos, sin } = this.rope.get(start + T);
     rope(q, cos, sin, B, T, this.heads, this.headDim, start);
     rope(k, cos, sin, B, T, this.kvHeads, this.headDim, start);

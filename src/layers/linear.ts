@@ -10,7 +10,7 @@
 // dx through it, in whatever type it is stored. A LoRA adapter (lora.ts), when attached, adds its
 // low-rank update forward and its gradients backward.
 import { allocF32, free } from '../core/memory.js';
-import { linear, linearBackward, matmul, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
+import { linear, linearBackward, linearShared, matmul, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
 import { WEIGHT_TYPES } from '../core/weights.js';
 import { backwardInputBanded, type LoraAdapter } from './lora.js';
 import { gradIfTrained, gradOf, storedWeight, untrainable, type ParamStore } from './params.js';
@@ -48,6 +48,19 @@ export class Linear {
   forward(x: Float32Array, y: Float32Array, rows: number): void {
     linear(x, storedWeight(this.weight), this.bias ? this.bias.data : null, y, rows, this.inFeatures, this.outFeatures);
     this.lora?.forwardAdd(x, y, rows);
+  }
+
+  /**
+   * forward of several layers that read the same x (a layer's q/k/v, an MLP's gate and up), each into its
+   * y: one backend call for all where the backend has one for decoding (ops.linearShared); the same values.
+   */
+  static forwardShared(x: Float32Array, rows: number, outputs: readonly (readonly [Linear, Float32Array])[]): void {
+    const inF = outputs[0]![0].inFeatures;
+    for (const [layer] of outputs) {
+      if (layer.inFeatures !== inF) throw new Error(`supra: ${layer.weight.name} reads ${layer.inFeatures} features, not the ${inF} of the layers beside it`);
+    }
+    linearShared(x, outputs.map(([layer, y]) => ({ w: storedWeight(layer.weight), b: layer.bias ? layer.bias.data : null, y, outF: layer.outFeatures })), rows, inF);
+    for (const [layer, y] of outputs) layer.lora?.forwardAdd(x, y, rows);
   }
 
   /** A trained weight must be float32: the others are for inference (a clear error, before any work). */

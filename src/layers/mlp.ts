@@ -51,8 +51,7 @@ export class MLP {
     const g = keep ? this.acts.get('gate', n) : this.scratch.get('mlp.gate', n);
     const u = keep ? this.acts.get('up', n) : this.scratch.get('mlp.up', n);
     const a = this.scratch.get('mlp.act', n);
-    this.gate.forward(x, g, rows);
-    this.up.forward(x, u, rows);
+    Linear.forwardShared(x, rows, [[this.gate, g], [this.up, u]]);
     swiglu(g, u, a, n);
     this.down.forward(a, out, rows);
     if (keep) {

@@ -328,16 +328,12 @@ export class SupraAttention implements TokenMixer {
     if (this.folded) {
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
-      this.folded.q.forward(x, qf, N);
+      Linear.forwardShared(x, N, [[this.folded.q, qf], [this.folded.k, kf], [this.proj.v, v]]);
       ops.relu(qf, qf);
-      this.folded.k.forward(x, kf, N);
       ops.relu(kf, kf);
-      this.proj.v.forward(x, v, N);
     } else if (stacked) {
       const qk = this.buf('qkStack', 2 * N * H * D, false);
-      this.proj.q.forward(x, qk.subarray(0, N * H * D), N);
-      this.proj.k.forward(x, qk.subarray(N * H * D), N);
-      this.proj.v.forward(x, v, N);
+      Linear.forwardShared(x, N, [[this.proj.q, qk.subarray(0, N * H * D)], [this.proj.k, qk.subarray(N * H * D)], [this.proj.v, v]]);
       const qkf = this.buf('qkfStack', 2 * N * H * Dk, false);
       this.kernelQ.forward(qk, qkf, 2 * N);
       ops.relu(qkf, qkf);
@@ -346,9 +342,7 @@ export class SupraAttention implements TokenMixer {
     } else {
       const q = this.buf('q', N * H * D, keep);
       const k = this.buf('k', N * Hkv * D, keep);
-      this.proj.q.forward(x, q, N);
-      this.proj.k.forward(x, k, N);
-      this.proj.v.forward(x, v, N);
+      Linear.forwardShared(x, N, [[this.proj.q, q], [this.proj.k, k], [this.proj.v, v]]);
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
       this.kernelQ.forward(q, qf, N);

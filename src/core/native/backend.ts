@@ -12,7 +12,7 @@
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
 import { isNode, nodeBuiltin } from '../host.js';
-import type { Backend, BackendKernels, Bf16GemmArgs, Bf16Kernel, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, Bf16Kernel, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision, SharedInputPart } from '../backend.js';
 export type { Bf16Kernel } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
@@ -44,6 +44,8 @@ interface Addon {
   ): void;
   gemmBf16(m: number, n: number, k: number, x: Float32Array, w: Uint16Array, y: Float32Array): void;
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
+  /** Each part [w, scales, n, y] (native/addon.cc GemmShared); older builds lack it. */
+  gemmShared?(m: number, k: number, x: Float32Array, parts: [Uint16Array | Int8Array, Float32Array | null, number, Float32Array][]): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
     smallKernel: SmallKernel; elementwiseKernels: ElementwiseKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
@@ -361,6 +363,13 @@ function load(addonPath: string): NativeResult {
     else addon.gemmInt8(g.m, g.n, g.k, g.x, g.w, g.scales, g.y);
   }
 
+  /** Decoding products reading one x, in one call of the add-on (Backend.gemmShared), where its kernels run (AVX2 or AVX-512). */
+  function gemmShared(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean {
+    if (m > 4 || decodeKernel === 'none' || typeof addon.gemmShared !== 'function') return false;
+    addon.gemmShared(m, k, x, parts.map((p) => [p.w, p.scales, p.n, p.y]));
+    return true;
+  }
+
   // the BF16 kernels the add-on has (one built before the list: vdpbf16ps where it can turn products on)
   const { bf16Kernels: listed, bf16Products } = addon.info();
   const bf16Kernels: Bf16Kernel[] = listed ?? (bf16Products === 'off' || bf16Products === 'avx512bf16' ? ['avx512bf16'] : []);
@@ -374,6 +383,7 @@ function load(addonPath: string): NativeResult {
     sgemm,
     gemmBf16,
     gemmInt8,
+    gemmShared,
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
