@@ -1269,8 +1269,9 @@ napi_value EmbeddingBackward(napi_env env, napi_callback_info cbinfo) {
 // head of a sequence) is an item; the helper is usually still spinning from the product before, which the
 // wasm pool's workers are not (they sleep between a decoding step's kernels, and waking them costs more than
 // the step). The units are two runs (split), so a head's state is updated by the same thread from token to
-// token: taking alternate units moved states between the cores' caches (SmolLM-135M's 30 layers' states,
-// called in turn: 6.3-6.8 us a call shared, 2.6 on one thread; in decoding 1-2% faster split, Zen 4 VM).
+// token, instead of moving between the cores' caches when the threads take alternate units (SmolLM-135M's
+// 30 layers' states called in turn, Zen 4 VM: 6.3-6.8 us a call with alternate units, 5.8 split, 2.6 on
+// one thread; in decoding, where the weights streamed between the calls evict the states, within noise).
 #ifdef SUPRA_X86
 class LinearAttentionStepWork : public SharedWork {
  public:
