@@ -474,26 +474,56 @@ constexpr int64_t kBf16ItemBytes = 64 * 1024;
 constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 
 #ifdef SUPRA_X86
-class Bf16DecodeWork : public SharedWork {
+// The decoding products of BF16 and int8 weights (gemmBf16, gemmInt8, gemmShared): each part is a weight of
+// n rows of k (scales null for BF16, its blockwise scales for int8) and its output y[m, n]; the parts' bands
+// of about kBf16ItemBytes of W are the items, numbered part after part, shared with the helper thread in two
+// runs. Each y value is one DotRows* sum, so neither the split nor the grouping into parts changes a bit.
+struct DecodePart {
+  const void* w;
+  const float* scales;
+  float* y;
+  int n;
+  int rowsPerItem;
+  int64_t firstItem;
+  int64_t endItem() const { return firstItem + (n + rowsPerItem - 1) / rowsPerItem; }
+};
+constexpr int kMaxDecodeParts = 16;
+
+DecodePart DecodePartAt(int64_t firstItem, const void* w, const float* scales, float* y, int n, int k) {
+  const int64_t rowBytes = scales ? k + 4 * ((k + supra::kInt8Block - 1) / supra::kInt8Block) : 2 * int64_t{k};
+  return {w, scales, y, n, static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / rowBytes)), firstItem};
+}
+
+class DecodeWork : public SharedWork {
  public:
-  Bf16DecodeWork(int m, int n, int k, const float* x, const uint16_t* w, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), x_(x), w_(w), y_(y), rows_(rowsPerItem) {}
+  DecodeWork(int m, int k, const float* x, const DecodePart* parts, int count)
+      : SharedWork(parts[count - 1].endItem(), true), m_(m), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block), x_(x),
+        parts_(parts), count_(count) {}
 
  protected:
   void Do(int64_t item, int) override {
-    const int j0 = static_cast<int>(item) * rows_;
-    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
-    const uint16_t* w = w_ + static_cast<int64_t>(j0) * k_;
-    if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
-    else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, y_ + j0, n_);
+    int p = 0;
+    while (p + 1 < count_ && parts_[p + 1].firstItem <= item) p++;
+    const DecodePart& part = parts_[p];
+    const int j0 = static_cast<int>(item - part.firstItem) * part.rowsPerItem;
+    const int nn = std::min(part.rowsPerItem, part.n - j0);
+    if (part.scales) {
+      const int8_t* w = static_cast<const int8_t*>(part.w) + static_cast<int64_t>(j0) * k_;
+      const float* s = part.scales + static_cast<int64_t>(j0) * blocks_;
+      if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
+      else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
+    } else {
+      const uint16_t* w = static_cast<const uint16_t*>(part.w) + static_cast<int64_t>(j0) * k_;
+      if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
+      else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
+    }
   }
 
  private:
-  const int m_, n_, k_;
+  const int m_, k_, blocks_;
   const float* x_;
-  const uint16_t* w_;
-  float* y_;
-  const int rows_;
+  const DecodePart* parts_;
+  const int count_;
 };
 #endif
 
@@ -590,8 +620,8 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
   }
 #ifdef SUPRA_X86
   if (m <= kDecodeRows && (HaveAvx512() || HaveAvx2Fma())) {
-    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / (2 * k)));
-    Bf16DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, y.data, rows);
+    const DecodePart part = DecodePartAt(0, w, nullptr, y.data, static_cast<int>(n), static_cast<int>(k));
+    DecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, &part, 1);
     RunShared(work);
     return nullptr;
   }
@@ -606,33 +636,6 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
 // (m <= kDecodeRows) on DotRowsInt8*, the rows of W shared with the helper thread as for BF16 (each y value
 // is one row's sum, so the split never changes the bits; each thread takes a run of rows, as there); otherwise bands of W dequantized to float32 and
 // one OpenBLAS sgemm per band.
-
-#ifdef SUPRA_X86
-class Int8DecodeWork : public SharedWork {
- public:
-  Int8DecodeWork(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y, int rowsPerItem)
-      : SharedWork((n + rowsPerItem - 1) / rowsPerItem, true), m_(m), n_(n), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block),
-        x_(x), w_(w), scales_(scales), y_(y), rows_(rowsPerItem) {}
-
- protected:
-  void Do(int64_t item, int) override {
-    const int j0 = static_cast<int>(item) * rows_;
-    const int nn = n_ - j0 < rows_ ? n_ - j0 : rows_;
-    const int8_t* w = w_ + static_cast<int64_t>(j0) * k_;
-    const float* s = scales_ + static_cast<int64_t>(j0) * blocks_;
-    if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, y_ + j0, n_);
-    else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, y_ + j0, n_);
-  }
-
- private:
-  const int m_, n_, k_, blocks_;
-  const float* x_;
-  const int8_t* w_;
-  const float* scales_;
-  float* y_;
-  const int rows_;
-};
-#endif
 
 void GemmInt8Banded(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y) {
   thread_local std::vector<float> band;
@@ -691,9 +694,8 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   }
 #ifdef SUPRA_X86
   if (m <= kDecodeRows && (HaveAvx512() || HaveAvx2Fma())) {
-    // items of about kBf16ItemBytes of W, as the BF16 kernel's
-    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / (k + 4 * blocks)));
-    Int8DecodeWork work(static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), x.data, w, scales.data, y.data, rows);
+    const DecodePart part = DecodePartAt(0, w, scales.data, y.data, static_cast<int>(n), static_cast<int>(k));
+    DecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, &part, 1);
     RunShared(work);
     return nullptr;
   }
@@ -707,50 +709,8 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
 // gemmShared(m, k, x, parts): for each part [w, scales, n, y] of `parts`, y[m, n] = x[m, k] . W^T, W stored
 // n x k as BF16 (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its Float32Array of
 // [n, ceil(k / 32)]), for a decoding product (m <= kDecodeRows). A layer's q/k/v (or gate/up) products then
-// stream their weights in one shared work, bands of every part its items in two runs, with no return to
-// JS nor a wait for the other thread between them. Each y value is one DotRows* sum, as gemmBf16's and
-// gemmInt8's decoding products: the same bits as the parts one by one.
-#ifdef SUPRA_X86
-struct DecodePart {
-  const void* w;
-  const float* scales; // int8 only
-  float* y;
-  int n;
-  int rowsPerItem;
-  int64_t firstItem;
-};
-
-class SharedInputDecodeWork : public SharedWork {
- public:
-  SharedInputDecodeWork(int m, int k, const float* x, const std::vector<DecodePart>& parts, int64_t items)
-      : SharedWork(items, true), m_(m), k_(k), blocks_((k + supra::kInt8Block - 1) / supra::kInt8Block), x_(x), parts_(parts) {}
-
- protected:
-  void Do(int64_t item, int) override {
-    size_t p = 0;
-    while (p + 1 < parts_.size() && parts_[p + 1].firstItem <= item) p++;
-    const DecodePart& part = parts_[p];
-    const int j0 = static_cast<int>(item - part.firstItem) * part.rowsPerItem;
-    const int nn = std::min(part.rowsPerItem, part.n - j0);
-    if (part.scales) {
-      const int8_t* w = static_cast<const int8_t*>(part.w) + static_cast<int64_t>(j0) * k_;
-      const float* s = part.scales + static_cast<int64_t>(j0) * blocks_;
-      if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
-      else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
-    } else {
-      const uint16_t* w = static_cast<const uint16_t*>(part.w) + static_cast<int64_t>(j0) * k_;
-      if (HaveAvx512()) supra::DotRowsBf16Avx512(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
-      else supra::DotRowsBf16Avx2(m_, nn, k_, x_, k_, w, k_, part.y + j0, part.n);
-    }
-  }
-
- private:
-  const int m_, k_, blocks_;
-  const float* x_;
-  const std::vector<DecodePart>& parts_;
-};
-#endif
-
+// stream their weights in one DecodeWork, with no return to JS nor a wait for the other thread between
+// them: the same bits as the parts one by one.
 napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[4];
   if (!ReadArgs(env, cbinfo, "gemmShared", 4, argv)) return nullptr;
@@ -771,13 +731,11 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
   bool isArray = false;
   uint32_t count = 0;
   if (napi_is_array(env, argv[3], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[3], &count) != napi_ok ||
-      count == 0 || count > 16) {
-    return fail("parts must be an array of 1 to 16 [w, scales, n, y] entries");
+      count == 0 || count > kMaxDecodeParts) {
+    return fail("parts must be an array of 1 to " + std::to_string(kMaxDecodeParts) + " [w, scales, n, y] entries");
   }
   const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
-  std::vector<DecodePart> parts;
-  std::vector<std::pair<const float*, int64_t>> outputs;
-  int64_t items = 0;
+  DecodePart parts[kMaxDecodeParts];
   for (uint32_t i = 0; i < count; i++) {
     const std::string which = "part " + std::to_string(i) + ": ";
     napi_value entry, fields[4];
@@ -820,17 +778,13 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
         (int8 && Overlaps(y.data, m * n, scales.data, n * blocks))) {
       return fail(which + "y overlaps x, w or scales in memory");
     }
-    for (const auto& other : outputs) {
-      if (Overlaps(y.data, m * n, other.first, other.second)) return fail(which + "y overlaps another part's y");
+    for (uint32_t j = 0; j < i; j++) {
+      if (Overlaps(y.data, m * n, parts[j].y, m * parts[j].n)) return fail(which + "y overlaps another part's y");
     }
-    outputs.emplace_back(y.data, m * n);
-    // items of about kBf16ItemBytes of W, as gemmBf16's and gemmInt8's
-    const int64_t rowBytes = int8 ? k + 4 * blocks : 2 * k;
-    const int rows = static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / rowBytes));
-    parts.push_back({wData, int8 ? scales.data : nullptr, y.data, static_cast<int>(n), rows, items});
-    items += (n + rows - 1) / rows;
+    parts[i] = DecodePartAt(i == 0 ? 0 : parts[i - 1].endItem(), wData, int8 ? scales.data : nullptr, y.data, static_cast<int>(n),
+                            static_cast<int>(k));
   }
-  SharedInputDecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, parts, items);
+  DecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, parts, static_cast<int>(count));
   RunShared(work);
   return nullptr;
 #endif

@@ -202,6 +202,13 @@ function asInt8(w: Weight): Extract<Weight, { type: 'int8' }> {
   return w;
 }
 
+/** An int8 weight in a product over rows of k values: its blocks fall by its own row length, so they must agree. */
+function int8Rows(w: Weight, k: number): Extract<Weight, { type: 'int8' }> {
+  const q = asInt8(w);
+  if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
+  return q;
+}
+
 /** Blocks per row of an int8 weight with rows of `cols` values. */
 export function int8BlocksPerRow(cols: number): number {
   return Math.ceil(cols / INT8_BLOCK);
@@ -297,13 +304,11 @@ const INT8: WeightTraits = {
   toFloat: (w, from, count, out) => int8ToFloat(asInt8(w), from, count, out),
   fromFloat: (src, w, from) => int8FromFloat(src, asInt8(w), from),
   matmulT: (backend, x, w, y, m, n, k) => {
-    const q = asInt8(w);
-    if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
+    const q = int8Rows(w, k);
     backend.gemmInt8({ m, n, k, x, w: q.data, scales: q.scales, y });
   },
   sharedPart: (w, y, n, k) => {
-    const q = asInt8(w);
-    if (q.cols !== k) throw new RangeError(`supra: int8 weight has rows of ${q.cols} values, the product needs ${k}`);
+    const q = int8Rows(w, k);
     return { w: q.data, scales: q.scales, n, y };
   },
 };
