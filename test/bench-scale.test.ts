@@ -71,6 +71,12 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.deepEqual(model!.cases.map((c) => c.featureMaps ?? '-'), ['-', '-', '-', 'separate', 'folded', 'folded']);
   // a SUPRA model's decode is measured again 32k tokens in; a teacher's is not
   for (const c of model!.cases.filter((x) => x.status === 'ok')) assert.equal(c.farDecodeTokensPerS! > 0, c.kind === 'supra', JSON.stringify(c));
+  // a SUPRA token's products alone: every layer's (q/k/v, o, gate/up, down, each at least one call) and lm_head's;
+  // a teacher's are not split
+  for (const c of model!.cases.filter((x) => x.status === 'ok')) {
+    if (c.kind !== 'supra') assert.equal(c.products, undefined);
+    else assert.ok(c.products!.calls >= 4 * 2 + 1 && c.products!.tokensPerS > 0 && c.products!.shareOfStep > 0, JSON.stringify(c));
+  }
   // eval and serve ran on both folders at bf16, the folders' own type, as a user runs them
   assert.deepEqual(model!.commands!.map((c) => `${c.kind} ${c.dtype} ${c.command} ${c.status}`),
     ['teacher bf16 eval ok', 'teacher bf16 serve ok', 'supra bf16 eval ok', 'supra bf16 serve ok']);

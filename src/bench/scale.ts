@@ -14,6 +14,7 @@ import { checkParametersFit, parameterMemory } from '../models/decoder.js';
 import { loadDecoder } from '../models/auto.js';
 import { linearizeFolder } from '../models/linearize.js';
 import { nativeReader, type BandwidthResult } from './bandwidth.js';
+import { recordProducts, replayProducts } from './products.js';
 import type { MachineInfo } from './report.js';
 import { runTrainJob, type TrainJob } from './train-step.js';
 import { weightBytesPerToken } from './weights.js';
@@ -80,6 +81,12 @@ export interface ScaleCase {
   decodeTokensPerS?: number;
   /** SUPRA only: decode tokens/s at position FAR_POSITION (the same figure means decoding is flat in context). */
   farDecodeTokensPerS?: number;
+  /**
+   * SUPRA only: the matrix products of a decoded token alone (its `calls` recorded, then replayed back to back),
+   * as tokens/s, and their median time over the whole step's (measured alternating with it): the rest of the
+   * step is the work between the products.
+   */
+  products?: { calls: number; tokensPerS: number; shareOfStep: number };
   weightBytesPerToken?: number;
   /** bandwidth ÷ weightBytesPerToken, and decodeTokensPerS as a percentage of it. */
   boundTokensPerS?: number;
@@ -178,6 +185,23 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
       model.step(ids(1, t), 1, 1, state);
       if (t >= 4) times.push(performance.now() - s0);
     }
+    // A recurrent model's token split in two: the products of one step, recorded and replayed back to back on
+    // the same buffers, against whole steps, alternating so that the machine's moves weigh on both alike.
+    // (Not a teacher's: its cache, and the buffers the recorded calls hold, grow as it decodes.)
+    let products: ScaleCase['products'];
+    if (model.recurrent) {
+      const calls = recordProducts(() => model.step(ids(1, 0), 1, 1, state));
+      const whole: number[] = [], alone: number[] = [];
+      for (let t = 0; t < job.decodeTokens; t++) {
+        let s0 = performance.now();
+        model.step(ids(1, t), 1, 1, state);
+        whole.push(performance.now() - s0);
+        s0 = performance.now();
+        replayProducts(calls);
+        alone.push(performance.now() - s0);
+      }
+      products = { calls: calls.length, tokensPerS: 1000 / median(alone), shareOfStep: median(alone) / median(whole) };
+    }
     // A recurrent model's step costs the same at any position (its state has a fixed size): measured far
     // out by moving the state's position there, as a 32k-token prefill would, without its minutes.
     let farDecodeTokensPerS: number | undefined;
@@ -218,7 +242,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     }
     state.free();
     return {
-      status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS,
+      status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS, products,
       weightBytesPerToken: bytesPerToken, backend: be.name, threads: be.threads, maxRssBytes, paired,
     };
   } finally {
@@ -246,13 +270,14 @@ function caseCells(c: ScaleCase): string[] {
   if (c.status === 'ok') {
     return [
       fmt(c.loadSeconds, 2), gib(c.maxRssBytes), fmt(c.prefillTokensPerS), fmt(c.decodeTokensPerS), fmt(c.farDecodeTokensPerS),
+      c.products ? `${c.products.tokensPerS.toFixed(1)} (${(100 * c.products.shareOfStep).toFixed(0)}%)` : '—',
       fmt(c.boundTokensPerS), c.percentOfBound === undefined ? '—' : `${c.percentOfBound.toFixed(0)}%`,
       c.paired ? `${c.paired.percentOfBound.toFixed(0)}%` : '—',
     ];
   }
   const why = c.status === 'does-not-fit' ? `does not fit: needs ${gib(c.needBytes)} for its parameters (the memory check refuses it before allocating)`
     : `error: ${(c.message ?? '').split('\n')[0]}`;
-  return [why, '', '', '', '', '', '', ''];
+  return [why, '', '', '', '', '', '', '', ''];
 }
 
 /** The report as markdown: the machine, the bandwidth, a table of linearizations and one of the cases. */
@@ -270,6 +295,7 @@ export function scaleMarkdown(r: ScaleReport): string {
     `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt (and 4 more), once ${WARM_UP_TOKENS} tokens were decoded in a state of their own. ` +
     `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
     'SUPRA models load as a user loads them: at bf16 and int8 their feature maps folded into q_proj and k_proj (the default), at f32 separate. ' +
+    'Products alone: SUPRA models only, the matrix products of one decoded token recorded and replayed back to back, timed alternating with whole steps; the rest of a step is the work between them. ' +
     'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied). ' +
     `Beside it (native): in the case's process, ${PAIRED_ROUNDS} rounds of a bandwidth measure (best of ${PAIRED_PASSES} passes) then ${PAIRED_TOKENS} decoded tokens, the median round's decode against that round's bound; ` +
     "the machine's neighbours move both measures, and adjacent ones move together.", '');
@@ -278,7 +304,7 @@ export function scaleMarkdown(r: ScaleReport): string {
     const lin = m.linearize === null ? ['(cached)', ''] : 'error' in m.linearize ? [`error: ${m.linearize.error.split('\n')[0]}`, ''] : [fmt(m.linearize.seconds, 1), gib(m.linearize.maxRssBytes)];
     lines.push(`| ${m.shape} | ${paramCount(m.params)} | ${gib(m.teacherBytes)} | ${lin.join(' | ')} |`);
   }
-  lines.push('', `| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | decode at ${FAR_POSITION / 1024}k tokens/s | bound tokens/s | % of bound | % of the bound read beside it |`, '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('', `| model | kind | weights | load s | peak RSS | prefill tokens/s | decode tokens/s | decode at ${FAR_POSITION / 1024}k tokens/s | products alone tokens/s (their share of a step) | bound tokens/s | % of bound | % of the bound read beside it |`, '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const m of r.models) {
     for (const c of m.cases) lines.push(`| ${m.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${caseCells(c).join(' | ')} |`);
   }

@@ -11,6 +11,7 @@ import { formatBytes } from '../core/memory.js';
 import { loadDecoder } from '../models/auto.js';
 import type { DataPosition, TokenBatches } from '../train/batches.js';
 import { Trainer } from '../train/trainer.js';
+import { timeProducts } from './products.js';
 import type { PytorchStep } from './pytorch.js';
 
 export interface TrainJob {
@@ -85,21 +86,6 @@ class RandomTokenBatches implements TokenBatches {
   }
 
   close(): void {}
-}
-
-/** Counts the seconds spent in the backend's matrix products (sgemm and the BF16/int8 ones) while on. */
-function timeProducts(): { seconds: () => number; reset: () => void } {
-  const backend = getBackend() as unknown as Record<'sgemm' | 'gemmBf16' | 'gemmInt8', (a: unknown) => void>;
-  let total = 0;
-  for (const name of ['sgemm', 'gemmBf16', 'gemmInt8'] as const) {
-    const inner = backend[name].bind(backend);
-    backend[name] = (args: unknown) => {
-      const t0 = performance.now();
-      inner(args);
-      total += performance.now() - t0;
-    };
-  }
-  return { seconds: () => total / 1000, reset: () => (total = 0) };
 }
 
 /** Run one case: load the folder in float32, one warm-up step, then `steps` timed steps (see TrainJob.recipe). */
