@@ -16,8 +16,9 @@ export interface RecordedProduct {
 }
 
 /**
- * Routes every product of the selected backend through `around(run, args)`, which must call run() and return
- * its result; returns the function that puts the backend's own methods back.
+ * Routes every product of the selected backend through `around(run, call)`, which must call run() and return
+ * its result (`call` is the method and its arguments, to make the call again); returns the function that puts
+ * the backend's own methods back.
  */
 export function interceptProducts(around: (run: () => unknown, call: RecordedProduct) => unknown): () => void {
   const backend = getBackend() as unknown as Record<string, ProductCall | undefined>;
@@ -69,4 +70,3 @@ export function timeProducts(): { seconds: () => number; reset: () => void } {
   });
   return { seconds: () => total / 1000, reset: () => (total = 0) };
 }
-
