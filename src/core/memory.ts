@@ -22,8 +22,10 @@ export const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, 
 const resizable = !canShareMemory && typeof (memory as { toResizableBuffer?: () => ArrayBuffer }).toResizableBuffer === 'function';
 if (resizable) (memory as unknown as { toResizableBuffer(): ArrayBuffer }).toResizableBuffer();
 
-// Every SharedArrayBuffer object the memory has handed out (a new one after each grow).
+// Every SharedArrayBuffer object the memory has handed out (a new one after each grow), and the newest,
+// which nearly every view is on: inArena runs for every array of every kernel call.
 const arenaBuffers = new WeakSet<ArrayBufferLike>([memory.buffer]);
+let newestArenaBuffer: ArrayBufferLike = memory.buffer;
 
 // Free blocks as [offset, size] sorted by offset; adjacent blocks are merged on free.
 const freeBlocks: Array<[number, number]> = [];
@@ -53,7 +55,8 @@ function grow(endBytes: number): void {
     );
   }
   memory.grow(target - have / PAGE);
-  arenaBuffers.add(memory.buffer);
+  newestArenaBuffer = memory.buffer;
+  arenaBuffers.add(newestArenaBuffer);
 }
 
 function takeBytes(size: number): number {
@@ -154,7 +157,8 @@ export function free(view: Float32Array | Int32Array | Uint16Array | Int8Array):
 
 /** True when the array lives in the arena, so kernels can use it in place. */
 export function inArena(view: ArrayBufferView): boolean {
-  return arenaBuffers.has(view.buffer);
+  const buffer = view.buffer;
+  return buffer === newestArenaBuffer || arenaBuffers.has(buffer);
 }
 
 /** Copy any float array into a fresh arena buffer. */

@@ -45,9 +45,14 @@ function ownRange(
   if (!own?.range || !own.rangeKernels?.has(kernel)) return false;
   // A decoding step's small calls on arena arrays: the wasm kernel on this thread is the cheaper call (measured
   // 0.8-1.0 µs against 1.0-1.5 for a 576-wide rmsnorm or a 9-head rope, 2026-12-07), with the same bits.
-  if (total * unitElements < OWN_RANGE_MIN_ELEMENTS && spans.every((a) => a === null || inArena(a))) return false;
+  if (total * unitElements < OWN_RANGE_MIN_ELEMENTS && allInArena(spans)) return false;
   const small = total * unitElements < PARALLEL_MIN_ELEMENTS; // one chunk, on this thread, as the wasm runtime keeps it
   own.range(kernel, spans, scalars, total, small ? Math.max(1, total) : Math.max(minGrain, chunkGrain(total, Math.max(1, unitElements))));
+  return true;
+}
+
+function allInArena(spans: (Float32Array | Float64Array | null)[]): boolean {
+  for (const a of spans) if (a !== null && !inArena(a)) return false;
   return true;
 }
 
@@ -60,6 +65,20 @@ const COLUMN_SUM_MIN_GRAIN = 64;
 
 function checkCount(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: ${name} must be a non-negative integer, got ${v}`);
+}
+
+function isCount(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
+}
+
+/**
+ * checkCount of up to six counts of one call, named in `names` (comma-separated) only to report a bad one:
+ * a decoding step makes hundreds of these calls, and a list of [name, value] pairs for each was garbage.
+ */
+function checkCounts(op: string, names: string, a: number, b: number, c = 0, d = 0, e = 0, f = 0): void {
+  if (isCount(a) && isCount(b) && isCount(c) && isCount(d) && isCount(e) && isCount(f)) return;
+  const values = [a, b, c, d, e, f];
+  names.split(',').forEach((name, i) => checkCount(`${op}: ${name}`, values[i]!));
 }
 
 // ---------------------------------------------------------------- matmul
@@ -448,9 +467,7 @@ export function rope(
   x: Float32Array, cos: Float32Array, sin: Float32Array,
   batch: number, tokens: number, heads: number, dim: number, start: number, inverse = false,
 ): void {
-  for (const [name, v] of [['batch', batch], ['tokens', tokens], ['heads', heads], ['dim', dim], ['start', start]] as const) {
-    checkCount(`rope: ${name}`, v);
-  }
+  checkCounts('rope', 'batch,tokens,heads,dim,start', batch, tokens, heads, dim, start);
   if (dim % 2 !== 0) throw new RangeError(`supra: rope: dim must be even, got ${dim}`);
   const half = dim / 2;
   const rows = batch * tokens;
@@ -669,7 +686,7 @@ function checkHeads(name: string, heads: number, rep: number): void {
  * dst[b, h, t, :] = src[b, t, ⌊h/rep⌋, :]. With T = 1 this is repeat_kv on rows.
  */
 export function toHeadMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
-  for (const [name, v] of [['B', B], ['T', T], ['H', H], ['D', D]] as const) checkCount(`toHeadMajor: ${name}`, v);
+  checkCounts('toHeadMajor', 'B,T,H,D', B, T, H, D);
   checkHeads('toHeadMajor', H, rep);
   const n = B * T * H * D;
   if (ownRange('toHeadMajor', [src, dst], [T, H, rep, D], B * H, T * D)) return;
@@ -684,7 +701,7 @@ export function toHeadMajor(src: Float32Array, dst: Float32Array, B: number, T: 
  * head-major [B, H, T, D] back to token-major [B, T, H/rep, D].
  */
 export function toTokenMajor(src: Float32Array, dst: Float32Array, B: number, T: number, H: number, rep: number, D: number): void {
-  for (const [name, v] of [['B', B], ['T', T], ['H', H], ['D', D]] as const) checkCount(`toTokenMajor: ${name}`, v);
+  checkCounts('toTokenMajor', 'B,T,H,D', B, T, H, D);
   checkHeads('toTokenMajor', H, rep);
   const n = B * T * H * D;
   if (ownRange('toTokenMajor', [src, dst], [T, H, rep, D], (B * H) / rep, T * D * rep)) return;
@@ -735,9 +752,7 @@ export function scaleRowsByDecay(
   src: Float32Array, srcStride: number, dst: Float32Array, U: number, H: number, rows: number, cols: number,
   powers: Float64Array, powStride: number, mult: number, from: number,
 ): void {
-  for (const [name, v] of [['srcStride', srcStride], ['U', U], ['H', H], ['rows', rows], ['cols', cols], ['powStride', powStride]] as const) {
-    checkCount(`scaleRowsByDecay: ${name}`, v);
-  }
+  checkCounts('scaleRowsByDecay', 'srcStride,U,H,rows,cols,powStride', srcStride, U, H, rows, cols, powStride);
   if (U === 0 || rows === 0) return;
   if (from >= 0 && from < rows - 1) throw new RangeError(`supra: scaleRowsByDecay: from ${from} would give negative exponents`);
   const maxExp = from >= 0 ? from : rows - 1;
@@ -762,9 +777,7 @@ export function decayChunkRows(
   src: Float32Array, dst: Float32Array, U: number, H: number, tokens: number, cols: number, chunk: number,
   powers: Float64Array, powStride: number, mult: number, fromEnd: boolean,
 ): void {
-  for (const [name, v] of [['U', U], ['H', H], ['tokens', tokens], ['cols', cols], ['chunk', chunk], ['powStride', powStride]] as const) {
-    checkCount(`decayChunkRows: ${name}`, v);
-  }
+  checkCounts('decayChunkRows', 'U,H,tokens,cols,chunk,powStride', U, H, tokens, cols, chunk, powStride);
   if (U === 0 || tokens === 0) return;
   if (H < 1 || chunk < 1) throw new RangeError(`supra: decayChunkRows: heads ${H} and chunk ${chunk} must be at least 1`);
   const rows = U * tokens;
@@ -780,7 +793,7 @@ export function decayChunkRows(
 
 /** x[u] *= powers[(u mod H)·powStride + n] for U = BH consecutive blocks of `size` floats (decays states by γ_h^n). */
 export function decayBlocks(x: Float32Array, U: number, H: number, size: number, powers: Float64Array, powStride: number, n: number): void {
-  for (const [name, v] of [['U', U], ['H', H], ['size', size], ['powStride', powStride], ['n', n]] as const) checkCount(`decayBlocks: ${name}`, v);
+  checkCounts('decayBlocks', 'U,H,size,powStride,n', U, H, size, powStride, n);
   if (U === 0) return;
   if (ownRange('decayBlocks', [x, powers], [size, H, powStride, n], U, size)) return;
   beginCall();
@@ -801,9 +814,7 @@ export function linearAttentionStep(
   q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, state: Float32Array,
   U: number, H: number, T: number, Dk: number, Dv: number, scale: number, powers: Float64Array, powStride: number,
 ): void {
-  for (const [name, v2] of [['U', U], ['H', H], ['T', T], ['Dk', Dk], ['Dv', Dv], ['powStride', powStride]] as const) {
-    checkCount(`linearAttentionStep: ${name}`, v2);
-  }
+  checkCounts('linearAttentionStep', 'U,H,T,Dk,Dv,powStride', U, H, T, Dk, Dv, powStride);
   if (U === 0 || T === 0) return;
   const own = getBackend().kernels?.linearAttentionStep;
   if (own) {

@@ -7,6 +7,10 @@ import { RMSNorm } from './norm.js';
 import type { ActivationBytes, MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
+// The normed inputs' buffers: the layer's own (kept for backward), or the shared scratch's (a decoding step).
+const KEPT = { norm1: 'norm1', rstd1: 'rstd1', norm2: 'norm2', rstd2: 'rstd2' };
+const SCRATCH = { norm1: 'block.norm1', rstd1: 'block.rstd1', norm2: 'block.norm2', rstd2: 'block.rstd2' };
+
 export class DecoderLayer {
   readonly inputNorm: RMSNorm;
   readonly mixer: TokenMixer;
@@ -42,12 +46,12 @@ export class DecoderLayer {
     const keep = state === null;
     if (keep && hIn === hOut) throw new Error('supra: a training forward of a decoder layer needs separate input and output buffers');
     const ws = keep ? this.acts : this.scratch;
-    const pre = keep ? '' : 'block.';
-    const n1 = ws.get(pre + 'norm1', n);
-    const rstd1 = ws.get(pre + 'rstd1', rows);
+    const names = keep ? KEPT : SCRATCH;
+    const n1 = ws.get(names.norm1, n);
+    const rstd1 = ws.get(names.rstd1, rows);
     const hMid = keep ? this.acts.get('mid', n) : hOut;
-    const n2 = ws.get(pre + 'norm2', n);
-    const rstd2 = ws.get(pre + 'rstd2', rows);
+    const n2 = ws.get(names.norm2, n);
+    const rstd2 = ws.get(names.rstd2, rows);
     const branch = this.scratch.get('block.branch', n);
 
     this.inputNorm.forward(hIn, n1, rstd1, rows);

@@ -113,6 +113,14 @@ export class SupraState implements MixerState {
 
 // ---------------------------------------------------------------- the mixer
 
+// Scratch names are this mixer's names under "supra.", made once (a decoding step asks for ~10 a layer).
+const scratchNames = new Map<string, string>();
+function scratchName(name: string): string {
+  let full = scratchNames.get(name);
+  if (full === undefined) scratchNames.set(name, (full = `supra.${name}`));
+  return full;
+}
+
 export class SupraAttention implements TokenMixer {
   readonly recurrent = true;
   readonly layer: number;
@@ -197,7 +205,7 @@ export class SupraAttention implements TokenMixer {
 
   /** A buffer of n floats: kept for backward (the mixer's own) or for this call only (shared scratch). */
   private buf(name: string, n: number, keep: boolean): Float32Array {
-    return keep ? this.acts.get(name, n) : this.scratch.get(`supra.${name}`, n);
+    return keep ? this.acts.get(name, n) : this.scratch.get(scratchName(name), n);
   }
 
   get chunkSize(): number {
@@ -371,11 +379,15 @@ export class SupraAttention implements TokenMixer {
       ops.toHeadMajor(kf, kr, N, 1, H, rep, Dk); // repeat_kv on rows
     }
 
-    // qk-norm, then RoPE (in place on the normed copies)
-    const qrot = this.buf('qrot', N * H * Dk, false);
-    const krot = this.buf('krot', N * H * Dk, false);
-    this.qkNormForward(qf, this.qNorm, qrot, 'q', N, keep);
-    this.qkNormForward(kr, this.kNorm, krot, 'k', N, keep);
+    // qk-norm, then RoPE (in place on the normed copies; without qk-norm a decoding step turns the features
+    // themselves, which it keeps for nothing else)
+    const turnInPlace = !keep && this.settings.qk_norm === 'none';
+    const qrot = turnInPlace ? qf : this.buf('qrot', N * H * Dk, false);
+    const krot = turnInPlace ? kr : this.buf('krot', N * H * Dk, false);
+    if (!turnInPlace) {
+      this.qkNormForward(qf, this.qNorm, qrot, 'q', N, keep);
+      this.qkNormForward(kr, this.kNorm, krot, 'k', N, keep);
+    }
     // 'sum': the denominator reads the features before RoPE (u ≥ 0, so z ≥ 0), head-major
     const uq = this.normalizer ? this.buf('uq', N * H * Dk, keep) : null;
     const uk = this.normalizer ? this.buf('uk', N * H * Dk, keep) : null;

@@ -10,6 +10,9 @@ import { allocF32In, type WeightPlace } from '../core/weights.js';
 
 export class Workspace {
   private readonly buffers = new Map<string, Float32Array>();
+  // the last view of each name shorter than its buffer: a decoding step asks for the same few sizes of
+  // buffers sized for training or a prompt, and a fresh subarray for each would be garbage every call
+  private readonly views = new Map<string, Float32Array>();
 
   constructor(readonly place: WeightPlace = 'arena') {}
 
@@ -20,8 +23,15 @@ export class Workspace {
       if (buf) free(buf);
       buf = allocF32In(n, this.place);
       this.buffers.set(name, buf);
+      this.views.delete(name);
     }
-    return buf.length === n ? buf : buf.subarray(0, n);
+    if (buf.length === n) return buf;
+    let view = this.views.get(name);
+    if (!view || view.length !== n) {
+      view = buf.subarray(0, n);
+      this.views.set(name, view);
+    }
+    return view;
   }
 
   /** `n` int32 values under `name` (token ids, targets), sharing the same storage scheme. */
@@ -40,5 +50,6 @@ export class Workspace {
   free(): void {
     for (const b of this.buffers.values()) free(b);
     this.buffers.clear();
+    this.views.clear();
   }
 }

@@ -127,8 +127,32 @@ export function chunkGrain(total: number, unitElements: number): number {
  */
 export function runOnCaller(kernel: PoolKernel, args: number[], total: number): void {
   if (total <= 0) return;
-  const ex = kernels();
-  (ex[kernel] as unknown as (...a: number[]) => void).call(ex, ...args, 0, total);
+  callRange(kernels()[kernel] as unknown as RangeFn, args, 0, total);
+}
+
+type RangeFn = (...a: number[]) => number | undefined;
+
+/**
+ * fn(...args, lo, hi) on the exports, without building a new list for each call: a decoding step makes
+ * hundreds of kernel calls, and the spread list of each was most of the garbage a token left.
+ */
+function callRange(fn: RangeFn, a: number[], lo: number, hi: number): number | undefined {
+  switch (a.length) {
+    case 1: return fn(a[0]!, lo, hi);
+    case 2: return fn(a[0]!, a[1]!, lo, hi);
+    case 3: return fn(a[0]!, a[1]!, a[2]!, lo, hi);
+    case 4: return fn(a[0]!, a[1]!, a[2]!, a[3]!, lo, hi);
+    case 5: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, lo, hi);
+    case 6: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, lo, hi);
+    case 7: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, lo, hi);
+    case 8: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, lo, hi);
+    case 9: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, lo, hi);
+    case 10: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, lo, hi);
+    case 11: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, lo, hi);
+    case 12: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, lo, hi);
+    case 13: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, lo, hi);
+    default: return fn(...a, lo, hi);
+  }
 }
 
 /**
@@ -145,9 +169,9 @@ export function parallelFor(kernel: PoolKernel, args: number[], total: number, u
   const chunks = Math.ceil(total / grain);
   const p = getPool();
   if (p.threads === 1 || chunks === 1 || total * perUnit < PARALLEL_MIN_ELEMENTS) {
-    if (!reduction) return Number(fn.call(ex, ...args, 0, total) ?? 0);
+    if (!reduction) return Number(callRange(fn, args, 0, total) ?? 0);
     let sum = 0;
-    for (let lo = 0; lo < total; lo += grain) sum += Number(fn.call(ex, ...args, lo, Math.min(total, lo + grain)) ?? 0);
+    for (let lo = 0; lo < total; lo += grain) sum += Number(callRange(fn, args, lo, Math.min(total, lo + grain)) ?? 0);
     return sum;
   }
   const results = p.run(kernel, args, total, grain);
