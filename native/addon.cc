@@ -194,21 +194,45 @@ bool smallKernelOn = VectorCpu();
 supra::VectorIsa smallIsa = WidestIsa();
 
 // One batched call's products, an item per entry.
+// What a batch of small products does to each entry's C block (m·n values, ldc = n) around its product, on the
+// thread that computes it (sgemmFused, GemmArgs.decayC / maskC in src/core/backend.ts).
+struct SmallBatchFusion {
+  // before (beta 1): C ← f·C, or f·from's block, f = float(powers[(entry mod heads)·powStride + exponent])
+  const double* powers = nullptr;
+  int64_t powStride = 0, heads = 1, exponent = 0;
+  const float* from = nullptr;
+  // after (beta 0): C ⊙= pattern's block (entry mod period)
+  const float* pattern = nullptr;
+  int64_t period = 1;
+};
+
 class SmallBatch : public SharedWork {
  public:
   // callerPack: the calling thread's pack buffer (the helper's own when this thread holds the helper).
   SmallBatch(HelperThread& helper, float* callerPack, bool transA, bool transB, int m, int n, int k, float alpha,
              float beta, const float* a, int lda, int64_t strideA, const float* b, int ldb, int64_t strideB, float* c,
-             int ldc, int64_t strideC, int64_t batch)
+             int ldc, int64_t strideC, int64_t batch, const SmallBatchFusion* fusion = nullptr)
       : SharedWork(batch), helper_(helper), callerPack_(callerPack), transA_(transA), transB_(transB), m_(m), n_(n), k_(k), alpha_(alpha),
         beta_(beta), a_(a), lda_(lda), strideA_(strideA), b_(b), ldb_(ldb), strideB_(strideB), c_(c), ldc_(ldc),
-        strideC_(strideC) {}
+        strideC_(strideC), fusion_(fusion) {}
 
  protected:
   void Do(int64_t i, int worker) override {
 #ifdef SUPRA_X86
+    float* c = c_ + i * strideC_;
+    const int64_t size = static_cast<int64_t>(m_) * n_;
+    if (fusion_ && fusion_->powers) {
+      // the multiplies of DecayBlocks / ScaleRowsByDecayUnits (elementwise.inc), one rounding each
+      const float f = static_cast<float>(fusion_->powers[(i % fusion_->heads) * fusion_->powStride + fusion_->exponent]);
+      const float* src = fusion_->from ? fusion_->from + i * size : c;
+      for (int64_t j = 0; j < size; j++) c[j] = src[j] * f;
+    }
     supra::SmallGemm(smallIsa, transA_, transB_, m_, n_, k_, alpha_, beta_, a_ + i * strideA_, lda_, b_ + i * strideB_, ldb_,
-                    c_ + i * strideC_, ldc_, worker == 0 ? callerPack_ : helper_.pack(worker));
+                    c, ldc_, worker == 0 ? callerPack_ : helper_.pack(worker));
+    if (fusion_ && fusion_->pattern) {
+      const float* p = fusion_->pattern + (i % fusion_->period) * size;
+      for (int64_t j = 0; j < size; j++) c[j] *= p[j];
+    }
 #else
     (void)i;
     (void)worker;
@@ -230,6 +254,7 @@ class SmallBatch : public SharedWork {
   float* c_;
   const int ldc_;
   const int64_t strideC_;
+  const SmallBatchFusion* fusion_;
 };
 
 // useBf16Products(true): large products round their operands to BF16 (GemmBf16Products, GemmRoundedOperands), training's
@@ -393,13 +418,21 @@ bool SharedDecodeProduct(bool transA, bool transB, int64_t m, int64_t n, int64_t
 }
 #endif
 
-napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
-  napi_value argv[17];
-  if (!ReadArgs(env, cbinfo, "sgemm", 17, argv)) return nullptr;
+// sgemm's and sgemmFused's first 17 arguments, read and checked: false (with the error thrown) when bad.
+struct GemmCall {
   bool transA, transB;
   int64_t m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch;
   double alpha, beta;
   F32View a, b, c;
+  int64_t extentC;
+};
+bool ReadGemmCall(napi_env env, napi_value* argv, GemmCall& g) {
+  bool& transA = g.transA;
+  bool& transB = g.transB;
+  int64_t &m = g.m, &n = g.n, &k = g.k, &lda = g.lda, &ldb = g.ldb, &ldc = g.ldc, &strideA = g.strideA, &strideB = g.strideB,
+          &strideC = g.strideC, &batch = g.batch;
+  double &alpha = g.alpha, &beta = g.beta;
+  F32View &a = g.a, &b = g.b, &c = g.c;
   if (!ReadBool(env, argv[0], "transA", &transA) || !ReadBool(env, argv[1], "transB", &transB) ||
       !ReadDim(env, argv[2], "m", &m) || !ReadDim(env, argv[3], "n", &n) || !ReadDim(env, argv[4], "k", &k) ||
       !ReadNumber(env, argv[5], "alpha", &alpha) || !ReadNumber(env, argv[6], "beta", &beta) ||
@@ -408,38 +441,56 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
       !ReadDim(env, argv[11], "ldb", &ldb) || !ReadStride(env, argv[12], "strideB", &strideB) ||
       !ReadF32(env, argv[13], "c", &c) || !ReadDim(env, argv[14], "ldc", &ldc) ||
       !ReadStride(env, argv[15], "strideC", &strideC) || !ReadDim(env, argv[16], "batch", &batch)) {
-    return nullptr;
+    return false;
   }
   // Stored shapes: A is m x k (k x m when transposed), B is k x n (n x k), C is m x n.
-  int64_t extentA, extentB, extentC;
+  int64_t extentA, extentB;
+  int64_t& extentC = g.extentC;
   if (!CheckOperand(env, "A", a, transA ? k : m, transA ? m : k, lda, strideA, batch, &extentA) ||
       !CheckOperand(env, "B", b, transB ? n : k, transB ? k : n, ldb, strideB, batch, &extentB) ||
       !CheckOperand(env, "C", c, m, n, ldc, strideC, batch, &extentC)) {
-    return nullptr;
+    return false;
   }
-  if (extentC == 0) return nullptr; // nothing to write
   // BLAS forbids C aliasing an input; the result would silently be wrong.
-  if (Overlaps(c.data, extentC, a.data, extentA) || Overlaps(c.data, extentC, b.data, extentB)) {
+  if (extentC > 0 && (Overlaps(c.data, extentC, a.data, extentA) || Overlaps(c.data, extentC, b.data, extentB))) {
     Napi::RangeError::New(env, "supra native sgemm: C overlaps A or B in memory")
         .ThrowAsJavaScriptException();
-    return nullptr;
+    return false;
   }
   // BLAS wants every leading dimension >= 1, even when that operand is empty (k = 0).
   if (lda < 1) lda = 1;
   if (ldb < 1) ldb = 1;
   if (ldc < 1) ldc = 1;
+  return true;
+}
+
+// A batch of small products on SmallGemm (UseSmallBatch), shared with the helper thread when it is free.
+void RunSmallBatch(const GemmCall& g, const SmallBatchFusion* fusion) {
+  HelperThread& helper = Helper();
+  std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
+  // Without the helper (one thread, or another thread holds it) every entry runs here, on this thread's
+  // own pack buffer: the same kernel, so the same bits.
+  thread_local float ownPack[kSmallMaxDim * kSmallMaxDim];
+  SmallBatch work(helper, lock.owns_lock() ? helper.pack(0) : ownPack, g.transA, g.transB, static_cast<int>(g.m),
+                  static_cast<int>(g.n), static_cast<int>(g.k), static_cast<float>(g.alpha), static_cast<float>(g.beta),
+                  g.a.data, static_cast<int>(g.lda), g.strideA, g.b.data, static_cast<int>(g.ldb), g.strideB, g.c.data,
+                  static_cast<int>(g.ldc), g.strideC, g.batch, fusion);
+  if (lock.owns_lock() && TwoThreads()) helper.Run(work);
+  else work.Drain(0);
+}
+
+napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
+  napi_value argv[17];
+  if (!ReadArgs(env, cbinfo, "sgemm", 17, argv)) return nullptr;
+  GemmCall g;
+  if (!ReadGemmCall(env, argv, g) || g.extentC == 0) return nullptr; // (nothing to write)
+  const bool transA = g.transA, transB = g.transB;
+  const int64_t m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldc = g.ldc, strideA = g.strideA, strideB = g.strideB,
+                strideC = g.strideC, batch = g.batch;
+  const double alpha = g.alpha, beta = g.beta;
+  const F32View &a = g.a, &b = g.b, &c = g.c;
   if (UseSmallBatch(m, n, k, ldc, strideC, batch)) {
-    HelperThread& helper = Helper();
-    std::unique_lock<std::mutex> lock(helper.busy(), std::try_to_lock);
-    // Without the helper (one thread, or another thread holds it) every entry runs here, on this thread's
-    // own pack buffer: the same kernel, so the same bits.
-    thread_local float ownPack[kSmallMaxDim * kSmallMaxDim];
-    SmallBatch work(helper, lock.owns_lock() ? helper.pack(0) : ownPack, transA, transB, static_cast<int>(m),
-                    static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), static_cast<float>(beta),
-                    a.data, static_cast<int>(lda), strideA, b.data, static_cast<int>(ldb), strideB, c.data,
-                    static_cast<int>(ldc), strideC, batch);
-    if (lock.owns_lock() && TwoThreads()) helper.Run(work);
-    else work.Drain(0);
+    RunSmallBatch(g, nullptr);
     return nullptr;
   }
 #ifdef SUPRA_X86
@@ -458,6 +509,73 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
             b.data + i * strideB, static_cast<int>(ldb), c.data + i * strideC, static_cast<int>(ldc));
   }
   return nullptr;
+}
+
+// sgemmFused(17 sgemm arguments, powers, powStride, heads, exponent, from, pattern, period) -> bool: a batch of
+// small products (UseSmallBatch) with each entry's C block decayed before its product (powers a Float64Array, or
+// null for none; from a Float32Array of the blocks to decay instead of C's own, or null) and masked after it
+// (pattern a Float32Array of `period` blocks, or null), on the thread that computes the entry (GemmArgs.decayC,
+// maskC). False, having done nothing, for a product that is not such a batch: the caller then makes the passes.
+napi_value SgemmFused(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "sgemmFused";
+  napi_value argv[24];
+  if (!ReadArgs(env, cbinfo, name, 24, argv)) return nullptr;
+  GemmCall g;
+  if (!ReadGemmCall(env, argv, g)) return nullptr;
+  const auto fail = [&](const std::string& what) {
+    Napi::RangeError::New(env, std::string("supra native sgemmFused: ") + what).ThrowAsJavaScriptException();
+    return nullptr;
+  };
+  const auto isNull = [&](napi_value v) {
+    napi_valuetype t;
+    return napi_typeof(env, v, &t) == napi_ok && t == napi_null;
+  };
+  int64_t powStride, heads, exponent, period;
+  if (!ReadStride(env, argv[18], "powStride", &powStride) || !ReadStride(env, argv[19], "heads", &heads) ||
+      !ReadStride(env, argv[20], "exponent", &exponent) || !ReadStride(env, argv[23], "period", &period)) {
+    return nullptr;
+  }
+  const int64_t block = g.m * g.n;
+  if (g.ldc != (g.n < 1 ? 1 : g.n) || g.strideC != block) return fail("C must be whole blocks of m·n values (ldc = n, strideC = m·n)");
+  SmallBatchFusion fusion;
+  if (!isNull(argv[17])) {
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, argv[17], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+      return fail("powers must be a Float64Array or null");
+    }
+    if (g.beta != 1) return fail("a decay before the product needs beta 1");
+    if (heads < 1) return fail("heads must be at least 1");
+    if (static_cast<int64_t>(length) < (std::min(heads, std::max<int64_t>(g.batch, 1)) - 1) * powStride + exponent + 1) {
+      return fail("powers holds " + std::to_string(length) + " values, too few for heads " + std::to_string(heads) +
+                  ", powStride " + std::to_string(powStride) + ", exponent " + std::to_string(exponent));
+    }
+    fusion.powers = static_cast<const double*>(data);
+    fusion.powStride = powStride, fusion.heads = heads, fusion.exponent = exponent;
+    if (!isNull(argv[21])) {
+      F32View from;
+      if (!ReadF32(env, argv[21], "from", &from)) return nullptr;
+      if (from.length < g.batch * block) return fail("from holds " + std::to_string(from.length) + " values, the batch needs " + std::to_string(g.batch * block));
+      if (Overlaps(from.data, g.batch * block, g.c.data, g.extentC)) return fail("from overlaps C in memory");
+      fusion.from = from.data;
+    }
+  }
+  if (!isNull(argv[22])) {
+    F32View pattern;
+    if (!ReadF32(env, argv[22], "pattern", &pattern)) return nullptr;
+    if (g.beta != 0) return fail("a mask after the product needs beta 0");
+    if (period < 1 || g.batch % period != 0) return fail("the batch must be whole periods of the pattern");
+    if (pattern.length < period * block) return fail("pattern holds " + std::to_string(pattern.length) + " values, " + std::to_string(period) + " blocks need " + std::to_string(period * block));
+    if (Overlaps(pattern.data, period * block, g.c.data, g.extentC)) return fail("pattern overlaps C in memory");
+    fusion.pattern = pattern.data;
+    fusion.period = period;
+  }
+  napi_value result;
+  const bool fused = g.extentC > 0 && UseSmallBatch(g.m, g.n, g.k, g.ldc, g.strideC, g.batch);
+  if (fused) RunSmallBatch(g, &fusion);
+  napi_get_boolean(env, fused, &result);
+  return result;
 }
 
 // ---------------------------------------------------------------- products by a BF16 weight
@@ -1617,7 +1735,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useBf16Products", Napi::Function::New(env, UseBf16Products, "useBf16Products"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"gemmShared", GemmShared}, {"quantizeInt8", QuantizeInt8},
-                          {"readBandwidth", ReadBandwidth}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
+                          {"readBandwidth", ReadBandwidth}, {"sgemmFused", SgemmFused}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward},
                           {"adviseHugePages", AdviseHugePages}, {"rangeKernel", RangeKernelCall},
                           {"rangeKernelNames", RangeKernelNames}}) {

@@ -314,6 +314,68 @@ function onEveryWidth(be: NativeBackend, check: (width: VectorKernel) => void): 
   assert.equal(be.info().elementwiseKernels, widths[0]);
 }
 
+test('a batch of small products with its decay before and its mask after (ops.matmul decayC, maskC) gives the bits of the separate passes, on 1 and 2 threads; bad fusions are refused', { skip }, () => {
+  const be = backend();
+  const next = rng(17);
+  const heads = 3, B = 2, batch = B * heads, L = 64, D = 32, T = 2 * L;
+  const powers = new Float64Array(heads * (L + 2));
+  for (let h = 0; h < heads; h++) for (let e = 0; e <= L + 1; e++) powers[h * (L + 2) + e] = Math.exp(-(0.3 + h) * e / 16);
+  const q = filled(arena, batch * T * D, next), k = filled(arena, batch * T * D, next);
+  const pattern = filled(arena, heads * L * L, next);
+  const state = filled(arena, batch * D * D, next), from = filled(arena, batch * D * D, next);
+  const scores = (fused: boolean) => {
+    const c = allocF32(batch * L * L);
+    const g: GemmArgs = { transA: false, transB: true, m: L, n: L, k: D, a: q.subarray(L * D), lda: D, strideA: T * D, b: k, ldb: D, strideB: T * D, c, ldc: L, strideC: L * L, batch };
+    if (fused) ops.matmul({ ...g, maskC: { pattern, period: heads } });
+    else {
+      be.sgemm(g);
+      ops.mulBlocks(c, pattern, B, heads * L * L);
+    }
+    return c;
+  };
+  const states = (fused: boolean, src: Float32Array | undefined) => {
+    const c = allocF32(batch * D * D);
+    c.set(state);
+    const g: GemmArgs = { transA: true, transB: false, m: D, n: D, k: L, a: k, lda: D, strideA: T * D, b: q, ldb: D, strideB: T * D, c, ldc: D, strideC: D * D, batch, beta: 1 };
+    if (fused) ops.matmul({ ...g, decayC: { powers, powStride: L + 2, heads, exponent: L, ...(src ? { from: src } : {}) } });
+    else {
+      if (src) ops.scaleRowsByDecay(src, D * D, c, batch, heads, 1, D * D, powers, L + 2, 1, L);
+      else ops.decayBlocks(c, batch, heads, D * D, powers, L + 2, L);
+      be.sgemm(g);
+    }
+    return c;
+  };
+  const threads = be.threads;
+  try {
+    for (const n of [1, 2]) {
+      be.setThreads(n);
+      assert.deepEqual(Array.from(scores(true)), Array.from(scores(false)), `masked scores, ${n} threads`);
+      assert.deepEqual(Array.from(states(true, undefined)), Array.from(states(false, undefined)), `decayed state, ${n} threads`);
+      assert.deepEqual(Array.from(states(true, from)), Array.from(states(false, from)), `state decayed from another, ${n} threads`);
+    }
+  } finally {
+    be.setThreads(threads);
+  }
+  // the same rule on wasm, which makes the passes itself
+  const c = allocF32(batch * L * L);
+  const base: GemmArgs = { transA: false, transB: true, m: L, n: L, k: D, a: q, lda: D, strideA: T * D, b: k, ldb: D, strideB: T * D, c, ldc: L, strideC: L * L, batch };
+  assert.throws(() => ops.matmul({ ...base, beta: 1, maskC: { pattern, period: heads } }), /maskC multiplies the product alone \(beta 0\)/);
+  assert.throws(() => ops.matmul({ ...base, maskC: { pattern, period: 4 } }), /whole periods/);
+  assert.throws(() => ops.matmul({ ...base, decayC: { powers, powStride: L + 2, heads, exponent: 1 } }), /beta must be 1/);
+  assert.throws(() => ops.matmul({ ...base, ldc: L + 1, strideC: L * (L + 1), c: allocF32(batch * L * (L + 1)), maskC: { pattern, period: heads } }), /whole blocks of m·n/);
+  // the add-on checks its own arguments too (a caller past ops.matmul's checks)
+  const fused = (g: Partial<GemmArgs>) => be.sgemmFused!({ ...base, ...g });
+  assert.throws(() => fused({ decayC: { powers, powStride: L + 2, heads, exponent: 1 } }), /a decay before the product needs beta 1/);
+  assert.throws(() => fused({ beta: 1, decayC: { powers: powers.subarray(0, L), powStride: L + 2, heads, exponent: 1 } }), /powers holds 64 values, too few/);
+  const room = allocF32(batch * L * L + 8);
+  assert.throws(() => fused({ c: room.subarray(0, batch * L * L), beta: 1, decayC: { powers, powStride: L + 2, heads, exponent: 1, from: room.subarray(8) } }), /from overlaps C in memory/);
+  assert.throws(() => fused({ maskC: { pattern: pattern.subarray(1), period: heads } }), /pattern holds \d+ values, 3 blocks need/);
+  assert.throws(() => fused({ maskC: { pattern, period: 4 } }), /whole periods of the pattern/);
+  // not a batch of small products: nothing done, the caller makes the passes
+  const big = allocF32(2 * 200 * 200);
+  assert.equal(be.sgemmFused!({ transA: false, transB: false, m: 200, n: 200, k: 1, a: allocF32(400), b: allocF32(400), c: big, ldc: 200, strideC: 200 * 200, batch: 2, maskC: { pattern: allocF32(200 * 200), period: 1 } }), false);
+});
+
 test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kernels\' bits, on AVX-512 and on AVX2', { skip }, (t) => {
   const be = backend();
   const widths = elementwiseWidths(be);

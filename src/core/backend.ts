@@ -34,6 +34,15 @@ export const BF16_KERNEL_DESCRIPTIONS: Record<Bf16Kernel, string> = {
  * op(A) is m×k, op(B) is k×n, C is m×n. With transA, A is stored k×m (so dB = Aᵀ·dC is the same call).
  * Leading dimensions default to the packed ones; strides (in floats) step between batch entries.
  */
+/** GemmArgs.decayC: a decay of each entry's C block by its head's power before the product. */
+export interface MatmulDecay {
+  powers: Float64Array;
+  powStride: number;
+  heads: number;
+  exponent: number;
+  from?: Float32Array;
+}
+
 export interface GemmArgs {
   transA: boolean;
   transB: boolean;
@@ -52,6 +61,15 @@ export interface GemmArgs {
   strideA?: number;
   strideB?: number;
   strideC?: number;
+  /**
+   * Before the product (beta 1): each batch entry's C block, m·n values (ldc = n, strideC = m·n), becomes its
+   * head's decay f times itself, or times the same block of `from` (C's old values then unread), f =
+   * float32(powers[(entry mod heads)·powStride + exponent]): what ops.decayBlocks (or ops.scaleRowsByDecay from
+   * `from`) gives before the product.
+   */
+  decayC?: MatmulDecay;
+  /** After the product (beta 0): each entry's C block ⊙= block (entry mod period) of pattern: ops.mulBlocks after it. */
+  maskC?: { pattern: Float32Array; period: number };
 }
 
 /**
@@ -167,6 +185,14 @@ export interface Backend {
    * nothing, where it has no such path (the caller then makes the products one by one).
    */
   gemmShared?(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean;
+  /**
+   * A batched product with its decayC and maskC applied entry by entry where the entry is computed (the same
+   * bits as the separate passes ops.matmul makes around sgemm otherwise). Returns false, having done nothing,
+   * where it has no such path for these shapes. The native add-on's batched small products run half their
+   * entries on the other core: a separate pass on this thread afterwards moved half the blocks between the
+   * cores' caches (ops.decayBlocks after the state's product: 6.5-7 µs against 1.8-2.9 alone, 9 heads of 64×64).
+   */
+  sgemmFused?(args: GemmArgs): boolean;
   /**
    * Its weight products (sgemm, gemmBf16, gemmInt8) read weights in ordinary memory in place, so models keep their
    * matrices outside the 4 GiB arena (core/weights.ts WeightPlace 'heap'): native. The wasm kernels would

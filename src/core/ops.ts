@@ -113,7 +113,26 @@ export function withMatmulPrecision<T>(precision: MatmulPrecision, f: () => T): 
 
 /** C = alpha·op(A)·op(B) + beta·C (row-major, optionally batched). See GemmArgs. */
 export function matmul(args: GemmArgs): void {
-  getBackend().sgemm(args);
+  const backend = getBackend();
+  const { decayC, maskC } = args;
+  if (!decayC && !maskC) return backend.sgemm(args);
+  const { m, n } = args;
+  const batch = args.batch ?? 1, block = m * n;
+  if ((args.ldc ?? n) !== n || (args.strideC ?? 0) !== block || (batch > 1 && block === 0)) {
+    throw new RangeError(`supra: matmul: decayC and maskC need C in whole blocks of m·n (ldc ${args.ldc ?? n}, strideC ${args.strideC ?? 0}, m·n ${block})`);
+  }
+  if (decayC && (args.beta ?? 0) !== 1) throw new RangeError('supra: matmul: decayC decays C before adding the product to it: beta must be 1');
+  if (maskC && ((args.beta ?? 0) !== 0 || batch % maskC.period !== 0)) {
+    throw new RangeError(`supra: matmul: maskC multiplies the product alone (beta 0) in whole periods (batch ${batch}, period ${maskC.period})`);
+  }
+  if (backend.sgemmFused?.(args)) return;
+  if (decayC) {
+    const { powers, powStride, heads, exponent, from } = decayC;
+    if (from) scaleRowsByDecay(from, block, args.c, batch, heads, 1, block, powers, powStride, 1, exponent);
+    else decayBlocks(args.c, batch, heads, block, powers, powStride, exponent);
+  }
+  backend.sgemm({ ...args, decayC: undefined, maskC: undefined });
+  if (maskC) mulBlocks(args.c, maskC.pattern, batch / maskC.period, maskC.period * block);
 }
 
 /**

@@ -11,6 +11,7 @@
 //
 // Layout: q, k [B, H, T, Dk], v and o [B, H, T, Dv] (head-major; kv heads already repeated), state
 // [B, H, Dk, Dv]. Every product is one batched matmul over the B·H heads.
+import type { MatmulDecay } from '../core/backend.js';
 import * as ops from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import type { Decay } from '../io/config.js';
@@ -194,16 +195,22 @@ export class LinearAttention {
       transA: false, transB: true, m: L, n: L, k: Dk,
       a: q.subarray(s * Dk), lda: Dk, strideA: T * Dk,
       b: k.subarray(s * Dk), ldb: Dk, strideB: T * Dk,
-      c: S, ldc: L, strideC: L * L, batch: B * H,
+      c: S, ldc: L, strideC: L * L, batch: B * H, maskC: this.decayMask(T, L),
     });
-    this.applyDecay(S, B, T, L);
     return S;
   }
 
-  /** S[b, h] ⊙= scale·γ_h^(i−j) (masked to j ≤ i), for an L×L chunk of a T-token sequence. */
-  private applyDecay(S: Float32Array, B: number, T: number, L: number): void {
-    const decay = L === Math.min(this.chunk, T) ? this.decayFull! : this.decayTail!;
-    ops.mulBlocks(S, decay, B, this.heads * L * L);
+  /**
+   * The mask of an L×L chunk of a T-token sequence's scores, applied by the product that makes them:
+   * S[b, h] ⊙= scale·γ_h^(i−j) (masked to j ≤ i).
+   */
+  private decayMask(T: number, L: number): { pattern: Float32Array; period: number } {
+    return { pattern: L === Math.min(this.chunk, T) ? this.decayFull! : this.decayTail!, period: this.heads };
+  }
+
+  /** The decay of a state block by γ_h^L (from `from`'s block, or its own), applied by the product that adds to it. */
+  private stateDecay(L: number, from?: Float32Array): MatmulDecay {
+    return { powers: this.powers, powStride: this.powStride, heads: this.heads, exponent: L, ...(from ? { from } : {}) };
   }
 
   /**
@@ -267,16 +274,12 @@ export class LinearAttention {
         });
       }
       // state: C ← γ^L·C + Σ_j scale·γ^(L−j) k_jᵀ v_j
-      let next = carried;
-      if (keepForBackward) {
-        // the next chunk's state: γ^L times this one (one pass, not a copy and then a decay)
-        next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
-        ops.scaleRowsByDecay(carried, Dk * Dv, next, BH, H, 1, Dk * Dv, this.powers, this.powStride, 1, L);
-      } else ops.decayBlocks(next, BH, H, Dk * Dv, this.powers, this.powStride, L);
+      // (kept for backward, the next chunk's state is a block of its own: γ^L times this one, not a copy then a decay)
+      const next = keepForBackward ? this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize) : carried;
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Kd.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: Vc, ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
-        batch: BH, beta: 1,
+        batch: BH, beta: 1, decayC: this.stateDecay(L, keepForBackward ? carried : undefined),
       });
       carried = next;
       stateIsZero = false;
@@ -340,11 +343,10 @@ export class LinearAttention {
     for (let s = 0, n = 0; s < T; s += chunk, n++) {
       const L = Math.min(chunk, T - s);
       const next = this.states!.subarray((n + 1) * stateSize, (n + 2) * stateSize);
-      ops.scaleRowsByDecay(this.states!.subarray(n * stateSize), Dk * Dv, next, BH, H, 1, Dk * Dv, this.powers, this.powStride, 1, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Kd.subarray(s * Dk), lda: Dk, strideA: T * Dk, b: v.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: next, ldc: Dv, strideC: Dk * Dv,
-        batch: BH, beta: 1,
+        batch: BH, beta: 1, decayC: this.stateDecay(L, this.states!.subarray(n * stateSize, (n + 1) * stateSize)),
       });
     }
     this.statesValid = true;
@@ -396,8 +398,8 @@ export class LinearAttention {
       ops.matmul({
         transA: false, transB: true, m: L, n: L, k: Dv,
         a: dOc, lda: Dv, strideA: T * Dv, b: Vc, ldb: Dv, strideB: T * Dv, c: S, ldc: L, strideC: L * L, batch: BH,
+        maskC: this.decayMask(T, L),
       });
-      this.applyDecay(S, B, T, L);
       ops.matmul({
         transA: false, transB: false, m: L, n: Dk, k: L,
         a: S, lda: L, strideA: L * L, b: Kc, ldb: Dk, strideB: T * Dk, c: dQc, ldc: Dk, strideC: T * Dk, batch: BH,
@@ -417,10 +419,10 @@ export class LinearAttention {
         a: Vd.subarray(s * Dv), lda: Dv, strideA: T * Dv, b: G, ldb: Dv, strideB: Dk * Dv, c: dKc, ldc: Dk, strideC: T * Dk, batch: BH, beta: 1,
       });
       // G for the state entering this chunk: γ^L·G + Σ_i γ^i q_iᵀ dO_i
-      ops.decayBlocks(G, BH, H, Dk * Dv, this.powers, this.powStride, L);
       ops.matmul({
         transA: true, transB: false, m: Dk, n: Dv, k: L,
         a: Qc, lda: Dk, strideA: T * Dk, b: dOd.subarray(s * Dv), ldb: Dv, strideB: T * Dv, c: G, ldc: Dv, strideC: Dk * Dv, batch: BH, beta: 1,
+        decayC: this.stateDecay(L),
       });
     }
   }

@@ -42,6 +42,14 @@ interface Addon {
     strideC: number,
     batch: number,
   ): void;
+  /** Absent from an add-on built before it: the batched products' decay and mask are then separate passes. */
+  sgemmFused?(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, beta: number,
+    a: Float32Array, lda: number, strideA: number, b: Float32Array, ldb: number, strideB: number,
+    c: Float32Array, ldc: number, strideC: number, batch: number,
+    powers: Float64Array | null, powStride: number, heads: number, exponent: number, from: Float32Array | null,
+    pattern: Float32Array | null, period: number,
+  ): boolean;
   gemmBf16(m: number, n: number, k: number, x: Float32Array, w: Uint16Array, y: Float32Array): void;
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   /** Each part [w, scales, n, y] (native/addon.cc GemmShared); older builds lack it. */
@@ -364,6 +372,18 @@ function load(addonPath: string): NativeResult {
   }
 
   /** Decoding products reading one x, in one call of the add-on (Backend.gemmShared), where its kernels run (AVX2 or AVX-512). */
+  function sgemmFused(g: GemmArgs): boolean {
+    if (typeof addon.sgemmFused !== 'function') return false;
+    const d = g.decayC, mask = g.maskC;
+    return addon.sgemmFused(
+      g.transA, g.transB, g.m, g.n, g.k, g.alpha ?? 1, g.beta ?? 0,
+      g.a, g.lda ?? (g.transA ? g.m : g.k), g.strideA ?? 0, g.b, g.ldb ?? (g.transB ? g.k : g.n), g.strideB ?? 0,
+      g.c, g.ldc ?? g.n, g.strideC ?? 0, g.batch ?? 1,
+      d ? d.powers : null, d ? d.powStride : 0, d ? d.heads : 1, d ? d.exponent : 0, d?.from ?? null,
+      mask ? mask.pattern : null, mask ? mask.period : 1,
+    );
+  }
+
   function gemmShared(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean {
     if (m > 4 || decodeKernel === 'none' || typeof addon.gemmShared !== 'function') return false;
     addon.gemmShared(m, k, x, parts.map((p) => [p.w, p.scales, p.n, p.y]));
@@ -384,6 +404,7 @@ function load(addonPath: string): NativeResult {
     gemmBf16,
     gemmInt8,
     gemmShared,
+    sgemmFused,
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
     heapBytesAvailable: () => nodeBuiltin('os').freemem(),
