@@ -5,7 +5,7 @@ import type { Backend } from '../core/backend.js';
 import { getBackend } from '../core/select.js';
 
 /** Every entry of Backend that computes a matrix product. */
-export const PRODUCT_METHODS = ['sgemm', 'gemmBf16', 'gemmInt8', 'gemmShared'] as const satisfies readonly (keyof Backend)[];
+export const PRODUCT_METHODS = ['sgemm', 'sgemmFused', 'gemmBf16', 'gemmInt8', 'gemmShared'] as const satisfies readonly (keyof Backend)[];
 
 type ProductCall = (...args: unknown[]) => unknown;
 
