@@ -516,6 +516,8 @@ napi_value Sgemm(napi_env env, napi_callback_info cbinfo) {
 // null for none; from a Float32Array of the blocks to decay instead of C's own, or null) and masked after it
 // (pattern a Float32Array of `period` blocks, or null), on the thread that computes the entry (GemmArgs.decayC,
 // maskC). False, having done nothing, for a product that is not such a batch: the caller then makes the passes.
+// Arguments that no batch could take (C not in whole blocks, beta against the fusion, short or overlapping
+// arrays) throw, whatever the shape.
 napi_value SgemmFused(napi_env env, napi_callback_info cbinfo) {
   const char* name = "sgemmFused";
   napi_value argv[24];
@@ -547,10 +549,17 @@ napi_value SgemmFused(napi_env env, napi_callback_info cbinfo) {
     }
     if (g.beta != 1) return fail("a decay before the product needs beta 1");
     if (heads < 1) return fail("heads must be at least 1");
-    if (static_cast<int64_t>(length) < (std::min(heads, std::max<int64_t>(g.batch, 1)) - 1) * powStride + exponent + 1) {
+    // in doubles, as CheckOperand counts: powStride and exponent may be up to 2^53, and int64 would wrap
+    const double need = static_cast<double>(std::min(heads, std::max<int64_t>(g.batch, 1)) - 1) * static_cast<double>(powStride) +
+                 static_cast<double>(exponent) + 1;
+    if (static_cast<double>(length) < need) {
       return fail("powers holds " + std::to_string(length) + " values, too few for heads " + std::to_string(heads) +
                   ", powStride " + std::to_string(powStride) + ", exponent " + std::to_string(exponent));
     }
+    // the decays are read while the other thread writes C: they must not share bytes
+    const char* cBegin = reinterpret_cast<const char*>(g.c.data);
+    const char* pBegin = static_cast<const char*>(data);
+    if (length > 0 && g.extentC > 0 && pBegin < cBegin + 4 * g.extentC && cBegin < pBegin + 8 * length) return fail("powers overlaps C in memory");
     fusion.powers = static_cast<const double*>(data);
     fusion.powStride = powStride, fusion.heads = heads, fusion.exponent = exponent;
     if (!isNull(argv[21])) {
@@ -560,6 +569,8 @@ napi_value SgemmFused(napi_env env, napi_callback_info cbinfo) {
       if (Overlaps(from.data, g.batch * block, g.c.data, g.extentC)) return fail("from overlaps C in memory");
       fusion.from = from.data;
     }
+  } else if (!isNull(argv[21])) {
+    return fail("from is the decay's source: it needs powers");
   }
   if (!isNull(argv[22])) {
     F32View pattern;

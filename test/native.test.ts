@@ -370,6 +370,10 @@ test('a batch of small products with its decay before and its mask after (ops.ma
   const room = allocF32(batch * L * L + 8);
   assert.throws(() => fused({ c: room.subarray(0, batch * L * L), beta: 1, decayC: { powers, powStride: L + 2, heads, exponent: 1, from: room.subarray(8) } }), /from overlaps C in memory/);
   assert.throws(() => fused({ maskC: { pattern: pattern.subarray(1), period: heads } }), /pattern holds \d+ values, 3 blocks need/);
+  // a bound past 2^63 in int64 (found by a review: it wrapped and let the read through), powers in C's own bytes
+  const big63 = { powers: new Float64Array(1), powStride: 2 ** 53, heads: 1024, exponent: 2 ** 53 };
+  assert.throws(() => be.sgemmFused!({ transA: false, transB: false, m: 5, n: 1, k: 1, a: allocF32(5 * 1024), b: allocF32(1024), c: allocF32(5 * 1024), lda: 1, strideA: 5, ldb: 1, strideB: 1, ldc: 1, strideC: 5, batch: 1024, beta: 1, decayC: big63 }), /powers holds 1 values, too few/);
+  assert.throws(() => fused({ beta: 1, decayC: { powers: new Float64Array(c.buffer, c.byteOffset + 256, 64), powStride: 1, heads, exponent: 1 } }), /powers overlaps C in memory/);
   assert.throws(() => fused({ maskC: { pattern, period: 4 } }), /whole periods of the pattern/);
   // not a batch of small products: nothing done, the caller makes the passes
   const big = allocF32(2 * 200 * 200);
