@@ -371,7 +371,7 @@ function load(addonPath: string): NativeResult {
     else addon.gemmInt8(g.m, g.n, g.k, g.x, g.w, g.scales, g.y);
   }
 
-  /** Decoding products reading one x, in one call of the add-on (Backend.gemmShared), where its kernels run (AVX2 or AVX-512). */
+  /** A batch of small products with its decay and mask applied per entry (Backend.sgemmFused); false where the add-on lacks it. */
   function sgemmFused(g: GemmArgs): boolean {
     if (typeof addon.sgemmFused !== 'function') return false;
     const d = g.decayC, mask = g.maskC;
@@ -384,6 +384,7 @@ function load(addonPath: string): NativeResult {
     );
   }
 
+  /** Decoding products reading one x, in one call of the add-on (Backend.gemmShared), where its kernels run (AVX2 or AVX-512). */
   function gemmShared(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean {
     if (m > 4 || decodeKernel === 'none' || typeof addon.gemmShared !== 'function') return false;
     addon.gemmShared(m, k, x, parts.map((p) => [p.w, p.scales, p.n, p.y]));
