@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #ifdef SUPRA_X86
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -27,6 +28,34 @@ bool HaveAvx512() {
 bool HaveAvx2Fma() {
   static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return have;
+}
+
+// The rows of kernels.h's DecodeTuning table.
+constexpr DecodeTuning kAmdTuning{"amd", kPrefetchNta, int64_t{1} << 16}; // 256 KiB: 16 heads of 64 x 64
+constexpr DecodeTuning kOtherTuning{"other", kPrefetchL1 | kPrefetchL2, 0};
+
+const DecodeTuning& CpuDecodeTuning() {
+  static const DecodeTuning tuning = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    char vendor[13] = {};
+    if (__get_cpuid(0, &a, &b, &c, &d)) {
+      std::memcpy(vendor, &b, 4);
+      std::memcpy(vendor + 4, &d, 4);
+      std::memcpy(vendor + 8, &c, 4);
+    }
+    DecodeTuning t = std::strcmp(vendor, "AuthenticAMD") == 0 ? kAmdTuning : kOtherTuning;
+    const char* prefetch = std::getenv("SUPRA_BF16_PREFETCH");
+    if (prefetch && std::strcmp(prefetch, "nta") == 0) t.bf16Prefetch = kPrefetchNta;
+    if (prefetch && std::strcmp(prefetch, "l1l2") == 0) t.bf16Prefetch = kPrefetchL1 | kPrefetchL2;
+    const char* alone = std::getenv("SUPRA_STEP_ALONE_FLOATS");
+    if (alone && *alone) {
+      char* end = nullptr;
+      const long long n = std::strtoll(alone, &end, 10);
+      if (*end == 0 && n >= 0) t.stepAloneFloats = n;
+    }
+    return t;
+  }();
+  return tuning;
 }
 #else
 bool HaveAvx512() { return false; }
@@ -125,7 +154,8 @@ void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_
   DotRowsAvx2Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
-  DotRowsAvx512Of<uint16_t, kPrefetchNta>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+  if (CpuDecodeTuning().bf16Prefetch == kPrefetchNta) DotRowsAvx512Of<uint16_t, kPrefetchNta>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+  else DotRowsAvx512Of<uint16_t, kPrefetchL1 | kPrefetchL2>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 
 __attribute__((target("avx512f"))) static void WidenStore16(const uint16_t* in, float* out) { _mm512_storeu_ps(out, Load16(in)); }

@@ -831,6 +831,45 @@ test('SUPRA_NATIVE_ISA=avx2 caps the add-on\'s own kernels at AVX2 (the second t
   assert.equal(childInfo({ SUPRA_NATIVE_ISA: 'avx512' }).decodeKernel, widest);
 });
 
+test('decoding is tuned by CPU maker (BF16 prefetch, one-token states on one thread); SUPRA_BF16_PREFETCH and SUPRA_STEP_ALONE_FLOATS override it, and no setting changes a bit', { skip }, () => {
+  backend();
+  const info = childInfo({});
+  if (info.decodeKernel === 'none') {
+    assert.equal(info.decodeTuning, undefined);
+    return;
+  }
+  assert.ok(info.decodeTuning, 'the add-on reports its decoding tuning');
+  assert.ok(['amd', 'other'].includes(info.decodeTuning.vendor));
+  assert.equal(info.decodeTuning.bf16Prefetch, info.decodeTuning.vendor === 'amd' ? 'nta' : 'l1l2');
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '0' }).decodeTuning,
+    { vendor: info.decodeTuning.vendor, bf16Prefetch: 'nta', stepAloneFloats: 0 });
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '65536' }).decodeTuning,
+    { vendor: info.decodeTuning.vendor, bf16Prefetch: 'l1l2', stepAloneFloats: 65536 });
+  // a value it does not know leaves the maker's own
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'fast', SUPRA_STEP_ALONE_FLOATS: '-3' }).decodeTuning, info.decodeTuning);
+  // A BF16 product big enough to share with the helper and a SmolLM-135M-sized recurrent step, in children of
+  // each setting: the same bits.
+  const script =
+    `import { createNativeBackend } from ${JSON.stringify(nativeModuleUrl)};` +
+    `const r = createNativeBackend(); if (!r.ok) throw new Error(r.reason); const be = r.backend;` +
+    `let seed = 7; const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5);` +
+    `const k = 576, n = 300; const x = Float32Array.from({ length: k }, next);` +
+    `const w = Uint16Array.from({ length: n * k }, () => (Math.floor((next() + 0.5) * 0x7f00) | 0) ^ 0x3c00);` +
+    `const y = new Float32Array(n); be.gemmBf16({ m: 1, n, k, x, w, y });` +
+    `const U = 9, D = 64; const q = Float32Array.from({ length: U * D }, next), kk = Float32Array.from({ length: U * D }, next);` +
+    `const v = Float32Array.from({ length: U * D }, next), o = new Float32Array(U * D), state = Float32Array.from({ length: U * D * D }, next);` +
+    `const powers = Float64Array.from({ length: U * 2 }, (_, i) => 0.9 + 0.001 * i);` +
+    `be.kernels.linearAttentionStep(q, kk, v, o, state, U, 1, D, D, 0.125, powers, 2, U);` +
+    `console.log(JSON.stringify([y, o, state].map((a) => Buffer.from(a.buffer).toString('base64'))));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as string[];
+  };
+  const base = run({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '65536' });
+  assert.deepEqual(run({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '0' }), base);
+});
+
 test('idle OpenBLAS threads sleep at once unless OPENBLAS_THREAD_TIMEOUT says otherwise', { skip }, () => {
   backend();
   assert.equal(childInfo({ OPENBLAS_THREAD_TIMEOUT: undefined }).threadTimeoutEnv, '4');
