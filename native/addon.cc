@@ -1353,7 +1353,7 @@ napi_value EmbeddingBackward(napi_env env, napi_callback_info cbinfo) {
 // wasm pool's workers are not (they sleep between a decoding step's kernels, and waking them costs more than
 // the step). The units are two runs (split), so a head's state is updated by the same thread from token to
 // token, instead of moving between the cores' caches when the threads take alternate units. A decoding step
-// (one token) with up to CpuDecodeTuning().stepAloneFloats of state runs on this thread alone where that is
+// (one token) with up to CpuTuningNow().stepAloneFloats of state runs on this thread alone where that is
 // faster: its heads are a few microseconds of latency-bound work, less than handing half of them over costs
 // (Zen 4 VM: SmolLM-135M's 30 layers' states called in turn, 6.3-6.8 us a call with alternate units, 5.8
 // split, 2.6 alone; its decoding step's work between the products 0.14-0.15 ms a token shorter alone, in both
@@ -1427,7 +1427,7 @@ napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
   LinearAttentionStepWork work(q, k, v, o, state, static_cast<int>(heads), static_cast<int>(tokens), static_cast<int>(dk),
                                static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
                                static_cast<int>(powStride), units);
-  if (tokens == 1 && units * dk * dv <= supra::CpuDecodeTuning().stepAloneFloats) work.Drain(0);
+  if (tokens == 1 && units * dk * dv <= supra::CpuTuningNow().stepAloneFloats) work.Drain(0);
   else RunShared(work);
 #endif
   return nullptr;
@@ -1647,12 +1647,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("parallel", Napi::Number::New(env, openblas_get_parallel()));
 #ifdef SUPRA_X86
   out.Set("decodeKernel", Napi::String::New(env, HaveAvx512() ? "avx512" : HaveAvx2Fma() ? "avx2" : "none"));
-  const supra::DecodeTuning& tuning = supra::CpuDecodeTuning();
+  const supra::CpuTuning& tuning = supra::CpuTuningNow();
   Napi::Object tuned = Napi::Object::New(env);
   tuned.Set("vendor", Napi::String::New(env, tuning.vendor));
-  tuned.Set("bf16Prefetch", Napi::String::New(env, tuning.bf16Prefetch == supra::kPrefetchNta ? "nta" : "l1l2"));
+  tuned.Set("bf16DecodePrefetch", Napi::String::New(env, tuning.bf16DecodePrefetch == supra::kPrefetchNta ? "nta" : "l1l2"));
   tuned.Set("stepAloneFloats", Napi::Number::New(env, static_cast<double>(tuning.stepAloneFloats)));
-  out.Set("decodeTuning", tuned);
+  tuned.Set("passPrefetch", Napi::String::New(env, tuning.passPrefetch ? "l1l2" : "none"));
+  out.Set("cpuTuning", tuned);
 #else
   out.Set("decodeKernel", Napi::String::New(env, "none"));
 #endif

@@ -30,12 +30,12 @@ bool HaveAvx2Fma() {
   return have;
 }
 
-// The rows of kernels.h's DecodeTuning table.
-constexpr DecodeTuning kAmdTuning{"amd", kPrefetchNta, int64_t{1} << 16}; // 256 KiB: 16 heads of 64 x 64
-constexpr DecodeTuning kOtherTuning{"other", kPrefetchL1 | kPrefetchL2, 0};
+// The rows of kernels.h's CpuTuning table.
+constexpr CpuTuning kAmdTuning{"amd", kPrefetchNta, int64_t{1} << 16, false}; // 256 KiB of state: 16 heads of 64 x 64
+constexpr CpuTuning kOtherTuning{"other", kPrefetchL1 | kPrefetchL2, 0, true};
 
-const DecodeTuning& CpuDecodeTuning() {
-  static const DecodeTuning tuning = [] {
+const CpuTuning& CpuTuningNow() {
+  static const CpuTuning tuning = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
     char vendor[13] = {};
     if (__get_cpuid(0, &a, &b, &c, &d)) {
@@ -43,16 +43,19 @@ const DecodeTuning& CpuDecodeTuning() {
       std::memcpy(vendor + 4, &d, 4);
       std::memcpy(vendor + 8, &c, 4);
     }
-    DecodeTuning t = std::strcmp(vendor, "AuthenticAMD") == 0 ? kAmdTuning : kOtherTuning;
+    CpuTuning t = std::strcmp(vendor, "AuthenticAMD") == 0 ? kAmdTuning : kOtherTuning;
     const char* prefetch = std::getenv("SUPRA_BF16_PREFETCH");
-    if (prefetch && std::strcmp(prefetch, "nta") == 0) t.bf16Prefetch = kPrefetchNta;
-    if (prefetch && std::strcmp(prefetch, "l1l2") == 0) t.bf16Prefetch = kPrefetchL1 | kPrefetchL2;
+    if (prefetch && std::strcmp(prefetch, "nta") == 0) t.bf16DecodePrefetch = kPrefetchNta;
+    if (prefetch && std::strcmp(prefetch, "l1l2") == 0) t.bf16DecodePrefetch = kPrefetchL1 | kPrefetchL2;
     const char* alone = std::getenv("SUPRA_STEP_ALONE_FLOATS");
     if (alone && *alone) {
       char* end = nullptr;
       const long long n = std::strtoll(alone, &end, 10);
       if (*end == 0 && n >= 0) t.stepAloneFloats = n;
     }
+    const char* pass = std::getenv("SUPRA_PASS_PREFETCH");
+    if (pass && std::strcmp(pass, "l1l2") == 0) t.passPrefetch = true;
+    if (pass && std::strcmp(pass, "none") == 0) t.passPrefetch = false;
     return t;
   }();
   return tuning;
@@ -154,7 +157,7 @@ void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_
   DotRowsAvx2Of(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc) {
-  if (CpuDecodeTuning().bf16Prefetch == kPrefetchNta) DotRowsAvx512Of<uint16_t, kPrefetchNta>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
+  if (CpuTuningNow().bf16DecodePrefetch == kPrefetchNta) DotRowsAvx512Of<uint16_t, kPrefetchNta>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
   else DotRowsAvx512Of<uint16_t, kPrefetchL1 | kPrefetchL2>(m, n, k, 1.0f, 0.0f, A, lda, W, ldw, C, ldc);
 }
 
@@ -255,6 +258,8 @@ static void AdamwScalar(float* p, float* g, float* m, float* v, float lr, float 
 #ifdef SUPRA_X86
 // The scalar loop 16 values at a time: its two divisions and square root per value are most of AdamW's
 // time when they run one at a time, more than the memory traffic.
+// Prefetch: CpuTuning's passPrefetch, each of the four streams' lines 2 KiB ahead into L1 and 8 KiB into L2.
+template <bool Prefetch>
 static __attribute__((target("avx512f"))) int64_t AdamwAvx512(float* p, float* g, float* m, float* v, float lr, float b1,
                                                               float b2, float eps, float wd, float bc1, float bc2, float gs,
                                                               bool clear, int64_t lo, int64_t hi) {
@@ -263,6 +268,12 @@ static __attribute__((target("avx512f"))) int64_t AdamwAvx512(float* p, float* g
   const __m512 vbc2 = _mm512_set1_ps(bc2), veps = _mm512_set1_ps(eps), vgs = _mm512_set1_ps(gs), zero = _mm512_setzero_ps();
   int64_t i = lo;
   for (; i + 16 <= hi; i += 16) {
+    if (Prefetch) {
+      PrefetchAhead<kPrefetchL1 | kPrefetchL2>(g + i);
+      PrefetchAhead<kPrefetchL1 | kPrefetchL2>(m + i);
+      PrefetchAhead<kPrefetchL1 | kPrefetchL2>(v + i);
+      PrefetchAhead<kPrefetchL1 | kPrefetchL2>(p + i);
+    }
     const __m512 gi = _mm512_mul_ps(_mm512_loadu_ps(g + i), vgs);
     if (clear) _mm512_storeu_ps(g + i, zero);
     const __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(vb1c, gi));
@@ -307,7 +318,10 @@ void AdamwRange(float* p, float* g, float* m, float* v, float lr, float b1, floa
                 float bc2, float gs, bool clear, int64_t lo, int64_t hi) {
   int64_t i = lo;
 #ifdef SUPRA_X86
-  if (HaveAvx512()) i = AdamwAvx512(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, lo, hi);
+  if (HaveAvx512()) {
+    i = CpuTuningNow().passPrefetch ? AdamwAvx512<true>(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, lo, hi)
+                                    : AdamwAvx512<false>(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, lo, hi);
+  }
   else if (HaveAvx()) i = AdamwAvx(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, lo, hi);
 #endif
   AdamwScalar(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gs, clear, i, hi);
@@ -318,10 +332,13 @@ void AdamwRange(float* p, float* g, float* m, float* v, float lr, float b1, floa
 // of 8 values in float64, then lanes (0, 1) + (2, 3) and (4, 5) + (6, 7) added to (a0, a1, b0, b1) as one
 // vector. Scalar, its float64 conversions and multiplies bound it at ~2.7 G values/s on 2 cores, a third
 // of the memory bandwidth (0.18 s of a 3.3 s Qwen2.5-0.5B step).
+// Prefetch: CpuTuning's passPrefetch, once a line.
+template <bool Prefetch>
 __attribute__((target("avx512f"))) static int64_t SumSquaresAvx512(const float* x, int64_t n, double acc[4]) {
   __m256d s = _mm256_loadu_pd(acc);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
+    if (Prefetch && (i & 15) == 0) PrefetchAhead<kPrefetchL1 | kPrefetchL2>(x + i);
     const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
     const __m512d sq = _mm512_mul_pd(d, d);
     const __m512d even = _mm512_shuffle_f64x2(sq, sq, 0x88); // lanes (0, 1), (4, 5) of 128 bits: values 0 1 4 5
@@ -356,7 +373,7 @@ double SumSquaresChunk(const float* x, int64_t n) {
 #ifdef SUPRA_X86
   if (HaveAvx512() || HaveAvx2Fma()) {
     double acc[4] = {0, 0, 0, 0}; // a0, a1, b0, b1
-    i = HaveAvx512() ? SumSquaresAvx512(x, n, acc) : SumSquaresAvx2(x, n, acc);
+    i = !HaveAvx512() ? SumSquaresAvx2(x, n, acc) : CpuTuningNow().passPrefetch ? SumSquaresAvx512<true>(x, n, acc) : SumSquaresAvx512<false>(x, n, acc);
     a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
   }
 #endif

@@ -42,7 +42,7 @@ enum class VectorIsa { kAvx2, kAvx512 };
 // only, 2026-12-06; decoding interleaved in one process, SUPRA models of the scale benchmark's shapes) the L2
 // one slowed every AVX2 kernel, the L1 one sped int8 up by 2-8% and BF16 by 0-7% against none, and float32
 // weights streamed fastest with none (SmolLM-135M: 43.4 tokens/s, 36.5 with the L1 one, 33.7 with both).
-// The AVX-512 BF16 kernel's prefetch depends on the CPU's maker (DecodeTuning below).
+// The AVX-512 BF16 kernel's prefetch depends on the CPU's maker (CpuTuning below).
 constexpr int kPrefetchBytes = 2048;
 constexpr int kPrefetchL1 = 1, kPrefetchL2 = 2, kPrefetchNta = 4;
 template <int Levels>
@@ -52,29 +52,36 @@ static inline void PrefetchAhead(const void* p) {
   if (Levels & kPrefetchNta) _mm_prefetch(static_cast<const char*>(p) + 2 * kPrefetchBytes, _MM_HINT_NTA);
 }
 
-// What decoding runs fastest with differs between CPU makers in two places, so each maker has a row of this
-// table, picked once by CPUID's vendor string (CpuDecodeTuning, kernels.cc):
-// - bf16Prefetch, the AVX-512 BF16 kernel's software prefetch. On AMD a non-temporal one (kPrefetchNta): the
-//   weight passes through without evicting what the step keeps coming back to (the recurrent states, the
-//   activations), which the T0/T1 prefetches of 270 MB a token pushed out of the caches. On the Zen 4 VM
-//   (2026-12-07, the variants alternating token by token in one process, SUPRA models of the scale
-//   benchmark), SmolLM-135M decoded 6-23% faster than with the L1 and L2 ones, TinyLlama-1.1B 2-14%; 8 KiB
-//   ahead did as well, 2 KiB or both worse; the int8 kernel gained nothing from it (within 3%). On Intel it is
-//   a trap: on the 2-core Xeon VM (AMX, 2026-12-07, SmolLM-135M SUPRA at BF16, a process each, twice) 35-36
-//   tokens/s, against 88-99 with the L1 and L2 ones (kept there), 91-92 with the L2 one alone, 75-79 with the
-//   L1 one, 66-68 with none.
+// What runs fastest differs between CPU makers in a few places, so each maker has a row of this table, picked
+// once by CPUID's vendor string (CpuTuningNow, kernels.cc):
+// - bf16DecodePrefetch, the AVX-512 BF16 decoding kernel's software prefetch. On AMD a non-temporal one
+//   (kPrefetchNta): the weight passes through without evicting what the step keeps coming back to (the
+//   recurrent states, the activations), which the T0/T1 prefetches of 270 MB a token pushed out of the caches.
+//   On the Zen 4 VM (2026-12-07, the variants alternating token by token in one process, SUPRA models of the
+//   scale benchmark), SmolLM-135M decoded 6-23% faster than with the L1 and L2 ones, TinyLlama-1.1B 2-14%;
+//   8 KiB ahead did as well, 2 KiB or both worse; the int8 kernel gained nothing from it (within 3%). On Intel
+//   it is a trap: on the 2-core Xeon VM (AMX, 2026-12-07, SmolLM-135M SUPRA at BF16, a process each, twice)
+//   35-36 tokens/s, against 88-99 with the L1 and L2 ones (kept there), 91-92 with the L2 one alone, 75-79
+//   with the L1 one, 66-68 with none.
 // - stepAloneFloats: a one-token recurrent step (linearAttentionStep) with at most this many floats of state
 //   runs on the calling thread alone, a larger one shared with the helper thread (addon.cc says why). On the
 //   Zen 4 VM SmolLM-135M's 147 KiB states decoded faster alone; on the Xeon VM shared (alternating token by
 //   token in one process, 2026-12-07: 3.2-3.6% faster at int8, 2.1% at BF16; the embedded teacher's states,
 //   in cache, within 1% either way), whose one core reads its memory at half the two cores' pace.
-// SUPRA_BF16_PREFETCH=nta|l1l2 and SUPRA_STEP_ALONE_FLOATS=N override a row's field, for measuring.
-struct DecodeTuning {
-  const char* vendor; // "amd" or "other"
-  int bf16Prefetch;   // kPrefetchNta or kPrefetchL1 | kPrefetchL2
+// - passPrefetch: the L1 and L2 prefetches (PrefetchAhead) in the AVX-512 loops of training's passes over
+//   every parameter, AdamW and the gradient norm's sum of squares. On the Xeon VM the sum of squares read
+//   11 GB/s without them and 22-23 with them (the memory reads ~27 on 2 threads), AdamW 1.30-1.35 G values/s
+//   and 1.43-1.47, and SmolLM-135M's 1 x 512 BF16 step spent 139 ms in the two against 166 (2.9% faster,
+//   alternating step by step in one process). On the Zen 4 VM they already ran at 47-52 and 86 GB/s without.
+// SUPRA_BF16_PREFETCH=nta|l1l2, SUPRA_STEP_ALONE_FLOATS=N and SUPRA_PASS_PREFETCH=l1l2|none override a row's
+// field, for measuring.
+struct CpuTuning {
+  const char* vendor;     // "amd" or "other"
+  int bf16DecodePrefetch; // kPrefetchNta or kPrefetchL1 | kPrefetchL2
   int64_t stepAloneFloats;
+  bool passPrefetch;
 };
-const DecodeTuning& CpuDecodeTuning();
+const CpuTuning& CpuTuningNow();
 #endif
 bool HaveAvx2Fma();
 
@@ -89,7 +96,7 @@ void DotRowsAvx512(int m, int n, int k, float alpha, float beta, const float* A,
 // float32), widened in registers: the same sums in the same order as DotRows* with alpha 1, beta 0 over the
 // widened weight, so the same bits.
 void DotRowsBf16Avx2(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
-// The weight streams with CpuDecodeTuning().bf16Prefetch.
+// The weight streams with CpuTuningNow().bf16DecodePrefetch.
 void DotRowsBf16Avx512(int m, int n, int k, const float* A, int lda, const uint16_t* W, int ldw, float* C, int ldc);
 
 // C = alpha * op(A) * op(B) + beta * C for one small product (1 <= m, n, k <= kSmallMaxDim), summed as

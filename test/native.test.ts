@@ -831,24 +831,25 @@ test('SUPRA_NATIVE_ISA=avx2 caps the add-on\'s own kernels at AVX2 (the second t
   assert.equal(childInfo({ SUPRA_NATIVE_ISA: 'avx512' }).decodeKernel, widest);
 });
 
-test('decoding is tuned by CPU maker (BF16 prefetch, one-token states on one thread); SUPRA_BF16_PREFETCH and SUPRA_STEP_ALONE_FLOATS override it, and no setting changes a bit', { skip }, () => {
+test('the add-on is tuned by CPU maker (BF16 decoding prefetch, one-token states on one thread, prefetches in the optimizer\'s passes); SUPRA_BF16_PREFETCH, SUPRA_STEP_ALONE_FLOATS and SUPRA_PASS_PREFETCH override it, and no setting changes a bit', { skip }, () => {
   backend();
   const info = childInfo({});
   if (info.decodeKernel === 'none') {
-    assert.equal(info.decodeTuning, undefined);
+    assert.equal(info.cpuTuning, undefined);
     return;
   }
-  assert.ok(info.decodeTuning, 'the add-on reports its decoding tuning');
-  assert.ok(['amd', 'other'].includes(info.decodeTuning.vendor));
-  assert.equal(info.decodeTuning.bf16Prefetch, info.decodeTuning.vendor === 'amd' ? 'nta' : 'l1l2');
-  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '0' }).decodeTuning,
-    { vendor: info.decodeTuning.vendor, bf16Prefetch: 'nta', stepAloneFloats: 0 });
-  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '65536' }).decodeTuning,
-    { vendor: info.decodeTuning.vendor, bf16Prefetch: 'l1l2', stepAloneFloats: 65536 });
+  const own = info.cpuTuning;
+  assert.ok(own, 'the add-on reports its tuning');
+  assert.ok(['amd', 'other'].includes(own.vendor));
+  assert.equal(own.bf16DecodePrefetch, own.vendor === 'amd' ? 'nta' : 'l1l2');
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '0', SUPRA_PASS_PREFETCH: 'none' }).cpuTuning,
+    { vendor: own.vendor, bf16DecodePrefetch: 'nta', stepAloneFloats: 0, passPrefetch: 'none' });
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '65536', SUPRA_PASS_PREFETCH: 'l1l2' }).cpuTuning,
+    { vendor: own.vendor, bf16DecodePrefetch: 'l1l2', stepAloneFloats: 65536, passPrefetch: 'l1l2' });
   // a value it does not know leaves the maker's own
-  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'fast', SUPRA_STEP_ALONE_FLOATS: '-3' }).decodeTuning, info.decodeTuning);
-  // A BF16 product big enough to share with the helper and a SmolLM-135M-sized recurrent step, in children of
-  // each setting: the same bits.
+  assert.deepEqual(childInfo({ SUPRA_BF16_PREFETCH: 'fast', SUPRA_STEP_ALONE_FLOATS: '-3', SUPRA_PASS_PREFETCH: 'yes' }).cpuTuning, own);
+  // In children of each setting: a BF16 product big enough to share with the helper, a SmolLM-135M-sized
+  // recurrent step, AdamW and the sum of squares over 3 chunks and a tail: the same bits.
   const script =
     `import { createNativeBackend } from ${JSON.stringify(nativeModuleUrl)};` +
     `const r = createNativeBackend(); if (!r.ok) throw new Error(r.reason); const be = r.backend;` +
@@ -860,14 +861,19 @@ test('decoding is tuned by CPU maker (BF16 prefetch, one-token states on one thr
     `const v = Float32Array.from({ length: U * D }, next), o = new Float32Array(U * D), state = Float32Array.from({ length: U * D * D }, next);` +
     `const powers = Float64Array.from({ length: U * 2 }, (_, i) => 0.9 + 0.001 * i);` +
     `be.kernels.linearAttentionStep(q, kk, v, o, state, U, 1, D, D, 0.125, powers, 2, U);` +
-    `console.log(JSON.stringify([y, o, state].map((a) => Buffer.from(a.buffer).toString('base64'))));`;
+    `const P = 3 * 32768 + 21; const p = Float32Array.from({ length: P }, next), g = Float32Array.from({ length: P }, next);` +
+    `const m1 = Float32Array.from({ length: P }, next), v1 = Float32Array.from({ length: P }, () => Math.abs(next()));` +
+    `const ss = be.heapKernels.sumSquares(g, P, 32768);` +
+    `be.heapKernels.adamw(p, g, m1, v1, 1e-3, 0.9, 0.95, 1e-8, 0.1, 0.5, 0.3, 0.7, false, P, 32768);` +
+    `const { createHash } = await import('node:crypto');` +
+    `console.log(JSON.stringify([...[y, o, state, p, m1, v1].map((a) => createHash('sha256').update(new Uint8Array(a.buffer)).digest('hex')), ss]));`;
   const run = (env: Record<string, string>) => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as string[];
+    return JSON.parse(r.stdout) as unknown[];
   };
-  const base = run({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '65536' });
-  assert.deepEqual(run({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '0' }), base);
+  const base = run({ SUPRA_BF16_PREFETCH: 'nta', SUPRA_STEP_ALONE_FLOATS: '65536', SUPRA_PASS_PREFETCH: 'none' });
+  assert.deepEqual(run({ SUPRA_BF16_PREFETCH: 'l1l2', SUPRA_STEP_ALONE_FLOATS: '0', SUPRA_PASS_PREFETCH: 'l1l2' }), base);
 });
 
 test('idle OpenBLAS threads sleep at once unless OPENBLAS_THREAD_TIMEOUT says otherwise', { skip }, () => {

@@ -6,7 +6,7 @@
 // and its markdown, and what one child measures (its options: src/cli/bench-scale.ts); bench/scale.ts
 // writes the folders and runs the children.
 import type { BackendName } from '../core/backend.js';
-import type { DecodeTuning, NativeBackend } from '../core/native/backend.js';
+import type { CpuTuning, NativeBackend } from '../core/native/backend.js';
 import { formatBytes } from '../core/memory.js';
 import { getBackend, setBackend } from '../core/select.js';
 import type { WeightType } from '../core/weights.js';
@@ -100,8 +100,8 @@ export interface ScaleCase {
   paired?: { percentOfBound: number; bandwidthGBPerS: number[]; decodeTokensPerS: number[] };
   backend?: string;
   threads?: number;
-  /** Native: the add-on's decoding settings for this CPU's maker. */
-  decodeTuning?: DecodeTuning;
+  /** Native: the add-on's settings for this CPU's maker. */
+  cpuTuning?: CpuTuning;
 }
 
 export interface ScaleModel {
@@ -247,7 +247,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     return {
       status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS, products,
       weightBytesPerToken: bytesPerToken, backend: be.name, threads: be.threads, maxRssBytes, paired,
-      decodeTuning: be.name === 'native' ? (be as NativeBackend).info().decodeTuning : undefined,
+      cpuTuning: be.name === 'native' ? (be as NativeBackend).info().cpuTuning : undefined,
     };
   } finally {
     model.free();
@@ -321,8 +321,8 @@ export function scaleMarkdown(r: ScaleReport): string {
       lines.push(`| ${c.shape} | ${c.kind === 'supra' ? 'SUPRA' : 'teacher'} | ${c.dtype} | ${c.command} | ${result} | ${fmt(c.seconds, 1)} | ${gib(c.maxRssBytes)} |`);
     }
   }
-  const tuningText = (t: DecodeTuning) => `, decoding tuned for ${t.vendor === 'amd' ? 'AMD' : 'other CPUs'}: BF16 prefetch ${t.bf16Prefetch}, one-token states up to ${t.stepAloneFloats} floats on one thread`;
-  const backendText = (c: ScaleCase) => `${c.backend} (${c.threads} threads${c.decodeTuning ? tuningText(c.decodeTuning) : ''})`;
+  const tuningText = (t: CpuTuning) => `, tuned for ${t.vendor === 'amd' ? 'AMD' : 'other CPUs'}: BF16 decoding prefetch ${t.bf16DecodePrefetch}, one-token states up to ${t.stepAloneFloats} floats on one thread`;
+  const backendText = (c: ScaleCase) => `${c.backend} (${c.threads} threads${c.cpuTuning ? tuningText(c.cpuTuning) : ''})`;
   const backends = [...new Set(r.models.flatMap((m) => m.cases.filter((c) => c.backend).map(backendText)))];
   if (backends.length > 0) lines.push('', `Backend: ${backends.join(', ')}.`);
   return lines.join('\n') + '\n';

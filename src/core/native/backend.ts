@@ -57,7 +57,7 @@ interface Addon {
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
     smallKernel: SmallKernel; elementwiseKernels: ElementwiseKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
-    decodeTuning?: DecodeTuning;
+    cpuTuning?: CpuTuning;
   };
   setThreads(n: number): number;
   useSmallKernel(on: boolean, kernel?: VectorKernel): boolean;
@@ -106,14 +106,16 @@ const ADDON_FUNCTIONS = [
 /** The add-on's kernel for decoding products (m ≤ 4 rows, weight stored n×k), by what the CPU has. */
 export type DecodeKernel = 'avx512' | 'avx2' | 'none';
 /**
- * The add-on's decoding settings by CPU maker (native/kernels.h DecodeTuning, SUPRA_BF16_PREFETCH and
- * SUPRA_STEP_ALONE_FLOATS overriding): the AVX-512 BF16 kernel's software prefetch (non-temporal, or into L1
- * and L2) and the largest one-token recurrent state stepped on the calling thread alone, in floats.
+ * The add-on's settings by CPU maker (native/kernels.h CpuTuning; SUPRA_BF16_PREFETCH, SUPRA_STEP_ALONE_FLOATS and
+ * SUPRA_PASS_PREFETCH override them): the AVX-512 BF16 decoding kernel's software prefetch (non-temporal, or into
+ * L1 and L2), the largest one-token recurrent state stepped on the calling thread alone (floats), and whether
+ * AdamW's and the gradient norm's passes prefetch into L1 and L2.
  */
-export interface DecodeTuning {
+export interface CpuTuning {
   vendor: 'amd' | 'other';
-  bf16Prefetch: 'nta' | 'l1l2';
+  bf16DecodePrefetch: 'nta' | 'l1l2';
   stepAloneFloats: number;
+  passPrefetch: 'l1l2' | 'none';
 }
 
 /**
@@ -149,8 +151,8 @@ export interface NativeInfo {
   decodeKernel: DecodeKernel;
   /** Batched small products run on this kernel of the add-on ('off', 'none': on OpenBLAS). */
   smallKernel: SmallKernel;
-  /** How decoding is tuned for this CPU's maker (native/kernels.h DecodeTuning); absent off x86 or from an older add-on. */
-  decodeTuning?: DecodeTuning;
+  /** The add-on's settings for this CPU's maker (native/kernels.h CpuTuning); absent off x86 or from an older add-on. */
+  cpuTuning?: CpuTuning;
   /** The kernel of the 'bf16' products now on ('off': float32 products; 'none': an add-on built before them). */
   bf16Products: Bf16Kernel | 'off' | 'none';
   /** The BF16 kernels this CPU and add-on have, slowest first: setMatmulPrecision('bf16') uses the last. */
