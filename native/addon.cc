@@ -1433,6 +1433,92 @@ napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+// fusedRecurrentStep(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, powers, batch, heads, kvHeads, dk, dv, start,
+// scale, powStride, eps): a SUPRA layer's decoding step (one token per sequence) from its raw features to the
+// input of o_proj, in one call (ops.ts fusedRecurrentStep): ReLU of q [batch, heads, dk] and k [batch, kvHeads,
+// dk] in place, repeat_kv of k and v into kRep and vRep (null when heads == kvHeads), RoPE of q and the repeated
+// k at position `start` (cos, sin: the tables, half = dk / 2 values a position), the recurrent step
+// (linearAttentionStep's, o [batch, heads, dv], state [batch, heads, dk, dv]) and the GroupNorm of each head's o
+// into out, rstd (eps rounded to float32, as the wasm kernel takes it). The same kernels in the same order as
+// the separate calls, so the same bits; the calls it replaces cost more than their work in a decoding step.
+#ifdef SUPRA_X86
+// every span read or written, for the overlap check
+struct NamedSpan {
+  const char* name;
+  const float* data;
+  int64_t floats;
+};
+#endif
+
+napi_value FusedRecurrentStep(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "fusedRecurrentStep";
+  napi_value argv[21];
+  int64_t batch, heads, kvHeads, dk, dv, start, powStride;
+  double scale, eps;
+  if (!ReadArgs(env, cbinfo, name, 21, argv) || !ElementwiseAvailable(env, name) ||
+      !ReadCount(env, argv[12], name, "batch", 1, &batch) || !ReadCount(env, argv[13], name, "heads", 1, &heads) ||
+      !ReadCount(env, argv[14], name, "kvHeads", 1, &kvHeads) || !ReadCount(env, argv[15], name, "dk", 2, &dk) ||
+      !ReadCount(env, argv[16], name, "dv", 1, &dv) || !ReadCount(env, argv[17], name, "start", 0, &start) ||
+      !ReadNumber(env, argv[18], "scale", &scale) || !ReadCount(env, argv[19], name, "powStride", 0, &powStride) ||
+      !ReadNumber(env, argv[20], "eps", &eps)) {
+    return nullptr;
+  }
+  const auto fail = [&](const std::string& why) {
+    Napi::RangeError::New(env, std::string("supra native fusedRecurrentStep: ") + why).ThrowAsJavaScriptException();
+    return nullptr;
+  };
+  if (std::max({batch, heads, dk, dv, start, powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
+  if (heads % kvHeads != 0) return fail("heads (" + std::to_string(heads) + ") must be a multiple of kvHeads (" + std::to_string(kvHeads) + ")");
+  if (dk % 2 != 0) return fail("dk must be even for RoPE, got " + std::to_string(dk));
+  const int64_t rep = heads / kvHeads, units = batch * heads;
+  if (units * dk > (int64_t{1} << 40) || units * dk * dv > (int64_t{1} << 40)) return fail("the state is too large");
+  float *q, *k, *v, *kRep, *vRep, *o, *out, *rstd, *state, *cos, *sin;
+  const int64_t table = (start + 1) * (dk / 2);
+  if (!ReadSpan(env, argv[0], name, "q", units * dk, false, &q) || !ReadSpan(env, argv[1], name, "k", batch * kvHeads * dk, false, &k) ||
+      !ReadSpan(env, argv[2], name, "v", batch * kvHeads * dv, false, &v) ||
+      !ReadSpan(env, argv[3], name, "kRep", units * dk, rep == 1, &kRep) ||
+      !ReadSpan(env, argv[4], name, "vRep", units * dv, rep == 1, &vRep) || !ReadSpan(env, argv[5], name, "o", units * dv, false, &o) ||
+      !ReadSpan(env, argv[6], name, "out", units * dv, false, &out) || !ReadSpan(env, argv[7], name, "rstd", units, false, &rstd) ||
+      !ReadSpan(env, argv[8], name, "state", units * dk * dv, false, &state) ||
+      !ReadSpan(env, argv[9], name, "cos", table, false, &cos) || !ReadSpan(env, argv[10], name, "sin", table, false, &sin)) {
+    return nullptr;
+  }
+  if (rep == 1 && (kRep != nullptr || vRep != nullptr)) return fail("kRep and vRep must be null when heads == kvHeads");
+  napi_typedarray_type type;
+  size_t powersLength = 0;
+  void* powersData = nullptr;
+  const int64_t powersNeed = (heads - 1) * powStride + 2;
+  if (napi_get_typedarray_info(env, argv[11], &type, &powersLength, &powersData, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array || static_cast<int64_t>(powersLength) < powersNeed) {
+    return fail("powers must be a Float64Array of at least " + std::to_string(powersNeed) + " values");
+  }
+#ifdef SUPRA_X86
+  // Everything it writes is read again by a later kernel of the call, so no two spans may share memory (the
+  // tables and powers are only read; powers is float64, counted as two floats a value).
+  const NamedSpan spans[] = {
+      {"q", q, units * dk}, {"k", k, batch * kvHeads * dk}, {"v", v, batch * kvHeads * dv}, {"kRep", kRep, kRep ? units * dk : 0},
+      {"vRep", vRep, vRep ? units * dv : 0}, {"o", o, units * dv}, {"out", out, units * dv}, {"rstd", rstd, units},
+      {"state", state, units * dk * dv}, {"cos", cos, table}, {"sin", sin, table},
+      {"powers", static_cast<const float*>(powersData), 2 * powersNeed}};
+  constexpr int kWritten = 9; // the spans before cos: the ones it writes (q, k, kRep, vRep, o, out, rstd, state) and v
+  for (int i = 0; i < kWritten; i++) {
+    for (int j = i + 1; j < static_cast<int>(sizeof spans / sizeof spans[0]); j++) {
+      if (spans[i].floats > 0 && spans[j].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
+        return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
+      }
+    }
+  }
+  supra::FusedStepBefore(elementwiseIsa, q, k, v, kRep, vRep, cos, sin, batch, heads, rep, dk, dv, start);
+  LinearAttentionStepWork work(q, rep > 1 ? kRep : k, rep > 1 ? vRep : v, o, state, static_cast<int>(heads), 1, static_cast<int>(dk),
+                               static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
+                               static_cast<int>(powStride), units);
+  if (units * dk * dv <= supra::CpuTuningNow().stepAloneFloats) work.Drain(0);
+  else RunShared(work);
+  supra::GroupnormRange(elementwiseIsa, o, out, rstd, dv, static_cast<float>(eps), 0, units);
+#endif
+  return nullptr;
+}
+
 // ---------------------------------------------------------------- the range kernels
 //
 // rangeKernel(name, spans, scalars, total, grain): a kernel of supra::RangeKernel's table (kernels_vector.cc) with
@@ -1754,7 +1840,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useBf16Products", Napi::Function::New(env, UseBf16Products, "useBf16Products"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
                           {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"gemmShared", GemmShared}, {"quantizeInt8", QuantizeInt8},
-                          {"readBandwidth", ReadBandwidth}, {"sgemmFused", SgemmFused}, {"linearAttentionStep", LinearAttentionStep}, {"adamwFused", AdamwFused},
+                          {"readBandwidth", ReadBandwidth}, {"sgemmFused", SgemmFused}, {"linearAttentionStep", LinearAttentionStep}, {"fusedRecurrentStep", FusedRecurrentStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward},
                           {"adviseHugePages", AdviseHugePages}, {"rangeKernel", RangeKernelCall},
                           {"rangeKernelNames", RangeKernelNames}}) {

@@ -114,6 +114,11 @@ void SwigluBackwardRange(VectorIsa isa, const float* dout, const float* gate, co
                          float* act, int64_t lo, int64_t hi);
 void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, const float* v, float* o, float* state, int heads,
                               int tokens, int dk, int dv, float scale, const double* powers, int powStride, int64_t lo, int64_t hi);
+// fusedRecurrentStep (addon.cc) around the step: ReLU, repeat_kv and RoPE before it (kRep, vRep unused when
+// rep = 1), and the GroupNorm of groups [lo, hi) after it, the range kernels' own rows.
+void FusedStepBefore(VectorIsa isa, float* q, float* k, const float* v, float* kRep, float* vRep, const float* cos, const float* sin,
+                     int64_t batch, int64_t heads, int64_t rep, int64_t dk, int64_t dv, int64_t start);
+void GroupnormRange(VectorIsa isa, const float* x, float* out, float* rstd, int64_t size, float eps, int64_t lo, int64_t hi);
 // The range kernels of assembly/ops.ts the add-on runs itself, one row each (kernels_vector.cc): a training
 // step's rmsnorm, groupnorm, layout, bias, relu, rope and decay kernels, bit for bit the wasm kernels' results at either
 // width. A call gives the wasm kernel's arguments: its arrays in order (spans), then its numbers

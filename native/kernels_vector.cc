@@ -142,6 +142,17 @@ void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, con
   else avx2::LinearAttentionStepRange(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, lo, hi);
 }
 
+void FusedStepBefore(VectorIsa isa, float* q, float* k, const float* v, float* kRep, float* vRep, const float* cos, const float* sin,
+                     int64_t batch, int64_t heads, int64_t rep, int64_t dk, int64_t dv, int64_t start) {
+  if (isa == VectorIsa::kAvx512) avx512::FusedStepBefore(q, k, v, kRep, vRep, cos, sin, batch, heads, rep, dk, dv, start);
+  else avx2::FusedStepBefore(q, k, v, kRep, vRep, cos, sin, batch, heads, rep, dk, dv, start);
+}
+
+void GroupnormRange(VectorIsa isa, const float* x, float* out, float* rstd, int64_t size, float eps, int64_t lo, int64_t hi) {
+  if (isa == VectorIsa::kAvx512) avx512::GroupnormGroups(x, out, rstd, size, eps, lo, hi);
+  else avx2::GroupnormGroups(x, out, rstd, size, eps, lo, hi);
+}
+
 // ---- the range kernels' table (kernels.h RangeKernel)
 
 namespace {

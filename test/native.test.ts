@@ -624,6 +624,56 @@ test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly
     /powers must be a Float64Array of at least 3 values/);
 });
 
+test('the fused recurrent step (a SUPRA decoding step from raw features to GroupNorm in one call) writes exactly the separate wasm kernels\' bits, on AVX-512 and on AVX2; bad calls are refused', { skip }, (t) => {
+  const be = backend();
+  if (elementwiseWidths(be).length === 0) {
+    t.skip('no AVX-512 or AVX2 on this CPU: the separate calls run');
+    return;
+  }
+  assert.ok(be.kernels?.fusedRecurrentStep, 'the add-on has fusedRecurrentStep');
+  const next = rng(17);
+  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
+  onEveryWidth(be, (width) => {
+    // [B, H, Hkv, Dk, Dv, start]: a SmolLM-135M step (GQA 3), heads = kv heads, two sequences with odd sizes
+    for (const [B, H, Hkv, Dk, Dv, start] of [[1, 9, 3, 64, 64, 5], [2, 4, 4, 32, 32, 0], [2, 6, 2, 10, 12, 3]] as const) {
+      const rep = H / Hkv;
+      const q0 = values(B * H * Dk), k0 = values(B * Hkv * Dk), v = values(B * Hkv * Dv), state0 = values(B * H * Dk * Dv);
+      const tables = ops.ropeTables(start + 1, Dk, 10000);
+      const powStride = 65;
+      const powers = Float64Array.from({ length: H * powStride }, (_, i) => 0.9 + 0.01 * (i % 7) + 1e-9 * i);
+      const { wasm, native } = onBothKernels(() => {
+        const q = Float32Array.from(q0), k = Float32Array.from(k0), state = Float32Array.from(state0);
+        const kRep = rep > 1 ? new Float32Array(B * H * Dk).fill(NaN) : null, vRep = rep > 1 ? new Float32Array(B * H * Dv).fill(NaN) : null;
+        const o = new Float32Array(B * H * Dv).fill(NaN), out = new Float32Array(B * H * Dv).fill(NaN), rstd = new Float32Array(B * H).fill(NaN);
+        ops.fusedRecurrentStep(q, k, v, kRep, vRep, o, out, rstd, state, tables.cos, tables.sin, powers, B, H, Hkv, Dk, Dv, start, 0.125, powStride, 1e-5);
+        return { q, k, kRep, vRep, o, out, rstd, state };
+      });
+      const what = `${width}: B ${B} H ${H} Hkv ${Hkv} Dk ${Dk} Dv ${Dv} start ${start}`;
+      for (const name of ['q', 'k', 'kRep', 'vRep', 'o', 'out', 'rstd', 'state'] as const) {
+        const a = native[name], b = wasm[name];
+        if (a === null || b === null) assert.equal(a, b, `${what}: ${name}`);
+        else assertSameBits(a, b, `${what}: ${name}`);
+      }
+      free(tables.cos);
+      free(tables.sin);
+    }
+  });
+  const f = (n: number) => new Float32Array(n);
+  const call = (over: Partial<Record<'q' | 'kRep' | 'o' | 'state' | 'cos', Float32Array | null>>, Hkv = 3) =>
+    be.kernels!.fusedRecurrentStep!(over.q ?? f(9 * 8), f(Hkv * 8), f(Hkv * 8), 'kRep' in over ? over.kRep! : f(9 * 8), Hkv === 9 ? null : f(9 * 8),
+      over.o ?? f(9 * 8), f(9 * 8), f(9), over.state ?? f(9 * 64), over.cos ?? f(2 * 4), f(2 * 4), new Float64Array(9 * 3), 1, 9, Hkv, 8, 8, 1, 1, 3, 1e-5);
+  assert.doesNotThrow(() => call({}));
+  assert.throws(() => call({ state: f(9 * 64 - 1) }), /state has 575 floats, the call needs 576/);
+  assert.throws(() => call({ cos: f(7) }), /cos has 7 floats, the call needs 8/);
+  assert.throws(() => call({ kRep: null }), /kRep/);
+  assert.throws(() => call({}, 9), /kRep and vRep must be null when heads == kvHeads/);
+  assert.throws(() => call({}, 4), /heads \(9\) must be a multiple of kvHeads \(4\)/);
+  const shared = f(9 * 8 * 2);
+  assert.throws(() => call({ q: shared.subarray(0, 72), o: shared.subarray(40, 112) }), /q overlaps o in memory/);
+  assert.throws(() => ops.fusedRecurrentStep(f(72), f(24), f(24), null, f(72), f(72), f(72), f(9), f(576), f(8), f(8), new Float64Array(27), 1, 9, 3, 8, 8, 1, 1, 3, 1e-5),
+    /kRep and vRep are null exactly when heads == kv heads/);
+});
+
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {
   const be = backend();
   const c = Float32Array.from([1, 2, 3, 4, 5, 6]);

@@ -130,6 +130,15 @@ export interface BackendKernels {
     Dk: number, Dv: number, scale: number, powers: Float64Array, powStride: number, U: number,
   ): void;
   /**
+   * A SUPRA layer's decoding step from its raw features to GroupNorm's output in one call
+   * (ops.fusedRecurrentStep's arguments in order, kRep and vRep null when H = Hkv). Optional.
+   */
+  fusedRecurrentStep?(
+    q: Float32Array, k: Float32Array, v: Float32Array, kRep: Float32Array | null, vRep: Float32Array | null, o: Float32Array,
+    out: Float32Array, rstd: Float32Array, state: Float32Array, cos: Float32Array, sin: Float32Array, powers: Float64Array,
+    B: number, H: number, Hkv: number, Dk: number, Dv: number, start: number, scale: number, powStride: number, eps: number,
+  ): void;
+  /**
    * The range kernels of assembly/ops.ts (RangeKernelName) the backend runs itself, and their call: the wasm
    * kernel's arrays in order (null where it takes 0), then its numbers, over units [0, total) in chunks of
    * `grain`. Optional: a backend may have the others without them.

@@ -825,6 +825,43 @@ export function decayBlocks(x: Float32Array, U: number, H: number, size: number,
 }
 
 /**
+ * A SUPRA layer's decoding step (one token per sequence, no qk-norm, GroupNorm after the attention) from its
+ * raw feature-map outputs to o_proj's input, the fla-style fused recurrent form: ReLU of q [B, H, Dk] and k
+ * [B, Hkv, Dk] in place, repeat_kv of k and v into kRep and vRep [B, H, ·] (null when H = Hkv: k and v serve),
+ * RoPE of q and the repeated k at `start`, the recurrent step into o [B, H, Dv] and state [B, H, Dk, Dv]
+ * (linearAttentionStep), and GroupNorm of each head's o into out and rstd. A backend with
+ * BackendKernels.fusedRecurrentStep runs it in one call; otherwise the separate calls run, the same kernels in
+ * the same order, so the bits are the same either way.
+ */
+export function fusedRecurrentStep(
+  q: Float32Array, k: Float32Array, v: Float32Array, kRep: Float32Array | null, vRep: Float32Array | null, o: Float32Array,
+  out: Float32Array, rstd: Float32Array, state: Float32Array, cos: Float32Array, sin: Float32Array, powers: Float64Array,
+  B: number, H: number, Hkv: number, Dk: number, Dv: number, start: number, scale: number, powStride: number, eps: number,
+): void {
+  checkCounts('fusedRecurrentStep', 'B,H,Hkv,Dk,Dv', B, H, Hkv, Dk, Dv);
+  checkCounts('fusedRecurrentStep', 'start,powStride', start, powStride);
+  if (Hkv < 1 || H % Hkv !== 0) throw new RangeError(`supra: fusedRecurrentStep: ${H} heads are not a multiple of ${Hkv} kv heads`);
+  const rep = H / Hkv;
+  if ((rep === 1) !== (kRep === null) || (rep === 1) !== (vRep === null)) {
+    throw new RangeError('supra: fusedRecurrentStep: kRep and vRep are null exactly when heads == kv heads');
+  }
+  if (B === 0) return;
+  const own = getBackend().kernels?.fusedRecurrentStep;
+  if (own) {
+    own(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, powers, B, H, Hkv, Dk, Dv, start, scale, powStride, eps); // it checks the lengths itself
+    return;
+  }
+  relu(q, q, B * H * Dk);
+  relu(k, k, B * Hkv * Dk);
+  if (kRep) toHeadMajor(k, kRep, B, 1, H, rep, Dk);
+  rope(q, cos, sin, B, 1, H, Dk, start);
+  rope(kRep ?? k, cos, sin, B, 1, H, Dk, start);
+  if (vRep) toHeadMajor(v, vRep, B, 1, H, rep, Dv);
+  linearAttentionStep(q, kRep ?? k, vRep ?? v, o, state, B * H, H, 1, Dk, Dv, scale, powers, powStride);
+  groupnorm(o, out, rstd, B, H, Dv, eps);
+}
+
+/**
  * Recurrent linear attention over T tokens for U = BH heads, the reference's recurrent_forward:
  * S' = S + scale·k_tᵀ v_t; o_t = q_t·S'; S ← γ_h·S', with γ_h = powers[(u mod H)·powStride + 1].
  * q, k [U, T, Dk]; v, o [U, T, Dv] (o overwritten); state [U, Dk, Dv] advanced in place.

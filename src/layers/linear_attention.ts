@@ -332,6 +332,24 @@ export class LinearAttention {
     this.statesValid = false;
   }
 
+  /**
+   * One decoding step (one token per sequence, the state advanced in place) from a SUPRA layer's raw features
+   * to its GroupNorm's output, with the work around the step in the same call where the backend has it
+   * (ops.fusedRecurrentStep: ReLU, repeat_kv from Hkv heads into kRep and vRep, RoPE at `start`, GroupNorm).
+   */
+  stepFused(
+    q: Float32Array, k: Float32Array, v: Float32Array, kRep: Float32Array | null, vRep: Float32Array | null, o: Float32Array,
+    out: Float32Array, rstd: Float32Array, B: number, Hkv: number, state: Float32Array, cos: Float32Array, sin: Float32Array,
+    start: number, eps: number,
+  ): void {
+    if (state.length < B * this.heads * this.dk * this.dv) {
+      throw new RangeError(`supra: linear attention state holds ${state.length} values, expected ${B * this.heads * this.dk * this.dv}`);
+    }
+    ops.fusedRecurrentStep(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, this.powers, B, this.heads, Hkv, this.dk, this.dv,
+      start, this.scale, this.powStride, eps);
+    this.statesValid = false;
+  }
+
   /** The chunk states of a whole sequence from state 0 (the state half of forwardChunked), for backward. */
   private computeStates(k: Float32Array, v: Float32Array, B: number, T: number): void {
     this.ensureWorkspace(B, T, true);

@@ -328,6 +328,8 @@ export class SupraAttention implements TokenMixer {
     // Decoding with a shared kernel: q and k sit in one buffer, so the kernel runs once on their 2N rows
     // and its weights stream once per token (a training forward keeps the separate products).
     const stacked = !keep && this.kernelK === this.kernelQ && !this.folded;
+    // A decoding step of plain features goes from the raw features to GroupNorm in one fused call (ReLU included).
+    const fused = this.plainFeatures && supraState !== null && T === 1;
 
     // projections, then the kernel feature maps: one linear layer over all heads, then ReLU (kept: relu
     // backward reads it); folded, one product each from x
@@ -337,14 +339,16 @@ export class SupraAttention implements TokenMixer {
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
       Linear.forwardShared(x, N, [[this.folded.q, qf], [this.folded.k, kf], [this.proj.v, v]]);
-      ops.relu(qf, qf);
-      ops.relu(kf, kf);
+      if (!fused) {
+        ops.relu(qf, qf);
+        ops.relu(kf, kf);
+      }
     } else if (stacked) {
       const qk = this.buf('qkStack', 2 * N * H * D, false);
       Linear.forwardShared(x, N, [[this.proj.q, qk.subarray(0, N * H * D)], [this.proj.k, qk.subarray(N * H * D)], [this.proj.v, v]]);
       const qkf = this.buf('qkfStack', 2 * N * H * Dk, false);
       this.kernelQ.forward(qk, qkf, 2 * N);
-      ops.relu(qkf, qkf);
+      if (!fused) ops.relu(qkf, qkf);
       qf = qkf.subarray(0, N * H * Dk);
       kf = qkf.subarray(N * H * Dk);
     } else {
@@ -354,9 +358,24 @@ export class SupraAttention implements TokenMixer {
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);
       this.kernelQ.forward(q, qf, N);
-      ops.relu(qf, qf);
       this.kernelK.forward(k, kf, N);
-      ops.relu(kf, kf);
+      if (!fused) {
+        ops.relu(qf, qf);
+        ops.relu(kf, kf);
+      }
+    }
+
+    if (fused) {
+      const kr = rep > 1 ? this.buf('kr', N * H * Dk, false) : null;
+      const vt = rep > 1 ? this.buf('vt', N * H * D, false) : null;
+      const oRaw = this.buf('oRaw', N * H * D, false);
+      const gn = this.buf('gn', N * H * D, false);
+      this.attention.stepFused(qf, kf, v, kr, vt, oRaw, gn, this.buf('gnRstd', N * H, false), B, Hkv, supraState!.data, cos, sin, start,
+        this.settings.group_norm_eps);
+      supraState!.position += T;
+      this.proj.o.forward(gn, out, N);
+      this.last = { B, T, q: qf, k: kr ?? kf, v: vt ?? v, attnRaw: oRaw, attnGn: gn, denominator: null };
+      return;
     }
 
     // Plain features (no qk-norm, GroupNorm): φ(q), φ(k) go to head-major (repeat_kv included) and RoPE

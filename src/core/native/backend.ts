@@ -69,6 +69,8 @@ interface Addon {
   swigluBackward: BackendKernels['swigluBackward'];
   /** Absent from an add-on built before it: ops.ts then runs the wasm kernel. */
   linearAttentionStep?: BackendKernels['linearAttentionStep'];
+  /** Absent from an add-on built before it: ops.ts then makes the separate calls. */
+  fusedRecurrentStep?: BackendKernels['fusedRecurrentStep'];
   /** Absent from an add-on built before them: ops.ts then runs the wasm kernels. */
   rangeKernel?: BackendKernels['range'];
   rangeKernelNames?(): string[];
@@ -324,6 +326,7 @@ function load(addonPath: string): NativeResult {
     swigluBackward: addon.swigluBackward,
   };
   if (typeof addon.linearAttentionStep === 'function') kernels.linearAttentionStep = addon.linearAttentionStep;
+  if (typeof addon.fusedRecurrentStep === 'function') kernels.fusedRecurrentStep = addon.fusedRecurrentStep;
   if (typeof addon.rangeKernel === 'function' && typeof addon.rangeKernelNames === 'function') {
     kernels.rangeKernels = new Set(addon.rangeKernelNames());
     kernels.range = addon.rangeKernel;
