@@ -1,7 +1,7 @@
 // The OpenBLAS backend against a float64 reference. Runs when the add-on loaded; skipped with the reason
 // otherwise, unless SUPRA_REQUIRE_NATIVE=1 makes a missing add-on a failure. The fallback tests (missing
 // add-on, build without OpenBLAS) always run.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -299,6 +299,20 @@ function elementwiseWidths(be: NativeBackend): VectorKernel[] {
   return widthsFrom(be.info().elementwiseKernels);
 }
 
+/** The backend when the CPU runs the add-on's elementwise kernels, else null with the test skipped (the wasm ones run). */
+function elementwiseBackend(t: TestContext, without: string): NativeBackend | null {
+  const be = backend();
+  if (elementwiseWidths(be).length > 0) return be;
+  t.skip(`no AVX-512 or AVX2 on this CPU: ${without}`);
+  return null;
+}
+
+/** Values from a seeded generator, n at a time. */
+function valuesFrom(seed: number): (n: number) => Float32Array {
+  const next = rng(seed);
+  return (n) => Float32Array.from({ length: n }, () => next());
+}
+
 /** Runs check on every elementwise width of the CPU, then puts the widest back. */
 function onEveryWidth(be: NativeBackend, check: (width: VectorKernel) => void): void {
   const widths = elementwiseWidths(be);
@@ -459,11 +473,8 @@ test('the add-on\'s cross-entropy and swiglu kernels write exactly the wasm kern
 });
 
 test('the add-on\'s range kernels (norms, layouts, bias sums, relu, rope, decays) write exactly the wasm kernels\' bits, on AVX-512 and on AVX2', { skip }, (t) => {
-  const be = backend();
-  if (elementwiseWidths(be).length === 0) {
-    t.skip('no AVX-512 or AVX2 on this CPU: the wasm kernels run');
-    return;
-  }
+  const be = elementwiseBackend(t, 'the wasm kernels run');
+  if (!be) return;
   const names = be.kernels?.rangeKernels;
   assert.ok(names && names.size >= 16, 'the add-on lists its range kernels');
   const next = rng(11);
@@ -591,14 +602,10 @@ test('the add-on\'s range kernels (norms, layouts, bias sums, relu, rope, decays
 });
 
 test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly the wasm kernel\'s bits, output and state, on AVX-512 and on AVX2', { skip }, (t) => {
-  const be = backend();
-  if (elementwiseWidths(be).length === 0) {
-    t.skip('no AVX-512 or AVX2 on this CPU: the wasm kernel runs');
-    return;
-  }
+  const be = elementwiseBackend(t, 'the wasm kernel runs');
+  if (!be) return;
   assert.ok(be.kernels?.linearAttentionStep, 'the add-on has linearAttentionStep');
-  const next = rng(9);
-  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
+  const values = valuesFrom(9);
   onEveryWidth(be, (width) => {
     // [U, H, T, Dk, Dv]: a SmolLM-135M decoding step (9 heads, 64 x 64); groups of four vectors and of one, and
     // a scalar tail; only a tail; several tokens per unit and B = U / H sequences
@@ -625,14 +632,10 @@ test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly
 });
 
 test('the fused recurrent step (a SUPRA decoding step from raw features to GroupNorm in one call) writes exactly the separate wasm kernels\' bits, on AVX-512 and on AVX2; bad calls are refused', { skip }, (t) => {
-  const be = backend();
-  if (elementwiseWidths(be).length === 0) {
-    t.skip('no AVX-512 or AVX2 on this CPU: the separate calls run');
-    return;
-  }
+  const be = elementwiseBackend(t, 'the separate calls run');
+  if (!be) return;
   assert.ok(be.kernels?.fusedRecurrentStep, 'the add-on has fusedRecurrentStep');
-  const next = rng(17);
-  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => next());
+  const values = valuesFrom(17);
   onEveryWidth(be, (width) => {
     // [B, H, Hkv, Dk, Dv, start]: a SmolLM-135M step (GQA 3), heads = kv heads, two sequences with odd sizes
     for (const [B, H, Hkv, Dk, Dv, start] of [[1, 9, 3, 64, 64, 5], [2, 4, 4, 32, 32, 0], [2, 6, 2, 10, 12, 3]] as const) {
