@@ -67,7 +67,7 @@ constexpr double kMaxBlasInt = 2147483647.0; // Debian's OpenBLAS uses 32-bit in
 // Raw N-API calls on the hot path: one call per argument, no wrapper objects.
 bool ReadNumber(napi_env env, napi_value v, const char* name, double* out) {
   if (napi_get_value_double(env, v, out) != napi_ok) {
-    Napi::TypeError::New(env, std::string("supra native sgemm: ") + name + " must be a number")
+    Napi::TypeError::New(env, std::string("supra native: ") + name + " must be a number")
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -136,7 +136,7 @@ bool ReadF32(napi_env env, napi_value v, const char* name, F32View* out) {
   void* data = nullptr;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
       type != napi_float32_array) {
-    Napi::TypeError::New(env, std::string("supra native sgemm: ") + name + " must be a Float32Array")
+    Napi::TypeError::New(env, std::string("supra native: ") + name + " must be a Float32Array")
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -1399,8 +1399,14 @@ napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
       !ReadCount(env, argv[12], name, "units", 0, &units)) {
     return nullptr;
   }
-  if (std::max({heads, tokens, dk, dv, powStride}) > kMaxBlasInt) {
+  if (std::max({heads, tokens, dk, dv, powStride, units}) > kMaxBlasInt) {
     Napi::RangeError::New(env, "supra native linearAttentionStep: a dimension is 2^31 or more").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  // the spans' sizes below in int64: counted in doubles first, so that no product wraps
+  const double perUnit = std::max(static_cast<double>(tokens) * std::max(dk, dv), static_cast<double>(dk) * dv);
+  if (static_cast<double>(units) * perUnit > 9007199254740992.0) {
+    Napi::RangeError::New(env, "supra native linearAttentionStep: the arrays would hold 2^53 floats or more").ThrowAsJavaScriptException();
     return nullptr;
   }
   float *q, *k, *v, *o, *state;
@@ -1467,11 +1473,13 @@ napi_value FusedRecurrentStep(napi_env env, napi_callback_info cbinfo) {
     Napi::RangeError::New(env, std::string("supra native fusedRecurrentStep: ") + why).ThrowAsJavaScriptException();
     return nullptr;
   };
-  if (std::max({batch, heads, dk, dv, start, powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
+  if (std::max({batch, heads, dk, dv, powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
+  if (start > kMaxBlasInt) return fail("start is 2^31 or more");
   if (heads % kvHeads != 0) return fail("heads (" + std::to_string(heads) + ") must be a multiple of kvHeads (" + std::to_string(kvHeads) + ")");
   if (dk % 2 != 0) return fail("dk must be even for RoPE, got " + std::to_string(dk));
   const int64_t rep = heads / kvHeads, units = batch * heads;
-  if (units * dk > (int64_t{1} << 40) || units * dk * dv > (int64_t{1} << 40)) return fail("the state is too large");
+  // counted in doubles, so that no product wraps before it is compared
+  if (static_cast<double>(units) * static_cast<double>(dk) * static_cast<double>(dv) > 1099511627776.0) return fail("the state is too large");
   float *q, *k, *v, *kRep, *vRep, *o, *out, *rstd, *state, *cos, *sin;
   const int64_t table = (start + 1) * (dk / 2);
   if (!ReadSpan(env, argv[0], name, "q", units * dk, false, &q) || !ReadSpan(env, argv[1], name, "k", batch * kvHeads * dk, false, &k) ||

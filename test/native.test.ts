@@ -629,6 +629,11 @@ test('the add-on\'s linear attention step (a SUPRA decoding step) writes exactly
     /state has 4095 floats, the call needs 4096/);
   assert.throws(() => be.kernels!.linearAttentionStep!(f(128), f(128), f(128), f(128), f(8192), 2, 1, 64, 64, 1, new Float64Array(2), 1, 2),
     /powers must be a Float64Array of at least 3 values/);
+  // sizes whose products wrap int64 (a hostile-input review's crash): refused before any array is read
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(4), f(4), f(4), f(4), f(4), 1, 2 ** 30, 1, 2 ** 30, 1, new Float64Array(2), 0, 2 ** 33),
+    /2\^31 or more/);
+  assert.throws(() => be.kernels!.linearAttentionStep!(f(4), f(4), f(4), f(4), f(4), 1, 2 ** 30, 2 ** 30, 2 ** 30, 1, new Float64Array(2), 0, 2 ** 30),
+    /the arrays would hold 2\^53 floats or more/);
 });
 
 test('the fused recurrent step (a SUPRA decoding step from raw features to GroupNorm in one call) writes exactly the separate wasm kernels\' bits, on AVX-512 and on AVX2; bad calls are refused', { skip }, (t) => {
@@ -675,6 +680,25 @@ test('the fused recurrent step (a SUPRA decoding step from raw features to Group
   assert.throws(() => call({ q: shared.subarray(0, 72), o: shared.subarray(40, 112) }), /q overlaps o in memory/);
   assert.throws(() => ops.fusedRecurrentStep(f(72), f(24), f(24), null, f(72), f(72), f(72), f(9), f(576), f(8), f(8), new Float64Array(27), 1, 9, 3, 8, 8, 1, 1, 3, 1e-5),
     /kRep and vRep are null exactly when heads == kv heads/);
+  assert.throws(() => be.kernels!.fusedRecurrentStep!(f(72), f(24), f(24), f(72), f(72), f(72), f(72), f(9), f(576), f(8), f(8), new Float64Array(27),
+    1, 9, 3, 2 ** 30, 2 ** 30, 1, 1, 3, 1e-5), /the state is too large/);
+  // The separate calls (the wasm backend's path) refuse what the add-on refuses, before they change q or k.
+  const before = getBackend().name;
+  setBackend('wasm');
+  try {
+    const q = Float32Array.from({ length: 72 }, (_, i) => i - 30);
+    const q0 = Float32Array.from(q);
+    assert.throws(() => ops.fusedRecurrentStep(q, f(24), f(24), f(72), f(72), f(72), f(72), f(9), f(575), f(8), f(8), new Float64Array(27), 1, 9, 3, 8, 8, 1, 1, 3, 1e-5),
+      /state holds 575 values, the call needs 576/);
+    const shared = f(144);
+    assert.throws(() => ops.fusedRecurrentStep(shared.subarray(0, 72), f(24), f(24), f(72), f(72), shared.subarray(40, 112), f(72), f(9), f(576), f(8), f(8),
+      new Float64Array(27), 1, 9, 3, 8, 8, 1, 1, 3, 1e-5), /q overlaps o in memory/);
+    assert.throws(() => ops.fusedRecurrentStep(q, f(24), f(24), f(72), f(72), f(72), f(72), f(9), f(576), f(8), f(8), new Float64Array(27), 1, 9, 3, 7, 8, 1, 1, 3, 1e-5),
+      /Dk must be even/);
+    assert.deepEqual(q, q0, 'q untouched by a refused call');
+  } finally {
+    setBackend(before);
+  }
 });
 
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {

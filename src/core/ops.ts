@@ -845,11 +845,35 @@ export function fusedRecurrentStep(
   if ((rep === 1) !== (kRep === null) || (rep === 1) !== (vRep === null)) {
     throw new RangeError('supra: fusedRecurrentStep: kRep and vRep are null exactly when heads == kv heads');
   }
+  if (Dk < 2 || Dk % 2 !== 0 || Dv < 1) throw new RangeError(`supra: fusedRecurrentStep: Dk must be even and at least 2, Dv at least 1, got ${Dk} and ${Dv}`);
   if (B === 0) return;
   const own = getBackend().kernels?.fusedRecurrentStep;
   if (own) {
-    own(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, powers, B, H, Hkv, Dk, Dv, start, scale, powStride, eps); // it checks the lengths itself
+    own(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, powers, B, H, Hkv, Dk, Dv, start, scale, powStride, eps); // it checks everything first
     return;
+  }
+  // Everything checked before anything is written, as the add-on does: the separate calls below change q and k
+  // before a later one would find a short array.
+  const table = (start + 1) * (Dk / 2);
+  const spans: [string, Float32Array | Float64Array | null, number, boolean][] = [
+    ['q', q, B * H * Dk, true], ['k', k, B * Hkv * Dk, true], ['v', v, B * Hkv * Dv, false], ['kRep', kRep, B * H * Dk, true],
+    ['vRep', vRep, B * H * Dv, true], ['o', o, B * H * Dv, true], ['out', out, B * H * Dv, true], ['rstd', rstd, B * H, true],
+    ['state', state, B * H * Dk * Dv, true], ['cos', cos, table, false], ['sin', sin, table, false],
+    ['powers', powers, (H - 1) * powStride + 2, false],
+  ];
+  for (const [name, a, need] of spans) {
+    if (a && a.length < need) throw new RangeError(`supra: fusedRecurrentStep: ${name} holds ${a.length} values, the call needs ${need}`);
+  }
+  for (let i = 0; i < spans.length; i++) {
+    const [name, a, need, written] = spans[i]!;
+    if (!a || !written) continue;
+    for (let j = 0; j < spans.length; j++) {
+      const [other, b, needB] = spans[j]!;
+      if (j !== i && b && a.buffer === b.buffer && a.byteOffset < b.byteOffset + needB * b.BYTES_PER_ELEMENT &&
+        b.byteOffset < a.byteOffset + need * a.BYTES_PER_ELEMENT) {
+        throw new RangeError(`supra: fusedRecurrentStep: ${name} overlaps ${other} in memory`);
+      }
+    }
   }
   relu(q, q, B * H * Dk);
   relu(k, k, B * Hkv * Dk);
