@@ -1383,6 +1383,13 @@ class LinearAttentionStepWork : public SharedWork {
   const double* powers_;
   const int powStride_;
 };
+
+// Runs a step's units: one token with up to CpuTuningNow().stepAloneFloats of state on this thread alone, else
+// shared with the helper.
+void RunStepWork(LinearAttentionStepWork& work, int64_t tokens, int64_t stateFloats) {
+  if (tokens == 1 && stateFloats <= supra::CpuTuningNow().stepAloneFloats) work.Drain(0);
+  else RunShared(work);
+}
 #endif
 
 // linearAttentionStep(q, k, v, o, state, heads, tokens, dk, dv, scale, powers, powStride, units): the arguments
@@ -1433,8 +1440,7 @@ napi_value LinearAttentionStep(napi_env env, napi_callback_info cbinfo) {
   LinearAttentionStepWork work(q, k, v, o, state, static_cast<int>(heads), static_cast<int>(tokens), static_cast<int>(dk),
                                static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
                                static_cast<int>(powStride), units);
-  if (tokens == 1 && units * dk * dv <= supra::CpuTuningNow().stepAloneFloats) work.Drain(0);
-  else RunShared(work);
+  RunStepWork(work, tokens, units * dk * dv);
 #endif
   return nullptr;
 }
@@ -1520,8 +1526,7 @@ napi_value FusedRecurrentStep(napi_env env, napi_callback_info cbinfo) {
   LinearAttentionStepWork work(q, rep > 1 ? kRep : k, rep > 1 ? vRep : v, o, state, static_cast<int>(heads), 1, static_cast<int>(dk),
                                static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
                                static_cast<int>(powStride), units);
-  if (units * dk * dv <= supra::CpuTuningNow().stepAloneFloats) work.Drain(0);
-  else RunShared(work);
+  RunStepWork(work, 1, units * dk * dv);
   supra::GroupnormRange(elementwiseIsa, o, out, rstd, dv, static_cast<float>(eps), 0, units);
 #endif
   return nullptr;
