@@ -833,6 +833,59 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
+#ifdef SUPRA_X86
+// A decoding product's weight [n, k]: BF16 bits (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its
+// Float32Array of [n, ceil(k / 32)]), as gemmShared and the decoding blocks take it.
+struct DecodeWeight {
+  const void* w = nullptr;
+  const float* scales = nullptr;
+  int64_t wBytes = 0, scaleCount = 0;
+  // whether `floats` values at p share memory with the weight or its scales
+  bool Overlaps(const float* p, int64_t floats) const {
+    const char* b = reinterpret_cast<const char*>(p);
+    const char* wb = static_cast<const char*>(w);
+    return (b < wb + wBytes && wb < b + 4 * floats) || (scales && ::Overlaps(p, floats, scales, scaleCount));
+  }
+};
+
+// False, with an error pending that names fn and `which`, unless w and scales are such a weight of n x k.
+bool ReadDecodeWeight(napi_env env, const char* fn, const std::string& which, napi_value w, napi_value scales, int64_t n, int64_t k,
+                      DecodeWeight* out) {
+  napi_typedarray_type type;
+  size_t wLength = 0;
+  void* wData = nullptr;
+  if (napi_get_typedarray_info(env, w, &type, &wLength, &wData, nullptr, nullptr) != napi_ok ||
+      (type != napi_uint16_array && type != napi_int8_array)) {
+    Napi::TypeError::New(env, std::string("supra native ") + fn + ": " + which + "w must be a Uint16Array (BF16 bits) or an Int8Array")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  const auto fail = [&](const std::string& what) {
+    Napi::RangeError::New(env, std::string("supra native ") + fn + ": " + which + what).ThrowAsJavaScriptException();
+    return false;
+  };
+  const bool int8 = type == napi_int8_array;
+  const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
+  napi_valuetype scalesType;
+  napi_typeof(env, scales, &scalesType);
+  F32View scaleView{nullptr, 0};
+  if (int8) {
+    if (!ReadF32(env, scales, "scales", &scaleView)) return false;
+  } else if (scalesType != napi_null) {
+    return fail("a BF16 weight takes no scales (null)");
+  }
+  if (static_cast<int64_t>(wLength) < n * k) return fail("w has " + std::to_string(wLength) + " values but the call reads " + std::to_string(n * k));
+  if (int8 && scaleView.length < n * blocks) {
+    return fail("scales has " + std::to_string(scaleView.length) + " values but the call reads " + std::to_string(n * blocks));
+  }
+  out->w = wData;
+  out->scales = int8 ? scaleView.data : nullptr;
+  out->wBytes = (int8 ? 1 : 2) * n * k;
+  out->scaleCount = int8 ? n * blocks : 0;
+  return true;
+}
+#endif
+
 // ---------------------------------------------------------------- decoding products that read one input
 //
 // gemmShared(m, k, x, parts): for each part [w, scales, n, y] of `parts`, y[m, n] = x[m, k] . W^T, W stored
@@ -863,7 +916,6 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
       count == 0 || count > kMaxDecodeParts) {
     return fail("parts must be an array of 1 to " + std::to_string(kMaxDecodeParts) + " [w, scales, n, y] entries");
   }
-  const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
   DecodePart parts[kMaxDecodeParts];
   for (uint32_t i = 0; i < count; i++) {
     const std::string which = "part " + std::to_string(i) + ": ";
@@ -878,40 +930,15 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
     int64_t n;
     F32View y;
     if (!ReadDim(env, fields[2], "n", &n) || !ReadF32(env, fields[3], "y", &y)) return nullptr;
-    napi_typedarray_type type;
-    size_t wLength = 0;
-    void* wData = nullptr;
-    if (napi_get_typedarray_info(env, fields[0], &type, &wLength, &wData, nullptr, nullptr) != napi_ok ||
-        (type != napi_uint16_array && type != napi_int8_array)) {
-      Napi::TypeError::New(env, "supra native gemmShared: " + which + "w must be a Uint16Array (BF16 bits) or an Int8Array").ThrowAsJavaScriptException();
-      return nullptr;
-    }
-    const bool int8 = type == napi_int8_array;
-    napi_valuetype scalesType;
-    napi_typeof(env, fields[1], &scalesType);
-    F32View scales{nullptr, 0};
-    if (int8) {
-      if (!ReadF32(env, fields[1], "scales", &scales)) return nullptr;
-    } else if (scalesType != napi_null) {
-      return fail(which + "a BF16 weight takes no scales (null)");
-    }
+    DecodeWeight weight;
+    if (!ReadDecodeWeight(env, "gemmShared", which, fields[0], fields[1], n, k, &weight)) return nullptr;
     if (n < 1) return fail(which + "n must be at least 1");
-    if (static_cast<int64_t>(wLength) < n * k) return fail(which + "w has " + std::to_string(wLength) + " values but the call reads " + std::to_string(n * k));
-    if (int8 && scales.length < n * blocks) return fail(which + "scales has " + std::to_string(scales.length) + " values but the call reads " + std::to_string(n * blocks));
     if (y.length < m * n) return fail(which + "y has " + std::to_string(y.length) + " values but the call writes " + std::to_string(m * n));
-    const char* yBegin = reinterpret_cast<const char*>(y.data);
-    const char* yEnd = yBegin + 4 * m * n;
-    const char* wBegin = static_cast<const char*>(wData);
-    const int64_t wBytes = (int8 ? 1 : 2) * n * k;
-    if (Overlaps(y.data, m * n, x.data, m * k) || (yBegin < wBegin + wBytes && wBegin < yEnd) ||
-        (int8 && Overlaps(y.data, m * n, scales.data, n * blocks))) {
-      return fail(which + "y overlaps x, w or scales in memory");
-    }
+    if (Overlaps(y.data, m * n, x.data, m * k) || weight.Overlaps(y.data, m * n)) return fail(which + "y overlaps x, w or scales in memory");
     for (uint32_t j = 0; j < i; j++) {
       if (Overlaps(y.data, m * n, parts[j].y, m * parts[j].n)) return fail(which + "y overlaps another part's y");
     }
-    parts[i] = DecodePartAt(i == 0 ? 0 : parts[i - 1].endItem(), wData, int8 ? scales.data : nullptr, y.data, static_cast<int>(n),
-                            static_cast<int>(k));
+    parts[i] = DecodePartAt(i == 0 ? 0 : parts[i - 1].endItem(), weight.w, weight.scales, y.data, static_cast<int>(n), static_cast<int>(k));
   }
   DecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, parts, static_cast<int>(count));
   RunShared(work);
@@ -1462,74 +1489,267 @@ struct NamedSpan {
 };
 #endif
 
-napi_value FusedRecurrentStep(napi_env env, napi_callback_info cbinfo) {
-  const char* name = "fusedRecurrentStep";
-  napi_value argv[21];
-  int64_t batch, heads, kvHeads, dk, dv, start, powStride;
+// fusedRecurrentStep's arguments, read and checked (ReadFusedStep), and its work (RunFusedStep).
+struct FusedStep {
+  float *q, *k, *v, *kRep, *vRep, *o, *out, *rstd, *state, *cos, *sin;
+  const double* powers;
+  int64_t batch, heads, kvHeads, dk, dv, start, powStride, rep, units, table, powersNeed;
   double scale, eps;
-  if (!ReadArgs(env, cbinfo, name, 21, argv) || !ElementwiseAvailable(env, name) ||
-      !ReadCount(env, argv[12], name, "batch", 1, &batch) || !ReadCount(env, argv[13], name, "heads", 1, &heads) ||
-      !ReadCount(env, argv[14], name, "kvHeads", 1, &kvHeads) || !ReadCount(env, argv[15], name, "dk", 2, &dk) ||
-      !ReadCount(env, argv[16], name, "dv", 1, &dv) || !ReadCount(env, argv[17], name, "start", 0, &start) ||
-      !ReadNumber(env, argv[18], "scale", &scale) || !ReadCount(env, argv[19], name, "powStride", 0, &powStride) ||
-      !ReadNumber(env, argv[20], "eps", &eps)) {
-    return nullptr;
+#ifdef SUPRA_X86
+  // every span it reads or writes; the first kWritten are the ones it writes (and v), which no other may share
+  static constexpr int kSpans = 12, kWritten = 9;
+  void Spans(NamedSpan* spans) const {
+    const NamedSpan all[kSpans] = {
+        {"q", q, units * dk}, {"k", k, batch * kvHeads * dk}, {"v", v, batch * kvHeads * dv}, {"kRep", kRep, kRep ? units * dk : 0},
+        {"vRep", vRep, vRep ? units * dv : 0}, {"o", o, units * dv}, {"out", out, units * dv}, {"rstd", rstd, units},
+        {"state", state, units * dk * dv}, {"cos", cos, table}, {"sin", sin, table},
+        {"powers", reinterpret_cast<const float*>(powers), 2 * powersNeed}}; // float64, two floats a value
+    std::copy(all, all + kSpans, spans);
+  }
+#endif
+};
+
+// False, with an error pending, unless argv[0, 21) are fusedRecurrentStep's arguments, every span long enough
+// and none that it writes sharing memory with another.
+bool ReadFusedStep(napi_env env, const char* name, napi_value* argv, FusedStep* f) {
+  if (!ElementwiseAvailable(env, name) ||
+      !ReadCount(env, argv[12], name, "batch", 1, &f->batch) || !ReadCount(env, argv[13], name, "heads", 1, &f->heads) ||
+      !ReadCount(env, argv[14], name, "kvHeads", 1, &f->kvHeads) || !ReadCount(env, argv[15], name, "dk", 2, &f->dk) ||
+      !ReadCount(env, argv[16], name, "dv", 1, &f->dv) || !ReadCount(env, argv[17], name, "start", 0, &f->start) ||
+      !ReadNumber(env, argv[18], "scale", &f->scale) || !ReadCount(env, argv[19], name, "powStride", 0, &f->powStride) ||
+      !ReadNumber(env, argv[20], "eps", &f->eps)) {
+    return false;
   }
   const auto fail = [&](const std::string& why) {
-    Napi::RangeError::New(env, std::string("supra native fusedRecurrentStep: ") + why).ThrowAsJavaScriptException();
-    return nullptr;
+    Napi::RangeError::New(env, std::string("supra native ") + name + ": " + why).ThrowAsJavaScriptException();
+    return false;
   };
-  if (std::max({batch, heads, dk, dv, powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
+  const int64_t batch = f->batch, heads = f->heads, kvHeads = f->kvHeads, dk = f->dk, dv = f->dv, start = f->start;
+  if (std::max({batch, heads, dk, dv, f->powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
   if (start > kMaxBlasInt) return fail("start is 2^31 or more");
   if (heads % kvHeads != 0) return fail("heads (" + std::to_string(heads) + ") must be a multiple of kvHeads (" + std::to_string(kvHeads) + ")");
   if (dk % 2 != 0) return fail("dk must be even for RoPE, got " + std::to_string(dk));
-  const int64_t rep = heads / kvHeads, units = batch * heads;
+  f->rep = heads / kvHeads;
+  f->units = batch * heads;
+  const int64_t rep = f->rep, units = f->units;
   // counted in doubles, so that no product wraps before it is compared
   if (static_cast<double>(units) * static_cast<double>(dk) * static_cast<double>(dv) > 1099511627776.0) return fail("the state is too large");
-  float *q, *k, *v, *kRep, *vRep, *o, *out, *rstd, *state, *cos, *sin;
-  const int64_t table = (start + 1) * (dk / 2);
-  if (!ReadSpan(env, argv[0], name, "q", units * dk, false, &q) || !ReadSpan(env, argv[1], name, "k", batch * kvHeads * dk, false, &k) ||
-      !ReadSpan(env, argv[2], name, "v", batch * kvHeads * dv, false, &v) ||
-      !ReadSpan(env, argv[3], name, "kRep", units * dk, rep == 1, &kRep) ||
-      !ReadSpan(env, argv[4], name, "vRep", units * dv, rep == 1, &vRep) || !ReadSpan(env, argv[5], name, "o", units * dv, false, &o) ||
-      !ReadSpan(env, argv[6], name, "out", units * dv, false, &out) || !ReadSpan(env, argv[7], name, "rstd", units, false, &rstd) ||
-      !ReadSpan(env, argv[8], name, "state", units * dk * dv, false, &state) ||
-      !ReadSpan(env, argv[9], name, "cos", table, false, &cos) || !ReadSpan(env, argv[10], name, "sin", table, false, &sin)) {
-    return nullptr;
+  f->table = (start + 1) * (dk / 2);
+  if (!ReadSpan(env, argv[0], name, "q", units * dk, false, &f->q) || !ReadSpan(env, argv[1], name, "k", batch * kvHeads * dk, false, &f->k) ||
+      !ReadSpan(env, argv[2], name, "v", batch * kvHeads * dv, false, &f->v) ||
+      !ReadSpan(env, argv[3], name, "kRep", units * dk, rep == 1, &f->kRep) ||
+      !ReadSpan(env, argv[4], name, "vRep", units * dv, rep == 1, &f->vRep) || !ReadSpan(env, argv[5], name, "o", units * dv, false, &f->o) ||
+      !ReadSpan(env, argv[6], name, "out", units * dv, false, &f->out) || !ReadSpan(env, argv[7], name, "rstd", units, false, &f->rstd) ||
+      !ReadSpan(env, argv[8], name, "state", units * dk * dv, false, &f->state) ||
+      !ReadSpan(env, argv[9], name, "cos", f->table, false, &f->cos) || !ReadSpan(env, argv[10], name, "sin", f->table, false, &f->sin)) {
+    return false;
   }
-  if (rep == 1 && (kRep != nullptr || vRep != nullptr)) return fail("kRep and vRep must be null when heads == kvHeads");
+  if (rep == 1 && (f->kRep != nullptr || f->vRep != nullptr)) return fail("kRep and vRep must be null when heads == kvHeads");
   napi_typedarray_type type;
   size_t powersLength = 0;
   void* powersData = nullptr;
-  const int64_t powersNeed = (heads - 1) * powStride + 2;
+  f->powersNeed = (heads - 1) * f->powStride + 2;
   if (napi_get_typedarray_info(env, argv[11], &type, &powersLength, &powersData, nullptr, nullptr) != napi_ok ||
-      type != napi_float64_array || static_cast<int64_t>(powersLength) < powersNeed) {
-    return fail("powers must be a Float64Array of at least " + std::to_string(powersNeed) + " values");
+      type != napi_float64_array || static_cast<int64_t>(powersLength) < f->powersNeed) {
+    return fail("powers must be a Float64Array of at least " + std::to_string(f->powersNeed) + " values");
   }
+  f->powers = static_cast<const double*>(powersData);
 #ifdef SUPRA_X86
   // Everything it writes is read again by a later kernel of the call, so no two spans may share memory (the
-  // tables and powers are only read; powers is float64, counted as two floats a value).
-  const NamedSpan spans[] = {
-      {"q", q, units * dk}, {"k", k, batch * kvHeads * dk}, {"v", v, batch * kvHeads * dv}, {"kRep", kRep, kRep ? units * dk : 0},
-      {"vRep", vRep, vRep ? units * dv : 0}, {"o", o, units * dv}, {"out", out, units * dv}, {"rstd", rstd, units},
-      {"state", state, units * dk * dv}, {"cos", cos, table}, {"sin", sin, table},
-      {"powers", static_cast<const float*>(powersData), 2 * powersNeed}};
-  constexpr int kWritten = 9; // the spans before cos: the ones it writes (q, k, kRep, vRep, o, out, rstd, state) and v
-  for (int i = 0; i < kWritten; i++) {
-    for (int j = i + 1; j < static_cast<int>(sizeof spans / sizeof spans[0]); j++) {
+  // tables and powers are only read).
+  NamedSpan spans[FusedStep::kSpans];
+  f->Spans(spans);
+  for (int i = 0; i < FusedStep::kWritten; i++) {
+    for (int j = i + 1; j < FusedStep::kSpans; j++) {
       if (spans[i].floats > 0 && spans[j].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
         return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
       }
     }
   }
-  supra::FusedStepBefore(elementwiseIsa, q, k, v, kRep, vRep, cos, sin, batch, heads, rep, dk, dv, start);
-  LinearAttentionStepWork work(q, rep > 1 ? kRep : k, rep > 1 ? vRep : v, o, state, static_cast<int>(heads), 1, static_cast<int>(dk),
-                               static_cast<int>(dv), static_cast<float>(scale), static_cast<const double*>(powersData),
-                               static_cast<int>(powStride), units);
-  RunStepWork(work, 1, units * dk * dv);
-  supra::GroupnormRange(elementwiseIsa, o, out, rstd, dv, static_cast<float>(eps), 0, units);
+#endif
+  return true;
+}
+
+#ifdef SUPRA_X86
+void RunFusedStep(const FusedStep& f) {
+  supra::FusedStepBefore(elementwiseIsa, f.q, f.k, f.v, f.kRep, f.vRep, f.cos, f.sin, f.batch, f.heads, f.rep, f.dk, f.dv, f.start);
+  LinearAttentionStepWork work(f.q, f.rep > 1 ? f.kRep : f.k, f.rep > 1 ? f.vRep : f.v, f.o, f.state, static_cast<int>(f.heads), 1,
+                               static_cast<int>(f.dk), static_cast<int>(f.dv), static_cast<float>(f.scale), f.powers,
+                               static_cast<int>(f.powStride), f.units);
+  RunStepWork(work, 1, f.units * f.dk * f.dv);
+  supra::GroupnormRange(elementwiseIsa, f.o, f.out, f.rstd, f.dv, static_cast<float>(f.eps), 0, f.units);
+}
+#endif
+
+napi_value FusedRecurrentStep(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "fusedRecurrentStep";
+  napi_value argv[21];
+  FusedStep f;
+  if (!ReadArgs(env, cbinfo, name, 21, argv) || !ReadFusedStep(env, name, argv, &f)) return nullptr;
+#ifdef SUPRA_X86
+  RunFusedStep(f);
 #endif
   return nullptr;
+}
+
+// fusedRecurrentLayerStep(<fusedRecurrentStep's 21 arguments>, x, hidden, qW, qScales, qBias, kW, kScales, kBias, vW,
+// vScales, vBias, oW, oScales, oBias, y): a SUPRA layer's decoding step with its feature maps folded into q_proj and
+// k_proj (layers/supra_attention.ts), from the normed input x [batch, hidden] to o_proj's output y [batch, hidden], in
+// one call: q, k, v = x·W^T (+ bias) into the step's q, k, v (one shared decoding product, as gemmShared), the fused
+// step, y = out·W_o^T (+ bias). Weights BF16 or int8 as gemmShared takes them; a bias a Float32Array or null. The
+// separate calls' kernels in their order, so the same bits.
+napi_value FusedRecurrentLayerStep(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "fusedRecurrentLayerStep";
+  napi_value argv[36];
+  FusedStep f;
+  int64_t hidden;
+  F32View x, y;
+  if (!ReadArgs(env, cbinfo, name, 36, argv) || !ReadFusedStep(env, name, argv, &f) || !ReadCount(env, argv[22], name, "hidden", 1, &hidden) ||
+      !ReadF32(env, argv[21], "x", &x) || !ReadF32(env, argv[35], "y", &y)) {
+    return nullptr;
+  }
+  const auto fail = [&](const std::string& why) {
+    Napi::RangeError::New(env, std::string("supra native fusedRecurrentLayerStep: ") + why).ThrowAsJavaScriptException();
+    return nullptr;
+  };
+#ifndef SUPRA_X86
+  return fail("decoding products need an x86 CPU with AVX2 or AVX-512");
+#else
+  if (!(HaveAvx512() || HaveAvx2Fma())) return fail("decoding products need AVX2 or AVX-512");
+  const int64_t rows = f.batch, qn = f.heads * f.dk, kn = f.kvHeads * f.dk, vn = f.kvHeads * f.dv, on = f.heads * f.dv;
+  if (rows > kDecodeRows) return fail("batch must be 1 to " + std::to_string(kDecodeRows) + ", got " + std::to_string(rows));
+  if (hidden > kMaxBlasInt) return fail("hidden is 2^31 or more");
+  if (x.length < rows * hidden) return fail("x has " + std::to_string(x.length) + " values but the call reads " + std::to_string(rows * hidden));
+  if (y.length < rows * hidden) return fail("y has " + std::to_string(y.length) + " values but the call writes " + std::to_string(rows * hidden));
+  struct Projection {
+    const char* name;
+    int64_t n, k;
+    DecodeWeight weight;
+    float* bias;
+  } proj[4] = {{"q_proj: ", qn, hidden, {}, nullptr}, {"k_proj: ", kn, hidden, {}, nullptr}, {"v_proj: ", vn, hidden, {}, nullptr},
+               {"o_proj: ", hidden, on, {}, nullptr}};
+  for (int p = 0; p < 4; p++) {
+    if (!ReadDecodeWeight(env, name, proj[p].name, argv[23 + 3 * p], argv[24 + 3 * p], proj[p].n, proj[p].k, &proj[p].weight) ||
+        !ReadSpan(env, argv[25 + 3 * p], name, "bias", proj[p].n, true, &proj[p].bias)) {
+      return nullptr;
+    }
+  }
+  // x and y apart from everything the step writes, from each other and from the weights; the weights and biases
+  // apart from everything written
+  NamedSpan spans[FusedStep::kSpans + 2];
+  f.Spans(spans);
+  spans[FusedStep::kSpans] = {"x", x.data, rows * hidden};
+  spans[FusedStep::kSpans + 1] = {"y", y.data, rows * hidden};
+  const int written[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, FusedStep::kSpans + 1};
+  for (int i : written) {
+    for (int j : {FusedStep::kSpans, FusedStep::kSpans + 1}) {
+      if (i != j && spans[i].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
+        return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
+      }
+    }
+    for (const Projection& p : proj) {
+      if (spans[i].floats > 0 && (p.weight.Overlaps(spans[i].data, spans[i].floats) || (p.bias && Overlaps(spans[i].data, spans[i].floats, p.bias, p.n)))) {
+        return fail(std::string(spans[i].name) + " overlaps " + p.name + "weight or bias in memory");
+      }
+    }
+  }
+  float* outputs[3] = {f.q, f.k, f.v};
+  DecodePart parts[3];
+  for (int p = 0; p < 3; p++) {
+    parts[p] = DecodePartAt(p == 0 ? 0 : parts[p - 1].endItem(), proj[p].weight.w, proj[p].weight.scales, outputs[p],
+                            static_cast<int>(proj[p].n), static_cast<int>(hidden));
+  }
+  {
+    DecodeWork work(static_cast<int>(rows), static_cast<int>(hidden), x.data, parts, 3);
+    RunShared(work);
+  }
+  for (int p = 0; p < 3; p++) {
+    if (proj[p].bias) supra::AddBiasSpan(elementwiseIsa, outputs[p], proj[p].bias, proj[p].n, 0, rows);
+  }
+  RunFusedStep(f);
+  {
+    const DecodePart part = DecodePartAt(0, proj[3].weight.w, proj[3].weight.scales, y.data, static_cast<int>(hidden), static_cast<int>(on));
+    DecodeWork work(static_cast<int>(rows), static_cast<int>(on), f.out, &part, 1);
+    RunShared(work);
+  }
+  if (proj[3].bias) supra::AddBiasSpan(elementwiseIsa, y.data, proj[3].bias, hidden, 0, rows);
+  return nullptr;
+#endif
+}
+
+// decodeMlpBlock(hIn, branch, hOut, normW, n2, rstd, g, u, a, gateW, gateScales, upW, upScales, downW, downScales, rows,
+// hidden, ffn, eps): the second half of a decoder layer's decoding step (layers/block.ts) in one call, rows <= 4:
+// hOut = hIn + branch (the mid residual), n2 = rmsnorm(hOut)·normW (rstd per row), g and u = n2·W^T of the gate and up
+// weights, a = swiglu(g, u), branch = a·W_down^T, hOut += branch. The weights are BF16 or int8 as gemmShared takes
+// them (scales null for BF16). The range kernels and the decoding products of the separate calls, in their order,
+// so the same bits; hOut may be hIn.
+napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
+  const char* name = "decodeMlpBlock";
+  napi_value argv[19];
+  int64_t rows, hidden, ffn;
+  double eps;
+  if (!ReadArgs(env, cbinfo, name, 19, argv) || !ElementwiseAvailable(env, name) || !ReadCount(env, argv[15], name, "rows", 1, &rows) ||
+      !ReadCount(env, argv[16], name, "hidden", 1, &hidden) || !ReadCount(env, argv[17], name, "ffn", 1, &ffn) ||
+      !ReadNumber(env, argv[18], "eps", &eps)) {
+    return nullptr;
+  }
+  const auto fail = [&](const std::string& why) {
+    Napi::RangeError::New(env, std::string("supra native decodeMlpBlock: ") + why).ThrowAsJavaScriptException();
+    return nullptr;
+  };
+#ifndef SUPRA_X86
+  return fail("decoding products need an x86 CPU with AVX2 or AVX-512");
+#else
+  if (!(HaveAvx512() || HaveAvx2Fma())) return fail("decoding products need AVX2 or AVX-512");
+  if (rows > kDecodeRows) return fail("rows must be 1 to " + std::to_string(kDecodeRows) + ", got " + std::to_string(rows));
+  if (std::max(hidden, ffn) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
+  const int64_t nh = rows * hidden, nf = rows * ffn;
+  float *hIn, *branch, *hOut, *normW, *n2, *rstd, *g, *u, *a;
+  if (!ReadSpan(env, argv[0], name, "hIn", nh, false, &hIn) || !ReadSpan(env, argv[1], name, "branch", nh, false, &branch) ||
+      !ReadSpan(env, argv[2], name, "hOut", nh, false, &hOut) || !ReadSpan(env, argv[3], name, "normW", hidden, false, &normW) ||
+      !ReadSpan(env, argv[4], name, "n2", nh, false, &n2) || !ReadSpan(env, argv[5], name, "rstd", rows, false, &rstd) ||
+      !ReadSpan(env, argv[6], name, "g", nf, false, &g) || !ReadSpan(env, argv[7], name, "u", nf, false, &u) ||
+      !ReadSpan(env, argv[8], name, "a", nf, false, &a)) {
+    return nullptr;
+  }
+  DecodeWeight gate, up, down;
+  if (!ReadDecodeWeight(env, name, "gate: ", argv[9], argv[10], ffn, hidden, &gate) ||
+      !ReadDecodeWeight(env, name, "up: ", argv[11], argv[12], ffn, hidden, &up) ||
+      !ReadDecodeWeight(env, name, "down: ", argv[13], argv[14], hidden, ffn, &down)) {
+    return nullptr;
+  }
+  // Every span it writes apart from every other span and weight (hOut may be hIn itself: the adds are elementwise).
+  const NamedSpan spans[] = {{"hOut", hOut, nh}, {"branch", branch, nh}, {"n2", n2, nh}, {"rstd", rstd, rows}, {"g", g, nf},
+                             {"u", u, nf},       {"a", a, nf},           {"hIn", hIn, nh}, {"normW", normW, hidden}};
+  constexpr int kWritten = 7;
+  for (int i = 0; i < kWritten; i++) {
+    for (int j = i + 1; j < static_cast<int>(sizeof spans / sizeof spans[0]); j++) {
+      if (i == 0 && spans[j].data == hIn && hIn == hOut) continue;
+      if (Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
+        return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
+      }
+    }
+    for (const DecodeWeight* w : {&gate, &up, &down}) {
+      if (w->Overlaps(spans[i].data, spans[i].floats)) return fail(std::string(spans[i].name) + " overlaps a weight in memory");
+    }
+  }
+  supra::AddSpan(elementwiseIsa, hIn, branch, hOut, 0, nh);
+  supra::RmsnormSpan(elementwiseIsa, hOut, normW, n2, rstd, hidden, static_cast<float>(eps), 0, rows);
+  DecodePart parts[2] = {DecodePartAt(0, gate.w, gate.scales, g, static_cast<int>(ffn), static_cast<int>(hidden)), {}};
+  parts[1] = DecodePartAt(parts[0].endItem(), up.w, up.scales, u, static_cast<int>(ffn), static_cast<int>(hidden));
+  {
+    DecodeWork work(static_cast<int>(rows), static_cast<int>(hidden), n2, parts, 2);
+    RunShared(work);
+  }
+  supra::SwigluRange(elementwiseIsa, g, u, a, 0, nf);
+  {
+    const DecodePart part = DecodePartAt(0, down.w, down.scales, branch, static_cast<int>(hidden), static_cast<int>(ffn));
+    DecodeWork work(static_cast<int>(rows), static_cast<int>(ffn), a, &part, 1);
+    RunShared(work);
+  }
+  supra::AddSpan(elementwiseIsa, hOut, branch, hOut, 0, nh);
+  return nullptr;
+#endif
 }
 
 // ---------------------------------------------------------------- the range kernels
@@ -1852,7 +2072,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("useElementwiseKernels", Napi::Function::New(env, UseElementwiseKernels, "useElementwiseKernels"));
   exports.Set("useBf16Products", Napi::Function::New(env, UseBf16Products, "useBf16Products"));
   for (auto [name, fn] : {std::pair<const char*, napi_callback>{"crossEntropy", CrossEntropy}, {"swiglu", Swiglu},
-                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"gemmShared", GemmShared}, {"quantizeInt8", QuantizeInt8},
+                          {"swigluBackward", SwigluBackward}, {"gemmBf16", GemmBf16}, {"gemmInt8", GemmInt8}, {"gemmShared", GemmShared}, {"decodeMlpBlock", DecodeMlpBlock}, {"fusedRecurrentLayerStep", FusedRecurrentLayerStep}, {"quantizeInt8", QuantizeInt8},
                           {"readBandwidth", ReadBandwidth}, {"sgemmFused", SgemmFused}, {"linearAttentionStep", LinearAttentionStep}, {"fusedRecurrentStep", FusedRecurrentStep}, {"adamwFused", AdamwFused},
                           {"sumSquares", SumSquares}, {"scale", Scale}, {"embeddingBackward", EmbeddingBackward},
                           {"adviseHugePages", AdviseHugePages}, {"rangeKernel", RangeKernelCall},

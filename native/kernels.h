@@ -119,6 +119,11 @@ void LinearAttentionStepRange(VectorIsa isa, const float* q, const float* k, con
 void FusedStepBefore(VectorIsa isa, float* q, float* k, const float* v, float* kRep, float* vRep, const float* cos, const float* sin,
                      int64_t batch, int64_t heads, int64_t rep, int64_t dk, int64_t dv, int64_t start);
 void GroupnormRange(VectorIsa isa, const float* x, float* out, float* rstd, int64_t size, float eps, int64_t lo, int64_t hi);
+// decodeMlpBlock (addon.cc): the range kernels add (out = a + b, values [lo, hi)) and rmsnorm (rows [lo, hi) of dim).
+void AddSpan(VectorIsa isa, const float* a, const float* b, float* out, int64_t lo, int64_t hi);
+// fusedRecurrentLayerStep (addon.cc): the range kernel addBias (rows [lo, hi) of y[., cols] += bias).
+void AddBiasSpan(VectorIsa isa, float* y, const float* bias, int64_t cols, int64_t lo, int64_t hi);
+void RmsnormSpan(VectorIsa isa, const float* x, const float* w, float* out, float* rstd, int64_t dim, float eps, int64_t lo, int64_t hi);
 // The range kernels of assembly/ops.ts the add-on runs itself, one row each (kernels_vector.cc): a training
 // step's rmsnorm, groupnorm, layout, bias, relu, rope and decay kernels, bit for bit the wasm kernels' results at either
 // width. A call gives the wasm kernel's arguments: its arrays in order (spans), then its numbers

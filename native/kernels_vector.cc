@@ -153,6 +153,21 @@ void GroupnormRange(VectorIsa isa, const float* x, float* out, float* rstd, int6
   else avx2::GroupnormGroups(x, out, rstd, size, eps, lo, hi);
 }
 
+void AddSpan(VectorIsa isa, const float* a, const float* b, float* out, int64_t lo, int64_t hi) {
+  if (isa == VectorIsa::kAvx512) avx512::AddRange(a, b, out, lo, hi);
+  else avx2::AddRange(a, b, out, lo, hi);
+}
+
+void AddBiasSpan(VectorIsa isa, float* y, const float* bias, int64_t cols, int64_t lo, int64_t hi) {
+  if (isa == VectorIsa::kAvx512) avx512::AddBiasRows(y, bias, cols, lo, hi);
+  else avx2::AddBiasRows(y, bias, cols, lo, hi);
+}
+
+void RmsnormSpan(VectorIsa isa, const float* x, const float* w, float* out, float* rstd, int64_t dim, float eps, int64_t lo, int64_t hi) {
+  if (isa == VectorIsa::kAvx512) avx512::RmsnormRows(x, w, out, rstd, dim, eps, lo, hi);
+  else avx2::RmsnormRows(x, w, out, rstd, dim, eps, lo, hi);
+}
+
 // ---- the range kernels' table (kernels.h RangeKernel)
 
 namespace {

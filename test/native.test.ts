@@ -12,6 +12,9 @@ import { allocF32, free, inArena } from '../src/core/memory.js';
 import { coretypeFromCpuFlags, createNativeBackend, packageRoot, type NativeBackend, type NativeInfo, type VectorKernel } from '../src/core/native/backend.js';
 import * as ops from '../src/core/ops.js';
 import { getBackend, setBackend } from '../src/core/select.js';
+import { parseConfig } from '../src/io/config.js';
+import { randomModel } from '../src/bench/model.js';
+import { supraConfig, type LinearizeOptions } from '../src/models/linearize.js';
 import { signedRng as rng } from './helpers/random.js';
 
 const native = createNativeBackend();
@@ -699,6 +702,147 @@ test('the fused recurrent step (a SUPRA decoding step from raw features to Group
   } finally {
     setBackend(before);
   }
+});
+
+/** Turns the backend's decoding blocks off while fn runs (the separate calls run), and counts the blocks that ran. */
+function withDecodingBlocks<T>(on: boolean, fn: () => T): { value: T; blocks: number } {
+  const be = getBackend();
+  const own = { decodeMlpBlock: be.decodeMlpBlock, fusedRecurrentLayerStep: be.fusedRecurrentLayerStep };
+  let blocks = 0;
+  const counted = <A>(f: ((a: A) => boolean) | undefined) => (f ? (a: A) => { const done = f.call(be, a); if (done) blocks++; return done; } : undefined);
+  be.decodeMlpBlock = on ? counted(own.decodeMlpBlock) : undefined;
+  be.fusedRecurrentLayerStep = on ? counted(own.fusedRecurrentLayerStep) : undefined;
+  try {
+    return { value: fn(), blocks };
+  } finally {
+    be.decodeMlpBlock = own.decodeMlpBlock;
+    be.fusedRecurrentLayerStep = own.fusedRecurrentLayerStep;
+  }
+}
+
+test('decoding blocks (a layer\'s MLP half, a SUPRA layer\'s step from its input to o_proj) decode exactly the separate calls\' logits: BF16 and int8, GQA, Qwen2 biases, 1 and 3 sequences, on AVX-512 and AVX2 and 1 and 2 threads; other layers keep the separate calls', { skip }, (t) => {
+  const be = elementwiseBackend(t, 'the separate calls run');
+  if (!be) return;
+  const before = getBackend().name;
+  const threads = be.threads;
+  setBackend('native');
+  try {
+    const cases: Array<{ name: string; architecture: string; kv: number; options?: LinearizeOptions; mixerBlocks: boolean }> = [
+      { name: 'GQA, Llama', architecture: 'LlamaForCausalLM', kv: 2, mixerBlocks: true },
+      { name: 'kv heads = heads, Qwen2 biases', architecture: 'Qwen2ForCausalLM', kv: 6, mixerBlocks: true },
+      { name: 'GQA, Qwen2 biases, rms qk-norm (the mixer keeps its calls)', architecture: 'Qwen2ForCausalLM', kv: 3, options: { qk_norm: 'rms' }, mixerBlocks: false },
+    ];
+    for (const c of cases) {
+      const teacher = parseConfig({
+        architectures: [c.architecture], vocab_size: 96, hidden_size: 48, intermediate_size: 64, num_hidden_layers: 2,
+        num_attention_heads: 6, num_key_value_heads: c.kv, rms_norm_eps: 1e-5, rope_theta: 10000,
+        max_position_embeddings: 256, tie_word_embeddings: false,
+      });
+      for (const dtype of ['bf16', 'int8'] as const) {
+        const model = randomModel(supraConfig(teacher, c.options), 7, dtype);
+        try {
+          assert.equal(model.foldForInference(), true);
+          for (const B of [1, 3]) {
+            const decode = () => {
+              const state = model.newState(B);
+              try {
+                const V = model.config.vocab_size, out: number[] = [];
+                for (let t = 0; t < 12; t++) out.push(...model.step(Array.from({ length: B }, (_, b) => (t * 37 + b * 11) % 96), B, 1, state).subarray(0, B * V));
+                return Float32Array.from(out);
+              } finally {
+                state.free();
+              }
+            };
+            const separate = withDecodingBlocks(false, decode).value;
+            onEveryWidth(be, (width) => {
+              for (const n of [1, 2]) {
+                be.setThreads(n);
+                const { value, blocks } = withDecodingBlocks(true, decode);
+                const what = `${c.name}, ${dtype}, B ${B}, ${width}, ${n} threads`;
+                assertSameBits(value, separate, what);
+                const layers = 12 * model.layers.length;
+                assert.equal(blocks, layers + (c.mixerBlocks ? layers : 0), `${what}: blocks that ran`);
+              }
+            });
+          }
+        } finally {
+          be.setThreads(threads);
+          model.free();
+        }
+      }
+    }
+  } finally {
+    setBackend(before);
+  }
+});
+
+test('decoding blocks refuse bad calls naming the array, before writing anything', { skip }, (t) => {
+  const be = elementwiseBackend(t, 'the separate calls run');
+  if (!be) return;
+  const f = (n: number) => new Float32Array(n);
+  const H = 48, F = 64, blocks = Math.ceil(H / 32);
+  const bf16 = (n: number) => new Uint16Array(n);
+  const int8 = (n: number, k: number) => ({ w: new Int8Array(n * k), scales: f(n * Math.ceil(k / 32)) });
+  const mlp = (over: Record<string, unknown> = {}) => {
+    const a = { hIn: f(H), branch: f(H), hOut: f(H), normWeight: f(H), normed: f(H), rstd: f(1), act: f(F), rows: 1, hidden: H, ffn: F, eps: 1e-5,
+      gate: { w: bf16(F * H), scales: null, n: F, y: f(F) }, up: { w: bf16(F * H), scales: null, n: F, y: f(F) }, down: { w: bf16(H * F), scales: null, n: H, y: f(H) }, ...over };
+    a.down = { ...a.down, y: a.branch };
+    return be.decodeMlpBlock!(a as never);
+  };
+  assert.equal(mlp(), true);
+  const shared = f(2 * H);
+  assert.equal(mlp({ hIn: shared.subarray(0, H), hOut: shared.subarray(0, H) }), true, 'hOut may be hIn itself');
+  assert.throws(() => mlp({ hIn: shared.subarray(0, H), hOut: shared.subarray(4, 4 + H) }), /decodeMlpBlock: hOut overlaps hIn in memory/);
+  assert.throws(() => mlp({ normed: f(H - 1) }), /decodeMlpBlock: n2 has 47 floats, the call needs 48/);
+  assert.throws(() => mlp({ act: f(F).subarray(1) }), /a has 63 floats/);
+  assert.equal(mlp({ rows: 5 }), false, 'not a decoding shape: the caller makes the separate calls');
+  assert.throws(() => mlp({ gate: { w: bf16(F * H - 1), scales: null, n: F, y: f(F) } }), /decodeMlpBlock: gate: w has 3071 values but the call reads 3072/);
+  const q8 = int8(H, F);
+  assert.throws(() => mlp({ down: { w: q8.w, scales: q8.scales.subarray(1), n: H, y: f(H) } }), /down: scales has 95 values but the call reads 96/);
+  assert.throws(() => mlp({ up: { w: f(F * H), scales: null, n: F, y: f(F) } }), /up: w must be a Uint16Array \(BF16 bits\) or an Int8Array/);
+  const g = f(F);
+  assert.throws(() => mlp({ gate: { w: bf16(F * H), scales: null, n: F, y: g }, up: { w: bf16(F * H), scales: null, n: F, y: g } }), /g overlaps u in memory/);
+  // the layer step: fusedRecurrentStep's checks, then the projections'
+  const Hh = 6, Hkv = 2, D = 8, hidden = 16;
+  const powers = new Float64Array(Hh * 3);
+  const tables = { cos: f(2 * D / 2), sin: f(2 * D / 2) };
+  const layer = (over: Record<string, unknown> = {}, B = 1) => {
+    const q = f(B * Hh * D), k = f(B * Hkv * D), v = f(B * Hkv * D);
+    const proj = (n: number, k: number, y: Float32Array) => ({ part: { w: bf16(n * k), scales: null, n, y }, bias: null as Float32Array | null });
+    const a = { x: f(B * hidden), hidden, q: proj(Hh * D, hidden, q), k: proj(Hkv * D, hidden, k), v: proj(Hkv * D, hidden, v), o: proj(hidden, Hh * D, f(B * hidden)),
+      step: [q, k, v, f(B * Hh * D), f(B * Hh * D), f(B * Hh * D), f(B * Hh * D), f(B * Hh), f(B * Hh * D * D), tables.cos, tables.sin, powers, B, Hh, Hkv, D, D, 1, 0.125, 3, 1e-5],
+      ...over };
+    return be.fusedRecurrentLayerStep!(a as never);
+  };
+  assert.equal(layer(), true);
+  assert.throws(() => layer({ x: f(hidden - 1) }), /fusedRecurrentLayerStep: x has 15 values but the call reads 16/);
+  assert.throws(() => layer({ o: { part: { w: bf16(hidden * Hh * D), scales: null, n: hidden, y: f(3) }, bias: null } }), /y has 3 values but the call writes 16/);
+  assert.throws(() => layer({ v: { part: { w: bf16(Hkv * D * hidden), scales: null, n: Hkv * D, y: f(Hkv * D) }, bias: null } }), /the projections must write the step's q, k and v/);
+  {
+    const qk = f(Hh * D + Hkv * D);
+    const q = qk.subarray(0, Hh * D), k = qk.subarray(Hh * D - 4), v = f(Hkv * D);
+    const proj = (n: number, kk: number, y: Float32Array) => ({ part: { w: bf16(n * kk), scales: null, n, y }, bias: null });
+    assert.throws(() => layer({ q: proj(Hh * D, hidden, q), k: proj(Hkv * D, hidden, k), v: proj(Hkv * D, hidden, v),
+      step: [q, k, v, f(Hh * D), f(Hh * D), f(Hh * D), f(Hh * D), f(Hh), f(Hh * D * D), tables.cos, tables.sin, powers, 1, Hh, Hkv, D, D, 1, 0.125, 3, 1e-5] }),
+    /q overlaps k in memory/);
+  }
+    assert.equal(layer({}, 5), false, 'not a decoding shape: the caller makes the separate calls');
+  // a bias too short, y over x, a weight over the state: refused, and the state untouched
+  const state = Float32Array.from({ length: Hh * D * D }, (_, i) => i);
+  const withState = (over: Record<string, unknown>) => {
+    const q = f(Hh * D), k = f(Hkv * D), v = f(Hkv * D);
+    const proj = (n: number, kk: number, y: Float32Array, bias: Float32Array | null = null) => ({ part: { w: bf16(n * kk), scales: null, n, y }, bias });
+    return layer({ q: proj(Hh * D, hidden, q, (over.qBias as Float32Array) ?? null), k: proj(Hkv * D, hidden, k), v: proj(Hkv * D, hidden, v),
+      step: [q, k, v, f(Hh * D), f(Hh * D), f(Hh * D), f(Hh * D), f(Hh), state, tables.cos, tables.sin, powers, 1, Hh, Hkv, D, D, 1, 0.125, 3, 1e-5],
+      ...('o' in over ? { o: over.o } : {}), ...('x' in over ? { x: over.x } : {}) });
+  };
+  const state0 = Float32Array.from(state);
+  assert.throws(() => withState({ qBias: f(Hh * D - 1) }), /fusedRecurrentLayerStep: bias has 47 floats, the call needs 48/);
+  const xy = f(hidden);
+  assert.throws(() => withState({ x: xy, o: { part: { w: bf16(hidden * Hh * D), scales: null, n: hidden, y: xy }, bias: null } }), /y overlaps x in memory/);
+  const overState = new Uint16Array(state.buffer, 0, hidden * Hh * D);
+  assert.throws(() => withState({ o: { part: { w: overState, scales: null, n: hidden, y: f(hidden) }, bias: null } }), /state overlaps o_proj: weight or bias in memory/);
+  assert.deepEqual(state, state0, 'the state untouched by refused calls');
 });
 
 test('degenerate sizes: k = 0 scales C by beta, m = 0 and batch = 0 do nothing', { skip }, () => {

@@ -7,6 +7,12 @@ import { getBackend } from '../core/select.js';
 /** Every entry of Backend that computes a matrix product. */
 export const PRODUCT_METHODS = ['sgemm', 'sgemmFused', 'gemmBf16', 'gemmInt8', 'gemmShared'] as const satisfies readonly (keyof Backend)[];
 
+/**
+ * The entries that make a decoding step's products together with the work between them (one call for a layer's
+ * half). Recording turns them off, so that the same products are made, and seen, one by one.
+ */
+export const PRODUCT_BLOCK_METHODS = ['decodeMlpBlock', 'fusedRecurrentLayerStep'] as const satisfies readonly (keyof Backend)[];
+
 type ProductCall = (...args: unknown[]) => unknown;
 
 /** One product call as made: the backend's own method and its arguments. */
@@ -40,6 +46,9 @@ export function interceptProducts(around: (run: () => unknown, call: RecordedPro
 /** The products `work` makes, in order, as calls that can be made again (on the same buffers). */
 export function recordProducts(work: () => void): RecordedProduct[] {
   const calls: RecordedProduct[] = [];
+  const backend = getBackend() as unknown as Record<string, ProductCall | undefined>;
+  const blocks = PRODUCT_BLOCK_METHODS.filter((name) => Object.prototype.hasOwnProperty.call(backend, name)).map((name) => [name, backend[name]] as const);
+  for (const [name] of blocks) backend[name] = undefined;
   const restore = interceptProducts((run, call) => {
     calls.push(call);
     return run();
@@ -48,6 +57,7 @@ export function recordProducts(work: () => void): RecordedProduct[] {
     work();
   } finally {
     restore();
+    for (const [name, own] of blocks) backend[name] = own;
   }
   return calls;
 }

@@ -170,6 +170,51 @@ export interface HeapKernels {
   embeddingBackward(ids: Int32Array, dout: Float32Array, dtable: Float32Array, n: number, dim: number, grain: number): void;
 }
 
+/**
+ * The arguments of Backend.decodeMlpBlock: a decoder layer's residual MLP block for a decoding step of `rows`
+ * (≤ 4) tokens. hOut = hIn + branch; normed = rmsnorm(hOut)·normWeight (rstd per row); gate, up = normed·Wᵀ of
+ * gateW and upW; act = swiglu(gate, up); branch = act·downWᵀ; hOut += branch. hOut may be hIn; the weights
+ * are BF16 or int8 as gemmShared takes them (the `n`, `y` of each part name the output width and array).
+ */
+export interface MlpBlockStep {
+  hIn: Float32Array;
+  branch: Float32Array;
+  hOut: Float32Array;
+  normWeight: Float32Array;
+  normed: Float32Array;
+  rstd: Float32Array;
+  gate: SharedInputPart;
+  up: SharedInputPart;
+  down: SharedInputPart;
+  act: Float32Array;
+  rows: number;
+  hidden: number;
+  ffn: number;
+  eps: number;
+}
+
+/** A projection of Backend.fusedRecurrentLayerStep: its weight as gemmShared takes it (y its output) and its bias or null. */
+export interface LayerStepProjection {
+  part: SharedInputPart;
+  bias: Float32Array | null;
+}
+
+/**
+ * The arguments of Backend.fusedRecurrentLayerStep: a SUPRA layer's decoding step (feature maps folded into q_proj
+ * and k_proj) from its normed input x [B, hidden] to o_proj's output y [B, hidden]. q, k, v (the step's arrays,
+ * the projections' outputs) = x·Wᵀ + b; then fusedRecurrentStep (`step`: its arguments after q, k, v, in order);
+ * then y = out·W_oᵀ + b_o.
+ */
+export interface RecurrentLayerStep {
+  x: Float32Array;
+  hidden: number;
+  q: LayerStepProjection;
+  k: LayerStepProjection;
+  v: LayerStepProjection;
+  o: LayerStepProjection;
+  step: Parameters<NonNullable<BackendKernels['fusedRecurrentStep']>>;
+}
+
 /** One part of Backend.gemmShared: y[m, n] = x·Wᵀ, W stored [n, k] as BF16 bits (scales null) or int8 with its scales. */
 export interface SharedInputPart {
   w: Uint16Array | Int8Array;
@@ -194,6 +239,18 @@ export interface Backend {
    * nothing, where it has no such path (the caller then makes the products one by one).
    */
   gemmShared?(m: number, k: number, x: Float32Array, parts: readonly SharedInputPart[]): boolean;
+  /**
+   * A decoder layer's residual MLP block for a decoding step in one call (MlpBlockStep): the native add-on runs
+   * the separate calls' kernels in their order, with no return to JS between them, so the bits are theirs.
+   * Returns false, having done nothing, where it has no such path (the caller then makes the separate calls).
+   */
+  decodeMlpBlock?(args: MlpBlockStep): boolean;
+  /**
+   * A SUPRA layer's decoding step from its normed input to o_proj's output in one call (RecurrentLayerStep), the
+   * separate calls' kernels in their order, so their bits. Returns false, having done nothing, where it has no
+   * such path.
+   */
+  fusedRecurrentLayerStep?(args: RecurrentLayerStep): boolean;
   /**
    * A batched product with its decayC and maskC applied entry by entry where the entry is computed (the same
    * bits as the separate passes ops.matmul makes around sgemm otherwise). Returns false, having done nothing,

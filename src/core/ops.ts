@@ -181,6 +181,28 @@ export function linearShared(x: Float32Array, parts: readonly LinearPart[], rows
   for (const p of parts) linear(x, p.w, p.b, p.y, rows, inF, p.outF);
 }
 
+/**
+ * A decoder layer's residual MLP block for a decoding step of `rows` tokens, in one backend call where it has one
+ * (Backend.decodeMlpBlock: rows ≤ 4, every weight of a type gemmShared takes): hOut = hIn + branch, then
+ * hOut += down(swiglu(gate(n), up(n))) with n = rmsnorm(hOut)·normWeight; branch, normed, rstd, gate's and up's
+ * outputs and act are its scratch. Returns false, having done nothing, otherwise (the caller makes the separate
+ * calls, which give the same bits).
+ */
+export function decodeMlpBlock(
+  hIn: Float32Array, branch: Float32Array, hOut: Float32Array, normWeight: Float32Array, normed: Float32Array, rstd: Float32Array, eps: number,
+  gate: Weight, up: Weight, down: Weight, g: Float32Array, u: Float32Array, act: Float32Array, rows: number, hidden: number, ffn: number,
+): boolean {
+  const backend = getBackend();
+  if (!backend.decodeMlpBlock || rows > 4 || rows < 1) return false;
+  const gatePart = WEIGHT_TYPES[gate.type].sharedPart(gate, g, ffn, hidden);
+  const upPart = WEIGHT_TYPES[up.type].sharedPart(up, u, ffn, hidden);
+  const downPart = WEIGHT_TYPES[down.type].sharedPart(down, branch, hidden, ffn);
+  if (!gatePart || !upPart || !downPart) return false;
+  return backend.decodeMlpBlock({
+    hIn, branch, hOut, normWeight, normed, rstd, gate: gatePart, up: upPart, down: downPart, act, rows, hidden, ffn, eps,
+  });
+}
+
 export function linearBackward(
   dy: Float32Array, x: Float32Array, w: Float32Array,
   dx: Float32Array | null, dw: Float32Array, db: Float32Array | null,
@@ -883,6 +905,41 @@ export function fusedRecurrentStep(
   if (vRep) toHeadMajor(v, vRep, B, 1, H, rep, Dv);
   linearAttentionStep(q, kRep ?? k, vRep ?? v, o, state, B * H, H, 1, Dk, Dv, scale, powers, powStride);
   groupnorm(o, out, rstd, B, H, Dv, eps);
+}
+
+/** A projection of fusedRecurrentLayerStep: y[B, outF] = x·Wᵀ (+ b), W stored [outF, inF]. */
+export interface StepProjection {
+  w: Weight;
+  b: Float32Array | null;
+  inF: number;
+  outF: number;
+}
+
+/**
+ * A SUPRA layer's decoding step (one token per sequence, feature maps folded into q_proj and k_proj) from its
+ * normed input x [B, hidden] to o_proj's output y [B, hidden], in one backend call where it has one
+ * (Backend.fusedRecurrentLayerStep: B ≤ 4, every weight of a type gemmShared takes): q, k, v = x·Wᵀ + b, then
+ * fusedRecurrentStep's work on them, then y = out·W_oᵀ + b_o. Returns false, having done nothing, otherwise (the
+ * caller makes the separate calls, which give the same bits).
+ */
+export function fusedRecurrentLayerStep(
+  x: Float32Array, hidden: number, qProj: StepProjection, kProj: StepProjection, vProj: StepProjection, oProj: StepProjection, y: Float32Array,
+  q: Float32Array, k: Float32Array, v: Float32Array, kRep: Float32Array | null, vRep: Float32Array | null, o: Float32Array,
+  out: Float32Array, rstd: Float32Array, state: Float32Array, cos: Float32Array, sin: Float32Array, powers: Float64Array,
+  B: number, H: number, Hkv: number, Dk: number, Dv: number, start: number, scale: number, powStride: number, eps: number,
+): boolean {
+  const backend = getBackend();
+  if (!backend.fusedRecurrentLayerStep || B < 1 || B > 4) return false;
+  const projection = (p: StepProjection, to: Float32Array) => {
+    const part = WEIGHT_TYPES[p.w.type].sharedPart(p.w, to, p.outF, p.inF);
+    return part ? { part, bias: p.b } : null;
+  };
+  const qp = projection(qProj, q), kp = projection(kProj, k), vp = projection(vProj, v), op = projection(oProj, y);
+  if (!qp || !kp || !vp || !op) return false;
+  return backend.fusedRecurrentLayerStep({
+    x, hidden, q: qp, k: kp, v: vp, o: op,
+    step: [q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, powers, B, H, Hkv, Dk, Dv, start, scale, powStride, eps],
+  });
 }
 
 /**

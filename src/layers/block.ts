@@ -56,6 +56,11 @@ export class DecoderLayer {
 
     this.inputNorm.forward(hIn, n1, rstd1, rows);
     this.mixer.forward(n1, branch, B, T, state);
+    // a decoding step's second half in one backend call where it has one (the same bits as the calls below)
+    if (!keep && this.mlp.forwardResidualStep(hIn, branch, hOut, this.postNorm, n2, rstd2, rows)) {
+      this.hIn = null;
+      return;
+    }
     add(hIn, branch, hMid, n);
     this.postNorm.forward(hMid, n2, rstd2, rows);
     this.mlp.forward(n2, branch, rows, keep);

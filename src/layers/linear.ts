@@ -10,7 +10,7 @@
 // dx through it, in whatever type it is stored. A LoRA adapter (lora.ts), when attached, adds its
 // low-rank update forward and its gradients backward.
 import { allocF32, free } from '../core/memory.js';
-import { linear, linearBackward, linearShared, matmul, linearBackwardInput, linearBackwardParams, sumRowsInto } from '../core/ops.js';
+import { linear, linearBackward, linearShared, matmul, linearBackwardInput, linearBackwardParams, sumRowsInto, type StepProjection } from '../core/ops.js';
 import { WEIGHT_TYPES } from '../core/weights.js';
 import { backwardInputBanded, type LoraAdapter } from './lora.js';
 import { gradIfTrained, gradOf, storedWeight, untrainable, type ParamStore } from './params.js';
@@ -61,6 +61,12 @@ export class Linear {
     }
     linearShared(x, outputs.map(([layer, y]) => ({ w: storedWeight(layer.weight), b: layer.bias ? layer.bias.data : null, y, outF: layer.outFeatures })), rows, inF);
     for (const [layer, y] of outputs) layer.lora?.forwardAdd(x, y, rows);
+  }
+
+  /** This layer as one projection of a fused decoding call (ops.StepProjection), or null with a LoRA adapter attached. */
+  asProjection(): StepProjection | null {
+    if (this.lora) return null;
+    return { w: storedWeight(this.weight), b: this.bias ? this.bias.data : null, inF: this.inFeatures, outF: this.outFeatures };
   }
 
   /** A trained weight must be float32: the others are for inference (a clear error, before any work). */

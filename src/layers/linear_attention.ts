@@ -350,6 +350,26 @@ export class LinearAttention {
     this.statesValid = false;
   }
 
+  /**
+   * stepFused from the layer's normed input x through its projections (ops.fusedRecurrentLayerStep: q, k, v from
+   * x, o_proj's output into y) in one backend call where it has one; false, having done nothing, otherwise.
+   */
+  stepFusedLayer(
+    x: Float32Array, hidden: number, qProj: ops.StepProjection, kProj: ops.StepProjection, vProj: ops.StepProjection,
+    oProj: ops.StepProjection, y: Float32Array,
+    q: Float32Array, k: Float32Array, v: Float32Array, kRep: Float32Array | null, vRep: Float32Array | null, o: Float32Array,
+    out: Float32Array, rstd: Float32Array, B: number, Hkv: number, state: Float32Array, cos: Float32Array, sin: Float32Array,
+    start: number, eps: number,
+  ): boolean {
+    if (state.length < B * this.heads * this.dk * this.dv) {
+      throw new RangeError(`supra: linear attention state holds ${state.length} values, expected ${B * this.heads * this.dk * this.dv}`);
+    }
+    const done = ops.fusedRecurrentLayerStep(x, hidden, qProj, kProj, vProj, oProj, y, q, k, v, kRep, vRep, o, out, rstd, state, cos, sin,
+      this.powers, B, this.heads, Hkv, this.dk, this.dv, start, this.scale, this.powStride, eps);
+    if (done) this.statesValid = false;
+    return done;
+  }
+
   /** The chunk states of a whole sequence from state 0 (the state half of forwardChunked), for backward. */
   private computeStates(k: Float32Array, v: Float32Array, B: number, T: number): void {
     this.ensureWorkspace(B, T, true);

@@ -1,8 +1,10 @@
 // The SwiGLU MLP of the Llama family: down(silu(gate(x)) ⊙ up(x)).
-import { swiglu, swigluBackward } from '../core/ops.js';
+import { decodeMlpBlock, swiglu, swigluBackward } from '../core/ops.js';
 import { getBackend } from '../core/select.js';
 import type { WeightPlace } from '../core/weights.js';
 import { Linear } from './linear.js';
+import type { RMSNorm } from './norm.js';
+import { storedWeight } from './params.js';
 import type { ParamStore } from './params.js';
 import type { ActivationBytes, Param } from './types.js';
 import { Workspace } from './workspace.js';
@@ -60,6 +62,25 @@ export class MLP {
     } else {
       this.x = null;
     }
+  }
+
+  /**
+   * A decoding step's residual block around this MLP, in one backend call where it has one (ops.decodeMlpBlock):
+   * hOut = hIn + branch, then hOut += mlp(norm(hOut)) (branch overwritten; normed and rstd: norm's output).
+   * False, having done nothing, where it has none or the MLP has a bias or a LoRA adapter: the caller then makes
+   * the separate calls, which give the same bits.
+   */
+  forwardResidualStep(
+    hIn: Float32Array, branch: Float32Array, hOut: Float32Array, norm: RMSNorm, normed: Float32Array, rstd: Float32Array, rows: number,
+  ): boolean {
+    const layers = [this.gate, this.up, this.down];
+    if (layers.some((l) => l.bias !== null || l.lora !== null)) return false;
+    const n = rows * this.ffn;
+    return decodeMlpBlock(
+      hIn, branch, hOut, norm.weight.data, normed, rstd, norm.eps, storedWeight(this.gate.weight), storedWeight(this.up.weight),
+      storedWeight(this.down.weight), this.scratch.get('mlp.gate', n), this.scratch.get('mlp.up', n), this.scratch.get('mlp.act', n),
+      rows, this.hidden, this.ffn,
+    );
   }
 
   /** dout → dx (overwritten, or added with accumulateDx); parameter gradients accumulate. */

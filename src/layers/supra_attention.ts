@@ -14,6 +14,7 @@
 // Forward and backward side by side. Rows are tokens: [B·T, features] ("token-major"); the attention
 // itself runs head-major [B, H, T, D] (see linear_attention.ts).
 import * as ops from '../core/ops.js';
+import type { StepProjection } from '../core/ops.js';
 import { allocF32, free } from '../core/memory.js';
 import { weightBytes } from '../core/weights.js';
 import type { ModelConfig, SupraSettings } from '../io/config.js';
@@ -304,6 +305,30 @@ export class SupraAttention implements TokenMixer {
     else att.forwardChunked(q, k, v, o, B, T, null, true);
   }
 
+  /**
+   * A decoding step of folded plain features from x to o_proj's output in one backend call where it has one
+   * (LinearAttention.stepFusedLayer); false, having done nothing, otherwise.
+   */
+  private stepFusedLayer(x: Float32Array, out: Float32Array, v: Float32Array, B: number, state: SupraState, cos: Float32Array, sin: Float32Array): boolean {
+    const { heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
+    const projections = [this.folded!.q, this.folded!.k, this.proj.v, this.proj.o].map((l) => l.asProjection());
+    if (projections.some((p) => p === null)) return false;
+    const [qp, kp, vp, op] = projections as StepProjection[];
+    const rep = H / Hkv;
+    const qf = this.buf('qf', B * H * Dk, false), kf = this.buf('kf', B * Hkv * Dk, false);
+    const kr = rep > 1 ? this.buf('kr', B * H * Dk, false) : null;
+    const vt = rep > 1 ? this.buf('vt', B * H * D, false) : null;
+    const oRaw = this.buf('oRaw', B * H * D, false);
+    const gn = this.buf('gn', B * H * D, false);
+    if (!this.attention.stepFusedLayer(x, this.hidden, qp!, kp!, vp!, op!, out, qf, kf, v, kr, vt, oRaw, gn, this.buf('gnRstd', B * H, false), B, Hkv,
+      state.data, cos, sin, state.position, this.settings.group_norm_eps)) {
+      return false;
+    }
+    state.position += 1;
+    this.last = { B, T: 1, q: qf, k: kr ?? kf, v: vt ?? v, attnRaw: oRaw, attnGn: gn, denominator: null };
+    return true;
+  }
+
   forward(x: Float32Array, out: Float32Array, B: number, T: number, state?: MixerState | null): void {
     const { hidden, heads: H, kvHeads: Hkv, headDim: D, kernelDim: Dk } = this;
     const N = B * T;
@@ -335,6 +360,7 @@ export class SupraAttention implements TokenMixer {
     // backward reads it); folded, one product each from x
     const v = this.buf('v', N * Hkv * D, keep);
     let qf: Float32Array, kf: Float32Array;
+    if (fused && this.folded && this.stepFusedLayer(x, out, v, B, supraState!, cos, sin)) return;
     if (this.folded) {
       qf = this.buf('qf', N * H * Dk, keep);
       kf = this.buf('kf', N * Hkv * Dk, keep);

@@ -12,7 +12,7 @@
 //   OPENBLAS_THREAD_TIMEOUT=n      how long (2^n cycles) an idle OpenBLAS thread spins before it sleeps;
 //                                  set to 4 here unless given (see applyThreadTimeout)
 import { isNode, nodeBuiltin } from '../host.js';
-import type { Backend, BackendKernels, Bf16GemmArgs, Bf16Kernel, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision, SharedInputPart } from '../backend.js';
+import type { Backend, BackendKernels, Bf16GemmArgs, Bf16Kernel, GemmArgs, HeapKernels, Int8GemmArgs, MatmulPrecision, MlpBlockStep, RecurrentLayerStep, SharedInputPart } from '../backend.js';
 export type { Bf16Kernel } from '../backend.js';
 import { inArena } from '../memory.js';
 import { GEMV_PARALLEL_FLOPS, gemmBf16Wasm, gemmInt8Wasm, sgemmWasm } from '../wasm/backend.js';
@@ -54,6 +54,15 @@ interface Addon {
   gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
   /** Each part [w, scales, n, y] (native/addon.cc GemmShared); older builds lack it. */
   gemmShared?(m: number, k: number, x: Float32Array, parts: [Uint16Array | Int8Array, Float32Array | null, number, Float32Array][]): void;
+  /** native/addon.cc DecodeMlpBlock's arguments in order; older builds lack it. */
+  decodeMlpBlock?(
+    hIn: Float32Array, branch: Float32Array, hOut: Float32Array, normW: Float32Array, n2: Float32Array, rstd: Float32Array,
+    g: Float32Array, u: Float32Array, a: Float32Array, gateW: Uint16Array | Int8Array, gateScales: Float32Array | null,
+    upW: Uint16Array | Int8Array, upScales: Float32Array | null, downW: Uint16Array | Int8Array, downScales: Float32Array | null,
+    rows: number, hidden: number, ffn: number, eps: number,
+  ): void;
+  /** native/addon.cc FusedRecurrentLayerStep's arguments: fusedRecurrentStep's, then x, hidden, [w, scales, bias] of q, k, v, o, and y; older builds lack it. */
+  fusedRecurrentLayerStep?(...args: unknown[]): void;
   info(): {
     corename: string; config: string; threads: number; procs: number; parallel: number; decodeKernel: DecodeKernel;
     smallKernel: SmallKernel; elementwiseKernels: ElementwiseKernel; bf16Products?: Bf16Kernel | 'off' | 'none'; bf16Kernels?: Bf16Kernel[];
@@ -409,6 +418,27 @@ function load(addonPath: string): NativeResult {
     return true;
   }
 
+  /** A decoding step's residual MLP block in one call of the add-on (Backend.decodeMlpBlock), where its decoding and elementwise kernels run. */
+  function decodeMlpBlock(b: MlpBlockStep): boolean {
+    if (b.rows > 4 || decodeKernel === 'none' || !kernelsOn || typeof addon.decodeMlpBlock !== 'function') return false;
+    addon.decodeMlpBlock(
+      b.hIn, b.branch, b.hOut, b.normWeight, b.normed, b.rstd, b.gate.y, b.up.y, b.act, b.gate.w, b.gate.scales, b.up.w, b.up.scales,
+      b.down.w, b.down.scales, b.rows, b.hidden, b.ffn, b.eps,
+    );
+    return true;
+  }
+
+  /** A SUPRA layer's decoding step in one call of the add-on (Backend.fusedRecurrentLayerStep), where its decoding and elementwise kernels run. */
+  function fusedRecurrentLayerStep(a: RecurrentLayerStep): boolean {
+    if ((a.step[12] as number) > 4 || decodeKernel === 'none' || !kernelsOn || typeof addon.fusedRecurrentLayerStep !== 'function') return false;
+    if (a.q.part.y !== a.step[0] || a.k.part.y !== a.step[1] || a.v.part.y !== a.step[2]) throw new Error('supra: fusedRecurrentLayerStep: the projections must write the step\'s q, k and v');
+    addon.fusedRecurrentLayerStep(
+      ...a.step, a.x, a.hidden, a.q.part.w, a.q.part.scales, a.q.bias, a.k.part.w, a.k.part.scales, a.k.bias, a.v.part.w, a.v.part.scales, a.v.bias,
+      a.o.part.w, a.o.part.scales, a.o.bias, a.o.part.y,
+    );
+    return true;
+  }
+
   // the BF16 kernels the add-on has (one built before the list: vdpbf16ps where it can turn products on)
   const { bf16Kernels: listed, bf16Products } = addon.info();
   const bf16Kernels: Bf16Kernel[] = listed ?? (bf16Products === 'off' || bf16Products === 'avx512bf16' ? ['avx512bf16'] : []);
@@ -423,6 +453,8 @@ function load(addonPath: string): NativeResult {
     gemmBf16,
     gemmInt8,
     gemmShared,
+    decodeMlpBlock,
+    fusedRecurrentLayerStep,
     sgemmFused,
     heapWeights: true,
     // MemAvailable on Linux (libuv reads /proc/meminfo): what the machine can give without swapping
