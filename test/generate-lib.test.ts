@@ -114,6 +114,58 @@ test('sampling helpers: repetition penalty as HF, top-k / top-p masks, temperatu
   assert.throws(() => resolveSampling({ top_p: 1.5 }), /top_p must be in \(0, 1\]/);
 });
 
+test('sampling with top-k finds the cut-off without sorting the vocabulary: the tokens of a full sort, with ties, -Infinity, temperature and top-p after top-k; a NaN logit refused', () => {
+  // the rule written plainly: one ascending sort of a copy gives the k-th largest value and the top-p walk
+  const reference = (logits: Float32Array, o: ReturnType<typeof resolveSampling>, rng: SeededRandom): number => {
+    const V = logits.length;
+    if (o.temperature !== 1) for (let i = 0; i < V; i++) logits[i] = logits[i]! * (1 / o.temperature);
+    const sorted = Float32Array.from(logits).sort();
+    let threshold = o.topK > 0 && o.topK < V ? sorted[V - o.topK]! : -Infinity;
+    let max = -Infinity;
+    for (const x of logits) if (x > max) max = x;
+    const kept = (x: number) => x >= threshold;
+    if (o.topP < 1) {
+      let total = 0, mass = 0;
+      for (const x of logits) if (kept(x)) total += Math.exp(x - max);
+      for (let j = V - 1; j >= 0 && !(sorted[j]! < threshold); j--) {
+        mass += Math.exp(sorted[j]! - max) / total;
+        if (mass >= o.topP) {
+          threshold = Math.max(threshold, sorted[j]!);
+          break;
+        }
+      }
+    }
+    let total = 0;
+    for (const x of logits) if (kept(x)) total += Math.exp(x - max);
+    const target = rng.next() * total;
+    let acc = 0, last = -1;
+    for (let i = 0; i < V; i++) {
+      if (!kept(logits[i]!)) continue;
+      acc += Math.exp(logits[i]! - max);
+      last = i;
+      if (acc > target) return i;
+    }
+    return last;
+  };
+  const values = new SeededRandom(11);
+  for (const V of [7, 1000, 49152]) {
+    for (const o of [{ top_k: 50 }, { top_k: 1 }, { top_k: 3, top_p: 0.8 }, { top_k: 0, top_p: 0.9 }, { top_k: 50, top_p: 0.95, temperature: 0.7 }, { top_k: V - 1, top_p: 0.5 }]) {
+      const settings = resolveSampling({ do_sample: true, ...o });
+      for (let rep = 0; rep < 12; rep++) {
+        const step = rep % 3 === 0 ? 0.25 : 0.001; // coarse values: many ties, some at the cut-off
+        const logits = Float32Array.from({ length: V }, () => Math.round((values.next() * 20 - 10) / step) * step);
+        if (rep % 4 === 1) logits[3 % V] = -Infinity;
+        const want = reference(Float32Array.from(logits), settings, new SeededRandom(rep));
+        const got = sampleToken(Float32Array.from(logits), settings, new SeededRandom(rep), new Float32Array(V));
+        assert.equal(got, want, `V ${V}, ${JSON.stringify(o)}, draw ${rep}`);
+      }
+    }
+  }
+  const settings = resolveSampling({ do_sample: true });
+  assert.throws(() => sampleToken(Float32Array.from([1, NaN, 2]), settings, new SeededRandom(1), new Float32Array(3)), /cannot sample: logit 1 is NaN/);
+  assert.throws(() => sampleToken(Float32Array.from([-Infinity, -Infinity]), settings, new SeededRandom(1), new Float32Array(2)), /every logit is -Infinity/);
+});
+
 test('repetition penalty in generate changes a repetitive greedy continuation', () => {
   const s = supraModel();
   const plain = generate(s, [prompt], { max_new_tokens: N }).newTokens[0]!;
