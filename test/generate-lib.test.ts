@@ -114,7 +114,7 @@ test('sampling helpers: repetition penalty as HF, top-k / top-p masks, temperatu
   assert.throws(() => resolveSampling({ top_p: 1.5 }), /top_p must be in \(0, 1\]/);
 });
 
-test('sampling with top-k finds the cut-off without sorting the vocabulary: the tokens of a full sort, with ties, -Infinity, temperature and top-p after top-k; a NaN logit refused', () => {
+test('sampling finds top-k\'s and top-p\'s cut-offs without sorting the vocabulary: the tokens of a full sort, with ties, -Infinity, temperature, top-p alone and after top-k; a NaN logit refused', () => {
   // the rule written plainly: one ascending sort of a copy gives the k-th largest value and the top-p walk
   const reference = (logits: Float32Array, o: ReturnType<typeof resolveSampling>, rng: SeededRandom): number => {
     const V = logits.length;

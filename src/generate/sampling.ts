@@ -125,6 +125,12 @@ export function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
+// top-p's histogram of probabilities: buckets of the logits' range [max − TOP_P_RANGE, max] (anything lower in
+// the first; exp(−64) ≈ 1.6e-28 of the largest probability).
+const TOP_P_RANGE = 64;
+const TOP_P_BUCKETS = 2048;
+const TOP_P_HISTOGRAM = new Float64Array(TOP_P_BUCKETS);
+
 /**
  * The k-th largest of values[0, n) (1 ≤ k ≤ n, no NaN among them): the value an ascending sort puts at n − k.
  * A min-heap of the k largest so far in `heap` (at least k floats): each value is compared with the heap's
@@ -181,38 +187,53 @@ export function sampleToken(logits: Float32Array, s: ResolvedSampling, rng: Seed
   if (max === -Infinity) throw new Error('supra: cannot sample: every logit is -Infinity');
   const topK = s.topK > 0 && s.topK < V;
   // Everything below `threshold` is dropped: the k-th largest value, then the top-p cut-off among what is
-  // left, walked down from the largest. With top-k the values kept are few, and only they are sorted (a
-  // full sort of the 49k-152k logits took 4.5 ms a token, the selection 0.4); top-p alone sorts a copy.
-  let threshold = -Infinity;
-  let descending: Float32Array | null = null; // the values at or above threshold, largest first
-  if (!topK && s.topP < 1) {
-    const all = sorted.subarray(0, V);
-    all.set(logits);
-    all.sort(); // ascending
-    if (topK) threshold = all[V - s.topK]!;
-    descending = all.reverse();
-  } else if (topK) {
-    threshold = kthLargest(logits, V, s.topK, sorted);
-    if (s.topP < 1) {
-      let kept = 0;
-      for (let i = 0; i < V; i++) if (logits[i]! >= threshold) sorted[kept++] = logits[i]!;
-      descending = sorted.subarray(0, kept).sort().reverse();
-    }
-  }
+  // left, walked down from the largest. Only the largest values are sorted (all of them only when top-p's mass
+  // needs them): a full sort of 49k logits took 4.5 ms a token, selecting the top 50 0.4, top-p 0.9 alone over
+  // 49k uniform ones 2.8.
+  let threshold = topK ? kthLargest(logits, V, s.topK, sorted) : -Infinity;
   if (s.topP < 1) {
     // Walk down from the most likely token; keep tokens until their cumulative probability reaches top_p
-    // (HF keeps a token when the mass strictly before it is below top_p; at least one is kept).
+    // (HF keeps a token when the mass strictly before it is below top_p; at least one is kept). The walk
+    // goes over the largest values only, sorted: those kept by top-k, else those at or above a floor where a
+    // histogram of the probabilities says the mass is reached (a bucket lower, for round-off). Should that
+    // walk fall short, it goes over every value. A walk over the largest values makes the sums of a walk
+    // down a full sort, in the same order, so it decides as that one would.
+    const hist = topK ? null : TOP_P_HISTOGRAM.fill(0);
     let total = 0;
-    for (let i = 0; i < V; i++) if (logits[i]! >= threshold) total += Math.exp(logits[i]! - max);
-    let mass = 0;
-    for (let j = 0; j < descending!.length; j++) {
-      const x = descending![j]!;
-      if (x < threshold) break;
-      mass += Math.exp(x - max) / total;
-      if (mass >= s.topP) {
-        threshold = Math.max(threshold, x);
-        break;
+    for (let i = 0; i < V; i++) {
+      const x = logits[i]!;
+      if (!(x >= threshold)) continue;
+      const e = Math.exp(x - max);
+      total += e;
+      if (hist) hist[Math.max(0, Math.min(TOP_P_BUCKETS - 1, Math.floor((x - max + TOP_P_RANGE) * (TOP_P_BUCKETS / TOP_P_RANGE))))]! += e;
+    }
+    let floor = threshold;
+    if (hist) {
+      for (let b = TOP_P_BUCKETS - 1, mass = 0; b > 0; b--) {
+        mass += hist[b]!;
+        if (mass >= s.topP * total) {
+          floor = max - TOP_P_RANGE + (b - 1) * (TOP_P_RANGE / TOP_P_BUCKETS);
+          break;
+        }
       }
+    }
+    for (;;) {
+      let n = 0;
+      for (let i = 0; i < V; i++) if (logits[i]! >= floor) sorted[n++] = logits[i]!;
+      const descending = sorted.subarray(0, n).sort().reverse();
+      let mass = 0;
+      let reached = false;
+      for (let j = 0; j < n; j++) {
+        const x = descending[j]!;
+        mass += Math.exp(x - max) / total;
+        if (mass >= s.topP) {
+          threshold = Math.max(threshold, x);
+          reached = true;
+          break;
+        }
+      }
+      if (reached || floor === threshold) break;
+      floor = threshold;
     }
   }
   let total = 0;
