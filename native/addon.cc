@@ -1678,19 +1678,21 @@ napi_value FusedRecurrentLayerStep(napi_env env, napi_callback_info cbinfo) {
 }
 
 // decodeMlpBlock(hIn, branch, hOut, normW, n2, rstd, g, u, a, gateW, gateScales, upW, upScales, downW, downScales, rows,
-// hidden, ffn, eps): the second half of a decoder layer's decoding step (layers/block.ts) in one call, rows <= 4:
-// hOut = hIn + branch (the mid residual), n2 = rmsnorm(hOut)·normW (rstd per row), g and u = n2·W^T of the gate and up
-// weights, a = swiglu(g, u), branch = a·W_down^T, hOut += branch. The weights are BF16 or int8 as gemmShared takes
-// them (scales null for BF16). The range kernels and the decoding products of the separate calls, in their order,
-// so the same bits; hOut may be hIn.
+// hidden, ffn, eps, nextW, nextOut, nextRstd, nextEps): the second half of a decoder layer's decoding step
+// (layers/block.ts) in one call, rows <= 4: hOut = hIn + branch (the mid residual), n2 = rmsnorm(hOut)·normW (rstd per
+// row), g and u = n2·W^T of the gate and up weights, a = swiglu(g, u), branch = a·W_down^T, hOut += branch; then, unless
+// nextW is null, the norm that reads hOut next (the next layer's input norm, or the model's last):
+// nextOut = rmsnorm(hOut)·nextW, nextRstd. The weights are BF16 or int8 as gemmShared takes them (scales null for
+// BF16). The range kernels and the decoding products of the separate calls, in their order, so the same bits; hOut
+// may be hIn.
 napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
   const char* name = "decodeMlpBlock";
-  napi_value argv[19];
+  napi_value argv[23];
   int64_t rows, hidden, ffn;
-  double eps;
-  if (!ReadArgs(env, cbinfo, name, 19, argv) || !ElementwiseAvailable(env, name) || !ReadCount(env, argv[15], name, "rows", 1, &rows) ||
+  double eps, nextEps;
+  if (!ReadArgs(env, cbinfo, name, 23, argv) || !ElementwiseAvailable(env, name) || !ReadCount(env, argv[15], name, "rows", 1, &rows) ||
       !ReadCount(env, argv[16], name, "hidden", 1, &hidden) || !ReadCount(env, argv[17], name, "ffn", 1, &ffn) ||
-      !ReadNumber(env, argv[18], "eps", &eps)) {
+      !ReadNumber(env, argv[18], "eps", &eps) || !ReadNumber(env, argv[22], "nextEps", &nextEps)) {
     return nullptr;
   }
   const auto fail = [&](const std::string& why) {
@@ -1712,6 +1714,12 @@ napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
       !ReadSpan(env, argv[8], name, "a", nf, false, &a)) {
     return nullptr;
   }
+  float *nextW, *nextOut, *nextRstd;
+  if (!ReadSpan(env, argv[19], name, "nextW", hidden, true, &nextW) || !ReadSpan(env, argv[20], name, "nextOut", nh, nextW == nullptr, &nextOut) ||
+      !ReadSpan(env, argv[21], name, "nextRstd", rows, nextW == nullptr, &nextRstd)) {
+    return nullptr;
+  }
+  if (nextW == nullptr && (nextOut != nullptr || nextRstd != nullptr)) return fail("nextOut and nextRstd must be null without nextW");
   DecodeWeight gate, up, down;
   if (!ReadDecodeWeight(env, name, "gate: ", argv[9], argv[10], ffn, hidden, &gate) ||
       !ReadDecodeWeight(env, name, "up: ", argv[11], argv[12], ffn, hidden, &up) ||
@@ -1719,18 +1727,20 @@ napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
     return nullptr;
   }
   // Every span it writes apart from every other span and weight (hOut may be hIn itself: the adds are elementwise).
-  const NamedSpan spans[] = {{"hOut", hOut, nh}, {"branch", branch, nh}, {"n2", n2, nh}, {"rstd", rstd, rows}, {"g", g, nf},
-                             {"u", u, nf},       {"a", a, nf},           {"hIn", hIn, nh}, {"normW", normW, hidden}};
-  constexpr int kWritten = 7;
+  const NamedSpan spans[] = {{"hOut", hOut, nh}, {"branch", branch, nh}, {"n2", n2, nh},       {"rstd", rstd, rows},
+                             {"g", g, nf},       {"u", u, nf},           {"a", a, nf},         {"nextOut", nextOut, nextW ? nh : 0},
+                             {"nextRstd", nextRstd, nextW ? rows : 0},   {"hIn", hIn, nh},     {"normW", normW, hidden},
+                             {"nextW", nextW, nextW ? hidden : 0}};
+  constexpr int kWritten = 9;
   for (int i = 0; i < kWritten; i++) {
     for (int j = i + 1; j < static_cast<int>(sizeof spans / sizeof spans[0]); j++) {
       if (i == 0 && spans[j].data == hIn && hIn == hOut) continue;
-      if (Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
+      if (spans[i].floats > 0 && spans[j].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
         return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
       }
     }
     for (const DecodeWeight* w : {&gate, &up, &down}) {
-      if (w->Overlaps(spans[i].data, spans[i].floats)) return fail(std::string(spans[i].name) + " overlaps a weight in memory");
+      if (spans[i].floats > 0 && w->Overlaps(spans[i].data, spans[i].floats)) return fail(std::string(spans[i].name) + " overlaps a weight in memory");
     }
   }
   supra::AddSpan(elementwiseIsa, hIn, branch, hOut, 0, nh);
@@ -1748,6 +1758,7 @@ napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
     RunShared(work);
   }
   supra::AddSpan(elementwiseIsa, hOut, branch, hOut, 0, nh);
+  if (nextW) supra::RmsnormSpan(elementwiseIsa, hOut, nextW, nextOut, nextRstd, hidden, static_cast<float>(nextEps), 0, rows);
   return nullptr;
 #endif
 }

@@ -720,7 +720,7 @@ function withDecodingBlocks<T>(on: boolean, fn: () => T): { value: T; blocks: nu
   }
 }
 
-test('decoding blocks (a layer\'s MLP half, a SUPRA layer\'s step from its input to o_proj) decode exactly the separate calls\' logits: BF16 and int8, GQA, Qwen2 biases, 1 and 3 sequences, on AVX-512 and AVX2 and 1 and 2 threads; other layers keep the separate calls', { skip }, (t) => {
+test('decoding blocks (a layer\'s MLP half and the norm after it, a SUPRA layer\'s step from its input to o_proj) decode exactly the separate calls\' logits: BF16 and int8, GQA, Qwen2 biases, 1 and 3 sequences, on AVX-512 and AVX2 and 1 and 2 threads; other layers keep the separate calls', { skip }, (t) => {
   const be = elementwiseBackend(t, 'the separate calls run');
   if (!be) return;
   const before = getBackend().name;
@@ -796,6 +796,12 @@ test('decoding blocks refuse bad calls naming the array, before writing anything
   assert.throws(() => mlp({ normed: f(H - 1) }), /decodeMlpBlock: n2 has 47 floats, the call needs 48/);
   assert.throws(() => mlp({ act: f(F).subarray(1) }), /a has 63 floats/);
   assert.equal(mlp({ rows: 5 }), false, 'not a decoding shape: the caller makes the separate calls');
+  // the norm that follows: its output and rstd checked like the rest
+  assert.equal(mlp({ next: { weight: f(H), out: f(H), rstd: f(1), eps: 1e-6 } }), true);
+  assert.throws(() => mlp({ next: { weight: f(H), out: f(H - 1), rstd: f(1), eps: 1e-6 } }), /decodeMlpBlock: nextOut has 47 floats, the call needs 48/);
+  assert.throws(() => mlp({ next: { weight: f(H - 1), out: f(H), rstd: f(1), eps: 1e-6 } }), /nextW has 47 floats/);
+  const out = f(H);
+  assert.throws(() => mlp({ hOut: out, next: { weight: f(H), out, rstd: f(1), eps: 1e-6 } }), /hOut overlaps nextOut in memory/);
   assert.throws(() => mlp({ gate: { w: bf16(F * H - 1), scales: null, n: F, y: f(F) } }), /decodeMlpBlock: gate: w has 3071 values but the call reads 3072/);
   const q8 = int8(H, F);
   assert.throws(() => mlp({ down: { w: q8.w, scales: q8.scales.subarray(1), n: H, y: f(H) } }), /down: scales has 95 values but the call reads 96/);

@@ -174,7 +174,8 @@ export interface HeapKernels {
  * The arguments of Backend.decodeMlpBlock: a decoder layer's residual MLP block for a decoding step of `rows`
  * (≤ 4) tokens. hOut = hIn + branch; normed = rmsnorm(hOut)·normWeight (rstd per row); gate, up = normed·Wᵀ of
  * gateW and upW; act = swiglu(gate, up); branch = act·downWᵀ; hOut += branch. hOut may be hIn; the weights
- * are BF16 or int8 as gemmShared takes them (the `n`, `y` of each part name the output width and array).
+ * are BF16 or int8 as gemmShared takes them (the `n`, `y` of each part name the output width and array). Then,
+ * with `next`, the norm that reads hOut next.
  */
 export interface MlpBlockStep {
   hIn: Float32Array;
@@ -191,6 +192,8 @@ export interface MlpBlockStep {
   hidden: number;
   ffn: number;
   eps: number;
+  /** The norm that reads hOut next, applied after it (rows of `out` = rmsnorm(hOut)·weight, `rstd` per row), or null. */
+  next: { weight: Float32Array; out: Float32Array; rstd: Float32Array; eps: number } | null;
 }
 
 /** A projection of Backend.fusedRecurrentLayerStep: its weight as gemmShared takes it (y its output) and its bias or null. */

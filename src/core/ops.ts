@@ -10,7 +10,7 @@
 // used in place; other typed arrays are copied in and out (correct, slower). The plain-JS originals
 // live in test/helpers/reference-ops.ts, which the tests compare against.
 import { getBackend } from './select.js';
-import { BF16_KERNEL_DESCRIPTIONS, type Bf16Kernel, type GemmArgs, type HeapKernels, type MatmulPrecision, type RangeKernelName, type SharedInputPart } from './backend.js';
+import { BF16_KERNEL_DESCRIPTIONS, type Bf16Kernel, type GemmArgs, type HeapKernels, type MatmulPrecision, type MlpBlockStep, type RangeKernelName, type SharedInputPart } from './backend.js';
 import { allocF32, inArena } from './memory.js';
 import { WEIGHT_TYPES, type Weight } from './weights.js';
 import { beginCall, chunkGrain, endCall, PARALLEL_MIN_ELEMENTS, parallelFor, ptr, runOnCaller } from './wasm/runtime.js';
@@ -186,11 +186,12 @@ export function linearShared(x: Float32Array, parts: readonly LinearPart[], rows
  * (Backend.decodeMlpBlock: rows ≤ 4, every weight of a type gemmShared takes): hOut = hIn + branch, then
  * hOut += down(swiglu(gate(n), up(n))) with n = rmsnorm(hOut)·normWeight; branch, normed, rstd, gate's and up's
  * outputs and act are its scratch. Returns false, having done nothing, otherwise (the caller makes the separate
- * calls, which give the same bits).
+ * calls, which give the same bits). With `next`, the norm that reads hOut next follows in the same call.
  */
 export function decodeMlpBlock(
   hIn: Float32Array, branch: Float32Array, hOut: Float32Array, normWeight: Float32Array, normed: Float32Array, rstd: Float32Array, eps: number,
   gate: Weight, up: Weight, down: Weight, g: Float32Array, u: Float32Array, act: Float32Array, rows: number, hidden: number, ffn: number,
+  next: MlpBlockStep['next'] = null,
 ): boolean {
   const backend = getBackend();
   if (!backend.decodeMlpBlock || rows > 4 || rows < 1) return false;
@@ -199,7 +200,7 @@ export function decodeMlpBlock(
   const downPart = WEIGHT_TYPES[down.type].sharedPart(down, branch, hidden, ffn);
   if (!gatePart || !upPart || !downPart) return false;
   return backend.decodeMlpBlock({
-    hIn, branch, hOut, normWeight, normed, rstd, gate: gatePart, up: upPart, down: downPart, act, rows, hidden, ffn, eps,
+    hIn, branch, hOut, normWeight, normed, rstd, gate: gatePart, up: upPart, down: downPart, act, rows, hidden, ffn, eps, next,
   });
 }
 

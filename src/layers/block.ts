@@ -4,6 +4,7 @@
 import { add } from '../core/ops.js';
 import { MLP } from './mlp.js';
 import { RMSNorm } from './norm.js';
+import type { NextNorm } from './norm.js';
 import type { ActivationBytes, MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
@@ -38,9 +39,14 @@ export class DecoderLayer {
   /**
    * hIn [B, T, hidden] → hOut. Without a state this is a training forward over whole sequences: hIn must
    * stay untouched until backward and hOut must be another buffer. With a state (decoding) nothing is
-   * kept and hOut may be hIn.
+   * kept and hOut may be hIn; there, `inputNormed` says that decodeInput's buffers already hold this layer's
+   * normed input (the layer before applied its norm), and `next` is the norm that reads hOut next: returns
+   * whether it applied that one too (else the caller does).
    */
-  forward(hIn: Float32Array, hOut: Float32Array, B: number, T: number, state: MixerState | null = null): void {
+  forward(
+    hIn: Float32Array, hOut: Float32Array, B: number, T: number, state: MixerState | null = null, inputNormed = false,
+    next: NextNorm | null = null,
+  ): boolean {
     const rows = B * T;
     const n = rows * this.hidden;
     const keep = state === null;
@@ -54,12 +60,14 @@ export class DecoderLayer {
     const rstd2 = ws.get(names.rstd2, rows);
     const branch = this.scratch.get('block.branch', n);
 
-    this.inputNorm.forward(hIn, n1, rstd1, rows);
+    if (keep && inputNormed) throw new Error('supra: a training forward of a decoder layer norms its own input');
+    if (!inputNormed) this.inputNorm.forward(hIn, n1, rstd1, rows);
     this.mixer.forward(n1, branch, B, T, state);
-    // a decoding step's second half in one backend call where it has one (the same bits as the calls below)
-    if (!keep && this.mlp.forwardResidualStep(hIn, branch, hOut, this.postNorm, n2, rstd2, rows)) {
+    // a decoding step's second half, and the norm after it, in one backend call where it has one (the same bits
+    // as the calls below)
+    if (!keep && this.mlp.forwardResidualStep(hIn, branch, hOut, this.postNorm, n2, rstd2, rows, next)) {
       this.hIn = null;
-      return;
+      return next !== null;
     }
     add(hIn, branch, hMid, n);
     this.postNorm.forward(hMid, n2, rstd2, rows);
@@ -71,6 +79,12 @@ export class DecoderLayer {
     } else {
       this.hIn = null;
     }
+    return false;
+  }
+
+  /** Where a decoding step of `rows` rows reads its normed input and rstd: what the layer before may fill (forward's inputNormed). */
+  decodeInput(rows: number): { out: Float32Array; rstd: Float32Array } {
+    return { out: this.scratch.get(SCRATCH.norm1, rows * this.hidden), rstd: this.scratch.get(SCRATCH.rstd1, rows) };
   }
 
   /** dh: d loss/d h_out on entry, d loss/d h_in on return (in place). Parameter gradients accumulate. */

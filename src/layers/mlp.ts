@@ -3,7 +3,7 @@ import { decodeMlpBlock, swiglu, swigluBackward } from '../core/ops.js';
 import { getBackend } from '../core/select.js';
 import type { WeightPlace } from '../core/weights.js';
 import { Linear } from './linear.js';
-import type { RMSNorm } from './norm.js';
+import type { NextNorm, RMSNorm } from './norm.js';
 import { storedWeight } from './params.js';
 import type { ParamStore } from './params.js';
 import type { ActivationBytes, Param } from './types.js';
@@ -66,12 +66,13 @@ export class MLP {
 
   /**
    * A decoding step's residual block around this MLP, in one backend call where it has one (ops.decodeMlpBlock):
-   * hOut = hIn + branch, then hOut += mlp(norm(hOut)) (branch overwritten; normed and rstd: norm's output).
-   * False, having done nothing, where it has none or the MLP has a bias or a LoRA adapter: the caller then makes
-   * the separate calls, which give the same bits.
+   * hOut = hIn + branch, then hOut += mlp(norm(hOut)) (branch overwritten; normed and rstd: norm's output), then
+   * `next`'s norm of hOut. False, having done nothing, where it has none or the MLP has a bias or a LoRA adapter:
+   * the caller then makes the separate calls, which give the same bits.
    */
   forwardResidualStep(
     hIn: Float32Array, branch: Float32Array, hOut: Float32Array, norm: RMSNorm, normed: Float32Array, rstd: Float32Array, rows: number,
+    next: NextNorm | null = null,
   ): boolean {
     const layers = [this.gate, this.up, this.down];
     if (layers.some((l) => l.bias !== null || l.lora !== null)) return false;
@@ -79,7 +80,7 @@ export class MLP {
     return decodeMlpBlock(
       hIn, branch, hOut, norm.weight.data, normed, rstd, norm.eps, storedWeight(this.gate.weight), storedWeight(this.up.weight),
       storedWeight(this.down.weight), this.scratch.get('mlp.gate', n), this.scratch.get('mlp.up', n), this.scratch.get('mlp.act', n),
-      rows, this.hidden, this.ffn,
+      rows, this.hidden, this.ffn, next && { weight: next.norm.weight.data, out: next.out, rstd: next.rstd, eps: next.norm.eps },
     );
   }
 

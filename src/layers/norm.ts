@@ -3,6 +3,16 @@ import { rmsnorm, rmsnormBackward } from '../core/ops.js';
 import { gradIfTrained, type ParamStore } from './params.js';
 import type { Param } from './types.js';
 
+/**
+ * The norm that reads a decoding step's output next (the next layer's input norm, or the model's last), with the
+ * buffers it writes: a layer that ends in one backend call applies it there (DecoderLayer.forward).
+ */
+export interface NextNorm {
+  norm: RMSNorm;
+  out: Float32Array;
+  rstd: Float32Array;
+}
+
 export class RMSNorm {
   readonly weight: Param;
 

@@ -12,7 +12,7 @@ import { DecoderLayer } from '../layers/block.js';
 import { Linear, widenParam, type ReadParam } from '../layers/linear.js';
 import { weightsFingerprint } from './fingerprint.js';
 import { mixerFactoryFor } from '../layers/mixers.js';
-import { RMSNorm } from '../layers/norm.js';
+import { RMSNorm, type NextNorm } from '../layers/norm.js';
 import { gradIfTrained, ParamStore, storedWeight } from '../layers/params.js';
 import type { ActivationBytes, MixerFactory, MixerState, Param } from '../layers/types.js';
 import { Workspace } from '../layers/workspace.js';
@@ -475,18 +475,25 @@ export class DecoderLM {
     const idsBuf = this.stageIds(this.scratch, 'dec.ids', ids, B, T);
     const h = this.scratch.get('dec.h', rows * C);
     embeddingOf(idsBuf, storedWeight(this.embedTokens), h, rows, C);
-    for (let l = 0; l < this.layers.length; l++) this.layers[l]!.forward(h, h, B, T, state.layers[l]!);
+    const gather = options.lastOnly === true && T > 1;
+    const outRows = gather ? B : rows;
+    const normed = this.scratch.get('dec.norm', outRows * C);
+    const rstd = this.scratch.get('dec.rstd', outRows);
+    // Each layer may end with the norm that reads its output next (the next layer's, then this model's last),
+    // in the same backend call (DecoderLayer.forward's `next`).
+    let normedNext = false;
+    for (let l = 0; l < this.layers.length; l++) {
+      const following = this.layers[l + 1];
+      const next: NextNorm | null = following ? { norm: following.inputNorm, ...following.decodeInput(rows) } : gather ? null : { norm: this.norm, out: normed, rstd };
+      normedNext = this.layers[l]!.forward(h, h, B, T, state.layers[l]!, normedNext, next);
+    }
     let last = h;
-    let outRows = rows;
-    if (options.lastOnly && T > 1) {
+    if (gather) {
       // gather h[b, T−1, :] of every sequence into B contiguous rows
       last = this.scratch.get('dec.hlast', B * C);
       for (let b = 0; b < B; b++) last.set(h.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
-      outRows = B;
     }
-    const normed = this.scratch.get('dec.norm', outRows * C);
-    const rstd = this.scratch.get('dec.rstd', outRows);
-    this.norm.forward(last, normed, rstd, outRows);
+    if (!normedNext) this.norm.forward(last, normed, rstd, outRows);
     const logits = this.scratch.get('dec.logits', outRows * V);
     this.lmHead.forward(normed, logits, outRows);
     state.position += T;

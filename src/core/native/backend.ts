@@ -59,7 +59,8 @@ interface Addon {
     hIn: Float32Array, branch: Float32Array, hOut: Float32Array, normW: Float32Array, n2: Float32Array, rstd: Float32Array,
     g: Float32Array, u: Float32Array, a: Float32Array, gateW: Uint16Array | Int8Array, gateScales: Float32Array | null,
     upW: Uint16Array | Int8Array, upScales: Float32Array | null, downW: Uint16Array | Int8Array, downScales: Float32Array | null,
-    rows: number, hidden: number, ffn: number, eps: number,
+    rows: number, hidden: number, ffn: number, eps: number, nextW: Float32Array | null, nextOut: Float32Array | null,
+    nextRstd: Float32Array | null, nextEps: number,
   ): void;
   /** native/addon.cc FusedRecurrentLayerStep's arguments: fusedRecurrentStep's, then x, hidden, [w, scales, bias] of q, k, v, o, and y; older builds lack it. */
   fusedRecurrentLayerStep?(...args: unknown[]): void;
@@ -423,7 +424,7 @@ function load(addonPath: string): NativeResult {
     if (b.rows > 4 || decodeKernel === 'none' || !kernelsOn || typeof addon.decodeMlpBlock !== 'function') return false;
     addon.decodeMlpBlock(
       b.hIn, b.branch, b.hOut, b.normWeight, b.normed, b.rstd, b.gate.y, b.up.y, b.act, b.gate.w, b.gate.scales, b.up.w, b.up.scales,
-      b.down.w, b.down.scales, b.rows, b.hidden, b.ffn, b.eps,
+      b.down.w, b.down.scales, b.rows, b.hidden, b.ffn, b.eps, b.next?.weight ?? null, b.next?.out ?? null, b.next?.rstd ?? null, b.next?.eps ?? 0,
     );
     return true;
   }
