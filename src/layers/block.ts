@@ -3,8 +3,7 @@
 // The mixer is any TokenMixer (softmax attention, SUPRA); the rest is shared.
 import { add } from '../core/ops.js';
 import { MLP } from './mlp.js';
-import { RMSNorm } from './norm.js';
-import type { NextNorm } from './norm.js';
+import { RMSNorm, type NextNorm } from './norm.js';
 import type { ActivationBytes, MixerContext, MixerFactory, MixerState, Param, TokenMixer } from './types.js';
 import { Workspace } from './workspace.js';
 
