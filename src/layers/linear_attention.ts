@@ -342,12 +342,17 @@ export class LinearAttention {
     out: Float32Array, rstd: Float32Array, B: number, Hkv: number, state: Float32Array, cos: Float32Array, sin: Float32Array,
     start: number, eps: number,
   ): void {
-    if (state.length < B * this.heads * this.dk * this.dv) {
-      throw new RangeError(`supra: linear attention state holds ${state.length} values, expected ${B * this.heads * this.dk * this.dv}`);
-    }
+    this.checkState(state, B);
     ops.fusedRecurrentStep(q, k, v, kRep, vRep, o, out, rstd, state, cos, sin, this.powers, B, this.heads, Hkv, this.dk, this.dv,
       start, this.scale, this.powStride, eps);
     this.statesValid = false;
+  }
+
+  /** A decoding state for B sequences: [B, H, Dk, Dv] at least. */
+  private checkState(state: Float32Array, B: number): void {
+    if (state.length < B * this.heads * this.dk * this.dv) {
+      throw new RangeError(`supra: linear attention state holds ${state.length} values, expected ${B * this.heads * this.dk * this.dv}`);
+    }
   }
 
   /**
@@ -361,9 +366,7 @@ export class LinearAttention {
     out: Float32Array, rstd: Float32Array, B: number, Hkv: number, state: Float32Array, cos: Float32Array, sin: Float32Array,
     start: number, eps: number,
   ): boolean {
-    if (state.length < B * this.heads * this.dk * this.dv) {
-      throw new RangeError(`supra: linear attention state holds ${state.length} values, expected ${B * this.heads * this.dk * this.dv}`);
-    }
+    this.checkState(state, B);
     const done = ops.fusedRecurrentLayerStep(x, hidden, qProj, kProj, vProj, oProj, y, q, k, v, kRep, vRep, o, out, rstd, state, cos, sin,
       this.powers, B, this.heads, Hkv, this.dk, this.dv, start, this.scale, this.powStride, eps);
     if (done) this.statesValid = false;
