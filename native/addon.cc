@@ -1524,6 +1524,7 @@ bool ReadFusedStep(napi_env env, const char* name, napi_value* argv, FusedStep* 
     Napi::RangeError::New(env, std::string("supra native ") + name + ": " + why).ThrowAsJavaScriptException();
     return false;
   };
+  if (!std::isfinite(f->scale) || !(f->eps >= 0 && f->eps < INFINITY)) return fail("scale must be finite and eps finite and >= 0");
   const int64_t batch = f->batch, heads = f->heads, kvHeads = f->kvHeads, dk = f->dk, dv = f->dv, start = f->start;
   if (std::max({batch, heads, dk, dv, f->powStride}) > kMaxBlasInt) return fail("a dimension is 2^31 or more");
   if (start > kMaxBlasInt) return fail("start is 2^31 or more");
@@ -1618,38 +1619,41 @@ napi_value FusedRecurrentLayerStep(napi_env env, napi_callback_info cbinfo) {
   if (!(HaveAvx512() || HaveAvx2Fma())) return fail("decoding products need AVX2 or AVX-512");
   const int64_t rows = f.batch, qn = f.heads * f.dk, kn = f.kvHeads * f.dk, vn = f.kvHeads * f.dv, on = f.heads * f.dv;
   if (rows > kDecodeRows) return fail("batch must be 1 to " + std::to_string(kDecodeRows) + ", got " + std::to_string(rows));
-  if (hidden > kMaxBlasInt) return fail("hidden is 2^31 or more");
+  if (std::max({hidden, qn, on}) > kMaxBlasInt) return fail("hidden, heads·dk or heads·dv is 2^31 or more");
   if (x.length < rows * hidden) return fail("x has " + std::to_string(x.length) + " values but the call reads " + std::to_string(rows * hidden));
   if (y.length < rows * hidden) return fail("y has " + std::to_string(y.length) + " values but the call writes " + std::to_string(rows * hidden));
   struct Projection {
     const char* name;
+    const char* biasName;
     int64_t n, k;
     DecodeWeight weight;
     float* bias;
-  } proj[4] = {{"q_proj: ", qn, hidden, {}, nullptr}, {"k_proj: ", kn, hidden, {}, nullptr}, {"v_proj: ", vn, hidden, {}, nullptr},
-               {"o_proj: ", hidden, on, {}, nullptr}};
+  } proj[4] = {{"q_proj: ", "q_proj bias", qn, hidden, {}, nullptr}, {"k_proj: ", "k_proj bias", kn, hidden, {}, nullptr},
+               {"v_proj: ", "v_proj bias", vn, hidden, {}, nullptr}, {"o_proj: ", "o_proj bias", hidden, on, {}, nullptr}};
   for (int p = 0; p < 4; p++) {
     if (!ReadDecodeWeight(env, name, proj[p].name, argv[23 + 3 * p], argv[24 + 3 * p], proj[p].n, proj[p].k, &proj[p].weight) ||
-        !ReadSpan(env, argv[25 + 3 * p], name, "bias", proj[p].n, true, &proj[p].bias)) {
+        !ReadSpan(env, argv[25 + 3 * p], name, proj[p].biasName, proj[p].n, true, &proj[p].bias)) {
       return nullptr;
     }
   }
-  // x and y apart from everything the step writes, from each other and from the weights; the weights and biases
-  // apart from everything written
+  // What the step writes apart from x and y (ReadFusedStep kept it apart from the rest), y apart from every array of
+  // the call, and nothing written over a weight or a bias.
   NamedSpan spans[FusedStep::kSpans + 2];
   f.Spans(spans);
-  spans[FusedStep::kSpans] = {"x", x.data, rows * hidden};
-  spans[FusedStep::kSpans + 1] = {"y", y.data, rows * hidden};
-  const int written[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, FusedStep::kSpans + 1};
+  constexpr int kX = FusedStep::kSpans, kY = FusedStep::kSpans + 1;
+  spans[kX] = {"x", x.data, rows * hidden};
+  spans[kY] = {"y", y.data, rows * hidden};
+  const int written[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, kY};
   for (int i : written) {
-    for (int j : {FusedStep::kSpans, FusedStep::kSpans + 1}) {
-      if (i != j && spans[i].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
+    for (int j = 0; j <= kY; j++) {
+      const bool checked = i == kY ? j != kY : j == kX || j == kY;
+      if (checked && spans[i].floats > 0 && spans[j].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
         return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
       }
     }
     for (const Projection& p : proj) {
       if (spans[i].floats > 0 && (p.weight.Overlaps(spans[i].data, spans[i].floats) || (p.bias && Overlaps(spans[i].data, spans[i].floats, p.bias, p.n)))) {
-        return fail(std::string(spans[i].name) + " overlaps " + p.name + "weight or bias in memory");
+        return fail(std::string(spans[i].name) + " overlaps the " + std::string(p.name, std::strlen(p.name) - 2) + " weight, scales or bias in memory");
       }
     }
   }
@@ -1695,6 +1699,10 @@ napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
       !ReadNumber(env, argv[18], "eps", &eps) || !ReadNumber(env, argv[22], "nextEps", &nextEps)) {
     return nullptr;
   }
+  if (!(eps >= 0 && eps < INFINITY) || !(nextEps >= 0 && nextEps < INFINITY)) {
+    Napi::RangeError::New(env, "supra native decodeMlpBlock: eps and nextEps must be finite and >= 0").ThrowAsJavaScriptException();
+    return nullptr;
+  }
   const auto fail = [&](const std::string& why) {
     Napi::RangeError::New(env, std::string("supra native decodeMlpBlock: ") + why).ThrowAsJavaScriptException();
     return nullptr;
@@ -1731,16 +1739,19 @@ napi_value DecodeMlpBlock(napi_env env, napi_callback_info cbinfo) {
                              {"g", g, nf},       {"u", u, nf},           {"a", a, nf},         {"nextOut", nextOut, nextW ? nh : 0},
                              {"nextRstd", nextRstd, nextW ? rows : 0},   {"hIn", hIn, nh},     {"normW", normW, hidden},
                              {"nextW", nextW, nextW ? hidden : 0}};
-  constexpr int kWritten = 9;
+  constexpr int kWritten = 9, kHIn = 9;
   for (int i = 0; i < kWritten; i++) {
     for (int j = i + 1; j < static_cast<int>(sizeof spans / sizeof spans[0]); j++) {
-      if (i == 0 && spans[j].data == hIn && hIn == hOut) continue;
+      if (i == 0 && j == kHIn && hIn == hOut) continue;
       if (spans[i].floats > 0 && spans[j].floats > 0 && Overlaps(spans[i].data, spans[i].floats, spans[j].data, spans[j].floats)) {
         return fail(std::string(spans[i].name) + " overlaps " + spans[j].name + " in memory");
       }
     }
-    for (const DecodeWeight* w : {&gate, &up, &down}) {
-      if (spans[i].floats > 0 && w->Overlaps(spans[i].data, spans[i].floats)) return fail(std::string(spans[i].name) + " overlaps a weight in memory");
+    const std::pair<const char*, const DecodeWeight*> weights[] = {{"gate", &gate}, {"up", &up}, {"down", &down}};
+    for (const auto& [weightName, w] : weights) {
+      if (spans[i].floats > 0 && w->Overlaps(spans[i].data, spans[i].floats)) {
+        return fail(std::string(spans[i].name) + " overlaps the " + weightName + " weight or its scales in memory");
+      }
     }
   }
   supra::AddSpan(elementwiseIsa, hIn, branch, hOut, 0, nh);

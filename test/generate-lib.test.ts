@@ -111,6 +111,7 @@ test('sampling helpers: repetition penalty as HF, top-k / top-p masks, temperatu
   const all = draw(x, { top_k: 0, temperature: 3 }, 4, 2000);
   assert.ok(all.every((c) => c > 0), `counts ${all}`);
   assert.throws(() => resolveSampling({ temperature: 0 }), /temperature must be a number > 0/);
+  assert.throws(() => resolveSampling({ temperature: 1e-320 }), /temperature must be a number > 0 whose inverse is finite, got 1e-320/);
   assert.throws(() => resolveSampling({ top_p: 1.5 }), /top_p must be in \(0, 1\]/);
 });
 

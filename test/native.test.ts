@@ -802,6 +802,12 @@ test('decoding blocks refuse bad calls naming the array, before writing anything
   assert.throws(() => mlp({ next: { weight: f(H - 1), out: f(H), rstd: f(1), eps: 1e-6 } }), /nextW has 47 floats/);
   const out = f(H);
   assert.throws(() => mlp({ hOut: out, next: { weight: f(H), out, rstd: f(1), eps: 1e-6 } }), /hOut overlaps nextOut in memory/);
+  // hOut may be hIn itself, but then neither norm's gain may be that array
+  assert.throws(() => mlp({ hIn: out, hOut: out, normWeight: out }), /hOut overlaps normW in memory/);
+  assert.throws(() => mlp({ hIn: out, hOut: out, next: { weight: out, out: f(H), rstd: f(1), eps: 1e-6 } }), /hOut overlaps nextW in memory/);
+  assert.throws(() => mlp({ eps: NaN }), /eps and nextEps must be finite and >= 0/);
+  const gw = bf16(F * H);
+  assert.throws(() => mlp({ act: new Float32Array(gw.buffer, 0, F), gate: { w: gw, scales: null, n: F, y: f(F) } }), /a overlaps the gate weight or its scales in memory/);
   assert.throws(() => mlp({ gate: { w: bf16(F * H - 1), scales: null, n: F, y: f(F) } }), /decodeMlpBlock: gate: w has 3071 values but the call reads 3072/);
   const q8 = int8(H, F);
   assert.throws(() => mlp({ down: { w: q8.w, scales: q8.scales.subarray(1), n: H, y: f(H) } }), /down: scales has 95 values but the call reads 96/);
@@ -843,11 +849,20 @@ test('decoding blocks refuse bad calls naming the array, before writing anything
       ...('o' in over ? { o: over.o } : {}), ...('x' in over ? { x: over.x } : {}) });
   };
   const state0 = Float32Array.from(state);
-  assert.throws(() => withState({ qBias: f(Hh * D - 1) }), /fusedRecurrentLayerStep: bias has 47 floats, the call needs 48/);
+  assert.throws(() => withState({ qBias: f(Hh * D - 1) }), /fusedRecurrentLayerStep: q_proj bias has 47 floats, the call needs 48/);
   const xy = f(hidden);
   assert.throws(() => withState({ x: xy, o: { part: { w: bf16(hidden * Hh * D), scales: null, n: hidden, y: xy }, bias: null } }), /y overlaps x in memory/);
   const overState = new Uint16Array(state.buffer, 0, hidden * Hh * D);
-  assert.throws(() => withState({ o: { part: { w: overState, scales: null, n: hidden, y: f(hidden) }, bias: null } }), /state overlaps o_proj: weight or bias in memory/);
+  assert.throws(() => withState({ o: { part: { w: overState, scales: null, n: hidden, y: f(hidden) }, bias: null } }), /state overlaps the o_proj weight, scales or bias in memory/);
+  // y over the RoPE table or the decay powers, which every layer and step reads
+  {
+    const q = f(Hh * D), k = f(Hkv * D), v = f(Hkv * D), shared = f(hidden + D);
+    const y = shared.subarray(0, hidden), cos = shared.subarray(hidden - 4, hidden + 4);
+    const proj = (n: number, kk: number, out: Float32Array) => ({ part: { w: bf16(n * kk), scales: null, n, y: out }, bias: null });
+    assert.throws(() => layer({ q: proj(Hh * D, hidden, q), k: proj(Hkv * D, hidden, k), v: proj(Hkv * D, hidden, v), o: proj(hidden, Hh * D, y),
+      step: [q, k, v, f(Hh * D), f(Hh * D), f(Hh * D), f(Hh * D), f(Hh), state, cos, tables.sin, powers, 1, Hh, Hkv, D, D, 1, 0.125, 3, 1e-5] }),
+    /y overlaps cos in memory/);
+  }
   assert.deepEqual(state, state0, 'the state untouched by refused calls');
 });
 

@@ -37,7 +37,9 @@ export function resolveSampling(o: SamplingOptions): ResolvedSampling {
   const topP = o.top_p ?? SAMPLING_DEFAULTS.top_p;
   const repetitionPenalty = o.repetition_penalty ?? SAMPLING_DEFAULTS.repetition_penalty;
   if (typeof doSample !== 'boolean') throw new TypeError(`supra: do_sample must be true or false, got ${JSON.stringify(doSample)}`);
-  if (!(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0)) throw new RangeError(`supra: temperature must be a number > 0, got ${temperature}`);
+  if (!(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0 && Number.isFinite(1 / temperature))) {
+    throw new RangeError(`supra: temperature must be a number > 0 whose inverse is finite, got ${temperature}`);
+  }
   if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`supra: top_k must be an integer ≥ 0, got ${topK}`);
   if (!(typeof topP === 'number' && topP > 0 && topP <= 1)) throw new RangeError(`supra: top_p must be in (0, 1], got ${topP}`);
   if (!(typeof repetitionPenalty === 'number' && Number.isFinite(repetitionPenalty) && repetitionPenalty > 0)) throw new RangeError(`supra: repetition_penalty must be a number > 0, got ${repetitionPenalty}`);
