@@ -4,8 +4,7 @@ import { getBackend } from '../core/select.js';
 import type { WeightPlace } from '../core/weights.js';
 import { Linear } from './linear.js';
 import type { NextNorm, RMSNorm } from './norm.js';
-import { storedWeight } from './params.js';
-import type { ParamStore } from './params.js';
+import { storedWeight, type ParamStore } from './params.js';
 import type { ActivationBytes, Param } from './types.js';
 import { Workspace } from './workspace.js';
 
