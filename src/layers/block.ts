@@ -38,7 +38,7 @@ export class DecoderLayer {
   /**
    * hIn [B, T, hidden] → hOut. Without a state this is a training forward over whole sequences: hIn must
    * stay untouched until backward and hOut must be another buffer. With a state (decoding) nothing is
-   * kept and hOut may be hIn; there, `inputNormed` says that decodeInput's buffers already hold this layer's
+   * kept and hOut may be hIn; there, `inputNormed` says that inputNormStep's buffers already hold this layer's
    * normed input (the layer before applied its norm), and `next` is the norm that reads hOut next: returns
    * whether it applied that one too (else the caller does).
    */
@@ -81,9 +81,12 @@ export class DecoderLayer {
     return false;
   }
 
-  /** Where a decoding step of `rows` rows reads its normed input and rstd: what the layer before may fill (forward's inputNormed). */
-  decodeInput(rows: number): { out: Float32Array; rstd: Float32Array } {
-    return { out: this.scratch.get(SCRATCH.norm1, rows * this.hidden), rstd: this.scratch.get(SCRATCH.rstd1, rows) };
+  /**
+   * This layer's input norm as the `next` of the layer before it: the norm, and the buffers a decoding step of
+   * `rows` rows reads its normed input and rstd from (forward's inputNormed).
+   */
+  inputNormStep(rows: number): NextNorm {
+    return { norm: this.inputNorm, out: this.scratch.get(SCRATCH.norm1, rows * this.hidden), rstd: this.scratch.get(SCRATCH.rstd1, rows) };
   }
 
   /** dh: d loss/d h_out on entry, d loss/d h_in on return (in place). Parameter gradients accumulate. */

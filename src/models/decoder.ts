@@ -484,7 +484,7 @@ export class DecoderLM {
     let normedNext = false;
     for (let l = 0; l < this.layers.length; l++) {
       const following = this.layers[l + 1];
-      const next: NextNorm | null = following ? { norm: following.inputNorm, ...following.decodeInput(rows) } : gather ? null : { norm: this.norm, out: normed, rstd };
+      const next: NextNorm | null = following ? following.inputNormStep(rows) : gather ? null : { norm: this.norm, out: normed, rstd };
       normedNext = this.layers[l]!.forward(h, h, B, T, state.layers[l]!, normedNext, next);
     }
     let last = h;
