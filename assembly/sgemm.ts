@@ -227,6 +227,12 @@ function packB(transB: bool, kc: i32, nc: i32, b: usize, ldb: i32, out: usize): 
   return reinterpret<f32>(<u32>load<u16>(p) << 16);
 }
 
+/** One BF16 value at p widened to float32 in all four lanes. */
+// @ts-ignore: decorator
+@inline function widenSplat(p: usize): v128 {
+  return i32x4.shl(v128.load16_splat(p), 16);
+}
+
 /**
  * packB for a BF16 B stored n×k (transB, a weight): the same strips as packB, widened to float32.
  * b points at B[0][0]; ldb in values.
@@ -264,7 +270,8 @@ function packBBf16(kc: i32, nc: i32, b: usize, ldb: i32, out: usize): void {
 // ---------------------------------------------------------------- int8 weights
 //
 // An int8 weight (src/core/weights.ts, Int8GemmArgs in src/core/backend.ts) holds each row in blocks of
-// INT8_BLOCK values along k, block b of row j being scales[j·ceil(k/32) + b]·q. Packed products dequantize
+// INT8_BLOCK values along k, block b of row j being scales[j·ceil(k/32) + b]·q, the scales BF16 (widened as a
+// BF16 weight is: widen1, widenSplat). Packed products dequantize
 // as they pack (q·scale in float32, the values weights.ts's toFloat gives), so they are the float32 products
 // by the dequantized weight, bit for bit; decoding products (dotInt8) sum each block in float32 on the
 // widened q and scale the block's sum.
@@ -290,7 +297,7 @@ export const INT8_BLOCK: i32 = 32;
  */
 function packBInt8(kc: i32, nc: i32, b: usize, ldb: i32, sc: usize, pc: i32, out: usize): void {
   const ldbb = <usize>ldb;
-  const lds = <usize>int8Blocks(ldb) << 2;
+  const lds = <usize>int8Blocks(ldb) << 1;
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const cols = min(NR, nc - j0);
     const s0 = b + <usize>j0 * ldbb;
@@ -299,29 +306,29 @@ function packBInt8(kc: i32, nc: i32, b: usize, ldb: i32, sc: usize, pc: i32, out
       let p = 0;
       for (; p + 4 <= kc; p += 4) {
         const o = <usize>p;
-        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
-        const w0 = f32x4.mul(int8x4(s0 + o), v128.load32_splat(c0 + so));
-        const w1 = f32x4.mul(int8x4(s0 + ldbb + o), v128.load32_splat(c0 + lds + so));
-        const w2 = f32x4.mul(int8x4(s0 + 2 * ldbb + o), v128.load32_splat(c0 + 2 * lds + so));
-        const w3 = f32x4.mul(int8x4(s0 + 3 * ldbb + o), v128.load32_splat(c0 + 3 * lds + so));
+        const so = <usize>((pc + p) / INT8_BLOCK) << 1;
+        const w0 = f32x4.mul(int8x4(s0 + o), widenSplat(c0 + so));
+        const w1 = f32x4.mul(int8x4(s0 + ldbb + o), widenSplat(c0 + lds + so));
+        const w2 = f32x4.mul(int8x4(s0 + 2 * ldbb + o), widenSplat(c0 + 2 * lds + so));
+        const w3 = f32x4.mul(int8x4(s0 + 3 * ldbb + o), widenSplat(c0 + 3 * lds + so));
         transpose4(w0, w1, w2, w3, out, 32);
-        const w4 = f32x4.mul(int8x4(s0 + 4 * ldbb + o), v128.load32_splat(c0 + 4 * lds + so));
-        const w5 = f32x4.mul(int8x4(s0 + 5 * ldbb + o), v128.load32_splat(c0 + 5 * lds + so));
-        const w6 = f32x4.mul(int8x4(s0 + 6 * ldbb + o), v128.load32_splat(c0 + 6 * lds + so));
-        const w7 = f32x4.mul(int8x4(s0 + 7 * ldbb + o), v128.load32_splat(c0 + 7 * lds + so));
+        const w4 = f32x4.mul(int8x4(s0 + 4 * ldbb + o), widenSplat(c0 + 4 * lds + so));
+        const w5 = f32x4.mul(int8x4(s0 + 5 * ldbb + o), widenSplat(c0 + 5 * lds + so));
+        const w6 = f32x4.mul(int8x4(s0 + 6 * ldbb + o), widenSplat(c0 + 6 * lds + so));
+        const w7 = f32x4.mul(int8x4(s0 + 7 * ldbb + o), widenSplat(c0 + 7 * lds + so));
         transpose4(w4, w5, w6, w7, out + 16, 32);
         out += 128;
       }
       for (; p < kc; p++) {
-        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
-        for (let c = 0; c < NR; c++) store<f32>(out + (<usize>c << 2), <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * load<f32>(c0 + <usize>c * lds + so));
+        const so = <usize>((pc + p) / INT8_BLOCK) << 1;
+        for (let c = 0; c < NR; c++) store<f32>(out + (<usize>c << 2), <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * widen1(c0 + <usize>c * lds + so));
         out += 32;
       }
     } else {
       for (let p = 0; p < kc; p++) {
-        const so = <usize>((pc + p) / INT8_BLOCK) << 2;
+        const so = <usize>((pc + p) / INT8_BLOCK) << 1;
         for (let c = 0; c < NR; c++) {
-          store<f32>(out + (<usize>c << 2), c < cols ? <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * load<f32>(c0 + <usize>c * lds + so) : 0);
+          store<f32>(out + (<usize>c << 2), c < cols ? <f32>load<i8>(s0 + <usize>c * ldbb + <usize>p) * widen1(c0 + <usize>c * lds + so) : 0);
         }
         out += 32;
       }
@@ -375,7 +382,7 @@ function gemmBlock(
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
       if (bType == B_BF16) packBBf16(kc, nc, b + (<usize>jc * <usize>ldb + <usize>pc) * 2, ldb, bp);
-      else if (bType == B_INT8) packBInt8(kc, nc, b + <usize>jc * <usize>ldb + <usize>pc, ldb, scales + <usize>jc * <usize>int8Blocks(ldb) * 4, pc, bp);
+      else if (bType == B_INT8) packBInt8(kc, nc, b + <usize>jc * <usize>ldb + <usize>pc, ldb, scales + <usize>jc * <usize>int8Blocks(ldb) * 2, pc, bp);
       else packB(transB, kc, nc, transB ? b + (<usize>jc * <usize>ldb + <usize>pc) * 4 : b + (<usize>pc * <usize>ldb + <usize>jc) * 4, ldb, bp);
       const first = pc == 0;
       const betaNow: f32 = first ? beta : 1; // later K blocks accumulate onto the first
@@ -509,14 +516,14 @@ export const SMALL_M: i32 = 4;
     s1 = madd(s1, v128.load(xo, 80), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q2)));
     s0 = madd(s0, v128.load(xo, 96), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q3)));
     s1 = madd(s1, v128.load(xo, 112), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q3)));
-    acc = madd(acc, f32x4.add(s0, s1), v128.load32_splat(sc + (<usize>b << 2)));
+    acc = madd(acc, f32x4.add(s0, s1), widenSplat(sc + (<usize>b << 1)));
   }
   let rest: f32 = 0;
   const from = whole * INT8_BLOCK;
   if (from < k) {
     let s: f32 = 0;
     for (let p = from; p < k; p++) s += load<f32>(x + (<usize>p << 2)) * <f32>load<i8>(q + <usize>p);
-    rest = s * load<f32>(sc + (<usize>whole << 2));
+    rest = s * widen1(sc + (<usize>whole << 1));
   }
   return hsum4(acc) + rest;
 }
@@ -680,7 +687,7 @@ export function gemmInt8Tiles(
   tileM: i32, tileN: i32, tilesM: i32, tilesN: i32, lo: i32, hi: i32, work: usize,
 ): void {
   const small = m <= SMALL_M;
-  const rowX = <usize>k << 2, rowW = <usize>k, rowS = <usize>int8Blocks(k) << 2, rowY = <usize>n << 2;
+  const rowX = <usize>k << 2, rowW = <usize>k, rowS = <usize>int8Blocks(k) << 1, rowY = <usize>n << 2;
   for (let t = lo; t < hi; t++) {
     const i0 = (t / tilesN) * tileM;
     const j0 = (t % tilesN) * tileN;

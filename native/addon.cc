@@ -145,6 +145,25 @@ bool ReadF32(napi_env env, napi_value v, const char* name, F32View* out) {
   return true;
 }
 
+// An int8 weight's scales: bfloat16 bits.
+struct U16View {
+  uint16_t* data;
+  int64_t length; // in values
+};
+
+bool ReadScales(napi_env env, napi_value v, const char* name, U16View* out) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint16_array) {
+    Napi::TypeError::New(env, std::string("supra native: ") + name + " must be a Uint16Array (bfloat16 scales)").ThrowAsJavaScriptException();
+    return false;
+  }
+  out->data = static_cast<uint16_t*>(data);
+  out->length = static_cast<int64_t>(length);
+  return true;
+}
+
 // Checks one operand (stored rows x cols, leading dimension ld, `batch` entries `stride` apart) and
 // returns the floats the whole call touches in *extent (0 when it touches none).
 bool CheckOperand(napi_env env, const char* name, const F32View& view, int64_t rows, int64_t cols, int64_t ld,
@@ -179,6 +198,14 @@ bool CheckOperand(napi_env env, const char* name, const F32View& view, int64_t r
 bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
   if (np == 0 || nq == 0) return false;
   return p < q + nq && q < p + np;
+}
+
+// Whether np floats at p share memory with nq bytes at q.
+bool OverlapsBytes(const float* p, int64_t np, const void* q, int64_t nq) {
+  if (np == 0 || nq == 0) return false;
+  const char* a = reinterpret_cast<const char*>(p);
+  const char* b = static_cast<const char*>(q);
+  return a < b + nq && b < a + 4 * np;
 }
 
 // Batched small products run on the add-on's kernel, on the widest vectors the CPU has (AVX-512, else AVX2);
@@ -609,7 +636,7 @@ constexpr int64_t kBf16BandFloats = 4 * 1024 * 1024;
 // runs. Each y value is one DotRows* sum, so neither the split nor the grouping into parts changes a bit.
 struct DecodePart {
   const void* w;
-  const float* scales;
+  const uint16_t* scales;
   float* y;
   int n;
   int rowsPerItem;
@@ -618,8 +645,8 @@ struct DecodePart {
 };
 constexpr int kMaxDecodeParts = 16;
 
-DecodePart DecodePartAt(int64_t firstItem, const void* w, const float* scales, float* y, int n, int k) {
-  const int64_t rowBytes = scales ? k + 4 * ((k + supra::kInt8Block - 1) / supra::kInt8Block) : 2 * int64_t{k};
+DecodePart DecodePartAt(int64_t firstItem, const void* w, const uint16_t* scales, float* y, int n, int k) {
+  const int64_t rowBytes = scales ? k + 2 * ((k + supra::kInt8Block - 1) / supra::kInt8Block) : 2 * int64_t{k};
   return {w, scales, y, n, static_cast<int>(std::max<int64_t>(1, kBf16ItemBytes / rowBytes)), firstItem};
 }
 
@@ -638,7 +665,7 @@ class DecodeWork : public SharedWork {
     const int nn = std::min(part.rowsPerItem, part.n - j0);
     if (part.scales) {
       const int8_t* w = static_cast<const int8_t*>(part.w) + static_cast<int64_t>(j0) * k_;
-      const float* s = part.scales + static_cast<int64_t>(j0) * blocks_;
+      const uint16_t* s = part.scales + static_cast<int64_t>(j0) * blocks_;
       if (HaveAvx512()) supra::DotRowsInt8Avx512(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
       else supra::DotRowsInt8Avx2(m_, nn, k_, x_, k_, w, s, part.y + j0, part.n);
     } else {
@@ -662,8 +689,8 @@ class DecodeWork : public SharedWork {
 class WidenRowsWork : public ChunkedWork {
  public:
   // rows [lo, hi) of w (scales: an int8 weight's, else null) into out
-  using WidenRows = void (*)(const void* w, const float* scales, int k, int64_t lo, int64_t hi, float* out);
-  WidenRowsWork(WidenRows widen, const void* w, const float* scales, int k, int rows, float* out)
+  using WidenRows = void (*)(const void* w, const uint16_t* scales, int k, int64_t lo, int64_t hi, float* out);
+  WidenRowsWork(WidenRows widen, const void* w, const uint16_t* scales, int k, int rows, float* out)
       : ChunkedWork(rows, std::max<int64_t>(1, kWidenItemFloats / k)), widen_(widen), w_(w), scales_(scales), k_(k), out_(out) {}
 
  protected:
@@ -673,7 +700,7 @@ class WidenRowsWork : public ChunkedWork {
   static constexpr int64_t kWidenItemFloats = 64 * 1024; // 256 KiB of float32 an item
   const WidenRows widen_;
   const void* w_;
-  const float* scales_;
+  const uint16_t* scales_;
   const int k_;
   float* out_;
 };
@@ -682,7 +709,7 @@ void GemmBf16Banded(int m, int n, int k, const float* x, const uint16_t* w, floa
   thread_local std::vector<float> band;
   const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, kBf16BandFloats / k)));
   if (band.size() < static_cast<size_t>(rows) * k) band.resize(static_cast<size_t>(rows) * k);
-  const WidenRowsWork::WidenRows widen = [](const void* w, const float*, int k, int64_t lo, int64_t hi, float* out) {
+  const WidenRowsWork::WidenRows widen = [](const void* w, const uint16_t*, int k, int64_t lo, int64_t hi, float* out) {
     supra::WidenBf16(static_cast<const uint16_t*>(w) + lo * k, out + lo * k, (hi - lo) * k);
   };
   for (int j0 = 0; j0 < n; j0 += rows) {
@@ -766,12 +793,12 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
 // is one row's sum, so the split never changes the bits; each thread takes a run of rows, as there); otherwise bands of W dequantized to float32 and
 // one OpenBLAS sgemm per band.
 
-void GemmInt8Banded(int m, int n, int k, const float* x, const int8_t* w, const float* scales, float* y) {
+void GemmInt8Banded(int m, int n, int k, const float* x, const int8_t* w, const uint16_t* scales, float* y) {
   thread_local std::vector<float> band;
   const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
   const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, kBf16BandFloats / k)));
   if (band.size() < static_cast<size_t>(rows) * k) band.resize(static_cast<size_t>(rows) * k);
-  const WidenRowsWork::WidenRows widen = [](const void* w, const float* scales, int k, int64_t lo, int64_t hi, float* out) {
+  const WidenRowsWork::WidenRows widen = [](const void* w, const uint16_t* scales, int k, int64_t lo, int64_t hi, float* out) {
     const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
     supra::DequantizeInt8Rows(static_cast<const int8_t*>(w) + lo * k, scales + lo * blocks, static_cast<int>(hi - lo), k, out + lo * k);
   };
@@ -783,15 +810,16 @@ void GemmInt8Banded(int m, int n, int k, const float* x, const int8_t* w, const 
   }
 }
 
-// gemmInt8(m, n, k, x, w, scales, y): x Float32Array [m, k], w Int8Array [n, k], scales Float32Array
+// gemmInt8(m, n, k, x, w, scales, y): x Float32Array [m, k], w Int8Array [n, k], scales Uint16Array (bfloat16)
 // [n, ceil(k / 32)], y Float32Array [m, n] (overwritten)
 napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   napi_value argv[7];
   if (!ReadArgs(env, cbinfo, "gemmInt8", 7, argv)) return nullptr;
   int64_t m, n, k;
-  F32View x, scales, y;
+  F32View x, y;
+  U16View scales;
   if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "n", &n) || !ReadDim(env, argv[2], "k", &k) ||
-      !ReadF32(env, argv[3], "x", &x) || !ReadF32(env, argv[5], "scales", &scales) || !ReadF32(env, argv[6], "y", &y)) {
+      !ReadF32(env, argv[3], "x", &x) || !ReadScales(env, argv[5], "scales", &scales) || !ReadF32(env, argv[6], "y", &y)) {
     return nullptr;
   }
   napi_typedarray_type type;
@@ -812,7 +840,7 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   const char* yBegin = reinterpret_cast<const char*>(y.data);
   const char* yEnd = yBegin + 4 * m * n;
   const char* wBegin = reinterpret_cast<const char*>(w);
-  if (Overlaps(y.data, m * n, x.data, m * k) || Overlaps(y.data, m * n, scales.data, n * blocks) ||
+  if (Overlaps(y.data, m * n, x.data, m * k) || OverlapsBytes(y.data, m * n, scales.data, 2 * n * blocks) ||
       (yBegin < wBegin + n * k && wBegin < yEnd)) {
     Napi::RangeError::New(env, "supra native gemmInt8: y overlaps x, w or scales in memory").ThrowAsJavaScriptException();
     return nullptr;
@@ -835,16 +863,16 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
 
 #ifdef SUPRA_X86
 // A decoding product's weight [n, k]: BF16 bits (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its
-// Float32Array of [n, ceil(k / 32)]), as gemmShared and the decoding blocks take it.
+// Uint16Array of bfloat16 [n, ceil(k / 32)]), as gemmShared and the decoding blocks take it.
 struct DecodeWeight {
   const void* w = nullptr;
-  const float* scales = nullptr;
+  const uint16_t* scales = nullptr;
   int64_t wBytes = 0, scaleCount = 0;
   // whether `floats` values at p share memory with the weight or its scales
   bool Overlaps(const float* p, int64_t floats) const {
     const char* b = reinterpret_cast<const char*>(p);
     const char* wb = static_cast<const char*>(w);
-    return (b < wb + wBytes && wb < b + 4 * floats) || (scales && ::Overlaps(p, floats, scales, scaleCount));
+    return (b < wb + wBytes && wb < b + 4 * floats) || (scales && OverlapsBytes(p, floats, scales, 2 * scaleCount));
   }
 };
 
@@ -868,9 +896,9 @@ bool ReadDecodeWeight(napi_env env, const char* fn, const std::string& which, na
   const int64_t blocks = (k + supra::kInt8Block - 1) / supra::kInt8Block;
   napi_valuetype scalesType;
   napi_typeof(env, scales, &scalesType);
-  F32View scaleView{nullptr, 0};
+  U16View scaleView{nullptr, 0};
   if (int8) {
-    if (!ReadF32(env, scales, "scales", &scaleView)) return false;
+    if (!ReadScales(env, scales, "scales", &scaleView)) return false;
   } else if (scalesType != napi_null) {
     return fail("a BF16 weight takes no scales (null)");
   }
@@ -889,7 +917,7 @@ bool ReadDecodeWeight(napi_env env, const char* fn, const std::string& which, na
 // ---------------------------------------------------------------- decoding products that read one input
 //
 // gemmShared(m, k, x, parts): for each part [w, scales, n, y] of `parts`, y[m, n] = x[m, k] . W^T, W stored
-// n x k as BF16 (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its Float32Array of
+// n x k as BF16 (w a Uint16Array, scales null) or int8 (w an Int8Array, scales its Uint16Array (bfloat16) of
 // [n, ceil(k / 32)]), for a decoding product (m <= kDecodeRows). A layer's q/k/v (or gate/up) products then
 // stream their weights in one DecodeWork, with no return to JS nor a wait for the other thread between
 // them: the same bits as the parts one by one.
@@ -1049,15 +1077,16 @@ bool ElementwiseAvailable(napi_env env, const char* kernel) {
 }
 
 // quantizeInt8(src, from, cols, q, scales) -> the index in src of its first NaN or infinite value, or -1:
-// values [from, from + src.length) of an int8 weight (q Int8Array, rows of cols values; scales Float32Array,
+// values [from, from + src.length) of an int8 weight (q Int8Array, rows of cols values; scales Uint16Array (bfloat16),
 // ceil(cols / 32) a row) quantized from src, whole blocks only (src/core/weights.ts int8FromFloat's rule).
 napi_value QuantizeInt8(napi_env env, napi_callback_info cbinfo) {
   const char* name = "quantizeInt8";
   napi_value argv[5];
   int64_t from, cols;
-  F32View src, scales;
+  F32View src;
+  U16View scales;
   if (!ReadArgs(env, cbinfo, name, 5, argv) || !ReadF32(env, argv[0], "src", &src) || !ReadCount(env, argv[1], name, "from", 0, &from) ||
-      !ReadCount(env, argv[2], name, "cols", 1, &cols) || !ReadF32(env, argv[4], "scales", &scales)) {
+      !ReadCount(env, argv[2], name, "cols", 1, &cols) || !ReadScales(env, argv[4], "scales", &scales)) {
     return nullptr;
   }
   napi_typedarray_type type;

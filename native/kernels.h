@@ -182,23 +182,31 @@ void EmbeddingBackwardColumns(const int32_t* ids, const float* dout, float* dtab
 void WidenBf16(const uint16_t* in, float* out, int64_t n);
 
 // ---- int8 weights (kernels_int8.cc): W stored n x k as int8, row j's block b of kInt8Block values scaled
-// by scales[j * ceil(k / kInt8Block) + b] (src/core/weights.ts).
+// by scales[j * ceil(k / kInt8Block) + b], a bfloat16 (src/core/weights.ts).
 constexpr int kInt8Block = 32;
+
+// A bfloat16's value as float32: its bits are the top half of the float32's (exact).
+inline float Bf16Value(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float f;
+  __builtin_memcpy(&f, &wide, 4);
+  return f;
+}
 
 #ifdef SUPRA_X86
 // C[i, j] = A[i, :] . W[j, :] for m <= 4 rows of A: each block summed in float32 on the widened int8
 // values, times its scale, the blocks summed in float32.
-void DotRowsInt8Avx512(int m, int n, int k, const float* A, int lda, const int8_t* W, const float* scales, float* C, int ldc);
-void DotRowsInt8Avx2(int m, int n, int k, const float* A, int lda, const int8_t* W, const float* scales, float* C, int ldc);
+void DotRowsInt8Avx512(int m, int n, int k, const float* A, int lda, const int8_t* W, const uint16_t* scales, float* C, int ldc);
+void DotRowsInt8Avx2(int m, int n, int k, const float* A, int lda, const int8_t* W, const uint16_t* scales, float* C, int ldc);
 #endif
 
 // out[rows, k] = the weight's rows as float32 (q * scale, rounded once), vectorized where the CPU allows.
-void DequantizeInt8Rows(const int8_t* W, const float* scales, int rows, int k, float* out);
+void DequantizeInt8Rows(const int8_t* W, const uint16_t* scales, int rows, int k, float* out);
 
 // Values [from, from + n) of an int8 weight with rows of k values quantized from src[0, n) (q and scales as
 // above; from and from + n at block edges, checked by the caller). Returns the index in src of the first
 // value that is NaN or infinite (the blocks before it written), or -1.
-int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_t* q, float* scales);
+int64_t QuantizeInt8(const float* src, int64_t n, int64_t from, int64_t k, int8_t* q, uint16_t* scales);
 
 // The read-bandwidth loop (addon.cc's readBandwidth): the sum, modulo 2^64, of the 64-bit words of
 // [p, p + bytes), bytes a multiple of kReadSumAlign, with the widest loads the CPU has (AVX-512, AVX2, else

@@ -82,7 +82,7 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
     ['teacher bf16 eval ok', 'teacher bf16 serve ok', 'supra bf16 eval ok', 'supra bf16 serve ok']);
   assert.match(model!.commands![0]!.detail!, /^perplexity \d+ over 255 tokens$/); // 256 words: 255 predicted
   assert.match(model!.commands![1]!.detail!, /8 tokens streamed in \d+ pieces, the first after/);
-  // bf16 matrices are half the bytes per token of f32 ones, int8 ones (36 bytes per 32 values) about 0.28
+  // bf16 matrices are half the bytes per token of f32 ones, int8 ones (34 bytes per 32 values) about 0.27
   const bytes = (kind: string, dtype: string) => model!.cases.find((c) => c.kind === kind && c.dtype === dtype)!.weightBytesPerToken!;
   assert.ok(bytes('supra', 'bf16') < 0.6 * bytes('supra', 'f32'));
   assert.ok(bytes('supra', 'int8') < 0.65 * bytes('supra', 'bf16'));

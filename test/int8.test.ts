@@ -41,14 +41,17 @@ function randomInt8(rows: number, cols: number, next: () => number): { w: Int8We
   return { w, deq };
 }
 
+/** The values of bfloat16 bits (an int8 weight's scales). */
+const bf16Values = (bits: ArrayLike<number>): number[] => Array.from(new Float32Array(Uint32Array.from(Array.from(bits), (b) => b << 16).buffer));
+
 const freeInt8 = (w: Int8Weight): void => {
   free(w.data);
   free(w.scales);
 };
 
 test('the int8 row: sizes count the scales, representable values come back exactly, others within half a scale', () => {
-  assert.equal(weightBytes('int8', 3, 64), 3 * 2 * 36);
-  assert.equal(weightBytes('int8', 3, 40), 3 * 2 * 36, 'a row of 40 takes two blocks');
+  assert.equal(weightBytes('int8', 3, 64), 3 * 2 * 34);
+  assert.equal(weightBytes('int8', 3, 40), 3 * 2 * 34, 'a row of 40 takes two blocks');
   assert.equal(INT8.trainable, false);
   // two rows of 40: blocks [0, 32) and [32, 40) per row, each with its own scale
   const cols = 40;
@@ -60,7 +63,7 @@ test('the int8 row: sizes count the scales, representable values come back exact
   for (let i = 0; i < exact.length; i++) exact[i] = (((i * 37) % 255) - 127) * 2 ** -7;
   for (const b of [0, 32, 40, 72]) exact[b] = 127 * 2 ** -7;
   INT8.fromFloat(exact, w, 0);
-  assert.deepEqual(Array.from(w.scales), [2 ** -7, 2 ** -7, 2 ** -7, 2 ** -7]);
+  assert.deepEqual(bf16Values(w.scales), [2 ** -7, 2 ** -7, 2 ** -7, 2 ** -7]);
   const back = new Float32Array(2 * cols);
   INT8.toFloat(w, 0, back.length, back);
   assert.deepEqual(Array.from(back), Array.from(exact));
@@ -80,20 +83,29 @@ test('the int8 row: sizes count the scales, representable values come back exact
   ties[32] = 1;
   INT8.fromFloat(ties, w, 0);
   assert.deepEqual(Array.from(w.data.subarray(0, 7)), [127, 2, 4, -2, 0, 0, 2]);
-  // a subnormal scale far from max|x| / 127 (178·2^-149 / 127 rounds to 2^-149): clamped to ±127, not
-  // wrapped round (178 would be stored as -78)
+  // the scale is rounded up to a bfloat16: 0.3 / 127 is not one, and the next one up keeps 0.3 within 127
+  ties.fill(0, 0, 32).set([0.3, -0.15]);
+  INT8.fromFloat(ties, w, 0);
+  assert.ok(bf16Values(w.scales)[0]! > 0.3 / 127 && bf16Values(w.scales)[0]! < (0.3 / 127) * (1 + 2 ** -7));
+  assert.deepEqual(Array.from(w.data.subarray(0, 2)), [Math.round(0.3 / bf16Values(w.scales)[0]!), -Math.round(0.15 / bf16Values(w.scales)[0]!)]);
+  // subnormal scales: 200·2^-133 / 127 rounds up to 2·2^-133 (bits 2), the halves still to even (7 / 2 → 4);
+  // 178·2^-149 / 127 to the least bfloat16, 2^-133, where every value is 0
   const tiny = new Float32Array(32);
-  tiny.set([178 * 2 ** -149, -178 * 2 ** -149, 89 * 2 ** -149]);
+  tiny.set([200 * 2 ** -133, 7 * 2 ** -133, -100 * 2 ** -133]);
   INT8.fromFloat(tiny, w, 0);
-  assert.equal(w.scales[0], 2 ** -149);
-  assert.deepEqual(Array.from(w.data.subarray(0, 3)), [127, -127, 89]);
+  assert.equal(w.scales[0], 2);
+  assert.deepEqual(Array.from(w.data.subarray(0, 3)), [100, 4, -50]);
+  tiny.fill(0).set([178 * 2 ** -149, -178 * 2 ** -149, 89 * 2 ** -149]);
+  INT8.fromFloat(tiny, w, 0);
+  assert.equal(w.scales[0], 1);
+  assert.deepEqual(Array.from(w.data.subarray(0, 3)), [0, 0, 0]);
   // random values: within half their block's scale
   const next = rng(3);
   const values = randomF32(2 * cols, next, false);
   INT8.fromFloat(values, w, 0);
   INT8.toFloat(w, 0, values.length, back);
   for (let i = 0; i < values.length; i++) {
-    const scale = w.scales[Math.floor(i / cols) * 2 + Math.floor((i % cols) / INT8_BLOCK)]!;
+    const scale = bf16Values([w.scales[Math.floor(i / cols) * 2 + Math.floor((i % cols) / INT8_BLOCK)]!])[0]!;
     assert.ok(Math.abs(back[i]! - values[i]!) <= (scale / 2) * (1 + 2 ** -20), `value ${i}: ${values[i]} → ${back[i]} (scale ${scale})`);
   }
   // what int8 cannot hold, and writes that would split a block
@@ -105,7 +117,18 @@ test('the int8 row: sizes count the scales, representable values come back exact
   freeInt8(w);
 });
 
-/** The int8 rule as DEVELOPERS read it from torch: per block scale = max|x| / 127 (float32), q = round(x / scale) in float32, ties to even, within ±127. */
+/**
+ * The int8 rule, written another way: per block the least bfloat16 c with 127·c >= max|x| (a product exact in
+ * float64), found by stepping bit patterns; q = round(x / scale) with the quotient in float32 (as torch's
+ * round(x / scale) on float32 tensors), ties to even, and never past ±127.
+ */
+function referenceScale(amax: number): number {
+  let bits = new Uint32Array(new Float32Array([amax / 127]).buffer)[0]! >>> 16;
+  while (127 * bf16Values([bits])[0]! < amax) bits++;
+  while (bits > 0 && 127 * bf16Values([bits - 1])[0]! >= amax) bits--;
+  return bits;
+}
+
 function referenceInt8(values: Float32Array, cols: number): { q: number[]; scales: number[] } {
   const q: number[] = [], scales: number[] = [];
   const halfEven = (v: number): number => {
@@ -115,34 +138,41 @@ function referenceInt8(values: Float32Array, cols: number): { q: number[]; scale
   for (let row = 0; row < values.length / cols; row++) {
     for (let c = 0; c < cols; c += INT8_BLOCK) {
       const block = values.subarray(row * cols + c, row * cols + Math.min(cols, c + INT8_BLOCK));
-      const scale = Math.fround(Math.max(...Array.from(block, Math.abs)) / 127);
-      scales.push(scale);
-      for (const x of block) q.push(scale === 0 ? 0 : halfEven(Math.min(127, Math.max(-127, Math.fround(x / scale)))));
+      const bits = referenceScale(Math.max(...Array.from(block, Math.abs)));
+      const scale = bf16Values([bits])[0]!;
+      scales.push(bits);
+      for (const x of block) {
+        const v = scale === 0 ? 0 : halfEven(Math.fround(x / scale));
+        assert.ok(Math.abs(v) <= 127, `${x} / ${scale} quantizes to ${v}`);
+        q.push(v);
+      }
     }
   }
   return { q, scales };
 }
 
-test(`quantizing on ${getBackend().name} (${getBackend().quantizeInt8 ? 'its own kernel' : 'JavaScript'}) follows the rule to the bit: quotients rounded to float32, halves to even, short blocks, chunks`, () => {
+test(`quantizing on ${getBackend().name} (${getBackend().quantizeInt8 ? 'its own kernel' : 'JavaScript'}) follows the rule to the bit: scales rounded up to bfloat16, halves to even, short blocks, chunks`, () => {
   const cols = 70; // two whole blocks and a short one a row
   const rows = 400;
   const next = rng(11);
   const values = randomF32(rows * cols, next, false);
-  // values whose quotient is a half-integer in float32 but not in float64: torch rounds them to even
-  let float32Ties = 0;
+  // values half a step from two q: ties go to even. With a bfloat16 scale (8 significant bits), half·scale is
+  // a float32, and a quotient that float32 rounds onto a half-integer is one: near it, x / scale moves by
+  // more than float32's spacing from one float32 x to the next.
+  let ties = 0;
   for (let row = 0; row < rows; row++) {
     const base = row * cols;
     const amax = Math.fround(0.5 + Math.abs(next()));
     values[base] = amax;
-    const scale = Math.fround(amax / 127);
+    const scale = bf16Values([referenceScale(amax)])[0]!;
     for (let j = 1; j < 32; j++) {
       const half = Math.floor(Math.abs(next()) * 120) + 0.5;
       const x = Math.fround(half * scale);
       values[base + j] = next() < 0 ? -x : x;
-      if (Math.fround(x / scale) === half && x / scale !== half) float32Ties++;
+      if (x / scale === half) ties++;
     }
   }
-  assert.ok(float32Ties > 20, `only ${float32Ties} values exercise the float32 quotient`);
+  assert.equal(ties, rows * 31, 'every half·scale is a float32');
   const want = referenceInt8(values, cols);
   const w = INT8.alloc(rows * cols, 'heap', cols) as Int8Weight;
   // in chunks of whole rows, as loading quantizes (layers/params.ts), then the whole weight at once
@@ -213,7 +243,7 @@ test('int8 products: arrays off the arena, k = 0 and bad arguments', () => {
   const { w: wa, deq } = randomInt8(n, k, next);
   const x = randomF32(m * k, next, false);
   const w = new Int8Array(wa.data);
-  const scales = new Float32Array(wa.scales);
+  const scales = new Uint16Array(wa.scales);
   const y = new Float32Array(m * n);
   getBackend().gemmInt8({ m, n, k, x, w, scales, y });
   const xa = allocF32(m * k);
@@ -222,7 +252,7 @@ test('int8 products: arrays off the arena, k = 0 and bad arguments', () => {
   getBackend().gemmInt8({ m, n, k, x: xa, w: wa.data, scales: wa.scales, y: ya });
   assert.deepEqual(Array.from(y), Array.from(ya));
   const y0 = new Float32Array(6).fill(Number.NaN);
-  getBackend().gemmInt8({ m: 2, n: 3, k: 0, x: new Float32Array(0), w: new Int8Array(0), scales: new Float32Array(0), y: y0 });
+  getBackend().gemmInt8({ m: 2, n: 3, k: 0, x: new Float32Array(0), w: new Int8Array(0), scales: new Uint16Array(0), y: y0 });
   assert.deepEqual(Array.from(y0), [0, 0, 0, 0, 0, 0]);
   assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w: w.subarray(1), scales, y }), /gemmInt8: w has 839 (elements|values)/);
   assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales: scales.subarray(1), y }), /gemmInt8: scales has 41 (elements|values)/);
@@ -298,7 +328,7 @@ test('loading as int8: F32 and BF16 tensors quantized as read, vectors kept floa
 
 const PROMPT = Array.from({ length: 48 }, (_, i) => (i * 997 + 5) % 4096);
 
-test('the embedded teacher and its SUPRA model at int8: logits within 0.5 of f32 (measured 0.37 on the teacher, logits ±12), the same greedy tokens, 0.28 of the bytes', () => {
+test('the embedded teacher and its SUPRA model at int8: logits within 0.5 of f32 (measured 0.29 on the teacher, logits ±12), the same greedy tokens but at near-ties, 0.27 of the bytes', () => {
   const supraDir = join(newDir(), 'supra');
   linearizeFolder(teacherDir, supraDir, { seed: 3, dtype: 'F32' });
   for (const dir of [teacherDir, supraDir]) {
@@ -310,7 +340,7 @@ test('the embedded teacher and its SUPRA model at int8: logits within 0.5 of f32
       assert.ok(int8.params().filter((p) => p.shape.length === 1).every((p) => p.stored?.type === 'f32'));
       const mem = parameterMemory(int8.config, { dtype: 'int8' });
       const matrices = int8.params().filter((p) => p.shape.length === 2);
-      const expect = matrices.reduce((s, p) => s + p.shape[0]! * int8BlocksPerRow(p.shape[1]!) * 36, 0) +
+      const expect = matrices.reduce((s, p) => s + p.shape[0]! * int8BlocksPerRow(p.shape[1]!) * 34, 0) +
         int8.params().filter((p) => p.shape.length === 1).reduce((s, p) => s + 4 * p.shape[0]!, 0);
       assert.equal(mem.bytes, expect);
       assert.ok(mem.bytes < 0.3 * parameterMemory(f32.config).bytes);
@@ -318,8 +348,17 @@ test('the embedded teacher and its SUPRA model at int8: logits within 0.5 of f32
       const b = int8.forward(PROMPT, 1, PROMPT.length).slice();
       const diff = maxAbsDiff(a, b);
       assert.ok(diff > 0 && diff <= 0.5, `${dir}: max |logit diff| ${diff} (max |logit| ${maxAbs(a)})`);
+      // greedy tokens: the same, up to a step where float32's two best logits are closer than int8's error
+      // (the teacher's 10th token here: 0.019 apart, measured 2026-12-08)
       const opts = { max_new_tokens: 10, do_sample: false, eos_token_id: null };
-      assert.deepEqual(generate(int8, [PROMPT], opts).sequences[0], generate(f32, [PROMPT], opts).sequences[0], dir);
+      const want = generate(f32, [PROMPT], opts).sequences[0]!, got = generate(int8, [PROMPT], opts).sequences[0]!;
+      const split = got.findIndex((t, i) => t !== want[i]);
+      if (split >= 0) {
+        const prefix = want.slice(0, split);
+        const last = f32.forward(prefix, 1, prefix.length).slice((prefix.length - 1) * f32.config.vocab_size);
+        const [first, second] = Array.from(last).sort((x, y) => y - x);
+        assert.ok(first! - second! < diff, `${dir}: int8 greedy differs at token ${split}, where float32's best two logits are ${first! - second!} apart`);
+      }
       assert.throws(() => {
         int8.loss(PROMPT, 1, PROMPT.length);
         int8.backward();

@@ -782,7 +782,7 @@ test('decoding blocks refuse bad calls naming the array, before writing anything
   const f = (n: number) => new Float32Array(n);
   const H = 48, F = 64, blocks = Math.ceil(H / 32);
   const bf16 = (n: number) => new Uint16Array(n);
-  const int8 = (n: number, k: number) => ({ w: new Int8Array(n * k), scales: f(n * Math.ceil(k / 32)) });
+  const int8 = (n: number, k: number) => ({ w: new Int8Array(n * k), scales: new Uint16Array(n * Math.ceil(k / 32)) });
   const mlp = (over: Record<string, unknown> = {}) => {
     const a = { hIn: f(H), branch: f(H), hOut: f(H), normWeight: f(H), normed: f(H), rstd: f(1), act: f(F), rows: 1, hidden: H, ffn: F, eps: 1e-5,
       gate: { w: bf16(F * H), scales: null, n: F, y: f(F) }, up: { w: bf16(F * H), scales: null, n: F, y: f(F) }, down: { w: bf16(H * F), scales: null, n: H, y: f(H) }, ...over };
@@ -1002,7 +1002,7 @@ test('gemmShared: BF16 and int8 parts read from one input, each the bits of its 
   const k = 300; // a shorter last int8 block; 8 and 24 items of 64 KiB in the two larger parts
   const blocks = Math.ceil(k / 32);
   const bf16 = (n: number): Uint16Array => Uint16Array.from(new Uint32Array(Float32Array.from({ length: n * k }, next).buffer), (bits) => bits >>> 16);
-  const int8 = (n: number) => ({ w: Int8Array.from({ length: n * k }, () => Math.round(next() * 127)), scales: Float32Array.from({ length: n * blocks }, () => Math.abs(next()) / 100) });
+  const int8 = (n: number) => ({ w: Int8Array.from({ length: n * k }, () => Math.round(next() * 127)), scales: Uint16Array.from({ length: n * blocks }, () => 0x3c00 + Math.floor(Math.abs(next()) * 0x100)) }); // bfloat16 scales in [2^-7, 2^-6)
   const a = bf16(1031), b = int8(67), c = bf16(5), d = int8(2500);
   for (const m of [1, 2, 4]) {
     const x = filled(arena, m * k, next);

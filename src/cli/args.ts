@@ -1,6 +1,6 @@
 // Small helpers shared by the CLI commands: option parsing with clear errors, and typed option readers.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { WEIGHT_TYPES, type WeightType } from '../core/weights.js';
+import { bytesRatioText, WEIGHT_TYPES, type WeightType } from '../core/weights.js';
 import { DEFAULT_MAX_SHARD_BYTES } from '../io/checkpoint.js';
 
 type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
@@ -114,13 +114,13 @@ export function optionsHelp(specs: OptionSpecs): string {
 export const DTYPE_OPTION = {
   type: 'string',
   value: 'f32|bf16|int8',
-  help: 'how the weight matrices are held (default f32); bf16 halves their memory and the bytes a\ndecoded token reads, values rounded to nearest even where the file holds more; int8\n(= --quantize int8) takes 0.28 of their f32 memory; bf16 and int8 are for inference only',
+  help: `how the weight matrices are held (default f32); bf16 halves their memory and the bytes a\ndecoded token reads, values rounded to nearest even where the file holds more; int8\n(= --quantize int8) takes ${bytesRatioText('int8', 'f32')} of their f32 memory; bf16 and int8 are for inference only`,
 } as const satisfies OptionSpec;
 
 export const QUANTIZE_OPTION = {
   type: 'string',
   value: 'int8',
-  help: 'quantize the weight matrices as they load (= --dtype int8): int8 values with a float32\nscale per block of 32 along a row, vectors kept float32; inference only',
+  help: 'quantize the weight matrices as they load (= --dtype int8): int8 values with a bfloat16\nscale per block of 32 along a row, vectors kept float32; inference only',
 } as const satisfies OptionSpec;
 
 export const FEATURE_MAPS_OPTION = {

@@ -98,7 +98,8 @@ export interface Int8GemmArgs {
   k: number;
   x: Float32Array;
   w: Int8Array;
-  scales: Float32Array;
+  /** bfloat16 bits, one a block. */
+  scales: Uint16Array;
   y: Float32Array;
 }
 
@@ -221,7 +222,7 @@ export interface RecurrentLayerStep {
 /** One part of Backend.gemmShared: y[m, n] = x·Wᵀ, W stored [n, k] as BF16 bits (scales null) or int8 with its scales. */
 export interface SharedInputPart {
   w: Uint16Array | Int8Array;
-  scales: Float32Array | null;
+  scales: Uint16Array | null;
   n: number;
   y: Float32Array;
 }
@@ -280,7 +281,7 @@ export interface Backend {
    * src, whole blocks only: core/weights.ts's int8 rule, bit for bit, faster (loading an int8 model is mostly
    * this). Returns the index in src of its first NaN or infinite value (the blocks before it written), or -1.
    */
-  quantizeInt8?(src: Float32Array, from: number, cols: number, q: Int8Array, scales: Float32Array): number;
+  quantizeInt8?(src: Float32Array, from: number, cols: number, q: Int8Array, scales: Uint16Array): number;
   /**
    * Sets the precision of its later large products (decoding-size ones stay float32); returns whether that
    * precision is now in effect ('f32' always is). Absent: float32 only. Native has 'bf16' (see Bf16Kernel).

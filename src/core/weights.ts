@@ -11,13 +11,17 @@
 //   bf16  bfloat16, the top half of a float32: widening is a 16-bit shift, exact, so a product over BF16
 //         weights is the float32 product over the widened weights; the kernels widen in registers and
 //         accumulate in float32. Half the bytes of f32: a memory-bound decode reads half as much.
-//   int8  blockwise symmetric int8 (ggml's Q8_0, with a float32 scale): each row cut in blocks of
+//   int8  blockwise symmetric int8 (ggml's Q8_0, with a bfloat16 scale): each row cut in blocks of
 //         INT8_BLOCK = 32 values (the last one shorter when cols is not a multiple), each block stored as
-//         int8 q = round-half-even(x / scale) in [-127, 127] with scale = max|x| / 127, float32. 36 bytes
-//         per 32 values: 0.28 of f32's. Lossy, so inference only; the kernels widen q to float32 in
-//         registers, sum each block in float32 and apply its scale (see Int8GemmArgs).
-//         The scale is float32 rather than f16 (Q8_0's): 1.125 bytes a value instead of 1.0625, for
-//         scales that are plain floats on every backend (wasm SIMD has no f16) and no second rounding.
+//         int8 q = round-half-even(x / scale) in [-127, 127] with scale the least bfloat16 >= max|x| / 127.
+//         34 bytes per 32 values, as Q8_0: 0.27 of f32's. Lossy, so inference only; the kernels widen q
+//         to float32 in registers, sum each block in float32 and apply its scale (see Int8GemmArgs).
+//         The scale is bfloat16 rather than Q8_0's f16: widening it is the shift BF16 weights take on
+//         every backend (wasm SIMD has no f16), it has float32's range (f16 goes subnormal for blocks
+//         under 2^-14·127 ≈ 0.0078 and loses bits there), and rounding it up keeps every |x / scale|
+//         within 127, so q needs no clamp and stays within half a step of x / scale. Float32 scales
+//         (36 bytes a block, until 2026-12-08) read 5.9% more bytes a decoded token for no measured
+//         gain in perplexity (docs/native-backend.md).
 import { INT8_BLOCK, type Backend, type SharedInputPart } from './backend.js';
 import { allocF32, allocI8, allocU16, free } from './memory.js';
 import { getBackend } from './select.js';
@@ -126,8 +130,8 @@ export function freeWeightArray(view: HeapView): void {
 export type Weight =
   | { readonly type: 'f32'; readonly data: Float32Array }
   | { readonly type: 'bf16'; readonly data: Uint16Array }
-  /** int8 values [rows · cols] row-major, scales [rows · ceil(cols / INT8_BLOCK)], cols the row length. */
-  | { readonly type: 'int8'; readonly data: Int8Array; readonly scales: Float32Array; readonly cols: number };
+  /** int8 values [rows · cols] row-major, scales [rows · ceil(cols / INT8_BLOCK)] as bfloat16 bits, cols the row length. */
+  | { readonly type: 'int8'; readonly data: Int8Array; readonly scales: Uint16Array; readonly cols: number };
 
 export interface WeightTraits {
   readonly type: WeightType;
@@ -221,6 +225,14 @@ export function int8BlocksPerRow(cols: number): number {
 const ROUND_MAGIC = 6755399441055744;
 const roundHalfEven = (v: number): number => v + ROUND_MAGIC - ROUND_MAGIC;
 
+/** A bfloat16's value (its bits the top half of a float32's). */
+const bf16Bits = new Uint32Array(1);
+const bf16Value = new Float32Array(bf16Bits.buffer);
+function bf16ToNumber(bits: number): number {
+  bf16Bits[0] = bits << 16;
+  return bf16Value[0]!;
+}
+
 /** out[0, count) = values [from, from + count) of an int8 weight: q · its block's scale, in float32. */
 function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: number, out: Float32Array): void {
   const { data, scales, cols } = w;
@@ -230,7 +242,7 @@ function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: 
   let row = Math.floor(from / cols);
   let col = from - row * cols;
   for (let i = 0; i < count; i++) {
-    out[i] = data[from + i]! * scales[row * blocks + ((col / INT8_BLOCK) | 0)]!;
+    out[i] = data[from + i]! * bf16ToNumber(scales[row * blocks + ((col / INT8_BLOCK) | 0)]!);
     if (++col === cols) {
       col = 0;
       row++;
@@ -247,10 +259,24 @@ const F32_MAX = 3.4028234663852886e38;
 const notFinite = (v: number, index: number): RangeError => new RangeError(`supra: int8 weights cannot hold ${v} (value ${index} of the weight)`);
 
 /**
+ * The bits of the least bfloat16 >= amax / 127 (0 for 0). The quotient in float64 is within 2^-53 of the
+ * real one, too close to cross a bfloat16 (8 significant bits over a divisor of 127), so rounding it up to
+ * a float32 and that up to a bfloat16 gives the least one above the real quotient.
+ */
+function int8Scale(amax: number): number {
+  const quotient = amax / 127;
+  bf16Value[0] = quotient;
+  if (bf16Value[0]! < quotient) bf16Bits[0]! += 1; // the next float32 up (quotient > 0, below the largest)
+  const bits = bf16Bits[0]!;
+  return (bits >>> 16) + ((bits & 0xffff) !== 0 ? 1 : 0);
+}
+
+/**
  * Quantize src into an int8 weight at `from`, block by block (whole blocks only, see WeightTraits.fromFloat):
- * scale = max|x| / 127 in float32, q = round-half-even(clamp(x / scale, ±127)) with the quotient rounded to
- * float32 first (torch's round(x / scale) on float32 tensors). The rule's one statement; a backend's
- * quantizeInt8 (native) computes the same bits faster and is used when it has one.
+ * scale = the least bfloat16 >= max|x| / 127 (int8Scale), q = round-half-even(x / scale) with the quotient
+ * rounded to float32 first (torch's round(x / scale) on float32 tensors); |x / scale| <= 127 by the scale's
+ * choice, so no clamp. The rule's one statement; a backend's quantizeInt8 (native) computes the same bits
+ * faster and is used when it has one.
  */
 function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, from: number): void {
   const { data, scales, cols } = w;
@@ -276,13 +302,12 @@ function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, 
       if (!(a <= F32_MAX)) throw notFinite(src[i]!, i + from); // NaN or an infinity
       if (a > amax) amax = a;
     }
-    const scale = Math.fround(amax / 127);
-    scales[row * blocks + col / INT8_BLOCK] = scale;
-    if (scale === 0) data.fill(0, start, stop);
+    const scaleBits = int8Scale(amax);
+    scales[row * blocks + col / INT8_BLOCK] = scaleBits;
+    if (scaleBits === 0) data.fill(0, start, stop);
     else {
-      // |x / scale| < 127.5 for a normal scale (within 2^-24 of amax / 127); a subnormal one may be far from
-      // it, so clamp (an Int8Array would wrap 128 round to -128)
-      for (let i = start; i < stop; i++) data[i] = roundHalfEven(Math.max(-127, Math.min(127, Math.fround(src[i - from]! / scale))));
+      const scale = bf16ToNumber(scaleBits);
+      for (let i = start; i < stop; i++) data[i] = roundHalfEven(Math.fround(src[i - from]! / scale));
     }
     start = stop;
   }
@@ -291,15 +316,15 @@ function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, 
 const INT8: WeightTraits = {
   type: 'int8',
   blockSize: INT8_BLOCK,
-  blockBytes: INT8_BLOCK + 4, // the int8 values and a float32 scale
+  blockBytes: INT8_BLOCK + 2, // the int8 values and a bfloat16 scale
   trainable: false,
   alloc: (n, place, cols = n) => {
     const rows = cols === 0 ? 0 : n / cols;
     if (!Number.isInteger(rows)) throw new RangeError(`supra: an int8 weight of ${n} values cannot have rows of ${cols}`);
-    if (n === 0) return { type: 'int8', data: new Int8Array(0), scales: new Float32Array(0), cols: Math.max(1, cols) };
+    if (n === 0) return { type: 'int8', data: new Int8Array(0), scales: new Uint16Array(0), cols: Math.max(1, cols) };
     const scales = rows * int8BlocksPerRow(cols);
-    if (place === 'heap') return { type: 'int8', data: weightArray(Int8Array, n), scales: weightArray(Float32Array, scales), cols };
-    return { type: 'int8', data: allocI8(n), scales: allocF32(scales), cols };
+    if (place === 'heap') return { type: 'int8', data: weightArray(Int8Array, n), scales: weightArray(Uint16Array, scales), cols };
+    return { type: 'int8', data: allocI8(n), scales: allocU16(scales), cols };
   },
   toFloat: (w, from, count, out) => int8ToFloat(asInt8(w), from, count, out),
   fromFloat: (src, w, from) => int8FromFloat(src, asInt8(w), from),
@@ -322,6 +347,12 @@ export function isWeightType(value: string): value is WeightType {
 
 export function weightTraits(type: WeightType): WeightTraits {
   return WEIGHT_TYPES[type];
+}
+
+/** Bytes per value of type `a` over those of type `b`, two decimals (int8 over f32: "0.27"), for messages. */
+export function bytesRatioText(a: WeightType, b: WeightType): string {
+  const perValue = (t: WeightType) => WEIGHT_TYPES[t].blockBytes / WEIGHT_TYPES[t].blockSize;
+  return (perValue(a) / perValue(b)).toFixed(2);
 }
 
 /** Bytes a [rows, cols] weight of this type takes. */

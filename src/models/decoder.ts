@@ -6,7 +6,7 @@
 import { ARENA_MAX_BYTES, arenaFreeBytes } from '../core/memory.js';
 import { countTargets, crossEntropy, embeddingBackward, embeddingOf } from '../core/ops.js';
 import { defaultWeightPlace, getBackend } from '../core/select.js';
-import { weightBytes, type WeightPlace, type WeightType } from '../core/weights.js';
+import { bytesRatioText, weightBytes, type WeightPlace, type WeightType } from '../core/weights.js';
 import type { ModelConfig } from '../io/config.js';
 import { DecoderLayer } from '../layers/block.js';
 import { Linear, widenParam, type ReadParam } from '../layers/linear.js';
@@ -588,9 +588,9 @@ export function checkParametersFit(config: ModelConfig, options: DecoderOptions 
   const dtypeName = { f32: 'float32', bf16: 'bfloat16', int8: 'int8' }[need.dtype];
   const what = `${source ?? config.architecture}: the model's ${parameterCount(need.count)} parameters need ${gib(need.bytes)} with matrices in ${dtypeName}`;
   const narrower = need.dtype === 'f32'
-    ? 'load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or int8 (--quantize int8), which takes 0.28 of them, or '
+    ? `load it with dtype bf16 (--dtype bf16; inference only), which halves its matrices, or int8 (--quantize int8), which takes ${bytesRatioText('int8', 'f32')} of them, or `
     : need.dtype === 'bf16'
-      ? 'load it with dtype int8 (--quantize int8; inference only), which takes 0.56 of its bf16 matrices, or '
+      ? `load it with dtype int8 (--quantize int8; inference only), which takes ${bytesRatioText('int8', 'bf16')} of its bf16 matrices, or `
       : '';
   const arenaFree = arenaFreeBytes();
   const folding = (bytes: number) => (bytes > 0 ? `, and ${gib(bytes)} more while folding its feature maps (--feature-maps separate, or foldFeatureMaps: false, skips that)` : '');

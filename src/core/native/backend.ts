@@ -51,14 +51,14 @@ interface Addon {
     pattern: Float32Array | null, period: number,
   ): boolean;
   gemmBf16(m: number, n: number, k: number, x: Float32Array, w: Uint16Array, y: Float32Array): void;
-  gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Float32Array, y: Float32Array): void;
+  gemmInt8(m: number, n: number, k: number, x: Float32Array, w: Int8Array, scales: Uint16Array, y: Float32Array): void;
   /** Each part [w, scales, n, y] (native/addon.cc GemmShared); older builds lack it. */
-  gemmShared?(m: number, k: number, x: Float32Array, parts: [Uint16Array | Int8Array, Float32Array | null, number, Float32Array][]): void;
+  gemmShared?(m: number, k: number, x: Float32Array, parts: [Uint16Array | Int8Array, Uint16Array | null, number, Float32Array][]): void;
   /** native/addon.cc DecodeMlpBlock's arguments in order; older builds lack it. */
   decodeMlpBlock?(
     hIn: Float32Array, branch: Float32Array, hOut: Float32Array, normW: Float32Array, n2: Float32Array, rstd: Float32Array,
-    g: Float32Array, u: Float32Array, a: Float32Array, gateW: Uint16Array | Int8Array, gateScales: Float32Array | null,
-    upW: Uint16Array | Int8Array, upScales: Float32Array | null, downW: Uint16Array | Int8Array, downScales: Float32Array | null,
+    g: Float32Array, u: Float32Array, a: Float32Array, gateW: Uint16Array | Int8Array, gateScales: Uint16Array | null,
+    upW: Uint16Array | Int8Array, upScales: Uint16Array | null, downW: Uint16Array | Int8Array, downScales: Uint16Array | null,
     rows: number, hidden: number, ffn: number, eps: number, nextW: Float32Array | null, nextOut: Float32Array | null,
     nextRstd: Float32Array | null, nextEps: number,
   ): void;
