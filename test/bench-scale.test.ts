@@ -56,7 +56,7 @@ test('bench:scale on the tiny shape: every case in its own process, JSON and mar
   assert.deepEqual(model!.cases.map((c) => `${c.kind} ${c.dtype} ${c.status}`),
     ['teacher f32 ok', 'teacher bf16 ok', 'teacher int8 ok', 'supra f32 ok', 'supra bf16 ok', 'supra int8 ok']);
   for (const c of model!.cases.filter((x) => x.status === 'ok')) {
-    assert.ok(c.loadSeconds! >= 0 && c.maxRssBytes! > 0 && c.prefillTokensPerS! > 0 && c.decodeTokensPerS! > 0, JSON.stringify(c));
+    assert.ok(c.loadSeconds! >= 0 && c.maxRssBytes! > 0 && c.prefillTokensPerS! > 0 && c.decodeTokensPerS! > 0 && c.firstTokensPerS! > 0, JSON.stringify(c));
     assert.ok(Math.abs(c.percentOfBound! - (100 * c.decodeTokensPerS!) / c.boundTokensPerS!) < 1e-9);
     assert.ok(Math.abs(c.boundTokensPerS! - (report.bandwidth.bestGBPerS * 1e9) / c.weightBytesPerToken!) < 1e-6);
     // on native, decode beside the bandwidth read in the case's own process: the median round's percentage

@@ -52,6 +52,18 @@ const PAIRED_PASSES = 3;
 export const FAR_POSITION = 32768;
 /** Tokens decoded in a state of their own before any measure (see runScaleJob). */
 export const WARM_UP_TOKENS = 64;
+/**
+ * After any pause in decoding (the prompt's prefill, a bandwidth read), tokens decoded untimed before decode is
+ * timed again: SETTLE_TOKENS, or fewer once SETTLE_MS have passed. On the 2-core Xeon VM (2026-12-08, SmolLM-135M's
+ * SUPRA model at int8, 12 rounds averaged) the first tokens after a pause of 100 ms ran 13-20% slower, the next ones
+ * less, settling within ~16 tokens; a pause spent spinning in JS, asleep, or prefilling a prompt did it alike, so it
+ * is the machine (caches shared with its neighbours, clocks), not decoding's own work. Steady decoding is what
+ * llama-bench's tg figures time as well; the tokens right after the prompt are reported apart (firstTokensPerS).
+ */
+export const SETTLE_TOKENS = 16;
+const SETTLE_MS = 250;
+/** Tokens right after the prompt that firstTokensPerS times. */
+const FIRST_TOKENS = 4;
 
 /** What a child process is asked to do: one load-and-run case, or the linearization of a teacher. */
 export type ScaleJob =
@@ -78,8 +90,11 @@ export interface ScaleCase {
   /** Peak resident set of the child process, bytes. */
   maxRssBytes?: number;
   prefillTokensPerS?: number;
+  /** Steady decoding: the median token once SETTLE_TOKENS were decoded untimed after the prompt. */
   decodeMsPerToken?: number;
   decodeTokensPerS?: number;
+  /** The first FIRST_TOKENS tokens right after the prompt, as tokens/s (their mean). */
+  firstTokensPerS?: number;
   /** SUPRA only: decode tokens/s at position FAR_POSITION (the same figure means decoding is flat in context). */
   farDecodeTokensPerS?: number;
   /**
@@ -182,11 +197,23 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     const p0 = performance.now();
     model.step(ids(job.prefillTokens, 3), 1, job.prefillTokens, state, { lastOnly: true });
     const prefillTokensPerS = job.prefillTokens / ((performance.now() - p0) / 1000);
-    const times: number[] = [];
-    for (let t = 0; t < job.decodeTokens + 4; t++) {
+    const first: number[] = [];
+    for (let t = 0; t < FIRST_TOKENS; t++) {
       const s0 = performance.now();
       model.step(ids(1, t), 1, 1, state);
-      if (t >= 4) times.push(performance.now() - s0);
+      first.push(performance.now() - s0);
+    }
+    // untimed tokens after a pause in decoding (SETTLE_TOKENS says why), the first ones above counted among them
+    const settle = (already = 0) => {
+      const until = performance.now() + SETTLE_MS;
+      for (let t = already; t < SETTLE_TOKENS && performance.now() < until; t++) model.step(ids(1, t), 1, 1, state);
+    };
+    settle(FIRST_TOKENS);
+    const times: number[] = [];
+    for (let t = 0; t < job.decodeTokens; t++) {
+      const s0 = performance.now();
+      model.step(ids(1, t), 1, 1, state);
+      times.push(performance.now() - s0);
     }
     // A recurrent model's token split in two: the products of one step, recorded and replayed back to back on
     // the same buffers, against whole steps, alternating so that the machine's moves weigh on both alike.
@@ -212,10 +239,11 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
       state.position = FAR_POSITION;
       for (const layer of state.layers) layer.position = FAR_POSITION;
       const far: number[] = [];
-      for (let t = 0; t < job.decodeTokens + 4; t++) {
+      settle();
+      for (let t = 0; t < job.decodeTokens; t++) {
         const s0 = performance.now();
         model.step(ids(1, t), 1, 1, state);
-        if (t >= 4) far.push(performance.now() - s0);
+        far.push(performance.now() - s0);
       }
       farDecodeTokensPerS = 1000 / median(far);
     }
@@ -231,6 +259,7 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
         // best of PAIRED_PASSES: a buffer's first pass reads at half speed or less (its pages just committed)
         const gbs = Math.max(...read(job.pairedBandwidthBytes!, be.threads === 1 ? 1 : 2, PAIRED_PASSES).passes);
         const round: number[] = [];
+        settle();
         for (let t = 0; t < PAIRED_TOKENS; t++) {
           const s0 = performance.now();
           model.step(ids(1, t), 1, 1, state);
@@ -245,7 +274,8 @@ export function runScaleJob(job: ScaleJob): Record<string, unknown> {
     }
     state.free();
     return {
-      status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms, farDecodeTokensPerS, products,
+      status: 'ok', needBytes, loadSeconds, ...(model.recurrent ? { featureMaps: model.foldedForInference ? 'folded' as const : 'separate' as const } : {}), prefillTokensPerS, decodeMsPerToken: ms, decodeTokensPerS: 1000 / ms,
+      firstTokensPerS: (1000 * first.length) / first.reduce((a, b) => a + b, 0), farDecodeTokensPerS, products,
       weightBytesPerToken: bytesPerToken, backend: be.name, threads: be.threads, maxRssBytes, paired,
       cpuTuning: be.name === 'native' ? (be as NativeBackend).info().cpuTuning : undefined,
     };
@@ -296,12 +326,14 @@ export function scaleMarkdown(r: ScaleReport): string {
     (again ? `; again before each model's cases (it moves with the machine's neighbours): ${again} GB/s` : '') +
     `; the bound uses the best, ${r.bandwidth.bestGBPerS.toFixed(1)} GB/s.`);
   lines.push(`Random-weight BF16 teacher folders (scripts/random-model.mjs, seed ${r.settings.seed}), linearized by \`supra linearize\`; each case runs in its own process. ` +
-    `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, median of ${r.settings.decodeTokens} tokens after the prompt (and 4 more), once ${WARM_UP_TOKENS} tokens were decoded in a state of their own. ` +
+    `Prefill: ${r.settings.prefillTokens} tokens, batch 1. Decode: batch 1, steady, the median of ${r.settings.decodeTokens} tokens after the prompt once ${SETTLE_TOKENS} more were decoded untimed ` +
+    `(at most ${SETTLE_MS} ms of them; after a pause the machine decodes slower for a few tokens, see SETTLE_TOKENS in src/bench/scale.ts; the first ${FIRST_TOKENS} after the prompt are in scale.json as firstTokensPerS), ` +
+    `once ${WARM_UP_TOKENS} tokens were decoded in a state of their own. ` +
     `Decode at ${FAR_POSITION / 1024}k: SUPRA models only, the same measure with the state moved to position ${FAR_POSITION} (a fixed-size state costs the same anywhere; a teacher's cache would not). ` +
     'SUPRA models load as a user loads them: at bf16 and int8 their feature maps folded into q_proj and k_proj (the default), at f32 separate. ' +
     'Products alone: SUPRA models only, the matrix products of one decoded token recorded and replayed back to back, timed alternating with whole steps; the rest of a step is the work between them. ' +
     'Bound: bandwidth ÷ bytes of weights read per token (every matrix once, one embedding row unless tied). ' +
-    `Beside it (native): in the case's process, ${PAIRED_ROUNDS} rounds of a bandwidth measure (best of ${PAIRED_PASSES} passes) then ${PAIRED_TOKENS} decoded tokens, the median round's decode against that round's bound; ` +
+    `Beside it (native): in the case's process, ${PAIRED_ROUNDS} rounds of a bandwidth measure (best of ${PAIRED_PASSES} passes) then ${PAIRED_TOKENS} decoded tokens (after the settling ones), the median round's decode against that round's bound; ` +
     "the machine's neighbours move both measures, and adjacent ones move together.", '');
   lines.push('| model | parameters | teacher weights | linearize s | linearize peak RSS |', '|---|---:|---:|---:|---:|');
   for (const m of r.models) {
