@@ -48,7 +48,7 @@ test('a model whose parameters cannot fit the arena is refused before allocating
   // matrices in the arena (the wasm backend's place, or asked for): 4.10 GiB cannot fit its 4 GiB
   const e = errorOf(() => loadDecoder(dir, { place: 'arena' }));
   assert.match(e, new RegExp(`^supra: ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the model's 1\\.10 B parameters need 4\\.10 GiB with matrices in float32, more than the [\\d.]+ GiB free in the 4 GiB wasm32 arena`));
-  assert.match(e, /load it with dtype bf16 \(--dtype bf16; inference only\), which halves its matrices, or int8 \(--quantize int8\), which takes 0\.28 of them, or use a smaller model: the arena holds about 1\.0\d B parameters this way/);
+  assert.match(e, /load it with dtype bf16 \(--dtype bf16; inference only\), which halves its matrices, or int8 \(--quantize int8\), which takes 0\.27 of them, or use a smaller model: the arena holds about 1\.0\d B parameters this way/);
   // the wasm backend's message points to the native one, which keeps matrices outside the arena
   if (getBackend().heapWeights) assert.doesNotMatch(e, /--backend native/);
   else assert.match(e, /use the native backend \(--backend native, or SUPRA_BACKEND=native\), which keeps the matrices outside the arena/);
