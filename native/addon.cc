@@ -145,13 +145,20 @@ bool ReadF32(napi_env env, napi_value v, const char* name, F32View* out) {
   return true;
 }
 
+// Whether a JS exception is pending (a getter of an array the call reads threw): the call must return without
+// throwing another one, which napi would turn into a fatal error.
+bool ExceptionPending(napi_env env) {
+  bool pending = false;
+  return napi_is_exception_pending(env, &pending) == napi_ok && pending;
+}
+
 // An int8 weight's scales: bfloat16 bits.
 struct U16View {
   uint16_t* data;
   int64_t length; // in values
 };
 
-bool ReadScales(napi_env env, napi_value v, const char* name, U16View* out) {
+bool ReadScales(napi_env env, napi_value v, const std::string& name, U16View* out) {
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
@@ -819,7 +826,7 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
   F32View x, y;
   U16View scales;
   if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "n", &n) || !ReadDim(env, argv[2], "k", &k) ||
-      !ReadF32(env, argv[3], "x", &x) || !ReadScales(env, argv[5], "scales", &scales) || !ReadF32(env, argv[6], "y", &y)) {
+      !ReadF32(env, argv[3], "x", &x) || !ReadScales(env, argv[5], "gemmInt8: scales", &scales) || !ReadF32(env, argv[6], "y", &y)) {
     return nullptr;
   }
   napi_typedarray_type type;
@@ -898,7 +905,7 @@ bool ReadDecodeWeight(napi_env env, const char* fn, const std::string& which, na
   napi_typeof(env, scales, &scalesType);
   U16View scaleView{nullptr, 0};
   if (int8) {
-    if (!ReadScales(env, scales, "scales", &scaleView)) return false;
+    if (!ReadScales(env, scales, std::string(fn) + ": " + which + "scales", &scaleView)) return false;
   } else if (scalesType != napi_null) {
     return fail("a BF16 weight takes no scales (null)");
   }
@@ -927,8 +934,8 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
   int64_t m, k;
   F32View x;
   if (!ReadDim(env, argv[0], "m", &m) || !ReadDim(env, argv[1], "k", &k) || !ReadF32(env, argv[2], "x", &x)) return nullptr;
-  const auto fail = [&](const std::string& what) {
-    Napi::RangeError::New(env, std::string("supra native gemmShared: ") + what).ThrowAsJavaScriptException();
+  const auto fail = [&](const std::string& what) -> napi_value {
+    if (!ExceptionPending(env)) Napi::RangeError::New(env, std::string("supra native gemmShared: ") + what).ThrowAsJavaScriptException();
     return nullptr;
   };
 #ifndef SUPRA_X86
@@ -944,17 +951,25 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
       count == 0 || count > kMaxDecodeParts) {
     return fail("parts must be an array of 1 to " + std::to_string(kMaxDecodeParts) + " [w, scales, n, y] entries");
   }
-  DecodePart parts[kMaxDecodeParts];
+  // Every element first: reading one may run a getter, which must not run once a part's memory is taken.
+  napi_value fieldsOf[kMaxDecodeParts][4];
   for (uint32_t i = 0; i < count; i++) {
-    const std::string which = "part " + std::to_string(i) + ": ";
-    napi_value entry, fields[4];
+    napi_value entry;
     bool entryIsArray = false;
     uint32_t length = 0;
     if (napi_get_element(env, argv[3], i, &entry) != napi_ok || napi_is_array(env, entry, &entryIsArray) != napi_ok ||
         !entryIsArray || napi_get_array_length(env, entry, &length) != napi_ok || length != 4) {
-      return fail(which + "must be [w, scales, n, y]");
+      return fail("part " + std::to_string(i) + ": must be [w, scales, n, y]");
     }
-    for (uint32_t f = 0; f < 4; f++) napi_get_element(env, entry, f, &fields[f]);
+    for (uint32_t f = 0; f < 4; f++) {
+      if (napi_get_element(env, entry, f, &fieldsOf[i][f]) != napi_ok) return fail("part " + std::to_string(i) + ": must be [w, scales, n, y]");
+    }
+  }
+  DecodePart parts[kMaxDecodeParts];
+  DecodeWeight weights[kMaxDecodeParts];
+  for (uint32_t i = 0; i < count; i++) {
+    const std::string which = "part " + std::to_string(i) + ": ";
+    napi_value* fields = fieldsOf[i];
     int64_t n;
     F32View y;
     if (!ReadDim(env, fields[2], "n", &n) || !ReadF32(env, fields[3], "y", &y)) return nullptr;
@@ -965,7 +980,10 @@ napi_value GemmShared(napi_env env, napi_callback_info cbinfo) {
     if (Overlaps(y.data, m * n, x.data, m * k) || weight.Overlaps(y.data, m * n)) return fail(which + "y overlaps x, w or scales in memory");
     for (uint32_t j = 0; j < i; j++) {
       if (Overlaps(y.data, m * n, parts[j].y, m * parts[j].n)) return fail(which + "y overlaps another part's y");
+      if (weights[j].Overlaps(y.data, m * n)) return fail(which + "y overlaps part " + std::to_string(j) + "'s w or scales in memory");
+      if (weight.Overlaps(parts[j].y, m * parts[j].n)) return fail("part " + std::to_string(j) + ": y overlaps part " + std::to_string(i) + "'s w or scales in memory");
     }
+    weights[i] = weight;
     parts[i] = DecodePartAt(i == 0 ? 0 : parts[i - 1].endItem(), weight.w, weight.scales, y.data, static_cast<int>(n), static_cast<int>(k));
   }
   DecodeWork work(static_cast<int>(m), static_cast<int>(k), x.data, parts, static_cast<int>(count));
@@ -1086,7 +1104,7 @@ napi_value QuantizeInt8(napi_env env, napi_callback_info cbinfo) {
   F32View src;
   U16View scales;
   if (!ReadArgs(env, cbinfo, name, 5, argv) || !ReadF32(env, argv[0], "src", &src) || !ReadCount(env, argv[1], name, "from", 0, &from) ||
-      !ReadCount(env, argv[2], name, "cols", 1, &cols) || !ReadScales(env, argv[4], "scales", &scales)) {
+      !ReadCount(env, argv[2], name, "cols", 1, &cols) || !ReadScales(env, argv[4], "quantizeInt8: scales", &scales)) {
     return nullptr;
   }
   napi_typedarray_type type;
@@ -1104,6 +1122,15 @@ napi_value QuantizeInt8(napi_env env, napi_callback_info cbinfo) {
                                    ") are not whole blocks of a weight of " + std::to_string(total) + " values in rows of " +
                                    std::to_string(cols) + " with " + std::to_string(scales.length) + " scales")
         .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  // q and scales are written while src is read: no two of them may share memory
+  const char* qBytes = static_cast<const char*>(qData);
+  const char* sBytes = reinterpret_cast<const char*>(scales.data);
+  const int64_t scaleBytes = 2 * scales.length;
+  if (OverlapsBytes(src.data, n, qData, total) || OverlapsBytes(src.data, n, scales.data, scaleBytes) ||
+      (total > 0 && scaleBytes > 0 && qBytes < sBytes + scaleBytes && sBytes < qBytes + total)) {
+    Napi::RangeError::New(env, "supra native quantizeInt8: src, q and scales must not share memory").ThrowAsJavaScriptException();
     return nullptr;
   }
   napi_value result;
@@ -1857,10 +1884,17 @@ napi_value RangeKernelCall(napi_env env, napi_callback_info cbinfo) {
         .ThrowAsJavaScriptException();
     return nullptr;
   }
+  // Every element first: reading one may run a getter, which must not run once a span's memory is taken.
+  napi_value scalarValues[8], spanValues[5];
+  for (int i = 0; i < kernel->scalars; i++) {
+    if (napi_get_element(env, argv[2], i, &scalarValues[i]) != napi_ok) return nullptr; // a getter threw: its exception is pending
+  }
+  for (int i = 0; i < spanCount; i++) {
+    if (napi_get_element(env, argv[1], i, &spanValues[i]) != napi_ok) return nullptr;
+  }
   double scalars[8] = {0};
   for (int i = 0; i < kernel->scalars; i++) {
-    napi_value v;
-    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_double(env, v, &scalars[i]) != napi_ok) {
+    if (napi_get_value_double(env, scalarValues[i], &scalars[i]) != napi_ok) {
       Napi::TypeError::New(env, what() + "scalar " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
       return nullptr;
     }
@@ -1868,9 +1902,9 @@ napi_value RangeKernelCall(napi_env env, napi_callback_info cbinfo) {
   void* spans[5] = {nullptr};
   for (int i = 0; i < spanCount; i++) {
     const char* spanName = kernel->spans[i];
-    napi_value v;
+    napi_value v = spanValues[i];
     napi_valuetype type;
-    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_typeof(env, v, &type) != napi_ok) return nullptr;
+    if (napi_typeof(env, v, &type) != napi_ok) return nullptr;
     if (type == napi_null && (kernel->optional >> i & 1)) continue;
     const bool float64 = kernel->float64 >> i & 1;
     napi_typedarray_type arrayType;

@@ -258,6 +258,11 @@ test('int8 products: arrays off the arena, k = 0 and bad arguments', () => {
   assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales: scales.subarray(1), y }), /gemmInt8: scales has 41 (elements|values)/);
   assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales, y: y.subarray(1) }), /gemmInt8: y has 62 (elements|values)/);
   assert.throws(() => getBackend().gemmInt8({ m, n, k, x: x.subarray(1), w, scales, y }), /gemmInt8: x has 119 (elements|values)/);
+  // float32 scales (int8's before they became bfloat16) would be read as other bits: refused on either backend
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x, w, scales: new Float32Array(scales.length) as unknown as Uint16Array, y }), /gemmInt8: scales must be a Uint16Array/);
+  const floatScales = allocF32(scales.length); // in the arena, where the wasm kernel would read it in place
+  assert.throws(() => getBackend().gemmInt8({ m, n, k, x: xa, w: wa.data, scales: floatScales as unknown as Uint16Array, y: ya }), /gemmInt8: scales must be a Uint16Array/);
+  free(floatScales);
   for (const a of [xa, ya, deq]) free(a);
   freeInt8(wa);
 });

@@ -4,6 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1037,6 +1038,35 @@ test('gemmShared: BF16 and int8 parts read from one input, each the bits of its 
   assert.throws(() => (be as unknown as { gemmShared(m: number, k: number, x: Float32Array, p: unknown[]): boolean }).gemmShared(1, k, shared.subarray(0, k), [{ w: c, scales: null, n: 5, y: shared.subarray(k - 1) }]),
     /part 0: y overlaps x, w or scales in memory/);
   assert.throws(() => call([]), /parts must be an array of 1 to 16/);
+});
+
+test('the add-on refuses hostile arrays of arrays and shared memory without crashing: getters that throw, parts over each other, int8 scales of the wrong type', { skip }, () => {
+  // the add-on itself, as the backend loads it: getters only run on arrays the backend does not build
+  const addon = createRequire(import.meta.url)(backend().info().addonPath) as Record<string, (...a: unknown[]) => unknown>;
+  const k = 64, n = 4;
+  const w = new Int8Array(n * k), scales = new Uint16Array(n * 2).fill(0x3f80), x = new Float32Array(k);
+  const throwing = (entry: unknown[], index: number): unknown[] => {
+    Object.defineProperty(entry, index, { get() { throw new Error('a getter threw'); } });
+    return entry;
+  };
+  // a getter that throws: its error comes back, for every field and for the part itself
+  for (let f = 0; f < 4; f++) assert.throws(() => addon.gemmShared!(1, k, x, [throwing([w, scales, n, new Float32Array(n)], f)]), /a getter threw/);
+  assert.throws(() => addon.gemmShared!(1, k, x, throwing([[w, scales, n, new Float32Array(n)]], 0)), /a getter threw/);
+  assert.throws(() => addon.rangeKernel!('add', throwing([new Float32Array(4), new Float32Array(4), new Float32Array(4)], 1), [], 4, 4), /a getter threw/);
+  assert.throws(() => addon.rangeKernel!('addBias', [new Float32Array(4), new Float32Array(4)], throwing([4], 0), 4, 4), /a getter threw/);
+  // one part's y over another part's weight or scales, whichever comes first
+  const bytes = new ArrayBuffer(4 * 64);
+  const scalesInY = new Uint16Array(bytes, 0, n * 2), yOverScales = new Float32Array(bytes, 0, n);
+  assert.throws(() => addon.gemmShared!(1, k, x, [[w, scalesInY, n, new Float32Array(n)], [w, scales, n, yOverScales]]), /part 1: y overlaps part 0's w or scales in memory/);
+  assert.throws(() => addon.gemmShared!(1, k, x, [[w, scales, n, yOverScales], [w, scalesInY, n, new Float32Array(n)]]), /part 0: y overlaps part 1's w or scales in memory/);
+  // float32 scales (int8's before they became bfloat16) are refused, naming the call and the weight
+  assert.throws(() => addon.gemmInt8!(1, n, k, x, w, new Float32Array(n * 2), new Float32Array(n)), /gemmInt8: scales must be a Uint16Array \(bfloat16 scales\)/);
+  assert.throws(() => addon.gemmShared!(1, k, x, [[w, new Float32Array(n * 2), n, new Float32Array(n)]]), /gemmShared: part 0: scales must be a Uint16Array/);
+  // quantizing into memory it reads: refused
+  const shared = new ArrayBuffer(4 * 128);
+  assert.throws(() => addon.quantizeInt8!(new Float32Array(shared, 0, 64), 0, 64, new Int8Array(shared, 128, 64), new Uint16Array(2)), /src, q and scales must not share memory/);
+  assert.throws(() => addon.quantizeInt8!(new Float32Array(64), 0, 64, new Int8Array(shared, 0, 64), new Uint16Array(shared, 60, 2)), /src, q and scales must not share memory/);
+  assert.equal(addon.quantizeInt8!(new Float32Array(64).fill(1), 0, 64, new Int8Array(shared, 0, 64), new Uint16Array(shared, 64, 2)), -1);
 });
 
 // Children: OpenBLAS reads OPENBLAS_CORETYPE and thread settings once, at load.

@@ -30,6 +30,16 @@ function checkDim(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`supra: sgemm ${name} must be a non-negative integer, got ${v}`);
 }
 
+/**
+ * The operands of a product by a weight in a narrower type, each of the typed array the kernel reads: a wrong
+ * one (float32 scales, from before int8's became bfloat16) would be read as other bits, not refused.
+ */
+function checkWeightOperands(fn: string, operands: Record<string, [ArrayBufferView, new (...a: never[]) => ArrayBufferView]>): void {
+  for (const [name, [array, type]] of Object.entries(operands)) {
+    if (!(array instanceof type)) throw new TypeError(`supra: ${fn}: ${name} must be a ${type.name}, got ${(array as object | null)?.constructor?.name ?? typeof array}`);
+  }
+}
+
 /** Elements a strided batch of rows×cols matrices spans. */
 function extent(batch: number, stride: number, rows: number, cols: number, ld: number): number {
   if (rows === 0 || cols === 0) return 0;
@@ -128,6 +138,7 @@ export function gemmBf16Wasm(g: Bf16GemmArgs): void {
   checkDim('m', m);
   checkDim('n', n);
   checkDim('k', k);
+  checkWeightOperands('gemmBf16', { x: [g.x, Float32Array], w: [g.w, Uint16Array], y: [g.y, Float32Array] });
   if (m === 0 || n === 0) return;
   beginCall();
   const px = ptr(g.x, m * k, 'gemmBf16: x', 'in');
@@ -143,6 +154,7 @@ export function gemmInt8Wasm(g: Int8GemmArgs): void {
   checkDim('m', m);
   checkDim('n', n);
   checkDim('k', k);
+  checkWeightOperands('gemmInt8', { x: [g.x, Float32Array], w: [g.w, Int8Array], scales: [g.scales, Uint16Array], y: [g.y, Float32Array] });
   if (m === 0 || n === 0) return;
   beginCall();
   const px = ptr(g.x, m * k, 'gemmInt8: x', 'in');
