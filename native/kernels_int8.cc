@@ -1,7 +1,7 @@
 // The add-on's kernels for int8 weights (src/core/weights.ts, Int8GemmArgs in src/core/backend.ts): each
 // row of W, n x k, in blocks of kInt8Block values along k (the last one shorter when k is not a multiple),
-// block b of row j being scales[j * ceil(k / kInt8Block) + b] * q, the scale a bfloat16. Plain C++ on raw pointers, one thread per
-// call; addon.cc checks the arguments and shares the rows between threads.
+// block b of row j being scales[j * ceil(k / kInt8Block) + b] * q, the scale a bfloat16. Plain C++ on raw
+// pointers, one thread per call; addon.cc checks the arguments and shares the rows between threads.
 #include "kernels.h"
 
 #include <algorithm>
