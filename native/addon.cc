@@ -207,12 +207,12 @@ bool Overlaps(const float* p, int64_t np, const float* q, int64_t nq) {
   return p < q + nq && q < p + np;
 }
 
-// Whether np floats at p share memory with nq bytes at q.
-bool OverlapsBytes(const float* p, int64_t np, const void* q, int64_t nq) {
-  if (np == 0 || nq == 0) return false;
-  const char* a = reinterpret_cast<const char*>(p);
+// Whether pBytes bytes at p share memory with qBytes bytes at q (arrays of different element types).
+bool OverlapsBytes(const void* p, int64_t pBytes, const void* q, int64_t qBytes) {
+  if (pBytes == 0 || qBytes == 0) return false;
+  const char* a = static_cast<const char*>(p);
   const char* b = static_cast<const char*>(q);
-  return a < b + nq && b < a + 4 * np;
+  return a < b + qBytes && b < a + pBytes;
 }
 
 // Batched small products run on the add-on's kernel, on the widest vectors the CPU has (AVX-512, else AVX2);
@@ -770,10 +770,7 @@ napi_value GemmBf16(napi_env env, napi_callback_info cbinfo) {
     return nullptr;
   }
   if (m == 0 || n == 0) return nullptr;
-  const char* yBegin = reinterpret_cast<const char*>(y.data);
-  const char* yEnd = yBegin + 4 * m * n;
-  const char* wBegin = reinterpret_cast<const char*>(w);
-  if (Overlaps(y.data, m * n, x.data, m * k) || (yBegin < wBegin + 2 * n * k && wBegin < yEnd)) {
+  if (Overlaps(y.data, m * n, x.data, m * k) || OverlapsBytes(y.data, 4 * m * n, w, 2 * n * k)) {
     Napi::RangeError::New(env, "supra native gemmBf16: y overlaps x or w in memory").ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -844,11 +841,8 @@ napi_value GemmInt8(napi_env env, napi_callback_info cbinfo) {
     return nullptr;
   }
   if (m == 0 || n == 0) return nullptr;
-  const char* yBegin = reinterpret_cast<const char*>(y.data);
-  const char* yEnd = yBegin + 4 * m * n;
-  const char* wBegin = reinterpret_cast<const char*>(w);
-  if (Overlaps(y.data, m * n, x.data, m * k) || OverlapsBytes(y.data, m * n, scales.data, 2 * n * blocks) ||
-      (yBegin < wBegin + n * k && wBegin < yEnd)) {
+  if (Overlaps(y.data, m * n, x.data, m * k) || OverlapsBytes(y.data, 4 * m * n, scales.data, 2 * n * blocks) ||
+      OverlapsBytes(y.data, 4 * m * n, w, n * k)) {
     Napi::RangeError::New(env, "supra native gemmInt8: y overlaps x, w or scales in memory").ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -877,9 +871,7 @@ struct DecodeWeight {
   int64_t wBytes = 0, scaleCount = 0;
   // whether `floats` values at p share memory with the weight or its scales
   bool Overlaps(const float* p, int64_t floats) const {
-    const char* b = reinterpret_cast<const char*>(p);
-    const char* wb = static_cast<const char*>(w);
-    return (b < wb + wBytes && wb < b + 4 * floats) || (scales && OverlapsBytes(p, floats, scales, 2 * scaleCount));
+    return OverlapsBytes(p, 4 * floats, w, wBytes) || OverlapsBytes(p, 4 * floats, scales, 2 * scaleCount);
   }
 };
 
@@ -1125,11 +1117,9 @@ napi_value QuantizeInt8(napi_env env, napi_callback_info cbinfo) {
     return nullptr;
   }
   // q and scales are written while src is read: no two of them may share memory
-  const char* qBytes = static_cast<const char*>(qData);
-  const char* sBytes = reinterpret_cast<const char*>(scales.data);
   const int64_t scaleBytes = 2 * scales.length;
-  if (OverlapsBytes(src.data, n, qData, total) || OverlapsBytes(src.data, n, scales.data, scaleBytes) ||
-      (total > 0 && scaleBytes > 0 && qBytes < sBytes + scaleBytes && sBytes < qBytes + total)) {
+  if (OverlapsBytes(src.data, 4 * n, qData, total) || OverlapsBytes(src.data, 4 * n, scales.data, scaleBytes) ||
+      OverlapsBytes(qData, total, scales.data, scaleBytes)) {
     Napi::RangeError::New(env, "supra native quantizeInt8: src, q and scales must not share memory").ThrowAsJavaScriptException();
     return nullptr;
   }

@@ -226,14 +226,6 @@ export function int8BlocksPerRow(cols: number): number {
 const ROUND_MAGIC = 6755399441055744;
 const roundHalfEven = (v: number): number => v + ROUND_MAGIC - ROUND_MAGIC;
 
-/** A bfloat16's value (its bits the top half of a float32's). */
-const bf16Bits = new Uint32Array(1);
-const bf16Value = new Float32Array(bf16Bits.buffer);
-function bf16ToNumber(bits: number): number {
-  bf16Bits[0] = bits << 16;
-  return bf16Value[0]!;
-}
-
 /** out[0, count) = values [from, from + count) of an int8 weight: q · its block's scale, in float32. */
 function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: number, out: Float32Array): void {
   const { data, scales, cols } = w;
@@ -243,7 +235,7 @@ function int8ToFloat(w: Extract<Weight, { type: 'int8' }>, from: number, count: 
   let row = Math.floor(from / cols);
   let col = from - row * cols;
   for (let i = 0; i < count; i++) {
-    out[i] = data[from + i]! * bf16ToNumber(scales[row * blocks + ((col / INT8_BLOCK) | 0)]!);
+    out[i] = data[from + i]! * bf16ToF32(scales[row * blocks + ((col / INT8_BLOCK) | 0)]!);
     if (++col === cols) {
       col = 0;
       row++;
@@ -266,9 +258,9 @@ const notFinite = (v: number, index: number): RangeError => new RangeError(`supr
  */
 function int8Scale(amax: number): number {
   const quotient = amax / 127;
-  bf16Value[0] = quotient;
-  if (bf16Value[0]! < quotient) bf16Bits[0]! += 1; // the next float32 up (quotient > 0, below the largest)
-  const bits = bf16Bits[0]!;
+  scratchF32[0] = quotient; // (the scratch of the BF16 bits section below)
+  if (scratchF32[0]! < quotient) scratchU32[0]! += 1; // the next float32 up (quotient > 0, below the largest)
+  const bits = scratchU32[0]!;
   return (bits >>> 16) + ((bits & 0xffff) !== 0 ? 1 : 0);
 }
 
@@ -307,7 +299,7 @@ function int8FromFloat(src: Float32Array, w: Extract<Weight, { type: 'int8' }>, 
     scales[row * blocks + col / INT8_BLOCK] = scaleBits;
     if (scaleBits === 0) data.fill(0, start, stop);
     else {
-      const scale = bf16ToNumber(scaleBits);
+      const scale = bf16ToF32(scaleBits);
       for (let i = start; i < stop; i++) data[i] = roundHalfEven(Math.fround(src[i - from]! / scale));
     }
     start = stop;
@@ -364,6 +356,15 @@ export function weightBytes(type: WeightType, rows: number, cols: number): numbe
 
 // ---------------------------------------------------------------- bfloat16 bits
 // The one implementation of the BF16 conversions (io/dtype.ts re-exports them for the file readers).
+
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
+/** One bfloat16 bit pattern's value: its bits are the top half of a float32's. */
+export function bf16ToF32(b: number): number {
+  scratchU32[0] = (b & 0xffff) << 16;
+  return scratchF32[0]!;
+}
 
 /** bfloat16 is the top half of a float32: widening is a shift. */
 export function bf16ToF32Array(src: Uint16Array, dst: Uint32Array): void {

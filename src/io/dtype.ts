@@ -8,7 +8,7 @@
 import { f32BitsToBf16Bits } from '../core/weights.js';
 
 // The BF16 array conversions live with the weight types (core/weights.ts); the readers use them from here.
-export { bf16ToF32Array, f32BitsToBf16Bits, f32ToBf16Array } from '../core/weights.js';
+export { bf16ToF32, bf16ToF32Array, f32BitsToBf16Bits, f32ToBf16Array } from '../core/weights.js';
 
 /** Bits of one float32 <-> the float itself, through a shared 4-byte scratch. */
 const scratchF32 = new Float32Array(1);
@@ -58,12 +58,6 @@ export function f16ToF32Array(src: Uint16Array, dst: Uint32Array): void {
       dst[i] = f16BitsToF32Bits(h);
     }
   }
-}
-
-// ---- BF16 -> F32 ---------------------------------------------------------------------------
-
-export function bf16ToF32(b: number): number {
-  return bitsToF32((b & 0xffff) << 16);
 }
 
 // ---- F32 -> BF16 (round to nearest even) ---------------------------------------------------
